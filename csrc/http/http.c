@@ -1,0 +1,72 @@
+/* http component: llhttp glue, Tornado's request grammar, response writer, server.
+ *
+ * For now this file links llhttp and proves it works (llhttp_version(),
+ * _llhttp_selftest()); the server lands with the HTTP server issue.
+ */
+#include "state.h"
+
+#include <llhttp.h>
+
+static PyObject *
+llhttp_version(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return PyUnicode_FromFormat("%d.%d.%d", LLHTTP_VERSION_MAJOR,
+                                LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+}
+
+static int
+selftest_on_complete(llhttp_t *parser)
+{
+    *(int *)parser->data += 1;
+    return 0;
+}
+
+/* Parse one small request with a fresh llhttp parser; True if it completed. */
+static PyObject *
+llhttp_selftest(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    llhttp_settings_t settings;
+    llhttp_t parser;
+    int done = 0;
+    llhttp_settings_init(&settings);
+    settings.on_message_complete = selftest_on_complete;
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    parser.data = &done;
+    llhttp_errno_t err = llhttp_execute(&parser, req, sizeof(req) - 1);
+    if (err != HPE_OK) {
+        PyErr_Format(PyExc_RuntimeError, "llhttp: %s", llhttp_errno_name(err));
+        return NULL;
+    }
+    return PyBool_FromLong(done == 1);
+}
+
+static PyMethodDef http_methods[] = {
+    {"llhttp_version", llhttp_version, METH_NOARGS, "Version of the llhttp compiled in."},
+    {"_llhttp_selftest", llhttp_selftest, METH_NOARGS, "Parse one request with llhttp; True if it completed."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+tc_http_exec(PyObject *module, struct tc_state *st)
+{
+    (void)st;
+    return PyModule_AddFunctions(module, http_methods);
+}
+
+int
+tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
+{
+    (void)st;
+    (void)visit;
+    (void)arg;
+    return 0;
+}
+
+void
+tc_http_clear(struct tc_state *st)
+{
+    (void)st;
+}

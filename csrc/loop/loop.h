@@ -1,0 +1,94 @@
+/* loop component contract: the asyncio event loop on libuv.
+ *
+ * Other components (stream, http, websocket) include only this header.  What
+ * they may rely on:
+ *
+ *   - A tc_loop is the C object behind tornado_c.loop.EventLoop (the Python
+ *     class subclasses the heap type st->loop.Loop_type).  tc_loop_check()
+ *     tells whether an object is one.
+ *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
+ *     object is created, uv_loop_close()d and freed only when every handle on
+ *     it has gone through its close callback (EventLoop.close() / dealloc).
+ *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
+ *     libuv callback that may touch Python objects must start with
+ *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
+ *     about the GIL is needed.
+ *   - An exception raised by Python code called from a libuv callback is never
+ *     dropped: tc_loop_report_exception() hands it to the loop's exception
+ *     handler (as asyncio does) and clears it.
+ *   - tc_loop_call_soon() schedules a Python callable exactly as
+ *     loop.call_soon() does (same ordering, same contextvars handling).
+ *   - Handle bookkeeping: in a debug build (TC_DEBUG) every uv handle or
+ *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
+ *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback); the counts are
+ *     exposed to tests as tornado_c._core._debug_counts().
+ */
+#ifndef TC_LOOP_H
+#define TC_LOOP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <uv.h>
+
+struct tc_state;
+
+typedef struct tc_loop_state {
+    PyTypeObject *Loop_type;        /* tornado_c._core.Loop (base of EventLoop) */
+    /* the loop component adds its other types and interned names here */
+#ifdef TC_DEBUG
+    Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
+    Py_ssize_t live_requests;       /* uv requests started and not yet completed */
+#endif
+} tc_loop_state;
+
+typedef struct tc_loop {
+    PyObject_HEAD
+    uv_loop_t *uv;                  /* owned, see above */
+    struct tc_state *st;            /* borrowed: the type holds the module */
+    PyThreadState *released;        /* non-NULL while the GIL is released */
+    /* private fields of the loop component follow; other components must
+     * not touch them */
+} tc_loop;
+
+/* Re-take the GIL if the loop released it around the poll. */
+#define TC_LOOP_ENTER(loop)                                  \
+    do {                                                     \
+        if ((loop)->released != NULL) {                      \
+            PyThreadState *ts_ = (loop)->released;           \
+            (loop)->released = NULL;                         \
+            PyEval_RestoreThread(ts_);                       \
+        }                                                    \
+    } while (0)
+
+#ifdef TC_DEBUG
+#define TC_LOOP_HANDLE_OPENED(st) ((st)->loop.live_handles++)
+#define TC_LOOP_HANDLE_CLOSED(st) ((st)->loop.live_handles--)
+#define TC_LOOP_REQUEST_STARTED(st) ((st)->loop.live_requests++)
+#define TC_LOOP_REQUEST_DONE(st) ((st)->loop.live_requests--)
+#else
+#define TC_LOOP_HANDLE_OPENED(st) ((void)0)
+#define TC_LOOP_HANDLE_CLOSED(st) ((void)0)
+#define TC_LOOP_REQUEST_STARTED(st) ((void)0)
+#define TC_LOOP_REQUEST_DONE(st) ((void)0)
+#endif
+
+/* 1 if `obj` is a tc_loop (or a subclass instance), else 0.  Never fails. */
+int tc_loop_check(struct tc_state *st, PyObject *obj);
+
+/* Hand the current exception to loop.call_exception_handler() with
+ * {'message': message, 'exception': exc, **extra} and clear it.  `extra` is a
+ * borrowed dict or NULL. */
+void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra);
+
+/* loop.call_soon(callback, *args, context=context): returns a new reference to
+ * the Handle, or NULL with an exception set.  `args` are borrowed;
+ * `context` is borrowed or NULL for the current context. */
+PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
+                            PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *context);
+
+int tc_loop_exec(PyObject *module, struct tc_state *st);
+int tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg);
+void tc_loop_clear(struct tc_state *st);
+
+#endif /* TC_LOOP_H */

@@ -1,0 +1,163 @@
+"""Build the single C extension ``tornado_c._core``.
+
+libuv and llhttp come from the system, never from this repository:
+
+* libuv: ``pkg-config libuv`` (Debian package ``libuv1-dev``).
+* llhttp: ``pkg-config libllhttp`` when the system ships it; otherwise the
+  distribution's sources (Debian ``node-llhttp``: ``/usr/share/llhttp/*.c`` and
+  ``/usr/share/include/llhttp/llhttp.h``) compiled into a static helper library.
+  ``TORNADO_C_LLHTTP_SRC=/path`` points at another llhttp source tree (a folder
+  holding ``llhttp.h`` and ``api.c``/``http.c``/``llhttp.c``, or llhttp's own
+  ``include/`` + ``src/`` layout).
+
+Build variants (environment variables read at build time):
+
+* ``TORNADO_C_DEBUG=1``: ``-O0 -g`` and ``TC_DEBUG`` (live handle counters).
+* ``TORNADO_C_ASAN=1``: like DEBUG plus AddressSanitizer/UBSan.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fail(msg):
+    sys.stderr.write("\ntornado_c build error: %s\n\n" % msg)
+    raise SystemExit("tornado_c build error: " + msg)
+
+
+def pkg_config(name, *flags):
+    if shutil.which("pkg-config") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["pkg-config", *flags, name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except subprocess.CalledProcessError:
+        return None
+    return out.split()
+
+
+def find_libuv():
+    if shutil.which("pkg-config") is None:
+        fail("pkg-config not found: install the Debian package 'pkg-config' "
+             "(apt-get install pkg-config libuv1-dev)")
+    cflags = pkg_config("libuv", "--cflags")
+    libs = pkg_config("libuv", "--libs")
+    if cflags is None or libs is None:
+        fail("libuv not found by pkg-config: install the Debian package "
+             "'libuv1-dev' (apt-get install libuv1-dev)")
+    version = pkg_config("libuv", "--modversion")
+    major, minor = (int(x) for x in version[0].split(".")[:2])
+    if (major, minor) < (1, 40):
+        fail("libuv %s is too old; tornado_c needs libuv >= 1.40 "
+             "(Debian package 'libuv1-dev')" % version[0])
+    return cflags, libs
+
+
+def find_llhttp():
+    """Return (include_dirs, extra_link_args, static_library_or_None)."""
+    override = os.environ.get("TORNADO_C_LLHTTP_SRC")
+    if override:
+        return llhttp_from_sources(override, "TORNADO_C_LLHTTP_SRC=" + override)
+    cflags = pkg_config("libllhttp", "--cflags")
+    libs = pkg_config("libllhttp", "--libs")
+    if cflags is not None and libs is not None:
+        incs = [f[2:] for f in cflags if f.startswith("-I")]
+        return incs, libs, None
+    if os.path.isdir("/usr/share/llhttp"):
+        return llhttp_from_sources("/usr/share/llhttp", "Debian node-llhttp")
+    fail("llhttp not found: install the Debian package 'node-llhttp' "
+         "(apt-get install node-llhttp), or a distribution package that ships "
+         "pkg-config 'libllhttp', or set TORNADO_C_LLHTTP_SRC to an llhttp "
+         "source tree")
+
+
+def llhttp_from_sources(root, what):
+    root = os.path.abspath(root)
+    src_dirs = [root, os.path.join(root, "src")]
+    inc_dirs = [
+        root,
+        os.path.join(root, "include"),
+        os.path.join(os.path.dirname(os.path.dirname(root)), "share", "include", "llhttp"),
+        "/usr/share/include/llhttp",
+    ]
+    sources = []
+    for d in src_dirs:
+        found = [os.path.join(d, n) for n in ("api.c", "http.c", "llhttp.c")]
+        if all(os.path.isfile(f) for f in found):
+            sources = found
+            break
+    if not sources:
+        fail("llhttp sources (api.c, http.c, llhttp.c) not found in %s (%s): "
+             "install the Debian package 'node-llhttp' or fix "
+             "TORNADO_C_LLHTTP_SRC" % (root, what))
+    inc = next((d for d in inc_dirs if os.path.isfile(os.path.join(d, "llhttp.h"))), None)
+    if inc is None:
+        fail("llhttp.h not found for %s (%s): install the Debian package "
+             "'node-llhttp'" % (root, what))
+    lib = (
+        "tc_llhttp",
+        {
+            "sources": sources,
+            "include_dirs": [inc],
+            # llhttp's generated code is not ours to hold to -Werror.
+            "cflags": ["-O2", "-fPIC", "-w"],
+        },
+    )
+    return [inc], [], lib
+
+
+def main():
+    uv_cflags, uv_libs = find_libuv()
+    ll_incs, ll_libs, ll_static = find_llhttp()
+
+    debug = os.environ.get("TORNADO_C_DEBUG") == "1"
+    asan = os.environ.get("TORNADO_C_ASAN") == "1"
+    cflags = ["-std=gnu11", "-Wall", "-Wextra", "-Werror",
+              "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
+    ldflags = []
+    macros = []
+    if debug or asan:
+        cflags += ["-O0", "-g", "-UNDEBUG"]
+        macros.append(("TC_DEBUG", "1"))
+    else:
+        cflags += ["-O2"]
+    if asan:
+        cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+        ldflags += ["-fsanitize=address,undefined"]
+
+    sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c"))
+    include_dirs = ["csrc"] + ll_incs + [f[2:] for f in uv_cflags if f.startswith("-I")]
+    libs = [f[2:] for f in uv_libs if f.startswith("-l")]
+    lib_dirs = [f[2:] for f in uv_libs if f.startswith("-L")]
+    libs += [f[2:] for f in ll_libs if f.startswith("-l")]
+    lib_dirs += [f[2:] for f in ll_libs if f.startswith("-L")]
+
+    ext = Extension(
+        "tornado_c._core",
+        sources=sources,
+        include_dirs=include_dirs,
+        libraries=libs,
+        library_dirs=lib_dirs,
+        define_macros=macros,
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
+        depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*/*.h")),
+    )
+    setup(
+        ext_modules=[ext],
+        libraries=[ll_static] if ll_static else [],
+    )
+
+
+main()

@@ -1,0 +1,64 @@
+"""tornado_c: drop-in C acceleration for Tornado.
+
+Use one of::
+
+    python -m tornado_c app.py [args]
+    python -m tornado_c -m pkg.module [args]
+
+or call ``tornado_c.install()`` before the application starts its server.
+``TORNADO_C_DISABLE=loop,http,web,websocket`` (any subset, or ``all``) turns
+components off so a problem can be isolated.
+"""
+
+from tornado_c import _core
+from tornado_c._switch import active, components, disabled_from_env, install, uninstall
+
+__version__ = _core.__version__
+
+__all__ = [
+    "install",
+    "uninstall",
+    "active",
+    "components",
+    "disabled_from_env",
+    "versions",
+    "info",
+]
+
+
+def versions():
+    """Versions of everything tornado_c runs on."""
+    import tornado
+
+    return {
+        "tornado_c": __version__,
+        "tornado": tornado.version,
+        "libuv": _core.libuv_version(),
+        "llhttp": _core.llhttp_version(),
+        "debug_build": bool(_core.DEBUG_BUILD),
+    }
+
+
+def info():
+    """A human-readable report of versions and component states."""
+    lines = ["tornado_c %s" % __version__]
+    for key, value in versions().items():
+        if key != "tornado_c":
+            lines.append("  %-12s %s" % (key, value))
+    try:
+        off = disabled_from_env()
+    except ValueError as exc:
+        off = set()
+        lines.append("  warning: %s" % exc)
+    lines.append("components:")
+    for name, comp in components().items():
+        if comp.active:
+            state = "active"
+        elif not comp.available:
+            state = "not in C yet (upstream Python used)"
+        elif name in off:
+            state = "disabled by TORNADO_C_DISABLE"
+        else:
+            state = "available, not installed"
+        lines.append("  %-10s %-38s %s" % (name, state, comp.what))
+    return "\n".join(lines)
