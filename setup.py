@@ -29,7 +29,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fail(msg):
-    sys.stderr.write("\ntornado_c build error: %s\n\n" % msg)
     raise SystemExit("tornado_c build error: " + msg)
 
 
