@@ -288,7 +288,7 @@ unsatisfiable(tc_http_parser *p, const char *delim_repr, uint64_t max)
 }
 
 /* %r of re.compile(b"\r?\n\r?\n") and of b"\r\n" */
-#define HEAD_DELIM_REPR "re.compile(b'\\\\r?\\\\n\\\\r?\\\\n')"
+#define HEAD_DELIM_REPR "re.compile(b'\\r?\\n\\r?\\n')"
 #define CHUNK_DELIM_REPR "b'\\r\\n'"
 
 /* ----------------------------------------------------------- lifecycle */
