@@ -539,9 +539,21 @@ rw_write_headers(RespWriterObject *self, PyObject *args, PyObject *kwds)
             } else {
                 PyErr_Clear();
             }
-            /* name/value stay NULL: "could not be encoded" */
-            Py_INCREF(Py_None);
-            PyList_SET_ITEM(encoded, i, Py_None);
+            /* value stays NULL: "could not be encoded".  The name alone may
+             * be fine (a replaced Connection line is written with it). */
+            PyObject *nb = PyUnicode_AsLatin1String(name);
+            if (nb == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                    goto fail;
+                }
+                PyErr_Clear();
+                Py_INCREF(Py_None);
+                PyList_SET_ITEM(encoded, i, Py_None);
+                continue;
+            }
+            PyList_SET_ITEM(encoded, i, nb); /* steals nb */
+            hdrs[i].name.p = PyBytes_AS_STRING(nb);
+            hdrs[i].name.len = (size_t)PyBytes_GET_SIZE(nb);
             continue;
         }
         PyList_SET_ITEM(encoded, i, b); /* steals b */

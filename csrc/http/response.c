@@ -186,6 +186,15 @@ tc_http_write_headers(tc_http_writer *w, int code, const char *reason, size_t re
             if (!ieq(headers[i].name.p, headers[i].name.len, "content-length")) {
                 continue;
             }
+            if (headers[i].value.p == NULL) {
+                /* Not latin-1: upstream's parse_int raises ValueError with
+                 * the text; we report the encoding error of that line
+                 * (the C server passes bytes, so only the Python wrapper
+                 * can get here). */
+                tc_http_buf_free(&cl);
+                w->error_index = i;
+                return TC_HTTP_WERR_ENCODE;
+            }
             if ((!first && tc_http_buf_append(&cl, ",", 1) < 0) ||
                 (headers[i].value.p &&
                  tc_http_buf_append(&cl, headers[i].value.p, headers[i].value.len) < 0)) {
