@@ -29,8 +29,18 @@
  *  - all other errors are HTTPInputError: logged "Malformed HTTP message from
  *    %s: %s", answered "HTTP/1.1 400 Bad Request\r\n\r\n", connection closed.
  *
- * Where upstream is looser than safe we are stricter; each case is listed at
- * the code that does it and tested (tests/test_http_parser.py, "stricter").
+ * Where upstream is unsafe we would be stricter.  In tornado 6.6.1 no such
+ * case is left in the request path: the CRLF after chunk data, once an
+ * `assert` (gone under python -O), is a real check ("improperly terminated
+ * chunk"), and this parser makes it unconditionally, so python -O changes
+ * nothing here.  One server-level oddity is NOT a parser matter but worth
+ * knowing for the server: after a response that closes the connection,
+ * upstream's loop still parses requests that were already buffered (their
+ * errors are logged, their responses never sent); tests/http_corpus/
+ * harness.py models it ("late" logs).
+ *
+ * Not covered: Tornado 6.5's grammar (which still joined obs-fold lines);
+ * this is 6.6's.
  */
 #ifndef TC_HTTP_PARSER_H
 #define TC_HTTP_PARSER_H
@@ -172,9 +182,10 @@ tc_http_status tc_http_parser_execute(tc_http_parser *p, const char *data,
                                       size_t len, size_t *consumed);
 void tc_http_parser_pause(tc_http_parser *p);
 void tc_http_parser_resume(tc_http_parser *p);
-/* True between the first byte of a message (excluding blank lines? no:
- * including everything) and its completion: EOF here means an incomplete
- * message (upstream: StreamClosedError, closed quietly). */
+/* True from the first byte of a message (blank lines before a request
+ * count) until its completion.  EOF while true means an incomplete message:
+ * upstream closes quietly (StreamClosedError), calling the delegate's
+ * on_connection_close() if the head had been delivered. */
 int tc_http_parser_in_message(const tc_http_parser *p);
 
 /* Python repr() of a latin-1 str / of a bytes object, appended to a malloc'd
@@ -192,10 +203,19 @@ typedef struct tc_http_buf {
 int tc_http_buf_append(tc_http_buf *b, const char *s, size_t n);
 void tc_http_buf_free(tc_http_buf *b);
 
-/* One response header line as it will be written (latin-1 bytes).  A NULL
- * value.p with value.len == 0 marks a line the caller could not encode to
- * latin-1: write_headers then stops with TC_HTTP_WERR_ENCODE at that index,
- * after the checks upstream makes before encoding. */
+/* Response writer.  Response headers are tc_http_header pairs (latin-1
+ * bytes) in HTTPHeaders.get_all() order.  A NULL value.p marks a line the
+ * caller could not encode to latin-1 (name.p may still be set when the name
+ * alone encodes): write_headers then stops with TC_HTTP_WERR_ENCODE and
+ * error_index = that pair, at the point upstream's encode would raise (after
+ * the Content-Length check; never for a Connection / Transfer-Encoding line
+ * that write_headers replaces).  The reason phrase is UTF-8 (utf8() of the
+ * status line).  On any error nothing is appended to `out`.
+ *
+ * Upstream also assigns headers["Connection"] / ["Transfer-Encoding"] in the
+ * caller's HTTPHeaders object; a server that exposes that object afterwards
+ * must do the same (values: "close" / "Keep-Alive", "chunked" when
+ * w->chunking). */
 typedef struct tc_http_writer {
     /* request facts (set before write_headers) */
     const char *req_method; size_t req_method_len;
