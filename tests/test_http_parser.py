@@ -347,22 +347,19 @@ def test_corpus_is_big_enough():
 def test_differential_corpus():
     cases = load_cases()
     results, _, unsat = harness.run_corpus(cases, server_class=_server_class())
-    mismatches = []
-    predicted_unsat = []
-    for case, r in zip(cases, results):
-        out, logs, late, un = harness.predict(case)
-        predicted_unsat += un
-        obs = r["malformed_logs"]
-        ok = (out == r["outcome"] and obs[:len(logs)] == logs
-              and obs[len(logs):] == late[:len(obs) - len(logs)])
-        if not ok:
-            mismatches.append((case["name"], r["outcome"], obs, out, logs))
-    assert mismatches == []
-    assert sorted(unsat) == sorted(predicted_unsat)
+    assert harness.compare(cases, results, unsat) == []
     # the corpus exercises all verdicts
     verdicts = {item[0] for r in results for item in r["outcome"]}
     assert {"resp", "400", "100"} <= verdicts
     assert any(not r["outcome"] for r in results)  # closed without a response
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_differential_mutants(seed):
+    # 1500 seeded random mutants of the corpus, same comparison.
+    cases = harness.mutate(load_cases(), 1500, seed)
+    results, _, unsat = harness.run_corpus(cases, server_class=_server_class())
+    assert harness.compare(cases, results, unsat) == []
 
 
 # ------------------------------------------------------------ (c) splitting
@@ -405,6 +402,17 @@ def test_every_split_point_small_header_limit(data):
     whole = events_for([data], max_header_size=48)
     for i in range(len(data) + 1):
         assert events_for([data[:i], data[i:]], max_header_size=48) == whole, i
+
+
+def test_corpus_byte_at_a_time():
+    # Every corpus case fed one byte at a time (and in 7-byte pieces) gives
+    # the events of one feed.
+    for case in load_cases():
+        data = case["raw"].encode("latin1")
+        kw = {k: v for k, v in case["server"].items()}
+        whole = events_for([data], **kw)
+        assert events_for([data[i:i + 1] for i in range(len(data))], **kw) == whole, case["name"]
+        assert events_for([data[i:i + 7] for i in range(0, len(data), 7)], **kw) == whole
 
 
 def test_split_three_ways():

@@ -192,10 +192,11 @@ def feed_all(p, raw):
 def predict(case, parser_class=None):
     """The outcome the C parser implies.
 
-    Returns (outcome, logs, late_logs, unsatisfiable): logs are the
-    "Malformed HTTP message" texts that must be logged; late_logs those of
-    requests after a closing one, which upstream logs only if they were
-    already buffered when the connection closed (timing)."""
+    Returns (outcome, logs, late_logs, unsatisfiable, late_unsatisfiable):
+    logs are the "Malformed HTTP message" texts that must be logged;
+    late_logs those of requests after a closing one, which upstream logs
+    only if they were already buffered when the connection closed (timing);
+    the same split for "Unsatisfiable read" texts."""
     from tornado_c import _core
 
     parser_class = parser_class or _core.HTTPRequestParser
@@ -213,6 +214,7 @@ def predict(case, parser_class=None):
     logs = []
     late = []
     unsat = []
+    late_unsat = []
     cur = None
     closed = False
 
@@ -235,7 +237,7 @@ def predict(case, parser_class=None):
             except httputil.HTTPInputError as e:
                 emit(("400",))
                 (late if closed else logs).append(str(e))
-                break
+                return out, logs, late, unsat, late_unsat
             cur = [method, target, version, b"", keep_alive]
             if expect:
                 emit(("100",))
@@ -255,6 +257,63 @@ def predict(case, parser_class=None):
             if ev[1] == "400":
                 emit(("400",))
                 (late if closed else logs).append(ev[2])
-            elif not closed:
-                unsat.append("Unsatisfiable read, closing connection: " + ev[2])
-    return out, logs, late, unsat
+            else:
+                text = "Unsatisfiable read, closing connection: " + ev[2]
+                (late_unsat if closed else unsat).append(text)
+    return out, logs, late, unsat, late_unsat
+
+
+def compare(cases, results, unsat_logged, parser_class=None):
+    """Mismatches between observed results and the parser's predictions."""
+    import collections
+
+    mismatches = []
+    need = collections.Counter()
+    may = collections.Counter()
+    for case, r in zip(cases, results):
+        out, logs, late, unsat, late_unsat = predict(case, parser_class)
+        need.update(unsat)
+        may.update(late_unsat)
+        obs = r["malformed_logs"]
+        ok = (out == r["outcome"] and obs[:len(logs)] == logs
+              and obs[len(logs):] == late[:len(obs) - len(logs)])
+        if not ok:
+            mismatches.append((case["name"], case["raw"][:200], r["outcome"], obs, out, logs))
+    got = collections.Counter(unsat_logged)
+    if got - need - may or need - got:
+        mismatches.append(("unsatisfiable logs", dict(got), dict(need), dict(may)))
+    return mismatches
+
+
+MUTATION_TOKENS = [
+    "\r", "\n", "\r\n", " ", "\t", ":", ",", "0", "\x00", "\xa0", "chunked", "5", "f", ";",
+    "\r\n\r\n", "HTTP/1.0", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n",
+    "Connection: keep-alive\r\n", "Expect: 100-continue\r\n",
+]
+
+
+def mutate(cases, count, seed):
+    """Deterministic random mutants of cases (insert a token, delete, replace
+    a byte, duplicate a slice), 1-3 edits each."""
+    import random
+
+    rnd = random.Random(seed)
+    base = [c for c in cases if "byte 0x" not in c["name"]]
+    out = []
+    for i in range(count):
+        c = rnd.choice(base)
+        raw = c["raw"]
+        for _ in range(rnd.randint(1, 3)):
+            k = rnd.randint(0, len(raw))
+            op = rnd.random()
+            if op < 0.4:
+                raw = raw[:k] + rnd.choice(MUTATION_TOKENS) + raw[k:]
+            elif op < 0.7:
+                raw = raw[:k] + raw[k + rnd.randint(1, 4):]
+            elif op < 0.85:
+                raw = raw[:k] + chr(rnd.randint(0, 255)) + raw[k + 1:]
+            else:
+                j = rnd.randint(0, len(raw))
+                raw = raw[:k] + raw[min(k, j):max(k, j)] + raw[k:]
+        out.append({"name": "%s / mutant %d" % (c["name"], i), "raw": raw, "server": c["server"]})
+    return out
