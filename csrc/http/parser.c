@@ -143,28 +143,54 @@ tc_http_repr_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n
 
 /* ------------------------------------------------------- character classes */
 
-/* _ABNF.tchar: [!#$%&'*+\-.^_`|~0-9A-Za-z] */
+/* Character classes, one table lookup each:
+ *   1: _ABNF.tchar  [!#$%&'*+\-.^_`|~0-9A-Za-z]
+ *   2: _ABNF.field_vchar  VCHAR / obs-text = [\x21-\x7E\x80-\xFF]
+ *   4: allowed inside a field value: field_vchar, SP, HT */
+#define C_TCHAR 1
+#define C_VCHAR 2
+#define C_VALUE 4
+static const unsigned char cclass[256] = {
+#define V (C_VCHAR | C_VALUE)
+#define T (C_TCHAR | C_VCHAR | C_VALUE)
+    /* 0x00-0x1f: only HT (0x09) is allowed in values */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, C_VALUE, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* SP ! " # $ % & ' ( ) * + , - . / */
+    C_VALUE, T, V, T, T, T, T, T, V, V, T, T, V, T, T, V,
+    /* 0-9 : ; < = > ? */
+    T, T, T, T, T, T, T, T, T, T, V, V, V, V, V, V,
+    /* @ A-O */
+    V, T, T, T, T, T, T, T, T, T, T, T, T, T, T, T,
+    /* P-Z [ \ ] ^ _ */
+    T, T, T, T, T, T, T, T, T, T, T, V, V, V, T, T,
+    /* ` a-o */
+    T, T, T, T, T, T, T, T, T, T, T, T, T, T, T, T,
+    /* p-z { | } ~ DEL */
+    T, T, T, T, T, T, T, T, T, T, T, V, T, V, T, 0,
+    /* 0x80-0xff: obs-text */
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+    V, V, V, V, V, V, V, V, V, V, V, V, V, V, V, V,
+#undef V
+#undef T
+};
+
 static int
 is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-        return 1;
-    }
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-        return 1;
-    default:
-        return 0;
-    }
+    return cclass[c] & C_TCHAR;
 }
 
-/* _ABNF.field_vchar: VCHAR / obs-text = [\x21-\x7E\x80-\xFF] */
 static int
 is_vchar(unsigned char c)
 {
-    return (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+    return cclass[c] & C_VCHAR;
 }
 
 static int
@@ -389,6 +415,33 @@ combined(const tc_http_header *h, size_t n, const char *name, char **out, size_t
     return found;
 }
 
+/* Like combined(), without a copy when the name occurs once: *view points
+ * at the value (or at *buf, malloc'd, which the caller frees). */
+static int
+combined_view(const tc_http_header *h, size_t n, const char *name, const char **view,
+              size_t *len, char **buf)
+{
+    size_t count = 0, at = 0;
+    *buf = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (lower_equals(h[i].name.p, h[i].name.len, name)) {
+            count++;
+            at = i;
+        }
+    }
+    if (count == 0) {
+        return 0;
+    }
+    if (count == 1) {
+        *view = h[at].value.p;
+        *len = h[at].value.len;
+        return 1;
+    }
+    int r = combined(h, n, name, buf, len);
+    *view = *buf;
+    return r;
+}
+
 static int
 push_header(tc_http_parser *p, size_t *n, const char *name, size_t nlen,
             const char *value, size_t vlen)
@@ -453,7 +506,7 @@ parse_header_line(tc_http_parser *p, const char *s, size_t n, size_t *nh)
      * is what rejects NUL, other controls, DEL and a bare CR inside a line. */
     for (size_t i = 0; i < vlen; i++) {
         unsigned char c = (unsigned char)v[i];
-        if (!(is_vchar(c) || c == ' ' || c == '\t')) {
+        if (!(cclass[c] & C_VALUE)) {
             return fail_msg(p, TC_HTTP_ERR_BAD_REQUEST, "Invalid header value ", v, vlen, 1);
         }
     }
@@ -544,23 +597,24 @@ process_head(tc_http_parser *p, const char *h, size_t n)
     head.nheaders = nh;
 
     /* Values needed now (Connection, Expect) and later (CL, TE). */
-    char *conn = NULL, *expect = NULL;
+    char *conn_buf = NULL, *expect_buf = NULL;
+    const char *conn = NULL, *expect = NULL;
     size_t conn_len = 0, expect_len = 0;
-    int has_conn = combined(p->hdrs, nh, "connection", &conn, &conn_len);
-    int has_expect = combined(p->hdrs, nh, "expect", &expect, &expect_len);
+    int has_conn = combined_view(p->hdrs, nh, "connection", &conn, &conn_len, &conn_buf);
+    int has_expect = combined_view(p->hdrs, nh, "expect", &expect, &expect_len, &expect_buf);
     p->has_cl = combined(p->hdrs, nh, "content-length", &p->cl_value, &p->cl_len);
     p->has_te = combined(p->hdrs, nh, "transfer-encoding", &p->te_value, &p->te_len);
     if (has_conn < 0 || has_expect < 0 || p->has_cl < 0 || p->has_te < 0) {
-        free(conn);
-        free(expect);
+        free(conn_buf);
+        free(expect_buf);
         return nomem(p);
     }
     head.expect_continue = has_expect && expect_len == 12 &&
                            memcmp(expect, "100-continue", 12) == 0;
     head.connection_keep_alive = has_conn && lower_equals(conn, conn_len, "keep-alive");
     int conn_close = has_conn && lower_equals(conn, conn_len, "close");
-    free(conn);
-    free(expect);
+    free(conn_buf);
+    free(expect_buf);
 
     /* _can_keep_alive */
     if (p->no_keep_alive) {
