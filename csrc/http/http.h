@@ -14,6 +14,25 @@
  *     finish for a server response, with upstream's errors.
  * The Python wrappers (for tests) are _core.HTTPRequestParser and
  * _core.HTTPResponseWriter (http_py.c).
+ *
+ * Notes for the server built on it (what HTTP1Connection does around the
+ * grammar; the parser reports, the server acts):
+ *  - on_headers: build RequestStartLine / HTTPHeaders (add() each pair in
+ *    order; spans are valid only during the callback) and call
+ *    delegate.headers_received(); return 1 to pause while it is async, and
+ *    set max_body_size (set_max_body_size) before resuming: the framing
+ *    checks run only after the resume.  Then, if head->expect_continue and
+ *    the response is not finished, write "HTTP/1.1 100 (Continue)
+
+".
+ *  - an error after on_headers must also call delegate.on_connection_close();
+ *    an error before it (including HTTP/1.0 "Unsupported Transfer-Encoding",
+ *    raised by _can_keep_alive) must not.
+ *  - content_length_rewrite: set headers["Content-Length"] to it.
+ *  - on_message_complete: return 1 (pause) until the response is flushed;
+ *    close instead of resuming when !keep_alive (or the app finished early).
+ *  - TC_HTTP_ERR_BAD_REQUEST / _UNSATISFIABLE: see parser.h for the log line
+ *    and whether "HTTP/1.1 400 Bad Request\r\n\r\n" is written.
  */
 #ifndef TC_HTTP_H
 #define TC_HTTP_H
