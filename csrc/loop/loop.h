@@ -35,6 +35,18 @@ struct tc_state;
 typedef struct tc_loop_state {
     PyTypeObject *Loop_type;        /* tornado_c._core.Loop (base of EventLoop) */
     /* the loop component adds its other types and interned names here */
+    PyTypeObject *Handle_type;      /* tornado_c._core.Handle */
+    PyTypeObject *TimerHandle_type; /* tornado_c._core.TimerHandle */
+    PyObject *str_call_exception_handler;
+    PyObject *str_message;
+    PyObject *str_exception;
+    PyObject *str_handle;
+    PyObject *str_context;
+    PyObject *str_source_traceback;
+    PyObject *str_handle_signals;   /* EventLoop._handle_signal_bytes */
+    PyObject *str_log_slow;         /* EventLoop._log_slow_callback */
+    PyObject *str_slow_duration;    /* slow_callback_duration */
+    PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
@@ -48,6 +60,24 @@ typedef struct tc_loop {
     PyThreadState *released;        /* non-NULL while the GIL is released */
     /* private fields of the loop component follow; other components must
      * not touch them */
+    PyObject **ready;               /* ring buffer of strong Handle refs */
+    Py_ssize_t ready_head, ready_len, ready_cap;
+    struct tc_timer **heap;         /* min-heap of strong TimerHandle refs */
+    Py_ssize_t heap_len, heap_cap;
+    Py_ssize_t timer_cancelled;     /* cancelled timers still in the heap */
+    unsigned long long timer_seq;
+    uv_timer_t *uvtimer;            /* wakes the poll at the next deadline */
+    uv_async_t *async;              /* call_soon_threadsafe wakeups */
+    uv_prepare_t *prepare;          /* releases the GIL just before the poll */
+    uv_poll_t *iopoll;              /* watches epfd (add_reader/add_writer) */
+    uv_poll_t *sigpoll;             /* watches the signal wakeup socket */
+    int epfd;                       /* private epoll set of reader/writer fds */
+    int sigfd;                      /* signal wakeup socket (not owned) or -1 */
+    struct tc_fdslot *fds;          /* indexed by fd */
+    Py_ssize_t fds_cap, fds_count;
+    PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
+    unsigned long thread_id;
+    char running, stopping, closed, debug, block_in_poll;
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */
