@@ -491,9 +491,13 @@ free_handle_cb(uv_handle_t *handle)
     PyMem_RawFree(handle);
 }
 
+/* The deadline timer may expire in uv_run's timer phase, before the poll
+ * (the OS may preempt us between computing the timeout and uv_run); then
+ * nothing would bound the poll, so make it non-blocking. */
 static void
-noop_timer_cb(uv_timer_t *Py_UNUSED(t))
+deadline_timer_cb(uv_timer_t *t)
 {
+    uv_stop(t->loop);
 }
 
 static void
@@ -505,7 +509,18 @@ static void
 prepare_cb(uv_prepare_t *p)
 {
     tc_loop *loop = (tc_loop *)p->loop->data;
-    if (loop->block_in_poll && loop->released == NULL) {
+    if (!loop->block_in_poll) {
+        return;
+    }
+    /* Callbacks that libuv ran before the poll (pending write completions of
+     * other components, ...) may have queued work or an earlier timer: the
+     * poll must not block then (uv_stop makes its timeout 0). */
+    if (loop->ready_len > 0 || loop->stopping || loop->exc_type != NULL ||
+        (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
+        uv_stop(p->loop);
+        return;
+    }
+    if (loop->released == NULL) {
         loop->released = PyEval_SaveThread();
     }
 }
@@ -849,10 +864,12 @@ run_once(tc_loop *self)
         Py_DECREF(t);
     }
 
+    self->poll_deadline = HUGE_VAL;
     if (self->ready_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
         if (self->heap_len > 0) {
             double dt = self->heap[0]->when - loop_now();
+            self->poll_deadline = self->heap[0]->when;
             if (dt <= 0) {
                 mode = UV_RUN_NOWAIT;
             }
@@ -862,7 +879,7 @@ run_once(tc_loop *self)
                 double ms = ceil(dt * 1e3);
                 uint64_t ims = ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms;
                 uv_update_time(self->uv);
-                uv_timer_start(self->uvtimer, noop_timer_cb, ims, 0);
+                uv_timer_start(self->uvtimer, deadline_timer_cb, ims, 0);
             }
         }
         else {

@@ -66,6 +66,7 @@ typedef struct tc_loop {
     Py_ssize_t heap_len, heap_cap;
     Py_ssize_t timer_cancelled;     /* cancelled timers still in the heap */
     unsigned long long timer_seq;
+    double poll_deadline;           /* earliest timer when the poll started */
     uv_timer_t *uvtimer;            /* wakes the poll at the next deadline */
     uv_async_t *async;              /* call_soon_threadsafe wakeups */
     uv_prepare_t *prepare;          /* releases the GIL just before the poll */
