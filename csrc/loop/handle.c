@@ -32,7 +32,14 @@ tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
     else {
         Py_INCREF(context);
     }
-    h = PyObject_GC_New(tc_handle, type);
+    if (type == loop->st->loop.Handle_type && loop->st->loop.nfree_handles > 0) {
+        /* untracked memory of a dead Handle: make it a live object again */
+        h = loop->st->loop.free_handles[--loop->st->loop.nfree_handles];
+        PyObject_Init((PyObject *)h, type);
+    }
+    else {
+        h = PyObject_GC_New(tc_handle, type);
+    }
     if (h == NULL) {
         Py_DECREF(tuple);
         Py_DECREF(context);
@@ -53,7 +60,7 @@ tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
         t->seq = 0;
         t->scheduled = 0;
     }
-    PyObject_GC_Track(h);
+    /* not tracked yet: see tc_handle_release() */
     return h;
 }
 
@@ -334,10 +341,25 @@ static void
 handle_dealloc(tc_handle *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    tc_state *st = self->loop != NULL ? self->loop->st : NULL;
     PyObject_GC_UnTrack(self);
     handle_clear(self);
-    PyObject_GC_Del(self);
+    if (st != NULL && tp == st->loop.Handle_type && st->loop.Handle_type != NULL &&
+        st->loop.nfree_handles < (int)(sizeof(st->loop.free_handles) / sizeof(st->loop.free_handles[0]))) {
+        st->loop.free_handles[st->loop.nfree_handles++] = self;
+    }
+    else {
+        PyObject_GC_Del(self);
+    }
     Py_DECREF(tp);
+}
+
+void
+tc_handle_freelist_clear(tc_state *st)
+{
+    while (st->loop.nfree_handles > 0) {
+        PyObject_GC_Del(st->loop.free_handles[--st->loop.nfree_handles]);
+    }
 }
 
 static PyMethodDef handle_methods[] = {

@@ -30,12 +30,27 @@ struct tc_fdslot {
     tc_handle *writer;      /* strong or NULL */
 };
 
+/* The loop drops its reference to a handle it had queued.  Handles start
+ * untracked by the GC (most are referenced only by the loop's queues, which
+ * the loop's own traverse does not need to see through); one that someone
+ * else still holds when it leaves the queues becomes tracked, so cycles
+ * through it stay collectable. */
+static inline void
+tc_handle_release(PyObject *h)
+{
+    if (Py_REFCNT(h) > 1 && !PyObject_GC_IsTracked(h)) {
+        PyObject_GC_Track(h);
+    }
+    Py_DECREF(h);
+}
+
 /* handle.c */
 int tc_handle_types_init(PyObject *module, struct tc_state *st);
 tc_handle *tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
                          PyObject *const *args, Py_ssize_t nargs,
                          PyObject *context);
 void tc_handle_cancel(tc_handle *h);
+void tc_handle_freelist_clear(struct tc_state *st);
 /* Run the handle's callback in its context.  0 on success or on an exception
  * handed to the exception handler; -1 with SystemExit/KeyboardInterrupt (or
  * a failure of the exception handler itself) set. */

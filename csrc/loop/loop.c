@@ -189,7 +189,7 @@ heap_compact(tc_loop *self)
     }
     /* the heap is consistent before any decref can run Python code */
     for (Py_ssize_t i = 0; i < ndrop; i++) {
-        Py_DECREF(drop[i]);
+        tc_handle_release((PyObject *)drop[i]);
     }
     PyMem_Free(drop);
 }
@@ -728,7 +728,7 @@ add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
     }
     if (old != NULL) {
         tc_handle_cancel(old);
-        Py_DECREF(old);
+        tc_handle_release((PyObject *)old);
     }
     Py_RETURN_NONE;
 }
@@ -768,7 +768,7 @@ remove_io(tc_loop *self, PyObject *fdobj, int writer)
         self->fds_count--;
     }
     tc_handle_cancel(old);
-    Py_DECREF(old);
+    tc_handle_release((PyObject *)old);
     Py_RETURN_TRUE;
 }
 
@@ -861,7 +861,7 @@ run_once(tc_loop *self)
     }
     while (self->heap_len > 0 && self->heap[0]->h.cancelled) {
         tc_timer *t = heap_pop(self);
-        Py_DECREF(t);
+        tc_handle_release((PyObject *)t);
     }
 
     self->poll_deadline = HUGE_VAL;
@@ -898,7 +898,7 @@ run_once(tc_loop *self)
     while (self->heap_len > 0 && self->heap[0]->when <= now) {
         tc_timer *t = heap_pop(self);
         if (t->h.cancelled) {
-            Py_DECREF(t);
+            tc_handle_release((PyObject *)t);
         }
         else if (ready_push(self, (PyObject *)t) < 0) { /* steals t */
             return -1;
@@ -915,7 +915,7 @@ run_once(tc_loop *self)
         if (!h->cancelled) {
             rc = run_ready_handle(self, h);
         }
-        Py_DECREF(h);
+        tc_handle_release((PyObject *)h);
         if (rc < 0) {
             return -1;
         }
@@ -1053,18 +1053,22 @@ loop_drop_callbacks(tc_loop *self)
 {
     PyObject *h;
     while ((h = ready_pop(self)) != NULL) {
-        Py_DECREF(h);
+        tc_handle_release((PyObject *)h);
     }
     while (self->heap_len > 0) {
         tc_timer *t = heap_pop(self);
-        Py_DECREF(t);
+        tc_handle_release((PyObject *)t);
     }
     self->timer_cancelled = 0;
     for (Py_ssize_t fd = 0; fd < self->fds_cap; fd++) {
         tc_handle *r = self->fds[fd].reader, *w = self->fds[fd].writer;
         self->fds[fd].reader = self->fds[fd].writer = NULL;
-        Py_XDECREF(r);
-        Py_XDECREF(w);
+        if (r != NULL) {
+            tc_handle_release((PyObject *)r);
+        }
+        if (w != NULL) {
+            tc_handle_release((PyObject *)w);
+        }
     }
     self->fds_count = 0;
 }
@@ -1448,6 +1452,7 @@ tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
 void
 tc_loop_clear(struct tc_state *st)
 {
+    tc_handle_freelist_clear(st);
     Py_CLEAR(st->loop.Loop_type);
     Py_CLEAR(st->loop.Handle_type);
     Py_CLEAR(st->loop.TimerHandle_type);

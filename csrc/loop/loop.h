@@ -47,6 +47,8 @@ typedef struct tc_loop_state {
     PyObject *str_log_slow;         /* EventLoop._log_slow_callback */
     PyObject *str_slow_duration;    /* slow_callback_duration */
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
+    struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
+    int nfree_handles;
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
