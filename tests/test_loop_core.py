@@ -597,3 +597,50 @@ def test_core_types_not_instantiable():
         _core.Handle()
     with pytest.raises(TypeError):
         _core.TimerHandle()
+
+
+def test_debug_mode_checks_callbacks_and_records_source(loop):
+    loop.set_debug(True)
+
+    async def coro():
+        pass
+
+    with pytest.raises(TypeError, match="coroutines cannot be used with call_soon"):
+        loop.call_soon(coro)
+    with pytest.raises(TypeError, match="a callable object was expected by call_at"):
+        loop.call_later(1, 42)
+    h = loop.call_soon(print)
+    assert h._source_traceback
+    assert h._source_traceback[-1][0] == __file__
+    assert "created at " + __file__ in repr(h)
+    h.cancel()
+    seen = []
+
+    def other_thread():
+        try:
+            loop.call_soon(print)
+        except RuntimeError as exc:
+            seen.append(str(exc))
+
+    async def main():
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+
+    loop.run_until_complete(main())
+    loop.set_debug(False)
+    assert seen and "Non-thread-safe operation" in seen[0]
+
+
+def test_nan_and_infinite_delays_do_not_break_the_loop(loop):
+    out = []
+    if isinstance(loop, EventLoop):
+        # asyncio fails later inside the loop (select() gets NaN): refused here
+        with pytest.raises(ValueError):
+            loop.call_later(float("nan"), out.append, "nan")
+        with pytest.raises(ValueError):
+            loop.call_at(float("nan"), out.append, "nan")
+    loop.call_later(float("inf"), out.append, "inf")
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    assert out == []

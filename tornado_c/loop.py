@@ -272,6 +272,12 @@ class EventLoop(StreamsMixin, _core.Loop, asyncio.AbstractEventLoop):
         if self.is_running():
             self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
 
+    def _check_callback(self, callback, method):
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with %s()" % method)
+        if not callable(callback):
+            raise TypeError("a callable object was expected by %s(), got %r" % (method, callback))
+
     def _log_slow_callback(self, handle, dt):
         from asyncio.base_events import _format_handle
 

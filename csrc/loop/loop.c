@@ -304,6 +304,58 @@ tc_loop_check_thread(tc_loop *self)
 /* ---------------------------------------------------------------------- */
 /* scheduling                                                              */
 
+/* Debug mode, as asyncio: reject coroutines and non-callables at once
+ * (EventLoop._check_callback) and record where the handle was created. */
+static int
+debug_check_callback(tc_loop *loop, PyObject *callback, const char *method)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)loop, "_check_callback", "Os",
+                                      callback, method);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+debug_record_source(tc_handle *h)
+{
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
+    PyObject *mod, *tb;
+    if (frame == NULL) {
+        return 0;
+    }
+    mod = PyImport_ImportModule("asyncio.format_helpers");
+    if (mod == NULL) {
+        return -1;
+    }
+    tb = PyObject_CallMethod(mod, "extract_stack", "O", (PyObject *)frame);
+    Py_DECREF(mod);
+    if (tb == NULL) {
+        return -1;
+    }
+    Py_XSETREF(h->source_tb, tb);
+    return 0;
+}
+
+static tc_handle *
+new_handle(tc_loop *loop, PyTypeObject *type, PyObject *callback,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *context,
+           const char *method)
+{
+    tc_handle *h;
+    if (loop->debug && method != NULL && debug_check_callback(loop, callback, method) < 0) {
+        return NULL;
+    }
+    h = tc_handle_new(loop, type, callback, args, nargs, context);
+    if (h != NULL && loop->debug && debug_record_source(h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
 PyObject *
 tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *context)
@@ -315,8 +367,8 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
     if (loop->debug && tc_loop_check_thread(loop) < 0) {
         return NULL;
     }
-    h = tc_handle_new(loop, loop->st->loop.Handle_type, callback, args, nargs,
-                      context);
+    h = new_handle(loop, loop->st->loop.Handle_type, callback, args, nargs,
+                   context, "call_soon");
     if (h == NULL) {
         return NULL;
     }
@@ -387,8 +439,8 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
         check_closed(self) < 0) {
         return NULL;
     }
-    h = (PyObject *)tc_handle_new(self, self->st->loop.Handle_type, args[0],
-                                  args + 1, nargs - 1, context);
+    h = (PyObject *)new_handle(self, self->st->loop.Handle_type, args[0],
+                               args + 1, nargs - 1, context, "call_soon_threadsafe");
     if (h == NULL) {
         return NULL;
     }
@@ -412,6 +464,11 @@ schedule_timer(tc_loop *self, double when, PyObject *const *args,
 {
     PyObject *context;
     tc_timer *t;
+    if (isnan(when)) {
+        /* asyncio would fail later, inside the loop; refuse it here */
+        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
+        return NULL;
+    }
     if (parse_context(args, nargs, kwnames, fname, &context) < 0 ||
         check_closed(self) < 0) {
         return NULL;
@@ -419,8 +476,8 @@ schedule_timer(tc_loop *self, double when, PyObject *const *args,
     if (self->debug && tc_loop_check_thread(self) < 0) {
         return NULL;
     }
-    t = (tc_timer *)tc_handle_new(self, self->st->loop.TimerHandle_type, args[0],
-                                  args + 1, nargs - 1, context);
+    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, args[0],
+                               args + 1, nargs - 1, context, "call_at");
     if (t == NULL) {
         return NULL;
     }
@@ -702,8 +759,8 @@ add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
         self->fds = nf;
         self->fds_cap = ncap;
     }
-    h = tc_handle_new(self, self->st->loop.Handle_type, args[1], args + 2,
-                      nargs - 2, NULL);
+    h = new_handle(self, self->st->loop.Handle_type, args[1], args + 2,
+                   nargs - 2, NULL, NULL);
     if (h == NULL) {
         return NULL;
     }
@@ -877,7 +934,7 @@ run_once(tc_loop *self)
                 /* libuv counts whole milliseconds: round up, then re-check
                  * against uv_hrtime below, so a timer is never early */
                 double ms = ceil(dt * 1e3);
-                uint64_t ims = ms > 1e12 ? (uint64_t)1e12 : (uint64_t)ms;
+                uint64_t ims = ms <= 1e12 ? (uint64_t)ms : (uint64_t)1e12; /* and NaN */
                 uv_update_time(self->uv);
                 uv_timer_start(self->uvtimer, deadline_timer_cb, ims, 0);
             }
