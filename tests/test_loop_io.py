@@ -336,3 +336,34 @@ def test_sock_recv_cancel_removes_reader(loop, pair):
     loop.run_until_complete(main())
     # nothing left watching the fd: a new reader can be added
     assert loop.remove_reader(a.fileno()) is False
+
+
+def test_sock_sendfile(loop, pair):
+    a, b = pair
+    a.setblocking(False)
+    b.setblocking(False)
+    data = os.urandom(700_000)
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.flush()
+
+        async def reader(n):
+            got = bytearray()
+            while len(got) < n:
+                chunk = await loop.sock_recv(a, 65536)
+                if not chunk:
+                    break
+                got += chunk
+            return bytes(got)
+
+        async def main():
+            r = asyncio.ensure_future(reader(len(data) - 100))
+            sent = await loop.sock_sendfile(b, f, 100)
+            return sent, await r, f.tell()
+
+        sent, got, pos = loop.run_until_complete(main())
+        assert sent == len(data) - 100
+        assert got == data[100:]
+        assert pos == len(data)
+        with pytest.raises(ValueError):
+            loop.run_until_complete(loop.sock_sendfile(b, f, -1))

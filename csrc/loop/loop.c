@@ -743,9 +743,6 @@ add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
     if (fd < 0 || check_closed(self) < 0) {
         return NULL;
     }
-    if (self->debug && tc_loop_check_thread(self) < 0) {
-        return NULL;
-    }
     if (fd >= self->fds_cap) {
         Py_ssize_t ncap = self->fds_cap ? self->fds_cap : 64;
         while (ncap <= fd) {
@@ -802,9 +799,6 @@ remove_io(tc_loop *self, PyObject *fdobj, int writer)
     }
     if (self->closed || fd >= self->fds_cap) {
         Py_RETURN_FALSE;
-    }
-    if (self->debug && tc_loop_check_thread(self) < 0) {
-        return NULL;
     }
     slot = &self->fds[fd];
     old = writer ? slot->writer : slot->reader;
