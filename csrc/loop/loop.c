@@ -1127,6 +1127,27 @@ loop_drop_callbacks(tc_loop *self)
 /* Close our own handles and, once libuv has run every close callback, the
  * uv loop itself.  Handles of other components that are still open keep the
  * uv loop allocated until dealloc. */
+/* Run libuv without blocking until the closing handles are gone, then free
+ * the uv loop if nothing is left on it. */
+static void
+loop_drain_closed(tc_loop *self)
+{
+    if (self->uv == NULL || self->draining) {
+        return; /* uv_run must not be re-entered from a close callback */
+    }
+    self->draining = 1;
+    self->block_in_poll = 0;
+    for (int i = 0; i < 4; i++) {
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        TC_LOOP_ENTER(self);
+    }
+    self->draining = 0;
+    if (uv_loop_close(self->uv) == 0) {
+        PyMem_RawFree(self->uv);
+        self->uv = NULL;
+    }
+}
+
 static void
 loop_release_uv(tc_loop *self)
 {
@@ -1143,14 +1164,19 @@ loop_release_uv(tc_loop *self)
         close(self->epfd);
         self->epfd = -1;
     }
-    self->block_in_poll = 0;
-    for (int i = 0; i < 4; i++) {
-        uv_run(self->uv, UV_RUN_NOWAIT);
-        TC_LOOP_ENTER(self);
+    loop_drain_closed(self);
+}
+
+void
+tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb)
+{
+    if (uv_is_closing(handle)) {
+        return;
     }
-    if (uv_loop_close(self->uv) == 0) {
-        PyMem_RawFree(self->uv);
-        self->uv = NULL;
+    uv_close(handle, close_cb);
+    if (loop->closed && !loop->running) {
+        /* nobody will run this uv loop again: run the close callback now */
+        loop_drain_closed(loop);
     }
 }
 

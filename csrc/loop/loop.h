@@ -9,6 +9,10 @@
  *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
  *     object is created, uv_loop_close()d and freed only when every handle on
  *     it has gone through its close callback (EventLoop.close() / dealloc).
+ *     After close() it is NULL once nothing is left on it: check it (or
+ *     is_closed()) before creating a handle.  Close handles with
+ *     tc_loop_close_handle(): on a closed loop it also runs the close
+ *     callback right away (nobody else will run that uv loop again).
  *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
@@ -80,7 +84,7 @@ typedef struct tc_loop {
     Py_ssize_t fds_cap, fds_count;
     PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
     unsigned long thread_id;
-    char running, stopping, closed, debug, block_in_poll;
+    char running, stopping, closed, debug, block_in_poll, draining;
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */
@@ -119,6 +123,11 @@ void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extr
 PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs,
                             PyObject *context);
+
+/* uv_close(handle, close_cb) (ignored if already closing); if the loop has
+ * been closed, libuv is run at once so close_cb runs and the uv loop can be
+ * freed. */
+void tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb);
 
 int tc_loop_exec(PyObject *module, struct tc_state *st);
 int tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg);
