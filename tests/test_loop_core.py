@@ -644,3 +644,51 @@ def test_nan_and_infinite_delays_do_not_break_the_loop(loop):
     loop.call_later(0.005, loop.stop)
     loop.run_forever()
     assert out == []
+
+
+def test_dropped_unclosed_loop_with_pending_callbacks_is_collected():
+    import socket
+    import warnings
+
+    a, b = socket.socketpair()
+    refs = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            for _ in range(5):
+                lp = EventLoop()
+                lp.call_soon(print, "never")
+                lp.call_later(100, print, lp)  # a cycle through a queued handle
+                lp.add_reader(a.fileno(), print, lp)
+                refs.append(weakref.ref(lp))
+                del lp
+            gc.collect()
+        assert all(r() is None for r in refs)
+        # a handle the user still holds keeps its loop alive, as in asyncio
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            lp = EventLoop()
+            h = lp.call_later(100, print)
+            ref = weakref.ref(lp)
+            del lp
+            gc.collect()
+            assert ref() is not None
+            del h
+            gc.collect()
+            assert ref() is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cycle_through_a_run_handle_is_collected(loop):
+    class Holder:
+        pass
+
+    obj = Holder()
+    obj.handle = loop.call_soon(lambda o=obj: None)  # obj -> handle -> callback -> obj
+    ref = weakref.ref(obj)
+    run_briefly(loop)
+    del obj
+    gc.collect()
+    assert ref() is None

@@ -312,8 +312,8 @@ timer_get_scheduled(tc_timer *self, void *Py_UNUSED(closure))
     return PyBool_FromLong(self->scheduled);
 }
 
-static int
-handle_traverse(tc_handle *self, visitproc visit, void *arg)
+int
+tc_handle_traverse(tc_handle *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->loop);
@@ -384,7 +384,7 @@ static PyType_Slot handle_slots[] = {
     {Py_tp_doc, "A callback scheduled on the tornado_c loop (asyncio.Handle)."},
     {Py_tp_methods, handle_methods},
     {Py_tp_getset, handle_getset},
-    {Py_tp_traverse, handle_traverse},
+    {Py_tp_traverse, tc_handle_traverse},
     {Py_tp_clear, handle_clear},
     {Py_tp_dealloc, handle_dealloc},
     {0, NULL},
@@ -413,7 +413,7 @@ static PyType_Slot timer_slots[] = {
     {Py_tp_doc, "A callback scheduled at a time on the tornado_c loop (asyncio.TimerHandle)."},
     {Py_tp_methods, timer_methods},
     {Py_tp_getset, timer_getset},
-    {Py_tp_traverse, handle_traverse},
+    {Py_tp_traverse, tc_handle_traverse},
     {Py_tp_clear, handle_clear},
     {Py_tp_dealloc, handle_dealloc},
     {0, NULL},

@@ -50,6 +50,7 @@ tc_handle *tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
                          PyObject *const *args, Py_ssize_t nargs,
                          PyObject *context);
 void tc_handle_cancel(tc_handle *h);
+int tc_handle_traverse(tc_handle *h, visitproc visit, void *arg);
 void tc_handle_freelist_clear(struct tc_state *st);
 /* Run the handle's callback in its context.  0 on success or on an exception
  * handed to the exception handler; -1 with SystemExit/KeyboardInterrupt (or

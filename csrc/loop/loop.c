@@ -335,7 +335,9 @@ debug_record_source(tc_handle *h)
     if (tb == NULL) {
         return -1;
     }
-    Py_XSETREF(h->source_tb, tb);
+    PyObject *old = h->source_tb;
+    h->source_tb = tb;
+    Py_XDECREF(old);
     return 0;
 }
 
@@ -1312,19 +1314,46 @@ fail:
     return NULL;
 }
 
+/* A queued handle that nothing but the loop references and that the GC
+ * does not track (see tc_handle_release) is part of the loop for the GC: its
+ * references are visited as the loop's own, so a dropped, unclosed loop with
+ * pending callbacks is still collected.  Any other handle is visited as an
+ * object of its own (an untracked one then keeps the loop alive, as the
+ * handle itself legitimately does). */
+static int
+visit_handle(PyObject *h, visitproc visit, void *arg)
+{
+    if (h == NULL) {
+        return 0;
+    }
+    if (Py_REFCNT(h) == 1 && !PyObject_GC_IsTracked(h)) {
+        return tc_handle_traverse((tc_handle *)h, visit, arg);
+    }
+    Py_VISIT(h);
+    return 0;
+}
+
 static int
 loop_traverse(tc_loop *self, visitproc visit, void *arg)
 {
+    int r;
     Py_VISIT(Py_TYPE(self));
     for (Py_ssize_t i = 0; i < self->ready_len; i++) {
-        Py_VISIT(self->ready[(self->ready_head + i) & (self->ready_cap - 1)]);
+        if ((r = visit_handle(self->ready[(self->ready_head + i) & (self->ready_cap - 1)],
+                              visit, arg)) != 0) {
+            return r;
+        }
     }
     for (Py_ssize_t i = 0; i < self->heap_len; i++) {
-        Py_VISIT(self->heap[i]);
+        if ((r = visit_handle((PyObject *)self->heap[i], visit, arg)) != 0) {
+            return r;
+        }
     }
     for (Py_ssize_t i = 0; i < self->fds_cap; i++) {
-        Py_VISIT(self->fds[i].reader);
-        Py_VISIT(self->fds[i].writer);
+        if ((r = visit_handle((PyObject *)self->fds[i].reader, visit, arg)) != 0 ||
+            (r = visit_handle((PyObject *)self->fds[i].writer, visit, arg)) != 0) {
+            return r;
+        }
     }
     Py_VISIT(self->exc_type);
     Py_VISIT(self->exc_value);
