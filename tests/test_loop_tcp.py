@@ -1037,19 +1037,41 @@ def test_debug_handle_counts():
 
     if not _core.DEBUG_BUILD:
         pytest.skip("needs TORNADO_C_DEBUG=1 build")
-    loop = _tc_loop()
     before = _core._debug_counts()
+    loop = _tc_loop()
+    idle = _core._debug_counts()
+    counts = {}
 
     async def main():
         server, port, protos = await _echo_server(loop)
         tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
-        tr.write(b"x" * 1000000)
+        await asyncio.sleep(0.01)
+        protos[0].transport.pause_reading()
+        tr.write(b"x" * (32 << 20))
+        counts["busy"] = _core._debug_counts()
         tr.close()
+        protos[0].transport.resume_reading()
         await cl.lost
+        await protos[0].lost
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0.05)
+        counts["done"] = _core._debug_counts()
 
     run(loop, main())
+    # listener + 2 transports open, one write in flight
+    assert counts["busy"]["handles"] == idle["handles"] + 3
+    assert counts["busy"]["requests"] >= idle["requests"] + 1
+    assert counts["done"] == idle
+
+    # loop closed with live transports and a live server
+    async def live():
+        server, port, protos = await _echo_server(loop)
+        conns = [await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+                 for _ in range(3)]
+        conns[0][0].write(b"y" * (8 << 20))
+        await asyncio.sleep(0.01)
+
+    run(loop, live())
     loop.close()
     assert _core._debug_counts() == before
