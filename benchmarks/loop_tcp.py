@@ -85,9 +85,22 @@ def serve(kind, api):
         port = server.sockets[0].getsockname()[1]
         sys.stdout.write("%d\n" % port)
         sys.stdout.flush()
-        # stop when the parent closes our stdin
+        # "t" on stdin: answer with our CPU time; EOF: stop
         stop = loop.create_future()
-        loop.add_reader(sys.stdin.fileno(), lambda: stop.done() or stop.set_result(None))
+        fd = sys.stdin.fileno()
+
+        def on_stdin():
+            line = os.read(fd, 100)
+            if not line:
+                loop.remove_reader(fd)
+                if not stop.done():
+                    stop.set_result(None)
+                return
+            for _ in range(line.count(b"t")):
+                sys.stdout.write("%.6f\n" % time.process_time())
+            sys.stdout.flush()
+
+        loop.add_reader(fd, on_stdin)
         await stop
         server.close()
 
@@ -118,7 +131,13 @@ class PingPong(asyncio.Protocol):
                 self.transport.write(self.msg)
 
 
-def run_client(client_kind, port, size, conns, warmup, duration):
+def server_cpu(proc):
+    proc.stdin.write(b"t")
+    proc.stdin.flush()
+    return float(proc.stdout.readline())
+
+
+def run_client(client_kind, port, size, conns, warmup, duration, proc=None):
     loop = new_loop(client_kind)
     asyncio.set_event_loop(loop)
     stats = [0, False]
@@ -131,13 +150,15 @@ def run_client(client_kind, port, size, conns, warmup, duration):
             trs.append(tr)
         await asyncio.sleep(warmup)
         n0, t0 = stats[0], time.perf_counter()
+        c0 = server_cpu(proc) if proc else 0.0
         await asyncio.sleep(duration)
         n1, t1 = stats[0], time.perf_counter()
+        c1 = server_cpu(proc) if proc else 0.0
         stats[1] = True
         for tr in trs:
             tr.close()
         await asyncio.sleep(0.05)
-        return (n1 - n0) / (t1 - t0)
+        return (n1 - n0) / (t1 - t0), ((c1 - c0) / (n1 - n0) * 1e6 if n1 > n0 else None)
 
     try:
         return loop.run_until_complete(main())
@@ -154,7 +175,8 @@ def one(server_kind, api, size, args):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     try:
         port = int(proc.stdout.readline())
-        rate = run_client(args.client_loop, port, size, args.conns, args.warmup, args.duration)
+        rate = run_client(args.client_loop, port, size, args.conns, args.warmup, args.duration,
+                          proc)
     finally:
         proc.stdin.close()
         try:
@@ -189,42 +211,50 @@ def main():
     apis = args.apis.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     samples = {}
+    cpus = {}
     for rnd in range(args.rounds):
         for api in apis:
             for size in sizes:
                 order = loops if rnd % 2 == 0 else loops[::-1]
                 for kind in order:
-                    rate = one(kind, api, size, args)
+                    rate, cpu = one(kind, api, size, args)
                     samples.setdefault((api, size, kind), []).append(rate)
-                    print("  round %d  %-9s %-8s %6d B  %10.0f msg/s"
-                          % (rnd + 1, kind, api, size, rate), file=sys.stderr, flush=True)
+                    cpus.setdefault((api, size, kind), []).append(cpu)
+                    print("  round %d  %-9s %-8s %6d B  %10.0f msg/s  %7.2f us CPU/msg"
+                          % (rnd + 1, kind, api, size, rate, cpu), file=sys.stderr, flush=True)
     results = []
     for api in apis:
         for size in sizes:
             for kind in loops:
                 xs = sorted(samples[(api, size, kind)])
                 med = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+                cs = sorted(cpus[(api, size, kind)])
                 results.append({"server_loop": kind, "api": api, "size": size,
+                                "server_cpu_us_per_msg": cs[len(cs) // 2],
+                                "samples_cpu_us_per_msg": cs,
                                 "samples_msgs_per_s": xs, "msgs_per_s": med,
                                 "best_msgs_per_s": xs[-1], "mib_per_s": med * size / 2**20})
     print()
     print("TCP echo, server loop under test on CPU 0, %s client on CPU 1, %d connections, "
           "%.1f s x %d rounds (median, best)" % (args.client_loop, args.conns, args.duration,
                                                 args.rounds))
-    print("%-8s %7s  %-10s %12s %12s %10s %10s %10s" % (
-        "api", "size", "server", "median/s", "best/s", "MiB/s", "med/uvloop", "best/uvloop"))
+    print("%-8s %7s  %-10s %10s %10s %9s %11s %10s %10s" % (
+        "api", "size", "server", "median/s", "best/s", "MiB/s", "us CPU/msg",
+        "med/uvloop", "cpu:uv/us"))
     for r in results:
         ref = [x for x in results if x["api"] == r["api"] and x["size"] == r["size"]
                and x["server_loop"] == "uvloop"]
         ratio = r["msgs_per_s"] / ref[0]["msgs_per_s"] if ref and ref[0]["msgs_per_s"] else None
-        bratio = (r["best_msgs_per_s"] / ref[0]["best_msgs_per_s"]
-                  if ref and ref[0]["best_msgs_per_s"] else None)
+        cratio = (ref[0]["server_cpu_us_per_msg"] / r["server_cpu_us_per_msg"]
+                  if ref and r["server_cpu_us_per_msg"] else None)
         r["ratio_vs_uvloop"] = ratio
-        r["best_ratio_vs_uvloop"] = bratio
-        print("%-8s %7d  %-10s %12.0f %12.0f %10.1f %10s %10s" % (
+        r["cpu_efficiency_vs_uvloop"] = cratio
+        print("%-8s %7d  %-10s %10.0f %10.0f %9.1f %11.2f %10s %10s" % (
             r["api"], r["size"], r["server_loop"], r["msgs_per_s"], r["best_msgs_per_s"],
-            r["mib_per_s"], "%.2f" % ratio if ratio is not None else "-",
-            "%.2f" % bratio if bratio is not None else "-"))
+            r["mib_per_s"], r["server_cpu_us_per_msg"],
+            "%.2f" % ratio if ratio is not None else "-",
+            "%.2f" % cratio if cratio is not None else "-"))
+    print("cpu:uv/us = uvloop's server CPU per message / this loop's (> 1: cheaper than uvloop)")
     if args.json:
         meta = {"python": sys.version.split()[0], "platform": platform.platform(),
                 "duration": args.duration, "conns": args.conns,

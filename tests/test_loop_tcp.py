@@ -1075,3 +1075,132 @@ def test_debug_handle_counts():
     run(loop, live())
     loop.close()
     assert _core._debug_counts() == before
+
+
+# ---------------------------------------------------------- more edges
+
+
+def test_connect_cancelled_no_leak(loop):
+    async def main():
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        fillers = []
+        # fill the accept queue: further SYNs are dropped, connect() hangs
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(ls.getsockname())
+            fillers.append(c)
+        await asyncio.sleep(0.05)
+        before = fd_count()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                loop.create_connection(asyncio.Protocol, *ls.getsockname()), 0.2)
+        await asyncio.sleep(0.05)
+        assert fd_count() == before
+        for c in fillers:
+            c.close()
+        ls.close()
+
+    warm_up(loop)
+    run(loop, main())
+
+
+def test_factory_error_on_connect_no_leak(loop):
+    async def main():
+        server, port, protos = await _echo_server(loop)
+        await asyncio.sleep(0.01)
+        before = fd_count()
+
+        def factory():
+            raise LookupError("factory")
+
+        with pytest.raises(LookupError):
+            await loop.create_connection(factory, "127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        assert fd_count() <= before + 1  # the server side may still be open
+        server.close()
+        await server.wait_closed()
+
+    warm_up(loop)
+    run(loop, main())
+
+
+def test_writelines_many_chunks(loop):
+    async def main():
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        chunks = [b"%03d," % i for i in range(200)]
+        tr.writelines(chunks)
+        tr.writelines(chunks[:3])
+        tr.writelines([])
+        expected = b"".join(chunks) + b"".join(chunks[:3])
+        await cl.wait_bytes(len(expected))
+        assert bytes(cl.data) == expected
+        with pytest.raises(TypeError):
+            tr.writelines(["str"])
+        tr.close()
+        await cl.lost
+        server.close()
+
+    run(loop, main())
+
+
+def test_exception_in_eof_received(loop):
+    async def main():
+        class Bad(Recorder):
+            def eof_received(self):
+                raise ValueError("eof")
+
+        server, port, protos = await _echo_server(loop, lambda: Bad(loop))
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        tr.write_eof()
+        exc = await protos[0].lost
+        assert isinstance(exc, ValueError)
+        tr.close()
+        await cl.lost
+        server.close()
+
+    run(loop, main())
+    assert [e["message"] for e in loop.errors] == [
+        "Fatal error: protocol.eof_received() call failed."]
+
+
+def test_wait_closed_with_active_connection(loop):
+    async def main():
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        await asyncio.sleep(0.01)
+        waiter = asyncio.ensure_future(server.wait_closed())
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # waits for close() and the connections
+        server.close()
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        tr.close()
+        await cl.lost
+        await asyncio.wait_for(waiter, 5)
+
+    run(loop, main())
+
+
+def test_write_many_small_while_congested(loop):
+    async def main():
+        server, port, protos = await _echo_server(loop, lambda: Recorder(loop))
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        await asyncio.sleep(0.01)
+        protos[0].transport.pause_reading()
+        tr.write(b"A" * (8 << 20))
+        parts = [bytes([65 + i % 26]) * 1000 for i in range(3000)]
+        for p in parts:
+            tr.write(p)
+        protos[0].transport.resume_reading()
+        total = (8 << 20) + 3000 * 1000
+        await protos[0].wait_bytes(total)
+        assert bytes(protos[0].data[8 << 20:]) == b"".join(parts)
+        tr.close()
+        await cl.lost
+        server.close()
+
+    run(loop, main())

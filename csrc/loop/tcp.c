@@ -986,6 +986,12 @@ connect_cb(uv_connect_t *req, int status)
     if (waiter == NULL) {
         return;
     }
+    if (status == UV_ECANCELED) {
+        /* the handle was closed: _dispose() after a cancellation, or the
+         * loop closing; nobody waits for this future any more */
+        Py_DECREF(waiter);
+        return;
+    }
     done = PyObject_CallMethodNoArgs(waiter, tr->st->loop_tcp.s_done);
     if (done == NULL) {
         tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
