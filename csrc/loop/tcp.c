@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <sys/un.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
@@ -1863,7 +1864,16 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_sockname, "sockname");
     INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    ts->readbuf = PyMem_RawMalloc(TC_TCP_READ_BUF_SIZE);
+    /* Page-aligned: on some x86 CPUs (seen on AMD EPYC) the kernel's copy
+     * into a destination at a page offset of 16 (where malloc puts a large
+     * block) is several times slower than into an aligned one. */
+    {
+        void *p = NULL;
+        if (posix_memalign(&p, 4096, TC_TCP_READ_BUF_SIZE) == 0) {
+            memset(p, 0, TC_TCP_READ_BUF_SIZE);
+            ts->readbuf = p;
+        }
+    }
     if (ts->readbuf == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -1925,8 +1935,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_sockname);
     Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
-    if (ts->readbuf != NULL) {
-        PyMem_RawFree(ts->readbuf);
-        ts->readbuf = NULL;
-    }
+    free(ts->readbuf); /* posix_memalign */
+    ts->readbuf = NULL;
 }
