@@ -648,9 +648,11 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
             Py_XDECREF(res);
         }
     }
-    /* run Python-level signal handlers now: SIGINT raises KeyboardInterrupt */
+    /* Run Python-level signal handlers now.  Whatever they raise
+     * (KeyboardInterrupt for SIGINT) leaves run_forever, as it leaves
+     * select() in asyncio's loops. */
     if (PyErr_CheckSignals() < 0) {
-        tc_loop_report_exception(loop, "Exception in signal handler", NULL);
+        tc_loop_stash_exception(loop);
     }
 }
 
