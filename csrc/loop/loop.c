@@ -616,12 +616,18 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
 {
     tc_loop *loop = (tc_loop *)p->loop->data;
     char buf[256];
-    PyObject *data = NULL, *res;
+    PyObject *data, *res;
     Py_ssize_t total = 0;
     ssize_t n;
     (void)status;
     (void)events;
     TC_LOOP_ENTER(loop);
+    /* Run Python-level signal handlers first.  Whatever they raise
+     * (KeyboardInterrupt for SIGINT) leaves run_forever, as it leaves
+     * select() in asyncio's loops. */
+    if (PyErr_CheckSignals() < 0) {
+        tc_loop_stash_exception(loop);
+    }
     /* the wakeup socket carries one byte per signal number */
     while (loop->sigfd >= 0 && total < (Py_ssize_t)sizeof(buf)) {
         n = read(loop->sigfd, buf + total, sizeof(buf) - total);
@@ -633,27 +639,22 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
         }
         total += n;
     }
-    if (total > 0) {
-        data = PyBytes_FromStringAndSize(buf, total);
-        if (data == NULL) {
-            tc_loop_report_exception(loop, "Error reading signal wakeup fd", NULL);
-        }
-        else {
-            res = PyObject_CallMethodOneArg((PyObject *)loop,
-                                            loop->st->loop.str_handle_signals, data);
-            Py_DECREF(data);
-            if (res == NULL) {
-                tc_loop_report_exception(loop, "Error handling signals", NULL);
-            }
-            Py_XDECREF(res);
-        }
+    if (total == 0) {
+        return;
     }
-    /* Run Python-level signal handlers now.  Whatever they raise
-     * (KeyboardInterrupt for SIGINT) leaves run_forever, as it leaves
-     * select() in asyncio's loops. */
-    if (PyErr_CheckSignals() < 0) {
+    /* signals handled with add_signal_handler() */
+    data = PyBytes_FromStringAndSize(buf, total);
+    if (data == NULL) {
+        tc_loop_stash_exception(loop);
+        return;
+    }
+    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->st->loop.str_handle_signals, data);
+    Py_DECREF(data);
+    if (res == NULL) {
+        /* a signal handler that ran meanwhile raised */
         tc_loop_stash_exception(loop);
     }
+    Py_XDECREF(res);
 }
 
 /* ---------------------------------------------------------------------- */
