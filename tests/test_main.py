@@ -104,6 +104,8 @@ def test_info_and_usage():
 def test_disable_env_reaches_program(script, tmp_path):
     path = script("import tornado_c; print(sorted(tornado_c.active()))\n")
     out = run_python("-m", "tornado_c", path, env={"TORNADO_C_DISABLE": "websocket"})
+    assert "websocket" not in out.stdout and out.returncode == 0
+    out = run_python("-m", "tornado_c", path, env={"TORNADO_C_DISABLE": "all"})
     assert out.stdout.strip() == "[]"
     bad = run_python("-m", "tornado_c", path, env={"TORNADO_C_DISABLE": "nonsense"})
     assert bad.returncode != 0 and "unknown component" in bad.stderr
