@@ -1132,8 +1132,10 @@ loop_drop_callbacks(tc_loop *self)
 /* Close our own handles and, once libuv has run every close callback, the
  * uv loop itself.  Handles of other components that are still open keep the
  * uv loop allocated until dealloc. */
-/* Run libuv without blocking until the closing handles are gone, then free
- * the uv loop if nothing is left on it. */
+/* Run libuv without blocking so the close callbacks of closing handles run.
+ * The uv loop itself stays allocated until dealloc: other components may
+ * still create (and must then close) handles on a closed loop, and loop->uv
+ * is valid for the whole life of the object. */
 static void
 loop_drain_closed(tc_loop *self)
 {
@@ -1147,10 +1149,6 @@ loop_drain_closed(tc_loop *self)
         TC_LOOP_ENTER(self);
     }
     self->draining = 0;
-    if (uv_loop_close(self->uv) == 0) {
-        PyMem_RawFree(self->uv);
-        self->uv = NULL;
-    }
 }
 
 static void
@@ -1382,6 +1380,10 @@ loop_dealloc(tc_loop *self)
     PyObject_GC_UnTrack(self);
     loop_clear(self);
     loop_release_uv(self);
+    if (self->uv != NULL && uv_loop_close(self->uv) == 0) {
+        PyMem_RawFree(self->uv);
+        self->uv = NULL;
+    }
     if (self->uv != NULL) {
         /* handles of other components are still open: they would call back
          * into a freed object, so the uv loop is leaked rather than freed */
