@@ -9,6 +9,7 @@ Scenarios (each loop runs in its own subprocess):
 * timer_churn -- call_later + cancel of timers that never fire (the
                  pattern of timeouts that are set and cleared), with the loop
                  turning between batches; also timers that do fire.
+* io_pingpong -- add_reader/recv/send ping-pong over a socketpair.
 * hello_http  -- a Tornado "Hello, world" server with only the event loop
                  swapped, server pinned to CPU 0 and wrk to CPU 1 (taskset);
                  --http-rounds interleaved rounds, the best one per loop.
@@ -114,7 +115,39 @@ def bench_timer_churn():
     dt_fire = time.perf_counter() - t0
     return {{"schedule_cancel": rounds * batch / dt_churn, "fire": rounds * batch / dt_fire}}
 
-res = {{"call_soon": bench_call_soon, "timer_churn": bench_timer_churn}}[scenario]()
+def bench_io_pingpong():
+    # add_reader ping-pong over a socketpair: the path Tornado's own IOStream
+    # takes when only the loop is swapped
+    import socket
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    count = [0]
+    total = n // 3
+    def on_a():
+        a.recv(100)
+        count[0] += 1
+        if count[0] >= total:
+            loop.stop()
+        else:
+            a.send(b"x")
+    def on_b():
+        b.recv(100)
+        b.send(b"y")
+    loop.add_reader(a.fileno(), on_a)
+    loop.add_reader(b.fileno(), on_b)
+    t0 = time.perf_counter()
+    a.send(b"x")
+    loop.run_forever()
+    dt = time.perf_counter() - t0
+    loop.remove_reader(a.fileno())
+    loop.remove_reader(b.fileno())
+    a.close()
+    b.close()
+    return {{"round_trips": total / dt}}
+
+res = {{"call_soon": bench_call_soon, "timer_churn": bench_timer_churn,
+        "io_pingpong": bench_io_pingpong}}[scenario]()
 loop.close()
 print(repr(res))
 '''
@@ -211,7 +244,7 @@ def main():
     loops = [k for k in LOOPS if k != "uvloop" or _has_uvloop()]
     results = {"n": n, "loops": loops, "python": sys.version.split()[0], "scenarios": {}}
     rows = []
-    for scenario in ("call_soon", "timer_churn"):
+    for scenario in ("call_soon", "timer_churn", "io_pingpong"):
         per = {}
         for kind in loops:
             best = None
