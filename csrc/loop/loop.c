@@ -1028,6 +1028,10 @@ own_poll_once(tc_loop *self)
         uv_run(self->uv, UV_RUN_NOWAIT);
         TC_LOOP_ENTER(self);
     }
+    else {
+        /* keep uv_now() current for components that start libuv timers */
+        uv_update_time(self->uv);
+    }
     return 0;
 }
 
