@@ -171,6 +171,8 @@ def test_echo_protocol(loop):
         tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
         assert cl.events == ["made"]
         assert tr.get_protocol() is cl
+        assert isinstance(tr, asyncio.Transport)
+        assert isinstance(server, asyncio.AbstractServer)
         payload = b"x" * 100000 + b"end"
         tr.write(payload[:10])
         tr.writelines([payload[10:50], bytearray(payload[50:60]), memoryview(payload[60:])])

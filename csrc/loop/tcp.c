@@ -37,6 +37,10 @@ enum { TR_TCP = 0, TR_PIPE = 1 };
 
 struct tc_transport {
     PyObject_HEAD
+    /* The type subclasses asyncio.Transport (isinstance checks work), whose
+     * base declares __slots__ = ('_extra',): that slot lives here.  Unused
+     * by us; checked against asyncio's layout at import. */
+    PyObject *base_extra_slot;
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     union {
@@ -1681,6 +1685,7 @@ static int
 tr_traverse(tc_transport *tr, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(tr));
+    Py_VISIT(tr->base_extra_slot);
     Py_VISIT(tr->loop);
     Py_VISIT(tr->protocol);
     Py_VISIT(tr->sock);
@@ -1698,6 +1703,7 @@ tr_clear(tc_transport *tr)
 {
     /* Never reached while the handle is open: the self-reference keeps the
      * object alive until tr_close_cb. */
+    Py_CLEAR(tr->base_extra_slot);
     Py_CLEAR(tr->protocol);
     Py_CLEAR(tr->sock);
     Py_CLEAR(tr->server);
@@ -1820,8 +1826,26 @@ int
 tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
     tc_loop_tcp_state *ts = &st->loop_tcp;
-    if (tc_add_type(module, &tr_spec, NULL, &ts->Transport_type) < 0) {
-        return -1;
+    {
+        PyObject *base = import_attr("asyncio", "Transport");
+        int rc;
+        if (base == NULL) {
+            return -1;
+        }
+        if (!PyType_Check(base) ||
+            ((PyTypeObject *)base)->tp_basicsize !=
+                (Py_ssize_t)(offsetof(tc_transport, base_extra_slot) + sizeof(PyObject *))) {
+            Py_DECREF(base);
+            PyErr_SetString(PyExc_ImportError,
+                            "asyncio.Transport has an unexpected instance layout "
+                            "(expected __slots__ = ('_extra',)); tornado_c needs updating");
+            return -1;
+        }
+        rc = tc_add_type(module, &tr_spec, base, &ts->Transport_type);
+        Py_DECREF(base);
+        if (rc < 0) {
+            return -1;
+        }
     }
     if (PyModule_AddFunctions(module, tcp_functions) < 0) {
         return -1;
