@@ -692,3 +692,31 @@ def test_cycle_through_a_run_handle_is_collected(loop):
     del obj
     gc.collect()
     assert ref() is None
+
+
+def test_closed_loop_keeps_a_valid_uv_loop_for_other_components():
+    # transports of other components may still be created on a closed loop
+    # (a coroutine driven by another loop): an error, never a crash
+    import subprocess
+    import sys
+
+    root = __file__.rsplit("/tests/", 1)[0]
+    code = (
+        "import sys, socket, asyncio\n"
+        "sys.path.insert(0, %r)\n"
+        "from tornado_c.loop import EventLoop\n"
+        "lp = EventLoop(); lp.close()\n"
+        "a, b = socket.socketpair()\n"
+        "other = asyncio.SelectorEventLoop()\n"
+        "if hasattr(lp, 'connect_accepted_socket'):\n"
+        "    try:\n"
+        "        other.run_until_complete(lp.connect_accepted_socket(asyncio.Protocol, a))\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__)\n"
+        "else:\n"
+        "    print('RuntimeError')\n"
+        "other.close()\n" % root
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "RuntimeError"

@@ -135,3 +135,21 @@ def test_python_signal_handler_runs_while_loop_blocks(kind):
         loop.close()
     """)
     assert proc.stdout.split() == ["handled", "True"], proc.stderr
+
+
+def test_exception_from_python_signal_handler_leaves_run_forever(kind):
+    proc = run_child(kind, """
+        loop = make()
+        def handler(signum, frame):
+            raise ValueError("from handler")
+        signal.signal(signal.SIGUSR1, handler)
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        guard = loop.call_later(5, loop.stop)
+        try:
+            loop.run_forever()
+        except ValueError as exc:
+            print("ValueError", exc)
+        guard.cancel()
+        loop.close()
+    """)
+    assert proc.stdout.strip() == "ValueError from handler", proc.stderr

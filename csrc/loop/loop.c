@@ -616,12 +616,18 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
 {
     tc_loop *loop = (tc_loop *)p->loop->data;
     char buf[256];
-    PyObject *data = NULL, *res;
+    PyObject *data, *res;
     Py_ssize_t total = 0;
     ssize_t n;
     (void)status;
     (void)events;
     TC_LOOP_ENTER(loop);
+    /* Run Python-level signal handlers first.  Whatever they raise
+     * (KeyboardInterrupt for SIGINT) leaves run_forever, as it leaves
+     * select() in asyncio's loops. */
+    if (PyErr_CheckSignals() < 0) {
+        tc_loop_stash_exception(loop);
+    }
     /* the wakeup socket carries one byte per signal number */
     while (loop->sigfd >= 0 && total < (Py_ssize_t)sizeof(buf)) {
         n = read(loop->sigfd, buf + total, sizeof(buf) - total);
@@ -633,25 +639,22 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
         }
         total += n;
     }
-    if (total > 0) {
-        data = PyBytes_FromStringAndSize(buf, total);
-        if (data == NULL) {
-            tc_loop_report_exception(loop, "Error reading signal wakeup fd", NULL);
-        }
-        else {
-            res = PyObject_CallMethodOneArg((PyObject *)loop,
-                                            loop->st->loop.str_handle_signals, data);
-            Py_DECREF(data);
-            if (res == NULL) {
-                tc_loop_report_exception(loop, "Error handling signals", NULL);
-            }
-            Py_XDECREF(res);
-        }
+    if (total == 0) {
+        return;
     }
-    /* run Python-level signal handlers now: SIGINT raises KeyboardInterrupt */
-    if (PyErr_CheckSignals() < 0) {
-        tc_loop_report_exception(loop, "Exception in signal handler", NULL);
+    /* signals handled with add_signal_handler() */
+    data = PyBytes_FromStringAndSize(buf, total);
+    if (data == NULL) {
+        tc_loop_stash_exception(loop);
+        return;
     }
+    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->st->loop.str_handle_signals, data);
+    Py_DECREF(data);
+    if (res == NULL) {
+        /* a signal handler that ran meanwhile raised */
+        tc_loop_stash_exception(loop);
+    }
+    Py_XDECREF(res);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1129,8 +1132,10 @@ loop_drop_callbacks(tc_loop *self)
 /* Close our own handles and, once libuv has run every close callback, the
  * uv loop itself.  Handles of other components that are still open keep the
  * uv loop allocated until dealloc. */
-/* Run libuv without blocking until the closing handles are gone, then free
- * the uv loop if nothing is left on it. */
+/* Run libuv without blocking so the close callbacks of closing handles run.
+ * The uv loop itself stays allocated until dealloc: other components may
+ * still create (and must then close) handles on a closed loop, and loop->uv
+ * is valid for the whole life of the object. */
 static void
 loop_drain_closed(tc_loop *self)
 {
@@ -1144,10 +1149,6 @@ loop_drain_closed(tc_loop *self)
         TC_LOOP_ENTER(self);
     }
     self->draining = 0;
-    if (uv_loop_close(self->uv) == 0) {
-        PyMem_RawFree(self->uv);
-        self->uv = NULL;
-    }
 }
 
 static void
@@ -1379,6 +1380,10 @@ loop_dealloc(tc_loop *self)
     PyObject_GC_UnTrack(self);
     loop_clear(self);
     loop_release_uv(self);
+    if (self->uv != NULL && uv_loop_close(self->uv) == 0) {
+        PyMem_RawFree(self->uv);
+        self->uv = NULL;
+    }
     if (self->uv != NULL) {
         /* handles of other components are still open: they would call back
          * into a freed object, so the uv loop is leaked rather than freed */

@@ -9,10 +9,11 @@
  *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
  *     object is created, uv_loop_close()d and freed only when every handle on
  *     it has gone through its close callback (EventLoop.close() / dealloc).
- *     After close() it is NULL once nothing is left on it: check it (or
- *     is_closed()) before creating a handle.  Close handles with
- *     tc_loop_close_handle(): on a closed loop it also runs the close
- *     callback right away (nobody else will run that uv loop again).
+ *     loop->uv stays valid (never NULL) for the whole life of the object,
+ *     also after close(); but a closed loop never runs again, so check
+ *     is_closed() before creating handles, and close handles with
+ *     tc_loop_close_handle(): on a closed loop it runs the close callback
+ *     right away.
  *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
@@ -125,8 +126,7 @@ PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *context);
 
 /* uv_close(handle, close_cb) (ignored if already closing); if the loop has
- * been closed, libuv is run at once so close_cb runs and the uv loop can be
- * freed. */
+ * been closed, libuv is run at once (without blocking) so close_cb runs. */
 void tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb);
 
 int tc_loop_exec(PyObject *module, struct tc_state *st);
