@@ -225,6 +225,9 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
+    if (tc_loop_tcp_check_open(loop) < 0) {
+        return NULL;
+    }
     srv = (tc_server *)type->tp_alloc(type, 0);
     if (srv == NULL) {
         return NULL;

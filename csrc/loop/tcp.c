@@ -1074,6 +1074,26 @@ parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
 
 /* ------------------------------------------------------------ Python API */
 
+int
+tc_loop_tcp_check_open(PyObject *loop)
+{
+    PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
+    int closed;
+    if (r == NULL) {
+        return -1;
+    }
+    closed = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (closed < 0) {
+        return -1;
+    }
+    if (closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1096,6 +1116,9 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     live = args[2];
     if (!tc_loop_check(st, loop)) {
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
+        return NULL;
+    }
+    if (tc_loop_tcp_check_open(loop) < 0) {
         return NULL;
     }
     fam_o = PyObject_GetAttrString(sock, "family");
