@@ -32,6 +32,8 @@
 #include <stdlib.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+/* uv_buf_t lengths are unsigned int: larger regions go out in chunks */
+#define TC_WRITE_CHUNK ((size_t)1 << 30)
 
 enum { TR_TCP = 0, TR_PIPE = 1 };
 
@@ -63,6 +65,8 @@ struct tc_transport {
     char *wheap;                /* heap copy the in-flight write points into */
     size_t wheap_cap;
     uv_buf_t wbuf;
+    char *wrem_base;            /* rest of the in-flight region not yet    */
+    size_t wrem_len;            /* given to uv_write (> TC_WRITE_CHUNK)    */
     char *pend;                 /* queued behind the in-flight write */
     size_t pend_len, pend_cap;
     size_t high, low;
@@ -385,7 +389,7 @@ force_close(tc_transport *tr, PyObject *exc)
 static size_t
 write_buffer_size(tc_transport *tr)
 {
-    size_t n = tr->pend_len;
+    size_t n = tr->pend_len + tr->wrem_len;
     if (tr->inflight && tr->handle_open) {
         n += tr->h.stream.write_queue_size;
     }
@@ -444,6 +448,15 @@ static int
 issue_write(tc_transport *tr, char *base, size_t len)
 {
     int rc;
+    if (len > TC_WRITE_CHUNK) {
+        tr->wrem_base = base + TC_WRITE_CHUNK;
+        tr->wrem_len = len - TC_WRITE_CHUNK;
+        len = TC_WRITE_CHUNK;
+    }
+    else {
+        tr->wrem_base = NULL;
+        tr->wrem_len = 0;
+    }
     tr->wbuf = uv_buf_init(base, (unsigned int)len);
     tr->wreq.data = tr;
     rc = uv_write(&tr->wreq, &tr->h.stream, &tr->wbuf, 1, write_cb);
@@ -507,7 +520,10 @@ write_cb(uv_write_t *req, int status)
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
     tr->inflight = 0;
-    Py_CLEAR(tr->wobj);
+    if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called || status < 0) {
+        tr->wrem_len = 0;
+        Py_CLEAR(tr->wobj);
+    }
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
@@ -516,6 +532,17 @@ write_cb(uv_write_t *req, int status)
         fatal_uv_error(tr, status, "Fatal write error on socket transport");
         goto done;
     }
+    if (tr->wrem_len > 0) {
+        /* next chunk of a region larger than TC_WRITE_CHUNK */
+        int rc = issue_write(tr, tr->wrem_base, tr->wrem_len);
+        if (rc < 0) {
+            tr->wrem_len = 0;
+            Py_CLEAR(tr->wobj);
+            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
+        }
+        goto done;
+    }
+    Py_CLEAR(tr->wobj);
     if (tr->pend_len) {
         int rc = flush_pending(tr);
         if (rc < 0) {
@@ -579,8 +606,10 @@ do_shutdown(tc_transport *tr)
     }
 }
 
-/* Write `bufs` (total > 0).  `keep` is a bytes object backing the single
- * buffer (referenced instead of copied), or NULL.  Returns -1 only on memory
+/* Write `bufs` (total > 0).  With nbufs == 1 the data is the region
+ * (bufs[0].base, total) and bufs[0].len is at most TC_WRITE_CHUNK; with more
+ * buffers each length is exact.  `keep` is a bytes object backing the single
+ * region (referenced instead of copied), or NULL.  Returns -1 only on memory
  * errors (exception set); write errors go to fatal_error. */
 static int
 write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
@@ -614,7 +643,7 @@ write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
             }
             skip = n;
             for (i = 0; i < nbufs; i++) {
-                size_t len = bufs[i].len;
+                size_t len = nbufs == 1 ? total : bufs[i].len;
                 if (skip >= len) {
                     skip -= len;
                     continue;
@@ -636,8 +665,9 @@ write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
             return -1;
         }
         for (i = 0; i < nbufs; i++) {
-            memcpy(tr->pend + tr->pend_len, bufs[i].base, bufs[i].len);
-            tr->pend_len += bufs[i].len;
+            size_t len = nbufs == 1 ? total : bufs[i].len;
+            memcpy(tr->pend + tr->pend_len, bufs[i].base, len);
+            tr->pend_len += len;
         }
     }
     maybe_pause_protocol(tr);
@@ -689,6 +719,7 @@ static PyObject *
 tr_write(tc_transport *tr, PyObject *data)
 {
     uv_buf_t buf;
+    size_t total;
     int rc;
     if (check_bytes_like(data) < 0) {
         return NULL;
@@ -705,8 +736,10 @@ tr_write(tc_transport *tr, PyObject *data)
         if (rc <= 0) {
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        buf = uv_buf_init(PyBytes_AS_STRING(data), (unsigned int)PyBytes_GET_SIZE(data));
-        if (write_bufs(tr, &buf, 1, buf.len, data) < 0) {
+        total = (size_t)PyBytes_GET_SIZE(data);
+        buf = uv_buf_init(PyBytes_AS_STRING(data),
+                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        if (write_bufs(tr, &buf, 1, total, data) < 0) {
             return NULL;
         }
     }
@@ -728,8 +761,10 @@ tr_write(tc_transport *tr, PyObject *data)
             PyBuffer_Release(&view);
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        buf = uv_buf_init(view.buf, (unsigned int)view.len);
-        rc = write_bufs(tr, &buf, 1, buf.len, NULL);
+        total = (size_t)view.len;
+        buf = uv_buf_init(view.buf,
+                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        rc = write_bufs(tr, &buf, 1, total, NULL);
         PyBuffer_Release(&view);
         if (rc < 0) {
             return NULL;
@@ -755,6 +790,28 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
     }
     n = PySequence_Fast_GET_SIZE(seq);
     if (n > WRITELINES_MAX) {
+        goto join;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        got++;
+        if ((size_t)views[i].len > TC_WRITE_CHUNK) {
+            /* huge item: take the join + write() path */
+            for (i = 0; i < got; i++) {
+                PyBuffer_Release(&views[i]);
+            }
+            got = 0;
+            goto join;
+        }
+        bufs[i] = uv_buf_init(views[i].buf, (unsigned int)views[i].len);
+        total += (size_t)views[i].len;
+    }
+    goto gathered;
+join:
+    {
         /* like asyncio 3.11: b''.join(), then write() */
         PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
         PyObject *joined = NULL;
@@ -768,15 +825,7 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
         }
         goto done;
     }
-    for (i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) {
-            goto done;
-        }
-        got++;
-        bufs[i] = uv_buf_init(views[i].buf, (unsigned int)views[i].len);
-        total += (size_t)views[i].len;
-    }
+gathered:
     if (tr->eof) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
         goto done;
