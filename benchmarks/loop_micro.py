@@ -185,6 +185,13 @@ def child(kind, scenario, n):
     return eval(out.strip().splitlines()[-1])
 
 
+def _proc_cpu(pid):
+    """user + system CPU seconds of a process (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -213,12 +220,17 @@ def hello_http(kind, duration, connections):
         if not wait_port(port):
             raise RuntimeError("server did not start: %s" % srv.stderr.read())
         module = srv.stdout.readline().strip()
+        cpu0 = _proc_cpu(srv.pid)
         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c%d" % connections,
                               "-d%ds" % duration, "http://127.0.0.1:%d/" % port],
                              check=True, capture_output=True, text=True).stdout
+        cpu = _proc_cpu(srv.pid) - cpu0
         m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+        total = re.search(r"(\d+) requests in", out)
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
         return {"requests_per_sec": float(m.group(1)), "loop_module": module,
+                "requests": int(total.group(1)), "server_cpu_s": cpu,
+                "requests_per_cpu_s": int(total.group(1)) / cpu if cpu > 0 else 0.0,
                 "errors": errors.group(0) if errors else None}
     finally:
         srv.terminate()
@@ -259,18 +271,20 @@ def main():
         # rounds interleave the loops (rotating the order) so that load from
         # other processes on the machine hits them alike; best round counts
         samples = {k: [] for k in loops}
-        modules = {}
         for rnd in range(args.http_rounds):
             order = loops[rnd % len(loops):] + loops[:rnd % len(loops)]
             for kind in order:
-                r = hello_http(kind, duration, args.connections)
-                samples[kind].append(r["requests_per_sec"])
-                modules[kind] = r["loop_module"]
-        per = {k: {"requests_per_sec": max(v), "samples": v, "loop_module": modules[k]}
+                samples[kind].append(hello_http(kind, duration, args.connections))
+        per = {k: {"requests_per_sec": max(r["requests_per_sec"] for r in v),
+                   "requests_per_cpu_s": max(r["requests_per_cpu_s"] for r in v),
+                   "samples": v}
                for k, v in samples.items()}
         results["scenarios"]["hello_http"] = per
         rows.append(("hello_http (wrk -c%d)" % args.connections,
                      {k: per[k]["requests_per_sec"] for k in loops}, "req/s"))
+        # requests per second of server CPU: less sensitive to other load
+        rows.append(("hello_http per server CPU-s",
+                     {k: per[k]["requests_per_cpu_s"] for k in loops}, "req/cpu-s"))
 
     head = "%-28s" % "scenario" + "".join("%14s" % k for k in loops)
     if "uvloop" in loops:

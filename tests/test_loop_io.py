@@ -367,3 +367,52 @@ def test_sock_sendfile(loop, pair):
         assert pos == len(data)
         with pytest.raises(ValueError):
             loop.run_until_complete(loop.sock_sendfile(b, f, -1))
+
+
+def test_poll_modes_switch_with_libuv_handles():
+    # with only the loop's own handles it blocks in its own epoll set; a
+    # libuv-based server switches it to polling through libuv and back
+    lp = EventLoop()
+    a, b = socket.socketpair()
+    got = []
+    try:
+        lp.add_reader(a.fileno(), lambda: got.append(a.recv(100)))
+
+        def ping(data):
+            b.send(data)
+
+        lp.call_later(0.01, ping, b"1")
+        run_until(lp, lambda: len(got) == 1)
+        assert lp._counts()["own_poll"] == 1
+        if not hasattr(lp, "create_server"):
+            return
+
+        async def with_server():
+            srv = await lp.create_server(asyncio.Protocol, "127.0.0.1", 0)
+            await asyncio.sleep(0.01)
+            mode_with_server = lp._counts()["own_poll"]
+            lp.call_later(0.005, ping, b"2")
+            await asyncio.sleep(0.03)
+            srv.close()
+            await srv.wait_closed()
+            return mode_with_server
+
+        assert lp.run_until_complete(with_server()) == 0
+        assert got == [b"1", b"2"]
+        lp.call_later(0.01, ping, b"3")
+        run_until(lp, lambda: len(got) == 3)
+        assert lp._counts()["own_poll"] == 1
+        # a threadsafe wakeup reaches a loop blocked in its own epoll set
+        import threading
+
+        threading.Timer(0.05, lambda: lp.call_soon_threadsafe(lp.stop)).start()
+        guard = lp.call_later(5, lp.stop)
+        t0 = lp.time()
+        lp.run_forever()
+        guard.cancel()
+        assert lp.time() - t0 < 1
+    finally:
+        lp.remove_reader(a.fileno())
+        lp.close()
+        a.close()
+        b.close()

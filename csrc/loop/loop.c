@@ -588,27 +588,49 @@ prepare_cb(uv_prepare_t *p)
 static void
 fd_ready(tc_loop *self, int fd, int readable, int writable);
 
+#define TC_BACKEND_MARK (-1) /* epoll data of libuv's backend fd in our set */
+
+/* Wait up to timeout_ms (-1: forever) for our fds and queue their
+ * readers/writers.  Returns 1 if libuv's backend fd (own-poll mode) is
+ * readable.  The GIL is released only if the wait may block. */
+static int
+epoll_dispatch(tc_loop *self, int timeout_ms)
+{
+    struct epoll_event evs[128];
+    int n, backend = 0;
+    if (self->epfd < 0) {
+        return 0;
+    }
+    if (timeout_ms != 0) {
+        PyThreadState *ts = PyEval_SaveThread();
+        n = epoll_wait(self->epfd, evs, 128, timeout_ms);
+        PyEval_RestoreThread(ts);
+    }
+    else {
+        n = epoll_wait(self->epfd, evs, 128, 0);
+    }
+    /* EINTR: a signal; its wakeup byte makes the backend fd readable */
+    for (int i = 0; i < n; i++) {
+        uint32_t ev = evs[i].events;
+        if (evs[i].data.fd == TC_BACKEND_MARK) {
+            backend = 1;
+            continue;
+        }
+        /* like asyncio's EpollSelector: an error or hangup wakes both sides */
+        fd_ready(self, evs[i].data.fd, (ev & ~(uint32_t)EPOLLOUT) != 0,
+                 (ev & ~(uint32_t)EPOLLIN) != 0);
+    }
+    return backend;
+}
+
 static void
 iopoll_cb(uv_poll_t *p, int status, int events)
 {
     tc_loop *loop = (tc_loop *)p->loop->data;
-    struct epoll_event evs[128];
-    int n;
     (void)status;
     (void)events;
     TC_LOOP_ENTER(loop);
-    if (loop->epfd < 0) {
-        return;
-    }
-    do {
-        n = epoll_wait(loop->epfd, evs, 128, 0);
-    } while (n < 0 && errno == EINTR);
-    for (int i = 0; i < n; i++) {
-        uint32_t ev = evs[i].events;
-        /* like asyncio's EpollSelector: an error or hangup wakes both sides */
-        fd_ready(loop, evs[i].data.fd, (ev & ~(uint32_t)EPOLLOUT) != 0,
-                 (ev & ~(uint32_t)EPOLLIN) != 0);
-    }
+    epoll_dispatch(loop, 0);
 }
 
 static void
@@ -905,21 +927,118 @@ raise_stashed(tc_loop *self)
     return -1;
 }
 
+/* ---------------------------------------------------------------------- */
+/* polling                                                                 */
+/*
+ * Two ways to wait, chosen at every iteration:
+ *
+ *  - libuv mode (whenever another component has libuv handles or requests):
+ *    uv_run() blocks in libuv's epoll, in which our fd set (epfd) is one
+ *    more fd (the iopoll handle); the prepare handle releases the GIL.
+ *  - own-poll mode (libuv has nothing but our own handles, the case of
+ *    add_reader-based I/O such as Tornado's IOStream): we block in epoll on
+ *    epfd, which then holds libuv's backend fd, and run libuv (no wait) only
+ *    when that fd is readable (threadsafe wakeups, signals) or libuv has
+ *    pending work.  One epoll_wait per iteration instead of two.
+ *
+ * libuv applies watcher changes (epoll_ctl) only inside uv_run, so own-poll
+ * mode is used only after uv_run has run since our own handles changed
+ * (uv_dirty), and only while libuv counts no active handle but our async
+ * handle (other components' handles must stay referenced).
+ */
+
 static int
-run_once(tc_loop *self)
+libuv_idle(tc_loop *self)
+{
+    return !self->uv_dirty && self->uv->active_handles <= 1 &&
+           self->uv->active_reqs.count == 0;
+}
+
+static void
+enter_own_poll(tc_loop *self)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = TC_BACKEND_MARK;
+    if (self->epfd < 0 || self->iopoll == NULL) {
+        return;
+    }
+    /* first take epfd out of libuv's set (uv_poll_stop does it at once):
+     * epoll sets must not contain each other */
+    uv_poll_stop(self->iopoll);
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, uv_backend_fd(self->uv), &ev) < 0) {
+        uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
+        self->uv_dirty = 1;
+        return;
+    }
+    uv_timer_stop(self->uvtimer);
+    self->own_poll = 1;
+}
+
+static void
+leave_own_poll(tc_loop *self)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    epoll_ctl(self->epfd, EPOLL_CTL_DEL, uv_backend_fd(self->uv), &ev);
+    /* libuv adds epfd back to its set in the uv_run that follows */
+    uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
+    self->own_poll = 0;
+}
+
+/* The poll timeout for our own work in ms (-1: none), rounded up: a timer is
+ * checked against uv_hrtime afterwards, so it never fires early. */
+static int
+own_timeout_ms(tc_loop *self)
+{
+    double dt, ms;
+    if (self->ready_len > 0 || self->stopping) {
+        return 0;
+    }
+    if (self->heap_len == 0) {
+        return -1;
+    }
+    dt = self->heap[0]->when - loop_now();
+    if (dt <= 0) {
+        return 0;
+    }
+    ms = ceil(dt * 1e3);
+    return ms <= 86400000.0 ? (int)ms : 86400000; /* a day at most (and NaN) */
+}
+
+static int
+own_poll_once(tc_loop *self)
+{
+    int timeout = own_timeout_ms(self);
+    int uvt = uv_backend_timeout(self->uv);
+    if (uvt == 0) {
+        /* closing handles or pending callbacks in libuv */
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        TC_LOOP_ENTER(self);
+        if (self->exc_type != NULL) {
+            return 0;
+        }
+        timeout = own_timeout_ms(self);
+    }
+    else if (uvt > 0 && (timeout < 0 || uvt < timeout)) {
+        timeout = uvt;
+    }
+    if (epoll_dispatch(self, timeout)) {
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        TC_LOOP_ENTER(self);
+    }
+    else {
+        /* keep uv_now() current for components that start libuv timers */
+        uv_update_time(self->uv);
+    }
+    return 0;
+}
+
+static void
+libuv_poll_once(tc_loop *self)
 {
     uv_run_mode mode = UV_RUN_NOWAIT;
-    Py_ssize_t ntodo;
-    double now;
-
-    if (self->heap_len > 100 && self->timer_cancelled * 2 > self->heap_len) {
-        heap_compact(self);
-    }
-    while (self->heap_len > 0 && self->heap[0]->h.cancelled) {
-        tc_timer *t = heap_pop(self);
-        tc_handle_release((PyObject *)t);
-    }
-
     self->poll_deadline = HUGE_VAL;
     if (self->ready_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
@@ -931,7 +1050,7 @@ run_once(tc_loop *self)
             }
             else {
                 /* libuv counts whole milliseconds: round up, then re-check
-                 * against uv_hrtime below, so a timer is never early */
+                 * against uv_hrtime, so a timer is never early */
                 double ms = ceil(dt * 1e3);
                 uint64_t ims = ms <= 1e12 ? (uint64_t)ms : (uint64_t)1e12; /* and NaN */
                 uv_update_time(self->uv);
@@ -946,6 +1065,39 @@ run_once(tc_loop *self)
     uv_run(self->uv, mode);
     TC_LOOP_ENTER(self);
     self->block_in_poll = 0;
+    self->uv_dirty = 0;
+}
+
+static int
+run_once(tc_loop *self)
+{
+    Py_ssize_t ntodo;
+    double now;
+
+    if (self->heap_len > 100 && self->timer_cancelled * 2 > self->heap_len) {
+        heap_compact(self);
+    }
+    while (self->heap_len > 0 && self->heap[0]->h.cancelled) {
+        tc_timer *t = heap_pop(self);
+        tc_handle_release((PyObject *)t);
+    }
+
+    if (libuv_idle(self)) {
+        if (!self->own_poll) {
+            enter_own_poll(self);
+        }
+    }
+    else if (self->own_poll) {
+        leave_own_poll(self);
+    }
+    if (self->own_poll) {
+        if (own_poll_once(self) < 0) {
+            return -1;
+        }
+    }
+    else {
+        libuv_poll_once(self);
+    }
     if (self->exc_type != NULL) {
         return raise_stashed(self);
     }
@@ -1079,15 +1231,17 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
     uv_unref((uv_handle_t *)self->sigpoll);
     uv_poll_start(self->sigpoll, UV_READABLE, sigpoll_cb);
     self->sigfd = fd;
+    self->uv_dirty = 1; /* libuv registers the fd in its next uv_run */
     Py_RETURN_NONE;
 }
 
 static PyObject *
 loop_counts(tc_loop *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{snsnsnsn}", "ready", self->ready_len, "timers",
+    return Py_BuildValue("{snsnsnsnsi}", "ready", self->ready_len, "timers",
                          self->heap_len - self->timer_cancelled, "cancelled_timers",
-                         self->timer_cancelled, "fds", self->fds_count);
+                         self->timer_cancelled, "fds", self->fds_count,
+                         "own_poll", (int)self->own_poll);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1241,6 +1395,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     self->st = state_for_subtype(type);
     self->epfd = -1;
     self->sigfd = -1;
+    self->uv_dirty = 1;
     if (self->st == NULL) {
         goto fail;
     }

@@ -23,6 +23,9 @@
  *     handler (as asyncio does) and clears it.
  *   - tc_loop_call_soon() schedules a Python callable exactly as
  *     loop.call_soon() does (same ordering, same contextvars handling).
+ *   - Handles of other components must stay referenced (no uv_unref): the
+ *     loop uses libuv's count of active handles to know whether libuv has
+ *     anything to poll besides the loop's own handles.
  *   - Handle bookkeeping: in a debug build (TC_DEBUG) every uv handle or
  *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
  *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback); the counts are
@@ -86,6 +89,8 @@ typedef struct tc_loop {
     PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
     unsigned long thread_id;
     char running, stopping, closed, debug, block_in_poll, draining;
+    char own_poll;                  /* blocking in epoll on epfd, see loop.c */
+    char uv_dirty;                  /* our handles changed since the last uv_run */
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */
