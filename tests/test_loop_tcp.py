@@ -1301,3 +1301,24 @@ def test_loops_in_two_threads():
     for t in threads:
         t.join(TIMEOUT + 5)
     assert results == {1: True, 2: True}
+
+
+def test_exception_in_connection_made(loop):
+    async def main():
+        class Bad(Recorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                raise ArithmeticError("made")
+
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Bad(loop), "127.0.0.1", port)
+        tr.write(b"still works")
+        await cl.wait_bytes(11)  # reading started anyway, as in asyncio
+        tr.close()
+        await cl.lost
+        server.close()
+
+    run(loop, main())
+    assert len(loop.errors) == 1
+    assert isinstance(loop.errors[0]["exception"], ArithmeticError)
+    assert loop.errors[0]["message"].startswith("Exception in callback")
