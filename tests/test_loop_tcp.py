@@ -1322,3 +1322,26 @@ def test_exception_in_connection_made(loop):
     assert len(loop.errors) == 1
     assert isinstance(loop.errors[0]["exception"], ArithmeticError)
     assert loop.errors[0]["message"].startswith("Exception in callback")
+
+
+def test_debug_mode_log_messages(loop, caplog):
+    import logging
+
+    async def main():
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        tr.pause_reading()
+        tr.resume_reading()
+        await asyncio.sleep(0.01)
+        protos[0].transport.close()
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+
+    loop.set_debug(True)
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        run(loop, main())
+    msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert any(m.endswith(" pauses reading") for m in msgs), msgs
+    assert any(m.endswith(" resumes reading") for m in msgs), msgs
+    assert any(m.endswith(" received EOF") for m in msgs), msgs

@@ -162,12 +162,69 @@ report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
 
 static void force_close(tc_transport *tr, PyObject *exc);
 
+/* loop.get_debug() as 0/1 (errors count as 0 and are cleared). */
+static int
+loop_debug(tc_transport *tr)
+{
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    int on;
+    if (r == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    on = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (on < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return on;
+}
+
+/* asyncio's debug-mode messages: logger.debug(fmt, transport[, text],
+ * exc_info=exc).  Only called when loop_debug() is true; never fails (a
+ * logging error is reported like any other callback error). */
+static void
+debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
+{
+    PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
+    PyErr_Fetch(&et, &ev, &etb);
+    meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+    if (meth == NULL) {
+        goto done;
+    }
+    args = text ? Py_BuildValue("(sOs)", fmt, (PyObject *)tr, text)
+                : Py_BuildValue("(sO)", fmt, (PyObject *)tr);
+    if (args == NULL) {
+        goto done;
+    }
+    if (exc != NULL) {
+        kw = Py_BuildValue("{sO}", "exc_info", exc);
+        if (kw == NULL) {
+            goto done;
+        }
+    }
+    r = PyObject_Call(meth, args, kw);
+done:
+    if (r == NULL && PyErr_Occurred()) {
+        tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(meth);
+    PyErr_Restore(et, ev, etb);
+}
+
 /* asyncio's _fatal_error: `exc` borrowed. */
 static void
 fatal_error(tc_transport *tr, PyObject *exc, const char *message)
 {
     if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
         report_exc(tr, exc, message, 1);
+    }
+    else if (loop_debug(tr)) {
+        debug_log(tr, "%r: %s", message, exc);
     }
     force_close(tr, exc);
 }
@@ -912,6 +969,9 @@ on_eof(tc_transport *tr)
     int keep_open;
     read_stop(tr);
     tr->read_eof = 1;
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r received EOF", NULL, NULL);
+    }
     if (tr->protocol == NULL) {
         return;
     }
@@ -1468,6 +1528,9 @@ tr_pause_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->paused = 1;
     read_stop(tr);
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r pauses reading", NULL, NULL);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1480,6 +1543,9 @@ tr_resume_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     tr->paused = 0;
     if (tr->started) {
         read_start(tr);
+    }
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r resumes reading", NULL, NULL);
     }
     Py_RETURN_NONE;
 }
