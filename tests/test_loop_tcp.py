@@ -1345,3 +1345,4 @@ def test_debug_mode_log_messages(loop, caplog):
     assert any(m.endswith(" pauses reading") for m in msgs), msgs
     assert any(m.endswith(" resumes reading") for m in msgs), msgs
     assert any(m.endswith(" received EOF") for m in msgs), msgs
+
