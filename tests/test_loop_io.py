@@ -392,7 +392,9 @@ def test_poll_modes_switch_with_libuv_handles():
             await asyncio.sleep(0.01)
             mode_with_server = lp._counts()["own_poll"]
             lp.call_later(0.005, ping, b"2")
-            await asyncio.sleep(0.03)
+            deadline = lp.time() + 5
+            while len(got) < 2 and lp.time() < deadline:
+                await asyncio.sleep(0.005)
             srv.close()
             await srv.wait_closed()
             return mode_with_server
