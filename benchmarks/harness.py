@@ -292,7 +292,8 @@ def parse_wrk_text(stdout):
     m = re.search(r"^Requests/sec:\s*([0-9.]+)", stdout, re.M)
     if m:
         out["requests_per_sec_printed"] = float(m.group(1))
-    m = re.search(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)", stdout, re.M)
+    t = r"([0-9.]+(?:us|ms|s|m|h))"
+    m = re.search(r"^\s*Latency\s+%s\s+%s\s+%s" % (t, t, t), stdout, re.M)
     if m:
         out["latency_us"]["mean"] = parse_wrk_time(m.group(1))
         out["latency_us"]["stdev"] = parse_wrk_time(m.group(2))
