@@ -60,6 +60,17 @@ def main(argv=None):
         for sc in harness.REGISTRY.values():
             print("%-12s %-6s %s" % (sc.name, sc.kind, sc.description))
         return 0
+    if not args.no_pin:
+        cpus = os.sched_getaffinity(0)
+        if args.server_cpu not in cpus or args.client_cpu not in cpus \
+                or args.server_cpu == args.client_cpu:
+            if len(cpus) < 2:
+                print("note: fewer than 2 CPUs available (%s): not pinning" % sorted(cpus))
+                args.no_pin = True
+            else:
+                print("run.py: --server-cpu/--client-cpu must be two different CPUs of %s"
+                      % sorted(cpus), file=sys.stderr)
+                return 2
     make = harness.Settings.quick_settings if args.quick else harness.Settings
     settings = make(connections=args.connections, threads=args.threads, repeat=args.repeat,
                     server_cpu=None if args.no_pin else args.server_cpu,
