@@ -46,6 +46,9 @@ REPORTER_LUA = os.path.join(HERE, "wrk_report.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IMPLEMENTATIONS = ("upstream", "tornado_c")
 SCHEMA = 1
+# Warn when other processes/steal used more than this share of the server's
+# CPU during a measurement (the machine was not quiet: numbers are suspect).
+OTHER_LOAD_WARN = 0.05
 
 
 class BenchError(Exception):
@@ -247,6 +250,46 @@ def read_ctxt_switches(pid):
             return parse_proc_status_ctxt(f.read())
     except FileNotFoundError:
         return None, None
+
+
+def parse_proc_stat_cpus(text):
+    """Per-CPU (busy, total) clock ticks from /proc/stat: {cpu_number: (busy, total)}.
+    busy = everything but idle and iowait (steal included: time the CPU was
+    not ours to use)."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"cpu(\d+)\s+(.*)", line)
+        if not m:
+            continue
+        vals = [int(x) for x in m.group(2).split()]
+        # user nice system idle iowait irq softirq steal guest guest_nice;
+        # guest time is already included in user/nice.
+        vals = (vals + [0] * 8)[:8]
+        idle = vals[3] + vals[4]
+        total = sum(vals)
+        out[int(m.group(1))] = (total - idle, total)
+    return out
+
+
+def read_cpu_busy():
+    try:
+        with open("/proc/stat") as f:
+            return parse_proc_stat_cpus(f.read())
+    except OSError:
+        return {}
+
+
+def other_load_share(before, after, cpu, own_ticks):
+    """Share of `cpu`'s time over the window spent on anything but our
+    process (`own_ticks`): other processes, interrupts, hypervisor steal.
+    None when unknown."""
+    if cpu is None or cpu not in before or cpu not in after:
+        return None
+    busy = after[cpu][0] - before[cpu][0]
+    total = after[cpu][1] - before[cpu][1]
+    if total <= 0:
+        return None
+    return max(0.0, (busy - own_ticks) / total)
 
 
 def cpu_us_per_request(ticks, requests, clk_tck=CLK_TCK):
@@ -613,12 +656,14 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
                         settings.client_cpu, script=lua)
         result["wrk_command"] = " ".join(cmd)
         ctx0 = read_ctxt_switches(server.pid)
+        cpus0 = read_cpu_busy()
         t0 = time.monotonic()
         ticks0 = read_cpu_ticks(server.pid)
         proc = subprocess.run(cmd, capture_output=True, text=True,
                               timeout=settings.duration + 120)
         ticks1 = read_cpu_ticks(server.pid)
         wall = time.monotonic() - t0
+        cpus1 = read_cpu_busy()
         ctx1 = read_ctxt_switches(server.pid)
         if proc.returncode != 0:
             raise BenchError("wrk failed (exit %d): %s"
@@ -641,6 +686,8 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
             "server_cpu_utilisation": (ticks / CLK_TCK) / wall if wall > 0 else None,
             "cpu_us_per_request": cpu_us_per_request(ticks, summary["requests"]),
             "clk_tck": CLK_TCK,
+            # Interference: what else ran on the server's CPU meanwhile.
+            "server_cpu_other_load": other_load_share(cpus0, cpus1, settings.server_cpu, ticks),
             "server_nonvoluntary_ctxt_switches": (
                 ctx1[1] - ctx0[1] if None not in (ctx0[1], ctx1[1]) else None),
             "wrk_stdout": proc.stdout,
@@ -650,6 +697,11 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         errs = summary["errors"]
         if errs.get("status"):
             raise BenchError("%d responses were not 2xx/3xx" % errs["status"])
+        other = result["server_cpu_other_load"]
+        if other is not None and other > OTHER_LOAD_WARN:
+            result["warnings"].append(
+                "other load took %.0f%% of the server's CPU %d during the run"
+                % (other * 100, settings.server_cpu))
         sock_errs = {k: v for k, v in errs.items() if k != "status" and v}
         if sock_errs:
             result["warnings"].append("socket errors: %s" % ", ".join(

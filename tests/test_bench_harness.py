@@ -205,6 +205,23 @@ def test_parse_proc_status_ctxt():
     assert H.parse_proc_status_ctxt("Name:\tx\n") == (None, None)
 
 
+def test_parse_proc_stat_cpus_and_other_load():
+    before = H.parse_proc_stat_cpus(
+        "cpu  100 0 50 1000 10 0 5 0 0 0\n"
+        "cpu0 60 0 30 500 5 0 3 2 0 0\n"
+        "cpu1 40 0 20 500 5 0 2 0 0 0\n"
+        "intr 12345\n")
+    assert before == {0: (95, 600), 1: (62, 567)}
+    # 100 ticks pass on cpu0: 90 busy (incl. 1 steal), 10 idle
+    after = H.parse_proc_stat_cpus("cpu0 110 0 60 508 7 0 12 3 0 0\n")
+    # our server used 80 of those ticks: 10 of 100 went to something else
+    assert H.other_load_share(before, after, 0, 80) == pytest.approx(0.10)
+    assert H.other_load_share(before, after, 0, 200) == 0.0  # never negative
+    assert H.other_load_share(before, after, 1, 0) is None
+    assert H.other_load_share(before, after, None, 0) is None
+    assert 0 in H.read_cpu_busy()
+
+
 def test_cpu_us_per_request():
     # 190 ticks at 100 Hz = 1.9 s of CPU for 10,000 requests = 190 us each
     assert H.cpu_us_per_request(190, 10000, clk_tck=100) == pytest.approx(190.0)
