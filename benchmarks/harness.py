@@ -183,13 +183,15 @@ class Settings:
     threads: int = 1
     server_cpu: int | None = 0
     client_cpu: int | None = 1
-    repeat: int = 1  # runs per implementation (alternating order); median reported
+    # runs per implementation, alternating order; the median is reported (a
+    # shared machine's noise is ~10% run to run)
+    repeat: int = 3
     start_timeout: float = 20.0
     quick: bool = False
 
     @classmethod
     def quick_settings(cls, **kw):
-        base = dict(duration=2, warmup=1, quick=True)
+        base = dict(duration=2, warmup=1, repeat=1, quick=True)
         base.update(kw)
         return cls(**base)
 
@@ -433,6 +435,9 @@ def aggregate(runs):
     }
     for key in ("p50", "p99", "mean"):
         out["latency_us"][key] = med(lambda r, k=key: r["latency_us"].get(k))
+    for key in ("requests_per_sec", "cpu_us_per_request"):
+        vals = [r[key] for r in good if r.get(key) is not None]
+        out[key + "_range"] = [min(vals), max(vals)] if vals else None
     return out
 
 
@@ -980,7 +985,9 @@ def render_markdown(doc):
     lines.append("- wrk: %s threads, %s keep-alive connections, %s s measured after %s s "
                  "warm-up, %s run(s) per implementation%s; %s; load average at start %s" % (
                      s.get("threads"), s.get("connections"), s.get("duration"), s.get("warmup"),
-                     s.get("repeat"), " (median)" if (s.get("repeat") or 1) > 1 else "",
+                     s.get("repeat"),
+                     " in alternating order (median shown, min-max in brackets)"
+                     if (s.get("repeat") or 1) > 1 else "",
                      pin, m.get("loadavg_start")))
     lines.append("- CPU-µs/req = server utime+stime (/proc/<pid>/stat) over the measured "
                  "window / requests completed. Ratios are tornado_c vs upstream.")
@@ -1012,11 +1019,17 @@ def render_markdown(doc):
                 warn = r.get("warnings") or []
                 if warn:
                     cmp_ += (" " if cmp_ else "") + "(%s)" % "; ".join(warn)
+                rps = _int_commas(r.get("requests_per_sec"))
+                cpu = _f(r.get("cpu_us_per_request"), "%.1f")
+                if r.get("requests_per_sec_range"):
+                    rps += " (%s-%s)" % tuple(_int_commas(v) for v in r["requests_per_sec_range"])
+                if r.get("cpu_us_per_request_range"):
+                    cpu += " (%s-%s)" % tuple(_f(v, "%.1f") for v in r["cpu_us_per_request_range"])
                 lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                    sc["name"], impl, _int_commas(r.get("requests_per_sec")),
+                    sc["name"], impl, rps,
                     _f(lat.get("p50") and lat["p50"] / 1e3, "%.2f"),
                     _f(lat.get("p99") and lat["p99"] / 1e3, "%.2f"),
-                    _f(r.get("cpu_us_per_request"), "%.1f"), cmp_))
+                    cpu, cmp_))
         lines.append("")
 
     for sc in doc.get("scenarios", []):
@@ -1096,23 +1109,31 @@ def render_png(doc, path):
         ):
             for j, impl in enumerate(IMPLEMENTATIONS):
                 vals = []
+                err = [[], []]  # min-max of repeated runs, as error bars
                 for sc in http:
                     r = sc["results"].get(impl) or {}
-                    vals.append(r.get(key) if r.get("ok") else 0)
+                    v = r.get(key) if r.get("ok") else 0
+                    vals.append(v)
+                    rng = r.get(key + "_range") if r.get("ok") else None
+                    err[0].append(v - rng[0] if rng else 0)
+                    err[1].append(rng[1] - v if rng else 0)
                 xs = [i + (j - 0.5) * width for i in range(len(names))]
-                bars = ax.bar(xs, [v or 0 for v in vals], width, label=impl, color=colors[impl])
-                for b, v, sc in zip(bars, vals, http):
+                bars = ax.bar(xs, [v or 0 for v in vals], width, label=impl, color=colors[impl],
+                              yerr=err if any(err[0] + err[1]) else None, capsize=3,
+                              error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
+                for b, v, hi, sc in zip(bars, vals, err[1], http):
                     if not v:
                         ax.text(b.get_x() + b.get_width() / 2, 0, "FAILED", ha="center",
                                 va="bottom", rotation=90, fontsize=8, color="red")
                     elif impl == "tornado_c":
                         ra = (sc.get("ratios") or {}).get(ratio_key)
                         if ra is not None:
-                            ax.annotate(ratio_fmt % ra, (b.get_x() + b.get_width() / 2, v),
+                            ax.annotate(ratio_fmt % ra, (b.get_x() + b.get_width() / 2, v + hi),
                                         ha="center", va="bottom", fontsize=9,
                                         xytext=(0, 2), textcoords="offset points")
             ax.set_xticks(range(len(names)))
             ax.set_xticklabels(names)
+            ax.set_xlim(-0.75, len(names) - 0.25)
             ax.set_title(title, fontsize=10)
             ax.margins(y=0.15)
             ax.legend(fontsize=8)

@@ -36,14 +36,15 @@ def parse_args(argv):
     ap.add_argument("--warmup", type=int, help="warm-up seconds, 0 = none (default 2, quick 1)")
     ap.add_argument("--connections", "-c", type=int, default=50, help="wrk connections")
     ap.add_argument("--threads", "-t", type=int, default=1, help="wrk threads")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="runs per implementation, alternating order; the median is reported")
+    ap.add_argument("--repeat", type=int,
+                    help="runs per implementation, alternating order; the median is reported "
+                    "(default 3, quick 1)")
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU wrk is pinned to")
     ap.add_argument("--no-pin", action="store_true", help="do not pin (e.g. a 1-CPU machine)")
     ap.add_argument("--no-png", action="store_true", help="skip the matplotlib chart")
     args = ap.parse_args(argv)
-    if args.repeat < 1 or args.connections < 1 or args.threads < 1:
+    if (args.repeat is not None and args.repeat < 1) or args.connections < 1 or args.threads < 1:
         ap.error("--repeat, --connections and --threads must be >= 1")
     if args.connections < args.threads:
         ap.error("wrk needs at least one connection per thread")
@@ -72,9 +73,11 @@ def main(argv=None):
                       % sorted(cpus), file=sys.stderr)
                 return 2
     make = harness.Settings.quick_settings if args.quick else harness.Settings
-    settings = make(connections=args.connections, threads=args.threads, repeat=args.repeat,
+    settings = make(connections=args.connections, threads=args.threads,
                     server_cpu=None if args.no_pin else args.server_cpu,
                     client_cpu=None if args.no_pin else args.client_cpu)
+    if args.repeat is not None:
+        settings.repeat = args.repeat
     if args.duration is not None:
         settings.duration = args.duration
     if args.warmup is not None:

@@ -263,6 +263,11 @@ def test_aggregate_median_and_failure():
     assert agg["requests_per_sec"] == 200
     assert agg["cpu_us_per_request"] == 20
     assert agg["latency_us"]["p99"] == 40
+    assert agg["requests_per_sec_range"] == [100, 300]
+    assert agg["cpu_us_per_request_range"] == [10, 30]
+    md = H.render_markdown({"scenarios": [{"name": "s", "kind": "http", "results": {
+        "upstream": agg, "tornado_c": agg}, "ratios": H.ratios(agg, agg)}]})
+    assert "| s | upstream | 200 (100-300) | 0.02 | 0.04 | 20.0 (10.0-30.0) |  |" in md
     single = H.aggregate([run(100, 30)])
     assert single["requests_per_sec"] == 100
     failed = H.aggregate([run(100, 30), {"ok": False, "error": "died"}])
@@ -520,7 +525,7 @@ def test_http_check_rejects_wrong_body(tmp_path):
 def test_real_hello_run_both_implementations():
     cpus = sorted(os.sched_getaffinity(0))
     pin = len(cpus) >= 2
-    settings = H.Settings(duration=1, warmup=1, connections=10,
+    settings = H.Settings(duration=1, warmup=1, connections=10, repeat=1,
                           server_cpu=cpus[0] if pin else None,
                           client_cpu=cpus[1] if pin else None)
     doc = H.run_all([H.REGISTRY["hello"]], settings, env=server_env(), log=lambda m: None)
