@@ -542,3 +542,41 @@ def test_real_hello_run_both_implementations():
     assert sc["ratios"]["rps"] > 0 and sc["ratios"]["cpu_less"] > 0
     assert "websocket" in doc["machine"]["tornado_c_components"]
     assert doc["machine"]["tornado_c_versions"]["tornado_c"]
+
+
+# --------------------------------------------------------------------------
+# run.py command line
+
+
+def _run_py(*args, **kw):
+    return subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), *args],
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_run_py_list_and_bad_arguments():
+    p = _run_py("--list")
+    assert p.returncode == 0
+    assert "hello" in p.stdout and "wsmask" in p.stdout
+    p = _run_py("--only", "nope")
+    assert p.returncode == 2 and "unknown scenario" in p.stderr
+    p = _run_py("--duration", "0")
+    assert p.returncode == 2
+    p = _run_py("--server-cpu", "0", "--client-cpu", "0")
+    assert p.returncode == 2
+
+
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_run_py_wsmask_writes_all_outputs(tmp_path):
+    p = _run_py("--quick", "--only", "wsmask", "--out", str(tmp_path), env=server_env(),
+                cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    files = sorted(os.listdir(str(tmp_path)))
+    assert {"latest.json", "latest.md", "latest.png"} <= set(files)
+    assert any(f.endswith("Z.json") for f in files)
+    md = (tmp_path / "latest.md").read_text()
+    assert "| mask 64 KiB |" in md
+    assert md in p.stdout  # the table is printed too
+    doc = json.loads((tmp_path / "latest.json").read_text())
+    assert doc["machine"]["tornado_c_active"] == sorted(
+        k for k, v in doc["machine"]["tornado_c_components"].items() if v == "active")
+    assert doc["settings"]["quick"] is True
