@@ -639,12 +639,13 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
     port = free_port()
     url = "http://127.0.0.1:%d%s" % (port, scenario.path)
     argv = server_argv(impl, scenario, port)
-    result = {"implementation": impl, "ok": False, "command": None, "warnings": []}
-    server = Server(argv, port, env, workdir, cpu=settings.server_cpu,
-                    label="%s-%s" % (scenario.name, impl))
-    result["command"] = " ".join(server.command)
-    lua = combined_lua(scenario, workdir)
+    result = {"implementation": impl, "ok": False, "command": " ".join(argv), "warnings": []}
+    server = None
     try:
+        server = Server(argv, port, env, workdir, cpu=settings.server_cpu,
+                        label="%s-%s" % (scenario.name, impl))
+        result["command"] = " ".join(server.command)
+        lua = combined_lua(scenario, workdir)
         server.start(settings.start_timeout)
         result["pid"] = server.pid
         result["check"] = http_check(port, scenario)
@@ -716,13 +717,14 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         result["error"] = str(exc)
         log("  %s/%s FAILED: %s" % (scenario.name, impl, str(exc).splitlines()[0]))
     finally:
-        code = server.stop()
-        result["exit_code"] = code
-        stderr_text = tail(server.stderr_path)
-        if stderr_text.strip():
-            result["server_stderr_tail"] = stderr_text
-        if result["ok"] and code not in (-signal.SIGTERM, 0):
-            result["warnings"].append("server exit code %s on SIGTERM" % code)
+        if server is not None:
+            code = server.stop()
+            result["exit_code"] = code
+            stderr_text = tail(server.stderr_path)
+            if stderr_text.strip():
+                result["server_stderr_tail"] = stderr_text
+            if result["ok"] and code not in (-signal.SIGTERM, 0):
+                result["warnings"].append("server exit code %s on SIGTERM" % code)
     return result
 
 
@@ -762,11 +764,12 @@ def run_script_scenario(scenario, settings, env, workdir, log=print):
     if settings.quick:
         args += list(scenario.quick_args)
     cmd = [sys.executable, scenario.script_path(), *args]
-    if scenario.pin:
-        cmd = pinned(cmd, settings.server_cpu)
     out = {"name": scenario.name, "kind": "script", "description": scenario.description,
            "script": scenario.script, "command": " ".join(cmd), "ok": False}
     try:
+        if scenario.pin:
+            cmd = pinned(cmd, settings.server_cpu)
+            out["command"] = " ".join(cmd)
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir,
                               timeout=scenario.timeout)
         if proc.returncode != 0:
@@ -922,6 +925,13 @@ def run_all(scenarios, settings, env=None, log=print, notes=()):
                 if cpu is not None and cpu not in cpus:
                     raise BenchError("CPU %d is not available (allowed: %s); use --server-cpu/"
                                      "--client-cpu or --no-pin" % (cpu, sorted(cpus)))
+        pinning = settings.server_cpu is not None or settings.client_cpu is not None
+        if pinning and shutil.which("taskset") is None:
+            raise BenchError("taskset not found (Debian package util-linux); "
+                             "install it or use --no-pin")
+        if any(sc.kind == "http" for sc in scenarios) and shutil.which("wrk") is None:
+            raise BenchError("wrk not found: install the Debian package wrk "
+                             "(scripts/bench.sh does), or run only script scenarios")
         machine = machine_info(env, workdir)
         results = []
         for sc in scenarios:

@@ -482,6 +482,17 @@ def test_server_pid_is_the_interpreter_and_stops(tmp_path):
     assert srv.proc.returncode == -15
 
 
+def test_failed_start_is_reported_not_raised(tmp_path):
+    sc = H.HttpScenario("broken", "apps/hello.py", "x", app_args=("--no-such-option",))
+    settings = H.Settings.quick_settings(server_cpu=None, client_cpu=None)
+    r = H.run_http_once("upstream", sc, settings, server_env(), str(tmp_path),
+                        log=lambda m: None)
+    assert not r["ok"]
+    assert "exited before accepting connections" in r["error"]
+    assert "Unrecognized command line option" in r["error"]  # tornado.options' message
+    assert r["exit_code"] == 1
+
+
 def test_server_that_dies_reports_its_stderr(tmp_path):
     app = tmp_path / "crash.py"
     app.write_text("import sys\nsys.stderr.write('app broke: no database\\n')\nsys.exit(4)\n")
@@ -567,7 +578,8 @@ def test_run_py_list_and_bad_arguments():
 
 @pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
 def test_run_py_wsmask_writes_all_outputs(tmp_path):
-    p = _run_py("--quick", "--only", "wsmask", "--out", str(tmp_path), env=server_env(),
+    pin = [] if shutil.which("taskset") else ["--no-pin"]
+    p = _run_py("--quick", "--only", "wsmask", "--out", str(tmp_path), *pin, env=server_env(),
                 cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr
     files = sorted(os.listdir(str(tmp_path)))
