@@ -972,6 +972,16 @@ def _oneline(text, limit=160):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def error_summary(text, limit=240):
+    """One line for a table: the error's first line and, for a multi-line
+    error (stderr of a dead server), its last line (the exception)."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return "?"
+    out = lines[0] if len(lines) == 1 else "%s ... %s" % (lines[0], lines[-1])
+    return _oneline(out, limit)
+
+
 def render_markdown(doc):
     m = doc.get("machine", {})
     s = doc.get("settings", {})
@@ -1016,7 +1026,7 @@ def render_markdown(doc):
                     continue
                 if not r.get("ok"):
                     lines.append("| %s | %s | FAILED: %s | | | | |" % (
-                        sc["name"], impl, _oneline(r.get("error", "?")).replace("|", "/")))
+                        sc["name"], impl, error_summary(r.get("error", "?")).replace("|", "/")))
                     continue
                 lat = r.get("latency_us") or {}
                 cmp_ = ""
@@ -1048,7 +1058,7 @@ def render_markdown(doc):
         lines.append("**%s** — %s" % (sc["name"], sc.get("description", "")))
         lines.append("")
         if not sc.get("ok"):
-            lines.append("FAILED: %s" % _oneline(sc.get("error", "?"), 400))
+            lines.append("FAILED: %s" % error_summary(sc.get("error", "?"), 400))
             lines.append("")
             continue
         res = sc.get("result") or {}

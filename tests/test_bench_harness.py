@@ -442,6 +442,16 @@ def test_render_markdown_table():
     assert "socket errors: read 2" in md
 
 
+def test_error_summary_keeps_the_exception_line():
+    err = ("hello-tornado_c exited before accepting connections (exit code 1); its stderr:\n"
+           "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+           "ValueError: TORNADO_C_DISABLE: unknown component(s) bogus\n\n")
+    out = H.error_summary(err)
+    assert out.startswith("hello-tornado_c exited before accepting connections")
+    assert out.endswith("ValueError: TORNADO_C_DISABLE: unknown component(s) bogus")
+    assert H.error_summary("just one line") == "just one line"
+
+
 def test_render_markdown_reports_failure():
     md = H.render_markdown(_doc(up_ok=False))
     assert "| hello | upstream | FAILED: server exited before accepting connections |" in md
