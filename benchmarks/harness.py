@@ -14,7 +14,8 @@ Scenarios live in ``REGISTRY``; adding one is one ``register(...)`` line:
 * ``HttpScenario``: a Tornado app file (run unmodified) + URL path, optionally
   a wrk Lua script shaping the requests (POST bodies, headers...).
 * ``ScriptScenario``: a standalone benchmark script that prints (or writes)
-  JSON; if the JSON has a ``comparisons`` list, it becomes a table.
+  JSON; if the JSON has a ``comparisons`` list, it becomes a table (and a
+  ``notes`` list of strings is shown above it).
 
 Nothing here imports tornado or tornado_c: everything runs in subprocesses
 with the runner's interpreter (``sys.executable``) and environment, so a
@@ -1063,6 +1064,10 @@ def render_markdown(doc):
             continue
         res = sc.get("result") or {}
         comps = res.get("comparisons") if isinstance(res, dict) else None
+        if isinstance(res, dict) and isinstance(res.get("notes"), list):
+            for note in res["notes"]:  # a script's own remarks, one line each
+                lines.append("- %s" % _oneline(note, 300))
+            lines.append("")
         if comps:
             impls = []
             for c in comps:

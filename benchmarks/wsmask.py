@@ -114,13 +114,25 @@ def run(sizes=SIZES, batch_seconds=0.1, repeats=5):
         if "tornado_c" in mbps and "speedups" in mbps:
             row["ratio_c_over_speedups"] = mbps["tornado_c"] / mbps["speedups"]
         results.append(row)
+    try:
+        from tornado_c import _core
+
+        c_impl = _core.websocket_mask_impl()  # which body the CPU got: avx2/sse2/word
+    except Exception as exc:
+        c_impl = "unknown (%r)" % (exc,)
     return {
         "benchmark": "wsmask",
+        "tornado_c_mask_impl": c_impl,
         "unit": "MB/s (10**6 bytes per second)",
         "implementations": {name: desc for name, (_, desc) in impls.items()},
         "settings": {"batch_seconds": batch_seconds, "repeats": repeats, "statistic": "best batch"},
         "results": results,
-        # The harness renders any script's "comparisons" as a table.
+        # The harness shows any script's "notes" and renders "comparisons" as a table.
+        "notes": [
+            "tornado_c mask code path on this CPU: %s; best of %d batches of >= %g s each, "
+            "implementations interleaved; pure Python timed up to %s only"
+            % (c_impl, repeats, batch_seconds, size_label(PYTHON_MAX_SIZE)),
+        ],
         "comparisons": [
             {
                 "label": "mask %s" % row["label"],
