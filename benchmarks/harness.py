@@ -749,6 +749,7 @@ def run_http_scenario(scenario, settings, env, workdir, impls=IMPLEMENTATIONS, l
         "kind": "http",
         "description": scenario.description,
         "app": scenario.app,
+        "app_args": list(scenario.app_args),
         "path": scenario.path,
         "results": results,
         "runs": runs,
@@ -1010,6 +1011,11 @@ def render_markdown(doc):
                      " in alternating order (median shown, min-max in brackets)"
                      if (s.get("repeat") or 1) > 1 else "",
                      pin, m.get("loadavg_start")))
+    http_sc = [sc for sc in doc.get("scenarios", []) if sc.get("kind") == "http"]
+    if http_sc:
+        args = " ".join(http_sc[0].get("app_args") or [])
+        lines.append("- Servers: `python APP %s --port=N` (upstream) vs `python -m tornado_c APP "
+                     "%s --port=N`, the same unmodified app file" % (args, args))
     lines.append("- CPU-µs/req = server utime+stime (/proc/<pid>/stat) over the measured "
                  "window / requests completed. Ratios are tornado_c vs upstream.")
     for note in doc.get("notes", []):
