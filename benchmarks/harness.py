@@ -188,6 +188,9 @@ class Settings:
     # shared machine's noise is ~10% run to run)
     repeat: int = 3
     start_timeout: float = 20.0
+    # Before each measurement, wait up to this many seconds for the pinned
+    # CPUs to be quiet (other load below OTHER_LOAD_WARN over 1 s); 0 = don't.
+    quiet_wait: float = 0.0
     quick: bool = False
 
     @classmethod
@@ -293,6 +296,27 @@ def other_load_share(before, after, cpu, own_ticks):
     if total <= 0:
         return None
     return max(0.0, (busy - own_ticks) / total)
+
+
+def wait_for_quiet(cpus, max_wait, own_pid=None, sample=1.0, threshold=None):
+    """Wait (up to max_wait s) until each CPU in `cpus` spent at most
+    `threshold` of a `sample`-second window on anything but `own_pid`.
+    Returns (seconds waited, last measured other load per CPU)."""
+    threshold = OTHER_LOAD_WARN if threshold is None else threshold
+    cpus = [c for c in cpus if c is not None]
+    t0 = time.monotonic()
+    while True:
+        before = read_cpu_busy()
+        own0 = read_cpu_ticks(own_pid) if own_pid else 0
+        time.sleep(sample)
+        after = read_cpu_busy()
+        own = (read_cpu_ticks(own_pid) - own0) if own_pid else 0
+        # own_pid runs on the first CPU (the server's); nothing of ours on the others
+        loads = {c: other_load_share(before, after, c, own if i == 0 else 0)
+                 for i, c in enumerate(cpus)}
+        waited = time.monotonic() - t0
+        if all(v is None or v <= threshold for v in loads.values()) or waited >= max_wait:
+            return waited, loads
 
 
 def cpu_us_per_request(ticks, requests, clk_tck=CLK_TCK):
@@ -662,6 +686,11 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         cmd = build_wrk(url, settings.duration, settings.connections, settings.threads,
                         settings.client_cpu, script=lua)
         result["wrk_command"] = " ".join(cmd)
+        if settings.quiet_wait > 0:
+            waited, loads = wait_for_quiet((settings.server_cpu, settings.client_cpu),
+                                           settings.quiet_wait, own_pid=server.pid)
+            result["quiet_wait_s"] = waited
+            result["other_load_before"] = {str(k): v for k, v in loads.items()}
         ctx0 = read_ctxt_switches(server.pid)
         cpus0 = read_cpu_busy()
         t0 = time.monotonic()

@@ -42,6 +42,9 @@ def parse_args(argv):
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU wrk is pinned to")
     ap.add_argument("--no-pin", action="store_true", help="do not pin (e.g. a 1-CPU machine)")
+    ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                    help="before each measurement wait up to SECONDS for the pinned CPUs to "
+                    "be free of other load (shared machines)")
     ap.add_argument("--no-png", action="store_true", help="skip the matplotlib chart")
     args = ap.parse_args(argv)
     if (args.repeat is not None and args.repeat < 1) or args.connections < 1 or args.threads < 1:
@@ -78,6 +81,7 @@ def main(argv=None):
                     client_cpu=None if args.no_pin else args.client_cpu)
     if args.repeat is not None:
         settings.repeat = args.repeat
+    settings.quiet_wait = max(0.0, args.quiet_wait)
     if args.duration is not None:
         settings.duration = args.duration
     if args.warmup is not None:

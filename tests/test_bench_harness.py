@@ -222,6 +222,14 @@ def test_parse_proc_stat_cpus_and_other_load():
     assert 0 in H.read_cpu_busy()
 
 
+def test_wait_for_quiet_gives_up_after_max_wait():
+    waited, loads = H.wait_for_quiet([0], max_wait=0.0, sample=0.05, threshold=-1.0)
+    assert 0.04 <= waited < 1.0  # one sample, then gives up (nothing is below -1)
+    assert set(loads) == {0}
+    waited, loads = H.wait_for_quiet([0], max_wait=5.0, sample=0.05, threshold=1.0)
+    assert waited < 1.0  # everything is below 100 %: returns after one sample
+
+
 def test_cpu_us_per_request():
     # 190 ticks at 100 Hz = 1.9 s of CPU for 10,000 requests = 190 us each
     assert H.cpu_us_per_request(190, 10000, clk_tck=100) == pytest.approx(190.0)
