@@ -432,37 +432,44 @@ def ratios(upstream, tornado_c):
 
 
 def aggregate(runs):
-    """Combine repeated runs of one implementation: median of each metric over
-    the successful runs; ok only if every run was ok."""
-    good = [r for r in runs if r.get("ok")]
+    """Combine the runs of one implementation.  Runs that other load on the
+    server CPU disturbed (``disturbed``) are set aside when at least one run
+    was undisturbed; the median of each metric over the runs used is
+    reported, with min-max.  ok only if every run was ok."""
     if not runs:
         return {"ok": False, "error": "not run"}
-    if len(runs) == 1:
-        return dict(runs[0])
+    good = [r for r in runs if r.get("ok")]
     if len(good) != len(runs):
         bad = next(r for r in runs if not r.get("ok"))
         return {"ok": False, "error": bad.get("error", "a run failed"), "runs": len(runs)}
+    clean = [r for r in good if not r.get("disturbed")]
+    used = clean or good
+    loads = [r["server_cpu_other_load"] for r in good
+             if r.get("server_cpu_other_load") is not None]
 
     def med(getter):
-        vals = [getter(r) for r in good]
+        vals = [getter(r) for r in used]
         vals = [v for v in vals if v is not None]
         return statistics.median(vals) if vals else None
 
     out = {
         "ok": True,
         "runs": len(runs),
-        "statistic": "median",
+        "runs_used": len(used),
+        "runs_disturbed": len(good) - len(clean),
+        "other_load_max": max(loads) if loads else None,
+        "statistic": "median" if len(used) > 1 else "single run",
         "requests": med(lambda r: r["requests"]),
         "requests_per_sec": med(lambda r: r["requests_per_sec"]),
         "cpu_us_per_request": med(lambda r: r["cpu_us_per_request"]),
         "latency_us": {},
-        "warnings": sorted({w for r in good for w in r.get("warnings", [])}),
+        "warnings": sorted({w for r in used for w in r.get("warnings", [])}),
     }
     for key in ("p50", "p99", "mean"):
-        out["latency_us"][key] = med(lambda r, k=key: r["latency_us"].get(k))
+        out["latency_us"][key] = med(lambda r, k=key: (r.get("latency_us") or {}).get(k))
     for key in ("requests_per_sec", "cpu_us_per_request"):
-        vals = [r[key] for r in good if r.get(key) is not None]
-        out[key + "_range"] = [min(vals), max(vals)] if vals else None
+        vals = [r[key] for r in used if r.get(key) is not None]
+        out[key + "_range"] = [min(vals), max(vals)] if len(vals) > 1 else None
     return out
 
 
@@ -734,10 +741,7 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         if errs.get("status"):
             raise BenchError("%d responses were not 2xx/3xx" % errs["status"])
         other = result["server_cpu_other_load"]
-        if other is not None and other > OTHER_LOAD_WARN:
-            result["warnings"].append(
-                "other load took %.0f%% of the server's CPU %d during the run"
-                % (other * 100, settings.server_cpu))
+        result["disturbed"] = other is not None and other > OTHER_LOAD_WARN
         sock_errs = {k: v for k, v in errs.items() if k != "status" and v}
         if sock_errs:
             result["warnings"].append("socket errors: %s" % ", ".join(
@@ -1046,7 +1050,10 @@ def render_markdown(doc):
         lines.append("- Servers: `python APP %s --port=N` (upstream) vs `python -m tornado_c APP "
                      "%s --port=N`, the same unmodified app file" % (args, args))
     lines.append("- CPU-µs/req = server utime+stime (/proc/<pid>/stat) over the measured "
-                 "window / requests completed. Ratios are tornado_c vs upstream.")
+                 "window / requests completed. Ratios are tornado_c vs upstream. A run is "
+                 "\"disturbed\" when other load took > %.0f%% of the server's CPU meanwhile; "
+                 "disturbed runs are set aside when an undisturbed one exists."
+                 % (100 * OTHER_LOAD_WARN))
     for note in doc.get("notes", []):
         lines.append("- Note: %s" % note)
     lines.append("")
@@ -1072,7 +1079,19 @@ def render_markdown(doc):
                         cmp_ = "%.2fx req/s, %.2fx less CPU/req" % (ra["rps"], ra["cpu_less"])
                     else:
                         cmp_ = "n/a (a run failed)"
-                warn = r.get("warnings") or []
+                warn = list(r.get("warnings") or [])
+                nd = r.get("runs_disturbed") or 0
+                if nd:
+                    cpu_no = s.get("server_cpu")
+                    if nd == r.get("runs", 1):
+                        warn.append("%s disturbed by other load on CPU %s (up to %.0f%%): "
+                                    "unreliable" % ("the run was" if nd == 1 else
+                                                    "all %d runs were" % nd, cpu_no,
+                                                    100 * (r.get("other_load_max") or 0)))
+                    else:
+                        warn.append("%d of %d runs set aside: other load on CPU %s (up to "
+                                    "%.0f%%)" % (nd, r["runs"], cpu_no,
+                                                 100 * (r.get("other_load_max") or 0)))
                 if warn:
                     cmp_ += (" " if cmp_ else "") + "(%s)" % "; ".join(warn)
                 rps = _int_commas(r.get("requests_per_sec"))

@@ -278,8 +278,31 @@ def test_aggregate_median_and_failure():
     assert "| s | upstream | 200 (100-300) | 0.02 | 0.04 | 20.0 (10.0-30.0) |  |" in md
     single = H.aggregate([run(100, 30)])
     assert single["requests_per_sec"] == 100
+    assert single["statistic"] == "single run" and single["requests_per_sec_range"] is None
     failed = H.aggregate([run(100, 30), {"ok": False, "error": "died"}])
     assert not failed["ok"] and failed["error"] == "died"
+
+
+def test_aggregate_sets_disturbed_runs_aside():
+    def run(rps, cpu, load):
+        return {"ok": True, "requests": 1, "requests_per_sec": rps, "cpu_us_per_request": cpu,
+                "latency_us": {"p50": 1.0}, "server_cpu_other_load": load,
+                "disturbed": load > H.OTHER_LOAD_WARN, "warnings": []}
+
+    agg = H.aggregate([run(1000, 400, 0.40), run(3000, 200, 0.01), run(2900, 210, 0.02)])
+    assert agg["runs"] == 3 and agg["runs_used"] == 2 and agg["runs_disturbed"] == 1
+    assert agg["requests_per_sec"] == 2950
+    assert agg["cpu_us_per_request"] == 205
+    assert agg["other_load_max"] == 0.40
+    doc = {"settings": {"server_cpu": 0}, "scenarios": [{"name": "s", "kind": "http",
+           "results": {"upstream": agg, "tornado_c": agg}, "ratios": H.ratios(agg, agg)}]}
+    assert "1 of 3 runs set aside: other load on CPU 0 (up to 40%)" in H.render_markdown(doc)
+    # all disturbed: all used, flagged unreliable
+    agg = H.aggregate([run(1000, 400, 0.40), run(2000, 300, 0.30)])
+    assert agg["runs_used"] == 2 and agg["requests_per_sec"] == 1500
+    doc["scenarios"][0]["results"]["upstream"] = agg
+    assert "all 2 runs were disturbed by other load on CPU 0 (up to 40%): unreliable" \
+        in H.render_markdown(doc)
 
 
 # --------------------------------------------------------------------------
@@ -566,8 +589,10 @@ def test_real_hello_run_both_implementations():
         assert r["requests_per_sec"] > 0
         assert r["cpu_us_per_request"] > 0
         assert r["latency_us"]["p50"] <= r["latency_us"]["p99"]
-        assert r["wrk_summary_source"] == "lua"
-        assert r["exit_code"] == -15
+        one = sc["runs"][impl][0]
+        assert one["wrk_summary_source"] == "lua"
+        assert one["exit_code"] == -15
+        assert one["pid"] > 0 and one["server_cpu_ticks"] > 0
     assert sc["ratios"]["rps"] > 0 and sc["ratios"]["cpu_less"] > 0
     assert "websocket" in doc["machine"]["tornado_c_components"]
     assert doc["machine"]["tornado_c_versions"]["tornado_c"]
