@@ -5,7 +5,7 @@ libuv and llhttp come from the system, never from this repository:
 * libuv: ``pkg-config libuv`` (Debian package ``libuv1-dev``).
 * llhttp: ``pkg-config libllhttp`` when the system ships it; otherwise the
   distribution's sources (Debian ``node-llhttp``: ``/usr/share/llhttp/*.c`` and
-  ``/usr/share/include/llhttp/llhttp.h``) compiled into a static helper library.
+  ``/usr/share/include/llhttp/llhttp.h``) compiled and linked into the extension.
   ``TORNADO_C_LLHTTP_SRC=/path`` points at another llhttp source tree (a folder
   holding ``llhttp.h`` and ``api.c``/``http.c``/``llhttp.c``, or llhttp's own
   ``include/`` + ``src/`` layout).
@@ -23,12 +23,12 @@ import subprocess
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fail(msg):
-    sys.stderr.write("\ntornado_c build error: %s\n\n" % msg)
     raise SystemExit("tornado_c build error: " + msg)
 
 
@@ -65,7 +65,7 @@ def find_libuv():
 
 
 def find_llhttp():
-    """Return (include_dirs, extra_link_args, static_library_or_None)."""
+    """Return (include_dirs, link_flags, sources_to_compile_or_None)."""
     override = os.environ.get("TORNADO_C_LLHTTP_SRC")
     if override:
         return llhttp_from_sources(override, "TORNADO_C_LLHTTP_SRC=" + override)
@@ -105,16 +105,25 @@ def llhttp_from_sources(root, what):
     if inc is None:
         fail("llhttp.h not found for %s (%s): install the Debian package "
              "'node-llhttp'" % (root, what))
-    lib = (
-        "tc_llhttp",
-        {
-            "sources": sources,
-            "include_dirs": [inc],
-            # llhttp's generated code is not ours to hold to -Werror.
-            "cflags": ["-O2", "-fPIC", "-w"],
-        },
-    )
-    return [inc], [], lib
+    return [inc], [], {"sources": sources, "include_dirs": [inc]}
+
+
+class BuildExt(build_ext):
+    """Compile the system's llhttp sources with their own flags (its generated
+    code is not ours to hold to -Werror) and link the objects in."""
+
+    llhttp = None
+
+    def build_extension(self, ext):
+        if self.llhttp is not None:
+            objects = self.compiler.compile(
+                self.llhttp["sources"],
+                output_dir=os.path.join(self.build_temp, "llhttp"),
+                include_dirs=self.llhttp["include_dirs"],
+                extra_postargs=["-O2", "-w"],
+            )
+            ext.extra_objects = list(ext.extra_objects or []) + objects
+        super().build_extension(ext)
 
 
 def main():
@@ -154,10 +163,8 @@ def main():
         extra_link_args=ldflags,
         depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*/*.h")),
     )
-    setup(
-        ext_modules=[ext],
-        libraries=[ll_static] if ll_static else [],
-    )
+    BuildExt.llhttp = ll_static
+    setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})
 
 
 main()

@@ -42,7 +42,8 @@ core_exec(PyObject *module)
     if (PyModule_AddStringConstant(module, "__version__", TC_VERSION) < 0) {
         return -1;
     }
-    if (tc_loop_exec(module, st) < 0 || tc_stream_exec(module, st) < 0 ||
+    if (tc_loop_exec(module, st) < 0 || tc_loop_tcp_exec(module, st) < 0 ||
+        tc_stream_exec(module, st) < 0 ||
         tc_http_exec(module, st) < 0 || tc_ws_exec(module, st) < 0) {
         return -1;
     }
@@ -64,6 +65,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     tc_state *st = tc_get_state(module);
     int r;
     if ((r = tc_loop_traverse(st, visit, arg)) != 0 ||
+        (r = tc_loop_tcp_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
         (r = tc_http_traverse(st, visit, arg)) != 0 ||
         (r = tc_ws_traverse(st, visit, arg)) != 0) {
@@ -79,6 +81,7 @@ core_clear(PyObject *module)
     tc_ws_clear(st);
     tc_http_clear(st);
     tc_stream_clear(st);
+    tc_loop_tcp_clear(st);
     tc_loop_clear(st);
     return 0;
 }

@@ -12,12 +12,14 @@
 #include <Python.h>
 
 #include "loop/loop.h"
+#include "loop/transport.h"
 #include "stream/stream.h"
 #include "http/http.h"
 #include "websocket/websocket.h"
 
 typedef struct tc_state {
     tc_loop_state loop;
+    tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
     tc_stream_state stream;
     tc_http_state http;
     tc_ws_state ws;

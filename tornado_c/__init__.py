@@ -23,7 +23,15 @@ __all__ = [
     "disabled_from_env",
     "versions",
     "info",
+    "run",
 ]
+
+
+def run(main, *, debug=None):
+    """asyncio.run(main) on the tornado_c event loop (tornado_c.loop.run)."""
+    from tornado_c.loop import run as _run
+
+    return _run(main, debug=debug)
 
 
 def versions():

@@ -86,6 +86,33 @@ class WebSocketComponent(Component):
         self._saved = None
 
 
+class LoopComponent(Component):
+    """asyncio's event loop policy -> tornado_c.loop.EventLoopPolicy, so every
+    IOLoop(), asyncio.new_event_loop() and asyncio.run() gets the C loop."""
+
+    name = "loop"
+    what = "asyncio event loop on libuv"
+
+    def __init__(self):
+        super().__init__()
+        self._saved = None
+
+    def _on(self):
+        import asyncio.events
+
+        from tornado_c.loop import EventLoopPolicy
+
+        # the policy object itself (None = asyncio's default, created lazily)
+        self._saved = asyncio.events._event_loop_policy
+        asyncio.set_event_loop_policy(EventLoopPolicy())
+
+    def _off(self):
+        import asyncio
+
+        asyncio.set_event_loop_policy(self._saved)
+        self._saved = None
+
+
 class NotYetComponent(Component):
     """A component whose C implementation has not landed: never active."""
 
@@ -113,7 +140,7 @@ def register(component):
 
 
 def _default_components():
-    register(NotYetComponent("loop", "asyncio event loop on libuv"))
+    register(LoopComponent())
     register(NotYetComponent("http", "IOStream and HTTP/1.1 server on llhttp"))
     register(NotYetComponent("web", "HTTPHeaders, request lifecycle, routing, gen runner"))
     register(WebSocketComponent())

@@ -1,7 +1,9 @@
 /* http component: llhttp glue, Tornado's request grammar, response writer, server.
  *
- * For now this file links llhttp and proves it works (llhttp_version(),
- * _llhttp_selftest()); the server lands with the HTTP server issue.
+ * This file links llhttp and proves it works (llhttp_version(),
+ * _llhttp_selftest()); the request grammar is parser.c (see parser.h for
+ * why it is not llhttp's), the response framing response.c, the Python
+ * wrappers http_py.c; the server lands with the HTTP server issue.
  */
 #include "state.h"
 
@@ -52,21 +54,23 @@ static PyMethodDef http_methods[] = {
 int
 tc_http_exec(PyObject *module, struct tc_state *st)
 {
-    (void)st;
-    return PyModule_AddFunctions(module, http_methods);
+    if (PyModule_AddFunctions(module, http_methods) < 0) {
+        return -1;
+    }
+    return tc_http_py_exec(module, st);
 }
 
 int
 tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    (void)st;
-    (void)visit;
-    (void)arg;
+    Py_VISIT(st->http.RequestParserType);
+    Py_VISIT(st->http.ResponseWriterType);
     return 0;
 }
 
 void
 tc_http_clear(struct tc_state *st)
 {
-    (void)st;
+    Py_CLEAR(st->http.RequestParserType);
+    Py_CLEAR(st->http.ResponseWriterType);
 }

@@ -1,5 +1,38 @@
 /* http component contract (see DEVELOPERS notes in the README).
  * Other components include only this header.
+ *
+ * The pure-C core (no Python API; also built alone by fuzz/run.sh) is in
+ * http/parser.h:
+ *   - tc_http_parser: Tornado 6.6's HTTP/1.x request grammar, fed any split
+ *     of the input, reporting the head (start line + headers in order, the
+ *     keep-alive decision, Expect: 100-continue), body framing, de-chunked
+ *     body bytes, message completion, and errors with upstream's exact
+ *     message and whether it is a 400 or a silent close.  Pauses on request
+ *     of a callback (the server pauses after each message until its response
+ *     is flushed; after on_headers to run headers_received()).
+ *   - tc_http_writer: the bytes of HTTP1Connection.write_headers / write /
+ *     finish for a server response, with upstream's errors.
+ * The Python wrappers (for tests) are _core.HTTPRequestParser and
+ * _core.HTTPResponseWriter (http_py.c).
+ *
+ * Notes for the server built on it (what HTTP1Connection does around the
+ * grammar; the parser reports, the server acts):
+ *  - on_headers: build RequestStartLine / HTTPHeaders (add() each pair in
+ *    order; spans are valid only during the callback) and call
+ *    delegate.headers_received(); return 1 to pause while it is async, and
+ *    set max_body_size (set_max_body_size) before resuming: the framing
+ *    checks run only after the resume.  Then, if head->expect_continue and
+ *    the response is not finished, write "HTTP/1.1 100 (Continue)
+
+".
+ *  - an error after on_headers must also call delegate.on_connection_close();
+ *    an error before it (including HTTP/1.0 "Unsupported Transfer-Encoding",
+ *    raised by _can_keep_alive) must not.
+ *  - content_length_rewrite: set headers["Content-Length"] to it.
+ *  - on_message_complete: return 1 (pause) until the response is flushed;
+ *    close instead of resuming when !keep_alive (or the app finished early).
+ *  - TC_HTTP_ERR_BAD_REQUEST / _UNSATISFIABLE: see parser.h for the log line
+ *    and whether "HTTP/1.1 400 Bad Request\r\n\r\n" is written.
  */
 #ifndef TC_HTTP_H
 #define TC_HTTP_H
@@ -7,14 +40,20 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "http/parser.h"
+
 struct tc_state;
 
 typedef struct tc_http_state {
-    int unused_; /* filled in as the component grows */
+    PyTypeObject *RequestParserType;
+    PyTypeObject *ResponseWriterType;
 } tc_http_state;
 
 int tc_http_exec(PyObject *module, struct tc_state *st);
 int tc_http_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_clear(struct tc_state *st);
+
+/* http_py.c: registers the Python wrapper types. */
+int tc_http_py_exec(PyObject *module, struct tc_state *st);
 
 #endif /* TC_HTTP_H */

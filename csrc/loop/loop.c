@@ -1,11 +1,1459 @@
 /* loop component: the asyncio event loop on libuv.
  *
- * For now this file links libuv and proves it works (libuv_version(),
- * _uv_selftest()); the loop itself lands with the event-loop issue.
+ * One iteration (run_once) does what asyncio's BaseEventLoop._run_once does:
+ *
+ *   1. poll for I/O with libuv: no wait if callbacks are ready or the loop is
+ *      stopping, else until the earliest timer (or forever);
+ *   2. move every timer whose deadline has passed (by uv_hrtime, never by
+ *      libuv's millisecond clock) to the ready queue;
+ *   3. run the callbacks that are ready now; what they schedule runs in the
+ *      next iteration.
+ *
+ * The GIL is released only while libuv blocks in the poll: the prepare
+ * handle (which libuv runs just before polling) releases it and every
+ * callback that touches Python re-takes it with TC_LOOP_ENTER.
+ *
+ * Readers and writers (add_reader/add_writer) live in a private epoll set
+ * whose fd is watched by one uv_poll_t.  libuv's own fd watchers defer their
+ * epoll_ctl calls to the next poll and abort() the process if the fd was
+ * closed meanwhile; with our own set, registration errors are raised at once
+ * (as asyncio's EpollSelector does) and a closed fd simply drops out of the
+ * set, so a reused fd number never sees stale events.
  */
-#include "state.h"
+#include "internal.h"
 
-#include <uv.h>
+#include <errno.h>
+#include <math.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static inline double
+loop_now(void)
+{
+    return (double)uv_hrtime() / 1e9;
+}
+
+int
+tc_loop_check(struct tc_state *st, PyObject *obj)
+{
+    return PyObject_TypeCheck(obj, st->loop.Loop_type);
+}
+
+/* ---------------------------------------------------------------------- */
+/* ready queue: a ring buffer of strong references                         */
+
+static int
+ready_push(tc_loop *self, PyObject *h) /* steals h */
+{
+    if (self->ready_len == self->ready_cap) {
+        Py_ssize_t ncap = self->ready_cap ? self->ready_cap * 2 : 64;
+        PyObject **nb = PyMem_Malloc(ncap * sizeof(PyObject *));
+        if (nb == NULL) {
+            Py_DECREF(h);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < self->ready_len; i++) {
+            nb[i] = self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
+        }
+        PyMem_Free(self->ready);
+        self->ready = nb;
+        self->ready_head = 0;
+        self->ready_cap = ncap;
+    }
+    self->ready[(self->ready_head + self->ready_len) & (self->ready_cap - 1)] = h;
+    self->ready_len++;
+    return 0;
+}
+
+static PyObject *
+ready_pop(tc_loop *self) /* new reference or NULL when empty */
+{
+    if (self->ready_len == 0) {
+        return NULL;
+    }
+    PyObject *h = self->ready[self->ready_head];
+    self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
+    self->ready_len--;
+    return h;
+}
+
+/* ---------------------------------------------------------------------- */
+/* timer heap, ordered by (when, seq); cancelled timers are removed lazily  */
+
+static inline int
+timer_lt(tc_timer *a, tc_timer *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void
+heap_sift_up(tc_loop *self, Py_ssize_t i)
+{
+    tc_timer **h = self->heap;
+    tc_timer *t = h[i];
+    while (i > 0) {
+        Py_ssize_t p = (i - 1) / 2;
+        if (!timer_lt(t, h[p])) {
+            break;
+        }
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = t;
+}
+
+static void
+heap_sift_down(tc_loop *self, Py_ssize_t i)
+{
+    tc_timer **h = self->heap;
+    Py_ssize_t n = self->heap_len;
+    tc_timer *t = h[i];
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && timer_lt(h[c + 1], h[c])) {
+            c++;
+        }
+        if (!timer_lt(h[c], t)) {
+            break;
+        }
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = t;
+}
+
+static int
+heap_push(tc_loop *self, tc_timer *t) /* takes a new reference */
+{
+    if (self->heap_len == self->heap_cap) {
+        Py_ssize_t ncap = self->heap_cap ? self->heap_cap * 2 : 64;
+        tc_timer **nh = PyMem_Realloc(self->heap, ncap * sizeof(tc_timer *));
+        if (nh == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->heap = nh;
+        self->heap_cap = ncap;
+    }
+    Py_INCREF(t);
+    t->seq = self->timer_seq++;
+    t->scheduled = 1;
+    self->heap[self->heap_len++] = t;
+    heap_sift_up(self, self->heap_len - 1);
+    return 0;
+}
+
+static tc_timer *
+heap_pop(tc_loop *self) /* the reference moves to the caller */
+{
+    tc_timer *top = self->heap[0];
+    self->heap_len--;
+    if (self->heap_len > 0) {
+        self->heap[0] = self->heap[self->heap_len];
+        heap_sift_down(self, 0);
+    }
+    top->scheduled = 0;
+    if (top->h.cancelled) {
+        self->timer_cancelled--;
+    }
+    return top;
+}
+
+/* Drop every cancelled timer from the heap (when they are the majority). */
+static void
+heap_compact(tc_loop *self)
+{
+    Py_ssize_t n = self->heap_len, j = 0, ndrop = 0;
+    tc_timer **drop = PyMem_Malloc(self->timer_cancelled * sizeof(tc_timer *) + 1);
+    if (drop == NULL) {
+        return; /* lazy removal will get them anyway */
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        tc_timer *t = self->heap[i];
+        if (t->h.cancelled && ndrop < self->timer_cancelled) {
+            t->scheduled = 0;
+            drop[ndrop++] = t;
+        }
+        else {
+            self->heap[j++] = t;
+        }
+    }
+    self->heap_len = j;
+    self->timer_cancelled -= ndrop;
+    for (Py_ssize_t i = j / 2; i-- > 0;) {
+        heap_sift_down(self, i);
+    }
+    /* the heap is consistent before any decref can run Python code */
+    for (Py_ssize_t i = 0; i < ndrop; i++) {
+        tc_handle_release((PyObject *)drop[i]);
+    }
+    PyMem_Free(drop);
+}
+
+/* ---------------------------------------------------------------------- */
+/* exceptions                                                              */
+
+static int
+is_propagating(PyObject *type)
+{
+    return PyErr_GivenExceptionMatches(type, PyExc_SystemExit) ||
+           PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt);
+}
+
+/* Keep the current exception to be raised by run_forever and stop the poll.
+ * Always returns -1 and clears the error indicator. */
+int
+tc_loop_stash_exception(tc_loop *self)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (self->exc_type == NULL) {
+        self->exc_type = t;
+        self->exc_value = v;
+        self->exc_tb = tb;
+    }
+    else {
+        /* one is already on its way out; a second one is only reported */
+        PyErr_Restore(t, v, tb);
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    if (self->uv != NULL) {
+        uv_stop(self->uv);
+    }
+    return -1;
+}
+
+void
+tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
+{
+    tc_state *st = loop->st;
+    PyObject *t, *v, *tb, *ctx = NULL, *msg = NULL, *res;
+    if (!PyErr_Occurred()) {
+        return;
+    }
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(v, tb);
+    }
+    if (is_propagating(t)) {
+        PyErr_Restore(t, v, tb);
+        tc_loop_stash_exception(loop);
+        return;
+    }
+    ctx = PyDict_New();
+    msg = PyUnicode_FromString(message);
+    if (ctx == NULL || msg == NULL ||
+        PyDict_SetItem(ctx, st->loop.str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, st->loop.str_exception, v) < 0 ||
+        (extra != NULL && PyDict_Update(ctx, extra) < 0)) {
+        PyErr_Clear();
+        PyErr_Restore(t, v, tb);
+        PyErr_WriteUnraisable((PyObject *)loop);
+        goto done;
+    }
+    Py_CLEAR(t);
+    Py_CLEAR(v);
+    Py_CLEAR(tb);
+    res = PyObject_CallMethodOneArg((PyObject *)loop,
+                                    st->loop.str_call_exception_handler, ctx);
+    if (res == NULL) {
+        PyObject *t2, *v2, *tb2;
+        PyErr_Fetch(&t2, &v2, &tb2);
+        if (is_propagating(t2)) {
+            PyErr_Restore(t2, v2, tb2);
+            tc_loop_stash_exception(loop);
+        }
+        else {
+            PyErr_Restore(t2, v2, tb2);
+            PyErr_WriteUnraisable((PyObject *)loop);
+        }
+    }
+    Py_XDECREF(res);
+done:
+    Py_XDECREF(ctx);
+    Py_XDECREF(msg);
+}
+
+static int
+check_closed(tc_loop *self)
+{
+    if (self->closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+int
+tc_loop_check_thread(tc_loop *self)
+{
+    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop "
+                        "other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* scheduling                                                              */
+
+/* Debug mode, as asyncio: reject coroutines and non-callables at once
+ * (EventLoop._check_callback) and record where the handle was created. */
+static int
+debug_check_callback(tc_loop *loop, PyObject *callback, const char *method)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)loop, "_check_callback", "Os",
+                                      callback, method);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+debug_record_source(tc_handle *h)
+{
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
+    PyObject *mod, *tb;
+    if (frame == NULL) {
+        return 0;
+    }
+    mod = PyImport_ImportModule("asyncio.format_helpers");
+    if (mod == NULL) {
+        return -1;
+    }
+    tb = PyObject_CallMethod(mod, "extract_stack", "O", (PyObject *)frame);
+    Py_DECREF(mod);
+    if (tb == NULL) {
+        return -1;
+    }
+    PyObject *old = h->source_tb;
+    h->source_tb = tb;
+    Py_XDECREF(old);
+    return 0;
+}
+
+static tc_handle *
+new_handle(tc_loop *loop, PyTypeObject *type, PyObject *callback,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *context,
+           const char *method)
+{
+    tc_handle *h;
+    if (loop->debug && method != NULL && debug_check_callback(loop, callback, method) < 0) {
+        return NULL;
+    }
+    h = tc_handle_new(loop, type, callback, args, nargs, context);
+    if (h != NULL && loop->debug && debug_record_source(h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
+PyObject *
+tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *context)
+{
+    tc_handle *h;
+    if (check_closed(loop) < 0) {
+        return NULL;
+    }
+    if (loop->debug && tc_loop_check_thread(loop) < 0) {
+        return NULL;
+    }
+    h = new_handle(loop, loop->st->loop.Handle_type, callback, args, nargs,
+                   context, "call_soon");
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_INCREF(h);
+    if (ready_push(loop, (PyObject *)h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return (PyObject *)h;
+}
+
+/* Split `args` of a FASTCALL|KEYWORDS call that accepts only context=. */
+static int
+parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *fname, PyObject **context)
+{
+    *context = NULL;
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+            if (PyUnicode_CompareWithASCIIString(name, "context") != 0) {
+                PyErr_Format(PyExc_TypeError,
+                             "%s() got an unexpected keyword argument '%U'",
+                             fname, name);
+                return -1;
+            }
+            *context = args[nargs + i];
+        }
+    }
+    if (*context == Py_None) {
+        *context = NULL;
+    }
+    if (*context != NULL && !PyContext_CheckExact(*context)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(): context must be a contextvars.Context, not %.100s",
+                     fname, Py_TYPE(*context)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+loop_call_soon(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon() missing 1 required positional argument: 'callback'");
+        return NULL;
+    }
+    if (parse_context(args, nargs, kwnames, "call_soon", &context) < 0) {
+        return NULL;
+    }
+    return tc_loop_call_soon(self, args[0], args + 1, nargs - 1, context);
+}
+
+static PyObject *
+loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
+                          PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context, *h;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon_threadsafe() missing 1 required positional argument: 'callback'");
+        return NULL;
+    }
+    if (parse_context(args, nargs, kwnames, "call_soon_threadsafe", &context) < 0 ||
+        check_closed(self) < 0) {
+        return NULL;
+    }
+    h = (PyObject *)new_handle(self, self->st->loop.Handle_type, args[0],
+                               args + 1, nargs - 1, context, "call_soon_threadsafe");
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_INCREF(h);
+    if (ready_push(self, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    /* The GIL is held, and close() takes it before closing the async handle,
+     * so the handle is open here.  uv_async_send is thread-safe and cheap
+     * when a wakeup is already pending. */
+    if (self->async != NULL && self->thread_id != PyThread_get_thread_ident()) {
+        uv_async_send(self->async);
+    }
+    return h;
+}
+
+static PyObject *
+schedule_timer(tc_loop *self, double when, PyObject *const *args,
+               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+{
+    PyObject *context;
+    tc_timer *t;
+    if (isnan(when)) {
+        /* asyncio would fail later, inside the loop; refuse it here */
+        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
+        return NULL;
+    }
+    if (parse_context(args, nargs, kwnames, fname, &context) < 0 ||
+        check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->debug && tc_loop_check_thread(self) < 0) {
+        return NULL;
+    }
+    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, args[0],
+                               args + 1, nargs - 1, context, "call_at");
+    if (t == NULL) {
+        return NULL;
+    }
+    t->when = when;
+    if (heap_push(self, t) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+static PyObject *
+loop_call_later(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double delay;
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "call_later() missing required positional arguments: 'delay' and 'callback'");
+        return NULL;
+    }
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "delay must not be None");
+        return NULL;
+    }
+    delay = PyFloat_AsDouble(args[0]);
+    if (delay == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return schedule_timer(self, loop_now() + delay, args + 1, nargs - 1, kwnames,
+                          "call_later");
+}
+
+static PyObject *
+loop_call_at(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double when;
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "call_at() missing required positional arguments: 'when' and 'callback'");
+        return NULL;
+    }
+    if (args[0] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "when cannot be None");
+        return NULL;
+    }
+    when = PyFloat_AsDouble(args[0]);
+    if (when == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return schedule_timer(self, when, args + 1, nargs - 1, kwnames, "call_at");
+}
+
+static PyObject *
+loop_time(tc_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(loop_now());
+}
+
+/* ---------------------------------------------------------------------- */
+/* libuv callbacks                                                         */
+
+static void
+free_handle_cb(uv_handle_t *handle)
+{
+    tc_loop *loop = (tc_loop *)handle->loop->data;
+    TC_LOOP_ENTER(loop);
+    TC_LOOP_HANDLE_CLOSED(loop->st);
+    PyMem_RawFree(handle);
+}
+
+/* The deadline timer may expire in uv_run's timer phase, before the poll
+ * (the OS may preempt us between computing the timeout and uv_run); then
+ * nothing would bound the poll, so make it non-blocking. */
+static void
+deadline_timer_cb(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+static void
+noop_async_cb(uv_async_t *Py_UNUSED(a))
+{
+}
+
+static void
+prepare_cb(uv_prepare_t *p)
+{
+    tc_loop *loop = (tc_loop *)p->loop->data;
+    if (!loop->block_in_poll) {
+        return;
+    }
+    /* Callbacks that libuv ran before the poll (pending write completions of
+     * other components, ...) may have queued work or an earlier timer: the
+     * poll must not block then (uv_stop makes its timeout 0). */
+    if (loop->ready_len > 0 || loop->stopping || loop->exc_type != NULL ||
+        (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
+        uv_stop(p->loop);
+        return;
+    }
+    if (loop->released == NULL) {
+        loop->released = PyEval_SaveThread();
+    }
+}
+
+/* Hand the reader/writer of a ready fd to the ready queue. */
+static void
+fd_ready(tc_loop *self, int fd, int readable, int writable);
+
+static void
+iopoll_cb(uv_poll_t *p, int status, int events)
+{
+    tc_loop *loop = (tc_loop *)p->loop->data;
+    struct epoll_event evs[128];
+    int n;
+    (void)status;
+    (void)events;
+    TC_LOOP_ENTER(loop);
+    if (loop->epfd < 0) {
+        return;
+    }
+    do {
+        n = epoll_wait(loop->epfd, evs, 128, 0);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        uint32_t ev = evs[i].events;
+        /* like asyncio's EpollSelector: an error or hangup wakes both sides */
+        fd_ready(loop, evs[i].data.fd, (ev & ~(uint32_t)EPOLLOUT) != 0,
+                 (ev & ~(uint32_t)EPOLLIN) != 0);
+    }
+}
+
+static void
+sigpoll_cb(uv_poll_t *p, int status, int events)
+{
+    tc_loop *loop = (tc_loop *)p->loop->data;
+    char buf[256];
+    PyObject *data = NULL, *res;
+    Py_ssize_t total = 0;
+    ssize_t n;
+    (void)status;
+    (void)events;
+    TC_LOOP_ENTER(loop);
+    /* the wakeup socket carries one byte per signal number */
+    while (loop->sigfd >= 0 && total < (Py_ssize_t)sizeof(buf)) {
+        n = read(loop->sigfd, buf + total, sizeof(buf) - total);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        total += n;
+    }
+    if (total > 0) {
+        data = PyBytes_FromStringAndSize(buf, total);
+        if (data == NULL) {
+            tc_loop_report_exception(loop, "Error reading signal wakeup fd", NULL);
+        }
+        else {
+            res = PyObject_CallMethodOneArg((PyObject *)loop,
+                                            loop->st->loop.str_handle_signals, data);
+            Py_DECREF(data);
+            if (res == NULL) {
+                tc_loop_report_exception(loop, "Error handling signals", NULL);
+            }
+            Py_XDECREF(res);
+        }
+    }
+    /* run Python-level signal handlers now: SIGINT raises KeyboardInterrupt */
+    if (PyErr_CheckSignals() < 0) {
+        tc_loop_report_exception(loop, "Exception in signal handler", NULL);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* readers and writers                                                     */
+
+static void
+fd_ready(tc_loop *self, int fd, int readable, int writable)
+{
+    struct tc_fdslot *slot;
+    if (fd < 0 || fd >= self->fds_cap) {
+        return;
+    }
+    slot = &self->fds[fd];
+    if (readable && slot->reader != NULL) {
+        Py_INCREF(slot->reader);
+        if (ready_push(self, (PyObject *)slot->reader) < 0) {
+            tc_loop_report_exception(self, "Could not schedule a reader", NULL);
+        }
+    }
+    if (writable && slot->writer != NULL) {
+        Py_INCREF(slot->writer);
+        if (ready_push(self, (PyObject *)slot->writer) < 0) {
+            tc_loop_report_exception(self, "Could not schedule a writer", NULL);
+        }
+    }
+}
+
+static int
+fd_from_object(PyObject *obj)
+{
+    int fd = PyObject_AsFileDescriptor(obj);
+    if (fd < 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %d", fd);
+    }
+    return fd;
+}
+
+static int
+epoll_set(tc_loop *self, int fd, uint32_t oldmask, uint32_t newmask)
+{
+    struct epoll_event ev;
+    int r;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = newmask;
+    ev.data.fd = fd;
+    if (newmask == 0) {
+        /* a closed fd already left the set: nothing to report (as asyncio) */
+        epoll_ctl(self->epfd, EPOLL_CTL_DEL, fd, &ev);
+        return 0;
+    }
+    if (oldmask == 0) {
+        r = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (r < 0 && errno == EEXIST) {
+            r = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
+        }
+    }
+    else {
+        r = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
+        if (r < 0 && errno == ENOENT) {
+            /* the fd was closed (and maybe reused) since it was added */
+            r = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
+        }
+    }
+    if (r < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t
+slot_mask(struct tc_fdslot *slot)
+{
+    return (slot->reader ? EPOLLIN : 0) | (slot->writer ? EPOLLOUT : 0);
+}
+
+static PyObject *
+add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
+       const char *fname)
+{
+    int fd;
+    tc_handle *h, *old;
+    struct tc_fdslot *slot;
+    uint32_t oldmask, newmask;
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required positional arguments: 'fd' and 'callback'", fname);
+        return NULL;
+    }
+    fd = fd_from_object(args[0]);
+    if (fd < 0 || check_closed(self) < 0) {
+        return NULL;
+    }
+    if (fd >= self->fds_cap) {
+        Py_ssize_t ncap = self->fds_cap ? self->fds_cap : 64;
+        while (ncap <= fd) {
+            ncap *= 2;
+        }
+        struct tc_fdslot *nf = PyMem_Realloc(self->fds, ncap * sizeof(*nf));
+        if (nf == NULL) {
+            return PyErr_NoMemory();
+        }
+        memset(nf + self->fds_cap, 0, (ncap - self->fds_cap) * sizeof(*nf));
+        self->fds = nf;
+        self->fds_cap = ncap;
+    }
+    h = new_handle(self, self->st->loop.Handle_type, args[1], args + 2,
+                   nargs - 2, NULL, NULL);
+    if (h == NULL) {
+        return NULL;
+    }
+    slot = &self->fds[fd];
+    oldmask = slot_mask(slot);
+    newmask = oldmask | (writer ? EPOLLOUT : EPOLLIN);
+    /* always tell the kernel: the fd may have been closed and reused */
+    if (epoll_set(self, fd, oldmask, newmask) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    if (oldmask == 0) {
+        self->fds_count++;
+    }
+    if (writer) {
+        old = slot->writer;
+        slot->writer = h; /* stolen */
+    }
+    else {
+        old = slot->reader;
+        slot->reader = h; /* stolen */
+    }
+    if (old != NULL) {
+        tc_handle_cancel(old);
+        tc_handle_release((PyObject *)old);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+remove_io(tc_loop *self, PyObject *fdobj, int writer)
+{
+    int fd = fd_from_object(fdobj);
+    struct tc_fdslot *slot;
+    tc_handle *old;
+    uint32_t oldmask;
+    if (fd < 0) {
+        return NULL;
+    }
+    if (self->closed || fd >= self->fds_cap) {
+        Py_RETURN_FALSE;
+    }
+    slot = &self->fds[fd];
+    old = writer ? slot->writer : slot->reader;
+    if (old == NULL) {
+        Py_RETURN_FALSE;
+    }
+    oldmask = slot_mask(slot);
+    if (writer) {
+        slot->writer = NULL;
+    }
+    else {
+        slot->reader = NULL;
+    }
+    if (epoll_set(self, fd, oldmask, slot_mask(slot)) < 0) {
+        PyErr_Clear(); /* the fd is gone; nothing is watched any more */
+    }
+    if (slot_mask(slot) == 0) {
+        self->fds_count--;
+    }
+    tc_handle_cancel(old);
+    tc_handle_release((PyObject *)old);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+loop_add_reader(tc_loop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_io(self, args, nargs, 0, "add_reader");
+}
+
+static PyObject *
+loop_add_writer(tc_loop *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return add_io(self, args, nargs, 1, "add_writer");
+}
+
+static PyObject *
+loop_remove_reader(tc_loop *self, PyObject *fd)
+{
+    return remove_io(self, fd, 0);
+}
+
+static PyObject *
+loop_remove_writer(tc_loop *self, PyObject *fd)
+{
+    return remove_io(self, fd, 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* running                                                                 */
+
+static int
+run_ready_handle(tc_loop *self, tc_handle *h)
+{
+    int rc;
+    double t0, dt, slow;
+    PyObject *o, *r;
+    if (!self->debug) {
+        return tc_handle_run(h);
+    }
+    t0 = loop_now();
+    rc = tc_handle_run(h);
+    dt = loop_now() - t0;
+    if (rc < 0) {
+        return rc;
+    }
+    o = PyObject_GetAttr((PyObject *)self, self->st->loop.str_slow_duration);
+    if (o == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    slow = PyFloat_AsDouble(o);
+    Py_DECREF(o);
+    if (slow == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (dt >= slow) {
+        o = PyFloat_FromDouble(dt);
+        if (o == NULL) {
+            return -1;
+        }
+        r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->loop.str_log_slow,
+                                       (PyObject *)h, o, NULL);
+        Py_DECREF(o);
+        if (r == NULL) {
+            tc_loop_report_exception(self, "Error logging a slow callback", NULL);
+        }
+        Py_XDECREF(r);
+    }
+    return 0;
+}
+
+static int
+raise_stashed(tc_loop *self)
+{
+    PyErr_Restore(self->exc_type, self->exc_value, self->exc_tb);
+    self->exc_type = self->exc_value = self->exc_tb = NULL;
+    return -1;
+}
+
+static int
+run_once(tc_loop *self)
+{
+    uv_run_mode mode = UV_RUN_NOWAIT;
+    Py_ssize_t ntodo;
+    double now;
+
+    if (self->heap_len > 100 && self->timer_cancelled * 2 > self->heap_len) {
+        heap_compact(self);
+    }
+    while (self->heap_len > 0 && self->heap[0]->h.cancelled) {
+        tc_timer *t = heap_pop(self);
+        tc_handle_release((PyObject *)t);
+    }
+
+    self->poll_deadline = HUGE_VAL;
+    if (self->ready_len == 0 && !self->stopping) {
+        mode = UV_RUN_ONCE;
+        if (self->heap_len > 0) {
+            double dt = self->heap[0]->when - loop_now();
+            self->poll_deadline = self->heap[0]->when;
+            if (dt <= 0) {
+                mode = UV_RUN_NOWAIT;
+            }
+            else {
+                /* libuv counts whole milliseconds: round up, then re-check
+                 * against uv_hrtime below, so a timer is never early */
+                double ms = ceil(dt * 1e3);
+                uint64_t ims = ms <= 1e12 ? (uint64_t)ms : (uint64_t)1e12; /* and NaN */
+                uv_update_time(self->uv);
+                uv_timer_start(self->uvtimer, deadline_timer_cb, ims, 0);
+            }
+        }
+        else {
+            uv_timer_stop(self->uvtimer);
+        }
+    }
+    self->block_in_poll = (mode == UV_RUN_ONCE);
+    uv_run(self->uv, mode);
+    TC_LOOP_ENTER(self);
+    self->block_in_poll = 0;
+    if (self->exc_type != NULL) {
+        return raise_stashed(self);
+    }
+
+    now = loop_now();
+    while (self->heap_len > 0 && self->heap[0]->when <= now) {
+        tc_timer *t = heap_pop(self);
+        if (t->h.cancelled) {
+            tc_handle_release((PyObject *)t);
+        }
+        else if (ready_push(self, (PyObject *)t) < 0) { /* steals t */
+            return -1;
+        }
+    }
+
+    ntodo = self->ready_len;
+    while (ntodo-- > 0) {
+        tc_handle *h = (tc_handle *)ready_pop(self);
+        int rc = 0;
+        if (h == NULL) {
+            break;
+        }
+        if (!h->cancelled) {
+            rc = run_ready_handle(self, h);
+        }
+        tc_handle_release((PyObject *)h);
+        if (rc < 0) {
+            return -1;
+        }
+        if (self->exc_type != NULL) {
+            return raise_stashed(self);
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+loop_run_forever_c(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    int rc = 0;
+    if (check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+        return NULL;
+    }
+    self->running = 1;
+    self->thread_id = PyThread_get_thread_ident();
+    for (;;) {
+        if (run_once(self) < 0) {
+            rc = -1;
+            break;
+        }
+        if (self->stopping) {
+            break;
+        }
+    }
+    self->stopping = 0;
+    self->running = 0;
+    self->thread_id = 0;
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_stop(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_is_running(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->running);
+}
+
+static PyObject *
+loop_is_closed(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+loop_get_debug(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+static PyObject *
+loop_set_debug_flag(tc_loop *self, PyObject *flag)
+{
+    int v = PyObject_IsTrue(flag);
+    if (v < 0) {
+        return NULL;
+    }
+    self->debug = (char)v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_set_signal_fd(tc_loop *self, PyObject *arg)
+{
+    int fd = PyLong_AsLong(arg);
+    int r;
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (check_closed(self) < 0) {
+        return NULL;
+    }
+    if (self->sigpoll != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "signal fd already set");
+        return NULL;
+    }
+    self->sigpoll = PyMem_RawMalloc(sizeof(uv_poll_t));
+    if (self->sigpoll == NULL) {
+        return PyErr_NoMemory();
+    }
+    r = uv_poll_init(self->uv, self->sigpoll, fd);
+    if (r < 0) {
+        PyMem_RawFree(self->sigpoll);
+        self->sigpoll = NULL;
+        errno = -r;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    TC_LOOP_HANDLE_OPENED(self->st);
+    uv_unref((uv_handle_t *)self->sigpoll);
+    uv_poll_start(self->sigpoll, UV_READABLE, sigpoll_cb);
+    self->sigfd = fd;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_counts(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("{snsnsnsn}", "ready", self->ready_len, "timers",
+                         self->heap_len - self->timer_cancelled, "cancelled_timers",
+                         self->timer_cancelled, "fds", self->fds_count);
+}
+
+/* ---------------------------------------------------------------------- */
+/* closing                                                                 */
+
+static void
+close_uv_handle(void *hp)
+{
+    uv_handle_t **h = (uv_handle_t **)hp;
+    if (*h != NULL) {
+        uv_close(*h, free_handle_cb);
+        *h = NULL;
+    }
+}
+
+/* Drop the queued callbacks, timers and readers/writers. */
+static void
+loop_drop_callbacks(tc_loop *self)
+{
+    PyObject *h;
+    while ((h = ready_pop(self)) != NULL) {
+        tc_handle_release((PyObject *)h);
+    }
+    while (self->heap_len > 0) {
+        tc_timer *t = heap_pop(self);
+        tc_handle_release((PyObject *)t);
+    }
+    self->timer_cancelled = 0;
+    for (Py_ssize_t fd = 0; fd < self->fds_cap; fd++) {
+        tc_handle *r = self->fds[fd].reader, *w = self->fds[fd].writer;
+        self->fds[fd].reader = self->fds[fd].writer = NULL;
+        if (r != NULL) {
+            tc_handle_release((PyObject *)r);
+        }
+        if (w != NULL) {
+            tc_handle_release((PyObject *)w);
+        }
+    }
+    self->fds_count = 0;
+}
+
+/* Close our own handles and, once libuv has run every close callback, the
+ * uv loop itself.  Handles of other components that are still open keep the
+ * uv loop allocated until dealloc. */
+/* Run libuv without blocking until the closing handles are gone, then free
+ * the uv loop if nothing is left on it. */
+static void
+loop_drain_closed(tc_loop *self)
+{
+    if (self->uv == NULL || self->draining) {
+        return; /* uv_run must not be re-entered from a close callback */
+    }
+    self->draining = 1;
+    self->block_in_poll = 0;
+    for (int i = 0; i < 4; i++) {
+        uv_run(self->uv, UV_RUN_NOWAIT);
+        TC_LOOP_ENTER(self);
+    }
+    self->draining = 0;
+    if (uv_loop_close(self->uv) == 0) {
+        PyMem_RawFree(self->uv);
+        self->uv = NULL;
+    }
+}
+
+static void
+loop_release_uv(tc_loop *self)
+{
+    if (self->uv == NULL) {
+        return;
+    }
+    close_uv_handle(&self->uvtimer);
+    close_uv_handle(&self->async);
+    close_uv_handle(&self->prepare);
+    close_uv_handle(&self->iopoll);
+    close_uv_handle(&self->sigpoll);
+    self->sigfd = -1;
+    if (self->epfd >= 0) {
+        close(self->epfd);
+        self->epfd = -1;
+    }
+    loop_drain_closed(self);
+}
+
+void
+tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb)
+{
+    if (uv_is_closing(handle)) {
+        return;
+    }
+    uv_close(handle, close_cb);
+    if (loop->closed && !loop->running) {
+        /* nobody will run this uv loop again: run the close callback now */
+        loop_drain_closed(loop);
+    }
+}
+
+static PyObject *
+loop_close(tc_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+        return NULL;
+    }
+    if (self->closed) {
+        Py_RETURN_NONE;
+    }
+    self->closed = 1;
+    loop_drop_callbacks(self);
+    loop_release_uv(self);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* type                                                                    */
+
+static int
+init_handle(uv_handle_t **out, size_t size)
+{
+    *out = PyMem_RawMalloc(size);
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The module state for `type`, which may be a Python subclass of Loop. */
+static tc_state *
+state_for_subtype(PyTypeObject *type)
+{
+    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
+        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
+            PyObject *m = PyType_GetModule(t);
+            if (m != NULL) {
+                return tc_get_state(m);
+            }
+            PyErr_Clear();
+        }
+    }
+    PyErr_SetString(PyExc_TypeError, "not a subclass of tornado_c._core.Loop");
+    return NULL;
+}
+
+static PyObject *
+loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    tc_loop *self = (tc_loop *)type->tp_alloc(type, 0);
+    int r;
+    if (self == NULL) {
+        return NULL;
+    }
+    self->st = state_for_subtype(type);
+    self->epfd = -1;
+    self->sigfd = -1;
+    if (self->st == NULL) {
+        goto fail;
+    }
+    self->uv = PyMem_RawMalloc(sizeof(uv_loop_t));
+    if (self->uv == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    r = uv_loop_init(self->uv);
+    if (r < 0) {
+        PyMem_RawFree(self->uv);
+        self->uv = NULL;
+        errno = -r;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    self->uv->data = self; /* borrowed: the uv loop never outlives us */
+
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (self->epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    if (init_handle((uv_handle_t **)&self->uvtimer, sizeof(uv_timer_t)) < 0) {
+        goto fail;
+    }
+    uv_timer_init(self->uv, self->uvtimer);
+    TC_LOOP_HANDLE_OPENED(self->st);
+    uv_unref((uv_handle_t *)self->uvtimer);
+
+    if (init_handle((uv_handle_t **)&self->async, sizeof(uv_async_t)) < 0) {
+        goto fail;
+    }
+    r = uv_async_init(self->uv, self->async, noop_async_cb);
+    if (r < 0) {
+        PyMem_RawFree(self->async);
+        self->async = NULL;
+        errno = -r;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    TC_LOOP_HANDLE_OPENED(self->st);
+    /* the async handle stays referenced: it keeps uv_run(ONCE) blocking
+     * when nothing else is active */
+
+    if (init_handle((uv_handle_t **)&self->prepare, sizeof(uv_prepare_t)) < 0) {
+        goto fail;
+    }
+    uv_prepare_init(self->uv, self->prepare);
+    TC_LOOP_HANDLE_OPENED(self->st);
+    uv_prepare_start(self->prepare, prepare_cb);
+    uv_unref((uv_handle_t *)self->prepare);
+
+    if (init_handle((uv_handle_t **)&self->iopoll, sizeof(uv_poll_t)) < 0) {
+        goto fail;
+    }
+    r = uv_poll_init(self->uv, self->iopoll, self->epfd);
+    if (r < 0) {
+        PyMem_RawFree(self->iopoll);
+        self->iopoll = NULL;
+        errno = -r;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    TC_LOOP_HANDLE_OPENED(self->st);
+    uv_unref((uv_handle_t *)self->iopoll);
+    uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
+    return (PyObject *)self;
+
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* A queued handle that nothing but the loop references and that the GC
+ * does not track (see tc_handle_release) is part of the loop for the GC: its
+ * references are visited as the loop's own, so a dropped, unclosed loop with
+ * pending callbacks is still collected.  Any other handle is visited as an
+ * object of its own (an untracked one then keeps the loop alive, as the
+ * handle itself legitimately does). */
+static int
+visit_handle(PyObject *h, visitproc visit, void *arg)
+{
+    if (h == NULL) {
+        return 0;
+    }
+    if (Py_REFCNT(h) == 1 && !PyObject_GC_IsTracked(h)) {
+        return tc_handle_traverse((tc_handle *)h, visit, arg);
+    }
+    Py_VISIT(h);
+    return 0;
+}
+
+static int
+loop_traverse(tc_loop *self, visitproc visit, void *arg)
+{
+    int r;
+    Py_VISIT(Py_TYPE(self));
+    for (Py_ssize_t i = 0; i < self->ready_len; i++) {
+        if ((r = visit_handle(self->ready[(self->ready_head + i) & (self->ready_cap - 1)],
+                              visit, arg)) != 0) {
+            return r;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->heap_len; i++) {
+        if ((r = visit_handle((PyObject *)self->heap[i], visit, arg)) != 0) {
+            return r;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->fds_cap; i++) {
+        if ((r = visit_handle((PyObject *)self->fds[i].reader, visit, arg)) != 0 ||
+            (r = visit_handle((PyObject *)self->fds[i].writer, visit, arg)) != 0) {
+            return r;
+        }
+    }
+    Py_VISIT(self->exc_type);
+    Py_VISIT(self->exc_value);
+    Py_VISIT(self->exc_tb);
+    /* the instance __dict__ of Python subclasses is visited by subtype_traverse */
+    return 0;
+}
+
+static int
+loop_clear(tc_loop *self)
+{
+    loop_drop_callbacks(self);
+    Py_CLEAR(self->exc_type);
+    Py_CLEAR(self->exc_value);
+    Py_CLEAR(self->exc_tb);
+    return 0;
+}
+
+static void
+loop_dealloc(tc_loop *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    loop_clear(self);
+    loop_release_uv(self);
+    if (self->uv != NULL) {
+        /* handles of other components are still open: they would call back
+         * into a freed object, so the uv loop is leaked rather than freed */
+        if (self->st != NULL) {
+            PyErr_WarnEx(PyExc_ResourceWarning,
+                         "tornado_c loop deallocated with open libuv handles", 1);
+            PyErr_Clear();
+        }
+        self->uv->data = NULL;
+    }
+    if (self->epfd >= 0) {
+        close(self->epfd);
+    }
+    PyMem_Free(self->ready);
+    PyMem_Free(self->heap);
+    PyMem_Free(self->fds);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+
+static PyMethodDef loop_type_methods[] = {
+    {"call_soon", (PyCFunction)(void (*)(void))loop_call_soon, FASTKW,
+     "call_soon(callback, *args, context=None): run callback in the next iteration."},
+    {"call_soon_threadsafe", (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, FASTKW,
+     "Like call_soon(), callable from any thread; wakes the loop."},
+    {"call_later", (PyCFunction)(void (*)(void))loop_call_later, FASTKW,
+     "call_later(delay, callback, *args, context=None) -> TimerHandle"},
+    {"call_at", (PyCFunction)(void (*)(void))loop_call_at, FASTKW,
+     "call_at(when, callback, *args, context=None) -> TimerHandle"},
+    {"time", (PyCFunction)loop_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
+    {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
+    {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
+    {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
+    {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
+    {"close", (PyCFunction)loop_close, METH_NOARGS,
+     "Drop pending callbacks and free the libuv loop (the loop must not run)."},
+    {"add_reader", (PyCFunction)(void (*)(void))loop_add_reader, METH_FASTCALL,
+     "add_reader(fd, callback, *args)"},
+    {"add_writer", (PyCFunction)(void (*)(void))loop_add_writer, METH_FASTCALL,
+     "add_writer(fd, callback, *args)"},
+    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O,
+     "remove_reader(fd) -> True if a reader was removed"},
+    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O,
+     "remove_writer(fd) -> True if a writer was removed"},
+    {"_run_forever_c", (PyCFunction)loop_run_forever_c, METH_NOARGS,
+     "The iteration loop of run_forever (setup is done in Python)."},
+    {"_set_debug_flag", (PyCFunction)loop_set_debug_flag, METH_O, NULL},
+    {"_set_signal_fd", (PyCFunction)loop_set_signal_fd, METH_O,
+     "Watch the signal wakeup socket (non-blocking, not owned)."},
+    {"_counts", (PyCFunction)loop_counts, METH_NOARGS,
+     "Queued callbacks, live timers and watched fds (for tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot loop_slots[] = {
+    {Py_tp_doc, "The C core of tornado_c.loop.EventLoop (an asyncio loop on libuv)."},
+    {Py_tp_new, loop_new},
+    {Py_tp_methods, loop_type_methods},
+    {Py_tp_traverse, loop_traverse},
+    {Py_tp_clear, loop_clear},
+    {Py_tp_dealloc, loop_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec loop_spec = {
+    .name = "tornado_c._core.Loop",
+    .basicsize = sizeof(tc_loop),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = loop_slots,
+};
+
+/* ---------------------------------------------------------------------- */
+/* module-level functions                                                  */
 
 static PyObject *
 libuv_version(PyObject *module, PyObject *Py_UNUSED(ignored))
@@ -48,30 +1496,80 @@ uv_selftest(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(fired == 1);
 }
 
+#ifdef TC_DEBUG
+static PyObject *
+debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    tc_state *st = tc_get_state(module);
+    return Py_BuildValue("{snsn}", "handles", st->loop.live_handles, "requests",
+                         st->loop.live_requests);
+}
+#endif
+
 static PyMethodDef loop_methods[] = {
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
     {"_uv_selftest", uv_selftest, METH_NOARGS, "Run one timer on a private uv loop; True if it fired."},
+#ifdef TC_DEBUG
+    {"_debug_counts", debug_counts, METH_NOARGS,
+     "Live libuv handles and requests of every component (debug build only)."},
+#endif
     {NULL, NULL, 0, NULL},
 };
+
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        st->loop.field = PyUnicode_InternFromString(text);    \
+        if (st->loop.field == NULL) {                         \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
 
 int
 tc_loop_exec(PyObject *module, struct tc_state *st)
 {
-    (void)st;
+    INTERN(str_call_exception_handler, "call_exception_handler");
+    INTERN(str_message, "message");
+    INTERN(str_exception, "exception");
+    INTERN(str_handle, "handle");
+    INTERN(str_context, "context");
+    INTERN(str_source_traceback, "source_traceback");
+    INTERN(str_handle_signals, "_handle_signal_bytes");
+    INTERN(str_log_slow, "_log_slow_callback");
+    INTERN(str_slow_duration, "slow_callback_duration");
+    if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
+        return -1;
+    }
+    if (tc_handle_types_init(module, st) < 0) {
+        return -1;
+    }
     return PyModule_AddFunctions(module, loop_methods);
 }
 
 int
 tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    (void)st;
-    (void)visit;
-    (void)arg;
+    Py_VISIT(st->loop.Loop_type);
+    Py_VISIT(st->loop.Handle_type);
+    Py_VISIT(st->loop.TimerHandle_type);
+    Py_VISIT(st->loop.format_cb_source);
     return 0;
 }
 
 void
 tc_loop_clear(struct tc_state *st)
 {
-    (void)st;
+    tc_handle_freelist_clear(st);
+    Py_CLEAR(st->loop.Loop_type);
+    Py_CLEAR(st->loop.Handle_type);
+    Py_CLEAR(st->loop.TimerHandle_type);
+    Py_CLEAR(st->loop.format_cb_source);
+    Py_CLEAR(st->loop.str_call_exception_handler);
+    Py_CLEAR(st->loop.str_message);
+    Py_CLEAR(st->loop.str_exception);
+    Py_CLEAR(st->loop.str_handle);
+    Py_CLEAR(st->loop.str_context);
+    Py_CLEAR(st->loop.str_source_traceback);
+    Py_CLEAR(st->loop.str_handle_signals);
+    Py_CLEAR(st->loop.str_log_slow);
+    Py_CLEAR(st->loop.str_slow_duration);
 }

@@ -9,6 +9,10 @@
  *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
  *     object is created, uv_loop_close()d and freed only when every handle on
  *     it has gone through its close callback (EventLoop.close() / dealloc).
+ *     After close() it is NULL once nothing is left on it: check it (or
+ *     is_closed()) before creating a handle.  Close handles with
+ *     tc_loop_close_handle(): on a closed loop it also runs the close
+ *     callback right away (nobody else will run that uv loop again).
  *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
@@ -35,6 +39,20 @@ struct tc_state;
 typedef struct tc_loop_state {
     PyTypeObject *Loop_type;        /* tornado_c._core.Loop (base of EventLoop) */
     /* the loop component adds its other types and interned names here */
+    PyTypeObject *Handle_type;      /* tornado_c._core.Handle */
+    PyTypeObject *TimerHandle_type; /* tornado_c._core.TimerHandle */
+    PyObject *str_call_exception_handler;
+    PyObject *str_message;
+    PyObject *str_exception;
+    PyObject *str_handle;
+    PyObject *str_context;
+    PyObject *str_source_traceback;
+    PyObject *str_handle_signals;   /* EventLoop._handle_signal_bytes */
+    PyObject *str_log_slow;         /* EventLoop._log_slow_callback */
+    PyObject *str_slow_duration;    /* slow_callback_duration */
+    PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
+    struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
+    int nfree_handles;
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
@@ -48,6 +66,25 @@ typedef struct tc_loop {
     PyThreadState *released;        /* non-NULL while the GIL is released */
     /* private fields of the loop component follow; other components must
      * not touch them */
+    PyObject **ready;               /* ring buffer of strong Handle refs */
+    Py_ssize_t ready_head, ready_len, ready_cap;
+    struct tc_timer **heap;         /* min-heap of strong TimerHandle refs */
+    Py_ssize_t heap_len, heap_cap;
+    Py_ssize_t timer_cancelled;     /* cancelled timers still in the heap */
+    unsigned long long timer_seq;
+    double poll_deadline;           /* earliest timer when the poll started */
+    uv_timer_t *uvtimer;            /* wakes the poll at the next deadline */
+    uv_async_t *async;              /* call_soon_threadsafe wakeups */
+    uv_prepare_t *prepare;          /* releases the GIL just before the poll */
+    uv_poll_t *iopoll;              /* watches epfd (add_reader/add_writer) */
+    uv_poll_t *sigpoll;             /* watches the signal wakeup socket */
+    int epfd;                       /* private epoll set of reader/writer fds */
+    int sigfd;                      /* signal wakeup socket (not owned) or -1 */
+    struct tc_fdslot *fds;          /* indexed by fd */
+    Py_ssize_t fds_cap, fds_count;
+    PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
+    unsigned long thread_id;
+    char running, stopping, closed, debug, block_in_poll, draining;
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */
@@ -86,6 +123,11 @@ void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extr
 PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs,
                             PyObject *context);
+
+/* uv_close(handle, close_cb) (ignored if already closing); if the loop has
+ * been closed, libuv is run at once so close_cb runs and the uv loop can be
+ * freed. */
+void tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb);
 
 int tc_loop_exec(PyObject *module, struct tc_state *st);
 int tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg);

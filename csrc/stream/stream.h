@@ -1,17 +1,102 @@
-/* stream component contract (see DEVELOPERS notes in the README).
- * Other components include only this header.
+/* stream component contract: IOStream on libuv streams.
+ *
+ * A tc_stream is the C object behind tornado_c.iostream.IOStream (a subclass
+ * of tornado.iostream.IOStream for isinstance checks).  It owns one connected
+ * uv_tcp_t (or uv_pipe_t) on a tc_loop, an input buffer and a write queue.
+ *
+ * Two kinds of reader use it:
+ *   - Python code, through the IOStream API (read_until, read_bytes, ...),
+ *     exactly as with upstream's IOStream;
+ *   - C code that takes the incoming bytes directly: a *consumer* (the HTTP
+ *     server's connection).  While a consumer is set, bytes are not matched
+ *     against Python reads; tc_stream_set_consumer(s, NULL, NULL) (detach)
+ *     hands the stream back to Python with whatever the consumer left in the
+ *     input buffer still there, so a WebSocket upgrade keeps every byte.
+ *
+ * Ownership: the stream holds a strong reference to itself while its uv
+ * handle is open (dropped in the close callback), so libuv never calls into
+ * freed memory; the consumer's ctx is NOT owned by the stream (the consumer
+ * keeps the stream alive and clears itself before it goes away).  Every
+ * callback into a consumer runs with the GIL held (TC_LOOP_ENTER done) and
+ * may call any function below, including tc_stream_close() and
+ * tc_stream_set_consumer(); the stream must stay valid across that (hold a
+ * reference around consumer calls).
  */
 #ifndef TC_STREAM_H
 #define TC_STREAM_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <uv.h>
+
+#include "loop/loop.h"
 
 struct tc_state;
+typedef struct tc_stream tc_stream;
 
 typedef struct tc_stream_state {
-    int unused_; /* filled in as the component grows */
+    PyTypeObject *Stream_type;  /* tornado_c._core.Stream: C base of IOStream */
+    /* the stream component adds its other types and names here */
 } tc_stream_state;
+
+typedef struct tc_stream_consumer {
+    /* New bytes arrived (or tc_stream_resume_reading() found buffered ones):
+     * look at them with tc_stream_peek(), take what is used with
+     * tc_stream_consume().  Unconsumed bytes stay buffered and are offered
+     * again with the next arrival; when the buffer passes max_buffer_size
+     * the stream closes with StreamBufferFullError as upstream does. */
+    void (*on_data)(void *ctx, tc_stream *s);
+    /* The write queue became empty after tc_stream_write*() calls (every
+     * byte handed to the kernel).  Not called when nothing was pending. */
+    void (*on_drain)(void *ctx, tc_stream *s);
+    /* The stream closed (peer EOF, error, or tc_stream_close()).  `error` is
+     * borrowed: the exception that closed it, or NULL for a clean EOF/close.
+     * Called exactly once per consumer; after it the consumer is cleared. */
+    void (*on_close)(void *ctx, tc_stream *s, PyObject *error);
+} tc_stream_consumer;
+
+/* 1 if `obj` is a tc_stream (or subclass instance). */
+int tc_stream_check(struct tc_state *st, PyObject *obj);
+
+/* Wrap an accepted, connected socket fd in a new stream on `loop`.  The fd
+ * belongs to the stream from here on (closed with it).  Returns a new
+ * reference or NULL with an exception set (fd then still belongs to the
+ * caller).  The stream's Python type is `type` (NULL: the default
+ * tornado_c.iostream.IOStream class registered by the Python layer). */
+tc_stream *tc_stream_from_fd(struct tc_state *st, tc_loop *loop, int fd,
+                             PyTypeObject *type, Py_ssize_t max_buffer_size,
+                             Py_ssize_t read_chunk_size);
+
+/* Set (or with NULL clear) the C consumer.  Setting it starts reading. */
+void tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ctx);
+
+/* Borrowed view of the buffered input: valid until the next call into the
+ * stream or a return to the loop. */
+const char *tc_stream_peek(tc_stream *s, size_t *len);
+void tc_stream_consume(tc_stream *s, size_t n);
+
+/* Stop / restart delivering input (pipelining: the HTTP server stops after a
+ * request until its response is flushed).  resume delivers already-buffered
+ * bytes from the loop (call_soon order), never re-entrantly. */
+void tc_stream_pause_reading(tc_stream *s);
+void tc_stream_resume_reading(tc_stream *s);
+
+/* Queue bytes for writing: tries to write at once (uv_try_write), copies or
+ * references the rest.  0 on success, -1 with an exception set (closed
+ * stream: StreamClosedError).  _obj keeps a reference to a bytes-like object
+ * instead of copying. */
+int tc_stream_write(tc_stream *s, const char *data, size_t len);
+int tc_stream_write_obj(tc_stream *s, PyObject *buffer);
+/* Bytes queued and not yet taken by the kernel. */
+size_t tc_stream_write_pending(tc_stream *s);
+
+/* Close the stream (idempotent).  `exc` borrowed or NULL: recorded as the
+ * stream's `error` (upstream's IOStream.error / real_error).  Pending
+ * writes are discarded as upstream's close() does. */
+void tc_stream_close(tc_stream *s, PyObject *exc);
+int tc_stream_closed(tc_stream *s);
+/* Borrowed: the tc_loop the stream runs on. */
+tc_loop *tc_stream_loop(tc_stream *s);
 
 int tc_stream_exec(PyObject *module, struct tc_state *st);
 int tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg);

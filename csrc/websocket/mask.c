@@ -144,6 +144,25 @@ ws_websocket_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "websocket_mask() takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
+    /* Fast path: bytes in, bytes out, no buffer-protocol round trips (most
+     * frames are small, so the call overhead is what counts). */
+    if (PyBytes_CheckExact(args[0]) && PyBytes_CheckExact(args[1])) {
+        if (PyBytes_GET_SIZE(args[0]) != 4) {
+            PyErr_Format(PyExc_ValueError,
+                         "websocket mask must be exactly 4 bytes, got %zd",
+                         PyBytes_GET_SIZE(args[0]));
+            return NULL;
+        }
+        Py_ssize_t n = PyBytes_GET_SIZE(args[1]);
+        out = PyBytes_FromStringAndSize(NULL, n);
+        if (out == NULL) {
+            return NULL;
+        }
+        tc_ws_mask((const uint8_t *)PyBytes_AS_STRING(args[0]),
+                   (const uint8_t *)PyBytes_AS_STRING(args[1]),
+                   (uint8_t *)PyBytes_AS_STRING(out), (size_t)n);
+        return out;
+    }
     if (get_mask(args[0], &mask) < 0) {
         return NULL;
     }
@@ -180,6 +199,11 @@ ws_websocket_mask_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     if (PyObject_GetBuffer(args[1], &data, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Format(PyExc_TypeError,
+                         "websocket_mask_into() needs a writable bytes-like object, not %.100s",
+                         Py_TYPE(args[1])->tp_name);
+        }
         PyBuffer_Release(&mask);
         return NULL;
     }

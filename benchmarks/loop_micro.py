@@ -1,0 +1,262 @@
+"""Event loop micro-benchmarks: stdlib asyncio vs uvloop vs tornado_c.
+
+    python benchmarks/loop_micro.py [--json out.json] [--quick] [--no-http]
+
+Scenarios (each loop runs in its own subprocess):
+
+* call_soon   -- throughput of call_soon: batches of callbacks scheduled and
+                 run, plus a chain of callbacks each scheduling the next.
+* timer_churn -- call_later + cancel of timers that never fire (the
+                 pattern of timeouts that are set and cleared), with the loop
+                 turning between batches; also timers that do fire.
+* hello_http  -- a Tornado "Hello, world" server with only the event loop
+                 swapped, server pinned to CPU 0 and wrk to CPU 1 (taskset).
+
+Prints a table of operations (or requests) per second and the ratio of
+tornado_c to uvloop, and writes the raw numbers as JSON with --json.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LOOPS = ("asyncio", "uvloop", "tornado_c")
+
+CHILD = r'''
+import asyncio, sys, time
+sys.path.insert(0, {root!r})
+kind, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if kind == "asyncio":
+    loop = asyncio.SelectorEventLoop()
+elif kind == "uvloop":
+    import uvloop
+    loop = uvloop.new_event_loop()
+else:
+    from tornado_c.loop import EventLoop
+    loop = EventLoop()
+
+def noop(*a):
+    pass
+
+def bench_call_soon():
+    # batches: schedule 1000, run them, repeat
+    batch = 1000
+    rounds = n // batch
+    call_soon = loop.call_soon
+    state = [0]
+    def run_batch():
+        for _ in range(batch):
+            call_soon(noop)
+        state[0] += 1
+        if state[0] < rounds:
+            call_soon(run_batch)
+        else:
+            call_soon(loop.stop)
+    t0 = time.perf_counter()
+    call_soon(run_batch)
+    loop.run_forever()
+    dt_batch = time.perf_counter() - t0
+    # chain: each callback schedules the next
+    left = [n]
+    def chain():
+        left[0] -= 1
+        if left[0]:
+            call_soon(chain)
+        else:
+            loop.stop()
+    t0 = time.perf_counter()
+    call_soon(chain)
+    loop.run_forever()
+    dt_chain = time.perf_counter() - t0
+    return {{"batch": rounds * batch / dt_batch, "chain": n / dt_chain}}
+
+def bench_timer_churn():
+    call_later = loop.call_later
+    batch = 1000
+    rounds = n // batch
+    state = [0]
+    def churn():
+        hs = [call_later(10.0 + (i % 97) * 0.01, noop) for i in range(batch)]
+        for h in hs:
+            h.cancel()
+        state[0] += 1
+        if state[0] < rounds:
+            loop.call_soon(churn)
+        else:
+            loop.stop()
+    t0 = time.perf_counter()
+    loop.call_soon(churn)
+    loop.run_forever()
+    dt_churn = time.perf_counter() - t0
+    # timers that fire: 0-delay timers, batch by batch
+    fired = [0]
+    def fire_batch():
+        for _ in range(batch):
+            call_later(0, count)
+    def count():
+        fired[0] += 1
+        if fired[0] % batch == 0:
+            if fired[0] >= rounds * batch:
+                loop.stop()
+            else:
+                fire_batch()
+    t0 = time.perf_counter()
+    loop.call_soon(fire_batch)
+    loop.run_forever()
+    dt_fire = time.perf_counter() - t0
+    return {{"schedule_cancel": rounds * batch / dt_churn, "fire": rounds * batch / dt_fire}}
+
+res = {{"call_soon": bench_call_soon, "timer_churn": bench_timer_churn}}[scenario]()
+loop.close()
+print(repr(res))
+'''
+
+SERVER = r'''
+import asyncio, sys
+sys.path.insert(0, {root!r})
+kind, port = sys.argv[1], int(sys.argv[2])
+if kind == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+elif kind == "tornado_c":
+    from tornado_c.loop import EventLoopPolicy
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+import tornado.web
+
+class Hello(tornado.web.RequestHandler):
+    def get(self):
+        self.write("Hello, world")
+
+async def main():
+    app = tornado.web.Application([(r"/", Hello)])
+    app.listen(port, "127.0.0.1")
+    print(type(asyncio.get_running_loop()).__module__, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def child(kind, scenario, n):
+    code = CHILD.format(root=ROOT)
+    out = subprocess.run([sys.executable, "-c", code, kind, scenario, str(n)],
+                         check=True, capture_output=True, text=True).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def hello_http(kind, duration, connections):
+    port = free_port()
+    code = SERVER.format(root=ROOT)
+    srv = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code, kind, str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if not wait_port(port):
+            raise RuntimeError("server did not start: %s" % srv.stderr.read())
+        module = srv.stdout.readline().strip()
+        out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c%d" % connections,
+                              "-d%ds" % duration, "http://127.0.0.1:%d/" % port],
+                             check=True, capture_output=True, text=True).stdout
+        m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+        return {"requests_per_sec": float(m.group(1)), "loop_module": module,
+                "errors": errors.group(0) if errors else None}
+    finally:
+        srv.terminate()
+        srv.wait(5)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument("--quick", action="store_true", help="smaller N and 2 s wrk runs")
+    ap.add_argument("--no-http", action="store_true", help="skip the wrk scenario")
+    ap.add_argument("--duration", type=int, default=5, help="wrk seconds per loop (default 5)")
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N for the micro scenarios")
+    args = ap.parse_args()
+    n = 100_000 if args.quick else 300_000
+    duration = 2 if args.quick else args.duration
+
+    loops = [k for k in LOOPS if k != "uvloop" or _has_uvloop()]
+    results = {"n": n, "loops": loops, "python": sys.version.split()[0], "scenarios": {}}
+    rows = []
+    for scenario in ("call_soon", "timer_churn"):
+        per = {}
+        for kind in loops:
+            best = None
+            for _ in range(args.repeat):
+                r = child(kind, scenario, n)
+                best = r if best is None else {k: max(best[k], r[k]) for k in r}
+            per[kind] = best
+        results["scenarios"][scenario] = per
+        for metric in per[loops[0]]:
+            rows.append(("%s/%s" % (scenario, metric), {k: per[k][metric] for k in loops}, "ops/s"))
+    if not args.no_http and shutil.which("wrk") and shutil.which("taskset"):
+        per = {}
+        for kind in loops:
+            per[kind] = hello_http(kind, duration, args.connections)
+        results["scenarios"]["hello_http"] = per
+        rows.append(("hello_http (wrk -c%d)" % args.connections,
+                     {k: per[k]["requests_per_sec"] for k in loops}, "req/s"))
+
+    head = "%-28s" % "scenario" + "".join("%14s" % k for k in loops)
+    if "uvloop" in loops:
+        head += "%12s%12s" % ("tc/uvloop", "tc/asyncio")
+    print(head)
+    print("-" * len(head))
+    results["ratios"] = {}
+    for name, vals, unit in rows:
+        line = "%-28s" % name + "".join("%14s" % _fmt(vals[k]) for k in loops)
+        ratio_uv = vals["tornado_c"] / vals["uvloop"] if "uvloop" in vals else None
+        ratio_aio = vals["tornado_c"] / vals["asyncio"]
+        if ratio_uv is not None:
+            line += "%12.2f" % ratio_uv
+        line += "%12.2f" % ratio_aio
+        results["ratios"][name] = {"tornado_c/uvloop": ratio_uv, "tornado_c/asyncio": ratio_aio, "unit": unit}
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+        print("wrote", args.json)
+
+
+def _fmt(v):
+    return "%.0f" % v if v >= 100 else "%.2f" % v
+
+
+def _has_uvloop():
+    try:
+        import uvloop  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1940 @@
+/* Stream transports (asyncio.Transport) on uv_tcp_t and uv_pipe_t.
+ *
+ * Behaviour follows asyncio's _SelectorSocketTransport (Python 3.11) call for
+ * call: connection_made is scheduled with call_soon, reading starts after it,
+ * close() waits for the write buffer to drain, abort() and fatal errors drop
+ * it, connection_lost(exc) runs exactly once (scheduled, or directly when the
+ * last buffered byte left), exceptions from protocol callbacks go to the
+ * loop's exception handler unless they are OSErrors (which, as in asyncio,
+ * are passed to connection_lost only).
+ *
+ * Writing: uv_try_write() first straight from the caller's buffer (no copy,
+ * no allocation when the socket takes everything); what is left becomes the
+ * single uv_write in flight (a bytes object is referenced, anything else is
+ * copied); data written while that one is in flight is appended to `pend`
+ * and goes out as the next uv_write.  The write request is embedded in the
+ * transport.
+ *
+ * Reading: Protocol gets bytes copied out of one shared 256 KiB buffer;
+ * BufferedProtocol reads straight into the buffer get_buffer() returned.
+ */
+#include "state.h"
+#include "loop/transport.h"
+
+#include <structmember.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/un.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+
+enum { TR_TCP = 0, TR_PIPE = 1 };
+
+struct tc_transport {
+    PyObject_HEAD
+    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop *loop;              /* strong */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_write_t wreq;            /* the one write in flight */
+    uv_shutdown_t sreq;
+    uv_connect_t creq;
+    PyObject *protocol;
+    PyObject *sock;             /* socket.socket on the fd, or NULL (lazy) */
+    PyObject *server;           /* tc_server or NULL */
+    PyObject *extra;            /* dict or NULL */
+    PyObject *live;             /* the loop's set of live objects, or NULL */
+    PyObject *conn_waiter;      /* future of a pending connect */
+    PyObject *wobj;             /* bytes the in-flight write points into */
+    PyObject *weakreflist;
+    char *wheap;                /* heap copy the in-flight write points into */
+    size_t wheap_cap;
+    uv_buf_t wbuf;
+    char *pend;                 /* queued behind the in-flight write */
+    size_t pend_len, pend_cap;
+    size_t high, low;
+    Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
+    PyObject *rexc;             /* get_buffer() failure seen in alloc_cb */
+    Py_ssize_t conn_lost;       /* asyncio's _conn_lost */
+    struct sockaddr_storage peer_addr, sock_addr; /* snapshot at start */
+    socklen_t peer_len, sock_len;                 /* 0 = unknown */
+    int kind;
+    char handle_open;           /* uv handle initialised, close cb not run */
+    char handle_closing;        /* uv_close() called */
+    char started;               /* protocol attached */
+    char closing;
+    char eof;                   /* write_eof() called */
+    char paused;                /* pause_reading() */
+    char reading;               /* uv_read_start active */
+    char read_eof;
+    char buffered;              /* protocol is a BufferedProtocol */
+    char protocol_paused;       /* pause_writing() was called */
+    char lost_called;           /* _call_connection_lost ran (or must not) */
+    char inflight;              /* wreq in flight */
+    char shutdown_started;
+    char rview_held;
+};
+
+/* ------------------------------------------------------------------ errors */
+
+PyObject *
+tc_loop_tcp_uv_error(int err)
+{
+    if (err < 0 && err > -1000) {
+        /* libuv's UV_E* on Unix are negated errno values: OSError() picks the
+         * subclass (ConnectionResetError, BrokenPipeError, ...) from errno. */
+        return PyObject_CallFunction(PyExc_OSError, "is", -err, strerror(-err));
+    }
+    return PyObject_CallFunction(PyExc_OSError, "s", uv_strerror(err));
+}
+
+PyObject *
+tc_loop_tcp_set_uv_error(int err)
+{
+    PyObject *exc = tc_loop_tcp_uv_error(err);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+/* New reference to the current exception (normalised, traceback attached);
+ * clears it. */
+static PyObject *
+fetch_exception(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* Report the exception object `exc` (borrowed) to the loop's handler. */
+static void
+report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
+{
+    PyObject *extra = NULL;
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    if (with_ctx) {
+        extra = PyDict_New();
+        if (extra != NULL) {
+            if (PyDict_SetItemString(extra, "transport", (PyObject *)tr) < 0 ||
+                PyDict_SetItemString(extra, "protocol",
+                                     tr->protocol ? tr->protocol : Py_None) < 0) {
+                Py_CLEAR(extra);
+            }
+        }
+        if (extra == NULL) {
+            /* building the context failed: report that failure instead */
+            PyErr_Clear();
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        }
+    }
+    tc_loop_report_exception(tr->loop, message, extra);
+    Py_XDECREF(extra);
+}
+
+static void force_close(tc_transport *tr, PyObject *exc);
+
+/* asyncio's _fatal_error: `exc` borrowed. */
+static void
+fatal_error(tc_transport *tr, PyObject *exc, const char *message)
+{
+    if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
+        report_exc(tr, exc, message, 1);
+    }
+    force_close(tr, exc);
+}
+
+/* _fatal_error with the current exception. */
+static void
+fatal_error_current(tc_transport *tr, const char *message)
+{
+    PyObject *exc = fetch_exception();
+    if (exc == NULL) {
+        return;
+    }
+    fatal_error(tr, exc, message);
+    Py_DECREF(exc);
+}
+
+static void
+fatal_uv_error(tc_transport *tr, int err, const char *message)
+{
+    PyObject *exc = tc_loop_tcp_uv_error(err);
+    if (exc == NULL) {
+        fatal_error_current(tr, message);
+        return;
+    }
+    fatal_error(tr, exc, message);
+    Py_DECREF(exc);
+}
+
+/* --------------------------------------------------------------- handles */
+
+static void
+tr_close_cb(uv_handle_t *handle)
+{
+    tc_transport *tr = (tc_transport *)handle->data;
+    TC_LOOP_ENTER(tr->loop);
+    TC_LOOP_HANDLE_CLOSED(tr->st);
+    tr->handle_open = 0;
+    tr->inflight = 0;
+    Py_CLEAR(tr->wobj);
+    if (tr->live != NULL) {
+        if (PySet_Discard(tr->live, (PyObject *)tr) < 0) {
+            tc_loop_report_exception(tr->loop, "transport bookkeeping failed", NULL);
+        }
+        Py_CLEAR(tr->live);
+    }
+    Py_DECREF(tr); /* the self-reference held while the handle was open */
+}
+
+/* Detach the socket object (libuv closes the fd) and close the handle. */
+static void
+tr_close_handle(tc_transport *tr)
+{
+    if (!tr->handle_open || tr->handle_closing) {
+        return;
+    }
+    tr->handle_closing = 1;
+    if (tr->reading) {
+        uv_read_stop(&tr->h.stream);
+        tr->reading = 0;
+    }
+    if (tr->sock != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(tr->sock, tr->st->loop_tcp.s_detach);
+        if (r == NULL) {
+            tc_loop_report_exception(tr->loop, "socket.detach() failed", NULL);
+        }
+        Py_XDECREF(r);
+    }
+    uv_close(&tr->h.handle, tr_close_cb);
+}
+
+static tc_transport *
+tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+{
+    PyTypeObject *type = st->loop_tcp.Transport_type;
+    tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
+    int rc;
+    if (tr == NULL) {
+        return NULL;
+    }
+    tr->st = st;
+    Py_INCREF(loop);
+    tr->loop = loop;
+    tr->kind = kind;
+    tr->high = 64 * 1024;
+    tr->low = 16 * 1024;
+    if (kind == TR_TCP) {
+        rc = uv_tcp_init(loop->uv, &tr->h.tcp);
+    }
+    else {
+        rc = uv_pipe_init(loop->uv, &tr->h.pipe, 0);
+    }
+    if (rc < 0) {
+        Py_DECREF(tr);
+        return (tc_transport *)tc_loop_tcp_set_uv_error(rc);
+    }
+    tr->h.handle.data = tr;
+    tr->handle_open = 1;
+    TC_LOOP_HANDLE_OPENED(st);
+    Py_INCREF(tr); /* self-reference, dropped in tr_close_cb */
+    if (live != NULL && live != Py_None) {
+        if (PySet_Add(live, (PyObject *)tr) < 0) {
+            tr->lost_called = 1;
+            tr_close_handle(tr);
+            Py_DECREF(tr);
+            return NULL;
+        }
+        Py_INCREF(live);
+        tr->live = live;
+    }
+    return tr;
+}
+
+tc_transport *
+tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+{
+    return tr_alloc(st, loop, kind, live);
+}
+
+uv_stream_t *
+tc_loop_tcp_transport_stream(tc_transport *tr)
+{
+    return &tr->h.stream;
+}
+
+void
+tc_loop_tcp_transport_dispose(tc_transport *tr)
+{
+    tr->closing = 1;
+    tr->lost_called = 1;
+    tr_close_handle(tr);
+}
+
+/* ------------------------------------------------------------ scheduling */
+
+static int
+schedule(tc_transport *tr, PyObject *fn, PyObject *arg)
+{
+    PyObject *args[2] = {(PyObject *)tr, arg};
+    PyObject *h = tc_loop_call_soon(tr->loop, fn, args, arg ? 2 : 1, NULL);
+    if (h == NULL) {
+        return -1;
+    }
+    Py_DECREF(h);
+    return 0;
+}
+
+/* protocol.connection_lost(exc) then release everything (asyncio's
+ * _call_connection_lost).  Returns -1 with the protocol's exception set. */
+static int
+call_connection_lost(tc_transport *tr, PyObject *exc)
+{
+    PyObject *r = NULL, *server;
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    int rc = 0;
+    if (tr->lost_called) {
+        return 0;
+    }
+    tr->lost_called = 1;
+    Py_INCREF(tr);
+    if (tr->protocol != NULL) {
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_connection_lost,
+                                      exc ? exc : Py_None);
+        if (r == NULL) {
+            rc = -1;
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        Py_XDECREF(r);
+    }
+    /* finally: */
+    tr_close_handle(tr);
+    Py_CLEAR(tr->protocol);
+    server = tr->server;
+    tr->server = NULL;
+    if (server != NULL) {
+        tc_loop_tcp_server_detach(server);
+        Py_DECREF(server);
+    }
+    if (rc < 0) {
+        PyErr_Restore(et, ev, etb);
+    }
+    Py_DECREF(tr);
+    return rc;
+}
+
+static void
+read_stop(tc_transport *tr)
+{
+    if (tr->reading) {
+        uv_read_stop(&tr->h.stream);
+        tr->reading = 0;
+    }
+}
+
+static void read_start(tc_transport *tr);
+
+/* asyncio's _force_close; `exc` borrowed, may be NULL. */
+static void
+force_close(tc_transport *tr, PyObject *exc)
+{
+    if (tr->conn_lost) {
+        return;
+    }
+    tr->pend_len = 0; /* the in-flight write cannot be recalled */
+    if (!tr->closing) {
+        tr->closing = 1;
+        read_stop(tr);
+    }
+    tr->conn_lost++;
+    if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, exc ? exc : Py_None) < 0) {
+        tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
+        if (call_connection_lost(tr, exc) < 0) {
+            tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static size_t
+write_buffer_size(tc_transport *tr)
+{
+    size_t n = tr->pend_len;
+    if (tr->inflight && tr->handle_open) {
+        n += tr->h.stream.write_queue_size;
+    }
+    return n;
+}
+
+static void
+maybe_pause_protocol(tc_transport *tr)
+{
+    PyObject *r;
+    if (write_buffer_size(tr) <= tr->high || tr->protocol_paused) {
+        return;
+    }
+    tr->protocol_paused = 1;
+    if (tr->protocol == NULL) {
+        return;
+    }
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
+    if (r == NULL) {
+        PyObject *exc = fetch_exception();
+        if (exc != NULL) {
+            report_exc(tr, exc, "protocol.pause_writing() failed", 1);
+            Py_DECREF(exc);
+        }
+        return;
+    }
+    Py_DECREF(r);
+}
+
+static void
+maybe_resume_protocol(tc_transport *tr)
+{
+    PyObject *r;
+    if (!tr->protocol_paused || write_buffer_size(tr) > tr->low) {
+        return;
+    }
+    tr->protocol_paused = 0;
+    if (tr->protocol == NULL) {
+        return;
+    }
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
+    if (r == NULL) {
+        PyObject *exc = fetch_exception();
+        if (exc != NULL) {
+            report_exc(tr, exc, "protocol.resume_writing() failed", 1);
+            Py_DECREF(exc);
+        }
+        return;
+    }
+    Py_DECREF(r);
+}
+
+static void write_cb(uv_write_t *req, int status);
+
+static int
+issue_write(tc_transport *tr, char *base, size_t len)
+{
+    int rc;
+    tr->wbuf = uv_buf_init(base, (unsigned int)len);
+    tr->wreq.data = tr;
+    rc = uv_write(&tr->wreq, &tr->h.stream, &tr->wbuf, 1, write_cb);
+    if (rc == 0) {
+        tr->inflight = 1;
+        TC_LOOP_REQUEST_STARTED(tr->st);
+    }
+    return rc;
+}
+
+static int
+grow(char **buf, size_t *cap, size_t need)
+{
+    size_t ncap;
+    char *nb;
+    if (need <= *cap) {
+        return 0;
+    }
+    ncap = *cap ? *cap : 16384;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    nb = PyMem_Realloc(*buf, ncap);
+    if (nb == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+static void
+do_shutdown(tc_transport *tr);
+
+/* Move `pend` into the in-flight slot. */
+static int
+flush_pending(tc_transport *tr)
+{
+    char *tmp;
+    size_t tcap;
+    int rc;
+    if (tr->pend_len == 0 || tr->inflight) {
+        return 0;
+    }
+    tmp = tr->wheap;
+    tcap = tr->wheap_cap;
+    tr->wheap = tr->pend;
+    tr->wheap_cap = tr->pend_cap;
+    tr->pend = tmp;
+    tr->pend_cap = tcap;
+    rc = issue_write(tr, tr->wheap, tr->pend_len);
+    tr->pend_len = 0;
+    return rc;
+}
+
+static void
+write_cb(uv_write_t *req, int status)
+{
+    tc_transport *tr = (tc_transport *)req->data;
+    TC_LOOP_ENTER(tr->loop);
+    TC_LOOP_REQUEST_DONE(tr->st);
+    tr->inflight = 0;
+    Py_CLEAR(tr->wobj);
+    if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
+        return;
+    }
+    Py_INCREF(tr);
+    if (status < 0) {
+        fatal_uv_error(tr, status, "Fatal write error on socket transport");
+        goto done;
+    }
+    if (tr->pend_len) {
+        int rc = flush_pending(tr);
+        if (rc < 0) {
+            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
+            goto done;
+        }
+    }
+    maybe_resume_protocol(tr); /* may write more */
+    if (!tr->inflight && tr->pend_len == 0 && !tr->conn_lost) {
+        if (tr->closing) {
+            if (call_connection_lost(tr, NULL) < 0) {
+                tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
+            }
+        }
+        else if (tr->eof) {
+            do_shutdown(tr);
+        }
+    }
+done:
+    Py_DECREF(tr);
+}
+
+static void
+shutdown_cb(uv_shutdown_t *req, int status)
+{
+    tc_transport *tr = (tc_transport *)req->data;
+    TC_LOOP_ENTER(tr->loop);
+    TC_LOOP_REQUEST_DONE(tr->st);
+    if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
+        PyObject *exc = tc_loop_tcp_uv_error(status);
+        if (exc == NULL) {
+            tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
+            return;
+        }
+        report_exc(tr, exc, "shutdown(SHUT_WR) failed", 1);
+        Py_DECREF(exc);
+    }
+}
+
+static void
+do_shutdown(tc_transport *tr)
+{
+    int rc;
+    if (tr->shutdown_started || !tr->handle_open || tr->handle_closing) {
+        return;
+    }
+    tr->shutdown_started = 1;
+    tr->sreq.data = tr;
+    rc = uv_shutdown(&tr->sreq, &tr->h.stream, shutdown_cb);
+    if (rc == 0) {
+        TC_LOOP_REQUEST_STARTED(tr->st);
+    }
+    else if (rc != UV_ENOTCONN) {
+        PyObject *exc = tc_loop_tcp_uv_error(rc);
+        if (exc == NULL) {
+            tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
+            return;
+        }
+        report_exc(tr, exc, "shutdown(SHUT_WR) failed", 1);
+        Py_DECREF(exc);
+    }
+}
+
+/* Write `bufs` (total > 0).  `keep` is a bytes object backing the single
+ * buffer (referenced instead of copied), or NULL.  Returns -1 only on memory
+ * errors (exception set); write errors go to fatal_error. */
+static int
+write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
+           PyObject *keep)
+{
+    unsigned int i;
+    if (!tr->inflight && tr->pend_len == 0) {
+        size_t n, skip, rem;
+        int r = uv_try_write(&tr->h.stream, bufs, nbufs);
+        if (r == UV_EAGAIN || r == UV_ENOSYS) {
+            r = 0;
+        }
+        else if (r < 0) {
+            fatal_uv_error(tr, r, "Fatal write error on socket transport");
+            return 0;
+        }
+        n = (size_t)r;
+        if (n == total) {
+            return 0;
+        }
+        rem = total - n;
+        if (nbufs == 1 && keep != NULL) {
+            Py_INCREF(keep);
+            tr->wobj = keep;
+            r = issue_write(tr, bufs[0].base + n, rem);
+        }
+        else {
+            size_t off = 0;
+            if (grow(&tr->wheap, &tr->wheap_cap, rem) < 0) {
+                return -1;
+            }
+            skip = n;
+            for (i = 0; i < nbufs; i++) {
+                size_t len = bufs[i].len;
+                if (skip >= len) {
+                    skip -= len;
+                    continue;
+                }
+                memcpy(tr->wheap + off, bufs[i].base + skip, len - skip);
+                off += len - skip;
+                skip = 0;
+            }
+            r = issue_write(tr, tr->wheap, rem);
+        }
+        if (r < 0) {
+            Py_CLEAR(tr->wobj);
+            fatal_uv_error(tr, r, "Fatal write error on socket transport");
+            return 0;
+        }
+    }
+    else {
+        if (grow(&tr->pend, &tr->pend_cap, tr->pend_len + total) < 0) {
+            return -1;
+        }
+        for (i = 0; i < nbufs; i++) {
+            memcpy(tr->pend + tr->pend_len, bufs[i].base, bufs[i].len);
+            tr->pend_len += bufs[i].len;
+        }
+    }
+    maybe_pause_protocol(tr);
+    return 0;
+}
+
+/* Common checks of write()/writelines(); 1 = go on, 0 = return None,
+ * -1 = error. */
+static int
+write_precheck(tc_transport *tr)
+{
+    if (tr->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return -1;
+    }
+    if (!tr->started) {
+        PyErr_SetString(PyExc_RuntimeError, "transport is not connected");
+        return -1;
+    }
+    if (tr->conn_lost) {
+        if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+            PyObject *r = PyObject_CallMethodOneArg(
+                tr->st->loop_tcp.logger, tr->st->loop_tcp.s_warning,
+                tr->st->loop_tcp.s_socket_send_warning);
+            if (r == NULL) {
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+        tr->conn_lost++;
+        return 0;
+    }
+    return 1;
+}
+
+static int
+check_bytes_like(PyObject *data)
+{
+    if (!PyBytes_Check(data) && !PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+        PyErr_Format(PyExc_TypeError,
+                     "data argument must be a bytes-like object, not '%.200s'",
+                     Py_TYPE(data)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+tr_write(tc_transport *tr, PyObject *data)
+{
+    uv_buf_t buf;
+    int rc;
+    if (check_bytes_like(data) < 0) {
+        return NULL;
+    }
+    if (PyBytes_CheckExact(data)) {
+        if (tr->eof) {
+            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(data) == 0) {
+            Py_RETURN_NONE;
+        }
+        rc = write_precheck(tr);
+        if (rc <= 0) {
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        buf = uv_buf_init(PyBytes_AS_STRING(data), (unsigned int)PyBytes_GET_SIZE(data));
+        if (write_bufs(tr, &buf, 1, buf.len, data) < 0) {
+            return NULL;
+        }
+    }
+    else {
+        Py_buffer view;
+        if (tr->eof) {
+            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+            return NULL;
+        }
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+            return NULL;
+        }
+        if (view.len == 0) {
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
+        rc = write_precheck(tr);
+        if (rc <= 0) {
+            PyBuffer_Release(&view);
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        buf = uv_buf_init(view.buf, (unsigned int)view.len);
+        rc = write_bufs(tr, &buf, 1, buf.len, NULL);
+        PyBuffer_Release(&view);
+        if (rc < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+#define WRITELINES_MAX 64
+
+static PyObject *
+tr_writelines(tc_transport *tr, PyObject *list_of_data)
+{
+    Py_buffer views[WRITELINES_MAX];
+    uv_buf_t bufs[WRITELINES_MAX];
+    PyObject *seq, *res = NULL;
+    Py_ssize_t n, i, got = 0;
+    size_t total = 0;
+    int rc;
+    seq = PySequence_Fast(list_of_data, "writelines() argument must be iterable");
+    if (seq == NULL) {
+        return NULL;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n > WRITELINES_MAX) {
+        /* like asyncio 3.11: b''.join(), then write() */
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        PyObject *joined = NULL;
+        if (empty != NULL) {
+            joined = PyObject_CallMethod(empty, "join", "O", seq);
+            Py_DECREF(empty);
+        }
+        if (joined != NULL) {
+            res = tr_write(tr, joined);
+            Py_DECREF(joined);
+        }
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        got++;
+        bufs[i] = uv_buf_init(views[i].buf, (unsigned int)views[i].len);
+        total += (size_t)views[i].len;
+    }
+    if (tr->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        goto done;
+    }
+    if (total == 0) {
+        res = Py_NewRef(Py_None);
+        goto done;
+    }
+    rc = write_precheck(tr);
+    if (rc <= 0) {
+        if (rc == 0) {
+            res = Py_NewRef(Py_None);
+        }
+        goto done;
+    }
+    if (write_bufs(tr, bufs, (unsigned int)n, total, NULL) < 0) {
+        goto done;
+    }
+    res = Py_NewRef(Py_None);
+done:
+    for (i = 0; i < got; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+    Py_DECREF(seq);
+    return res;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void
+alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    tc_transport *tr = (tc_transport *)handle->data;
+    PyObject *obj;
+    (void)suggested;
+    TC_LOOP_ENTER(tr->loop);
+    if (!tr->buffered) {
+        buf->base = tr->st->loop_tcp.readbuf;
+        buf->len = TC_TCP_READ_BUF_SIZE;
+        return;
+    }
+    buf->base = NULL;
+    buf->len = 0;
+    if (tr->rview_held || tr->rexc != NULL || tr->protocol == NULL) {
+        return; /* read_cb gets UV_ENOBUFS and deals with it */
+    }
+    obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
+                                    tr->st->loop_tcp.minus_one);
+    if (obj == NULL) {
+        tr->rexc = fetch_exception();
+        return;
+    }
+    if (PyObject_GetBuffer(obj, &tr->rview, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(obj);
+        tr->rexc = fetch_exception();
+        return;
+    }
+    Py_DECREF(obj);
+    if (tr->rview.len == 0) {
+        PyBuffer_Release(&tr->rview);
+        PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+        tr->rexc = fetch_exception();
+        return;
+    }
+    tr->rview_held = 1;
+    buf->base = tr->rview.buf;
+    buf->len = (size_t)tr->rview.len;
+}
+
+static void
+release_rview(tc_transport *tr)
+{
+    if (tr->rview_held) {
+        tr->rview_held = 0;
+        PyBuffer_Release(&tr->rview);
+    }
+}
+
+/* asyncio's _read_ready__on_eof */
+static void
+on_eof(tc_transport *tr)
+{
+    PyObject *r;
+    int keep_open;
+    read_stop(tr);
+    tr->read_eof = 1;
+    if (tr->protocol == NULL) {
+        return;
+    }
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_eof_received);
+    if (r == NULL) {
+        fatal_error_current(tr, "Fatal error: protocol.eof_received() call failed.");
+        return;
+    }
+    keep_open = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (keep_open < 0) {
+        fatal_error_current(tr, "Fatal error: protocol.eof_received() call failed.");
+        return;
+    }
+    if (!keep_open) {
+        PyObject *c = PyObject_CallMethod((PyObject *)tr, "close", NULL);
+        if (c == NULL) {
+            tc_loop_report_exception(tr->loop, "transport.close() failed", NULL);
+        }
+        Py_XDECREF(c);
+    }
+}
+
+static void
+read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    tc_transport *tr = (tc_transport *)stream->data;
+    PyObject *r;
+    TC_LOOP_ENTER(tr->loop);
+    Py_INCREF(tr);
+    if (tr->buffered) {
+        if (tr->rexc != NULL) {
+            PyObject *exc = tr->rexc;
+            tr->rexc = NULL;
+            release_rview(tr);
+            if (tr->protocol != NULL && !tr->closing) {
+                fatal_error(tr, exc, "Fatal error: protocol.get_buffer() call failed.");
+            }
+            Py_DECREF(exc);
+            goto done;
+        }
+        release_rview(tr);
+        if (nread == 0 || nread == UV_ENOBUFS || tr->protocol == NULL || tr->closing) {
+            goto done;
+        }
+        if (nread > 0) {
+            PyObject *n = PyLong_FromSsize_t(nread);
+            if (n == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
+                goto done;
+            }
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_buffer_updated, n);
+            Py_DECREF(n);
+            if (r == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
+                goto done;
+            }
+            Py_DECREF(r);
+            goto done;
+        }
+    }
+    else {
+        if (nread > 0) {
+            PyObject *data;
+            if (tr->protocol == NULL || tr->closing) {
+                goto done;
+            }
+            /* copy out of the shared buffer before any Python code runs */
+            data = PyBytes_FromStringAndSize(buf->base, nread);
+            if (data == NULL) {
+                fatal_error_current(tr, "Fatal read error on socket transport");
+                goto done;
+            }
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_data_received, data);
+            Py_DECREF(data);
+            if (r == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
+                goto done;
+            }
+            Py_DECREF(r);
+            goto done;
+        }
+        if (nread == 0) {
+            goto done;
+        }
+    }
+    /* nread < 0 */
+    if (nread == UV_EOF) {
+        on_eof(tr);
+    }
+    else if (!tr->closing) {
+        read_stop(tr);
+        fatal_uv_error(tr, (int)nread, "Fatal read error on socket transport");
+    }
+done:
+    Py_DECREF(tr);
+}
+
+static void
+read_start(tc_transport *tr)
+{
+    int rc;
+    if (tr->reading || tr->closing || tr->paused || tr->read_eof ||
+        !tr->handle_open || tr->handle_closing) {
+        return;
+    }
+    rc = uv_read_start(&tr->h.stream, alloc_cb, read_cb);
+    if (rc < 0) {
+        fatal_uv_error(tr, rc, "Fatal read error on socket transport");
+        return;
+    }
+    tr->reading = 1;
+}
+
+/* ------------------------------------------------------------- connecting */
+
+static void
+connect_cb(uv_connect_t *req, int status)
+{
+    tc_transport *tr = (tc_transport *)req->data;
+    PyObject *waiter, *r, *done;
+    TC_LOOP_ENTER(tr->loop);
+    TC_LOOP_REQUEST_DONE(tr->st);
+    waiter = tr->conn_waiter; /* take the reference */
+    tr->conn_waiter = NULL;
+    if (waiter == NULL) {
+        return;
+    }
+    if (status == UV_ECANCELED) {
+        /* the handle was closed: _dispose() after a cancellation, or the
+         * loop closing; nobody waits for this future any more */
+        Py_DECREF(waiter);
+        return;
+    }
+    done = PyObject_CallMethodNoArgs(waiter, tr->st->loop_tcp.s_done);
+    if (done == NULL) {
+        tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
+        Py_DECREF(waiter);
+        return;
+    }
+    if (done == Py_True) {
+        Py_DECREF(done);
+        Py_DECREF(waiter);
+        return;
+    }
+    Py_DECREF(done);
+    if (status == 0) {
+        r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
+    }
+    else {
+        PyObject *exc = tc_loop_tcp_uv_error(status);
+        r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
+        Py_XDECREF(exc);
+    }
+    if (r == NULL) {
+        tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(waiter);
+}
+
+/* Fill `ss` from a Python address tuple of `family`. */
+static int
+parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
+{
+    const char *host;
+    int port;
+    unsigned int flowinfo = 0, scope_id = 0;
+    int rc;
+    memset(ss, 0, sizeof(*ss));
+    if (!PyTuple_Check(address)) {
+        PyErr_Format(PyExc_TypeError, "address must be a tuple, not %.200s",
+                     Py_TYPE(address)->tp_name);
+        return -1;
+    }
+    if (family == AF_INET) {
+        if (!PyArg_ParseTuple(address, "si;AF_INET address must be (host, port)", &host, &port)) {
+            return -1;
+        }
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+    }
+    else if (family == AF_INET6) {
+        if (!PyArg_ParseTuple(address, "si|II;AF_INET6 address must be (host, port[, flowinfo[, scope_id]])",
+                              &host, &port, &flowinfo, &scope_id)) {
+            return -1;
+        }
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+        if (rc == 0) {
+            ((struct sockaddr_in6 *)ss)->sin6_flowinfo = htonl(flowinfo);
+            if (scope_id) {
+                ((struct sockaddr_in6 *)ss)->sin6_scope_id = scope_id;
+            }
+        }
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "unsupported address family %d", family);
+        return -1;
+    }
+    if (port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535.");
+        return -1;
+    }
+    if (rc < 0) {
+        PyErr_Format(PyExc_ValueError, "not a numeric address: %R", address);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ Python API */
+
+static PyObject *
+tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* StreamTransport._open(loop, sock, live): a transport whose handle is
+     * opened on sock's fd (libuv owns the fd from now on). */
+    tc_state *st = tc_state_from_type(type);
+    PyObject *loop, *sock, *live, *fam_o, *fd_o;
+    long family, fd;
+    tc_transport *tr;
+    int rc;
+    if (st == NULL) {
+        return NULL;
+    }
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_open(loop, sock, live)");
+        return NULL;
+    }
+    loop = args[0];
+    sock = args[1];
+    live = args[2];
+    if (!tc_loop_check(st, loop)) {
+        PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
+        return NULL;
+    }
+    fam_o = PyObject_GetAttrString(sock, "family");
+    if (fam_o == NULL) {
+        return NULL;
+    }
+    family = PyLong_AsLong(fam_o);
+    Py_DECREF(fam_o);
+    if (family == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    fd_o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno);
+    if (fd_o == NULL) {
+        return NULL;
+    }
+    fd = PyLong_AsLong(fd_o);
+    Py_DECREF(fd_o);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "the socket is closed");
+        return NULL;
+    }
+    tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    if (tr == NULL) {
+        return NULL;
+    }
+    if (tr->kind == TR_TCP) {
+        rc = uv_tcp_open(&tr->h.tcp, (uv_os_sock_t)fd);
+    }
+    else {
+        rc = uv_pipe_open(&tr->h.pipe, (uv_file)fd);
+    }
+    if (rc < 0) {
+        /* libuv did not take the fd: close the handle without touching it */
+        tr->lost_called = 1;
+        tr->closing = 1;
+        tr->handle_closing = 1;
+        uv_close(&tr->h.handle, tr_close_cb);
+        Py_DECREF(tr);
+        return tc_loop_tcp_set_uv_error(rc);
+    }
+    Py_INCREF(sock);
+    tr->sock = sock;
+    return (PyObject *)tr;
+}
+
+static PyObject *
+tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* _connect(family, address) -> future (TCP only) */
+    struct sockaddr_storage ss;
+    int family, rc;
+    PyObject *fut;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_connect(family, address)");
+        return NULL;
+    }
+    family = PyLong_AsLong(args[0]);
+    if (family == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->handle_open ||
+        tr->handle_closing) {
+        PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
+        return NULL;
+    }
+    if (parse_inet_address(family, args[1], &ss) < 0) {
+        return NULL;
+    }
+    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    if (fut == NULL) {
+        return NULL;
+    }
+    tr->creq.data = tr;
+    rc = uv_tcp_connect(&tr->creq, &tr->h.tcp, (struct sockaddr *)&ss, connect_cb);
+    if (rc < 0) {
+        Py_DECREF(fut);
+        return tc_loop_tcp_set_uv_error(rc);
+    }
+    TC_LOOP_REQUEST_STARTED(tr->st);
+    Py_INCREF(fut);
+    tr->conn_waiter = fut;
+    return fut;
+}
+
+/* asyncio reads sockname/peername when the transport is made and keeps them
+ * after close: take the raw addresses now, convert on demand. */
+static void
+snapshot_addresses(tc_transport *tr)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(&tr->h.handle, &fd) < 0) {
+        return;
+    }
+    tr->sock_len = sizeof(tr->sock_addr);
+    if (getsockname(fd, (struct sockaddr *)&tr->sock_addr, &tr->sock_len) < 0) {
+        tr->sock_len = 0;
+    }
+    tr->peer_len = sizeof(tr->peer_addr);
+    if (getpeername(fd, (struct sockaddr *)&tr->peer_addr, &tr->peer_len) < 0) {
+        tr->peer_len = 0;
+    }
+}
+
+/* The Python form of a socket address (as socket.getpeername() gives). */
+static PyObject *
+sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (len == 0) {
+        Py_RETURN_NONE;
+    }
+    switch (ss->ss_family) {
+    case AF_INET: {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
+            Py_RETURN_NONE;
+        }
+        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
+            Py_RETURN_NONE;
+        }
+        return Py_BuildValue("(siIk)", host, (int)ntohs(a->sin6_port),
+                             (unsigned int)ntohl(a->sin6_flowinfo),
+                             (unsigned long)a->sin6_scope_id);
+    }
+    case AF_UNIX: {
+        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
+        if (n > 0 && a->sun_path[0] == 0) {
+            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
+        }
+        n = strnlen(a->sun_path, n);
+        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
+    }
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+int
+tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
+                            PyObject *waiter)
+{
+    int rc;
+    if (tr->started || !tr->handle_open || tr->handle_closing) {
+        PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
+        return -1;
+    }
+    rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    if (rc < 0) {
+        return -1;
+    }
+    tr->buffered = (char)rc;
+    snapshot_addresses(tr);
+    if (tr->kind == TR_TCP) {
+        rc = uv_tcp_nodelay(&tr->h.tcp, 1);
+        if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP) {
+            tc_loop_tcp_set_uv_error(rc);
+            return -1;
+        }
+    }
+    if (schedule(tr, tr->st->loop_tcp.fn_conn_made, NULL) < 0) {
+        return -1;
+    }
+    Py_INCREF(protocol);
+    tr->protocol = protocol;
+    tr->started = 1;
+    if (server != NULL && server != Py_None) {
+        Py_INCREF(server);
+        tr->server = server;
+        tc_loop_tcp_server_attach(server);
+    }
+    if (waiter != NULL && waiter != Py_None) {
+        PyObject *a[1] = {waiter};
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop_tcp.fn_set_result, a, 1, NULL);
+        if (h == NULL) {
+            return -1;
+        }
+        Py_DECREF(h);
+    }
+    return 0;
+}
+
+static PyObject *
+tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* _start(protocol, waiter=None, server=None, extra=None) */
+    if (nargs < 1 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "_start(protocol, waiter=None, server=None, extra=None)");
+        return NULL;
+    }
+    if (nargs > 3 && args[3] != Py_None) {
+        if (!PyDict_Check(args[3])) {
+            PyErr_SetString(PyExc_TypeError, "extra must be a dict");
+            return NULL;
+        }
+        Py_XSETREF(tr->extra, PyDict_Copy(args[3]));
+        if (tr->extra == NULL) {
+            return NULL;
+        }
+    }
+    if (tc_loop_tcp_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
+                                    nargs > 1 ? args[1] : NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_dispose(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    /* Close a transport that never started (connect failed or cancelled). */
+    if (tr->started) {
+        PyErr_SetString(PyExc_RuntimeError, "transport already started; use close()");
+        return NULL;
+    }
+    tc_loop_tcp_transport_dispose(tr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    /* The loop closes with this transport alive: release the handle and the
+     * fd, no protocol callbacks (asyncio leaves such transports to the GC). */
+    tr->closing = 1;
+    tr->lost_called = 1;
+    if (tr->conn_lost == 0) {
+        tr->conn_lost = 1;
+    }
+    tr->pend_len = 0;
+    tr_close_handle(tr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    if (tr->closing) {
+        Py_RETURN_NONE;
+    }
+    tr->closing = 1;
+    read_stop(tr);
+    if (!tr->inflight && tr->pend_len == 0) {
+        tr->conn_lost++;
+        if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_abort(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    force_close(tr, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_is_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(tr->closing);
+}
+
+static PyObject *
+tr_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    if (tr->closing || tr->eof) {
+        Py_RETURN_NONE;
+    }
+    tr->eof = 1;
+    if (!tr->inflight && tr->pend_len == 0) {
+        do_shutdown(tr);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_can_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    (void)tr;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+tr_pause_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    if (tr->closing || tr->paused) {
+        Py_RETURN_NONE;
+    }
+    tr->paused = 1;
+    read_stop(tr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_resume_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    if (tr->closing || !tr->paused) {
+        Py_RETURN_NONE;
+    }
+    tr->paused = 0;
+    if (tr->started) {
+        read_start(tr);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_is_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!tr->closing && !tr->paused);
+}
+
+static PyObject *
+tr_get_protocol(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(tr->protocol ? tr->protocol : Py_None);
+}
+
+static PyObject *
+tr_set_protocol(tc_transport *tr, PyObject *protocol)
+{
+    int rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    if (rc < 0) {
+        return NULL;
+    }
+    tr->buffered = (char)rc;
+    Py_INCREF(protocol);
+    Py_XSETREF(tr->protocol, protocol);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"high", "low", NULL};
+    PyObject *high_o = Py_None, *low_o = Py_None;
+    Py_ssize_t high, low;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
+                                     &high_o, &low_o)) {
+        return NULL;
+    }
+    if (high_o == Py_None) {
+        if (low_o == Py_None) {
+            high = 64 * 1024;
+        }
+        else {
+            low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
+            if (low == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            high = 4 * low;
+        }
+    }
+    else {
+        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
+        if (high == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (low_o == Py_None) {
+        low = high / 4;
+        if (high < 0 && high % 4) {
+            low -= 1; /* Python's floor division */
+        }
+    }
+    else {
+        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
+        if (low == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (!(high >= low && low >= 0)) {
+        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+        return NULL;
+    }
+    tr->high = (size_t)high;
+    tr->low = (size_t)low;
+    maybe_pause_protocol(tr);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_get_write_buffer_limits(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(nn)", (Py_ssize_t)tr->low, (Py_ssize_t)tr->high);
+}
+
+static PyObject *
+tr_get_write_buffer_size(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t(write_buffer_size(tr));
+}
+
+/* Borrowed-or-new socket object for this transport's fd (created lazily for
+ * accepted connections).  New reference or NULL (no exception) if closed. */
+static PyObject *
+get_sock(tc_transport *tr)
+{
+    uv_os_fd_t fd;
+    if (tr->sock != NULL) {
+        return Py_NewRef(tr->sock);
+    }
+    if (!tr->handle_open || tr->handle_closing || uv_fileno(&tr->h.handle, &fd) < 0) {
+        return NULL;
+    }
+    tr->sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+                                     -1, -1, -1, (int)fd);
+    if (tr->sock == NULL) {
+        return NULL; /* exception set */
+    }
+    return Py_NewRef(tr->sock);
+}
+
+static PyObject *
+tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *name, *dflt = Py_None, *v, *sock, *r;
+    tc_loop_tcp_state *ts = &tr->st->loop_tcp;
+    int is_peer;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
+        return NULL;
+    }
+    name = args[0];
+    if (nargs == 2) {
+        dflt = args[1];
+    }
+    if (tr->extra != NULL) {
+        v = PyDict_GetItemWithError(tr->extra, name); /* borrowed */
+        if (v != NULL) {
+            return Py_NewRef(v);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (!PyUnicode_Check(name)) {
+        return Py_NewRef(dflt);
+    }
+    if (PyUnicode_Compare(name, ts->s_socket) == 0) {
+        sock = get_sock(tr);
+        if (sock == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            return Py_NewRef(dflt);
+        }
+        r = PyObject_CallOneArg(ts->TransportSocket, sock);
+        Py_DECREF(sock);
+        return r;
+    }
+    is_peer = PyUnicode_Compare(name, ts->s_peername) == 0;
+    if (!is_peer && PyUnicode_Compare(name, ts->s_sockname) != 0) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return Py_NewRef(dflt);
+    }
+    v = is_peer ? sockaddr_to_py(&tr->peer_addr, tr->peer_len)
+                : sockaddr_to_py(&tr->sock_addr, tr->sock_len);
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return Py_NewRef(dflt);
+    }
+    return v;
+}
+
+static PyObject *
+tr_repr(tc_transport *tr)
+{
+    uv_os_fd_t fd = -1;
+    const char *kind = tr->kind == TR_TCP ? "TCPTransport" : "UnixTransport";
+    const char *state = tr->lost_called ? " closed" : tr->closing ? " closing" : "";
+    if (tr->handle_open && !tr->handle_closing) {
+        uv_fileno(&tr->h.handle, &fd);
+    }
+    return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
+                                (int)fd, state, tr->reading ? "polling" : "idle",
+                                tr->inflight ? "polling" : "idle", write_buffer_size(tr));
+}
+
+static PyObject *
+tr_get_fd(tc_transport *tr, void *Py_UNUSED(closure))
+{
+    uv_os_fd_t fd;
+    if (tr->handle_open && !tr->handle_closing && uv_fileno(&tr->h.handle, &fd) == 0) {
+        return PyLong_FromLong((long)fd);
+    }
+    return PyLong_FromLong(-1);
+}
+
+static PyObject *
+tr_get_server(tc_transport *tr, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(tr->server ? tr->server : Py_None);
+}
+
+static PyObject *
+tr_get_paused(tc_transport *tr, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(tr->protocol_paused);
+}
+
+/* ------------------------------------------------- module-level callbacks */
+
+static PyObject *
+fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    tc_transport *tr;
+    PyObject *r;
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+        PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
+        return NULL;
+    }
+    tr = (tc_transport *)args[0];
+    if (tr->protocol == NULL) {
+        Py_RETURN_NONE;
+    }
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp.s_connection_made, (PyObject *)tr);
+    /* asyncio adds the reader in its own call_soon: reading starts even if
+     * connection_made() raised (the exception goes to the handler via the
+     * Handle that called us). */
+    if (!tr->closing) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        read_start(tr);
+        PyErr_Restore(et, ev, etb);
+    }
+    return r == NULL ? NULL : (Py_DECREF(r), Py_NewRef(Py_None));
+}
+
+static PyObject *
+fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+        PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
+        return NULL;
+    }
+    if (call_connection_lost((tc_transport *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+fn_set_result(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* futures._set_result_unless_cancelled(fut, None) */
+    tc_state *st = tc_get_state(module);
+    PyObject *c, *r;
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
+        return NULL;
+    }
+    c = PyObject_CallMethodNoArgs(args[0], st->loop_tcp.s_cancelled);
+    if (c == NULL) {
+        return NULL;
+    }
+    if (c == Py_True) {
+        Py_DECREF(c);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(c);
+    r = PyObject_CallMethodOneArg(args[0], st->loop_tcp.s_set_result, Py_None);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------- type */
+
+static int
+tr_traverse(tc_transport *tr, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(tr));
+    Py_VISIT(tr->loop);
+    Py_VISIT(tr->protocol);
+    Py_VISIT(tr->sock);
+    Py_VISIT(tr->server);
+    Py_VISIT(tr->extra);
+    Py_VISIT(tr->live);
+    Py_VISIT(tr->conn_waiter);
+    Py_VISIT(tr->wobj);
+    Py_VISIT(tr->rexc);
+    return 0;
+}
+
+static int
+tr_clear(tc_transport *tr)
+{
+    /* Never reached while the handle is open: the self-reference keeps the
+     * object alive until tr_close_cb. */
+    Py_CLEAR(tr->protocol);
+    Py_CLEAR(tr->sock);
+    Py_CLEAR(tr->server);
+    Py_CLEAR(tr->extra);
+    Py_CLEAR(tr->live);
+    Py_CLEAR(tr->conn_waiter);
+    Py_CLEAR(tr->wobj);
+    Py_CLEAR(tr->rexc);
+    if (!tr->handle_open) {
+        Py_CLEAR(tr->loop);
+    }
+    return 0;
+}
+
+static void
+tr_dealloc(tc_transport *tr)
+{
+    PyTypeObject *tp = Py_TYPE(tr);
+    PyObject_GC_UnTrack(tr);
+    if (tr->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)tr);
+    }
+    release_rview(tr);
+    tr_clear(tr);
+    Py_CLEAR(tr->loop);
+    PyMem_Free(tr->wheap);
+    PyMem_Free(tr->pend);
+    tp->tp_free((PyObject *)tr);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef tr_methods[] = {
+    {"_open", (PyCFunction)(void (*)(void))tr_open, METH_FASTCALL | METH_CLASS,
+     "_open(loop, sock, live): transport on sock's fd (libuv takes the fd)."},
+    {"_connect", (PyCFunction)(void (*)(void))tr_connect, METH_FASTCALL,
+     "_connect(family, address) -> future: connect the TCP handle."},
+    {"_start", (PyCFunction)(void (*)(void))tr_start, METH_FASTCALL,
+     "_start(protocol, waiter=None, server=None, extra=None)."},
+    {"_dispose", (PyCFunction)tr_dispose, METH_NOARGS, "Close a transport that never started."},
+    {"_loop_closing", (PyCFunction)tr_loop_closing, METH_NOARGS,
+     "Release handle and fd because the loop closes."},
+    {"write", (PyCFunction)tr_write, METH_O, NULL},
+    {"writelines", (PyCFunction)tr_writelines, METH_O, NULL},
+    {"write_eof", (PyCFunction)tr_write_eof, METH_NOARGS, NULL},
+    {"can_write_eof", (PyCFunction)tr_can_write_eof, METH_NOARGS, NULL},
+    {"close", (PyCFunction)tr_close, METH_NOARGS, NULL},
+    {"abort", (PyCFunction)tr_abort, METH_NOARGS, NULL},
+    {"is_closing", (PyCFunction)tr_is_closing, METH_NOARGS, NULL},
+    {"pause_reading", (PyCFunction)tr_pause_reading, METH_NOARGS, NULL},
+    {"resume_reading", (PyCFunction)tr_resume_reading, METH_NOARGS, NULL},
+    {"is_reading", (PyCFunction)tr_is_reading, METH_NOARGS, NULL},
+    {"get_protocol", (PyCFunction)tr_get_protocol, METH_NOARGS, NULL},
+    {"set_protocol", (PyCFunction)tr_set_protocol, METH_O, NULL},
+    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))tr_set_write_buffer_limits,
+     METH_VARARGS | METH_KEYWORDS, NULL},
+    {"get_write_buffer_limits", (PyCFunction)tr_get_write_buffer_limits, METH_NOARGS, NULL},
+    {"get_write_buffer_size", (PyCFunction)tr_get_write_buffer_size, METH_NOARGS, NULL},
+    {"get_extra_info", (PyCFunction)(void (*)(void))tr_get_extra_info, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tr_getset[] = {
+    {"_fd", (getter)tr_get_fd, NULL, "fd of the handle, -1 when closed", NULL},
+    {"_server", (getter)tr_get_server, NULL, NULL, NULL},
+    {"_protocol_paused", (getter)tr_get_paused, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef tr_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(tc_transport, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot tr_slots[] = {
+    {Py_tp_doc, "asyncio.Transport on a libuv TCP or Unix stream handle."},
+    {Py_tp_dealloc, tr_dealloc},
+    {Py_tp_traverse, tr_traverse},
+    {Py_tp_clear, tr_clear},
+    {Py_tp_repr, tr_repr},
+    {Py_tp_methods, tr_methods},
+    {Py_tp_getset, tr_getset},
+    {Py_tp_members, tr_members},
+    {0, NULL},
+};
+
+static PyType_Spec tr_spec = {
+    .name = "tornado_c._core.StreamTransport",
+    .basicsize = sizeof(tc_transport),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = tr_slots,
+};
+
+static PyMethodDef tcp_functions[] = {
+    {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
+    {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
+    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+import_attr(const char *mod, const char *attr)
+{
+    PyObject *m = PyImport_ImportModule(mod), *r;
+    if (m == NULL) {
+        return NULL;
+    }
+    r = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    return r;
+}
+
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
+
+int
+tc_loop_tcp_exec(PyObject *module, tc_state *st)
+{
+    tc_loop_tcp_state *ts = &st->loop_tcp;
+    if (tc_add_type(module, &tr_spec, NULL, &ts->Transport_type) < 0) {
+        return -1;
+    }
+    if (PyModule_AddFunctions(module, tcp_functions) < 0) {
+        return -1;
+    }
+    if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
+        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL ||
+        (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
+        return -1;
+    }
+    if ((ts->TransportSocket = import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (ts->socket_type = import_attr("socket", "socket")) == NULL ||
+        (ts->BufferedProtocol = import_attr("asyncio", "BufferedProtocol")) == NULL ||
+        (ts->logger = import_attr("asyncio.log", "logger")) == NULL) {
+        return -1;
+    }
+    if ((ts->minus_one = PyLong_FromLong(-1)) == NULL) {
+        return -1;
+    }
+    INTERN(s_connection_made, "connection_made");
+    INTERN(s_connection_lost, "connection_lost");
+    INTERN(s_data_received, "data_received");
+    INTERN(s_eof_received, "eof_received");
+    INTERN(s_get_buffer, "get_buffer");
+    INTERN(s_buffer_updated, "buffer_updated");
+    INTERN(s_pause_writing, "pause_writing");
+    INTERN(s_resume_writing, "resume_writing");
+    INTERN(s_detach, "detach");
+    INTERN(s_getpeername, "getpeername");
+    INTERN(s_getsockname, "getsockname");
+    INTERN(s_wakeup, "_wakeup");
+    INTERN(s_set_result, "set_result");
+    INTERN(s_set_exception, "set_exception");
+    INTERN(s_cancelled, "cancelled");
+    INTERN(s_create_future, "create_future");
+    INTERN(s_fileno, "fileno");
+    INTERN(s_warning, "warning");
+    INTERN(s_get_debug, "get_debug");
+    INTERN(s_socket, "socket");
+    INTERN(s_peername, "peername");
+    INTERN(s_sockname, "sockname");
+    INTERN(s_done, "done");
+    INTERN(s_socket_send_warning, "socket.send() raised exception.");
+    /* Page-aligned: on some x86 CPUs (seen on AMD EPYC) the kernel's copy
+     * into a destination at a page offset of 16 (where malloc puts a large
+     * block) is several times slower than into an aligned one. */
+    {
+        void *p = NULL;
+        if (posix_memalign(&p, 4096, TC_TCP_READ_BUF_SIZE) == 0) {
+            memset(p, 0, TC_TCP_READ_BUF_SIZE);
+            ts->readbuf = p;
+        }
+    }
+    if (ts->readbuf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return tc_loop_server_exec(module, st);
+}
+
+int
+tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
+{
+    tc_loop_tcp_state *ts = &st->loop_tcp;
+    Py_VISIT(ts->Transport_type);
+    Py_VISIT(ts->Server_type);
+    Py_VISIT(ts->TransportSocket);
+    Py_VISIT(ts->socket_type);
+    Py_VISIT(ts->BufferedProtocol);
+    Py_VISIT(ts->logger);
+    Py_VISIT(ts->fn_conn_made);
+    Py_VISIT(ts->fn_conn_lost);
+    Py_VISIT(ts->fn_set_result);
+    return 0;
+}
+
+void
+tc_loop_tcp_clear(tc_state *st)
+{
+    tc_loop_tcp_state *ts = &st->loop_tcp;
+    Py_CLEAR(ts->Transport_type);
+    Py_CLEAR(ts->Server_type);
+    Py_CLEAR(ts->TransportSocket);
+    Py_CLEAR(ts->socket_type);
+    Py_CLEAR(ts->BufferedProtocol);
+    Py_CLEAR(ts->logger);
+    Py_CLEAR(ts->fn_conn_made);
+    Py_CLEAR(ts->fn_conn_lost);
+    Py_CLEAR(ts->fn_set_result);
+    Py_CLEAR(ts->minus_one);
+    Py_CLEAR(ts->s_connection_made);
+    Py_CLEAR(ts->s_connection_lost);
+    Py_CLEAR(ts->s_data_received);
+    Py_CLEAR(ts->s_eof_received);
+    Py_CLEAR(ts->s_get_buffer);
+    Py_CLEAR(ts->s_buffer_updated);
+    Py_CLEAR(ts->s_pause_writing);
+    Py_CLEAR(ts->s_resume_writing);
+    Py_CLEAR(ts->s_detach);
+    Py_CLEAR(ts->s_getpeername);
+    Py_CLEAR(ts->s_getsockname);
+    Py_CLEAR(ts->s_wakeup);
+    Py_CLEAR(ts->s_set_result);
+    Py_CLEAR(ts->s_set_exception);
+    Py_CLEAR(ts->s_cancelled);
+    Py_CLEAR(ts->s_create_future);
+    Py_CLEAR(ts->s_fileno);
+    Py_CLEAR(ts->s_warning);
+    Py_CLEAR(ts->s_get_debug);
+    Py_CLEAR(ts->s_socket);
+    Py_CLEAR(ts->s_peername);
+    Py_CLEAR(ts->s_sockname);
+    Py_CLEAR(ts->s_done);
+    Py_CLEAR(ts->s_socket_send_warning);
+    free(ts->readbuf); /* posix_memalign */
+    ts->readbuf = NULL;
+}

@@ -1,0 +1,89 @@
+/* Private header of the loop component's stream transports (TCP and Unix
+ * sockets on uv_tcp_t / uv_pipe_t) and servers.  Only csrc/loop/ includes it
+ * directly; state.h embeds tc_loop_tcp_state in the module state.
+ *
+ * Objects (all heap types, see tcp.c and server.c):
+ *   StreamTransport  asyncio.Transport on one connected uv stream handle.
+ *   Server           the C base of tornado_c._loop_streams.Server: owns the
+ *                    listening handles, accepts, creates transports.
+ *
+ * Ownership rules shared by both files:
+ *   - a uv handle lives inside memory owned by its Python object (transport)
+ *     or in a PyMem block (listener); that memory is released only after the
+ *     handle's close callback ran;
+ *   - while a handle is open the owning Python object holds one strong
+ *     reference to itself (dropped in the close callback), so libuv never
+ *     calls back into freed memory;
+ *   - the fd of a handle belongs to libuv once the handle is opened on it; a
+ *     Python socket object wrapping the same fd is detach()ed before
+ *     uv_close() so the fd is closed exactly once.
+ */
+#ifndef TC_LOOP_TRANSPORT_H
+#define TC_LOOP_TRANSPORT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <uv.h>
+
+struct tc_state;
+struct tc_loop;
+
+#define TC_TCP_READ_BUF_SIZE (256 * 1024)
+
+typedef struct tc_loop_tcp_state {
+    PyTypeObject *Transport_type;
+    PyTypeObject *Server_type;
+    PyObject *TransportSocket;   /* asyncio.trsock.TransportSocket */
+    PyObject *socket_type;       /* socket.socket */
+    PyObject *BufferedProtocol;  /* asyncio.BufferedProtocol */
+    PyObject *logger;            /* asyncio.log.logger */
+    PyObject *fn_conn_made;      /* module-level C callables scheduled with */
+    PyObject *fn_conn_lost;      /* tc_loop_call_soon (see tcp.c)          */
+    PyObject *fn_set_result;
+    /* interned method names */
+    PyObject *s_connection_made, *s_connection_lost, *s_data_received,
+        *s_eof_received, *s_get_buffer, *s_buffer_updated, *s_pause_writing,
+        *s_resume_writing, *s_detach, *s_getpeername, *s_getsockname,
+        *s_wakeup, *s_set_result, *s_set_exception, *s_cancelled,
+        *s_create_future, *s_fileno, *s_warning, *s_get_debug, *s_socket,
+        *s_peername, *s_sockname, *s_done, *s_socket_send_warning;
+    PyObject *minus_one;
+    char *readbuf;               /* shared read buffer, see tcp.c alloc_cb */
+} tc_loop_tcp_state;
+
+typedef struct tc_transport tc_transport;
+typedef struct tc_server tc_server;
+
+/* Build the OSError subclass the stdlib would raise for libuv error `err`
+ * (errno = -err, strerror text) and set it as the current exception.  Returns
+ * NULL so callers can `return tc_loop_tcp_set_uv_error(err);`. */
+PyObject *tc_loop_tcp_set_uv_error(int err);
+/* New reference to that exception object (no exception set), or NULL with an
+ * exception set if building it failed. */
+PyObject *tc_loop_tcp_uv_error(int err);
+
+/* Create a transport for a handle the server is about to accept into.
+ * Returns a new reference; the transport's handle is initialised on `loop` and
+ * the transport holds its self-reference.  kind: 0 = TCP, 1 = Unix. */
+tc_transport *tc_loop_tcp_transport_for_accept(struct tc_state *st,
+                                               struct tc_loop *loop, int kind,
+                                               PyObject *live);
+uv_stream_t *tc_loop_tcp_transport_stream(tc_transport *tr);
+/* Start an accepted transport: protocol, server (borrowed, may be NULL).
+ * Schedules connection_made.  0 or -1 with an exception set (then the caller
+ * must dispose the transport with tc_loop_tcp_transport_dispose). */
+int tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol,
+                                PyObject *server, PyObject *waiter);
+/* Close the handle of a transport that never started (no protocol calls). */
+void tc_loop_tcp_transport_dispose(tc_transport *tr);
+
+/* Called by a transport when its connection_lost ran (server bookkeeping). */
+void tc_loop_tcp_server_detach(PyObject *server);
+void tc_loop_tcp_server_attach(PyObject *server);
+
+int tc_loop_tcp_exec(PyObject *module, struct tc_state *st);
+int tc_loop_tcp_traverse(struct tc_state *st, visitproc visit, void *arg);
+void tc_loop_tcp_clear(struct tc_state *st);
+int tc_loop_server_exec(PyObject *module, struct tc_state *st);
+
+#endif /* TC_LOOP_TRANSPORT_H */

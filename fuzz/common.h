@@ -1,0 +1,184 @@
+/* Shared helpers of the libFuzzer targets: an event log of the parser's
+ * callbacks, so that two runs over different splits of the same input can
+ * be compared byte for byte. */
+#ifndef TC_FUZZ_COMMON_H
+#define TC_FUZZ_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int merge_body; /* last record was body data: append to it */
+} evlog;
+
+static inline void
+ev_add(evlog *l, const char *s, size_t n)
+{
+    if (l->len + n > l->cap) {
+        size_t c = l->cap ? l->cap : 4096;
+        while (c < l->len + n) {
+            c *= 2;
+        }
+        l->buf = realloc(l->buf, c);
+        if (l->buf == NULL) {
+            abort();
+        }
+        l->cap = c;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static inline void
+ev_num(evlog *l, unsigned long long v)
+{
+    char t[32];
+    int k = snprintf(t, sizeof(t), "%llu;", v);
+    ev_add(l, t, (size_t)k);
+}
+
+static inline void
+ev_span(evlog *l, tc_http_span s)
+{
+    ev_num(l, s.len);
+    ev_add(l, s.p, s.len);
+}
+
+static inline int
+cb_headers(tc_http_parser *p, const tc_http_head *h)
+{
+    evlog *l = p->data;
+    l->merge_body = 0;
+    ev_add(l, "H", 1);
+    ev_span(l, h->method);
+    ev_span(l, h->target);
+    ev_span(l, h->version);
+    ev_num(l, h->nheaders);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        ev_span(l, h->headers[i].name);
+        ev_span(l, h->headers[i].value);
+    }
+    ev_num(l, (unsigned)h->keep_alive * 4u + (unsigned)h->expect_continue * 2u +
+                  (unsigned)h->connection_keep_alive);
+    return 0;
+}
+
+static inline int
+cb_body_start(tc_http_parser *p)
+{
+    evlog *l = p->data;
+    l->merge_body = 0;
+    ev_add(l, "S", 1);
+    ev_num(l, p->body_kind);
+    ev_num(l, p->content_length);
+    if (p->content_length_rewrite) {
+        ev_add(l, p->content_length_rewrite, p->content_length_rewrite_len);
+    }
+    return 0;
+}
+
+static inline int
+cb_body(tc_http_parser *p, const char *d, size_t n)
+{
+    evlog *l = p->data;
+    if (n == 0) {
+        abort(); /* never called with nothing */
+    }
+    if (!l->merge_body) {
+        ev_add(l, "B", 1);
+    }
+    l->merge_body = 1;
+    ev_add(l, d, n);
+    return 0;
+}
+
+static inline int
+cb_complete(tc_http_parser *p)
+{
+    evlog *l = p->data;
+    l->merge_body = 0;
+    ev_add(l, "C", 1);
+    return 0;
+}
+
+static const tc_http_callbacks fuzz_cb = {
+    .on_headers = cb_headers,
+    .on_body_start = cb_body_start,
+    .on_body = cb_body,
+    .on_message_complete = cb_complete,
+};
+
+/* Feed pieces (cut at the given offsets) into a fresh parser; returns the
+ * log (caller frees .buf) and the total consumed. */
+static inline evlog
+run_split(const char *data, size_t len, const size_t *cuts, size_t ncuts,
+          size_t max_header, unsigned long long max_body, int pause_every)
+{
+    evlog l = {0};
+    tc_http_parser p;
+    tc_http_parser_init(&p, &fuzz_cb);
+    p.data = &l;
+    p.max_header_size = max_header;
+    p.max_body_size = max_body;
+    size_t start = 0;
+    int dead = 0;
+    for (size_t c = 0; c <= ncuts && !dead; c++) {
+        size_t end = c < ncuts ? cuts[c] : len;
+        if (end < start) {
+            end = start;
+        }
+        if (end > len) {
+            end = len;
+        }
+        size_t pos = start;
+        for (;;) {
+            size_t used = 0;
+            if (pause_every) {
+                tc_http_parser_pause(&p); /* pause before anything: no progress */
+                tc_http_status st0 = tc_http_parser_execute(&p, data + pos, end - pos, &used);
+                if (st0 != TC_HTTP_PAUSED || used != 0) {
+                    abort();
+                }
+                tc_http_parser_resume(&p);
+            }
+            tc_http_status st = tc_http_parser_execute(&p, data + pos, end - pos, &used);
+            if (used > end - pos) {
+                abort();
+            }
+            pos += used;
+            if (st == TC_HTTP_ERROR) {
+                if (p.error_kind != TC_HTTP_ERR_BAD_REQUEST &&
+                    p.error_kind != TC_HTTP_ERR_UNSATISFIABLE) {
+                    abort();
+                }
+                if (strlen(p.error_msg) != p.error_len) {
+                    abort(); /* messages never hold NUL */
+                }
+                ev_add(&l, "E", 1);
+                ev_num(&l, p.error_kind);
+                ev_add(&l, p.error_msg, p.error_len);
+                dead = 1;
+                break;
+            }
+            if (st == TC_HTTP_PAUSED) {
+                tc_http_parser_resume(&p);
+                continue;
+            }
+            if (pos != end) {
+                abort(); /* OK means everything was consumed */
+            }
+            break;
+        }
+        start = end;
+    }
+    ev_add(&l, tc_http_parser_in_message(&p) ? "I" : "-", 1);
+    tc_http_parser_free(&p);
+    return l;
+}
+
+#endif

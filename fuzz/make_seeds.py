@@ -1,0 +1,28 @@
+"""Write fuzz seeds from the differential corpus (tests/http_corpus/cases.jsonl).
+
+fuzz_request seeds: 2 option bytes (0xff: default header limit; 0x00: split
+seed, default body limit) + the raw request.  fuzz_chunked seeds: 1 option
+byte + the body of the chunked cases.
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "build", "seeds")
+head = b"Transfer-Encoding: chunked\r\n\r\n"
+os.makedirs(os.path.join(out, "request"), exist_ok=True)
+os.makedirs(os.path.join(out, "chunked"), exist_ok=True)
+with open(os.path.join(HERE, "..", "tests", "http_corpus", "cases.jsonl")) as f:
+    for i, line in enumerate(f):
+        case = json.loads(line)
+        raw = case["raw"].encode("latin1")
+        if "byte 0x" in case["name"] and i % 7:
+            continue  # keep a sample of the byte sweeps
+        if len(raw) <= 4000:
+            with open(os.path.join(out, "request", "%04d" % i), "wb") as g:
+                g.write(b"\xff\x00" + raw)
+        k = raw.find(head)
+        if k >= 0:
+            with open(os.path.join(out, "chunked", "%04d" % i), "wb") as g:
+                g.write(b"\x00" + raw[k + len(head):])

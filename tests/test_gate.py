@@ -1,0 +1,70 @@
+"""The compatibility gate's own logic (parsing, known-failures list)."""
+
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_gate():
+    spec = importlib.util.spec_from_file_location("gate", os.path.join(ROOT, "compat", "gate.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gate = load_gate()
+
+SAMPLE = """\
+......s...F..E
+======================================================================
+ERROR: test_bad (tornado.test.web_test.SomeTest.test_bad)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+======================================================================
+FAIL: test_worse (tornado.test.iostream_test.TestIOStream.test_worse)
+----------------------------------------------------------------------
+AssertionError
+----------------------------------------------------------------------
+Ran 1517 tests in 38.123s
+
+FAILED (failures=1, errors=1, skipped=111)
+"""
+
+OLD_STYLE = "FAIL: test_x (tornado.test.gen_test.GenTest)\nRan 3 tests in 0.1s\nOK\n"
+
+
+def test_parse_failures_and_counts():
+    ran, skipped, failed = gate.parse_output(SAMPLE)
+    assert ran == 1517
+    assert skipped == 111
+    assert failed == {
+        "tornado.test.web_test.SomeTest.test_bad",
+        "tornado.test.iostream_test.TestIOStream.test_worse",
+    }
+
+
+def test_parse_pre_311_ids():
+    ran, skipped, failed = gate.parse_output(OLD_STYLE)
+    assert (ran, skipped) == (3, 0)
+    assert failed == {"tornado.test.gen_test.GenTest.test_x"}
+
+
+def test_known_failures_file_is_valid_and_only_names_configs():
+    known = gate.load_known()
+    assert set(known) <= set(gate.CONFIGS)
+
+
+def test_known_failures_rejects_malformed(tmp_path):
+    bad = tmp_path / "known.txt"
+    bad.write_text("full\n")
+    with pytest.raises(SystemExit):
+        gate.load_known(str(bad))
+    bad.write_text("nosuchconfig tornado.test.x.Y.test_z  # why\n")
+    with pytest.raises(SystemExit):
+        gate.load_known(str(bad))
+    good = tmp_path / "good.txt"
+    good.write_text("# comment\nfull tornado.test.x.Y.test_z  # flaky under load\n")
+    assert gate.load_known(str(good)) == {"full": {"tornado.test.x.Y.test_z": "flaky under load"}}
