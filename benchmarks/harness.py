@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -444,8 +445,8 @@ def aggregate(runs):
         return {"ok": False, "error": bad.get("error", "a run failed"), "runs": len(runs)}
     clean = [r for r in good if not r.get("disturbed")]
     used = clean or good
-    loads = [r["server_cpu_other_load"] for r in good
-             if r.get("server_cpu_other_load") is not None]
+    loads = [r[k] for r in good for k in ("server_cpu_other_load", "client_cpu_other_load")
+             if r.get(k) is not None]
 
     def med(getter):
         vals = [getter(r) for r in used]
@@ -700,6 +701,9 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
             result["other_load_before"] = {str(k): v for k, v in loads.items()}
         ctx0 = read_ctxt_switches(server.pid)
         cpus0 = read_cpu_busy()
+        # wrk is the only child reaped during the window: its CPU time is the
+        # delta of RUSAGE_CHILDREN.
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         ticks0 = read_cpu_ticks(server.pid)
         proc = subprocess.run(cmd, capture_output=True, text=True,
@@ -707,6 +711,8 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         ticks1 = read_cpu_ticks(server.pid)
         wall = time.monotonic() - t0
         cpus1 = read_cpu_busy()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         ctx1 = read_ctxt_switches(server.pid)
         if proc.returncode != 0:
             raise BenchError("wrk failed (exit %d): %s"
@@ -740,8 +746,14 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         errs = summary["errors"]
         if errs.get("status"):
             raise BenchError("%d responses were not 2xx/3xx" % errs["status"])
-        other = result["server_cpu_other_load"]
-        result["disturbed"] = other is not None and other > OTHER_LOAD_WARN
+        result["wrk_cpu_s"] = wrk_cpu_s
+        # ...and on wrk's CPU (a slowed-down client changes the server's load,
+        # and so its batching and its CPU per request).
+        result["client_cpu_other_load"] = other_load_share(
+            cpus0, cpus1, settings.client_cpu, round(wrk_cpu_s * CLK_TCK))
+        loads = [v for v in (result["server_cpu_other_load"], result["client_cpu_other_load"])
+                 if v is not None]
+        result["disturbed"] = any(v > OTHER_LOAD_WARN for v in loads)
         sock_errs = {k: v for k, v in errs.items() if k != "status" and v}
         if sock_errs:
             result["warnings"].append("socket errors: %s" % ", ".join(
@@ -1051,7 +1063,8 @@ def render_markdown(doc):
                      "%s --port=N`, the same unmodified app file" % (args, args))
     lines.append("- CPU-µs/req = server utime+stime (/proc/<pid>/stat) over the measured "
                  "window / requests completed. Ratios are tornado_c vs upstream. A run is "
-                 "\"disturbed\" when other load took > %.0f%% of the server's CPU meanwhile; "
+                 "\"disturbed\" when other processes took > %.0f%% of the server's or wrk's CPU "
+                 "meanwhile; "
                  "disturbed runs are set aside when an undisturbed one exists."
                  % (100 * OTHER_LOAD_WARN))
     for note in doc.get("notes", []):
@@ -1082,16 +1095,15 @@ def render_markdown(doc):
                 warn = list(r.get("warnings") or [])
                 nd = r.get("runs_disturbed") or 0
                 if nd:
-                    cpu_no = s.get("server_cpu")
                     if nd == r.get("runs", 1):
-                        warn.append("%s disturbed by other load on CPU %s (up to %.0f%%): "
-                                    "unreliable" % ("the run was" if nd == 1 else
-                                                    "all %d runs were" % nd, cpu_no,
-                                                    100 * (r.get("other_load_max") or 0)))
+                        warn.append("%s disturbed by other load on the pinned CPUs (up to "
+                                    "%.0f%%): unreliable" % (
+                                        "the run was" if nd == 1 else "all %d runs were" % nd,
+                                        100 * (r.get("other_load_max") or 0)))
                     else:
-                        warn.append("%d of %d runs set aside: other load on CPU %s (up to "
-                                    "%.0f%%)" % (nd, r["runs"], cpu_no,
-                                                 100 * (r.get("other_load_max") or 0)))
+                        warn.append("%d of %d runs set aside: other load on the pinned CPUs "
+                                    "(up to %.0f%%)" % (nd, r["runs"],
+                                                        100 * (r.get("other_load_max") or 0)))
                 if warn:
                     cmp_ += (" " if cmp_ else "") + "(%s)" % "; ".join(warn)
                 rps = _int_commas(r.get("requests_per_sec"))

@@ -296,12 +296,13 @@ def test_aggregate_sets_disturbed_runs_aside():
     assert agg["other_load_max"] == 0.40
     doc = {"settings": {"server_cpu": 0}, "scenarios": [{"name": "s", "kind": "http",
            "results": {"upstream": agg, "tornado_c": agg}, "ratios": H.ratios(agg, agg)}]}
-    assert "1 of 3 runs set aside: other load on CPU 0 (up to 40%)" in H.render_markdown(doc)
+    assert "1 of 3 runs set aside: other load on the pinned CPUs (up to 40%)" \
+        in H.render_markdown(doc)
     # all disturbed: all used, flagged unreliable
     agg = H.aggregate([run(1000, 400, 0.40), run(2000, 300, 0.30)])
     assert agg["runs_used"] == 2 and agg["requests_per_sec"] == 1500
     doc["scenarios"][0]["results"]["upstream"] = agg
-    assert "all 2 runs were disturbed by other load on CPU 0 (up to 40%): unreliable" \
+    assert "all 2 runs were disturbed by other load on the pinned CPUs (up to 40%): unreliable" \
         in H.render_markdown(doc)
 
 
@@ -593,6 +594,10 @@ def test_real_hello_run_both_implementations():
         assert one["wrk_summary_source"] == "lua"
         assert one["exit_code"] == -15
         assert one["pid"] > 0 and one["server_cpu_ticks"] > 0
+        assert one["wrk_cpu_s"] > 0
+        if pin:
+            assert 0 <= one["server_cpu_other_load"] <= 1
+            assert 0 <= one["client_cpu_other_load"] <= 1
     assert sc["ratios"]["rps"] > 0 and sc["ratios"]["cpu_less"] > 0
     assert "websocket" in doc["machine"]["tornado_c_components"]
     assert doc["machine"]["tornado_c_versions"]["tornado_c"]
