@@ -51,6 +51,7 @@ SCHEMA = 1
 # Warn when other processes/steal used more than this share of the server's
 # CPU during a measurement (the machine was not quiet: numbers are suspect).
 OTHER_LOAD_WARN = 0.05
+FLATTEN_LIMIT = 40  # values listed for a script result without "comparisons"
 
 
 class BenchError(Exception):
@@ -96,8 +97,12 @@ class ScriptScenario:
     args: tuple = ("--json",)
     quick_args: tuple = ()
     optional: bool = False  # skipped (with a note) when the script is absent
-    pin: bool = True  # run under taskset on the server CPU
+    pin: bool = True  # run under taskset on the server CPU (False: it pins itself)
     timeout: float = 900.0
+    # Optional adapter: the script's JSON -> a "comparisons" list (for scripts
+    # whose JSON has its own shape).  Its output is stored next to the raw JSON.
+    summarize: object = None
+    chart: bool = True  # give its comparisons a panel in latest.png
     kind: str = field(default="script", init=False)
 
     def script_path(self):
@@ -135,13 +140,69 @@ register(ScriptScenario(
 ))
 # tornado_c's own pieces, standalone scripts printing JSON with --json; run
 # when present.
+def _vs(values, num="tornado_c", refs=("uvloop", "asyncio"), invert=False):
+    """(ratio, label) of values[num] to the first reference present."""
+    for ref in refs:
+        a, b = values.get(num), values.get(ref)
+        if a and b:
+            return (b / a, "%s / %s" % (ref, num)) if invert else (a / b, "%s / %s" % (num, ref))
+    return None, None
+
+
+def summarize_loop_micro(data):
+    """benchmarks/loop_micro.py JSON -> comparisons (ops/s per loop)."""
+    comps = []
+    for scen, per in (data.get("scenarios") or {}).items():
+        if not isinstance(per, dict) or not per:
+            continue
+        first = next(iter(per.values()))
+        if scen == "hello_http" or "requests_per_sec" in first:
+            rows = [("%s" % scen, "req/s",
+                     {k: v.get("requests_per_sec") for k, v in per.items()})]
+        else:
+            rows = [("%s/%s" % (scen, m), "ops/s", {k: v.get(m) for k, v in per.items()})
+                    for m in first]
+        for label, unit, values in rows:
+            ratio, rlabel = _vs(values)
+            comps.append({"label": label, "unit": unit, "values": values,
+                          "ratio": ratio, "ratio_label": rlabel})
+    return comps
+
+
+def summarize_loop_tcp(data):
+    """benchmarks/loop_tcp.py JSON -> comparisons (echo msg/s and server
+    CPU-µs per message, per API and message size)."""
+    groups = {}
+    for r in data.get("results") or []:
+        key = (r.get("api"), r.get("size"))
+        groups.setdefault(key, {})[r.get("server_loop")] = r
+    comps = []
+    for (api, size), per in groups.items():
+        rate = {k: v.get("msgs_per_s") for k, v in per.items()}
+        ratio, rlabel = _vs(rate)
+        comps.append({"label": "%s %s B msg/s" % (api, size), "unit": "msg/s",
+                      "values": rate, "ratio": ratio, "ratio_label": rlabel})
+        cpu = {k: v.get("server_cpu_us_per_msg") for k, v in per.items()}
+        if any(cpu.values()):
+            ratio, rlabel = _vs(cpu, invert=True)
+            comps.append({"label": "%s %s B server CPU-µs/msg" % (api, size), "unit": "µs",
+                          "values": cpu, "ratio": ratio, "ratio_label": rlabel})
+    return comps
+
+
+# tornado_c's own pieces, standalone scripts that pin themselves and write
+# JSON to --json PATH; run when present.
 register(ScriptScenario(
-    "loop_micro", "loop_micro.py", "event loop micro-benchmarks (tornado_c loop)",
-    optional=True,
+    "loop_micro", "loop_micro.py",
+    "event loop micro-benchmarks: asyncio vs uvloop vs tornado_c loop",
+    args=("--json", "{json}"), quick_args=("--quick",), optional=True, pin=False,
+    summarize=summarize_loop_micro, chart=False,
 ))
 register(ScriptScenario(
-    "loop_tcp", "loop_tcp.py", "TCP echo over the event loop (tornado_c loop)",
-    optional=True,
+    "loop_tcp", "loop_tcp.py",
+    "TCP echo server on asyncio vs uvloop vs tornado_c loop (client: uvloop)",
+    args=("--json", "{json}"), quick_args=("--duration", "1", "--rounds", "1"),
+    optional=True, pin=False, summarize=summarize_loop_tcp, chart=False,
 ))
 
 
@@ -828,6 +889,9 @@ def run_script_scenario(scenario, settings, env, workdir, log=print):
         else:
             data = parse_json_stdout(proc.stdout)
         out["result"] = data
+        if scenario.summarize is not None and isinstance(data, dict):
+            data.setdefault("comparisons", scenario.summarize(data))
+        out["chart"] = scenario.chart
         out["ok"] = True
         if proc.stdout.strip() and uses_file:
             out["stdout"] = proc.stdout[-4000:]
@@ -1140,21 +1204,32 @@ def render_markdown(doc):
                 for k in c.get("values", {}):
                     if k not in impls:
                         impls.append(k)
-            unit = comps[0].get("unit", "")
-            rlabel = comps[0].get("ratio_label", "ratio")
-            lines.append("| case | " + " | ".join("%s %s" % (i, unit) for i in impls)
-                         + " | %s |" % rlabel)
-            lines.append("|---|" + "---:|" * len(impls) + "---:|")
+            units = {c.get("unit", "") for c in comps}
+            rlabels = {c.get("ratio_label") or "ratio" for c in comps}
+            one_unit = len(units) == 1
+            one_label = len(rlabels) == 1
+            head = ["case"] + (["unit"] if not one_unit else [])
+            head += ["%s %s" % (i, next(iter(units))) if one_unit else i for i in impls]
+            head.append(next(iter(rlabels)) if one_label else "ratio")
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|---|" + ("---|" if not one_unit else "") + "---:|" * (len(impls) + 1))
             for c in comps:
                 vals = c.get("values", {})
-                lines.append("| %s | %s | %s |" % (
-                    c.get("label", "?"),
-                    " | ".join(_int_commas(vals.get(i)) if vals.get(i) is not None and vals.get(i) >= 100
-                               else _f(vals.get(i), "%.1f") for i in impls),
-                    _f(c.get("ratio"), "%.2fx")))
+                cells = [c.get("label", "?")] + ([c.get("unit", "")] if not one_unit else [])
+                for i in impls:
+                    v = vals.get(i)
+                    cells.append(_int_commas(v) if v is not None and v >= 100 else _f(v, "%.2f"))
+                ratio = _f(c.get("ratio"), "%.2fx")
+                if not one_label and c.get("ratio") is not None:
+                    ratio += " (%s)" % (c.get("ratio_label") or "ratio")
+                cells.append(ratio)
+                lines.append("| " + " | ".join(cells) + " |")
         else:
-            for key, val in flatten(res):
+            items = list(flatten(res))
+            for key, val in items[:FLATTEN_LIMIT]:
                 lines.append("- %s: %s" % (key, val))
+            if len(items) > FLATTEN_LIMIT:
+                lines.append("- ... %d more values in the JSON" % (len(items) - FLATTEN_LIMIT))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -1182,7 +1257,7 @@ def render_png(doc, path):
 
     http = [sc for sc in doc.get("scenarios", []) if sc.get("kind") == "http"]
     comp = [sc for sc in doc.get("scenarios", [])
-            if sc.get("kind") == "script" and sc.get("ok")
+            if sc.get("kind") == "script" and sc.get("ok") and sc.get("chart", True)
             and isinstance(sc.get("result"), dict) and sc["result"].get("comparisons")]
     panels = (2 if http else 0) + len(comp)
     if panels == 0:

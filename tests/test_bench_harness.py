@@ -415,7 +415,70 @@ def test_script_scenario_stdout_and_file(tmp_path):
     assert r2["ok"], r2
     assert r2["result"]["args"] == ["--out", os.path.join(str(tmp_path), "fake.json"), "--quick"]
     md = H.render_markdown({"scenarios": [r2]})
-    assert "| x | 2.0 | 1.0 | 2.00x |" in md
+    assert "| case | a ops/s | b ops/s | ratio |" in md
+    assert "| x | 2.00 | 1.00 | 2.00x |" in md
+
+
+LOOP_MICRO_JSON = {
+    "n": 100000, "loops": ["asyncio", "uvloop", "tornado_c"], "python": "3.11.7",
+    "scenarios": {
+        "call_soon": {"asyncio": {"batch": 1.0e6, "chain": 5.0e5},
+                      "uvloop": {"batch": 2.0e6, "chain": 1.0e6},
+                      "tornado_c": {"batch": 3.0e6, "chain": 1.5e6}},
+        "hello_http": {"asyncio": {"requests_per_sec": 3000.0, "loop_module": "asyncio"},
+                       "uvloop": {"requests_per_sec": 3600.0, "loop_module": "uvloop"},
+                       "tornado_c": {"requests_per_sec": 3900.0, "loop_module": "tornado_c"}},
+    },
+}
+
+LOOP_TCP_JSON = {
+    "meta": {"python": "3.11.7"},
+    "results": [
+        {"api": "protocol", "size": 1024, "server_loop": loop, "msgs_per_s": rate,
+         "server_cpu_us_per_msg": cpu}
+        for loop, rate, cpu in (("asyncio", 20000.0, 40.0), ("uvloop", 40000.0, 20.0),
+                                ("tornado_c", 50000.0, 16.0))
+    ],
+}
+
+
+def test_summarize_loop_scripts():
+    comps = {c["label"]: c for c in H.summarize_loop_micro(LOOP_MICRO_JSON)}
+    assert set(comps) == {"call_soon/batch", "call_soon/chain", "hello_http"}
+    assert comps["call_soon/batch"]["ratio"] == pytest.approx(1.5)
+    assert comps["call_soon/batch"]["ratio_label"] == "tornado_c / uvloop"
+    assert comps["hello_http"]["unit"] == "req/s"
+    assert comps["hello_http"]["values"]["tornado_c"] == 3900.0
+    # without uvloop the reference is asyncio
+    no_uv = {"scenarios": {"call_soon": {"asyncio": {"batch": 1.0}, "tornado_c": {"batch": 2.0}}}}
+    (c,) = H.summarize_loop_micro(no_uv)
+    assert c["ratio"] == 2.0 and c["ratio_label"] == "tornado_c / asyncio"
+
+    comps = H.summarize_loop_tcp(LOOP_TCP_JSON)
+    assert [c["label"] for c in comps] == ["protocol 1024 B msg/s",
+                                           "protocol 1024 B server CPU-µs/msg"]
+    assert comps[0]["ratio"] == pytest.approx(1.25)
+    assert comps[1]["ratio"] == pytest.approx(1.25)  # 20 / 16: less CPU is better
+    assert comps[1]["ratio_label"] == "uvloop / tornado_c"
+    md = H.render_markdown({"scenarios": [{"name": "loop_tcp", "kind": "script", "ok": True,
+                                           "result": dict(LOOP_TCP_JSON, comparisons=comps)}]})
+    assert "| case | unit | asyncio | uvloop | tornado_c | ratio |" in md
+    assert "| protocol 1024 B msg/s | msg/s | 20,000 | 40,000 | 50,000 | 1.25x (tornado_c / uvloop) |" in md
+
+
+def test_loop_scripts_registered_with_their_interface():
+    for name in ("loop_micro", "loop_tcp"):
+        sc = H.REGISTRY[name]
+        assert sc.args == ("--json", "{json}") and not sc.pin and sc.summarize
+    assert H.REGISTRY["loop_micro"].quick_args == ("--quick",)
+
+
+def test_script_result_without_comparisons_is_listed_briefly():
+    res = {"values": list(range(100))}
+    md = H.render_markdown({"scenarios": [{"name": "raw", "kind": "script", "ok": True,
+                                           "result": res}]})
+    assert "- values[0]: 0" in md
+    assert "- ... %d more values in the JSON" % (100 - H.FLATTEN_LIMIT) in md
 
 
 def test_script_scenario_failure_is_reported(tmp_path):
