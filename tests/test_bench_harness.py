@@ -296,13 +296,13 @@ def test_aggregate_sets_disturbed_runs_aside():
     assert agg["other_load_max"] == 0.40
     doc = {"settings": {"server_cpu": 0}, "scenarios": [{"name": "s", "kind": "http",
            "results": {"upstream": agg, "tornado_c": agg}, "ratios": H.ratios(agg, agg)}]}
-    assert "1 of 3 runs set aside: other load on the pinned CPUs (up to 40%)" \
+    assert "1 of 3 runs set aside: other load on the server CPU (up to 40%)" \
         in H.render_markdown(doc)
     # all disturbed: all used, flagged unreliable
     agg = H.aggregate([run(1000, 400, 0.40), run(2000, 300, 0.30)])
     assert agg["runs_used"] == 2 and agg["requests_per_sec"] == 1500
     doc["scenarios"][0]["results"]["upstream"] = agg
-    assert "all 2 runs were disturbed by other load on the pinned CPUs (up to 40%): unreliable" \
+    assert "all 2 runs were disturbed by other load on the server CPU (up to 40%): unreliable" \
         in H.render_markdown(doc)
 
 
