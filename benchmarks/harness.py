@@ -594,8 +594,12 @@ class Server:
                 self.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 env=self.env, cwd=self.workdir, start_new_session=True,
             )
-        self.wait_ready(timeout)
-        self.check_identity()
+        try:
+            self.wait_ready(timeout)
+            self.check_identity()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
         return self
 
     def died(self, what):
