@@ -1335,10 +1335,13 @@ def render_png(doc, path):
                 ax.annotate("%.2fx" % c["ratio"], (i, top), ha="center", va="bottom",
                             fontsize=9, xytext=(0, 2), textcoords="offset points")
         ax.set_yscale("log")
+        tops = [v for c in comps for v in c["values"].values() if v]
+        if tops:
+            ax.set_ylim(top=max(tops) * 4)  # room for the ratio labels and the legend
         ax.set_xticks(range(len(comps)))
         ax.set_xticklabels([c.get("label", "?") for c in comps], fontsize=8)
         ax.set_title("%s: %s (log scale)" % (sc["name"], comps[0].get("unit", "")), fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncol=len(impls), loc="upper left")
     m = doc.get("machine", {})
     fig.suptitle("tornado_c vs upstream Tornado %s — %s, %s" % (
         m.get("tornado", "?"), m.get("cpu_model", "?"), doc.get("timestamp", "")), fontsize=10)

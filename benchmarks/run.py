@@ -46,6 +46,8 @@ def parse_args(argv):
                     help="before each measurement wait up to SECONDS for the pinned CPUs to "
                     "be free of other load (shared machines)")
     ap.add_argument("--no-png", action="store_true", help="skip the matplotlib chart")
+    ap.add_argument("--render", metavar="RESULT.json",
+                    help="measure nothing: redo latest.md/latest.png from a saved result")
     args = ap.parse_args(argv)
     if (args.repeat is not None and args.repeat < 1) or args.connections < 1 or args.threads < 1:
         ap.error("--repeat, --connections and --threads must be >= 1")
@@ -75,6 +77,18 @@ def main(argv=None):
                 print("run.py: --server-cpu/--client-cpu must be two different CPUs of %s"
                       % sorted(cpus), file=sys.stderr)
                 return 2
+    if args.render:
+        import json
+
+        with open(args.render) as f:
+            doc = json.load(f)
+        out = args.out if os.path.isabs(args.out) else os.path.join(
+            os.environ.get("TC_BENCH_CWD") or os.getcwd(), args.out)
+        paths, md = harness.write_outputs(doc, out, png=not args.no_png)
+        print(md)
+        for key, path in paths.items():
+            print("%-12s %s" % (key, path))
+        return 0
     make = harness.Settings.quick_settings if args.quick else harness.Settings
     settings = make(connections=args.connections, threads=args.threads,
                     server_cpu=None if args.no_pin else args.server_cpu,

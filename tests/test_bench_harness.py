@@ -687,6 +687,18 @@ def test_run_py_list_and_bad_arguments():
     assert p.returncode == 2
 
 
+def test_run_py_render_saved_result(tmp_path):
+    pytest.importorskip("matplotlib")
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(_doc()))
+    out = tmp_path / "out"
+    p = _run_py("--render", str(saved), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(str(out))) == ["20260101T000000Z.json", "latest.json",
+                                            "latest.md", "latest.png"]
+    assert "| hello | upstream | 5,000 |" in (out / "latest.md").read_text()
+
+
 @pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
 def test_run_py_wsmask_writes_all_outputs(tmp_path):
     pin = [] if shutil.which("taskset") else ["--no-pin"]
