@@ -1,9 +1,130 @@
-"""tornado_c.httpserver: the public names of ``tornado.httpserver``.
+"""tornado_c.httpserver: the public names of ``tornado.httpserver``, and
+``HTTPServer``, the HTTP/1.x server whose connections are served in C.
 
-Nothing of this module is accelerated in C yet, so every name is upstream's
-object itself; accelerated names replace them here as they land.
+``HTTPServer`` subclasses ``tornado.httpserver.HTTPServer`` and keeps all of
+its options and its TCPServer behaviour (listen, bind/start, add_sockets,
+stop, close_all_connections, reuse_port).  The ``http`` switch component
+installs it with ``tornado.httpserver.HTTPServer.configure(...)``, so
+``Application.listen``, ``HTTPServer(app)`` and ``tornado.testing`` use it.
+
+Each accepted connection is served by ``_core.HTTPServerConnection`` (C:
+libuv I/O, tornado 6.6's request grammar, HTTP1Connection's keep-alive,
+body, timeout and response-framing rules, the same log lines).  A connection
+falls back to upstream's pure-Python path (IOStream + HTTP1ServerConnection)
+when the C path cannot serve it:
+
+- ``ssl_options`` is set (TLS is not done in C);
+- the running event loop is not a tornado_c loop;
+- a subclass overrides ``handle_stream`` (it expects an IOStream).
+
+Known differences: ``request.connection.stream`` is not available on a C
+connection (``detach()`` is: it returns an IOStream holding every byte not
+yet parsed).
 """
 
+import asyncio
+import socket
+
+import tornado.httpserver as _hs
+from tornado import gen, httputil, iostream
+from tornado.http1connection import _GzipMessageDelegate
+from tornado.log import app_log, gen_log
+
+from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
 
 _upstream = _reexport(globals(), "tornado.httpserver")
+
+_UpstreamHTTPServer = _hs.HTTPServer
+_DEFAULT_MAX_BUFFER = 104857600
+
+
+def _make_pystream(fd, leftover):
+    """detach(): an upstream IOStream on fd with `leftover` already read."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    stream = iostream.IOStream(sock)
+    if leftover:
+        stream._read_buffer += leftover
+        stream._read_buffer_size += len(leftover)
+    return stream
+
+
+_core._http_server_init(
+    httputil.RequestStartLine,
+    httputil.HTTPHeaders,
+    app_log,
+    gen_log,
+    httputil.HTTPInputError,
+    httputil.HTTPOutputError,
+    iostream.StreamClosedError,
+    _make_pystream,
+    _GzipMessageDelegate,
+    gen.convert_yielded,
+    httputil.ResponseStartLine,
+)
+
+
+class _SocketHolder:
+    """What _HTTPRequestContext reads from a stream: its socket."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, sock):
+        self.socket = sock
+
+
+# connections served in C since import (tests check the C path is used)
+stats = {"c_connections": 0, "python_connections": 0}
+
+
+class HTTPServer(_UpstreamHTTPServer):
+    __doc__ = _UpstreamHTTPServer.__doc__
+
+    def _c_loop(self):
+        if self.ssl_options is not None:
+            return None
+        if type(self).handle_stream is not _UpstreamHTTPServer.handle_stream:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        if not isinstance(loop, _core.Loop):
+            return None
+        return loop
+
+    def _handle_connection(self, connection, address):
+        loop = self._c_loop()
+        if loop is None:
+            stats["python_connections"] += 1
+            return super()._handle_connection(connection, address)
+        try:
+            context = _hs._HTTPRequestContext(
+                _SocketHolder(connection), address, self.protocol, self.trusted_downstream
+            )
+            p = self.conn_params
+            conn = _core.HTTPServerConnection(
+                self,
+                connection.fileno(),
+                context,
+                loop,
+                p.max_header_size or 65536,
+                p.max_body_size or _DEFAULT_MAX_BUFFER,
+                p.chunk_size or 65536,
+                p.header_timeout,
+                p.body_timeout,
+                bool(p.decompress),
+                bool(p.no_keep_alive),
+                self.max_buffer_size or _DEFAULT_MAX_BUFFER,
+            )
+            # the fd belongs to the C connection now
+            connection.detach()
+            stats["c_connections"] += 1
+            self._connections.add(conn)
+        except Exception:
+            app_log.error("Error in connection callback", exc_info=True)
+            connection.close()
+
+    def on_close(self, server_conn):
+        self._connections.discard(server_conn)
