@@ -17,13 +17,15 @@ when the C path cannot serve it:
 - the running event loop is not a tornado_c loop;
 - a subclass overrides ``handle_stream`` (it expects an IOStream).
 
-Known differences: ``request.connection.stream`` is not available on a C
-connection (``detach()`` is: it returns an IOStream holding every byte not
-yet parsed).
+``request.connection.stream`` on a C connection is a write/close view
+(write, close, closed, socket, set_nodelay); reading is the server's.
+``detach()`` returns a real IOStream holding every byte not yet parsed.
 """
 
 import asyncio
+import os
 import socket
+import weakref
 
 import tornado.httpserver as _hs
 from tornado import gen, httputil, iostream
@@ -63,6 +65,72 @@ _core._http_server_init(
     gen.convert_yielded,
     httputil.ResponseStartLine,
 )
+
+
+class _ConnectionStream:
+    """``request.connection.stream`` of a C connection: the write/close part
+    of the IOStream API (raw bytes go out in order with the response).
+    Reading is the server's job; use ``detach()`` to take the connection
+    over completely."""
+
+    def __init__(self, sconn):
+        self._sconn = sconn
+        self._socket = None
+        self.error = None
+
+    @property
+    def io_loop(self):
+        from tornado.ioloop import IOLoop
+
+        return IOLoop.current()
+
+    @property
+    def socket(self):
+        if self._socket is None:
+            fd = self._sconn.fileno()
+            if fd < 0:
+                return None
+            # a dup, so closing it never closes the connection
+            self._socket = socket.socket(fileno=os.dup(fd))
+        return self._socket
+
+    def fileno(self):
+        return self._sconn.fileno()
+
+    def write(self, data):
+        return self._sconn._write_raw(data)
+
+    def close(self, exc_info=False):
+        self._sconn._close_now()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def closed(self):
+        return self._sconn.closed
+
+    def set_nodelay(self, value):
+        self._sconn._set_nodelay(value)
+
+    def reading(self):
+        return False
+
+    def writing(self):
+        return False
+
+
+def _connection_stream(self):
+    sconn = self._server_conn
+    if sconn is None:
+        return None
+    view = _stream_views.get(sconn)
+    if view is None:
+        view = _stream_views[sconn] = _ConnectionStream(sconn)
+    return view
+
+
+_stream_views = weakref.WeakKeyDictionary()
+_core.HTTPConnection.stream = property(_connection_stream)
 
 
 class _SocketHolder:

@@ -65,6 +65,7 @@ struct sconn {
     char reading;
     char eof;
     char expect_continue;
+    char defer_next;         /* the next request is started by _process */
     PyObject *weakreflist;
 };
 
@@ -665,7 +666,6 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
             }
         }
     }
-    p->max_body_size = p->max_body_size; /* may have been changed by set_max_body_size */
     return 0;
 fail:
     Py_XDECREF(start_line);
@@ -1060,6 +1060,7 @@ sc_next_request(sconn *sc)
         Py_CLEAR(rc->close_callback);
         Py_DECREF(rc);
     }
+    sc->parser.max_body_size = sc->default_max_body; /* set_max_body_size is per request */
     tc_http_parser_resume(&sc->parser);
     start_head_wait(sc);
 }
@@ -1107,9 +1108,9 @@ sc_process(sconn *sc)
                 }
                 continue;
             }
-            if (!rc->response_done) {
-                if (sc->again) continue;
-                break;   /* rc_finish_request continues */
+            if (!rc->response_done || sc->defer_next) {
+                if (sc->again && !sc->defer_next) continue;
+                break;   /* rc_finish_request / _process continues */
             }
             if (rc->w.disconnect_on_finish) {
                 sc_close(sc, 0);
@@ -1180,7 +1181,31 @@ rc_finish_request(rconn *rc)
         sc_close(sc, 0);
         return;
     }
+    if (sc->blen > sc->bstart) {
+        /* pipelined input: parse it from the loop, as upstream's request
+         * loop goes on from a future callback (a detach() right after
+         * finish() must still see those bytes) */
+        PyObject *cb = PyObject_GetAttrString((PyObject *)sc, "_process");
+        PyObject *h = cb ? tc_loop_call_soon(sc->loop, cb, NULL, 0, NULL) : NULL;
+        Py_XDECREF(cb);
+        if (h == NULL) {
+            report(sc, "HTTP server: scheduling the next request failed");
+            sc_close(sc, 0);
+            return;
+        }
+        Py_DECREF(h);
+        sc->defer_next = 1;
+        return;
+    }
     sc_process(sc);
+}
+
+static PyObject *
+sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    sc->defer_next = 0;
+    sc_process(sc);
+    Py_RETURN_NONE;
 }
 
 /* --------------------------------------------------- HTTPConnection */
@@ -1721,8 +1746,19 @@ static PyMethodDef rc_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+rc_get_server_conn(rconn *rc, void *Py_UNUSED(closure))
+{
+    if (rc->sc == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(rc->sc);
+    return (PyObject *)rc->sc;
+}
+
 static PyGetSetDef rc_getset[] = {
     {"context", (getter)rc_get_context, NULL, "The connection's _HTTPRequestContext.", NULL},
+    {"_server_conn", (getter)rc_get_server_conn, NULL, "The HTTPServerConnection (None once detached).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1925,12 +1961,79 @@ sc_dealloc(sconn *sc)
     Py_DECREF(tp);
 }
 
+/* Raw output for request.connection.stream.write(): queued in order with
+ * the response bytes.  Returns a future (done when flushed). */
+static PyObject *
+sc_write_raw(sconn *sc, PyObject *data)
+{
+    if (sc->closed || !sc->handle_open) {
+        PyObject *fut = new_future(sc);
+        if (fut == NULL) {
+            return NULL;
+        }
+        PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
+        PyObject *r = exc ? PyObject_CallMethod(fut, "set_exception", "O", exc) : NULL;
+        Py_XDECREF(exc);
+        if (r == NULL) {
+            Py_DECREF(fut);
+            return NULL;
+        }
+        Py_DECREF(r);
+        return fut;
+    }
+    Py_buffer v;
+    if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    int r = sc_write(sc, v.buf, (size_t)v.len);
+    PyBuffer_Release(&v);
+    if (r < 0) {
+        return NULL;
+    }
+    return write_future(sc);
+}
+
+static PyObject *
+sc_close_now(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    sc_close(sc, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sc_fileno(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    uv_os_fd_t fd;
+    if (!sc->handle_open || uv_fileno((uv_handle_t *)&sc->tcp, &fd) != 0) {
+        return PyLong_FromLong(-1);
+    }
+    return PyLong_FromLong((long)fd);
+}
+
+static PyObject *
+sc_set_nodelay(sconn *sc, PyObject *arg)
+{
+    int v = PyObject_IsTrue(arg);
+    if (v < 0) {
+        return NULL;
+    }
+    if (sc->handle_open) {
+        uv_tcp_nodelay(&sc->tcp, v);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sc_methods[] = {
     {"close", (PyCFunction)sc_close_meth, METH_NOARGS, "Close; returns a Future done when serving ended."},
     {"_idle_timer", (PyCFunction)sc_idle_timer, METH_NOARGS, NULL},
     {"_body_timer", (PyCFunction)sc_body_timer, METH_NOARGS, NULL},
     {"_awaited", (PyCFunction)sc_awaited, METH_O, NULL},
     {"_closed", (PyCFunction)sc_closed, METH_NOARGS, NULL},
+    {"_process", (PyCFunction)sc_process_meth, METH_NOARGS, NULL},
+    {"_write_raw", (PyCFunction)sc_write_raw, METH_O, "Write bytes as they are; returns a Future."},
+    {"_close_now", (PyCFunction)sc_close_now, METH_NOARGS, "Close the connection."},
+    {"fileno", (PyCFunction)sc_fileno, METH_NOARGS, "The socket fd (-1 once closed)."},
+    {"_set_nodelay", (PyCFunction)sc_set_nodelay, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
