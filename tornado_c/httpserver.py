@@ -22,15 +22,18 @@ when the C path cannot serve it:
 ``detach()`` returns a real IOStream holding every byte not yet parsed.
 """
 
-import asyncio
-import os
-import socket
-import weakref
+import asyncio as _asyncio
+import os as _os
+import socket as _socket
+import weakref as _weakref
 
 import tornado.httpserver as _hs
-from tornado import gen, httputil, iostream
+from tornado import gen as _gen
+from tornado import httputil as _httputil
+from tornado import iostream as _iostream
 from tornado.http1connection import _GzipMessageDelegate
-from tornado.log import app_log, gen_log
+from tornado.log import app_log as _app_log
+from tornado.log import gen_log as _gen_log
 
 from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
@@ -43,9 +46,9 @@ _DEFAULT_MAX_BUFFER = 104857600
 
 def _make_pystream(fd, leftover):
     """detach(): an upstream IOStream on fd with `leftover` already read."""
-    sock = socket.socket(fileno=fd)
+    sock = _socket.socket(fileno=fd)
     sock.setblocking(False)
-    stream = iostream.IOStream(sock)
+    stream = _iostream.IOStream(sock)
     if leftover:
         stream._read_buffer += leftover
         stream._read_buffer_size += len(leftover)
@@ -53,17 +56,17 @@ def _make_pystream(fd, leftover):
 
 
 _core._http_server_init(
-    httputil.RequestStartLine,
-    httputil.HTTPHeaders,
-    app_log,
-    gen_log,
-    httputil.HTTPInputError,
-    httputil.HTTPOutputError,
-    iostream.StreamClosedError,
+    _httputil.RequestStartLine,
+    _httputil.HTTPHeaders,
+    _app_log,
+    _gen_log,
+    _httputil.HTTPInputError,
+    _httputil.HTTPOutputError,
+    _iostream.StreamClosedError,
     _make_pystream,
     _GzipMessageDelegate,
-    gen.convert_yielded,
-    httputil.ResponseStartLine,
+    _gen.convert_yielded,
+    _httputil.ResponseStartLine,
 )
 
 
@@ -91,7 +94,7 @@ class _ConnectionStream:
             if fd < 0:
                 return None
             # a dup, so closing it never closes the connection
-            self._socket = socket.socket(fileno=os.dup(fd))
+            self._socket = _socket.socket(fileno=_os.dup(fd))
         return self._socket
 
     def fileno(self):
@@ -129,7 +132,7 @@ def _connection_stream(self):
     return view
 
 
-_stream_views = weakref.WeakKeyDictionary()
+_stream_views = _weakref.WeakKeyDictionary()
 _core.HTTPConnection.stream = property(_connection_stream)
 
 
@@ -143,7 +146,7 @@ class _SocketHolder:
 
 
 # connections served in C since import (tests check the C path is used)
-stats = {"c_connections": 0, "python_connections": 0}
+_stats = {"c_connections": 0, "python_connections": 0}
 
 
 class HTTPServer(_UpstreamHTTPServer):
@@ -155,7 +158,7 @@ class HTTPServer(_UpstreamHTTPServer):
         if type(self).handle_stream is not _UpstreamHTTPServer.handle_stream:
             return None
         try:
-            loop = asyncio.get_running_loop()
+            loop = _asyncio.get_running_loop()
         except RuntimeError:
             return None
         if not isinstance(loop, _core.Loop):
@@ -165,7 +168,7 @@ class HTTPServer(_UpstreamHTTPServer):
     def _handle_connection(self, connection, address):
         loop = self._c_loop()
         if loop is None:
-            stats["python_connections"] += 1
+            _stats["python_connections"] += 1
             return super()._handle_connection(connection, address)
         try:
             context = _hs._HTTPRequestContext(
@@ -188,10 +191,10 @@ class HTTPServer(_UpstreamHTTPServer):
             )
             # the fd belongs to the C connection now
             connection.detach()
-            stats["c_connections"] += 1
+            _stats["c_connections"] += 1
             self._connections.add(conn)
         except Exception:
-            app_log.error("Error in connection callback", exc_info=True)
+            _app_log.error("Error in connection callback", exc_info=True)
             connection.close()
 
     def on_close(self, server_conn):

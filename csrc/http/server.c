@@ -937,6 +937,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_CLEAR(rc->close_callback);
         Py_DECREF(rc);
     }
+    Py_CLEAR(sc->req);  /* no sc <-> rc cycle left behind (circlerefs_test) */
     if (sc->write_futures != NULL) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sc->write_futures); i++) {
             future_set_none(PyList_GET_ITEM(sc->write_futures, i));
