@@ -626,7 +626,32 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
 
     delegate = PyObject_CallMethod(sc->server, "start_request", "OO", (PyObject *)sc, (PyObject *)rc);
     if (delegate == NULL) {
-        goto fail;
+        /* upstream's request loop: gen_log.error("Uncaught exception",
+         * exc_info=True), then close */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (tb != NULL && v != NULL) {
+            PyException_SetTraceback(v, tb);
+        }
+        PyObject *ei = PyTuple_Pack(3, t ? t : Py_None, v ? v : Py_None, tb ? tb : Py_None);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyObject *kw = ei ? Py_BuildValue("{s:O}", "exc_info", ei) : NULL;
+        PyObject *a = Py_BuildValue("(s)", "Uncaught exception");
+        PyObject *m = PyObject_GetAttrString(H(st)->gen_log, "error");
+        PyObject *r = (kw && a && m) ? PyObject_Call(m, a, kw) : NULL;
+        Py_XDECREF(ei);
+        Py_XDECREF(kw);
+        Py_XDECREF(a);
+        Py_XDECREF(m);
+        if (r == NULL) {
+            report(sc, "HTTP server: logging failed");
+        }
+        Py_XDECREF(r);
+        sc_close(sc, 0);
+        return 1;
     }
     if (sc->decompress) {
         PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
@@ -1101,7 +1126,8 @@ sc_process(sconn *sc)
                     Py_INCREF(rc);
                     PyObject *r = call_method0(rc->delegate, "finish");
                     if (r == NULL) {
-                        rc->delegate_closed = 1; /* finish() was the delegate's last call */
+                        /* as upstream, a delegate whose finish() raised is
+                         * then told the connection closed */
                         sc_delegate_failed(sc);
                     }
                     Py_XDECREF(r);
