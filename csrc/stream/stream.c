@@ -10,8 +10,8 @@
  * read_into, until close), exactly as upstream's _find_read_pos does.  The
  * handle reads only while somebody wants bytes: a pending Python read, a
  * close callback waiting on an empty buffer (upstream's error listener), or
- * an unpaused consumer.  Upstream's inline read (recv() inside read_until())
- * is not done: a read that the buffer cannot satisfy completes from the loop.
+ * an unpaused consumer.  As upstream, read_*() first tries the buffer, then
+ * a non-blocking read() of what the socket holds, then waits for the loop.
  *
  * Output: uv_try_write() first from the caller's bytes; the rest becomes the
  * single uv_write in flight (a bytes object is referenced, anything else is
@@ -68,6 +68,7 @@ struct tc_stream {
     size_t rstart, rlen, rcap;
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
     Py_ssize_t rbytes, rmax;    /* rmax -1: no max_bytes */
+    size_t into_copied;         /* read_into: bytes already in the caller's buffer */
     char *wheap;
     size_t wheap_cap, inflight_len;
     char *pend;
@@ -390,6 +391,7 @@ clear_target(tc_stream *s)
 {
     s->rmode = R_NONE;
     s->partial = 0;
+    s->into_copied = 0;
     Py_CLEAR(s->rtarget);
     if (s->into_held) {
         s->into_held = 0;
@@ -488,6 +490,23 @@ find_read_pos(tc_stream *s)
     }
 }
 
+/* read_into: the caller's buffer shows the bytes as they arrive, as with
+ * upstream (which reads straight into it). */
+static void
+fill_into(tc_stream *s)
+{
+    size_t n;
+    if (s->rmode != R_INTO || !s->into_held) {
+        return;
+    }
+    n = s->rlen < (size_t)s->into.len ? s->rlen : (size_t)s->into.len;
+    if (n > s->into_copied) {
+        memcpy((char *)s->into.buf + s->into_copied, s->rbuf + s->rstart + s->into_copied,
+               n - s->into_copied);
+        s->into_copied = n;
+    }
+}
+
 /* upstream's _read_from_buffer/_finish_read: resolve the read future with
  * `size` bytes (bytes object, or the count for read_into).  -1 on error. */
 static int
@@ -500,7 +519,8 @@ finish_read(tc_stream *s, size_t size)
         if (n > (size_t)s->into.len) {
             n = (size_t)s->into.len;
         }
-        memcpy(s->into.buf, s->rbuf + s->rstart, n);
+        fill_into(s);
+        size = n;
         result = PyLong_FromSize_t(n);
     }
     else {
@@ -650,6 +670,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             deliver_consumer(s);
         }
         else {
+            fill_into(s);
             try_complete_read(s);
         }
     }
@@ -1228,8 +1249,88 @@ start_read(tc_stream *s)
     return fut;
 }
 
-/* upstream's _try_inline_read, minus the inline recv(): the read completes
- * from the buffer now or from the loop later.  Returns `fut` (stolen) or
+/* upstream's _read_to_buffer_loop inside _try_inline_read: read what the
+ * socket already has (non-blocking) until the pending read is satisfied.
+ * 0, or -1 with the exception set that upstream raises from read_*(). */
+static int
+inline_read(tc_stream *s)
+{
+    uv_os_fd_t fd;
+    int rounds = 0;
+    while (!s->closed && s->rmode != R_NONE && rounds++ < 64) {
+        uv_buf_t b;
+        ssize_t n;
+        if (!handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
+            return 0;
+        }
+        alloc_cb(&s->h.handle, 0, &b);
+        if (b.base == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        do {
+            n = read(fd, b.base, b.len);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            PyObject *exc;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            PyErr_SetFromErrno(PyExc_OSError);
+            exc = fetch_exception();
+            if (exc == NULL) {
+                return -1;
+            }
+            stream_close(s, exc);
+            if (is_connreset(exc)) {
+                Py_DECREF(exc);
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+            return -1;
+        }
+        if (n == 0) {
+            stream_close(s, NULL);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        s->rlen += (size_t)n;
+        if (s->rlen > (size_t)s->max_buffer_size) {
+            PyObject *exc;
+            log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
+            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
+                                        "Reached maximum read buffer size");
+            if (exc == NULL) {
+                return -1;
+            }
+            stream_close(s, exc);
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+            return -1;
+        }
+        fill_into(s);
+        {
+            Py_ssize_t pos = find_read_pos(s);
+            if (pos == -2) {
+                if (PyErr_ExceptionMatches(s->st->stream.UnsatisfiableReadError)) {
+                    unsatisfiable(s);
+                    return PyErr_Occurred() ? -1 : 0;
+                }
+                return -1;
+            }
+            if (pos >= 0) {
+                return finish_read(s, (size_t)pos);
+            }
+        }
+        if ((size_t)n < b.len) {
+            return 0; /* the socket is drained */
+        }
+    }
+    return 0;
+}
+
+/* upstream's _try_inline_read: from the buffer, then from what the socket
+ * already holds, else from the loop later.  Returns `fut` (stolen) or
  * NULL with an exception set. */
 static PyObject *
 try_inline_read(tc_stream *s, PyObject *fut)
@@ -1258,7 +1359,13 @@ try_inline_read(tc_stream *s, PyObject *fut)
         Py_DECREF(fut);
         return set_closed_error(s);
     }
-    update_reading(s);
+    if (inline_read(s) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    if (!s->closed && s->rmode != R_NONE) {
+        update_reading(s);
+    }
     if (PyErr_Occurred()) {
         Py_DECREF(fut);
         return NULL;
@@ -1394,6 +1501,8 @@ py_read_into(tc_stream *s, PyObject *args, PyObject *kwds)
     s->rbytes = s->into.len;
     s->partial = (char)partial;
     s->rmax = -1;
+    s->into_copied = 0;
+    fill_into(s);
     return try_inline_read(s, fut);
 }
 
