@@ -38,22 +38,19 @@ struct sconn {
     PyObject *body_timer;    /* strong TimerHandle or NULL */
     PyObject *write_futures; /* list of futures resolved at drain */
     rconn *req;              /* strong: the current request, or NULL */
-    uv_tcp_t tcp;
+    tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
     tc_http_parser parser;
-    char *buf;               /* input */
-    size_t bstart, blen, bcap;
     tc_http_buf body;        /* coalesced body bytes not yet delivered */
-    size_t wpending;         /* bytes queued in uv_write requests */
-    size_t max_buffer_size;
     size_t chunk_size;
+    Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */
     uint64_t default_max_body;
     double idle_timeout;     /* < 0: none */
     double body_timeout;     /* < 0: none */
     double head_wait_start;
     int decompress;
     /* state */
-    char handle_open;        /* uv handle initialised and not yet closed */
-    char closed;             /* close started */
+    char closed;             /* the stream closed (or close started) */
+    char close_scheduled;    /* _closed() scheduled */
     char close_notified;     /* _closed() ran */
     char detached;
     char waiting_head;       /* between requests: the idle timeout applies */
@@ -62,8 +59,8 @@ struct sconn {
     char msg_complete;       /* parser finished the message (paused) */
     char finish_called;      /* delegate.finish() done (or skipped) */
     char close_after_drain;
-    char reading;
-    char eof;
+    char head_pending;       /* a head was parsed: run the delegate */
+    char flush_body;         /* deliver coalesced body bytes now */
     char expect_continue;
     char defer_next;         /* the next request is started by _process */
     PyObject *weakreflist;
@@ -87,7 +84,7 @@ struct rconn {
 typedef struct {
     PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
         *HTTPInputError, *HTTPOutputError, *StreamClosedError,
-        *make_pystream, *GzipDelegate, *convert_yielded, *ResponseStartLine;
+        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine;
 } helpers_t;
 
 /* The helpers live in the module state (see http.h: srv_helpers). */
@@ -102,9 +99,10 @@ mono_now(void)
 }
 
 static void sc_process(sconn *sc);
-static void sc_close(sconn *sc, int notify_now);
+static void sc_close(sconn *sc);
 static int sc_write(sconn *sc, const char *data, size_t len);
 static void rc_finish_request(rconn *rc);
+static size_t sc_pending(sconn *sc);
 
 /* ----------------------------------------------------- small helpers */
 
@@ -247,7 +245,7 @@ sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     /* upstream: TimeoutError from with_timeout -> self.close(), quietly */
-    sc_close(sc, 0);
+    sc_close(sc);
     Py_RETURN_NONE;
 }
 
@@ -264,7 +262,7 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     Py_DECREF(r);
-    sc_close(sc, 0);
+    sc_close(sc);
     Py_RETURN_NONE;
 }
 
@@ -317,19 +315,19 @@ sc_delegate_failed(sconn *sc)
             if (sc_write(sc, bad, sizeof(bad) - 1) < 0) {
                 PyErr_Clear();
             }
-            if (sc->wpending) {
+            if (sc_pending(sc)) {
                 sc->close_after_drain = 1;
                 sc->awaiting = 1; /* stop parsing */
                 return;
             }
         }
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
     if (sc->req) {
         rc_delegate_close(sc->req, st);
     }
-    sc_close(sc, 0);
+    sc_close(sc);
 }
 
 /* The delegate returned `res` (new ref): None, or an awaitable to wait for. */
@@ -559,7 +557,6 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     sconn *sc = p->data;
     tc_state *st = sc->st;
     rconn *rc = NULL;
-    PyObject *delegate = NULL, *res = NULL;
     sc->waiting_head = 0;
     cancel_timer(&sc->idle_timer);
 
@@ -624,6 +621,29 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     sc->expect_continue = (char)head->expect_continue;
     sc->body.len = 0;
 
+    Py_CLEAR(headers);
+    sc->head_pending = 1;
+    return 1;  /* the delegate runs from sc_process, after the head is consumed */
+fail:
+    Py_XDECREF(start_line);
+    Py_XDECREF(headers);
+    report(sc, "HTTP server: building the request failed");
+    sc_close(sc);
+    return 1;
+}
+
+/* After a head: start_request, headers_received (awaited if it returns an
+ * awaitable), 100-continue.  0: go on parsing; 1: stop (awaiting, detached,
+ * closed). */
+static int
+sc_dispatch_head_inner(sconn *sc)
+{
+    tc_state *st = sc->st;
+    rconn *rc = sc->req;
+    PyObject *delegate, *res;
+    if (rc == NULL) {
+        return 0;
+    }
     delegate = PyObject_CallMethod(sc->server, "start_request", "OO", (PyObject *)sc, (PyObject *)rc);
     if (delegate == NULL) {
         /* upstream's request loop: gen_log.error("Uncaught exception",
@@ -650,23 +670,24 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
             report(sc, "HTTP server: logging failed");
         }
         Py_XDECREF(r);
-        sc_close(sc, 0);
+        sc_close(sc);
         return 1;
     }
     if (sc->decompress) {
         PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
                                             (Py_ssize_t)sc->chunk_size,
-                                            (unsigned long long)p->max_body_size);
+                                            (unsigned long long)sc->parser.max_body_size);
         Py_DECREF(delegate);
         delegate = g;
         if (delegate == NULL) {
-            goto fail;
+            report(sc, "HTTP server: building the request failed");
+            sc_close(sc);
+            return 1;
         }
     }
     rc->delegate = delegate;  /* steals */
     rc->head_delivered = 1;
-    res = PyObject_CallMethod(rc->delegate, "headers_received", "OO", rc->start_line, headers);
-    Py_CLEAR(headers);
+    res = PyObject_CallMethod(rc->delegate, "headers_received", "OO", rc->start_line, rc->headers);
     if (res == NULL) {
         sc_delegate_failed(sc);
         return 1;
@@ -692,12 +713,16 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
         }
     }
     return 0;
-fail:
-    Py_XDECREF(start_line);
-    Py_XDECREF(headers);
-    report(sc, "HTTP server: building the request failed");
-    sc_close(sc, 0);
-    return 1;
+}
+
+static int
+sc_dispatch_head(sconn *sc)
+{
+    rconn *rc = sc->req;
+    Py_XINCREF(rc);
+    int r = sc_dispatch_head_inner(sc);
+    Py_XDECREF(rc);
+    return r;
 }
 
 static int
@@ -734,16 +759,11 @@ on_body(tc_http_parser *p, const char *data, size_t len)
     if (tc_http_buf_append(&sc->body, data, len) < 0) {
         PyErr_NoMemory();
         report(sc, "HTTP server: out of memory");
-        sc_close(sc, 0);
+        sc_close(sc);
         return 1;
     }
-    if (sc->body.len >= sc->chunk_size) {
-        int r = sc_deliver_body(sc);
-        if (r != 0) {
-            return 1;
-        }
-    }
-    return 0;
+    /* delivered from sc_process, outside the parser */
+    return sc->body.len >= sc->chunk_size ? 1 : 0;
 }
 
 static int
@@ -761,172 +781,78 @@ static const tc_http_callbacks server_callbacks = {
 
 /* ---------------------------------------------------------- I/O layer */
 
-typedef struct {
-    uv_write_t req;
-    sconn *sc;
-    size_t len;
-    char data[];
-} wreq;
-
+/* The stream's write queue emptied: resolve write futures, finish a
+ * waiting request, close after a 400. */
 static void
-write_cb(uv_write_t *req, int status)
+on_drain(void *ctx, tc_stream *s)
 {
-    wreq *w = (wreq *)req;
-    sconn *sc = w->sc;
-    TC_LOOP_ENTER(sc->loop);
-    sc->wpending -= w->len;
-    PyMem_RawFree(w);
-    if (status < 0 && status != UV_ECANCELED) {
-        sc_close(sc, 0);
+    sconn *sc = ctx;
+    (void)s;
+    Py_INCREF(sc);
+    if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
+        PyObject *lst = sc->write_futures;
+        sc->write_futures = PyList_New(0);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
+            future_set_none(PyList_GET_ITEM(lst, i));
+        }
+        Py_DECREF(lst);
+        if (sc->write_futures == NULL) {
+            report(sc, "HTTP server: out of memory");
+        }
     }
-    if (sc->wpending == 0) {
-        /* drain: resolve write futures, finish a waiting request */
-        if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
-            PyObject *lst = sc->write_futures;
-            sc->write_futures = PyList_New(0);
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-                future_set_none(PyList_GET_ITEM(lst, i));
-            }
-            Py_DECREF(lst);
-            if (sc->write_futures == NULL) {
-                PyErr_Clear();
-            }
-        }
-        if (sc->close_after_drain) {
-            sc_close(sc, 0);
-        } else if (sc->req != NULL && sc->req->finish_waiting) {
-            sc->req->finish_waiting = 0;
-            rc_finish_request(sc->req);
-        }
+    if (sc->close_after_drain) {
+        sc_close(sc);
+    } else if (sc->req != NULL && sc->req->finish_waiting) {
+        sc->req->finish_waiting = 0;
+        rc_finish_request(sc->req);
     }
     if (PyErr_Occurred()) {
-        report(sc, "HTTP server: write callback failed");
+        report(sc, "HTTP server: drain callback failed");
     }
-    Py_DECREF(sc);  /* the reference held by the request */
+    Py_DECREF(sc);
+}
+
+static size_t
+sc_pending(sconn *sc)
+{
+    return sc->closed ? 0 : tc_stream_write_pending(sc->stream);
 }
 
 /* Write bytes; 0 or -1 with StreamClosedError set when closed. */
 static int
 sc_write(sconn *sc, const char *data, size_t len)
 {
-    if (sc->closed || !sc->handle_open) {
+    if (sc->closed || sc->detached) {
         PyErr_SetNone(H(sc->st)->StreamClosedError);
         return -1;
     }
     if (len == 0) {
         return 0;
     }
-    size_t off = 0;
-    if (sc->wpending == 0) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned int)len);
-        int n = uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
-        if (n >= 0) {
-            off = (size_t)n;
-        } else if (n != UV_EAGAIN) {
-            sc_close(sc, 0);
-            return 0;   /* upstream: the write future fails quietly once closed */
-        }
-    }
-    if (off == len) {
-        return 0;
-    }
-    size_t rest = len - off;
-    wreq *w = PyMem_RawMalloc(sizeof(wreq) + rest);
-    if (w == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    w->sc = sc;
-    w->len = rest;
-    memcpy(w->data, data + off, rest);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
-    int r = uv_write(&w->req, (uv_stream_t *)&sc->tcp, &b, 1, write_cb);
-    if (r < 0) {
-        PyMem_RawFree(w);
-        sc_close(sc, 0);
-        return 0;
-    }
-    Py_INCREF(sc);
-    sc->wpending += rest;
-    return 0;
+    return tc_stream_write(sc->stream, data, len);
 }
 
 static void
-alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+on_data(void *ctx, tc_stream *s)
 {
-    sconn *sc = h->data;
-    (void)suggested;
-    /* compact, then make room for at least 64 KiB */
-    if (sc->bstart > 0 && sc->bstart == sc->blen) {
-        sc->bstart = sc->blen = 0;
-    }
-    size_t want = 65536;
-    if (sc->bcap - sc->blen < want) {
-        if (sc->bstart > 0) {
-            memmove(sc->buf, sc->buf + sc->bstart, sc->blen - sc->bstart);
-            sc->blen -= sc->bstart;
-            sc->bstart = 0;
-        }
-        if (sc->bcap - sc->blen < want) {
-            size_t ncap = sc->blen + want;
-            char *nb = PyMem_RawRealloc(sc->buf, ncap);
-            if (nb == NULL) {
-                buf->base = NULL;
-                buf->len = 0;
-                return;
-            }
-            sc->buf = nb;
-            sc->bcap = ncap;
-        }
-    }
-    buf->base = sc->buf + sc->blen;
-    buf->len = sc->bcap - sc->blen;
+    sconn *sc = ctx;
+    (void)s;
+    sc_process(sc);
 }
 
-static void
-read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    sconn *sc = stream->data;
-    (void)buf;
-    TC_LOOP_ENTER(sc->loop);
-    Py_INCREF(sc);
-    if (nread > 0) {
-        sc->blen += (size_t)nread;
-        if (sc->blen - sc->bstart > sc->max_buffer_size) {
-            /* paused (pipelining) with too much input: stop reading until
-             * the parser takes it */
-            uv_read_stop(stream);
-            sc->reading = 0;
-        }
-        sc_process(sc);
-    } else if (nread < 0) {
-        uv_read_stop(stream);
-        sc->reading = 0;
-        sc->eof = 1;
-        /* bytes still buffered are parsed first (a pipelined request then
-         * EOF), as upstream reads from its buffer after the close */
-        if (sc->bstart == sc->blen || sc->req != NULL) {
-            sc_close(sc, 0);
-        } else {
-            sc_process(sc);
-            if (!sc->closed && sc->req == NULL) {
-                sc_close(sc, 0);
-            }
-        }
-    }
-    if (PyErr_Occurred()) {
-        report(sc, "HTTP server: read callback failed");
-    }
-    Py_DECREF(sc);
-}
+static void sc_schedule_closed(sconn *sc);
 
 static void
-close_cb(uv_handle_t *h)
+on_close(void *ctx, tc_stream *s, PyObject *error)
 {
-    sconn *sc = h->data;
-    TC_LOOP_HANDLE_CLOSED(sc->st);
-    Py_DECREF(sc);  /* the handle's self-reference */
+    sconn *sc = ctx;
+    (void)s;
+    (void)error;
+    sc->closed = 1;
+    sc_schedule_closed(sc);
 }
+
+static const tc_stream_consumer consumer_cb = {on_data, on_drain, on_close};
 
 /* Run the Python-visible side of a close from the loop (as upstream's
  * close callbacks run from the IOLoop). */
@@ -984,6 +910,10 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
 static void
 sc_schedule_closed(sconn *sc)
 {
+    if (sc->close_scheduled) {
+        return;
+    }
+    sc->close_scheduled = 1;
     PyObject *cb = PyObject_GetAttrString((PyObject *)sc, "_closed");
     if (cb == NULL) {
         report(sc, "HTTP server: close notification failed");
@@ -1002,22 +932,31 @@ sc_schedule_closed(sconn *sc)
 }
 
 static void
-sc_close(sconn *sc, int notify_now)
+sc_close(sconn *sc)
 {
     if (sc->closed) {
         return;
     }
     sc->closed = 1;
-    if (sc->handle_open) {
-        sc->handle_open = 0;
-        tc_loop_close_handle(sc->loop, (uv_handle_t *)&sc->tcp, close_cb);
+    Py_INCREF(sc);
+    if (!sc->detached) {
+        tc_stream_close(sc->stream, NULL);  /* on_close runs in here */
     }
-    if (notify_now) {
-        PyObject *r = sc_closed(sc, NULL);
-        Py_XDECREF(r);
-    } else {
-        sc_schedule_closed(sc);
+    sc_schedule_closed(sc);
+    Py_DECREF(sc);
+}
+
+/* Close while an exception is set (to be raised to the caller after). */
+static void
+sc_close_keep_exc(sconn *sc)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    sc_close(sc);
+    if (PyErr_Occurred()) {
+        report(sc, "HTTP server: closing the stream failed");
     }
+    PyErr_Restore(t, v, tb);
 }
 
 /* ------------------------------------------------------------ driver */
@@ -1033,13 +972,13 @@ sc_parse_error(sconn *sc)
     if (p->error_kind == TC_HTTP_ERR_NOMEM) {
         PyErr_NoMemory();
         report(sc, "HTTP server: out of memory");
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
     PyObject *msg = latin1(p->error_msg ? p->error_msg : "", p->error_len);
     if (msg == NULL) {
         report(sc, "HTTP server: error message");
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
     if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
@@ -1054,14 +993,14 @@ sc_parse_error(sconn *sc)
         if (sc->req && !sc->req->read_finished) {
             rc_delegate_close(sc->req, st);
         }
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
     PyObject *exc = PyObject_CallOneArg(H(st)->HTTPInputError, msg);
     Py_DECREF(msg);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -1101,23 +1040,35 @@ sc_process(sconn *sc)
     sc->in_process = 1;
     Py_INCREF(sc);
     tc_http_parser *p = &sc->parser;
+again:
     for (;;) {
         sc->again = 0;
         if (sc->closed || sc->detached || sc->awaiting) {
             break;
+        }
+        if (sc->head_pending) {
+            sc->head_pending = 0;
+            if (sc_dispatch_head(sc) != 0) {
+                break;
+            }
+            continue;
+        }
+        if (sc->body.len) {
+            if (sc->req == NULL) {
+                sc->body.len = 0;
+            } else if (sc->flush_body || sc->msg_complete || sc->body.len >= sc->chunk_size) {
+                sc->flush_body = 0;
+                if (sc_deliver_body(sc) != 0) {
+                    break;
+                }
+                continue;
+            }
         }
         if (sc->msg_complete) {
             rconn *rc = sc->req;
             if (rc == NULL) {
                 sc_next_request(sc);
                 continue;
-            }
-            if (sc->body.len) {
-                int r = sc_deliver_body(sc);
-                if (r != 0) {
-                    if (sc->again) continue;
-                    break;
-                }
             }
             if (!sc->finish_called) {
                 sc->finish_called = 1;
@@ -1136,11 +1087,10 @@ sc_process(sconn *sc)
                 continue;
             }
             if (!rc->response_done || sc->defer_next) {
-                if (sc->again && !sc->defer_next) continue;
                 break;   /* rc_finish_request / _process continues */
             }
             if (rc->w.disconnect_on_finish) {
-                sc_close(sc, 0);
+                sc_close(sc);
                 break;
             }
             sc_next_request(sc);
@@ -1149,9 +1099,12 @@ sc_process(sconn *sc)
         if (p->paused) {
             tc_http_parser_resume(p);
         }
-        size_t consumed = 0;
-        tc_http_status s = tc_http_parser_execute(p, sc->buf + sc->bstart, sc->blen - sc->bstart, &consumed);
-        sc->bstart += consumed;
+        size_t len = 0, consumed = 0;
+        const char *data = tc_stream_peek(sc->stream, &len);
+        tc_http_status s = tc_http_parser_execute(p, data, len, &consumed);
+        if (consumed) {
+            tc_stream_consume(sc->stream, consumed);
+        }
         if (s == TC_HTTP_ERROR) {
             sc_parse_error(sc);
             break;
@@ -1159,29 +1112,15 @@ sc_process(sconn *sc)
         if (s == TC_HTTP_PAUSED) {
             continue;
         }
-        /* all input consumed: deliver what the body has so far */
+        /* all input consumed: hand over what the body has so far */
         if (sc->body.len && sc->req != NULL) {
-            if (sc_deliver_body(sc) != 0) {
-                if (sc->again) continue;
-                break;
-            }
-        }
-        if (sc->again) {
+            sc->flush_body = 1;
             continue;
         }
         break;
     }
-    if (sc->bstart == sc->blen) {
-        sc->bstart = sc->blen = 0;
-    }
-    if (!sc->closed && !sc->detached && !sc->reading && !sc->eof && sc->handle_open &&
-        sc->blen - sc->bstart <= sc->max_buffer_size) {
-        if (uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb) == 0) {
-            sc->reading = 1;
-        }
-    }
-    if (sc->eof && !sc->closed && sc->req == NULL) {
-        sc_close(sc, 0);
+    if (sc->again && !sc->closed && !sc->detached && !sc->awaiting) {
+        goto again;
     }
     sc->in_process = 0;
     Py_DECREF(sc);
@@ -1205,10 +1144,12 @@ rc_finish_request(rconn *rc)
             /* finished before reading the whole request: no more parsing */
             rc->read_finished = 1;
         }
-        sc_close(sc, 0);
+        sc_close(sc);
         return;
     }
-    if (sc->blen > sc->bstart) {
+    size_t buffered = 0;
+    (void)tc_stream_peek(sc->stream, &buffered);
+    if (buffered > 0) {
         /* pipelined input: parse it from the loop, as upstream's request
          * loop goes on from a future callback (a detach() right after
          * finish() must still see those bytes) */
@@ -1217,7 +1158,7 @@ rc_finish_request(rconn *rc)
         Py_XDECREF(cb);
         if (h == NULL) {
             report(sc, "HTTP server: scheduling the next request failed");
-            sc_close(sc, 0);
+            sc_close(sc);
             return;
         }
         Py_DECREF(h);
@@ -1274,7 +1215,7 @@ write_future(sconn *sc)
     if (fut == NULL) {
         return NULL;
     }
-    if (sc->wpending == 0 || sc->closed) {
+    if (sc_pending(sc) == 0) {
         PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
         if (r == NULL) {
             Py_DECREF(fut);
@@ -1506,7 +1447,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         } else {
             raise_werr(st, &rc->w, e);
             if (rc->w.closed) {
-                sc_close(sc, 0);
+                sc_close_keep_exc(sc);
             }
         }
         goto fail;
@@ -1515,7 +1456,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (set_response_headers(rc, headers) < 0) {
         goto fail;
     }
-    if (sc->closed || !sc->handle_open) {
+    if (sc->closed || sc->detached) {
         result = closed_write_future(rc);
     } else {
         if (sc_write(sc, out.data, out.len) < 0) {
@@ -1548,7 +1489,7 @@ rc_write(rconn *rc, PyObject *chunk)
         PyErr_SetString(PyExc_RuntimeError, "connection detached");
         return NULL;
     }
-    if (sc->closed || !sc->handle_open) {
+    if (sc->closed || sc->detached) {
         return closed_write_future(rc);
     }
     Py_buffer view;
@@ -1562,7 +1503,7 @@ rc_write(rconn *rc, PyObject *chunk)
     if (e != TC_HTTP_WOK) {
         raise_werr(sc->st, &rc->w, e);
         if (rc->w.closed) {
-            sc_close(sc, 0);
+            sc_close_keep_exc(sc);
         }
         goto done;
     }
@@ -1583,14 +1524,14 @@ rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "connection detached");
         return NULL;
     }
-    int stream_closed = sc->closed || !sc->handle_open;
+    int stream_closed = sc->closed || sc->detached;
     tc_http_buf out = {0};
     tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
     if (e != TC_HTTP_WOK) {
         tc_http_buf_free(&out);
         raise_werr(sc->st, &rc->w, e);
         if (rc->w.closed) {
-            sc_close(sc, 0);
+            sc_close_keep_exc(sc);
         }
         return NULL;
     }
@@ -1605,7 +1546,7 @@ rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
         rc->w.disconnect_on_finish = 1;
     }
     Py_INCREF(rc);
-    if (sc->wpending > 0 && !sc->closed) {
+    if (sc_pending(sc) > 0) {
         rc->finish_waiting = 1;
     } else {
         rc_finish_request(rc);
@@ -1653,8 +1594,8 @@ rc_set_body_timeout(rconn *rc, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* Take the connection out of HTTP processing: a Python IOStream on a dup of
- * the fd, with every unparsed input byte already in its buffer. */
+/* Take the connection out of HTTP processing: the IOStream, with every
+ * byte not yet parsed still in its buffer and pending writes still queued. */
 static PyObject *
 rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
 {
@@ -1663,57 +1604,44 @@ rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "already detached");
         return NULL;
     }
-    tc_state *st = sc->st;
-    PyObject *stream = NULL, *left = NULL;
-    uv_os_fd_t fd = -1;
-    int nfd = -1;
-    if (sc->handle_open && uv_fileno((uv_handle_t *)&sc->tcp, &fd) == 0) {
-        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (nfd < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return NULL;
+    PyObject *stream = (PyObject *)sc->stream;
+    Py_INCREF(stream);
+    if (!sc->closed) {
+        tc_stream_set_consumer(sc->stream, NULL, NULL);
+        if (sc->read_chunk_size > 0) {
+            PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
+            if (v == NULL || PyObject_SetAttrString(stream, "read_chunk_size", v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(stream);
+                return NULL;
+            }
+            Py_DECREF(v);
         }
     }
-    left = PyBytes_FromStringAndSize(sc->buf + sc->bstart, (Py_ssize_t)(sc->blen - sc->bstart));
-    if (left == NULL) {
-        goto fail;
-    }
-    stream = PyObject_CallFunction(H(st)->make_pystream, "iO", nfd, left);
-    Py_DECREF(left);
-    if (stream == NULL) {
-        goto fail;
-    }
-    nfd = -1;  /* owned by the stream now */
-    sc->bstart = sc->blen = 0;
     sc->detached = 1;
     Py_CLEAR(rc->close_callback);
     rc->response_done = 1;
     rc->sc = NULL;
-    if (sc->reading) {
-        uv_read_stop((uv_stream_t *)&sc->tcp);
-        sc->reading = 0;
-    }
     if (sc->req == rc) {
         rc->delegate_closed = 1;  /* upstream: no on_connection_close after detach */
         sc->req = NULL;
         Py_DECREF(rc);            /* sc's reference; the caller still holds one */
     }
-    /* pending output (rare: the kernel buffer was full) still goes out on
-     * the old handle, closed once drained */
-    if (sc->wpending) {
-        sc->close_after_drain = 1;
-        sc_schedule_closed(sc);
-        sc->close_notified = 0;
-    } else {
-        sc_close(sc, 0);
-    }
-    Py_DECREF(sc);   /* rc's reference */
+    cancel_timer(&sc->idle_timer);
+    cancel_timer(&sc->body_timer);
+    sc_schedule_closed(sc);       /* the server forgets the connection */
+    Py_DECREF(sc);                /* rc's reference */
     return stream;
-fail:
-    if (nfd >= 0) {
-        close(nfd);
+}
+
+static PyObject *
+rc_get_stream(rconn *rc, void *Py_UNUSED(closure))
+{
+    if (rc->sc == NULL) {
+        Py_RETURN_NONE;
     }
-    return NULL;
+    Py_INCREF(rc->sc->stream);
+    return (PyObject *)rc->sc->stream;
 }
 
 static PyObject *
@@ -1786,6 +1714,7 @@ rc_get_server_conn(rconn *rc, void *Py_UNUSED(closure))
 static PyGetSetDef rc_getset[] = {
     {"context", (getter)rc_get_context, NULL, "The connection's _HTTPRequestContext.", NULL},
     {"_server_conn", (getter)rc_get_server_conn, NULL, "The HTTPServerConnection (None once detached).", NULL},
+    {"stream", (getter)rc_get_stream, NULL, "The connection's IOStream (None once detached).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1808,24 +1737,26 @@ static PyType_Spec rc_spec = {
 
 /* ------------------------------------------------ HTTPServerConnection */
 
-/* HTTPServerConnection(server, fd, context, loop, max_header_size,
- *     max_body_size, chunk_size, idle_timeout, body_timeout, decompress,
- *     no_keep_alive, max_buffer_size) */
+/* HTTPServerConnection(server, fd, address, protocol, trusted_downstream,
+ *     loop, max_header_size, max_body_size, chunk_size, idle_timeout,
+ *     body_timeout, decompress, no_keep_alive, max_buffer_size,
+ *     read_chunk_size): serves the accepted socket fd (owned from here on,
+ *     unless this raises). */
 static PyObject *
 sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     tc_state *st = tc_state_from_type(type);
-    PyObject *server, *context, *loop, *idle_o, *body_o;
+    PyObject *server, *address, *protocol, *trusted, *loop, *idle_o, *body_o;
     int fd, decompress, no_keep_alive;
-    Py_ssize_t max_header, chunk_size, max_buffer;
+    Py_ssize_t max_header, chunk_size, max_buffer, read_chunk;
     unsigned long long max_body;
     if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
         PyErr_SetString(PyExc_TypeError, "no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OiOOnKnOOppn", &server, &fd, &context, &loop, &max_header,
-                          &max_body, &chunk_size, &idle_o, &body_o, &decompress,
-                          &no_keep_alive, &max_buffer)) {
+    if (!PyArg_ParseTuple(args, "OiOOOOnKnOOppnn", &server, &fd, &address, &protocol,
+                          &trusted, &loop, &max_header, &max_body, &chunk_size, &idle_o,
+                          &body_o, &decompress, &no_keep_alive, &max_buffer, &read_chunk)) {
         return NULL;
     }
     if (H(st)->HTTPHeaders == NULL) {
@@ -1836,7 +1767,7 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
         return NULL;
     }
-    if (chunk_size <= 0 || max_header <= 0 || max_buffer <= 0) {
+    if (chunk_size <= 0 || max_header <= 0) {
         PyErr_SetString(PyExc_ValueError, "sizes must be positive");
         return NULL;
     }
@@ -1856,13 +1787,6 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sc->loop = (tc_loop *)loop;
     Py_INCREF(server);
     sc->server = server;
-    Py_INCREF(context);
-    sc->context = context;
-    sc->write_futures = PyList_New(0);
-    if (sc->write_futures == NULL) {
-        Py_DECREF(sc);
-        return NULL;
-    }
     tc_http_parser_init(&sc->parser, &server_callbacks);
     sc->parser.data = sc;
     sc->parser.max_header_size = (size_t)max_header;
@@ -1870,37 +1794,41 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sc->parser.no_keep_alive = no_keep_alive;
     sc->default_max_body = max_body;
     sc->chunk_size = (size_t)chunk_size;
-    sc->max_buffer_size = (size_t)max_buffer;
     sc->idle_timeout = idle;
     sc->body_timeout = body;
     sc->decompress = decompress;
-    int r = uv_tcp_init(sc->loop->uv, &sc->tcp);
-    if (r < 0) {
+    sc->write_futures = PyList_New(0);
+    if (sc->write_futures == NULL) {
         Py_DECREF(sc);
-        return tc_loop_tcp_set_uv_error(r);
+        return NULL;
     }
-    sc->tcp.data = sc;
-    TC_LOOP_HANDLE_OPENED(st);
-    Py_INCREF(sc);  /* the handle's self-reference, dropped in close_cb */
-    sc->handle_open = 1;
-    r = uv_tcp_open(&sc->tcp, fd);
-    if (r == 0) {
-        uv_tcp_nodelay(&sc->tcp, 1);
-        r = uv_read_start((uv_stream_t *)&sc->tcp, alloc_cb, read_cb);
+    /* Reads are not limited to read_chunk_size (TCPServer passes chunk_size
+     * there) while the server consumes the input: the body is handed to the
+     * delegate in chunk_size pieces anyway, and upstream's IOStream reads
+     * ahead of what a read asks for.  A detached stream gets it back. */
+    sc->read_chunk_size = read_chunk;
+    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, fd, NULL, max_buffer, 0);
+    if (sc->stream == NULL) {
+        sc->closed = sc->close_notified = sc->close_scheduled = 1;
+        Py_DECREF(sc);
+        return NULL;   /* the fd is still the caller's */
     }
-    if (r < 0) {
-        /* the fd stays the caller's: close the handle without it */
+    /* from here on the fd is the stream's */
+    sc->context = PyObject_CallFunctionObjArgs(H(st)->RequestContext, (PyObject *)sc->stream,
+                                               address, protocol, trusted, NULL);
+    PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
+    if (r == NULL) {
+        sc->close_notified = sc->close_scheduled = 1;
         sc->closed = 1;
-        sc->close_notified = 1;
-        sc->handle_open = 0;
-        tc_loop_close_handle(sc->loop, (uv_handle_t *)&sc->tcp, close_cb);
+        tc_stream_close(sc->stream, NULL);
         Py_DECREF(sc);
-        return tc_loop_tcp_set_uv_error(r);
+        return NULL;
     }
-    sc->reading = 1;
+    Py_DECREF(r);
+    tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
     start_head_wait(sc);
     if (PyErr_Occurred()) {
-        sc_close(sc, 1);
+        sc_close(sc);
         Py_DECREF(sc);
         return NULL;
     }
@@ -1922,7 +1850,7 @@ sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
         }
     }
     if (!sc->closed && !sc->detached) {
-        sc_close(sc, 0);
+        sc_close(sc);
     } else if (sc->detached && !sc->close_notified) {
         /* nothing to wait for */
     }
@@ -1955,6 +1883,7 @@ sc_traverse(sconn *sc, visitproc visit, void *arg)
     Py_VISIT(sc->body_timer);
     Py_VISIT(sc->write_futures);
     Py_VISIT(sc->req);
+    Py_VISIT(sc->stream);
     return 0;
 }
 
@@ -1968,6 +1897,11 @@ sc_clear(sconn *sc)
     Py_CLEAR(sc->body_timer);
     Py_CLEAR(sc->write_futures);
     Py_CLEAR(sc->req);
+    if (sc->stream != NULL && !sc->closed && !sc->detached) {
+        /* never leave a consumer pointer to freed memory */
+        tc_stream_set_consumer(sc->stream, NULL, NULL);
+    }
+    Py_CLEAR(sc->stream);
     return 0;
 }
 
@@ -1983,71 +1917,8 @@ sc_dealloc(sconn *sc)
     Py_CLEAR(sc->loop);
     tc_http_parser_free(&sc->parser);
     tc_http_buf_free(&sc->body);
-    PyMem_RawFree(sc->buf);
     tp->tp_free((PyObject *)sc);
     Py_DECREF(tp);
-}
-
-/* Raw output for request.connection.stream.write(): queued in order with
- * the response bytes.  Returns a future (done when flushed). */
-static PyObject *
-sc_write_raw(sconn *sc, PyObject *data)
-{
-    if (sc->closed || !sc->handle_open) {
-        PyObject *fut = new_future(sc);
-        if (fut == NULL) {
-            return NULL;
-        }
-        PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
-        PyObject *r = exc ? PyObject_CallMethod(fut, "set_exception", "O", exc) : NULL;
-        Py_XDECREF(exc);
-        if (r == NULL) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        Py_DECREF(r);
-        return fut;
-    }
-    Py_buffer v;
-    if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    int r = sc_write(sc, v.buf, (size_t)v.len);
-    PyBuffer_Release(&v);
-    if (r < 0) {
-        return NULL;
-    }
-    return write_future(sc);
-}
-
-static PyObject *
-sc_close_now(sconn *sc, PyObject *Py_UNUSED(ignored))
-{
-    sc_close(sc, 0);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-sc_fileno(sconn *sc, PyObject *Py_UNUSED(ignored))
-{
-    uv_os_fd_t fd;
-    if (!sc->handle_open || uv_fileno((uv_handle_t *)&sc->tcp, &fd) != 0) {
-        return PyLong_FromLong(-1);
-    }
-    return PyLong_FromLong((long)fd);
-}
-
-static PyObject *
-sc_set_nodelay(sconn *sc, PyObject *arg)
-{
-    int v = PyObject_IsTrue(arg);
-    if (v < 0) {
-        return NULL;
-    }
-    if (sc->handle_open) {
-        uv_tcp_nodelay(&sc->tcp, v);
-    }
-    Py_RETURN_NONE;
 }
 
 static PyMethodDef sc_methods[] = {
@@ -2057,10 +1928,6 @@ static PyMethodDef sc_methods[] = {
     {"_awaited", (PyCFunction)sc_awaited, METH_O, NULL},
     {"_closed", (PyCFunction)sc_closed, METH_NOARGS, NULL},
     {"_process", (PyCFunction)sc_process_meth, METH_NOARGS, NULL},
-    {"_write_raw", (PyCFunction)sc_write_raw, METH_O, "Write bytes as they are; returns a Future."},
-    {"_close_now", (PyCFunction)sc_close_now, METH_NOARGS, "Close the connection."},
-    {"fileno", (PyCFunction)sc_fileno, METH_NOARGS, "The socket fd (-1 once closed)."},
-    {"_set_nodelay", (PyCFunction)sc_set_nodelay, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2095,7 +1962,7 @@ static PyType_Spec sc_spec = {
 };
 
 /* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
- *     HTTPInputError, HTTPOutputError, StreamClosedError, make_pystream,
+ *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
  *     GzipDelegate, convert_yielded, ResponseStartLine) */
 static PyObject *
 http_server_init(PyObject *module, PyObject *args)
@@ -2104,7 +1971,7 @@ http_server_init(PyObject *module, PyObject *args)
     helpers_t h;
     if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
                           &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
-                          &h.StreamClosedError, &h.make_pystream, &h.GzipDelegate,
+                          &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
                           &h.convert_yielded, &h.ResponseStartLine)) {
         return NULL;
     }
