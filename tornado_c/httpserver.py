@@ -55,6 +55,7 @@ _core._http_server_init(
     _GzipMessageDelegate,
     _gen.convert_yielded,
     _httputil.ResponseStartLine,
+    _asyncio.Future,
 )
 
 

@@ -84,11 +84,14 @@ struct rconn {
 typedef struct {
     PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
         *HTTPInputError, *HTTPOutputError, *StreamClosedError,
-        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine;
+        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
+        *Future, *kw_loop;
 } helpers_t;
 
 /* The helpers live in the module state (see http.h: srv_helpers). */
 #define H(st) ((helpers_t *)&(st)->http.srv_helpers)
+_Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
+               "srv_helpers in http.h must hold helpers_t");
 
 static double
 mono_now(void)
@@ -180,10 +183,13 @@ future_set_none(PyObject *fut)
     }
 }
 
+/* asyncio.Future(loop=loop): what loop.create_future() returns, without
+ * the Python-level method call. */
 static PyObject *
 new_future(sconn *sc)
 {
-    return call_method0((PyObject *)sc->loop, "create_future");
+    PyObject *args[1] = {(PyObject *)sc->loop};
+    return PyObject_Vectorcall(H(sc->st)->Future, args, 0, H(sc->st)->kw_loop);
 }
 
 /* ------------------------------------------------------------- timers */
@@ -1963,16 +1969,20 @@ static PyType_Spec sc_spec = {
 
 /* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
  *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
- *     GzipDelegate, convert_yielded, ResponseStartLine) */
+ *     GzipDelegate, convert_yielded, ResponseStartLine, Future) */
 static PyObject *
 http_server_init(PyObject *module, PyObject *args)
 {
     tc_state *st = tc_get_state(module);
     helpers_t h;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
                           &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
                           &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
-                          &h.convert_yielded, &h.ResponseStartLine)) {
+                          &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
+        return NULL;
+    }
+    h.kw_loop = Py_BuildValue("(s)", "loop");
+    if (h.kw_loop == NULL) {
         return NULL;
     }
     if (!PyType_Check(h.HTTPHeaders)) {
@@ -1982,7 +1992,9 @@ http_server_init(PyObject *module, PyObject *args)
     PyObject **dst = (PyObject **)H(st);
     PyObject **src = (PyObject **)&h;
     for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_INCREF(src[i]);
+        if (src[i] != h.kw_loop) {
+            Py_INCREF(src[i]);
+        }
         Py_XSETREF(dst[i], src[i]);
     }
     Py_RETURN_NONE;
