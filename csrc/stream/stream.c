@@ -540,6 +540,11 @@ finish_read(tc_stream *s, size_t size)
     rc = set_result_unless_cancelled(s, fut, result);
     Py_DECREF(fut);
     Py_DECREF(result);
+    /* upstream's _maybe_add_error_listener: an empty buffer with a close
+     * callback means listening for the close again */
+    if (rc == 0) {
+        update_reading(s);
+    }
     return rc;
 }
 
