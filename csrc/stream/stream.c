@@ -2318,6 +2318,8 @@ static PyMethodDef stream_functions[] = {
     {"_stream_deliver", FN(fn_stream_deliver), METH_O, NULL},
     {"_test_stream_consumer", FN(fn_test_consumer), METH_FASTCALL,
      "_test_stream_consumer(stream, log): attach a test-only C consumer (see tests)."},
+    {"_test_stream_from_fd", FN(fn_test_from_fd), METH_FASTCALL,
+     "_test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size): tc_stream_from_fd()."},
     {NULL, NULL, 0, NULL},
 };
 
