@@ -14,11 +14,13 @@ Where it applies:
   the loop's add_reader/add_writer).  ``IOStream.start_tls()`` takes the
   socket away from libuv (a dup of the fd, the libuv handle is closed) and
   hands it to upstream's ``SSLIOStream``, as upstream's start_tls does.
-* Differences from upstream that are not behaviour: a read the buffer cannot
-  satisfy completes from the loop rather than with an inline ``recv()``
-  inside ``read_*()``; ``_read_buffer`` / ``_write_buffer`` are read-only
-  snapshots; upstream's private helpers (``_handle_events``,
-  ``_read_to_buffer``, ...) do not exist here and raise NotImplementedError.
+* Differences from upstream that are not behaviour: ``_read_buffer`` /
+  ``_write_buffer`` are read-only snapshots (bytearray / bytes); upstream's
+  private helpers (``_handle_events``, ``_read_to_buffer``,
+  ``read_from_fd``, ...) are not used and raise NotImplementedError, so
+  patching them (as two upstream tests do) has no effect.
+* Reading stops while nobody wants bytes (no pending read, and no close
+  callback on an empty buffer), exactly when upstream stops polling.
 
 Every other name is upstream's object itself.
 """

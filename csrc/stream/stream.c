@@ -1018,6 +1018,9 @@ open_handle(tc_stream *s, int fd)
     socklen_t len = sizeof(ss);
     PyObject *live;
     int rc;
+    if (ensure_setup(s->st) < 0) {
+        return -1;
+    }
     if (s->loop->uv == NULL || s->loop->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
@@ -1101,6 +1104,9 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
 void
 tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ctx)
 {
+    if (cb != NULL && s->closed) {
+        return; /* nothing will ever arrive; see stream.h */
+    }
     s->ccb = cb;
     s->cctx = cb != NULL ? ctx : NULL;
     s->cpaused = 0;
@@ -1917,8 +1923,8 @@ static PyObject *
 get_io_loop(tc_stream *s, void *Py_UNUSED(c))
 {
     if (s->io_loop == NULL) {
-        if (s->st == NULL) {
-            Py_RETURN_NONE;
+        if (s->st == NULL || s->st->stream.IOLoop_current == NULL) {
+            Py_RETURN_NONE; /* never opened */
         }
         s->io_loop = PyObject_CallNoArgs(s->st->stream.IOLoop_current);
     }
