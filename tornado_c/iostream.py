@@ -132,6 +132,12 @@ class IOStream(_core.Stream, _up.IOStream):
         future.add_done_callback(lambda f: ssl_stream.close() if f.cancelled() else None)
         return future
 
+    def _check_closed(self):
+        if self.closed():
+            raise StreamClosedError(real_error=self.error)  # noqa: F821
+
+    _is_connreset = _up.BaseIOStream._is_connreset  # stateless
+
     def get_fd_error(self):
         sock = self.socket
         if sock is None:
@@ -139,11 +145,6 @@ class IOStream(_core.Stream, _up.IOStream):
         err = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
         return _socket.error(err, os.strerror(err))
 
-    def __repr__(self):
-        return "<%s.%s fd=%s%s>" % (
-            type(self).__module__, type(self).__qualname__,
-            getattr(self.socket, "fileno", lambda: -1)(),
-            " closed" if self.closed() else "")
 
 
 def _not_here(name):
