@@ -44,10 +44,11 @@ def _on_tornado_c_loop():
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        try:
-            loop = _ioloop.IOLoop.current().asyncio_loop
-        except Exception:
+        # not inside the loop: the IOLoop the stream's __init__ would pick
+        current = _ioloop.IOLoop.current(instance=False)
+        if current is None:
             return None
+        loop = current.asyncio_loop
     if isinstance(loop, _core.Loop):
         return loop
     return None

@@ -615,12 +615,18 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             s->rstart = 0;
         }
         if (s->rcap - s->rlen < chunk) {
-            char *nb = PyMem_Realloc(s->rbuf, s->rlen + chunk);
+            /* geometric growth: a long read_until_close() stays linear */
+            size_t ncap = s->rlen + chunk;
+            char *nb;
+            if (s->rlen > 0 && ncap < 2 * s->rcap) {
+                ncap = 2 * s->rcap;
+            }
+            nb = PyMem_Realloc(s->rbuf, ncap);
             if (nb == NULL) {
                 return; /* read_cb gets UV_ENOBUFS */
             }
             s->rbuf = nb;
-            s->rcap = s->rlen + chunk;
+            s->rcap = ncap;
         }
     }
     buf->base = s->rbuf + s->rstart + s->rlen;
