@@ -540,6 +540,11 @@ finish_read(tc_stream *s, size_t size)
     rc = set_result_unless_cancelled(s, fut, result);
     Py_DECREF(fut);
     Py_DECREF(result);
+    /* upstream's _maybe_add_error_listener: an empty buffer with a close
+     * callback means listening for the close again */
+    if (rc == 0) {
+        update_reading(s);
+    }
     return rc;
 }
 
@@ -610,12 +615,18 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             s->rstart = 0;
         }
         if (s->rcap - s->rlen < chunk) {
-            char *nb = PyMem_Realloc(s->rbuf, s->rlen + chunk);
+            /* geometric growth: a long read_until_close() stays linear */
+            size_t ncap = s->rlen + chunk;
+            char *nb;
+            if (s->rlen > 0 && ncap < 2 * s->rcap) {
+                ncap = 2 * s->rcap;
+            }
+            nb = PyMem_Realloc(s->rbuf, ncap);
             if (nb == NULL) {
                 return; /* read_cb gets UV_ENOBUFS */
             }
             s->rbuf = nb;
-            s->rcap = s->rlen + chunk;
+            s->rcap = ncap;
         }
     }
     buf->base = s->rbuf + s->rstart + s->rlen;
@@ -1013,6 +1024,9 @@ open_handle(tc_stream *s, int fd)
     socklen_t len = sizeof(ss);
     PyObject *live;
     int rc;
+    if (ensure_setup(s->st) < 0) {
+        return -1;
+    }
     if (s->loop->uv == NULL || s->loop->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
@@ -1096,6 +1110,9 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
 void
 tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ctx)
 {
+    if (cb != NULL && s->closed) {
+        return; /* nothing will ever arrive; see stream.h */
+    }
     s->ccb = cb;
     s->cctx = cb != NULL ? ctx : NULL;
     s->cpaused = 0;
@@ -1912,8 +1929,8 @@ static PyObject *
 get_io_loop(tc_stream *s, void *Py_UNUSED(c))
 {
     if (s->io_loop == NULL) {
-        if (s->st == NULL) {
-            Py_RETURN_NONE;
+        if (s->st == NULL || s->st->stream.IOLoop_current == NULL) {
+            Py_RETURN_NONE; /* never opened */
         }
         s->io_loop = PyObject_CallNoArgs(s->st->stream.IOLoop_current);
     }
@@ -2313,6 +2330,8 @@ static PyMethodDef stream_functions[] = {
     {"_stream_deliver", FN(fn_stream_deliver), METH_O, NULL},
     {"_test_stream_consumer", FN(fn_test_consumer), METH_FASTCALL,
      "_test_stream_consumer(stream, log): attach a test-only C consumer (see tests)."},
+    {"_test_stream_from_fd", FN(fn_test_from_fd), METH_FASTCALL,
+     "_test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size): tc_stream_from_fd()."},
     {NULL, NULL, 0, NULL},
 };
 

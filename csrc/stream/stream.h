@@ -70,7 +70,13 @@ int tc_stream_check(struct tc_state *st, PyObject *obj);
  * belongs to the stream from here on (closed with it).  Returns a new
  * reference or NULL with an exception set (fd then still belongs to the
  * caller).  The stream's Python type is `type` (NULL: the default
- * tornado_c.iostream.IOStream class registered by the Python layer). */
+ * tornado_c.iostream.IOStream class registered by the Python layer; the
+ * first call imports tornado_c.iostream if needed).  max_buffer_size /
+ * read_chunk_size <= 0 mean upstream's defaults (100 MiB, 64 KiB, chunk
+ * capped at max_buffer_size / 2).  The stream joins the loop's set of live
+ * objects: if the loop closes with it open, its handle and fd are released
+ * (no callbacks).  Its `io_loop` attribute (tornado IOLoop) is looked up
+ * lazily with IOLoop.current() the first time it is needed. */
 tc_stream *tc_stream_from_fd(struct tc_state *st, tc_loop *loop, int fd,
                              PyTypeObject *type, Py_ssize_t max_buffer_size,
                              Py_ssize_t read_chunk_size);
@@ -82,7 +88,9 @@ tc_stream *tc_stream_from_fd(struct tc_state *st, tc_loop *loop, int fd,
  * tc_stream_close() -- also when the consumer itself calls it (from
  * on_data or elsewhere) -- so a consumer that closes must expect on_close
  * to run before tc_stream_close() returns.  Exceptions left set by a
- * consumer callback are reported to the loop's exception handler. */
+ * consumer callback are reported to the loop's exception handler.
+ * Setting a consumer on a closed stream does nothing (check
+ * tc_stream_closed() first: on_close will not be called for it). */
 void tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ctx);
 
 /* Borrowed view of the buffered input: valid until the next call into the

@@ -288,3 +288,36 @@ fn_test_consumer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_stream_set_consumer(c->stream, &tcons_cb, c);
     return (PyObject *)c;
 }
+
+static PyObject *
+fn_test_from_fd(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* _test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size):
+     * tc_stream_from_fd() with the default type, for tests.  On failure the
+     * fd is still the caller's (closed here, as a test has no use for it). */
+    tc_state *st = tc_get_state(module);
+    long fd;
+    Py_ssize_t mbs, rcs;
+    tc_stream *s;
+    if (nargs != 4 || !tc_loop_check(st, args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size)");
+        return NULL;
+    }
+    fd = PyLong_AsLong(args[1]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    mbs = PyLong_AsSsize_t(args[2]);
+    rcs = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    s = tc_stream_from_fd(st, (tc_loop *)args[0], (int)fd, NULL, mbs, rcs);
+    if (s == NULL) {
+        if (fd >= 0 && fd < (1 << 20)) {
+            close((int)fd);
+        }
+        return NULL;
+    }
+    return (PyObject *)s;
+}
