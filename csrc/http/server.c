@@ -63,6 +63,7 @@ struct sconn {
     char flush_body;         /* deliver coalesced body bytes now */
     char expect_continue;
     char defer_next;         /* the next request is started by _process */
+    char read_paused;        /* tc_stream_pause_reading while a response is pending */
     PyObject *weakreflist;
 };
 
@@ -1093,6 +1094,20 @@ again:
                 continue;
             }
             if (!rc->response_done || sc->defer_next) {
+                /* Waiting for the response.  As upstream's IOStream, keep
+                 * watching the socket only while nothing is buffered (a
+                 * close then reaches the close callback); with a pipelined
+                 * request already buffered stop reading until the parser
+                 * has used up the buffer, so a client that half-closed
+                 * after sending still gets every response. */
+                if (!sc->read_paused) {
+                    size_t buffered = 0;
+                    (void)tc_stream_peek(sc->stream, &buffered);
+                    if (buffered > 0) {
+                        sc->read_paused = 1;
+                        tc_stream_pause_reading(sc->stream);
+                    }
+                }
                 break;   /* rc_finish_request / _process continues */
             }
             if (rc->w.disconnect_on_finish) {
@@ -1117,6 +1132,12 @@ again:
         }
         if (s == TC_HTTP_PAUSED) {
             continue;
+        }
+        /* all buffered input parsed: read the socket again (upstream's
+         * IOStream reads only when a read cannot be served from its buffer) */
+        if (sc->read_paused) {
+            sc->read_paused = 0;
+            tc_stream_resume_reading(sc->stream);
         }
         /* all input consumed: hand over what the body has so far */
         if (sc->body.len && sc->req != NULL) {
