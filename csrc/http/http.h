@@ -50,7 +50,7 @@ typedef struct tc_http_state {
     /* server.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
-    PyObject *srv_helpers[13];      /* Tornado objects given by _http_server_init */
+    PyObject *srv_helpers[20];      /* Tornado objects given by _http_server_init */
 } tc_http_state;
 
 int tc_http_exec(PyObject *module, struct tc_state *st);

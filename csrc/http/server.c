@@ -86,7 +86,10 @@ typedef struct {
     PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
         *HTTPInputError, *HTTPOutputError, *StreamClosedError,
         *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
-        *Future, *kw_loop;
+        *Future, *kw_loop,
+        /* interned method / attribute names of the per-request path */
+        *s_start_request, *s_headers_received, *s_data_received, *s_finish,
+        *s_set_result, *s_as_list, *s_combined_cache;
 } helpers_t;
 
 /* The helpers live in the module state (see http.h: srv_helpers). */
@@ -421,7 +424,9 @@ sc_deliver_body(sconn *sc)
             ret = -1;
             break;
         }
-        PyObject *res = PyObject_CallMethod(rc->delegate, "data_received", "O", b);
+        PyObject *dargs[2] = {rc->delegate, b};
+        PyObject *res = PyObject_VectorcallMethod(H(sc->st)->s_data_received, dargs,
+                                                  2, NULL);
         Py_DECREF(b);
         if (res == NULL) {
             sc_delegate_failed(sc);
@@ -475,8 +480,8 @@ build_headers(tc_state *st, const tc_http_head *head)
     PyObject *as_list = PyDict_New();
     PyObject *cache = PyDict_New();
     if (as_list == NULL || cache == NULL ||
-        PyObject_SetAttrString(h, "_as_list", as_list) < 0 ||
-        PyObject_SetAttrString(h, "_combined_cache", cache) < 0) {
+        PyObject_SetAttr(h, H(st)->s_as_list, as_list) < 0 ||
+        PyObject_SetAttr(h, H(st)->s_combined_cache, cache) < 0) {
         goto fail;
     }
     char nbuf[256];
@@ -651,7 +656,11 @@ sc_dispatch_head_inner(sconn *sc)
     if (rc == NULL) {
         return 0;
     }
-    delegate = PyObject_CallMethod(sc->server, "start_request", "OO", (PyObject *)sc, (PyObject *)rc);
+    {
+        PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
+        delegate = PyObject_VectorcallMethod(H(st)->s_start_request, sargs,
+                                             3, NULL);
+    }
     if (delegate == NULL) {
         /* upstream's request loop: gen_log.error("Uncaught exception",
          * exc_info=True), then close */
@@ -694,7 +703,11 @@ sc_dispatch_head_inner(sconn *sc)
     }
     rc->delegate = delegate;  /* steals */
     rc->head_delivered = 1;
-    res = PyObject_CallMethod(rc->delegate, "headers_received", "OO", rc->start_line, rc->headers);
+    {
+        PyObject *hargs[3] = {rc->delegate, rc->start_line, rc->headers};
+        res = PyObject_VectorcallMethod(H(st)->s_headers_received, hargs,
+                                        3, NULL);
+    }
     if (res == NULL) {
         sc_delegate_failed(sc);
         return 1;
@@ -1082,7 +1095,8 @@ again:
                 rc->read_finished = 1;
                 if (!rc->write_finished && rc->delegate != NULL) {
                     Py_INCREF(rc);
-                    PyObject *r = call_method0(rc->delegate, "finish");
+                    PyObject *r = PyObject_VectorcallMethod(
+                        H(sc->st)->s_finish, &rc->delegate, 1, NULL);
                     if (r == NULL) {
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
@@ -1243,7 +1257,9 @@ write_future(sconn *sc)
         return NULL;
     }
     if (sc_pending(sc) == 0) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
+        PyObject *fargs[2] = {fut, Py_None};
+        PyObject *r = PyObject_VectorcallMethod(H(sc->st)->s_set_result, fargs,
+                                                2, NULL);
         if (r == NULL) {
             Py_DECREF(fut);
             return NULL;
@@ -1360,7 +1376,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         goto fail;
     }
     if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
-        PyObject *as_list = PyObject_GetAttrString(headers, "_as_list");
+        PyObject *as_list = PyObject_GetAttr(headers, H(st)->s_as_list);
         if (as_list == NULL) {
             goto fail;
         }
@@ -2002,9 +2018,20 @@ http_server_init(PyObject *module, PyObject *args)
                           &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
         return NULL;
     }
-    h.kw_loop = Py_BuildValue("(s)", "loop");
-    if (h.kw_loop == NULL) {
-        return NULL;
+    PyObject **names[] = {&h.kw_loop, &h.s_start_request, &h.s_headers_received,
+                          &h.s_data_received, &h.s_finish, &h.s_set_result, &h.s_as_list,
+                          &h.s_combined_cache};
+    const char *texts[] = {NULL, "start_request", "headers_received", "data_received",
+                           "finish", "set_result", "_as_list", "_combined_cache"};
+    size_t nnames = sizeof(names) / sizeof(names[0]);
+    for (size_t i = 0; i < nnames; i++) {
+        *names[i] = i == 0 ? Py_BuildValue("(s)", "loop") : PyUnicode_InternFromString(texts[i]);
+        if (*names[i] == NULL) {
+            for (size_t j = 0; j < i; j++) {
+                Py_CLEAR(*names[j]);
+            }
+            return NULL;
+        }
     }
     if (!PyType_Check(h.HTTPHeaders)) {
         PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
@@ -2013,7 +2040,11 @@ http_server_init(PyObject *module, PyObject *args)
     PyObject **dst = (PyObject **)H(st);
     PyObject **src = (PyObject **)&h;
     for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        if (src[i] != h.kw_loop) {
+        int owned = 0;  /* the names were created above: references move */
+        for (size_t j = 0; j < nnames; j++) {
+            owned |= src[i] == *names[j];
+        }
+        if (!owned) {
             Py_INCREF(src[i]);
         }
         Py_XSETREF(dst[i], src[i]);
