@@ -64,6 +64,7 @@ struct sconn {
     char expect_continue;
     char defer_next;         /* the next request is started by _process */
     char read_paused;        /* tc_stream_pause_reading while a response is pending */
+    char serving;            /* holds a self-reference until _closed() */
     PyObject *weakreflist;
 };
 
@@ -408,6 +409,7 @@ sc_deliver_body(sconn *sc)
     rconn *rc = sc->req;
     size_t off = 0;
     int ret = 0;
+    Py_XINCREF(rc);
     while (off < sc->body.len) {
         size_t n = sc->body.len - off;
         if (n > sc->chunk_size) {
@@ -450,6 +452,7 @@ sc_deliver_body(sconn *sc)
         memmove(sc->body.data, sc->body.data + off, sc->body.len - off);
         sc->body.len -= off;
     }
+    Py_XDECREF(rc);
     return ret;
 }
 
@@ -923,6 +926,12 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     Py_XDECREF(r);
     if (sc->closed_future != NULL) {
         future_set_none(sc->closed_future);
+    }
+    if (sc->serving) {
+        /* drop the self-reference taken while serving (the caller of this
+         * method holds another) */
+        sc->serving = 0;
+        Py_DECREF(sc);
     }
     Py_RETURN_NONE;
 }
@@ -1869,6 +1878,12 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     Py_DECREF(r);
     tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
+    /* While serving, the connection keeps itself alive (the stream does not
+     * own its consumer, and the server may be dropped after stop(), as
+     * upstream's connections go on through their loop callbacks); dropped
+     * in _closed(). */
+    Py_INCREF(sc);
+    sc->serving = 1;
     start_head_wait(sc);
     if (PyErr_Occurred()) {
         sc_close(sc);
