@@ -572,8 +572,9 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     sconn *sc = p->data;
     tc_state *st = sc->st;
     rconn *rc = NULL;
+    /* the idle timer stays armed (no per-request timer churn): when it
+     * fires outside a head wait it is dropped, and re-armed at the next */
     sc->waiting_head = 0;
-    cancel_timer(&sc->idle_timer);
 
     PyObject *args[3];
     args[0] = latin1(head->method.p, head->method.len);
