@@ -176,9 +176,6 @@ def test_differential_corpus_c_server():
     cases = [json.loads(line) for line in open(os.path.join(HERE, "http_corpus", "cases.jsonl"))]
     before = chs._stats["c_connections"]
 
-    def loop_factory():
-        return tornado_c.loop.new_event_loop()
-
     saved = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(tornado_c.loop.EventLoopPolicy())
     try:
@@ -216,7 +213,6 @@ def test_pipelining_and_keep_alive():
         return data
 
     r = both(go)
-    assert r["c"] == _strip_dates(r["c"]) or True
     assert _strip_dates(r["c"]) == _strip_dates(r["upstream"])
     assert [x[1] for x in responses(r["c"])] == [
         "hello /a", "HTTP/1.1 5 hello", "hello /b", "hello /c"]
