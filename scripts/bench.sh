@@ -19,4 +19,11 @@ export TC_BENCH_CWD="$PWD"
 # Outside the source tree, so `import tornado_c` (in the runner's probes and
 # in the servers) finds the installed build in .venv, not ./tornado_c.
 cd /
-exec "$TC_PY" "$TC_ROOT/benchmarks/run.py" "$@"
+status=0
+"$TC_PY" "$TC_ROOT/benchmarks/run.py" "$@" || status=$?
+# A full default run (no arguments) also refreshes the README's table.
+if [ "$#" -eq 0 ]; then
+    "$TC_PY" "$TC_ROOT/benchmarks/update_readme.py"
+    echo "README.md: benchmark table updated from benchmarks/results/latest.md"
+fi
+exit $status
