@@ -113,6 +113,36 @@ class LoopComponent(Component):
         self._saved = None
 
 
+class HTTPComponent(Component):
+    """tornado.httpserver.HTTPServer.configure(tornado_c.httpserver.HTTPServer):
+    every HTTPServer (Application.listen, tornado.testing, ...) serves its
+    connections in C when it runs on the tornado_c loop."""
+
+    name = "http"
+    what = "HTTP/1.1 server connections in C"
+    requires = ("loop",)
+
+    def __init__(self):
+        super().__init__()
+        self._saved = None
+
+    def _on(self):
+        import tornado.httpserver
+
+        from tornado_c.httpserver import HTTPServer
+
+        base = tornado.httpserver.HTTPServer
+        self._saved = (base._Configurable__impl_class, base._Configurable__impl_kwargs)
+        base.configure(HTTPServer)
+
+    def _off(self):
+        import tornado.httpserver
+
+        base = tornado.httpserver.HTTPServer
+        base._Configurable__impl_class, base._Configurable__impl_kwargs = self._saved
+        self._saved = None
+
+
 class NotYetComponent(Component):
     """A component whose C implementation has not landed: never active."""
 
@@ -141,7 +171,7 @@ def register(component):
 
 def _default_components():
     register(LoopComponent())
-    register(NotYetComponent("http", "IOStream and HTTP/1.1 server on llhttp"))
+    register(HTTPComponent())
     register(NotYetComponent("web", "HTTPHeaders, request lifecycle, routing, gen runner"))
     register(WebSocketComponent())
 

@@ -1,9 +1,115 @@
-"""tornado_c.httpserver: the public names of ``tornado.httpserver``.
+"""tornado_c.httpserver: the public names of ``tornado.httpserver``, and
+``HTTPServer``, the HTTP/1.x server whose connections are served in C.
 
-Nothing of this module is accelerated in C yet, so every name is upstream's
-object itself; accelerated names replace them here as they land.
+``HTTPServer`` subclasses ``tornado.httpserver.HTTPServer`` and keeps all of
+its options and its TCPServer behaviour (listen, bind/start, add_sockets,
+stop, close_all_connections, reuse_port).  The ``http`` switch component
+installs it with ``tornado.httpserver.HTTPServer.configure(...)``, so
+``Application.listen``, ``HTTPServer(app)`` and ``tornado.testing`` use it.
+
+Each accepted connection is a C IOStream (tornado_c.iostream.IOStream, on
+libuv) whose input is consumed in C by ``_core.HTTPServerConnection``
+(tornado 6.6's request grammar, HTTP1Connection's keep-alive, body, timeout
+and response-framing rules, the same log lines); ``request.connection`` is a
+``_core.HTTPConnection``.  A connection
+falls back to upstream's pure-Python path (IOStream + HTTP1ServerConnection)
+when the C path cannot serve it:
+
+- ``ssl_options`` is set (TLS is not done in C);
+- the running event loop is not a tornado_c loop;
+- a subclass overrides ``handle_stream`` (it expects an IOStream).
+
+``request.connection.stream`` is that IOStream (writes and close work; reads
+raise RuntimeError while the server owns the input).  ``detach()`` hands it
+over with every byte not yet parsed still buffered.
 """
 
+import asyncio as _asyncio
+
+import tornado.httpserver as _hs
+from tornado import gen as _gen
+from tornado import httputil as _httputil
+from tornado import iostream as _iostream
+from tornado.http1connection import _GzipMessageDelegate
+from tornado.log import app_log as _app_log
+from tornado.log import gen_log as _gen_log
+
+from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
 
 _upstream = _reexport(globals(), "tornado.httpserver")
+
+_UpstreamHTTPServer = _hs.HTTPServer
+_DEFAULT_MAX_BUFFER = 104857600
+
+
+_core._http_server_init(
+    _httputil.RequestStartLine,
+    _httputil.HTTPHeaders,
+    _app_log,
+    _gen_log,
+    _httputil.HTTPInputError,
+    _httputil.HTTPOutputError,
+    _iostream.StreamClosedError,
+    _hs._HTTPRequestContext,
+    _GzipMessageDelegate,
+    _gen.convert_yielded,
+    _httputil.ResponseStartLine,
+    _asyncio.Future,
+)
+
+
+# connections served in C since import (tests check the C path is used)
+_stats = {"c_connections": 0, "python_connections": 0}
+
+
+class HTTPServer(_UpstreamHTTPServer):
+    __doc__ = _UpstreamHTTPServer.__doc__
+
+    def _c_loop(self):
+        if self.ssl_options is not None:
+            return None
+        if type(self).handle_stream is not _UpstreamHTTPServer.handle_stream:
+            return None
+        try:
+            loop = _asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        if not isinstance(loop, _core.Loop):
+            return None
+        return loop
+
+    def _handle_connection(self, connection, address):
+        loop = self._c_loop()
+        if loop is None:
+            _stats["python_connections"] += 1
+            return super()._handle_connection(connection, address)
+        try:
+            p = self.conn_params
+            conn = _core.HTTPServerConnection(
+                self,
+                connection.fileno(),
+                address,
+                self.protocol,
+                self.trusted_downstream,
+                loop,
+                p.max_header_size or 65536,
+                p.max_body_size or _DEFAULT_MAX_BUFFER,
+                p.chunk_size or 65536,
+                p.header_timeout,
+                p.body_timeout,
+                bool(p.decompress),
+                bool(p.no_keep_alive),
+                self.max_buffer_size or 0,
+                self.read_chunk_size or 0,
+            )
+            # the fd belongs to the connection's IOStream now
+            connection.detach()
+            _stats["c_connections"] += 1
+            self._connections.add(conn)
+        except Exception:
+            _app_log.error("Error in connection callback", exc_info=True)
+            connection.close()
+
+    def on_close(self, server_conn):
+        self._connections.discard(server_conn)

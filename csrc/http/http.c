@@ -57,7 +57,10 @@ tc_http_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, http_methods) < 0) {
         return -1;
     }
-    return tc_http_py_exec(module, st);
+    if (tc_http_py_exec(module, st) < 0) {
+        return -1;
+    }
+    return tc_http_server_exec(module, st);
 }
 
 int
@@ -65,7 +68,7 @@ tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->http.RequestParserType);
     Py_VISIT(st->http.ResponseWriterType);
-    return 0;
+    return tc_http_server_traverse(st, visit, arg);
 }
 
 void
@@ -73,4 +76,5 @@ tc_http_clear(struct tc_state *st)
 {
     Py_CLEAR(st->http.RequestParserType);
     Py_CLEAR(st->http.ResponseWriterType);
+    tc_http_server_clear(st);
 }

@@ -47,6 +47,10 @@ struct tc_state;
 typedef struct tc_http_state {
     PyTypeObject *RequestParserType;
     PyTypeObject *ResponseWriterType;
+    /* server.c: the C HTTP server */
+    PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
+    PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
+    PyObject *srv_helpers[13];      /* Tornado objects given by _http_server_init */
 } tc_http_state;
 
 int tc_http_exec(PyObject *module, struct tc_state *st);
@@ -55,5 +59,9 @@ void tc_http_clear(struct tc_state *st);
 
 /* http_py.c: registers the Python wrapper types. */
 int tc_http_py_exec(PyObject *module, struct tc_state *st);
+/* server.c: registers the server types. */
+int tc_http_server_exec(PyObject *module, struct tc_state *st);
+int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);
+void tc_http_server_clear(struct tc_state *st);
 
 #endif /* TC_HTTP_H */

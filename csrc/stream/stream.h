@@ -37,6 +37,14 @@ typedef struct tc_stream tc_stream;
 typedef struct tc_stream_state {
     PyTypeObject *Stream_type;  /* tornado_c._core.Stream: C base of IOStream */
     /* the stream component adds its other types and names here */
+    PyTypeObject *TestConsumer_type; /* _core._test_stream_consumer() objects */
+    PyObject *IOStream_cls;     /* tornado_c.iostream.IOStream (set by _stream_setup) */
+    PyObject *StreamClosedError, *UnsatisfiableReadError, *StreamBufferFullError;
+    PyObject *gen_log;          /* tornado.log.gen_log */
+    PyObject *IOLoop_current;   /* tornado.ioloop.IOLoop.current */
+    PyObject *re_compile;       /* re.compile */
+    PyObject *socket_type;      /* socket.socket */
+    PyObject *fn_deliver;       /* _core._stream_deliver (scheduled by resume) */
 } tc_stream_state;
 
 typedef struct tc_stream_consumer {
@@ -62,12 +70,27 @@ int tc_stream_check(struct tc_state *st, PyObject *obj);
  * belongs to the stream from here on (closed with it).  Returns a new
  * reference or NULL with an exception set (fd then still belongs to the
  * caller).  The stream's Python type is `type` (NULL: the default
- * tornado_c.iostream.IOStream class registered by the Python layer). */
+ * tornado_c.iostream.IOStream class registered by the Python layer; the
+ * first call imports tornado_c.iostream if needed).  max_buffer_size /
+ * read_chunk_size <= 0 mean upstream's defaults (100 MiB, 64 KiB, chunk
+ * capped at max_buffer_size / 2).  The stream joins the loop's set of live
+ * objects: if the loop closes with it open, its handle and fd are released
+ * (no callbacks).  Its `io_loop` attribute (tornado IOLoop) is looked up
+ * lazily with IOLoop.current() the first time it is needed. */
 tc_stream *tc_stream_from_fd(struct tc_state *st, tc_loop *loop, int fd,
                              PyTypeObject *type, Py_ssize_t max_buffer_size,
                              Py_ssize_t read_chunk_size);
 
-/* Set (or with NULL clear) the C consumer.  Setting it starts reading. */
+/* Set (or with NULL clear) the C consumer.  Setting it starts reading (and
+ * delivers already-buffered bytes from the loop, as resume does).  While a
+ * consumer is set, Python reads on the stream raise RuntimeError; Python
+ * writes are allowed.  on_close is called synchronously from inside
+ * tc_stream_close() -- also when the consumer itself calls it (from
+ * on_data or elsewhere) -- so a consumer that closes must expect on_close
+ * to run before tc_stream_close() returns.  Exceptions left set by a
+ * consumer callback are reported to the loop's exception handler.
+ * Setting a consumer on a closed stream does nothing (check
+ * tc_stream_closed() first: on_close will not be called for it). */
 void tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ctx);
 
 /* Borrowed view of the buffered input: valid until the next call into the

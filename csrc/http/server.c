@@ -1,0 +1,2041 @@
+/* http component: the HTTP/1.1 server connection in C.
+ *
+ * One HTTPServerConnection per accepted TCP connection (what upstream's
+ * HTTP1ServerConnection + IOStream do), one HTTPConnection per request (what
+ * upstream's HTTP1Connection does for a server: the object apps see as
+ * request.connection).
+ *
+ * I/O: the connection owns a uv_tcp_t opened on the accepted fd, reads into
+ * its own buffer that the request parser (parser.h) consumes, and writes with
+ * uv_try_write, queueing the rest with uv_write.  (When the stream component's
+ * consumer API lands this layer is what moves onto tc_stream.)  detach()
+ * hands the fd (dup'd) and every byte not yet parsed to a Python IOStream
+ * made by the Python layer, so a WebSocket upgrade keeps buffered bytes.
+ *
+ * The sequence of delegate calls, the log lines and the keep-alive decisions
+ * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
+ */
+#include "state.h"
+
+#include <structmember.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+/* --------------------------------------------------------------- types */
+
+typedef struct sconn sconn;
+typedef struct rconn rconn;
+
+struct sconn {
+    PyObject_HEAD
+    tc_state *st;
+    tc_loop *loop;           /* strong */
+    PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
+    PyObject *context;       /* strong: _HTTPRequestContext */
+    PyObject *closed_future; /* strong or NULL: resolved when serving ended */
+    PyObject *idle_timer;    /* strong TimerHandle or NULL */
+    PyObject *body_timer;    /* strong TimerHandle or NULL */
+    PyObject *write_futures; /* list of futures resolved at drain */
+    rconn *req;              /* strong: the current request, or NULL */
+    tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
+    tc_http_parser parser;
+    tc_http_buf body;        /* coalesced body bytes not yet delivered */
+    size_t chunk_size;
+    Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */
+    uint64_t default_max_body;
+    double idle_timeout;     /* < 0: none */
+    double body_timeout;     /* < 0: none */
+    double head_wait_start;
+    int decompress;
+    /* state */
+    char closed;             /* the stream closed (or close started) */
+    char close_scheduled;    /* _closed() scheduled */
+    char close_notified;     /* _closed() ran */
+    char detached;
+    char waiting_head;       /* between requests: the idle timeout applies */
+    char in_process, again;
+    char awaiting;           /* a delegate awaitable is pending */
+    char msg_complete;       /* parser finished the message (paused) */
+    char finish_called;      /* delegate.finish() done (or skipped) */
+    char close_after_drain;
+    char head_pending;       /* a head was parsed: run the delegate */
+    char flush_body;         /* deliver coalesced body bytes now */
+    char expect_continue;
+    char defer_next;         /* the next request is started by _process */
+    PyObject *weakreflist;
+};
+
+struct rconn {
+    PyObject_HEAD
+    sconn *sc;               /* strong; NULL once detached */
+    PyObject *delegate;      /* strong or NULL */
+    PyObject *start_line;    /* strong: RequestStartLine */
+    PyObject *headers;       /* strong: request HTTPHeaders */
+    PyObject *close_callback;/* strong or NULL */
+    tc_http_writer w;
+    double body_timeout;     /* < 0: none */
+    char head_delivered;     /* headers_received called: on_connection_close is owed */
+    char read_finished, write_finished, response_done, finish_waiting;
+    char delegate_closed;
+};
+
+/* state fields we need (filled by _http_server_init) */
+typedef struct {
+    PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
+        *HTTPInputError, *HTTPOutputError, *StreamClosedError,
+        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
+        *Future, *kw_loop;
+} helpers_t;
+
+/* The helpers live in the module state (see http.h: srv_helpers). */
+#define H(st) ((helpers_t *)&(st)->http.srv_helpers)
+_Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
+               "srv_helpers in http.h must hold helpers_t");
+
+static double
+mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sc_process(sconn *sc);
+static void sc_close(sconn *sc);
+static int sc_write(sconn *sc, const char *data, size_t len);
+static void rc_finish_request(rconn *rc);
+static size_t sc_pending(sconn *sc);
+
+/* ----------------------------------------------------- small helpers */
+
+static PyObject *
+call_method0(PyObject *obj, const char *name)
+{
+    return PyObject_CallMethod(obj, name, NULL);
+}
+
+/* Log an exception from a delegate call as upstream's _ExceptionLoggingContext:
+ * app_log.error("Uncaught exception", exc_info=True).  Returns 1 if it was an
+ * HTTPInputError (left set), else 0 (logged and cleared). */
+static int
+log_delegate_exception(tc_state *st)
+{
+    if (PyErr_ExceptionMatches(H(st)->HTTPInputError)) {
+        return 1;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *exc_info = PyTuple_Pack(3, type ? type : Py_None, value ? value : Py_None,
+                                      tb ? tb : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (exc_info == NULL) {
+        PyErr_WriteUnraisable(NULL);
+        return 0;
+    }
+    PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc_info);
+    Py_DECREF(exc_info);
+    PyObject *args = Py_BuildValue("(s)", "Uncaught exception");
+    PyObject *meth = PyObject_GetAttrString(H(st)->app_log, "error");
+    PyObject *r = NULL;
+    if (kw && args && meth) {
+        r = PyObject_Call(meth, args, kw);
+    }
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(meth);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    Py_XDECREF(r);
+    return 0;
+}
+
+static void
+report(sconn *sc, const char *what)
+{
+    tc_loop_report_exception(sc->loop, what, NULL);
+}
+
+/* Resolve a future with None unless it is done/cancelled. */
+static void
+future_set_none(PyObject *fut)
+{
+    PyObject *done = call_method0(fut, "done");
+    if (done == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    int d = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (d == 0) {
+        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+    }
+}
+
+/* asyncio.Future(loop=loop): what loop.create_future() returns, without
+ * the Python-level method call. */
+static PyObject *
+new_future(sconn *sc)
+{
+    PyObject *args[1] = {(PyObject *)sc->loop};
+    return PyObject_Vectorcall(H(sc->st)->Future, args, 0, H(sc->st)->kw_loop);
+}
+
+/* ------------------------------------------------------------- timers */
+
+static PyObject *
+call_later(sconn *sc, double delay, const char *meth)
+{
+    PyObject *cb = PyObject_GetAttrString((PyObject *)sc, meth);
+    if (cb == NULL) {
+        return NULL;
+    }
+    PyObject *h = PyObject_CallMethod((PyObject *)sc->loop, "call_later", "dO", delay, cb);
+    Py_DECREF(cb);
+    return h;
+}
+
+static void
+cancel_timer(PyObject **t)
+{
+    if (*t != NULL) {
+        PyObject *r = call_method0(*t, "cancel");
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+        Py_CLEAR(*t);
+    }
+}
+
+static void
+start_head_wait(sconn *sc)
+{
+    sc->waiting_head = 1;
+    if (sc->idle_timeout < 0) {
+        return;
+    }
+    sc->head_wait_start = mono_now();
+    if (sc->idle_timer == NULL) {
+        sc->idle_timer = call_later(sc, sc->idle_timeout, "_idle_timer");
+        if (sc->idle_timer == NULL) {
+            report(sc, "HTTP server: scheduling the idle timeout failed");
+        }
+    }
+}
+
+static PyObject *
+sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(sc->idle_timer);
+    if (sc->closed || sc->detached || !sc->waiting_head) {
+        Py_RETURN_NONE;   /* re-armed at the next head wait */
+    }
+    double left = sc->head_wait_start + sc->idle_timeout - mono_now();
+    if (left > 0.001) {
+        sc->idle_timer = call_later(sc, left, "_idle_timer");
+        if (sc->idle_timer == NULL) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    /* upstream: TimeoutError from with_timeout -> self.close(), quietly */
+    sc_close(sc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(sc->body_timer);
+    if (sc->closed || sc->detached || sc->req == NULL || sc->req->read_finished) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = PyObject_CallMethod(H(sc->st)->gen_log, "info", "sO",
+                                      "Timeout reading body from %s", sc->context);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    sc_close(sc);
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------- delegate */
+
+/* delegate.on_connection_close() once, if headers_received was called and
+ * the message was not finished. */
+static void
+rc_delegate_close(rconn *rc, tc_state *st)
+{
+    if (rc->head_delivered && !rc->delegate_closed && rc->delegate != NULL) {
+        rc->delegate_closed = 1;
+        PyObject *r = call_method0(rc->delegate, "on_connection_close");
+        if (r == NULL) {
+            if (log_delegate_exception(st)) {
+                PyErr_Clear();
+            }
+        }
+        Py_XDECREF(r);
+    }
+}
+
+/* An exception escaped a delegate call (set).  HTTPInputError: the 400 path;
+ * anything else: logged "Uncaught exception" and the connection is closed
+ * (upstream's _QuietException). */
+static void
+sc_delegate_failed(sconn *sc)
+{
+    tc_state *st = sc->st;
+    if (log_delegate_exception(st)) {
+        /* HTTPInputError */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyObject *r = PyObject_CallMethod(H(st)->gen_log, "info", "sOO",
+                                          "Malformed HTTP message from %s: %s",
+                                          sc->context, value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        if (r == NULL) {
+            report(sc, "HTTP server: logging failed");
+        }
+        Py_XDECREF(r);
+        if (sc->req) {
+            rc_delegate_close(sc->req, st);
+        }
+        if (!sc->closed) {
+            static const char bad[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+            if (sc_write(sc, bad, sizeof(bad) - 1) < 0) {
+                PyErr_Clear();
+            }
+            if (sc_pending(sc)) {
+                sc->close_after_drain = 1;
+                sc->awaiting = 1; /* stop parsing */
+                return;
+            }
+        }
+        sc_close(sc);
+        return;
+    }
+    if (sc->req) {
+        rc_delegate_close(sc->req, st);
+    }
+    sc_close(sc);
+}
+
+/* The delegate returned `res` (new ref): None, or an awaitable to wait for. */
+static int
+sc_maybe_await(sconn *sc, PyObject *res)
+{
+    if (res == Py_None) {
+        Py_DECREF(res);
+        return 0;
+    }
+    PyObject *fut = PyObject_CallOneArg(H(sc->st)->convert_yielded, res);
+    Py_DECREF(res);
+    if (fut == NULL) {
+        return -1;
+    }
+    PyObject *cb = PyObject_GetAttrString((PyObject *)sc, "_awaited");
+    if (cb == NULL) {
+        Py_DECREF(fut);
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethod(fut, "add_done_callback", "O", cb);
+    Py_DECREF(cb);
+    Py_DECREF(fut);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    sc->awaiting = 1;
+    return 1;
+}
+
+static PyObject *
+sc_awaited(sconn *sc, PyObject *fut)
+{
+    sc->awaiting = 0;
+    if (sc->closed || sc->detached) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = call_method0(fut, "result");
+    if (r == NULL) {
+        sc_delegate_failed(sc);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(r);
+    if (sc->req && sc->req->sc == NULL) {
+        /* detached during headers_received */
+        Py_RETURN_NONE;
+    }
+    if (sc->req && !sc->req->read_finished && sc->expect_continue) {
+        /* after headers_received: Expect: 100-continue */
+        sc->expect_continue = 0;
+        if (!sc->req->write_finished) {
+            static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
+            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+                PyErr_Clear();
+            }
+        }
+    }
+    sc_process(sc);
+    Py_RETURN_NONE;
+}
+
+/* Deliver coalesced body bytes in chunk_size pieces.  0: all delivered,
+ * 1: awaiting (some may remain), -1: failed (handled). */
+static int
+sc_deliver_body(sconn *sc)
+{
+    rconn *rc = sc->req;
+    size_t off = 0;
+    int ret = 0;
+    while (off < sc->body.len) {
+        size_t n = sc->body.len - off;
+        if (n > sc->chunk_size) {
+            n = sc->chunk_size;
+        }
+        if (rc == NULL || rc->write_finished || rc->delegate == NULL) {
+            off += n;  /* upstream skips data_received once the response finished */
+            continue;
+        }
+        PyObject *b = PyBytes_FromStringAndSize(sc->body.data + off, (Py_ssize_t)n);
+        off += n;
+        if (b == NULL) {
+            sc_delegate_failed(sc);
+            ret = -1;
+            break;
+        }
+        PyObject *res = PyObject_CallMethod(rc->delegate, "data_received", "O", b);
+        Py_DECREF(b);
+        if (res == NULL) {
+            sc_delegate_failed(sc);
+            ret = -1;
+            break;
+        }
+        int a = sc_maybe_await(sc, res);
+        if (a < 0) {
+            sc_delegate_failed(sc);
+            ret = -1;
+            break;
+        }
+        if (a == 1) {
+            ret = 1;
+            break;
+        }
+    }
+    if (off >= sc->body.len || ret < 0) {
+        sc->body.len = 0;
+    } else {
+        memmove(sc->body.data, sc->body.data + off, sc->body.len - off);
+        sc->body.len -= off;
+    }
+    return ret;
+}
+
+/* ------------------------------------------------------ parser glue */
+
+static PyObject *
+latin1(const char *s, size_t n)
+{
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+}
+
+/* HTTPHeaders with the parsed pairs, filled through its internal layout
+ * (tornado 6.6: _as_list {norm: [values]}, _combined_cache {norm: value}),
+ * which is what HTTPHeaders.add() produces for valid names. */
+static PyObject *
+build_headers(tc_state *st, const tc_http_head *head)
+{
+    PyTypeObject *tp = (PyTypeObject *)H(st)->HTTPHeaders;
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL) {
+        return NULL;
+    }
+    PyObject *h = tp->tp_new(tp, empty, NULL);
+    Py_DECREF(empty);
+    if (h == NULL) {
+        return NULL;
+    }
+    PyObject *as_list = PyDict_New();
+    PyObject *cache = PyDict_New();
+    if (as_list == NULL || cache == NULL ||
+        PyObject_SetAttrString(h, "_as_list", as_list) < 0 ||
+        PyObject_SetAttrString(h, "_combined_cache", cache) < 0) {
+        goto fail;
+    }
+    char nbuf[256];
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const tc_http_header *hd = &head->headers[i];
+        char *norm = nbuf;
+        if (hd->name.len > sizeof(nbuf)) {
+            norm = PyMem_Malloc(hd->name.len);
+            if (norm == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+        }
+        int first = 1;
+        for (size_t k = 0; k < hd->name.len; k++) {
+            unsigned char c = (unsigned char)hd->name.p[k];
+            if (c == '-') {
+                norm[k] = '-';
+                first = 1;
+                continue;
+            }
+            if (first) {
+                norm[k] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : (char)c;
+                first = 0;
+            } else {
+                norm[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+            }
+        }
+        PyObject *name = latin1(norm, hd->name.len);
+        if (norm != nbuf) {
+            PyMem_Free(norm);
+        }
+        if (name == NULL) {
+            goto fail;
+        }
+        PyObject *value = latin1(hd->value.p, hd->value.len);
+        if (value == NULL) {
+            Py_DECREF(name);
+            goto fail;
+        }
+        PyObject *lst = PyDict_GetItemWithError(as_list, name); /* borrowed */
+        int rr;
+        if (lst != NULL) {
+            rr = PyList_Append(lst, value);
+            if (rr == 0 && PyDict_DelItem(cache, name) < 0) {
+                PyErr_Clear();
+            }
+        } else if (PyErr_Occurred()) {
+            rr = -1;
+        } else {
+            PyObject *l = PyList_New(1);
+            if (l == NULL) {
+                rr = -1;
+            } else {
+                Py_INCREF(value);
+                PyList_SET_ITEM(l, 0, value);
+                rr = PyDict_SetItem(as_list, name, l);
+                Py_DECREF(l);
+                if (rr == 0) {
+                    rr = PyDict_SetItem(cache, name, value);
+                }
+            }
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (rr < 0) {
+            goto fail;
+        }
+    }
+    Py_DECREF(as_list);
+    Py_DECREF(cache);
+    return h;
+fail:
+    Py_XDECREF(as_list);
+    Py_XDECREF(cache);
+    Py_DECREF(h);
+    return NULL;
+}
+
+static PyTypeObject *rconn_type(tc_state *st) { return st->http.ReqConnType; }
+
+static int
+on_headers(tc_http_parser *p, const tc_http_head *head)
+{
+    sconn *sc = p->data;
+    tc_state *st = sc->st;
+    rconn *rc = NULL;
+    sc->waiting_head = 0;
+    cancel_timer(&sc->idle_timer);
+
+    PyObject *args[3];
+    args[0] = latin1(head->method.p, head->method.len);
+    args[1] = latin1(head->target.p, head->target.len);
+    args[2] = latin1(head->version.p, head->version.len);
+    PyObject *start_line = NULL, *headers = NULL;
+    if (args[0] && args[1] && args[2]) {
+        start_line = PyObject_Vectorcall(H(st)->RequestStartLine, args, 3, NULL);
+    }
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    if (start_line == NULL) {
+        goto fail;
+    }
+    headers = build_headers(st, head);
+    if (headers == NULL) {
+        goto fail;
+    }
+    rc = PyObject_GC_New(rconn, rconn_type(st));
+    if (rc == NULL) {
+        goto fail;
+    }
+    Py_INCREF(sc);
+    rc->sc = sc;
+    rc->delegate = NULL;
+    rc->start_line = start_line;  /* steals */
+    start_line = NULL;
+    rc->headers = headers;
+    Py_INCREF(headers);
+    rc->close_callback = NULL;
+    rc->body_timeout = sc->body_timeout;
+    rc->head_delivered = rc->read_finished = rc->write_finished = 0;
+    rc->response_done = rc->finish_waiting = rc->delegate_closed = 0;
+    tc_http_writer_init(&rc->w);
+    {
+        /* the writer keeps pointers into the start line's str objects */
+        Py_ssize_t n;
+        PyObject *m = PyTuple_GET_ITEM(rc->start_line, 0);
+        PyObject *v = PyTuple_GET_ITEM(rc->start_line, 2);
+        rc->w.req_method = PyUnicode_AsUTF8AndSize(m, &n);
+        rc->w.req_method_len = (size_t)n;
+        if (rc->w.req_method == NULL) {
+            PyObject_GC_Track(rc);
+            goto fail;
+        }
+        rc->w.req_version = PyUnicode_AsUTF8AndSize(v, &n);
+        rc->w.req_version_len = (size_t)n;
+        if (rc->w.req_version == NULL) {
+            PyObject_GC_Track(rc);
+            goto fail;
+        }
+    }
+    rc->w.req_connection_keep_alive = head->connection_keep_alive;
+    rc->w.disconnect_on_finish = !head->keep_alive;
+    PyObject_GC_Track(rc);
+    Py_XSETREF(sc->req, rc); /* sc owns the reference from here */
+    sc->msg_complete = 0;
+    sc->finish_called = 0;
+    sc->expect_continue = (char)head->expect_continue;
+    sc->body.len = 0;
+
+    Py_CLEAR(headers);
+    sc->head_pending = 1;
+    return 1;  /* the delegate runs from sc_process, after the head is consumed */
+fail:
+    Py_XDECREF(start_line);
+    Py_XDECREF(headers);
+    report(sc, "HTTP server: building the request failed");
+    sc_close(sc);
+    return 1;
+}
+
+/* After a head: start_request, headers_received (awaited if it returns an
+ * awaitable), 100-continue.  0: go on parsing; 1: stop (awaiting, detached,
+ * closed). */
+static int
+sc_dispatch_head_inner(sconn *sc)
+{
+    tc_state *st = sc->st;
+    rconn *rc = sc->req;
+    PyObject *delegate, *res;
+    if (rc == NULL) {
+        return 0;
+    }
+    delegate = PyObject_CallMethod(sc->server, "start_request", "OO", (PyObject *)sc, (PyObject *)rc);
+    if (delegate == NULL) {
+        /* upstream's request loop: gen_log.error("Uncaught exception",
+         * exc_info=True), then close */
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (tb != NULL && v != NULL) {
+            PyException_SetTraceback(v, tb);
+        }
+        PyObject *ei = PyTuple_Pack(3, t ? t : Py_None, v ? v : Py_None, tb ? tb : Py_None);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyObject *kw = ei ? Py_BuildValue("{s:O}", "exc_info", ei) : NULL;
+        PyObject *a = Py_BuildValue("(s)", "Uncaught exception");
+        PyObject *m = PyObject_GetAttrString(H(st)->gen_log, "error");
+        PyObject *r = (kw && a && m) ? PyObject_Call(m, a, kw) : NULL;
+        Py_XDECREF(ei);
+        Py_XDECREF(kw);
+        Py_XDECREF(a);
+        Py_XDECREF(m);
+        if (r == NULL) {
+            report(sc, "HTTP server: logging failed");
+        }
+        Py_XDECREF(r);
+        sc_close(sc);
+        return 1;
+    }
+    if (sc->decompress) {
+        PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
+                                            (Py_ssize_t)sc->chunk_size,
+                                            (unsigned long long)sc->parser.max_body_size);
+        Py_DECREF(delegate);
+        delegate = g;
+        if (delegate == NULL) {
+            report(sc, "HTTP server: building the request failed");
+            sc_close(sc);
+            return 1;
+        }
+    }
+    rc->delegate = delegate;  /* steals */
+    rc->head_delivered = 1;
+    res = PyObject_CallMethod(rc->delegate, "headers_received", "OO", rc->start_line, rc->headers);
+    if (res == NULL) {
+        sc_delegate_failed(sc);
+        return 1;
+    }
+    int a = sc_maybe_await(sc, res);
+    if (a < 0) {
+        sc_delegate_failed(sc);
+        return 1;
+    }
+    if (a == 1) {
+        return 1;  /* sc_awaited continues */
+    }
+    if (rc->sc == NULL || sc->closed || sc->detached) {
+        return 1;  /* detached / closed in headers_received */
+    }
+    if (sc->expect_continue) {
+        sc->expect_continue = 0;
+        if (!rc->write_finished) {
+            static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
+            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+                PyErr_Clear();
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+sc_dispatch_head(sconn *sc)
+{
+    rconn *rc = sc->req;
+    Py_XINCREF(rc);
+    int r = sc_dispatch_head_inner(sc);
+    Py_XDECREF(rc);
+    return r;
+}
+
+static int
+on_body_start(tc_http_parser *p)
+{
+    sconn *sc = p->data;
+    rconn *rc = sc->req;
+    if (rc == NULL) {
+        return 0;
+    }
+    if (p->content_length_rewrite != NULL) {
+        PyObject *v = latin1(p->content_length_rewrite, p->content_length_rewrite_len);
+        PyObject *r = v ? PyObject_CallMethod(rc->headers, "__setitem__", "sO", "Content-Length", v) : NULL;
+        Py_XDECREF(v);
+        if (r == NULL) {
+            report(sc, "HTTP server: Content-Length rewrite failed");
+        }
+        Py_XDECREF(r);
+    }
+    if (p->body_kind != TC_HTTP_BODY_NONE && rc->body_timeout >= 0) {
+        cancel_timer(&sc->body_timer);
+        sc->body_timer = call_later(sc, rc->body_timeout, "_body_timer");
+        if (sc->body_timer == NULL) {
+            report(sc, "HTTP server: scheduling the body timeout failed");
+        }
+    }
+    return 0;
+}
+
+static int
+on_body(tc_http_parser *p, const char *data, size_t len)
+{
+    sconn *sc = p->data;
+    if (tc_http_buf_append(&sc->body, data, len) < 0) {
+        PyErr_NoMemory();
+        report(sc, "HTTP server: out of memory");
+        sc_close(sc);
+        return 1;
+    }
+    /* delivered from sc_process, outside the parser */
+    return sc->body.len >= sc->chunk_size ? 1 : 0;
+}
+
+static int
+on_message_complete(tc_http_parser *p)
+{
+    sconn *sc = p->data;
+    sc->msg_complete = 1;
+    cancel_timer(&sc->body_timer);
+    return 1;
+}
+
+static const tc_http_callbacks server_callbacks = {
+    on_headers, on_body_start, on_body, on_message_complete,
+};
+
+/* ---------------------------------------------------------- I/O layer */
+
+/* The stream's write queue emptied: resolve write futures, finish a
+ * waiting request, close after a 400. */
+static void
+on_drain(void *ctx, tc_stream *s)
+{
+    sconn *sc = ctx;
+    (void)s;
+    Py_INCREF(sc);
+    if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
+        PyObject *lst = sc->write_futures;
+        sc->write_futures = PyList_New(0);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
+            future_set_none(PyList_GET_ITEM(lst, i));
+        }
+        Py_DECREF(lst);
+        if (sc->write_futures == NULL) {
+            report(sc, "HTTP server: out of memory");
+        }
+    }
+    if (sc->close_after_drain) {
+        sc_close(sc);
+    } else if (sc->req != NULL && sc->req->finish_waiting) {
+        sc->req->finish_waiting = 0;
+        rc_finish_request(sc->req);
+    }
+    if (PyErr_Occurred()) {
+        report(sc, "HTTP server: drain callback failed");
+    }
+    Py_DECREF(sc);
+}
+
+static size_t
+sc_pending(sconn *sc)
+{
+    return sc->closed ? 0 : tc_stream_write_pending(sc->stream);
+}
+
+/* Write bytes; 0 or -1 with StreamClosedError set when closed. */
+static int
+sc_write(sconn *sc, const char *data, size_t len)
+{
+    if (sc->closed || sc->detached) {
+        PyErr_SetNone(H(sc->st)->StreamClosedError);
+        return -1;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    return tc_stream_write(sc->stream, data, len);
+}
+
+static void
+on_data(void *ctx, tc_stream *s)
+{
+    sconn *sc = ctx;
+    (void)s;
+    sc_process(sc);
+}
+
+static void sc_schedule_closed(sconn *sc);
+
+static void
+on_close(void *ctx, tc_stream *s, PyObject *error)
+{
+    sconn *sc = ctx;
+    (void)s;
+    (void)error;
+    sc->closed = 1;
+    sc_schedule_closed(sc);
+}
+
+static const tc_stream_consumer consumer_cb = {on_data, on_drain, on_close};
+
+/* Run the Python-visible side of a close from the loop (as upstream's
+ * close callbacks run from the IOLoop). */
+static PyObject *
+sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    if (sc->close_notified) {
+        Py_RETURN_NONE;
+    }
+    sc->close_notified = 1;
+    cancel_timer(&sc->idle_timer);
+    cancel_timer(&sc->body_timer);
+    rconn *rc = sc->req;
+    if (rc != NULL && rc->sc != NULL) {
+        Py_INCREF(rc);
+        if (!rc->read_finished) {
+            rc_delegate_close(rc, sc->st);
+        } else if (!rc->response_done) {
+            /* upstream's _on_connection_close */
+            PyObject *cb = rc->close_callback;
+            rc->close_callback = NULL;
+            if (cb != NULL) {
+                PyObject *r = PyObject_CallNoArgs(cb);
+                if (r == NULL) {
+                    report(sc, "HTTP server: close callback failed");
+                }
+                Py_XDECREF(r);
+                Py_DECREF(cb);
+            }
+            rc->response_done = 1;
+        }
+        Py_CLEAR(rc->delegate);
+        Py_CLEAR(rc->close_callback);
+        Py_DECREF(rc);
+    }
+    Py_CLEAR(sc->req);  /* no sc <-> rc cycle left behind (circlerefs_test) */
+    if (sc->write_futures != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sc->write_futures); i++) {
+            future_set_none(PyList_GET_ITEM(sc->write_futures, i));
+        }
+        PyList_SetSlice(sc->write_futures, 0, PY_SSIZE_T_MAX, NULL);
+    }
+    PyObject *r = PyObject_CallMethod(sc->server, "on_close", "O", (PyObject *)sc);
+    if (r == NULL) {
+        /* already removed (close_all_connections) */
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    if (sc->closed_future != NULL) {
+        future_set_none(sc->closed_future);
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+sc_schedule_closed(sconn *sc)
+{
+    if (sc->close_scheduled) {
+        return;
+    }
+    sc->close_scheduled = 1;
+    PyObject *cb = PyObject_GetAttrString((PyObject *)sc, "_closed");
+    if (cb == NULL) {
+        report(sc, "HTTP server: close notification failed");
+        return;
+    }
+    PyObject *h = tc_loop_call_soon(sc->loop, cb, NULL, 0, NULL);
+    Py_DECREF(cb);
+    if (h == NULL) {
+        /* loop closed: run it now */
+        PyErr_Clear();
+        PyObject *r = sc_closed(sc, NULL);
+        Py_XDECREF(r);
+        return;
+    }
+    Py_DECREF(h);
+}
+
+static void
+sc_close(sconn *sc)
+{
+    if (sc->closed) {
+        return;
+    }
+    sc->closed = 1;
+    Py_INCREF(sc);
+    if (!sc->detached) {
+        tc_stream_close(sc->stream, NULL);  /* on_close runs in here */
+    }
+    sc_schedule_closed(sc);
+    Py_DECREF(sc);
+}
+
+/* Close while an exception is set (to be raised to the caller after). */
+static void
+sc_close_keep_exc(sconn *sc)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    sc_close(sc);
+    if (PyErr_Occurred()) {
+        report(sc, "HTTP server: closing the stream failed");
+    }
+    PyErr_Restore(t, v, tb);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static void
+sc_parse_error(sconn *sc)
+{
+    tc_state *st = sc->st;
+    tc_http_parser *p = &sc->parser;
+    if (p->error_kind == TC_HTTP_ERR_NONE) {
+        return;  /* a callback owns it */
+    }
+    if (p->error_kind == TC_HTTP_ERR_NOMEM) {
+        PyErr_NoMemory();
+        report(sc, "HTTP server: out of memory");
+        sc_close(sc);
+        return;
+    }
+    PyObject *msg = latin1(p->error_msg ? p->error_msg : "", p->error_len);
+    if (msg == NULL) {
+        report(sc, "HTTP server: error message");
+        sc_close(sc);
+        return;
+    }
+    if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
+        PyObject *line = PyUnicode_FromFormat("Unsatisfiable read, closing connection: %U", msg);
+        PyObject *r = line ? PyObject_CallMethod(H(st)->gen_log, "info", "O", line) : NULL;
+        Py_XDECREF(line);
+        Py_XDECREF(r);
+        Py_DECREF(msg);
+        if (PyErr_Occurred()) {
+            report(sc, "HTTP server: logging failed");
+        }
+        if (sc->req && !sc->req->read_finished) {
+            rc_delegate_close(sc->req, st);
+        }
+        sc_close(sc);
+        return;
+    }
+    PyObject *exc = PyObject_CallOneArg(H(st)->HTTPInputError, msg);
+    Py_DECREF(msg);
+    if (exc == NULL) {
+        report(sc, "HTTP server: building HTTPInputError");
+        sc_close(sc);
+        return;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    /* the parser only reports errors before on_headers or in the body;
+     * sc->req is the current request only after on_headers */
+    if (sc->req && sc->req->read_finished) {
+        sc->req = sc->req; /* no-op: completed messages are not closed */
+    }
+    sc_delegate_failed(sc);
+}
+
+static void
+sc_next_request(sconn *sc)
+{
+    rconn *rc = sc->req;
+    sc->req = NULL;
+    sc->msg_complete = 0;
+    sc->finish_called = 0;
+    if (rc != NULL) {
+        Py_CLEAR(rc->delegate);
+        Py_CLEAR(rc->close_callback);
+        Py_DECREF(rc);
+    }
+    sc->parser.max_body_size = sc->default_max_body; /* set_max_body_size is per request */
+    tc_http_parser_resume(&sc->parser);
+    start_head_wait(sc);
+}
+
+static void
+sc_process(sconn *sc)
+{
+    if (sc->in_process) {
+        sc->again = 1;
+        return;
+    }
+    sc->in_process = 1;
+    Py_INCREF(sc);
+    tc_http_parser *p = &sc->parser;
+again:
+    for (;;) {
+        sc->again = 0;
+        if (sc->closed || sc->detached || sc->awaiting) {
+            break;
+        }
+        if (sc->head_pending) {
+            sc->head_pending = 0;
+            if (sc_dispatch_head(sc) != 0) {
+                break;
+            }
+            continue;
+        }
+        if (sc->body.len) {
+            if (sc->req == NULL) {
+                sc->body.len = 0;
+            } else if (sc->flush_body || sc->msg_complete || sc->body.len >= sc->chunk_size) {
+                sc->flush_body = 0;
+                if (sc_deliver_body(sc) != 0) {
+                    break;
+                }
+                continue;
+            }
+        }
+        if (sc->msg_complete) {
+            rconn *rc = sc->req;
+            if (rc == NULL) {
+                sc_next_request(sc);
+                continue;
+            }
+            if (!sc->finish_called) {
+                sc->finish_called = 1;
+                rc->read_finished = 1;
+                if (!rc->write_finished && rc->delegate != NULL) {
+                    Py_INCREF(rc);
+                    PyObject *r = call_method0(rc->delegate, "finish");
+                    if (r == NULL) {
+                        /* as upstream, a delegate whose finish() raised is
+                         * then told the connection closed */
+                        sc_delegate_failed(sc);
+                    }
+                    Py_XDECREF(r);
+                    Py_DECREF(rc);
+                }
+                continue;
+            }
+            if (!rc->response_done || sc->defer_next) {
+                break;   /* rc_finish_request / _process continues */
+            }
+            if (rc->w.disconnect_on_finish) {
+                sc_close(sc);
+                break;
+            }
+            sc_next_request(sc);
+            continue;
+        }
+        if (p->paused) {
+            tc_http_parser_resume(p);
+        }
+        size_t len = 0, consumed = 0;
+        const char *data = tc_stream_peek(sc->stream, &len);
+        tc_http_status s = tc_http_parser_execute(p, data, len, &consumed);
+        if (consumed) {
+            tc_stream_consume(sc->stream, consumed);
+        }
+        if (s == TC_HTTP_ERROR) {
+            sc_parse_error(sc);
+            break;
+        }
+        if (s == TC_HTTP_PAUSED) {
+            continue;
+        }
+        /* all input consumed: hand over what the body has so far */
+        if (sc->body.len && sc->req != NULL) {
+            sc->flush_body = 1;
+            continue;
+        }
+        break;
+    }
+    if (sc->again && !sc->closed && !sc->detached && !sc->awaiting) {
+        goto again;
+    }
+    sc->in_process = 0;
+    Py_DECREF(sc);
+}
+
+/* The response is finished and flushed (upstream _finish_request). */
+static void
+rc_finish_request(rconn *rc)
+{
+    sconn *sc = rc->sc;
+    Py_CLEAR(rc->close_callback);
+    if (sc == NULL || rc->response_done) {
+        return;
+    }
+    rc->response_done = 1;
+    if (sc->req != rc) {
+        return;
+    }
+    if (rc->w.disconnect_on_finish) {
+        if (!rc->read_finished) {
+            /* finished before reading the whole request: no more parsing */
+            rc->read_finished = 1;
+        }
+        sc_close(sc);
+        return;
+    }
+    size_t buffered = 0;
+    (void)tc_stream_peek(sc->stream, &buffered);
+    if (buffered > 0) {
+        /* pipelined input: parse it from the loop, as upstream's request
+         * loop goes on from a future callback (a detach() right after
+         * finish() must still see those bytes) */
+        PyObject *cb = PyObject_GetAttrString((PyObject *)sc, "_process");
+        PyObject *h = cb ? tc_loop_call_soon(sc->loop, cb, NULL, 0, NULL) : NULL;
+        Py_XDECREF(cb);
+        if (h == NULL) {
+            report(sc, "HTTP server: scheduling the next request failed");
+            sc_close(sc);
+            return;
+        }
+        Py_DECREF(h);
+        sc->defer_next = 1;
+        return;
+    }
+    sc_process(sc);
+}
+
+static PyObject *
+sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    sc->defer_next = 0;
+    sc_process(sc);
+    Py_RETURN_NONE;
+}
+
+/* --------------------------------------------------- HTTPConnection */
+
+static PyObject *
+closed_write_future(rconn *rc)
+{
+    sconn *sc = rc->sc;
+    PyObject *fut = sc ? new_future(sc) : NULL;
+    if (fut == NULL) {
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
+    if (exc == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(fut, "set_exception", "O", exc);
+    Py_DECREF(exc);
+    Py_XDECREF(r);
+    if (r == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    r = call_method0(fut, "exception");
+    Py_XDECREF(r);
+    if (r == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+/* A future for a write just queued: done now when the kernel took it all. */
+static PyObject *
+write_future(sconn *sc)
+{
+    PyObject *fut = new_future(sc);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (sc_pending(sc) == 0) {
+        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
+        if (r == NULL) {
+            Py_DECREF(fut);
+            return NULL;
+        }
+        Py_DECREF(r);
+        return fut;
+    }
+    if (PyList_Append(sc->write_futures, fut) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+}
+
+static int
+raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
+{
+    if (e == TC_HTTP_WERR_NOMEM) {
+        PyErr_NoMemory();
+    } else if (e == TC_HTTP_WERR_VALUE) {
+        PyObject *m = latin1(w->error_msg, w->error_len);
+        if (m) {
+            PyErr_SetObject(PyExc_ValueError, m);
+            Py_DECREF(m);
+        }
+    } else if (e == TC_HTTP_WERR_OUTPUT) {
+        PyObject *m = latin1(w->error_msg, w->error_len);
+        if (m) {
+            PyErr_SetObject(H(st)->HTTPOutputError, m);
+            Py_DECREF(m);
+        }
+    }
+    return -1;
+}
+
+static int
+set_header_str(PyObject *headers, const char *name, const char *value)
+{
+    PyObject *k = PyUnicode_FromString(name);
+    PyObject *v = PyUnicode_FromString(value);
+    int r = (k && v) ? PyObject_SetItem(headers, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return r;
+}
+
+static int
+set_response_headers(rconn *rc, PyObject *headers)
+{
+    const char *ver = rc->w.req_version;
+    size_t vl = rc->w.req_version_len;
+    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0 && rc->w.disconnect_on_finish) {
+        if (set_header_str(headers, "Connection", "close") < 0) return -1;
+    }
+    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0 && rc->w.req_connection_keep_alive) {
+        if (set_header_str(headers, "Connection", "Keep-Alive") < 0) return -1;
+    }
+    if (rc->w.chunking) {
+        if (set_header_str(headers, "Transfer-Encoding", "chunked") < 0) return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *start_line, *headers, *chunk = Py_None;
+    sconn *sc = rc->sc;
+    if (nargs < 2 || nargs > 3 || (kwnames && PyTuple_GET_SIZE(kwnames) > (3 - nargs))) {
+        PyErr_SetString(PyExc_TypeError, "write_headers(start_line, headers, chunk=None)");
+        return NULL;
+    }
+    start_line = args[0];
+    headers = args[1];
+    if (nargs == 3) {
+        chunk = args[2];
+    } else if (kwnames && PyTuple_GET_SIZE(kwnames) == 1) {
+        chunk = args[nargs];
+    }
+    if (sc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "connection detached");
+        return NULL;
+    }
+    tc_state *st = sc->st;
+    PyObject *result = NULL, *code_o = NULL, *reason = NULL, *reason_b = NULL;
+    PyObject *keep = NULL, *items = NULL;
+    tc_http_header *hdrs = NULL;
+    tc_http_buf out = {0};
+    Py_buffer cview = {0};
+    int have_cview = 0;
+    PyObject *saved_t = NULL, *saved_v = NULL, *saved_tb = NULL;
+
+    code_o = PySequence_GetItem(start_line, 1);
+    reason = code_o ? PySequence_GetItem(start_line, 2) : NULL;
+    if (reason == NULL) {
+        goto fail;
+    }
+    long code = PyLong_AsLong(code_o);
+    if (code == -1 && PyErr_Occurred()) {
+        goto fail;
+    }
+    if (!PyUnicode_Check(reason)) {
+        PyObject *s = PyObject_Str(reason);
+        if (s == NULL) goto fail;
+        Py_SETREF(reason, s);
+    }
+    reason_b = PyUnicode_AsUTF8String(reason);
+    if (reason_b == NULL) {
+        goto fail;
+    }
+    /* header pairs, in get_all() order */
+    keep = PyList_New(0);
+    if (keep == NULL) {
+        goto fail;
+    }
+    if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
+        PyObject *as_list = PyObject_GetAttrString(headers, "_as_list");
+        if (as_list == NULL) {
+            goto fail;
+        }
+        items = PyList_New(0);
+        if (items == NULL) {
+            Py_DECREF(as_list);
+            goto fail;
+        }
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(as_list, &pos, &k, &v)) {
+            if (!PyList_Check(v)) {
+                continue;
+            }
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(v); j++) {
+                PyObject *pair = PyTuple_Pack(2, k, PyList_GET_ITEM(v, j));
+                if (pair == NULL || PyList_Append(items, pair) < 0) {
+                    Py_XDECREF(pair);
+                    Py_DECREF(as_list);
+                    goto fail;
+                }
+                Py_DECREF(pair);
+            }
+        }
+        Py_DECREF(as_list);
+    } else {
+        PyObject *ga = call_method0(headers, "get_all");
+        if (ga == NULL) goto fail;
+        items = PySequence_List(ga);
+        Py_DECREF(ga);
+        if (items == NULL) goto fail;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
+    if (hdrs == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        PyObject *name = PySequence_GetItem(pair, 0);
+        PyObject *value = name ? PySequence_GetItem(pair, 1) : NULL;
+        if (value == NULL) {
+            Py_XDECREF(name);
+            goto fail;
+        }
+        int ok = 1;
+        PyObject *parts[2] = {name, value};
+        tc_http_span *spans[2] = {&hdrs[i].name, &hdrs[i].value};
+        for (int k2 = 0; k2 < 2; k2++) {
+            PyObject *s = parts[k2];
+            if (PyUnicode_Check(s) && PyUnicode_IS_ASCII(s)) {
+                Py_ssize_t ln;
+                spans[k2]->p = PyUnicode_AsUTF8AndSize(s, &ln);
+                spans[k2]->len = (size_t)ln;
+                if (spans[k2]->p == NULL) { ok = -1; break; }
+                if (PyList_Append(keep, s) < 0) { ok = -1; break; }
+                continue;
+            }
+            PyObject *b = NULL;
+            if (PyUnicode_Check(s)) {
+                b = PyUnicode_AsLatin1String(s);
+            } else if (PyBytes_Check(s)) {
+                /* native_str(bytes) decodes UTF-8, then latin-1 encodes */
+                PyObject *u = PyUnicode_FromEncodedObject(s, "utf-8", "strict");
+                b = u ? PyUnicode_AsLatin1String(u) : NULL;
+                Py_XDECREF(u);
+            } else {
+                PyErr_Format(PyExc_TypeError, "Expected bytes, unicode, or None; got %R",
+                             (PyObject *)Py_TYPE(s));
+            }
+            if (b == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
+                if (saved_t == NULL) {
+                    PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
+                } else {
+                    PyErr_Clear();
+                }
+                spans[k2]->p = NULL;
+                if (k2 == 0) { hdrs[i].value.p = NULL; ok = 0; }
+                break;
+            }
+            spans[k2]->p = PyBytes_AS_STRING(b);
+            spans[k2]->len = (size_t)PyBytes_GET_SIZE(b);
+            int ar = PyList_Append(keep, b);
+            Py_DECREF(b);
+            if (ar < 0) { ok = -1; break; }
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (ok < 0) {
+            goto fail;
+        }
+    }
+    if (chunk != Py_None) {
+        if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
+            goto fail;
+        }
+        have_cview = 1;
+    }
+    tc_http_werr e = tc_http_write_headers(&rc->w, (int)code, PyBytes_AS_STRING(reason_b),
+                                           (size_t)PyBytes_GET_SIZE(reason_b), hdrs, (size_t)n,
+                                           have_cview ? cview.buf : NULL,
+                                           have_cview ? (size_t)cview.len : 0, &out);
+    if (e != TC_HTTP_WOK) {
+        if (e == TC_HTTP_WERR_ENCODE && saved_t != NULL) {
+            PyErr_Restore(saved_t, saved_v, saved_tb);
+            saved_t = saved_v = saved_tb = NULL;
+        } else if (e == TC_HTTP_WERR_ENCODE) {
+            PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
+        } else {
+            raise_werr(st, &rc->w, e);
+            if (rc->w.closed) {
+                sc_close_keep_exc(sc);
+            }
+        }
+        goto fail;
+    }
+    /* headers["Connection"] / ["Transfer-Encoding"] as upstream assigns them */
+    if (set_response_headers(rc, headers) < 0) {
+        goto fail;
+    }
+    if (sc->closed || sc->detached) {
+        result = closed_write_future(rc);
+    } else {
+        if (sc_write(sc, out.data, out.len) < 0) {
+            goto fail;
+        }
+        result = write_future(sc);
+    }
+fail:
+    Py_XDECREF(saved_t);
+    Py_XDECREF(saved_v);
+    Py_XDECREF(saved_tb);
+    if (have_cview) {
+        PyBuffer_Release(&cview);
+    }
+    tc_http_buf_free(&out);
+    PyMem_Free(hdrs);
+    Py_XDECREF(items);
+    Py_XDECREF(keep);
+    Py_XDECREF(code_o);
+    Py_XDECREF(reason);
+    Py_XDECREF(reason_b);
+    return result;
+}
+
+static PyObject *
+rc_write(rconn *rc, PyObject *chunk)
+{
+    sconn *sc = rc->sc;
+    if (sc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "connection detached");
+        return NULL;
+    }
+    if (sc->closed || sc->detached) {
+        return closed_write_future(rc);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    tc_http_buf out = {0};
+    PyObject *result = NULL;
+    tc_http_werr e = tc_http_write_body(&rc->w, view.buf, (size_t)view.len, &out);
+    PyBuffer_Release(&view);
+    if (e != TC_HTTP_WOK) {
+        raise_werr(sc->st, &rc->w, e);
+        if (rc->w.closed) {
+            sc_close_keep_exc(sc);
+        }
+        goto done;
+    }
+    if (sc_write(sc, out.data, out.len) < 0) {
+        goto done;
+    }
+    result = write_future(sc);
+done:
+    tc_http_buf_free(&out);
+    return result;
+}
+
+static PyObject *
+rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
+{
+    sconn *sc = rc->sc;
+    if (sc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "connection detached");
+        return NULL;
+    }
+    int stream_closed = sc->closed || sc->detached;
+    tc_http_buf out = {0};
+    tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
+    if (e != TC_HTTP_WOK) {
+        tc_http_buf_free(&out);
+        raise_werr(sc->st, &rc->w, e);
+        if (rc->w.closed) {
+            sc_close_keep_exc(sc);
+        }
+        return NULL;
+    }
+    if (out.len && !stream_closed) {
+        if (sc_write(sc, out.data, out.len) < 0) {
+            PyErr_Clear();
+        }
+    }
+    tc_http_buf_free(&out);
+    rc->write_finished = 1;
+    if (!rc->read_finished) {
+        rc->w.disconnect_on_finish = 1;
+    }
+    Py_INCREF(rc);
+    if (sc_pending(sc) > 0) {
+        rc->finish_waiting = 1;
+    } else {
+        rc_finish_request(rc);
+    }
+    Py_DECREF(rc);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rc_set_close_callback(rconn *rc, PyObject *cb)
+{
+    if (cb == Py_None) {
+        Py_CLEAR(rc->close_callback);
+    } else {
+        Py_INCREF(cb);
+        Py_XSETREF(rc->close_callback, cb);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rc_set_max_body_size(rconn *rc, PyObject *arg)
+{
+    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (rc->sc != NULL && rc->sc->req == rc) {
+        rc->sc->parser.max_body_size = v;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rc_set_body_timeout(rconn *rc, PyObject *arg)
+{
+    double v = PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    rc->body_timeout = v;
+    Py_RETURN_NONE;
+}
+
+/* Take the connection out of HTTP processing: the IOStream, with every
+ * byte not yet parsed still in its buffer and pending writes still queued. */
+static PyObject *
+rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
+{
+    sconn *sc = rc->sc;
+    if (sc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "already detached");
+        return NULL;
+    }
+    PyObject *stream = (PyObject *)sc->stream;
+    Py_INCREF(stream);
+    if (!sc->closed) {
+        tc_stream_set_consumer(sc->stream, NULL, NULL);
+        if (sc->read_chunk_size > 0) {
+            PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
+            if (v == NULL || PyObject_SetAttrString(stream, "read_chunk_size", v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(stream);
+                return NULL;
+            }
+            Py_DECREF(v);
+        }
+    }
+    sc->detached = 1;
+    Py_CLEAR(rc->close_callback);
+    rc->response_done = 1;
+    rc->sc = NULL;
+    if (sc->req == rc) {
+        rc->delegate_closed = 1;  /* upstream: no on_connection_close after detach */
+        sc->req = NULL;
+        Py_DECREF(rc);            /* sc's reference; the caller still holds one */
+    }
+    cancel_timer(&sc->idle_timer);
+    cancel_timer(&sc->body_timer);
+    sc_schedule_closed(sc);       /* the server forgets the connection */
+    Py_DECREF(sc);                /* rc's reference */
+    return stream;
+}
+
+static PyObject *
+rc_get_stream(rconn *rc, void *Py_UNUSED(closure))
+{
+    if (rc->sc == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(rc->sc->stream);
+    return (PyObject *)rc->sc->stream;
+}
+
+static PyObject *
+rc_get_context(rconn *rc, void *Py_UNUSED(closure))
+{
+    if (rc->sc == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(rc->sc->context);
+    return rc->sc->context;
+}
+
+static int
+rc_traverse(rconn *rc, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(rc));
+    Py_VISIT(rc->sc);
+    Py_VISIT(rc->delegate);
+    Py_VISIT(rc->start_line);
+    Py_VISIT(rc->headers);
+    Py_VISIT(rc->close_callback);
+    return 0;
+}
+
+static int
+rc_clear(rconn *rc)
+{
+    Py_CLEAR(rc->sc);
+    Py_CLEAR(rc->delegate);
+    Py_CLEAR(rc->start_line);
+    Py_CLEAR(rc->headers);
+    Py_CLEAR(rc->close_callback);
+    return 0;
+}
+
+static void
+rc_dealloc(rconn *rc)
+{
+    PyTypeObject *tp = Py_TYPE(rc);
+    PyObject_GC_UnTrack(rc);
+    rc_clear(rc);
+    tc_http_writer_free(&rc->w);
+    PyObject_GC_Del(rc);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef rc_methods[] = {
+    {"write_headers", (PyCFunction)(void (*)(void))rc_write_headers, METH_FASTCALL | METH_KEYWORDS,
+     "HTTPConnection.write_headers(start_line, headers, chunk=None) -> Future"},
+    {"write", (PyCFunction)rc_write, METH_O, "HTTPConnection.write(chunk) -> Future"},
+    {"finish", (PyCFunction)rc_finish, METH_NOARGS, "HTTPConnection.finish()"},
+    {"set_close_callback", (PyCFunction)rc_set_close_callback, METH_O, NULL},
+    {"set_max_body_size", (PyCFunction)rc_set_max_body_size, METH_O, NULL},
+    {"set_body_timeout", (PyCFunction)rc_set_body_timeout, METH_O, NULL},
+    {"detach", (PyCFunction)rc_detach, METH_NOARGS,
+     "Stop HTTP processing; returns an IOStream with the unparsed bytes buffered."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+rc_get_server_conn(rconn *rc, void *Py_UNUSED(closure))
+{
+    if (rc->sc == NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(rc->sc);
+    return (PyObject *)rc->sc;
+}
+
+static PyGetSetDef rc_getset[] = {
+    {"context", (getter)rc_get_context, NULL, "The connection's _HTTPRequestContext.", NULL},
+    {"_server_conn", (getter)rc_get_server_conn, NULL, "The HTTPServerConnection (None once detached).", NULL},
+    {"stream", (getter)rc_get_stream, NULL, "The connection's IOStream (None once detached).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot rc_slots[] = {
+    {Py_tp_dealloc, rc_dealloc},
+    {Py_tp_traverse, rc_traverse},
+    {Py_tp_clear, rc_clear},
+    {Py_tp_methods, rc_methods},
+    {Py_tp_getset, rc_getset},
+    {Py_tp_doc, "One request on a C HTTP server connection (tornado.httputil.HTTPConnection)."},
+    {0, NULL},
+};
+
+static PyType_Spec rc_spec = {
+    .name = "tornado_c._core.HTTPConnection",
+    .basicsize = sizeof(rconn),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = rc_slots,
+};
+
+/* ------------------------------------------------ HTTPServerConnection */
+
+/* HTTPServerConnection(server, fd, address, protocol, trusted_downstream,
+ *     loop, max_header_size, max_body_size, chunk_size, idle_timeout,
+ *     body_timeout, decompress, no_keep_alive, max_buffer_size,
+ *     read_chunk_size): serves the accepted socket fd (owned from here on,
+ *     unless this raises). */
+static PyObject *
+sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    tc_state *st = tc_state_from_type(type);
+    PyObject *server, *address, *protocol, *trusted, *loop, *idle_o, *body_o;
+    int fd, decompress, no_keep_alive;
+    Py_ssize_t max_header, chunk_size, max_buffer, read_chunk;
+    unsigned long long max_body;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OiOOOOnKnOOppnn", &server, &fd, &address, &protocol,
+                          &trusted, &loop, &max_header, &max_body, &chunk_size, &idle_o,
+                          &body_o, &decompress, &no_keep_alive, &max_buffer, &read_chunk)) {
+        return NULL;
+    }
+    if (H(st)->HTTPHeaders == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_http_server_init() not called");
+        return NULL;
+    }
+    if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
+        PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
+        return NULL;
+    }
+    if (chunk_size <= 0 || max_header <= 0) {
+        PyErr_SetString(PyExc_ValueError, "sizes must be positive");
+        return NULL;
+    }
+    double idle = -1, body = -1;
+    if (idle_o != Py_None && (idle = PyFloat_AsDouble(idle_o)) == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (body_o != Py_None && (body = PyFloat_AsDouble(body_o)) == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    sconn *sc = (sconn *)type->tp_alloc(type, 0);
+    if (sc == NULL) {
+        return NULL;
+    }
+    sc->st = st;
+    Py_INCREF(loop);
+    sc->loop = (tc_loop *)loop;
+    Py_INCREF(server);
+    sc->server = server;
+    tc_http_parser_init(&sc->parser, &server_callbacks);
+    sc->parser.data = sc;
+    sc->parser.max_header_size = (size_t)max_header;
+    sc->parser.max_body_size = max_body;
+    sc->parser.no_keep_alive = no_keep_alive;
+    sc->default_max_body = max_body;
+    sc->chunk_size = (size_t)chunk_size;
+    sc->idle_timeout = idle;
+    sc->body_timeout = body;
+    sc->decompress = decompress;
+    sc->write_futures = PyList_New(0);
+    if (sc->write_futures == NULL) {
+        Py_DECREF(sc);
+        return NULL;
+    }
+    /* Reads are not limited to read_chunk_size (TCPServer passes chunk_size
+     * there) while the server consumes the input: the body is handed to the
+     * delegate in chunk_size pieces anyway, and upstream's IOStream reads
+     * ahead of what a read asks for.  A detached stream gets it back. */
+    sc->read_chunk_size = read_chunk;
+    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, fd, NULL, max_buffer, 0);
+    if (sc->stream == NULL) {
+        sc->closed = sc->close_notified = sc->close_scheduled = 1;
+        Py_DECREF(sc);
+        return NULL;   /* the fd is still the caller's */
+    }
+    /* from here on the fd is the stream's */
+    sc->context = PyObject_CallFunctionObjArgs(H(st)->RequestContext, (PyObject *)sc->stream,
+                                               address, protocol, trusted, NULL);
+    PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
+    if (r == NULL) {
+        sc->close_notified = sc->close_scheduled = 1;
+        sc->closed = 1;
+        tc_stream_close(sc->stream, NULL);
+        Py_DECREF(sc);
+        return NULL;
+    }
+    Py_DECREF(r);
+    tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
+    start_head_wait(sc);
+    if (PyErr_Occurred()) {
+        sc_close(sc);
+        Py_DECREF(sc);
+        return NULL;
+    }
+    return (PyObject *)sc;
+}
+
+/* close(): closes the connection; returns a future done once serving ended
+ * (upstream's awaitable HTTP1ServerConnection.close()). */
+static PyObject *
+sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
+{
+    if (sc->closed_future == NULL) {
+        sc->closed_future = new_future(sc);
+        if (sc->closed_future == NULL) {
+            return NULL;
+        }
+        if (sc->close_notified) {
+            future_set_none(sc->closed_future);
+        }
+    }
+    if (!sc->closed && !sc->detached) {
+        sc_close(sc);
+    } else if (sc->detached && !sc->close_notified) {
+        /* nothing to wait for */
+    }
+    Py_INCREF(sc->closed_future);
+    return sc->closed_future;
+}
+
+static PyObject *
+sc_get_context(sconn *sc, void *Py_UNUSED(closure))
+{
+    Py_INCREF(sc->context);
+    return sc->context;
+}
+
+static PyObject *
+sc_get_closed(sconn *sc, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(sc->closed || sc->detached);
+}
+
+static int
+sc_traverse(sconn *sc, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(sc));
+    Py_VISIT(sc->loop);
+    Py_VISIT(sc->server);
+    Py_VISIT(sc->context);
+    Py_VISIT(sc->closed_future);
+    Py_VISIT(sc->idle_timer);
+    Py_VISIT(sc->body_timer);
+    Py_VISIT(sc->write_futures);
+    Py_VISIT(sc->req);
+    Py_VISIT(sc->stream);
+    return 0;
+}
+
+static int
+sc_clear(sconn *sc)
+{
+    Py_CLEAR(sc->server);
+    Py_CLEAR(sc->context);
+    Py_CLEAR(sc->closed_future);
+    Py_CLEAR(sc->idle_timer);
+    Py_CLEAR(sc->body_timer);
+    Py_CLEAR(sc->write_futures);
+    Py_CLEAR(sc->req);
+    if (sc->stream != NULL && !sc->closed && !sc->detached) {
+        /* never leave a consumer pointer to freed memory */
+        tc_stream_set_consumer(sc->stream, NULL, NULL);
+    }
+    Py_CLEAR(sc->stream);
+    return 0;
+}
+
+static void
+sc_dealloc(sconn *sc)
+{
+    PyTypeObject *tp = Py_TYPE(sc);
+    PyObject_GC_UnTrack(sc);
+    if (sc->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)sc);
+    }
+    sc_clear(sc);
+    Py_CLEAR(sc->loop);
+    tc_http_parser_free(&sc->parser);
+    tc_http_buf_free(&sc->body);
+    tp->tp_free((PyObject *)sc);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef sc_methods[] = {
+    {"close", (PyCFunction)sc_close_meth, METH_NOARGS, "Close; returns a Future done when serving ended."},
+    {"_idle_timer", (PyCFunction)sc_idle_timer, METH_NOARGS, NULL},
+    {"_body_timer", (PyCFunction)sc_body_timer, METH_NOARGS, NULL},
+    {"_awaited", (PyCFunction)sc_awaited, METH_O, NULL},
+    {"_closed", (PyCFunction)sc_closed, METH_NOARGS, NULL},
+    {"_process", (PyCFunction)sc_process_meth, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef sc_getset[] = {
+    {"context", (getter)sc_get_context, NULL, NULL, NULL},
+    {"closed", (getter)sc_get_closed, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef sc_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(sconn, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot sc_slots[] = {
+    {Py_tp_new, sc_new},
+    {Py_tp_dealloc, sc_dealloc},
+    {Py_tp_traverse, sc_traverse},
+    {Py_tp_clear, sc_clear},
+    {Py_tp_methods, sc_methods},
+    {Py_tp_getset, sc_getset},
+    {Py_tp_members, sc_members},
+    {Py_tp_doc, "One accepted HTTP/1.x connection served in C (upstream's HTTP1ServerConnection)."},
+    {0, NULL},
+};
+
+static PyType_Spec sc_spec = {
+    .name = "tornado_c._core.HTTPServerConnection",
+    .basicsize = sizeof(sconn),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = sc_slots,
+};
+
+/* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
+ *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
+ *     GzipDelegate, convert_yielded, ResponseStartLine, Future) */
+static PyObject *
+http_server_init(PyObject *module, PyObject *args)
+{
+    tc_state *st = tc_get_state(module);
+    helpers_t h;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
+                          &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
+                          &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
+                          &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
+        return NULL;
+    }
+    h.kw_loop = Py_BuildValue("(s)", "loop");
+    if (h.kw_loop == NULL) {
+        return NULL;
+    }
+    if (!PyType_Check(h.HTTPHeaders)) {
+        PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
+        return NULL;
+    }
+    PyObject **dst = (PyObject **)H(st);
+    PyObject **src = (PyObject **)&h;
+    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
+        if (src[i] != h.kw_loop) {
+            Py_INCREF(src[i]);
+        }
+        Py_XSETREF(dst[i], src[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef server_functions[] = {
+    {"_http_server_init", http_server_init, METH_VARARGS, "Give the C HTTP server the Tornado objects it uses."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+tc_http_server_exec(PyObject *module, struct tc_state *st)
+{
+    if (tc_add_type(module, &sc_spec, NULL, &st->http.ServerConnType) < 0) {
+        return -1;
+    }
+    if (tc_add_type(module, &rc_spec, NULL, &st->http.ReqConnType) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, server_functions);
+}
+
+int
+tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->http.ServerConnType);
+    Py_VISIT(st->http.ReqConnType);
+    PyObject **h = (PyObject **)H(st);
+    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
+        Py_VISIT(h[i]);
+    }
+    return 0;
+}
+
+void
+tc_http_server_clear(struct tc_state *st)
+{
+    Py_CLEAR(st->http.ServerConnType);
+    Py_CLEAR(st->http.ReqConnType);
+    PyObject **h = (PyObject **)H(st);
+    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
+        Py_CLEAR(h[i]);
+    }
+}
