@@ -12,6 +12,8 @@ Endpoints:
   GET  /block?s=F    blocks the whole process for F seconds (time.sleep)
   POST /echo         JSON: length and sum of the received body bytes
   GET  /stats        JSON: streamed responses started/finished/aborted/active
+  POST /trim         gc.collect() and glibc malloc_trim(0), so that freed
+                     memory goes back to the OS (for RSS-after-close checks)
 
 Options: --port (0 = any free port), --idle-timeout, --body-timeout,
 --mode single|fork|reuseport, --procs N (fork mode), --xheaders, --unix PATH.
@@ -92,6 +94,23 @@ class StatsHandler(tornado.web.RequestHandler):
         self.write(dict(STATS, big_active=active, pid=os.getpid()))
 
 
+class TrimHandler(tornado.web.RequestHandler):
+    def post(self):
+        import ctypes
+        import ctypes.util
+        import gc
+
+        gc.collect()
+        trimmed = None
+        libc = ctypes.util.find_library("c")
+        if libc:
+            try:
+                trimmed = ctypes.CDLL(libc).malloc_trim(0)
+            except AttributeError:  # not glibc
+                pass
+        self.write({"pid": os.getpid(), "malloc_trim": trimmed})
+
+
 def make_app():
     return tornado.web.Application(
         [
@@ -100,6 +119,7 @@ def make_app():
             (r"/block", BlockHandler),
             (r"/echo", EchoHandler),
             (r"/stats", StatsHandler),
+            (r"/trim", TrimHandler),
         ]
     )
 

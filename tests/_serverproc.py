@@ -201,6 +201,18 @@ def get_json(port, path="/pid", **kw):
     return json.loads(body)
 
 
+def trim(port):
+    """POST /trim: the app runs gc.collect() and malloc_trim(0)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(b"POST /trim HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        code, _, body = read_response(s)
+    finally:
+        s.close()
+    assert code == 200, (code, body)
+    return json.loads(body)
+
+
 def wait_closed(sock, timeout):
     """Wait until the peer closes sock (EOF or reset), discarding data.
     Returns seconds waited, or None if still open after timeout."""
@@ -269,3 +281,38 @@ class NormalClient(threading.Thread):
         self._stop_ev.set()
         self.join(15)
         return self.latencies, self.errors
+
+
+def settle_rss(pid, wait=0.5, tries=10):
+    """VmRSS once two readings `wait` apart agree within 1%."""
+    prev = rss_kib(pid)
+    for _ in range(tries):
+        time.sleep(wait)
+        cur = rss_kib(pid)
+        if abs(cur - prev) <= prev * 0.01:
+            return cur
+        prev = cur
+    return prev
+
+
+def open_idle(port, n, request=b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n"):
+    """n keep-alive connections, each after one request/response."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(request)
+            code, _, _ = read_response(s, 30)
+            if code != 200:
+                raise RuntimeError("status %d" % code)
+            socks.append(s)
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def close_all(socks):
+    for s in socks:
+        rst_close(s)
+    socks.clear()

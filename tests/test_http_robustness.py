@@ -355,3 +355,67 @@ def test_many_bad_clients_at_once(server, guard, normal_client):
 
     run_threads(bad, 40)
     check_normal(normal_client)
+
+
+IDLE_CONNS = 2000
+IDLE_CYCLES = 3
+# RSS is read after the app ran gc.collect() + malloc_trim(0) (POST /trim):
+# glibc keeps freed heap mapped, so untrimmed RSS after a close says little.
+# - no leak: each later round of IDLE_CONNS connections peaks at most
+#   RSS_REPEAT_MARGIN x (first round's growth) above the first round's peak,
+#   and the trimmed RSS after each round stays within the same margin of the
+#   trimmed RSS after the first round;
+# - return to baseline (tornado_c): after the close + trim, RSS is within
+#   2 MiB + RSS_RETURN_MARGIN x growth of the baseline.  Measured: ~15%
+#   (2.3 MiB of 15 MiB for 2,000 connections).  Upstream Tornado keeps almost
+#   all of it (pymalloc arenas stay partly used), so for upstream only the
+#   no-leak part is asserted; the numbers are in the assertion messages.
+RSS_RETURN_MARGIN = 0.35
+RSS_REPEAT_MARGIN = 0.25
+
+
+@pytest.mark.parametrize("mode", sp.MODES)
+def test_idle_keepalive_connections(mode):
+    """IDLE_CONNS keep-alive connections, each after one request, stay open
+    while a normal client is still served; once they close, fds return to
+    the baseline and RSS returns close to it (see benchmarks/idle_conns.py
+    for the 10,000-connection measurement)."""
+    sp.raise_nofile()
+    srv = sp.ServerProc(mode)
+    try:
+        sp.close_all(sp.open_idle(srv.port, 200))  # warm-up
+        sp.wait_for(lambda: sp.fd_count(srv.pid) <= 20, 5)
+        base_fds = sp.fd_count(srv.pid)
+        sp.trim(srv.port)
+        base_rss = sp.settle_rss(srv.pid)
+        peaks, afters = [], []
+        for cycle in range(IDLE_CYCLES):
+            socks = sp.open_idle(srv.port, IDLE_CONNS)
+            try:
+                assert sp.fd_count(srv.pid) >= base_fds + IDLE_CONNS
+                peaks.append(sp.settle_rss(srv.pid))
+                t0 = time.monotonic()
+                assert sp.get_json(srv.port)["pid"] == srv.pid
+                assert time.monotonic() - t0 < MAX_LATENCY
+                for s in socks[:: IDLE_CONNS // 10]:  # the idle ones still work
+                    assert sp.get(srv.port, sock=s)[0] == 200
+            finally:
+                sp.close_all(socks)
+            assert sp.wait_for(lambda: sp.fd_count(srv.pid) <= base_fds, 20), (
+                "fds %d, baseline %d" % (sp.fd_count(srv.pid), base_fds)
+            )
+            sp.trim(srv.port)
+            afters.append(sp.settle_rss(srv.pid))
+        growth = peaks[0] - base_rss
+        msg = "RSS KiB: baseline %d, peaks with %d idle conns %s, after close+trim %s" % (
+            base_rss, IDLE_CONNS, peaks, afters,
+        )
+        assert growth > 0, msg
+        assert max(peaks[1:]) <= peaks[0] + RSS_REPEAT_MARGIN * growth, msg
+        assert max(afters[1:]) <= afters[0] + RSS_REPEAT_MARGIN * growth, msg
+        if mode == "tornado_c":
+            assert afters[-1] <= base_rss + 2048 + RSS_RETURN_MARGIN * growth, msg
+        assert srv.alive()
+        assert "Traceback" not in srv.stderr_text()
+    finally:
+        srv.cleanup()
