@@ -167,10 +167,11 @@ def main():
         # create the IOLoop only in the children.  The parent ignores SIGTERM
         # so that a SIGTERM to the process group stops the children cleanly,
         # after which fork_processes() exits 0 in the parent.
+        if not args.port:
+            p.error("--mode fork needs an explicit --port")
         server = tornado.httpserver.HTTPServer(make_app(), **kw)
         server.bind(args.port, address=args.address)
-        port = next(iter(server._sockets.values())).getsockname()[1]
-        _say("READY %d" % port)
+        _say("READY %d" % args.port)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         server.start(args.procs)
         _serve_forever(server)
