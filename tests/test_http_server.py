@@ -588,3 +588,63 @@ def test_upstream_suites_use_c_server(module):
     c, py = map(int, line[0].split()[1:])
     assert p.returncode == 0, p.stderr[-5000:]
     assert c >= 50, (c, py)
+
+
+def test_half_close_after_requests():
+    # the client sends two requests and shuts down its side at once
+    reqs = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def go(cls):
+        server, port = await serve(cls)
+        loop = asyncio.get_running_loop()
+        s = socket.socket()
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", port))
+        await loop.sock_sendall(s, reqs)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                c = await asyncio.wait_for(loop.sock_recv(s, 65536), 1)
+            except (asyncio.TimeoutError, ConnectionResetError):
+                break
+            if not c:
+                break
+            out += c
+        s.close()
+        await shutdown(server)
+        return out
+
+    r = both(go)
+    assert [x[1] for x in responses(r["c"])] == [x[1] for x in responses(r["upstream"])]
+
+
+def test_connection_outlives_dropped_server():
+    # upstream's connections go on after stop() even when nothing keeps the
+    # server object; so do ours (they hold themselves while serving)
+    import gc
+
+    async def go(cls):
+        server, port = await serve(cls)
+        loop = asyncio.get_running_loop()
+        s = socket.socket()
+        s.setblocking(False)
+        await loop.sock_connect(s, ("127.0.0.1", port))
+        await loop.sock_sendall(s, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(loop.sock_recv(s, 65536), 2)
+        server.stop()
+        del server
+        gc.collect()
+        await loop.sock_sendall(s, b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            c = await asyncio.wait_for(loop.sock_recv(s, 65536), 2)
+            if not c:
+                break
+            out += c
+        s.close()
+        return first, out
+
+    r = both(go)
+    for name, (first, out) in r.items():
+        assert b"hello /a" in first and b"hello /b" in out, name

@@ -3,7 +3,7 @@
  * This file links llhttp and proves it works (llhttp_version(),
  * _llhttp_selftest()); the request grammar is parser.c (see parser.h for
  * why it is not llhttp's), the response framing response.c, the Python
- * wrappers http_py.c; the server lands with the HTTP server issue.
+ * wrappers http_py.c; the server is server.c.
  */
 #include "state.h"
 

@@ -33,6 +33,22 @@
  *    close instead of resuming when !keep_alive (or the app finished early).
  *  - TC_HTTP_ERR_BAD_REQUEST / _UNSATISFIABLE: see parser.h for the log line
  *    and whether "HTTP/1.1 400 Bad Request\r\n\r\n" is written.
+ *
+ * The server (server.c) follows these notes:
+ *   _core.HTTPServerConnection  one accepted connection: a C IOStream from
+ *       tc_stream_from_fd() whose input it consumes (stream.h consumer API),
+ *       the parser, the idle (header) and body timers, the request loop of
+ *       upstream's HTTP1ServerConnection; close() returns a Future.
+ *   _core.HTTPConnection  one request (request.connection): write_headers /
+ *       write (Futures, done at once when the kernel took every byte, else
+ *       at drain), finish, set_close_callback, set_max_body_size,
+ *       set_body_timeout, detach (the IOStream, unparsed bytes still
+ *       buffered), context, stream.
+ *   Every delegate call runs outside tc_http_parser_execute (the parser
+ *   pauses after a head, a chunk_size of body and a message), so the
+ *   stream's buffer is consumed exactly up to what was parsed when Python
+ *   code runs.  tornado_c/httpserver.py is the Python side (HTTPServer,
+ *   fallbacks to upstream's path, _http_server_init).
  */
 #ifndef TC_HTTP_H
 #define TC_HTTP_H
@@ -50,7 +66,7 @@ typedef struct tc_http_state {
     /* server.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
-    PyObject *srv_helpers[13];      /* Tornado objects given by _http_server_init */
+    PyObject *srv_helpers[20];      /* Tornado objects given by _http_server_init */
 } tc_http_state;
 
 int tc_http_exec(PyObject *module, struct tc_state *st);

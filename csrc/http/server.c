@@ -63,6 +63,8 @@ struct sconn {
     char flush_body;         /* deliver coalesced body bytes now */
     char expect_continue;
     char defer_next;         /* the next request is started by _process */
+    char read_paused;        /* tc_stream_pause_reading while a response is pending */
+    char serving;            /* holds a self-reference until _closed() */
     PyObject *weakreflist;
 };
 
@@ -85,7 +87,10 @@ typedef struct {
     PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
         *HTTPInputError, *HTTPOutputError, *StreamClosedError,
         *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
-        *Future, *kw_loop;
+        *Future, *kw_loop,
+        /* interned method / attribute names of the per-request path */
+        *s_start_request, *s_headers_received, *s_data_received, *s_finish,
+        *s_set_result, *s_as_list, *s_combined_cache;
 } helpers_t;
 
 /* The helpers live in the module state (see http.h: srv_helpers). */
@@ -404,6 +409,7 @@ sc_deliver_body(sconn *sc)
     rconn *rc = sc->req;
     size_t off = 0;
     int ret = 0;
+    Py_XINCREF(rc);
     while (off < sc->body.len) {
         size_t n = sc->body.len - off;
         if (n > sc->chunk_size) {
@@ -420,7 +426,9 @@ sc_deliver_body(sconn *sc)
             ret = -1;
             break;
         }
-        PyObject *res = PyObject_CallMethod(rc->delegate, "data_received", "O", b);
+        PyObject *dargs[2] = {rc->delegate, b};
+        PyObject *res = PyObject_VectorcallMethod(H(sc->st)->s_data_received, dargs,
+                                                  2, NULL);
         Py_DECREF(b);
         if (res == NULL) {
             sc_delegate_failed(sc);
@@ -444,6 +452,7 @@ sc_deliver_body(sconn *sc)
         memmove(sc->body.data, sc->body.data + off, sc->body.len - off);
         sc->body.len -= off;
     }
+    Py_XDECREF(rc);
     return ret;
 }
 
@@ -474,8 +483,8 @@ build_headers(tc_state *st, const tc_http_head *head)
     PyObject *as_list = PyDict_New();
     PyObject *cache = PyDict_New();
     if (as_list == NULL || cache == NULL ||
-        PyObject_SetAttrString(h, "_as_list", as_list) < 0 ||
-        PyObject_SetAttrString(h, "_combined_cache", cache) < 0) {
+        PyObject_SetAttr(h, H(st)->s_as_list, as_list) < 0 ||
+        PyObject_SetAttr(h, H(st)->s_combined_cache, cache) < 0) {
         goto fail;
     }
     char nbuf[256];
@@ -563,8 +572,9 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     sconn *sc = p->data;
     tc_state *st = sc->st;
     rconn *rc = NULL;
+    /* the idle timer stays armed (no per-request timer churn): when it
+     * fires outside a head wait it is dropped, and re-armed at the next */
     sc->waiting_head = 0;
-    cancel_timer(&sc->idle_timer);
 
     PyObject *args[3];
     args[0] = latin1(head->method.p, head->method.len);
@@ -650,7 +660,11 @@ sc_dispatch_head_inner(sconn *sc)
     if (rc == NULL) {
         return 0;
     }
-    delegate = PyObject_CallMethod(sc->server, "start_request", "OO", (PyObject *)sc, (PyObject *)rc);
+    {
+        PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
+        delegate = PyObject_VectorcallMethod(H(st)->s_start_request, sargs,
+                                             3, NULL);
+    }
     if (delegate == NULL) {
         /* upstream's request loop: gen_log.error("Uncaught exception",
          * exc_info=True), then close */
@@ -693,7 +707,11 @@ sc_dispatch_head_inner(sconn *sc)
     }
     rc->delegate = delegate;  /* steals */
     rc->head_delivered = 1;
-    res = PyObject_CallMethod(rc->delegate, "headers_received", "OO", rc->start_line, rc->headers);
+    {
+        PyObject *hargs[3] = {rc->delegate, rc->start_line, rc->headers};
+        res = PyObject_VectorcallMethod(H(st)->s_headers_received, hargs,
+                                        3, NULL);
+    }
     if (res == NULL) {
         sc_delegate_failed(sc);
         return 1;
@@ -910,6 +928,12 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed_future != NULL) {
         future_set_none(sc->closed_future);
     }
+    if (sc->serving) {
+        /* drop the self-reference taken while serving (the caller of this
+         * method holds another) */
+        sc->serving = 0;
+        Py_DECREF(sc);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1081,7 +1105,8 @@ again:
                 rc->read_finished = 1;
                 if (!rc->write_finished && rc->delegate != NULL) {
                     Py_INCREF(rc);
-                    PyObject *r = call_method0(rc->delegate, "finish");
+                    PyObject *r = PyObject_VectorcallMethod(
+                        H(sc->st)->s_finish, &rc->delegate, 1, NULL);
                     if (r == NULL) {
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
@@ -1093,6 +1118,20 @@ again:
                 continue;
             }
             if (!rc->response_done || sc->defer_next) {
+                /* Waiting for the response.  As upstream's IOStream, keep
+                 * watching the socket only while nothing is buffered (a
+                 * close then reaches the close callback); with a pipelined
+                 * request already buffered stop reading until the parser
+                 * has used up the buffer, so a client that half-closed
+                 * after sending still gets every response. */
+                if (!sc->read_paused) {
+                    size_t buffered = 0;
+                    (void)tc_stream_peek(sc->stream, &buffered);
+                    if (buffered > 0) {
+                        sc->read_paused = 1;
+                        tc_stream_pause_reading(sc->stream);
+                    }
+                }
                 break;   /* rc_finish_request / _process continues */
             }
             if (rc->w.disconnect_on_finish) {
@@ -1117,6 +1156,12 @@ again:
         }
         if (s == TC_HTTP_PAUSED) {
             continue;
+        }
+        /* all buffered input parsed: read the socket again (upstream's
+         * IOStream reads only when a read cannot be served from its buffer) */
+        if (sc->read_paused) {
+            sc->read_paused = 0;
+            tc_stream_resume_reading(sc->stream);
         }
         /* all input consumed: hand over what the body has so far */
         if (sc->body.len && sc->req != NULL) {
@@ -1222,7 +1267,9 @@ write_future(sconn *sc)
         return NULL;
     }
     if (sc_pending(sc) == 0) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
+        PyObject *fargs[2] = {fut, Py_None};
+        PyObject *r = PyObject_VectorcallMethod(H(sc->st)->s_set_result, fargs,
+                                                2, NULL);
         if (r == NULL) {
             Py_DECREF(fut);
             return NULL;
@@ -1339,7 +1386,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         goto fail;
     }
     if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
-        PyObject *as_list = PyObject_GetAttrString(headers, "_as_list");
+        PyObject *as_list = PyObject_GetAttr(headers, H(st)->s_as_list);
         if (as_list == NULL) {
             goto fail;
         }
@@ -1832,6 +1879,12 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     Py_DECREF(r);
     tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
+    /* While serving, the connection keeps itself alive (the stream does not
+     * own its consumer, and the server may be dropped after stop(), as
+     * upstream's connections go on through their loop callbacks); dropped
+     * in _closed(). */
+    Py_INCREF(sc);
+    sc->serving = 1;
     start_head_wait(sc);
     if (PyErr_Occurred()) {
         sc_close(sc);
@@ -1981,9 +2034,20 @@ http_server_init(PyObject *module, PyObject *args)
                           &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
         return NULL;
     }
-    h.kw_loop = Py_BuildValue("(s)", "loop");
-    if (h.kw_loop == NULL) {
-        return NULL;
+    PyObject **names[] = {&h.kw_loop, &h.s_start_request, &h.s_headers_received,
+                          &h.s_data_received, &h.s_finish, &h.s_set_result, &h.s_as_list,
+                          &h.s_combined_cache};
+    const char *texts[] = {NULL, "start_request", "headers_received", "data_received",
+                           "finish", "set_result", "_as_list", "_combined_cache"};
+    size_t nnames = sizeof(names) / sizeof(names[0]);
+    for (size_t i = 0; i < nnames; i++) {
+        *names[i] = i == 0 ? Py_BuildValue("(s)", "loop") : PyUnicode_InternFromString(texts[i]);
+        if (*names[i] == NULL) {
+            for (size_t j = 0; j < i; j++) {
+                Py_CLEAR(*names[j]);
+            }
+            return NULL;
+        }
     }
     if (!PyType_Check(h.HTTPHeaders)) {
         PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
@@ -1992,7 +2056,11 @@ http_server_init(PyObject *module, PyObject *args)
     PyObject **dst = (PyObject **)H(st);
     PyObject **src = (PyObject **)&h;
     for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        if (src[i] != h.kw_loop) {
+        int owned = 0;  /* the names were created above: references move */
+        for (size_t j = 0; j < nnames; j++) {
+            owned |= src[i] == *names[j];
+        }
+        if (!owned) {
             Py_INCREF(src[i]);
         }
         Py_XSETREF(dst[i], src[i]);

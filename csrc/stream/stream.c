@@ -1016,7 +1016,8 @@ set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
     }
 }
 
-/* Open the uv handle of `s` on `fd` (libuv takes the fd on success). */
+/* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
+ * failure (-1, exception set) the fd is untouched. */
 static int
 open_handle(tc_stream *s, int fd)
 {
@@ -1031,30 +1032,7 @@ open_handle(tc_stream *s, int fd)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    s->kind = K_TCP;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
-        s->kind = K_PIPE;
-    }
-    rc = s->kind == K_TCP ? uv_tcp_init(s->loop->uv, &s->h.tcp)
-                          : uv_pipe_init(s->loop->uv, &s->h.pipe, 0);
-    if (rc < 0) {
-        tc_loop_tcp_set_uv_error(rc);
-        return -1;
-    }
-    s->h.handle.data = s;
-    s->handle_open = 1;
-    TC_LOOP_HANDLE_OPENED(s->st);
-    Py_INCREF(s); /* self-reference, dropped in close_cb */
-    rc = s->kind == K_TCP ? uv_tcp_open(&s->h.tcp, (uv_os_sock_t)fd)
-                          : uv_pipe_open(&s->h.pipe, (uv_file)fd);
-    if (rc < 0) {
-        /* libuv did not take the fd: close the bare handle */
-        s->handle_closing = 1;
-        s->closed = 1;
-        uv_close(&s->h.handle, close_cb);
-        tc_loop_tcp_set_uv_error(rc);
-        return -1;
-    }
+    /* join the loop's live set first: nothing to undo on the fd if it fails */
     live = PyObject_CallMethod((PyObject *)s->loop, "_tc_live", NULL);
     if (live == NULL) {
         PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
@@ -1068,6 +1046,37 @@ open_handle(tc_stream *s, int fd)
     }
     else {
         Py_DECREF(live);
+    }
+    s->kind = K_TCP;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
+        s->kind = K_PIPE;
+    }
+    rc = s->kind == K_TCP ? uv_tcp_init(s->loop->uv, &s->h.tcp)
+                          : uv_pipe_init(s->loop->uv, &s->h.pipe, 0);
+    if (rc < 0) {
+        if (s->live != NULL) {
+            if (PySet_Discard(s->live, (PyObject *)s) < 0) {
+                PyErr_Clear();
+            }
+            Py_CLEAR(s->live);
+        }
+        tc_loop_tcp_set_uv_error(rc);
+        return -1;
+    }
+    s->h.handle.data = s;
+    s->handle_open = 1;
+    TC_LOOP_HANDLE_OPENED(s->st);
+    Py_INCREF(s); /* self-reference, dropped in close_cb */
+    rc = s->kind == K_TCP ? uv_tcp_open(&s->h.tcp, (uv_os_sock_t)fd)
+                          : uv_pipe_open(&s->h.pipe, (uv_file)fd);
+    if (rc < 0) {
+        /* libuv did not take the fd: close the bare handle (close_cb
+         * leaves the live set) */
+        s->handle_closing = 1;
+        s->closed = 1;
+        tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
+        tc_loop_tcp_set_uv_error(rc);
+        return -1;
     }
     return 0;
 }
