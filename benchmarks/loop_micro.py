@@ -18,6 +18,7 @@ Prints a table of operations (or requests) per second and the ratio of
 tornado_c to uvloop, and writes the raw numbers as JSON with --json.
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -29,11 +30,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# The source tree goes on sys.path only when it holds a built extension (an
+# in-place build); otherwise the installed tornado_c is used (scripts/bench.sh
+# installs it into .venv and runs the benchmarks from outside the tree).
+SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 LOOPS = ("asyncio", "uvloop", "tornado_c")
 
 CHILD = r'''
 import asyncio, sys, time
-sys.path.insert(0, {root!r})
+if {root!r}:
+    sys.path.insert(0, {root!r})
 kind, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if kind == "asyncio":
     loop = asyncio.SelectorEventLoop()
@@ -154,7 +160,8 @@ print(repr(res))
 
 SERVER = r'''
 import asyncio, sys
-sys.path.insert(0, {root!r})
+if {root!r}:
+    sys.path.insert(0, {root!r})
 kind, port = sys.argv[1], int(sys.argv[2])
 if kind == "uvloop":
     import uvloop
@@ -179,7 +186,7 @@ asyncio.run(main())
 
 
 def child(kind, scenario, n):
-    code = CHILD.format(root=ROOT)
+    code = CHILD.format(root=SRC)
     out = subprocess.run([sys.executable, "-c", code, kind, scenario, str(n)],
                          check=True, capture_output=True, text=True).stdout
     return eval(out.strip().splitlines()[-1])
@@ -213,7 +220,7 @@ def wait_port(port, timeout=10):
 
 def hello_http(kind, duration, connections):
     port = free_port()
-    code = SERVER.format(root=ROOT)
+    code = SERVER.format(root=SRC)
     srv = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code, kind, str(port)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

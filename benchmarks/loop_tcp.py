@@ -16,6 +16,7 @@ raw numbers as JSON to --json.
 """
 
 import argparse
+import glob
 import asyncio
 import json
 import os
@@ -28,6 +29,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# The source tree goes on sys.path only when it holds a built extension (an
+# in-place build); otherwise the installed tornado_c is used (scripts/bench.sh
+# installs it into .venv and runs the benchmarks from outside the tree).
+SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 
 LOOPS = ("asyncio", "uvloop", "tornado_c")
 APIS = ("protocol", "streams")
@@ -42,7 +47,8 @@ def new_loop(kind):
 
         return uvloop.new_event_loop()
     if kind == "tornado_c":
-        sys.path.insert(0, ROOT)
+        if SRC:
+            sys.path.insert(0, SRC)
         from tornado_c.loop import EventLoop
 
         return EventLoop()
@@ -168,7 +174,8 @@ def run_client(client_kind, port, size, conns, warmup, duration, proc=None):
 
 def one(server_kind, api, size, args):
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    if SRC:
+        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", server_kind, "--api", api]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd

@@ -5,14 +5,20 @@ import sys
 import pytest
 
 
-def run_python(*args, env=None, cwd=None, timeout=120, input=None):
-    """Run the venv's python in a subprocess and return CompletedProcess."""
+def tornado_c_parent():
+    """The folder holding the tornado_c package the tests import (the
+    installed build, or the source tree after an in-place build)."""
     import tornado_c
 
+    return os.path.dirname(os.path.dirname(os.path.abspath(tornado_c.__file__)))
+
+
+def run_python(*args, env=None, cwd=None, timeout=120, input=None):
+    """Run the venv's python in a subprocess and return CompletedProcess."""
     full_env = dict(os.environ)
     # Subprocesses import the same tornado_c build the tests import (installed
     # or in-tree), whatever their working directory.
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(tornado_c.__file__)))
+    pkg_parent = tornado_c_parent()
     full_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (pkg_parent, full_env.get("PYTHONPATH")) if p
     )

@@ -702,7 +702,9 @@ def test_closed_loop_keeps_a_valid_uv_loop_for_other_components():
     import subprocess
     import sys
 
-    root = __file__.rsplit("/tests/", 1)[0]
+    from conftest import tornado_c_parent
+
+    root = tornado_c_parent()
     code = (
         "import sys, socket, asyncio\n"
         "sys.path.insert(0, %r)\n"

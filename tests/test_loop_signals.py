@@ -7,7 +7,9 @@ import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import tornado_c_parent
+
+ROOT = tornado_c_parent()  # the tornado_c under test, installed or in-tree
 
 PRELUDE = """
 import asyncio, os, signal, sys, threading, time

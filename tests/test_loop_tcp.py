@@ -171,6 +171,8 @@ def test_echo_protocol(loop):
         tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
         assert cl.events == ["made"]
         assert tr.get_protocol() is cl
+        assert isinstance(tr, asyncio.Transport)
+        assert isinstance(server, asyncio.AbstractServer)
         payload = b"x" * 100000 + b"end"
         tr.write(payload[:10])
         tr.writelines([payload[10:50], bytearray(payload[50:60]), memoryview(payload[60:])])
@@ -1204,3 +1206,143 @@ def test_write_many_small_while_congested(loop):
         server.close()
 
     run(loop, main())
+
+
+def test_abstract_unix_socket(loop):
+    async def main():
+        name = "\0tornado_c_test_%d" % os.getpid()
+        server = await loop.create_unix_server(lambda: Recorder(loop, echo=True), name)
+        tr, cl = await loop.create_unix_connection(lambda: Recorder(loop), name)
+        tr.write(b"abstract")
+        await cl.wait_bytes(8)
+        assert tr.get_extra_info("peername") == name.encode()
+        tr.close()
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_close_in_eof_received_and_abort_in_pause_writing(loop):
+    async def main():
+        class CloseOnEof(Recorder):
+            def eof_received(self):
+                super().eof_received()
+                self.transport.close()
+                return True  # ignored: already closing
+
+        server, port, protos = await _echo_server(loop, lambda: CloseOnEof(loop))
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        tr.write_eof()
+        await protos[0].lost
+        await cl.lost
+        assert protos[0].events == ["made", "eof", ("lost", None)]
+
+        class AbortOnPause(Recorder):
+            def pause_writing(self):
+                self.events.append("pause")
+                self.transport.abort()
+
+        tr, cl = await loop.create_connection(lambda: AbortOnPause(loop), "127.0.0.1", port)
+        await asyncio.sleep(0.01)
+        protos[-1].transport.pause_reading()
+        tr.set_write_buffer_limits(high=10)
+        for _ in range(100):
+            tr.write(b"w" * 65536)
+            if tr.is_closing():
+                break
+        assert await cl.lost is None
+        assert cl.events == ["made", "pause", ("lost", None)]
+        server.close()
+
+    run(loop, main())
+    assert loop.errors == []
+
+
+def test_create_on_closed_loop(loop):
+    ls = _raw_listener()
+    loop.close()
+    coro = loop.create_connection(asyncio.Protocol, *ls.getsockname())
+    with pytest.raises(RuntimeError):
+        coro.send(None)
+    coro.close()
+    ls.close()
+
+
+def test_loops_in_two_threads():
+    import threading
+
+    results = {}
+
+    def worker(idx):
+        lp = _tc_loop()
+
+        async def main():
+            server, port, protos = await _echo_server(lp)
+            tr, cl = await lp.create_connection(lambda: Recorder(lp), "127.0.0.1", port)
+            payload = bytes([idx]) * 3000000
+            for i in range(0, len(payload), 50000):
+                tr.write(payload[i:i + 50000])
+                await asyncio.sleep(0)
+            await cl.wait_bytes(len(payload))
+            results[idx] = bytes(cl.data) == payload
+            tr.close()
+            await cl.lost
+            server.close()
+            await server.wait_closed()
+
+        lp.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+        lp.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT + 5)
+    assert results == {1: True, 2: True}
+
+
+def test_exception_in_connection_made(loop):
+    async def main():
+        class Bad(Recorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                raise ArithmeticError("made")
+
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Bad(loop), "127.0.0.1", port)
+        tr.write(b"still works")
+        await cl.wait_bytes(11)  # reading started anyway, as in asyncio
+        tr.close()
+        await cl.lost
+        server.close()
+
+    run(loop, main())
+    assert len(loop.errors) == 1
+    assert isinstance(loop.errors[0]["exception"], ArithmeticError)
+    assert loop.errors[0]["message"].startswith("Exception in callback")
+
+
+def test_debug_mode_log_messages(loop, caplog):
+    import logging
+
+    async def main():
+        server, port, protos = await _echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
+        tr.pause_reading()
+        tr.resume_reading()
+        await asyncio.sleep(0.01)
+        protos[0].transport.close()
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+
+    loop.set_debug(True)
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        run(loop, main())
+    msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert any(m.endswith(" pauses reading") for m in msgs), msgs
+    assert any(m.endswith(" resumes reading") for m in msgs), msgs
+    assert any(m.endswith(" received EOF") for m in msgs), msgs
+

@@ -16,6 +16,7 @@
 
 #include <structmember.h>
 #include <sys/socket.h>
+#include <stdint.h>
 
 enum { L_TCP = 0, L_PIPE = 1 };
 
@@ -28,6 +29,9 @@ typedef struct tc_listener {
     } h;
     tc_server *server;          /* strong while the handle is open */
     int kind;
+    Py_ssize_t index;           /* of its socket in server->socks */
+    uint64_t last_error_ms;     /* accept errors are reported once a second */
+    char error_reported;
 } tc_listener;
 
 struct tc_server {
@@ -102,6 +106,36 @@ report_accept_error(tc_server *srv, const char *message)
     tc_loop_report_exception(srv->loop, message, NULL);
 }
 
+/* An accept() error (libuv already closed the connection it could not take,
+ * see its EMFILE handling): to the exception handler with the listening
+ * socket, as asyncio does, at most once a second per listener (asyncio stops
+ * accepting for a second after such an error). */
+static void
+report_accept_status(tc_listener *l, int status)
+{
+    tc_server *srv = l->server;
+    uint64_t now = uv_now(srv->loop->uv);
+    PyObject *extra = NULL, *tsock;
+    if (l->error_reported && now - l->last_error_ms < 1000) {
+        return;
+    }
+    l->error_reported = 1;
+    l->last_error_ms = now;
+    if (srv->socks != NULL && l->index < PyList_GET_SIZE(srv->socks)) {
+        tsock = PyObject_CallOneArg(srv->st->loop_tcp.TransportSocket,
+                                    PyList_GET_ITEM(srv->socks, l->index));
+        if (tsock != NULL) {
+            extra = Py_BuildValue("{sN}", "socket", tsock);
+        }
+        if (extra == NULL) {
+            PyErr_Clear();
+        }
+    }
+    tc_loop_tcp_set_uv_error(status);
+    tc_loop_report_exception(srv->loop, "socket.accept() out of system resource", extra);
+    Py_XDECREF(extra);
+}
+
 static void
 connection_cb(uv_stream_t *stream, int status)
 {
@@ -112,8 +146,7 @@ connection_cb(uv_stream_t *stream, int status)
     int rc;
     TC_LOOP_ENTER(srv->loop);
     if (status < 0) {
-        tc_loop_tcp_set_uv_error(status);
-        report_accept_error(srv, "socket.accept() out of system resource");
+        report_accept_status(l, status);
         return;
     }
     if (srv->socks == NULL) {
@@ -225,6 +258,9 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
+    if (tc_loop_tcp_check_open(loop) < 0) {
+        return NULL;
+    }
     srv = (tc_server *)type->tp_alloc(type, 0);
     if (srv == NULL) {
         return NULL;
@@ -280,6 +316,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         }
         l->kind = family == AF_UNIX ? L_PIPE : L_TCP;
+        l->index = i;
         rc = l->kind == L_TCP ? uv_tcp_init(srv->loop->uv, &l->h.tcp)
                               : uv_pipe_init(srv->loop->uv, &l->h.pipe, 0);
         if (rc < 0) {

@@ -32,11 +32,17 @@
 #include <stdlib.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
+/* uv_buf_t lengths are unsigned int: larger regions go out in chunks */
+#define TC_WRITE_CHUNK ((size_t)1 << 30)
 
 enum { TR_TCP = 0, TR_PIPE = 1 };
 
 struct tc_transport {
     PyObject_HEAD
+    /* The type subclasses asyncio.Transport (isinstance checks work), whose
+     * base declares __slots__ = ('_extra',): that slot lives here.  Unused
+     * by us; checked against asyncio's layout at import. */
+    PyObject *base_extra_slot;
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     union {
@@ -59,6 +65,8 @@ struct tc_transport {
     char *wheap;                /* heap copy the in-flight write points into */
     size_t wheap_cap;
     uv_buf_t wbuf;
+    char *wrem_base;            /* rest of the in-flight region not yet    */
+    size_t wrem_len;            /* given to uv_write (> TC_WRITE_CHUNK)    */
     char *pend;                 /* queued behind the in-flight write */
     size_t pend_len, pend_cap;
     size_t high, low;
@@ -154,12 +162,69 @@ report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
 
 static void force_close(tc_transport *tr, PyObject *exc);
 
+/* loop.get_debug() as 0/1 (errors count as 0 and are cleared). */
+static int
+loop_debug(tc_transport *tr)
+{
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    int on;
+    if (r == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    on = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (on < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return on;
+}
+
+/* asyncio's debug-mode messages: logger.debug(fmt, transport[, text],
+ * exc_info=exc).  Only called when loop_debug() is true; never fails (a
+ * logging error is reported like any other callback error). */
+static void
+debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
+{
+    PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
+    PyErr_Fetch(&et, &ev, &etb);
+    meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+    if (meth == NULL) {
+        goto done;
+    }
+    args = text ? Py_BuildValue("(sOs)", fmt, (PyObject *)tr, text)
+                : Py_BuildValue("(sO)", fmt, (PyObject *)tr);
+    if (args == NULL) {
+        goto done;
+    }
+    if (exc != NULL) {
+        kw = Py_BuildValue("{sO}", "exc_info", exc);
+        if (kw == NULL) {
+            goto done;
+        }
+    }
+    r = PyObject_Call(meth, args, kw);
+done:
+    if (r == NULL && PyErr_Occurred()) {
+        tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(meth);
+    PyErr_Restore(et, ev, etb);
+}
+
 /* asyncio's _fatal_error: `exc` borrowed. */
 static void
 fatal_error(tc_transport *tr, PyObject *exc, const char *message)
 {
     if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
         report_exc(tr, exc, message, 1);
+    }
+    else if (loop_debug(tr)) {
+        debug_log(tr, "%r: %s", message, exc);
     }
     force_close(tr, exc);
 }
@@ -381,7 +446,7 @@ force_close(tc_transport *tr, PyObject *exc)
 static size_t
 write_buffer_size(tc_transport *tr)
 {
-    size_t n = tr->pend_len;
+    size_t n = tr->pend_len + tr->wrem_len;
     if (tr->inflight && tr->handle_open) {
         n += tr->h.stream.write_queue_size;
     }
@@ -440,6 +505,15 @@ static int
 issue_write(tc_transport *tr, char *base, size_t len)
 {
     int rc;
+    if (len > TC_WRITE_CHUNK) {
+        tr->wrem_base = base + TC_WRITE_CHUNK;
+        tr->wrem_len = len - TC_WRITE_CHUNK;
+        len = TC_WRITE_CHUNK;
+    }
+    else {
+        tr->wrem_base = NULL;
+        tr->wrem_len = 0;
+    }
     tr->wbuf = uv_buf_init(base, (unsigned int)len);
     tr->wreq.data = tr;
     rc = uv_write(&tr->wreq, &tr->h.stream, &tr->wbuf, 1, write_cb);
@@ -503,7 +577,10 @@ write_cb(uv_write_t *req, int status)
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
     tr->inflight = 0;
-    Py_CLEAR(tr->wobj);
+    if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called || status < 0) {
+        tr->wrem_len = 0;
+        Py_CLEAR(tr->wobj);
+    }
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
@@ -512,6 +589,17 @@ write_cb(uv_write_t *req, int status)
         fatal_uv_error(tr, status, "Fatal write error on socket transport");
         goto done;
     }
+    if (tr->wrem_len > 0) {
+        /* next chunk of a region larger than TC_WRITE_CHUNK */
+        int rc = issue_write(tr, tr->wrem_base, tr->wrem_len);
+        if (rc < 0) {
+            tr->wrem_len = 0;
+            Py_CLEAR(tr->wobj);
+            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
+        }
+        goto done;
+    }
+    Py_CLEAR(tr->wobj);
     if (tr->pend_len) {
         int rc = flush_pending(tr);
         if (rc < 0) {
@@ -575,8 +663,10 @@ do_shutdown(tc_transport *tr)
     }
 }
 
-/* Write `bufs` (total > 0).  `keep` is a bytes object backing the single
- * buffer (referenced instead of copied), or NULL.  Returns -1 only on memory
+/* Write `bufs` (total > 0).  With nbufs == 1 the data is the region
+ * (bufs[0].base, total) and bufs[0].len is at most TC_WRITE_CHUNK; with more
+ * buffers each length is exact.  `keep` is a bytes object backing the single
+ * region (referenced instead of copied), or NULL.  Returns -1 only on memory
  * errors (exception set); write errors go to fatal_error. */
 static int
 write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
@@ -610,7 +700,7 @@ write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
             }
             skip = n;
             for (i = 0; i < nbufs; i++) {
-                size_t len = bufs[i].len;
+                size_t len = nbufs == 1 ? total : bufs[i].len;
                 if (skip >= len) {
                     skip -= len;
                     continue;
@@ -632,8 +722,9 @@ write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
             return -1;
         }
         for (i = 0; i < nbufs; i++) {
-            memcpy(tr->pend + tr->pend_len, bufs[i].base, bufs[i].len);
-            tr->pend_len += bufs[i].len;
+            size_t len = nbufs == 1 ? total : bufs[i].len;
+            memcpy(tr->pend + tr->pend_len, bufs[i].base, len);
+            tr->pend_len += len;
         }
     }
     maybe_pause_protocol(tr);
@@ -685,6 +776,7 @@ static PyObject *
 tr_write(tc_transport *tr, PyObject *data)
 {
     uv_buf_t buf;
+    size_t total;
     int rc;
     if (check_bytes_like(data) < 0) {
         return NULL;
@@ -701,8 +793,10 @@ tr_write(tc_transport *tr, PyObject *data)
         if (rc <= 0) {
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        buf = uv_buf_init(PyBytes_AS_STRING(data), (unsigned int)PyBytes_GET_SIZE(data));
-        if (write_bufs(tr, &buf, 1, buf.len, data) < 0) {
+        total = (size_t)PyBytes_GET_SIZE(data);
+        buf = uv_buf_init(PyBytes_AS_STRING(data),
+                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        if (write_bufs(tr, &buf, 1, total, data) < 0) {
             return NULL;
         }
     }
@@ -724,8 +818,10 @@ tr_write(tc_transport *tr, PyObject *data)
             PyBuffer_Release(&view);
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        buf = uv_buf_init(view.buf, (unsigned int)view.len);
-        rc = write_bufs(tr, &buf, 1, buf.len, NULL);
+        total = (size_t)view.len;
+        buf = uv_buf_init(view.buf,
+                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        rc = write_bufs(tr, &buf, 1, total, NULL);
         PyBuffer_Release(&view);
         if (rc < 0) {
             return NULL;
@@ -751,6 +847,28 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
     }
     n = PySequence_Fast_GET_SIZE(seq);
     if (n > WRITELINES_MAX) {
+        goto join;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        got++;
+        if ((size_t)views[i].len > TC_WRITE_CHUNK) {
+            /* huge item: take the join + write() path */
+            for (i = 0; i < got; i++) {
+                PyBuffer_Release(&views[i]);
+            }
+            got = 0;
+            goto join;
+        }
+        bufs[i] = uv_buf_init(views[i].buf, (unsigned int)views[i].len);
+        total += (size_t)views[i].len;
+    }
+    goto gathered;
+join:
+    {
         /* like asyncio 3.11: b''.join(), then write() */
         PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
         PyObject *joined = NULL;
@@ -764,15 +882,7 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
         }
         goto done;
     }
-    for (i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        if (PyObject_GetBuffer(item, &views[i], PyBUF_SIMPLE) < 0) {
-            goto done;
-        }
-        got++;
-        bufs[i] = uv_buf_init(views[i].buf, (unsigned int)views[i].len);
-        total += (size_t)views[i].len;
-    }
+gathered:
     if (tr->eof) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
         goto done;
@@ -859,6 +969,9 @@ on_eof(tc_transport *tr)
     int keep_open;
     read_stop(tr);
     tr->read_eof = 1;
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r received EOF", NULL, NULL);
+    }
     if (tr->protocol == NULL) {
         return;
     }
@@ -1070,6 +1183,26 @@ parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
 
 /* ------------------------------------------------------------ Python API */
 
+int
+tc_loop_tcp_check_open(PyObject *loop)
+{
+    PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
+    int closed;
+    if (r == NULL) {
+        return -1;
+    }
+    closed = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (closed < 0) {
+        return -1;
+    }
+    if (closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1092,6 +1225,9 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     live = args[2];
     if (!tc_loop_check(st, loop)) {
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
+        return NULL;
+    }
+    if (tc_loop_tcp_check_open(loop) < 0) {
         return NULL;
     }
     fam_o = PyObject_GetAttrString(sock, "family");
@@ -1392,6 +1528,9 @@ tr_pause_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->paused = 1;
     read_stop(tr);
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r pauses reading", NULL, NULL);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1404,6 +1543,9 @@ tr_resume_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     tr->paused = 0;
     if (tr->started) {
         read_start(tr);
+    }
+    if (loop_debug(tr)) {
+        debug_log(tr, "%r resumes reading", NULL, NULL);
     }
     Py_RETURN_NONE;
 }
@@ -1681,6 +1823,7 @@ static int
 tr_traverse(tc_transport *tr, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(tr));
+    Py_VISIT(tr->base_extra_slot);
     Py_VISIT(tr->loop);
     Py_VISIT(tr->protocol);
     Py_VISIT(tr->sock);
@@ -1698,6 +1841,7 @@ tr_clear(tc_transport *tr)
 {
     /* Never reached while the handle is open: the self-reference keeps the
      * object alive until tr_close_cb. */
+    Py_CLEAR(tr->base_extra_slot);
     Py_CLEAR(tr->protocol);
     Py_CLEAR(tr->sock);
     Py_CLEAR(tr->server);
@@ -1820,8 +1964,26 @@ int
 tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
     tc_loop_tcp_state *ts = &st->loop_tcp;
-    if (tc_add_type(module, &tr_spec, NULL, &ts->Transport_type) < 0) {
-        return -1;
+    {
+        PyObject *base = import_attr("asyncio", "Transport");
+        int rc;
+        if (base == NULL) {
+            return -1;
+        }
+        if (!PyType_Check(base) ||
+            ((PyTypeObject *)base)->tp_basicsize !=
+                (Py_ssize_t)(offsetof(tc_transport, base_extra_slot) + sizeof(PyObject *))) {
+            Py_DECREF(base);
+            PyErr_SetString(PyExc_ImportError,
+                            "asyncio.Transport has an unexpected instance layout "
+                            "(expected __slots__ = ('_extra',)); tornado_c needs updating");
+            return -1;
+        }
+        rc = tc_add_type(module, &tr_spec, base, &ts->Transport_type);
+        Py_DECREF(base);
+        if (rc < 0) {
+            return -1;
+        }
     }
     if (PyModule_AddFunctions(module, tcp_functions) < 0) {
         return -1;

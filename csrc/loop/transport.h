@@ -62,6 +62,10 @@ PyObject *tc_loop_tcp_set_uv_error(int err);
  * exception set if building it failed. */
 PyObject *tc_loop_tcp_uv_error(int err);
 
+/* 0 if `loop` is not closed, else -1 with RuntimeError('Event loop is
+ * closed') (or the error of loop.is_closed()). */
+int tc_loop_tcp_check_open(PyObject *loop);
+
 /* Create a transport for a handle the server is about to accept into.
  * Returns a new reference; the transport's handle is initialised on `loop` and
  * the transport holds its self-reference.  kind: 0 = TCP, 1 = Unix. */
