@@ -419,3 +419,124 @@ def test_idle_keepalive_connections(mode):
         assert "Traceback" not in srv.stderr_text()
     finally:
         srv.cleanup()
+
+
+# Scenarios replayed byte for byte against both servers; the bytes each server
+# sends back until it closes (or goes quiet) must be the same, apart from the
+# Date header.  (steps: bytes to send or a float = seconds to sleep;
+# "SHUT_WR" half-closes the client side.)
+H = b"Host: t\r\n"
+SCENARIOS = {
+    "pipelined_then_close": [
+        b"GET /pid HTTP/1.1\r\n" + H + b"\r\nGET /stats HTTP/1.1\r\n" + H + b"\r\nGET /p", 0.3,
+    ],
+    "half_close_after_request": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n\r\nabc", "SHUT_WR", 0.5,
+    ],
+    "half_close_mid_body": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 30\r\n\r\nabc", "SHUT_WR", 0.5,
+    ],
+    "half_close_mid_head": [b"GET /pid HTTP/1.1\r\n" + H, "SHUT_WR", 0.5],
+    "expect_100_continue": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        0.3, b"wxyz", 0.3,
+    ],
+    "chunked_body_ok": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n",
+        0.1, b"3\r\nabc\r\n", 0.1, b"2;ext=1\r\nde\r\n0\r\n\r\n", 0.3,
+    ],
+    "chunked_truncated_then_close": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nab", 0.2,
+    ],
+    "body_too_large_chunked": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"FFFFFFFF\r\n" + b"a" * 1000, 0.5,
+    ],
+    "content_length_too_large": [
+        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 999999999999\r\n\r\nabc", 0.5,
+    ],
+    "http10_keepalive": [
+        b"GET /pid HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0.3,
+        b"GET /pid HTTP/1.0\r\n\r\n", 0.3,
+    ],
+    "connection_close": [b"GET /pid HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", 0.3],
+    "many_headers": [
+        b"GET /pid HTTP/1.1\r\n" + H + b"".join(b"X-H%d: v\r\n" % i for i in range(2000)) + b"\r\n", 0.3,
+    ],
+    "obs_fold_header": [b"GET /pid HTTP/1.1\r\n" + H + b"X-A: a\r\n  b\r\n\r\n", 0.3],
+    "lf_only_line_endings": [b"GET /pid HTTP/1.1\n" + b"Host: t\n\n", 0.3],
+    "bare_cr_in_header": [b"GET /pid HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 0.3],
+    "absolute_uri": [b"GET http://t/pid HTTP/1.1\r\n" + H + b"\r\n", 0.3],
+    "404_then_ok": [
+        b"GET /nope HTTP/1.1\r\n" + H + b"\r\n", 0.2, b"GET /pid HTTP/1.1\r\n" + H + b"\r\n", 0.3,
+    ],
+    "head_request": [b"HEAD /pid HTTP/1.1\r\n" + H + b"\r\n", 0.3],
+    "body_on_get_then_pipeline": [
+        b"GET /pid HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhelloGET /pid HTTP/1.1\r\n" + H + b"\r\n",
+        0.3,
+    ],
+}
+
+
+def replay(port, steps, quiet=1.5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    out = b""
+    try:
+        for step in steps:
+            if isinstance(step, float):
+                time.sleep(step)
+            elif step == "SHUT_WR":
+                s.shutdown(socket.SHUT_WR)
+            else:
+                try:
+                    s.sendall(step)
+                except OSError as e:
+                    out += b"<send error %s>" % type(e).__name__.encode()
+                    break
+        s.settimeout(quiet)
+        while True:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                out += b"<open>"
+                break
+            except ConnectionResetError:
+                out += b"<reset>"
+                break
+            if not d:
+                out += b"<eof>"
+                break
+            out += d
+    finally:
+        s.close()
+    return out
+
+
+def normalize(out, pid):
+    import re
+
+    out = re.sub(rb"Date: [^\r\n]*", b"Date: X", out)
+    out = out.replace(str(pid).encode(), b"PID")
+    # the app names its own connection/loop types
+    out = re.sub(rb'"connection": "[^"]*", "loop": "[^"]*"', b'"connection": X, "loop": X', out)
+    out = re.sub(rb"Content-Length: \d+(\r\n[^<]*?\"connection\": X)", rb"Content-Length: N\1", out)
+    out = re.sub(rb'Etag: "[0-9a-f]+"', b'Etag: "X"', out)
+    out = re.sub(rb'"big_[a-z]+": \d+', b'"big": N', out)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_same_as_upstream(name, differential_servers):
+    results = {}
+    for mode, srv in differential_servers.items():
+        results[mode] = normalize(replay(srv.port, SCENARIOS[name]), srv.pid)
+        assert srv.alive(), srv.stderr_text()
+    assert results["tornado_c"] == results["upstream"]
+
+
+@pytest.fixture(scope="module")
+def differential_servers():
+    srvs = {m: sp.ServerProc(m, "--body-timeout", "5") for m in sp.MODES}
+    yield srvs
+    for s in srvs.values():
+        s.cleanup()
