@@ -8,7 +8,8 @@ serving process cleanly (exit status 0).
 
 Endpoints:
   GET  /pid          JSON: pid, remote_ip, protocol, connection and loop types
-  GET  /big?size=N   a streamed N-byte body (64 KiB chunks, flushed one by one)
+  GET  /big?size=N   a streamed N-byte body (64 KiB chunks, flushed one by one;
+                     &flush=0: one write of N bytes, then finish())
   GET  /block?s=F    blocks the whole process for F seconds (time.sleep)
   POST /echo         JSON: length and sum of the received body bytes
   GET  /stats        JSON: streamed responses started/finished/aborted/active
@@ -60,6 +61,13 @@ class BigHandler(tornado.web.RequestHandler):
         size = int(self.get_argument("size", str(1 << 20)))
         chunk = b"x" * 65536
         STATS["big_started"] += 1
+        if self.get_argument("flush", "1") == "0":
+            # the whole body in one write; finish() does not wait for the
+            # client, so this counts as finished once handed to the server
+            self.write(b"y" * size)
+            self.finish()
+            STATS["big_finished"] += 1
+            return
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Length", str(size))
         sent = 0

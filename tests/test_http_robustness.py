@@ -540,3 +540,61 @@ def differential_servers():
     yield srvs
     for s in srvs.values():
         s.cleanup()
+
+
+def test_slowloris_many(server, guard, normal_client):
+    """300 connections each trickling an endless head: the normal client is
+    unaffected, and idle_connection_timeout disposes of all of them."""
+    socks = []
+    try:
+        for i in range(300):
+            s = connect(server)
+            s.sendall(b"GET /pid HTTP/1.1\r\n")
+            socks.append(s)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < IDLE_TIMEOUT + 2.5:
+            for s in socks:
+                try:
+                    s.send(b"X-a: b\r\n")
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        open_ = [s for s in socks if sp.wait_closed(s, 0.01) is None]
+        assert not open_, "%d slow heads still open after idle_connection_timeout" % len(open_)
+    finally:
+        for s in socks:
+            s.close()
+    check_normal(normal_client)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_vanish_unread_pipeline(server, guard, normal_client, how):
+    """A client pipelines 3,000 requests, never reads, and goes away."""
+    s = connect(server)
+    s.settimeout(5)
+    req = b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n"
+    try:
+        for _ in range(30):
+            s.sendall(req * 100)
+    except OSError:
+        pass
+    time.sleep(0.5)
+    sp.rst_close(s) if how == "rst" else s.close()
+    check_normal(normal_client)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_vanish_single_big_write(server, guard, normal_client, how):
+    """64 MB written in one go; the client reads 100 KB and leaves.  (Building
+    the 64 MB body stalls the app's loop for ~0.2 s in both servers, so the
+    normal client runs on for a second afterwards before latency is judged.)"""
+    s = connect(server)
+    s.sendall(b"GET /big?size=67108864&flush=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = 0
+    while got < 100000:
+        d = s.recv(65536)
+        assert d
+        got += len(d)
+    sp.rst_close(s) if how == "rst" else s.close()
+    time.sleep(1.0)
+    check_normal(normal_client)
