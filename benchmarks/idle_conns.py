@@ -7,6 +7,7 @@ processes) this:
 1. warms the server up and records its VmRSS and fd count (baseline);
 2. opens N connections (default 10,000) on 127.0.0.1, each sends one
    ``GET /pid`` and reads the response, then stays open and idle;
+   (``--body B``: a ``POST /echo`` with a B-byte body instead of the GET);
 3. records VmRSS with the N idle connections, checks a new client is still
    served (and its latency), then closes all N (RST, so no TIME_WAIT piles up);
 4. records VmRSS and fd count after the close, and VmRSS again after the app
@@ -30,7 +31,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import _serverproc as sp  # noqa: E402
 
 
-def measure(mode, n, warm=200):
+def idle_request(body):
+    if not body:
+        return b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n"
+    return (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % body) + b"b" * body
+
+
+def measure(mode, n, warm=200, body=0):
     srv = sp.ServerProc(mode)
     try:
         info = sp.get_json(srv.port)
@@ -42,7 +49,7 @@ def measure(mode, n, warm=200):
         sp.trim(srv.port)
         rss_before = sp.settle_rss(srv.pid)
         t0 = time.monotonic()
-        socks = sp.open_idle(srv.port, n)
+        socks = sp.open_idle(srv.port, n, request=idle_request(body))
         open_s = time.monotonic() - t0
         rss_idle = sp.settle_rss(srv.pid)
         fds_idle = sp.fd_count(srv.pid)
@@ -66,6 +73,7 @@ def measure(mode, n, warm=200):
         "connection_type": info["connection"],
         "loop_type": info["loop"],
         "connections": n,
+        "request_body_bytes": body,
         "open_seconds": round(open_s, 3),
         "rss_before_kib": rss_before,
         "rss_idle_kib": rss_idle,
@@ -85,12 +93,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("-n", type=int, default=10000, help="idle connections (default 10000)")
     p.add_argument("--modes", default="upstream,tornado_c")
+    p.add_argument("--body", type=int, default=0,
+                   help="each connection first POSTs a body of this many bytes "
+                   "(default 0: a GET) before it goes idle")
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args()
     limit = sp.raise_nofile(max(sp.NOFILE, args.n + 1000))
     if limit < args.n + 100:
         sys.exit("RLIMIT_NOFILE is %d, need > %d" % (limit, args.n + 100))
-    results = [measure(m, args.n) for m in args.modes.split(",")]
+    results = [measure(m, args.n, body=args.body) for m in args.modes.split(",")]
     hdr = "%-10s %8s %10s %10s %10s %10s %12s %9s %9s %9s" % (
         "server", "conns", "RSS0 KiB", "RSSidle", "RSSafter", "RSStrim", "B/idle conn",
         "fds0", "fdsidle", "fdsafter",
