@@ -11,6 +11,7 @@ Endpoints:
   GET  /big?size=N   a streamed N-byte body (64 KiB chunks, flushed one by one;
                      &flush=0: one write of N bytes, then finish())
   GET  /block?s=F    blocks the whole process for F seconds (time.sleep)
+  GET  /wait?s=F     answers after asyncio.sleep(F); counts on_connection_close
   POST /echo         JSON: length and sum of the received body bytes
   GET  /stats        JSON: streamed responses started/finished/aborted/active
   POST /trim         gc.collect() and glibc malloc_trim(0), so that freed
@@ -35,7 +36,19 @@ import tornado.iostream
 import tornado.netutil
 import tornado.web
 
-STATS = {"big_started": 0, "big_finished": 0, "big_aborted": 0}
+STATS = {"big_started": 0, "big_finished": 0, "big_aborted": 0,
+         "wait_started": 0, "wait_finished": 0, "wait_conn_closed": 0}
+
+
+def _rss_kib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def _type_name(obj):
@@ -90,6 +103,20 @@ class BlockHandler(tornado.web.RequestHandler):
         self.write({"pid": os.getpid()})
 
 
+class WaitHandler(tornado.web.RequestHandler):
+    """Answers after an asynchronous sleep; counts on_connection_close()."""
+
+    async def get(self):
+        STATS["wait_started"] += 1
+        await asyncio.sleep(float(self.get_argument("s", "1")))
+        STATS["wait_finished"] += 1
+        if not self.request.connection.stream.closed():
+            self.write({"pid": os.getpid()})
+
+    def on_connection_close(self):
+        STATS["wait_conn_closed"] += 1
+
+
 class EchoHandler(tornado.web.RequestHandler):
     def post(self):
         body = self.request.body
@@ -99,7 +126,8 @@ class EchoHandler(tornado.web.RequestHandler):
 class StatsHandler(tornado.web.RequestHandler):
     def get(self):
         active = STATS["big_started"] - STATS["big_finished"] - STATS["big_aborted"]
-        self.write(dict(STATS, big_active=active, pid=os.getpid()))
+        self.write(dict(STATS, big_active=active, pid=os.getpid(),
+                        rss_kib=_rss_kib()))
 
 
 class TrimHandler(tornado.web.RequestHandler):
@@ -125,6 +153,7 @@ def make_app():
             (r"/pid", PidHandler),
             (r"/big", BigHandler),
             (r"/block", BlockHandler),
+            (r"/wait", WaitHandler),
             (r"/echo", EchoHandler),
             (r"/stats", StatsHandler),
             (r"/trim", TrimHandler),

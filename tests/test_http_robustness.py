@@ -630,3 +630,52 @@ def test_idle_memory_after_large_body():
         finally:
             srv.cleanup()
     assert per_conn["tornado_c"] <= 2 * per_conn["upstream"] + 4096, per_conn
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_vanish_during_async_handler(server, guard, normal_client, how):
+    """Clients leave while their handler awaits: on_connection_close() runs
+    for each (as upstream), the handlers finish, nothing is written to the
+    dead connections."""
+    before = sp.get_json(server.port, "/stats")
+    socks = []
+    for _ in range(20):
+        s = connect(server)
+        s.sendall(b"GET /wait?s=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        socks.append(s)
+    time.sleep(0.3)
+    for s in socks:
+        sp.rst_close(s) if how == "rst" else s.close()
+
+    def done():
+        st = sp.get_json(server.port, "/stats")
+        return st if st["wait_finished"] - before["wait_finished"] == 20 else None
+
+    st = sp.wait_for(done, 10)
+    assert st, sp.get_json(server.port, "/stats")
+    assert st["wait_started"] - before["wait_started"] == 20
+    assert st["wait_conn_closed"] - before["wait_conn_closed"] == 20, st
+    check_normal(normal_client)
+
+
+def test_slow_reader_bounded_memory(server, guard, normal_client):
+    """A client that reads a 64 MB streamed response slowly: flush() makes
+    the handler wait, so the server does not buffer the whole response."""
+    st0 = sp.get_json(server.port, "/stats")
+    s = connect(server)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /big?size=67108864 HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 2.0:
+            d = s.recv(16384)
+            assert d
+            got += len(d)
+            time.sleep(0.01)
+        st = sp.get_json(server.port, "/stats")
+    finally:
+        sp.rst_close(s)
+    assert st["big_active"] == st0["big_active"] + 1
+    assert st["rss_kib"] - st0["rss_kib"] < 16 * 1024, (st0["rss_kib"], st["rss_kib"], got)
+    check_normal(normal_client)
