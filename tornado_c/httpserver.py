@@ -64,7 +64,18 @@ _stats = {"c_connections": 0, "python_connections": 0}
 
 
 class HTTPServer(_UpstreamHTTPServer):
-    __doc__ = _UpstreamHTTPServer.__doc__
+    __doc__ = (
+        """tornado.httpserver.HTTPServer with its connections served in C.
+
+    Same constructor, options and behaviour as upstream's (below).  A
+    connection is served by upstream's Python code instead when
+    ``ssl_options`` is set, when the running loop is not a tornado_c loop,
+    or when a subclass overrides ``handle_stream``.
+
+    Upstream's documentation:
+    """
+        + (_UpstreamHTTPServer.__doc__ or "")
+    )
 
     def _c_loop(self):
         if self.ssl_options is not None:
@@ -94,7 +105,10 @@ class HTTPServer(_UpstreamHTTPServer):
                 self.trusted_downstream,
                 loop,
                 p.max_header_size or 65536,
-                p.max_body_size or _DEFAULT_MAX_BUFFER,
+                # as HTTP1Connection: the stream's max_buffer_size by default
+                p.max_body_size
+                if p.max_body_size is not None
+                else (self.max_buffer_size or _DEFAULT_MAX_BUFFER),
                 p.chunk_size or 65536,
                 p.header_timeout,
                 p.body_timeout,
