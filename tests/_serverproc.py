@@ -66,7 +66,11 @@ class ServerProc:
         self.lines = []
         self._cond = threading.Condition()
         threading.Thread(target=self._reader, daemon=True).start()
-        line = self.wait_line("READY ", 30)
+        try:
+            line = self.wait_line("READY ", 30)
+        except BaseException:
+            self.cleanup()  # the error message carries the server's stderr
+            raise
         target = line.split(" ", 1)[1]
         self.port = int(target) if target.isdigit() else None
         self.unix = None if target.isdigit() else target
