@@ -27,8 +27,9 @@ tc_need_debs() {
 
 debs=(gcc pkg-config libuv1-dev node-llhttp python3-dev)
 [ "$TC_EXTRA" = "bench" ] && debs+=(wrk util-linux)
-# libFuzzer for the parser's fuzz targets (a short run is part of the tests)
-[ "$TC_EXTRA" = "test" ] && debs+=(clang libclang-rt-14-dev)
+# libFuzzer for the parser's fuzz targets (a short run is part of the tests),
+# nginx for the tested deployment recipe (tests/test_nginx_recipe.py)
+[ "$TC_EXTRA" = "test" ] && debs+=(clang libclang-rt-14-dev nginx)
 # python3-dev only matters for Debian's own python; a pyenv/venv python ships its headers.
 if python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"],"Python.h")) else 1)'; then
     debs=("${debs[@]/python3-dev}")
