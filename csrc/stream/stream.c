@@ -90,6 +90,7 @@ struct tc_stream {
     char cpaused;
     char deliver_scheduled;
     char inflight;
+    char idle_listen;           /* a read completed: listen while idle (see wants_input) */
 };
 
 /* ------------------------------------------------------------ small utils */
@@ -340,7 +341,12 @@ wants_input(tc_stream *s)
     if (s->ccb != NULL) {
         return !s->cpaused;
     }
-    return s->rmode != R_NONE || (s->close_callback != NULL && s->rlen == 0);
+    /* upstream polls for reads while a read is pending, and -- to notice a
+     * close -- while the buffer is empty and the stream has a close
+     * callback or has already been through a read (_handle_events keeps
+     * READ for an idle stream with an empty buffer) */
+    return s->rmode != R_NONE ||
+           (s->rlen == 0 && (s->close_callback != NULL || s->idle_listen));
 }
 
 static void stream_close(tc_stream *s, PyObject *exc);
@@ -542,6 +548,7 @@ finish_read(tc_stream *s, size_t size)
     Py_DECREF(result);
     /* upstream's _maybe_add_error_listener: an empty buffer with a close
      * callback means listening for the close again */
+    s->idle_listen = 1;
     if (rc == 0) {
         update_reading(s);
     }
