@@ -559,3 +559,41 @@ def test_debug_handle_counts_return_to_zero():
     test_connect_refused("tornado_c")
     gc.collect()
     assert _core._debug_counts() == base
+
+
+def test_bad_input_raises_cleanly():
+    async def main():
+        s, c = await pair("tornado_c")
+        with pytest.raises(TypeError):
+            s.read_until(None)
+        with pytest.raises(TypeError):
+            s.read_until("text")
+        with pytest.raises(TypeError):
+            c.write("text")
+        with pytest.raises(TypeError):
+            c.write(12)
+        with pytest.raises(TypeError):
+            s.max_buffer_size = "x"
+        with pytest.raises(TypeError):
+            s.set_close_callback()
+        s.read_chunk_size = -5
+        assert s.read_chunk_size == 1
+        s.max_write_buffer_size = None
+        assert s.max_write_buffer_size is None
+        c.set_nodelay(None)
+        # still usable after all that
+        c.write(b"ok\n")
+        assert await s.read_until(b"\n") == b"ok\n"
+        # read_into needs a writable buffer; the read is not left pending
+        with pytest.raises(BufferError):
+            s.read_into(b"immutable")
+        assert not s.reading()
+        # as upstream, a bad count or pattern leaves the read pending
+        with pytest.raises(AssertionError):
+            s.read_bytes("x")
+        s.close()
+        c.close(exc_info=object())  # not an exception: no error recorded
+        assert c.error is None
+        with pytest.raises(StreamClosedError):
+            c.write(b"late")
+    run("tornado_c", main)
