@@ -64,8 +64,8 @@ struct tc_stream {
         uv_pipe_t pipe;
     } h;
     uv_write_t wreq;
-    char *rbuf;
-    size_t rstart, rlen, rcap;
+    char *rbuf;                 /* own input buffer (PyMem) or NULL */
+    size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
     Py_ssize_t rbytes, rmax;    /* rmax -1: no max_bytes */
     size_t into_copied;         /* read_into: bytes already in the caller's buffer */
@@ -91,7 +91,14 @@ struct tc_stream {
     char deliver_scheduled;
     char inflight;
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
+    char shared;                /* the input is in the shared read buffer, not rbuf */
 };
+
+/* Where the buffered input lives.  An empty stream reads into the loop
+ * component's shared page-aligned buffer (libuv callbacks never nest, and
+ * what is left unconsumed is moved into the stream's own buffer before the
+ * read callback returns), so an idle connection holds no input memory. */
+#define RDATA(s) ((s)->shared ? (s)->st->loop_tcp.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
 
@@ -381,8 +388,8 @@ consume(tc_stream *s, size_t n)
     if (n >= s->rlen) {
         s->rstart = 0;
         s->rlen = 0;
-        if (s->rcap > 4 * (size_t)s->read_chunk_size && s->rcap > 256 * 1024) {
-            PyMem_Free(s->rbuf); /* drop a buffer a big read left behind */
+        if (!s->shared && s->rbuf != NULL) {
+            PyMem_Free(s->rbuf); /* empty: the next read uses the shared buffer */
             s->rbuf = NULL;
             s->rcap = 0;
         }
@@ -426,7 +433,7 @@ check_max_bytes(tc_stream *s, size_t size)
 static Py_ssize_t
 find_read_pos(tc_stream *s)
 {
-    const char *data = s->rbuf + s->rstart;
+    const char *data = RDATA(s) + s->rstart;
     switch (s->rmode) {
     case R_BYTES:
     case R_INTO:
@@ -507,7 +514,7 @@ fill_into(tc_stream *s)
     }
     n = s->rlen < (size_t)s->into.len ? s->rlen : (size_t)s->into.len;
     if (n > s->into_copied) {
-        memcpy((char *)s->into.buf + s->into_copied, s->rbuf + s->rstart + s->into_copied,
+        memcpy((char *)s->into.buf + s->into_copied, RDATA(s) + s->rstart + s->into_copied,
                n - s->into_copied);
         s->into_copied = n;
     }
@@ -530,7 +537,7 @@ finish_read(tc_stream *s, size_t size)
         result = PyLong_FromSize_t(n);
     }
     else {
-        result = PyBytes_FromStringAndSize(s->rbuf + s->rstart, (Py_ssize_t)size);
+        result = PyBytes_FromStringAndSize(RDATA(s) + s->rstart, (Py_ssize_t)size);
     }
     clear_target(s);
     if (result == NULL) {
@@ -604,17 +611,45 @@ deliver_consumer(tc_stream *s)
     report(s, "Exception in stream consumer on_data");
 }
 
-static void
-alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+/* Move input held in the shared buffer into the stream's own buffer.
+ * 0, or -1 with MemoryError set (the input is then dropped). */
+static int
+input_unshare(tc_stream *s)
 {
-    tc_stream *s = (tc_stream *)handle->data;
-    size_t chunk = (size_t)s->read_chunk_size;
-    (void)suggested;
-    TC_LOOP_ENTER(s->loop);
+    char *nb;
+    if (!s->shared) {
+        return 0;
+    }
+    s->shared = 0;
+    if (s->rlen == 0) {
+        s->rstart = 0;
+        return 0;
+    }
+    nb = PyMem_Malloc(s->rlen);
+    if (nb == NULL) {
+        s->rstart = s->rlen = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(nb, s->st->loop_tcp.readbuf + s->rstart, s->rlen);
+    PyMem_Free(s->rbuf);
+    s->rbuf = nb;
+    s->rcap = s->rlen;
+    s->rstart = 0;
+    return 0;
+}
+
+/* Room for at least read_chunk_size bytes at the end of the own buffer.  Fills
+ * `buf` (base NULL on memory errors, no exception set). */
+static void
+own_space(tc_stream *s, uv_buf_t *buf)
+{
+    size_t chunk = s->read_chunk_size > 0 ? (size_t)s->read_chunk_size : 1;
     buf->base = NULL;
     buf->len = 0;
-    if (chunk == 0) {
-        chunk = 1;
+    if (s->shared && input_unshare(s) < 0) {
+        PyErr_Clear();
+        return;
     }
     if (s->rcap - s->rstart - s->rlen < chunk) {
         if (s->rstart > 0) {
@@ -630,14 +665,34 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             }
             nb = PyMem_Realloc(s->rbuf, ncap);
             if (nb == NULL) {
-                return; /* read_cb gets UV_ENOBUFS */
+                return;
             }
             s->rbuf = nb;
             s->rcap = ncap;
         }
     }
+    /* all the room there is: upstream reads everything the socket holds
+     * (chunk after chunk) before it looks for the delimiter again */
     buf->base = s->rbuf + s->rstart + s->rlen;
     buf->len = s->rcap - s->rstart - s->rlen;
+}
+
+static void
+alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    tc_stream *s = (tc_stream *)handle->data;
+    (void)suggested;
+    TC_LOOP_ENTER(s->loop);
+    if (s->rlen == 0 && (s->shared || s->rbuf == NULL)) {
+        /* no more than one byte past max_buffer_size in one go */
+        size_t cap = (size_t)s->max_buffer_size + 1;
+        s->shared = 1;
+        s->rstart = 0;
+        buf->base = s->st->loop_tcp.readbuf;
+        buf->len = cap < TC_TCP_READ_BUF_SIZE ? cap : TC_TCP_READ_BUF_SIZE;
+        return;
+    }
+    own_space(s, buf); /* base NULL: read_cb gets UV_ENOBUFS */
 }
 
 static void
@@ -699,6 +754,10 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         read_error(s, (int)nread);
     }
 done:
+    /* nothing may stay in the shared buffer once we return to the loop */
+    if (s->shared && input_unshare(s) < 0) {
+        report(s, "stream read buffer");
+    }
     update_reading(s);
     report(s, "stream read callback failed");
     Py_DECREF(s);
@@ -1142,7 +1201,7 @@ const char *
 tc_stream_peek(tc_stream *s, size_t *len)
 {
     *len = s->rlen;
-    return s->rbuf != NULL ? s->rbuf + s->rstart : "";
+    return RDATA(s) != NULL ? RDATA(s) + s->rstart : "";
 }
 
 void
@@ -1296,7 +1355,7 @@ inline_read(tc_stream *s)
         if (!handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
             return 0;
         }
-        alloc_cb(&s->h.handle, 0, &b);
+        own_space(s, &b);
         if (b.base == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -2049,7 +2108,7 @@ set_max_write_buffer_size(tc_stream *s, PyObject *v, void *Py_UNUSED(c))
 static PyObject *
 get_read_buffer(tc_stream *s, void *Py_UNUSED(c))
 {
-    return PyByteArray_FromStringAndSize(s->rbuf ? s->rbuf + s->rstart : "", (Py_ssize_t)s->rlen);
+    return PyByteArray_FromStringAndSize(RDATA(s) ? RDATA(s) + s->rstart : "", (Py_ssize_t)s->rlen);
 }
 
 static PyObject *
