@@ -4,13 +4,18 @@
  * (or, for a client, on a socket that tornado_c.iostream connects first),
  * an input buffer and a write queue.
  *
- * Input: libuv reads straight into the stream's own buffer (buf[rstart ..
- * rstart+rlen)).  The bytes go either to the C consumer (on_data) or are
- * matched against the one pending Python read (delimiter, regex, byte count,
- * read_into, until close), exactly as upstream's _find_read_pos does.  The
- * handle reads only while somebody wants bytes: a pending Python read, a
- * close callback waiting on an empty buffer (upstream's error listener), or
- * an unpaused consumer.  As upstream, read_*() first tries the buffer, then
+ * Input: an empty stream reads into the loop component's shared page-aligned
+ * read buffer; what is still unconsumed when the read callback ends is moved
+ * into the stream's own buffer (which later reads append to, and which is
+ * freed once drained), so idle connections hold no input memory.  The
+ * buffered input is RDATA(s)[rstart .. rstart+rlen).  The bytes go either
+ * to the C consumer (on_data) or are matched against the one pending Python
+ * read (delimiter, regex, byte count, read_into, until close), exactly as
+ * upstream's _find_read_pos does.  The handle reads only while somebody
+ * wants bytes: a pending Python read, an unpaused consumer, or -- to notice
+ * a close -- an empty buffer with a close callback or after a completed
+ * read (upstream's polling rules).  As upstream, read_*() first tries the
+ * buffer, then
  * a non-blocking read() of what the socket holds, then waits for the loop.
  *
  * Output: uv_try_write() first from the caller's bytes; the rest becomes the
