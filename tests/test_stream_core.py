@@ -548,19 +548,6 @@ def test_streams_left_open_when_the_loop_closes():
     assert s.closed() and c.closed()
 
 
-@pytest.mark.skipif(not _core.DEBUG_BUILD, reason="not a TC_DEBUG build")
-def test_debug_handle_counts_return_to_zero():
-    gc.collect()
-    base = _core._debug_counts()
-    test_reads_of_every_kind("tornado_c", socket.AF_INET)
-    test_consumer_write_and_drain()
-    test_consumer_detach_then_python_reads_leftover()
-    test_streams_left_open_when_the_loop_closes()
-    test_connect_refused("tornado_c")
-    gc.collect()
-    assert _core._debug_counts() == base
-
-
 def test_bad_input_raises_cleanly():
     async def main():
         s, c = await pair("tornado_c")
@@ -597,3 +584,21 @@ def test_bad_input_raises_cleanly():
         with pytest.raises(StreamClosedError):
             c.write(b"late")
     run("tornado_c", main)
+
+
+@pytest.mark.skipif(not _core.DEBUG_BUILD, reason="not a TC_DEBUG build")
+def test_debug_handle_counts_return_to_zero():
+    gc.collect()
+    base = _core._debug_counts()
+    test_reads_of_every_kind("tornado_c", socket.AF_INET)
+    test_consumer_write_and_drain()
+    test_consumer_detach_then_python_reads_leftover()
+    test_streams_left_open_when_the_loop_closes()
+    test_connect_refused("tornado_c")
+    test_start_tls_hands_over_to_sslstream()
+    test_consumer_max_buffer_size()
+    test_consumer_close_from_on_data()
+    test_stream_from_fd()
+    test_bad_input_raises_cleanly()
+    gc.collect()
+    assert _core._debug_counts() == base
