@@ -728,7 +728,17 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     Py_INCREF(s);
     if (nread > 0) {
         s->rlen += (size_t)nread;
-        if (s->rlen > (size_t)s->max_buffer_size) {
+        /* Offer the bytes first: upstream reads read_chunk_size pieces and
+         * stops once the pending read is satisfied, so input that satisfies
+         * it never counts against max_buffer_size; what is left over does. */
+        if (s->ccb != NULL) {
+            deliver_consumer(s);
+        }
+        else {
+            fill_into(s);
+            try_complete_read(s);
+        }
+        if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
             log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
             exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
@@ -743,13 +753,6 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             }
             Py_DECREF(exc);
             goto done;
-        }
-        if (s->ccb != NULL) {
-            deliver_consumer(s);
-        }
-        else {
-            fill_into(s);
-            try_complete_read(s);
         }
     }
     else if (nread == UV_EOF) {
@@ -1392,19 +1395,6 @@ inline_read(tc_stream *s)
             return PyErr_Occurred() ? -1 : 0;
         }
         s->rlen += (size_t)n;
-        if (s->rlen > (size_t)s->max_buffer_size) {
-            PyObject *exc;
-            log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
-            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
-                                        "Reached maximum read buffer size");
-            if (exc == NULL) {
-                return -1;
-            }
-            stream_close(s, exc);
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-            return -1;
-        }
         fill_into(s);
         {
             Py_ssize_t pos = find_read_pos(s);
@@ -1418,6 +1408,19 @@ inline_read(tc_stream *s)
             if (pos >= 0) {
                 return finish_read(s, (size_t)pos);
             }
+        }
+        if (s->rlen > (size_t)s->max_buffer_size) {
+            PyObject *exc;
+            log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
+            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
+                                        "Reached maximum read buffer size");
+            if (exc == NULL) {
+                return -1;
+            }
+            stream_close(s, exc);
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+            return -1;
         }
         if ((size_t)n < b.len) {
             return 0; /* the socket is drained */
