@@ -175,6 +175,22 @@ def test_max_buffer_size(kind, caplog):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_satisfied_read_does_not_count_against_max_buffer(kind):
+    async def main():
+        s, c = await pair(kind, max_buffer_size=1000, read_chunk_size=100)
+        await c.write(b"a" * 500 + b"\n" + b"b" * 4499)
+        await asyncio.sleep(0.05)
+        assert await s.read_until(b"\n") == b"a" * 500 + b"\n"
+        # the rest overflows inside the inline read: raised at once
+        with pytest.raises(StreamBufferFullError):
+            s.read_until(b"\n")
+        assert s.closed()
+        assert isinstance(s.error, StreamBufferFullError)
+        c.close()
+    run(kind, main)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_max_write_buffer_size(kind):
     async def main():
         s, c = await pair(kind, max_write_buffer_size=100000)
