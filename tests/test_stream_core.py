@@ -618,3 +618,37 @@ def test_debug_handle_counts_return_to_zero():
     test_bad_input_raises_cleanly()
     gc.collect()
     assert _core._debug_counts() == base
+
+
+def test_two_loops_in_two_threads_keep_their_bytes():
+    # the shared read buffer is per module: two loops reading at once in two
+    # threads must never see each other's bytes
+    import threading
+
+    errors = []
+
+    def worker(tag):
+        async def main():
+            s, c = await pair("tornado_c")
+            log = []
+            cons = _core._test_stream_consumer(s, log)
+            for i in range(300):
+                msg = b"%s-%d-" % (tag, i) + tag * 200
+                c.write(b"echo " + msg + b"\n")
+                got = await c.read_until(b"\n")
+                if got != msg + b"\n":
+                    errors.append((tag, i, got[:40]))
+                    break
+            cons.close()
+            c.close()
+        try:
+            run("tornado_c", main)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in (b"A", b"B", b"C")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []

@@ -5,9 +5,9 @@
  * an input buffer and a write queue.
  *
  * Input: an empty stream reads into the loop component's shared page-aligned
- * read buffer; what is still unconsumed when the read callback ends is moved
- * into the stream's own buffer (which later reads append to, and which is
- * freed once drained), so idle connections hold no input memory.  The
+ * read buffer and the bytes are moved at once into a right-sized buffer of
+ * the stream's own (which later reads append to, and which is freed once
+ * drained), so idle connections hold no input memory.  The
  * buffered input is RDATA(s)[rstart .. rstart+rlen).  The bytes go either
  * to the C consumer (on_data) or are matched against the one pending Python
  * read (delimiter, regex, byte count, read_into, until close), exactly as
@@ -100,9 +100,10 @@ struct tc_stream {
 };
 
 /* Where the buffered input lives.  An empty stream reads into the loop
- * component's shared page-aligned buffer (libuv callbacks never nest, and
- * what is left unconsumed is moved into the stream's own buffer before the
- * read callback returns), so an idle connection holds no input memory. */
+ * component's shared page-aligned buffer and the read callback moves the
+ * bytes into a right-sized buffer of the stream's own at once (the GIL is
+ * held from alloc_cb to that copy, so no other thread's loop can use the
+ * shared buffer meanwhile), so an idle connection holds no input memory. */
 #define RDATA(s) ((s)->shared ? (s)->st->loop_tcp.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
@@ -728,6 +729,17 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     Py_INCREF(s);
     if (nread > 0) {
         s->rlen += (size_t)nread;
+        /* Out of the shared buffer before anything that could run Python
+         * code: a thread switch there could let another thread's loop read
+         * into the same buffer.  (PyMem_Malloc never runs Python code.) */
+        if (s->shared && input_unshare(s) < 0) {
+            PyObject *exc = fetch_exception();
+            if (exc != NULL) {
+                stream_close(s, exc);
+                Py_DECREF(exc);
+            }
+            goto done;
+        }
         /* Offer the bytes first: upstream reads read_chunk_size pieces and
          * stops once the pending read is satisfied, so input that satisfies
          * it never counts against max_buffer_size; what is left over does. */
