@@ -632,8 +632,8 @@ def test_two_loops_in_two_threads_keep_their_bytes():
             s, c = await pair("tornado_c")
             log = []
             cons = _core._test_stream_consumer(s, log)
-            for i in range(300):
-                msg = b"%s-%d-" % (tag, i) + tag * 200
+            for i in range(2000):
+                msg = b"%s-%d-" % (tag, i) + tag * 1000
                 c.write(b"echo " + msg + b"\n")
                 got = await c.read_until(b"\n")
                 if got != msg + b"\n":
