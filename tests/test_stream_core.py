@@ -175,6 +175,22 @@ def test_max_buffer_size(kind, caplog):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_satisfied_read_does_not_count_against_max_buffer(kind):
+    async def main():
+        s, c = await pair(kind, max_buffer_size=1000, read_chunk_size=100)
+        await c.write(b"a" * 500 + b"\n" + b"b" * 4499)
+        await asyncio.sleep(0.05)
+        assert await s.read_until(b"\n") == b"a" * 500 + b"\n"
+        # the rest overflows inside the inline read: raised at once
+        with pytest.raises(StreamBufferFullError):
+            s.read_until(b"\n")
+        assert s.closed()
+        assert isinstance(s.error, StreamBufferFullError)
+        c.close()
+    run(kind, main)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_max_write_buffer_size(kind):
     async def main():
         s, c = await pair(kind, max_write_buffer_size=100000)
@@ -548,6 +564,44 @@ def test_streams_left_open_when_the_loop_closes():
     assert s.closed() and c.closed()
 
 
+def test_bad_input_raises_cleanly():
+    async def main():
+        s, c = await pair("tornado_c")
+        with pytest.raises(TypeError):
+            s.read_until(None)
+        with pytest.raises(TypeError):
+            s.read_until("text")
+        with pytest.raises(TypeError):
+            c.write("text")
+        with pytest.raises(TypeError):
+            c.write(12)
+        with pytest.raises(TypeError):
+            s.max_buffer_size = "x"
+        with pytest.raises(TypeError):
+            s.set_close_callback()
+        s.read_chunk_size = -5
+        assert s.read_chunk_size == 1
+        s.max_write_buffer_size = None
+        assert s.max_write_buffer_size is None
+        c.set_nodelay(None)
+        # still usable after all that
+        c.write(b"ok\n")
+        assert await s.read_until(b"\n") == b"ok\n"
+        # read_into needs a writable buffer; the read is not left pending
+        with pytest.raises(BufferError):
+            s.read_into(b"immutable")
+        assert not s.reading()
+        # as upstream, a bad count or pattern leaves the read pending
+        with pytest.raises(AssertionError):
+            s.read_bytes("x")
+        s.close()
+        c.close(exc_info=object())  # not an exception: no error recorded
+        assert c.error is None
+        with pytest.raises(StreamClosedError):
+            c.write(b"late")
+    run("tornado_c", main)
+
+
 @pytest.mark.skipif(not _core.DEBUG_BUILD, reason="not a TC_DEBUG build")
 def test_debug_handle_counts_return_to_zero():
     gc.collect()
@@ -557,5 +611,44 @@ def test_debug_handle_counts_return_to_zero():
     test_consumer_detach_then_python_reads_leftover()
     test_streams_left_open_when_the_loop_closes()
     test_connect_refused("tornado_c")
+    test_start_tls_hands_over_to_sslstream()
+    test_consumer_max_buffer_size()
+    test_consumer_close_from_on_data()
+    test_stream_from_fd()
+    test_bad_input_raises_cleanly()
     gc.collect()
     assert _core._debug_counts() == base
+
+
+def test_two_loops_in_two_threads_keep_their_bytes():
+    # the shared read buffer is per module: two loops reading at once in two
+    # threads must never see each other's bytes
+    import threading
+
+    errors = []
+
+    def worker(tag):
+        async def main():
+            s, c = await pair("tornado_c")
+            log = []
+            cons = _core._test_stream_consumer(s, log)
+            for i in range(2000):
+                msg = b"%s-%d-" % (tag, i) + tag * 1000
+                c.write(b"echo " + msg + b"\n")
+                got = await c.read_until(b"\n")
+                if got != msg + b"\n":
+                    errors.append((tag, i, got[:40]))
+                    break
+            cons.close()
+            c.close()
+        try:
+            run("tornado_c", main)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in (b"A", b"B", b"C")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []

@@ -4,13 +4,18 @@
  * (or, for a client, on a socket that tornado_c.iostream connects first),
  * an input buffer and a write queue.
  *
- * Input: libuv reads straight into the stream's own buffer (buf[rstart ..
- * rstart+rlen)).  The bytes go either to the C consumer (on_data) or are
- * matched against the one pending Python read (delimiter, regex, byte count,
- * read_into, until close), exactly as upstream's _find_read_pos does.  The
- * handle reads only while somebody wants bytes: a pending Python read, a
- * close callback waiting on an empty buffer (upstream's error listener), or
- * an unpaused consumer.  As upstream, read_*() first tries the buffer, then
+ * Input: an empty stream reads into the loop component's shared page-aligned
+ * read buffer and the bytes are moved at once into a right-sized buffer of
+ * the stream's own (which later reads append to, and which is freed once
+ * drained), so idle connections hold no input memory.  The
+ * buffered input is RDATA(s)[rstart .. rstart+rlen).  The bytes go either
+ * to the C consumer (on_data) or are matched against the one pending Python
+ * read (delimiter, regex, byte count, read_into, until close), exactly as
+ * upstream's _find_read_pos does.  The handle reads only while somebody
+ * wants bytes: a pending Python read, an unpaused consumer, or -- to notice
+ * a close -- an empty buffer with a close callback or after a completed
+ * read (upstream's polling rules).  As upstream, read_*() first tries the
+ * buffer, then
  * a non-blocking read() of what the socket holds, then waits for the loop.
  *
  * Output: uv_try_write() first from the caller's bytes; the rest becomes the
@@ -64,8 +69,8 @@ struct tc_stream {
         uv_pipe_t pipe;
     } h;
     uv_write_t wreq;
-    char *rbuf;
-    size_t rstart, rlen, rcap;
+    char *rbuf;                 /* own input buffer (PyMem) or NULL */
+    size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
     Py_ssize_t rbytes, rmax;    /* rmax -1: no max_bytes */
     size_t into_copied;         /* read_into: bytes already in the caller's buffer */
@@ -90,7 +95,16 @@ struct tc_stream {
     char cpaused;
     char deliver_scheduled;
     char inflight;
+    char idle_listen;           /* a read completed: listen while idle (see wants_input) */
+    char shared;                /* the input is in the shared read buffer, not rbuf */
 };
+
+/* Where the buffered input lives.  An empty stream reads into the loop
+ * component's shared page-aligned buffer and the read callback moves the
+ * bytes into a right-sized buffer of the stream's own at once (the GIL is
+ * held from alloc_cb to that copy, so no other thread's loop can use the
+ * shared buffer meanwhile), so an idle connection holds no input memory. */
+#define RDATA(s) ((s)->shared ? (s)->st->loop_tcp.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
 
@@ -340,7 +354,12 @@ wants_input(tc_stream *s)
     if (s->ccb != NULL) {
         return !s->cpaused;
     }
-    return s->rmode != R_NONE || (s->close_callback != NULL && s->rlen == 0);
+    /* upstream polls for reads while a read is pending, and -- to notice a
+     * close -- while the buffer is empty and the stream has a close
+     * callback or has already been through a read (_handle_events keeps
+     * READ for an idle stream with an empty buffer) */
+    return s->rmode != R_NONE ||
+           (s->rlen == 0 && (s->close_callback != NULL || s->idle_listen));
 }
 
 static void stream_close(tc_stream *s, PyObject *exc);
@@ -375,8 +394,8 @@ consume(tc_stream *s, size_t n)
     if (n >= s->rlen) {
         s->rstart = 0;
         s->rlen = 0;
-        if (s->rcap > 4 * (size_t)s->read_chunk_size && s->rcap > 256 * 1024) {
-            PyMem_Free(s->rbuf); /* drop a buffer a big read left behind */
+        if (!s->shared && s->rbuf != NULL) {
+            PyMem_Free(s->rbuf); /* empty: the next read uses the shared buffer */
             s->rbuf = NULL;
             s->rcap = 0;
         }
@@ -420,7 +439,7 @@ check_max_bytes(tc_stream *s, size_t size)
 static Py_ssize_t
 find_read_pos(tc_stream *s)
 {
-    const char *data = s->rbuf + s->rstart;
+    const char *data = RDATA(s) + s->rstart;
     switch (s->rmode) {
     case R_BYTES:
     case R_INTO:
@@ -501,7 +520,7 @@ fill_into(tc_stream *s)
     }
     n = s->rlen < (size_t)s->into.len ? s->rlen : (size_t)s->into.len;
     if (n > s->into_copied) {
-        memcpy((char *)s->into.buf + s->into_copied, s->rbuf + s->rstart + s->into_copied,
+        memcpy((char *)s->into.buf + s->into_copied, RDATA(s) + s->rstart + s->into_copied,
                n - s->into_copied);
         s->into_copied = n;
     }
@@ -524,7 +543,7 @@ finish_read(tc_stream *s, size_t size)
         result = PyLong_FromSize_t(n);
     }
     else {
-        result = PyBytes_FromStringAndSize(s->rbuf + s->rstart, (Py_ssize_t)size);
+        result = PyBytes_FromStringAndSize(RDATA(s) + s->rstart, (Py_ssize_t)size);
     }
     clear_target(s);
     if (result == NULL) {
@@ -542,6 +561,7 @@ finish_read(tc_stream *s, size_t size)
     Py_DECREF(result);
     /* upstream's _maybe_add_error_listener: an empty buffer with a close
      * callback means listening for the close again */
+    s->idle_listen = 1;
     if (rc == 0) {
         update_reading(s);
     }
@@ -597,17 +617,45 @@ deliver_consumer(tc_stream *s)
     report(s, "Exception in stream consumer on_data");
 }
 
-static void
-alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+/* Move input held in the shared buffer into the stream's own buffer.
+ * 0, or -1 with MemoryError set (the input is then dropped). */
+static int
+input_unshare(tc_stream *s)
 {
-    tc_stream *s = (tc_stream *)handle->data;
-    size_t chunk = (size_t)s->read_chunk_size;
-    (void)suggested;
-    TC_LOOP_ENTER(s->loop);
+    char *nb;
+    if (!s->shared) {
+        return 0;
+    }
+    s->shared = 0;
+    if (s->rlen == 0) {
+        s->rstart = 0;
+        return 0;
+    }
+    nb = PyMem_Malloc(s->rlen);
+    if (nb == NULL) {
+        s->rstart = s->rlen = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(nb, s->st->loop_tcp.readbuf + s->rstart, s->rlen);
+    PyMem_Free(s->rbuf);
+    s->rbuf = nb;
+    s->rcap = s->rlen;
+    s->rstart = 0;
+    return 0;
+}
+
+/* Room for at least read_chunk_size bytes at the end of the own buffer.  Fills
+ * `buf` (base NULL on memory errors, no exception set). */
+static void
+own_space(tc_stream *s, uv_buf_t *buf)
+{
+    size_t chunk = s->read_chunk_size > 0 ? (size_t)s->read_chunk_size : 1;
     buf->base = NULL;
     buf->len = 0;
-    if (chunk == 0) {
-        chunk = 1;
+    if (s->shared && input_unshare(s) < 0) {
+        PyErr_Clear();
+        return;
     }
     if (s->rcap - s->rstart - s->rlen < chunk) {
         if (s->rstart > 0) {
@@ -623,14 +671,34 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             }
             nb = PyMem_Realloc(s->rbuf, ncap);
             if (nb == NULL) {
-                return; /* read_cb gets UV_ENOBUFS */
+                return;
             }
             s->rbuf = nb;
             s->rcap = ncap;
         }
     }
+    /* all the room there is: upstream reads everything the socket holds
+     * (chunk after chunk) before it looks for the delimiter again */
     buf->base = s->rbuf + s->rstart + s->rlen;
     buf->len = s->rcap - s->rstart - s->rlen;
+}
+
+static void
+alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    tc_stream *s = (tc_stream *)handle->data;
+    (void)suggested;
+    TC_LOOP_ENTER(s->loop);
+    if (s->rlen == 0 && (s->shared || s->rbuf == NULL)) {
+        /* no more than one byte past max_buffer_size in one go */
+        size_t cap = (size_t)s->max_buffer_size + 1;
+        s->shared = 1;
+        s->rstart = 0;
+        buf->base = s->st->loop_tcp.readbuf;
+        buf->len = cap < TC_TCP_READ_BUF_SIZE ? cap : TC_TCP_READ_BUF_SIZE;
+        return;
+    }
+    own_space(s, buf); /* base NULL: read_cb gets UV_ENOBUFS */
 }
 
 static void
@@ -661,7 +729,28 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     Py_INCREF(s);
     if (nread > 0) {
         s->rlen += (size_t)nread;
-        if (s->rlen > (size_t)s->max_buffer_size) {
+        /* Out of the shared buffer before anything that could run Python
+         * code: a thread switch there could let another thread's loop read
+         * into the same buffer.  (PyMem_Malloc never runs Python code.) */
+        if (s->shared && input_unshare(s) < 0) {
+            PyObject *exc = fetch_exception();
+            if (exc != NULL) {
+                stream_close(s, exc);
+                Py_DECREF(exc);
+            }
+            goto done;
+        }
+        /* Offer the bytes first: upstream reads read_chunk_size pieces and
+         * stops once the pending read is satisfied, so input that satisfies
+         * it never counts against max_buffer_size; what is left over does. */
+        if (s->ccb != NULL) {
+            deliver_consumer(s);
+        }
+        else {
+            fill_into(s);
+            try_complete_read(s);
+        }
+        if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
             log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
             exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
@@ -677,13 +766,6 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             Py_DECREF(exc);
             goto done;
         }
-        if (s->ccb != NULL) {
-            deliver_consumer(s);
-        }
-        else {
-            fill_into(s);
-            try_complete_read(s);
-        }
     }
     else if (nread == UV_EOF) {
         stream_close(s, NULL);
@@ -692,6 +774,10 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         read_error(s, (int)nread);
     }
 done:
+    /* nothing may stay in the shared buffer once we return to the loop */
+    if (s->shared && input_unshare(s) < 0) {
+        report(s, "stream read buffer");
+    }
     update_reading(s);
     report(s, "stream read callback failed");
     Py_DECREF(s);
@@ -1135,7 +1221,7 @@ const char *
 tc_stream_peek(tc_stream *s, size_t *len)
 {
     *len = s->rlen;
-    return s->rbuf != NULL ? s->rbuf + s->rstart : "";
+    return RDATA(s) != NULL ? RDATA(s) + s->rstart : "";
 }
 
 void
@@ -1289,7 +1375,7 @@ inline_read(tc_stream *s)
         if (!handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
             return 0;
         }
-        alloc_cb(&s->h.handle, 0, &b);
+        own_space(s, &b);
         if (b.base == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -1321,19 +1407,6 @@ inline_read(tc_stream *s)
             return PyErr_Occurred() ? -1 : 0;
         }
         s->rlen += (size_t)n;
-        if (s->rlen > (size_t)s->max_buffer_size) {
-            PyObject *exc;
-            log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
-            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
-                                        "Reached maximum read buffer size");
-            if (exc == NULL) {
-                return -1;
-            }
-            stream_close(s, exc);
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-            return -1;
-        }
         fill_into(s);
         {
             Py_ssize_t pos = find_read_pos(s);
@@ -1347,6 +1420,19 @@ inline_read(tc_stream *s)
             if (pos >= 0) {
                 return finish_read(s, (size_t)pos);
             }
+        }
+        if (s->rlen > (size_t)s->max_buffer_size) {
+            PyObject *exc;
+            log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
+            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
+                                        "Reached maximum read buffer size");
+            if (exc == NULL) {
+                return -1;
+            }
+            stream_close(s, exc);
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+            return -1;
         }
         if ((size_t)n < b.len) {
             return 0; /* the socket is drained */
@@ -2042,7 +2128,7 @@ set_max_write_buffer_size(tc_stream *s, PyObject *v, void *Py_UNUSED(c))
 static PyObject *
 get_read_buffer(tc_stream *s, void *Py_UNUSED(c))
 {
-    return PyByteArray_FromStringAndSize(s->rbuf ? s->rbuf + s->rstart : "", (Py_ssize_t)s->rlen);
+    return PyByteArray_FromStringAndSize(RDATA(s) ? RDATA(s) + s->rstart : "", (Py_ssize_t)s->rlen);
 }
 
 static PyObject *

@@ -51,8 +51,11 @@ typedef struct tc_stream_consumer {
     /* New bytes arrived (or tc_stream_resume_reading() found buffered ones):
      * look at them with tc_stream_peek(), take what is used with
      * tc_stream_consume().  Unconsumed bytes stay buffered and are offered
-     * again with the next arrival; when the buffer passes max_buffer_size
-     * the stream closes with StreamBufferFullError as upstream does. */
+     * again with the next arrival.  A read never takes more than
+     * max_buffer_size + 1 bytes into an empty buffer; the bytes are offered
+     * first, and if what is left unconsumed after on_data passes
+     * max_buffer_size the stream closes with StreamBufferFullError (logged
+     * "Reached maximum read buffer size" as upstream). */
     void (*on_data)(void *ctx, tc_stream *s);
     /* The write queue became empty after tc_stream_write*() calls (every
      * byte handed to the kernel).  Not called when nothing was pending. */

@@ -8,7 +8,7 @@
  *   b"pause"      tc_stream_pause_reading() and stop at this line
  *   b"close"      tc_stream_close() from inside on_data
  *   b"detach"     tc_stream_set_consumer(NULL): the rest stays buffered
- *   b"echo X"     tc_stream_write(b"X\n")
+ *   b"echo X"     tc_stream_write(b"X\n") (one write)
  *   b"big N"      tc_stream_write_obj(b"x" * N)
  * A line without its b"\n" stays in the stream's buffer.  on_drain appends
  * ("drain",), on_close appends ("close", error). */
@@ -92,9 +92,14 @@ tcons_on_data(void *ctx, tc_stream *s)
             break;
         }
         if (n >= 5 && memcmp(PyBytes_AS_STRING(line), "echo ", 5) == 0) {
-            int rc = tc_stream_write(s, PyBytes_AS_STRING(line) + 5, n - 5);
-            if (rc == 0) {
-                rc = tc_stream_write(s, "\n", 1);
+            /* one write (two small ones would meet Nagle + delayed ACK) */
+            PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n - 5 + 1));
+            int rc = -1;
+            if (out != NULL) {
+                memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(line) + 5, n - 5);
+                PyBytes_AS_STRING(out)[n - 5] = '\n';
+                rc = tc_stream_write(s, PyBytes_AS_STRING(out), n - 5 + 1);
+                Py_DECREF(out);
             }
             Py_DECREF(line);
             if (rc < 0) {
