@@ -1035,11 +1035,6 @@ sc_parse_error(sconn *sc)
     }
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
-    /* the parser only reports errors before on_headers or in the body;
-     * sc->req is the current request only after on_headers */
-    if (sc->req && sc->req->read_finished) {
-        sc->req = sc->req; /* no-op: completed messages are not closed */
-    }
     sc_delegate_failed(sc);
 }
 
@@ -1055,6 +1050,9 @@ sc_next_request(sconn *sc)
         Py_CLEAR(rc->close_callback);
         Py_DECREF(rc);
     }
+    /* An idle keep-alive connection holds no body memory: the coalescing
+     * buffer grew to the last body's chunk size and is released here. */
+    tc_http_buf_free(&sc->body);
     sc->parser.max_body_size = sc->default_max_body; /* set_max_body_size is per request */
     tc_http_parser_resume(&sc->parser);
     start_head_wait(sc);

@@ -342,9 +342,17 @@ handle_dealloc(tc_handle *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     tc_state *st = self->loop != NULL ? self->loop->st : NULL;
+    /* Only an exact Handle may go to the freelist.  That type holds its
+     * module, so `st` stays valid until Py_DECREF(tp) below even when
+     * handle_clear() drops the last reference to the loop (at interpreter
+     * shutdown the loop can be what kept the module alive).  For any other
+     * type the state is not touched after the clear. */
+    if (st != NULL && tp != st->loop.Handle_type) {
+        st = NULL;
+    }
     PyObject_GC_UnTrack(self);
     handle_clear(self);
-    if (st != NULL && tp == st->loop.Handle_type && st->loop.Handle_type != NULL &&
+    if (st != NULL &&
         st->loop.nfree_handles < (int)(sizeof(st->loop.free_handles) / sizeof(st->loop.free_handles[0]))) {
         st->loop.free_handles[st->loop.nfree_handles++] = self;
     }
