@@ -5,6 +5,7 @@ idle-connection and nginx tests/benchmarks."""
 
 import json
 import os
+import tempfile
 import resource
 import select
 import signal
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from conftest import tornado_c_parent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "examples", "robust_app.py")
@@ -43,8 +46,10 @@ class ServerProc:
     def __init__(self, mode, *args, app=APP, env=None, nofile=NOFILE):
         self.mode = mode
         full_env = dict(os.environ)
+        # The tornado_c under test (the installed build in CI, or the source
+        # tree after an in-place build) - never the unbuilt source tree.
         full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (ROOT, full_env.get("PYTHONPATH")) if p
+            p for p in (tornado_c_parent(), full_env.get("PYTHONPATH")) if p
         )
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.pop("TORNADO_C_DISABLE", None)
@@ -57,7 +62,7 @@ class ServerProc:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             env=full_env,
-            cwd=os.path.dirname(app),
+            cwd=tempfile.gettempdir(),
             text=True,
             start_new_session=True,
             preexec_fn=lambda: raise_nofile(nofile),
