@@ -76,6 +76,8 @@ struct tc_stream {
     size_t into_copied;         /* read_into: bytes already in the caller's buffer */
     char *wheap;
     size_t wheap_cap, inflight_len;
+    char *wrem_base;            /* rest of a region over TC_STREAM_WRITE_CHUNK */
+    size_t wrem_len;
     char *pend;
     size_t pend_len, pend_cap;
     unsigned long long wtotal, wdone;
@@ -302,6 +304,7 @@ close_cb(uv_handle_t *handle)
     TC_LOOP_HANDLE_CLOSED(s->st);
     s->handle_open = 0;
     s->inflight = 0;
+    s->wrem_len = 0;
     Py_CLEAR(s->wobj);
     if (s->live != NULL) {
         if (PySet_Discard(s->live, (PyObject *)s) < 0) {
@@ -816,11 +819,24 @@ write_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
+/* uv_buf_t lengths are 32-bit: larger regions go out in pieces. */
+#define TC_STREAM_WRITE_CHUNK ((size_t)1 << 30)
+
 static int
 issue_write(tc_stream *s, char *base, size_t len)
 {
-    uv_buf_t b = uv_buf_init(base, (unsigned int)len);
+    uv_buf_t b;
     int rc;
+    if (len > TC_STREAM_WRITE_CHUNK) {
+        s->wrem_base = base + TC_STREAM_WRITE_CHUNK;
+        s->wrem_len = len - TC_STREAM_WRITE_CHUNK;
+        len = TC_STREAM_WRITE_CHUNK;
+    }
+    else {
+        s->wrem_base = NULL;
+        s->wrem_len = 0;
+    }
+    b = uv_buf_init(base, (unsigned int)len);
     s->wreq.data = s;
     rc = uv_write(&s->wreq, &s->h.stream, &b, 1, write_cb);
     if (rc == 0) {
@@ -877,7 +893,12 @@ write_cb(uv_write_t *req, int status)
     TC_LOOP_ENTER(s->loop);
     TC_LOOP_REQUEST_DONE(s->st);
     s->inflight = 0;
-    Py_CLEAR(s->wobj);
+    if (status == UV_ECANCELED || s->closed || status < 0) {
+        s->wrem_len = 0;
+    }
+    if (s->wrem_len == 0) {
+        Py_CLEAR(s->wobj); /* the region written from is done with */
+    }
     if (status == UV_ECANCELED || s->closed) {
         return;
     }
@@ -887,6 +908,16 @@ write_cb(uv_write_t *req, int status)
         goto done;
     }
     s->wdone += s->inflight_len;
+    if (s->wrem_len > 0) {
+        /* next piece of the same region (wobj, if any, still holds it) */
+        rc = issue_write(s, s->wrem_base, s->wrem_len);
+        if (rc < 0) {
+            s->wrem_len = 0;
+            Py_CLEAR(s->wobj);
+            write_error(s, rc);
+        }
+        goto done;
+    }
     rc = flush_pending(s);
     if (rc < 0) {
         write_error(s, rc);
@@ -929,7 +960,7 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
         }
         data += r;
         len -= (size_t)r;
-        if (keep != NULL && len <= UINT_MAX) {
+        if (keep != NULL) {
             Py_INCREF(keep);
             s->wobj = keep;
             r = issue_write(s, (char *)data, len);
