@@ -526,6 +526,21 @@ parse_header_line(tc_http_parser *p, const char *s, size_t n, size_t *nh)
 /* The whole head h[0..n), ending with its terminator.  Mirrors
  * HTTP1Connection._parse_headers + parse_request_start_line +
  * _can_keep_alive. */
+
+/* What a callback's return value means: < 0 fails (the callback owns the
+ * error), > 0 pauses after this event, 0 goes on. */
+static tc_http_status
+callback_result(tc_http_parser *p, int r)
+{
+    if (r < 0) {
+        return fail_kind(p, TC_HTTP_ERR_NONE);
+    }
+    if (r > 0) {
+        p->paused = 1;
+    }
+    return TC_HTTP_OK;
+}
+
 static tc_http_status
 process_head(tc_http_parser *p, const char *h, size_t n)
 {
@@ -648,13 +663,7 @@ process_head(tc_http_parser *p, const char *h, size_t n)
 
     p->state = S_BODY_START;
     if (p->cb && p->cb->on_headers) {
-        int r = p->cb->on_headers(p, &head);
-        if (r < 0) {
-            return fail_kind(p, TC_HTTP_ERR_NONE);
-        }
-        if (r > 0) {
-            p->paused = 1;
-        }
+        return callback_result(p, p->cb->on_headers(p, &head));
     }
     return TC_HTTP_OK;
 }
@@ -798,13 +807,7 @@ body_start(tc_http_parser *p)
         p->remaining = 0;
     }
     if (p->cb && p->cb->on_body_start) {
-        int r = p->cb->on_body_start(p);
-        if (r < 0) {
-            return fail_kind(p, TC_HTTP_ERR_NONE);
-        }
-        if (r > 0) {
-            p->paused = 1;
-        }
+        return callback_result(p, p->cb->on_body_start(p));
     }
     return TC_HTTP_OK;
 }
@@ -815,13 +818,7 @@ message_complete(tc_http_parser *p)
     p->messages++;
     reset_message(p);
     if (p->cb && p->cb->on_message_complete) {
-        int r = p->cb->on_message_complete(p);
-        if (r < 0) {
-            return fail_kind(p, TC_HTTP_ERR_NONE);
-        }
-        if (r > 0) {
-            p->paused = 1;
-        }
+        return callback_result(p, p->cb->on_message_complete(p));
     }
     return TC_HTTP_OK;
 }
@@ -830,13 +827,7 @@ static tc_http_status
 deliver(tc_http_parser *p, const char *s, size_t n)
 {
     if (n && p->cb && p->cb->on_body) {
-        int r = p->cb->on_body(p, s, n);
-        if (r < 0) {
-            return fail_kind(p, TC_HTTP_ERR_NONE);
-        }
-        if (r > 0) {
-            p->paused = 1;
-        }
+        return callback_result(p, p->cb->on_body(p, s, n));
     }
     return TC_HTTP_OK;
 }

@@ -1533,6 +1533,22 @@ parse_max_bytes(tc_stream *s, PyObject *o)
     return 0;
 }
 
+/* Common tail of read_until/read_until_regex: `target` (stolen) is what to
+ * look for in `mode`; `fut` (stolen) is the read's future from start_read(). */
+static PyObject *
+start_target_read(tc_stream *s, PyObject *fut, int mode, PyObject *target,
+                  PyObject *max_bytes)
+{
+    s->rmode = mode;
+    Py_XSETREF(s->rtarget, target);
+    if (parse_max_bytes(s, max_bytes) < 0) {
+        clear_target(s);
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return try_inline_read(s, fut);
+}
+
 static PyObject *
 py_read_until(tc_stream *s, PyObject *args, PyObject *kwds)
 {
@@ -1550,14 +1566,7 @@ py_read_until(tc_stream *s, PyObject *args, PyObject *kwds)
         Py_DECREF(b);
         return NULL;
     }
-    s->rmode = R_DELIM;
-    Py_XSETREF(s->rtarget, b);
-    if (parse_max_bytes(s, max_bytes) < 0) {
-        clear_target(s);
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return try_inline_read(s, fut);
+    return start_target_read(s, fut, R_DELIM, b, max_bytes);
 }
 
 static PyObject *
@@ -1578,14 +1587,7 @@ py_read_until_regex(tc_stream *s, PyObject *args, PyObject *kwds)
         Py_DECREF(fut);
         return NULL;
     }
-    s->rmode = R_REGEX;
-    Py_XSETREF(s->rtarget, pat);
-    if (parse_max_bytes(s, max_bytes) < 0) {
-        clear_target(s);
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return try_inline_read(s, fut);
+    return start_target_read(s, fut, R_REGEX, pat, max_bytes);
 }
 
 static PyObject *
