@@ -1,0 +1,524 @@
+"""The switch gives plain TCPServer / TCPClient users the C IOStream.
+
+Under ``install()`` the ``http`` component replaces the two module globals
+``tornado.tcpserver.IOStream`` and ``tornado.tcpclient.IOStream`` with
+``tornado_c.iostream.IOStream``.  The behaviour tests run in two modes
+(parametrised): "upstream" (switch uninstalled, asyncio's default loop,
+upstream's IOStream) and "tornado_c" (switch installed, the tornado_c loop,
+the C IOStream); both must behave the same, and each checks which stream
+class it really got.
+"""
+
+import asyncio
+import os
+import socket
+import ssl
+import textwrap
+
+import pytest
+
+import tornado.iostream
+import tornado.tcpclient
+import tornado.tcpserver
+from tornado.iostream import SSLIOStream, StreamBufferFullError, StreamClosedError
+from tornado.tcpclient import TCPClient
+from tornado.tcpserver import TCPServer
+
+import tornado_c
+from tornado_c import _core
+from tornado_c import iostream as tci
+
+from conftest import run_python
+
+MODES = ["upstream", "tornado_c"]
+ALL = {name: True for name in ("loop", "http", "web", "websocket")}
+
+CERT_DIR = os.path.join(os.path.dirname(tornado.__file__), "test")
+
+
+def server_ssl_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(CERT_DIR, "test.crt"), os.path.join(CERT_DIR, "test.key"))
+    return ctx
+
+
+def client_ssl_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@pytest.fixture(params=MODES)
+def mode(request, clean_switch, monkeypatch):
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    tornado_c.uninstall()
+    if request.param == "tornado_c":
+        assert "http" in tornado_c.install(**ALL)
+    return request.param
+
+
+def run(coro_fn, timeout=10):
+    """asyncio.run under whatever policy the mode set (tornado_c's loop when
+    installed, asyncio's default otherwise)."""
+    return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
+
+
+def check_kind(mode, stream):
+    assert isinstance(stream, tornado.iostream.IOStream)
+    assert not isinstance(stream, SSLIOStream)
+    if mode == "tornado_c":
+        assert type(stream) is tci.IOStream
+        assert isinstance(stream, _core.Stream)
+    else:
+        assert type(stream) is tornado.iostream.IOStream
+    if not stream.closed():
+        assert isinstance(stream.socket, socket.socket)
+        assert stream.fileno() is stream.socket or stream.fileno() == stream.socket.fileno()
+
+
+class Recording(TCPServer):
+    """Queues every (stream, address) it is handed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.queue = asyncio.Queue()
+
+    def handle_stream(self, stream, address):
+        self.queue.put_nowait((stream, address))
+
+
+class Echo(TCPServer):
+    """Line echo; records the stream types and how each connection ended."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.streams = []
+        self.ended = []
+
+    async def handle_stream(self, stream, address):
+        self.streams.append(stream)
+        try:
+            while True:
+                line = await stream.read_until(b"\n")
+                if line == b"bye\n":
+                    await stream.write(b"ciao\n")
+                    stream.close()
+                    break
+                await stream.write(line)
+        except StreamClosedError as e:
+            self.ended.append(e)
+
+
+def listen(server):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)  # as tornado.netutil.bind_sockets makes them
+    port = sock.getsockname()[1]
+    server.add_socket(sock)
+    return port
+
+
+# ----------------------------------------------------------- the switch
+
+
+def test_install_patches_tcp_names_and_uninstall_restores(clean_switch, monkeypatch):
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    tornado_c.uninstall()
+    orig_server = tornado.tcpserver.IOStream
+    orig_client = tornado.tcpclient.IOStream
+    orig_iostream = tornado.iostream.IOStream
+    assert orig_server is orig_client is orig_iostream
+
+    assert "http" in tornado_c.install()
+    assert tornado.tcpserver.IOStream is tci.IOStream
+    assert tornado.tcpclient.IOStream is tci.IOStream
+    # the class itself is not replaced: hand-made IOStream(sock) is upstream's
+    assert tornado.iostream.IOStream is orig_iostream
+    # TLS keeps upstream's class
+    assert tornado.tcpserver.SSLIOStream is tornado.iostream.SSLIOStream
+    tornado_c.install()  # idempotent
+    assert tornado.tcpserver.IOStream is tci.IOStream
+
+    tornado_c.uninstall()
+    assert tornado.tcpserver.IOStream is orig_server
+    assert tornado.tcpclient.IOStream is orig_client
+    assert tornado.iostream.IOStream is orig_iostream
+    tornado_c.uninstall()
+    assert tornado.tcpserver.IOStream is orig_server
+
+
+@pytest.mark.parametrize("how", ["env", "argument", "env-loop"])
+def test_tcp_names_untouched_without_http(clean_switch, monkeypatch, how):
+    tornado_c.uninstall()
+    orig = tornado.tcpserver.IOStream
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    if how == "env":
+        monkeypatch.setenv("TORNADO_C_DISABLE", "http")
+        active = tornado_c.install()
+    elif how == "env-loop":  # http requires loop
+        monkeypatch.setenv("TORNADO_C_DISABLE", "loop")
+        active = tornado_c.install()
+    else:
+        active = tornado_c.install(http=False)
+    assert "http" not in active
+    assert tornado.tcpserver.IOStream is orig
+    assert tornado.tcpclient.IOStream is orig
+
+
+def test_installed_but_not_on_tornado_c_loop_gives_upstream_streams(clean_switch, monkeypatch):
+    # the patched name constructs upstream's IOStream on any other loop
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    tornado_c.install()
+    got = {}
+
+    async def main():
+        server = Recording()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        stream, _ = await server.queue.get()
+        assert isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop)
+        got["types"] = (type(client), type(stream))
+        client.close()
+        stream.close()
+        server.stop()
+
+    loop = asyncio.SelectorEventLoop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
+    assert got["types"] == (tornado.iostream.IOStream, tornado.iostream.IOStream)
+
+
+# ----------------------------------------------------- behaviour, both modes
+
+
+def test_echo_server_and_client(mode):
+    async def main():
+        server = Echo()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        check_kind(mode, client)
+        closed = asyncio.Event()
+        client.set_close_callback(closed.set)
+        for i in range(20):
+            msg = b"line %d " % i + b"x" * (i * 997) + b"\n"
+            await client.write(msg)
+            assert await client.read_until(b"\n") == msg
+        # read_bytes over two echoed lines, then a partial read
+        await client.write(b"ab\ncd\n")
+        assert await client.read_bytes(4) == b"ab\nc"
+        assert await client.read_bytes(10, partial=True) == b"d\n"
+        await client.write(b"bye\n")
+        assert await client.read_until_close() == b"ciao\n"
+        await asyncio.wait_for(closed.wait(), 5)
+        assert client.closed()
+        with pytest.raises(StreamClosedError):
+            await client.read_bytes(1)
+        assert len(server.streams) == 1
+        check_kind(mode, server.streams[0])
+        server.stop()
+
+    run(main)
+
+
+def test_server_sees_client_close(mode):
+    async def main():
+        server = Recording()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        stream, address = await server.queue.get()
+        check_kind(mode, stream)
+        assert address[0] == "127.0.0.1"
+        assert address[1] == client.socket.getsockname()[1]
+        closed = asyncio.Event()
+        stream.set_close_callback(closed.set)
+        client.write(b"tail without newline")
+        client.close()
+        # the bytes sent before the close are all delivered
+        assert await stream.read_until_close() == b"tail without newline"
+        await asyncio.wait_for(closed.wait(), 5)
+        assert stream.closed()
+        with pytest.raises(StreamClosedError):
+            await stream.read_until(b"\n")
+        server.stop()
+
+    run(main)
+
+
+def test_chat_broadcast_many_clients(mode):
+    """A chat-style server: every line from one client goes to all."""
+
+    class Chat(TCPServer):
+        def __init__(self):
+            super().__init__()
+            self.members = set()
+
+        async def handle_stream(self, stream, address):
+            self.members.add(stream)
+            try:
+                while True:
+                    line = await stream.read_until(b"\n")
+                    for m in list(self.members):
+                        m.write(line)
+            except StreamClosedError:
+                pass
+            finally:
+                self.members.discard(stream)
+
+    async def main():
+        server = Chat()
+        port = listen(server)
+        clients = [await TCPClient().connect("127.0.0.1", port) for _ in range(5)]
+        while len(server.members) < 5:
+            await asyncio.sleep(0.01)
+        for m in server.members:
+            check_kind(mode, m)
+        for i, c in enumerate(clients):
+            await c.write(b"from %d\n" % i)
+        for c in clients:
+            got = [await c.read_until(b"\n") for _ in range(5)]
+            assert sorted(got) == [b"from %d\n" % i for i in range(5)]
+        for c in clients:
+            c.close()
+        while server.members:
+            await asyncio.sleep(0.01)
+        server.stop()
+
+    run(main)
+
+
+def test_buffer_sizes_reach_the_streams(mode, caplog):
+    async def main():
+        server = Recording(max_buffer_size=3000, read_chunk_size=512)
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port, max_buffer_size=5000)
+        check_kind(mode, client)
+        assert client.max_buffer_size == 5000
+        stream, _ = await server.queue.get()
+        check_kind(mode, stream)
+        assert stream.max_buffer_size == 3000
+        assert stream.read_chunk_size == 512
+        # more than max_buffer_size with no delimiter: the read fails with
+        # StreamBufferFullError, which is logged, and the stream closes
+        closed = asyncio.Event()
+        stream.set_close_callback(closed.set)
+        client.write(b"y" * 20000)
+        with pytest.raises(StreamBufferFullError):
+            await stream.read_until(b"\n")
+        await asyncio.wait_for(closed.wait(), 5)
+        assert stream.closed()
+        assert isinstance(stream.error, StreamBufferFullError)
+        client.close()
+        server.stop()
+
+    run(main)
+    logged = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("tornado.general", "ERROR", "Reached maximum read buffer size") in logged
+
+
+def test_connect_refused(mode):
+    async def main():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()  # nobody listens there
+        with pytest.raises(StreamClosedError) as info:
+            await TCPClient().connect("127.0.0.1", port)
+        assert isinstance(info.value.real_error, ConnectionRefusedError)
+
+    run(main)
+
+
+class _Tracking(TCPClient):
+    """Remembers the streams it made, to check they were closed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.made = []
+
+    def _create_stream(self, *args, **kwargs):
+        stream, future = super()._create_stream(*args, **kwargs)
+        self.made.append(stream)
+        return stream, future
+
+
+def _full_backlog():
+    """A listener whose accept queue is full: connects to it hang."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    held = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(lst.getsockname())
+        held.append(s)
+    return lst, held
+
+
+def test_connect_timeout_closes_the_pending_stream(mode):
+    async def main():
+        lst, held = _full_backlog()
+        try:
+            client = _Tracking()
+            with pytest.raises(TimeoutError) as info:
+                await client.connect("127.0.0.1", lst.getsockname()[1], timeout=0.3)
+            assert str(info.value) == "Timeout while connecting to 127.0.0.1:%d" % (
+                lst.getsockname()[1])
+            assert len(client.made) == 1
+            check_kind(mode, client.made[0])
+            assert client.made[0].closed()
+        finally:
+            for s in held:
+                s.close()
+            lst.close()
+
+    run(main)
+
+
+def test_cancelled_connect_closes_the_pending_stream(mode):
+    async def main():
+        lst, held = _full_backlog()
+        try:
+            client = _Tracking()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.connect("127.0.0.1", lst.getsockname()[1]), 0.2)
+            assert len(client.made) == 1
+            check_kind(mode, client.made[0])
+            assert client.made[0].closed()
+        finally:
+            for s in held:
+                s.close()
+            lst.close()
+
+    run(main)
+
+
+def test_source_port_and_ip(mode):
+    async def main():
+        server = Recording()
+        port = listen(server)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        src_port = probe.getsockname()[1]
+        probe.close()
+        client = await TCPClient().connect("127.0.0.1", port, source_ip="127.0.0.1",
+                                           source_port=src_port)
+        check_kind(mode, client)
+        stream, address = await server.queue.get()
+        assert address == ("127.0.0.1", src_port)
+        assert client.socket.getsockname() == ("127.0.0.1", src_port)
+        await client.write(b"ping")
+        assert await stream.read_bytes(4) == b"ping"
+        client.close()
+        stream.close()
+        server.stop()
+
+    run(main)
+
+
+def test_ssl_server_and_client_keep_upstream_sslstream(mode):
+    async def main():
+        server = Echo(ssl_options=server_ssl_ctx())
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port, ssl_options=client_ssl_ctx())
+        assert type(client) is SSLIOStream
+        await client.write(b"over tls\n")
+        assert await client.read_until(b"\n") == b"over tls\n"
+        assert type(server.streams[0]) is SSLIOStream
+        assert not isinstance(server.streams[0], _core.Stream)
+        client.close()
+        server.stop()
+
+    run(main)
+
+
+def test_plain_server_with_start_tls(mode):
+    """A protocol that upgrades to TLS midway (STARTTLS): the plain stream
+    from handle_stream / TCPClient.connect hands over to SSLIOStream."""
+
+    class StartTLS(TCPServer):
+        def __init__(self):
+            super().__init__()
+            self.kinds = []
+
+        async def handle_stream(self, stream, address):
+            self.kinds.append(type(stream))
+            assert await stream.read_until(b"\n") == b"STARTTLS\n"
+            await stream.write(b"GO\n")
+            tls = await stream.start_tls(True, server_ssl_ctx())
+            self.kinds.append(type(tls))
+            line = await tls.read_until(b"\n")
+            await tls.write(line.upper())
+            tls.close()
+
+    async def main():
+        server = StartTLS()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        check_kind(mode, client)
+        await client.write(b"STARTTLS\n")
+        assert await client.read_until(b"\n") == b"GO\n"
+        tls = await client.start_tls(False, client_ssl_ctx())
+        assert type(tls) is SSLIOStream
+        await tls.write(b"secret\n")
+        assert await tls.read_until(b"\n") == b"SECRET\n"
+        tls.close()
+        expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
+        assert server.kinds == [expect, SSLIOStream]
+        server.stop()
+
+    run(main)
+
+
+# ------------------------------------------------- python -m tornado_c
+
+_APP = textwrap.dedent('''
+    import asyncio
+    from tornado.iostream import StreamClosedError
+    from tornado.tcpclient import TCPClient
+    from tornado.tcpserver import TCPServer
+
+    kinds = []
+
+    class Echo(TCPServer):
+        async def handle_stream(self, stream, address):
+            kinds.append(type(stream).__module__)
+            try:
+                while True:
+                    stream.write(await stream.read_until(b"\\n"))
+            except StreamClosedError:
+                pass
+
+    async def main():
+        server = Echo()
+        server.listen(0, "127.0.0.1")
+        port = list(server._sockets.values())[0].getsockname()[1]
+        client = await TCPClient().connect("127.0.0.1", port)
+        kinds.append(type(client).__module__)
+        for i in range(3):
+            await client.write(b"n%d\\n" % i)
+            print((await client.read_until(b"\\n")).decode().strip())
+        client.close()
+        server.stop()
+        print(" ".join(kinds))
+
+    asyncio.run(main())
+''')
+
+
+def test_python_m_tornado_c_tcp_echo(tmp_path):
+    app = tmp_path / "tcp_echo.py"
+    app.write_text(_APP)
+    env = {"TORNADO_C_DISABLE": ""}
+    plain = run_python(str(app), cwd=str(tmp_path), env=env)
+    ours = run_python("-m", "tornado_c", str(app), cwd=str(tmp_path), env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert ours.returncode == 0, ours.stderr
+    assert plain.stdout.splitlines()[:3] == ours.stdout.splitlines()[:3] == ["n0", "n1", "n2"]
+    assert plain.stdout.splitlines()[3] == "tornado.iostream tornado.iostream"
+    assert ours.stdout.splitlines()[3] == "tornado_c.iostream tornado_c.iostream"
+    assert ours.stderr == plain.stderr == ""
