@@ -522,3 +522,14 @@ def test_python_m_tornado_c_tcp_echo(tmp_path):
     assert plain.stdout.splitlines()[3] == "tornado.iostream tornado.iostream"
     assert ours.stdout.splitlines()[3] == "tornado_c.iostream tornado_c.iostream"
     assert ours.stderr == plain.stderr == ""
+
+
+def test_stream_echo_benchmark_via_tcp_runs():
+    # the benchmark checks each setup really got the stream class it names
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "benchmarks", "stream_echo.py")
+    r = run_python(bench, "--via", "tcp", "--conns", "2", "--rounds", "20",
+                   "--bulk-mb", "1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
