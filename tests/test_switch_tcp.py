@@ -474,6 +474,126 @@ def test_plain_server_with_start_tls(mode):
     run(main)
 
 
+def test_unix_socket_server(mode, tmp_path):
+    from tornado.netutil import bind_unix_socket
+
+    async def main():
+        server = Echo()
+        path = str(tmp_path / "echo.sock")
+        server.add_socket(bind_unix_socket(path))
+        client_sock = socket.socket(socket.AF_UNIX)
+        client_sock.connect(path)
+        client_sock.sendall(b"over unix\n")
+        loop = asyncio.get_running_loop()
+        got = b""
+        while not got.endswith(b"\n"):
+            got += await loop.run_in_executor(None, client_sock.recv, 100)
+        assert got == b"over unix\n"
+        check_kind(mode, server.streams[0])
+        assert server.streams[0].socket.family == socket.AF_UNIX
+        client_sock.close()
+        while not server.ended:
+            await asyncio.sleep(0.01)
+        server.stop()
+
+    run(main)
+
+
+def test_ipv6_loopback(mode):
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+
+    async def main():
+        server = Echo()
+        sock = socket.socket(socket.AF_INET6)
+        sock.bind(("::1", 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        server.add_socket(sock)
+        client = await TCPClient().connect("::1", sock.getsockname()[1])
+        check_kind(mode, client)
+        assert client.socket.family == socket.AF_INET6
+        await client.write(b"six\n")
+        assert await client.read_until(b"\n") == b"six\n"
+        client.close()
+        server.stop()
+
+    run(main)
+
+
+def test_set_nodelay_and_socket_options(mode):
+    async def main():
+        server = Recording()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        stream, _ = await server.queue.get()
+        for st in (client, stream):
+            check_kind(mode, st)
+            st.set_nodelay(True)
+            assert st.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            st.set_nodelay(False)
+            assert not st.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        client.close()
+        stream.close()
+        server.stop()
+
+    run(main)
+
+
+def test_http_server_subclass_with_handle_stream_and_simple_client(mode):
+    """An HTTPServer subclass overriding handle_stream takes the TCPServer
+    path (upstream's HTTP1ServerConnection) and gets the C stream there; the
+    simple HTTP client's connections come from TCPClient."""
+    import tornado.web
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+
+    class Hello(tornado.web.RequestHandler):
+        def post(self):
+            self.write(b"got " + self.request.body)
+
+    seen = []
+
+    class Watching(HTTPServer):
+        def handle_stream(self, stream, address):
+            seen.append(type(stream))
+            return super().handle_stream(stream, address)
+
+    made = []
+    real_create = TCPClient._create_stream
+
+    def spy(self, *args, **kwargs):
+        stream, future = real_create(self, *args, **kwargs)
+        made.append(type(stream))
+        return stream, future
+
+    async def main():
+        server = Watching(tornado.web.Application([("/", Hello)]))
+        port = listen(server)
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            for body in (b"a", b"b" * 100000):
+                resp = await client.fetch("http://127.0.0.1:%d/" % port, method="POST",
+                                          body=body)
+                assert resp.body == b"got " + body
+        finally:
+            client.close()
+            server.stop()
+
+    TCPClient._create_stream = spy
+    try:
+        run(main)
+    finally:
+        TCPClient._create_stream = real_create
+    expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
+    assert seen and set(seen) == {expect}
+    assert made and set(made) == {expect}
+
+
 # ------------------------------------------------- python -m tornado_c
 
 _APP = textwrap.dedent('''
