@@ -594,6 +594,58 @@ def test_http_server_subclass_with_handle_stream_and_simple_client(mode):
     assert made and set(made) == {expect}
 
 
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_no_fd_leak_over_many_connections(mode):
+    """Connections served and closed from either end, refused connects and
+    timed-out connects leave no descriptor behind."""
+    import gc
+
+    async def main():
+        server = Echo()
+        port = listen(server)
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
+        dead.close()
+        lst, held = _full_backlog()
+        # warm up: the first resolve may set up the loop's DNS machinery
+        (await TCPClient().connect("127.0.0.1", port)).close()
+        await asyncio.sleep(0.05)
+        before = _open_fds()
+        for i in range(30):
+            client = await TCPClient().connect("127.0.0.1", port)
+            await client.write(b"x\n")
+            await client.read_until(b"\n")
+            if i % 2:
+                client.close()
+            else:
+                await client.write(b"bye\n")
+                await client.read_until_close()
+            with pytest.raises(StreamClosedError):
+                await TCPClient().connect("127.0.0.1", dead_port)
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await TCPClient().connect("127.0.0.1", lst.getsockname()[1], timeout=0.05)
+        while len(server.ended) < 16:  # the 15 client-side closes + warm-up
+            await asyncio.sleep(0.01)
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            gc.collect()
+            if _open_fds() <= before:
+                break
+        assert _open_fds() <= before
+        for s in held:
+            s.close()
+        lst.close()
+        server.stop()
+
+    run(main, timeout=30)
+
+
 # ------------------------------------------------- python -m tornado_c
 
 _APP = textwrap.dedent('''
