@@ -58,6 +58,22 @@ def mode(request, clean_switch, monkeypatch):
     return request.param
 
 
+# tests that check a logged error themselves
+LOGS_EXPECTED = {"test_buffer_sizes_reach_the_streams"}
+
+
+@pytest.fixture(autouse=True)
+def no_warnings_logged(request, caplog):
+    """Neither mode logs a warning or error from tornado or asyncio unless the
+    test says it expects one (upstream's logging is part of the behaviour)."""
+    yield
+    if request.node.originalname in LOGS_EXPECTED:
+        return
+    bad = [(r.name, r.levelname, r.getMessage()) for r in caplog.get_records("call")
+           if r.levelno >= 30 and r.name.split(".")[0] in ("tornado", "asyncio")]
+    assert not bad
+
+
 def run(coro_fn, timeout=10):
     """asyncio.run under whatever policy the mode set (tornado_c's loop when
     installed, asyncio's default otherwise)."""
@@ -592,6 +608,77 @@ def test_http_server_subclass_with_handle_stream_and_simple_client(mode):
     expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
     assert seen and set(seen) == {expect}
     assert made and set(made) == {expect}
+
+
+def test_close_callback_without_a_read(mode):
+    """handle_stream only sets a close callback (no read pending): the peer's
+    close is still noticed, as upstream polls for it."""
+
+    class Idle(TCPServer):
+        def __init__(self):
+            super().__init__()
+            self.closed = asyncio.Event()
+            self.kinds = []
+
+        def handle_stream(self, stream, address):
+            self.kinds.append(type(stream))
+            stream.set_close_callback(self.closed.set)
+
+    async def main():
+        server = Idle()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        while not server.kinds:
+            await asyncio.sleep(0.01)
+        client.close()
+        await asyncio.wait_for(server.closed.wait(), 5)
+        expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
+        assert server.kinds == [expect]
+        server.stop()
+
+    run(main)
+
+
+def test_peer_reset_gives_stream_closed_with_the_error(mode):
+    import struct
+
+    async def main():
+        server = Recording()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        stream, _ = await server.queue.get()
+        check_kind(mode, stream)
+        read = asyncio.ensure_future(stream.read_until(b"\n"))
+        await asyncio.sleep(0.05)
+        # SO_LINGER 0: close() sends RST
+        client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        with pytest.raises(StreamClosedError) as info:
+            await read
+        assert isinstance(info.value.real_error, ConnectionResetError)
+        assert isinstance(stream.error, ConnectionResetError)
+        server.stop()
+
+    run(main)
+
+
+def test_connect_future_resolves_to_the_stream(mode):
+    async def main():
+        server = Recording()
+        port = listen(server)
+        sock = socket.socket()
+        stream = tornado.tcpclient.IOStream(sock, max_buffer_size=12345)
+        check_kind(mode, stream)
+        fut = stream.connect(("127.0.0.1", port))
+        assert not fut.done()
+        assert (await fut) is stream
+        assert stream.max_buffer_size == 12345
+        peer, _ = await server.queue.get()
+        stream.close()
+        peer.close()
+        server.stop()
+
+    run(main)
 
 
 def _open_fds():
