@@ -792,3 +792,15 @@ def test_stream_echo_benchmark_via_tcp_runs():
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     assert {"upstream", "switch/loop-only", "switch"} <= rows
+
+
+def test_stream_echo_benchmark_server_process_runs():
+    # each server subprocess reports the stream class it uses; the benchmark
+    # fails if it is not the one its setup names
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "benchmarks", "stream_echo.py")
+    r = run_python(bench, "--via", "tcp-proc", "--conns", "2", "--duration", "0.2",
+                   "--warmup", "0.1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
