@@ -10,6 +10,7 @@ test-only consumer written in C (csrc/stream/test_consumer.h).
 import asyncio
 import gc
 import logging
+import os
 import socket
 
 import pytest
@@ -564,6 +565,49 @@ def test_streams_left_open_when_the_loop_closes():
     assert s.closed() and c.closed()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_unreferenced_idle_stream_closes_its_connection(kind):
+    # upstream: an IOStream that never waited for the loop is not registered
+    # anywhere, and collecting it closes the socket
+    import weakref
+
+    async def main():
+        s, c = await pair(kind)
+        check_kind(kind, s, c)
+        s.write(b"bye")  # written at once: nothing waits for the loop
+        ref = weakref.ref(s)
+        del s
+        gc.collect()
+        assert await c.read_until_close() == b"bye"
+        for _ in range(50):
+            gc.collect()
+            if ref() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert ref() is None
+        c.close()
+    run(kind, main)
+
+
+def test_unreferenced_stream_after_its_loop_closed():
+    # the loop is gone when the idle stream is collected: the handle and fd
+    # are still released, at once
+    holder = {}
+
+    async def main():
+        s, c = await pair("tornado_c")
+        holder["s"] = s
+        c.close()
+    run("tornado_c", main)
+    s = holder.pop("s")
+    assert not s.closed()  # never waited for the loop: the loop left it
+    fd = s.socket.fileno()
+    del s
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
 def test_bad_input_raises_cleanly():
     async def main():
         s, c = await pair("tornado_c")
@@ -616,6 +660,8 @@ def test_debug_handle_counts_return_to_zero():
     test_consumer_close_from_on_data()
     test_stream_from_fd()
     test_bad_input_raises_cleanly()
+    test_unreferenced_idle_stream_closes_its_connection("tornado_c")
+    test_unreferenced_stream_after_its_loop_closed()
     gc.collect()
     assert _core._debug_counts() == base
 

@@ -681,6 +681,84 @@ def test_connect_future_resolves_to_the_stream(mode):
     run(main)
 
 
+class _Dropping(TCPServer):
+    """handle_stream keeps no reference to the stream (what=nothing), only
+    writes a greeting (greet), or only parks it in a reference cycle (cycle)."""
+
+    def __init__(self, what):
+        super().__init__()
+        self.what = what
+        self.refs = []
+
+    def handle_stream(self, stream, address):
+        import weakref
+
+        self.refs.append(weakref.ref(stream))
+        if self.what == "greet":
+            stream.write(b"welcome\n")  # goes out at once: nothing waits
+        elif self.what == "cycle":
+            stream.myself = stream
+
+
+@pytest.mark.parametrize("what", ["nothing", "greet", "cycle"])
+def test_dropped_stream_closes_the_connection(mode, what):
+    """A stream nobody references that never waited for the loop is
+    collected and its connection closed, as upstream's (whose socket closes
+    when collected); the C stream object itself is freed too."""
+    import gc
+
+    async def main():
+        server = _Dropping(what)
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        while not server.refs:
+            await asyncio.sleep(0.01)
+        gc.collect()
+        if what == "greet":
+            assert await client.read_until(b"\n") == b"welcome\n"
+        assert await asyncio.wait_for(client.read_until_close(), 5) == b""
+        for _ in range(50):
+            gc.collect()
+            if server.refs[0]() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert server.refs[0]() is None
+        server.stop()
+
+    run(main)
+
+
+def test_stream_waiting_for_the_loop_stays_alive_unreferenced(mode):
+    """A stream with a pending read is kept alive by the loop (upstream: its
+    handler is registered) even when the application keeps no reference."""
+    import gc
+
+    results = []
+
+    class CallbackStyle(TCPServer):
+        def handle_stream(self, stream, address):
+            def on_line(fut):
+                stream.write(fut.result().upper())
+                results.append(type(stream))
+
+            stream.read_until(b"\n").add_done_callback(on_line)
+
+    async def main():
+        server = CallbackStyle()
+        port = listen(server)
+        client = await TCPClient().connect("127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        await client.write(b"still here\n")
+        assert await client.read_until(b"\n") == b"STILL HERE\n"
+        expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
+        assert results == [expect]
+        client.close()
+        server.stop()
+
+    run(main)
+
+
 def _open_fds():
     return len(os.listdir("/proc/self/fd"))
 
