@@ -1186,9 +1186,9 @@ set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
 }
 
 /* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
- * failure (-1, exception set) the fd is untouched. */
-/* `hold_now`: take the self-reference at once (streams of C consumers);
- * Python streams take it when they first wait for the loop (see hold()). */
+ * failure (-1, exception set) the fd is untouched.  `hold_now`: take the
+ * self-reference at once (streams of C consumers); Python streams take it
+ * when they first wait for the loop (see hold()). */
 static int
 open_handle(tc_stream *s, int fd, int hold_now)
 {
@@ -2363,19 +2363,33 @@ stream_clear(tc_stream *s)
 /* Nobody references the stream and it never waited for the loop (else it
  * would hold itself): close the connection, as upstream's socket closes
  * its fd when collected.  close_handle takes the self-reference, so the
- * object lives on until close_cb. */
+ * object lives on until close_cb.  The cycle collector may run this in any
+ * thread: while the loop runs in another one, its handles are its own, so
+ * the stream is held (the loop closing would release it) and closed by
+ * _loop_closing from the loop's thread (call_soon_threadsafe). */
 static void
 stream_finalize(tc_stream *s)
 {
-    PyObject *type, *value, *tb;
+    PyObject *type, *value, *tb, *meth, *r;
     if (!s->handle_open || s->handle_closing || s->held) {
         return;
     }
     PyErr_Fetch(&type, &value, &tb);
-    s->closed = 1;
-    s->ccb = NULL;
-    s->pend_len = 0;
-    close_handle(s);
+    if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
+        hold(s);
+        meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
+        if (meth != NULL) {
+            r = PyObject_CallMethod((PyObject *)s->loop, "call_soon_threadsafe", "O", meth);
+            Py_XDECREF(r);
+            Py_DECREF(meth);
+        }
+    }
+    else {
+        s->closed = 1;
+        s->ccb = NULL;
+        s->pend_len = 0;
+        close_handle(s);
+    }
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)s);
     }
