@@ -10,6 +10,7 @@ test-only consumer written in C (csrc/stream/test_consumer.h).
 import asyncio
 import gc
 import logging
+import os
 import socket
 
 import pytest
@@ -564,6 +565,96 @@ def test_streams_left_open_when_the_loop_closes():
     assert s.closed() and c.closed()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_unreferenced_idle_stream_closes_its_connection(kind):
+    # upstream: an IOStream that never waited for the loop is not registered
+    # anywhere, and collecting it closes the socket
+    import weakref
+
+    async def main():
+        s, c = await pair(kind)
+        check_kind(kind, s, c)
+        s.write(b"bye")  # written at once: nothing waits for the loop
+        ref = weakref.ref(s)
+        del s
+        gc.collect()
+        assert await c.read_until_close() == b"bye"
+        for _ in range(50):
+            gc.collect()
+            if ref() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert ref() is None
+        c.close()
+    run(kind, main)
+
+
+def test_unreferenced_stream_after_its_loop_closed():
+    # the loop is gone when the idle stream is collected: the handle and fd
+    # are still released, at once
+    holder = {}
+
+    async def main():
+        s, c = await pair("tornado_c")
+        holder["s"] = s
+        c.close()
+    run("tornado_c", main)
+    s = holder.pop("s")
+    assert not s.closed()  # never waited for the loop: the loop left it
+    fd = s.socket.fileno()
+    del s
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_unreferenced_stream_collected_by_another_thread():
+    # the cycle collector runs in whichever thread allocates: an idle stream
+    # in a cycle, collected by the main thread while its loop runs in
+    # another one, is closed from the loop's thread
+    import threading
+    import weakref
+
+    box = {}
+    ready = threading.Event()
+    finished = threading.Event()
+
+    def loop_thread():
+        async def main():
+            s, c = await pair("tornado_c")
+            s.cycle = s  # only the cycle collector can free it
+            box["ref"] = weakref.ref(s)
+            del s
+            ready.set()
+            box["eof"] = await asyncio.wait_for(c.read_until_close(), 10)
+            for _ in range(200):
+                if box["ref"]() is None:
+                    break
+                await asyncio.sleep(0.01)
+            box["freed"] = box["ref"]() is None
+            c.close()
+        try:
+            run("tornado_c", main)
+        except BaseException as e:  # pragma: no cover - reported below
+            box["error"] = e
+        finished.set()
+
+    gc.disable()  # the main thread's gc.collect() below is the one that runs
+    try:
+        t = threading.Thread(target=loop_thread)
+        t.start()
+        assert ready.wait(10)
+        while not finished.is_set():
+            gc.collect()
+            finished.wait(0.02)
+        t.join(10)
+    finally:
+        gc.enable()
+    assert "error" not in box, box.get("error")
+    assert box["eof"] == b""
+    assert box["freed"]
+
+
 def test_bad_input_raises_cleanly():
     async def main():
         s, c = await pair("tornado_c")
@@ -616,6 +707,9 @@ def test_debug_handle_counts_return_to_zero():
     test_consumer_close_from_on_data()
     test_stream_from_fd()
     test_bad_input_raises_cleanly()
+    test_unreferenced_idle_stream_closes_its_connection("tornado_c")
+    test_unreferenced_stream_after_its_loop_closed()
+    test_unreferenced_stream_collected_by_another_thread()
     gc.collect()
     assert _core._debug_counts() == base
 

@@ -24,10 +24,16 @@
  * write futures of the Python API resolve when the kernel took every byte up
  * to their position (upstream's _total_write_done_index).
  *
- * Lifetime: the stream holds a reference to itself while its handle is open
- * (dropped in close_cb) and sits in the loop's set of live objects, so a
- * loop that closes with the stream still open releases handle and fd
- * (_loop_closing).
+ * Lifetime: as upstream's IOStream, which the IOLoop keeps alive from the
+ * first time it waits for the loop (its handler is registered) until it is
+ * closed, the stream takes a reference to itself and joins the loop's set
+ * of live objects (hold()) the first time libuv may call back into it -- a
+ * read started, a write issued, a connect begun, a C consumer -- and keeps
+ * them until close_cb; a loop that closes with the stream still open
+ * releases handle and fd (_loop_closing).  Before that only its users
+ * reference it, and a stream they drop closes its connection
+ * (stream_finalize), as upstream's socket does when collected.  Closing
+ * takes the self-reference too: the object outlives the handle.
  */
 #include "state.h"
 #include "loop/transport.h"
@@ -90,6 +96,7 @@ struct tc_stream {
     char partial;
     char into_held;
     char handle_open;           /* uv handle initialised, close cb not run */
+    char held;                  /* the self-reference is taken (see hold()) */
     char handle_closing;
     char uv_reading;
     char closed;
@@ -312,7 +319,49 @@ close_cb(uv_handle_t *handle)
         }
         Py_CLEAR(s->live);
     }
-    Py_DECREF(s); /* the self-reference held while the handle was open */
+    if (s->held) {
+        s->held = 0;
+        Py_DECREF(s); /* the self-reference (close_handle always takes it) */
+    }
+}
+
+/* The self-reference alone (closing: close_cb must find the object). */
+static void
+hold_self(tc_stream *s)
+{
+    if (!s->held) {
+        Py_INCREF(s);
+        s->held = 1;
+    }
+}
+
+/* libuv may call back from now on: the self-reference, and the loop's live
+ * set so that closing the loop releases the handle.  Kept until close_cb.
+ * Never fails: a live set that cannot take the stream is reported. */
+static void
+hold(tc_stream *s)
+{
+    PyObject *type, *value, *tb, *live;
+    if (s->held || !s->handle_open || s->handle_closing) {
+        return;
+    }
+    hold_self(s);
+    PyErr_Fetch(&type, &value, &tb);
+    live = PyObject_CallMethod((PyObject *)s->loop, "_tc_live", NULL);
+    if (live == NULL) {
+        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
+    }
+    else if (PySet_Check(live)) {
+        if (PySet_Add(live, (PyObject *)s) < 0) {
+            report(s, "stream bookkeeping failed");
+        }
+        else {
+            s->live = live; /* the new reference moves into the stream */
+            live = NULL;
+        }
+    }
+    Py_XDECREF(live);
+    PyErr_Restore(type, value, tb);
 }
 
 static void
@@ -322,6 +371,7 @@ close_handle(tc_stream *s)
         return;
     }
     s->handle_closing = 1;
+    hold_self(s); /* dropped in close_cb */
     if (s->uv_reading) {
         uv_read_stop(&s->h.stream);
         s->uv_reading = 0;
@@ -384,6 +434,7 @@ update_reading(tc_stream *s)
             return;
         }
         s->uv_reading = 1;
+        hold(s);
     }
     else if (!want && s->uv_reading) {
         uv_read_stop(&s->h.stream);
@@ -843,6 +894,7 @@ issue_write(tc_stream *s, char *base, size_t len)
         s->inflight = 1;
         s->inflight_len = len;
         TC_LOOP_REQUEST_STARTED(s->st);
+        hold(s);
     }
     return rc;
 }
@@ -1134,13 +1186,14 @@ set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
 }
 
 /* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
- * failure (-1, exception set) the fd is untouched. */
+ * failure (-1, exception set) the fd is untouched.  `hold_now`: take the
+ * self-reference at once (streams of C consumers); Python streams take it
+ * when they first wait for the loop (see hold()). */
 static int
-open_handle(tc_stream *s, int fd)
+open_handle(tc_stream *s, int fd, int hold_now)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    PyObject *live;
     int rc;
     if (ensure_setup(s->st) < 0) {
         return -1;
@@ -1149,21 +1202,6 @@ open_handle(tc_stream *s, int fd)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    /* join the loop's live set first: nothing to undo on the fd if it fails */
-    live = PyObject_CallMethod((PyObject *)s->loop, "_tc_live", NULL);
-    if (live == NULL) {
-        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
-    }
-    else if (PySet_Check(live)) {
-        if (PySet_Add(live, (PyObject *)s) < 0) {
-            Py_DECREF(live);
-            return -1;
-        }
-        s->live = live;
-    }
-    else {
-        Py_DECREF(live);
-    }
     s->kind = K_TCP;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
@@ -1171,29 +1209,25 @@ open_handle(tc_stream *s, int fd)
     rc = s->kind == K_TCP ? uv_tcp_init(s->loop->uv, &s->h.tcp)
                           : uv_pipe_init(s->loop->uv, &s->h.pipe, 0);
     if (rc < 0) {
-        if (s->live != NULL) {
-            if (PySet_Discard(s->live, (PyObject *)s) < 0) {
-                PyErr_Clear();
-            }
-            Py_CLEAR(s->live);
-        }
         tc_loop_tcp_set_uv_error(rc);
         return -1;
     }
     s->h.handle.data = s;
     s->handle_open = 1;
     TC_LOOP_HANDLE_OPENED(s->st);
-    Py_INCREF(s); /* self-reference, dropped in close_cb */
     rc = s->kind == K_TCP ? uv_tcp_open(&s->h.tcp, (uv_os_sock_t)fd)
                           : uv_pipe_open(&s->h.pipe, (uv_file)fd);
     if (rc < 0) {
-        /* libuv did not take the fd: close the bare handle (close_cb
-         * leaves the live set) */
+        /* libuv did not take the fd: close the bare handle */
         s->handle_closing = 1;
         s->closed = 1;
+        hold_self(s); /* dropped in close_cb */
         tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
         tc_loop_tcp_set_uv_error(rc);
         return -1;
+    }
+    if (hold_now) {
+        hold(s);
     }
     return 0;
 }
@@ -1226,7 +1260,7 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
         return NULL;
     }
     set_sizes(s, max_buffer_size, read_chunk_size);
-    if (open_handle(s, fd) < 0) {
+    if (open_handle(s, fd, 1) < 0) {
         Py_DECREF(s);
         return NULL;
     }
@@ -1934,7 +1968,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     set_sizes(s, mbs, rcs);
     s->max_write_buffer_size = mwbs < 0 ? -1 : mwbs;
     s->rmax = -1;
-    if (open_handle(s, (int)fd) < 0) {
+    if (open_handle(s, (int)fd, 0) < 0) {
         return NULL;
     }
     Py_INCREF(args[2]);
@@ -1956,6 +1990,7 @@ py_begin_connect(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->connecting = 1;
+    hold(s); /* upstream registers for WRITE */
     update_reading(s);
     Py_INCREF(fut);
     Py_XSETREF(s->connect_future, fut);
@@ -2301,7 +2336,9 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
 static int
 stream_clear(tc_stream *s)
 {
-    /* Never reached while the handle is open (self-reference). */
+    /* Never reached while the handle is open: a held stream is referenced
+     * by itself, and stream_finalize (which the collector runs first)
+     * closes the handle of an unheld one, taking the self-reference. */
     size_t i;
     Py_CLEAR(s->io_loop);
     Py_CLEAR(s->sock);
@@ -2323,10 +2360,49 @@ stream_clear(tc_stream *s)
     return 0;
 }
 
+/* Nobody references the stream and it never waited for the loop (else it
+ * would hold itself): close the connection, as upstream's socket closes
+ * its fd when collected.  close_handle takes the self-reference, so the
+ * object lives on until close_cb.  The cycle collector may run this in any
+ * thread: while the loop runs in another one, its handles are its own, so
+ * the stream is held (the loop closing would release it) and closed by
+ * _loop_closing from the loop's thread (call_soon_threadsafe). */
+static void
+stream_finalize(tc_stream *s)
+{
+    PyObject *type, *value, *tb, *meth, *r;
+    if (!s->handle_open || s->handle_closing || s->held) {
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
+        hold(s);
+        meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
+        if (meth != NULL) {
+            r = PyObject_CallMethod((PyObject *)s->loop, "call_soon_threadsafe", "O", meth);
+            Py_XDECREF(r);
+            Py_DECREF(meth);
+        }
+    }
+    else {
+        s->closed = 1;
+        s->ccb = NULL;
+        s->pend_len = 0;
+        close_handle(s);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)s);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
 static void
 stream_dealloc(tc_stream *s)
 {
     PyTypeObject *tp = Py_TYPE(s);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)s) < 0) {
+        return; /* resurrected: the handle is closing (close_cb frees) */
+    }
     PyObject_GC_UnTrack(s);
     stream_clear(s);
     Py_CLEAR(s->loop);
@@ -2389,6 +2465,7 @@ static PyType_Slot stream_slots[] = {
     {Py_tp_doc, "C base of tornado_c.iostream.IOStream: an IOStream on a libuv stream."},
     {Py_tp_new, stream_new},
     {Py_tp_dealloc, stream_dealloc},
+    {Py_tp_finalize, stream_finalize},
     {Py_tp_traverse, stream_traverse},
     {Py_tp_clear, stream_clear},
     {Py_tp_methods, stream_methods},
