@@ -746,3 +746,79 @@ def test_two_loops_in_two_threads_keep_their_bytes():
     for t in threads:
         t.join(60)
     assert errors == []
+
+
+# -- corking (what the C HTTP server turns on for its connections) ---------
+
+
+def _recv_now(sock):
+    try:
+        return sock.recv(1 << 20)
+    except BlockingIOError:
+        return b""
+
+
+def test_cork_batches_writes_until_the_iteration_ends():
+    """Corked writes stay queued (writing() is True, the peer has nothing)
+    until the loop's callbacks are done, then leave in order, in one piece,
+    and their futures resolve; the loop does not block with a batch due."""
+    async def go():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        f1 = s.write(b"one ")
+        f2 = s.write(b"two")
+        assert s.writing() and not f1.done() and not f2.done()
+        assert _recv_now(b) == b""
+        await asyncio.sleep(0)  # one iteration
+        assert not s.writing() and f1.done() and f2.done()
+        assert _recv_now(b) == b"one two"
+        # uncorked: tried at once, as before
+        s._set_cork(False)
+        f3 = s.write(b"three")
+        assert not s.writing() and _recv_now(b) == b"three"
+        await f3
+        s.close()
+        b.close()
+
+    run("tornado_c", go)
+
+
+def test_cork_big_write_sends_the_batch_first_and_close_flushes():
+    async def go():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        s.write(b"head:")
+        big = b"x" * (200 * 1024)  # past the batch limit: goes out at once
+        fut = s.write(big)
+        got = _recv_now(b)
+        assert got.startswith(b"head:xxx")
+        while not fut.done():
+            got += _recv_now(b)
+            await asyncio.sleep(0.001)
+        got += _recv_now(b)
+        assert got == b"head:" + big
+        s.write(b"bye")
+        s.close()  # the batch is tried before the handle closes
+        await asyncio.sleep(0)
+        assert _recv_now(b) == b"bye"
+        b.close()
+
+    run("tornado_c", go)
+
+
+def test_cork_peer_gone_closes_with_the_error():
+    async def go():
+        a, b = socket.socketpair()
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        b.close()
+        fut = s.write(b"x" * 1000)
+        with pytest.raises(StreamClosedError):
+            await fut
+        assert s.closed()
+
+    run("tornado_c", go)

@@ -104,6 +104,8 @@ struct tc_stream {
     char cpaused;
     char deliver_scheduled;
     char inflight;
+    char cork;                  /* batch small writes per loop iteration */
+    char flush_deferred;        /* a tc_loop_defer() call for us is due */
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
     char shared;                /* the input is in the shared read buffer, not rbuf */
 };
@@ -986,6 +988,95 @@ done:
     Py_DECREF(s);
 }
 
+/* ------------------------------------------------------------- corking */
+
+/* Send the bytes a corked stream batched (pend, nothing in flight): one
+ * try-write, as an immediate write would have done; what the kernel does
+ * not take becomes the write in flight.  `quiet` (closing): an error just
+ * drops the bytes instead of closing the stream. */
+static void
+send_corked(tc_stream *s, int quiet)
+{
+    uv_buf_t b;
+    int r;
+    if (s->pend_len == 0 || s->inflight || !handle_usable(s)) {
+        return;
+    }
+    b = uv_buf_init(s->pend, (unsigned int)s->pend_len); /* <= TC_STREAM_CORK_MAX */
+    r = uv_try_write(&s->h.stream, &b, 1);
+    if (r == UV_EAGAIN || r == UV_ENOSYS) {
+        r = 0;
+    }
+    else if (r < 0) {
+        s->pend_len = 0;
+        if (!quiet) {
+            write_error(s, r);
+        }
+        return;
+    }
+    s->wdone += (size_t)r;
+    if ((size_t)r == s->pend_len) {
+        s->pend_len = 0;
+        return;
+    }
+    memmove(s->pend, s->pend + r, s->pend_len - (size_t)r);
+    s->pend_len -= (size_t)r;
+    r = flush_pending(s);
+    if (r < 0) {
+        s->pend_len = 0;
+        if (!quiet) {
+            write_error(s, r);
+        }
+    }
+}
+
+/* The loop's deferred call (tc_loop_defer): the iteration's callbacks are
+ * done, send what they wrote.  `obj` is borrowed (the loop holds it). */
+static void
+deferred_flush(PyObject *obj)
+{
+    tc_stream *s = (tc_stream *)obj;
+    s->flush_deferred = 0;
+    if (s->closed) {
+        return;
+    }
+    send_corked(s, 0);
+    if (!s->closed && !s->inflight && s->pend_len == 0) {
+        resolve_write_futures(s);
+        if (s->ccb != NULL && s->ccb->on_drain != NULL && !s->closed) {
+            s->ccb->on_drain(s->cctx, s);
+            report(s, "Exception in stream consumer on_drain");
+        }
+    }
+    report(s, "stream write failed");
+}
+
+/* Batch `len` bytes while corked.  1: taken; 0: write it the usual way
+ * (the batch, if any, has been sent first); -1: memory error. */
+static int
+cork_write(tc_stream *s, const char *data, size_t len)
+{
+    if (s->inflight || s->connecting || !handle_usable(s)) {
+        return 0; /* the usual path queues behind the write in flight */
+    }
+    if (s->pend_len + len > TC_STREAM_CORK_MAX) {
+        send_corked(s, 0);  /* in order: the batch, then this write */
+        return 0;
+    }
+    if (!s->flush_deferred) {
+        if (tc_loop_defer(s->loop, deferred_flush, (PyObject *)s) < 0) {
+            return -1;
+        }
+        s->flush_deferred = 1;
+    }
+    if (grow(&s->pend, &s->pend_cap, s->pend_len + len) < 0) {
+        return -1; /* the deferred call finds what was batched before */
+    }
+    memcpy(s->pend + s->pend_len, data, len);
+    s->pend_len += len;
+    return 1;
+}
+
 /* Queue `len` bytes.  `keep` is a bytes object that backs `data` (referenced
  * instead of copied) or NULL.  -1 only on memory errors (exception set);
  * socket errors close the stream. */
@@ -994,6 +1085,18 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
 {
     if (len == 0) {
         return 0;
+    }
+    if (s->cork) {
+        int c = cork_write(s, data, len);
+        if (c != 0) {
+            if (c > 0) {
+                s->wtotal += len;
+            }
+            return c < 0 ? -1 : 0;
+        }
+        if (s->closed) {
+            return 0; /* sending the batch failed and closed the stream */
+        }
     }
     s->wtotal += len;
     if (!s->inflight && s->pend_len == 0 && !s->connecting && handle_usable(s)) {
@@ -1125,6 +1228,12 @@ stream_close(tc_stream *s, PyObject *exc)
 {
     Py_INCREF(s);
     if (!s->closed) {
+        if (s->cork) {
+            /* what a batch holds would have been tried at once, uncorked
+             * (also before an error close: a 400 goes out before the
+             * close for a full read buffer, as it did uncorked) */
+            send_corked(s, 1);
+        }
         if (exc != NULL && exc != Py_None) {
             Py_INCREF(exc);
             Py_XSETREF(s->error, exc);
@@ -1349,6 +1458,15 @@ tc_stream_write_obj(tc_stream *s, PyObject *buffer)
     rc = write_data(s, view.buf, (size_t)view.len, NULL);
     PyBuffer_Release(&view);
     return rc;
+}
+
+void
+tc_stream_set_cork(tc_stream *s, int on)
+{
+    s->cork = on != 0;
+    if (!on && !s->closed) {
+        send_corked(s, 0);
+    }
 }
 
 size_t
@@ -2056,6 +2174,10 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
     uv_os_fd_t fd;
     int nfd;
     PyObject *sock;
+    if (!s->closed && s->cork) {
+        s->cork = 0;
+        send_corked(s, 0);
+    }
     if (s->closed || !handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
         PyErr_SetString(PyExc_ValueError, "IOStream is not idle; cannot convert to SSL");
         return NULL;
@@ -2076,9 +2198,26 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+py_set_cork(tc_stream *s, PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    tc_stream_set_cork(s, v);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
 {
     /* the loop closes with this stream open: release handle and fd */
+    if (!s->closed && s->cork) {
+        send_corked(s, 1);
+    }
     s->closed = 1;
     s->ccb = NULL;
     s->pend_len = 0;
@@ -2436,6 +2575,8 @@ static PyMethodDef stream_methods[] = {
     {"_begin_connect", FN(py_begin_connect), METH_NOARGS, NULL},
     {"_finish_connect", FN(py_finish_connect), METH_O, NULL},
     {"_detach_socket", FN(py_detach_socket), METH_NOARGS, NULL},
+    {"_set_cork", FN(py_set_cork), METH_O,
+     "Batch small writes per loop iteration, as the C HTTP server does (tests)."},
     {"_loop_closing", FN(py_loop_closing), METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
