@@ -8,15 +8,13 @@
  * loop's exception handler unless they are OSErrors (which, as in asyncio,
  * are passed to connection_lost only).
  *
- * Writing: uv_try_write() first straight from the caller's buffer (no copy,
- * no allocation when the socket takes everything); what is left becomes the
- * single uv_write in flight (a bytes object is referenced, anything else is
- * copied); data written while that one is in flight is appended to `pend`
- * and goes out as the next uv_write.  The write request is embedded in the
- * transport.
+ * Writing: the shared write queue of loop/uvio.h (uv_try_write() first, the
+ * rest as the single uv_write in flight, later writes appended behind it),
+ * embedded in the transport.
  *
- * Reading: Protocol gets bytes copied out of one shared 256 KiB buffer;
- * BufferedProtocol reads straight into the buffer get_buffer() returned.
+ * Reading: Protocol gets bytes copied out of the shared 256 KiB read buffer
+ * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
+ * returned.
  */
 #include "state.h"
 #include "loop/transport.h"
@@ -32,10 +30,8 @@
 #include <stdlib.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
-/* uv_buf_t lengths are unsigned int: larger regions go out in chunks */
-#define TC_WRITE_CHUNK ((size_t)1 << 30)
 
-enum { TR_TCP = 0, TR_PIPE = 1 };
+enum { TR_TCP = TC_UVIO_TCP, TR_PIPE = TC_UVIO_PIPE };
 
 struct tc_transport {
     PyObject_HEAD
@@ -45,13 +41,8 @@ struct tc_transport {
     PyObject *base_extra_slot;
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_write_t wreq;            /* the one write in flight */
+    tc_uvio_handle h;           /* h.handle.data = the transport */
+    tc_uvio_wq wq;              /* write queue (uvio.h) */
     uv_shutdown_t sreq;
     uv_connect_t creq;
     PyObject *protocol;
@@ -60,15 +51,7 @@ struct tc_transport {
     PyObject *extra;            /* dict or NULL */
     PyObject *live;             /* the loop's set of live objects, or NULL */
     PyObject *conn_waiter;      /* future of a pending connect */
-    PyObject *wobj;             /* bytes the in-flight write points into */
     PyObject *weakreflist;
-    char *wheap;                /* heap copy the in-flight write points into */
-    size_t wheap_cap;
-    uv_buf_t wbuf;
-    char *wrem_base;            /* rest of the in-flight region not yet    */
-    size_t wrem_len;            /* given to uv_write (> TC_WRITE_CHUNK)    */
-    char *pend;                 /* queued behind the in-flight write */
-    size_t pend_len, pend_cap;
     size_t high, low;
     Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
     PyObject *rexc;             /* get_buffer() failure seen in alloc_cb */
@@ -87,53 +70,11 @@ struct tc_transport {
     char buffered;              /* protocol is a BufferedProtocol */
     char protocol_paused;       /* pause_writing() was called */
     char lost_called;           /* _call_connection_lost ran (or must not) */
-    char inflight;              /* wreq in flight */
     char shutdown_started;
     char rview_held;
 };
 
 /* ------------------------------------------------------------------ errors */
-
-PyObject *
-tc_loop_tcp_uv_error(int err)
-{
-    if (err < 0 && err > -1000) {
-        /* libuv's UV_E* on Unix are negated errno values: OSError() picks the
-         * subclass (ConnectionResetError, BrokenPipeError, ...) from errno. */
-        return PyObject_CallFunction(PyExc_OSError, "is", -err, strerror(-err));
-    }
-    return PyObject_CallFunction(PyExc_OSError, "s", uv_strerror(err));
-}
-
-PyObject *
-tc_loop_tcp_set_uv_error(int err)
-{
-    PyObject *exc = tc_loop_tcp_uv_error(err);
-    if (exc != NULL) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
-}
-
-/* New reference to the current exception (normalised, traceback attached);
- * clears it. */
-static PyObject *
-fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
 
 /* Report the exception object `exc` (borrowed) to the loop's handler. */
 static void
@@ -233,7 +174,7 @@ fatal_error(tc_transport *tr, PyObject *exc, const char *message)
 static void
 fatal_error_current(tc_transport *tr, const char *message)
 {
-    PyObject *exc = fetch_exception();
+    PyObject *exc = tc_uvio_fetch_exception();
     if (exc == NULL) {
         return;
     }
@@ -244,7 +185,7 @@ fatal_error_current(tc_transport *tr, const char *message)
 static void
 fatal_uv_error(tc_transport *tr, int err, const char *message)
 {
-    PyObject *exc = tc_loop_tcp_uv_error(err);
+    PyObject *exc = tc_uvio_error(err);
     if (exc == NULL) {
         fatal_error_current(tr, message);
         return;
@@ -262,14 +203,8 @@ tr_close_cb(uv_handle_t *handle)
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_HANDLE_CLOSED(tr->st);
     tr->handle_open = 0;
-    tr->inflight = 0;
-    Py_CLEAR(tr->wobj);
-    if (tr->live != NULL) {
-        if (PySet_Discard(tr->live, (PyObject *)tr) < 0) {
-            tc_loop_report_exception(tr->loop, "transport bookkeeping failed", NULL);
-        }
-        Py_CLEAR(tr->live);
-    }
+    tc_uvio_wq_closed(&tr->wq);
+    tc_uvio_leave_live(tr->loop, &tr->live, (PyObject *)tr, "transport bookkeeping failed");
     Py_DECREF(tr); /* the self-reference held while the handle was open */
 }
 
@@ -281,18 +216,8 @@ tr_close_handle(tc_transport *tr)
         return;
     }
     tr->handle_closing = 1;
-    if (tr->reading) {
-        uv_read_stop(&tr->h.stream);
-        tr->reading = 0;
-    }
-    if (tr->sock != NULL) {
-        PyObject *r = PyObject_CallMethodNoArgs(tr->sock, tr->st->loop_tcp.s_detach);
-        if (r == NULL) {
-            tc_loop_report_exception(tr->loop, "socket.detach() failed", NULL);
-        }
-        Py_XDECREF(r);
-    }
-    uv_close(&tr->h.handle, tr_close_cb);
+    tc_uvio_handle_close(tr->loop, &tr->h, &tr->reading, tr->sock, tr->st->loop_tcp.s_detach,
+                         tr_close_cb);
 }
 
 static tc_transport *
@@ -310,15 +235,11 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    if (kind == TR_TCP) {
-        rc = uv_tcp_init(loop->uv, &tr->h.tcp);
-    }
-    else {
-        rc = uv_pipe_init(loop->uv, &tr->h.pipe, 0);
-    }
+    tc_uvio_wq_init(&tr->wq, &st->loop);
+    rc = tc_uvio_handle_init(&tr->h, loop->uv, kind);
     if (rc < 0) {
         Py_DECREF(tr);
-        return (tc_transport *)tc_loop_tcp_set_uv_error(rc);
+        return (tc_transport *)tc_uvio_set_error(rc);
     }
     tr->h.handle.data = tr;
     tr->handle_open = 1;
@@ -427,7 +348,7 @@ force_close(tc_transport *tr, PyObject *exc)
     if (tr->conn_lost) {
         return;
     }
-    tr->pend_len = 0; /* the in-flight write cannot be recalled */
+    tr->wq.pend_len = 0; /* the in-flight write cannot be recalled */
     if (!tr->closing) {
         tr->closing = 1;
         read_stop(tr);
@@ -446,11 +367,8 @@ force_close(tc_transport *tr, PyObject *exc)
 static size_t
 write_buffer_size(tc_transport *tr)
 {
-    size_t n = tr->pend_len + tr->wrem_len;
-    if (tr->inflight && tr->handle_open) {
-        n += tr->h.stream.write_queue_size;
-    }
-    return n;
+    return tc_uvio_wq_pending(&tr->wq, tr->handle_open ? &tr->h.stream : NULL) +
+           tr->wq.rem_len;
 }
 
 static void
@@ -466,7 +384,7 @@ maybe_pause_protocol(tc_transport *tr)
     }
     r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
     if (r == NULL) {
-        PyObject *exc = fetch_exception();
+        PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
             report_exc(tr, exc, "protocol.pause_writing() failed", 1);
             Py_DECREF(exc);
@@ -489,7 +407,7 @@ maybe_resume_protocol(tc_transport *tr)
     }
     r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
     if (r == NULL) {
-        PyObject *exc = fetch_exception();
+        PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
             report_exc(tr, exc, "protocol.resume_writing() failed", 1);
             Py_DECREF(exc);
@@ -499,88 +417,16 @@ maybe_resume_protocol(tc_transport *tr)
     Py_DECREF(r);
 }
 
-static void write_cb(uv_write_t *req, int status);
-
-static int
-issue_write(tc_transport *tr, char *base, size_t len)
-{
-    int rc;
-    if (len > TC_WRITE_CHUNK) {
-        tr->wrem_base = base + TC_WRITE_CHUNK;
-        tr->wrem_len = len - TC_WRITE_CHUNK;
-        len = TC_WRITE_CHUNK;
-    }
-    else {
-        tr->wrem_base = NULL;
-        tr->wrem_len = 0;
-    }
-    tr->wbuf = uv_buf_init(base, (unsigned int)len);
-    tr->wreq.data = tr;
-    rc = uv_write(&tr->wreq, &tr->h.stream, &tr->wbuf, 1, write_cb);
-    if (rc == 0) {
-        tr->inflight = 1;
-        TC_LOOP_REQUEST_STARTED(tr->st);
-    }
-    return rc;
-}
-
-static int
-grow(char **buf, size_t *cap, size_t need)
-{
-    size_t ncap;
-    char *nb;
-    if (need <= *cap) {
-        return 0;
-    }
-    ncap = *cap ? *cap : 16384;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    nb = PyMem_Realloc(*buf, ncap);
-    if (nb == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
-static void
-do_shutdown(tc_transport *tr);
-
-/* Move `pend` into the in-flight slot. */
-static int
-flush_pending(tc_transport *tr)
-{
-    char *tmp;
-    size_t tcap;
-    int rc;
-    if (tr->pend_len == 0 || tr->inflight) {
-        return 0;
-    }
-    tmp = tr->wheap;
-    tcap = tr->wheap_cap;
-    tr->wheap = tr->pend;
-    tr->wheap_cap = tr->pend_cap;
-    tr->pend = tmp;
-    tr->pend_cap = tcap;
-    rc = issue_write(tr, tr->wheap, tr->pend_len);
-    tr->pend_len = 0;
-    return rc;
-}
+static void do_shutdown(tc_transport *tr);
 
 static void
 write_cb(uv_write_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
+    int rc;
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
-    tr->inflight = 0;
-    if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called || status < 0) {
-        tr->wrem_len = 0;
-        Py_CLEAR(tr->wobj);
-    }
+    tc_uvio_wq_done(&tr->wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
@@ -589,26 +435,16 @@ write_cb(uv_write_t *req, int status)
         fatal_uv_error(tr, status, "Fatal write error on socket transport");
         goto done;
     }
-    if (tr->wrem_len > 0) {
-        /* next chunk of a region larger than TC_WRITE_CHUNK */
-        int rc = issue_write(tr, tr->wrem_base, tr->wrem_len);
-        if (rc < 0) {
-            tr->wrem_len = 0;
-            Py_CLEAR(tr->wobj);
-            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
-        }
+    rc = tc_uvio_wq_next(&tr->wq, &tr->h.stream, write_cb, tr);
+    if (rc < 0) {
+        fatal_uv_error(tr, rc, "Fatal write error on socket transport");
         goto done;
     }
-    Py_CLEAR(tr->wobj);
-    if (tr->pend_len) {
-        int rc = flush_pending(tr);
-        if (rc < 0) {
-            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
-            goto done;
-        }
+    if (rc == 1) {
+        goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
     maybe_resume_protocol(tr); /* may write more */
-    if (!tr->inflight && tr->pend_len == 0 && !tr->conn_lost) {
+    if (!tr->wq.inflight && tr->wq.pend_len == 0 && !tr->conn_lost) {
         if (tr->closing) {
             if (call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
@@ -629,7 +465,7 @@ shutdown_cb(uv_shutdown_t *req, int status)
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
     if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
-        PyObject *exc = tc_loop_tcp_uv_error(status);
+        PyObject *exc = tc_uvio_error(status);
         if (exc == NULL) {
             tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
             return;
@@ -653,7 +489,7 @@ do_shutdown(tc_transport *tr)
         TC_LOOP_REQUEST_STARTED(tr->st);
     }
     else if (rc != UV_ENOTCONN) {
-        PyObject *exc = tc_loop_tcp_uv_error(rc);
+        PyObject *exc = tc_uvio_error(rc);
         if (exc == NULL) {
             tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
             return;
@@ -663,69 +499,22 @@ do_shutdown(tc_transport *tr)
     }
 }
 
-/* Write `bufs` (total > 0).  With nbufs == 1 the data is the region
- * (bufs[0].base, total) and bufs[0].len is at most TC_WRITE_CHUNK; with more
- * buffers each length is exact.  `keep` is a bytes object backing the single
- * region (referenced instead of copied), or NULL.  Returns -1 only on memory
- * errors (exception set); write errors go to fatal_error. */
+/* Write `bufs` (total > 0) through the write queue (see tc_uvio_wq_write for
+ * the layout of `bufs` and `keep`).  Returns -1 only on memory errors
+ * (exception set); write errors go to fatal_error. */
 static int
-write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
+write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t total,
            PyObject *keep)
 {
-    unsigned int i;
-    if (!tr->inflight && tr->pend_len == 0) {
-        size_t n, skip, rem;
-        int r = uv_try_write(&tr->h.stream, bufs, nbufs);
-        if (r == UV_EAGAIN || r == UV_ENOSYS) {
-            r = 0;
-        }
-        else if (r < 0) {
-            fatal_uv_error(tr, r, "Fatal write error on socket transport");
-            return 0;
-        }
-        n = (size_t)r;
-        if (n == total) {
-            return 0;
-        }
-        rem = total - n;
-        if (nbufs == 1 && keep != NULL) {
-            Py_INCREF(keep);
-            tr->wobj = keep;
-            r = issue_write(tr, bufs[0].base + n, rem);
-        }
-        else {
-            size_t off = 0;
-            if (grow(&tr->wheap, &tr->wheap_cap, rem) < 0) {
-                return -1;
-            }
-            skip = n;
-            for (i = 0; i < nbufs; i++) {
-                size_t len = nbufs == 1 ? total : bufs[i].len;
-                if (skip >= len) {
-                    skip -= len;
-                    continue;
-                }
-                memcpy(tr->wheap + off, bufs[i].base + skip, len - skip);
-                off += len - skip;
-                skip = 0;
-            }
-            r = issue_write(tr, tr->wheap, rem);
-        }
-        if (r < 0) {
-            Py_CLEAR(tr->wobj);
-            fatal_uv_error(tr, r, "Fatal write error on socket transport");
-            return 0;
-        }
+    size_t taken;
+    int uverr;
+    if (tc_uvio_wq_write(&tr->wq, &tr->h.stream, 1, bufs, nbufs, total, keep, write_cb, tr,
+                         &taken, &uverr) < 0) {
+        return -1;
     }
-    else {
-        if (grow(&tr->pend, &tr->pend_cap, tr->pend_len + total) < 0) {
-            return -1;
-        }
-        for (i = 0; i < nbufs; i++) {
-            size_t len = nbufs == 1 ? total : bufs[i].len;
-            memcpy(tr->pend + tr->pend_len, bufs[i].base, len);
-            tr->pend_len += len;
-        }
+    if (uverr < 0) {
+        fatal_uv_error(tr, uverr, "Fatal write error on socket transport");
+        return 0;
     }
     maybe_pause_protocol(tr);
     return 0;
@@ -794,8 +583,7 @@ tr_write(tc_transport *tr, PyObject *data)
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
         total = (size_t)PyBytes_GET_SIZE(data);
-        buf = uv_buf_init(PyBytes_AS_STRING(data),
-                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        buf = tc_uvio_region(PyBytes_AS_STRING(data), total);
         if (write_bufs(tr, &buf, 1, total, data) < 0) {
             return NULL;
         }
@@ -819,8 +607,7 @@ tr_write(tc_transport *tr, PyObject *data)
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
         total = (size_t)view.len;
-        buf = uv_buf_init(view.buf,
-                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        buf = tc_uvio_region(view.buf, total);
         rc = write_bufs(tr, &buf, 1, total, NULL);
         PyBuffer_Release(&view);
         if (rc < 0) {
@@ -855,7 +642,7 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
             goto done;
         }
         got++;
-        if ((size_t)views[i].len > TC_WRITE_CHUNK) {
+        if ((size_t)views[i].len > TC_UVIO_WRITE_CHUNK) {
             /* huge item: take the join + write() path */
             for (i = 0; i < got; i++) {
                 PyBuffer_Release(&views[i]);
@@ -920,8 +707,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->st->loop_tcp.readbuf;
-        buf->len = TC_TCP_READ_BUF_SIZE;
+        buf->base = tr->st->loop.readbuf; /* lent until read_cb returns */
+        buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
     buf->base = NULL;
@@ -932,19 +719,19 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
                                     tr->st->loop_tcp.minus_one);
     if (obj == NULL) {
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     if (PyObject_GetBuffer(obj, &tr->rview, PyBUF_WRITABLE) < 0) {
         Py_DECREF(obj);
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     Py_DECREF(obj);
     if (tr->rview.len == 0) {
         PyBuffer_Release(&tr->rview);
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     tr->rview_held = 1;
@@ -1122,7 +909,7 @@ connect_cb(uv_connect_t *req, int status)
         r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
     }
     else {
-        PyObject *exc = tc_loop_tcp_uv_error(status);
+        PyObject *exc = tc_uvio_error(status);
         r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
         Py_XDECREF(exc);
     }
@@ -1256,12 +1043,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (tr == NULL) {
         return NULL;
     }
-    if (tr->kind == TR_TCP) {
-        rc = uv_tcp_open(&tr->h.tcp, (uv_os_sock_t)fd);
-    }
-    else {
-        rc = uv_pipe_open(&tr->h.pipe, (uv_file)fd);
-    }
+    rc = tc_uvio_handle_open(&tr->h, tr->kind, (int)fd);
     if (rc < 0) {
         /* libuv did not take the fd: close the handle without touching it */
         tr->lost_called = 1;
@@ -1269,7 +1051,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         tr->handle_closing = 1;
         uv_close(&tr->h.handle, tr_close_cb);
         Py_DECREF(tr);
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     Py_INCREF(sock);
     tr->sock = sock;
@@ -1307,7 +1089,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
     rc = uv_tcp_connect(&tr->creq, &tr->h.tcp, (struct sockaddr *)&ss, connect_cb);
     if (rc < 0) {
         Py_DECREF(fut);
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     TC_LOOP_REQUEST_STARTED(tr->st);
     Py_INCREF(fut);
@@ -1392,7 +1174,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     if (tr->kind == TR_TCP) {
         rc = uv_tcp_nodelay(&tr->h.tcp, 1);
         if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP) {
-            tc_loop_tcp_set_uv_error(rc);
+            tc_uvio_set_error(rc);
             return -1;
         }
     }
@@ -1465,7 +1247,7 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     if (tr->conn_lost == 0) {
         tr->conn_lost = 1;
     }
-    tr->pend_len = 0;
+    tr->wq.pend_len = 0;
     tr_close_handle(tr);
     Py_RETURN_NONE;
 }
@@ -1478,7 +1260,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->closing = 1;
     read_stop(tr);
-    if (!tr->inflight && tr->pend_len == 0) {
+    if (!tr->wq.inflight && tr->wq.pend_len == 0) {
         tr->conn_lost++;
         if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
             return NULL;
@@ -1507,7 +1289,7 @@ tr_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     tr->eof = 1;
-    if (!tr->inflight && tr->pend_len == 0) {
+    if (!tr->wq.inflight && tr->wq.pend_len == 0) {
         do_shutdown(tr);
     }
     Py_RETURN_NONE;
@@ -1722,7 +1504,7 @@ tr_repr(tc_transport *tr)
     }
     return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
                                 (int)fd, state, tr->reading ? "polling" : "idle",
-                                tr->inflight ? "polling" : "idle", write_buffer_size(tr));
+                                tr->wq.inflight ? "polling" : "idle", write_buffer_size(tr));
 }
 
 static PyObject *
@@ -1831,7 +1613,7 @@ tr_traverse(tc_transport *tr, visitproc visit, void *arg)
     Py_VISIT(tr->extra);
     Py_VISIT(tr->live);
     Py_VISIT(tr->conn_waiter);
-    Py_VISIT(tr->wobj);
+    Py_VISIT(tr->wq.obj);
     Py_VISIT(tr->rexc);
     return 0;
 }
@@ -1848,7 +1630,7 @@ tr_clear(tc_transport *tr)
     Py_CLEAR(tr->extra);
     Py_CLEAR(tr->live);
     Py_CLEAR(tr->conn_waiter);
-    Py_CLEAR(tr->wobj);
+    Py_CLEAR(tr->wq.obj);
     Py_CLEAR(tr->rexc);
     if (!tr->handle_open) {
         Py_CLEAR(tr->loop);
@@ -1867,8 +1649,7 @@ tr_dealloc(tc_transport *tr)
     release_rview(tr);
     tr_clear(tr);
     Py_CLEAR(tr->loop);
-    PyMem_Free(tr->wheap);
-    PyMem_Free(tr->pend);
+    tc_uvio_wq_free(&tr->wq);
     tp->tp_free((PyObject *)tr);
     Py_DECREF(tp);
 }
@@ -2026,18 +1807,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_sockname, "sockname");
     INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    /* Page-aligned: on some x86 CPUs (seen on AMD EPYC) the kernel's copy
-     * into a destination at a page offset of 16 (where malloc puts a large
-     * block) is several times slower than into an aligned one. */
-    {
-        void *p = NULL;
-        if (posix_memalign(&p, 4096, TC_TCP_READ_BUF_SIZE) == 0) {
-            memset(p, 0, TC_TCP_READ_BUF_SIZE);
-            ts->readbuf = p;
-        }
-    }
-    if (ts->readbuf == NULL) {
-        PyErr_NoMemory();
+    if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
         return -1;
     }
     return tc_loop_server_exec(module, st);
@@ -2097,6 +1867,5 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_sockname);
     Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
-    free(ts->readbuf); /* posix_memalign */
-    ts->readbuf = NULL;
+    tc_uvio_readbuf_free(&st->loop);
 }

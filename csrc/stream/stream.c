@@ -106,7 +106,7 @@ struct tc_stream {
  * bytes into a right-sized buffer of the stream's own at once (the GIL is
  * held from alloc_cb to that copy, so no other thread's loop can use the
  * shared buffer meanwhile), so an idle connection holds no input memory. */
-#define RDATA(s) ((s)->shared ? (s)->st->loop_tcp.readbuf : (s)->rbuf)
+#define RDATA(s) ((s)->shared ? (s)->st->loop.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
 
@@ -374,7 +374,7 @@ update_reading(tc_stream *s)
     if (want && !s->uv_reading) {
         int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
         if (rc < 0) {
-            PyObject *exc = tc_loop_tcp_uv_error(rc);
+            PyObject *exc = tc_uvio_error(rc);
             if (exc == NULL) {
                 report(s, "uv_read_start failed");
                 return;
@@ -640,7 +640,7 @@ input_unshare(tc_stream *s)
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(nb, s->st->loop_tcp.readbuf + s->rstart, s->rlen);
+    memcpy(nb, s->st->loop.readbuf + s->rstart, s->rlen);
     PyMem_Free(s->rbuf);
     s->rbuf = nb;
     s->rcap = s->rlen;
@@ -697,8 +697,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         size_t cap = (size_t)s->max_buffer_size + 1;
         s->shared = 1;
         s->rstart = 0;
-        buf->base = s->st->loop_tcp.readbuf;
-        buf->len = cap < TC_TCP_READ_BUF_SIZE ? cap : TC_TCP_READ_BUF_SIZE;
+        buf->base = s->st->loop.readbuf;
+        buf->len = cap < TC_UVIO_READ_BUF_SIZE ? cap : TC_UVIO_READ_BUF_SIZE;
         return;
     }
     own_space(s, buf); /* base NULL: read_cb gets UV_ENOBUFS */
@@ -708,7 +708,7 @@ static void
 read_error(tc_stream *s, int err)
 {
     PyObject *exc = err == UV_ENOBUFS ? (PyErr_NoMemory(), fetch_exception())
-                                      : tc_loop_tcp_uv_error(err);
+                                      : tc_uvio_error(err);
     if (exc == NULL) {
         report(s, "read error");
         return;
@@ -803,7 +803,7 @@ write_pending(tc_stream *s)
 static void
 write_error(tc_stream *s, int err)
 {
-    PyObject *exc = tc_loop_tcp_uv_error(err);
+    PyObject *exc = tc_uvio_error(err);
     if (exc == NULL) {
         report(s, "write error");
         return;
@@ -1177,7 +1177,7 @@ open_handle(tc_stream *s, int fd)
             }
             Py_CLEAR(s->live);
         }
-        tc_loop_tcp_set_uv_error(rc);
+        tc_uvio_set_error(rc);
         return -1;
     }
     s->h.handle.data = s;
@@ -1192,7 +1192,7 @@ open_handle(tc_stream *s, int fd)
         s->handle_closing = 1;
         s->closed = 1;
         tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
-        tc_loop_tcp_set_uv_error(rc);
+        tc_uvio_set_error(rc);
         return -1;
     }
     return 0;
@@ -1869,7 +1869,7 @@ py_set_nodelay(tc_stream *s, PyObject *value)
     rc = uv_tcp_nodelay(&s->h.tcp, v);
     if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP && rc != UV_ECONNRESET &&
         rc != UV_ECONNABORTED && rc != UV_EPIPE && rc != UV_ETIMEDOUT) {
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     Py_RETURN_NONE;
 }

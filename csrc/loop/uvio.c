@@ -1,0 +1,290 @@
+/* The libuv stream plumbing shared by the transports, servers and IOStream:
+ * handles, the write queue, the shared read buffer, libuv error mapping.
+ * The contract (and the ownership rules) is in loop/uvio.h. */
+#include "state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ handles */
+
+int
+tc_uvio_handle_init(tc_uvio_handle *h, uv_loop_t *uv, int kind)
+{
+    return kind == TC_UVIO_TCP ? uv_tcp_init(uv, &h->tcp) : uv_pipe_init(uv, &h->pipe, 0);
+}
+
+int
+tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
+{
+    return kind == TC_UVIO_TCP ? uv_tcp_open(&h->tcp, (uv_os_sock_t)fd)
+                               : uv_pipe_open(&h->pipe, (uv_file)fd);
+}
+
+void
+tc_uvio_handle_close(tc_loop *loop, tc_uvio_handle *h, char *reading, PyObject *sock,
+                     PyObject *s_detach, uv_close_cb close_cb)
+{
+    if (*reading) {
+        uv_read_stop(&h->stream);
+        *reading = 0;
+    }
+    if (sock != NULL) {
+        /* libuv closes the fd: the socket object must not do it again */
+        PyObject *r = PyObject_CallMethodNoArgs(sock, s_detach);
+        if (r == NULL) {
+            tc_loop_report_exception(loop, "socket.detach() failed", NULL);
+        }
+        Py_XDECREF(r);
+    }
+    tc_loop_close_handle(loop, &h->handle, close_cb);
+}
+
+void
+tc_uvio_leave_live(tc_loop *loop, PyObject **live, PyObject *owner, const char *message)
+{
+    if (*live == NULL) {
+        return;
+    }
+    if (PySet_Discard(*live, owner) < 0) {
+        tc_loop_report_exception(loop, message, NULL);
+    }
+    Py_CLEAR(*live);
+}
+
+/* -------------------------------------------------------- write queue */
+
+/* Room for `need` bytes in *buf (PyMem, doubling from 16 KiB). */
+static int
+grow(char **buf, size_t *cap, size_t need)
+{
+    size_t ncap;
+    char *nb;
+    if (need <= *cap) {
+        return 0;
+    }
+    ncap = *cap ? *cap : 16384;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    nb = PyMem_Realloc(*buf, ncap);
+    if (nb == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+/* Make (base, len) the write in flight, the first TC_UVIO_WRITE_CHUNK bytes
+ * now and the rest from tc_uvio_wq_next(). */
+static int
+issue(tc_uvio_wq *wq, uv_stream_t *stream, char *base, size_t len, uv_write_cb cb, void *owner)
+{
+    uv_buf_t b;
+    int rc;
+    if (len > TC_UVIO_WRITE_CHUNK) {
+        wq->rem_base = base + TC_UVIO_WRITE_CHUNK;
+        wq->rem_len = len - TC_UVIO_WRITE_CHUNK;
+        len = TC_UVIO_WRITE_CHUNK;
+    }
+    else {
+        wq->rem_base = NULL;
+        wq->rem_len = 0;
+    }
+    b = uv_buf_init(base, (unsigned int)len); /* uv_write copies the uv_buf_t */
+    wq->req.data = owner;
+    rc = uv_write(&wq->req, stream, &b, 1, cb);
+    if (rc == 0) {
+        wq->inflight = 1;
+        wq->inflight_len = len;
+#ifdef TC_DEBUG
+        wq->ls->live_requests++; /* the owner's write_cb counts it done */
+#endif
+    }
+    return rc;
+}
+
+int
+tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner)
+{
+    char *tmp;
+    size_t tcap;
+    int rc;
+    if (wq->pend_len == 0 || wq->inflight) {
+        return 0;
+    }
+    /* swap: the pending bytes go out from `heap`, the old heap takes the
+     * next pending ones */
+    tmp = wq->heap;
+    tcap = wq->heap_cap;
+    wq->heap = wq->pend;
+    wq->heap_cap = wq->pend_cap;
+    wq->pend = tmp;
+    wq->pend_cap = tcap;
+    rc = issue(wq, stream, wq->heap, wq->pend_len, cb, owner);
+    wq->pend_len = 0;
+    return rc;
+}
+
+int
+tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct, const uv_buf_t *bufs,
+                 unsigned int nbufs, size_t total, PyObject *keep, uv_write_cb cb,
+                 void *owner, size_t *taken, int *uverr)
+{
+    unsigned int i;
+    *taken = 0;
+    *uverr = 0;
+    if (total == 0) {
+        return 0;
+    }
+    if (direct && !wq->inflight && wq->pend_len == 0) {
+        size_t n, skip, rem;
+        int r = uv_try_write(stream, bufs, nbufs);
+        if (r == UV_EAGAIN || r == UV_ENOSYS) {
+            r = 0;
+        }
+        else if (r < 0) {
+            *uverr = r;
+            return 0;
+        }
+        n = (size_t)r;
+        *taken = n;
+        if (n == total) {
+            return 0;
+        }
+        rem = total - n;
+        if (nbufs == 1 && keep != NULL) {
+            Py_INCREF(keep);
+            wq->obj = keep;
+            r = issue(wq, stream, bufs[0].base + n, rem, cb, owner);
+        }
+        else {
+            size_t off = 0;
+            if (grow(&wq->heap, &wq->heap_cap, rem) < 0) {
+                return -1;
+            }
+            skip = n;
+            for (i = 0; i < nbufs; i++) {
+                size_t len = nbufs == 1 ? total : bufs[i].len;
+                if (skip >= len) {
+                    skip -= len;
+                    continue;
+                }
+                memcpy(wq->heap + off, bufs[i].base + skip, len - skip);
+                off += len - skip;
+                skip = 0;
+            }
+            r = issue(wq, stream, wq->heap, rem, cb, owner);
+        }
+        if (r < 0) {
+            Py_CLEAR(wq->obj);
+            *uverr = r;
+        }
+        return 0;
+    }
+    if (grow(&wq->pend, &wq->pend_cap, wq->pend_len + total) < 0) {
+        return -1;
+    }
+    for (i = 0; i < nbufs; i++) {
+        size_t len = nbufs == 1 ? total : bufs[i].len;
+        memcpy(wq->pend + wq->pend_len, bufs[i].base, len);
+        wq->pend_len += len;
+    }
+    return 0;
+}
+
+int
+tc_uvio_wq_next(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner)
+{
+    if (wq->rem_len > 0) {
+        /* next piece of the same region (obj, if any, still holds it) */
+        int rc = issue(wq, stream, wq->rem_base, wq->rem_len, cb, owner);
+        if (rc < 0) {
+            wq->rem_len = 0;
+            Py_CLEAR(wq->obj);
+            return rc;
+        }
+        return 1;
+    }
+    return tc_uvio_wq_flush(wq, stream, cb, owner);
+}
+
+void
+tc_uvio_wq_free(tc_uvio_wq *wq)
+{
+    PyMem_Free(wq->heap);
+    wq->heap = NULL;
+    wq->heap_cap = 0;
+    PyMem_Free(wq->pend);
+    wq->pend = NULL;
+    wq->pend_cap = wq->pend_len = 0;
+}
+
+/* -------------------------------------------------------- read buffer */
+
+int
+tc_uvio_readbuf_alloc(tc_loop_state *ls)
+{
+    /* Page-aligned: on some x86 CPUs (seen on AMD EPYC) the kernel's copy
+     * into a destination at a page offset of 16 (where malloc puts a large
+     * block) is several times slower than into an aligned one. */
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, TC_UVIO_READ_BUF_SIZE) != 0 || p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(p, 0, TC_UVIO_READ_BUF_SIZE);
+    ls->readbuf = p;
+    return 0;
+}
+
+void
+tc_uvio_readbuf_free(tc_loop_state *ls)
+{
+    free(ls->readbuf); /* posix_memalign */
+    ls->readbuf = NULL;
+}
+
+/* ------------------------------------------------------------- errors */
+
+PyObject *
+tc_uvio_error(int err)
+{
+    if (err < 0 && err > -1000) {
+        /* libuv's UV_E* on Unix are negated errno values: OSError() picks the
+         * subclass (ConnectionResetError, BrokenPipeError, ...) from errno. */
+        return PyObject_CallFunction(PyExc_OSError, "is", -err, strerror(-err));
+    }
+    return PyObject_CallFunction(PyExc_OSError, "s", uv_strerror(err));
+}
+
+PyObject *
+tc_uvio_set_error(int err)
+{
+    PyObject *exc = tc_uvio_error(err);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+PyObject *
+tc_uvio_fetch_exception(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}

@@ -1,0 +1,220 @@
+/* loop component contract, part 2: the libuv stream plumbing shared by every
+ * object that owns a connected uv stream -- the asyncio transports
+ * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
+ * IOStream (stream/stream.c).  Included by loop.h (other components include
+ * only loop.h, through state.h); implemented in loop/uvio.c.
+ *
+ * What is here, and who owns what:
+ *
+ *   tc_uvio_handle  the uv_tcp_t / uv_pipe_t of one connection or listener,
+ *                   embedded by value in its owner (a Python object or a PyMem
+ *                   block).  The OWNER owns the handle's memory and frees it
+ *                   only after the close callback it passed ran; handle.data
+ *                   points at the owner (set by the owner).  Once opened on an
+ *                   fd, the fd belongs to libuv (closed by uv_close).
+ *
+ *   tc_uvio_wq      the write queue of one stream, embedded by value in its
+ *                   owner (no allocation, no pointer to follow on the hot path):
+ *                   uv_try_write() first, straight from the caller's buffer;
+ *                   what the kernel did not take becomes the single uv_write
+ *                   in flight (a `bytes` object is referenced instead of
+ *                   copied); what is written while that one is in flight is
+ *                   appended to `pend` and goes out as the next uv_write.
+ *                   The wq OWNS: its uv_write_t (in the struct), the PyMem
+ *                   buffers `heap` and `pend` (tc_uvio_wq_free), and one
+ *                   strong reference to `obj` while a write points into it.
+ *                   The owner of the wq keeps itself alive while a write is
+ *                   in flight (it holds its self-reference while the handle
+ *                   is open, and libuv runs every write callback -- with
+ *                   UV_ECANCELED if need be -- before the close callback).
+ *                   The write callback is the owner's; it starts with
+ *                   tc_uvio_wq_done() and, when the write succeeded and the
+ *                   owner still wants to write, calls tc_uvio_wq_next().
+ *                   Libuv errors are RETURNED (never raised): the owner maps
+ *                   them with tc_uvio_error() and closes as its API requires.
+ *
+ *   read buffer     one page-aligned TC_UVIO_READ_BUF_SIZE buffer per module
+ *                   (tc_loop_state.readbuf), lent to a read callback between
+ *                   its alloc_cb and the end of its read_cb.  The GIL is held
+ *                   over that whole span, so no other loop thread can use it
+ *                   meanwhile; a reader must copy the bytes out before it runs
+ *                   any Python code (which could switch threads).
+ *
+ *   errors          libuv error -> the OSError subclass the stdlib raises.
+ *
+ * Everything is hidden from the dynamic linker (TC_UVIO_API): calls from the
+ * other files of the extension are direct calls, not PLT jumps.
+ */
+#ifndef TC_LOOP_UVIO_H
+#define TC_LOOP_UVIO_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <uv.h>
+
+#define TC_UVIO_API __attribute__((visibility("hidden")))
+
+struct tc_loop;
+struct tc_loop_state;
+
+/* Size of the shared read buffer. */
+#define TC_UVIO_READ_BUF_SIZE (256 * 1024)
+/* uv_buf_t lengths are unsigned int: larger regions go out in pieces. */
+#define TC_UVIO_WRITE_CHUNK ((size_t)1 << 30)
+
+/* ------------------------------------------------------------ handles */
+
+enum { TC_UVIO_TCP = 0, TC_UVIO_PIPE = 1 };
+
+typedef union tc_uvio_handle {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} tc_uvio_handle;
+
+/* uv_tcp_init / uv_pipe_init by `kind` (TC_UVIO_TCP or TC_UVIO_PIPE); returns
+ * libuv's status. */
+TC_UVIO_API int tc_uvio_handle_init(tc_uvio_handle *h, uv_loop_t *uv, int kind);
+/* uv_tcp_open / uv_pipe_open on `fd`; returns libuv's status (on failure
+ * the fd was not taken). */
+TC_UVIO_API int tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd);
+/* Close an open handle: stop reading (*reading cleared), detach the Python
+ * socket object `sock` (borrowed, may be NULL: libuv closes the fd, the
+ * socket object must not), then tc_loop_close_handle(loop, h, close_cb).
+ * A detach() failure is reported to the loop's exception handler. */
+TC_UVIO_API void tc_uvio_handle_close(struct tc_loop *loop, tc_uvio_handle *h, char *reading,
+                                      PyObject *sock, PyObject *s_detach,
+                                      uv_close_cb close_cb);
+/* Discard `owner` from the loop's set of live objects *live (strong, may be
+ * NULL) and clear *live; a failure is reported with `message`.  For close
+ * callbacks. */
+TC_UVIO_API void tc_uvio_leave_live(struct tc_loop *loop, PyObject **live, PyObject *owner,
+                                    const char *message);
+
+/* -------------------------------------------------------- write queue */
+
+typedef struct tc_uvio_wq {
+    uv_write_t req;             /* the one write in flight; req.data = owner */
+    PyObject *obj;              /* strong or NULL: bytes the write points into */
+    char *heap;                 /* PyMem copy the in-flight write points into */
+    size_t heap_cap;
+    size_t inflight_len;        /* bytes given to the uv_write in flight */
+    char *rem_base;             /* rest of the in-flight region not yet   */
+    size_t rem_len;             /* given to uv_write (> TC_UVIO_WRITE_CHUNK) */
+    char *pend;                 /* PyMem: queued behind the in-flight write */
+    size_t pend_len, pend_cap;
+    char inflight;              /* req in flight */
+#ifdef TC_DEBUG
+    struct tc_loop_state *ls;   /* borrowed: counts the requests started */
+#endif
+} tc_uvio_wq;
+
+/* Set up a zeroed wq (the owner's memory is zeroed by tp_alloc). */
+static inline void
+tc_uvio_wq_init(tc_uvio_wq *wq, struct tc_loop_state *ls)
+{
+#ifdef TC_DEBUG
+    wq->ls = ls;
+#else
+    (void)wq;
+    (void)ls;
+#endif
+}
+
+/* One region (base, len) as a uv_buf_t for tc_uvio_wq_write (length capped at
+ * TC_UVIO_WRITE_CHUNK; pass the real length as `total`). */
+static inline uv_buf_t
+tc_uvio_region(const char *base, size_t len)
+{
+    return uv_buf_init((char *)base,
+                       (unsigned int)(len > TC_UVIO_WRITE_CHUNK ? TC_UVIO_WRITE_CHUNK : len));
+}
+
+/* Write `total` (> 0) bytes.  With nbufs == 1 the data is the region
+ * (bufs[0].base, total) (see tc_uvio_region); with more buffers each length
+ * is exact.  `keep` (borrowed, may be NULL) is a bytes object backing the
+ * single region: referenced instead of copied.  When `direct` is 0, or a
+ * write is in flight or bytes are pending, everything is appended to `pend`
+ * (nothing is tried now); otherwise uv_try_write() first, the rest becomes the
+ * write in flight, completed by `cb` with req.data = `owner`.
+ * *taken = bytes the kernel took at once; *uverr = 0 or the libuv error of
+ * uv_try_write / uv_write (the bytes not taken are then dropped).  Returns 0,
+ * or -1 with MemoryError set (nothing queued beyond *taken). */
+TC_UVIO_API int tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct,
+                                 const uv_buf_t *bufs, unsigned int nbufs, size_t total,
+                                 PyObject *keep, uv_write_cb cb, void *owner,
+                                 size_t *taken, int *uverr);
+
+/* Make the pending bytes the write in flight (if none is in flight); 0 or a
+ * libuv error. */
+TC_UVIO_API int tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb,
+                                 void *owner);
+
+/* First thing in the owner's write callback: the write left libuv.  `drop`:
+ * it failed or was cancelled, or the owner is closed -- the rest of the
+ * region is forgotten.  Releases `obj` once its region is done with. */
+static inline void
+tc_uvio_wq_done(tc_uvio_wq *wq, int drop)
+{
+    wq->inflight = 0;
+    if (drop) {
+        wq->rem_len = 0;
+    }
+    if (wq->rem_len == 0) {
+        Py_CLEAR(wq->obj);
+    }
+}
+
+/* After a successful write: issue the next piece of a region larger than
+ * TC_UVIO_WRITE_CHUNK (returns 1), else the pending bytes (returns 0, also
+ * when there were none), or a libuv error (< 0; a failed piece drops the rest
+ * of its region). */
+TC_UVIO_API int tc_uvio_wq_next(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb,
+                                void *owner);
+
+/* Bytes pending plus those libuv still holds of the write in flight.
+ * `stream` is the open handle, or NULL once its close callback ran.  Does not
+ * count the rest of a region over TC_UVIO_WRITE_CHUNK (wq->rem_len). */
+static inline size_t
+tc_uvio_wq_pending(const tc_uvio_wq *wq, const uv_stream_t *stream)
+{
+    size_t n = wq->pend_len;
+    if (wq->inflight && stream != NULL) {
+        n += stream->write_queue_size;
+    }
+    return n;
+}
+
+/* The handle's close callback ran: nothing is in flight any more. */
+static inline void
+tc_uvio_wq_closed(tc_uvio_wq *wq)
+{
+    wq->inflight = 0;
+    wq->rem_len = 0;
+    Py_CLEAR(wq->obj);
+}
+
+/* Free the buffers (dealloc; the handle is closed). */
+TC_UVIO_API void tc_uvio_wq_free(tc_uvio_wq *wq);
+
+/* -------------------------------------------------------- read buffer */
+
+/* Allocate / free ls->readbuf (module exec / clear).  -1 with MemoryError. */
+TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
+TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
+
+/* ------------------------------------------------------------- errors */
+
+/* New reference to the OSError subclass the stdlib would raise for libuv
+ * error `err` (errno = -err, strerror text), or NULL with an exception set if
+ * building it failed. */
+TC_UVIO_API PyObject *tc_uvio_error(int err);
+/* Set that exception as the current one.  Returns NULL so callers can
+ * `return tc_uvio_set_error(err);`. */
+TC_UVIO_API PyObject *tc_uvio_set_error(int err);
+/* New reference to the current exception (normalised, traceback attached),
+ * cleared; NULL if none was set. */
+TC_UVIO_API PyObject *tc_uvio_fetch_exception(void);
+
+#endif /* TC_LOOP_UVIO_H */
