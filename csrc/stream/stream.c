@@ -18,8 +18,9 @@
  * buffer, then
  * a non-blocking read() of what the socket holds, then waits for the loop.
  *
- * Output: uv_try_write() first from the caller's bytes; the rest becomes the
- * single uv_write in flight (a bytes object is referenced, anything else is
+ * Output: the loop component's shared write queue (loop/uvio.h):
+ * uv_try_write() first from the caller's bytes; the rest becomes the single
+ * uv_write in flight (a bytes object is referenced, anything else is
  * copied); writes made while one is in flight are appended to `pend`.  The
  * write futures of the Python API resolve when the kernel took every byte up
  * to their position (upstream's _total_write_done_index).
@@ -60,7 +61,6 @@ struct tc_stream {
     PyObject *connect_future;
     PyObject *read_future;
     PyObject *rtarget;          /* delimiter bytes / compiled regex / into object */
-    PyObject *wobj;             /* bytes the in-flight write points into */
     Py_buffer into;             /* read_into() target while into_held */
     union {
         uv_handle_t handle;
@@ -68,18 +68,12 @@ struct tc_stream {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_write_t wreq;
+    tc_uvio_wq wq;              /* write queue (uvio.h) */
     char *rbuf;                 /* own input buffer (PyMem) or NULL */
     size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
     Py_ssize_t rbytes, rmax;    /* rmax -1: no max_bytes */
     size_t into_copied;         /* read_into: bytes already in the caller's buffer */
-    char *wheap;
-    size_t wheap_cap, inflight_len;
-    char *wrem_base;            /* rest of a region over TC_STREAM_WRITE_CHUNK */
-    size_t wrem_len;
-    char *pend;
-    size_t pend_len, pend_cap;
     unsigned long long wtotal, wdone;
     wfut_t *wf;
     size_t wf_head, wf_len, wf_cap;
@@ -96,7 +90,6 @@ struct tc_stream {
     char connecting;
     char cpaused;
     char deliver_scheduled;
-    char inflight;
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
     char shared;                /* the input is in the shared read buffer, not rbuf */
 };
@@ -272,28 +265,6 @@ set_closed_error(tc_stream *s)
     return NULL;
 }
 
-static int
-grow(char **buf, size_t *cap, size_t need)
-{
-    size_t ncap;
-    char *nb;
-    if (need <= *cap) {
-        return 0;
-    }
-    ncap = *cap ? *cap : 16384;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    nb = PyMem_Realloc(*buf, ncap);
-    if (nb == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
 /* ------------------------------------------------------------- handles */
 
 static void
@@ -303,9 +274,7 @@ close_cb(uv_handle_t *handle)
     TC_LOOP_ENTER(s->loop);
     TC_LOOP_HANDLE_CLOSED(s->st);
     s->handle_open = 0;
-    s->inflight = 0;
-    s->wrem_len = 0;
-    Py_CLEAR(s->wobj);
+    tc_uvio_wq_closed(&s->wq);
     if (s->live != NULL) {
         if (PySet_Discard(s->live, (PyObject *)s) < 0) {
             report(s, "stream bookkeeping failed");
@@ -793,11 +762,7 @@ static void write_cb(uv_write_t *req, int status);
 static size_t
 write_pending(tc_stream *s)
 {
-    size_t n = s->pend_len;
-    if (s->inflight && s->handle_open) {
-        n += s->h.stream.write_queue_size;
-    }
-    return n;
+    return tc_uvio_wq_pending(&s->wq, s->handle_open ? &s->h.stream : NULL);
 }
 
 static void
@@ -819,52 +784,14 @@ write_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
-/* uv_buf_t lengths are 32-bit: larger regions go out in pieces. */
-#define TC_STREAM_WRITE_CHUNK ((size_t)1 << 30)
-
-static int
-issue_write(tc_stream *s, char *base, size_t len)
-{
-    uv_buf_t b;
-    int rc;
-    if (len > TC_STREAM_WRITE_CHUNK) {
-        s->wrem_base = base + TC_STREAM_WRITE_CHUNK;
-        s->wrem_len = len - TC_STREAM_WRITE_CHUNK;
-        len = TC_STREAM_WRITE_CHUNK;
-    }
-    else {
-        s->wrem_base = NULL;
-        s->wrem_len = 0;
-    }
-    b = uv_buf_init(base, (unsigned int)len);
-    s->wreq.data = s;
-    rc = uv_write(&s->wreq, &s->h.stream, &b, 1, write_cb);
-    if (rc == 0) {
-        s->inflight = 1;
-        s->inflight_len = len;
-        TC_LOOP_REQUEST_STARTED(s->st);
-    }
-    return rc;
-}
-
+/* The pending bytes become the write in flight (after a connect). */
 static int
 flush_pending(tc_stream *s)
 {
-    char *tmp;
-    size_t tcap;
-    int rc;
-    if (s->pend_len == 0 || s->inflight || !handle_usable(s)) {
+    if (!handle_usable(s)) {
         return 0;
     }
-    tmp = s->wheap;
-    tcap = s->wheap_cap;
-    s->wheap = s->pend;
-    s->wheap_cap = s->pend_cap;
-    s->pend = tmp;
-    s->pend_cap = tcap;
-    rc = issue_write(s, s->wheap, s->pend_len);
-    s->pend_len = 0;
-    return rc;
+    return tc_uvio_wq_flush(&s->wq, &s->h.stream, write_cb, s);
 }
 
 static void
@@ -892,13 +819,7 @@ write_cb(uv_write_t *req, int status)
     int rc;
     TC_LOOP_ENTER(s->loop);
     TC_LOOP_REQUEST_DONE(s->st);
-    s->inflight = 0;
-    if (status == UV_ECANCELED || s->closed || status < 0) {
-        s->wrem_len = 0;
-    }
-    if (s->wrem_len == 0) {
-        Py_CLEAR(s->wobj); /* the region written from is done with */
-    }
+    tc_uvio_wq_done(&s->wq, status < 0 || s->closed);
     if (status == UV_ECANCELED || s->closed) {
         return;
     }
@@ -907,24 +828,17 @@ write_cb(uv_write_t *req, int status)
         write_error(s, status);
         goto done;
     }
-    s->wdone += s->inflight_len;
-    if (s->wrem_len > 0) {
-        /* next piece of the same region (wobj, if any, still holds it) */
-        rc = issue_write(s, s->wrem_base, s->wrem_len);
-        if (rc < 0) {
-            s->wrem_len = 0;
-            Py_CLEAR(s->wobj);
-            write_error(s, rc);
-        }
-        goto done;
-    }
-    rc = flush_pending(s);
+    s->wdone += s->wq.inflight_len;
+    rc = tc_uvio_wq_next(&s->wq, &s->h.stream, write_cb, s);
     if (rc < 0) {
         write_error(s, rc);
         goto done;
     }
+    if (rc == 1) {
+        goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
+    }
     resolve_write_futures(s);
-    if (!s->inflight && s->pend_len == 0 && s->ccb != NULL && !s->closed &&
+    if (!s->wq.inflight && s->wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
         s->ccb->on_drain != NULL) {
         s->ccb->on_drain(s->cctx, s);
         report(s, "Exception in stream consumer on_drain");
@@ -940,52 +854,23 @@ done:
 static int
 write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
 {
+    uv_buf_t b;
+    size_t taken;
+    int rc, uverr;
     if (len == 0) {
         return 0;
     }
     s->wtotal += len;
-    if (!s->inflight && s->pend_len == 0 && !s->connecting && handle_usable(s)) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned int)len);
-        int r = len > UINT_MAX ? UV_EAGAIN : uv_try_write(&s->h.stream, &b, 1);
-        if (r == UV_EAGAIN || r == UV_ENOSYS) {
-            r = 0;
-        }
-        else if (r < 0) {
-            write_error(s, r);
-            return 0;
-        }
-        s->wdone += (size_t)r;
-        if ((size_t)r == len) {
-            return 0;
-        }
-        data += r;
-        len -= (size_t)r;
-        if (keep != NULL) {
-            Py_INCREF(keep);
-            s->wobj = keep;
-            r = issue_write(s, (char *)data, len);
-            if (r < 0) {
-                Py_CLEAR(s->wobj);
-            }
-        }
-        else {
-            if (grow(&s->pend, &s->pend_cap, len) < 0) {
-                return -1;
-            }
-            memcpy(s->pend, data, len);
-            s->pend_len = len;
-            r = flush_pending(s);
-        }
-        if (r < 0) {
-            write_error(s, r);
-        }
-        return 0;
-    }
-    if (grow(&s->pend, &s->pend_cap, s->pend_len + len) < 0) {
+    b = tc_uvio_region(data, len);
+    rc = tc_uvio_wq_write(&s->wq, &s->h.stream, !s->connecting && handle_usable(s), &b, 1, len,
+                          keep, write_cb, s, &taken, &uverr);
+    s->wdone += taken;
+    if (rc < 0) {
         return -1;
     }
-    memcpy(s->pend + s->pend_len, data, len);
-    s->pend_len += len;
+    if (uverr < 0) {
+        write_error(s, uverr);
+    }
     return 0;
 }
 
@@ -1039,7 +924,7 @@ signal_closed(tc_stream *s)
         }
         Py_DECREF(fut);
     }
-    s->pend_len = 0; /* the in-flight write cannot be recalled */
+    s->wq.pend_len = 0; /* the in-flight write cannot be recalled */
     cb = s->ccb;
     if (cb != NULL) {
         s->ccb = NULL;
@@ -1181,6 +1066,7 @@ open_handle(tc_stream *s, int fd)
         return -1;
     }
     s->h.handle.data = s;
+    tc_uvio_wq_init(&s->wq, &s->st->loop);
     s->handle_open = 1;
     TC_LOOP_HANDLE_OPENED(s->st);
     Py_INCREF(s); /* self-reference, dropped in close_cb */
@@ -2046,7 +1932,7 @@ py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
     /* the loop closes with this stream open: release handle and fd */
     s->closed = 1;
     s->ccb = NULL;
-    s->pend_len = 0;
+    s->wq.pend_len = 0;
     close_handle(s);
     Py_RETURN_NONE;
 }
@@ -2178,7 +2064,7 @@ get_write_buffer(tc_stream *s, void *Py_UNUSED(c))
     if (s->closed) {
         Py_RETURN_NONE;
     }
-    return PyBytes_FromStringAndSize(s->pend ? s->pend : "", (Py_ssize_t)s->pend_len);
+    return PyBytes_FromStringAndSize(s->wq.pend ? s->wq.pend : "", (Py_ssize_t)s->wq.pend_len);
 }
 
 static PyObject *
@@ -2291,7 +2177,7 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
     Py_VISIT(s->connect_future);
     Py_VISIT(s->read_future);
     Py_VISIT(s->rtarget);
-    Py_VISIT(s->wobj);
+    Py_VISIT(s->wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_VISIT(s->wf[s->wf_head + i].fut);
     }
@@ -2311,7 +2197,7 @@ stream_clear(tc_stream *s)
     Py_CLEAR(s->connect_future);
     Py_CLEAR(s->read_future);
     clear_target(s);
-    Py_CLEAR(s->wobj);
+    Py_CLEAR(s->wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_CLEAR(s->wf[s->wf_head + i].fut);
     }
@@ -2331,8 +2217,7 @@ stream_dealloc(tc_stream *s)
     stream_clear(s);
     Py_CLEAR(s->loop);
     PyMem_Free(s->rbuf);
-    PyMem_Free(s->wheap);
-    PyMem_Free(s->pend);
+    tc_uvio_wq_free(&s->wq);
     PyMem_Free(s->wf);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
