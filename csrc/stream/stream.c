@@ -31,14 +31,13 @@
  * (_loop_closing).
  */
 #include "state.h"
-#include "loop/transport.h"
 
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
-enum { K_TCP = 0, K_PIPE = 1 };
+enum { K_TCP = TC_UVIO_TCP, K_PIPE = TC_UVIO_PIPE };
 enum { R_NONE = 0, R_DELIM, R_REGEX, R_BYTES, R_INTO, R_CLOSE };
 
 #define DEFAULT_MAX_BUFFER (100 * 1024 * 1024)
@@ -62,12 +61,7 @@ struct tc_stream {
     PyObject *read_future;
     PyObject *rtarget;          /* delimiter bytes / compiled regex / into object */
     Py_buffer into;             /* read_into() target while into_held */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    tc_uvio_handle h;           /* h.handle.data = the stream */
     tc_uvio_wq wq;              /* write queue (uvio.h) */
     char *rbuf;                 /* own input buffer (PyMem) or NULL */
     size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
@@ -102,23 +96,6 @@ struct tc_stream {
 #define RDATA(s) ((s)->shared ? (s)->st->loop.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
-
-static PyObject *
-fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
 
 static void
 report(tc_stream *s, const char *message)
@@ -275,12 +252,7 @@ close_cb(uv_handle_t *handle)
     TC_LOOP_HANDLE_CLOSED(s->st);
     s->handle_open = 0;
     tc_uvio_wq_closed(&s->wq);
-    if (s->live != NULL) {
-        if (PySet_Discard(s->live, (PyObject *)s) < 0) {
-            report(s, "stream bookkeeping failed");
-        }
-        Py_CLEAR(s->live);
-    }
+    tc_uvio_leave_live(s->loop, &s->live, (PyObject *)s, "stream bookkeeping failed");
     Py_DECREF(s); /* the self-reference held while the handle was open */
 }
 
@@ -291,19 +263,8 @@ close_handle(tc_stream *s)
         return;
     }
     s->handle_closing = 1;
-    if (s->uv_reading) {
-        uv_read_stop(&s->h.stream);
-        s->uv_reading = 0;
-    }
-    if (s->sock != NULL) {
-        /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethod(s->sock, "detach", NULL);
-        if (r == NULL) {
-            report(s, "socket.detach() failed");
-        }
-        Py_XDECREF(r);
-    }
-    tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
+    tc_uvio_handle_close(s->loop, &s->h, &s->uv_reading, s->sock, s->st->loop_tcp.s_detach,
+                         close_cb);
 }
 
 static int
@@ -544,7 +505,7 @@ finish_read(tc_stream *s, size_t size)
 static void
 unsatisfiable(tc_stream *s)
 {
-    PyObject *exc = fetch_exception();
+    PyObject *exc = tc_uvio_fetch_exception();
     if (exc == NULL) {
         return;
     }
@@ -676,7 +637,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void
 read_error(tc_stream *s, int err)
 {
-    PyObject *exc = err == UV_ENOBUFS ? (PyErr_NoMemory(), fetch_exception())
+    PyObject *exc = err == UV_ENOBUFS ? (PyErr_NoMemory(), tc_uvio_fetch_exception())
                                       : tc_uvio_error(err);
     if (exc == NULL) {
         report(s, "read error");
@@ -705,7 +666,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
          * code: a thread switch there could let another thread's loop read
          * into the same buffer.  (PyMem_Malloc never runs Python code.) */
         if (s->shared && input_unshare(s) < 0) {
-            PyObject *exc = fetch_exception();
+            PyObject *exc = tc_uvio_fetch_exception();
             if (exc != NULL) {
                 stream_close(s, exc);
                 Py_DECREF(exc);
@@ -1053,8 +1014,7 @@ open_handle(tc_stream *s, int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
     }
-    rc = s->kind == K_TCP ? uv_tcp_init(s->loop->uv, &s->h.tcp)
-                          : uv_pipe_init(s->loop->uv, &s->h.pipe, 0);
+    rc = tc_uvio_handle_init(&s->h, s->loop->uv, s->kind);
     if (rc < 0) {
         if (s->live != NULL) {
             if (PySet_Discard(s->live, (PyObject *)s) < 0) {
@@ -1070,8 +1030,7 @@ open_handle(tc_stream *s, int fd)
     s->handle_open = 1;
     TC_LOOP_HANDLE_OPENED(s->st);
     Py_INCREF(s); /* self-reference, dropped in close_cb */
-    rc = s->kind == K_TCP ? uv_tcp_open(&s->h.tcp, (uv_os_sock_t)fd)
-                          : uv_pipe_open(&s->h.pipe, (uv_file)fd);
+    rc = tc_uvio_handle_open(&s->h, s->kind, fd);
     if (rc < 0) {
         /* libuv did not take the fd: close the bare handle (close_cb
          * leaves the live set) */
@@ -1306,7 +1265,7 @@ inline_read(tc_stream *s)
                 return 0;
             }
             PyErr_SetFromErrno(PyExc_OSError);
-            exc = fetch_exception();
+            exc = tc_uvio_fetch_exception();
             if (exc == NULL) {
                 return -1;
             }
