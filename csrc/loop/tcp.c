@@ -41,15 +41,14 @@ struct tc_transport {
     PyObject *base_extra_slot;
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
-    tc_uvio_handle h;           /* h.handle.data = the transport */
-    tc_uvio_wq wq;              /* write queue (uvio.h) */
+    tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
+                                 * sock is created lazily for accepted
+                                 * connections */
     uv_shutdown_t sreq;
     uv_connect_t creq;
     PyObject *protocol;
-    PyObject *sock;             /* socket.socket on the fd, or NULL (lazy) */
     PyObject *server;           /* tc_server or NULL */
     PyObject *extra;            /* dict or NULL */
-    PyObject *live;             /* the loop's set of live objects, or NULL */
     PyObject *conn_waiter;      /* future of a pending connect */
     PyObject *weakreflist;
     size_t high, low;
@@ -59,13 +58,10 @@ struct tc_transport {
     struct sockaddr_storage peer_addr, sock_addr; /* snapshot at start */
     socklen_t peer_len, sock_len;                 /* 0 = unknown */
     int kind;
-    char handle_open;           /* uv handle initialised, close cb not run */
-    char handle_closing;        /* uv_close() called */
     char started;               /* protocol attached */
     char closing;
     char eof;                   /* write_eof() called */
     char paused;                /* pause_reading() */
-    char reading;               /* uv_read_start active */
     char read_eof;
     char buffered;              /* protocol is a BufferedProtocol */
     char protocol_paused;       /* pause_writing() was called */
@@ -196,29 +192,6 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 /* --------------------------------------------------------------- handles */
 
-static void
-tr_close_cb(uv_handle_t *handle)
-{
-    tc_transport *tr = (tc_transport *)handle->data;
-    TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_HANDLE_CLOSED(tr->st);
-    tr->handle_open = 0;
-    tc_uvio_wq_closed(&tr->wq);
-    tc_uvio_leave_live(tr->loop, &tr->live, (PyObject *)tr, "transport bookkeeping failed");
-    Py_DECREF(tr); /* the self-reference held while the handle was open */
-}
-
-/* Detach the socket object (libuv closes the fd) and close the handle. */
-static void
-tr_close_handle(tc_transport *tr)
-{
-    if (!tr->handle_open || tr->handle_closing) {
-        return;
-    }
-    tr->handle_closing = 1;
-    tc_uvio_handle_close(tr->loop, &tr->h, &tr->reading, tr->sock, tr->st->loop_tcp.s_detach,
-                         tr_close_cb);
-}
 
 static tc_transport *
 tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
@@ -235,25 +208,21 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    tc_uvio_wq_init(&tr->wq, &st->loop);
-    rc = tc_uvio_handle_init(&tr->h, loop->uv, kind);
+    rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
+                           "transport bookkeeping failed");
     if (rc < 0) {
         Py_DECREF(tr);
         return (tc_transport *)tc_uvio_set_error(rc);
     }
-    tr->h.handle.data = tr;
-    tr->handle_open = 1;
-    TC_LOOP_HANDLE_OPENED(st);
-    Py_INCREF(tr); /* self-reference, dropped in tr_close_cb */
     if (live != NULL && live != Py_None) {
         if (PySet_Add(live, (PyObject *)tr) < 0) {
             tr->lost_called = 1;
-            tr_close_handle(tr);
+            tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
             Py_DECREF(tr);
             return NULL;
         }
         Py_INCREF(live);
-        tr->live = live;
+        tr->io.live = live;
     }
     return tr;
 }
@@ -267,7 +236,7 @@ tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject
 uv_stream_t *
 tc_loop_tcp_transport_stream(tc_transport *tr)
 {
-    return &tr->h.stream;
+    return &tr->io.h.stream;
 }
 
 void
@@ -275,7 +244,7 @@ tc_loop_tcp_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
-    tr_close_handle(tr);
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -315,7 +284,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
         Py_XDECREF(r);
     }
     /* finally: */
-    tr_close_handle(tr);
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
     Py_CLEAR(tr->protocol);
     server = tr->server;
     tr->server = NULL;
@@ -333,9 +302,9 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
 static void
 read_stop(tc_transport *tr)
 {
-    if (tr->reading) {
-        uv_read_stop(&tr->h.stream);
-        tr->reading = 0;
+    if (tr->io.reading) {
+        uv_read_stop(&tr->io.h.stream);
+        tr->io.reading = 0;
     }
 }
 
@@ -348,7 +317,7 @@ force_close(tc_transport *tr, PyObject *exc)
     if (tr->conn_lost) {
         return;
     }
-    tr->wq.pend_len = 0; /* the in-flight write cannot be recalled */
+    tr->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     if (!tr->closing) {
         tr->closing = 1;
         read_stop(tr);
@@ -367,8 +336,8 @@ force_close(tc_transport *tr, PyObject *exc)
 static size_t
 write_buffer_size(tc_transport *tr)
 {
-    return tc_uvio_wq_pending(&tr->wq, tr->handle_open ? &tr->h.stream : NULL) +
-           tr->wq.rem_len;
+    return tc_uvio_wq_pending(&tr->io.wq, tr->io.open ? &tr->io.h.stream : NULL) +
+           tr->io.wq.rem_len;
 }
 
 static void
@@ -426,7 +395,7 @@ write_cb(uv_write_t *req, int status)
     int rc;
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
-    tc_uvio_wq_done(&tr->wq, status < 0 || tr->conn_lost || tr->lost_called);
+    tc_uvio_wq_done(&tr->io.wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
@@ -435,7 +404,7 @@ write_cb(uv_write_t *req, int status)
         fatal_uv_error(tr, status, "Fatal write error on socket transport");
         goto done;
     }
-    rc = tc_uvio_wq_next(&tr->wq, &tr->h.stream, write_cb, tr);
+    rc = tc_uvio_wq_next(&tr->io.wq, &tr->io.h.stream, write_cb, tr);
     if (rc < 0) {
         fatal_uv_error(tr, rc, "Fatal write error on socket transport");
         goto done;
@@ -444,7 +413,7 @@ write_cb(uv_write_t *req, int status)
         goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
     maybe_resume_protocol(tr); /* may write more */
-    if (!tr->wq.inflight && tr->wq.pend_len == 0 && !tr->conn_lost) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
         if (tr->closing) {
             if (call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
@@ -479,12 +448,12 @@ static void
 do_shutdown(tc_transport *tr)
 {
     int rc;
-    if (tr->shutdown_started || !tr->handle_open || tr->handle_closing) {
+    if (tr->shutdown_started || !tr->io.open || tr->io.closing) {
         return;
     }
     tr->shutdown_started = 1;
     tr->sreq.data = tr;
-    rc = uv_shutdown(&tr->sreq, &tr->h.stream, shutdown_cb);
+    rc = uv_shutdown(&tr->sreq, &tr->io.h.stream, shutdown_cb);
     if (rc == 0) {
         TC_LOOP_REQUEST_STARTED(tr->st);
     }
@@ -508,7 +477,7 @@ write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t to
 {
     size_t taken;
     int uverr;
-    if (tc_uvio_wq_write(&tr->wq, &tr->h.stream, 1, bufs, nbufs, total, keep, write_cb, tr,
+    if (tc_uvio_wq_write(&tr->io.wq, &tr->io.h.stream, 1, bufs, nbufs, total, keep, write_cb, tr,
                          &taken, &uverr) < 0) {
         return -1;
     }
@@ -861,16 +830,16 @@ static void
 read_start(tc_transport *tr)
 {
     int rc;
-    if (tr->reading || tr->closing || tr->paused || tr->read_eof ||
-        !tr->handle_open || tr->handle_closing) {
+    if (tr->io.reading || tr->closing || tr->paused || tr->read_eof ||
+        !tr->io.open || tr->io.closing) {
         return;
     }
-    rc = uv_read_start(&tr->h.stream, alloc_cb, read_cb);
+    rc = uv_read_start(&tr->io.h.stream, alloc_cb, read_cb);
     if (rc < 0) {
         fatal_uv_error(tr, rc, "Fatal read error on socket transport");
         return;
     }
-    tr->reading = 1;
+    tr->io.reading = 1;
 }
 
 /* ------------------------------------------------------------- connecting */
@@ -1043,18 +1012,18 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (tr == NULL) {
         return NULL;
     }
-    rc = tc_uvio_handle_open(&tr->h, tr->kind, (int)fd);
+    rc = tc_uvio_handle_open(&tr->io.h, tr->kind, (int)fd);
     if (rc < 0) {
-        /* libuv did not take the fd: close the handle without touching it */
+        /* libuv did not take the fd: close the handle without touching it
+         * (no socket object is attached yet) */
         tr->lost_called = 1;
         tr->closing = 1;
-        tr->handle_closing = 1;
-        uv_close(&tr->h.handle, tr_close_cb);
+        tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
         Py_DECREF(tr);
         return tc_uvio_set_error(rc);
     }
     Py_INCREF(sock);
-    tr->sock = sock;
+    tr->io.sock = sock;
     return (PyObject *)tr;
 }
 
@@ -1073,8 +1042,8 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->handle_open ||
-        tr->handle_closing) {
+    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->io.open ||
+        tr->io.closing) {
         PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
         return NULL;
     }
@@ -1086,7 +1055,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     tr->creq.data = tr;
-    rc = uv_tcp_connect(&tr->creq, &tr->h.tcp, (struct sockaddr *)&ss, connect_cb);
+    rc = uv_tcp_connect(&tr->creq, &tr->io.h.tcp, (struct sockaddr *)&ss, connect_cb);
     if (rc < 0) {
         Py_DECREF(fut);
         return tc_uvio_set_error(rc);
@@ -1103,7 +1072,7 @@ static void
 snapshot_addresses(tc_transport *tr)
 {
     uv_os_fd_t fd;
-    if (uv_fileno(&tr->h.handle, &fd) < 0) {
+    if (uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return;
     }
     tr->sock_len = sizeof(tr->sock_addr);
@@ -1161,7 +1130,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
                             PyObject *waiter)
 {
     int rc;
-    if (tr->started || !tr->handle_open || tr->handle_closing) {
+    if (tr->started || !tr->io.open || tr->io.closing) {
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return -1;
     }
@@ -1172,7 +1141,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     tr->buffered = (char)rc;
     snapshot_addresses(tr);
     if (tr->kind == TR_TCP) {
-        rc = uv_tcp_nodelay(&tr->h.tcp, 1);
+        rc = uv_tcp_nodelay(&tr->io.h.tcp, 1);
         if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP) {
             tc_uvio_set_error(rc);
             return -1;
@@ -1247,8 +1216,8 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     if (tr->conn_lost == 0) {
         tr->conn_lost = 1;
     }
-    tr->wq.pend_len = 0;
-    tr_close_handle(tr);
+    tr->io.wq.pend_len = 0;
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
     Py_RETURN_NONE;
 }
 
@@ -1260,7 +1229,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->closing = 1;
     read_stop(tr);
-    if (!tr->wq.inflight && tr->wq.pend_len == 0) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         tr->conn_lost++;
         if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
             return NULL;
@@ -1289,7 +1258,7 @@ tr_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     tr->eof = 1;
-    if (!tr->wq.inflight && tr->wq.pend_len == 0) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         do_shutdown(tr);
     }
     Py_RETURN_NONE;
@@ -1425,18 +1394,18 @@ static PyObject *
 get_sock(tc_transport *tr)
 {
     uv_os_fd_t fd;
-    if (tr->sock != NULL) {
-        return Py_NewRef(tr->sock);
+    if (tr->io.sock != NULL) {
+        return Py_NewRef(tr->io.sock);
     }
-    if (!tr->handle_open || tr->handle_closing || uv_fileno(&tr->h.handle, &fd) < 0) {
+    if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return NULL;
     }
-    tr->sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+    tr->io.sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
                                      -1, -1, -1, (int)fd);
-    if (tr->sock == NULL) {
+    if (tr->io.sock == NULL) {
         return NULL; /* exception set */
     }
-    return Py_NewRef(tr->sock);
+    return Py_NewRef(tr->io.sock);
 }
 
 static PyObject *
@@ -1499,19 +1468,19 @@ tr_repr(tc_transport *tr)
     uv_os_fd_t fd = -1;
     const char *kind = tr->kind == TR_TCP ? "TCPTransport" : "UnixTransport";
     const char *state = tr->lost_called ? " closed" : tr->closing ? " closing" : "";
-    if (tr->handle_open && !tr->handle_closing) {
-        uv_fileno(&tr->h.handle, &fd);
+    if (tr->io.open && !tr->io.closing) {
+        uv_fileno(&tr->io.h.handle, &fd);
     }
     return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
-                                (int)fd, state, tr->reading ? "polling" : "idle",
-                                tr->wq.inflight ? "polling" : "idle", write_buffer_size(tr));
+                                (int)fd, state, tr->io.reading ? "polling" : "idle",
+                                tr->io.wq.inflight ? "polling" : "idle", write_buffer_size(tr));
 }
 
 static PyObject *
 tr_get_fd(tc_transport *tr, void *Py_UNUSED(closure))
 {
     uv_os_fd_t fd;
-    if (tr->handle_open && !tr->handle_closing && uv_fileno(&tr->h.handle, &fd) == 0) {
+    if (tr->io.open && !tr->io.closing && uv_fileno(&tr->io.h.handle, &fd) == 0) {
         return PyLong_FromLong((long)fd);
     }
     return PyLong_FromLong(-1);
@@ -1608,12 +1577,12 @@ tr_traverse(tc_transport *tr, visitproc visit, void *arg)
     Py_VISIT(tr->base_extra_slot);
     Py_VISIT(tr->loop);
     Py_VISIT(tr->protocol);
-    Py_VISIT(tr->sock);
+    Py_VISIT(tr->io.sock);
     Py_VISIT(tr->server);
     Py_VISIT(tr->extra);
-    Py_VISIT(tr->live);
+    Py_VISIT(tr->io.live);
     Py_VISIT(tr->conn_waiter);
-    Py_VISIT(tr->wq.obj);
+    Py_VISIT(tr->io.wq.obj);
     Py_VISIT(tr->rexc);
     return 0;
 }
@@ -1622,17 +1591,17 @@ static int
 tr_clear(tc_transport *tr)
 {
     /* Never reached while the handle is open: the self-reference keeps the
-     * object alive until tr_close_cb. */
+     * object alive until its close callback. */
     Py_CLEAR(tr->base_extra_slot);
     Py_CLEAR(tr->protocol);
-    Py_CLEAR(tr->sock);
+    Py_CLEAR(tr->io.sock);
     Py_CLEAR(tr->server);
     Py_CLEAR(tr->extra);
-    Py_CLEAR(tr->live);
+    Py_CLEAR(tr->io.live);
     Py_CLEAR(tr->conn_waiter);
-    Py_CLEAR(tr->wq.obj);
+    Py_CLEAR(tr->io.wq.obj);
     Py_CLEAR(tr->rexc);
-    if (!tr->handle_open) {
+    if (!tr->io.open) {
         Py_CLEAR(tr->loop);
     }
     return 0;
@@ -1649,7 +1618,7 @@ tr_dealloc(tc_transport *tr)
     release_rview(tr);
     tr_clear(tr);
     Py_CLEAR(tr->loop);
-    tc_uvio_wq_free(&tr->wq);
+    tc_uvio_wq_free(&tr->io.wq);
     tp->tp_free((PyObject *)tr);
     Py_DECREF(tp);
 }

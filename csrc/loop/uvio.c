@@ -22,37 +22,6 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
                                : uv_pipe_open(&h->pipe, (uv_file)fd);
 }
 
-void
-tc_uvio_handle_close(tc_loop *loop, tc_uvio_handle *h, char *reading, PyObject *sock,
-                     PyObject *s_detach, uv_close_cb close_cb)
-{
-    if (*reading) {
-        uv_read_stop(&h->stream);
-        *reading = 0;
-    }
-    if (sock != NULL) {
-        /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethodNoArgs(sock, s_detach);
-        if (r == NULL) {
-            tc_loop_report_exception(loop, "socket.detach() failed", NULL);
-        }
-        Py_XDECREF(r);
-    }
-    tc_loop_close_handle(loop, &h->handle, close_cb);
-}
-
-void
-tc_uvio_leave_live(tc_loop *loop, PyObject **live, PyObject *owner, const char *message)
-{
-    if (*live == NULL) {
-        return;
-    }
-    if (PySet_Discard(*live, owner) < 0) {
-        tc_loop_report_exception(loop, message, NULL);
-    }
-    Py_CLEAR(*live);
-}
-
 /* -------------------------------------------------------- write queue */
 
 /* Room for `need` bytes in *buf (PyMem, doubling from 16 KiB). */
@@ -221,6 +190,70 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
     PyMem_Free(wq->pend);
     wq->pend = NULL;
     wq->pend_cap = wq->pend_len = 0;
+}
+
+/* ------------------------------------------------- connected streams */
+
+int
+tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
+                  PyObject *owner, const char *live_error)
+{
+    int rc = tc_uvio_handle_init(&c->h, loop->uv, kind);
+    if (rc < 0) {
+        return rc;
+    }
+    c->h.handle.data = owner;
+    c->loop = loop;
+    c->live_error = live_error;
+    tc_uvio_wq_init(&c->wq, ls);
+    c->open = 1;
+#ifdef TC_DEBUG
+    ls->live_handles++;
+#endif
+    Py_INCREF(owner); /* self-reference, dropped in conn_close_cb */
+    return 0;
+}
+
+static void
+conn_close_cb(uv_handle_t *handle)
+{
+    tc_uvio_conn *c = (tc_uvio_conn *)handle; /* h is the first member */
+    PyObject *owner = (PyObject *)handle->data;
+    TC_LOOP_ENTER(c->loop);
+#ifdef TC_DEBUG
+    c->wq.ls->live_handles--;
+#endif
+    c->open = 0;
+    tc_uvio_wq_closed(&c->wq);
+    if (c->live != NULL) {
+        if (PySet_Discard(c->live, owner) < 0) {
+            tc_loop_report_exception(c->loop, c->live_error, NULL);
+        }
+        Py_CLEAR(c->live);
+    }
+    Py_DECREF(owner); /* the self-reference held while the handle was open */
+}
+
+void
+tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
+{
+    if (!c->open || c->closing) {
+        return;
+    }
+    c->closing = 1;
+    if (c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+    if (c->sock != NULL) {
+        /* libuv closes the fd: the socket object must not do it again */
+        PyObject *r = PyObject_CallMethodNoArgs(c->sock, s_detach);
+        if (r == NULL) {
+            tc_loop_report_exception(c->loop, "socket.detach() failed", NULL);
+        }
+        Py_XDECREF(r);
+    }
+    tc_loop_close_handle(c->loop, &c->h.handle, conn_close_cb);
 }
 
 /* -------------------------------------------------------- read buffer */

@@ -79,18 +79,6 @@ TC_UVIO_API int tc_uvio_handle_init(tc_uvio_handle *h, uv_loop_t *uv, int kind);
 /* uv_tcp_open / uv_pipe_open on `fd`; returns libuv's status (on failure
  * the fd was not taken). */
 TC_UVIO_API int tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd);
-/* Close an open handle: stop reading (*reading cleared), detach the Python
- * socket object `sock` (borrowed, may be NULL: libuv closes the fd, the
- * socket object must not), then tc_loop_close_handle(loop, h, close_cb).
- * A detach() failure is reported to the loop's exception handler. */
-TC_UVIO_API void tc_uvio_handle_close(struct tc_loop *loop, tc_uvio_handle *h, char *reading,
-                                      PyObject *sock, PyObject *s_detach,
-                                      uv_close_cb close_cb);
-/* Discard `owner` from the loop's set of live objects *live (strong, may be
- * NULL) and clear *live; a failure is reported with `message`.  For close
- * callbacks. */
-TC_UVIO_API void tc_uvio_leave_live(struct tc_loop *loop, PyObject **live, PyObject *owner,
-                                    const char *message);
 
 /* -------------------------------------------------------- write queue */
 
@@ -197,6 +185,54 @@ tc_uvio_wq_closed(tc_uvio_wq *wq)
 
 /* Free the buffers (dealloc; the handle is closed). */
 TC_UVIO_API void tc_uvio_wq_free(tc_uvio_wq *wq);
+
+/* ------------------------------------------------- connected streams */
+
+/* One connected stream -- handle, write queue, and what closing it takes --
+ * embedded by value in its owner, a Python object (an asyncio transport or
+ * an IOStream).  Ownership:
+ *   - while `open`, the owner holds one strong reference to itself, taken by
+ *     tc_uvio_conn_init() and dropped by the close callback of
+ *     tc_uvio_conn_close() (the owner may be freed right then), so libuv
+ *     never calls into freed memory;
+ *   - `loop` is borrowed: the owner holds a strong reference to the loop at
+ *     least as long as the handle is open;
+ *   - `sock` (strong or NULL) is a Python socket object on the handle's fd;
+ *     it is detach()ed before uv_close() so the fd is closed exactly once,
+ *     by libuv;
+ *   - `live` (strong or NULL) is the loop's set of live objects the owner is
+ *     in (so a closing loop can release it); the close callback leaves it. */
+typedef struct tc_uvio_conn {
+    tc_uvio_handle h;           /* h.handle.data = the owner */
+    tc_uvio_wq wq;
+    struct tc_loop *loop;       /* borrowed, see above */
+    PyObject *sock;             /* strong or NULL */
+    PyObject *live;             /* strong or NULL */
+    const char *live_error;     /* message if leaving `live` fails */
+    char open;                  /* handle initialised, close callback not run */
+    char closing;               /* uv_close() called */
+    char reading;               /* uv_read_start() active */
+} tc_uvio_conn;
+
+/* Initialise the handle (`kind`: TC_UVIO_TCP or TC_UVIO_PIPE) of a zeroed
+ * conn on `loop`.  On success (0) the conn is `open` and `owner` holds its
+ * self-reference; else libuv's error and nothing changed.  `live_error`
+ * (static string) is reported if leaving `live` fails at close. */
+TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop,
+                                  struct tc_loop_state *ls, int kind, PyObject *owner,
+                                  const char *live_error);
+/* Close the handle (nothing if not open or already closing): stop reading,
+ * detach `sock` (a failure goes to the loop's exception handler), and
+ * tc_loop_close_handle().  Its close callback clears `open`, forgets the
+ * write in flight, leaves `live` and drops the owner's self-reference. */
+TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach);
+
+/* The handle is open and not closing. */
+static inline int
+tc_uvio_conn_usable(const tc_uvio_conn *c)
+{
+    return c->open && !c->closing;
+}
 
 /* -------------------------------------------------------- read buffer */
 

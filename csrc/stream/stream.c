@@ -26,7 +26,7 @@
  * to their position (upstream's _total_write_done_index).
  *
  * Lifetime: the stream holds a reference to itself while its handle is open
- * (dropped in close_cb) and sits in the loop's set of live objects, so a
+ * (taken and dropped by the uvio core, see tc_uvio_conn) and sits in the loop's set of live objects, so a
  * loop that closes with the stream still open releases handle and fd
  * (_loop_closing).
  */
@@ -53,16 +53,15 @@ struct tc_stream {
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     PyObject *io_loop;          /* strong or NULL (looked up lazily) */
-    PyObject *sock;             /* socket.socket on the fd, or NULL (lazy) */
-    PyObject *live;             /* the loop's set of live objects, or NULL */
     PyObject *error;
     PyObject *close_callback;
     PyObject *connect_future;
     PyObject *read_future;
     PyObject *rtarget;          /* delimiter bytes / compiled regex / into object */
     Py_buffer into;             /* read_into() target while into_held */
-    tc_uvio_handle h;           /* h.handle.data = the stream */
-    tc_uvio_wq wq;              /* write queue (uvio.h) */
+    tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
+                                 * sock is created lazily for streams made
+                                 * from an fd */
     char *rbuf;                 /* own input buffer (PyMem) or NULL */
     size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
@@ -77,9 +76,6 @@ struct tc_stream {
     int rmode;
     char partial;
     char into_held;
-    char handle_open;           /* uv handle initialised, close cb not run */
-    char handle_closing;
-    char uv_reading;
     char closed;
     char connecting;
     char cpaused;
@@ -244,33 +240,10 @@ set_closed_error(tc_stream *s)
 
 /* ------------------------------------------------------------- handles */
 
-static void
-close_cb(uv_handle_t *handle)
-{
-    tc_stream *s = (tc_stream *)handle->data;
-    TC_LOOP_ENTER(s->loop);
-    TC_LOOP_HANDLE_CLOSED(s->st);
-    s->handle_open = 0;
-    tc_uvio_wq_closed(&s->wq);
-    tc_uvio_leave_live(s->loop, &s->live, (PyObject *)s, "stream bookkeeping failed");
-    Py_DECREF(s); /* the self-reference held while the handle was open */
-}
-
-static void
-close_handle(tc_stream *s)
-{
-    if (!s->handle_open || s->handle_closing) {
-        return;
-    }
-    s->handle_closing = 1;
-    tc_uvio_handle_close(s->loop, &s->h, &s->uv_reading, s->sock, s->st->loop_tcp.s_detach,
-                         close_cb);
-}
-
 static int
 handle_usable(tc_stream *s)
 {
-    return s->handle_open && !s->handle_closing;
+    return tc_uvio_conn_usable(&s->io);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -301,8 +274,8 @@ static void
 update_reading(tc_stream *s)
 {
     int want = wants_input(s);
-    if (want && !s->uv_reading) {
-        int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
+    if (want && !s->io.reading) {
+        int rc = uv_read_start(&s->io.h.stream, alloc_cb, read_cb);
         if (rc < 0) {
             PyObject *exc = tc_uvio_error(rc);
             if (exc == NULL) {
@@ -313,11 +286,11 @@ update_reading(tc_stream *s)
             Py_DECREF(exc);
             return;
         }
-        s->uv_reading = 1;
+        s->io.reading = 1;
     }
-    else if (!want && s->uv_reading) {
-        uv_read_stop(&s->h.stream);
-        s->uv_reading = 0;
+    else if (!want && s->io.reading) {
+        uv_read_stop(&s->io.h.stream);
+        s->io.reading = 0;
     }
 }
 
@@ -723,7 +696,7 @@ static void write_cb(uv_write_t *req, int status);
 static size_t
 write_pending(tc_stream *s)
 {
-    return tc_uvio_wq_pending(&s->wq, s->handle_open ? &s->h.stream : NULL);
+    return tc_uvio_wq_pending(&s->io.wq, s->io.open ? &s->io.h.stream : NULL);
 }
 
 static void
@@ -737,7 +710,7 @@ write_error(tc_stream *s, int err)
     if (!is_connreset(exc)) {
         uv_os_fd_t fd = -1;
         if (handle_usable(s)) {
-            uv_fileno(&s->h.handle, &fd);
+            uv_fileno(&s->io.h.handle, &fd);
         }
         log_msg(s, "warning", PyUnicode_FromFormat("Write error on %d: %S", (int)fd, exc));
     }
@@ -752,7 +725,7 @@ flush_pending(tc_stream *s)
     if (!handle_usable(s)) {
         return 0;
     }
-    return tc_uvio_wq_flush(&s->wq, &s->h.stream, write_cb, s);
+    return tc_uvio_wq_flush(&s->io.wq, &s->io.h.stream, write_cb, s);
 }
 
 static void
@@ -780,7 +753,7 @@ write_cb(uv_write_t *req, int status)
     int rc;
     TC_LOOP_ENTER(s->loop);
     TC_LOOP_REQUEST_DONE(s->st);
-    tc_uvio_wq_done(&s->wq, status < 0 || s->closed);
+    tc_uvio_wq_done(&s->io.wq, status < 0 || s->closed);
     if (status == UV_ECANCELED || s->closed) {
         return;
     }
@@ -789,8 +762,8 @@ write_cb(uv_write_t *req, int status)
         write_error(s, status);
         goto done;
     }
-    s->wdone += s->wq.inflight_len;
-    rc = tc_uvio_wq_next(&s->wq, &s->h.stream, write_cb, s);
+    s->wdone += s->io.wq.inflight_len;
+    rc = tc_uvio_wq_next(&s->io.wq, &s->io.h.stream, write_cb, s);
     if (rc < 0) {
         write_error(s, rc);
         goto done;
@@ -799,7 +772,7 @@ write_cb(uv_write_t *req, int status)
         goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
     resolve_write_futures(s);
-    if (!s->wq.inflight && s->wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
+    if (!s->io.wq.inflight && s->io.wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
         s->ccb->on_drain != NULL) {
         s->ccb->on_drain(s->cctx, s);
         report(s, "Exception in stream consumer on_drain");
@@ -823,7 +796,7 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     }
     s->wtotal += len;
     b = tc_uvio_region(data, len);
-    rc = tc_uvio_wq_write(&s->wq, &s->h.stream, !s->connecting && handle_usable(s), &b, 1, len,
+    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, !s->connecting && handle_usable(s), &b, 1, len,
                           keep, write_cb, s, &taken, &uverr);
     s->wdone += taken;
     if (rc < 0) {
@@ -885,7 +858,7 @@ signal_closed(tc_stream *s)
         }
         Py_DECREF(fut);
     }
-    s->wq.pend_len = 0; /* the in-flight write cannot be recalled */
+    s->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     cb = s->ccb;
     if (cb != NULL) {
         s->ccb = NULL;
@@ -942,7 +915,7 @@ stream_close(tc_stream *s, PyObject *exc)
         }
         s->closed = 1;
         s->connecting = 0;
-        close_handle(s);
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
     }
     signal_closed(s);
     Py_DECREF(s);
@@ -1005,7 +978,7 @@ open_handle(tc_stream *s, int fd)
             Py_DECREF(live);
             return -1;
         }
-        s->live = live;
+        s->io.live = live;
     }
     else {
         Py_DECREF(live);
@@ -1014,29 +987,24 @@ open_handle(tc_stream *s, int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
     }
-    rc = tc_uvio_handle_init(&s->h, s->loop->uv, s->kind);
+    rc = tc_uvio_conn_init(&s->io, s->loop, &s->st->loop, s->kind, (PyObject *)s,
+                           "stream bookkeeping failed");
     if (rc < 0) {
-        if (s->live != NULL) {
-            if (PySet_Discard(s->live, (PyObject *)s) < 0) {
+        if (s->io.live != NULL) {
+            if (PySet_Discard(s->io.live, (PyObject *)s) < 0) {
                 PyErr_Clear();
             }
-            Py_CLEAR(s->live);
+            Py_CLEAR(s->io.live);
         }
         tc_uvio_set_error(rc);
         return -1;
     }
-    s->h.handle.data = s;
-    tc_uvio_wq_init(&s->wq, &s->st->loop);
-    s->handle_open = 1;
-    TC_LOOP_HANDLE_OPENED(s->st);
-    Py_INCREF(s); /* self-reference, dropped in close_cb */
-    rc = tc_uvio_handle_open(&s->h, s->kind, fd);
+    rc = tc_uvio_handle_open(&s->io.h, s->kind, fd);
     if (rc < 0) {
-        /* libuv did not take the fd: close the bare handle (close_cb
-         * leaves the live set) */
-        s->handle_closing = 1;
+        /* libuv did not take the fd: close the bare handle (no socket object
+         * is attached yet; the close callback leaves the live set) */
         s->closed = 1;
-        tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
         tc_uvio_set_error(rc);
         return -1;
     }
@@ -1248,7 +1216,7 @@ inline_read(tc_stream *s)
     while (!s->closed && s->rmode != R_NONE && rounds++ < 64) {
         uv_buf_t b;
         ssize_t n;
-        if (!handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
+        if (!handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
             return 0;
         }
         own_space(s, &b);
@@ -1685,14 +1653,14 @@ get_socket(tc_stream *s)
     if (s->closed || !handle_usable(s)) {
         Py_RETURN_NONE;
     }
-    if (s->sock != NULL) {
-        return Py_NewRef(s->sock);
+    if (s->io.sock != NULL) {
+        return Py_NewRef(s->io.sock);
     }
-    if (uv_fileno(&s->h.handle, &fd) < 0) {
+    if (uv_fileno(&s->io.h.handle, &fd) < 0) {
         Py_RETURN_NONE;
     }
-    s->sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, (int)fd);
-    return Py_XNewRef(s->sock);
+    s->io.sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, (int)fd);
+    return Py_XNewRef(s->io.sock);
 }
 
 static PyObject *
@@ -1711,7 +1679,7 @@ py_set_nodelay(tc_stream *s, PyObject *value)
     if (s->kind != K_TCP || !handle_usable(s) || s->closed) {
         Py_RETURN_NONE;
     }
-    rc = uv_tcp_nodelay(&s->h.tcp, v);
+    rc = uv_tcp_nodelay(&s->io.h.tcp, v);
     if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP && rc != UV_ECONNRESET &&
         rc != UV_ECONNABORTED && rc != UV_EPIPE && rc != UV_ETIMEDOUT) {
         return tc_uvio_set_error(rc);
@@ -1783,7 +1751,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_INCREF(args[2]);
-    Py_XSETREF(s->sock, args[2]);
+    Py_XSETREF(s->io.sock, args[2]);
     Py_RETURN_NONE;
 }
 
@@ -1866,7 +1834,7 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
     uv_os_fd_t fd;
     int nfd;
     PyObject *sock;
-    if (s->closed || !handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
+    if (s->closed || !handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
         PyErr_SetString(PyExc_ValueError, "IOStream is not idle; cannot convert to SSL");
         return NULL;
     }
@@ -1880,8 +1848,8 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->closed = 1; /* quietly: no futures, no callbacks are pending */
-    close_handle(s);
-    Py_CLEAR(s->sock);
+    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    Py_CLEAR(s->io.sock);
     return sock;
 }
 
@@ -1891,8 +1859,8 @@ py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
     /* the loop closes with this stream open: release handle and fd */
     s->closed = 1;
     s->ccb = NULL;
-    s->wq.pend_len = 0;
-    close_handle(s);
+    s->io.wq.pend_len = 0;
+    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
     Py_RETURN_NONE;
 }
 
@@ -2023,7 +1991,7 @@ get_write_buffer(tc_stream *s, void *Py_UNUSED(c))
     if (s->closed) {
         Py_RETURN_NONE;
     }
-    return PyBytes_FromStringAndSize(s->wq.pend ? s->wq.pend : "", (Py_ssize_t)s->wq.pend_len);
+    return PyBytes_FromStringAndSize(s->io.wq.pend ? s->io.wq.pend : "", (Py_ssize_t)s->io.wq.pend_len);
 }
 
 static PyObject *
@@ -2129,14 +2097,14 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(s->loop);
     Py_VISIT(s->io_loop);
-    Py_VISIT(s->sock);
-    Py_VISIT(s->live);
+    Py_VISIT(s->io.sock);
+    Py_VISIT(s->io.live);
     Py_VISIT(s->error);
     Py_VISIT(s->close_callback);
     Py_VISIT(s->connect_future);
     Py_VISIT(s->read_future);
     Py_VISIT(s->rtarget);
-    Py_VISIT(s->wq.obj);
+    Py_VISIT(s->io.wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_VISIT(s->wf[s->wf_head + i].fut);
     }
@@ -2149,20 +2117,20 @@ stream_clear(tc_stream *s)
     /* Never reached while the handle is open (self-reference). */
     size_t i;
     Py_CLEAR(s->io_loop);
-    Py_CLEAR(s->sock);
-    Py_CLEAR(s->live);
+    Py_CLEAR(s->io.sock);
+    Py_CLEAR(s->io.live);
     Py_CLEAR(s->error);
     Py_CLEAR(s->close_callback);
     Py_CLEAR(s->connect_future);
     Py_CLEAR(s->read_future);
     clear_target(s);
-    Py_CLEAR(s->wq.obj);
+    Py_CLEAR(s->io.wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_CLEAR(s->wf[s->wf_head + i].fut);
     }
     s->wf_len = 0;
     s->wf_head = 0;
-    if (!s->handle_open) {
+    if (!s->io.open) {
         Py_CLEAR(s->loop);
     }
     return 0;
@@ -2176,7 +2144,7 @@ stream_dealloc(tc_stream *s)
     stream_clear(s);
     Py_CLEAR(s->loop);
     PyMem_Free(s->rbuf);
-    tc_uvio_wq_free(&s->wq);
+    tc_uvio_wq_free(&s->io.wq);
     PyMem_Free(s->wf);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
