@@ -211,30 +211,12 @@ tc_loop_tcp_server_detach(PyObject *server)
     }
 }
 
-/* The module state for `type`, which may be a Python subclass of Server. */
-static tc_state *
-state_for_subtype(PyTypeObject *type)
-{
-    PyTypeObject *t;
-    for (t = type; t != NULL; t = t->tp_base) {
-        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
-            PyObject *m = PyType_GetModule(t); /* borrowed */
-            if (m != NULL) {
-                return tc_get_state(m);
-            }
-            PyErr_Clear();
-        }
-    }
-    PyErr_SetString(PyExc_TypeError, "not a subclass of tornado_c._core.Server");
-    return NULL;
-}
-
 static PyObject *
 srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     /* Server(loop, sockets, protocol_factory, backlog, live) -- the listeners
      * take the fds of `sockets` (a list of socket objects). */
-    tc_state *st = state_for_subtype(type);
+    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Server");
     PyObject *loop, *socks, *factory, *live;
     int backlog;
     tc_server *srv = NULL;

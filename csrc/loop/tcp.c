@@ -965,8 +965,9 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     /* StreamTransport._open(loop, sock, live): a transport whose handle is
      * opened on sock's fd (libuv owns the fd from now on). */
     tc_state *st = tc_state_from_type(type);
-    PyObject *loop, *sock, *live, *fam_o, *fd_o;
-    long family, fd;
+    PyObject *loop, *sock, *live, *fam_o;
+    long family;
+    int fd;
     tc_transport *tr;
     int rc;
     if (st == NULL) {
@@ -995,17 +996,8 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd_o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno);
-    if (fd_o == NULL) {
-        return NULL;
-    }
-    fd = PyLong_AsLong(fd_o);
-    Py_DECREF(fd_o);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
     if (fd < 0) {
-        PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return NULL;
     }
     tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
@@ -1691,18 +1683,6 @@ static PyMethodDef tcp_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *
-import_attr(const char *mod, const char *attr)
-{
-    PyObject *m = PyImport_ImportModule(mod), *r;
-    if (m == NULL) {
-        return NULL;
-    }
-    r = PyObject_GetAttrString(m, attr);
-    Py_DECREF(m);
-    return r;
-}
-
 #define INTERN(field, text)                                   \
     do {                                                      \
         if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
@@ -1715,7 +1695,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
     tc_loop_tcp_state *ts = &st->loop_tcp;
     {
-        PyObject *base = import_attr("asyncio", "Transport");
+        PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
         if (base == NULL) {
             return -1;
@@ -1743,10 +1723,10 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
         (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
         return -1;
     }
-    if ((ts->TransportSocket = import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
-        (ts->socket_type = import_attr("socket", "socket")) == NULL ||
-        (ts->BufferedProtocol = import_attr("asyncio", "BufferedProtocol")) == NULL ||
-        (ts->logger = import_attr("asyncio.log", "logger")) == NULL) {
+    if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (ts->socket_type = tc_import_attr("socket", "socket")) == NULL ||
+        (ts->BufferedProtocol = tc_import_attr("asyncio", "BufferedProtocol")) == NULL ||
+        (ts->logger = tc_import_attr("asyncio.log", "logger")) == NULL) {
         return -1;
     }
     if ((ts->minus_one = PyLong_FromLong(-1)) == NULL) {

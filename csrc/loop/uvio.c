@@ -22,6 +22,30 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
                                : uv_pipe_open(&h->pipe, (uv_file)fd);
 }
 
+int
+tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno)
+{
+    PyObject *o = PyObject_CallMethodNoArgs(sock, s_fileno);
+    long fd;
+    if (o == NULL) {
+        return -1;
+    }
+    fd = PyLong_AsLong(o);
+    Py_DECREF(o);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "the socket is closed");
+        return -1;
+    }
+    if (fd > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "fd out of range");
+        return -1;
+    }
+    return (int)fd;
+}
+
 /* -------------------------------------------------------- write queue */
 
 /* Room for `need` bytes in *buf (PyMem, doubling from 16 KiB). */

@@ -240,6 +240,11 @@ tc_uvio_conn_usable(const tc_uvio_conn *c)
 TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
 TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 
+/* sock.fileno() of a Python socket object: the fd (>= 0), or -1 with an
+ * exception set (ValueError('the socket is closed') for a closed one).
+ * `s_fileno` is the interned name "fileno". */
+TC_UVIO_API int tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno);
+
 /* ------------------------------------------------------------- errors */
 
 /* New reference to the OSError subclass the stdlib would raise for libuv

@@ -1154,10 +1154,7 @@ tc_stream_loop(tc_stream *s)
     return s->loop;
 }
 
-
 /* ---------------------------------------------------------- Python API */
-
-static PyTypeObject *st_type_of(tc_stream *s);
 
 
 static PyObject *
@@ -1693,9 +1690,8 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     /* _open(loop, io_loop, sock, max_buffer_size, read_chunk_size,
      *       max_write_buffer_size) */
     tc_state *st = s->st;
-    PyObject *fd_o;
     Py_ssize_t mbs = 0, rcs = 0, mwbs = -1;
-    long fd;
+    int fd;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "_open(loop, io_loop, sock, max_buffer_size, "
                                          "read_chunk_size, max_write_buffer_size)");
@@ -1706,7 +1702,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (st == NULL) {
-        st = s->st = tc_state_from_type(st_type_of(s));
+        st = s->st = tc_state_from_subtype(Py_TYPE(s), "tornado_c._core.Stream");
         if (st == NULL) {
             return NULL;
         }
@@ -1727,17 +1723,8 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Occurred()) {
         return NULL;
     }
-    fd_o = PyObject_CallMethod(args[2], "fileno", NULL);
-    if (fd_o == NULL) {
-        return NULL;
-    }
-    fd = PyLong_AsLong(fd_o);
-    Py_DECREF(fd_o);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    fd = tc_uvio_sock_fd(args[2], st->loop_tcp.s_fileno);
     if (fd < 0) {
-        PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return NULL;
     }
     Py_INCREF(args[0]);
@@ -1747,7 +1734,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     set_sizes(s, mbs, rcs);
     s->max_write_buffer_size = mwbs < 0 ? -1 : mwbs;
     s->rmax = -1;
-    if (open_handle(s, (int)fd) < 0) {
+    if (open_handle(s, fd) < 0) {
         return NULL;
     }
     Py_INCREF(args[2]);
@@ -2053,22 +2040,6 @@ get_consumer_attached(tc_stream *s, void *Py_UNUSED(c))
 
 /* ------------------------------------------------------------- type */
 
-static PyTypeObject *
-st_type_of(tc_stream *s)
-{
-    /* the first heap type of ours in the MRO: tornado_c._core.Stream */
-    PyObject *mro = Py_TYPE(s)->tp_mro;
-    Py_ssize_t i;
-    for (i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) && PyType_GetModule(t) != NULL) {
-            return t;
-        }
-        PyErr_Clear();
-    }
-    return Py_TYPE(s);
-}
-
 static PyObject *
 stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -2078,7 +2049,7 @@ stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (s == NULL) {
         return NULL;
     }
-    s->st = tc_state_from_type(st_type_of(s));
+    s->st = tc_state_from_subtype(Py_TYPE(s), "tornado_c._core.Stream");
     if (s->st == NULL) {
         Py_DECREF(s);
         return NULL;
@@ -2275,18 +2246,6 @@ static PyMethodDef stream_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *
-import_attr(const char *mod, const char *attr)
-{
-    PyObject *m = PyImport_ImportModule(mod), *r;
-    if (m == NULL) {
-        return NULL;
-    }
-    r = PyObject_GetAttrString(m, attr);
-    Py_DECREF(m);
-    return r;
-}
-
 int
 tc_stream_exec(PyObject *module, struct tc_state *st)
 {
@@ -2303,8 +2262,8 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
     if ((ss->fn_deliver = PyObject_GetAttrString(module, "_stream_deliver")) == NULL) {
         return -1;
     }
-    if ((ss->re_compile = import_attr("re", "compile")) == NULL ||
-        (ss->socket_type = import_attr("socket", "socket")) == NULL) {
+    if ((ss->re_compile = tc_import_attr("re", "compile")) == NULL ||
+        (ss->socket_type = tc_import_attr("socket", "socket")) == NULL) {
         return -1;
     }
     return 0;
