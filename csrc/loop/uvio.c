@@ -123,61 +123,44 @@ tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owne
 }
 
 int
-tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct, const uv_buf_t *bufs,
-                 unsigned int nbufs, size_t total, PyObject *keep, uv_write_cb cb,
-                 void *owner, size_t *taken, int *uverr)
+tc_uvio_wq_rest(tc_uvio_wq *wq, uv_stream_t *stream, const uv_buf_t *bufs, unsigned int nbufs,
+                size_t total, size_t n, PyObject *keep, uv_write_cb cb, void *owner)
+{
+    size_t rem = total - n, skip = n, off = 0;
+    unsigned int i;
+    int r;
+    if (nbufs == 1 && keep != NULL) {
+        Py_INCREF(keep);
+        wq->obj = keep;
+        r = issue(wq, stream, bufs[0].base + n, rem, cb, owner);
+    }
+    else {
+        if (grow(&wq->heap, &wq->heap_cap, rem) < 0) {
+            return 1; /* MemoryError set */
+        }
+        for (i = 0; i < nbufs; i++) {
+            size_t len = nbufs == 1 ? total : bufs[i].len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            memcpy(wq->heap + off, bufs[i].base + skip, len - skip);
+            off += len - skip;
+            skip = 0;
+        }
+        r = issue(wq, stream, wq->heap, rem, cb, owner);
+    }
+    if (r < 0) {
+        Py_CLEAR(wq->obj);
+        return r;
+    }
+    return 0;
+}
+
+int
+tc_uvio_wq_append(tc_uvio_wq *wq, const uv_buf_t *bufs, unsigned int nbufs, size_t total)
 {
     unsigned int i;
-    *taken = 0;
-    *uverr = 0;
-    if (total == 0) {
-        return 0;
-    }
-    if (direct && !wq->inflight && wq->pend_len == 0) {
-        size_t n, skip, rem;
-        int r = uv_try_write(stream, bufs, nbufs);
-        if (r == UV_EAGAIN || r == UV_ENOSYS) {
-            r = 0;
-        }
-        else if (r < 0) {
-            *uverr = r;
-            return 0;
-        }
-        n = (size_t)r;
-        *taken = n;
-        if (n == total) {
-            return 0;
-        }
-        rem = total - n;
-        if (nbufs == 1 && keep != NULL) {
-            Py_INCREF(keep);
-            wq->obj = keep;
-            r = issue(wq, stream, bufs[0].base + n, rem, cb, owner);
-        }
-        else {
-            size_t off = 0;
-            if (grow(&wq->heap, &wq->heap_cap, rem) < 0) {
-                return -1;
-            }
-            skip = n;
-            for (i = 0; i < nbufs; i++) {
-                size_t len = nbufs == 1 ? total : bufs[i].len;
-                if (skip >= len) {
-                    skip -= len;
-                    continue;
-                }
-                memcpy(wq->heap + off, bufs[i].base + skip, len - skip);
-                off += len - skip;
-                skip = 0;
-            }
-            r = issue(wq, stream, wq->heap, rem, cb, owner);
-        }
-        if (r < 0) {
-            Py_CLEAR(wq->obj);
-            *uverr = r;
-        }
-        return 0;
-    }
     if (grow(&wq->pend, &wq->pend_cap, wq->pend_len + total) < 0) {
         return -1;
     }

@@ -7,11 +7,18 @@
  * What is here, and who owns what:
  *
  *   tc_uvio_handle  the uv_tcp_t / uv_pipe_t of one connection or listener,
- *                   embedded by value in its owner (a Python object or a PyMem
- *                   block).  The OWNER owns the handle's memory and frees it
- *                   only after the close callback it passed ran; handle.data
- *                   points at the owner (set by the owner).  Once opened on an
- *                   fd, the fd belongs to libuv (closed by uv_close).
+ *                   embedded by value in its owner.  The OWNER owns the
+ *                   handle's memory and frees it only after the handle's
+ *                   close callback ran; handle.data points at the owner.
+ *                   Once opened on an fd, the fd belongs to libuv (closed by
+ *                   uv_close).  Listeners (server.c, a PyMem block each) use
+ *                   the bare handle.
+ *
+ *   tc_uvio_conn    a connection: handle + write queue + the Python socket
+ *                   object + the loop's live set + open/closing/reading,
+ *                   embedded by value in a transport or an IOStream.  It
+ *                   takes the owner's self-reference when the handle opens
+ *                   and drops it in its close callback (see below).
  *
  *   tc_uvio_wq      the write queue of one stream, embedded by value in its
  *                   owner (no allocation, no pointer to follow on the hot path):
@@ -119,6 +126,16 @@ tc_uvio_region(const char *base, size_t len)
                        (unsigned int)(len > TC_UVIO_WRITE_CHUNK ? TC_UVIO_WRITE_CHUNK : len));
 }
 
+/* The slow parts of tc_uvio_wq_write (below): after uv_try_write() took `n`
+ * of `total` bytes, make the rest the write in flight (referencing `keep` or
+ * copying into `heap`): 0, a libuv error (< 0), or 1 with MemoryError set. */
+TC_UVIO_API int tc_uvio_wq_rest(tc_uvio_wq *wq, uv_stream_t *stream, const uv_buf_t *bufs,
+                                unsigned int nbufs, size_t total, size_t n, PyObject *keep,
+                                uv_write_cb cb, void *owner);
+/* Append the bytes to `pend`: 0, or -1 with MemoryError set. */
+TC_UVIO_API int tc_uvio_wq_append(tc_uvio_wq *wq, const uv_buf_t *bufs, unsigned int nbufs,
+                                  size_t total);
+
 /* Write `total` (> 0) bytes.  With nbufs == 1 the data is the region
  * (bufs[0].base, total) (see tc_uvio_region); with more buffers each length
  * is exact.  `keep` (borrowed, may be NULL) is a bytes object backing the
@@ -128,11 +145,40 @@ tc_uvio_region(const char *base, size_t len)
  * write in flight, completed by `cb` with req.data = `owner`.
  * *taken = bytes the kernel took at once; *uverr = 0 or the libuv error of
  * uv_try_write / uv_write (the bytes not taken are then dropped).  Returns 0,
- * or -1 with MemoryError set (nothing queued beyond *taken). */
-TC_UVIO_API int tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct,
-                                 const uv_buf_t *bufs, unsigned int nbufs, size_t total,
-                                 PyObject *keep, uv_write_cb cb, void *owner,
-                                 size_t *taken, int *uverr);
+ * or -1 with MemoryError set (nothing queued beyond *taken).
+ * Inline: this is every write's path; the rare parts are out of line. */
+static inline int
+tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct, const uv_buf_t *bufs,
+                 unsigned int nbufs, size_t total, PyObject *keep, uv_write_cb cb,
+                 void *owner, size_t *taken, int *uverr)
+{
+    *taken = 0;
+    *uverr = 0;
+    if (total == 0) {
+        return 0;
+    }
+    if (direct && !wq->inflight && wq->pend_len == 0) {
+        int r = uv_try_write(stream, bufs, nbufs);
+        if (r == UV_EAGAIN || r == UV_ENOSYS) {
+            r = 0;
+        }
+        else if (r < 0) {
+            *uverr = r;
+            return 0;
+        }
+        *taken = (size_t)r;
+        if ((size_t)r == total) {
+            return 0;
+        }
+        r = tc_uvio_wq_rest(wq, stream, bufs, nbufs, total, (size_t)r, keep, cb, owner);
+        if (r == 1) {
+            return -1;
+        }
+        *uverr = r;
+        return 0;
+    }
+    return tc_uvio_wq_append(wq, bufs, nbufs, total);
+}
 
 /* Make the pending bytes the write in flight (if none is in flight); 0 or a
  * libuv error. */
