@@ -58,6 +58,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <uv.h>
+#include <string.h>
 
 #define TC_UVIO_API __attribute__((visibility("hidden")))
 
@@ -175,6 +176,12 @@ tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct, const uv_buf_t
             return -1;
         }
         *uverr = r;
+        return 0;
+    }
+    if (nbufs == 1 && wq->pend_cap - wq->pend_len >= total) {
+        /* behind the write in flight, and `pend` has room */
+        memcpy(wq->pend + wq->pend_len, bufs[0].base, total);
+        wq->pend_len += total;
         return 0;
     }
     return tc_uvio_wq_append(wq, bufs, nbufs, total);
