@@ -190,6 +190,13 @@ def summarize_loop_tcp(data):
     return comps
 
 
+register(ScriptScenario(
+    "web_floor", "web_floor.py",
+    "tornado.web's own Python per request, no server (the floor under any server)",
+    args=("--json", "{json}"), quick_args=("--quick",), chart=False,
+))
+
+
 # tornado_c's own pieces, standalone scripts that pin themselves and write
 # JSON to --json PATH; run when present.
 register(ScriptScenario(

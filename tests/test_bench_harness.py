@@ -715,3 +715,19 @@ def test_run_py_wsmask_writes_all_outputs(tmp_path):
     assert doc["machine"]["tornado_c_active"] == sorted(
         k for k, v in doc["machine"]["tornado_c_components"].items() if v == "active")
     assert doc["settings"]["quick"] is True
+
+
+def test_web_floor_drives_the_real_handler(tmp_path):
+    """benchmarks/web_floor.py runs the hello handler to completion on both
+    loops (it checks the first response itself and raises otherwise)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "web_floor", os.path.join(os.path.dirname(H.__file__), "web_floor.py"))
+    wf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wf)
+    out = wf.main(["--requests", "300", "--rounds", "1", "--json", str(tmp_path / "f.json")])
+    assert set(out["cpu_us_per_request"]) == {"asyncio", "tornado_c"}
+    assert out["floor_cpu_us_per_request"] > 0
+    assert out["comparisons"][0]["values"]["tornado_c"] > 0
+    assert H.REGISTRY["web_floor"].script == "web_floor.py"

@@ -10,6 +10,7 @@ test-only consumer written in C (csrc/stream/test_consumer.h).
 import asyncio
 import gc
 import logging
+import os
 import socket
 
 import pytest
@@ -564,6 +565,96 @@ def test_streams_left_open_when_the_loop_closes():
     assert s.closed() and c.closed()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_unreferenced_idle_stream_closes_its_connection(kind):
+    # upstream: an IOStream that never waited for the loop is not registered
+    # anywhere, and collecting it closes the socket
+    import weakref
+
+    async def main():
+        s, c = await pair(kind)
+        check_kind(kind, s, c)
+        s.write(b"bye")  # written at once: nothing waits for the loop
+        ref = weakref.ref(s)
+        del s
+        gc.collect()
+        assert await c.read_until_close() == b"bye"
+        for _ in range(50):
+            gc.collect()
+            if ref() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert ref() is None
+        c.close()
+    run(kind, main)
+
+
+def test_unreferenced_stream_after_its_loop_closed():
+    # the loop is gone when the idle stream is collected: the handle and fd
+    # are still released, at once
+    holder = {}
+
+    async def main():
+        s, c = await pair("tornado_c")
+        holder["s"] = s
+        c.close()
+    run("tornado_c", main)
+    s = holder.pop("s")
+    assert not s.closed()  # never waited for the loop: the loop left it
+    fd = s.socket.fileno()
+    del s
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_unreferenced_stream_collected_by_another_thread():
+    # the cycle collector runs in whichever thread allocates: an idle stream
+    # in a cycle, collected by the main thread while its loop runs in
+    # another one, is closed from the loop's thread
+    import threading
+    import weakref
+
+    box = {}
+    ready = threading.Event()
+    finished = threading.Event()
+
+    def loop_thread():
+        async def main():
+            s, c = await pair("tornado_c")
+            s.cycle = s  # only the cycle collector can free it
+            box["ref"] = weakref.ref(s)
+            del s
+            ready.set()
+            box["eof"] = await asyncio.wait_for(c.read_until_close(), 10)
+            for _ in range(200):
+                if box["ref"]() is None:
+                    break
+                await asyncio.sleep(0.01)
+            box["freed"] = box["ref"]() is None
+            c.close()
+        try:
+            run("tornado_c", main)
+        except BaseException as e:  # pragma: no cover - reported below
+            box["error"] = e
+        finished.set()
+
+    gc.disable()  # the main thread's gc.collect() below is the one that runs
+    try:
+        t = threading.Thread(target=loop_thread)
+        t.start()
+        assert ready.wait(10)
+        while not finished.is_set():
+            gc.collect()
+            finished.wait(0.02)
+        t.join(10)
+    finally:
+        gc.enable()
+    assert "error" not in box, box.get("error")
+    assert box["eof"] == b""
+    assert box["freed"]
+
+
 def test_bad_input_raises_cleanly():
     async def main():
         s, c = await pair("tornado_c")
@@ -616,6 +707,9 @@ def test_debug_handle_counts_return_to_zero():
     test_consumer_close_from_on_data()
     test_stream_from_fd()
     test_bad_input_raises_cleanly()
+    test_unreferenced_idle_stream_closes_its_connection("tornado_c")
+    test_unreferenced_stream_after_its_loop_closed()
+    test_unreferenced_stream_collected_by_another_thread()
     gc.collect()
     assert _core._debug_counts() == base
 
@@ -652,3 +746,79 @@ def test_two_loops_in_two_threads_keep_their_bytes():
     for t in threads:
         t.join(60)
     assert errors == []
+
+
+# -- corking (what the C HTTP server turns on for its connections) ---------
+
+
+def _recv_now(sock):
+    try:
+        return sock.recv(1 << 20)
+    except BlockingIOError:
+        return b""
+
+
+def test_cork_batches_writes_until_the_iteration_ends():
+    """Corked writes stay queued (writing() is True, the peer has nothing)
+    until the loop's callbacks are done, then leave in order, in one piece,
+    and their futures resolve; the loop does not block with a batch due."""
+    async def go():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        f1 = s.write(b"one ")
+        f2 = s.write(b"two")
+        assert s.writing() and not f1.done() and not f2.done()
+        assert _recv_now(b) == b""
+        await asyncio.sleep(0)  # one iteration
+        assert not s.writing() and f1.done() and f2.done()
+        assert _recv_now(b) == b"one two"
+        # uncorked: tried at once, as before
+        s._set_cork(False)
+        f3 = s.write(b"three")
+        assert not s.writing() and _recv_now(b) == b"three"
+        await f3
+        s.close()
+        b.close()
+
+    run("tornado_c", go)
+
+
+def test_cork_big_write_sends_the_batch_first_and_close_flushes():
+    async def go():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        s.write(b"head:")
+        big = b"x" * (200 * 1024)  # past the batch limit: goes out at once
+        fut = s.write(big)
+        got = _recv_now(b)
+        assert got.startswith(b"head:xxx")
+        while not fut.done():
+            got += _recv_now(b)
+            await asyncio.sleep(0.001)
+        got += _recv_now(b)
+        assert got == b"head:" + big
+        s.write(b"bye")
+        s.close()  # the batch is tried before the handle closes
+        await asyncio.sleep(0)
+        assert _recv_now(b) == b"bye"
+        b.close()
+
+    run("tornado_c", go)
+
+
+def test_cork_peer_gone_closes_with_the_error():
+    async def go():
+        a, b = socket.socketpair()
+        s = tci.IOStream(a)
+        s._set_cork(True)
+        b.close()
+        fut = s.write(b"x" * 1000)
+        with pytest.raises(StreamClosedError):
+            await fut
+        assert s.closed()
+
+    run("tornado_c", go)

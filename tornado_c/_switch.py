@@ -114,33 +114,68 @@ class LoopComponent(Component):
 
 
 class HTTPComponent(Component):
-    """tornado.httpserver.HTTPServer.configure(tornado_c.httpserver.HTTPServer):
-    every HTTPServer (Application.listen, tornado.testing, ...) serves its
-    connections in C when it runs on the tornado_c loop."""
+    """The server path: the C IOStream and the C HTTP server.
+
+    * tornado.httpserver.HTTPServer.configure(tornado_c.httpserver.HTTPServer):
+      every HTTPServer (Application.listen, tornado.testing, ...) serves its
+      connections in C when it runs on the tornado_c loop.
+    * ``tornado.tcpserver.IOStream`` and ``tornado.tcpclient.IOStream`` ->
+      ``tornado_c.iostream.IOStream``: the plain (non-TLS) stream a
+      ``TCPServer.handle_stream`` receives and the one ``TCPClient.connect()``
+      returns (also what the simple HTTP client uses) is the C stream.  TLS
+      keeps upstream's ``SSLIOStream`` (tcpserver builds it directly;
+      tcpclient converts with ``start_tls``).  Off the tornado_c loop the C
+      class constructs upstream's IOStream, so the patch is inert there.
+
+    Only those two module globals are replaced, not
+    ``tornado.iostream.IOStream`` itself: code that constructs
+    ``IOStream(sock)`` by hand keeps upstream's class (and its Python hooks,
+    which some code patches).  The C stream belongs here rather than with
+    ``loop`` because it needs the tornado_c loop (``requires``) and it is
+    what the C HTTP server's connections already are.
+    """
 
     name = "http"
-    what = "HTTP/1.1 server connections in C"
+    what = "IOStream (TCPServer/TCPClient) and HTTP/1.1 server in C"
     requires = ("loop",)
+
+    # (module, global name) patched to tornado_c.iostream.IOStream
+    STREAM_NAMES = (("tornado.tcpserver", "IOStream"), ("tornado.tcpclient", "IOStream"))
 
     def __init__(self):
         super().__init__()
         self._saved = None
+        self._saved_streams = None
 
     def _on(self):
+        import importlib
+
         import tornado.httpserver
 
         from tornado_c.httpserver import HTTPServer
+        from tornado_c.iostream import IOStream
 
         base = tornado.httpserver.HTTPServer
-        self._saved = (base._Configurable__impl_class, base._Configurable__impl_kwargs)
+        saved = (base._Configurable__impl_class, base._Configurable__impl_kwargs)
+        streams = []
+        for modname, attr in self.STREAM_NAMES:
+            mod = importlib.import_module(modname)
+            streams.append((mod, attr, mod.__dict__[attr]))
         base.configure(HTTPServer)
+        for mod, attr, _old in streams:
+            setattr(mod, attr, IOStream)
+        self._saved = saved
+        self._saved_streams = streams
 
     def _off(self):
         import tornado.httpserver
 
         base = tornado.httpserver.HTTPServer
         base._Configurable__impl_class, base._Configurable__impl_kwargs = self._saved
+        for mod, attr, old in self._saved_streams:
+            setattr(mod, attr, old)
         self._saved = None
+        self._saved_streams = None
 
 
 class NotYetComponent(Component):

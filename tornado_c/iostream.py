@@ -21,6 +21,15 @@ Where it applies:
   patching them (as two upstream tests do) has no effect.
 * Reading stops while nobody wants bytes (no pending read, and no close
   callback on an empty buffer), exactly when upstream stops polling.
+* Lifetime as upstream's: from the first time the stream waits for the loop
+  (a read that is not satisfied at once, a write that does not go out at
+  once, a connect, a close callback on an empty buffer) the loop keeps it
+  alive until it is closed; before that, dropping the last reference closes
+  the connection.
+* Under the switch (``tornado_c.install()``, ``http`` component) this is the
+  stream ``tornado.tcpserver.TCPServer.handle_stream`` receives and
+  ``tornado.tcpclient.TCPClient.connect()`` returns (plain TCP; TLS stays
+  upstream's ``SSLIOStream``).
 
 Every other name is upstream's object itself.
 """

@@ -1658,7 +1658,20 @@ rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
     PyObject *stream = (PyObject *)sc->stream;
     Py_INCREF(stream);
     if (!sc->closed) {
+        /* the application's stream writes at once; what this connection
+         * wrote (the 101 response) goes first */
+        tc_stream_set_cork(sc->stream, 0);
         tc_stream_set_consumer(sc->stream, NULL, NULL);
+        if (sc_pending(sc) == 0 && sc->write_futures != NULL) {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sc->write_futures); i++) {
+                future_set_none(PyList_GET_ITEM(sc->write_futures, i));
+            }
+            if (PyList_SetSlice(sc->write_futures, 0, PyList_GET_SIZE(sc->write_futures),
+                                NULL) < 0) {
+                Py_DECREF(stream);
+                return NULL;
+            }
+        }
         if (sc->read_chunk_size > 0) {
             PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
             if (v == NULL || PyObject_SetAttrString(stream, "read_chunk_size", v) < 0) {
@@ -1877,6 +1890,7 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     Py_DECREF(r);
     tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
+    tc_stream_set_cork(sc->stream, 1); /* responses go out once per iteration */
     /* While serving, the connection keeps itself alive (the stream does not
      * own its consumer, and the server may be dropped after stop(), as
      * upstream's connections go on through their loop callbacks); dropped

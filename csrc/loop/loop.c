@@ -574,8 +574,8 @@ prepare_cb(uv_prepare_t *p)
     /* Callbacks that libuv ran before the poll (pending write completions of
      * other components, ...) may have queued work or an earlier timer: the
      * poll must not block then (uv_stop makes its timeout 0). */
-    if (loop->ready_len > 0 || loop->stopping || loop->exc_type != NULL ||
-        (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
+    if (loop->ready_len > 0 || loop->deferred_len > 0 || loop->stopping ||
+        loop->exc_type != NULL || (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
         uv_stop(p->loop);
         return;
     }
@@ -993,7 +993,7 @@ static int
 own_timeout_ms(tc_loop *self)
 {
     double dt, ms;
-    if (self->ready_len > 0 || self->stopping) {
+    if (self->ready_len > 0 || self->deferred_len > 0 || self->stopping) {
         return 0;
     }
     if (self->heap_len == 0) {
@@ -1040,7 +1040,7 @@ libuv_poll_once(tc_loop *self)
 {
     uv_run_mode mode = UV_RUN_NOWAIT;
     self->poll_deadline = HUGE_VAL;
-    if (self->ready_len == 0 && !self->stopping) {
+    if (self->ready_len == 0 && self->deferred_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
         if (self->heap_len > 0) {
             double dt = self->heap[0]->when - loop_now();
@@ -1066,6 +1066,77 @@ libuv_poll_once(tc_loop *self)
     TC_LOOP_ENTER(self);
     self->block_in_poll = 0;
     self->uv_dirty = 0;
+}
+
+/* ------------------------------------------------------- deferred calls */
+
+struct tc_loop_deferred {
+    tc_loop_deferred_fn fn;
+    PyObject *obj;                  /* strong */
+};
+
+int
+tc_loop_defer(tc_loop *loop, tc_loop_deferred_fn fn, PyObject *obj)
+{
+    if (loop->deferred_len == loop->deferred_cap) {
+        Py_ssize_t cap = loop->deferred_cap ? loop->deferred_cap * 2 : 64;
+        struct tc_loop_deferred *d =
+            PyMem_Realloc(loop->deferred, (size_t)cap * sizeof(*d));
+        if (d == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        loop->deferred = d;
+        loop->deferred_cap = cap;
+    }
+    Py_INCREF(obj);
+    loop->deferred[loop->deferred_len].fn = fn;
+    loop->deferred[loop->deferred_len].obj = obj;
+    loop->deferred_len++;
+    return 0;
+}
+
+/* Run the calls due now; calls deferred meanwhile wait for the next round.
+ * The array is detached first, so a call may defer again (or the loop be
+ * cleared) while it runs. */
+static void
+run_deferred(tc_loop *self)
+{
+    struct tc_loop_deferred *d = self->deferred;
+    Py_ssize_t n = self->deferred_len, cap = self->deferred_cap;
+    if (n == 0) {
+        return;
+    }
+    self->deferred = NULL;
+    self->deferred_len = self->deferred_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        d[i].fn(d[i].obj);
+        Py_DECREF(d[i].obj);
+        if (PyErr_Occurred()) { /* fn broke its contract: never drop it */
+            tc_loop_report_exception(self, "Exception in a deferred output call", NULL);
+        }
+    }
+    if (self->deferred == NULL) { /* keep the allocation for the next round */
+        self->deferred = d;
+        self->deferred_cap = cap;
+    }
+    else {
+        PyMem_Free(d);
+    }
+}
+
+/* Drop the due calls without running them (the loop is going away). */
+static void
+drop_deferred(tc_loop *self)
+{
+    struct tc_loop_deferred *d = self->deferred;
+    Py_ssize_t n = self->deferred_len;
+    self->deferred = NULL;
+    self->deferred_len = self->deferred_cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(d[i].obj);
+    }
+    PyMem_Free(d);
 }
 
 static int
@@ -1130,6 +1201,10 @@ run_once(tc_loop *self)
         if (self->exc_type != NULL) {
             return raise_stashed(self);
         }
+    }
+    run_deferred(self);
+    if (self->exc_type != NULL) {
+        return raise_stashed(self);
     }
     return 0;
 }
@@ -1347,8 +1422,11 @@ loop_close(tc_loop *self, PyObject *Py_UNUSED(ignored))
     if (self->closed) {
         Py_RETURN_NONE;
     }
+    /* output batched in the last iteration still goes out (try-writes) */
+    run_deferred(self);
     self->closed = 1;
     loop_drop_callbacks(self);
+    drop_deferred(self);
     loop_release_uv(self);
     Py_RETURN_NONE;
 }
@@ -1494,6 +1572,9 @@ loop_traverse(tc_loop *self, visitproc visit, void *arg)
             return r;
         }
     }
+    for (Py_ssize_t i = 0; i < self->deferred_len; i++) {
+        Py_VISIT(self->deferred[i].obj);
+    }
     Py_VISIT(self->exc_type);
     Py_VISIT(self->exc_value);
     Py_VISIT(self->exc_tb);
@@ -1505,6 +1586,7 @@ static int
 loop_clear(tc_loop *self)
 {
     loop_drop_callbacks(self);
+    drop_deferred(self);
     Py_CLEAR(self->exc_type);
     Py_CLEAR(self->exc_value);
     Py_CLEAR(self->exc_tb);

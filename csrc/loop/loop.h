@@ -96,6 +96,8 @@ typedef struct tc_loop {
     char running, stopping, closed, debug, block_in_poll, draining;
     char own_poll;                  /* blocking in epoll on epfd, see loop.c */
     char uv_dirty;                  /* our handles changed since the last uv_run */
+    struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
+    Py_ssize_t deferred_len, deferred_cap;
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */
@@ -138,6 +140,22 @@ PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
 /* uv_close(handle, close_cb) (ignored if already closing); if the loop has
  * been closed, libuv is run at once (without blocking) so close_cb runs. */
 void tc_loop_close_handle(tc_loop *loop, uv_handle_t *handle, uv_close_cb close_cb);
+
+/* Output batching.  tc_loop_defer(loop, fn, obj) has the loop call fn(obj)
+ * once, after the ready callbacks of the current iteration and before the
+ * next poll (which does not block while calls are due; calls deferred from
+ * inside fn run one iteration later).  A component buffers its small writes
+ * and sends them all from there: the kernel then takes a whole iteration's
+ * responses back to back, and Python code runs between polls undisturbed.
+ *   - The loop holds a strong reference to obj until fn has run (or until
+ *     the loop is cleared: then fn is not called).  close() runs the calls
+ *     that are still due before it releases libuv.
+ *   - fn runs with the GIL held and no exception set; it must return with
+ *     none set (report errors with tc_loop_report_exception()).
+ *   - Each call runs fn once: callers keep their own "already deferred" flag.
+ * Returns 0, or -1 with MemoryError set. */
+typedef void (*tc_loop_deferred_fn)(PyObject *obj);
+int tc_loop_defer(tc_loop *loop, tc_loop_deferred_fn fn, PyObject *obj);
 
 int tc_loop_exec(PyObject *module, struct tc_state *st);
 int tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg);

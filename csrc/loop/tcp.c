@@ -209,7 +209,7 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
     rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
-                           "transport bookkeeping failed");
+                           "transport bookkeeping failed", TC_UVIO_HOLD_NOW);
     if (rc < 0) {
         Py_DECREF(tr);
         return (tc_transport *)tc_uvio_set_error(rc);

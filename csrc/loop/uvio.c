@@ -100,15 +100,14 @@ issue(tc_uvio_wq *wq, uv_stream_t *stream, char *base, size_t len, uv_write_cb c
     return rc;
 }
 
-int
-tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner)
+/* The pending bytes from offset `off` on become the write in flight (none
+ * is); `pend` is emptied either way. */
+static int
+issue_pend(tc_uvio_wq *wq, uv_stream_t *stream, size_t off, uv_write_cb cb, void *owner)
 {
     char *tmp;
     size_t tcap;
     int rc;
-    if (wq->pend_len == 0 || wq->inflight) {
-        return 0;
-    }
     /* swap: the pending bytes go out from `heap`, the old heap takes the
      * next pending ones */
     tmp = wq->heap;
@@ -117,9 +116,45 @@ tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owne
     wq->heap_cap = wq->pend_cap;
     wq->pend = tmp;
     wq->pend_cap = tcap;
-    rc = issue(wq, stream, wq->heap, wq->pend_len, cb, owner);
+    rc = issue(wq, stream, wq->heap + off, wq->pend_len - off, cb, owner);
     wq->pend_len = 0;
     return rc;
+}
+
+int
+tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner)
+{
+    if (wq->pend_len == 0 || wq->inflight) {
+        return 0;
+    }
+    return issue_pend(wq, stream, 0, cb, owner);
+}
+
+int
+tc_uvio_wq_send_pend(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner,
+                     size_t *taken)
+{
+    uv_buf_t b;
+    int r;
+    *taken = 0;
+    if (wq->pend_len == 0 || wq->inflight) {
+        return 0;
+    }
+    b = tc_uvio_region(wq->pend, wq->pend_len);
+    r = uv_try_write(stream, &b, 1);
+    if (r == UV_EAGAIN || r == UV_ENOSYS) {
+        r = 0;
+    }
+    else if (r < 0) {
+        wq->pend_len = 0;
+        return r;
+    }
+    *taken = (size_t)r;
+    if ((size_t)r == wq->pend_len) {
+        wq->pend_len = 0;
+        return 0;
+    }
+    return issue_pend(wq, stream, (size_t)r, cb, owner);
 }
 
 int
@@ -203,7 +238,7 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
 
 int
 tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
-                  PyObject *owner, const char *live_error)
+                  PyObject *owner, const char *live_error, int hold)
 {
     int rc = tc_uvio_handle_init(&c->h, loop->uv, kind);
     if (rc < 0) {
@@ -217,8 +252,52 @@ tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
 #ifdef TC_DEBUG
     ls->live_handles++;
 #endif
-    Py_INCREF(owner); /* self-reference, dropped in conn_close_cb */
+    if (hold == TC_UVIO_HOLD_NOW) {
+        Py_INCREF(owner); /* self-reference, dropped in conn_close_cb */
+        c->held = 1;
+    }
     return 0;
+}
+
+/* The self-reference alone (closing: the close callback must find the
+ * owner). */
+static void
+hold_self(tc_uvio_conn *c)
+{
+    if (!c->held) {
+        Py_INCREF((PyObject *)c->h.handle.data);
+        c->held = 1;
+    }
+}
+
+void
+tc_uvio_conn_take(tc_uvio_conn *c)
+{
+    PyObject *type, *value, *tb, *live;
+    PyObject *owner = (PyObject *)c->h.handle.data;
+    if (c->held || !c->open || c->closing) {
+        return;
+    }
+    hold_self(c);
+    if (c->live != NULL) {
+        return; /* the owner's creator put it in a live set already */
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    live = PyObject_CallMethod((PyObject *)c->loop, "_tc_live", NULL);
+    if (live == NULL) {
+        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
+    }
+    else if (PySet_Check(live)) {
+        if (PySet_Add(live, owner) < 0) {
+            tc_loop_report_exception(c->loop, c->live_error, NULL);
+        }
+        else {
+            c->live = live; /* the new reference moves into the conn */
+            live = NULL;
+        }
+    }
+    Py_XDECREF(live);
+    PyErr_Restore(type, value, tb);
 }
 
 static void
@@ -238,7 +317,10 @@ conn_close_cb(uv_handle_t *handle)
         }
         Py_CLEAR(c->live);
     }
-    Py_DECREF(owner); /* the self-reference held while the handle was open */
+    if (c->held) {
+        c->held = 0;
+        Py_DECREF(owner); /* the self-reference (tc_uvio_conn_close always takes it) */
+    }
 }
 
 void
@@ -248,6 +330,7 @@ tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
         return;
     }
     c->closing = 1;
+    hold_self(c); /* dropped in conn_close_cb */
     if (c->reading) {
         uv_read_stop(&c->h.stream);
         c->reading = 0;

@@ -18,7 +18,9 @@
  *                   object + the loop's live set + open/closing/reading,
  *                   embedded by value in a transport or an IOStream.  It
  *                   takes the owner's self-reference when the handle opens
- *                   and drops it in its close callback (see below).
+ *                   (transports) or the first time libuv may call back into
+ *                   the owner (IOStream, see tc_uvio_conn_hold), and drops
+ *                   it in its close callback (see below).
  *
  *   tc_uvio_wq      the write queue of one stream, embedded by value in its
  *                   owner (no allocation, no pointer to follow on the hot path):
@@ -27,13 +29,17 @@
  *                   in flight (a `bytes` object is referenced instead of
  *                   copied); what is written while that one is in flight is
  *                   appended to `pend` and goes out as the next uv_write.
+ *                   Corking: an owner may append to `pend` without trying
+ *                   (tc_uvio_wq_write with direct = 0) and send the batch
+ *                   later with one try-write (tc_uvio_wq_send_pend).
  *                   The wq OWNS: its uv_write_t (in the struct), the PyMem
  *                   buffers `heap` and `pend` (tc_uvio_wq_free), and one
  *                   strong reference to `obj` while a write points into it.
  *                   The owner of the wq keeps itself alive while a write is
- *                   in flight (it holds its self-reference while the handle
- *                   is open, and libuv runs every write callback -- with
- *                   UV_ECANCELED if need be -- before the close callback).
+ *                   in flight (it holds its self-reference once a write was
+ *                   issued until the close callback, and libuv runs every
+ *                   write callback -- with UV_ECANCELED if need be -- before
+ *                   the close callback).
  *                   The write callback is the owner's; it starts with
  *                   tc_uvio_wq_done() and, when the write succeeded and the
  *                   owner still wants to write, calls tc_uvio_wq_next().
@@ -191,6 +197,12 @@ tc_uvio_wq_write(tc_uvio_wq *wq, uv_stream_t *stream, int direct, const uv_buf_t
  * libuv error. */
 TC_UVIO_API int tc_uvio_wq_flush(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb,
                                  void *owner);
+/* Send the pending bytes (a corked batch; nothing if none or a write is in
+ * flight) as an immediate write would: one uv_try_write(), the rest becomes
+ * the write in flight.  *taken = bytes the kernel took at once.  0, or a
+ * libuv error (uv_try_write / uv_write): the bytes not taken are dropped. */
+TC_UVIO_API int tc_uvio_wq_send_pend(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb,
+                                     void *owner, size_t *taken);
 
 /* First thing in the owner's write callback: the write left libuv.  `drop`:
  * it failed or was cancelled, or the owner is closed -- the rest of the
@@ -244,10 +256,17 @@ TC_UVIO_API void tc_uvio_wq_free(tc_uvio_wq *wq);
 /* One connected stream -- handle, write queue, and what closing it takes --
  * embedded by value in its owner, a Python object (an asyncio transport or
  * an IOStream).  Ownership:
- *   - while `open`, the owner holds one strong reference to itself, taken by
- *     tc_uvio_conn_init() and dropped by the close callback of
- *     tc_uvio_conn_close() (the owner may be freed right then), so libuv
- *     never calls into freed memory;
+ *   - while `held`, the owner holds one strong reference to itself, dropped
+ *     by the close callback of tc_uvio_conn_close() (the owner may be freed
+ *     right then), so libuv never calls into freed memory.  It is taken
+ *     either by tc_uvio_conn_init() (TC_UVIO_HOLD_NOW: transports) or, for an
+ *     owner whose users alone keep it alive until it first waits for the
+ *     loop (TC_UVIO_HOLD_LAZY: IOStream, as upstream's), by
+ *     tc_uvio_conn_hold() the first time libuv may call back into it (read
+ *     started, write issued, connect begun) -- the owner must call it then
+ *     -- and in any case by tc_uvio_conn_close(): the owner outlives its
+ *     handle.  An unheld open conn is the owner's to close when it is
+ *     collected (its tp_finalize);
  *   - `loop` is borrowed: the owner holds a strong reference to the loop at
  *     least as long as the handle is open;
  *   - `sock` (strong or NULL) is a Python socket object on the handle's fd;
@@ -265,19 +284,42 @@ typedef struct tc_uvio_conn {
     char open;                  /* handle initialised, close callback not run */
     char closing;               /* uv_close() called */
     char reading;               /* uv_read_start() active */
+    char held;                  /* the owner's self-reference is taken */
 } tc_uvio_conn;
 
+enum { TC_UVIO_HOLD_LAZY = 0, TC_UVIO_HOLD_NOW = 1 };
+
 /* Initialise the handle (`kind`: TC_UVIO_TCP or TC_UVIO_PIPE) of a zeroed
- * conn on `loop`.  On success (0) the conn is `open` and `owner` holds its
- * self-reference; else libuv's error and nothing changed.  `live_error`
- * (static string) is reported if leaving `live` fails at close. */
+ * conn on `loop`.  On success (0) the conn is `open`, and with `hold` =
+ * TC_UVIO_HOLD_NOW `owner` holds its self-reference (TC_UVIO_HOLD_LAZY: see
+ * tc_uvio_conn_hold); else libuv's error and nothing changed.  `live_error`
+ * (static string) is reported if joining or leaving `live` fails. */
 TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop,
                                   struct tc_loop_state *ls, int kind, PyObject *owner,
-                                  const char *live_error);
-/* Close the handle (nothing if not open or already closing): stop reading,
- * detach `sock` (a failure goes to the loop's exception handler), and
- * tc_loop_close_handle().  Its close callback clears `open`, forgets the
- * write in flight, leaves `live` and drops the owner's self-reference. */
+                                  const char *live_error, int hold);
+
+/* The out-of-line part of tc_uvio_conn_hold. */
+TC_UVIO_API void tc_uvio_conn_take(tc_uvio_conn *c);
+
+/* A lazily held conn (TC_UVIO_HOLD_LAZY): libuv may call back into the owner
+ * from now on.  Takes the self-reference and joins the loop's set of live
+ * objects (loop._tc_live(), when the loop has one) so that a closing loop
+ * releases the handle; both are kept until the close callback.  Nothing if
+ * already held, not open or closing.  Never fails (a live set that cannot
+ * take the owner is reported; the exception state is preserved). */
+static inline void
+tc_uvio_conn_hold(tc_uvio_conn *c)
+{
+    if (!c->held) {
+        tc_uvio_conn_take(c);
+    }
+}
+
+/* Close the handle (nothing if not open or already closing): take the
+ * self-reference if not held yet, stop reading, detach `sock` (a failure goes
+ * to the loop's exception handler), and tc_loop_close_handle().  Its close
+ * callback clears `open`, forgets the write in flight, leaves `live` and
+ * drops the owner's self-reference. */
 TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach);
 
 /* The handle is open and not closing. */

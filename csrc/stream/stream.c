@@ -25,10 +25,17 @@
  * write futures of the Python API resolve when the kernel took every byte up
  * to their position (upstream's _total_write_done_index).
  *
- * Lifetime: the stream holds a reference to itself while its handle is open
- * (taken and dropped by the uvio core, see tc_uvio_conn) and sits in the loop's set of live objects, so a
- * loop that closes with the stream still open releases handle and fd
- * (_loop_closing).
+ * Lifetime: as upstream's IOStream, which the IOLoop keeps alive from the
+ * first time it waits for the loop (its handler is registered) until it is
+ * closed, the stream takes a reference to itself and joins the loop's set
+ * of live objects the first time libuv may call back into it -- a read
+ * started, a write issued, a connect begun, a C consumer -- and keeps them
+ * until the close callback (the uvio core does both: tc_uvio_conn with
+ * TC_UVIO_HOLD_LAZY, tc_uvio_conn_hold()); a loop that closes with the
+ * stream still open releases handle and fd (_loop_closing).  Before that
+ * only its users reference it, and a stream they drop closes its connection
+ * (stream_finalize), as upstream's socket does when collected.  Closing
+ * takes the self-reference too: the object outlives the handle.
  */
 #include "state.h"
 
@@ -80,6 +87,8 @@ struct tc_stream {
     char connecting;
     char cpaused;
     char deliver_scheduled;
+    char cork;                  /* batch small writes per loop iteration */
+    char flush_deferred;        /* a tc_loop_defer() call for us is due */
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
     char shared;                /* the input is in the shared read buffer, not rbuf */
 };
@@ -287,6 +296,7 @@ update_reading(tc_stream *s)
             return;
         }
         s->io.reading = 1;
+        tc_uvio_conn_hold(&s->io);
     }
     else if (!want && s->io.reading) {
         uv_read_stop(&s->io.h.stream);
@@ -722,10 +732,15 @@ write_error(tc_stream *s, int err)
 static int
 flush_pending(tc_stream *s)
 {
+    int rc;
     if (!handle_usable(s)) {
         return 0;
     }
-    return tc_uvio_wq_flush(&s->io.wq, &s->io.h.stream, write_cb, s);
+    rc = tc_uvio_wq_flush(&s->io.wq, &s->io.h.stream, write_cb, s);
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued */
+    }
+    return rc;
 }
 
 static void
@@ -782,6 +797,82 @@ done:
     Py_DECREF(s);
 }
 
+/* ------------------------------------------------------------- corking */
+
+/* Send the bytes a corked stream batched (pend, nothing in flight): one
+ * try-write, as an immediate write would have done; what the kernel does
+ * not take becomes the write in flight (tc_uvio_wq_send_pend).  `quiet`
+ * (closing): an error just drops the bytes instead of closing the stream. */
+static void
+send_corked(tc_stream *s, int quiet)
+{
+    size_t taken;
+    int r;
+    if (!handle_usable(s)) {
+        return;
+    }
+    r = tc_uvio_wq_send_pend(&s->io.wq, &s->io.h.stream, write_cb, s, &taken);
+    s->wdone += taken;
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued */
+    }
+    if (r < 0 && !quiet) {
+        write_error(s, r);
+    }
+}
+
+/* The loop's deferred call (tc_loop_defer): the iteration's callbacks are
+ * done, send what they wrote.  `obj` is borrowed (the loop holds it). */
+static void
+deferred_flush(PyObject *obj)
+{
+    tc_stream *s = (tc_stream *)obj;
+    s->flush_deferred = 0;
+    if (s->closed) {
+        return;
+    }
+    send_corked(s, 0);
+    if (!s->closed && !s->io.wq.inflight && s->io.wq.pend_len == 0) {
+        resolve_write_futures(s);
+        if (s->ccb != NULL && s->ccb->on_drain != NULL && !s->closed) {
+            s->ccb->on_drain(s->cctx, s);
+            report(s, "Exception in stream consumer on_drain");
+        }
+    }
+    report(s, "stream write failed");
+}
+
+/* Batch `len` bytes while corked: appended to the write queue's `pend`
+ * without trying (tc_uvio_wq_write with direct = 0), sent by deferred_flush.
+ * 1: taken; 0: write it the usual way (the batch, if any, has been sent
+ * first); -1: memory error. */
+static int
+cork_write(tc_stream *s, const char *data, size_t len)
+{
+    uv_buf_t b;
+    size_t taken;
+    int uverr;
+    if (s->io.wq.inflight || s->connecting || !handle_usable(s)) {
+        return 0; /* the usual path queues behind the write in flight */
+    }
+    if (s->io.wq.pend_len + len > TC_STREAM_CORK_MAX) {
+        send_corked(s, 0);  /* in order: the batch, then this write */
+        return 0;
+    }
+    if (!s->flush_deferred) {
+        if (tc_loop_defer(s->loop, deferred_flush, (PyObject *)s) < 0) {
+            return -1;
+        }
+        s->flush_deferred = 1;
+    }
+    b = uv_buf_init((char *)data, (unsigned int)len); /* <= TC_STREAM_CORK_MAX */
+    if (tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, 0, &b, 1, len, NULL, write_cb, s, &taken,
+                         &uverr) < 0) {
+        return -1; /* the deferred call finds what was batched before */
+    }
+    return 1;
+}
+
 /* Queue `len` bytes.  `keep` is a bytes object that backs `data` (referenced
  * instead of copied) or NULL.  -1 only on memory errors (exception set);
  * socket errors close the stream. */
@@ -794,6 +885,18 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     if (len == 0) {
         return 0;
     }
+    if (s->cork) {
+        int c = cork_write(s, data, len);
+        if (c != 0) {
+            if (c > 0) {
+                s->wtotal += len;
+            }
+            return c < 0 ? -1 : 0;
+        }
+        if (s->closed) {
+            return 0; /* sending the batch failed and closed the stream */
+        }
+    }
     s->wtotal += len;
     b = tc_uvio_region(data, len);
     rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, !s->connecting && handle_usable(s), &b, 1, len,
@@ -801,6 +904,9 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     s->wdone += taken;
     if (rc < 0) {
         return -1;
+    }
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued (or is) */
     }
     if (uverr < 0) {
         write_error(s, uverr);
@@ -892,6 +998,12 @@ stream_close(tc_stream *s, PyObject *exc)
 {
     Py_INCREF(s);
     if (!s->closed) {
+        if (s->cork) {
+            /* what a batch holds would have been tried at once, uncorked
+             * (also before an error close: a 400 goes out before the
+             * close for a full read buffer, as it did uncorked) */
+            send_corked(s, 1);
+        }
         if (exc != NULL && exc != Py_None) {
             Py_INCREF(exc);
             Py_XSETREF(s->error, exc);
@@ -953,13 +1065,14 @@ set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
 }
 
 /* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
- * failure (-1, exception set) the fd is untouched. */
+ * failure (-1, exception set) the fd is untouched.  `hold_now`: take the
+ * self-reference at once (streams of C consumers); Python streams take it
+ * when they first wait for the loop (tc_uvio_conn_hold). */
 static int
-open_handle(tc_stream *s, int fd)
+open_handle(tc_stream *s, int fd, int hold_now)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    PyObject *live;
     int rc;
     if (ensure_setup(s->st) < 0) {
         return -1;
@@ -968,45 +1081,28 @@ open_handle(tc_stream *s, int fd)
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
-    /* join the loop's live set first: nothing to undo on the fd if it fails */
-    live = PyObject_CallMethod((PyObject *)s->loop, "_tc_live", NULL);
-    if (live == NULL) {
-        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
-    }
-    else if (PySet_Check(live)) {
-        if (PySet_Add(live, (PyObject *)s) < 0) {
-            Py_DECREF(live);
-            return -1;
-        }
-        s->io.live = live;
-    }
-    else {
-        Py_DECREF(live);
-    }
     s->kind = K_TCP;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
     }
     rc = tc_uvio_conn_init(&s->io, s->loop, &s->st->loop, s->kind, (PyObject *)s,
-                           "stream bookkeeping failed");
+                           "stream bookkeeping failed", TC_UVIO_HOLD_LAZY);
     if (rc < 0) {
-        if (s->io.live != NULL) {
-            if (PySet_Discard(s->io.live, (PyObject *)s) < 0) {
-                PyErr_Clear();
-            }
-            Py_CLEAR(s->io.live);
-        }
         tc_uvio_set_error(rc);
         return -1;
     }
     rc = tc_uvio_handle_open(&s->io.h, s->kind, fd);
     if (rc < 0) {
         /* libuv did not take the fd: close the bare handle (no socket object
-         * is attached yet; the close callback leaves the live set) */
+         * is attached yet; closing takes the self-reference, dropped in the
+         * close callback) */
         s->closed = 1;
         tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
         tc_uvio_set_error(rc);
         return -1;
+    }
+    if (hold_now) {
+        tc_uvio_conn_hold(&s->io);
     }
     return 0;
 }
@@ -1039,7 +1135,7 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
         return NULL;
     }
     set_sizes(s, max_buffer_size, read_chunk_size);
-    if (open_handle(s, fd) < 0) {
+    if (open_handle(s, fd, 1) < 0) {
         Py_DECREF(s);
         return NULL;
     }
@@ -1128,6 +1224,15 @@ tc_stream_write_obj(tc_stream *s, PyObject *buffer)
     rc = write_data(s, view.buf, (size_t)view.len, NULL);
     PyBuffer_Release(&view);
     return rc;
+}
+
+void
+tc_stream_set_cork(tc_stream *s, int on)
+{
+    s->cork = on != 0;
+    if (!on && !s->closed) {
+        send_corked(s, 0);
+    }
 }
 
 size_t
@@ -1734,7 +1839,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     set_sizes(s, mbs, rcs);
     s->max_write_buffer_size = mwbs < 0 ? -1 : mwbs;
     s->rmax = -1;
-    if (open_handle(s, fd) < 0) {
+    if (open_handle(s, fd, 0) < 0) {
         return NULL;
     }
     Py_INCREF(args[2]);
@@ -1756,6 +1861,7 @@ py_begin_connect(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->connecting = 1;
+    tc_uvio_conn_hold(&s->io); /* upstream registers for WRITE */
     update_reading(s);
     Py_INCREF(fut);
     Py_XSETREF(s->connect_future, fut);
@@ -1821,6 +1927,10 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
     uv_os_fd_t fd;
     int nfd;
     PyObject *sock;
+    if (!s->closed && s->cork) {
+        s->cork = 0;
+        send_corked(s, 0);
+    }
     if (s->closed || !handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
         PyErr_SetString(PyExc_ValueError, "IOStream is not idle; cannot convert to SSL");
         return NULL;
@@ -1841,9 +1951,26 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+py_set_cork(tc_stream *s, PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0) {
+        return NULL;
+    }
+    tc_stream_set_cork(s, v);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
 {
     /* the loop closes with this stream open: release handle and fd */
+    if (!s->closed && s->cork) {
+        send_corked(s, 1);
+    }
     s->closed = 1;
     s->ccb = NULL;
     s->io.wq.pend_len = 0;
@@ -2085,7 +2212,9 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
 static int
 stream_clear(tc_stream *s)
 {
-    /* Never reached while the handle is open (self-reference). */
+    /* Never reached while the handle is open: a held stream is referenced
+     * by itself, and stream_finalize (which the collector runs first)
+     * closes the handle of an unheld one, taking the self-reference. */
     size_t i;
     Py_CLEAR(s->io_loop);
     Py_CLEAR(s->io.sock);
@@ -2107,10 +2236,49 @@ stream_clear(tc_stream *s)
     return 0;
 }
 
+/* Nobody references the stream and it never waited for the loop (else it
+ * would hold itself): close the connection, as upstream's socket closes
+ * its fd when collected.  tc_uvio_conn_close takes the self-reference, so
+ * the object lives on until the close callback.  The cycle collector may run this in any
+ * thread: while the loop runs in another one, its handles are its own, so
+ * the stream is held (the loop closing would release it) and closed by
+ * _loop_closing from the loop's thread (call_soon_threadsafe). */
+static void
+stream_finalize(tc_stream *s)
+{
+    PyObject *type, *value, *tb, *meth, *r;
+    if (!s->io.open || s->io.closing || s->io.held) {
+        return;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
+        tc_uvio_conn_hold(&s->io);
+        meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
+        if (meth != NULL) {
+            r = PyObject_CallMethod((PyObject *)s->loop, "call_soon_threadsafe", "O", meth);
+            Py_XDECREF(r);
+            Py_DECREF(meth);
+        }
+    }
+    else {
+        s->closed = 1;
+        s->ccb = NULL;
+        s->io.wq.pend_len = 0;
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable((PyObject *)s);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
 static void
 stream_dealloc(tc_stream *s)
 {
     PyTypeObject *tp = Py_TYPE(s);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)s) < 0) {
+        return; /* resurrected: the handle is closing (its close callback frees) */
+    }
     PyObject_GC_UnTrack(s);
     stream_clear(s);
     Py_CLEAR(s->loop);
@@ -2143,6 +2311,8 @@ static PyMethodDef stream_methods[] = {
     {"_begin_connect", FN(py_begin_connect), METH_NOARGS, NULL},
     {"_finish_connect", FN(py_finish_connect), METH_O, NULL},
     {"_detach_socket", FN(py_detach_socket), METH_NOARGS, NULL},
+    {"_set_cork", FN(py_set_cork), METH_O,
+     "Batch small writes per loop iteration, as the C HTTP server does (tests)."},
     {"_loop_closing", FN(py_loop_closing), METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -2172,6 +2342,7 @@ static PyType_Slot stream_slots[] = {
     {Py_tp_doc, "C base of tornado_c.iostream.IOStream: an IOStream on a libuv stream."},
     {Py_tp_new, stream_new},
     {Py_tp_dealloc, stream_dealloc},
+    {Py_tp_finalize, stream_finalize},
     {Py_tp_traverse, stream_traverse},
     {Py_tp_clear, stream_clear},
     {Py_tp_methods, stream_methods},

@@ -116,6 +116,19 @@ int tc_stream_write_obj(tc_stream *s, PyObject *buffer);
 /* Bytes queued and not yet taken by the kernel. */
 size_t tc_stream_write_pending(tc_stream *s);
 
+/* Corking (off by default): while on, writes that find nothing in flight
+ * are copied into the queue instead of being tried at once, and sent
+ * together after the current loop iteration's callbacks (tc_loop_defer):
+ * one try-write for a whole iteration's output, the rest queued as usual;
+ * on_drain (and write futures) follow once the kernel took it all.  The
+ * kernel then takes a server's responses back to back, which costs
+ * markedly less CPU per response than one write per callback.  A batch
+ * never grows past TC_STREAM_CORK_MAX: a write that would pass it sends the
+ * batch first and goes out as usual.  A clean close, start_tls and turning
+ * corking off send the batch (one try-write) before anything else. */
+#define TC_STREAM_CORK_MAX (64 * 1024)
+void tc_stream_set_cork(tc_stream *s, int on);
+
 /* Close the stream (idempotent).  `exc` borrowed or NULL: recorded as the
  * stream's `error` (upstream's IOStream.error / real_error).  Pending
  * writes are discarded as upstream's close() does. */
