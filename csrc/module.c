@@ -19,6 +19,34 @@ tc_state_from_type(PyTypeObject *type)
     return tc_get_state(module);
 }
 
+tc_state *
+tc_state_from_subtype(PyTypeObject *type, const char *what)
+{
+    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
+        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
+            PyObject *m = PyType_GetModule(t); /* borrowed */
+            if (m != NULL) {
+                return tc_get_state(m);
+            }
+            PyErr_Clear(); /* a Python subclass: no module of its own */
+        }
+    }
+    PyErr_Format(PyExc_TypeError, "not a subclass of %s", what);
+    return NULL;
+}
+
+PyObject *
+tc_import_attr(const char *mod, const char *attr)
+{
+    PyObject *m = PyImport_ImportModule(mod), *r;
+    if (m == NULL) {
+        return NULL;
+    }
+    r = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    return r;
+}
+
 int
 tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
             PyTypeObject **out)

@@ -35,6 +35,15 @@ tc_get_state(PyObject *module)
 /* Borrowed: the state of the module that defined `type` (a heap type of ours). */
 tc_state *tc_state_from_type(PyTypeObject *type);
 
+/* Borrowed: the state for `type`, a heap type of ours or a Python subclass of
+ * one (the first type along tp_base that our module defined).  NULL with
+ * TypeError("not a subclass of <what>") if there is none. */
+tc_state *tc_state_from_subtype(PyTypeObject *type, const char *what);
+
+/* New reference to `mod`.`attr` (imports the module), or NULL with an
+ * exception set. */
+PyObject *tc_import_attr(const char *mod, const char *attr);
+
 /* Add a heap type built from `spec` to `module`; store a new reference in *out. */
 int tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
                 PyTypeObject **out);

@@ -1445,23 +1445,6 @@ init_handle(uv_handle_t **out, size_t size)
     return 0;
 }
 
-/* The module state for `type`, which may be a Python subclass of Loop. */
-static tc_state *
-state_for_subtype(PyTypeObject *type)
-{
-    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
-        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
-            PyObject *m = PyType_GetModule(t);
-            if (m != NULL) {
-                return tc_get_state(m);
-            }
-            PyErr_Clear();
-        }
-    }
-    PyErr_SetString(PyExc_TypeError, "not a subclass of tornado_c._core.Loop");
-    return NULL;
-}
-
 static PyObject *
 loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
 {
@@ -1470,7 +1453,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    self->st = state_for_subtype(type);
+    self->st = tc_state_from_subtype(type, "tornado_c._core.Loop");
     self->epfd = -1;
     self->sigfd = -1;
     self->uv_dirty = 1;

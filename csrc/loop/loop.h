@@ -30,6 +30,8 @@
  *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
  *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback); the counts are
  *     exposed to tests as tornado_c._core._debug_counts().
+ *   - Connected uv streams (handles, write queue, shared read buffer, libuv
+ *     error mapping): the shared plumbing of loop/uvio.h, included here.
  */
 #ifndef TC_LOOP_H
 #define TC_LOOP_H
@@ -37,6 +39,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <uv.h>
+
+#include "loop/uvio.h"
 
 struct tc_state;
 
@@ -57,6 +61,7 @@ typedef struct tc_loop_state {
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
     struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
     int nfree_handles;
+    char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign) */
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */

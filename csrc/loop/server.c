@@ -18,15 +18,8 @@
 #include <sys/socket.h>
 #include <stdint.h>
 
-enum { L_TCP = 0, L_PIPE = 1 };
-
 typedef struct tc_listener {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    tc_uvio_handle h;           /* h.handle.data = the listener */
     tc_server *server;          /* strong while the handle is open */
     int kind;
     Py_ssize_t index;           /* of its socket in server->socks */
@@ -131,7 +124,7 @@ report_accept_status(tc_listener *l, int status)
             PyErr_Clear();
         }
     }
-    tc_loop_tcp_set_uv_error(status);
+    tc_uvio_set_error(status);
     tc_loop_report_exception(srv->loop, "socket.accept() out of system resource", extra);
     Py_XDECREF(extra);
 }
@@ -163,7 +156,7 @@ connection_cb(uv_stream_t *stream, int status)
         tc_loop_tcp_transport_dispose(tr);
         Py_DECREF(tr);
         if (rc != UV_EAGAIN && rc != UV_ECONNABORTED) {
-            tc_loop_tcp_set_uv_error(rc);
+            tc_uvio_set_error(rc);
             report_accept_error(srv, "socket.accept() failed");
         }
         goto done;
@@ -218,30 +211,12 @@ tc_loop_tcp_server_detach(PyObject *server)
     }
 }
 
-/* The module state for `type`, which may be a Python subclass of Server. */
-static tc_state *
-state_for_subtype(PyTypeObject *type)
-{
-    PyTypeObject *t;
-    for (t = type; t != NULL; t = t->tp_base) {
-        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
-            PyObject *m = PyType_GetModule(t); /* borrowed */
-            if (m != NULL) {
-                return tc_get_state(m);
-            }
-            PyErr_Clear();
-        }
-    }
-    PyErr_SetString(PyExc_TypeError, "not a subclass of tornado_c._core.Server");
-    return NULL;
-}
-
 static PyObject *
 srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     /* Server(loop, sockets, protocol_factory, backlog, live) -- the listeners
      * take the fds of `sockets` (a list of socket objects). */
-    tc_state *st = state_for_subtype(type);
+    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Server");
     PyObject *loop, *socks, *factory, *live;
     int backlog;
     tc_server *srv = NULL;
@@ -315,13 +290,12 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             PyErr_NoMemory();
             goto fail;
         }
-        l->kind = family == AF_UNIX ? L_PIPE : L_TCP;
+        l->kind = family == AF_UNIX ? TC_UVIO_PIPE : TC_UVIO_TCP;
         l->index = i;
-        rc = l->kind == L_TCP ? uv_tcp_init(srv->loop->uv, &l->h.tcp)
-                              : uv_pipe_init(srv->loop->uv, &l->h.pipe, 0);
+        rc = tc_uvio_handle_init(&l->h, srv->loop->uv, l->kind);
         if (rc < 0) {
             PyMem_Free(l);
-            tc_loop_tcp_set_uv_error(rc);
+            tc_uvio_set_error(rc);
             goto fail;
         }
         l->h.handle.data = l;
@@ -329,12 +303,11 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         l->server = srv;
         srv->open_listeners++;
         TC_LOOP_HANDLE_OPENED(st);
-        rc = l->kind == L_TCP ? uv_tcp_open(&l->h.tcp, (uv_os_sock_t)fd)
-                              : uv_pipe_open(&l->h.pipe, (uv_file)fd);
+        rc = tc_uvio_handle_open(&l->h, l->kind, (int)fd);
         if (rc < 0) {
             /* the fd stays with the socket object */
             uv_close(&l->h.handle, listener_close_cb);
-            tc_loop_tcp_set_uv_error(rc);
+            tc_uvio_set_error(rc);
             goto fail;
         }
         srv->ls[i] = l;
@@ -373,7 +346,7 @@ srv_start_listening(tc_server *srv, PyObject *Py_UNUSED(ignored))
         }
         rc = uv_listen(&l->h.stream, srv->backlog, connection_cb);
         if (rc < 0) {
-            return tc_loop_tcp_set_uv_error(rc);
+            return tc_uvio_set_error(rc);
         }
     }
     Py_RETURN_NONE;

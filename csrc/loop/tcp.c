@@ -8,15 +8,13 @@
  * loop's exception handler unless they are OSErrors (which, as in asyncio,
  * are passed to connection_lost only).
  *
- * Writing: uv_try_write() first straight from the caller's buffer (no copy,
- * no allocation when the socket takes everything); what is left becomes the
- * single uv_write in flight (a bytes object is referenced, anything else is
- * copied); data written while that one is in flight is appended to `pend`
- * and goes out as the next uv_write.  The write request is embedded in the
- * transport.
+ * Writing: the shared write queue of loop/uvio.h (uv_try_write() first, the
+ * rest as the single uv_write in flight, later writes appended behind it),
+ * embedded in the transport.
  *
- * Reading: Protocol gets bytes copied out of one shared 256 KiB buffer;
- * BufferedProtocol reads straight into the buffer get_buffer() returned.
+ * Reading: Protocol gets bytes copied out of the shared 256 KiB read buffer
+ * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
+ * returned.
  */
 #include "state.h"
 #include "loop/transport.h"
@@ -32,10 +30,8 @@
 #include <stdlib.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
-/* uv_buf_t lengths are unsigned int: larger regions go out in chunks */
-#define TC_WRITE_CHUNK ((size_t)1 << 30)
 
-enum { TR_TCP = 0, TR_PIPE = 1 };
+enum { TR_TCP = TC_UVIO_TCP, TR_PIPE = TC_UVIO_PIPE };
 
 struct tc_transport {
     PyObject_HEAD
@@ -45,30 +41,16 @@ struct tc_transport {
     PyObject *base_extra_slot;
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_write_t wreq;            /* the one write in flight */
+    tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
+                                 * sock is created lazily for accepted
+                                 * connections */
     uv_shutdown_t sreq;
     uv_connect_t creq;
     PyObject *protocol;
-    PyObject *sock;             /* socket.socket on the fd, or NULL (lazy) */
     PyObject *server;           /* tc_server or NULL */
     PyObject *extra;            /* dict or NULL */
-    PyObject *live;             /* the loop's set of live objects, or NULL */
     PyObject *conn_waiter;      /* future of a pending connect */
-    PyObject *wobj;             /* bytes the in-flight write points into */
     PyObject *weakreflist;
-    char *wheap;                /* heap copy the in-flight write points into */
-    size_t wheap_cap;
-    uv_buf_t wbuf;
-    char *wrem_base;            /* rest of the in-flight region not yet    */
-    size_t wrem_len;            /* given to uv_write (> TC_WRITE_CHUNK)    */
-    char *pend;                 /* queued behind the in-flight write */
-    size_t pend_len, pend_cap;
     size_t high, low;
     Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
     PyObject *rexc;             /* get_buffer() failure seen in alloc_cb */
@@ -76,64 +58,19 @@ struct tc_transport {
     struct sockaddr_storage peer_addr, sock_addr; /* snapshot at start */
     socklen_t peer_len, sock_len;                 /* 0 = unknown */
     int kind;
-    char handle_open;           /* uv handle initialised, close cb not run */
-    char handle_closing;        /* uv_close() called */
     char started;               /* protocol attached */
     char closing;
     char eof;                   /* write_eof() called */
     char paused;                /* pause_reading() */
-    char reading;               /* uv_read_start active */
     char read_eof;
     char buffered;              /* protocol is a BufferedProtocol */
     char protocol_paused;       /* pause_writing() was called */
     char lost_called;           /* _call_connection_lost ran (or must not) */
-    char inflight;              /* wreq in flight */
     char shutdown_started;
     char rview_held;
 };
 
 /* ------------------------------------------------------------------ errors */
-
-PyObject *
-tc_loop_tcp_uv_error(int err)
-{
-    if (err < 0 && err > -1000) {
-        /* libuv's UV_E* on Unix are negated errno values: OSError() picks the
-         * subclass (ConnectionResetError, BrokenPipeError, ...) from errno. */
-        return PyObject_CallFunction(PyExc_OSError, "is", -err, strerror(-err));
-    }
-    return PyObject_CallFunction(PyExc_OSError, "s", uv_strerror(err));
-}
-
-PyObject *
-tc_loop_tcp_set_uv_error(int err)
-{
-    PyObject *exc = tc_loop_tcp_uv_error(err);
-    if (exc != NULL) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
-}
-
-/* New reference to the current exception (normalised, traceback attached);
- * clears it. */
-static PyObject *
-fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
 
 /* Report the exception object `exc` (borrowed) to the loop's handler. */
 static void
@@ -233,7 +170,7 @@ fatal_error(tc_transport *tr, PyObject *exc, const char *message)
 static void
 fatal_error_current(tc_transport *tr, const char *message)
 {
-    PyObject *exc = fetch_exception();
+    PyObject *exc = tc_uvio_fetch_exception();
     if (exc == NULL) {
         return;
     }
@@ -244,7 +181,7 @@ fatal_error_current(tc_transport *tr, const char *message)
 static void
 fatal_uv_error(tc_transport *tr, int err, const char *message)
 {
-    PyObject *exc = tc_loop_tcp_uv_error(err);
+    PyObject *exc = tc_uvio_error(err);
     if (exc == NULL) {
         fatal_error_current(tr, message);
         return;
@@ -255,45 +192,6 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 /* --------------------------------------------------------------- handles */
 
-static void
-tr_close_cb(uv_handle_t *handle)
-{
-    tc_transport *tr = (tc_transport *)handle->data;
-    TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_HANDLE_CLOSED(tr->st);
-    tr->handle_open = 0;
-    tr->inflight = 0;
-    Py_CLEAR(tr->wobj);
-    if (tr->live != NULL) {
-        if (PySet_Discard(tr->live, (PyObject *)tr) < 0) {
-            tc_loop_report_exception(tr->loop, "transport bookkeeping failed", NULL);
-        }
-        Py_CLEAR(tr->live);
-    }
-    Py_DECREF(tr); /* the self-reference held while the handle was open */
-}
-
-/* Detach the socket object (libuv closes the fd) and close the handle. */
-static void
-tr_close_handle(tc_transport *tr)
-{
-    if (!tr->handle_open || tr->handle_closing) {
-        return;
-    }
-    tr->handle_closing = 1;
-    if (tr->reading) {
-        uv_read_stop(&tr->h.stream);
-        tr->reading = 0;
-    }
-    if (tr->sock != NULL) {
-        PyObject *r = PyObject_CallMethodNoArgs(tr->sock, tr->st->loop_tcp.s_detach);
-        if (r == NULL) {
-            tc_loop_report_exception(tr->loop, "socket.detach() failed", NULL);
-        }
-        Py_XDECREF(r);
-    }
-    uv_close(&tr->h.handle, tr_close_cb);
-}
 
 static tc_transport *
 tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
@@ -310,29 +208,21 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    if (kind == TR_TCP) {
-        rc = uv_tcp_init(loop->uv, &tr->h.tcp);
-    }
-    else {
-        rc = uv_pipe_init(loop->uv, &tr->h.pipe, 0);
-    }
+    rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
+                           "transport bookkeeping failed", TC_UVIO_HOLD_NOW);
     if (rc < 0) {
         Py_DECREF(tr);
-        return (tc_transport *)tc_loop_tcp_set_uv_error(rc);
+        return (tc_transport *)tc_uvio_set_error(rc);
     }
-    tr->h.handle.data = tr;
-    tr->handle_open = 1;
-    TC_LOOP_HANDLE_OPENED(st);
-    Py_INCREF(tr); /* self-reference, dropped in tr_close_cb */
     if (live != NULL && live != Py_None) {
         if (PySet_Add(live, (PyObject *)tr) < 0) {
             tr->lost_called = 1;
-            tr_close_handle(tr);
+            tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
             Py_DECREF(tr);
             return NULL;
         }
         Py_INCREF(live);
-        tr->live = live;
+        tr->io.live = live;
     }
     return tr;
 }
@@ -346,7 +236,7 @@ tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject
 uv_stream_t *
 tc_loop_tcp_transport_stream(tc_transport *tr)
 {
-    return &tr->h.stream;
+    return &tr->io.h.stream;
 }
 
 void
@@ -354,7 +244,7 @@ tc_loop_tcp_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
-    tr_close_handle(tr);
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -394,7 +284,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
         Py_XDECREF(r);
     }
     /* finally: */
-    tr_close_handle(tr);
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
     Py_CLEAR(tr->protocol);
     server = tr->server;
     tr->server = NULL;
@@ -412,9 +302,9 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
 static void
 read_stop(tc_transport *tr)
 {
-    if (tr->reading) {
-        uv_read_stop(&tr->h.stream);
-        tr->reading = 0;
+    if (tr->io.reading) {
+        uv_read_stop(&tr->io.h.stream);
+        tr->io.reading = 0;
     }
 }
 
@@ -427,7 +317,7 @@ force_close(tc_transport *tr, PyObject *exc)
     if (tr->conn_lost) {
         return;
     }
-    tr->pend_len = 0; /* the in-flight write cannot be recalled */
+    tr->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     if (!tr->closing) {
         tr->closing = 1;
         read_stop(tr);
@@ -446,11 +336,8 @@ force_close(tc_transport *tr, PyObject *exc)
 static size_t
 write_buffer_size(tc_transport *tr)
 {
-    size_t n = tr->pend_len + tr->wrem_len;
-    if (tr->inflight && tr->handle_open) {
-        n += tr->h.stream.write_queue_size;
-    }
-    return n;
+    return tc_uvio_wq_pending(&tr->io.wq, tr->io.open ? &tr->io.h.stream : NULL) +
+           tr->io.wq.rem_len;
 }
 
 static void
@@ -466,7 +353,7 @@ maybe_pause_protocol(tc_transport *tr)
     }
     r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
     if (r == NULL) {
-        PyObject *exc = fetch_exception();
+        PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
             report_exc(tr, exc, "protocol.pause_writing() failed", 1);
             Py_DECREF(exc);
@@ -489,7 +376,7 @@ maybe_resume_protocol(tc_transport *tr)
     }
     r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
     if (r == NULL) {
-        PyObject *exc = fetch_exception();
+        PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
             report_exc(tr, exc, "protocol.resume_writing() failed", 1);
             Py_DECREF(exc);
@@ -499,88 +386,16 @@ maybe_resume_protocol(tc_transport *tr)
     Py_DECREF(r);
 }
 
-static void write_cb(uv_write_t *req, int status);
-
-static int
-issue_write(tc_transport *tr, char *base, size_t len)
-{
-    int rc;
-    if (len > TC_WRITE_CHUNK) {
-        tr->wrem_base = base + TC_WRITE_CHUNK;
-        tr->wrem_len = len - TC_WRITE_CHUNK;
-        len = TC_WRITE_CHUNK;
-    }
-    else {
-        tr->wrem_base = NULL;
-        tr->wrem_len = 0;
-    }
-    tr->wbuf = uv_buf_init(base, (unsigned int)len);
-    tr->wreq.data = tr;
-    rc = uv_write(&tr->wreq, &tr->h.stream, &tr->wbuf, 1, write_cb);
-    if (rc == 0) {
-        tr->inflight = 1;
-        TC_LOOP_REQUEST_STARTED(tr->st);
-    }
-    return rc;
-}
-
-static int
-grow(char **buf, size_t *cap, size_t need)
-{
-    size_t ncap;
-    char *nb;
-    if (need <= *cap) {
-        return 0;
-    }
-    ncap = *cap ? *cap : 16384;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    nb = PyMem_Realloc(*buf, ncap);
-    if (nb == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
-static void
-do_shutdown(tc_transport *tr);
-
-/* Move `pend` into the in-flight slot. */
-static int
-flush_pending(tc_transport *tr)
-{
-    char *tmp;
-    size_t tcap;
-    int rc;
-    if (tr->pend_len == 0 || tr->inflight) {
-        return 0;
-    }
-    tmp = tr->wheap;
-    tcap = tr->wheap_cap;
-    tr->wheap = tr->pend;
-    tr->wheap_cap = tr->pend_cap;
-    tr->pend = tmp;
-    tr->pend_cap = tcap;
-    rc = issue_write(tr, tr->wheap, tr->pend_len);
-    tr->pend_len = 0;
-    return rc;
-}
+static void do_shutdown(tc_transport *tr);
 
 static void
 write_cb(uv_write_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
+    int rc;
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
-    tr->inflight = 0;
-    if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called || status < 0) {
-        tr->wrem_len = 0;
-        Py_CLEAR(tr->wobj);
-    }
+    tc_uvio_wq_done(&tr->io.wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
@@ -589,26 +404,16 @@ write_cb(uv_write_t *req, int status)
         fatal_uv_error(tr, status, "Fatal write error on socket transport");
         goto done;
     }
-    if (tr->wrem_len > 0) {
-        /* next chunk of a region larger than TC_WRITE_CHUNK */
-        int rc = issue_write(tr, tr->wrem_base, tr->wrem_len);
-        if (rc < 0) {
-            tr->wrem_len = 0;
-            Py_CLEAR(tr->wobj);
-            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
-        }
+    rc = tc_uvio_wq_next(&tr->io.wq, &tr->io.h.stream, write_cb, tr);
+    if (rc < 0) {
+        fatal_uv_error(tr, rc, "Fatal write error on socket transport");
         goto done;
     }
-    Py_CLEAR(tr->wobj);
-    if (tr->pend_len) {
-        int rc = flush_pending(tr);
-        if (rc < 0) {
-            fatal_uv_error(tr, rc, "Fatal write error on socket transport");
-            goto done;
-        }
+    if (rc == 1) {
+        goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
     maybe_resume_protocol(tr); /* may write more */
-    if (!tr->inflight && tr->pend_len == 0 && !tr->conn_lost) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
         if (tr->closing) {
             if (call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
@@ -629,7 +434,7 @@ shutdown_cb(uv_shutdown_t *req, int status)
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
     if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
-        PyObject *exc = tc_loop_tcp_uv_error(status);
+        PyObject *exc = tc_uvio_error(status);
         if (exc == NULL) {
             tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
             return;
@@ -643,17 +448,17 @@ static void
 do_shutdown(tc_transport *tr)
 {
     int rc;
-    if (tr->shutdown_started || !tr->handle_open || tr->handle_closing) {
+    if (tr->shutdown_started || !tr->io.open || tr->io.closing) {
         return;
     }
     tr->shutdown_started = 1;
     tr->sreq.data = tr;
-    rc = uv_shutdown(&tr->sreq, &tr->h.stream, shutdown_cb);
+    rc = uv_shutdown(&tr->sreq, &tr->io.h.stream, shutdown_cb);
     if (rc == 0) {
         TC_LOOP_REQUEST_STARTED(tr->st);
     }
     else if (rc != UV_ENOTCONN) {
-        PyObject *exc = tc_loop_tcp_uv_error(rc);
+        PyObject *exc = tc_uvio_error(rc);
         if (exc == NULL) {
             tc_loop_report_exception(tr->loop, "shutdown(SHUT_WR) failed", NULL);
             return;
@@ -663,69 +468,22 @@ do_shutdown(tc_transport *tr)
     }
 }
 
-/* Write `bufs` (total > 0).  With nbufs == 1 the data is the region
- * (bufs[0].base, total) and bufs[0].len is at most TC_WRITE_CHUNK; with more
- * buffers each length is exact.  `keep` is a bytes object backing the single
- * region (referenced instead of copied), or NULL.  Returns -1 only on memory
- * errors (exception set); write errors go to fatal_error. */
+/* Write `bufs` (total > 0) through the write queue (see tc_uvio_wq_write for
+ * the layout of `bufs` and `keep`).  Returns -1 only on memory errors
+ * (exception set); write errors go to fatal_error. */
 static int
-write_bufs(tc_transport *tr, uv_buf_t *bufs, unsigned int nbufs, size_t total,
+write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t total,
            PyObject *keep)
 {
-    unsigned int i;
-    if (!tr->inflight && tr->pend_len == 0) {
-        size_t n, skip, rem;
-        int r = uv_try_write(&tr->h.stream, bufs, nbufs);
-        if (r == UV_EAGAIN || r == UV_ENOSYS) {
-            r = 0;
-        }
-        else if (r < 0) {
-            fatal_uv_error(tr, r, "Fatal write error on socket transport");
-            return 0;
-        }
-        n = (size_t)r;
-        if (n == total) {
-            return 0;
-        }
-        rem = total - n;
-        if (nbufs == 1 && keep != NULL) {
-            Py_INCREF(keep);
-            tr->wobj = keep;
-            r = issue_write(tr, bufs[0].base + n, rem);
-        }
-        else {
-            size_t off = 0;
-            if (grow(&tr->wheap, &tr->wheap_cap, rem) < 0) {
-                return -1;
-            }
-            skip = n;
-            for (i = 0; i < nbufs; i++) {
-                size_t len = nbufs == 1 ? total : bufs[i].len;
-                if (skip >= len) {
-                    skip -= len;
-                    continue;
-                }
-                memcpy(tr->wheap + off, bufs[i].base + skip, len - skip);
-                off += len - skip;
-                skip = 0;
-            }
-            r = issue_write(tr, tr->wheap, rem);
-        }
-        if (r < 0) {
-            Py_CLEAR(tr->wobj);
-            fatal_uv_error(tr, r, "Fatal write error on socket transport");
-            return 0;
-        }
+    size_t taken;
+    int uverr;
+    if (tc_uvio_wq_write(&tr->io.wq, &tr->io.h.stream, 1, bufs, nbufs, total, keep, write_cb, tr,
+                         &taken, &uverr) < 0) {
+        return -1;
     }
-    else {
-        if (grow(&tr->pend, &tr->pend_cap, tr->pend_len + total) < 0) {
-            return -1;
-        }
-        for (i = 0; i < nbufs; i++) {
-            size_t len = nbufs == 1 ? total : bufs[i].len;
-            memcpy(tr->pend + tr->pend_len, bufs[i].base, len);
-            tr->pend_len += len;
-        }
+    if (uverr < 0) {
+        fatal_uv_error(tr, uverr, "Fatal write error on socket transport");
+        return 0;
     }
     maybe_pause_protocol(tr);
     return 0;
@@ -794,8 +552,7 @@ tr_write(tc_transport *tr, PyObject *data)
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
         total = (size_t)PyBytes_GET_SIZE(data);
-        buf = uv_buf_init(PyBytes_AS_STRING(data),
-                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        buf = tc_uvio_region(PyBytes_AS_STRING(data), total);
         if (write_bufs(tr, &buf, 1, total, data) < 0) {
             return NULL;
         }
@@ -819,8 +576,7 @@ tr_write(tc_transport *tr, PyObject *data)
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
         total = (size_t)view.len;
-        buf = uv_buf_init(view.buf,
-                          (unsigned int)(total > TC_WRITE_CHUNK ? TC_WRITE_CHUNK : total));
+        buf = tc_uvio_region(view.buf, total);
         rc = write_bufs(tr, &buf, 1, total, NULL);
         PyBuffer_Release(&view);
         if (rc < 0) {
@@ -855,7 +611,7 @@ tr_writelines(tc_transport *tr, PyObject *list_of_data)
             goto done;
         }
         got++;
-        if ((size_t)views[i].len > TC_WRITE_CHUNK) {
+        if ((size_t)views[i].len > TC_UVIO_WRITE_CHUNK) {
             /* huge item: take the join + write() path */
             for (i = 0; i < got; i++) {
                 PyBuffer_Release(&views[i]);
@@ -920,8 +676,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->st->loop_tcp.readbuf;
-        buf->len = TC_TCP_READ_BUF_SIZE;
+        buf->base = tr->st->loop.readbuf; /* lent until read_cb returns */
+        buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
     buf->base = NULL;
@@ -932,19 +688,19 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
                                     tr->st->loop_tcp.minus_one);
     if (obj == NULL) {
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     if (PyObject_GetBuffer(obj, &tr->rview, PyBUF_WRITABLE) < 0) {
         Py_DECREF(obj);
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     Py_DECREF(obj);
     if (tr->rview.len == 0) {
         PyBuffer_Release(&tr->rview);
         PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
-        tr->rexc = fetch_exception();
+        tr->rexc = tc_uvio_fetch_exception();
         return;
     }
     tr->rview_held = 1;
@@ -1074,16 +830,16 @@ static void
 read_start(tc_transport *tr)
 {
     int rc;
-    if (tr->reading || tr->closing || tr->paused || tr->read_eof ||
-        !tr->handle_open || tr->handle_closing) {
+    if (tr->io.reading || tr->closing || tr->paused || tr->read_eof ||
+        !tr->io.open || tr->io.closing) {
         return;
     }
-    rc = uv_read_start(&tr->h.stream, alloc_cb, read_cb);
+    rc = uv_read_start(&tr->io.h.stream, alloc_cb, read_cb);
     if (rc < 0) {
         fatal_uv_error(tr, rc, "Fatal read error on socket transport");
         return;
     }
-    tr->reading = 1;
+    tr->io.reading = 1;
 }
 
 /* ------------------------------------------------------------- connecting */
@@ -1122,7 +878,7 @@ connect_cb(uv_connect_t *req, int status)
         r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
     }
     else {
-        PyObject *exc = tc_loop_tcp_uv_error(status);
+        PyObject *exc = tc_uvio_error(status);
         r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
         Py_XDECREF(exc);
     }
@@ -1209,8 +965,9 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     /* StreamTransport._open(loop, sock, live): a transport whose handle is
      * opened on sock's fd (libuv owns the fd from now on). */
     tc_state *st = tc_state_from_type(type);
-    PyObject *loop, *sock, *live, *fam_o, *fd_o;
-    long family, fd;
+    PyObject *loop, *sock, *live, *fam_o;
+    long family;
+    int fd;
     tc_transport *tr;
     int rc;
     if (st == NULL) {
@@ -1239,40 +996,26 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd_o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno);
-    if (fd_o == NULL) {
-        return NULL;
-    }
-    fd = PyLong_AsLong(fd_o);
-    Py_DECREF(fd_o);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
     if (fd < 0) {
-        PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return NULL;
     }
     tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
-    if (tr->kind == TR_TCP) {
-        rc = uv_tcp_open(&tr->h.tcp, (uv_os_sock_t)fd);
-    }
-    else {
-        rc = uv_pipe_open(&tr->h.pipe, (uv_file)fd);
-    }
+    rc = tc_uvio_handle_open(&tr->io.h, tr->kind, (int)fd);
     if (rc < 0) {
-        /* libuv did not take the fd: close the handle without touching it */
+        /* libuv did not take the fd: close the handle without touching it
+         * (no socket object is attached yet) */
         tr->lost_called = 1;
         tr->closing = 1;
-        tr->handle_closing = 1;
-        uv_close(&tr->h.handle, tr_close_cb);
+        tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
         Py_DECREF(tr);
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     Py_INCREF(sock);
-    tr->sock = sock;
+    tr->io.sock = sock;
     return (PyObject *)tr;
 }
 
@@ -1291,8 +1034,8 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->handle_open ||
-        tr->handle_closing) {
+    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->io.open ||
+        tr->io.closing) {
         PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
         return NULL;
     }
@@ -1304,10 +1047,10 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     tr->creq.data = tr;
-    rc = uv_tcp_connect(&tr->creq, &tr->h.tcp, (struct sockaddr *)&ss, connect_cb);
+    rc = uv_tcp_connect(&tr->creq, &tr->io.h.tcp, (struct sockaddr *)&ss, connect_cb);
     if (rc < 0) {
         Py_DECREF(fut);
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     TC_LOOP_REQUEST_STARTED(tr->st);
     Py_INCREF(fut);
@@ -1321,7 +1064,7 @@ static void
 snapshot_addresses(tc_transport *tr)
 {
     uv_os_fd_t fd;
-    if (uv_fileno(&tr->h.handle, &fd) < 0) {
+    if (uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return;
     }
     tr->sock_len = sizeof(tr->sock_addr);
@@ -1379,7 +1122,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
                             PyObject *waiter)
 {
     int rc;
-    if (tr->started || !tr->handle_open || tr->handle_closing) {
+    if (tr->started || !tr->io.open || tr->io.closing) {
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return -1;
     }
@@ -1390,9 +1133,9 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     tr->buffered = (char)rc;
     snapshot_addresses(tr);
     if (tr->kind == TR_TCP) {
-        rc = uv_tcp_nodelay(&tr->h.tcp, 1);
+        rc = uv_tcp_nodelay(&tr->io.h.tcp, 1);
         if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP) {
-            tc_loop_tcp_set_uv_error(rc);
+            tc_uvio_set_error(rc);
             return -1;
         }
     }
@@ -1465,8 +1208,8 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     if (tr->conn_lost == 0) {
         tr->conn_lost = 1;
     }
-    tr->pend_len = 0;
-    tr_close_handle(tr);
+    tr->io.wq.pend_len = 0;
+    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
     Py_RETURN_NONE;
 }
 
@@ -1478,7 +1221,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->closing = 1;
     read_stop(tr);
-    if (!tr->inflight && tr->pend_len == 0) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         tr->conn_lost++;
         if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
             return NULL;
@@ -1507,7 +1250,7 @@ tr_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     tr->eof = 1;
-    if (!tr->inflight && tr->pend_len == 0) {
+    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         do_shutdown(tr);
     }
     Py_RETURN_NONE;
@@ -1643,18 +1386,18 @@ static PyObject *
 get_sock(tc_transport *tr)
 {
     uv_os_fd_t fd;
-    if (tr->sock != NULL) {
-        return Py_NewRef(tr->sock);
+    if (tr->io.sock != NULL) {
+        return Py_NewRef(tr->io.sock);
     }
-    if (!tr->handle_open || tr->handle_closing || uv_fileno(&tr->h.handle, &fd) < 0) {
+    if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return NULL;
     }
-    tr->sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+    tr->io.sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
                                      -1, -1, -1, (int)fd);
-    if (tr->sock == NULL) {
+    if (tr->io.sock == NULL) {
         return NULL; /* exception set */
     }
-    return Py_NewRef(tr->sock);
+    return Py_NewRef(tr->io.sock);
 }
 
 static PyObject *
@@ -1717,19 +1460,19 @@ tr_repr(tc_transport *tr)
     uv_os_fd_t fd = -1;
     const char *kind = tr->kind == TR_TCP ? "TCPTransport" : "UnixTransport";
     const char *state = tr->lost_called ? " closed" : tr->closing ? " closing" : "";
-    if (tr->handle_open && !tr->handle_closing) {
-        uv_fileno(&tr->h.handle, &fd);
+    if (tr->io.open && !tr->io.closing) {
+        uv_fileno(&tr->io.h.handle, &fd);
     }
     return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
-                                (int)fd, state, tr->reading ? "polling" : "idle",
-                                tr->inflight ? "polling" : "idle", write_buffer_size(tr));
+                                (int)fd, state, tr->io.reading ? "polling" : "idle",
+                                tr->io.wq.inflight ? "polling" : "idle", write_buffer_size(tr));
 }
 
 static PyObject *
 tr_get_fd(tc_transport *tr, void *Py_UNUSED(closure))
 {
     uv_os_fd_t fd;
-    if (tr->handle_open && !tr->handle_closing && uv_fileno(&tr->h.handle, &fd) == 0) {
+    if (tr->io.open && !tr->io.closing && uv_fileno(&tr->io.h.handle, &fd) == 0) {
         return PyLong_FromLong((long)fd);
     }
     return PyLong_FromLong(-1);
@@ -1826,12 +1569,12 @@ tr_traverse(tc_transport *tr, visitproc visit, void *arg)
     Py_VISIT(tr->base_extra_slot);
     Py_VISIT(tr->loop);
     Py_VISIT(tr->protocol);
-    Py_VISIT(tr->sock);
+    Py_VISIT(tr->io.sock);
     Py_VISIT(tr->server);
     Py_VISIT(tr->extra);
-    Py_VISIT(tr->live);
+    Py_VISIT(tr->io.live);
     Py_VISIT(tr->conn_waiter);
-    Py_VISIT(tr->wobj);
+    Py_VISIT(tr->io.wq.obj);
     Py_VISIT(tr->rexc);
     return 0;
 }
@@ -1840,17 +1583,17 @@ static int
 tr_clear(tc_transport *tr)
 {
     /* Never reached while the handle is open: the self-reference keeps the
-     * object alive until tr_close_cb. */
+     * object alive until its close callback. */
     Py_CLEAR(tr->base_extra_slot);
     Py_CLEAR(tr->protocol);
-    Py_CLEAR(tr->sock);
+    Py_CLEAR(tr->io.sock);
     Py_CLEAR(tr->server);
     Py_CLEAR(tr->extra);
-    Py_CLEAR(tr->live);
+    Py_CLEAR(tr->io.live);
     Py_CLEAR(tr->conn_waiter);
-    Py_CLEAR(tr->wobj);
+    Py_CLEAR(tr->io.wq.obj);
     Py_CLEAR(tr->rexc);
-    if (!tr->handle_open) {
+    if (!tr->io.open) {
         Py_CLEAR(tr->loop);
     }
     return 0;
@@ -1867,8 +1610,7 @@ tr_dealloc(tc_transport *tr)
     release_rview(tr);
     tr_clear(tr);
     Py_CLEAR(tr->loop);
-    PyMem_Free(tr->wheap);
-    PyMem_Free(tr->pend);
+    tc_uvio_wq_free(&tr->io.wq);
     tp->tp_free((PyObject *)tr);
     Py_DECREF(tp);
 }
@@ -1941,18 +1683,6 @@ static PyMethodDef tcp_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *
-import_attr(const char *mod, const char *attr)
-{
-    PyObject *m = PyImport_ImportModule(mod), *r;
-    if (m == NULL) {
-        return NULL;
-    }
-    r = PyObject_GetAttrString(m, attr);
-    Py_DECREF(m);
-    return r;
-}
-
 #define INTERN(field, text)                                   \
     do {                                                      \
         if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
@@ -1965,7 +1695,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
     tc_loop_tcp_state *ts = &st->loop_tcp;
     {
-        PyObject *base = import_attr("asyncio", "Transport");
+        PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
         if (base == NULL) {
             return -1;
@@ -1993,10 +1723,10 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
         (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
         return -1;
     }
-    if ((ts->TransportSocket = import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
-        (ts->socket_type = import_attr("socket", "socket")) == NULL ||
-        (ts->BufferedProtocol = import_attr("asyncio", "BufferedProtocol")) == NULL ||
-        (ts->logger = import_attr("asyncio.log", "logger")) == NULL) {
+    if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
+        (ts->socket_type = tc_import_attr("socket", "socket")) == NULL ||
+        (ts->BufferedProtocol = tc_import_attr("asyncio", "BufferedProtocol")) == NULL ||
+        (ts->logger = tc_import_attr("asyncio.log", "logger")) == NULL) {
         return -1;
     }
     if ((ts->minus_one = PyLong_FromLong(-1)) == NULL) {
@@ -2026,18 +1756,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_sockname, "sockname");
     INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    /* Page-aligned: on some x86 CPUs (seen on AMD EPYC) the kernel's copy
-     * into a destination at a page offset of 16 (where malloc puts a large
-     * block) is several times slower than into an aligned one. */
-    {
-        void *p = NULL;
-        if (posix_memalign(&p, 4096, TC_TCP_READ_BUF_SIZE) == 0) {
-            memset(p, 0, TC_TCP_READ_BUF_SIZE);
-            ts->readbuf = p;
-        }
-    }
-    if (ts->readbuf == NULL) {
-        PyErr_NoMemory();
+    if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
         return -1;
     }
     return tc_loop_server_exec(module, st);
@@ -2097,6 +1816,5 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_sockname);
     Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
-    free(ts->readbuf); /* posix_memalign */
-    ts->readbuf = NULL;
+    tc_uvio_readbuf_free(&st->loop);
 }

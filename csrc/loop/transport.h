@@ -7,6 +7,8 @@
  *   Server           the C base of tornado_c._loop_streams.Server: owns the
  *                    listening handles, accepts, creates transports.
  *
+ * Handles, write queue, read buffer and libuv errors come from loop/uvio.h.
+ *
  * Ownership rules shared by both files:
  *   - a uv handle lives inside memory owned by its Python object (transport)
  *     or in a PyMem block (listener); that memory is released only after the
@@ -28,8 +30,6 @@
 struct tc_state;
 struct tc_loop;
 
-#define TC_TCP_READ_BUF_SIZE (256 * 1024)
-
 typedef struct tc_loop_tcp_state {
     PyTypeObject *Transport_type;
     PyTypeObject *Server_type;
@@ -48,19 +48,10 @@ typedef struct tc_loop_tcp_state {
         *s_create_future, *s_fileno, *s_warning, *s_get_debug, *s_socket,
         *s_peername, *s_sockname, *s_done, *s_socket_send_warning;
     PyObject *minus_one;
-    char *readbuf;               /* shared read buffer, see tcp.c alloc_cb */
 } tc_loop_tcp_state;
 
 typedef struct tc_transport tc_transport;
 typedef struct tc_server tc_server;
-
-/* Build the OSError subclass the stdlib would raise for libuv error `err`
- * (errno = -err, strerror text) and set it as the current exception.  Returns
- * NULL so callers can `return tc_loop_tcp_set_uv_error(err);`. */
-PyObject *tc_loop_tcp_set_uv_error(int err);
-/* New reference to that exception object (no exception set), or NULL with an
- * exception set if building it failed. */
-PyObject *tc_loop_tcp_uv_error(int err);
 
 /* 0 if `loop` is not closed, else -1 with RuntimeError('Event loop is
  * closed') (or the error of loop.is_closed()). */
@@ -68,7 +59,7 @@ int tc_loop_tcp_check_open(PyObject *loop);
 
 /* Create a transport for a handle the server is about to accept into.
  * Returns a new reference; the transport's handle is initialised on `loop` and
- * the transport holds its self-reference.  kind: 0 = TCP, 1 = Unix. */
+ * the transport holds its self-reference.  kind: TC_UVIO_TCP or TC_UVIO_PIPE. */
 tc_transport *tc_loop_tcp_transport_for_accept(struct tc_state *st,
                                                struct tc_loop *loop, int kind,
                                                PyObject *live);

@@ -18,8 +18,9 @@
  * buffer, then
  * a non-blocking read() of what the socket holds, then waits for the loop.
  *
- * Output: uv_try_write() first from the caller's bytes; the rest becomes the
- * single uv_write in flight (a bytes object is referenced, anything else is
+ * Output: the loop component's shared write queue (loop/uvio.h):
+ * uv_try_write() first from the caller's bytes; the rest becomes the single
+ * uv_write in flight (a bytes object is referenced, anything else is
  * copied); writes made while one is in flight are appended to `pend`.  The
  * write futures of the Python API resolve when the kernel took every byte up
  * to their position (upstream's _total_write_done_index).
@@ -27,23 +28,23 @@
  * Lifetime: as upstream's IOStream, which the IOLoop keeps alive from the
  * first time it waits for the loop (its handler is registered) until it is
  * closed, the stream takes a reference to itself and joins the loop's set
- * of live objects (hold()) the first time libuv may call back into it -- a
- * read started, a write issued, a connect begun, a C consumer -- and keeps
- * them until close_cb; a loop that closes with the stream still open
- * releases handle and fd (_loop_closing).  Before that only its users
- * reference it, and a stream they drop closes its connection
+ * of live objects the first time libuv may call back into it -- a read
+ * started, a write issued, a connect begun, a C consumer -- and keeps them
+ * until the close callback (the uvio core does both: tc_uvio_conn with
+ * TC_UVIO_HOLD_LAZY, tc_uvio_conn_hold()); a loop that closes with the
+ * stream still open releases handle and fd (_loop_closing).  Before that
+ * only its users reference it, and a stream they drop closes its connection
  * (stream_finalize), as upstream's socket does when collected.  Closing
  * takes the self-reference too: the object outlives the handle.
  */
 #include "state.h"
-#include "loop/transport.h"
 
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
-enum { K_TCP = 0, K_PIPE = 1 };
+enum { K_TCP = TC_UVIO_TCP, K_PIPE = TC_UVIO_PIPE };
 enum { R_NONE = 0, R_DELIM, R_REGEX, R_BYTES, R_INTO, R_CLOSE };
 
 #define DEFAULT_MAX_BUFFER (100 * 1024 * 1024)
@@ -59,33 +60,20 @@ struct tc_stream {
     tc_state *st;               /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     PyObject *io_loop;          /* strong or NULL (looked up lazily) */
-    PyObject *sock;             /* socket.socket on the fd, or NULL (lazy) */
-    PyObject *live;             /* the loop's set of live objects, or NULL */
     PyObject *error;
     PyObject *close_callback;
     PyObject *connect_future;
     PyObject *read_future;
     PyObject *rtarget;          /* delimiter bytes / compiled regex / into object */
-    PyObject *wobj;             /* bytes the in-flight write points into */
     Py_buffer into;             /* read_into() target while into_held */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_write_t wreq;
+    tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
+                                 * sock is created lazily for streams made
+                                 * from an fd */
     char *rbuf;                 /* own input buffer (PyMem) or NULL */
     size_t rstart, rlen, rcap;  /* input = RDATA(s)[rstart .. rstart+rlen) */
     Py_ssize_t max_buffer_size, read_chunk_size, max_write_buffer_size; /* -1: None */
     Py_ssize_t rbytes, rmax;    /* rmax -1: no max_bytes */
     size_t into_copied;         /* read_into: bytes already in the caller's buffer */
-    char *wheap;
-    size_t wheap_cap, inflight_len;
-    char *wrem_base;            /* rest of a region over TC_STREAM_WRITE_CHUNK */
-    size_t wrem_len;
-    char *pend;
-    size_t pend_len, pend_cap;
     unsigned long long wtotal, wdone;
     wfut_t *wf;
     size_t wf_head, wf_len, wf_cap;
@@ -95,15 +83,10 @@ struct tc_stream {
     int rmode;
     char partial;
     char into_held;
-    char handle_open;           /* uv handle initialised, close cb not run */
-    char held;                  /* the self-reference is taken (see hold()) */
-    char handle_closing;
-    char uv_reading;
     char closed;
     char connecting;
     char cpaused;
     char deliver_scheduled;
-    char inflight;
     char cork;                  /* batch small writes per loop iteration */
     char flush_deferred;        /* a tc_loop_defer() call for us is due */
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
@@ -115,26 +98,9 @@ struct tc_stream {
  * bytes into a right-sized buffer of the stream's own at once (the GIL is
  * held from alloc_cb to that copy, so no other thread's loop can use the
  * shared buffer meanwhile), so an idle connection holds no input memory. */
-#define RDATA(s) ((s)->shared ? (s)->st->loop_tcp.readbuf : (s)->rbuf)
+#define RDATA(s) ((s)->shared ? (s)->st->loop.readbuf : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
-
-static PyObject *
-fetch_exception(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
 
 static void
 report(tc_stream *s, const char *message)
@@ -281,118 +247,12 @@ set_closed_error(tc_stream *s)
     return NULL;
 }
 
-static int
-grow(char **buf, size_t *cap, size_t need)
-{
-    size_t ncap;
-    char *nb;
-    if (need <= *cap) {
-        return 0;
-    }
-    ncap = *cap ? *cap : 16384;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    nb = PyMem_Realloc(*buf, ncap);
-    if (nb == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
 /* ------------------------------------------------------------- handles */
-
-static void
-close_cb(uv_handle_t *handle)
-{
-    tc_stream *s = (tc_stream *)handle->data;
-    TC_LOOP_ENTER(s->loop);
-    TC_LOOP_HANDLE_CLOSED(s->st);
-    s->handle_open = 0;
-    s->inflight = 0;
-    s->wrem_len = 0;
-    Py_CLEAR(s->wobj);
-    if (s->live != NULL) {
-        if (PySet_Discard(s->live, (PyObject *)s) < 0) {
-            report(s, "stream bookkeeping failed");
-        }
-        Py_CLEAR(s->live);
-    }
-    if (s->held) {
-        s->held = 0;
-        Py_DECREF(s); /* the self-reference (close_handle always takes it) */
-    }
-}
-
-/* The self-reference alone (closing: close_cb must find the object). */
-static void
-hold_self(tc_stream *s)
-{
-    if (!s->held) {
-        Py_INCREF(s);
-        s->held = 1;
-    }
-}
-
-/* libuv may call back from now on: the self-reference, and the loop's live
- * set so that closing the loop releases the handle.  Kept until close_cb.
- * Never fails: a live set that cannot take the stream is reported. */
-static void
-hold(tc_stream *s)
-{
-    PyObject *type, *value, *tb, *live;
-    if (s->held || !s->handle_open || s->handle_closing) {
-        return;
-    }
-    hold_self(s);
-    PyErr_Fetch(&type, &value, &tb);
-    live = PyObject_CallMethod((PyObject *)s->loop, "_tc_live", NULL);
-    if (live == NULL) {
-        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
-    }
-    else if (PySet_Check(live)) {
-        if (PySet_Add(live, (PyObject *)s) < 0) {
-            report(s, "stream bookkeeping failed");
-        }
-        else {
-            s->live = live; /* the new reference moves into the stream */
-            live = NULL;
-        }
-    }
-    Py_XDECREF(live);
-    PyErr_Restore(type, value, tb);
-}
-
-static void
-close_handle(tc_stream *s)
-{
-    if (!s->handle_open || s->handle_closing) {
-        return;
-    }
-    s->handle_closing = 1;
-    hold_self(s); /* dropped in close_cb */
-    if (s->uv_reading) {
-        uv_read_stop(&s->h.stream);
-        s->uv_reading = 0;
-    }
-    if (s->sock != NULL) {
-        /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethod(s->sock, "detach", NULL);
-        if (r == NULL) {
-            report(s, "socket.detach() failed");
-        }
-        Py_XDECREF(r);
-    }
-    tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
-}
 
 static int
 handle_usable(tc_stream *s)
 {
-    return s->handle_open && !s->handle_closing;
+    return tc_uvio_conn_usable(&s->io);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -423,10 +283,10 @@ static void
 update_reading(tc_stream *s)
 {
     int want = wants_input(s);
-    if (want && !s->uv_reading) {
-        int rc = uv_read_start(&s->h.stream, alloc_cb, read_cb);
+    if (want && !s->io.reading) {
+        int rc = uv_read_start(&s->io.h.stream, alloc_cb, read_cb);
         if (rc < 0) {
-            PyObject *exc = tc_loop_tcp_uv_error(rc);
+            PyObject *exc = tc_uvio_error(rc);
             if (exc == NULL) {
                 report(s, "uv_read_start failed");
                 return;
@@ -435,12 +295,12 @@ update_reading(tc_stream *s)
             Py_DECREF(exc);
             return;
         }
-        s->uv_reading = 1;
-        hold(s);
+        s->io.reading = 1;
+        tc_uvio_conn_hold(&s->io);
     }
-    else if (!want && s->uv_reading) {
-        uv_read_stop(&s->h.stream);
-        s->uv_reading = 0;
+    else if (!want && s->io.reading) {
+        uv_read_stop(&s->io.h.stream);
+        s->io.reading = 0;
     }
 }
 
@@ -628,7 +488,7 @@ finish_read(tc_stream *s, size_t size)
 static void
 unsatisfiable(tc_stream *s)
 {
-    PyObject *exc = fetch_exception();
+    PyObject *exc = tc_uvio_fetch_exception();
     if (exc == NULL) {
         return;
     }
@@ -693,7 +553,7 @@ input_unshare(tc_stream *s)
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(nb, s->st->loop_tcp.readbuf + s->rstart, s->rlen);
+    memcpy(nb, s->st->loop.readbuf + s->rstart, s->rlen);
     PyMem_Free(s->rbuf);
     s->rbuf = nb;
     s->rcap = s->rlen;
@@ -750,8 +610,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         size_t cap = (size_t)s->max_buffer_size + 1;
         s->shared = 1;
         s->rstart = 0;
-        buf->base = s->st->loop_tcp.readbuf;
-        buf->len = cap < TC_TCP_READ_BUF_SIZE ? cap : TC_TCP_READ_BUF_SIZE;
+        buf->base = s->st->loop.readbuf;
+        buf->len = cap < TC_UVIO_READ_BUF_SIZE ? cap : TC_UVIO_READ_BUF_SIZE;
         return;
     }
     own_space(s, buf); /* base NULL: read_cb gets UV_ENOBUFS */
@@ -760,8 +620,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void
 read_error(tc_stream *s, int err)
 {
-    PyObject *exc = err == UV_ENOBUFS ? (PyErr_NoMemory(), fetch_exception())
-                                      : tc_loop_tcp_uv_error(err);
+    PyObject *exc = err == UV_ENOBUFS ? (PyErr_NoMemory(), tc_uvio_fetch_exception())
+                                      : tc_uvio_error(err);
     if (exc == NULL) {
         report(s, "read error");
         return;
@@ -789,7 +649,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
          * code: a thread switch there could let another thread's loop read
          * into the same buffer.  (PyMem_Malloc never runs Python code.) */
         if (s->shared && input_unshare(s) < 0) {
-            PyObject *exc = fetch_exception();
+            PyObject *exc = tc_uvio_fetch_exception();
             if (exc != NULL) {
                 stream_close(s, exc);
                 Py_DECREF(exc);
@@ -846,17 +706,13 @@ static void write_cb(uv_write_t *req, int status);
 static size_t
 write_pending(tc_stream *s)
 {
-    size_t n = s->pend_len;
-    if (s->inflight && s->handle_open) {
-        n += s->h.stream.write_queue_size;
-    }
-    return n;
+    return tc_uvio_wq_pending(&s->io.wq, s->io.open ? &s->io.h.stream : NULL);
 }
 
 static void
 write_error(tc_stream *s, int err)
 {
-    PyObject *exc = tc_loop_tcp_uv_error(err);
+    PyObject *exc = tc_uvio_error(err);
     if (exc == NULL) {
         report(s, "write error");
         return;
@@ -864,7 +720,7 @@ write_error(tc_stream *s, int err)
     if (!is_connreset(exc)) {
         uv_os_fd_t fd = -1;
         if (handle_usable(s)) {
-            uv_fileno(&s->h.handle, &fd);
+            uv_fileno(&s->io.h.handle, &fd);
         }
         log_msg(s, "warning", PyUnicode_FromFormat("Write error on %d: %S", (int)fd, exc));
     }
@@ -872,52 +728,18 @@ write_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
-/* uv_buf_t lengths are 32-bit: larger regions go out in pieces. */
-#define TC_STREAM_WRITE_CHUNK ((size_t)1 << 30)
-
-static int
-issue_write(tc_stream *s, char *base, size_t len)
-{
-    uv_buf_t b;
-    int rc;
-    if (len > TC_STREAM_WRITE_CHUNK) {
-        s->wrem_base = base + TC_STREAM_WRITE_CHUNK;
-        s->wrem_len = len - TC_STREAM_WRITE_CHUNK;
-        len = TC_STREAM_WRITE_CHUNK;
-    }
-    else {
-        s->wrem_base = NULL;
-        s->wrem_len = 0;
-    }
-    b = uv_buf_init(base, (unsigned int)len);
-    s->wreq.data = s;
-    rc = uv_write(&s->wreq, &s->h.stream, &b, 1, write_cb);
-    if (rc == 0) {
-        s->inflight = 1;
-        s->inflight_len = len;
-        TC_LOOP_REQUEST_STARTED(s->st);
-        hold(s);
-    }
-    return rc;
-}
-
+/* The pending bytes become the write in flight (after a connect). */
 static int
 flush_pending(tc_stream *s)
 {
-    char *tmp;
-    size_t tcap;
     int rc;
-    if (s->pend_len == 0 || s->inflight || !handle_usable(s)) {
+    if (!handle_usable(s)) {
         return 0;
     }
-    tmp = s->wheap;
-    tcap = s->wheap_cap;
-    s->wheap = s->pend;
-    s->wheap_cap = s->pend_cap;
-    s->pend = tmp;
-    s->pend_cap = tcap;
-    rc = issue_write(s, s->wheap, s->pend_len);
-    s->pend_len = 0;
+    rc = tc_uvio_wq_flush(&s->io.wq, &s->io.h.stream, write_cb, s);
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued */
+    }
     return rc;
 }
 
@@ -946,13 +768,7 @@ write_cb(uv_write_t *req, int status)
     int rc;
     TC_LOOP_ENTER(s->loop);
     TC_LOOP_REQUEST_DONE(s->st);
-    s->inflight = 0;
-    if (status == UV_ECANCELED || s->closed || status < 0) {
-        s->wrem_len = 0;
-    }
-    if (s->wrem_len == 0) {
-        Py_CLEAR(s->wobj); /* the region written from is done with */
-    }
+    tc_uvio_wq_done(&s->io.wq, status < 0 || s->closed);
     if (status == UV_ECANCELED || s->closed) {
         return;
     }
@@ -961,24 +777,17 @@ write_cb(uv_write_t *req, int status)
         write_error(s, status);
         goto done;
     }
-    s->wdone += s->inflight_len;
-    if (s->wrem_len > 0) {
-        /* next piece of the same region (wobj, if any, still holds it) */
-        rc = issue_write(s, s->wrem_base, s->wrem_len);
-        if (rc < 0) {
-            s->wrem_len = 0;
-            Py_CLEAR(s->wobj);
-            write_error(s, rc);
-        }
-        goto done;
-    }
-    rc = flush_pending(s);
+    s->wdone += s->io.wq.inflight_len;
+    rc = tc_uvio_wq_next(&s->io.wq, &s->io.h.stream, write_cb, s);
     if (rc < 0) {
         write_error(s, rc);
         goto done;
     }
+    if (rc == 1) {
+        goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
+    }
     resolve_write_futures(s);
-    if (!s->inflight && s->pend_len == 0 && s->ccb != NULL && !s->closed &&
+    if (!s->io.wq.inflight && s->io.wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
         s->ccb->on_drain != NULL) {
         s->ccb->on_drain(s->cctx, s);
         report(s, "Exception in stream consumer on_drain");
@@ -992,41 +801,23 @@ done:
 
 /* Send the bytes a corked stream batched (pend, nothing in flight): one
  * try-write, as an immediate write would have done; what the kernel does
- * not take becomes the write in flight.  `quiet` (closing): an error just
- * drops the bytes instead of closing the stream. */
+ * not take becomes the write in flight (tc_uvio_wq_send_pend).  `quiet`
+ * (closing): an error just drops the bytes instead of closing the stream. */
 static void
 send_corked(tc_stream *s, int quiet)
 {
-    uv_buf_t b;
+    size_t taken;
     int r;
-    if (s->pend_len == 0 || s->inflight || !handle_usable(s)) {
+    if (!handle_usable(s)) {
         return;
     }
-    b = uv_buf_init(s->pend, (unsigned int)s->pend_len); /* <= TC_STREAM_CORK_MAX */
-    r = uv_try_write(&s->h.stream, &b, 1);
-    if (r == UV_EAGAIN || r == UV_ENOSYS) {
-        r = 0;
+    r = tc_uvio_wq_send_pend(&s->io.wq, &s->io.h.stream, write_cb, s, &taken);
+    s->wdone += taken;
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued */
     }
-    else if (r < 0) {
-        s->pend_len = 0;
-        if (!quiet) {
-            write_error(s, r);
-        }
-        return;
-    }
-    s->wdone += (size_t)r;
-    if ((size_t)r == s->pend_len) {
-        s->pend_len = 0;
-        return;
-    }
-    memmove(s->pend, s->pend + r, s->pend_len - (size_t)r);
-    s->pend_len -= (size_t)r;
-    r = flush_pending(s);
-    if (r < 0) {
-        s->pend_len = 0;
-        if (!quiet) {
-            write_error(s, r);
-        }
+    if (r < 0 && !quiet) {
+        write_error(s, r);
     }
 }
 
@@ -1041,7 +832,7 @@ deferred_flush(PyObject *obj)
         return;
     }
     send_corked(s, 0);
-    if (!s->closed && !s->inflight && s->pend_len == 0) {
+    if (!s->closed && !s->io.wq.inflight && s->io.wq.pend_len == 0) {
         resolve_write_futures(s);
         if (s->ccb != NULL && s->ccb->on_drain != NULL && !s->closed) {
             s->ccb->on_drain(s->cctx, s);
@@ -1051,15 +842,20 @@ deferred_flush(PyObject *obj)
     report(s, "stream write failed");
 }
 
-/* Batch `len` bytes while corked.  1: taken; 0: write it the usual way
- * (the batch, if any, has been sent first); -1: memory error. */
+/* Batch `len` bytes while corked: appended to the write queue's `pend`
+ * without trying (tc_uvio_wq_write with direct = 0), sent by deferred_flush.
+ * 1: taken; 0: write it the usual way (the batch, if any, has been sent
+ * first); -1: memory error. */
 static int
 cork_write(tc_stream *s, const char *data, size_t len)
 {
-    if (s->inflight || s->connecting || !handle_usable(s)) {
+    uv_buf_t b;
+    size_t taken;
+    int uverr;
+    if (s->io.wq.inflight || s->connecting || !handle_usable(s)) {
         return 0; /* the usual path queues behind the write in flight */
     }
-    if (s->pend_len + len > TC_STREAM_CORK_MAX) {
+    if (s->io.wq.pend_len + len > TC_STREAM_CORK_MAX) {
         send_corked(s, 0);  /* in order: the batch, then this write */
         return 0;
     }
@@ -1069,11 +865,11 @@ cork_write(tc_stream *s, const char *data, size_t len)
         }
         s->flush_deferred = 1;
     }
-    if (grow(&s->pend, &s->pend_cap, s->pend_len + len) < 0) {
+    b = uv_buf_init((char *)data, (unsigned int)len); /* <= TC_STREAM_CORK_MAX */
+    if (tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, 0, &b, 1, len, NULL, write_cb, s, &taken,
+                         &uverr) < 0) {
         return -1; /* the deferred call finds what was batched before */
     }
-    memcpy(s->pend + s->pend_len, data, len);
-    s->pend_len += len;
     return 1;
 }
 
@@ -1083,6 +879,9 @@ cork_write(tc_stream *s, const char *data, size_t len)
 static int
 write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
 {
+    uv_buf_t b;
+    size_t taken;
+    int rc, uverr;
     if (len == 0) {
         return 0;
     }
@@ -1099,48 +898,19 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
         }
     }
     s->wtotal += len;
-    if (!s->inflight && s->pend_len == 0 && !s->connecting && handle_usable(s)) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned int)len);
-        int r = len > UINT_MAX ? UV_EAGAIN : uv_try_write(&s->h.stream, &b, 1);
-        if (r == UV_EAGAIN || r == UV_ENOSYS) {
-            r = 0;
-        }
-        else if (r < 0) {
-            write_error(s, r);
-            return 0;
-        }
-        s->wdone += (size_t)r;
-        if ((size_t)r == len) {
-            return 0;
-        }
-        data += r;
-        len -= (size_t)r;
-        if (keep != NULL) {
-            Py_INCREF(keep);
-            s->wobj = keep;
-            r = issue_write(s, (char *)data, len);
-            if (r < 0) {
-                Py_CLEAR(s->wobj);
-            }
-        }
-        else {
-            if (grow(&s->pend, &s->pend_cap, len) < 0) {
-                return -1;
-            }
-            memcpy(s->pend, data, len);
-            s->pend_len = len;
-            r = flush_pending(s);
-        }
-        if (r < 0) {
-            write_error(s, r);
-        }
-        return 0;
-    }
-    if (grow(&s->pend, &s->pend_cap, s->pend_len + len) < 0) {
+    b = tc_uvio_region(data, len);
+    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, !s->connecting && handle_usable(s), &b, 1, len,
+                          keep, write_cb, s, &taken, &uverr);
+    s->wdone += taken;
+    if (rc < 0) {
         return -1;
     }
-    memcpy(s->pend + s->pend_len, data, len);
-    s->pend_len += len;
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued (or is) */
+    }
+    if (uverr < 0) {
+        write_error(s, uverr);
+    }
     return 0;
 }
 
@@ -1194,7 +964,7 @@ signal_closed(tc_stream *s)
         }
         Py_DECREF(fut);
     }
-    s->pend_len = 0; /* the in-flight write cannot be recalled */
+    s->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     cb = s->ccb;
     if (cb != NULL) {
         s->ccb = NULL;
@@ -1257,7 +1027,7 @@ stream_close(tc_stream *s, PyObject *exc)
         }
         s->closed = 1;
         s->connecting = 0;
-        close_handle(s);
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
     }
     signal_closed(s);
     Py_DECREF(s);
@@ -1297,7 +1067,7 @@ set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
 /* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
  * failure (-1, exception set) the fd is untouched.  `hold_now`: take the
  * self-reference at once (streams of C consumers); Python streams take it
- * when they first wait for the loop (see hold()). */
+ * when they first wait for the loop (tc_uvio_conn_hold). */
 static int
 open_handle(tc_stream *s, int fd, int hold_now)
 {
@@ -1315,28 +1085,24 @@ open_handle(tc_stream *s, int fd, int hold_now)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
     }
-    rc = s->kind == K_TCP ? uv_tcp_init(s->loop->uv, &s->h.tcp)
-                          : uv_pipe_init(s->loop->uv, &s->h.pipe, 0);
+    rc = tc_uvio_conn_init(&s->io, s->loop, &s->st->loop, s->kind, (PyObject *)s,
+                           "stream bookkeeping failed", TC_UVIO_HOLD_LAZY);
     if (rc < 0) {
-        tc_loop_tcp_set_uv_error(rc);
+        tc_uvio_set_error(rc);
         return -1;
     }
-    s->h.handle.data = s;
-    s->handle_open = 1;
-    TC_LOOP_HANDLE_OPENED(s->st);
-    rc = s->kind == K_TCP ? uv_tcp_open(&s->h.tcp, (uv_os_sock_t)fd)
-                          : uv_pipe_open(&s->h.pipe, (uv_file)fd);
+    rc = tc_uvio_handle_open(&s->io.h, s->kind, fd);
     if (rc < 0) {
-        /* libuv did not take the fd: close the bare handle */
-        s->handle_closing = 1;
+        /* libuv did not take the fd: close the bare handle (no socket object
+         * is attached yet; closing takes the self-reference, dropped in the
+         * close callback) */
         s->closed = 1;
-        hold_self(s); /* dropped in close_cb */
-        tc_loop_close_handle(s->loop, &s->h.handle, close_cb);
-        tc_loop_tcp_set_uv_error(rc);
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_set_error(rc);
         return -1;
     }
     if (hold_now) {
-        hold(s);
+        tc_uvio_conn_hold(&s->io);
     }
     return 0;
 }
@@ -1493,10 +1259,7 @@ tc_stream_loop(tc_stream *s)
     return s->loop;
 }
 
-
 /* ---------------------------------------------------------- Python API */
-
-static PyTypeObject *st_type_of(tc_stream *s);
 
 
 static PyObject *
@@ -1555,7 +1318,7 @@ inline_read(tc_stream *s)
     while (!s->closed && s->rmode != R_NONE && rounds++ < 64) {
         uv_buf_t b;
         ssize_t n;
-        if (!handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
+        if (!handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
             return 0;
         }
         own_space(s, &b);
@@ -1572,7 +1335,7 @@ inline_read(tc_stream *s)
                 return 0;
             }
             PyErr_SetFromErrno(PyExc_OSError);
-            exc = fetch_exception();
+            exc = tc_uvio_fetch_exception();
             if (exc == NULL) {
                 return -1;
             }
@@ -1992,14 +1755,14 @@ get_socket(tc_stream *s)
     if (s->closed || !handle_usable(s)) {
         Py_RETURN_NONE;
     }
-    if (s->sock != NULL) {
-        return Py_NewRef(s->sock);
+    if (s->io.sock != NULL) {
+        return Py_NewRef(s->io.sock);
     }
-    if (uv_fileno(&s->h.handle, &fd) < 0) {
+    if (uv_fileno(&s->io.h.handle, &fd) < 0) {
         Py_RETURN_NONE;
     }
-    s->sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, (int)fd);
-    return Py_XNewRef(s->sock);
+    s->io.sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, (int)fd);
+    return Py_XNewRef(s->io.sock);
 }
 
 static PyObject *
@@ -2018,10 +1781,10 @@ py_set_nodelay(tc_stream *s, PyObject *value)
     if (s->kind != K_TCP || !handle_usable(s) || s->closed) {
         Py_RETURN_NONE;
     }
-    rc = uv_tcp_nodelay(&s->h.tcp, v);
+    rc = uv_tcp_nodelay(&s->io.h.tcp, v);
     if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP && rc != UV_ECONNRESET &&
         rc != UV_ECONNABORTED && rc != UV_EPIPE && rc != UV_ETIMEDOUT) {
-        return tc_loop_tcp_set_uv_error(rc);
+        return tc_uvio_set_error(rc);
     }
     Py_RETURN_NONE;
 }
@@ -2032,9 +1795,8 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     /* _open(loop, io_loop, sock, max_buffer_size, read_chunk_size,
      *       max_write_buffer_size) */
     tc_state *st = s->st;
-    PyObject *fd_o;
     Py_ssize_t mbs = 0, rcs = 0, mwbs = -1;
-    long fd;
+    int fd;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "_open(loop, io_loop, sock, max_buffer_size, "
                                          "read_chunk_size, max_write_buffer_size)");
@@ -2045,7 +1807,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (st == NULL) {
-        st = s->st = tc_state_from_type(st_type_of(s));
+        st = s->st = tc_state_from_subtype(Py_TYPE(s), "tornado_c._core.Stream");
         if (st == NULL) {
             return NULL;
         }
@@ -2066,17 +1828,8 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Occurred()) {
         return NULL;
     }
-    fd_o = PyObject_CallMethod(args[2], "fileno", NULL);
-    if (fd_o == NULL) {
-        return NULL;
-    }
-    fd = PyLong_AsLong(fd_o);
-    Py_DECREF(fd_o);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    fd = tc_uvio_sock_fd(args[2], st->loop_tcp.s_fileno);
     if (fd < 0) {
-        PyErr_SetString(PyExc_ValueError, "the socket is closed");
         return NULL;
     }
     Py_INCREF(args[0]);
@@ -2086,11 +1839,11 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     set_sizes(s, mbs, rcs);
     s->max_write_buffer_size = mwbs < 0 ? -1 : mwbs;
     s->rmax = -1;
-    if (open_handle(s, (int)fd, 0) < 0) {
+    if (open_handle(s, fd, 0) < 0) {
         return NULL;
     }
     Py_INCREF(args[2]);
-    Py_XSETREF(s->sock, args[2]);
+    Py_XSETREF(s->io.sock, args[2]);
     Py_RETURN_NONE;
 }
 
@@ -2108,7 +1861,7 @@ py_begin_connect(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->connecting = 1;
-    hold(s); /* upstream registers for WRITE */
+    tc_uvio_conn_hold(&s->io); /* upstream registers for WRITE */
     update_reading(s);
     Py_INCREF(fut);
     Py_XSETREF(s->connect_future, fut);
@@ -2178,7 +1931,7 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
         s->cork = 0;
         send_corked(s, 0);
     }
-    if (s->closed || !handle_usable(s) || uv_fileno(&s->h.handle, &fd) < 0) {
+    if (s->closed || !handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
         PyErr_SetString(PyExc_ValueError, "IOStream is not idle; cannot convert to SSL");
         return NULL;
     }
@@ -2192,8 +1945,8 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->closed = 1; /* quietly: no futures, no callbacks are pending */
-    close_handle(s);
-    Py_CLEAR(s->sock);
+    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    Py_CLEAR(s->io.sock);
     return sock;
 }
 
@@ -2220,8 +1973,8 @@ py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
     }
     s->closed = 1;
     s->ccb = NULL;
-    s->pend_len = 0;
-    close_handle(s);
+    s->io.wq.pend_len = 0;
+    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
     Py_RETURN_NONE;
 }
 
@@ -2352,7 +2105,7 @@ get_write_buffer(tc_stream *s, void *Py_UNUSED(c))
     if (s->closed) {
         Py_RETURN_NONE;
     }
-    return PyBytes_FromStringAndSize(s->pend ? s->pend : "", (Py_ssize_t)s->pend_len);
+    return PyBytes_FromStringAndSize(s->io.wq.pend ? s->io.wq.pend : "", (Py_ssize_t)s->io.wq.pend_len);
 }
 
 static PyObject *
@@ -2414,22 +2167,6 @@ get_consumer_attached(tc_stream *s, void *Py_UNUSED(c))
 
 /* ------------------------------------------------------------- type */
 
-static PyTypeObject *
-st_type_of(tc_stream *s)
-{
-    /* the first heap type of ours in the MRO: tornado_c._core.Stream */
-    PyObject *mro = Py_TYPE(s)->tp_mro;
-    Py_ssize_t i;
-    for (i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
-        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) && PyType_GetModule(t) != NULL) {
-            return t;
-        }
-        PyErr_Clear();
-    }
-    return Py_TYPE(s);
-}
-
 static PyObject *
 stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -2439,7 +2176,7 @@ stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (s == NULL) {
         return NULL;
     }
-    s->st = tc_state_from_type(st_type_of(s));
+    s->st = tc_state_from_subtype(Py_TYPE(s), "tornado_c._core.Stream");
     if (s->st == NULL) {
         Py_DECREF(s);
         return NULL;
@@ -2458,14 +2195,14 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(s->loop);
     Py_VISIT(s->io_loop);
-    Py_VISIT(s->sock);
-    Py_VISIT(s->live);
+    Py_VISIT(s->io.sock);
+    Py_VISIT(s->io.live);
     Py_VISIT(s->error);
     Py_VISIT(s->close_callback);
     Py_VISIT(s->connect_future);
     Py_VISIT(s->read_future);
     Py_VISIT(s->rtarget);
-    Py_VISIT(s->wobj);
+    Py_VISIT(s->io.wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_VISIT(s->wf[s->wf_head + i].fut);
     }
@@ -2480,20 +2217,20 @@ stream_clear(tc_stream *s)
      * closes the handle of an unheld one, taking the self-reference. */
     size_t i;
     Py_CLEAR(s->io_loop);
-    Py_CLEAR(s->sock);
-    Py_CLEAR(s->live);
+    Py_CLEAR(s->io.sock);
+    Py_CLEAR(s->io.live);
     Py_CLEAR(s->error);
     Py_CLEAR(s->close_callback);
     Py_CLEAR(s->connect_future);
     Py_CLEAR(s->read_future);
     clear_target(s);
-    Py_CLEAR(s->wobj);
+    Py_CLEAR(s->io.wq.obj);
     for (i = 0; i < s->wf_len; i++) {
         Py_CLEAR(s->wf[s->wf_head + i].fut);
     }
     s->wf_len = 0;
     s->wf_head = 0;
-    if (!s->handle_open) {
+    if (!s->io.open) {
         Py_CLEAR(s->loop);
     }
     return 0;
@@ -2501,8 +2238,8 @@ stream_clear(tc_stream *s)
 
 /* Nobody references the stream and it never waited for the loop (else it
  * would hold itself): close the connection, as upstream's socket closes
- * its fd when collected.  close_handle takes the self-reference, so the
- * object lives on until close_cb.  The cycle collector may run this in any
+ * its fd when collected.  tc_uvio_conn_close takes the self-reference, so
+ * the object lives on until the close callback.  The cycle collector may run this in any
  * thread: while the loop runs in another one, its handles are its own, so
  * the stream is held (the loop closing would release it) and closed by
  * _loop_closing from the loop's thread (call_soon_threadsafe). */
@@ -2510,12 +2247,12 @@ static void
 stream_finalize(tc_stream *s)
 {
     PyObject *type, *value, *tb, *meth, *r;
-    if (!s->handle_open || s->handle_closing || s->held) {
+    if (!s->io.open || s->io.closing || s->io.held) {
         return;
     }
     PyErr_Fetch(&type, &value, &tb);
     if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
-        hold(s);
+        tc_uvio_conn_hold(&s->io);
         meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
         if (meth != NULL) {
             r = PyObject_CallMethod((PyObject *)s->loop, "call_soon_threadsafe", "O", meth);
@@ -2526,8 +2263,8 @@ stream_finalize(tc_stream *s)
     else {
         s->closed = 1;
         s->ccb = NULL;
-        s->pend_len = 0;
-        close_handle(s);
+        s->io.wq.pend_len = 0;
+        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
     }
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)s);
@@ -2540,14 +2277,13 @@ stream_dealloc(tc_stream *s)
 {
     PyTypeObject *tp = Py_TYPE(s);
     if (PyObject_CallFinalizerFromDealloc((PyObject *)s) < 0) {
-        return; /* resurrected: the handle is closing (close_cb frees) */
+        return; /* resurrected: the handle is closing (its close callback frees) */
     }
     PyObject_GC_UnTrack(s);
     stream_clear(s);
     Py_CLEAR(s->loop);
     PyMem_Free(s->rbuf);
-    PyMem_Free(s->wheap);
-    PyMem_Free(s->pend);
+    tc_uvio_wq_free(&s->io.wq);
     PyMem_Free(s->wf);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
@@ -2681,18 +2417,6 @@ static PyMethodDef stream_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyObject *
-import_attr(const char *mod, const char *attr)
-{
-    PyObject *m = PyImport_ImportModule(mod), *r;
-    if (m == NULL) {
-        return NULL;
-    }
-    r = PyObject_GetAttrString(m, attr);
-    Py_DECREF(m);
-    return r;
-}
-
 int
 tc_stream_exec(PyObject *module, struct tc_state *st)
 {
@@ -2709,8 +2433,8 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
     if ((ss->fn_deliver = PyObject_GetAttrString(module, "_stream_deliver")) == NULL) {
         return -1;
     }
-    if ((ss->re_compile = import_attr("re", "compile")) == NULL ||
-        (ss->socket_type = import_attr("socket", "socket")) == NULL) {
+    if ((ss->re_compile = tc_import_attr("re", "compile")) == NULL ||
+        (ss->socket_type = tc_import_attr("socket", "socket")) == NULL) {
         return -1;
     }
     return 0;
