@@ -341,14 +341,22 @@ static void
 handle_dealloc(tc_handle *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    tc_state *st = self->loop != NULL ? self->loop->st : NULL;
-    /* Only an exact Handle may go to the freelist.  That type holds its
-     * module, so `st` stays valid until Py_DECREF(tp) below even when
-     * handle_clear() drops the last reference to the loop (at interpreter
-     * shutdown the loop can be what kept the module alive).  For any other
-     * type the state is not touched after the clear. */
-    if (st != NULL && tp != st->loop.Handle_type) {
-        st = NULL;
+    PyObject *mod = ((PyHeapTypeObject *)tp)->ht_module; /* borrowed or NULL */
+    tc_state *st = NULL;
+    /* Only an exact Handle may go to the freelist, which is in the module
+     * state.  The state is reached through the module that `tp` holds, never
+     * through self->loop: when the cycle collector clears a heap type it
+     * drops the type's module (ht_module = NULL), and at interpreter shutdown
+     * the module -- and its state -- can then be freed while Handles and
+     * their loop still live (loop->st dangles).  While `tp` holds its module
+     * the state is valid until Py_DECREF(tp) below, even when handle_clear()
+     * drops the last reference to the loop.  For any other type, or once the
+     * type let go of its module, the state is not touched. */
+    if (mod != NULL) {
+        st = (tc_state *)PyModule_GetState(mod);
+        if (st != NULL && tp != st->loop.Handle_type) {
+            st = NULL;
+        }
     }
     PyObject_GC_UnTrack(self);
     handle_clear(self);
