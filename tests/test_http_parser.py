@@ -581,3 +581,43 @@ def test_writer_messages():
         w.finish()
     with pytest.raises(ValueError, match=re.escape("Illegal characters (CR or LF) in header: b'X: a\\rb'")):
         _core.HTTPResponseWriter("GET", "HTTP/1.1").write_headers(200, "OK", [("X", "a\rb")])
+
+
+# ------------------------------------------- why llhttp is not the parser
+
+# Requests upstream Tornado 6.6 accepts (its own web_test sends a custom
+# method) that the system's llhttp rejects in its default settings, with no
+# lenient switch for them (README, csrc/http/parser.h).
+LLHTTP_REJECTS_VALID = [
+    (req("Host: a", start="OTHER / HTTP/1.1"), "HPE_INVALID_METHOD"),
+    (req("Host: a", "Content-Length: 1", "Content-Length: 1", start="POST / HTTP/1.1", body=b"x"),
+     "HPE_UNEXPECTED_CONTENT_LENGTH"),
+    (req("Host: a", "Content-Length: 1, 1", start="POST / HTTP/1.1", body=b"x"),
+     "HPE_INVALID_CONTENT_LENGTH"),
+    (req("Host: a", eol=b"\n"), "HPE_INVALID_HEADER_TOKEN"),  # LF-only line ends
+]
+
+
+@pytest.mark.parametrize("data,llhttp_error", LLHTTP_REJECTS_VALID)
+def test_llhttp_rejects_requests_tornado_accepts(data, llhttp_error):
+    p = parse(data)
+    assert p.error is None
+    assert [e[0] for e in p.events][:1] == ["headers"] and p.events[-1][0] == "complete"
+    assert _core._llhttp_verdict(data) == llhttp_error
+
+
+# ... and smuggling vectors its lenient default accepts where Tornado answers 400.
+LLHTTP_ACCEPTS_INVALID = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\rXGET / HTTP/1.1\r\n\r\n",  # \r\n\rX ends the head
+    chunked(b"3\r\nabcXX0\r\n\r\n"),  # no CRLF after chunk data
+    chunked(b"3;x=y\r\nabc\r\n0\r\n\r\n"),  # chunk extension
+    chunked(b"3\r\nabc\r\n0\r\nX: y\r\n\r\n"),  # trailer
+    req("Host: a", "X: b", " c"),  # obs-fold
+]
+
+
+@pytest.mark.parametrize("data", LLHTTP_ACCEPTS_INVALID)
+def test_llhttp_default_accepts_what_tornado_rejects(data):
+    assert _core._llhttp_verdict(req("Host: a")) == "HPE_OK"  # the control
+    assert _core._llhttp_verdict(data) == "HPE_OK"
+    assert err(data) is not None and err(data)[0] == "400"

@@ -45,7 +45,36 @@ llhttp_selftest(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(done == 1);
 }
 
+/* _llhttp_verdict(data): what this llhttp, in its default settings, makes of
+ * one request: "HPE_OK" when it parsed a complete message, else the errno
+ * name (HPE_INVALID_METHOD, ...).  For tests that check why llhttp is not
+ * the request parser (see parser.h). */
+static PyObject *
+llhttp_verdict(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_buffer view;
+    llhttp_settings_t settings;
+    llhttp_t parser;
+    int done = 0;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    llhttp_settings_init(&settings);
+    settings.on_message_complete = selftest_on_complete;
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    parser.data = &done;
+    llhttp_errno_t err = llhttp_execute(&parser, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (err == HPE_OK && done == 0) {
+        return PyUnicode_FromString("incomplete");
+    }
+    return PyUnicode_FromString(llhttp_errno_name(err));
+}
+
 static PyMethodDef http_methods[] = {
+    {"_llhttp_verdict", llhttp_verdict, METH_O,
+     "What llhttp (default settings) makes of one request: 'HPE_OK' or an errno name."},
     {"llhttp_version", llhttp_version, METH_NOARGS, "Version of the llhttp compiled in."},
     {"_llhttp_selftest", llhttp_selftest, METH_NOARGS, "Parse one request with llhttp; True if it completed."},
     {NULL, NULL, 0, NULL},

@@ -7,10 +7,11 @@
  * The framing decisions must be exactly those of tornado.http1connection
  * (6.6): llhttp (8.1 in Debian, lenient by default) disagrees in both
  * directions.  It rejects requests Tornado accepts (any token as a method,
- * e.g. "FOO" must reach the application and get 405; HTTP/1.2..1.9) and
- * accepts requests Tornado rejects with 400 (bare CR line ends, "\r\n\rX"
- * ending the head, chunk extensions, trailers, missing CRLF after chunk
- * data, whitespace in chunk sizes, obs-fold).  Strict-mode builds of other
+ * e.g. "FOO" must reach the application and get 405; repeated equal
+ * Content-Length; LF-only line ends; HTTP/1.2..1.9) and accepts requests
+ * Tornado rejects with 400 ("\r\n\rX" ending the head, chunk extensions,
+ * trailers, missing CRLF after chunk data, obs-fold); tests/test_http_parser.py
+ * checks both lists against the linked llhttp (_llhttp_verdict in http.c).  Strict-mode builds of other
  * llhttp versions move the line again.  So this parser implements Tornado's
  * grammar itself, byte for byte, and llhttp stays what it is in http.c: a
  * linked, self-tested dependency (llhttp_version()), not the authority on
