@@ -595,6 +595,7 @@ LLHTTP_REJECTS_VALID = [
     (req("Host: a", "Content-Length: 1, 1", start="POST / HTTP/1.1", body=b"x"),
      "HPE_INVALID_CONTENT_LENGTH"),
     (req("Host: a", eol=b"\n"), "HPE_INVALID_HEADER_TOKEN"),  # LF-only line ends
+    (req("Host: a", start="GET / HTTP/1.2"), "HPE_INVALID_VERSION"),
 ]
 
 
