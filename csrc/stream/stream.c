@@ -761,6 +761,19 @@ resolve_write_futures(tc_stream *s)
     }
 }
 
+/* Bytes reached the kernel: resolve the write futures they complete, and
+ * tell the consumer once the queue is empty. */
+static void
+writes_done(tc_stream *s)
+{
+    resolve_write_futures(s);
+    if (!s->io.wq.inflight && s->io.wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
+        s->ccb->on_drain != NULL) {
+        s->ccb->on_drain(s->cctx, s);
+        report(s, "Exception in stream consumer on_drain");
+    }
+}
+
 static void
 write_cb(uv_write_t *req, int status)
 {
@@ -786,12 +799,7 @@ write_cb(uv_write_t *req, int status)
     if (rc == 1) {
         goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
-    resolve_write_futures(s);
-    if (!s->io.wq.inflight && s->io.wq.pend_len == 0 && s->ccb != NULL && !s->closed &&
-        s->ccb->on_drain != NULL) {
-        s->ccb->on_drain(s->cctx, s);
-        report(s, "Exception in stream consumer on_drain");
-    }
+    writes_done(s);
 done:
     report(s, "stream write callback failed");
     Py_DECREF(s);
@@ -832,12 +840,8 @@ deferred_flush(PyObject *obj)
         return;
     }
     send_corked(s, 0);
-    if (!s->closed && !s->io.wq.inflight && s->io.wq.pend_len == 0) {
-        resolve_write_futures(s);
-        if (s->ccb != NULL && s->ccb->on_drain != NULL && !s->closed) {
-            s->ccb->on_drain(s->cctx, s);
-            report(s, "Exception in stream consumer on_drain");
-        }
+    if (!s->closed && !s->io.wq.inflight) { /* else write_cb finishes the job */
+        writes_done(s);
     }
     report(s, "stream write failed");
 }
@@ -887,11 +891,12 @@ write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     }
     if (s->cork) {
         int c = cork_write(s, data, len);
-        if (c != 0) {
-            if (c > 0) {
-                s->wtotal += len;
-            }
-            return c < 0 ? -1 : 0;
+        if (c < 0) {
+            return -1;
+        }
+        if (c > 0) {
+            s->wtotal += len;
+            return 0;
         }
         if (s->closed) {
             return 0; /* sending the batch failed and closed the stream */
@@ -1229,8 +1234,9 @@ tc_stream_write_obj(tc_stream *s, PyObject *buffer)
 void
 tc_stream_set_cork(tc_stream *s, int on)
 {
+    int was = s->cork;
     s->cork = on != 0;
-    if (!on && !s->closed) {
+    if (was && !on && !s->closed) {
         send_corked(s, 0);
     }
 }
@@ -1927,10 +1933,7 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
     uv_os_fd_t fd;
     int nfd;
     PyObject *sock;
-    if (!s->closed && s->cork) {
-        s->cork = 0;
-        send_corked(s, 0);
-    }
+    tc_stream_set_cork(s, 0);
     if (s->closed || !handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
         PyErr_SetString(PyExc_ValueError, "IOStream is not idle; cannot convert to SSL");
         return NULL;
