@@ -807,12 +807,12 @@ static const tc_http_callbacks server_callbacks = {
 
 /* The stream's write queue emptied: resolve write futures, finish a
  * waiting request, close after a 400. */
-static void
-on_drain(void *ctx, tc_stream *s)
+/* Everything written reached the kernel: resolve the futures write_headers/
+ * write/finish handed out meanwhile.  -1 (exception set) only when the list
+ * could not be replaced. */
+static int
+resolve_write_futures(sconn *sc)
 {
-    sconn *sc = ctx;
-    (void)s;
-    Py_INCREF(sc);
     if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
         PyObject *lst = sc->write_futures;
         sc->write_futures = PyList_New(0);
@@ -821,8 +821,20 @@ on_drain(void *ctx, tc_stream *s)
         }
         Py_DECREF(lst);
         if (sc->write_futures == NULL) {
-            report(sc, "HTTP server: out of memory");
+            return -1;
         }
+    }
+    return 0;
+}
+
+static void
+on_drain(void *ctx, tc_stream *s)
+{
+    sconn *sc = ctx;
+    (void)s;
+    Py_INCREF(sc);
+    if (resolve_write_futures(sc) < 0) {
+        report(sc, "HTTP server: out of memory");
     }
     if (sc->close_after_drain) {
         sc_close(sc);
@@ -913,11 +925,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_DECREF(rc);
     }
     Py_CLEAR(sc->req);  /* no sc <-> rc cycle left behind (circlerefs_test) */
-    if (sc->write_futures != NULL) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sc->write_futures); i++) {
-            future_set_none(PyList_GET_ITEM(sc->write_futures, i));
-        }
-        PyList_SetSlice(sc->write_futures, 0, PY_SSIZE_T_MAX, NULL);
+    if (resolve_write_futures(sc) < 0) {
+        report(sc, "HTTP server: out of memory");
     }
     PyObject *r = PyObject_CallMethod(sc->server, "on_close", "O", (PyObject *)sc);
     if (r == NULL) {
@@ -1662,15 +1671,9 @@ rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
          * wrote (the 101 response) goes first */
         tc_stream_set_cork(sc->stream, 0);
         tc_stream_set_consumer(sc->stream, NULL, NULL);
-        if (sc_pending(sc) == 0 && sc->write_futures != NULL) {
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sc->write_futures); i++) {
-                future_set_none(PyList_GET_ITEM(sc->write_futures, i));
-            }
-            if (PyList_SetSlice(sc->write_futures, 0, PyList_GET_SIZE(sc->write_futures),
-                                NULL) < 0) {
-                Py_DECREF(stream);
-                return NULL;
-            }
+        if (sc_pending(sc) == 0 && resolve_write_futures(sc) < 0) {
+            Py_DECREF(stream);
+            return NULL;
         }
         if (sc->read_chunk_size > 0) {
             PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
