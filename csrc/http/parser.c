@@ -74,12 +74,14 @@ pick_quote(const char *s, size_t n)
     return '\'';
 }
 
-/* repr() of a str whose code points are the latin-1 bytes s[0..n). */
-int
-tc_http_repr_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* repr() of a str whose code points are the latin-1 bytes s[0..n), or with
+ * `bytes` of a bytes object: the same escapes, a "b" prefix, and every byte
+ * from 0x7f up as \xNN (a str escapes only what is not printable). */
+static int
+repr_latin1(char **buf, size_t *len, size_t *cap, const char *s, size_t n, int bytes)
 {
     char q = (char)pick_quote(s, n);
-    if (sb_add(buf, len, cap, &q, 1) < 0) {
+    if ((bytes && sb_add(buf, len, cap, "b", 1) < 0) || sb_add(buf, len, cap, &q, 1) < 0) {
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -94,8 +96,9 @@ tc_http_repr_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
             r = sb_add(buf, len, cap, "\\n", 2);
         } else if (c == '\r') {
             r = sb_add(buf, len, cap, "\\r", 2);
-        } else if (c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0xad) {
-            /* not str.isprintable(): C0, DEL, C1, NBSP (Zs), SOFT HYPHEN (Cf) */
+        } else if (c < 0x20 || (bytes ? c >= 0x7f
+                                       : ((c >= 0x7f && c <= 0xa0) || c == 0xad))) {
+            /* str: not str.isprintable(): C0, DEL, C1, NBSP (Zs), SOFT HYPHEN (Cf) */
             r = sb_hex(buf, len, cap, c);
         } else {
             char ch = (char)c;
@@ -108,37 +111,18 @@ tc_http_repr_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
     return sb_add(buf, len, cap, &q, 1);
 }
 
+/* repr() of a str whose code points are the latin-1 bytes s[0..n). */
+int
+tc_http_repr_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    return repr_latin1(buf, len, cap, s, n, 0);
+}
+
 /* repr() of a bytes object. */
 int
 tc_http_repr_bytes(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    char q = (char)pick_quote(s, n);
-    if (sb_add(buf, len, cap, "b", 1) < 0 || sb_add(buf, len, cap, &q, 1) < 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int r;
-        if (c == (unsigned char)q || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            r = sb_add(buf, len, cap, e, 2);
-        } else if (c == '\t') {
-            r = sb_add(buf, len, cap, "\\t", 2);
-        } else if (c == '\n') {
-            r = sb_add(buf, len, cap, "\\n", 2);
-        } else if (c == '\r') {
-            r = sb_add(buf, len, cap, "\\r", 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            r = sb_hex(buf, len, cap, c);
-        } else {
-            char ch = (char)c;
-            r = sb_add(buf, len, cap, &ch, 1);
-        }
-        if (r < 0) {
-            return -1;
-        }
-    }
-    return sb_add(buf, len, cap, &q, 1);
+    return repr_latin1(buf, len, cap, s, n, 1);
 }
 
 /* ------------------------------------------------------- character classes */
