@@ -136,6 +136,16 @@ def listen(server):
     return port
 
 
+async def one_connection():
+    """A Recording server and one TCPClient connection to it:
+    (server, client stream, server-side stream, client address)."""
+    server = Recording()
+    port = listen(server)
+    client = await TCPClient().connect("127.0.0.1", port)
+    stream, address = await server.queue.get()
+    return server, client, stream, address
+
+
 # ----------------------------------------------------------- the switch
 
 
@@ -190,10 +200,7 @@ def test_installed_but_not_on_tornado_c_loop_gives_upstream_streams(clean_switch
     got = {}
 
     async def main():
-        server = Recording()
-        port = listen(server)
-        client = await TCPClient().connect("127.0.0.1", port)
-        stream, _ = await server.queue.get()
+        server, client, stream, _ = await one_connection()
         assert isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop)
         got["types"] = (type(client), type(stream))
         client.close()
@@ -242,10 +249,7 @@ def test_echo_server_and_client(mode):
 
 def test_server_sees_client_close(mode):
     async def main():
-        server = Recording()
-        port = listen(server)
-        client = await TCPClient().connect("127.0.0.1", port)
-        stream, address = await server.queue.get()
+        server, client, stream, address = await one_connection()
         check_kind(mode, stream)
         assert address[0] == "127.0.0.1"
         assert address[1] == client.socket.getsockname()[1]
@@ -543,10 +547,7 @@ def test_ipv6_loopback(mode):
 
 def test_set_nodelay_and_socket_options(mode):
     async def main():
-        server = Recording()
-        port = listen(server)
-        client = await TCPClient().connect("127.0.0.1", port)
-        stream, _ = await server.queue.get()
+        server, client, stream, _ = await one_connection()
         for st in (client, stream):
             check_kind(mode, st)
             st.set_nodelay(True)
@@ -643,10 +644,7 @@ def test_peer_reset_gives_stream_closed_with_the_error(mode):
     import struct
 
     async def main():
-        server = Recording()
-        port = listen(server)
-        client = await TCPClient().connect("127.0.0.1", port)
-        stream, _ = await server.queue.get()
+        server, client, stream, _ = await one_connection()
         check_kind(mode, stream)
         read = asyncio.ensure_future(stream.read_until(b"\n"))
         await asyncio.sleep(0.05)
