@@ -1,0 +1,278 @@
+"""Instructions per operation on the hot paths, counted by callgrind.
+
+Wall-clock and CPU time swing by tens of percent on a shared VM; the number of
+instructions a path executes does not.  This script runs each case twice under
+``valgrind --tool=callgrind`` (N and 2N operations, same process set-up) and
+reports ``(Ir(2N) - Ir(N)) / N``: the instructions one more operation costs,
+with start-up, imports and tear-down cancelled out.  Use it to compare a change
+before and after (same machine, same interpreter, same build flags):
+
+    cd / && PYTHONPATH=/path/to/tree python /path/to/benchmarks/callgrind_hot.py
+    ... --cases hello,call_soon --n 2000 --json out.json
+
+Cases:
+  call_soon       loop.call_soon of a no-op callback (batches of 1000)
+  call_later      loop.call_later(0) of a no-op callback, fired
+  transport_write Transport.write of 100 bytes to a socketpair peer
+  iostream_write  tornado_c IOStream.write of 100 bytes (awaited)
+  hello           one keep-alive GET of benchmarks/apps/hello.py's handler,
+                  server under the full switch in the measured process, the
+                  client a separate, unmeasured process
+
+Only the measured process runs under valgrind (children are not traced).
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello")
+COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+# --------------------------------------------------------------------------
+# worker side: runs under valgrind
+
+
+def _new_loop():
+    import tornado_c.loop
+
+    return tornado_c.loop.new_event_loop()
+
+
+def case_call_soon(n):
+    loop = _new_loop()
+    noop = lambda: None  # noqa: E731
+
+    async def main():
+        done = 0
+        while done < n:
+            k = min(1000, n - done)
+            for _ in range(k):
+                loop.call_soon(noop)
+            await asyncio_sleep0()
+            done += k
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def asyncio_sleep0():
+    import asyncio
+
+    return asyncio.sleep(0)
+
+
+def case_call_later(n):
+    loop = _new_loop()
+    noop = lambda: None  # noqa: E731
+
+    async def main():
+        import asyncio
+
+        done = 0
+        while done < n:
+            k = min(1000, n - done)
+            for _ in range(k):
+                loop.call_later(0, noop)
+            await asyncio.sleep(0.001)
+            done += k
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def _drain(sock):
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def case_transport_write(n):
+    import asyncio
+
+    loop = _new_loop()
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    payload = b"x" * 100
+
+    async def main():
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+        done = 0
+        while done < n:
+            k = min(100, n - done)
+            for _ in range(k):
+                transport.write(payload)
+            await asyncio.sleep(0)
+            _drain(b)
+            done += k
+        transport.close()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    loop.close()
+    b.close()
+
+
+def case_iostream_write(n):
+    import asyncio
+
+    import tornado_c
+    from tornado_c.iostream import IOStream
+
+    tornado_c.install()
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    payload = b"x" * 100
+
+    async def main():
+        stream = IOStream(a)
+        done = 0
+        while done < n:
+            k = min(100, n - done)
+            for _ in range(k):
+                await stream.write(payload)
+            _drain(b)
+            done += k
+        stream.close()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    loop.close()
+    b.close()
+
+
+CLIENT = r"""
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+buf = b""
+for _ in range(n):
+    s.sendall(req)
+    while True:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep:
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+            if len(rest) >= length:
+                buf = rest[length:]
+                break
+        data = s.recv(65536)
+        if not data:
+            sys.exit("server closed the connection")
+        buf += data
+s.close()
+"""
+
+
+def case_hello(n):
+    import asyncio
+    import threading
+
+    import tornado_c
+
+    tornado_c.install()
+    sys.path.insert(0, os.path.join(HERE, "apps"))
+    import hello
+
+    async def main():
+        app = hello.make_app()
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(128)
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]
+        from tornado.httpserver import HTTPServer
+
+        server = HTTPServer(app)
+        server.add_sockets([lsock])
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(n)])
+
+        def waiter():
+            rc = proc.wait()
+            loop.call_soon_threadsafe(finished.set_result, rc)
+
+        threading.Thread(target=waiter, daemon=True).start()
+        rc = await finished
+        server.stop()
+        await server.close_all_connections()
+        if rc != 0:
+            raise SystemExit("client failed: %d" % rc)
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------
+# driver side
+
+
+def run_once(case, n, env):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        cmd = [
+            "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+            sys.executable, os.path.abspath(__file__), "--worker", case, str(n),
+        ]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
+        if proc.returncode != 0:
+            raise SystemExit("%s n=%d failed:\n%s" % (case, n, proc.stderr[-3000:]))
+        m = COLLECTED_RE.search(proc.stderr)
+        if not m:
+            raise SystemExit("no 'Collected' line from callgrind:\n" + proc.stderr[-2000:])
+        return int(m.group(1))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--n", type=int, default=2000, help="operations in the smaller run")
+    ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--worker", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        globals()["case_" + args.worker[0]](int(args.worker[1]))
+        return 0
+    cases = [c for c in args.cases.split(",") if c]
+    for c in cases:
+        if c not in CASES:
+            ap.error("unknown case %r (known: %s)" % (c, ", ".join(CASES)))
+    import tornado_c
+
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    results = {"n": args.n, "tornado_c": os.path.dirname(tornado_c.__file__),
+               "python": sys.version.split()[0], "cases": {}}
+    print("%-16s %14s %14s %12s" % ("case", "Ir(N)", "Ir(2N)", "Ir/op"))
+    for c in cases:
+        started = time.monotonic()
+        one = run_once(c, args.n, env)
+        two = run_once(c, 2 * args.n, env)
+        per_op = (two - one) / args.n
+        results["cases"][c] = {"ir_n": one, "ir_2n": two, "ir_per_op": round(per_op, 1)}
+        print("%-16s %14d %14d %12.1f   (%.0f s)" % (c, one, two, per_op,
+                                                     time.monotonic() - started),
+              flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
