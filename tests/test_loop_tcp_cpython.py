@@ -47,16 +47,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
     test_write_pipe = _skip(NO_PIPES)
     test_write_pipe_disconnect_on_close = _skip(NO_PIPES)
     test_write_pty = _skip(NO_PIPES)
-    test_create_server_ssl = _skip(NO_TLS)
-    test_create_server_ssl_match_failed = _skip(NO_TLS)
-    test_create_server_ssl_verified = _skip(NO_TLS)
-    test_create_server_ssl_verify_failed = _skip(NO_TLS)
-    test_create_ssl_connection = _skip(NO_TLS)
-    test_create_ssl_unix_connection = _skip(NO_TLS)
-    test_create_unix_server_ssl = _skip(NO_TLS)
-    test_create_unix_server_ssl_verified = _skip(NO_TLS)
-    test_create_unix_server_ssl_verify_failed = _skip(NO_TLS)
-    test_ssl_connect_accepted_socket = _skip(NO_TLS)
     # loop-core tests (not transports): counted _run_once calls, sock_recv
     # cancellation timing
     test_timeout_rounding = _skip("loop core internals (_run_once count)")
@@ -69,9 +59,6 @@ class TCStreamTests(test_streams.StreamTests):
         self.loop = EventLoop()
         self.set_event_loop(self.loop)
 
-    test_open_connection_no_loop_ssl = _skip(NO_TLS)
-    test_open_unix_connection_no_loop_ssl = _skip(NO_TLS)
-    test_start_tls = _skip(NO_TLS)
     test_read_all_from_pipe_reader = _skip(NO_PIPES)
 
 
