@@ -1,8 +1,8 @@
 """CPython's own asyncio tests for streams, servers and socket transports, run
 on the tornado_c loop (the interpreter's test package must be installed).
 
-Tests of features the tornado_c loop does not have (TLS, pipe and pty
-transports, datagram endpoints) or that mock asyncio's private internals are
+Tests of features the tornado_c loop does not have (pipe and pty
+transports) or that mock asyncio's private internals are
 skipped here with the reason; everything else must pass.
 """
 
@@ -20,7 +20,6 @@ from tornado_c.loop import EventLoop
 
 NO_TLS = "tornado_c has no TLS transport yet"
 NO_PIPES = "pipe/pty transports are not part of the TCP/Unix transport work"
-NO_UDP = "datagram endpoints are not part of the TCP/Unix transport work"
 MOCKS = "mocks asyncio.base_events internals (socket module, _start_serving)"
 
 
@@ -37,9 +36,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
 
     test_create_server_multiple_hosts_ipv4 = _skip(MOCKS)
     test_create_server_multiple_hosts_ipv6 = _skip(MOCKS)
-    test_create_datagram_endpoint = _skip(NO_UDP)
-    test_create_datagram_endpoint_ipv6 = _skip(NO_UDP)
-    test_create_datagram_endpoint_sock = _skip(NO_UDP)
     test_bidirectional_pty = _skip(NO_PIPES)
     test_read_pipe = _skip(NO_PIPES)
     test_read_pty_output = _skip(NO_PIPES)
