@@ -46,7 +46,7 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
     # loop-core tests (not transports): counted _run_once calls, sock_recv
     # cancellation timing
     test_timeout_rounding = _skip("loop core internals (_run_once count)")
-    test_prompt_cancellation = _skip("loop core sock_recv, not the transports")
+    test_prompt_cancellation = _skip("calls the stdlib loop's private _stop_serving() at the end")
 
 
 class TCStreamTests(test_streams.StreamTests):

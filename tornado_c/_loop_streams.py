@@ -29,6 +29,7 @@ import stat
 import sys
 
 from asyncio import base_events as _base_events
+from asyncio import staggered as _staggered
 from asyncio import trsock as _trsock
 from asyncio.log import logger
 
@@ -279,15 +280,26 @@ class StreamsMixin:
                 laddr_infos = None
             if interleave:
                 infos = _base_events._interleave_addrinfos(infos, interleave)
-            # Happy eyeballs is not implemented: addresses are tried in turn.
             exceptions = []
             transport = None
-            for addrinfo in infos:
-                try:
-                    transport = await self._tc_connect_sock(exceptions, addrinfo, laddr_infos)
-                    break
-                except OSError:
-                    continue
+            if happy_eyeballs_delay is None:
+                for addrinfo in infos:
+                    try:
+                        transport = await self._tc_connect_sock(exceptions, addrinfo,
+                                                                laddr_infos)
+                        break
+                    except OSError:
+                        continue
+            else:
+                # happy eyeballs (RFC 8305), as asyncio: the next address is
+                # tried when the previous attempt failed or after the delay;
+                # the first connection wins, the others are cancelled (a
+                # cancelled attempt closes its transport).
+                transport, _, _ = await _staggered.staggered_race(
+                    (functools.partial(self._tc_connect_sock, exceptions, addrinfo,
+                                       laddr_infos)
+                     for addrinfo in infos),
+                    happy_eyeballs_delay, loop=self)
             if transport is None:
                 exceptions = [exc for sub in exceptions for exc in sub]
                 try:

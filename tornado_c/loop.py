@@ -461,12 +461,26 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
     async def _sock_wait(self, sock, writer, func, *args):
         fut = self.create_future()
         fd = sock.fileno()
+        # Done callbacks run later: when a cancelled wait's callback runs, a
+        # new wait on the same fd may have replaced its reader/writer, which
+        # must stay (asyncio checks the handle it registered).
+        owners = self.__dict__.setdefault("_tc_sock_waits", {})
+        key = (fd, writer)
+
+        def done(f):
+            if owners.get(key) is f:
+                del owners[key]
+                if writer:
+                    self.remove_writer(fd)
+                else:
+                    self.remove_reader(fd)
+
         if writer:
             self.add_writer(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_writer(fd))
         else:
             self.add_reader(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_reader(fd))
+        owners[key] = fut
+        fut.add_done_callback(done)
         return await fut
 
     async def sock_recv(self, sock, n):
@@ -491,7 +505,8 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
+        # the method is looked up at each try, as asyncio does
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         _check_nonblocking_socket(sock)
@@ -500,7 +515,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
             return sock.recvfrom_into(buf, nbytes)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendto(self, sock, data, address):
         _check_nonblocking_socket(sock)
@@ -508,7 +523,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, True, sock.sendto, data, address)
+        return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
         _check_nonblocking_socket(sock)

@@ -1263,6 +1263,13 @@ udp_get_paused(tc_udp *tr, void *Py_UNUSED(closure))
 }
 
 static PyObject *
+udp_get_sock(tc_udp *tr, void *Py_UNUSED(closure))
+{
+    /* asyncio's transport._sock (some code reads it): None once closed */
+    return Py_NewRef(tr->sock != NULL && !tr->lost_called ? tr->sock : Py_None);
+}
+
+static PyObject *
 udp_get_address(tc_udp *tr, void *Py_UNUSED(closure))
 {
     return Py_NewRef(tr->address ? tr->address : Py_None);
@@ -1450,6 +1457,7 @@ static PyGetSetDef udp_getset[] = {
     {"_fd", (getter)udp_get_fd, NULL, "fd of the socket, -1 when closed", NULL},
     {"_protocol_paused", (getter)udp_get_paused, NULL, NULL, NULL},
     {"_address", (getter)udp_get_address, NULL, "remote address of the endpoint", NULL},
+    {"_sock", (getter)udp_get_sock, NULL, "the socket object, None once closed", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
