@@ -774,22 +774,6 @@ def test_connect_accepted_socket(loop):
     run(loop, main())
 
 
-def test_ssl_not_supported_on_tornado_c(loop):
-    import ssl
-
-    if loop.kind != "tornado_c":
-        pytest.skip("TLS is only missing from tornado_c")
-
-    async def main():
-        ctx = ssl.create_default_context()
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=ctx)
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=ctx)
-
-    run(loop, main())
-
-
 # -------------------------------------------------------------- unix
 
 

@@ -418,11 +418,13 @@ call_connection_lost(tc_udp *tr, PyObject *exc)
 static void
 force_close(tc_udp *tr, PyObject *exc)
 {
+    size_t size = tr->bufsize;
     if (tr->conn_lost) {
         return;
     }
     if (tr->qlen > 0) {
         queue_clear(tr);
+        tr->bufsize = size; /* asyncio drops the datagrams, not its count */
     }
     tr->closing = 1;
     tr->reading = 0;
