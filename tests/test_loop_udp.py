@@ -703,3 +703,32 @@ def test_endpoint_waiter_cancelled_closes(loop):
     run(loop, main())
     gc.collect()
     assert fd_count() <= before
+
+
+def test_datagram_waits_for_callbacks_already_ready(loop):
+    # asyncio queues the read behind the callbacks that are ready: a task
+    # created right after sendto() runs before the datagram arrives
+    class P(asyncio.DatagramProtocol):
+        fut = None
+
+        def datagram_received(self, data, addr):
+            self.fut.set_result(data)
+
+    async def wait(p):
+        p.fut = loop.create_future()
+        return await p.fut
+
+    async def main():
+        t1, p1 = await loop.create_datagram_endpoint(P, local_addr=("127.0.0.1", 0))
+        t2, p2 = await loop.create_datagram_endpoint(P, local_addr=("127.0.0.1", 0))
+        a2 = t2.get_extra_info("sockname")
+        got = []
+        for i in range(20):
+            t1.sendto(b"%d" % i, a2)
+            got.append(await loop.create_task(wait(p2)))
+        t1.close()
+        t2.close()
+        return got
+
+    assert run(loop, main()) == [b"%d" % i for i in range(20)]
+    assert loop.errors == []

@@ -21,6 +21,10 @@
  * copied out into a bytes object before any Python code runs), send() or
  * sendto() straight from the caller's buffer.
  *
+ * Order of callbacks: datagrams are delivered from the poll callback, except
+ * when callbacks were already ready: then the read is queued behind them, as
+ * asyncio queues every I/O callback.
+ *
  * Addresses: sendto() converts a numeric (host, port[, flowinfo[, scope_id]])
  * tuple for the socket's family itself; anything else (host names, '',
  * '<broadcast>', Unix paths, bad values) goes through the socket object's own
@@ -98,6 +102,7 @@ typedef struct tc_udp {
     char reading;               /* watching for datagrams: read_started, not
                                  * closing, not paused */
     char paused;                /* pause_reading() */
+    char read_scheduled;        /* a deferred read_ready is in the ready queue */
     char closing;
     char protocol_paused;
     char lost_called;
@@ -899,7 +904,20 @@ poll_cb(uv_poll_t *handle, int status, int events)
         goto done;
     }
     if ((events & UV_READABLE) && tr->reading) {
-        read_ready(tr);
+        if (tr->loop->ready_len == 0) {
+            read_ready(tr);
+        }
+        else if (!tr->read_scheduled) {
+            /* asyncio queues an I/O callback behind the callbacks already
+             * ready: so must we, when there are any (a task started just
+             * before may be about to wait for this datagram) */
+            if (schedule(tr, tr->st->loop_udp.fn_read_ready, NULL) < 0) {
+                report_current(tr, "scheduling a datagram read failed");
+            }
+            else {
+                tr->read_scheduled = 1;
+            }
+        }
     }
     if ((events & UV_WRITABLE) && tr->qlen > 0 && !tr->lost_called) {
         write_ready(tr);
@@ -1308,6 +1326,23 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+fn_read_ready(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    tc_udp *tr;
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_udp.Datagram_type)) {
+        PyErr_SetString(PyExc_TypeError, "_datagram_read_ready(transport)");
+        return NULL;
+    }
+    tr = (tc_udp *)args[0];
+    tr->read_scheduled = 0;
+    if (tr->reading && !tr->poll_closing) {
+        read_ready(tr); /* reports its own errors */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
@@ -1490,6 +1525,7 @@ static PyType_Spec udp_spec = {
 static PyMethodDef udp_functions[] = {
     {"_datagram_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_datagram_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
+    {"_datagram_read_ready", (PyCFunction)(void (*)(void))fn_read_ready, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1540,7 +1576,8 @@ tc_loop_udp_exec(PyObject *module, tc_state *st)
         return -1;
     }
     if ((us->fn_conn_made = PyObject_GetAttrString(module, "_datagram_connection_made")) == NULL ||
-        (us->fn_conn_lost = PyObject_GetAttrString(module, "_datagram_connection_lost")) == NULL) {
+        (us->fn_conn_lost = PyObject_GetAttrString(module, "_datagram_connection_lost")) == NULL ||
+        (us->fn_read_ready = PyObject_GetAttrString(module, "_datagram_read_ready")) == NULL) {
         return -1;
     }
     INTERN(s_datagram_received, "datagram_received");
@@ -1558,6 +1595,7 @@ tc_loop_udp_traverse(tc_state *st, visitproc visit, void *arg)
     Py_VISIT(us->Datagram_type);
     Py_VISIT(us->fn_conn_made);
     Py_VISIT(us->fn_conn_lost);
+    Py_VISIT(us->fn_read_ready);
     return 0;
 }
 
@@ -1568,6 +1606,7 @@ tc_loop_udp_clear(tc_state *st)
     Py_CLEAR(us->Datagram_type);
     Py_CLEAR(us->fn_conn_made);
     Py_CLEAR(us->fn_conn_lost);
+    Py_CLEAR(us->fn_read_ready);
     Py_CLEAR(us->s_datagram_received);
     Py_CLEAR(us->s_error_received);
     Py_CLEAR(us->s_sendto);

@@ -29,6 +29,7 @@ typedef struct tc_loop_udp_state {
     PyTypeObject *Datagram_type;  /* tornado_c._core.DatagramTransport */
     PyObject *fn_conn_made;       /* module-level callables scheduled with */
     PyObject *fn_conn_lost;       /* tc_loop_call_soon (see udp.c)         */
+    PyObject *fn_read_ready;
     PyObject *s_datagram_received, *s_error_received, *s_sendto, *s_close,
         *s_socket_send_warning;
 } tc_loop_udp_state;
