@@ -665,3 +665,30 @@ def test_tornado_https_server_and_client(loop):
     body, raw = run(loop, main())
     assert body == b"secure hello"
     assert raw.startswith(b"HTTP/1.1 200 OK") and raw.endswith(b"secure hello")
+
+
+def test_data_then_close_notify_in_one_read(loop):
+    # the server writes several records and closes at once: the client reads
+    # them (and the close_notify) together, in order
+    class Sender(Rec):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            for i in range(5):
+                transport.write(b"%d" % i * 1000)
+            transport.close()
+
+    async def main():
+        server = await loop.create_server(lambda: Sender(loop), "127.0.0.1", 0,
+                                          ssl=server_ctx())
+        port = server.sockets[0].getsockname()[1]
+        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+                                              ssl=client_ctx(), server_hostname=HOST)
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(cl.data), cl.events
+
+    data, events = run(loop, main())
+    assert data == b"".join(b"%d" % i * 1000 for i in range(5))
+    assert events == ["made", "data", "eof", ("lost", None)]
+    assert loop.errors == []
