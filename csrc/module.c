@@ -71,7 +71,7 @@ core_exec(PyObject *module)
         return -1;
     }
     if (tc_loop_exec(module, st) < 0 || tc_loop_tcp_exec(module, st) < 0 ||
-        tc_loop_udp_exec(module, st) < 0 ||
+        tc_loop_udp_exec(module, st) < 0 || tc_loop_tls_exec(module, st) < 0 ||
         tc_stream_exec(module, st) < 0 ||
         tc_http_exec(module, st) < 0 || tc_ws_exec(module, st) < 0) {
         return -1;
@@ -96,6 +96,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     if ((r = tc_loop_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_tcp_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_udp_traverse(st, visit, arg)) != 0 ||
+        (r = tc_loop_tls_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
         (r = tc_http_traverse(st, visit, arg)) != 0 ||
         (r = tc_ws_traverse(st, visit, arg)) != 0) {
@@ -111,6 +112,7 @@ core_clear(PyObject *module)
     tc_ws_clear(st);
     tc_http_clear(st);
     tc_stream_clear(st);
+    tc_loop_tls_clear(st);
     tc_loop_udp_clear(st);
     tc_loop_tcp_clear(st);
     tc_loop_clear(st);

@@ -14,6 +14,7 @@
 #include "loop/loop.h"
 #include "loop/transport.h"
 #include "loop/udp.h"
+#include "loop/tls.h"
 #include "stream/stream.h"
 #include "http/http.h"
 #include "websocket/websocket.h"
@@ -22,6 +23,7 @@ typedef struct tc_state {
     tc_loop_state loop;
     tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
     tc_loop_udp_state loop_udp;   /* datagram transports (loop component) */
+    tc_loop_tls_state loop_tls;   /* TLS steady-state path (loop component) */
     tc_stream_state stream;
     tc_http_state http;
     tc_ws_state ws;

@@ -692,3 +692,125 @@ def test_data_then_close_notify_in_one_read(loop):
     assert data == b"".join(b"%d" % i * 1000 for i in range(5))
     assert events == ["made", "data", "eof", ("lost", None)]
     assert loop.errors == []
+
+
+# ------------------------------------- the C steady state and its edges
+
+
+def test_buffered_protocol_over_tls(loop):
+    class BufRec(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(1000)
+            self.data = bytearray()
+            self.lost = loop.create_future()
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def get_buffer(self, sizehint):
+            # a memoryview: with a bytearray the stdlib's buffered TLS read
+            # slices a copy and the data is scrambled (on every loop)
+            return memoryview(self.buf)
+
+        def buffer_updated(self, nbytes):
+            self.data += self.buf[:nbytes]
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        server, port, _ = await tls_echo_server(loop)
+        tr, pr = await loop.create_connection(BufRec, "127.0.0.1", port, ssl=client_ctx(),
+                                              server_hostname=HOST)
+        payload = os.urandom(50000)
+        tr.write(payload)
+        for _ in range(1000):
+            if len(pr.data) >= len(payload):
+                break
+            await asyncio.sleep(0.01)
+        tr.close()
+        await pr.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(pr.data) == payload
+
+    assert run(loop, main())
+    assert loop.errors == []
+
+
+def test_app_pause_reading_and_write_variants(loop):
+    async def main():
+        server, port, protos = await tls_echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+                                              ssl=client_ctx(), server_hostname=HOST)
+        tr.pause_reading()
+        assert not tr.is_reading()
+        tr.write(b"a" * 10)
+        tr.write(bytearray(b"b" * 10))
+        tr.write(memoryview(b"c" * 10))
+        tr.writelines([b"d" * 10, bytearray(b"e" * 10), memoryview(b"f" * 10)])
+        tr.write(b"")
+        with pytest.raises(TypeError) as ei:
+            tr.write("text")
+        message = str(ei.value)
+        await protos[0].wait_bytes(60)
+        await asyncio.sleep(0.05)
+        assert bytes(cl.data) == b""  # paused: nothing delivered
+        tr.resume_reading()
+        await cl.wait_bytes(60)
+        tr.close()
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(cl.data), message
+
+    data, message = run(loop, main())
+    assert data == b"a" * 10 + b"b" * 10 + b"c" * 10 + b"d" * 10 + b"e" * 10 + b"f" * 10
+    assert message == "data: expecting a bytes-like instance, got str"
+    assert loop.errors == []
+
+
+def test_exception_in_data_received_over_tls(loop):
+    class Bad(Rec):
+        def data_received(self, data):
+            super().data_received(data)
+            raise ValueError("app bug")
+
+    async def main():
+        server, port, protos = await tls_echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Bad(loop), "127.0.0.1", port,
+                                              ssl=client_ctx(), server_hostname=HOST)
+        tr.write(b"ping")
+        exc = await cl.lost
+        server.close()
+        await server.wait_closed()
+        return type(exc).__name__, cl.events
+
+    name, events = run(loop, main())
+    assert name == "ValueError"
+    assert events == ["made", "data", ("lost", "ValueError")]
+    assert [(e["message"], type(e["exception"]).__name__) for e in loop.errors] == [
+        ("Fatal error on SSL protocol", "ValueError")]
+
+
+def test_writes_after_close_over_tls(loop, caplog):
+    import logging
+
+    async def main():
+        server, port, protos = await tls_echo_server(loop)
+        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+                                              ssl=client_ctx(), server_hostname=HOST)
+        tr.write(b"x")
+        await cl.wait_bytes(1)
+        tr.close()
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            for _ in range(7):
+                tr.write(b"late")
+        await cl.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(cl.data)
+
+    assert run(loop, main()) == b"x"
+    warnings = [r for r in caplog.records if r.getMessage() == "SSL connection is closed"]
+    assert len(warnings) == 2

@@ -35,42 +35,50 @@ def _check_ssl_module():
         raise RuntimeError("Python ssl module is not available")
 
 
+def _fast_path_usable():
+    """The C steady-state path (csrc/loop/tls.c) knows the SSLProtocol of
+    Python 3.11-3.13: check that this one has what it uses."""
+    proto = getattr(_sslproto, "SSLProtocol", None)
+    states = getattr(_sslproto, "SSLProtocolState", None)
+    return (proto is not None and states is not None and hasattr(states, "WRAPPED")
+            and hasattr(_sslproto, "_SSLProtocolTransport")
+            and all(hasattr(proto, name) for name in (
+                "get_buffer", "buffer_updated", "_write_appdata", "_do_read",
+                "_do_write", "_process_outgoing", "_control_app_writing",
+                "_control_ssl_reading", "_call_eof_received", "_start_shutdown",
+                "_fatal_error", "_get_app_transport", "max_size")))
+
+
 if _HAS_SHUTDOWN_TIMEOUT and _ssl is not None:
     _SSLAgain = (_ssl.SSLWantReadError, _ssl.SSLSyscallError)
 
-    class _SSLProtocol(_sslproto.SSLProtocol):
-        """The stdlib's SSLProtocol, whose copying read (application data
-        for a non-buffered protocol) skips the last SSLObject.read() when
-        nothing is left to decrypt: that call can only raise SSLWantReadError,
-        and building that exception cost 14 % of the instructions of a 1 KiB
-        TLS echo (benchmarks/callgrind_echo.py).  Same calls to the protocol,
-        same results."""
+    if _fast_path_usable():
+        from tornado_c import _core
 
-        def _do_read__copied(self):
-            sslobj = self._sslobj
-            incoming = self._incoming
-            size = self.max_size
-            parts = []
-            closed = False
-            try:
-                while True:
-                    part = sslobj.read(size)
-                    if not part:
-                        closed = True  # close_notify
-                        break
-                    parts.append(part)
-                    if not incoming.pending and not sslobj.pending():
-                        # nothing buffered on either side of the SSL object:
-                        # another read() would only raise SSLWantReadError
-                        break
-            except _SSLAgain:
-                pass
-            if parts:
-                self._app_protocol.data_received(parts[0] if len(parts) == 1
-                                                 else b"".join(parts))
-            if closed:
-                self._call_eof_received()
-                self._start_shutdown()
+        _core._tls_init(_sslproto.SSLProtocol, _sslproto.SSLProtocolState, _ssl.SSLObject,
+                        _SSLAgain)
+
+        class _SSLProtocolTransport(_core.TLSAppTransportBase,
+                                    _sslproto._SSLProtocolTransport):
+            """The stdlib's application transport, write() in C."""
+
+        class _SSLProtocol(_core.TLSProtocolBase, _sslproto.SSLProtocol):
+            """The stdlib's SSLProtocol.  Its steady state (WRAPPED:
+            receiving, decrypting, handing data to the application,
+            encrypting and sending what it writes) runs in C
+            (TLSProtocolBase, csrc/loop/tls.c) on the same attributes,
+            calling the stdlib's methods for everything else."""
+
+            def _get_app_transport(self):
+                # the stdlib's, with the transport class above
+                if self._app_transport is None:
+                    if self._app_transport_created:
+                        raise RuntimeError("Creating _SSLProtocolTransport twice")
+                    self._app_transport = _SSLProtocolTransport(self._loop, self)
+                    self._app_transport_created = True
+                return self._app_transport
+    else:  # pragma: no cover - an SSLProtocol we do not know
+        _SSLProtocol = _sslproto.SSLProtocol
 else:  # pragma: no cover - 3.10: the older SSLProtocol, used as it is
     _SSLProtocol = _sslproto.SSLProtocol
 
