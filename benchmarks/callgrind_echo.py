@@ -17,7 +17,12 @@ Cases:
   tls64k  64 KiB the same way
   tcp1k   1 KiB over plain TCP (reference for the TLS cases)
 
-Instruction counts include OpenSSL's (the same library for every loop).
+Instruction counts include OpenSSL's (the same library for every loop) and
+exclude the kernel's (system calls are not counted).  Under valgrind the
+server runs some 50 times slower, so the client's next UDP datagram is often
+already waiting when the server asks again: loops that read until EAGAIN
+(uvloop, tornado_c's Unix datagram path) then handle several per wakeup,
+which a normal run does not; compare UDP figures with that in mind.
 """
 
 import argparse

@@ -17,9 +17,9 @@
  * then bind the same port and take the datagrams), and libuv's queued sends
  * know only IPv4/IPv6 addresses (no Unix datagram sockets).  So the transport
  * watches its socket with a uv_poll_t and makes the system calls itself:
- * recvfrom() into the loop's shared read buffer (loop/uvio.h; the datagram is
- * copied out into a bytes object before any Python code runs), send() or
- * sendto() straight from the caller's buffer.
+ * recvmmsg() (UDP) or recvfrom() (Unix) into the loop's shared read buffer
+ * (loop/uvio.h; the datagrams are copied out into bytes objects before any
+ * Python code runs), send() or sendto() straight from the caller's buffer.
  *
  * Order of callbacks: datagrams are delivered from the poll callback, except
  * when callbacks were already ready: then the read is queued behind them, as
@@ -49,6 +49,11 @@
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 /* datagrams read per readiness event at most (then other work runs) */
 #define UDP_READS_PER_EVENT 32
+/* UDP datagrams read per recvmmsg(), each into a slot of the shared read
+ * buffer large enough for any UDP payload */
+#define UDP_BATCH 4
+#define UDP_SLOT (TC_UVIO_READ_BUF_SIZE / UDP_BATCH)
+_Static_assert(UDP_SLOT >= 65536, "a recvmmsg slot must hold any UDP payload");
 
 #if PY_VERSION_HEX >= 0x030D0000
 /* 3.13: empty datagrams are sent, and every queued datagram counts 8 more
@@ -805,64 +810,119 @@ rx_address(tc_udp *tr, const struct sockaddr_storage *ss, socklen_t len)
     return a;
 }
 
+/* recvfrom() failed with errno: EAGAIN ends the read; any other error goes
+ * to protocol.error_received() (asyncio: one error per readiness event). */
+static void
+read_failed(tc_udp *tr)
+{
+    PyObject *exc, *r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+    }
+    PyErr_SetFromErrno(PyExc_OSError);
+    exc = tc_uvio_fetch_exception();
+    if (exc == NULL) {
+        return;
+    }
+    if (tr->protocol != NULL) {
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp.s_error_received, exc);
+        if (r == NULL) {
+            report_current(tr, "Exception in callback of the datagram transport");
+        }
+        Py_XDECREF(r);
+    }
+    Py_DECREF(exc);
+}
+
+/* Read the datagrams waiting (at most UDP_READS_PER_EVENT) and hand them to
+ * datagram_received().  UDP sockets read up to UDP_BATCH at once with
+ * recvmmsg() into UDP_SLOT-byte slots of the shared read buffer (a UDP
+ * payload is at most 65,527 bytes), and a short batch means the queue is
+ * empty: no last call that fails with EAGAIN.  Unix datagram sockets read
+ * one datagram of up to the whole buffer per recvfrom(), as asyncio (their
+ * datagrams can be larger).  Every datagram of a batch is copied out of the
+ * shared buffer before any Python code runs. */
 static void
 read_ready(tc_udp *tr)
 {
     char *buf = tr->st->loop.readbuf; /* lent while no Python code runs */
-    int i;
-    for (i = 0; i < UDP_READS_PER_EVENT && tr->reading && !tr->conn_lost && tr->fd >= 0; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sslen = sizeof(ss);
-        ssize_t n;
-        PyObject *data, *addr, *r, *callargs[3];
-        do {
-            n = recvfrom(tr->fd, buf, TC_UVIO_READ_BUF_SIZE, 0, (struct sockaddr *)&ss, &sslen);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            PyObject *exc;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    int total = 0;
+    while (total < UDP_READS_PER_EVENT && tr->reading && !tr->conn_lost && tr->fd >= 0) {
+        struct sockaddr_storage ss[UDP_BATCH];
+        socklen_t sslen[UDP_BATCH];
+        size_t len[UDP_BATCH];
+        PyObject *datas[UDP_BATCH], *addrs[UDP_BATCH];
+        int got, k, more;
+        if (tr->family == AF_INET || tr->family == AF_INET6) {
+            struct mmsghdr msgs[UDP_BATCH];
+            struct iovec iov[UDP_BATCH];
+            memset(msgs, 0, sizeof(msgs));
+            for (k = 0; k < UDP_BATCH; k++) {
+                iov[k].iov_base = buf + (size_t)k * UDP_SLOT;
+                iov[k].iov_len = UDP_SLOT;
+                msgs[k].msg_hdr.msg_iov = &iov[k];
+                msgs[k].msg_hdr.msg_iovlen = 1;
+                msgs[k].msg_hdr.msg_name = &ss[k];
+                msgs[k].msg_hdr.msg_namelen = sizeof(ss[k]);
+            }
+            do {
+                got = recvmmsg(tr->fd, msgs, UDP_BATCH, 0, NULL);
+            } while (got < 0 && errno == EINTR);
+            for (k = 0; k < got; k++) {
+                sslen[k] = msgs[k].msg_hdr.msg_namelen;
+                len[k] = msgs[k].msg_len;
+            }
+            more = got == UDP_BATCH;
+        }
+        else {
+            ssize_t n;
+            sslen[0] = sizeof(ss[0]);
+            do {
+                n = recvfrom(tr->fd, buf, TC_UVIO_READ_BUF_SIZE, 0, (struct sockaddr *)&ss[0],
+                             &sslen[0]);
+            } while (n < 0 && errno == EINTR);
+            got = n < 0 ? -1 : 1;
+            len[0] = n < 0 ? 0 : (size_t)n;
+            more = 1;
+        }
+        if (got < 0) {
+            read_failed(tr);
+            return;
+        }
+        /* copy every datagram out of the shared buffer first */
+        for (k = 0; k < got; k++) {
+            datas[k] = PyBytes_FromStringAndSize(buf + (size_t)k * UDP_SLOT, (Py_ssize_t)len[k]);
+            addrs[k] = datas[k] ? rx_address(tr, &ss[k], sslen[k]) : NULL;
+            if (addrs[k] == NULL) {
+                int j;
+                Py_XDECREF(datas[k]);
+                for (j = 0; j < k; j++) {
+                    Py_DECREF(datas[j]);
+                    Py_DECREF(addrs[j]);
+                }
+                fatal_error_current(tr, "Fatal read error on datagram transport");
                 return;
             }
-            PyErr_SetFromErrno(PyExc_OSError);
-            exc = tc_uvio_fetch_exception();
-            if (exc == NULL) {
-                return;
-            }
-            if (tr->protocol != NULL) {
-                r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp.s_error_received,
-                                              exc);
+        }
+        for (k = 0; k < got; k++) {
+            /* the protocol may close the transport on the way: the rest of
+             * the batch is dropped, as asyncio would not have read it */
+            if (tr->protocol != NULL && tr->reading && !tr->conn_lost) {
+                PyObject *r, *callargs[3] = {tr->protocol, datas[k], addrs[k]};
+                r = PyObject_VectorcallMethod(tr->st->loop_udp.s_datagram_received, callargs,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
                 if (r == NULL) {
                     report_current(tr, "Exception in callback of the datagram transport");
                 }
                 Py_XDECREF(r);
             }
-            Py_DECREF(exc);
-            return; /* as asyncio: one error per readiness event */
+            Py_DECREF(addrs[k]);
+            Py_DECREF(datas[k]);
         }
-        data = PyBytes_FromStringAndSize(buf, n); /* copy out first */
-        if (data == NULL) {
-            fatal_error_current(tr, "Fatal read error on datagram transport");
+        total += got;
+        if (!more) {
             return;
         }
-        addr = rx_address(tr, &ss, sslen);
-        if (addr == NULL) {
-            Py_DECREF(data);
-            fatal_error_current(tr, "Fatal read error on datagram transport");
-            return;
-        }
-        if (tr->protocol != NULL) {
-            callargs[0] = tr->protocol;
-            callargs[1] = data;
-            callargs[2] = addr;
-            r = PyObject_VectorcallMethod(tr->st->loop_udp.s_datagram_received, callargs,
-                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            if (r == NULL) {
-                report_current(tr, "Exception in callback of the datagram transport");
-            }
-            Py_XDECREF(r);
-        }
-        Py_DECREF(addr);
-        Py_DECREF(data);
     }
 }
 
