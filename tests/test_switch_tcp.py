@@ -28,7 +28,7 @@ import tornado_c
 from tornado_c import _core
 from tornado_c import iostream as tci
 
-from conftest import run_python
+from conftest import free_port, run_python
 
 MODES = ["upstream", "tornado_c"]
 ALL = {name: True for name in ("loop", "http", "web", "websocket")}
@@ -341,10 +341,7 @@ def test_buffer_sizes_reach_the_streams(mode, caplog):
 
 def test_connect_refused(mode):
     async def main():
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()  # nobody listens there
+        port = free_port()  # nobody listens there
         with pytest.raises(StreamClosedError) as info:
             await TCPClient().connect("127.0.0.1", port)
         assert isinstance(info.value.real_error, ConnectionRefusedError)
@@ -421,10 +418,7 @@ def test_source_port_and_ip(mode):
     async def main():
         server = Recording()
         port = listen(server)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        src_port = probe.getsockname()[1]
-        probe.close()
+        src_port = free_port()
         client = await TCPClient().connect("127.0.0.1", port, source_ip="127.0.0.1",
                                            source_port=src_port)
         check_kind(mode, client)
@@ -770,10 +764,7 @@ def test_no_fd_leak_over_many_connections(mode):
     async def main():
         server = Echo()
         port = listen(server)
-        dead = socket.socket()
-        dead.bind(("127.0.0.1", 0))
-        dead_port = dead.getsockname()[1]
-        dead.close()
+        dead_port = free_port()
         lst, held = _full_backlog()
         # warm up: the first resolve may set up the loop's DNS machinery
         (await TCPClient().connect("127.0.0.1", port)).close()
