@@ -1,9 +1,15 @@
-"""The drop-in switch: install/uninstall, TORNADO_C_DISABLE, versions and --info."""
+"""The drop-in switch: install/uninstall, what each component patches,
+TORNADO_C_DISABLE, versions and --info."""
 
 import pytest
 
+import tornado.iostream
+import tornado.tcpclient
+import tornado.tcpserver
+
 import tornado_c
 from tornado_c import _core
+from tornado_c import iostream as tci
 from tornado_c._switch import COMPONENTS, disabled_from_env
 
 
@@ -91,3 +97,47 @@ def test_info_lists_every_component(clean_switch):
     for name in COMPONENTS:
         assert name in text
     assert "libuv" in text and "llhttp" in text
+
+
+def test_install_patches_tcp_names_and_uninstall_restores(clean_switch, monkeypatch):
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    tornado_c.uninstall()
+    orig_server = tornado.tcpserver.IOStream
+    orig_client = tornado.tcpclient.IOStream
+    orig_iostream = tornado.iostream.IOStream
+    assert orig_server is orig_client is orig_iostream
+
+    assert "http" in tornado_c.install()
+    assert tornado.tcpserver.IOStream is tci.IOStream
+    assert tornado.tcpclient.IOStream is tci.IOStream
+    # the class itself is not replaced: hand-made IOStream(sock) is upstream's
+    assert tornado.iostream.IOStream is orig_iostream
+    # TLS keeps upstream's class
+    assert tornado.tcpserver.SSLIOStream is tornado.iostream.SSLIOStream
+    tornado_c.install()  # idempotent
+    assert tornado.tcpserver.IOStream is tci.IOStream
+
+    tornado_c.uninstall()
+    assert tornado.tcpserver.IOStream is orig_server
+    assert tornado.tcpclient.IOStream is orig_client
+    assert tornado.iostream.IOStream is orig_iostream
+    tornado_c.uninstall()
+    assert tornado.tcpserver.IOStream is orig_server
+
+
+@pytest.mark.parametrize("how", ["env", "argument", "env-loop"])
+def test_tcp_names_untouched_without_http(clean_switch, monkeypatch, how):
+    tornado_c.uninstall()
+    orig = tornado.tcpserver.IOStream
+    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
+    if how == "env":
+        monkeypatch.setenv("TORNADO_C_DISABLE", "http")
+        active = tornado_c.install()
+    elif how == "env-loop":  # http requires loop
+        monkeypatch.setenv("TORNADO_C_DISABLE", "loop")
+        active = tornado_c.install()
+    else:
+        active = tornado_c.install(http=False)
+    assert "http" not in active
+    assert tornado.tcpserver.IOStream is orig
+    assert tornado.tcpclient.IOStream is orig
