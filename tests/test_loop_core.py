@@ -16,15 +16,6 @@ from tornado_c import _core
 from tornado_c.loop import EventLoop, EventLoopPolicy, new_event_loop
 
 
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def loop(request):
-    lp = asyncio.SelectorEventLoop() if request.param == "asyncio" else EventLoop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-        lp.close()
-
-
 def run_briefly(loop, n=1):
     for _ in range(n):
         loop.call_soon(loop.stop)

@@ -23,6 +23,8 @@ import tornado_c.loop
 from tornado_c import _core
 from tornado_c import iostream as tci
 
+from conftest import free_port
+
 KINDS = ["upstream", "tornado_c"]
 
 
@@ -293,10 +295,7 @@ def test_close_callback_after_keepalive_reads(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_connect_refused(kind):
     async def main():
-        lst = socket.socket()
-        lst.bind(("127.0.0.1", 0))
-        port = lst.getsockname()[1]
-        lst.close()
+        port = free_port()
         c = stream_class(kind)(socket.socket())
         with pytest.raises(StreamClosedError):
             await c.connect(("127.0.0.1", port))

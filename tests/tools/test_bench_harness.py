@@ -1,4 +1,5 @@
-"""Tests for the benchmark harness (benchmarks/harness.py, run.py, wsmask.py).
+"""Tests for the benchmark harness (benchmarks/harness.py, run.py, wsmask.py,
+stream_echo.py).
 
 Most tests need no server.  The server tests start the real hello app (no wrk
 needed); the end-to-end test runs wrk for ~1 s per implementation and is
@@ -15,7 +16,9 @@ import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO as ROOT
+from conftest import run_python
+
 BENCH = os.path.join(ROOT, "benchmarks")
 
 
@@ -731,3 +734,24 @@ def test_web_floor_drives_the_real_handler(tmp_path):
     assert out["floor_cpu_us_per_request"] > 0
     assert out["comparisons"][0]["values"]["tornado_c"] > 0
     assert H.REGISTRY["web_floor"].script == "web_floor.py"
+
+
+def test_stream_echo_benchmark_via_tcp_runs():
+    # the benchmark checks each setup really got the stream class it names
+    bench = os.path.join(BENCH, "stream_echo.py")
+    r = run_python(bench, "--via", "tcp", "--conns", "2", "--rounds", "20",
+                   "--bulk-mb", "1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
+
+
+def test_stream_echo_benchmark_server_process_runs():
+    # each server subprocess reports the stream class it uses; the benchmark
+    # fails if it is not the one its setup names
+    bench = os.path.join(BENCH, "stream_echo.py")
+    r = run_python(bench, "--via", "tcp-proc", "--conns", "2", "--duration", "0.2",
+                   "--warmup", "0.1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
