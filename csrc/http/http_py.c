@@ -20,17 +20,280 @@
  *
  *   _core.HTTPResponseWriter(method, version, connection_keep_alive=False,
  *                            disconnect_on_finish=False)
- *       .write_headers(code, reason, [(name, value)...], chunk=None) -> bytes
+ *       .write_headers(start_line, headers, chunk=None) -> bytes
  *       .write(chunk) -> bytes, .finish(stream_closed=False) -> bytes
  *       .chunking, .closed, .expected_remaining
- *     raising ValueError / tornado.httputil.HTTPOutputError /
- *     UnicodeEncodeError as HTTP1Connection does.
+ *     the server's HTTPConnection without the I/O: write_headers runs the
+ *     same code (tc_http_py_write_headers) and raises what it raises.
  *
  * Strings are latin-1 decoded, as upstream decodes the head.
  */
 #include "state.h"
 
 #include <structmember.h>
+
+static PyObject *
+latin1(const char *s, size_t n)
+{
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+}
+
+/* ============================================== write path (shared) */
+
+int
+tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error)
+{
+    if (e == TC_HTTP_WERR_NOMEM) {
+        PyErr_NoMemory();
+    } else if (e == TC_HTTP_WERR_VALUE || e == TC_HTTP_WERR_OUTPUT) {
+        PyObject *m = latin1(w->error_msg, w->error_len);
+        if (m != NULL) {
+            PyErr_SetObject(e == TC_HTTP_WERR_VALUE ? PyExc_ValueError : output_error, m);
+            Py_DECREF(m);
+        }
+    }
+    return -1;
+}
+
+static int
+set_header_str(PyObject *headers, const char *name, const char *value)
+{
+    PyObject *k = PyUnicode_FromString(name);
+    PyObject *v = PyUnicode_FromString(value);
+    int r = (k && v) ? PyObject_SetItem(headers, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return r;
+}
+
+/* headers["Connection"] / ["Transfer-Encoding"] as upstream assigns them */
+static int
+set_response_headers(const tc_http_writer *w, PyObject *headers)
+{
+    const char *ver = w->req_version;
+    size_t vl = w->req_version_len;
+    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0 && w->disconnect_on_finish) {
+        if (set_header_str(headers, "Connection", "close") < 0) return -1;
+    }
+    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0 && w->req_connection_keep_alive) {
+        if (set_header_str(headers, "Connection", "Keep-Alive") < 0) return -1;
+    }
+    if (w->chunking) {
+        if (set_header_str(headers, "Transfer-Encoding", "chunked") < 0) return -1;
+    }
+    return 0;
+}
+
+/* New list of the (name, value) pairs of `headers` in get_all() order. */
+static PyObject *
+header_items(const tc_http_py_refs *refs, PyObject *headers)
+{
+    if (refs->HTTPHeaders == NULL || !Py_IS_TYPE(headers, (PyTypeObject *)refs->HTTPHeaders)) {
+        PyObject *ga = PyObject_CallMethod(headers, "get_all", NULL);
+        if (ga == NULL) {
+            return NULL;
+        }
+        PyObject *items = PySequence_List(ga);
+        Py_DECREF(ga);
+        return items;
+    }
+    PyObject *as_list = PyObject_GetAttr(headers, refs->s_as_list);
+    if (as_list == NULL) {
+        return NULL;
+    }
+    PyObject *items = PyList_New(0);
+    if (items == NULL) {
+        goto fail;
+    }
+    PyObject *k, *v; /* borrowed */
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(as_list, &pos, &k, &v)) {
+        if (!PyList_Check(v)) {
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(v); j++) {
+            PyObject *pair = PyTuple_Pack(2, k, PyList_GET_ITEM(v, j));
+            if (pair == NULL || PyList_Append(items, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_CLEAR(items);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+    }
+fail:
+    Py_DECREF(as_list);
+    return items;
+}
+
+int
+tc_http_py_write_headers_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                              PyObject **start_line, PyObject **headers, PyObject **chunk)
+{
+    if (nargs < 2 || nargs > 3 || (kwnames && PyTuple_GET_SIZE(kwnames) > (3 - nargs))) {
+        PyErr_SetString(PyExc_TypeError, "write_headers(start_line, headers, chunk=None)");
+        return -1;
+    }
+    *start_line = args[0];
+    *headers = args[1];
+    *chunk = Py_None;
+    if (nargs == 3) {
+        *chunk = args[2];
+    } else if (kwnames && PyTuple_GET_SIZE(kwnames) == 1) {
+        *chunk = args[nargs];
+    }
+    return 0;
+}
+
+int
+tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
+                         PyObject *start_line, PyObject *headers, PyObject *chunk,
+                         tc_http_buf *out)
+{
+    int ret = -1;
+    PyObject *code_o = NULL, *reason = NULL, *reason_b = NULL;
+    PyObject *keep = NULL, *items = NULL;
+    tc_http_header *hdrs = NULL;
+    Py_buffer cview = {0};
+    int have_cview = 0;
+    /* the first encoding error, raised if the writer reaches its line */
+    PyObject *saved_t = NULL, *saved_v = NULL, *saved_tb = NULL;
+
+    code_o = PySequence_GetItem(start_line, 1);
+    reason = code_o ? PySequence_GetItem(start_line, 2) : NULL;
+    if (reason == NULL) {
+        goto fail;
+    }
+    long code = PyLong_AsLong(code_o);
+    if (code == -1 && PyErr_Occurred()) {
+        goto fail;
+    }
+    if (!PyUnicode_Check(reason)) {
+        PyObject *s = PyObject_Str(reason);
+        if (s == NULL) {
+            goto fail;
+        }
+        Py_SETREF(reason, s);
+    }
+    reason_b = PyUnicode_AsUTF8String(reason);
+    if (reason_b == NULL) {
+        goto fail;
+    }
+    /* keeps alive every object the spans in hdrs point into */
+    keep = PyList_New(0);
+    if (keep == NULL) {
+        goto fail;
+    }
+    items = header_items(refs, headers);
+    if (items == NULL) {
+        goto fail;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
+    if (hdrs == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i); /* borrowed */
+        PyObject *name = PySequence_GetItem(pair, 0);
+        PyObject *value = name ? PySequence_GetItem(pair, 1) : NULL;
+        if (value == NULL) {
+            Py_XDECREF(name);
+            goto fail;
+        }
+        int ok = 1;
+        PyObject *parts[2] = {name, value};
+        tc_http_span *spans[2] = {&hdrs[i].name, &hdrs[i].value};
+        for (int k = 0; k < 2; k++) {
+            PyObject *s = parts[k];
+            if (PyUnicode_Check(s) && PyUnicode_IS_ASCII(s)) {
+                Py_ssize_t ln;
+                spans[k]->p = PyUnicode_AsUTF8AndSize(s, &ln);
+                spans[k]->len = (size_t)ln;
+                if (spans[k]->p == NULL) { ok = -1; break; }
+                if (PyList_Append(keep, s) < 0) { ok = -1; break; }
+                continue;
+            }
+            PyObject *b = NULL;
+            if (PyUnicode_Check(s)) {
+                b = PyUnicode_AsLatin1String(s);
+            } else if (PyBytes_Check(s)) {
+                /* native_str(bytes) decodes UTF-8, then latin-1 encodes */
+                PyObject *u = PyUnicode_FromEncodedObject(s, "utf-8", "strict");
+                b = u ? PyUnicode_AsLatin1String(u) : NULL;
+                Py_XDECREF(u);
+            } else {
+                PyErr_Format(PyExc_TypeError, "Expected bytes, unicode, or None; got %R",
+                             (PyObject *)Py_TYPE(s));
+            }
+            if (b == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
+                if (saved_t == NULL) {
+                    PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
+                } else {
+                    PyErr_Clear();
+                }
+                /* a NULL span: "could not be encoded" (parser.h) */
+                spans[k]->p = NULL;
+                if (k == 0) { hdrs[i].value.p = NULL; ok = 0; }
+                break;
+            }
+            spans[k]->p = PyBytes_AS_STRING(b);
+            spans[k]->len = (size_t)PyBytes_GET_SIZE(b);
+            int ar = PyList_Append(keep, b);
+            Py_DECREF(b);
+            if (ar < 0) { ok = -1; break; }
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (ok < 0) {
+            goto fail;
+        }
+    }
+    if (chunk != Py_None) {
+        if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
+            goto fail;
+        }
+        have_cview = 1;
+    }
+    tc_http_werr e = tc_http_write_headers(w, (int)code, PyBytes_AS_STRING(reason_b),
+                                           (size_t)PyBytes_GET_SIZE(reason_b), hdrs, (size_t)n,
+                                           have_cview ? cview.buf : NULL,
+                                           have_cview ? (size_t)cview.len : 0, out);
+    if (e == TC_HTTP_WERR_ENCODE) {
+        if (saved_t != NULL) {
+            PyErr_Restore(saved_t, saved_v, saved_tb); /* steals all three */
+            saved_t = saved_v = saved_tb = NULL;
+        } else {
+            PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
+        }
+        goto fail;
+    }
+    if (e != TC_HTTP_WOK) {
+        tc_http_py_raise(w, e, refs->HTTPOutputError);
+        ret = 1;
+        goto fail;
+    }
+    if (set_response_headers(w, headers) < 0) {
+        goto fail;
+    }
+    ret = 0;
+fail:
+    Py_XDECREF(saved_t);
+    Py_XDECREF(saved_v);
+    Py_XDECREF(saved_tb);
+    if (have_cview) {
+        PyBuffer_Release(&cview);
+    }
+    PyMem_Free(hdrs);
+    Py_XDECREF(items);
+    Py_XDECREF(keep);
+    Py_XDECREF(code_o);
+    Py_XDECREF(reason);
+    Py_XDECREF(reason_b);
+    return ret;
+}
 
 /* ============================================================ parser */
 
@@ -43,12 +306,6 @@ typedef struct {
     int finished;
     int cb_failed;
 } ReqParserObject;
-
-static PyObject *
-latin1(const char *s, size_t n)
-{
-    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
-}
 
 static int
 add_event(ReqParserObject *self, PyObject *ev /* stolen */)
@@ -397,8 +654,9 @@ static PyType_Spec rp_spec = {
 typedef struct {
     PyObject_HEAD
     tc_http_writer w;
-    PyObject *method;   /* bytes (latin-1) */
-    PyObject *version;  /* bytes */
+    PyObject *method;   /* strong: bytes (latin-1) the writer points into */
+    PyObject *version;  /* strong: bytes */
+    PyObject *HTTPHeaders, *HTTPOutputError, *s_as_list; /* strong: for refs */
 } RespWriterObject;
 
 static PyObject *
@@ -428,6 +686,14 @@ rw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->w.req_version_len = (size_t)PyBytes_GET_SIZE(self->version);
     self->w.req_connection_keep_alive = cka;
     self->w.disconnect_on_finish = dof;
+    /* what the server gets from _http_server_init */
+    self->HTTPHeaders = tc_import_attr("tornado.httputil", "HTTPHeaders");
+    self->HTTPOutputError = self->HTTPHeaders ? tc_import_attr("tornado.httputil", "HTTPOutputError") : NULL;
+    self->s_as_list = self->HTTPOutputError ? PyUnicode_InternFromString("_as_list") : NULL;
+    if (self->s_as_list == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -435,6 +701,17 @@ static int
 rw_traverse(RespWriterObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->HTTPHeaders);
+    Py_VISIT(self->HTTPOutputError);
+    return 0;
+}
+
+static int
+rw_clear(RespWriterObject *self)
+{
+    Py_CLEAR(self->HTTPHeaders);
+    Py_CLEAR(self->HTTPOutputError);
+    Py_CLEAR(self->s_as_list);
     return 0;
 }
 
@@ -443,6 +720,7 @@ rw_dealloc(RespWriterObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    rw_clear(self);
     Py_CLEAR(self->method);
     Py_CLEAR(self->version);
     tc_http_writer_free(&self->w);
@@ -450,165 +728,24 @@ rw_dealloc(RespWriterObject *self)
     Py_DECREF(tp);
 }
 
-/* Raise the Python exception for a writer error. */
-static void
-rw_raise(RespWriterObject *self, tc_http_werr e)
-{
-    if (e == TC_HTTP_WERR_NOMEM) {
-        PyErr_NoMemory();
-        return;
-    }
-    PyObject *msg = latin1(self->w.error_msg, self->w.error_len);
-    if (msg == NULL) {
-        return;
-    }
-    if (e == TC_HTTP_WERR_VALUE) {
-        PyErr_SetObject(PyExc_ValueError, msg);
-    } else {
-        PyObject *mod = PyImport_ImportModule("tornado.httputil");
-        PyObject *cls = mod ? PyObject_GetAttrString(mod, "HTTPOutputError") : NULL;
-        if (cls != NULL) {
-            PyErr_SetObject(cls, msg);
-        }
-        Py_XDECREF(cls);
-        Py_XDECREF(mod);
-    }
-    Py_DECREF(msg);
-}
-
+/* The server's HTTPConnection.write_headers without the I/O: the same
+ * conversion, checks and errors (tc_http_py_write_headers); returns the
+ * bytes it would send. */
 static PyObject *
-rw_write_headers(RespWriterObject *self, PyObject *args, PyObject *kwds)
+rw_write_headers(RespWriterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
 {
-    static char *kwlist[] = {"code", "reason", "headers", "chunk", NULL};
-    int code;
-    PyObject *reason, *headers, *chunk = Py_None;
-    PyObject *result = NULL, *status = NULL, *seq = NULL, *encoded = NULL;
-    /* first encoding error, and the header index it belongs to */
-    PyObject *saved_type = NULL, *saved_val = NULL, *saved_tb = NULL;
-    Py_ssize_t saved_idx = -1;
-    tc_http_header *hdrs = NULL;
+    PyObject *start_line, *headers, *chunk; /* borrowed */
+    PyObject *result = NULL;
     tc_http_buf out = {0};
-    Py_buffer cview = {0};
-    int have_cview = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iUO|O", kwlist, &code, &reason, &headers, &chunk)) {
+    if (tc_http_py_write_headers_args(args, nargs, kwnames, &start_line, &headers, &chunk) < 0) {
         return NULL;
     }
-    /* utf8("HTTP/1.1 %d %s" % (code, reason)) */
-    PyObject *sl = PyUnicode_FromFormat("HTTP/1.1 %d %U", code, reason);
-    if (sl == NULL) {
-        goto fail;
+    const tc_http_py_refs refs = {self->HTTPHeaders, self->HTTPOutputError, self->s_as_list};
+    if (tc_http_py_write_headers(&self->w, &refs, start_line, headers, chunk, &out) == 0) {
+        result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
     }
-    status = PyUnicode_AsEncodedString(sl, "utf-8", "strict");
-    Py_DECREF(sl);
-    if (status == NULL) {
-        goto fail;
-    }
-    char pre[48];
-    Py_ssize_t prefix = (Py_ssize_t)snprintf(pre, sizeof(pre), "HTTP/1.1 %d ", code);
-    seq = PySequence_Fast(headers, "headers must be a sequence of (name, value)");
-    if (seq == NULL) {
-        goto fail;
-    }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
-    encoded = PyList_New(n);
-    if (hdrs == NULL || encoded == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i); /* borrowed */
-        PyObject *name, *value;
-        if (!PyArg_ParseTuple(pair, "UU", &name, &value)) {
-            goto fail;
-        }
-        /* line = name + ": " + value; line.encode("latin1") */
-        PyObject *line = PyUnicode_FromFormat("%U: %U", name, value);
-        if (line == NULL) {
-            goto fail;
-        }
-        PyObject *b = PyUnicode_AsLatin1String(line);
-        Py_DECREF(line);
-        if (b == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-                goto fail;
-            }
-            if (saved_type == NULL) {
-                PyErr_Fetch(&saved_type, &saved_val, &saved_tb);
-                saved_idx = i;
-            } else {
-                PyErr_Clear();
-            }
-            /* value stays NULL: "could not be encoded".  The name alone may
-             * be fine (a replaced Connection line is written with it). */
-            PyObject *nb = PyUnicode_AsLatin1String(name);
-            if (nb == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-                    goto fail;
-                }
-                PyErr_Clear();
-                Py_INCREF(Py_None);
-                PyList_SET_ITEM(encoded, i, Py_None);
-                continue;
-            }
-            PyList_SET_ITEM(encoded, i, nb); /* steals nb */
-            hdrs[i].name.p = PyBytes_AS_STRING(nb);
-            hdrs[i].name.len = (size_t)PyBytes_GET_SIZE(nb);
-            continue;
-        }
-        PyList_SET_ITEM(encoded, i, b); /* steals b */
-        Py_ssize_t nl = PyUnicode_GET_LENGTH(name);
-        hdrs[i].name.p = PyBytes_AS_STRING(b);
-        hdrs[i].name.len = (size_t)nl;
-        hdrs[i].value.p = PyBytes_AS_STRING(b) + nl + 2;
-        hdrs[i].value.len = (size_t)(PyBytes_GET_SIZE(b) - nl - 2);
-    }
-    if (chunk != Py_None) {
-        if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
-            goto fail;
-        }
-        have_cview = 1;
-    }
-    tc_http_werr e = tc_http_write_headers(&self->w, code, PyBytes_AS_STRING(status) + prefix,
-                                           (size_t)(PyBytes_GET_SIZE(status) - prefix), hdrs,
-                                           (size_t)n, have_cview ? cview.buf : NULL,
-                                           have_cview ? (size_t)cview.len : 0, &out);
-    if (e == TC_HTTP_WERR_ENCODE) {
-        /* Upstream raises the first line that fails to encode; lines that
-         * were replaced (Connection, Transfer-Encoding) are never encoded. */
-        Py_ssize_t idx = (Py_ssize_t)self->w.error_index;
-        if (idx == saved_idx) {
-            PyErr_Restore(saved_type, saved_val, saved_tb); /* steals all three */
-            saved_type = saved_val = saved_tb = NULL;
-        } else {
-            PyObject *pair = PySequence_Fast_GET_ITEM(seq, idx);
-            PyObject *line = PyUnicode_FromFormat("%U: %U", PyTuple_GET_ITEM(pair, 0),
-                                                  PyTuple_GET_ITEM(pair, 1));
-            if (line != NULL) {
-                PyObject *b = PyUnicode_AsLatin1String(line); /* raises */
-                Py_XDECREF(b);
-                Py_DECREF(line);
-            }
-        }
-        goto fail;
-    }
-    if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
-        goto fail;
-    }
-    result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
-fail:
-    if (have_cview) {
-        PyBuffer_Release(&cview);
-    }
-    Py_XDECREF(saved_type);
-    Py_XDECREF(saved_val);
-    Py_XDECREF(saved_tb);
     tc_http_buf_free(&out);
-    PyMem_Free(hdrs);
-    Py_XDECREF(encoded);
-    Py_XDECREF(seq);
-    Py_XDECREF(status);
     return result;
 }
 
@@ -623,7 +760,7 @@ rw_write(RespWriterObject *self, PyObject *arg)
     }
     tc_http_werr e = tc_http_write_body(&self->w, view.buf, (size_t)view.len, &out);
     if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
+        tc_http_py_raise(&self->w, e, self->HTTPOutputError);
     } else {
         result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
     }
@@ -644,7 +781,7 @@ rw_finish(RespWriterObject *self, PyObject *args, PyObject *kwds)
     }
     tc_http_werr e = tc_http_write_finish(&self->w, closed, &out);
     if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
+        tc_http_py_raise(&self->w, e, self->HTTPOutputError);
     } else {
         result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
     }
@@ -677,8 +814,8 @@ rw_get_expected(RespWriterObject *self, void *c)
 }
 
 static PyMethodDef rw_methods[] = {
-    {"write_headers", (PyCFunction)(void (*)(void))rw_write_headers, METH_VARARGS | METH_KEYWORDS,
-     "HTTP1Connection.write_headers: returns the bytes to send."},
+    {"write_headers", (PyCFunction)(void (*)(void))rw_write_headers, METH_FASTCALL | METH_KEYWORDS,
+     "HTTPConnection.write_headers(start_line, headers, chunk=None): returns the bytes to send."},
     {"write", (PyCFunction)rw_write, METH_O, "HTTP1Connection.write: returns the bytes to send."},
     {"finish", (PyCFunction)(void (*)(void))rw_finish, METH_VARARGS | METH_KEYWORDS,
      "HTTP1Connection.finish: returns the bytes to send."},
@@ -696,6 +833,7 @@ static PyType_Slot rw_slots[] = {
     {Py_tp_new, rw_new},
     {Py_tp_dealloc, rw_dealloc},
     {Py_tp_traverse, rw_traverse},
+    {Py_tp_clear, rw_clear},
     {Py_tp_methods, rw_methods},
     {Py_tp_getset, rw_getset},
     {Py_tp_doc, "Server response framing of HTTP1Connection in C (tc_http_writer)."},
