@@ -27,6 +27,10 @@ from tornado_c import _core
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "http_corpus"))
 import harness  # noqa: E402
+from conftest import TEST_BUILD_MISSING, has_test_api  # noqa: E402
+
+if not has_test_api():  # the wrappers tested here are the test build's (csrc/http/test_api.c)
+    pytest.skip(TEST_BUILD_MISSING, allow_module_level=True)
 
 P = _core.HTTPRequestParser
 

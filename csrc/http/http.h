@@ -12,8 +12,10 @@
  *     is flushed; after on_headers to run headers_received()).
  *   - tc_http_writer: the bytes of HTTP1Connection.write_headers / write /
  *     finish for a server response, with upstream's errors.
- * The Python wrappers (for tests) are _core.HTTPRequestParser and
- * _core.HTTPResponseWriter (http_py.c).
+ * Its Python side (http_py.c, below) is one write path for every Python
+ * object that writes a response.  The test build (TORNADO_C_TEST=1) adds
+ * Python wrappers for the tests (test_api.c): _core.HTTPRequestParser,
+ * _core.HTTPResponseWriter, _http_repr, _llhttp_selftest, _llhttp_verdict.
  *
  * Notes for the server built on it (what HTTP1Connection does around the
  * grammar; the parser reports, the server acts):
@@ -61,8 +63,10 @@
 struct tc_state;
 
 typedef struct tc_http_state {
-    PyTypeObject *RequestParserType;
-    PyTypeObject *ResponseWriterType;
+#ifdef TC_TEST_API
+    PyTypeObject *RequestParserType;  /* test build: _core.HTTPRequestParser */
+    PyTypeObject *ResponseWriterType; /* test build: _core.HTTPResponseWriter */
+#endif
     /* server.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
@@ -73,12 +77,15 @@ int tc_http_exec(PyObject *module, struct tc_state *st);
 int tc_http_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_clear(struct tc_state *st);
 
-/* http_py.c: registers the Python wrapper types. */
-int tc_http_py_exec(PyObject *module, struct tc_state *st);
+#ifdef TC_TEST_API
+/* Test build only (test_api.c): registers the wrappers; called by
+ * tc_http_exec. */
+int tc_http_test_exec(PyObject *module, struct tc_state *st);
+#endif
 
 /* http_py.c: the Python side of the response writer (parser.h), one path for
  * every Python object that writes a response with it: the server's
- * HTTPConnection and the HTTPResponseWriter wrapper. */
+ * HTTPConnection and the test build's HTTPResponseWriter wrapper. */
 
 /* Borrowed references the write path needs (the server keeps them in its
  * helpers, the wrapper on itself). */
