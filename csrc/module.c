@@ -84,6 +84,16 @@ core_exec(PyObject *module)
         return -1;
     }
 #endif
+    /* 1 in the test build (TORNADO_C_TEST=1): test-only entry points */
+#ifdef TC_TEST_API
+    if (PyModule_AddIntConstant(module, "TEST_API", 1) < 0) {
+        return -1;
+    }
+#else
+    if (PyModule_AddIntConstant(module, "TEST_API", 0) < 0) {
+        return -1;
+    }
+#endif
     return 0;
 }
 

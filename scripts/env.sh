@@ -42,6 +42,9 @@ if [ ! -x "$TC_PY" ]; then
 fi
 echo "== installing tornado_c[$TC_EXTRA] into $TC_VENV"
 "$TC_PY" -m pip install -q --upgrade pip setuptools wheel >/dev/null
+# The test command installs the test build (its test-only entry points, see
+# setup.py), anything else the normal one; pytest reads it too (tests/conftest.py).
+export TORNADO_C_TEST=$([ "$TC_EXTRA" = test ] && echo 1 || echo 0)
 "$TC_PY" -m pip install -q "$TC_ROOT[$TC_EXTRA]"
 # Run from outside the source tree so `import tornado_c` finds the installed build.
 export TC_ROOT TC_VENV TC_PY

@@ -99,3 +99,39 @@ def loop(loop_kind):
     if not lp.is_closed():
         lp.run_until_complete(lp.shutdown_default_executor())
         lp.close()
+
+# -- the test build ---------------------------------------------------------
+# Some tests drive C code through entry points that exist only in the test
+# build of tornado_c._core (TORNADO_C_TEST=1 at build time, see setup.py and
+# the README's "Building and developing"); a user's build has none of them.
+# On a normal build those tests are skipped with TEST_BUILD_MISSING as the
+# reason.  scripts/test.sh builds the test build and runs pytest with
+# TORNADO_C_TEST=1 in its environment: then a build without the test API is
+# an error of the whole run (pytest_sessionstart below), never a skip.
+
+TEST_BUILD_MISSING = (
+    "needs the test build of tornado_c._core (TORNADO_C_TEST=1 at build time; "
+    "see the README, 'Building and developing')"
+)
+
+
+def has_test_api():
+    from tornado_c import _core
+
+    return bool(_core.TEST_API)
+
+
+def needs_test_api():
+    """Mark for a test that uses the test build's entry points."""
+    return pytest.mark.skipif(not has_test_api(), reason=TEST_BUILD_MISSING)
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("TORNADO_C_TEST") == "1" and not has_test_api():
+        from tornado_c import _core
+
+        raise pytest.UsageError(
+            "TORNADO_C_TEST=1 asks for the test build, but %s was built without it "
+            "(rebuild with TORNADO_C_TEST=1: python setup.py build_ext --inplace, "
+            "or pip install --force-reinstall)" % _core.__file__
+        )

@@ -27,6 +27,10 @@ from tornado_c import _core
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "http_corpus"))
 import harness  # noqa: E402
+from conftest import TEST_BUILD_MISSING, has_test_api  # noqa: E402
+
+if not has_test_api():  # the wrappers tested here are the test build's (csrc/http/test_api.c)
+    pytest.skip(TEST_BUILD_MISSING, allow_module_level=True)
 
 P = _core.HTTPRequestParser
 
@@ -502,7 +506,7 @@ def c_transcript(method, version, req_conn, disconnect, code, reason, headers, o
     for op in ops:
         try:
             if op[0] == "headers":
-                data = w.write_headers(code, reason, list(h.get_all()), op[1])
+                data = w.write_headers(httputil.ResponseStartLine("HTTP/1.1", code, reason), h, op[1])
             elif op[0] == "write":
                 if w.closed:
                     out.append(("write-closed",))
@@ -542,6 +546,33 @@ OPS = [
 ]
 
 
+def encodes(line):
+    try:
+        line.encode("latin1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def as_the_c_server_words_it(transcript, headers):
+    """Upstream's transcript with its one known difference from the C server's
+    (README, "Known differences of the C HTTP server"): the server encodes a
+    header's name and value separately, so the position in the message of the
+    UnicodeEncodeError counts from the start of the value (or name), not of
+    the "Name: value" line upstream encodes."""
+    out = []
+    for item in transcript:
+        if item[:2] == ("headers", "UnicodeEncodeError"):
+            name = next(n for n, v in headers if not encodes(n + ": " + v))
+            m = re.search(r"in position (\d+)", item[2])
+            pos = int(m.group(1))
+            if pos >= len(name) + 2:
+                pos -= len(name) + 2
+            item = item[:2] + (item[2][:m.start(1)] + str(pos) + item[2][m.end(1):],)
+        out.append(item)
+    return out
+
+
 @pytest.mark.parametrize("method,version,req_conn,disconnect", [
     ("GET", "HTTP/1.1", None, False),
     ("GET", "HTTP/1.1", None, True),
@@ -562,25 +593,29 @@ def test_writer_matches_upstream(method, version, req_conn, disconnect, code, re
         for headers in HEADER_SETS:
             for ops in OPS:
                 args = (method, version, req_conn, disconnect, code, reason, headers, ops)
-                assert c_transcript(*args) == upstream_transcript(*args), (headers, ops)
+                expected = as_the_c_server_words_it(upstream_transcript(*args), headers)
+                assert c_transcript(*args) == expected, (headers, ops)
     finally:
         asyncio.set_event_loop(None)
         loop.close()
 
 
+OK = httputil.ResponseStartLine("HTTP/1.1", 200, "OK")
+
+
 def test_writer_messages():
     w = _core.HTTPResponseWriter("GET", "HTTP/1.1")
-    w.write_headers(200, "OK", [("Content-Length", "2")])
+    w.write_headers(OK, make_headers([("Content-Length", "2")]))
     with pytest.raises(httputil.HTTPOutputError, match="^Tried to write more data than Content-Length$"):
         w.write(b"abc")
     assert w.closed
     w = _core.HTTPResponseWriter("GET", "HTTP/1.1")
-    w.write_headers(200, "OK", [("Content-Length", "5")])
+    w.write_headers(OK, make_headers([("Content-Length", "5")]))
     w.write(b"ab")
     with pytest.raises(httputil.HTTPOutputError, match="^Tried to write 3 bytes less than Content-Length$"):
         w.finish()
     with pytest.raises(ValueError, match=re.escape("Illegal characters (CR or LF) in header: b'X: a\\rb'")):
-        _core.HTTPResponseWriter("GET", "HTTP/1.1").write_headers(200, "OK", [("X", "a\rb")])
+        _core.HTTPResponseWriter("GET", "HTTP/1.1").write_headers(OK, make_headers([("X", "a\rb")]))
 
 
 # ------------------------------------------- why llhttp is not the parser

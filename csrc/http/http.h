@@ -12,8 +12,10 @@
  *     is flushed; after on_headers to run headers_received()).
  *   - tc_http_writer: the bytes of HTTP1Connection.write_headers / write /
  *     finish for a server response, with upstream's errors.
- * The Python wrappers (for tests) are _core.HTTPRequestParser and
- * _core.HTTPResponseWriter (http_py.c).
+ * Its Python side (http_py.c, below) is one write path for every Python
+ * object that writes a response.  The test build (TORNADO_C_TEST=1) adds
+ * Python wrappers for the tests (test_api.c): _core.HTTPRequestParser,
+ * _core.HTTPResponseWriter, _http_repr, _llhttp_selftest, _llhttp_verdict.
  *
  * Notes for the server built on it (what HTTP1Connection does around the
  * grammar; the parser reports, the server acts):
@@ -61,8 +63,10 @@
 struct tc_state;
 
 typedef struct tc_http_state {
-    PyTypeObject *RequestParserType;
-    PyTypeObject *ResponseWriterType;
+#ifdef TC_TEST_API
+    PyTypeObject *RequestParserType;  /* test build: _core.HTTPRequestParser */
+    PyTypeObject *ResponseWriterType; /* test build: _core.HTTPResponseWriter */
+#endif
     /* server.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
@@ -73,8 +77,52 @@ int tc_http_exec(PyObject *module, struct tc_state *st);
 int tc_http_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_clear(struct tc_state *st);
 
-/* http_py.c: registers the Python wrapper types. */
-int tc_http_py_exec(PyObject *module, struct tc_state *st);
+#ifdef TC_TEST_API
+/* Test build only (test_api.c): registers the wrappers; called by
+ * tc_http_exec. */
+int tc_http_test_exec(PyObject *module, struct tc_state *st);
+#endif
+
+/* http_py.c: the Python side of the response writer (parser.h), one path for
+ * every Python object that writes a response with it: the server's
+ * HTTPConnection and the test build's HTTPResponseWriter wrapper. */
+
+/* Borrowed references the write path needs (the server keeps them in its
+ * helpers, the wrapper on itself). */
+typedef struct tc_http_py_refs {
+    PyObject *HTTPHeaders;      /* tornado.httputil.HTTPHeaders or NULL: an
+                                 * object of exactly this type is read through
+                                 * its _as_list, anything else through get_all() */
+    PyObject *HTTPOutputError;  /* tornado.httputil.HTTPOutputError */
+    PyObject *s_as_list;        /* interned "_as_list" */
+} tc_http_py_refs;
+
+/* The arguments of write_headers(start_line, headers, chunk=None) from a
+ * METH_FASTCALL | METH_KEYWORDS call (borrowed; *chunk Py_None when not
+ * given).  Returns 0, or -1 with TypeError set. */
+int tc_http_py_write_headers_args(PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames, PyObject **start_line,
+                                  PyObject **headers, PyObject **chunk);
+
+/* HTTP1Connection.write_headers(start_line, headers, chunk) of a server
+ * response, from the Python objects to the bytes appended to `out`:
+ * start_line[1] (code) and [2] (reason, str() of it if not a str); the
+ * header pairs of `headers` in get_all() order, str names and values
+ * latin-1 encoded, bytes ones decoded as UTF-8 first (native_str); `chunk`
+ * None or bytes-like.  On success the headers object gets
+ * "Connection" / "Transfer-Encoding" assigned as upstream does.
+ * Returns 0; -1 with an exception set (bad arguments, an encoding error:
+ * the first one met, raised when the writer reaches a line that needs it);
+ * 1 with ValueError / HTTPOutputError / MemoryError set when the writer
+ * refused (w->closed then tells whether the caller must close its stream). */
+int tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
+                             PyObject *start_line, PyObject *headers,
+                             PyObject *chunk, tc_http_buf *out);
+
+/* Raise the Python exception for writer error `e` (ValueError,
+ * refs->HTTPOutputError, MemoryError); returns -1.  TC_HTTP_WERR_ENCODE,
+ * which only write_headers returns, is raised there. */
+int tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error);
 /* server.c: registers the server types. */
 int tc_http_server_exec(PyObject *module, struct tc_state *st);
 int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);

@@ -1291,229 +1291,34 @@ write_future(sconn *sc)
     return fut;
 }
 
+/* The writer's error as the Python exception (http_py.c). */
 static int
 raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
 {
-    if (e == TC_HTTP_WERR_NOMEM) {
-        PyErr_NoMemory();
-    } else if (e == TC_HTTP_WERR_VALUE) {
-        PyObject *m = latin1(w->error_msg, w->error_len);
-        if (m) {
-            PyErr_SetObject(PyExc_ValueError, m);
-            Py_DECREF(m);
-        }
-    } else if (e == TC_HTTP_WERR_OUTPUT) {
-        PyObject *m = latin1(w->error_msg, w->error_len);
-        if (m) {
-            PyErr_SetObject(H(st)->HTTPOutputError, m);
-            Py_DECREF(m);
-        }
-    }
-    return -1;
-}
-
-static int
-set_header_str(PyObject *headers, const char *name, const char *value)
-{
-    PyObject *k = PyUnicode_FromString(name);
-    PyObject *v = PyUnicode_FromString(value);
-    int r = (k && v) ? PyObject_SetItem(headers, k, v) : -1;
-    Py_XDECREF(k);
-    Py_XDECREF(v);
-    return r;
-}
-
-static int
-set_response_headers(rconn *rc, PyObject *headers)
-{
-    const char *ver = rc->w.req_version;
-    size_t vl = rc->w.req_version_len;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0 && rc->w.disconnect_on_finish) {
-        if (set_header_str(headers, "Connection", "close") < 0) return -1;
-    }
-    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0 && rc->w.req_connection_keep_alive) {
-        if (set_header_str(headers, "Connection", "Keep-Alive") < 0) return -1;
-    }
-    if (rc->w.chunking) {
-        if (set_header_str(headers, "Transfer-Encoding", "chunked") < 0) return -1;
-    }
-    return 0;
+    return tc_http_py_raise(w, e, H(st)->HTTPOutputError);
 }
 
 static PyObject *
 rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *start_line, *headers, *chunk = Py_None;
+    PyObject *start_line, *headers, *chunk; /* borrowed */
     sconn *sc = rc->sc;
-    if (nargs < 2 || nargs > 3 || (kwnames && PyTuple_GET_SIZE(kwnames) > (3 - nargs))) {
-        PyErr_SetString(PyExc_TypeError, "write_headers(start_line, headers, chunk=None)");
+    if (tc_http_py_write_headers_args(args, nargs, kwnames, &start_line, &headers, &chunk) < 0) {
         return NULL;
-    }
-    start_line = args[0];
-    headers = args[1];
-    if (nargs == 3) {
-        chunk = args[2];
-    } else if (kwnames && PyTuple_GET_SIZE(kwnames) == 1) {
-        chunk = args[nargs];
     }
     if (sc == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "connection detached");
         return NULL;
     }
     tc_state *st = sc->st;
-    PyObject *result = NULL, *code_o = NULL, *reason = NULL, *reason_b = NULL;
-    PyObject *keep = NULL, *items = NULL;
-    tc_http_header *hdrs = NULL;
+    PyObject *result = NULL;
     tc_http_buf out = {0};
-    Py_buffer cview = {0};
-    int have_cview = 0;
-    PyObject *saved_t = NULL, *saved_v = NULL, *saved_tb = NULL;
-
-    code_o = PySequence_GetItem(start_line, 1);
-    reason = code_o ? PySequence_GetItem(start_line, 2) : NULL;
-    if (reason == NULL) {
-        goto fail;
-    }
-    long code = PyLong_AsLong(code_o);
-    if (code == -1 && PyErr_Occurred()) {
-        goto fail;
-    }
-    if (!PyUnicode_Check(reason)) {
-        PyObject *s = PyObject_Str(reason);
-        if (s == NULL) goto fail;
-        Py_SETREF(reason, s);
-    }
-    reason_b = PyUnicode_AsUTF8String(reason);
-    if (reason_b == NULL) {
-        goto fail;
-    }
-    /* header pairs, in get_all() order */
-    keep = PyList_New(0);
-    if (keep == NULL) {
-        goto fail;
-    }
-    if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
-        PyObject *as_list = PyObject_GetAttr(headers, H(st)->s_as_list);
-        if (as_list == NULL) {
-            goto fail;
+    const tc_http_py_refs refs = {H(st)->HTTPHeaders, H(st)->HTTPOutputError, H(st)->s_as_list};
+    int r = tc_http_py_write_headers(&rc->w, &refs, start_line, headers, chunk, &out);
+    if (r != 0) {
+        if (r > 0 && rc->w.closed) {
+            sc_close_keep_exc(sc);
         }
-        items = PyList_New(0);
-        if (items == NULL) {
-            Py_DECREF(as_list);
-            goto fail;
-        }
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(as_list, &pos, &k, &v)) {
-            if (!PyList_Check(v)) {
-                continue;
-            }
-            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(v); j++) {
-                PyObject *pair = PyTuple_Pack(2, k, PyList_GET_ITEM(v, j));
-                if (pair == NULL || PyList_Append(items, pair) < 0) {
-                    Py_XDECREF(pair);
-                    Py_DECREF(as_list);
-                    goto fail;
-                }
-                Py_DECREF(pair);
-            }
-        }
-        Py_DECREF(as_list);
-    } else {
-        PyObject *ga = call_method0(headers, "get_all");
-        if (ga == NULL) goto fail;
-        items = PySequence_List(ga);
-        Py_DECREF(ga);
-        if (items == NULL) goto fail;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
-    if (hdrs == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i);
-        PyObject *name = PySequence_GetItem(pair, 0);
-        PyObject *value = name ? PySequence_GetItem(pair, 1) : NULL;
-        if (value == NULL) {
-            Py_XDECREF(name);
-            goto fail;
-        }
-        int ok = 1;
-        PyObject *parts[2] = {name, value};
-        tc_http_span *spans[2] = {&hdrs[i].name, &hdrs[i].value};
-        for (int k2 = 0; k2 < 2; k2++) {
-            PyObject *s = parts[k2];
-            if (PyUnicode_Check(s) && PyUnicode_IS_ASCII(s)) {
-                Py_ssize_t ln;
-                spans[k2]->p = PyUnicode_AsUTF8AndSize(s, &ln);
-                spans[k2]->len = (size_t)ln;
-                if (spans[k2]->p == NULL) { ok = -1; break; }
-                if (PyList_Append(keep, s) < 0) { ok = -1; break; }
-                continue;
-            }
-            PyObject *b = NULL;
-            if (PyUnicode_Check(s)) {
-                b = PyUnicode_AsLatin1String(s);
-            } else if (PyBytes_Check(s)) {
-                /* native_str(bytes) decodes UTF-8, then latin-1 encodes */
-                PyObject *u = PyUnicode_FromEncodedObject(s, "utf-8", "strict");
-                b = u ? PyUnicode_AsLatin1String(u) : NULL;
-                Py_XDECREF(u);
-            } else {
-                PyErr_Format(PyExc_TypeError, "Expected bytes, unicode, or None; got %R",
-                             (PyObject *)Py_TYPE(s));
-            }
-            if (b == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
-                if (saved_t == NULL) {
-                    PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
-                } else {
-                    PyErr_Clear();
-                }
-                spans[k2]->p = NULL;
-                if (k2 == 0) { hdrs[i].value.p = NULL; ok = 0; }
-                break;
-            }
-            spans[k2]->p = PyBytes_AS_STRING(b);
-            spans[k2]->len = (size_t)PyBytes_GET_SIZE(b);
-            int ar = PyList_Append(keep, b);
-            Py_DECREF(b);
-            if (ar < 0) { ok = -1; break; }
-        }
-        Py_DECREF(name);
-        Py_DECREF(value);
-        if (ok < 0) {
-            goto fail;
-        }
-    }
-    if (chunk != Py_None) {
-        if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
-            goto fail;
-        }
-        have_cview = 1;
-    }
-    tc_http_werr e = tc_http_write_headers(&rc->w, (int)code, PyBytes_AS_STRING(reason_b),
-                                           (size_t)PyBytes_GET_SIZE(reason_b), hdrs, (size_t)n,
-                                           have_cview ? cview.buf : NULL,
-                                           have_cview ? (size_t)cview.len : 0, &out);
-    if (e != TC_HTTP_WOK) {
-        if (e == TC_HTTP_WERR_ENCODE && saved_t != NULL) {
-            PyErr_Restore(saved_t, saved_v, saved_tb);
-            saved_t = saved_v = saved_tb = NULL;
-        } else if (e == TC_HTTP_WERR_ENCODE) {
-            PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
-        } else {
-            raise_werr(st, &rc->w, e);
-            if (rc->w.closed) {
-                sc_close_keep_exc(sc);
-            }
-        }
-        goto fail;
-    }
-    /* headers["Connection"] / ["Transfer-Encoding"] as upstream assigns them */
-    if (set_response_headers(rc, headers) < 0) {
         goto fail;
     }
     if (sc->closed || sc->detached) {
@@ -1525,19 +1330,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         result = write_future(sc);
     }
 fail:
-    Py_XDECREF(saved_t);
-    Py_XDECREF(saved_v);
-    Py_XDECREF(saved_tb);
-    if (have_cview) {
-        PyBuffer_Release(&cview);
-    }
     tc_http_buf_free(&out);
-    PyMem_Free(hdrs);
-    Py_XDECREF(items);
-    Py_XDECREF(keep);
-    Py_XDECREF(code_o);
-    Py_XDECREF(reason);
-    Py_XDECREF(reason_b);
     return result;
 }
 

@@ -1259,6 +1259,12 @@ tc_stream_closed(tc_stream *s)
     return s->closed;
 }
 
+int
+tc_stream_consumer_is(tc_stream *s, const tc_stream_consumer *cb, const void *ctx)
+{
+    return s->ccb == cb && s->cctx == ctx;
+}
+
 tc_loop *
 tc_stream_loop(tc_stream *s)
 {
@@ -2408,15 +2414,9 @@ fn_stream_deliver(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-#include "test_consumer.h"
-
 static PyMethodDef stream_functions[] = {
     {"_stream_setup", FN(fn_stream_setup), METH_FASTCALL, NULL},
     {"_stream_deliver", FN(fn_stream_deliver), METH_O, NULL},
-    {"_test_stream_consumer", FN(fn_test_consumer), METH_FASTCALL,
-     "_test_stream_consumer(stream, log): attach a test-only C consumer (see tests)."},
-    {"_test_stream_from_fd", FN(fn_test_from_fd), METH_FASTCALL,
-     "_test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size): tc_stream_from_fd()."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2427,9 +2427,11 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
     if (tc_add_type(module, &stream_spec, NULL, &ss->Stream_type) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &tconsumer_spec, NULL, &ss->TestConsumer_type) < 0) {
+#ifdef TC_TEST_API
+    if (tc_stream_test_exec(module, st) < 0) {
         return -1;
     }
+#endif
     if (PyModule_AddFunctions(module, stream_functions) < 0) {
         return -1;
     }
@@ -2448,7 +2450,9 @@ tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
     tc_stream_state *ss = &st->stream;
     Py_VISIT(ss->Stream_type);
+#ifdef TC_TEST_API
     Py_VISIT(ss->TestConsumer_type);
+#endif
     Py_VISIT(ss->IOStream_cls);
     Py_VISIT(ss->StreamClosedError);
     Py_VISIT(ss->UnsatisfiableReadError);
@@ -2466,7 +2470,9 @@ tc_stream_clear(struct tc_state *st)
 {
     tc_stream_state *ss = &st->stream;
     Py_CLEAR(ss->Stream_type);
+#ifdef TC_TEST_API
     Py_CLEAR(ss->TestConsumer_type);
+#endif
     Py_CLEAR(ss->IOStream_cls);
     Py_CLEAR(ss->StreamClosedError);
     Py_CLEAR(ss->UnsatisfiableReadError);
