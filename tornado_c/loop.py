@@ -28,6 +28,7 @@ from asyncio import coroutines, format_helpers, futures, tasks
 from asyncio.log import logger
 
 from tornado_c import _core
+from tornado_c._loop_pipes import PipesMixin
 from tornado_c._loop_streams import StreamsMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -107,7 +108,7 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, _core.Loop, asyncio.AbstractEventLoop):
+class EventLoop(StreamsMixin, PipesMixin, _core.Loop, asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
     def __init__(self):
