@@ -87,7 +87,10 @@ class _PipeTransportBase:
             parts.append("closing")
         parts.append("fd=%s" % (self._fileno,))
         if self._pipe is not None:
-            parts.append("polling" if watching_for() else "idle")
+            if self._loop is None or self._loop.is_closed():
+                parts.append("open")  # nothing is polled by a closed loop
+            else:
+                parts.append("polling" if watching_for() else "idle")
         return parts
 
     def _connection_lost(self, exc):

@@ -30,6 +30,7 @@ from asyncio.log import logger
 from tornado_c import _core
 from tornado_c._loop_pipes import PipesMixin
 from tornado_c._loop_streams import StreamsMixin
+from tornado_c._loop_subprocess import SubprocessMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
@@ -108,7 +109,8 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, PipesMixin, _core.Loop, asyncio.AbstractEventLoop):
+class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, _core.Loop,
+                asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
     def __init__(self):

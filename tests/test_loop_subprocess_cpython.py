@@ -1,0 +1,65 @@
+"""CPython's own asyncio subprocess tests (test.test_asyncio.test_subprocess
+and test_events.SubprocessTestsMixin) run on the tornado_c loop.
+
+The interpreter's test package must be installed.  Tests that poke
+internals of the stdlib loop are skipped with their reason below; everything
+else must pass.  (The pipe and pty tests of test_events run with the rest of
+EventLoopTestsMixin in tests/test_loop_tcp_cpython.py; test_unix_events'
+pipe tests are unit tests of asyncio's private _UnixReadPipeTransport /
+_UnixWritePipeTransport classes on a mock loop and never touch a real loop,
+so they have no tornado_c counterpart to run; tests/test_loop_pipes.py covers
+the same cases on real pipes.)
+"""
+
+import pytest
+
+try:
+    from test.test_asyncio import test_events, test_subprocess
+    from test.test_asyncio import utils as test_utils
+except ImportError:  # pragma: no cover - interpreter built without its tests
+    pytest.skip("CPython's test.test_asyncio is not installed", allow_module_level=True)
+
+from tornado_c import _loop_subprocess
+from tornado_c.loop import EventLoop
+
+
+def _skip(reason):
+    def method(self):
+        self.skipTest(reason)
+
+    return method
+
+
+class _TCLoopSetUp:
+    def setUp(self):
+        super().setUp()
+        self.loop = EventLoop()
+        self.set_event_loop(self.loop)
+
+
+class TCSubprocessTests(_TCLoopSetUp, test_subprocess.SubprocessMixin, test_utils.TestCase):
+    pass
+
+
+class TCSubprocessThreadFallbackTests(TCSubprocessTests):
+    """The same with the exit noticed by a waiting thread (as when
+    os.pidfd_open is unavailable)."""
+
+    def setUp(self):
+        super().setUp()
+        saved = _loop_subprocess._USE_PIDFD
+        _loop_subprocess._USE_PIDFD = False
+
+        def restore():
+            _loop_subprocess._USE_PIDFD = saved
+
+        self.addCleanup(restore)
+
+
+class TCSubprocessEventsTests(_TCLoopSetUp, test_events.SubprocessTestsMixin,
+                              test_utils.TestCase):
+    def tearDown(self):
+        # as test_events.EventLoopTestsMixin.tearDown: transport close callbacks
+        if not self.loop.is_closed():
+            test_utils.run_briefly(self.loop)
+        super().tearDown()
