@@ -1284,6 +1284,13 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 {
     /* The loop closes with this transport alive: release the handle and the
      * fd, no protocol callbacks (asyncio leaves such transports to the GC). */
+    if (tr->started && !tr->lost_called) {
+        /* what asyncio's transports say when they are collected unclosed,
+         * which happens once the loop has closed its selector */
+        if (PyErr_ResourceWarning((PyObject *)tr, 1, "unclosed transport %R", (PyObject *)tr) < 0) {
+            PyErr_WriteUnraisable((PyObject *)tr);
+        }
+    }
     tr->closing = 1;
     tr->lost_called = 1;
     if (tr->conn_lost == 0) {
