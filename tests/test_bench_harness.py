@@ -731,3 +731,22 @@ def test_web_floor_drives_the_real_handler(tmp_path):
     assert out["floor_cpu_us_per_request"] > 0
     assert out["comparisons"][0]["values"]["tornado_c"] > 0
     assert H.REGISTRY["web_floor"].script == "web_floor.py"
+
+
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_loop_subprocess_script_small_run(tmp_path):
+    """benchmarks/loop_subprocess.py: registered, and a tiny run gives a
+    comparison row per scenario and measure with every loop present."""
+    sc = H.REGISTRY["loop_subprocess"]
+    assert sc.args == ("--json", "{json}") and sc.quick_args == ("--quick",)
+    out = tmp_path / "sp.json"
+    subprocess.run([sys.executable, os.path.join(BENCH, "loop_subprocess.py"), "-n", "20",
+                    "--rounds", "1", "--json", str(out)], check=True, timeout=300,
+                   capture_output=True, cwd=str(tmp_path))
+    doc = json.loads(out.read_text())
+    labels = [c["label"] for c in doc["comparisons"]]
+    assert labels == ["spawn_wait children/s", "spawn_wait parent CPU-µs/child",
+                      "spawn_pipes children/s", "spawn_pipes parent CPU-µs/child"]
+    for c in doc["comparisons"]:
+        assert {"asyncio", "tornado_c"} <= set(c["values"])
+        assert all(v > 0 for v in c["values"].values())
