@@ -276,6 +276,13 @@ def test_sock_sendfile_errors(loop, datafile):
             await loop.sock_sendfile(sock, io.BytesIO(b"x"), fallback=False)
         with pytest.raises(asyncio.SendfileNotAvailableError):
             await loop.sock_sendfile(sock, object(), fallback=False)
+
+        class BadFd:
+            def fileno(self):
+                return -1
+
+        with pytest.raises(asyncio.SendfileNotAvailableError, match="not a regular file"):
+            await loop.sock_sendfile(sock, BadFd(), fallback=False)
         with pytest.raises(ValueError):
             await loop.sock_sendfile(sock, datafile, count=0)
         with pytest.raises(TypeError):
