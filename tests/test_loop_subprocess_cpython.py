@@ -4,11 +4,8 @@ and test_events.SubprocessTestsMixin) run on the tornado_c loop.
 The interpreter's test package must be installed.  Tests that poke
 internals of the stdlib loop are skipped with their reason below; everything
 else must pass.  (The pipe and pty tests of test_events run with the rest of
-EventLoopTestsMixin in tests/test_loop_tcp_cpython.py; test_unix_events'
-pipe tests are unit tests of asyncio's private _UnixReadPipeTransport /
-_UnixWritePipeTransport classes on a mock loop and never touch a real loop,
-so they have no tornado_c counterpart to run; tests/test_loop_pipes.py covers
-the same cases on real pipes.)
+EventLoopTestsMixin in tests/test_loop_tcp_cpython.py, test_unix_events' pipe
+transport tests in tests/test_loop_pipes_cpython.py.)
 """
 
 import pytest

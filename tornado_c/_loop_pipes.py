@@ -58,7 +58,7 @@ class _PipeTransportBase:
         self._fileno = None
         self._protocol = None
         self._closing = False
-        self._polling = False  # our side of the fd is watched by the loop
+        self._polling = False  # for repr: our side of the fd is watched
         fd = pipe.fileno()
         mode = os.fstat(fd).st_mode
         if not any(check(mode) for check in allowed):
@@ -93,7 +93,7 @@ class _PipeTransportBase:
                 parts.append("polling" if watching_for() else "idle")
         return parts
 
-    def _connection_lost(self, exc):
+    def _call_connection_lost(self, exc):
         if self._pipe is None:
             return  # already done (e.g. abort() after write_eof())
         try:
@@ -129,15 +129,14 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
 
     def _start_polling(self):
         if self.is_reading() and not self._polling:
-            self._loop.add_reader(self._fileno, self._on_readable)
+            self._loop.add_reader(self._fileno, self._read_ready)
             self._polling = True
 
     def _stop_polling(self):
-        if self._polling:
-            self._polling = False
-            self._loop.remove_reader(self._fileno)
+        self._polling = False
+        self._loop.remove_reader(self._fileno)
 
-    def _on_readable(self):
+    def _read_ready(self):
         try:
             data = os.read(self._fileno, self.max_size)
         except (BlockingIOError, InterruptedError):
@@ -155,7 +154,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         self._closing = True
         self._stop_polling()
         loop.call_soon(self._protocol.eof_received)
-        loop.call_soon(self._connection_lost, None)
+        loop.call_soon(self._call_connection_lost, None)
 
     def is_reading(self):
         return not (self._paused or self._closing)
@@ -197,7 +196,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     def _close(self, exc):
         self._closing = True
         self._stop_polling()
-        self._loop.call_soon(self._connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc)
 
 
 class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
@@ -207,7 +206,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         asyncio.WriteTransport.__init__(self, extra)
         self._buffer = bytearray()
         self._conn_lost = 0
-        self._writing = False      # add_writer is active (data buffered)
+        self._writing = False      # for repr: add_writer is active (data buffered)
         self._protocol_paused = False
         self._high = 64 * 1024
         self._low = 16 * 1024
@@ -232,15 +231,14 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
             # write_eof()/abort() came first: asyncio registers anyway and
             # unregisters when it closes; nothing to watch any more
             return
-        self._loop.add_reader(self._fileno, self._peer_gone)
+        self._loop.add_reader(self._fileno, self._read_ready)
         self._polling = True
 
     def _unwatch_peer(self):
-        if self._polling:
-            self._polling = False
-            self._loop.remove_reader(self._fileno)
+        self._polling = False
+        self._loop.remove_reader(self._fileno)
 
-    def _peer_gone(self):
+    def _read_ready(self):
         if self._loop.get_debug():
             logger.info("%r was closed by peer", self)
         self._close(BrokenPipeError() if self._buffer else None)
@@ -317,11 +315,11 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
             if n == len(view):
                 return
             self._buffer += view[n:]
-            self._loop.add_writer(self._fileno, self._on_writable)
+            self._loop.add_writer(self._fileno, self._write_ready)
             self._writing = True
         self._maybe_pause_protocol()
 
-    def _on_writable(self):
+    def _write_ready(self):
         try:
             n = os.write(self._fileno, self._buffer)
         except (BlockingIOError, InterruptedError):
@@ -342,12 +340,11 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         if self._closing and not self._buffer:
             # close()/write_eof() was waiting for the buffer to drain
             self._unwatch_peer()
-            self._connection_lost(None)
+            self._call_connection_lost(None)
 
     def _stop_writing(self):
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fileno)
+        self._writing = False
+        self._loop.remove_writer(self._fileno)
 
     def can_write_eof(self):
         return True
@@ -360,7 +357,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         self._closing = True
         if not self._buffer:
             self._unwatch_peer()
-            self._loop.call_soon(self._connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None)
 
     def close(self):
         if self._pipe is not None and not self._closing:
@@ -387,7 +384,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         self._stop_writing()
         self._buffer.clear()
         self._unwatch_peer()
-        self._loop.call_soon(self._connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc)
 
 
 class PipesMixin:
