@@ -15,6 +15,10 @@
  * Reading: Protocol gets bytes copied out of the shared 256 KiB read buffer
  * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
  * returned.
+ *
+ * loop.sendfile() (tornado_c/_loop_sendfile.py) pauses reading, waits on
+ * _make_empty_waiter() for the write queue to drain and then writes to the
+ * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
  */
 #include "state.h"
 #include "loop/transport.h"
