@@ -212,6 +212,12 @@ register(ScriptScenario(
     optional=True, pin=False, summarize=summarize_loop_tcp, chart=False,
 ))
 
+register(ScriptScenario(
+    "loop_subprocess", "loop_subprocess.py",
+    "child processes (create_subprocess_exec + wait/communicate) on asyncio vs uvloop vs tornado_c",
+    args=("--json", "{json}"), quick_args=("--quick",), optional=True, chart=False,
+))
+
 
 def select(only=None, registry=None):
     """Scenarios to run, in registry order (or in the order of `only`, a

@@ -1,8 +1,8 @@
 """CPython's own asyncio tests for streams, servers and socket transports, run
 on the tornado_c loop (the interpreter's test package must be installed).
 
-Tests of features the tornado_c loop does not have (TLS, pipe and pty
-transports, datagram endpoints) or that mock asyncio's private internals are
+Tests of features the tornado_c loop does not have (TLS, datagram
+endpoints) or that mock asyncio's private internals are
 skipped here with the reason; everything else must pass.
 """
 
@@ -19,7 +19,6 @@ except ImportError:  # pragma: no cover - interpreter built without its tests
 from tornado_c.loop import EventLoop
 
 NO_TLS = "tornado_c has no TLS transport yet"
-NO_PIPES = "pipe/pty transports are not part of the TCP/Unix transport work"
 NO_UDP = "datagram endpoints are not part of the TCP/Unix transport work"
 MOCKS = "mocks asyncio.base_events internals (socket module, _start_serving)"
 
@@ -40,13 +39,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
     test_create_datagram_endpoint = _skip(NO_UDP)
     test_create_datagram_endpoint_ipv6 = _skip(NO_UDP)
     test_create_datagram_endpoint_sock = _skip(NO_UDP)
-    test_bidirectional_pty = _skip(NO_PIPES)
-    test_read_pipe = _skip(NO_PIPES)
-    test_read_pty_output = _skip(NO_PIPES)
-    test_unclosed_pipe_transport = _skip(NO_PIPES)
-    test_write_pipe = _skip(NO_PIPES)
-    test_write_pipe_disconnect_on_close = _skip(NO_PIPES)
-    test_write_pty = _skip(NO_PIPES)
     test_create_server_ssl = _skip(NO_TLS)
     test_create_server_ssl_match_failed = _skip(NO_TLS)
     test_create_server_ssl_verified = _skip(NO_TLS)
@@ -72,7 +64,6 @@ class TCStreamTests(test_streams.StreamTests):
     test_open_connection_no_loop_ssl = _skip(NO_TLS)
     test_open_unix_connection_no_loop_ssl = _skip(NO_TLS)
     test_start_tls = _skip(NO_TLS)
-    test_read_all_from_pipe_reader = _skip(NO_PIPES)
 
 
 class TCStartServerTests(test_server.BaseStartServer, unittest.TestCase):

@@ -28,7 +28,10 @@ from asyncio import coroutines, format_helpers, futures, tasks
 from asyncio.log import logger
 
 from tornado_c import _core
+from tornado_c._loop_pipes import PipesMixin
+from tornado_c._loop_sendfile import SendfileMixin
 from tornado_c._loop_streams import StreamsMixin
+from tornado_c._loop_subprocess import SubprocessMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
@@ -107,7 +110,8 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, _core.Loop, asyncio.AbstractEventLoop):
+class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
+                asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
     def __init__(self):
@@ -560,59 +564,6 @@ class EventLoop(StreamsMixin, _core.Loop, asyncio.AbstractEventLoop):
         except (BlockingIOError, InterruptedError):
             pass
         return await self._sock_wait(sock, False, accept)
-
-    async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
-        """Send `file` over the non-blocking stream socket `sock`: with
-        os.sendfile() when possible, else (if `fallback`) by reading and
-        sending chunks.  Returns the number of bytes sent."""
-        _check_nonblocking_socket(sock)
-        if sock.type != socket.SOCK_STREAM:
-            raise ValueError("only SOCK_STREAM type sockets are supported")
-        if "b" not in getattr(file, "mode", "b"):
-            raise ValueError("file should be opened in binary mode")
-        if count is not None:
-            if not isinstance(count, int):
-                raise TypeError("count must be a positive integer (got {!r})".format(count))
-            if count <= 0:
-                raise ValueError("count must be a positive integer (got {!r})".format(count))
-        if not isinstance(offset, int):
-            raise TypeError("offset must be a non-negative integer (got {!r})".format(offset))
-        if offset < 0:
-            raise ValueError("offset must be a non-negative integer (got {!r})".format(offset))
-        try:
-            fileno = file.fileno()
-            os.fstat(fileno)
-            native = hasattr(os, "sendfile")
-        except (AttributeError, OSError, ValueError):
-            native = False
-        if not native and not fallback:
-            raise asyncio.SendfileNotAvailableError("os.sendfile() is not available for this file")
-        total = 0
-        try:
-            if native:
-                while count is None or total < count:
-                    blocksize = 1 << 20 if count is None else min(count - total, 1 << 20)
-                    try:
-                        n = os.sendfile(sock.fileno(), fileno, offset + total, blocksize)
-                    except (BlockingIOError, InterruptedError):
-                        await self._sock_wait(sock, True, lambda: None)
-                        continue
-                    if n == 0:
-                        break
-                    total += n
-                return total
-            file.seek(offset)
-            while count is None or total < count:
-                blocksize = 1 << 16 if count is None else min(count - total, 1 << 16)
-                data = await self.run_in_executor(None, file.read, blocksize)
-                if not data:
-                    break
-                await self.sock_sendall(sock, data)
-                total += len(data)
-            return total
-        finally:
-            if total > 0 and hasattr(file, "seek"):
-                file.seek(offset + total)
 
     # -- signals -------------------------------------------------------------
 

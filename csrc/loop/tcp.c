@@ -15,6 +15,10 @@
  * Reading: Protocol gets bytes copied out of the shared 256 KiB read buffer
  * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
  * returned.
+ *
+ * loop.sendfile() (tornado_c/_loop_sendfile.py) pauses reading, waits on
+ * _make_empty_waiter() for the write queue to drain and then writes to the
+ * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
  */
 #include "state.h"
 #include "loop/transport.h"
@@ -50,6 +54,8 @@ struct tc_transport {
     PyObject *server;           /* tc_server or NULL */
     PyObject *extra;            /* dict or NULL */
     PyObject *conn_waiter;      /* future of a pending connect */
+    PyObject *empty_waiter;     /* future of _make_empty_waiter() while
+                                 * loop.sendfile() owns the socket, or NULL */
     PyObject *weakreflist;
     size_t high, low;
     Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
@@ -98,6 +104,7 @@ report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
 }
 
 static void force_close(tc_transport *tr, PyObject *exc);
+static void fail_empty_waiter(tc_transport *tr);
 
 /* loop.get_debug() as 0/1 (errors count as 0 and are cleared). */
 static int
@@ -286,6 +293,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     /* finally: */
     tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
     Py_CLEAR(tr->protocol);
+    fail_empty_waiter(tr); /* (the protocol's exception, if any, is fetched) */
     server = tr->server;
     tr->server = NULL;
     if (server != NULL) {
@@ -386,6 +394,61 @@ maybe_resume_protocol(tc_transport *tr)
     Py_DECREF(r);
 }
 
+/* Resolve the future of _make_empty_waiter() if it is pending: with None
+ * (exc NULL: the write queue is empty) or with the exception `exc`
+ * (borrowed).  The waiter stays set -- sendfile is in progress until
+ * _reset_empty_waiter() -- so write() keeps refusing. */
+static void
+resolve_empty_waiter(tc_transport *tr, PyObject *exc)
+{
+    PyObject *w = tr->empty_waiter, *r;
+    int done;
+    if (w == NULL) {
+        return;
+    }
+    Py_INCREF(w);
+    r = PyObject_CallMethodNoArgs(w, tr->st->loop_tcp.s_done);
+    if (r == NULL) {
+        goto fail;
+    }
+    done = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (done < 0) {
+        goto fail;
+    }
+    if (!done) {
+        r = exc == NULL ? PyObject_CallMethodOneArg(w, tr->st->loop_tcp.s_set_result, Py_None)
+                        : PyObject_CallMethodOneArg(w, tr->st->loop_tcp.s_set_exception, exc);
+        if (r == NULL) {
+            goto fail;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(w);
+    return;
+fail:
+    Py_DECREF(w);
+    tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+}
+
+/* The peer or an error ended the connection while sendfile waited for the
+ * write buffer to drain. */
+static void
+fail_empty_waiter(tc_transport *tr)
+{
+    PyObject *exc;
+    if (tr->empty_waiter == NULL) {
+        return;
+    }
+    exc = PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer");
+    if (exc == NULL) {
+        tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+        return;
+    }
+    resolve_empty_waiter(tr, exc);
+    Py_DECREF(exc);
+}
+
 static void do_shutdown(tc_transport *tr);
 
 static void
@@ -401,7 +464,14 @@ write_cb(uv_write_t *req, int status)
     }
     Py_INCREF(tr);
     if (status < 0) {
-        fatal_uv_error(tr, status, "Fatal write error on socket transport");
+        PyObject *exc = tc_uvio_error(status);
+        if (exc == NULL) {
+            fatal_error_current(tr, "Fatal write error on socket transport");
+            goto done;
+        }
+        fatal_error(tr, exc, "Fatal write error on socket transport");
+        resolve_empty_waiter(tr, exc);
+        Py_DECREF(exc);
         goto done;
     }
     rc = tc_uvio_wq_next(&tr->io.wq, &tr->io.h.stream, write_cb, tr);
@@ -414,6 +484,7 @@ write_cb(uv_write_t *req, int status)
     }
     maybe_resume_protocol(tr); /* may write more */
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
+        resolve_empty_waiter(tr, NULL);
         if (tr->closing) {
             if (call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
@@ -489,6 +560,23 @@ write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t to
     return 0;
 }
 
+/* What write()/writelines() refuse before looking at the data (asyncio's
+ * order): after write_eof(), and while loop.sendfile() writes to the socket
+ * itself.  0 = go on, -1 = RuntimeError set. */
+static int
+write_refused(tc_transport *tr)
+{
+    if (tr->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return -1;
+    }
+    if (tr->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+        return -1;
+    }
+    return 0;
+}
+
 /* Common checks of write()/writelines(); 1 = go on, 0 = return None,
  * -1 = error. */
 static int
@@ -540,8 +628,7 @@ tr_write(tc_transport *tr, PyObject *data)
         return NULL;
     }
     if (PyBytes_CheckExact(data)) {
-        if (tr->eof) {
-            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        if (write_refused(tr) < 0) {
             return NULL;
         }
         if (PyBytes_GET_SIZE(data) == 0) {
@@ -559,8 +646,7 @@ tr_write(tc_transport *tr, PyObject *data)
     }
     else {
         Py_buffer view;
-        if (tr->eof) {
-            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        if (write_refused(tr) < 0) {
             return NULL;
         }
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
@@ -639,8 +725,7 @@ join:
         goto done;
     }
 gathered:
-    if (tr->eof) {
-        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    if (write_refused(tr) < 0) {
         goto done;
     }
     if (total == 0) {
@@ -1203,6 +1288,13 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 {
     /* The loop closes with this transport alive: release the handle and the
      * fd, no protocol callbacks (asyncio leaves such transports to the GC). */
+    if (tr->started && !tr->lost_called) {
+        /* what asyncio's transports say when they are collected unclosed,
+         * which happens once the loop has closed its selector */
+        if (PyErr_ResourceWarning((PyObject *)tr, 1, "unclosed transport %R", (PyObject *)tr) < 0) {
+            PyErr_WriteUnraisable((PyObject *)tr);
+        }
+    }
     tr->closing = 1;
     tr->lost_called = 1;
     if (tr->conn_lost == 0) {
@@ -1210,6 +1302,40 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     }
     tr->io.wq.pend_len = 0;
     tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_make_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    /* loop.sendfile(): a future done once everything written so far has
+     * left (at once if nothing is queued); write() is refused until
+     * _reset_empty_waiter().  As asyncio's _SelectorSocketTransport. */
+    PyObject *fut, *r;
+    if (tr->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (write_buffer_size(tr) == 0) {
+        r = PyObject_CallMethodOneArg(fut, tr->st->loop_tcp.s_set_result, Py_None);
+        if (r == NULL) {
+            Py_DECREF(fut);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    tr->empty_waiter = Py_NewRef(fut);
+    return fut;
+}
+
+static PyObject *
+tr_reset_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(tr->empty_waiter);
     Py_RETURN_NONE;
 }
 
@@ -1574,6 +1700,7 @@ tr_traverse(tc_transport *tr, visitproc visit, void *arg)
     Py_VISIT(tr->extra);
     Py_VISIT(tr->io.live);
     Py_VISIT(tr->conn_waiter);
+    Py_VISIT(tr->empty_waiter);
     Py_VISIT(tr->io.wq.obj);
     Py_VISIT(tr->rexc);
     return 0;
@@ -1591,6 +1718,7 @@ tr_clear(tc_transport *tr)
     Py_CLEAR(tr->extra);
     Py_CLEAR(tr->io.live);
     Py_CLEAR(tr->conn_waiter);
+    Py_CLEAR(tr->empty_waiter);
     Py_CLEAR(tr->io.wq.obj);
     Py_CLEAR(tr->rexc);
     if (!tr->io.open) {
@@ -1625,6 +1753,10 @@ static PyMethodDef tr_methods[] = {
     {"_dispose", (PyCFunction)tr_dispose, METH_NOARGS, "Close a transport that never started."},
     {"_loop_closing", (PyCFunction)tr_loop_closing, METH_NOARGS,
      "Release handle and fd because the loop closes."},
+    {"_make_empty_waiter", (PyCFunction)tr_make_empty_waiter, METH_NOARGS,
+     "Future done when the write buffer is empty; write() refused meanwhile (sendfile)."},
+    {"_reset_empty_waiter", (PyCFunction)tr_reset_empty_waiter, METH_NOARGS,
+     "End of sendfile: write() allowed again."},
     {"write", (PyCFunction)tr_write, METH_O, NULL},
     {"writelines", (PyCFunction)tr_writelines, METH_O, NULL},
     {"write_eof", (PyCFunction)tr_write_eof, METH_NOARGS, NULL},

@@ -755,3 +755,22 @@ def test_stream_echo_benchmark_server_process_runs():
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     assert {"upstream", "switch/loop-only", "switch"} <= rows
+
+
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_loop_subprocess_script_small_run(tmp_path):
+    """benchmarks/loop_subprocess.py: registered, and a tiny run gives a
+    comparison row per scenario and measure with every loop present."""
+    sc = H.REGISTRY["loop_subprocess"]
+    assert sc.args == ("--json", "{json}") and sc.quick_args == ("--quick",)
+    out = tmp_path / "sp.json"
+    subprocess.run([sys.executable, os.path.join(BENCH, "loop_subprocess.py"), "-n", "20",
+                    "--rounds", "1", "--json", str(out)], check=True, timeout=300,
+                   capture_output=True, cwd=str(tmp_path))
+    doc = json.loads(out.read_text())
+    labels = [c["label"] for c in doc["comparisons"]]
+    assert labels == ["spawn_wait children/s", "spawn_wait parent CPU-µs/child",
+                      "spawn_pipes children/s", "spawn_pipes parent CPU-µs/child"]
+    for c in doc["comparisons"]:
+        assert {"asyncio", "tornado_c"} <= set(c["values"])
+        assert all(v > 0 for v in c["values"].values())
