@@ -711,29 +711,5 @@ def new_event_loop():
 
 def run(main, *, debug=None):
     """Like asyncio.run(main), on a tornado_c EventLoop."""
-    if hasattr(asyncio, "Runner"):
-        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-            return runner.run(main)
-    # Python 3.10: no asyncio.Runner
-    if asyncio._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
-    if not coroutines.iscoroutine(main):
-        raise ValueError("a coroutine was expected, got %r" % (main,))
-    loop = new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        if debug is not None:
-            loop.set_debug(debug)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            to_cancel = tasks.all_tasks(loop)
-            for task in to_cancel:
-                task.cancel()
-            if to_cancel:
-                loop.run_until_complete(tasks.gather(*to_cancel, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)
