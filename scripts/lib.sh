@@ -89,8 +89,17 @@ tc_make_venv() {
         "$base" -m venv "$venv"
     fi
     echo "== installing tornado_c[$extra] into $venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel >/dev/null
-    "$venv/bin/python" -m pip install -q "$TC_ROOT[$extra]"
+    # pip's output (build warnings included) only when it fails
+    local log rc=0
+    log="$(mktemp)"
+    { "$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel \
+        && "$venv/bin/python" -m pip install -q "$TC_ROOT[$extra]"; } >"$log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        cat "$log"
+        echo "pip install into $venv FAILED (exit $rc)"
+    fi
+    rm -f "$log"
+    return "$rc"
 }
 
 # The minor version of interpreter $1 ("12" for 3.12), nothing if it won't run.
