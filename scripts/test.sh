@@ -61,7 +61,7 @@ SAME_ON_EVERY_VERSION+=" or test_garbage_same_as_upstream or test_idle_memory_af
 echo "== Python versions (requires-python >=$(tc_min_python)):"
 for i in "${!use_minor[@]}"; do
     if [ "${use_minor[$i]}" = "$default_minor" ]; then
-        echo "   3.${use_minor[$i]}: ${use_python[$i]} -- full suite (default python3)"
+        echo "   3.${use_minor[$i]}: ${use_python[$i]} -- full suite (the default)"
     else
         echo "   3.${use_minor[$i]}: ${use_python[$i]} -- $OTHERS"
     fi
