@@ -36,9 +36,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
 
     test_create_server_multiple_hosts_ipv4 = _skip(MOCKS)
     test_create_server_multiple_hosts_ipv6 = _skip(MOCKS)
-    test_create_datagram_endpoint = _skip(NO_UDP)
-    test_create_datagram_endpoint_ipv6 = _skip(NO_UDP)
-    test_create_datagram_endpoint_sock = _skip(NO_UDP)
     test_create_server_ssl = _skip(NO_TLS)
     test_create_server_ssl_match_failed = _skip(NO_TLS)
     test_create_server_ssl_verified = _skip(NO_TLS)
@@ -53,6 +50,13 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
     # cancellation timing
     test_timeout_rounding = _skip("loop core internals (_run_once count)")
     test_prompt_cancellation = _skip("loop core sock_recv, not the transports")
+
+
+# Datagram tests by name, whatever this Python's test suite holds (3.13 added
+# test_datagram_send_to_non_listening_address, for instance).
+for _name in dir(test_events.UnixEventLoopTestsMixin):
+    if _name.startswith("test_") and "datagram" in _name:
+        setattr(TCEventLoopTests, _name, _skip(NO_UDP))
 
 
 class TCStreamTests(test_streams.StreamTests):

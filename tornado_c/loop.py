@@ -24,6 +24,7 @@ import threading
 import warnings
 import weakref
 
+from asyncio import base_events as _base_events
 from asyncio import coroutines, format_helpers, futures, tasks
 from asyncio.log import logger
 
@@ -36,6 +37,28 @@ from tornado_c._loop_subprocess import SubprocessMixin
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 _DEBUG_STACK_DEPTH = 10
+
+# Where asyncio's behaviour changed between the Python versions tornado_c
+# supports (3.11+), this loop does what the running interpreter's asyncio does.
+_PY312 = sys.version_info >= (3, 12)
+# 3.12: a custom exception handler runs in the contextvars context of the
+# task, future or handle the error came from.
+_HANDLER_IN_OBJECT_CONTEXT = _PY312
+# 3.12: shutdown_default_executor(timeout=None).
+_EXECUTOR_SHUTDOWN_TIMEOUT = _PY312
+
+
+def _object_context(context):
+    """The contextvars.Context of the task, future or handle an exception
+    handler's `context` dict is about (as asyncio 3.12+ looks it up), or None."""
+    thing = context.get("task")
+    if thing is None:
+        thing = context.get("future")
+    if thing is None:
+        thing = context.get("handle")
+    get_context = getattr(thing, "get_context", None) if thing is not None else None
+    ctx = get_context() if get_context is not None else None
+    return ctx if ctx is not None and hasattr(ctx, "run") else None
 
 
 def _handle_repr(self):
@@ -244,31 +267,15 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
     def create_future(self):
         return futures.Future(loop=self)
 
-    def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
-        if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
-        else:
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                try:
-                    task.set_name(name)
-                except AttributeError:
-                    pass
-        return task
-
-    def set_task_factory(self, factory):
-        if factory is not None and not callable(factory):
-            raise TypeError("task factory must be a callable or None")
-        self._task_factory = factory
-
-    def get_task_factory(self):
-        return self._task_factory
+    # Task creation is the running Python's own: asyncio's create_task()
+    # changed in nearly every release (the context= argument in 3.11, names
+    # set on factory-made tasks in 3.13.0, every keyword passed on to the
+    # factory or Task -- eager_start= among them -- in 3.13.3 and 3.14), and
+    # BaseEventLoop's methods only use _check_closed() and _task_factory,
+    # which this loop has.
+    create_task = _base_events.BaseEventLoop.create_task
+    set_task_factory = _base_events.BaseEventLoop.set_task_factory
+    get_task_factory = _base_events.BaseEventLoop.get_task_factory
 
     # -- debug ------------------------------------------------------------
 
@@ -334,7 +341,14 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            handler(self, context)
+            if _HANDLER_IN_OBJECT_CONTEXT:
+                ctx = _object_context(context)
+                if ctx is not None:
+                    ctx.run(handler, self, context)
+                else:
+                    handler(self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -403,9 +417,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
             raise TypeError("executor must be ThreadPoolExecutor")
         self._default_executor = executor
 
-    async def shutdown_default_executor(self, timeout=None):
-        """Shut the default executor down, waiting for its threads (in a
-        helper thread, so the loop keeps running)."""
+    async def _shutdown_default_executor(self, timeout=None):
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is None:
@@ -431,10 +443,22 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
                 await asyncio.wait_for(asyncio.shield(done), timeout)
         except asyncio.TimeoutError:
             warnings.warn("The executor did not finishing joining its threads within "
-                          "%s seconds." % (timeout,), RuntimeWarning, stacklevel=2)
+                          "%s seconds." % (timeout,), RuntimeWarning, stacklevel=3)
             executor.shutdown(wait=False)
         else:
             thread.join()
+
+    if _EXECUTOR_SHUTDOWN_TIMEOUT:
+        async def shutdown_default_executor(self, timeout=None):
+            """Shut the default executor down, waiting for its threads (in a
+            helper thread, so the loop keeps running) at most `timeout`
+            seconds, then warn and stop waiting (asyncio 3.13 semantics)."""
+            await self._shutdown_default_executor(timeout)
+    else:
+        async def shutdown_default_executor(self):
+            """Shut the default executor down, waiting for its threads (in a
+            helper thread, so the loop keeps running)."""
+            await self._shutdown_default_executor()
 
     # -- DNS ---------------------------------------------------------------
 
@@ -662,29 +686,5 @@ def new_event_loop():
 
 def run(main, *, debug=None):
     """Like asyncio.run(main), on a tornado_c EventLoop."""
-    if hasattr(asyncio, "Runner"):
-        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-            return runner.run(main)
-    # Python 3.10: no asyncio.Runner
-    if asyncio._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
-    if not coroutines.iscoroutine(main):
-        raise ValueError("a coroutine was expected, got %r" % (main,))
-    loop = new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        if debug is not None:
-            loop.set_debug(debug)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            to_cancel = tasks.all_tasks(loop)
-            for task in to_cancel:
-                task.cancel()
-            if to_cancel:
-                loop.run_until_complete(tasks.gather(*to_cancel, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)
