@@ -123,6 +123,49 @@ tc_http_py_write_headers_args(PyObject *const *args, Py_ssize_t nargs, PyObject 
     return 0;
 }
 
+
+/* Replaces the UnicodeEncodeError set for one part of a header with the
+ * error upstream raises: HTTP1Connection builds the whole line
+ * native_str(name) + ": " + native_str(value) and encodes it to latin-1, so
+ * the message's position (and the exception's object, start and end) count
+ * from the start of that line -- or, when the value is bytes that are not
+ * UTF-8, native_str(value) fails first with its UnicodeDecodeError.  0 with
+ * that UnicodeError set; -1 with another exception (e.g. MemoryError). */
+static int
+line_encode_error(PyObject *name, PyObject *value)
+{
+    PyObject *parts[2] = {NULL, NULL}, *line = NULL, *b = NULL;
+    PyObject *src[2] = {name, value};
+    int ret = -1;
+    PyErr_Clear();
+    for (int k = 0; k < 2; k++) {
+        parts[k] = PyUnicode_Check(src[k])
+                       ? Py_NewRef(src[k])
+                       : PyUnicode_FromEncodedObject(src[k], "utf-8", "strict");
+        if (parts[k] == NULL) {
+            goto done;
+        }
+    }
+    line = PyUnicode_FromFormat("%U: %U", parts[0], parts[1]);
+    if (line == NULL) {
+        goto done;
+    }
+    b = PyUnicode_AsLatin1String(line);
+    if (b != NULL) { /* cannot happen: one of the parts did not encode */
+        PyErr_SetString(PyExc_SystemError, "header line encoded after its part did not");
+        goto done;
+    }
+done:
+    if (b == NULL && PyErr_ExceptionMatches(PyExc_UnicodeError)) {
+        ret = 0;
+    }
+    Py_XDECREF(parts[0]);
+    Py_XDECREF(parts[1]);
+    Py_XDECREF(line);
+    Py_XDECREF(b);
+    return ret;
+}
+
 int
 tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
                          PyObject *start_line, PyObject *headers, PyObject *chunk,
@@ -208,6 +251,11 @@ tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
             if (b == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
                 if (saved_t == NULL) {
+                    if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError) &&
+                        line_encode_error(name, value) < 0) { /* not a UnicodeError */
+                        ok = -1;
+                        break;
+                    }
                     PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
                 } else {
                     PyErr_Clear();
