@@ -18,7 +18,6 @@
 #include "state.h"
 
 #include <structmember.h>
-#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -97,14 +96,6 @@ typedef struct {
 #define H(st) ((helpers_t *)&(st)->http.srv_helpers)
 _Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
                "srv_helpers in http.h must hold helpers_t");
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sc_process(sconn *sc);
 static void sc_close(sconn *sc);
@@ -199,6 +190,9 @@ new_future(sconn *sc)
 
 /* ------------------------------------------------------------- timers */
 
+/* The connection's timers run on its loop (always a tornado_c loop, see
+ * sc_new): loop.call_later(delay, sc.<meth>) through the loop's C API,
+ * whose clock (tc_loop_time) the deadlines below are computed on. */
 static PyObject *
 call_later(sconn *sc, double delay, const char *meth)
 {
@@ -206,7 +200,7 @@ call_later(sconn *sc, double delay, const char *meth)
     if (cb == NULL) {
         return NULL;
     }
-    PyObject *h = PyObject_CallMethod((PyObject *)sc->loop, "call_later", "dO", delay, cb);
+    PyObject *h = tc_loop_call_later(sc->loop, delay, cb, NULL, 0, NULL);
     Py_DECREF(cb);
     return h;
 }
@@ -215,11 +209,7 @@ static void
 cancel_timer(PyObject **t)
 {
     if (*t != NULL) {
-        PyObject *r = call_method0(*t, "cancel");
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
+        tc_loop_handle_cancel(*t);
         Py_CLEAR(*t);
     }
 }
@@ -231,7 +221,7 @@ start_head_wait(sconn *sc)
     if (sc->idle_timeout < 0) {
         return;
     }
-    sc->head_wait_start = mono_now();
+    sc->head_wait_start = tc_loop_time(sc->loop);
     if (sc->idle_timer == NULL) {
         sc->idle_timer = call_later(sc, sc->idle_timeout, "_idle_timer");
         if (sc->idle_timer == NULL) {
@@ -247,7 +237,7 @@ sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || !sc->waiting_head) {
         Py_RETURN_NONE;   /* re-armed at the next head wait */
     }
-    double left = sc->head_wait_start + sc->idle_timeout - mono_now();
+    double left = sc->head_wait_start + sc->idle_timeout - tc_loop_time(sc->loop);
     if (left > 0.001) {
         sc->idle_timer = call_later(sc, left, "_idle_timer");
         if (sc->idle_timer == NULL) {

@@ -93,6 +93,12 @@ tc_handle_cancel(tc_handle *h)
     Py_XDECREF(args);
 }
 
+void
+tc_loop_handle_cancel(PyObject *handle)
+{
+    tc_handle_cancel((tc_handle *)handle);
+}
+
 static int
 is_propagating(PyObject *type)
 {

@@ -27,12 +27,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-static inline double
-loop_now(void)
-{
-    return (double)uv_hrtime() / 1e9;
-}
-
 int
 tc_loop_check(struct tc_state *st, PyObject *obj)
 {
@@ -292,7 +286,7 @@ check_closed(tc_loop *self)
 int
 tc_loop_check_thread(tc_loop *self)
 {
-    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+    if (tc_loop_in_other_thread(self)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Non-thread-safe operation invoked on an event loop "
                         "other than the current one");
@@ -460,26 +454,21 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
     return h;
 }
 
+/* A TimerHandle due at `when`, in the heap: what call_at/call_later do once
+ * their arguments are parsed.  `when` is not NaN. */
 static PyObject *
-schedule_timer(tc_loop *self, double when, PyObject *const *args,
-               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+schedule_at(tc_loop *self, double when, PyObject *callback, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *context)
 {
-    PyObject *context;
     tc_timer *t;
-    if (isnan(when)) {
-        /* asyncio would fail later, inside the loop; refuse it here */
-        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
-        return NULL;
-    }
-    if (parse_context(args, nargs, kwnames, fname, &context) < 0 ||
-        check_closed(self) < 0) {
+    if (check_closed(self) < 0) {
         return NULL;
     }
     if (self->debug && tc_loop_check_thread(self) < 0) {
         return NULL;
     }
-    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, args[0],
-                               args + 1, nargs - 1, context, "call_at");
+    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, callback,
+                               args, nargs, context, "call_at");
     if (t == NULL) {
         return NULL;
     }
@@ -489,6 +478,41 @@ schedule_timer(tc_loop *self, double when, PyObject *const *args,
         return NULL;
     }
     return (PyObject *)t;
+}
+
+static int
+check_not_nan(double when, const char *fname)
+{
+    if (isnan(when)) {
+        /* asyncio would fail later, inside the loop; refuse it here */
+        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
+        return -1;
+    }
+    return 0;
+}
+
+/* call_at / call_later after the time argument: (callback, *args, context=) */
+static PyObject *
+schedule_timer(tc_loop *self, double when, PyObject *const *args,
+               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+{
+    PyObject *context;
+    if (check_not_nan(when, fname) < 0 ||
+        parse_context(args, nargs, kwnames, fname, &context) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, when, args[0], args + 1, nargs - 1, context);
+}
+
+PyObject *
+tc_loop_call_later(tc_loop *loop, double delay, PyObject *callback,
+                   PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    double when = tc_loop_time(loop) + delay;
+    if (check_not_nan(when, "call_later") < 0) {
+        return NULL;
+    }
+    return schedule_at(loop, when, callback, args, nargs, context);
 }
 
 static PyObject *
@@ -508,7 +532,7 @@ loop_call_later(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *k
     if (delay == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    return schedule_timer(self, loop_now() + delay, args + 1, nargs - 1, kwnames,
+    return schedule_timer(self, tc_loop_time(self) + delay, args + 1, nargs - 1, kwnames,
                           "call_later");
 }
 
@@ -533,9 +557,9 @@ loop_call_at(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwna
 }
 
 static PyObject *
-loop_time(tc_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+loop_time(tc_loop *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(loop_now());
+    return PyFloat_FromDouble(tc_loop_time(self));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -886,9 +910,9 @@ run_ready_handle(tc_loop *self, tc_handle *h)
     if (!self->debug) {
         return tc_handle_run(h);
     }
-    t0 = loop_now();
+    t0 = tc_loop_time(self);
     rc = tc_handle_run(h);
-    dt = loop_now() - t0;
+    dt = tc_loop_time(self) - t0;
     if (rc < 0) {
         return rc;
     }
@@ -999,7 +1023,7 @@ own_timeout_ms(tc_loop *self)
     if (self->heap_len == 0) {
         return -1;
     }
-    dt = self->heap[0]->when - loop_now();
+    dt = self->heap[0]->when - tc_loop_time(self);
     if (dt <= 0) {
         return 0;
     }
@@ -1043,7 +1067,7 @@ libuv_poll_once(tc_loop *self)
     if (self->ready_len == 0 && self->deferred_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
         if (self->heap_len > 0) {
-            double dt = self->heap[0]->when - loop_now();
+            double dt = self->heap[0]->when - tc_loop_time(self);
             self->poll_deadline = self->heap[0]->when;
             if (dt <= 0) {
                 mode = UV_RUN_NOWAIT;
@@ -1173,7 +1197,7 @@ run_once(tc_loop *self)
         return raise_stashed(self);
     }
 
-    now = loop_now();
+    now = tc_loop_time(self);
     while (self->heap_len > 0 && self->heap[0]->when <= now) {
         tc_timer *t = heap_pop(self);
         if (t->h.cancelled) {

@@ -122,6 +122,35 @@ typedef struct tc_loop {
 #define TC_LOOP_REQUEST_DONE(st) ((void)0)
 #endif
 
+/* ------------------------------------------------------------ queries */
+/* Inline: they read the loop's private fields for other components, which
+ * use these instead of the fields. */
+
+/* 1 once the loop was closed (it never runs again), else 0. */
+static inline int
+tc_loop_is_closed(const tc_loop *loop)
+{
+    return loop->closed;
+}
+
+/* 1 if the loop is running in a thread other than the caller's (its libuv
+ * handles are that thread's: hand the work over with
+ * call_soon_threadsafe), else 0. */
+static inline int
+tc_loop_in_other_thread(const tc_loop *loop)
+{
+    return loop->running && loop->thread_id != PyThread_get_thread_ident();
+}
+
+/* The loop's clock, loop.time(): seconds of the monotonic clock
+ * (uv_hrtime, CLOCK_MONOTONIC).  Every timer's deadline is on it. */
+static inline double
+tc_loop_time(const tc_loop *loop)
+{
+    (void)loop;
+    return (double)uv_hrtime() / 1e9;
+}
+
 /* 1 if `obj` is a tc_loop (or a subclass instance), else 0.  Never fails. */
 int tc_loop_check(struct tc_state *st, PyObject *obj);
 
@@ -136,6 +165,21 @@ void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extr
 PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs,
                             PyObject *context);
+
+/* loop.call_later(delay, callback, *args, context=context), the C way: the
+ * same TimerHandle, due at tc_loop_time() + delay, in the same order among
+ * the loop's timers (deadline, then FIFO), with the same checks (closed
+ * loop: RuntimeError; NaN delay: ValueError; debug mode: thread and
+ * callback checks).  Returns a new reference to the TimerHandle, or NULL
+ * with an exception set.  `args` and `context` as for tc_loop_call_soon(). */
+PyObject *tc_loop_call_later(tc_loop *loop, double delay, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *context);
+
+/* handle.cancel() of a Handle or TimerHandle from tc_loop_call_soon(),
+ * tc_loop_call_later() or their Python methods (borrowed).  Never fails;
+ * cancelling twice is harmless. */
+void tc_loop_handle_cancel(PyObject *handle);
 
 /* uv_close(handle, close_cb) (ignored if already closing); if the loop has
  * been closed, libuv is run at once (without blocking) so close_cb runs. */

@@ -1082,7 +1082,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
     if (ensure_setup(s->st) < 0) {
         return -1;
     }
-    if (s->loop->uv == NULL || s->loop->closed) {
+    if (s->loop->uv == NULL || tc_loop_is_closed(s->loop)) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
@@ -2254,7 +2254,7 @@ stream_finalize(tc_stream *s)
         return;
     }
     PyErr_Fetch(&type, &value, &tb);
-    if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
+    if (tc_loop_in_other_thread(s->loop)) {
         tc_uvio_conn_hold(&s->io);
         meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
         if (meth != NULL) {
