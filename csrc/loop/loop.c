@@ -1785,6 +1785,8 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     INTERN(str_handle_signals, "_handle_signal_bytes");
     INTERN(str_log_slow, "_log_slow_callback");
     INTERN(str_slow_duration, "slow_callback_duration");
+    INTERN(str_detach, "detach");
+    INTERN(str_fileno, "fileno");
     if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
         return -1;
     }
@@ -1821,4 +1823,6 @@ tc_loop_clear(struct tc_state *st)
     Py_CLEAR(st->loop.str_handle_signals);
     Py_CLEAR(st->loop.str_log_slow);
     Py_CLEAR(st->loop.str_slow_duration);
+    Py_CLEAR(st->loop.str_detach);
+    Py_CLEAR(st->loop.str_fileno);
 }

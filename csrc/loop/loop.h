@@ -58,6 +58,8 @@ typedef struct tc_loop_state {
     PyObject *str_handle_signals;   /* EventLoop._handle_signal_bytes */
     PyObject *str_log_slow;         /* EventLoop._log_slow_callback */
     PyObject *str_slow_duration;    /* slow_callback_duration */
+    PyObject *str_detach;           /* socket.detach (uvio.c) */
+    PyObject *str_fileno;           /* socket.fileno (uvio.c) */
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
     struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
     int nfree_handles;

@@ -81,7 +81,7 @@ close_listeners(tc_server *srv)
         srv->ls[i] = NULL;
         if (i < PyList_GET_SIZE(socks)) {
             PyObject *r = PyObject_CallMethodNoArgs(PyList_GET_ITEM(socks, i),
-                                                    srv->st->loop_tcp.s_detach);
+                                                    srv->st->loop.str_detach);
             if (r == NULL) {
                 tc_loop_report_exception(srv->loop, "socket.detach() failed", NULL);
             }
@@ -277,7 +277,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (family == -1 && PyErr_Occurred()) {
             goto fail;
         }
-        if ((o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno)) == NULL) {
+        if ((o = PyObject_CallMethodNoArgs(sock, st->loop.str_fileno)) == NULL) {
             goto fail;
         }
         fd = PyLong_AsLong(o);

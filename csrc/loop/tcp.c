@@ -217,7 +217,7 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     if (live != NULL && live != Py_None) {
         if (PySet_Add(live, (PyObject *)tr) < 0) {
             tr->lost_called = 1;
-            tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+            tc_uvio_conn_close(&tr->io);
             Py_DECREF(tr);
             return NULL;
         }
@@ -244,7 +244,7 @@ tc_loop_tcp_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -284,7 +284,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
         Py_XDECREF(r);
     }
     /* finally: */
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
     Py_CLEAR(tr->protocol);
     server = tr->server;
     tr->server = NULL;
@@ -996,7 +996,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd(&st->loop, sock);
     if (fd < 0) {
         return NULL;
     }
@@ -1010,7 +1010,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
          * (no socket object is attached yet) */
         tr->lost_called = 1;
         tr->closing = 1;
-        tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&tr->io);
         Py_DECREF(tr);
         return tc_uvio_set_error(rc);
     }
@@ -1209,7 +1209,7 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         tr->conn_lost = 1;
     }
     tr->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
     Py_RETURN_NONE;
 }
 
@@ -1740,7 +1740,6 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_buffer_updated, "buffer_updated");
     INTERN(s_pause_writing, "pause_writing");
     INTERN(s_resume_writing, "resume_writing");
-    INTERN(s_detach, "detach");
     INTERN(s_getpeername, "getpeername");
     INTERN(s_getsockname, "getsockname");
     INTERN(s_wakeup, "_wakeup");
@@ -1748,7 +1747,6 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_set_exception, "set_exception");
     INTERN(s_cancelled, "cancelled");
     INTERN(s_create_future, "create_future");
-    INTERN(s_fileno, "fileno");
     INTERN(s_warning, "warning");
     INTERN(s_get_debug, "get_debug");
     INTERN(s_socket, "socket");
@@ -1800,7 +1798,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_buffer_updated);
     Py_CLEAR(ts->s_pause_writing);
     Py_CLEAR(ts->s_resume_writing);
-    Py_CLEAR(ts->s_detach);
     Py_CLEAR(ts->s_getpeername);
     Py_CLEAR(ts->s_getsockname);
     Py_CLEAR(ts->s_wakeup);
@@ -1808,7 +1805,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_set_exception);
     Py_CLEAR(ts->s_cancelled);
     Py_CLEAR(ts->s_create_future);
-    Py_CLEAR(ts->s_fileno);
     Py_CLEAR(ts->s_warning);
     Py_CLEAR(ts->s_get_debug);
     Py_CLEAR(ts->s_socket);

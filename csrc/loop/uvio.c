@@ -23,9 +23,9 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
 }
 
 int
-tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno)
+tc_uvio_sock_fd(tc_loop_state *ls, PyObject *sock)
 {
-    PyObject *o = PyObject_CallMethodNoArgs(sock, s_fileno);
+    PyObject *o = PyObject_CallMethodNoArgs(sock, ls->str_fileno);
     long fd;
     if (o == NULL) {
         return -1;
@@ -324,7 +324,7 @@ conn_close_cb(uv_handle_t *handle)
 }
 
 void
-tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
+tc_uvio_conn_close(tc_uvio_conn *c)
 {
     if (!c->open || c->closing) {
         return;
@@ -337,7 +337,7 @@ tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
     }
     if (c->sock != NULL) {
         /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethodNoArgs(c->sock, s_detach);
+        PyObject *r = PyObject_CallMethodNoArgs(c->sock, c->loop->st->loop.str_detach);
         if (r == NULL) {
             tc_loop_report_exception(c->loop, "socket.detach() failed", NULL);
         }

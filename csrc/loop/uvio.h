@@ -320,7 +320,7 @@ tc_uvio_conn_hold(tc_uvio_conn *c)
  * to the loop's exception handler), and tc_loop_close_handle().  Its close
  * callback clears `open`, forgets the write in flight, leaves `live` and
  * drops the owner's self-reference. */
-TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach);
+TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c);
 
 /* The handle is open and not closing. */
 static inline int
@@ -337,8 +337,8 @@ TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 
 /* sock.fileno() of a Python socket object: the fd (>= 0), or -1 with an
  * exception set (ValueError('the socket is closed') for a closed one).
- * `s_fileno` is the interned name "fileno". */
-TC_UVIO_API int tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno);
+ * `ls`: the loop component's state (its interned names). */
+TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop_state *ls, PyObject *sock);
 
 /* ------------------------------------------------------------- errors */
 

@@ -1032,7 +1032,7 @@ stream_close(tc_stream *s, PyObject *exc)
         }
         s->closed = 1;
         s->connecting = 0;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
     }
     signal_closed(s);
     Py_DECREF(s);
@@ -1102,7 +1102,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
          * is attached yet; closing takes the self-reference, dropped in the
          * close callback) */
         s->closed = 1;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
         tc_uvio_set_error(rc);
         return -1;
     }
@@ -1834,7 +1834,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(args[2], st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd(&st->loop, args[2]);
     if (fd < 0) {
         return NULL;
     }
@@ -1948,7 +1948,7 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     s->closed = 1; /* quietly: no futures, no callbacks are pending */
-    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&s->io);
     Py_CLEAR(s->io.sock);
     return sock;
 }
@@ -1977,7 +1977,7 @@ py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
     s->closed = 1;
     s->ccb = NULL;
     s->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&s->io);
     Py_RETURN_NONE;
 }
 
@@ -2267,7 +2267,7 @@ stream_finalize(tc_stream *s)
         s->closed = 1;
         s->ccb = NULL;
         s->io.wq.pend_len = 0;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
     }
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)s);
