@@ -159,33 +159,12 @@ report(sconn *sc, const char *what)
     tc_loop_report_exception(sc->loop, what, NULL);
 }
 
-/* Resolve a future with None unless it is done/cancelled. */
-static void
-future_set_none(PyObject *fut)
+/* Resolve a future with None unless it is done (cancelled, or resolved
+ * by someone else).  0, or -1 with an exception set. */
+static int
+future_set_none(sconn *sc, PyObject *fut)
 {
-    PyObject *done = call_method0(fut, "done");
-    if (done == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    int d = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (d == 0) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
-    }
-}
-
-/* asyncio.Future(loop=loop): what loop.create_future() returns, without
- * the Python-level method call. */
-static PyObject *
-new_future(sconn *sc)
-{
-    PyObject *args[1] = {(PyObject *)sc->loop};
-    return PyObject_Vectorcall(H(sc->st)->Future, args, 0, H(sc->st)->kw_loop);
+    return tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_UNLESS_DONE);
 }
 
 /* ------------------------------------------------------------- timers */
@@ -807,7 +786,9 @@ resolve_write_futures(sconn *sc)
         PyObject *lst = sc->write_futures;
         sc->write_futures = PyList_New(0);
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-            future_set_none(PyList_GET_ITEM(lst, i));
+            if (future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
+                report(sc, "HTTP server: resolving a write future failed");
+            }
         }
         Py_DECREF(lst);
         if (sc->write_futures == NULL) {
@@ -924,8 +905,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         PyErr_Clear();
     }
     Py_XDECREF(r);
-    if (sc->closed_future != NULL) {
-        future_set_none(sc->closed_future);
+    if (sc->closed_future != NULL && future_set_none(sc, sc->closed_future) < 0) {
+        report(sc, "HTTP server: resolving the close future failed");
     }
     if (sc->serving) {
         /* drop the self-reference taken while serving (the caller of this
@@ -1230,7 +1211,7 @@ static PyObject *
 closed_write_future(rconn *rc)
 {
     sconn *sc = rc->sc;
-    PyObject *fut = sc ? new_future(sc) : NULL;
+    PyObject *fut = sc ? tc_loop_create_future(sc->loop) : NULL;
     if (fut == NULL) {
         return NULL;
     }
@@ -1239,16 +1220,10 @@ closed_write_future(rconn *rc)
         Py_DECREF(fut);
         return NULL;
     }
-    PyObject *r = PyObject_CallMethod(fut, "set_exception", "O", exc);
+    /* retrieved at once, as upstream's write() on a closed stream does */
+    int failed = tc_loop_future_set_exception(sc->loop, fut, exc, TC_FUTURE_NEW, 1) < 0;
     Py_DECREF(exc);
-    Py_XDECREF(r);
-    if (r == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    r = call_method0(fut, "exception");
-    Py_XDECREF(r);
-    if (r == NULL) {
+    if (failed) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -1259,19 +1234,15 @@ closed_write_future(rconn *rc)
 static PyObject *
 write_future(sconn *sc)
 {
-    PyObject *fut = new_future(sc);
+    PyObject *fut = tc_loop_create_future(sc->loop);
     if (fut == NULL) {
         return NULL;
     }
     if (sc_pending(sc) == 0) {
-        PyObject *fargs[2] = {fut, Py_None};
-        PyObject *r = PyObject_VectorcallMethod(H(sc->st)->s_set_result, fargs,
-                                                2, NULL);
-        if (r == NULL) {
+        if (tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
             Py_DECREF(fut);
             return NULL;
         }
-        Py_DECREF(r);
         return fut;
     }
     if (PyList_Append(sc->write_futures, fut) < 0) {
@@ -1905,12 +1876,12 @@ static PyObject *
 sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     if (sc->closed_future == NULL) {
-        sc->closed_future = new_future(sc);
+        sc->closed_future = tc_loop_create_future(sc->loop);
         if (sc->closed_future == NULL) {
             return NULL;
         }
-        if (sc->close_notified) {
-            future_set_none(sc->closed_future);
+        if (sc->close_notified && future_set_none(sc, sc->closed_future) < 0) {
+            return NULL;
         }
     }
     if (!sc->closed && !sc->detached) {

@@ -563,6 +563,109 @@ loop_time(tc_loop *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* ---------------------------------------------------------------------- */
+/* futures (see loop.h)                                                    */
+
+PyObject *
+tc_loop_create_future(tc_loop *loop)
+{
+    tc_loop_state *ls = &loop->st->loop;
+    PyObject *args[1] = {(PyObject *)loop};
+    /* asyncio.Future(loop=loop), without EventLoop.create_future()'s
+     * Python frame */
+    return PyObject_Vectorcall(ls->Future, args, 0, ls->kw_loop);
+}
+
+/* 1 if `guard` lets `fut` be resolved now, 0 if not, -1 on error. */
+static int
+future_guard_open(tc_loop_state *ls, PyObject *fut, tc_future_guard guard)
+{
+    PyObject *r;
+    int t;
+    if (guard == TC_FUTURE_NEW) {
+        return 1;
+    }
+    r = PyObject_CallMethodNoArgs(
+        fut, guard == TC_FUTURE_UNLESS_DONE ? ls->str_done : ls->str_cancelled);
+    if (r == NULL) {
+        return -1;
+    }
+    t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t < 0 ? -1 : !t;
+}
+
+static int
+future_set_result(tc_loop_state *ls, PyObject *fut, PyObject *value,
+                  tc_future_guard guard)
+{
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open <= 0) {
+        return open;
+    }
+    r = PyObject_CallMethodOneArg(fut, ls->str_set_result, value);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+int
+tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
+                          tc_future_guard guard)
+{
+    return future_set_result(&loop->st->loop, fut, value, guard);
+}
+
+int
+tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
+                             tc_future_guard guard, int retrieve)
+{
+    tc_loop_state *ls = &loop->st->loop;
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open < 0) {
+        return -1;
+    }
+    if (open) {
+        r = PyObject_CallMethodOneArg(fut, ls->str_set_exception, exc);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    if (retrieve) {
+        r = PyObject_CallMethodNoArgs(fut, ls->str_exception);
+        if (r == NULL) {
+            if (!PyErr_ExceptionMatches(ls->CancelledError)) {
+                return -1;
+            }
+            PyErr_Clear(); /* cancelled: there is nothing to retrieve */
+        }
+        Py_XDECREF(r);
+    }
+    return 0;
+}
+
+/* _set_result_unless_cancelled(fut): asyncio's
+ * futures._set_result_unless_cancelled(fut, None), a C callable to
+ * schedule with tc_loop_call_soon() (the transports' waiters). */
+static PyObject *
+fn_set_result_unless_cancelled(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
+        return NULL;
+    }
+    if (future_set_result(&st->loop, args[0], Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------- */
 /* libuv callbacks                                                         */
 
 static void
@@ -1756,6 +1859,8 @@ debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
 #endif
 
 static PyMethodDef loop_methods[] = {
+    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result_unless_cancelled,
+     METH_FASTCALL, "asyncio's futures._set_result_unless_cancelled(fut, None)."},
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
     {"_uv_selftest", uv_selftest, METH_NOARGS, "Run one timer on a private uv loop; True if it fired."},
 #ifdef TC_DEBUG
@@ -1787,13 +1892,27 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     INTERN(str_slow_duration, "slow_callback_duration");
     INTERN(str_detach, "detach");
     INTERN(str_fileno, "fileno");
+    INTERN(str_done, "done");
+    INTERN(str_cancelled, "cancelled");
+    INTERN(str_set_result, "set_result");
+    INTERN(str_set_exception, "set_exception");
+    if ((st->loop.kw_loop = Py_BuildValue("(s)", "loop")) == NULL ||
+        (st->loop.Future = tc_import_attr("asyncio", "Future")) == NULL ||
+        (st->loop.CancelledError = tc_import_attr("asyncio", "CancelledError")) == NULL) {
+        return -1;
+    }
     if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
         return -1;
     }
     if (tc_handle_types_init(module, st) < 0) {
         return -1;
     }
-    return PyModule_AddFunctions(module, loop_methods);
+    if (PyModule_AddFunctions(module, loop_methods) < 0) {
+        return -1;
+    }
+    st->loop.fn_set_result_unless_cancelled =
+        PyObject_GetAttrString(module, "_set_result_unless_cancelled");
+    return st->loop.fn_set_result_unless_cancelled == NULL ? -1 : 0;
 }
 
 int
@@ -1803,6 +1922,9 @@ tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(st->loop.Handle_type);
     Py_VISIT(st->loop.TimerHandle_type);
     Py_VISIT(st->loop.format_cb_source);
+    Py_VISIT(st->loop.Future);
+    Py_VISIT(st->loop.CancelledError);
+    Py_VISIT(st->loop.fn_set_result_unless_cancelled);
     return 0;
 }
 
@@ -1825,4 +1947,12 @@ tc_loop_clear(struct tc_state *st)
     Py_CLEAR(st->loop.str_slow_duration);
     Py_CLEAR(st->loop.str_detach);
     Py_CLEAR(st->loop.str_fileno);
+    Py_CLEAR(st->loop.Future);
+    Py_CLEAR(st->loop.CancelledError);
+    Py_CLEAR(st->loop.kw_loop);
+    Py_CLEAR(st->loop.str_done);
+    Py_CLEAR(st->loop.str_cancelled);
+    Py_CLEAR(st->loop.str_set_result);
+    Py_CLEAR(st->loop.str_set_exception);
+    Py_CLEAR(st->loop.fn_set_result_unless_cancelled);
 }

@@ -60,6 +60,12 @@ typedef struct tc_loop_state {
     PyObject *str_slow_duration;    /* slow_callback_duration */
     PyObject *str_detach;           /* socket.detach (uvio.c) */
     PyObject *str_fileno;           /* socket.fileno (uvio.c) */
+    /* futures (tc_loop_create_future and friends) */
+    PyObject *Future;               /* asyncio.Future */
+    PyObject *CancelledError;       /* asyncio.CancelledError */
+    PyObject *kw_loop;              /* ("loop",): Future(loop=...) kwnames */
+    PyObject *str_done, *str_cancelled, *str_set_result, *str_set_exception;
+    PyObject *fn_set_result_unless_cancelled; /* _core._set_result_unless_cancelled */
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
     struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
     int nfree_handles;
@@ -182,6 +188,47 @@ PyObject *tc_loop_call_later(tc_loop *loop, double delay, PyObject *callback,
  * tc_loop_call_later() or their Python methods (borrowed).  Never fails;
  * cancelling twice is harmless. */
 void tc_loop_handle_cancel(PyObject *handle);
+
+/* ------------------------------------------------------------ futures */
+/* The one set of asyncio.Future helpers of the extension (the transports'
+ * connect waiters, the IOStream's read/write/connect futures, the HTTP
+ * server's write and close futures).  Errors are returned (-1 with the
+ * exception set), never swallowed: a caller running from a libuv callback
+ * hands them to tc_loop_report_exception(), a Python method raises them.
+ * `loop` is the loop the future belongs to (the interned names are in its
+ * state). */
+
+/* New reference to a pending asyncio.Future(loop=loop) -- what
+ * EventLoop.create_future() returns -- or NULL with an exception set. */
+PyObject *tc_loop_create_future(tc_loop *loop);
+
+/* When the helpers below resolve the future:
+ *   TC_FUTURE_NEW               always: the caller made it and nobody else
+ *                               has seen it yet;
+ *   TC_FUTURE_UNLESS_CANCELLED  unless fut.cancelled() (asyncio's
+ *                               futures._set_result_unless_cancelled,
+ *                               tornado's future_set_result_unless_cancelled:
+ *                               a future someone else resolved raises
+ *                               InvalidStateError);
+ *   TC_FUTURE_UNLESS_DONE       unless fut.done(). */
+typedef enum {
+    TC_FUTURE_NEW,
+    TC_FUTURE_UNLESS_CANCELLED,
+    TC_FUTURE_UNLESS_DONE,
+} tc_future_guard;
+
+/* fut.set_result(value) under `guard` (both borrowed).  0 (also when the
+ * guard skipped it), or -1 with an exception set. */
+int tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
+                              tc_future_guard guard);
+
+/* fut.set_exception(exc) under `guard` (both borrowed); then, if
+ * `retrieve`, fut.exception() whether or not this call set it, so that
+ * asyncio never logs "exception was never retrieved" (a cancelled future's
+ * CancelledError is ignored), as tornado's IOStream._signal_closed does.
+ * 0, or -1 with an exception set. */
+int tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
+                                 tc_future_guard guard, int retrieve);
 
 /* uv_close(handle, close_cb) (ignored if already closing); if the loop has
  * been closed, libuv is run at once (without blocking) so close_cb runs. */

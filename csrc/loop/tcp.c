@@ -848,7 +848,8 @@ static void
 connect_cb(uv_connect_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
-    PyObject *waiter, *r, *done;
+    PyObject *waiter;
+    int rc;
     TC_LOOP_ENTER(tr->loop);
     TC_LOOP_REQUEST_DONE(tr->st);
     waiter = tr->conn_waiter; /* take the reference */
@@ -862,30 +863,19 @@ connect_cb(uv_connect_t *req, int status)
         Py_DECREF(waiter);
         return;
     }
-    done = PyObject_CallMethodNoArgs(waiter, tr->st->loop_tcp.s_done);
-    if (done == NULL) {
-        tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
-        Py_DECREF(waiter);
-        return;
-    }
-    if (done == Py_True) {
-        Py_DECREF(done);
-        Py_DECREF(waiter);
-        return;
-    }
-    Py_DECREF(done);
     if (status == 0) {
-        r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
+        rc = tc_loop_future_set_result(tr->loop, waiter, Py_None, TC_FUTURE_UNLESS_DONE);
     }
     else {
         PyObject *exc = tc_uvio_error(status);
-        r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
+        rc = exc ? tc_loop_future_set_exception(tr->loop, waiter, exc,
+                                                TC_FUTURE_UNLESS_DONE, 0)
+                 : -1;
         Py_XDECREF(exc);
     }
-    if (r == NULL) {
+    if (rc < 0) {
         tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
     }
-    Py_XDECREF(r);
     Py_DECREF(waiter);
 }
 
@@ -1042,7 +1032,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
     if (parse_inet_address(family, args[1], &ss) < 0) {
         return NULL;
     }
-    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    fut = tc_loop_create_future(tr->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1152,7 +1142,8 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop_tcp.fn_set_result, a, 1, NULL);
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop.fn_set_result_unless_cancelled,
+                                         a, 1, NULL);
         if (h == NULL) {
             return -1;
         }
@@ -1533,33 +1524,6 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-fn_set_result(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* futures._set_result_unless_cancelled(fut, None) */
-    tc_state *st = tc_get_state(module);
-    PyObject *c, *r;
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
-        return NULL;
-    }
-    c = PyObject_CallMethodNoArgs(args[0], st->loop_tcp.s_cancelled);
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c == Py_True) {
-        Py_DECREF(c);
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(c);
-    r = PyObject_CallMethodOneArg(args[0], st->loop_tcp.s_set_result, Py_None);
-    if (r == NULL) {
-        return NULL;
-    }
-    Py_DECREF(r);
-    Py_RETURN_NONE;
-}
-
 /* ------------------------------------------------------------------- type */
 
 static int
@@ -1679,7 +1643,6 @@ static PyType_Spec tr_spec = {
 static PyMethodDef tcp_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
-    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1719,8 +1682,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
-        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL ||
-        (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
+        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL) {
         return -1;
     }
     if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
@@ -1743,16 +1705,11 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_getpeername, "getpeername");
     INTERN(s_getsockname, "getsockname");
     INTERN(s_wakeup, "_wakeup");
-    INTERN(s_set_result, "set_result");
-    INTERN(s_set_exception, "set_exception");
-    INTERN(s_cancelled, "cancelled");
-    INTERN(s_create_future, "create_future");
     INTERN(s_warning, "warning");
     INTERN(s_get_debug, "get_debug");
     INTERN(s_socket, "socket");
     INTERN(s_peername, "peername");
     INTERN(s_sockname, "sockname");
-    INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
     if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
         return -1;
@@ -1772,7 +1729,6 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ts->logger);
     Py_VISIT(ts->fn_conn_made);
     Py_VISIT(ts->fn_conn_lost);
-    Py_VISIT(ts->fn_set_result);
     return 0;
 }
 
@@ -1788,7 +1744,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->logger);
     Py_CLEAR(ts->fn_conn_made);
     Py_CLEAR(ts->fn_conn_lost);
-    Py_CLEAR(ts->fn_set_result);
     Py_CLEAR(ts->minus_one);
     Py_CLEAR(ts->s_connection_made);
     Py_CLEAR(ts->s_connection_lost);
@@ -1801,16 +1756,11 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_getpeername);
     Py_CLEAR(ts->s_getsockname);
     Py_CLEAR(ts->s_wakeup);
-    Py_CLEAR(ts->s_set_result);
-    Py_CLEAR(ts->s_set_exception);
-    Py_CLEAR(ts->s_cancelled);
-    Py_CLEAR(ts->s_create_future);
     Py_CLEAR(ts->s_warning);
     Py_CLEAR(ts->s_get_debug);
     Py_CLEAR(ts->s_socket);
     Py_CLEAR(ts->s_peername);
     Py_CLEAR(ts->s_sockname);
-    Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
     tc_uvio_readbuf_free(&st->loop);
 }

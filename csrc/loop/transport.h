@@ -39,14 +39,12 @@ typedef struct tc_loop_tcp_state {
     PyObject *logger;            /* asyncio.log.logger */
     PyObject *fn_conn_made;      /* module-level C callables scheduled with */
     PyObject *fn_conn_lost;      /* tc_loop_call_soon (see tcp.c)          */
-    PyObject *fn_set_result;
     /* interned method names */
     PyObject *s_connection_made, *s_connection_lost, *s_data_received,
         *s_eof_received, *s_get_buffer, *s_buffer_updated, *s_pause_writing,
         *s_resume_writing, *s_getpeername, *s_getsockname,
-        *s_wakeup, *s_set_result, *s_set_exception, *s_cancelled,
-        *s_create_future, *s_warning, *s_get_debug, *s_socket,
-        *s_peername, *s_sockname, *s_done, *s_socket_send_warning;
+        *s_wakeup, *s_warning, *s_get_debug, *s_socket,
+        *s_peername, *s_sockname, *s_socket_send_warning;
     PyObject *minus_one;
 } tc_loop_tcp_state;
 

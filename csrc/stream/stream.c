@@ -169,50 +169,14 @@ log_msg(tc_stream *s, const char *level, PyObject *msg)
     Py_XDECREF(r);
 }
 
-static int
-set_result_unless_cancelled(tc_stream *s, PyObject *fut, PyObject *value)
-{
-    PyObject *c = PyObject_CallMethodNoArgs(fut, s->st->loop_tcp.s_cancelled), *r;
-    int t;
-    if (c == NULL) {
-        return -1;
-    }
-    t = PyObject_IsTrue(c);
-    Py_DECREF(c);
-    if (t != 0) {
-        return t < 0 ? -1 : 0;
-    }
-    r = PyObject_CallMethodOneArg(fut, s->st->loop_tcp.s_set_result, value);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 /* fut.set_exception(exc) unless done; then fut.exception() (marks it
- * retrieved, as upstream's _signal_closed does). */
+ * retrieved, as upstream's _signal_closed does).  Errors are reported. */
 static void
 fail_future(tc_stream *s, PyObject *fut, PyObject *exc)
 {
-    PyObject *d = PyObject_CallMethodNoArgs(fut, s->st->loop_tcp.s_done), *r;
-    if (d == NULL) {
+    if (tc_loop_future_set_exception(s->loop, fut, exc, TC_FUTURE_UNLESS_DONE, 1) < 0) {
         report(s, "failing a future failed");
-        return;
     }
-    if (d == Py_False) {
-        r = PyObject_CallMethodOneArg(fut, s->st->loop_tcp.s_set_exception, exc);
-        if (r == NULL) {
-            report(s, "failing a future failed");
-        }
-        Py_XDECREF(r);
-    }
-    Py_DECREF(d);
-    r = PyObject_CallMethod(fut, "exception", NULL);
-    if (r == NULL) {
-        PyErr_Clear(); /* CancelledError */
-    }
-    Py_XDECREF(r);
 }
 
 static PyObject *
@@ -472,7 +436,7 @@ finish_read(tc_stream *s, size_t size)
         Py_DECREF(result);
         return 0;
     }
-    rc = set_result_unless_cancelled(s, fut, result);
+    rc = tc_loop_future_set_result(s->loop, fut, result, TC_FUTURE_UNLESS_CANCELLED);
     Py_DECREF(fut);
     Py_DECREF(result);
     /* upstream's _maybe_add_error_listener: an empty buffer with a close
@@ -754,7 +718,7 @@ resolve_write_futures(tc_stream *s)
         if (s->wf_len == 0) {
             s->wf_head = 0;
         }
-        if (set_result_unless_cancelled(s, fut, Py_None) < 0) {
+        if (tc_loop_future_set_result(s->loop, fut, Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
             report(s, "resolving a write future failed");
         }
         Py_DECREF(fut);
@@ -1268,12 +1232,6 @@ tc_stream_loop(tc_stream *s)
 /* ---------------------------------------------------------- Python API */
 
 
-static PyObject *
-new_future(tc_stream *s)
-{
-    return PyObject_CallMethodNoArgs((PyObject *)s->loop, s->st->loop_tcp.s_create_future);
-}
-
 static int
 no_consumer(tc_stream *s)
 {
@@ -1304,7 +1262,7 @@ start_read(tc_stream *s)
         PyErr_SetString(PyExc_AssertionError, "Already reading");
         return NULL;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1649,7 +1607,7 @@ py_write(tc_stream *s, PyObject *data)
         PyErr_SetString(s->st->stream.StreamBufferFullError, "Reached maximum write buffer size");
         goto done;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         goto done;
     }
@@ -1862,7 +1820,7 @@ py_begin_connect(tc_stream *s, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_OSError, "stream is closed");
         return NULL;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1905,7 +1863,7 @@ py_finish_connect(tc_stream *s, PyObject *err_o)
     fut = s->connect_future;
     s->connect_future = NULL;
     if (fut != NULL) {
-        rc = set_result_unless_cancelled(s, fut, (PyObject *)s);
+        rc = tc_loop_future_set_result(s->loop, fut, (PyObject *)s, TC_FUTURE_UNLESS_CANCELLED);
         Py_DECREF(fut);
         if (rc < 0) {
             report(s, "resolving the connect future failed");
