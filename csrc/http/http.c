@@ -6,6 +6,7 @@
  * wrappers http_py.c; the server is server.c.
  */
 #include "state.h"
+#include "http/http.h"
 
 #include <llhttp.h>
 
@@ -95,15 +96,15 @@ tc_http_exec(PyObject *module, struct tc_state *st)
 int
 tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->http.RequestParserType);
-    Py_VISIT(st->http.ResponseWriterType);
+    Py_VISIT(st->http->RequestParserType);
+    Py_VISIT(st->http->ResponseWriterType);
     return tc_http_server_traverse(st, visit, arg);
 }
 
 void
 tc_http_clear(struct tc_state *st)
 {
-    Py_CLEAR(st->http.RequestParserType);
-    Py_CLEAR(st->http.ResponseWriterType);
+    Py_CLEAR(st->http->RequestParserType);
+    Py_CLEAR(st->http->ResponseWriterType);
     tc_http_server_clear(st);
 }

@@ -28,7 +28,9 @@
  *
  * Strings are latin-1 decoded, as upstream decodes the head.
  */
+#include "common.h"
 #include "state.h"
+#include "http/http.h"
 
 #include <structmember.h>
 
@@ -743,10 +745,10 @@ static PyMethodDef py_methods[] = {
 int
 tc_http_py_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &rp_spec, NULL, &st->http.RequestParserType) < 0) {
+    if (tc_add_type(module, &rp_spec, NULL, &st->http->RequestParserType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rw_spec, NULL, &st->http.ResponseWriterType) < 0) {
+    if (tc_add_type(module, &rw_spec, NULL, &st->http->ResponseWriterType) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, py_methods);

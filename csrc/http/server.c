@@ -15,7 +15,11 @@
  * The sequence of delegate calls, the log lines and the keep-alive decisions
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
+#include "http/http.h"
 
 #include <structmember.h>
 #include <unistd.h>
@@ -93,7 +97,7 @@ typedef struct {
 } helpers_t;
 
 /* The helpers live in the module state (see http.h: srv_helpers). */
-#define H(st) ((helpers_t *)&(st)->http.srv_helpers)
+#define H(st) ((helpers_t *)&(st)->http->srv_helpers)
 _Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
                "srv_helpers in http.h must hold helpers_t");
 
@@ -533,7 +537,7 @@ fail:
     return NULL;
 }
 
-static PyTypeObject *rconn_type(tc_state *st) { return st->http.ReqConnType; }
+static PyTypeObject *rconn_type(tc_state *st) { return st->http->ReqConnType; }
 
 static int
 on_headers(tc_http_parser *p, const tc_http_head *head)
@@ -2052,10 +2056,10 @@ static PyMethodDef server_functions[] = {
 int
 tc_http_server_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &sc_spec, NULL, &st->http.ServerConnType) < 0) {
+    if (tc_add_type(module, &sc_spec, NULL, &st->http->ServerConnType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rc_spec, NULL, &st->http.ReqConnType) < 0) {
+    if (tc_add_type(module, &rc_spec, NULL, &st->http->ReqConnType) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, server_functions);
@@ -2064,8 +2068,8 @@ tc_http_server_exec(PyObject *module, struct tc_state *st)
 int
 tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->http.ServerConnType);
-    Py_VISIT(st->http.ReqConnType);
+    Py_VISIT(st->http->ServerConnType);
+    Py_VISIT(st->http->ReqConnType);
     PyObject **h = (PyObject **)H(st);
     for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
         Py_VISIT(h[i]);
@@ -2076,8 +2080,8 @@ tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
 void
 tc_http_server_clear(struct tc_state *st)
 {
-    Py_CLEAR(st->http.ServerConnType);
-    Py_CLEAR(st->http.ReqConnType);
+    Py_CLEAR(st->http->ServerConnType);
+    Py_CLEAR(st->http->ReqConnType);
     PyObject **h = (PyObject **)H(st);
     for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
         Py_CLEAR(h[i]);

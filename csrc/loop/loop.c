@@ -30,7 +30,7 @@
 int
 tc_loop_check(struct tc_state *st, PyObject *obj)
 {
-    return PyObject_TypeCheck(obj, st->loop.Loop_type);
+    return PyObject_TypeCheck(obj, st->loop->Loop_type);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -224,7 +224,7 @@ tc_loop_stash_exception(tc_loop *self)
 void
 tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
 {
-    tc_state *st = loop->st;
+    tc_loop_state *ls = loop->ls;
     PyObject *t, *v, *tb, *ctx = NULL, *msg = NULL, *res;
     if (!PyErr_Occurred()) {
         return;
@@ -242,8 +242,8 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     ctx = PyDict_New();
     msg = PyUnicode_FromString(message);
     if (ctx == NULL || msg == NULL ||
-        PyDict_SetItem(ctx, st->loop.str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->loop.str_exception, v) < 0 ||
+        PyDict_SetItem(ctx, ls->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, ls->str_exception, v) < 0 ||
         (extra != NULL && PyDict_Update(ctx, extra) < 0)) {
         PyErr_Clear();
         PyErr_Restore(t, v, tb);
@@ -254,7 +254,7 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     Py_CLEAR(v);
     Py_CLEAR(tb);
     res = PyObject_CallMethodOneArg((PyObject *)loop,
-                                    st->loop.str_call_exception_handler, ctx);
+                                    ls->str_call_exception_handler, ctx);
     if (res == NULL) {
         PyObject *t2, *v2, *tb2;
         PyErr_Fetch(&t2, &v2, &tb2);
@@ -363,7 +363,7 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
     if (loop->debug && tc_loop_check_thread(loop) < 0) {
         return NULL;
     }
-    h = new_handle(loop, loop->st->loop.Handle_type, callback, args, nargs,
+    h = new_handle(loop, loop->ls->Handle_type, callback, args, nargs,
                    context, "call_soon");
     if (h == NULL) {
         return NULL;
@@ -435,7 +435,7 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
         check_closed(self) < 0) {
         return NULL;
     }
-    h = (PyObject *)new_handle(self, self->st->loop.Handle_type, args[0],
+    h = (PyObject *)new_handle(self, self->ls->Handle_type, args[0],
                                args + 1, nargs - 1, context, "call_soon_threadsafe");
     if (h == NULL) {
         return NULL;
@@ -467,7 +467,7 @@ schedule_at(tc_loop *self, double when, PyObject *callback, PyObject *const *arg
     if (self->debug && tc_loop_check_thread(self) < 0) {
         return NULL;
     }
-    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, callback,
+    t = (tc_timer *)new_handle(self, self->ls->TimerHandle_type, callback,
                                args, nargs, context, "call_at");
     if (t == NULL) {
         return NULL;
@@ -568,7 +568,7 @@ loop_time(tc_loop *self, PyObject *Py_UNUSED(ignored))
 PyObject *
 tc_loop_create_future(tc_loop *loop)
 {
-    tc_loop_state *ls = &loop->st->loop;
+    tc_loop_state *ls = loop->ls;
     PyObject *args[1] = {(PyObject *)loop};
     /* asyncio.Future(loop=loop), without EventLoop.create_future()'s
      * Python frame */
@@ -615,14 +615,14 @@ int
 tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
                           tc_future_guard guard)
 {
-    return future_set_result(&loop->st->loop, fut, value, guard);
+    return future_set_result(loop->ls, fut, value, guard);
 }
 
 int
 tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
                              tc_future_guard guard, int retrieve)
 {
-    tc_loop_state *ls = &loop->st->loop;
+    tc_loop_state *ls = loop->ls;
     PyObject *r;
     int open = future_guard_open(ls, fut, guard);
     if (open < 0) {
@@ -659,7 +659,7 @@ fn_set_result_unless_cancelled(PyObject *module, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
         return NULL;
     }
-    if (future_set_result(&st->loop, args[0], Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
+    if (future_set_result(st->loop, args[0], Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -673,7 +673,7 @@ free_handle_cb(uv_handle_t *handle)
 {
     tc_loop *loop = (tc_loop *)handle->loop->data;
     TC_LOOP_ENTER(loop);
-    TC_LOOP_HANDLE_CLOSED(loop->st);
+    TC_LOOP_HANDLE_CLOSED(loop);
     PyMem_RawFree(handle);
 }
 
@@ -797,7 +797,7 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
         tc_loop_stash_exception(loop);
         return;
     }
-    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->st->loop.str_handle_signals, data);
+    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->ls->str_handle_signals, data);
     Py_DECREF(data);
     if (res == NULL) {
         /* a signal handler that ran meanwhile raised */
@@ -910,7 +910,7 @@ add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
         self->fds = nf;
         self->fds_cap = ncap;
     }
-    h = new_handle(self, self->st->loop.Handle_type, args[1], args + 2,
+    h = new_handle(self, self->ls->Handle_type, args[1], args + 2,
                    nargs - 2, NULL, NULL);
     if (h == NULL) {
         return NULL;
@@ -1019,7 +1019,7 @@ run_ready_handle(tc_loop *self, tc_handle *h)
     if (rc < 0) {
         return rc;
     }
-    o = PyObject_GetAttr((PyObject *)self, self->st->loop.str_slow_duration);
+    o = PyObject_GetAttr((PyObject *)self, self->ls->str_slow_duration);
     if (o == NULL) {
         PyErr_Clear();
         return 0;
@@ -1035,7 +1035,7 @@ run_ready_handle(tc_loop *self, tc_handle *h)
         if (o == NULL) {
             return -1;
         }
-        r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->loop.str_log_slow,
+        r = PyObject_CallMethodObjArgs((PyObject *)self, self->ls->str_log_slow,
                                        (PyObject *)h, o, NULL);
         Py_DECREF(o);
         if (r == NULL) {
@@ -1429,7 +1429,7 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
         errno = -r;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->sigpoll);
     uv_poll_start(self->sigpoll, UV_READABLE, sigpoll_cb);
     self->sigfd = fd;
@@ -1580,11 +1580,12 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    self->st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    self->ls = st != NULL ? st->loop : NULL;
     self->epfd = -1;
     self->sigfd = -1;
     self->uv_dirty = 1;
-    if (self->st == NULL) {
+    if (self->ls == NULL) {
         goto fail;
     }
     self->uv = PyMem_RawMalloc(sizeof(uv_loop_t));
@@ -1611,7 +1612,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_timer_init(self->uv, self->uvtimer);
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->uvtimer);
 
     if (init_handle((uv_handle_t **)&self->async, sizeof(uv_async_t)) < 0) {
@@ -1625,7 +1626,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     /* the async handle stays referenced: it keeps uv_run(ONCE) blocking
      * when nothing else is active */
 
@@ -1633,7 +1634,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_prepare_init(self->uv, self->prepare);
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_prepare_start(self->prepare, prepare_cb);
     uv_unref((uv_handle_t *)self->prepare);
 
@@ -1648,7 +1649,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->iopoll);
     uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
     return (PyObject *)self;
@@ -1734,7 +1735,7 @@ loop_dealloc(tc_loop *self)
     if (self->uv != NULL) {
         /* handles of other components are still open: they would call back
          * into a freed object, so the uv loop is leaked rather than freed */
-        if (self->st != NULL) {
+        if (self->ls != NULL) {
             PyErr_WarnEx(PyExc_ResourceWarning,
                          "tornado_c loop deallocated with open libuv handles", 1);
             PyErr_Clear();
@@ -1853,8 +1854,8 @@ static PyObject *
 debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     tc_state *st = tc_get_state(module);
-    return Py_BuildValue("{snsn}", "handles", st->loop.live_handles, "requests",
-                         st->loop.live_requests);
+    return Py_BuildValue("{snsn}", "handles", st->loop->live_handles, "requests",
+                         st->loop->live_requests);
 }
 #endif
 
@@ -1872,8 +1873,8 @@ static PyMethodDef loop_methods[] = {
 
 #define INTERN(field, text)                                   \
     do {                                                      \
-        st->loop.field = PyUnicode_InternFromString(text);    \
-        if (st->loop.field == NULL) {                         \
+        st->loop->field = PyUnicode_InternFromString(text);    \
+        if (st->loop->field == NULL) {                         \
             return -1;                                        \
         }                                                     \
     } while (0)
@@ -1896,12 +1897,12 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     INTERN(str_cancelled, "cancelled");
     INTERN(str_set_result, "set_result");
     INTERN(str_set_exception, "set_exception");
-    if ((st->loop.kw_loop = Py_BuildValue("(s)", "loop")) == NULL ||
-        (st->loop.Future = tc_import_attr("asyncio", "Future")) == NULL ||
-        (st->loop.CancelledError = tc_import_attr("asyncio", "CancelledError")) == NULL) {
+    if ((st->loop->kw_loop = Py_BuildValue("(s)", "loop")) == NULL ||
+        (st->loop->Future = tc_import_attr("asyncio", "Future")) == NULL ||
+        (st->loop->CancelledError = tc_import_attr("asyncio", "CancelledError")) == NULL) {
         return -1;
     }
-    if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
+    if (tc_add_type(module, &loop_spec, NULL, &st->loop->Loop_type) < 0) {
         return -1;
     }
     if (tc_handle_types_init(module, st) < 0) {
@@ -1910,21 +1911,21 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, loop_methods) < 0) {
         return -1;
     }
-    st->loop.fn_set_result_unless_cancelled =
+    st->loop->fn_set_result_unless_cancelled =
         PyObject_GetAttrString(module, "_set_result_unless_cancelled");
-    return st->loop.fn_set_result_unless_cancelled == NULL ? -1 : 0;
+    return st->loop->fn_set_result_unless_cancelled == NULL ? -1 : 0;
 }
 
 int
 tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->loop.Loop_type);
-    Py_VISIT(st->loop.Handle_type);
-    Py_VISIT(st->loop.TimerHandle_type);
-    Py_VISIT(st->loop.format_cb_source);
-    Py_VISIT(st->loop.Future);
-    Py_VISIT(st->loop.CancelledError);
-    Py_VISIT(st->loop.fn_set_result_unless_cancelled);
+    Py_VISIT(st->loop->Loop_type);
+    Py_VISIT(st->loop->Handle_type);
+    Py_VISIT(st->loop->TimerHandle_type);
+    Py_VISIT(st->loop->format_cb_source);
+    Py_VISIT(st->loop->Future);
+    Py_VISIT(st->loop->CancelledError);
+    Py_VISIT(st->loop->fn_set_result_unless_cancelled);
     return 0;
 }
 
@@ -1932,27 +1933,27 @@ void
 tc_loop_clear(struct tc_state *st)
 {
     tc_handle_freelist_clear(st);
-    Py_CLEAR(st->loop.Loop_type);
-    Py_CLEAR(st->loop.Handle_type);
-    Py_CLEAR(st->loop.TimerHandle_type);
-    Py_CLEAR(st->loop.format_cb_source);
-    Py_CLEAR(st->loop.str_call_exception_handler);
-    Py_CLEAR(st->loop.str_message);
-    Py_CLEAR(st->loop.str_exception);
-    Py_CLEAR(st->loop.str_handle);
-    Py_CLEAR(st->loop.str_context);
-    Py_CLEAR(st->loop.str_source_traceback);
-    Py_CLEAR(st->loop.str_handle_signals);
-    Py_CLEAR(st->loop.str_log_slow);
-    Py_CLEAR(st->loop.str_slow_duration);
-    Py_CLEAR(st->loop.str_detach);
-    Py_CLEAR(st->loop.str_fileno);
-    Py_CLEAR(st->loop.Future);
-    Py_CLEAR(st->loop.CancelledError);
-    Py_CLEAR(st->loop.kw_loop);
-    Py_CLEAR(st->loop.str_done);
-    Py_CLEAR(st->loop.str_cancelled);
-    Py_CLEAR(st->loop.str_set_result);
-    Py_CLEAR(st->loop.str_set_exception);
-    Py_CLEAR(st->loop.fn_set_result_unless_cancelled);
+    Py_CLEAR(st->loop->Loop_type);
+    Py_CLEAR(st->loop->Handle_type);
+    Py_CLEAR(st->loop->TimerHandle_type);
+    Py_CLEAR(st->loop->format_cb_source);
+    Py_CLEAR(st->loop->str_call_exception_handler);
+    Py_CLEAR(st->loop->str_message);
+    Py_CLEAR(st->loop->str_exception);
+    Py_CLEAR(st->loop->str_handle);
+    Py_CLEAR(st->loop->str_context);
+    Py_CLEAR(st->loop->str_source_traceback);
+    Py_CLEAR(st->loop->str_handle_signals);
+    Py_CLEAR(st->loop->str_log_slow);
+    Py_CLEAR(st->loop->str_slow_duration);
+    Py_CLEAR(st->loop->str_detach);
+    Py_CLEAR(st->loop->str_fileno);
+    Py_CLEAR(st->loop->Future);
+    Py_CLEAR(st->loop->CancelledError);
+    Py_CLEAR(st->loop->kw_loop);
+    Py_CLEAR(st->loop->str_done);
+    Py_CLEAR(st->loop->str_cancelled);
+    Py_CLEAR(st->loop->str_set_result);
+    Py_CLEAR(st->loop->str_set_exception);
+    Py_CLEAR(st->loop->fn_set_result_unless_cancelled);
 }

@@ -79,7 +79,8 @@ typedef struct tc_loop_state {
 typedef struct tc_loop {
     PyObject_HEAD
     uv_loop_t *uv;                  /* owned, see above */
-    struct tc_state *st;            /* borrowed: the type holds the module */
+    tc_loop_state *ls;              /* borrowed: the loop component's part of the
+                                     * module state (the type holds the module) */
     PyThreadState *released;        /* non-NULL while the GIL is released */
     /* private fields of the loop component follow; other components must
      * not touch them */
@@ -118,16 +119,17 @@ typedef struct tc_loop {
         }                                                    \
     } while (0)
 
+/* Debug-build bookkeeping of a handle or request on `loop` (a tc_loop *). */
 #ifdef TC_DEBUG
-#define TC_LOOP_HANDLE_OPENED(st) ((st)->loop.live_handles++)
-#define TC_LOOP_HANDLE_CLOSED(st) ((st)->loop.live_handles--)
-#define TC_LOOP_REQUEST_STARTED(st) ((st)->loop.live_requests++)
-#define TC_LOOP_REQUEST_DONE(st) ((st)->loop.live_requests--)
+#define TC_LOOP_HANDLE_OPENED(loop) ((loop)->ls->live_handles++)
+#define TC_LOOP_HANDLE_CLOSED(loop) ((loop)->ls->live_handles--)
+#define TC_LOOP_REQUEST_STARTED(loop) ((loop)->ls->live_requests++)
+#define TC_LOOP_REQUEST_DONE(loop) ((loop)->ls->live_requests--)
 #else
-#define TC_LOOP_HANDLE_OPENED(st) ((void)0)
-#define TC_LOOP_HANDLE_CLOSED(st) ((void)0)
-#define TC_LOOP_REQUEST_STARTED(st) ((void)0)
-#define TC_LOOP_REQUEST_DONE(st) ((void)0)
+#define TC_LOOP_HANDLE_OPENED(loop) ((void)0)
+#define TC_LOOP_HANDLE_CLOSED(loop) ((void)0)
+#define TC_LOOP_REQUEST_STARTED(loop) ((void)0)
+#define TC_LOOP_REQUEST_DONE(loop) ((void)0)
 #endif
 
 /* ------------------------------------------------------------ queries */

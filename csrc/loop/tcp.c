@@ -16,7 +16,9 @@
  * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
  * returned.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 
 #include <structmember.h>
@@ -39,7 +41,8 @@ struct tc_transport {
      * base declares __slots__ = ('_extra',): that slot lives here.  Unused
      * by us; checked against asyncio's layout at import. */
     PyObject *base_extra_slot;
-    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop_tcp_state *ts;      /* borrowed: the transports' part of the module
+                                 * state (the type holds the module) */
     tc_loop *loop;              /* strong */
     tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
                                  * sock is created lazily for accepted
@@ -103,7 +106,7 @@ static void force_close(tc_transport *tr, PyObject *exc);
 static int
 loop_debug(tc_transport *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->ts->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -126,7 +129,7 @@ debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
 {
     PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
     PyErr_Fetch(&et, &ev, &etb);
-    meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+    meth = PyObject_GetAttrString(tr->ts->logger, "debug");
     if (meth == NULL) {
         goto done;
     }
@@ -194,21 +197,21 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 
 static tc_transport *
-tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
-    PyTypeObject *type = st->loop_tcp.Transport_type;
+    PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
     int rc;
     if (tr == NULL) {
         return NULL;
     }
-    tr->st = st;
+    tr->ts = ts;
     Py_INCREF(loop);
     tr->loop = loop;
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
+    rc = tc_uvio_conn_init(&tr->io, loop, kind, (PyObject *)tr,
                            "transport bookkeeping failed", TC_UVIO_HOLD_NOW);
     if (rc < 0) {
         Py_DECREF(tr);
@@ -228,9 +231,10 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
 }
 
 tc_transport *
-tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts, tc_loop *loop, int kind,
+                                 PyObject *live)
 {
-    return tr_alloc(st, loop, kind, live);
+    return tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
@@ -275,7 +279,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -323,7 +327,7 @@ force_close(tc_transport *tr, PyObject *exc)
         read_stop(tr);
     }
     tr->conn_lost++;
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, exc ? exc : Py_None) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_lost, exc ? exc : Py_None) < 0) {
         tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
         if (call_connection_lost(tr, exc) < 0) {
             tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
@@ -351,7 +355,7 @@ maybe_pause_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_pause_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -374,7 +378,7 @@ maybe_resume_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_resume_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -394,7 +398,7 @@ write_cb(uv_write_t *req, int status)
     tc_transport *tr = (tc_transport *)req->data;
     int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     tc_uvio_wq_done(&tr->io.wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
@@ -432,7 +436,7 @@ shutdown_cb(uv_shutdown_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
         PyObject *exc = tc_uvio_error(status);
         if (exc == NULL) {
@@ -455,7 +459,7 @@ do_shutdown(tc_transport *tr)
     tr->sreq.data = tr;
     rc = uv_shutdown(&tr->sreq, &tr->io.h.stream, shutdown_cb);
     if (rc == 0) {
-        TC_LOOP_REQUEST_STARTED(tr->st);
+        TC_LOOP_REQUEST_STARTED(tr->loop);
     }
     else if (rc != UV_ENOTCONN) {
         PyObject *exc = tc_uvio_error(rc);
@@ -505,8 +509,8 @@ write_precheck(tc_transport *tr)
     if (tr->conn_lost) {
         if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
             PyObject *r = PyObject_CallMethodOneArg(
-                tr->st->loop_tcp.logger, tr->st->loop_tcp.s_warning,
-                tr->st->loop_tcp.s_socket_send_warning);
+                tr->ts->logger, tr->ts->s_warning,
+                tr->ts->s_socket_send_warning);
             if (r == NULL) {
                 return -1;
             }
@@ -676,7 +680,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->st->loop.readbuf; /* lent until read_cb returns */
+        buf->base = tr->loop->ls->readbuf; /* lent until read_cb returns */
         buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
@@ -685,8 +689,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     if (tr->rview_held || tr->rexc != NULL || tr->protocol == NULL) {
         return; /* read_cb gets UV_ENOBUFS and deals with it */
     }
-    obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
-                                    tr->st->loop_tcp.minus_one);
+    obj = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_get_buffer,
+                                    tr->ts->minus_one);
     if (obj == NULL) {
         tr->rexc = tc_uvio_fetch_exception();
         return;
@@ -731,7 +735,7 @@ on_eof(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_eof_received);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_eof_received);
     if (r == NULL) {
         fatal_error_current(tr, "Fatal error: protocol.eof_received() call failed.");
         return;
@@ -779,7 +783,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_buffer_updated, n);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, n);
             Py_DECREF(n);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
@@ -801,7 +805,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal read error on socket transport");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_data_received, data);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
             Py_DECREF(data);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
@@ -851,7 +855,7 @@ connect_cb(uv_connect_t *req, int status)
     PyObject *waiter;
     int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     waiter = tr->conn_waiter; /* take the reference */
     tr->conn_waiter = NULL;
     if (waiter == NULL) {
@@ -986,11 +990,11 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(&st->loop, sock);
+    fd = tc_uvio_sock_fd(st->loop, sock);
     if (fd < 0) {
         return NULL;
     }
-    tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tr_alloc(st->loop_tcp, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -1042,7 +1046,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(fut);
         return tc_uvio_set_error(rc);
     }
-    TC_LOOP_REQUEST_STARTED(tr->st);
+    TC_LOOP_REQUEST_STARTED(tr->loop);
     Py_INCREF(fut);
     tr->conn_waiter = fut;
     return fut;
@@ -1116,7 +1120,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return -1;
     }
-    rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return -1;
     }
@@ -1129,7 +1133,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
             return -1;
         }
     }
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_made, NULL) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_made, NULL) < 0) {
         return -1;
     }
     Py_INCREF(protocol);
@@ -1142,7 +1146,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop.fn_set_result_unless_cancelled,
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->loop->ls->fn_set_result_unless_cancelled,
                                          a, 1, NULL);
         if (h == NULL) {
             return -1;
@@ -1214,7 +1218,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     read_stop(tr);
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         tr->conn_lost++;
-        if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
+        if (schedule(tr, tr->ts->fn_conn_lost, Py_None) < 0) {
             return NULL;
         }
     }
@@ -1299,7 +1303,7 @@ tr_get_protocol(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 static PyObject *
 tr_set_protocol(tc_transport *tr, PyObject *protocol)
 {
-    int rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    int rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return NULL;
     }
@@ -1383,7 +1387,7 @@ get_sock(tc_transport *tr)
     if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return NULL;
     }
-    tr->io.sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+    tr->io.sock = PyObject_CallFunction(tr->ts->socket_type, "iiii",
                                      -1, -1, -1, (int)fd);
     if (tr->io.sock == NULL) {
         return NULL; /* exception set */
@@ -1395,7 +1399,7 @@ static PyObject *
 tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_tcp_state *ts = &tr->st->loop_tcp;
+    tc_loop_tcp_state *ts = tr->ts;
     int is_peer;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
@@ -1489,7 +1493,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_transport *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
         return NULL;
     }
@@ -1497,7 +1501,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp.s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised (the exception goes to the handler via the
      * Handle that called us). */
@@ -1514,7 +1518,7 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
@@ -1656,7 +1660,7 @@ static PyMethodDef tcp_functions[] = {
 int
 tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     {
         PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
@@ -1711,7 +1715,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_peername, "peername");
     INTERN(s_sockname, "sockname");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
+    if (tc_uvio_readbuf_alloc(st->loop) < 0) {
         return -1;
     }
     return tc_loop_server_exec(module, st);
@@ -1720,7 +1724,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
 int
 tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     Py_VISIT(ts->Transport_type);
     Py_VISIT(ts->Server_type);
     Py_VISIT(ts->TransportSocket);
@@ -1735,7 +1739,7 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
 void
 tc_loop_tcp_clear(tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     Py_CLEAR(ts->Transport_type);
     Py_CLEAR(ts->Server_type);
     Py_CLEAR(ts->TransportSocket);
@@ -1762,5 +1766,5 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_peername);
     Py_CLEAR(ts->s_sockname);
     Py_CLEAR(ts->s_socket_send_warning);
-    tc_uvio_readbuf_free(&st->loop);
+    tc_uvio_readbuf_free(st->loop);
 }

@@ -1,6 +1,6 @@
 /* Private header of the loop component's stream transports (TCP and Unix
  * sockets on uv_tcp_t / uv_pipe_t) and servers.  Only csrc/loop/ includes it
- * directly; state.h embeds tc_loop_tcp_state in the module state.
+ * directly (module.c lays tc_loop_tcp_state out in the module state).
  *
  * Objects (all heap types, see tcp.c and server.c):
  *   StreamTransport  asyncio.Transport on one connected uv stream handle.
@@ -58,7 +58,7 @@ int tc_loop_tcp_check_open(PyObject *loop);
 /* Create a transport for a handle the server is about to accept into.
  * Returns a new reference; the transport's handle is initialised on `loop` and
  * the transport holds its self-reference.  kind: TC_UVIO_TCP or TC_UVIO_PIPE. */
-tc_transport *tc_loop_tcp_transport_for_accept(struct tc_state *st,
+tc_transport *tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts,
                                                struct tc_loop *loop, int kind,
                                                PyObject *live);
 uv_stream_t *tc_loop_tcp_transport_stream(tc_transport *tr);

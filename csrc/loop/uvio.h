@@ -294,9 +294,8 @@ enum { TC_UVIO_HOLD_LAZY = 0, TC_UVIO_HOLD_NOW = 1 };
  * TC_UVIO_HOLD_NOW `owner` holds its self-reference (TC_UVIO_HOLD_LAZY: see
  * tc_uvio_conn_hold); else libuv's error and nothing changed.  `live_error`
  * (static string) is reported if joining or leaving `live` fails. */
-TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop,
-                                  struct tc_loop_state *ls, int kind, PyObject *owner,
-                                  const char *live_error, int hold);
+TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop, int kind,
+                                  PyObject *owner, const char *live_error, int hold);
 
 /* The out-of-line part of tc_uvio_conn_hold. */
 TC_UVIO_API void tc_uvio_conn_take(tc_uvio_conn *c);

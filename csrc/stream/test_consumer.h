@@ -283,7 +283,7 @@ fn_test_consumer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
         return NULL;
     }
-    c = PyObject_GC_New(tconsumer, st->stream.TestConsumer_type);
+    c = PyObject_GC_New(tconsumer, st->stream->TestConsumer_type);
     if (c == NULL) {
         return NULL;
     }
