@@ -1882,6 +1882,10 @@ static PyMethodDef loop_methods[] = {
 int
 tc_loop_exec(PyObject *module, struct tc_state *st)
 {
+    /* the loop's shared read buffer (uvio.h), for every stream on any loop */
+    if (tc_uvio_readbuf_alloc(st->loop) < 0) {
+        return -1;
+    }
     INTERN(str_call_exception_handler, "call_exception_handler");
     INTERN(str_message, "message");
     INTERN(str_exception, "exception");
@@ -1956,4 +1960,5 @@ tc_loop_clear(struct tc_state *st)
     Py_CLEAR(st->loop->str_set_result);
     Py_CLEAR(st->loop->str_set_exception);
     Py_CLEAR(st->loop->fn_set_result_unless_cancelled);
+    tc_uvio_readbuf_free(st->loop);
 }

@@ -69,7 +69,9 @@ typedef struct tc_loop_state {
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
     struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
     int nfree_handles;
-    char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign) */
+    char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign;
+                                     * allocated by tc_loop_exec, freed by
+                                     * tc_loop_clear) */
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
@@ -159,6 +161,15 @@ tc_loop_time(const tc_loop *loop)
 {
     (void)loop;
     return (double)uv_hrtime() / 1e9;
+}
+
+/* The shared read buffer (TC_UVIO_READ_BUF_SIZE bytes, see uvio.h) a read
+ * callback on `loop` may fill between its alloc_cb and the end of its
+ * read_cb.  Valid from the module's exec on. */
+static inline char *
+tc_loop_read_buffer(const tc_loop *loop)
+{
+    return loop->ls->readbuf;
 }
 
 /* 1 if `obj` is a tc_loop (or a subclass instance), else 0.  Never fails. */

@@ -680,7 +680,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->loop->ls->readbuf; /* lent until read_cb returns */
+        buf->base = tc_loop_read_buffer(tr->loop); /* lent until read_cb returns */
         buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
@@ -1715,9 +1715,6 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_peername, "peername");
     INTERN(s_sockname, "sockname");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    if (tc_uvio_readbuf_alloc(st->loop) < 0) {
-        return -1;
-    }
     return tc_loop_server_exec(module, st);
 }
 
@@ -1766,5 +1763,4 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_peername);
     Py_CLEAR(ts->s_sockname);
     Py_CLEAR(ts->s_socket_send_warning);
-    tc_uvio_readbuf_free(st->loop);
 }

@@ -47,7 +47,9 @@
  *                   them with tc_uvio_error() and closes as its API requires.
  *
  *   read buffer     one page-aligned TC_UVIO_READ_BUF_SIZE buffer per module
- *                   (tc_loop_state.readbuf), lent to a read callback between
+ *                   (tc_loop_state.readbuf, tc_loop_read_buffer()), owned by
+ *                   the loop component (allocated in its exec, before any
+ *                   other component's), lent to a read callback between
  *                   its alloc_cb and the end of its read_cb.  The GIL is held
  *                   over that whole span, so no other loop thread can use it
  *                   meanwhile; a reader must copy the bytes out before it runs
@@ -330,7 +332,8 @@ tc_uvio_conn_usable(const tc_uvio_conn *c)
 
 /* -------------------------------------------------------- read buffer */
 
-/* Allocate / free ls->readbuf (module exec / clear).  -1 with MemoryError. */
+/* Allocate / free ls->readbuf (the loop component's exec / clear, so it
+ * exists before any other component runs).  -1 with MemoryError. */
 TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
 TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 

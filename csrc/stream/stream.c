@@ -101,7 +101,7 @@ struct tc_stream {
  * bytes into a right-sized buffer of the stream's own at once (the GIL is
  * held from alloc_cb to that copy, so no other thread's loop can use the
  * shared buffer meanwhile), so an idle connection holds no input memory. */
-#define RDATA(s) ((s)->shared ? (s)->loop->ls->readbuf : (s)->rbuf)
+#define RDATA(s) ((s)->shared ? tc_loop_read_buffer((s)->loop) : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
 
@@ -520,7 +520,7 @@ input_unshare(tc_stream *s)
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(nb, s->loop->ls->readbuf + s->rstart, s->rlen);
+    memcpy(nb, tc_loop_read_buffer(s->loop) + s->rstart, s->rlen);
     PyMem_Free(s->rbuf);
     s->rbuf = nb;
     s->rcap = s->rlen;
@@ -577,7 +577,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         size_t cap = (size_t)s->max_buffer_size + 1;
         s->shared = 1;
         s->rstart = 0;
-        buf->base = s->loop->ls->readbuf;
+        buf->base = tc_loop_read_buffer(s->loop);
         buf->len = cap < TC_UVIO_READ_BUF_SIZE ? cap : TC_UVIO_READ_BUF_SIZE;
         return;
     }
