@@ -32,7 +32,7 @@ typedef struct rconn rconn;
 
 struct sconn {
     PyObject_HEAD
-    tc_state *st;
+    tc_http_state *hs;       /* borrowed: the type holds the module */
     tc_loop *loop;           /* strong */
     PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
     PyObject *context;       /* strong: _HTTPRequestContext */
@@ -85,22 +85,6 @@ struct rconn {
     char delegate_closed;
 };
 
-/* state fields we need (filled by _http_server_init) */
-typedef struct {
-    PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
-        *HTTPInputError, *HTTPOutputError, *StreamClosedError,
-        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
-        *Future, *kw_loop,
-        /* interned method / attribute names of the per-request path */
-        *s_start_request, *s_headers_received, *s_data_received, *s_finish,
-        *s_set_result, *s_as_list, *s_combined_cache;
-} helpers_t;
-
-/* The helpers live in the module state (see http.h: srv_helpers). */
-#define H(st) ((helpers_t *)&(st)->http->srv_helpers)
-_Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
-               "srv_helpers in http.h must hold helpers_t");
-
 static void sc_process(sconn *sc);
 static void sc_close(sconn *sc);
 static int sc_write(sconn *sc, const char *data, size_t len);
@@ -119,9 +103,9 @@ call_method0(PyObject *obj, const char *name)
  * app_log.error("Uncaught exception", exc_info=True).  Returns 1 if it was an
  * HTTPInputError (left set), else 0 (logged and cleared). */
 static int
-log_delegate_exception(tc_state *st)
+log_delegate_exception(tc_http_state *hs)
 {
-    if (PyErr_ExceptionMatches(H(st)->HTTPInputError)) {
+    if (PyErr_ExceptionMatches(hs->HTTPInputError)) {
         return 1;
     }
     PyObject *type, *value, *tb;
@@ -142,7 +126,7 @@ log_delegate_exception(tc_state *st)
     PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc_info);
     Py_DECREF(exc_info);
     PyObject *args = Py_BuildValue("(s)", "Uncaught exception");
-    PyObject *meth = PyObject_GetAttrString(H(st)->app_log, "error");
+    PyObject *meth = PyObject_GetAttrString(hs->app_log, "error");
     PyObject *r = NULL;
     if (kw && args && meth) {
         r = PyObject_Call(meth, args, kw);
@@ -240,7 +224,7 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || sc->req == NULL || sc->req->read_finished) {
         Py_RETURN_NONE;
     }
-    PyObject *r = PyObject_CallMethod(H(sc->st)->gen_log, "info", "sO",
+    PyObject *r = PyObject_CallMethod(sc->hs->gen_log, "info", "sO",
                                       "Timeout reading body from %s", sc->context);
     if (r == NULL) {
         return NULL;
@@ -255,13 +239,13 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
 /* delegate.on_connection_close() once, if headers_received was called and
  * the message was not finished. */
 static void
-rc_delegate_close(rconn *rc, tc_state *st)
+rc_delegate_close(rconn *rc, tc_http_state *hs)
 {
     if (rc->head_delivered && !rc->delegate_closed && rc->delegate != NULL) {
         rc->delegate_closed = 1;
         PyObject *r = call_method0(rc->delegate, "on_connection_close");
         if (r == NULL) {
-            if (log_delegate_exception(st)) {
+            if (log_delegate_exception(hs)) {
                 PyErr_Clear();
             }
         }
@@ -275,13 +259,13 @@ rc_delegate_close(rconn *rc, tc_state *st)
 static void
 sc_delegate_failed(sconn *sc)
 {
-    tc_state *st = sc->st;
-    if (log_delegate_exception(st)) {
+    tc_http_state *hs = sc->hs;
+    if (log_delegate_exception(hs)) {
         /* HTTPInputError */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
-        PyObject *r = PyObject_CallMethod(H(st)->gen_log, "info", "sOO",
+        PyObject *r = PyObject_CallMethod(hs->gen_log, "info", "sOO",
                                           "Malformed HTTP message from %s: %s",
                                           sc->context, value ? value : Py_None);
         Py_XDECREF(type);
@@ -292,7 +276,7 @@ sc_delegate_failed(sconn *sc)
         }
         Py_XDECREF(r);
         if (sc->req) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         if (!sc->closed) {
             static const char bad[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
@@ -309,7 +293,7 @@ sc_delegate_failed(sconn *sc)
         return;
     }
     if (sc->req) {
-        rc_delegate_close(sc->req, st);
+        rc_delegate_close(sc->req, hs);
     }
     sc_close(sc);
 }
@@ -322,7 +306,7 @@ sc_maybe_await(sconn *sc, PyObject *res)
         Py_DECREF(res);
         return 0;
     }
-    PyObject *fut = PyObject_CallOneArg(H(sc->st)->convert_yielded, res);
+    PyObject *fut = PyObject_CallOneArg(sc->hs->convert_yielded, res);
     Py_DECREF(res);
     if (fut == NULL) {
         return -1;
@@ -400,7 +384,7 @@ sc_deliver_body(sconn *sc)
             break;
         }
         PyObject *dargs[2] = {rc->delegate, b};
-        PyObject *res = PyObject_VectorcallMethod(H(sc->st)->s_data_received, dargs,
+        PyObject *res = PyObject_VectorcallMethod(sc->hs->s_data_received, dargs,
                                                   2, NULL);
         Py_DECREF(b);
         if (res == NULL) {
@@ -441,9 +425,9 @@ latin1(const char *s, size_t n)
  * (tornado 6.6: _as_list {norm: [values]}, _combined_cache {norm: value}),
  * which is what HTTPHeaders.add() produces for valid names. */
 static PyObject *
-build_headers(tc_state *st, const tc_http_head *head)
+build_headers(tc_http_state *hs, const tc_http_head *head)
 {
-    PyTypeObject *tp = (PyTypeObject *)H(st)->HTTPHeaders;
+    PyTypeObject *tp = (PyTypeObject *)hs->HTTPHeaders;
     PyObject *empty = PyTuple_New(0);
     if (empty == NULL) {
         return NULL;
@@ -456,8 +440,8 @@ build_headers(tc_state *st, const tc_http_head *head)
     PyObject *as_list = PyDict_New();
     PyObject *cache = PyDict_New();
     if (as_list == NULL || cache == NULL ||
-        PyObject_SetAttr(h, H(st)->s_as_list, as_list) < 0 ||
-        PyObject_SetAttr(h, H(st)->s_combined_cache, cache) < 0) {
+        PyObject_SetAttr(h, hs->s_as_list, as_list) < 0 ||
+        PyObject_SetAttr(h, hs->s_combined_cache, cache) < 0) {
         goto fail;
     }
     char nbuf[256];
@@ -537,13 +521,11 @@ fail:
     return NULL;
 }
 
-static PyTypeObject *rconn_type(tc_state *st) { return st->http->ReqConnType; }
-
 static int
 on_headers(tc_http_parser *p, const tc_http_head *head)
 {
     sconn *sc = p->data;
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = NULL;
     /* the idle timer stays armed (no per-request timer churn): when it
      * fires outside a head wait it is dropped, and re-armed at the next */
@@ -555,7 +537,7 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     args[2] = latin1(head->version.p, head->version.len);
     PyObject *start_line = NULL, *headers = NULL;
     if (args[0] && args[1] && args[2]) {
-        start_line = PyObject_Vectorcall(H(st)->RequestStartLine, args, 3, NULL);
+        start_line = PyObject_Vectorcall(hs->RequestStartLine, args, 3, NULL);
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
@@ -563,11 +545,11 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     if (start_line == NULL) {
         goto fail;
     }
-    headers = build_headers(st, head);
+    headers = build_headers(hs, head);
     if (headers == NULL) {
         goto fail;
     }
-    rc = PyObject_GC_New(rconn, rconn_type(st));
+    rc = PyObject_GC_New(rconn, hs->ReqConnType);
     if (rc == NULL) {
         goto fail;
     }
@@ -627,7 +609,7 @@ fail:
 static int
 sc_dispatch_head_inner(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = sc->req;
     PyObject *delegate, *res;
     if (rc == NULL) {
@@ -635,7 +617,7 @@ sc_dispatch_head_inner(sconn *sc)
     }
     {
         PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
-        delegate = PyObject_VectorcallMethod(H(st)->s_start_request, sargs,
+        delegate = PyObject_VectorcallMethod(hs->s_start_request, sargs,
                                              3, NULL);
     }
     if (delegate == NULL) {
@@ -653,7 +635,7 @@ sc_dispatch_head_inner(sconn *sc)
         Py_XDECREF(tb);
         PyObject *kw = ei ? Py_BuildValue("{s:O}", "exc_info", ei) : NULL;
         PyObject *a = Py_BuildValue("(s)", "Uncaught exception");
-        PyObject *m = PyObject_GetAttrString(H(st)->gen_log, "error");
+        PyObject *m = PyObject_GetAttrString(hs->gen_log, "error");
         PyObject *r = (kw && a && m) ? PyObject_Call(m, a, kw) : NULL;
         Py_XDECREF(ei);
         Py_XDECREF(kw);
@@ -667,7 +649,7 @@ sc_dispatch_head_inner(sconn *sc)
         return 1;
     }
     if (sc->decompress) {
-        PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
+        PyObject *g = PyObject_CallFunction(hs->GzipDelegate, "OnK", delegate,
                                             (Py_ssize_t)sc->chunk_size,
                                             (unsigned long long)sc->parser.max_body_size);
         Py_DECREF(delegate);
@@ -682,7 +664,7 @@ sc_dispatch_head_inner(sconn *sc)
     rc->head_delivered = 1;
     {
         PyObject *hargs[3] = {rc->delegate, rc->start_line, rc->headers};
-        res = PyObject_VectorcallMethod(H(st)->s_headers_received, hargs,
+        res = PyObject_VectorcallMethod(hs->s_headers_received, hargs,
                                         3, NULL);
     }
     if (res == NULL) {
@@ -834,7 +816,7 @@ static int
 sc_write(sconn *sc, const char *data, size_t len)
 {
     if (sc->closed || sc->detached) {
-        PyErr_SetNone(H(sc->st)->StreamClosedError);
+        PyErr_SetNone(sc->hs->StreamClosedError);
         return -1;
     }
     if (len == 0) {
@@ -880,7 +862,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (rc != NULL && rc->sc != NULL) {
         Py_INCREF(rc);
         if (!rc->read_finished) {
-            rc_delegate_close(rc, sc->st);
+            rc_delegate_close(rc, sc->hs);
         } else if (!rc->response_done) {
             /* upstream's _on_connection_close */
             PyObject *cb = rc->close_callback;
@@ -978,7 +960,7 @@ sc_close_keep_exc(sconn *sc)
 static void
 sc_parse_error(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     tc_http_parser *p = &sc->parser;
     if (p->error_kind == TC_HTTP_ERR_NONE) {
         return;  /* a callback owns it */
@@ -997,7 +979,7 @@ sc_parse_error(sconn *sc)
     }
     if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
         PyObject *line = PyUnicode_FromFormat("Unsatisfiable read, closing connection: %U", msg);
-        PyObject *r = line ? PyObject_CallMethod(H(st)->gen_log, "info", "O", line) : NULL;
+        PyObject *r = line ? PyObject_CallMethod(hs->gen_log, "info", "O", line) : NULL;
         Py_XDECREF(line);
         Py_XDECREF(r);
         Py_DECREF(msg);
@@ -1005,12 +987,12 @@ sc_parse_error(sconn *sc)
             report(sc, "HTTP server: logging failed");
         }
         if (sc->req && !sc->req->read_finished) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         sc_close(sc);
         return;
     }
-    PyObject *exc = PyObject_CallOneArg(H(st)->HTTPInputError, msg);
+    PyObject *exc = PyObject_CallOneArg(hs->HTTPInputError, msg);
     Py_DECREF(msg);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
@@ -1088,7 +1070,7 @@ again:
                 if (!rc->write_finished && rc->delegate != NULL) {
                     Py_INCREF(rc);
                     PyObject *r = PyObject_VectorcallMethod(
-                        H(sc->st)->s_finish, &rc->delegate, 1, NULL);
+                        sc->hs->s_finish, &rc->delegate, 1, NULL);
                     if (r == NULL) {
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
@@ -1219,7 +1201,7 @@ closed_write_future(rconn *rc)
     if (fut == NULL) {
         return NULL;
     }
-    PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
+    PyObject *exc = PyObject_CallNoArgs(sc->hs->StreamClosedError);
     if (exc == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -1257,7 +1239,7 @@ write_future(sconn *sc)
 }
 
 static int
-raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
+raise_werr(tc_http_state *hs, tc_http_writer *w, tc_http_werr e)
 {
     if (e == TC_HTTP_WERR_NOMEM) {
         PyErr_NoMemory();
@@ -1270,7 +1252,7 @@ raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
     } else if (e == TC_HTTP_WERR_OUTPUT) {
         PyObject *m = latin1(w->error_msg, w->error_len);
         if (m) {
-            PyErr_SetObject(H(st)->HTTPOutputError, m);
+            PyErr_SetObject(hs->HTTPOutputError, m);
             Py_DECREF(m);
         }
     }
@@ -1325,7 +1307,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         PyErr_SetString(PyExc_RuntimeError, "connection detached");
         return NULL;
     }
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     PyObject *result = NULL, *code_o = NULL, *reason = NULL, *reason_b = NULL;
     PyObject *keep = NULL, *items = NULL;
     tc_http_header *hdrs = NULL;
@@ -1357,8 +1339,8 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (keep == NULL) {
         goto fail;
     }
-    if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
-        PyObject *as_list = PyObject_GetAttr(headers, H(st)->s_as_list);
+    if (Py_IS_TYPE(headers, (PyTypeObject *)hs->HTTPHeaders)) {
+        PyObject *as_list = PyObject_GetAttr(headers, hs->s_as_list);
         if (as_list == NULL) {
             goto fail;
         }
@@ -1470,7 +1452,7 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         } else if (e == TC_HTTP_WERR_ENCODE) {
             PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
         } else {
-            raise_werr(st, &rc->w, e);
+            raise_werr(hs, &rc->w, e);
             if (rc->w.closed) {
                 sc_close_keep_exc(sc);
             }
@@ -1526,7 +1508,7 @@ rc_write(rconn *rc, PyObject *chunk)
     tc_http_werr e = tc_http_write_body(&rc->w, view.buf, (size_t)view.len, &out);
     PyBuffer_Release(&view);
     if (e != TC_HTTP_WOK) {
-        raise_werr(sc->st, &rc->w, e);
+        raise_werr(sc->hs, &rc->w, e);
         if (rc->w.closed) {
             sc_close_keep_exc(sc);
         }
@@ -1554,7 +1536,7 @@ rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
     tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
     if (e != TC_HTTP_WOK) {
         tc_http_buf_free(&out);
-        raise_werr(sc->st, &rc->w, e);
+        raise_werr(sc->hs, &rc->w, e);
         if (rc->w.closed) {
             sc_close_keep_exc(sc);
         }
@@ -1769,66 +1751,154 @@ static PyType_Spec rc_spec = {
 
 /* ------------------------------------------------ HTTPServerConnection */
 
-/* HTTPServerConnection(server, fd, address, protocol, trusted_downstream,
- *     loop, max_header_size, max_body_size, chunk_size, idle_timeout,
+/* Import Tornado's objects the server uses, once, when the first connection
+ * is made.  By then tornado_c.httpserver (whose HTTPServer makes the
+ * connections) has imported their modules, so this only looks them up.
+ * Not at exec: that would make `import tornado_c` import tornado.httpserver
+ * and everything it imports, also for programs that only use the loop.
+ * 0, or -1 with an exception set (what was imported stays; a later call
+ * imports the rest). */
+static int
+import_into(PyObject **field, const char *module, const char *name)
+{
+    if (*field == NULL && (*field = tc_import_attr(module, name)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+import_tornado(tc_http_state *hs)
+{
+    if (hs->tornado_imported) {
+        return 0;
+    }
+    if (import_into(&hs->RequestStartLine, "tornado.httputil", "RequestStartLine") < 0 ||
+        import_into(&hs->HTTPHeaders, "tornado.httputil", "HTTPHeaders") < 0 ||
+        import_into(&hs->HTTPInputError, "tornado.httputil", "HTTPInputError") < 0 ||
+        import_into(&hs->HTTPOutputError, "tornado.httputil", "HTTPOutputError") < 0 ||
+        import_into(&hs->StreamClosedError, "tornado.iostream", "StreamClosedError") < 0 ||
+        import_into(&hs->RequestContext, "tornado.httpserver", "_HTTPRequestContext") < 0 ||
+        import_into(&hs->GzipDelegate, "tornado.http1connection", "_GzipMessageDelegate") < 0 ||
+        import_into(&hs->convert_yielded, "tornado.gen", "convert_yielded") < 0 ||
+        import_into(&hs->app_log, "tornado.log", "app_log") < 0 ||
+        import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
+        return -1;
+    }
+    if (!PyType_Check(hs->HTTPHeaders)) {
+        /* build_headers() creates instances through its tp_new */
+        PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
+        return -1;
+    }
+    hs->tornado_imported = 1;
+    return 0;
+}
+
+/* What one connection is served with: HTTPServerConnection's arguments
+ * (tornado_c/httpserver.py passes the server's HTTP1ConnectionParameters
+ * and TCPServer settings).  Every object is borrowed from the call. */
+typedef struct {
+    PyObject *server;             /* the HTTPServer (start_request, on_close) */
+    int fd;                       /* the accepted socket */
+    PyObject *address;            /* the peer's address */
+    PyObject *protocol;           /* HTTPServer.protocol */
+    PyObject *trusted_downstream; /* HTTPServer.trusted_downstream */
+    PyObject *loop;               /* the running loop: a tornado_c loop */
+    Py_ssize_t max_header_size;   /* > 0 */
+    unsigned long long max_body_size;
+    Py_ssize_t chunk_size;        /* > 0 */
+    PyObject *header_timeout;     /* None or seconds (the idle timeout) */
+    PyObject *body_timeout;       /* None or seconds */
+    int decompress;
+    int no_keep_alive;
+    Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
+    Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
+} conn_params;
+
+/* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
+ *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
  *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size): serves the accepted socket fd (owned from here on,
- *     unless this raises). */
+ *     read_chunk_size): every argument is required. */
+static int
+parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
+{
+    static char *kwlist[] = {
+        "server", "fd", "address", "protocol", "trusted_downstream", "loop",
+        "max_header_size", "max_body_size", "chunk_size", "header_timeout",
+        "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
+        "read_chunk_size", NULL,
+    };
+    if (PyTuple_GET_SIZE(args) > 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "HTTPServerConnection() takes 3 positional arguments (server, fd, "
+                        "address); the others are keyword arguments");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "OiOOOOnKnOOppnn:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
+            &p->max_body_size, &p->chunk_size, &p->header_timeout, &p->body_timeout,
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Serves the accepted socket p.fd (owned from here on, unless this
+ * raises); arguments: parse_conn_params(). */
 static PyObject *
 sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     tc_state *st = tc_state_from_type(type);
-    PyObject *server, *address, *protocol, *trusted, *loop, *idle_o, *body_o;
-    int fd, decompress, no_keep_alive;
-    Py_ssize_t max_header, chunk_size, max_buffer, read_chunk;
-    unsigned long long max_body;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "no keyword arguments");
+    tc_http_state *hs;
+    conn_params p;
+    PyObject *loop;
+    if (st == NULL) {
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OiOOOOnKnOOppnn", &server, &fd, &address, &protocol,
-                          &trusted, &loop, &max_header, &max_body, &chunk_size, &idle_o,
-                          &body_o, &decompress, &no_keep_alive, &max_buffer, &read_chunk)) {
+    hs = st->http;
+    if (parse_conn_params(args, kwds, &p) < 0 || import_tornado(hs) < 0) {
         return NULL;
     }
-    if (H(st)->HTTPHeaders == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_http_server_init() not called");
-        return NULL;
-    }
+    loop = p.loop;
+    /* the C server runs only on a tornado_c loop (HTTPServer falls back to
+     * upstream's Python path on any other): its timers use the loop's C API */
     if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
         PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
         return NULL;
     }
-    if (chunk_size <= 0 || max_header <= 0) {
+    if (p.chunk_size <= 0 || p.max_header_size <= 0) {
         PyErr_SetString(PyExc_ValueError, "sizes must be positive");
         return NULL;
     }
     double idle = -1, body = -1;
-    if (idle_o != Py_None && (idle = PyFloat_AsDouble(idle_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.header_timeout != Py_None &&
+        (idle = PyFloat_AsDouble(p.header_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (body_o != Py_None && (body = PyFloat_AsDouble(body_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.body_timeout != Py_None &&
+        (body = PyFloat_AsDouble(p.body_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
     sconn *sc = (sconn *)type->tp_alloc(type, 0);
     if (sc == NULL) {
         return NULL;
     }
-    sc->st = st;
+    sc->hs = hs;
     Py_INCREF(loop);
     sc->loop = (tc_loop *)loop;
-    Py_INCREF(server);
-    sc->server = server;
+    Py_INCREF(p.server);
+    sc->server = p.server;
     tc_http_parser_init(&sc->parser, &server_callbacks);
     sc->parser.data = sc;
-    sc->parser.max_header_size = (size_t)max_header;
-    sc->parser.max_body_size = max_body;
-    sc->parser.no_keep_alive = no_keep_alive;
-    sc->default_max_body = max_body;
-    sc->chunk_size = (size_t)chunk_size;
+    sc->parser.max_header_size = (size_t)p.max_header_size;
+    sc->parser.max_body_size = p.max_body_size;
+    sc->parser.no_keep_alive = p.no_keep_alive;
+    sc->default_max_body = p.max_body_size;
+    sc->chunk_size = (size_t)p.chunk_size;
     sc->idle_timeout = idle;
     sc->body_timeout = body;
-    sc->decompress = decompress;
+    sc->decompress = p.decompress;
     sc->write_futures = PyList_New(0);
     if (sc->write_futures == NULL) {
         Py_DECREF(sc);
@@ -1838,16 +1908,17 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * there) while the server consumes the input: the body is handed to the
      * delegate in chunk_size pieces anyway, and upstream's IOStream reads
      * ahead of what a read asks for.  A detached stream gets it back. */
-    sc->read_chunk_size = read_chunk;
-    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, fd, NULL, max_buffer, 0);
+    sc->read_chunk_size = p.read_chunk_size;
+    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
     if (sc->stream == NULL) {
         sc->closed = sc->close_notified = sc->close_scheduled = 1;
         Py_DECREF(sc);
         return NULL;   /* the fd is still the caller's */
     }
     /* from here on the fd is the stream's */
-    sc->context = PyObject_CallFunctionObjArgs(H(st)->RequestContext, (PyObject *)sc->stream,
-                                               address, protocol, trusted, NULL);
+    sc->context = PyObject_CallFunctionObjArgs(hs->RequestContext, (PyObject *)sc->stream,
+                                               p.address, p.protocol, p.trusted_downstream,
+                                               NULL);
     PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
     if (r == NULL) {
         sc->close_notified = sc->close_scheduled = 1;
@@ -2000,90 +2071,69 @@ static PyType_Spec sc_spec = {
     .slots = sc_slots,
 };
 
-/* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
- *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
- *     GzipDelegate, convert_yielded, ResponseStartLine, Future) */
-static PyObject *
-http_server_init(PyObject *module, PyObject *args)
-{
-    tc_state *st = tc_get_state(module);
-    helpers_t h;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
-                          &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
-                          &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
-                          &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
-        return NULL;
-    }
-    PyObject **names[] = {&h.kw_loop, &h.s_start_request, &h.s_headers_received,
-                          &h.s_data_received, &h.s_finish, &h.s_set_result, &h.s_as_list,
-                          &h.s_combined_cache};
-    const char *texts[] = {NULL, "start_request", "headers_received", "data_received",
-                           "finish", "set_result", "_as_list", "_combined_cache"};
-    size_t nnames = sizeof(names) / sizeof(names[0]);
-    for (size_t i = 0; i < nnames; i++) {
-        *names[i] = i == 0 ? Py_BuildValue("(s)", "loop") : PyUnicode_InternFromString(texts[i]);
-        if (*names[i] == NULL) {
-            for (size_t j = 0; j < i; j++) {
-                Py_CLEAR(*names[j]);
-            }
-            return NULL;
-        }
-    }
-    if (!PyType_Check(h.HTTPHeaders)) {
-        PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
-        return NULL;
-    }
-    PyObject **dst = (PyObject **)H(st);
-    PyObject **src = (PyObject **)&h;
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        int owned = 0;  /* the names were created above: references move */
-        for (size_t j = 0; j < nnames; j++) {
-            owned |= src[i] == *names[j];
-        }
-        if (!owned) {
-            Py_INCREF(src[i]);
-        }
-        Py_XSETREF(dst[i], src[i]);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef server_functions[] = {
-    {"_http_server_init", http_server_init, METH_VARARGS, "Give the C HTTP server the Tornado objects it uses."},
-    {NULL, NULL, 0, NULL},
-};
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        if ((hs->field = PyUnicode_InternFromString(text)) == NULL) { \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
 
 int
 tc_http_server_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &sc_spec, NULL, &st->http->ServerConnType) < 0) {
+    tc_http_state *hs = st->http;
+    INTERN(s_start_request, "start_request");
+    INTERN(s_headers_received, "headers_received");
+    INTERN(s_data_received, "data_received");
+    INTERN(s_finish, "finish");
+    INTERN(s_as_list, "_as_list");
+    INTERN(s_combined_cache, "_combined_cache");
+    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rc_spec, NULL, &st->http->ReqConnType) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, server_functions);
+    return tc_add_type(module, &rc_spec, NULL, &hs->ReqConnType);
 }
 
 int
 tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->http->ServerConnType);
-    Py_VISIT(st->http->ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_VISIT(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_VISIT(hs->ServerConnType);
+    Py_VISIT(hs->ReqConnType);
+    Py_VISIT(hs->RequestStartLine);
+    Py_VISIT(hs->HTTPHeaders);
+    Py_VISIT(hs->HTTPInputError);
+    Py_VISIT(hs->HTTPOutputError);
+    Py_VISIT(hs->StreamClosedError);
+    Py_VISIT(hs->RequestContext);
+    Py_VISIT(hs->GzipDelegate);
+    Py_VISIT(hs->convert_yielded);
+    Py_VISIT(hs->app_log);
+    Py_VISIT(hs->gen_log);
     return 0;
 }
 
 void
 tc_http_server_clear(struct tc_state *st)
 {
-    Py_CLEAR(st->http->ServerConnType);
-    Py_CLEAR(st->http->ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_CLEAR(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_CLEAR(hs->ServerConnType);
+    Py_CLEAR(hs->ReqConnType);
+    hs->tornado_imported = 0;
+    Py_CLEAR(hs->RequestStartLine);
+    Py_CLEAR(hs->HTTPHeaders);
+    Py_CLEAR(hs->HTTPInputError);
+    Py_CLEAR(hs->HTTPOutputError);
+    Py_CLEAR(hs->StreamClosedError);
+    Py_CLEAR(hs->RequestContext);
+    Py_CLEAR(hs->GzipDelegate);
+    Py_CLEAR(hs->convert_yielded);
+    Py_CLEAR(hs->app_log);
+    Py_CLEAR(hs->gen_log);
+    Py_CLEAR(hs->s_start_request);
+    Py_CLEAR(hs->s_headers_received);
+    Py_CLEAR(hs->s_data_received);
+    Py_CLEAR(hs->s_finish);
+    Py_CLEAR(hs->s_as_list);
+    Py_CLEAR(hs->s_combined_cache);
 }
