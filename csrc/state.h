@@ -15,12 +15,16 @@
  *     first thing in exec), so they live exactly as long as the module
  *     state: an object whose type holds the module may keep a borrowed
  *     pointer to its component's part;
- *   - hot paths do not pay for the indirection: objects keep a borrowed
- *     pointer to their own component's part (tc_loop.ls, the transport's
- *     ts, the stream's ss, the HTTP connection's hs), so reading a name or
- *     a type is one load from the object, as it was with the parts
- *     embedded by value.  Only code that starts from the module or a type
- *     (tp_new, module functions) goes through these pointers.
+ *   - hot paths do not pay for the indirection: an object whose hot path
+ *     reads its component's part keeps a borrowed pointer to it (the loop's
+ *     ls, the transports' and servers' ts, the HTTP connection's hs), so
+ *     reading a name or a type is one load from the object, as it was with
+ *     the parts embedded by value; the loop's part is reached through the
+ *     loop (tc_loop_read_buffer(), the future helpers).  The rest -- code
+ *     that starts from the module or a type (tp_new, module functions), and
+ *     the IOStream, whose per-read and per-write paths do not read its own
+ *     part (errors, setup and scheduling do) -- goes through these
+ *     pointers.
  *
  * Included by module.c (which owns the layout) and by any file that finds
  * its component's part from the module or a type; such a file includes the

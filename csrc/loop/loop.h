@@ -4,14 +4,17 @@
  * they may rely on:
  *
  *   - A tc_loop is the C object behind tornado_c.loop.EventLoop (the Python
- *     class subclasses the heap type st->loop.Loop_type).  tc_loop_check()
- *     tells whether an object is one.
+ *     class subclasses the heap type st->loop->Loop_type).  tc_loop_check()
+ *     tells whether an object is one.  Its fields after the public ones are
+ *     the loop's own: other components use the inline queries
+ *     (tc_loop_is_closed, tc_loop_in_other_thread, tc_loop_time,
+ *     tc_loop_read_buffer), which cost what reading the field did.
  *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
  *     object is created, uv_loop_close()d and freed only when every handle on
  *     it has gone through its close callback (EventLoop.close() / dealloc).
  *     loop->uv stays valid (never NULL) for the whole life of the object,
  *     also after close(); but a closed loop never runs again, so check
- *     is_closed() before creating handles, and close handles with
+ *     tc_loop_is_closed() before creating handles, and close handles with
  *     tc_loop_close_handle(): on a closed loop it runs the close callback
  *     right away.
  *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
@@ -22,16 +25,28 @@
  *     dropped: tc_loop_report_exception() hands it to the loop's exception
  *     handler (as asyncio does) and clears it.
  *   - tc_loop_call_soon() schedules a Python callable exactly as
- *     loop.call_soon() does (same ordering, same contextvars handling).
+ *     loop.call_soon() does (same ordering, same contextvars handling);
+ *     tc_loop_call_later() as loop.call_later() does (same TimerHandle, same
+ *     deadline rules on the loop's clock, tc_loop_time()), and
+ *     tc_loop_handle_cancel() cancels either.  These are for tornado_c
+ *     loops only: code that may run on another asyncio loop calls that
+ *     loop's Python methods.
+ *   - Futures: tc_loop_create_future() and tc_loop_future_set_result() /
+ *     _set_exception() are the extension's one set of asyncio.Future
+ *     helpers; they return errors, the caller reports them (above) or
+ *     raises them.
  *   - Handles of other components must stay referenced (no uv_unref): the
  *     loop uses libuv's count of active handles to know whether libuv has
  *     anything to poll besides the loop's own handles.
  *   - Handle bookkeeping: in a debug build (TC_DEBUG) every uv handle or
  *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
- *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback); the counts are
- *     exposed to tests as tornado_c._core._debug_counts().
+ *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback) on the loop
+ *     it belongs to; the counts are exposed to tests as
+ *     tornado_c._core._debug_counts().
  *   - Connected uv streams (handles, write queue, shared read buffer, libuv
  *     error mapping): the shared plumbing of loop/uvio.h, included here.
+ *     The shared read buffer is the loop component's, allocated in its exec
+ *     (which module.c runs first), so it exists before any stream.
  */
 #ifndef TC_LOOP_H
 #define TC_LOOP_H

@@ -1,6 +1,7 @@
 /* Private header of the loop component's stream transports (TCP and Unix
  * sockets on uv_tcp_t / uv_pipe_t) and servers.  Only csrc/loop/ includes it
- * directly (module.c lays tc_loop_tcp_state out in the module state).
+ * directly, and module.c, which lays every component's part of the module
+ * state out (see state.h).
  *
  * Objects (all heap types, see tcp.c and server.c):
  *   StreamTransport  asyncio.Transport on one connected uv stream handle.
