@@ -990,7 +990,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(st->loop, sock);
+    fd = tc_uvio_sock_fd((tc_loop *)loop, sock);
     if (fd < 0) {
         return NULL;
     }

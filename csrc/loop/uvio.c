@@ -23,9 +23,9 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
 }
 
 int
-tc_uvio_sock_fd(tc_loop_state *ls, PyObject *sock)
+tc_uvio_sock_fd(tc_loop *loop, PyObject *sock)
 {
-    PyObject *o = PyObject_CallMethodNoArgs(sock, ls->str_fileno);
+    PyObject *o = PyObject_CallMethodNoArgs(sock, loop->ls->str_fileno);
     long fd;
     if (o == NULL) {
         return -1;

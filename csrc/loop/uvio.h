@@ -337,10 +337,10 @@ tc_uvio_conn_usable(const tc_uvio_conn *c)
 TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
 TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 
-/* sock.fileno() of a Python socket object: the fd (>= 0), or -1 with an
- * exception set (ValueError('the socket is closed') for a closed one).
- * `ls`: the loop component's state (its interned names). */
-TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop_state *ls, PyObject *sock);
+/* sock.fileno() of a Python socket object meant for `loop`: the fd (>= 0),
+ * or -1 with an exception set (ValueError('the socket is closed') for a
+ * closed one). */
+TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop *loop, PyObject *sock);
 
 /* ------------------------------------------------------------- errors */
 

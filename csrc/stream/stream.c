@@ -1795,7 +1795,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(st->loop, args[2]);
+    fd = tc_uvio_sock_fd((tc_loop *)args[0], args[2]);
     if (fd < 0) {
         return NULL;
     }
