@@ -2,7 +2,7 @@
  * object that owns a connected uv stream -- the asyncio transports
  * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
  * IOStream (stream/stream.c).  Included by loop.h (other components include
- * only loop.h, through state.h); implemented in loop/uvio.c.
+ * only loop.h); implemented in loop/uvio.c.
  *
  * What is here, and who owns what:
  *
