@@ -5,68 +5,44 @@
  * the module state, and visits/clears them from traverse/clear below.
  */
 #include "state.h"
+#include "loop/loop.h"
+#include "loop/transport.h"
+#include "stream/stream.h"
+#include "http/http.h"
+#include "websocket/websocket.h"
 
 #define TC_VERSION "0.1.0"
 
-tc_state *
-tc_state_from_type(PyTypeObject *type)
-{
-    /* Borrowed module reference; our heap types are always created with it. */
-    PyObject *module = PyType_GetModule(type);
-    if (module == NULL) {
-        return NULL;
-    }
-    return tc_get_state(module);
-}
+/* The memory of the module state: the pointers every file sees (state.h)
+ * first, then each component's part, which they point to (see state.h). */
+typedef struct {
+    tc_state st;
+    tc_loop_state loop;
+    tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
+    tc_stream_state stream;
+    tc_http_state http;
+    tc_ws_state ws;
+} core_state;
 
-tc_state *
-tc_state_from_subtype(PyTypeObject *type, const char *what)
+/* The state with its pointers set, or NULL before exec set them (the
+ * garbage collector may traverse the module while exec imports). */
+static tc_state *
+core_state_of(PyObject *module)
 {
-    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
-        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
-            PyObject *m = PyType_GetModule(t); /* borrowed */
-            if (m != NULL) {
-                return tc_get_state(m);
-            }
-            PyErr_Clear(); /* a Python subclass: no module of its own */
-        }
-    }
-    PyErr_Format(PyExc_TypeError, "not a subclass of %s", what);
-    return NULL;
-}
-
-PyObject *
-tc_import_attr(const char *mod, const char *attr)
-{
-    PyObject *m = PyImport_ImportModule(mod), *r;
-    if (m == NULL) {
-        return NULL;
-    }
-    r = PyObject_GetAttrString(m, attr);
-    Py_DECREF(m);
-    return r;
-}
-
-int
-tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
-            PyTypeObject **out)
-{
-    PyObject *type = PyType_FromModuleAndSpec(module, spec, base);
-    if (type == NULL) {
-        return -1;
-    }
-    if (PyModule_AddObjectRef(module, strrchr(spec->name, '.') + 1, type) < 0) {
-        Py_DECREF(type);
-        return -1;
-    }
-    *out = (PyTypeObject *)type; /* the state owns this new reference */
-    return 0;
+    tc_state *st = tc_get_state(module);
+    return st != NULL && st->loop != NULL ? st : NULL;
 }
 
 static int
 core_exec(PyObject *module)
 {
-    tc_state *st = tc_get_state(module);
+    core_state *cs = (core_state *)PyModule_GetState(module);
+    tc_state *st = &cs->st;
+    st->loop = &cs->loop;
+    st->loop_tcp = &cs->loop_tcp;
+    st->stream = &cs->stream;
+    st->http = &cs->http;
+    st->ws = &cs->ws;
     if (PyModule_AddStringConstant(module, "__version__", TC_VERSION) < 0) {
         return -1;
     }
@@ -100,8 +76,11 @@ core_exec(PyObject *module)
 static int
 core_traverse(PyObject *module, visitproc visit, void *arg)
 {
-    tc_state *st = tc_get_state(module);
+    tc_state *st = core_state_of(module);
     int r;
+    if (st == NULL) {
+        return 0;
+    }
     if ((r = tc_loop_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_tcp_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
@@ -115,7 +94,10 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
 static int
 core_clear(PyObject *module)
 {
-    tc_state *st = tc_get_state(module);
+    tc_state *st = core_state_of(module);
+    if (st == NULL) {
+        return 0;
+    }
     tc_ws_clear(st);
     tc_http_clear(st);
     tc_stream_clear(st);
@@ -139,7 +121,7 @@ static struct PyModuleDef core_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tornado_c._core",
     .m_doc = "C core of tornado_c: libuv loop, C IOStream, llhttp HTTP server, WebSocket.",
-    .m_size = sizeof(tc_state),
+    .m_size = sizeof(core_state),
     .m_slots = core_slots,
     .m_traverse = core_traverse,
     .m_clear = core_clear,

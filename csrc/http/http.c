@@ -7,6 +7,7 @@
  * server.c, the test build's wrappers test_api.c.
  */
 #include "state.h"
+#include "http/http.h"
 
 #include <llhttp.h>
 
@@ -41,8 +42,8 @@ int
 tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
 #ifdef TC_TEST_API
-    Py_VISIT(st->http.RequestParserType);
-    Py_VISIT(st->http.ResponseWriterType);
+    Py_VISIT(st->http->RequestParserType);
+    Py_VISIT(st->http->ResponseWriterType);
 #endif
     return tc_http_server_traverse(st, visit, arg);
 }
@@ -51,8 +52,8 @@ void
 tc_http_clear(struct tc_state *st)
 {
 #ifdef TC_TEST_API
-    Py_CLEAR(st->http.RequestParserType);
-    Py_CLEAR(st->http.ResponseWriterType);
+    Py_CLEAR(st->http->RequestParserType);
+    Py_CLEAR(st->http->ResponseWriterType);
 #endif
     tc_http_server_clear(st);
 }

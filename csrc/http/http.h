@@ -50,7 +50,7 @@
  *   pauses after a head, a chunk_size of body and a message), so the
  *   stream's buffer is consumed exactly up to what was parsed when Python
  *   code runs.  tornado_c/httpserver.py is the Python side (HTTPServer,
- *   fallbacks to upstream's path, _http_server_init).
+ *   fallbacks to upstream's path, the connection's parameters).
  */
 #ifndef TC_HTTP_H
 #define TC_HTTP_H
@@ -70,7 +70,21 @@ typedef struct tc_http_state {
     /* server.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
-    PyObject *srv_helpers[20];      /* Tornado objects given by _http_server_init */
+    /* Tornado's objects the server uses, imported by server.c when the
+     * first connection is made (see import_tornado() there); all strong */
+    char tornado_imported;          /* every field below is set */
+    PyObject *RequestStartLine;     /* tornado.httputil.RequestStartLine */
+    PyObject *HTTPHeaders;          /* tornado.httputil.HTTPHeaders (a type) */
+    PyObject *HTTPInputError;       /* tornado.httputil.HTTPInputError */
+    PyObject *HTTPOutputError;      /* tornado.httputil.HTTPOutputError */
+    PyObject *StreamClosedError;    /* tornado.iostream.StreamClosedError */
+    PyObject *RequestContext;       /* tornado.httpserver._HTTPRequestContext */
+    PyObject *GzipDelegate;         /* tornado.http1connection._GzipMessageDelegate */
+    PyObject *convert_yielded;      /* tornado.gen.convert_yielded */
+    PyObject *app_log, *gen_log;    /* tornado.log */
+    /* interned names of the per-request path (made in exec) */
+    PyObject *s_start_request, *s_headers_received, *s_data_received, *s_finish,
+        *s_as_list, *s_combined_cache;
 } tc_http_state;
 
 int tc_http_exec(PyObject *module, struct tc_state *st);

@@ -10,7 +10,9 @@
  *
  * See http.h for the contract.
  */
+#include "common.h"
 #include "state.h"
+#include "http/http.h"
 
 static PyObject *
 latin1(const char *s, size_t n)

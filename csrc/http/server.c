@@ -15,10 +15,13 @@
  * The sequence of delegate calls, the log lines and the keep-alive decisions
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
+#include "http/http.h"
 
 #include <structmember.h>
-#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -29,7 +32,7 @@ typedef struct rconn rconn;
 
 struct sconn {
     PyObject_HEAD
-    tc_state *st;
+    tc_http_state *hs;       /* borrowed: the type holds the module */
     tc_loop *loop;           /* strong */
     PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
     PyObject *context;       /* strong: _HTTPRequestContext */
@@ -82,30 +85,6 @@ struct rconn {
     char delegate_closed;
 };
 
-/* state fields we need (filled by _http_server_init) */
-typedef struct {
-    PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
-        *HTTPInputError, *HTTPOutputError, *StreamClosedError,
-        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
-        *Future, *kw_loop,
-        /* interned method / attribute names of the per-request path */
-        *s_start_request, *s_headers_received, *s_data_received, *s_finish,
-        *s_set_result, *s_as_list, *s_combined_cache;
-} helpers_t;
-
-/* The helpers live in the module state (see http.h: srv_helpers). */
-#define H(st) ((helpers_t *)&(st)->http.srv_helpers)
-_Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
-               "srv_helpers in http.h must hold helpers_t");
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void sc_process(sconn *sc);
 static void sc_close(sconn *sc);
 static int sc_write(sconn *sc, const char *data, size_t len);
@@ -124,9 +103,9 @@ call_method0(PyObject *obj, const char *name)
  * app_log.error("Uncaught exception", exc_info=True).  Returns 1 if it was an
  * HTTPInputError (left set), else 0 (logged and cleared). */
 static int
-log_delegate_exception(tc_state *st)
+log_delegate_exception(tc_http_state *hs)
 {
-    if (PyErr_ExceptionMatches(H(st)->HTTPInputError)) {
+    if (PyErr_ExceptionMatches(hs->HTTPInputError)) {
         return 1;
     }
     PyObject *type, *value, *tb;
@@ -147,7 +126,7 @@ log_delegate_exception(tc_state *st)
     PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc_info);
     Py_DECREF(exc_info);
     PyObject *args = Py_BuildValue("(s)", "Uncaught exception");
-    PyObject *meth = PyObject_GetAttrString(H(st)->app_log, "error");
+    PyObject *meth = PyObject_GetAttrString(hs->app_log, "error");
     PyObject *r = NULL;
     if (kw && args && meth) {
         r = PyObject_Call(meth, args, kw);
@@ -168,37 +147,19 @@ report(sconn *sc, const char *what)
     tc_loop_report_exception(sc->loop, what, NULL);
 }
 
-/* Resolve a future with None unless it is done/cancelled. */
-static void
-future_set_none(PyObject *fut)
+/* Resolve a future with None unless it is done (cancelled, or resolved
+ * by someone else).  0, or -1 with an exception set. */
+static int
+future_set_none(sconn *sc, PyObject *fut)
 {
-    PyObject *done = call_method0(fut, "done");
-    if (done == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    int d = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (d == 0) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
-    }
-}
-
-/* asyncio.Future(loop=loop): what loop.create_future() returns, without
- * the Python-level method call. */
-static PyObject *
-new_future(sconn *sc)
-{
-    PyObject *args[1] = {(PyObject *)sc->loop};
-    return PyObject_Vectorcall(H(sc->st)->Future, args, 0, H(sc->st)->kw_loop);
+    return tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_UNLESS_DONE);
 }
 
 /* ------------------------------------------------------------- timers */
 
+/* The connection's timers run on its loop (always a tornado_c loop, see
+ * sc_new): loop.call_later(delay, sc.<meth>) through the loop's C API,
+ * whose clock (tc_loop_time) the deadlines below are computed on. */
 static PyObject *
 call_later(sconn *sc, double delay, const char *meth)
 {
@@ -206,7 +167,7 @@ call_later(sconn *sc, double delay, const char *meth)
     if (cb == NULL) {
         return NULL;
     }
-    PyObject *h = PyObject_CallMethod((PyObject *)sc->loop, "call_later", "dO", delay, cb);
+    PyObject *h = tc_loop_call_later(sc->loop, delay, cb, NULL, 0, NULL);
     Py_DECREF(cb);
     return h;
 }
@@ -215,11 +176,7 @@ static void
 cancel_timer(PyObject **t)
 {
     if (*t != NULL) {
-        PyObject *r = call_method0(*t, "cancel");
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
+        tc_loop_handle_cancel(*t);
         Py_CLEAR(*t);
     }
 }
@@ -231,7 +188,7 @@ start_head_wait(sconn *sc)
     if (sc->idle_timeout < 0) {
         return;
     }
-    sc->head_wait_start = mono_now();
+    sc->head_wait_start = tc_loop_time(sc->loop);
     if (sc->idle_timer == NULL) {
         sc->idle_timer = call_later(sc, sc->idle_timeout, "_idle_timer");
         if (sc->idle_timer == NULL) {
@@ -247,7 +204,7 @@ sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || !sc->waiting_head) {
         Py_RETURN_NONE;   /* re-armed at the next head wait */
     }
-    double left = sc->head_wait_start + sc->idle_timeout - mono_now();
+    double left = sc->head_wait_start + sc->idle_timeout - tc_loop_time(sc->loop);
     if (left > 0.001) {
         sc->idle_timer = call_later(sc, left, "_idle_timer");
         if (sc->idle_timer == NULL) {
@@ -267,7 +224,7 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || sc->req == NULL || sc->req->read_finished) {
         Py_RETURN_NONE;
     }
-    PyObject *r = PyObject_CallMethod(H(sc->st)->gen_log, "info", "sO",
+    PyObject *r = PyObject_CallMethod(sc->hs->gen_log, "info", "sO",
                                       "Timeout reading body from %s", sc->context);
     if (r == NULL) {
         return NULL;
@@ -282,13 +239,13 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
 /* delegate.on_connection_close() once, if headers_received was called and
  * the message was not finished. */
 static void
-rc_delegate_close(rconn *rc, tc_state *st)
+rc_delegate_close(rconn *rc, tc_http_state *hs)
 {
     if (rc->head_delivered && !rc->delegate_closed && rc->delegate != NULL) {
         rc->delegate_closed = 1;
         PyObject *r = call_method0(rc->delegate, "on_connection_close");
         if (r == NULL) {
-            if (log_delegate_exception(st)) {
+            if (log_delegate_exception(hs)) {
                 PyErr_Clear();
             }
         }
@@ -302,13 +259,13 @@ rc_delegate_close(rconn *rc, tc_state *st)
 static void
 sc_delegate_failed(sconn *sc)
 {
-    tc_state *st = sc->st;
-    if (log_delegate_exception(st)) {
+    tc_http_state *hs = sc->hs;
+    if (log_delegate_exception(hs)) {
         /* HTTPInputError */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
-        PyObject *r = PyObject_CallMethod(H(st)->gen_log, "info", "sOO",
+        PyObject *r = PyObject_CallMethod(hs->gen_log, "info", "sOO",
                                           "Malformed HTTP message from %s: %s",
                                           sc->context, value ? value : Py_None);
         Py_XDECREF(type);
@@ -319,7 +276,7 @@ sc_delegate_failed(sconn *sc)
         }
         Py_XDECREF(r);
         if (sc->req) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         if (!sc->closed) {
             static const char bad[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
@@ -336,7 +293,7 @@ sc_delegate_failed(sconn *sc)
         return;
     }
     if (sc->req) {
-        rc_delegate_close(sc->req, st);
+        rc_delegate_close(sc->req, hs);
     }
     sc_close(sc);
 }
@@ -349,7 +306,7 @@ sc_maybe_await(sconn *sc, PyObject *res)
         Py_DECREF(res);
         return 0;
     }
-    PyObject *fut = PyObject_CallOneArg(H(sc->st)->convert_yielded, res);
+    PyObject *fut = PyObject_CallOneArg(sc->hs->convert_yielded, res);
     Py_DECREF(res);
     if (fut == NULL) {
         return -1;
@@ -427,7 +384,7 @@ sc_deliver_body(sconn *sc)
             break;
         }
         PyObject *dargs[2] = {rc->delegate, b};
-        PyObject *res = PyObject_VectorcallMethod(H(sc->st)->s_data_received, dargs,
+        PyObject *res = PyObject_VectorcallMethod(sc->hs->s_data_received, dargs,
                                                   2, NULL);
         Py_DECREF(b);
         if (res == NULL) {
@@ -468,9 +425,9 @@ latin1(const char *s, size_t n)
  * (tornado 6.6: _as_list {norm: [values]}, _combined_cache {norm: value}),
  * which is what HTTPHeaders.add() produces for valid names. */
 static PyObject *
-build_headers(tc_state *st, const tc_http_head *head)
+build_headers(tc_http_state *hs, const tc_http_head *head)
 {
-    PyTypeObject *tp = (PyTypeObject *)H(st)->HTTPHeaders;
+    PyTypeObject *tp = (PyTypeObject *)hs->HTTPHeaders;
     PyObject *empty = PyTuple_New(0);
     if (empty == NULL) {
         return NULL;
@@ -483,8 +440,8 @@ build_headers(tc_state *st, const tc_http_head *head)
     PyObject *as_list = PyDict_New();
     PyObject *cache = PyDict_New();
     if (as_list == NULL || cache == NULL ||
-        PyObject_SetAttr(h, H(st)->s_as_list, as_list) < 0 ||
-        PyObject_SetAttr(h, H(st)->s_combined_cache, cache) < 0) {
+        PyObject_SetAttr(h, hs->s_as_list, as_list) < 0 ||
+        PyObject_SetAttr(h, hs->s_combined_cache, cache) < 0) {
         goto fail;
     }
     char nbuf[256];
@@ -564,13 +521,11 @@ fail:
     return NULL;
 }
 
-static PyTypeObject *rconn_type(tc_state *st) { return st->http.ReqConnType; }
-
 static int
 on_headers(tc_http_parser *p, const tc_http_head *head)
 {
     sconn *sc = p->data;
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = NULL;
     /* the idle timer stays armed (no per-request timer churn): when it
      * fires outside a head wait it is dropped, and re-armed at the next */
@@ -582,7 +537,7 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     args[2] = latin1(head->version.p, head->version.len);
     PyObject *start_line = NULL, *headers = NULL;
     if (args[0] && args[1] && args[2]) {
-        start_line = PyObject_Vectorcall(H(st)->RequestStartLine, args, 3, NULL);
+        start_line = PyObject_Vectorcall(hs->RequestStartLine, args, 3, NULL);
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
@@ -590,11 +545,11 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     if (start_line == NULL) {
         goto fail;
     }
-    headers = build_headers(st, head);
+    headers = build_headers(hs, head);
     if (headers == NULL) {
         goto fail;
     }
-    rc = PyObject_GC_New(rconn, rconn_type(st));
+    rc = PyObject_GC_New(rconn, hs->ReqConnType);
     if (rc == NULL) {
         goto fail;
     }
@@ -654,7 +609,7 @@ fail:
 static int
 sc_dispatch_head_inner(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = sc->req;
     PyObject *delegate, *res;
     if (rc == NULL) {
@@ -662,7 +617,7 @@ sc_dispatch_head_inner(sconn *sc)
     }
     {
         PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
-        delegate = PyObject_VectorcallMethod(H(st)->s_start_request, sargs,
+        delegate = PyObject_VectorcallMethod(hs->s_start_request, sargs,
                                              3, NULL);
     }
     if (delegate == NULL) {
@@ -680,7 +635,7 @@ sc_dispatch_head_inner(sconn *sc)
         Py_XDECREF(tb);
         PyObject *kw = ei ? Py_BuildValue("{s:O}", "exc_info", ei) : NULL;
         PyObject *a = Py_BuildValue("(s)", "Uncaught exception");
-        PyObject *m = PyObject_GetAttrString(H(st)->gen_log, "error");
+        PyObject *m = PyObject_GetAttrString(hs->gen_log, "error");
         PyObject *r = (kw && a && m) ? PyObject_Call(m, a, kw) : NULL;
         Py_XDECREF(ei);
         Py_XDECREF(kw);
@@ -694,7 +649,7 @@ sc_dispatch_head_inner(sconn *sc)
         return 1;
     }
     if (sc->decompress) {
-        PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
+        PyObject *g = PyObject_CallFunction(hs->GzipDelegate, "OnK", delegate,
                                             (Py_ssize_t)sc->chunk_size,
                                             (unsigned long long)sc->parser.max_body_size);
         Py_DECREF(delegate);
@@ -709,7 +664,7 @@ sc_dispatch_head_inner(sconn *sc)
     rc->head_delivered = 1;
     {
         PyObject *hargs[3] = {rc->delegate, rc->start_line, rc->headers};
-        res = PyObject_VectorcallMethod(H(st)->s_headers_received, hargs,
+        res = PyObject_VectorcallMethod(hs->s_headers_received, hargs,
                                         3, NULL);
     }
     if (res == NULL) {
@@ -817,7 +772,9 @@ resolve_write_futures(sconn *sc)
         PyObject *lst = sc->write_futures;
         sc->write_futures = PyList_New(0);
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-            future_set_none(PyList_GET_ITEM(lst, i));
+            if (future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
+                report(sc, "HTTP server: resolving a write future failed");
+            }
         }
         Py_DECREF(lst);
         if (sc->write_futures == NULL) {
@@ -859,7 +816,7 @@ static int
 sc_write(sconn *sc, const char *data, size_t len)
 {
     if (sc->closed || sc->detached) {
-        PyErr_SetNone(H(sc->st)->StreamClosedError);
+        PyErr_SetNone(sc->hs->StreamClosedError);
         return -1;
     }
     if (len == 0) {
@@ -905,7 +862,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (rc != NULL && rc->sc != NULL) {
         Py_INCREF(rc);
         if (!rc->read_finished) {
-            rc_delegate_close(rc, sc->st);
+            rc_delegate_close(rc, sc->hs);
         } else if (!rc->response_done) {
             /* upstream's _on_connection_close */
             PyObject *cb = rc->close_callback;
@@ -934,8 +891,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         PyErr_Clear();
     }
     Py_XDECREF(r);
-    if (sc->closed_future != NULL) {
-        future_set_none(sc->closed_future);
+    if (sc->closed_future != NULL && future_set_none(sc, sc->closed_future) < 0) {
+        report(sc, "HTTP server: resolving the close future failed");
     }
     if (sc->serving) {
         /* drop the self-reference taken while serving (the caller of this
@@ -1003,7 +960,7 @@ sc_close_keep_exc(sconn *sc)
 static void
 sc_parse_error(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     tc_http_parser *p = &sc->parser;
     if (p->error_kind == TC_HTTP_ERR_NONE) {
         return;  /* a callback owns it */
@@ -1022,7 +979,7 @@ sc_parse_error(sconn *sc)
     }
     if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
         PyObject *line = PyUnicode_FromFormat("Unsatisfiable read, closing connection: %U", msg);
-        PyObject *r = line ? PyObject_CallMethod(H(st)->gen_log, "info", "O", line) : NULL;
+        PyObject *r = line ? PyObject_CallMethod(hs->gen_log, "info", "O", line) : NULL;
         Py_XDECREF(line);
         Py_XDECREF(r);
         Py_DECREF(msg);
@@ -1030,12 +987,12 @@ sc_parse_error(sconn *sc)
             report(sc, "HTTP server: logging failed");
         }
         if (sc->req && !sc->req->read_finished) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         sc_close(sc);
         return;
     }
-    PyObject *exc = PyObject_CallOneArg(H(st)->HTTPInputError, msg);
+    PyObject *exc = PyObject_CallOneArg(hs->HTTPInputError, msg);
     Py_DECREF(msg);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
@@ -1113,7 +1070,7 @@ again:
                 if (!rc->write_finished && rc->delegate != NULL) {
                     Py_INCREF(rc);
                     PyObject *r = PyObject_VectorcallMethod(
-                        H(sc->st)->s_finish, &rc->delegate, 1, NULL);
+                        sc->hs->s_finish, &rc->delegate, 1, NULL);
                     if (r == NULL) {
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
@@ -1240,25 +1197,19 @@ static PyObject *
 closed_write_future(rconn *rc)
 {
     sconn *sc = rc->sc;
-    PyObject *fut = sc ? new_future(sc) : NULL;
+    PyObject *fut = sc ? tc_loop_create_future(sc->loop) : NULL;
     if (fut == NULL) {
         return NULL;
     }
-    PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
+    PyObject *exc = PyObject_CallNoArgs(sc->hs->StreamClosedError);
     if (exc == NULL) {
         Py_DECREF(fut);
         return NULL;
     }
-    PyObject *r = PyObject_CallMethod(fut, "set_exception", "O", exc);
+    /* retrieved at once, as upstream's write() on a closed stream does */
+    int failed = tc_loop_future_set_exception(sc->loop, fut, exc, TC_FUTURE_NEW, 1) < 0;
     Py_DECREF(exc);
-    Py_XDECREF(r);
-    if (r == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    r = call_method0(fut, "exception");
-    Py_XDECREF(r);
-    if (r == NULL) {
+    if (failed) {
         Py_DECREF(fut);
         return NULL;
     }
@@ -1269,19 +1220,15 @@ closed_write_future(rconn *rc)
 static PyObject *
 write_future(sconn *sc)
 {
-    PyObject *fut = new_future(sc);
+    PyObject *fut = tc_loop_create_future(sc->loop);
     if (fut == NULL) {
         return NULL;
     }
     if (sc_pending(sc) == 0) {
-        PyObject *fargs[2] = {fut, Py_None};
-        PyObject *r = PyObject_VectorcallMethod(H(sc->st)->s_set_result, fargs,
-                                                2, NULL);
-        if (r == NULL) {
+        if (tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
             Py_DECREF(fut);
             return NULL;
         }
-        Py_DECREF(r);
         return fut;
     }
     if (PyList_Append(sc->write_futures, fut) < 0) {
@@ -1293,9 +1240,9 @@ write_future(sconn *sc)
 
 /* The writer's error as the Python exception (http_py.c). */
 static int
-raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
+raise_werr(tc_http_state *hs, tc_http_writer *w, tc_http_werr e)
 {
-    return tc_http_py_raise(w, e, H(st)->HTTPOutputError);
+    return tc_http_py_raise(w, e, hs->HTTPOutputError);
 }
 
 static PyObject *
@@ -1310,10 +1257,10 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         PyErr_SetString(PyExc_RuntimeError, "connection detached");
         return NULL;
     }
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     PyObject *result = NULL;
     tc_http_buf out = {0};
-    const tc_http_py_refs refs = {H(st)->HTTPHeaders, H(st)->HTTPOutputError, H(st)->s_as_list};
+    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list};
     int r = tc_http_py_write_headers(&rc->w, &refs, start_line, headers, chunk, &out);
     if (r != 0) {
         if (r > 0 && rc->w.closed) {
@@ -1354,7 +1301,7 @@ rc_write(rconn *rc, PyObject *chunk)
     tc_http_werr e = tc_http_write_body(&rc->w, view.buf, (size_t)view.len, &out);
     PyBuffer_Release(&view);
     if (e != TC_HTTP_WOK) {
-        raise_werr(sc->st, &rc->w, e);
+        raise_werr(sc->hs, &rc->w, e);
         if (rc->w.closed) {
             sc_close_keep_exc(sc);
         }
@@ -1382,7 +1329,7 @@ rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
     tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
     if (e != TC_HTTP_WOK) {
         tc_http_buf_free(&out);
-        raise_werr(sc->st, &rc->w, e);
+        raise_werr(sc->hs, &rc->w, e);
         if (rc->w.closed) {
             sc_close_keep_exc(sc);
         }
@@ -1597,66 +1544,154 @@ static PyType_Spec rc_spec = {
 
 /* ------------------------------------------------ HTTPServerConnection */
 
-/* HTTPServerConnection(server, fd, address, protocol, trusted_downstream,
- *     loop, max_header_size, max_body_size, chunk_size, idle_timeout,
+/* Import Tornado's objects the server uses, once, when the first connection
+ * is made.  By then tornado_c.httpserver (whose HTTPServer makes the
+ * connections) has imported their modules, so this only looks them up.
+ * Not at exec: that would make `import tornado_c` import tornado.httpserver
+ * and everything it imports, also for programs that only use the loop.
+ * 0, or -1 with an exception set (what was imported stays; a later call
+ * imports the rest). */
+static int
+import_into(PyObject **field, const char *module, const char *name)
+{
+    if (*field == NULL && (*field = tc_import_attr(module, name)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+import_tornado(tc_http_state *hs)
+{
+    if (hs->tornado_imported) {
+        return 0;
+    }
+    if (import_into(&hs->RequestStartLine, "tornado.httputil", "RequestStartLine") < 0 ||
+        import_into(&hs->HTTPHeaders, "tornado.httputil", "HTTPHeaders") < 0 ||
+        import_into(&hs->HTTPInputError, "tornado.httputil", "HTTPInputError") < 0 ||
+        import_into(&hs->HTTPOutputError, "tornado.httputil", "HTTPOutputError") < 0 ||
+        import_into(&hs->StreamClosedError, "tornado.iostream", "StreamClosedError") < 0 ||
+        import_into(&hs->RequestContext, "tornado.httpserver", "_HTTPRequestContext") < 0 ||
+        import_into(&hs->GzipDelegate, "tornado.http1connection", "_GzipMessageDelegate") < 0 ||
+        import_into(&hs->convert_yielded, "tornado.gen", "convert_yielded") < 0 ||
+        import_into(&hs->app_log, "tornado.log", "app_log") < 0 ||
+        import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
+        return -1;
+    }
+    if (!PyType_Check(hs->HTTPHeaders)) {
+        /* build_headers() creates instances through its tp_new */
+        PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
+        return -1;
+    }
+    hs->tornado_imported = 1;
+    return 0;
+}
+
+/* What one connection is served with: HTTPServerConnection's arguments
+ * (tornado_c/httpserver.py passes the server's HTTP1ConnectionParameters
+ * and TCPServer settings).  Every object is borrowed from the call. */
+typedef struct {
+    PyObject *server;             /* the HTTPServer (start_request, on_close) */
+    int fd;                       /* the accepted socket */
+    PyObject *address;            /* the peer's address */
+    PyObject *protocol;           /* HTTPServer.protocol */
+    PyObject *trusted_downstream; /* HTTPServer.trusted_downstream */
+    PyObject *loop;               /* the running loop: a tornado_c loop */
+    Py_ssize_t max_header_size;   /* > 0 */
+    unsigned long long max_body_size;
+    Py_ssize_t chunk_size;        /* > 0 */
+    PyObject *header_timeout;     /* None or seconds (the idle timeout) */
+    PyObject *body_timeout;       /* None or seconds */
+    int decompress;
+    int no_keep_alive;
+    Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
+    Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
+} conn_params;
+
+/* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
+ *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
  *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size): serves the accepted socket fd (owned from here on,
- *     unless this raises). */
+ *     read_chunk_size): every argument is required. */
+static int
+parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
+{
+    static char *kwlist[] = {
+        "server", "fd", "address", "protocol", "trusted_downstream", "loop",
+        "max_header_size", "max_body_size", "chunk_size", "header_timeout",
+        "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
+        "read_chunk_size", NULL,
+    };
+    if (PyTuple_GET_SIZE(args) > 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "HTTPServerConnection() takes 3 positional arguments (server, fd, "
+                        "address); the others are keyword arguments");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "OiOOOOnKnOOppnn:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
+            &p->max_body_size, &p->chunk_size, &p->header_timeout, &p->body_timeout,
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Serves the accepted socket p.fd (owned from here on, unless this
+ * raises); arguments: parse_conn_params(). */
 static PyObject *
 sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     tc_state *st = tc_state_from_type(type);
-    PyObject *server, *address, *protocol, *trusted, *loop, *idle_o, *body_o;
-    int fd, decompress, no_keep_alive;
-    Py_ssize_t max_header, chunk_size, max_buffer, read_chunk;
-    unsigned long long max_body;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "no keyword arguments");
+    tc_http_state *hs;
+    conn_params p;
+    PyObject *loop;
+    if (st == NULL) {
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OiOOOOnKnOOppnn", &server, &fd, &address, &protocol,
-                          &trusted, &loop, &max_header, &max_body, &chunk_size, &idle_o,
-                          &body_o, &decompress, &no_keep_alive, &max_buffer, &read_chunk)) {
+    hs = st->http;
+    if (parse_conn_params(args, kwds, &p) < 0 || import_tornado(hs) < 0) {
         return NULL;
     }
-    if (H(st)->HTTPHeaders == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_http_server_init() not called");
-        return NULL;
-    }
+    loop = p.loop;
+    /* the C server runs only on a tornado_c loop (HTTPServer falls back to
+     * upstream's Python path on any other): its timers use the loop's C API */
     if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
         PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
         return NULL;
     }
-    if (chunk_size <= 0 || max_header <= 0) {
+    if (p.chunk_size <= 0 || p.max_header_size <= 0) {
         PyErr_SetString(PyExc_ValueError, "sizes must be positive");
         return NULL;
     }
     double idle = -1, body = -1;
-    if (idle_o != Py_None && (idle = PyFloat_AsDouble(idle_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.header_timeout != Py_None &&
+        (idle = PyFloat_AsDouble(p.header_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (body_o != Py_None && (body = PyFloat_AsDouble(body_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.body_timeout != Py_None &&
+        (body = PyFloat_AsDouble(p.body_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
     sconn *sc = (sconn *)type->tp_alloc(type, 0);
     if (sc == NULL) {
         return NULL;
     }
-    sc->st = st;
+    sc->hs = hs;
     Py_INCREF(loop);
     sc->loop = (tc_loop *)loop;
-    Py_INCREF(server);
-    sc->server = server;
+    Py_INCREF(p.server);
+    sc->server = p.server;
     tc_http_parser_init(&sc->parser, &server_callbacks);
     sc->parser.data = sc;
-    sc->parser.max_header_size = (size_t)max_header;
-    sc->parser.max_body_size = max_body;
-    sc->parser.no_keep_alive = no_keep_alive;
-    sc->default_max_body = max_body;
-    sc->chunk_size = (size_t)chunk_size;
+    sc->parser.max_header_size = (size_t)p.max_header_size;
+    sc->parser.max_body_size = p.max_body_size;
+    sc->parser.no_keep_alive = p.no_keep_alive;
+    sc->default_max_body = p.max_body_size;
+    sc->chunk_size = (size_t)p.chunk_size;
     sc->idle_timeout = idle;
     sc->body_timeout = body;
-    sc->decompress = decompress;
+    sc->decompress = p.decompress;
     sc->write_futures = PyList_New(0);
     if (sc->write_futures == NULL) {
         Py_DECREF(sc);
@@ -1666,16 +1701,17 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * there) while the server consumes the input: the body is handed to the
      * delegate in chunk_size pieces anyway, and upstream's IOStream reads
      * ahead of what a read asks for.  A detached stream gets it back. */
-    sc->read_chunk_size = read_chunk;
-    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, fd, NULL, max_buffer, 0);
+    sc->read_chunk_size = p.read_chunk_size;
+    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
     if (sc->stream == NULL) {
         sc->closed = sc->close_notified = sc->close_scheduled = 1;
         Py_DECREF(sc);
         return NULL;   /* the fd is still the caller's */
     }
     /* from here on the fd is the stream's */
-    sc->context = PyObject_CallFunctionObjArgs(H(st)->RequestContext, (PyObject *)sc->stream,
-                                               address, protocol, trusted, NULL);
+    sc->context = PyObject_CallFunctionObjArgs(hs->RequestContext, (PyObject *)sc->stream,
+                                               p.address, p.protocol, p.trusted_downstream,
+                                               NULL);
     PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
     if (r == NULL) {
         sc->close_notified = sc->close_scheduled = 1;
@@ -1708,12 +1744,12 @@ static PyObject *
 sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     if (sc->closed_future == NULL) {
-        sc->closed_future = new_future(sc);
+        sc->closed_future = tc_loop_create_future(sc->loop);
         if (sc->closed_future == NULL) {
             return NULL;
         }
-        if (sc->close_notified) {
-            future_set_none(sc->closed_future);
+        if (sc->close_notified && future_set_none(sc, sc->closed_future) < 0) {
+            return NULL;
         }
     }
     if (!sc->closed && !sc->detached) {
@@ -1828,90 +1864,69 @@ static PyType_Spec sc_spec = {
     .slots = sc_slots,
 };
 
-/* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
- *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
- *     GzipDelegate, convert_yielded, ResponseStartLine, Future) */
-static PyObject *
-http_server_init(PyObject *module, PyObject *args)
-{
-    tc_state *st = tc_get_state(module);
-    helpers_t h;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
-                          &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
-                          &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
-                          &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
-        return NULL;
-    }
-    PyObject **names[] = {&h.kw_loop, &h.s_start_request, &h.s_headers_received,
-                          &h.s_data_received, &h.s_finish, &h.s_set_result, &h.s_as_list,
-                          &h.s_combined_cache};
-    const char *texts[] = {NULL, "start_request", "headers_received", "data_received",
-                           "finish", "set_result", "_as_list", "_combined_cache"};
-    size_t nnames = sizeof(names) / sizeof(names[0]);
-    for (size_t i = 0; i < nnames; i++) {
-        *names[i] = i == 0 ? Py_BuildValue("(s)", "loop") : PyUnicode_InternFromString(texts[i]);
-        if (*names[i] == NULL) {
-            for (size_t j = 0; j < i; j++) {
-                Py_CLEAR(*names[j]);
-            }
-            return NULL;
-        }
-    }
-    if (!PyType_Check(h.HTTPHeaders)) {
-        PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
-        return NULL;
-    }
-    PyObject **dst = (PyObject **)H(st);
-    PyObject **src = (PyObject **)&h;
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        int owned = 0;  /* the names were created above: references move */
-        for (size_t j = 0; j < nnames; j++) {
-            owned |= src[i] == *names[j];
-        }
-        if (!owned) {
-            Py_INCREF(src[i]);
-        }
-        Py_XSETREF(dst[i], src[i]);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef server_functions[] = {
-    {"_http_server_init", http_server_init, METH_VARARGS, "Give the C HTTP server the Tornado objects it uses."},
-    {NULL, NULL, 0, NULL},
-};
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        if ((hs->field = PyUnicode_InternFromString(text)) == NULL) { \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
 
 int
 tc_http_server_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &sc_spec, NULL, &st->http.ServerConnType) < 0) {
+    tc_http_state *hs = st->http;
+    INTERN(s_start_request, "start_request");
+    INTERN(s_headers_received, "headers_received");
+    INTERN(s_data_received, "data_received");
+    INTERN(s_finish, "finish");
+    INTERN(s_as_list, "_as_list");
+    INTERN(s_combined_cache, "_combined_cache");
+    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rc_spec, NULL, &st->http.ReqConnType) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, server_functions);
+    return tc_add_type(module, &rc_spec, NULL, &hs->ReqConnType);
 }
 
 int
 tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->http.ServerConnType);
-    Py_VISIT(st->http.ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_VISIT(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_VISIT(hs->ServerConnType);
+    Py_VISIT(hs->ReqConnType);
+    Py_VISIT(hs->RequestStartLine);
+    Py_VISIT(hs->HTTPHeaders);
+    Py_VISIT(hs->HTTPInputError);
+    Py_VISIT(hs->HTTPOutputError);
+    Py_VISIT(hs->StreamClosedError);
+    Py_VISIT(hs->RequestContext);
+    Py_VISIT(hs->GzipDelegate);
+    Py_VISIT(hs->convert_yielded);
+    Py_VISIT(hs->app_log);
+    Py_VISIT(hs->gen_log);
     return 0;
 }
 
 void
 tc_http_server_clear(struct tc_state *st)
 {
-    Py_CLEAR(st->http.ServerConnType);
-    Py_CLEAR(st->http.ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_CLEAR(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_CLEAR(hs->ServerConnType);
+    Py_CLEAR(hs->ReqConnType);
+    hs->tornado_imported = 0;
+    Py_CLEAR(hs->RequestStartLine);
+    Py_CLEAR(hs->HTTPHeaders);
+    Py_CLEAR(hs->HTTPInputError);
+    Py_CLEAR(hs->HTTPOutputError);
+    Py_CLEAR(hs->StreamClosedError);
+    Py_CLEAR(hs->RequestContext);
+    Py_CLEAR(hs->GzipDelegate);
+    Py_CLEAR(hs->convert_yielded);
+    Py_CLEAR(hs->app_log);
+    Py_CLEAR(hs->gen_log);
+    Py_CLEAR(hs->s_start_request);
+    Py_CLEAR(hs->s_headers_received);
+    Py_CLEAR(hs->s_data_received);
+    Py_CLEAR(hs->s_finish);
+    Py_CLEAR(hs->s_as_list);
+    Py_CLEAR(hs->s_combined_cache);
 }

@@ -33,7 +33,9 @@
  *
  * Strings are latin-1 decoded, as upstream decodes the head.
  */
+#include "common.h"
 #include "state.h"
+#include "http/http.h"
 
 #include <llhttp.h>
 #include <structmember.h>
@@ -690,10 +692,10 @@ static PyMethodDef test_functions[] = {
 int
 tc_http_test_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &rp_spec, NULL, &st->http.RequestParserType) < 0) {
+    if (tc_add_type(module, &rp_spec, NULL, &st->http->RequestParserType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rw_spec, NULL, &st->http.ResponseWriterType) < 0) {
+    if (tc_add_type(module, &rw_spec, NULL, &st->http->ResponseWriterType) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, test_functions);

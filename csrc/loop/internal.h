@@ -2,7 +2,9 @@
 #ifndef TC_LOOP_INTERNAL_H
 #define TC_LOOP_INTERNAL_H
 
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 
 /* asyncio.Handle: a callback scheduled on the loop. */
 typedef struct tc_handle {

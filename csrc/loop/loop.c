@@ -27,16 +27,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-static inline double
-loop_now(void)
-{
-    return (double)uv_hrtime() / 1e9;
-}
-
 int
 tc_loop_check(struct tc_state *st, PyObject *obj)
 {
-    return PyObject_TypeCheck(obj, st->loop.Loop_type);
+    return PyObject_TypeCheck(obj, st->loop->Loop_type);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -230,7 +224,7 @@ tc_loop_stash_exception(tc_loop *self)
 void
 tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
 {
-    tc_state *st = loop->st;
+    tc_loop_state *ls = loop->ls;
     PyObject *t, *v, *tb, *ctx = NULL, *msg = NULL, *res;
     if (!PyErr_Occurred()) {
         return;
@@ -248,8 +242,8 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     ctx = PyDict_New();
     msg = PyUnicode_FromString(message);
     if (ctx == NULL || msg == NULL ||
-        PyDict_SetItem(ctx, st->loop.str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->loop.str_exception, v) < 0 ||
+        PyDict_SetItem(ctx, ls->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, ls->str_exception, v) < 0 ||
         (extra != NULL && PyDict_Update(ctx, extra) < 0)) {
         PyErr_Clear();
         PyErr_Restore(t, v, tb);
@@ -260,7 +254,7 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     Py_CLEAR(v);
     Py_CLEAR(tb);
     res = PyObject_CallMethodOneArg((PyObject *)loop,
-                                    st->loop.str_call_exception_handler, ctx);
+                                    ls->str_call_exception_handler, ctx);
     if (res == NULL) {
         PyObject *t2, *v2, *tb2;
         PyErr_Fetch(&t2, &v2, &tb2);
@@ -292,7 +286,7 @@ check_closed(tc_loop *self)
 int
 tc_loop_check_thread(tc_loop *self)
 {
-    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+    if (tc_loop_in_other_thread(self)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Non-thread-safe operation invoked on an event loop "
                         "other than the current one");
@@ -369,7 +363,7 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
     if (loop->debug && tc_loop_check_thread(loop) < 0) {
         return NULL;
     }
-    h = new_handle(loop, loop->st->loop.Handle_type, callback, args, nargs,
+    h = new_handle(loop, loop->ls->Handle_type, callback, args, nargs,
                    context, "call_soon");
     if (h == NULL) {
         return NULL;
@@ -441,7 +435,7 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
         check_closed(self) < 0) {
         return NULL;
     }
-    h = (PyObject *)new_handle(self, self->st->loop.Handle_type, args[0],
+    h = (PyObject *)new_handle(self, self->ls->Handle_type, args[0],
                                args + 1, nargs - 1, context, "call_soon_threadsafe");
     if (h == NULL) {
         return NULL;
@@ -460,26 +454,21 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
     return h;
 }
 
+/* A TimerHandle due at `when`, in the heap: what call_at/call_later do once
+ * their arguments are parsed.  `when` is not NaN. */
 static PyObject *
-schedule_timer(tc_loop *self, double when, PyObject *const *args,
-               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+schedule_at(tc_loop *self, double when, PyObject *callback, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *context)
 {
-    PyObject *context;
     tc_timer *t;
-    if (isnan(when)) {
-        /* asyncio would fail later, inside the loop; refuse it here */
-        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
-        return NULL;
-    }
-    if (parse_context(args, nargs, kwnames, fname, &context) < 0 ||
-        check_closed(self) < 0) {
+    if (check_closed(self) < 0) {
         return NULL;
     }
     if (self->debug && tc_loop_check_thread(self) < 0) {
         return NULL;
     }
-    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, args[0],
-                               args + 1, nargs - 1, context, "call_at");
+    t = (tc_timer *)new_handle(self, self->ls->TimerHandle_type, callback,
+                               args, nargs, context, "call_at");
     if (t == NULL) {
         return NULL;
     }
@@ -489,6 +478,41 @@ schedule_timer(tc_loop *self, double when, PyObject *const *args,
         return NULL;
     }
     return (PyObject *)t;
+}
+
+static int
+check_not_nan(double when, const char *fname)
+{
+    if (isnan(when)) {
+        /* asyncio would fail later, inside the loop; refuse it here */
+        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
+        return -1;
+    }
+    return 0;
+}
+
+/* call_at / call_later after the time argument: (callback, *args, context=) */
+static PyObject *
+schedule_timer(tc_loop *self, double when, PyObject *const *args,
+               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+{
+    PyObject *context;
+    if (check_not_nan(when, fname) < 0 ||
+        parse_context(args, nargs, kwnames, fname, &context) < 0) {
+        return NULL;
+    }
+    return schedule_at(self, when, args[0], args + 1, nargs - 1, context);
+}
+
+PyObject *
+tc_loop_call_later(tc_loop *loop, double delay, PyObject *callback,
+                   PyObject *const *args, Py_ssize_t nargs, PyObject *context)
+{
+    double when = tc_loop_time(loop) + delay;
+    if (check_not_nan(when, "call_later") < 0) {
+        return NULL;
+    }
+    return schedule_at(loop, when, callback, args, nargs, context);
 }
 
 static PyObject *
@@ -508,7 +532,7 @@ loop_call_later(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *k
     if (delay == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    return schedule_timer(self, loop_now() + delay, args + 1, nargs - 1, kwnames,
+    return schedule_timer(self, tc_loop_time(self) + delay, args + 1, nargs - 1, kwnames,
                           "call_later");
 }
 
@@ -533,9 +557,112 @@ loop_call_at(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwna
 }
 
 static PyObject *
-loop_time(tc_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+loop_time(tc_loop *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyFloat_FromDouble(loop_now());
+    return PyFloat_FromDouble(tc_loop_time(self));
+}
+
+/* ---------------------------------------------------------------------- */
+/* futures (see loop.h)                                                    */
+
+PyObject *
+tc_loop_create_future(tc_loop *loop)
+{
+    tc_loop_state *ls = loop->ls;
+    PyObject *args[1] = {(PyObject *)loop};
+    /* asyncio.Future(loop=loop), without EventLoop.create_future()'s
+     * Python frame */
+    return PyObject_Vectorcall(ls->Future, args, 0, ls->kw_loop);
+}
+
+/* 1 if `guard` lets `fut` be resolved now, 0 if not, -1 on error. */
+static int
+future_guard_open(tc_loop_state *ls, PyObject *fut, tc_future_guard guard)
+{
+    PyObject *r;
+    int t;
+    if (guard == TC_FUTURE_NEW) {
+        return 1;
+    }
+    r = PyObject_CallMethodNoArgs(
+        fut, guard == TC_FUTURE_UNLESS_DONE ? ls->str_done : ls->str_cancelled);
+    if (r == NULL) {
+        return -1;
+    }
+    t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t < 0 ? -1 : !t;
+}
+
+static int
+future_set_result(tc_loop_state *ls, PyObject *fut, PyObject *value,
+                  tc_future_guard guard)
+{
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open <= 0) {
+        return open;
+    }
+    r = PyObject_CallMethodOneArg(fut, ls->str_set_result, value);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+int
+tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
+                          tc_future_guard guard)
+{
+    return future_set_result(loop->ls, fut, value, guard);
+}
+
+int
+tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
+                             tc_future_guard guard, int retrieve)
+{
+    tc_loop_state *ls = loop->ls;
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open < 0) {
+        return -1;
+    }
+    if (open) {
+        r = PyObject_CallMethodOneArg(fut, ls->str_set_exception, exc);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    if (retrieve) {
+        r = PyObject_CallMethodNoArgs(fut, ls->str_exception);
+        if (r == NULL) {
+            if (!PyErr_ExceptionMatches(ls->CancelledError)) {
+                return -1;
+            }
+            PyErr_Clear(); /* cancelled: there is nothing to retrieve */
+        }
+        Py_XDECREF(r);
+    }
+    return 0;
+}
+
+/* _set_result_unless_cancelled(fut): asyncio's
+ * futures._set_result_unless_cancelled(fut, None), a C callable to
+ * schedule with tc_loop_call_soon() (the transports' waiters). */
+static PyObject *
+fn_set_result_unless_cancelled(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
+        return NULL;
+    }
+    if (future_set_result(st->loop, args[0], Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -546,7 +673,7 @@ free_handle_cb(uv_handle_t *handle)
 {
     tc_loop *loop = (tc_loop *)handle->loop->data;
     TC_LOOP_ENTER(loop);
-    TC_LOOP_HANDLE_CLOSED(loop->st);
+    TC_LOOP_HANDLE_CLOSED(loop);
     PyMem_RawFree(handle);
 }
 
@@ -670,7 +797,7 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
         tc_loop_stash_exception(loop);
         return;
     }
-    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->st->loop.str_handle_signals, data);
+    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->ls->str_handle_signals, data);
     Py_DECREF(data);
     if (res == NULL) {
         /* a signal handler that ran meanwhile raised */
@@ -783,7 +910,7 @@ add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
         self->fds = nf;
         self->fds_cap = ncap;
     }
-    h = new_handle(self, self->st->loop.Handle_type, args[1], args + 2,
+    h = new_handle(self, self->ls->Handle_type, args[1], args + 2,
                    nargs - 2, NULL, NULL);
     if (h == NULL) {
         return NULL;
@@ -886,13 +1013,13 @@ run_ready_handle(tc_loop *self, tc_handle *h)
     if (!self->debug) {
         return tc_handle_run(h);
     }
-    t0 = loop_now();
+    t0 = tc_loop_time(self);
     rc = tc_handle_run(h);
-    dt = loop_now() - t0;
+    dt = tc_loop_time(self) - t0;
     if (rc < 0) {
         return rc;
     }
-    o = PyObject_GetAttr((PyObject *)self, self->st->loop.str_slow_duration);
+    o = PyObject_GetAttr((PyObject *)self, self->ls->str_slow_duration);
     if (o == NULL) {
         PyErr_Clear();
         return 0;
@@ -908,7 +1035,7 @@ run_ready_handle(tc_loop *self, tc_handle *h)
         if (o == NULL) {
             return -1;
         }
-        r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->loop.str_log_slow,
+        r = PyObject_CallMethodObjArgs((PyObject *)self, self->ls->str_log_slow,
                                        (PyObject *)h, o, NULL);
         Py_DECREF(o);
         if (r == NULL) {
@@ -999,7 +1126,7 @@ own_timeout_ms(tc_loop *self)
     if (self->heap_len == 0) {
         return -1;
     }
-    dt = self->heap[0]->when - loop_now();
+    dt = self->heap[0]->when - tc_loop_time(self);
     if (dt <= 0) {
         return 0;
     }
@@ -1043,7 +1170,7 @@ libuv_poll_once(tc_loop *self)
     if (self->ready_len == 0 && self->deferred_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
         if (self->heap_len > 0) {
-            double dt = self->heap[0]->when - loop_now();
+            double dt = self->heap[0]->when - tc_loop_time(self);
             self->poll_deadline = self->heap[0]->when;
             if (dt <= 0) {
                 mode = UV_RUN_NOWAIT;
@@ -1173,7 +1300,7 @@ run_once(tc_loop *self)
         return raise_stashed(self);
     }
 
-    now = loop_now();
+    now = tc_loop_time(self);
     while (self->heap_len > 0 && self->heap[0]->when <= now) {
         tc_timer *t = heap_pop(self);
         if (t->h.cancelled) {
@@ -1302,7 +1429,7 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
         errno = -r;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->sigpoll);
     uv_poll_start(self->sigpoll, UV_READABLE, sigpoll_cb);
     self->sigfd = fd;
@@ -1453,11 +1580,12 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    self->st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    self->ls = st != NULL ? st->loop : NULL;
     self->epfd = -1;
     self->sigfd = -1;
     self->uv_dirty = 1;
-    if (self->st == NULL) {
+    if (self->ls == NULL) {
         goto fail;
     }
     self->uv = PyMem_RawMalloc(sizeof(uv_loop_t));
@@ -1484,7 +1612,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_timer_init(self->uv, self->uvtimer);
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->uvtimer);
 
     if (init_handle((uv_handle_t **)&self->async, sizeof(uv_async_t)) < 0) {
@@ -1498,7 +1626,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     /* the async handle stays referenced: it keeps uv_run(ONCE) blocking
      * when nothing else is active */
 
@@ -1506,7 +1634,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_prepare_init(self->uv, self->prepare);
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_prepare_start(self->prepare, prepare_cb);
     uv_unref((uv_handle_t *)self->prepare);
 
@@ -1521,7 +1649,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->iopoll);
     uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
     return (PyObject *)self;
@@ -1607,7 +1735,7 @@ loop_dealloc(tc_loop *self)
     if (self->uv != NULL) {
         /* handles of other components are still open: they would call back
          * into a freed object, so the uv loop is leaked rather than freed */
-        if (self->st != NULL) {
+        if (self->ls != NULL) {
             PyErr_WarnEx(PyExc_ResourceWarning,
                          "tornado_c loop deallocated with open libuv handles", 1);
             PyErr_Clear();
@@ -1726,12 +1854,14 @@ static PyObject *
 debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     tc_state *st = tc_get_state(module);
-    return Py_BuildValue("{snsn}", "handles", st->loop.live_handles, "requests",
-                         st->loop.live_requests);
+    return Py_BuildValue("{snsn}", "handles", st->loop->live_handles, "requests",
+                         st->loop->live_requests);
 }
 #endif
 
 static PyMethodDef loop_methods[] = {
+    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result_unless_cancelled,
+     METH_FASTCALL, "asyncio's futures._set_result_unless_cancelled(fut, None)."},
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
     {"_uv_selftest", uv_selftest, METH_NOARGS, "Run one timer on a private uv loop; True if it fired."},
 #ifdef TC_DEBUG
@@ -1743,8 +1873,8 @@ static PyMethodDef loop_methods[] = {
 
 #define INTERN(field, text)                                   \
     do {                                                      \
-        st->loop.field = PyUnicode_InternFromString(text);    \
-        if (st->loop.field == NULL) {                         \
+        st->loop->field = PyUnicode_InternFromString(text);    \
+        if (st->loop->field == NULL) {                         \
             return -1;                                        \
         }                                                     \
     } while (0)
@@ -1752,6 +1882,10 @@ static PyMethodDef loop_methods[] = {
 int
 tc_loop_exec(PyObject *module, struct tc_state *st)
 {
+    /* the loop's shared read buffer (uvio.h), for every stream on any loop */
+    if (tc_uvio_readbuf_alloc(st->loop) < 0) {
+        return -1;
+    }
     INTERN(str_call_exception_handler, "call_exception_handler");
     INTERN(str_message, "message");
     INTERN(str_exception, "exception");
@@ -1761,22 +1895,41 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     INTERN(str_handle_signals, "_handle_signal_bytes");
     INTERN(str_log_slow, "_log_slow_callback");
     INTERN(str_slow_duration, "slow_callback_duration");
-    if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
+    INTERN(str_detach, "detach");
+    INTERN(str_fileno, "fileno");
+    INTERN(str_done, "done");
+    INTERN(str_cancelled, "cancelled");
+    INTERN(str_set_result, "set_result");
+    INTERN(str_set_exception, "set_exception");
+    if ((st->loop->kw_loop = Py_BuildValue("(s)", "loop")) == NULL ||
+        (st->loop->Future = tc_import_attr("asyncio", "Future")) == NULL ||
+        (st->loop->CancelledError = tc_import_attr("asyncio", "CancelledError")) == NULL) {
+        return -1;
+    }
+    if (tc_add_type(module, &loop_spec, NULL, &st->loop->Loop_type) < 0) {
         return -1;
     }
     if (tc_handle_types_init(module, st) < 0) {
         return -1;
     }
-    return PyModule_AddFunctions(module, loop_methods);
+    if (PyModule_AddFunctions(module, loop_methods) < 0) {
+        return -1;
+    }
+    st->loop->fn_set_result_unless_cancelled =
+        PyObject_GetAttrString(module, "_set_result_unless_cancelled");
+    return st->loop->fn_set_result_unless_cancelled == NULL ? -1 : 0;
 }
 
 int
 tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->loop.Loop_type);
-    Py_VISIT(st->loop.Handle_type);
-    Py_VISIT(st->loop.TimerHandle_type);
-    Py_VISIT(st->loop.format_cb_source);
+    Py_VISIT(st->loop->Loop_type);
+    Py_VISIT(st->loop->Handle_type);
+    Py_VISIT(st->loop->TimerHandle_type);
+    Py_VISIT(st->loop->format_cb_source);
+    Py_VISIT(st->loop->Future);
+    Py_VISIT(st->loop->CancelledError);
+    Py_VISIT(st->loop->fn_set_result_unless_cancelled);
     return 0;
 }
 
@@ -1784,17 +1937,28 @@ void
 tc_loop_clear(struct tc_state *st)
 {
     tc_handle_freelist_clear(st);
-    Py_CLEAR(st->loop.Loop_type);
-    Py_CLEAR(st->loop.Handle_type);
-    Py_CLEAR(st->loop.TimerHandle_type);
-    Py_CLEAR(st->loop.format_cb_source);
-    Py_CLEAR(st->loop.str_call_exception_handler);
-    Py_CLEAR(st->loop.str_message);
-    Py_CLEAR(st->loop.str_exception);
-    Py_CLEAR(st->loop.str_handle);
-    Py_CLEAR(st->loop.str_context);
-    Py_CLEAR(st->loop.str_source_traceback);
-    Py_CLEAR(st->loop.str_handle_signals);
-    Py_CLEAR(st->loop.str_log_slow);
-    Py_CLEAR(st->loop.str_slow_duration);
+    Py_CLEAR(st->loop->Loop_type);
+    Py_CLEAR(st->loop->Handle_type);
+    Py_CLEAR(st->loop->TimerHandle_type);
+    Py_CLEAR(st->loop->format_cb_source);
+    Py_CLEAR(st->loop->str_call_exception_handler);
+    Py_CLEAR(st->loop->str_message);
+    Py_CLEAR(st->loop->str_exception);
+    Py_CLEAR(st->loop->str_handle);
+    Py_CLEAR(st->loop->str_context);
+    Py_CLEAR(st->loop->str_source_traceback);
+    Py_CLEAR(st->loop->str_handle_signals);
+    Py_CLEAR(st->loop->str_log_slow);
+    Py_CLEAR(st->loop->str_slow_duration);
+    Py_CLEAR(st->loop->str_detach);
+    Py_CLEAR(st->loop->str_fileno);
+    Py_CLEAR(st->loop->Future);
+    Py_CLEAR(st->loop->CancelledError);
+    Py_CLEAR(st->loop->kw_loop);
+    Py_CLEAR(st->loop->str_done);
+    Py_CLEAR(st->loop->str_cancelled);
+    Py_CLEAR(st->loop->str_set_result);
+    Py_CLEAR(st->loop->str_set_exception);
+    Py_CLEAR(st->loop->fn_set_result_unless_cancelled);
+    tc_uvio_readbuf_free(st->loop);
 }

@@ -11,7 +11,9 @@
  * The Python subclass adds the coroutine methods (serve_forever, wait_closed,
  * start_serving, __aenter__/__aexit__) and close()'s waiter bookkeeping.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 
 #include <structmember.h>
@@ -29,7 +31,7 @@ typedef struct tc_listener {
 
 struct tc_server {
     PyObject_HEAD
-    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop_tcp_state *ts;      /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     PyObject *protocol_factory;
     PyObject *socks;            /* list of socket objects, or NULL once closed */
@@ -49,7 +51,7 @@ listener_close_cb(uv_handle_t *handle)
     tc_listener *l = (tc_listener *)handle->data;
     tc_server *srv = l->server;
     TC_LOOP_ENTER(srv->loop);
-    TC_LOOP_HANDLE_CLOSED(srv->st);
+    TC_LOOP_HANDLE_CLOSED(srv->loop);
     PyMem_Free(l);
     srv->open_listeners--;
     if (srv->open_listeners == 0 && srv->live != NULL) {
@@ -81,7 +83,7 @@ close_listeners(tc_server *srv)
         srv->ls[i] = NULL;
         if (i < PyList_GET_SIZE(socks)) {
             PyObject *r = PyObject_CallMethodNoArgs(PyList_GET_ITEM(socks, i),
-                                                    srv->st->loop_tcp.s_detach);
+                                                    srv->loop->ls->str_detach);
             if (r == NULL) {
                 tc_loop_report_exception(srv->loop, "socket.detach() failed", NULL);
             }
@@ -115,7 +117,7 @@ report_accept_status(tc_listener *l, int status)
     l->error_reported = 1;
     l->last_error_ms = now;
     if (srv->socks != NULL && l->index < PyList_GET_SIZE(srv->socks)) {
-        tsock = PyObject_CallOneArg(srv->st->loop_tcp.TransportSocket,
+        tsock = PyObject_CallOneArg(srv->ts->TransportSocket,
                                     PyList_GET_ITEM(srv->socks, l->index));
         if (tsock != NULL) {
             extra = Py_BuildValue("{sN}", "socket", tsock);
@@ -146,7 +148,7 @@ connection_cb(uv_stream_t *stream, int status)
         return;
     }
     Py_INCREF(srv);
-    tr = tc_loop_tcp_transport_for_accept(srv->st, srv->loop, l->kind, srv->live);
+    tr = tc_loop_tcp_transport_for_accept(srv->ts, srv->loop, l->kind, srv->live);
     if (tr == NULL) {
         report_accept_error(srv, "Error on transport creation for incoming connection");
         goto done;
@@ -203,7 +205,7 @@ tc_loop_tcp_server_detach(PyObject *server)
     tc_server *srv = (tc_server *)server;
     srv->active_count--;
     if (srv->active_count == 0 && srv->socks == NULL) {
-        PyObject *r = PyObject_CallMethodNoArgs(server, srv->st->loop_tcp.s_wakeup);
+        PyObject *r = PyObject_CallMethodNoArgs(server, srv->ts->s_wakeup);
         if (r == NULL) {
             tc_loop_report_exception(srv->loop, "Server._wakeup() failed", NULL);
         }
@@ -240,7 +242,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (srv == NULL) {
         return NULL;
     }
-    srv->st = st;
+    srv->ts = st->loop_tcp;
     Py_INCREF(loop);
     srv->loop = (tc_loop *)loop;
     Py_INCREF(factory);
@@ -277,7 +279,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (family == -1 && PyErr_Occurred()) {
             goto fail;
         }
-        if ((o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno)) == NULL) {
+        if ((o = PyObject_CallMethodNoArgs(sock, st->loop->str_fileno)) == NULL) {
             goto fail;
         }
         fd = PyLong_AsLong(o);
@@ -302,7 +304,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_INCREF(srv);
         l->server = srv;
         srv->open_listeners++;
-        TC_LOOP_HANDLE_OPENED(st);
+        TC_LOOP_HANDLE_OPENED(srv->loop);
         rc = tc_uvio_handle_open(&l->h, l->kind, (int)fd);
         if (rc < 0) {
             /* the fd stays with the socket object */
@@ -485,5 +487,5 @@ static PyType_Spec srv_spec = {
 int
 tc_loop_server_exec(PyObject *module, tc_state *st)
 {
-    return tc_add_type(module, &srv_spec, NULL, &st->loop_tcp.Server_type);
+    return tc_add_type(module, &srv_spec, NULL, &st->loop_tcp->Server_type);
 }

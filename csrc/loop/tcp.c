@@ -20,7 +20,9 @@
  * _make_empty_waiter() for the write queue to drain and then writes to the
  * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 
 #include <structmember.h>
@@ -43,7 +45,8 @@ struct tc_transport {
      * base declares __slots__ = ('_extra',): that slot lives here.  Unused
      * by us; checked against asyncio's layout at import. */
     PyObject *base_extra_slot;
-    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop_tcp_state *ts;      /* borrowed: the transports' part of the module
+                                 * state (the type holds the module) */
     tc_loop *loop;              /* strong */
     tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
                                  * sock is created lazily for accepted
@@ -110,7 +113,7 @@ static void fail_empty_waiter(tc_transport *tr);
 static int
 loop_debug(tc_transport *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->ts->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -133,7 +136,7 @@ debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
 {
     PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
     PyErr_Fetch(&et, &ev, &etb);
-    meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+    meth = PyObject_GetAttrString(tr->ts->logger, "debug");
     if (meth == NULL) {
         goto done;
     }
@@ -201,21 +204,21 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 
 static tc_transport *
-tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
-    PyTypeObject *type = st->loop_tcp.Transport_type;
+    PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
     int rc;
     if (tr == NULL) {
         return NULL;
     }
-    tr->st = st;
+    tr->ts = ts;
     Py_INCREF(loop);
     tr->loop = loop;
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
+    rc = tc_uvio_conn_init(&tr->io, loop, kind, (PyObject *)tr,
                            "transport bookkeeping failed", TC_UVIO_HOLD_NOW);
     if (rc < 0) {
         Py_DECREF(tr);
@@ -224,7 +227,7 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     if (live != NULL && live != Py_None) {
         if (PySet_Add(live, (PyObject *)tr) < 0) {
             tr->lost_called = 1;
-            tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+            tc_uvio_conn_close(&tr->io);
             Py_DECREF(tr);
             return NULL;
         }
@@ -235,9 +238,10 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
 }
 
 tc_transport *
-tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts, tc_loop *loop, int kind,
+                                 PyObject *live)
 {
-    return tr_alloc(st, loop, kind, live);
+    return tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
@@ -251,7 +255,7 @@ tc_loop_tcp_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -282,7 +286,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -291,7 +295,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
         Py_XDECREF(r);
     }
     /* finally: */
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
     Py_CLEAR(tr->protocol);
     fail_empty_waiter(tr); /* (the protocol's exception, if any, is fetched) */
     server = tr->server;
@@ -331,7 +335,7 @@ force_close(tc_transport *tr, PyObject *exc)
         read_stop(tr);
     }
     tr->conn_lost++;
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, exc ? exc : Py_None) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_lost, exc ? exc : Py_None) < 0) {
         tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
         if (call_connection_lost(tr, exc) < 0) {
             tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
@@ -359,7 +363,7 @@ maybe_pause_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_pause_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -382,7 +386,7 @@ maybe_resume_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_resume_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -401,34 +405,19 @@ maybe_resume_protocol(tc_transport *tr)
 static void
 resolve_empty_waiter(tc_transport *tr, PyObject *exc)
 {
-    PyObject *w = tr->empty_waiter, *r;
-    int done;
+    PyObject *w = tr->empty_waiter;
+    int r;
     if (w == NULL) {
         return;
     }
-    Py_INCREF(w);
-    r = PyObject_CallMethodNoArgs(w, tr->st->loop_tcp.s_done);
-    if (r == NULL) {
-        goto fail;
-    }
-    done = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    if (done < 0) {
-        goto fail;
-    }
-    if (!done) {
-        r = exc == NULL ? PyObject_CallMethodOneArg(w, tr->st->loop_tcp.s_set_result, Py_None)
-                        : PyObject_CallMethodOneArg(w, tr->st->loop_tcp.s_set_exception, exc);
-        if (r == NULL) {
-            goto fail;
-        }
-        Py_DECREF(r);
-    }
+    Py_INCREF(w); /* resolving it may run code that resets the waiter */
+    r = exc == NULL
+            ? tc_loop_future_set_result(tr->loop, w, Py_None, TC_FUTURE_UNLESS_DONE)
+            : tc_loop_future_set_exception(tr->loop, w, exc, TC_FUTURE_UNLESS_DONE, 0);
     Py_DECREF(w);
-    return;
-fail:
-    Py_DECREF(w);
-    tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+    if (r < 0) {
+        tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+    }
 }
 
 /* The peer or an error ended the connection while sendfile waited for the
@@ -457,7 +446,7 @@ write_cb(uv_write_t *req, int status)
     tc_transport *tr = (tc_transport *)req->data;
     int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     tc_uvio_wq_done(&tr->io.wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
@@ -503,7 +492,7 @@ shutdown_cb(uv_shutdown_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
         PyObject *exc = tc_uvio_error(status);
         if (exc == NULL) {
@@ -526,7 +515,7 @@ do_shutdown(tc_transport *tr)
     tr->sreq.data = tr;
     rc = uv_shutdown(&tr->sreq, &tr->io.h.stream, shutdown_cb);
     if (rc == 0) {
-        TC_LOOP_REQUEST_STARTED(tr->st);
+        TC_LOOP_REQUEST_STARTED(tr->loop);
     }
     else if (rc != UV_ENOTCONN) {
         PyObject *exc = tc_uvio_error(rc);
@@ -593,8 +582,8 @@ write_precheck(tc_transport *tr)
     if (tr->conn_lost) {
         if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
             PyObject *r = PyObject_CallMethodOneArg(
-                tr->st->loop_tcp.logger, tr->st->loop_tcp.s_warning,
-                tr->st->loop_tcp.s_socket_send_warning);
+                tr->ts->logger, tr->ts->s_warning,
+                tr->ts->s_socket_send_warning);
             if (r == NULL) {
                 return -1;
             }
@@ -761,7 +750,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->st->loop.readbuf; /* lent until read_cb returns */
+        buf->base = tc_loop_read_buffer(tr->loop); /* lent until read_cb returns */
         buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
@@ -770,8 +759,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     if (tr->rview_held || tr->rexc != NULL || tr->protocol == NULL) {
         return; /* read_cb gets UV_ENOBUFS and deals with it */
     }
-    obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
-                                    tr->st->loop_tcp.minus_one);
+    obj = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_get_buffer,
+                                    tr->ts->minus_one);
     if (obj == NULL) {
         tr->rexc = tc_uvio_fetch_exception();
         return;
@@ -816,7 +805,7 @@ on_eof(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_eof_received);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_eof_received);
     if (r == NULL) {
         fatal_error_current(tr, "Fatal error: protocol.eof_received() call failed.");
         return;
@@ -864,7 +853,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_buffer_updated, n);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, n);
             Py_DECREF(n);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
@@ -886,7 +875,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal read error on socket transport");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_data_received, data);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
             Py_DECREF(data);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
@@ -933,9 +922,10 @@ static void
 connect_cb(uv_connect_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
-    PyObject *waiter, *r, *done;
+    PyObject *waiter;
+    int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     waiter = tr->conn_waiter; /* take the reference */
     tr->conn_waiter = NULL;
     if (waiter == NULL) {
@@ -947,30 +937,19 @@ connect_cb(uv_connect_t *req, int status)
         Py_DECREF(waiter);
         return;
     }
-    done = PyObject_CallMethodNoArgs(waiter, tr->st->loop_tcp.s_done);
-    if (done == NULL) {
-        tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
-        Py_DECREF(waiter);
-        return;
-    }
-    if (done == Py_True) {
-        Py_DECREF(done);
-        Py_DECREF(waiter);
-        return;
-    }
-    Py_DECREF(done);
     if (status == 0) {
-        r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
+        rc = tc_loop_future_set_result(tr->loop, waiter, Py_None, TC_FUTURE_UNLESS_DONE);
     }
     else {
         PyObject *exc = tc_uvio_error(status);
-        r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
+        rc = exc ? tc_loop_future_set_exception(tr->loop, waiter, exc,
+                                                TC_FUTURE_UNLESS_DONE, 0)
+                 : -1;
         Py_XDECREF(exc);
     }
-    if (r == NULL) {
+    if (rc < 0) {
         tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
     }
-    Py_XDECREF(r);
     Py_DECREF(waiter);
 }
 
@@ -1081,11 +1060,11 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd((tc_loop *)loop, sock);
     if (fd < 0) {
         return NULL;
     }
-    tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tr_alloc(st->loop_tcp, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -1095,7 +1074,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
          * (no socket object is attached yet) */
         tr->lost_called = 1;
         tr->closing = 1;
-        tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&tr->io);
         Py_DECREF(tr);
         return tc_uvio_set_error(rc);
     }
@@ -1127,7 +1106,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
     if (parse_inet_address(family, args[1], &ss) < 0) {
         return NULL;
     }
-    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    fut = tc_loop_create_future(tr->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1137,7 +1116,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(fut);
         return tc_uvio_set_error(rc);
     }
-    TC_LOOP_REQUEST_STARTED(tr->st);
+    TC_LOOP_REQUEST_STARTED(tr->loop);
     Py_INCREF(fut);
     tr->conn_waiter = fut;
     return fut;
@@ -1211,7 +1190,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return -1;
     }
-    rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return -1;
     }
@@ -1224,7 +1203,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
             return -1;
         }
     }
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_made, NULL) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_made, NULL) < 0) {
         return -1;
     }
     Py_INCREF(protocol);
@@ -1237,7 +1216,8 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop_tcp.fn_set_result, a, 1, NULL);
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->loop->ls->fn_set_result_unless_cancelled,
+                                         a, 1, NULL);
         if (h == NULL) {
             return -1;
         }
@@ -1301,7 +1281,7 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         tr->conn_lost = 1;
     }
     tr->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
     Py_RETURN_NONE;
 }
 
@@ -1311,22 +1291,19 @@ tr_make_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     /* loop.sendfile(): a future done once everything written so far has
      * left (at once if nothing is queued); write() is refused until
      * _reset_empty_waiter().  As asyncio's _SelectorSocketTransport. */
-    PyObject *fut, *r;
+    PyObject *fut;
     if (tr->empty_waiter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
         return NULL;
     }
-    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    fut = tc_loop_create_future(tr->loop);
     if (fut == NULL) {
         return NULL;
     }
-    if (write_buffer_size(tr) == 0) {
-        r = PyObject_CallMethodOneArg(fut, tr->st->loop_tcp.s_set_result, Py_None);
-        if (r == NULL) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        Py_DECREF(r);
+    if (write_buffer_size(tr) == 0 &&
+        tc_loop_future_set_result(tr->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
+        Py_DECREF(fut);
+        return NULL;
     }
     tr->empty_waiter = Py_NewRef(fut);
     return fut;
@@ -1349,7 +1326,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     read_stop(tr);
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         tr->conn_lost++;
-        if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
+        if (schedule(tr, tr->ts->fn_conn_lost, Py_None) < 0) {
             return NULL;
         }
     }
@@ -1434,7 +1411,7 @@ tr_get_protocol(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 static PyObject *
 tr_set_protocol(tc_transport *tr, PyObject *protocol)
 {
-    int rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    int rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return NULL;
     }
@@ -1518,7 +1495,7 @@ get_sock(tc_transport *tr)
     if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return NULL;
     }
-    tr->io.sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+    tr->io.sock = PyObject_CallFunction(tr->ts->socket_type, "iiii",
                                      -1, -1, -1, (int)fd);
     if (tr->io.sock == NULL) {
         return NULL; /* exception set */
@@ -1530,7 +1507,7 @@ static PyObject *
 tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_tcp_state *ts = &tr->st->loop_tcp;
+    tc_loop_tcp_state *ts = tr->ts;
     int is_peer;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
@@ -1624,7 +1601,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_transport *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
         return NULL;
     }
@@ -1632,7 +1609,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp.s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised (the exception goes to the handler via the
      * Handle that called us). */
@@ -1649,40 +1626,13 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
     if (call_connection_lost((tc_transport *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
         return NULL;
     }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-fn_set_result(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* futures._set_result_unless_cancelled(fut, None) */
-    tc_state *st = tc_get_state(module);
-    PyObject *c, *r;
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
-        return NULL;
-    }
-    c = PyObject_CallMethodNoArgs(args[0], st->loop_tcp.s_cancelled);
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c == Py_True) {
-        Py_DECREF(c);
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(c);
-    r = PyObject_CallMethodOneArg(args[0], st->loop_tcp.s_set_result, Py_None);
-    if (r == NULL) {
-        return NULL;
-    }
-    Py_DECREF(r);
     Py_RETURN_NONE;
 }
 
@@ -1811,7 +1761,6 @@ static PyType_Spec tr_spec = {
 static PyMethodDef tcp_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
-    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1825,7 +1774,7 @@ static PyMethodDef tcp_functions[] = {
 int
 tc_loop_tcp_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     {
         PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
@@ -1851,8 +1800,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
-        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL ||
-        (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
+        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL) {
         return -1;
     }
     if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
@@ -1872,32 +1820,22 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_buffer_updated, "buffer_updated");
     INTERN(s_pause_writing, "pause_writing");
     INTERN(s_resume_writing, "resume_writing");
-    INTERN(s_detach, "detach");
     INTERN(s_getpeername, "getpeername");
     INTERN(s_getsockname, "getsockname");
     INTERN(s_wakeup, "_wakeup");
-    INTERN(s_set_result, "set_result");
-    INTERN(s_set_exception, "set_exception");
-    INTERN(s_cancelled, "cancelled");
-    INTERN(s_create_future, "create_future");
-    INTERN(s_fileno, "fileno");
     INTERN(s_warning, "warning");
     INTERN(s_get_debug, "get_debug");
     INTERN(s_socket, "socket");
     INTERN(s_peername, "peername");
     INTERN(s_sockname, "sockname");
-    INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
-        return -1;
-    }
     return tc_loop_server_exec(module, st);
 }
 
 int
 tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     Py_VISIT(ts->Transport_type);
     Py_VISIT(ts->Server_type);
     Py_VISIT(ts->TransportSocket);
@@ -1906,14 +1844,13 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ts->logger);
     Py_VISIT(ts->fn_conn_made);
     Py_VISIT(ts->fn_conn_lost);
-    Py_VISIT(ts->fn_set_result);
     return 0;
 }
 
 void
 tc_loop_tcp_clear(tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_tcp_state *ts = st->loop_tcp;
     Py_CLEAR(ts->Transport_type);
     Py_CLEAR(ts->Server_type);
     Py_CLEAR(ts->TransportSocket);
@@ -1922,7 +1859,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->logger);
     Py_CLEAR(ts->fn_conn_made);
     Py_CLEAR(ts->fn_conn_lost);
-    Py_CLEAR(ts->fn_set_result);
     Py_CLEAR(ts->minus_one);
     Py_CLEAR(ts->s_connection_made);
     Py_CLEAR(ts->s_connection_lost);
@@ -1932,21 +1868,13 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_buffer_updated);
     Py_CLEAR(ts->s_pause_writing);
     Py_CLEAR(ts->s_resume_writing);
-    Py_CLEAR(ts->s_detach);
     Py_CLEAR(ts->s_getpeername);
     Py_CLEAR(ts->s_getsockname);
     Py_CLEAR(ts->s_wakeup);
-    Py_CLEAR(ts->s_set_result);
-    Py_CLEAR(ts->s_set_exception);
-    Py_CLEAR(ts->s_cancelled);
-    Py_CLEAR(ts->s_create_future);
-    Py_CLEAR(ts->s_fileno);
     Py_CLEAR(ts->s_warning);
     Py_CLEAR(ts->s_get_debug);
     Py_CLEAR(ts->s_socket);
     Py_CLEAR(ts->s_peername);
     Py_CLEAR(ts->s_sockname);
-    Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
-    tc_uvio_readbuf_free(&st->loop);
 }

@@ -1,6 +1,7 @@
 /* Private header of the loop component's stream transports (TCP and Unix
  * sockets on uv_tcp_t / uv_pipe_t) and servers.  Only csrc/loop/ includes it
- * directly; state.h embeds tc_loop_tcp_state in the module state.
+ * directly, and module.c, which lays every component's part of the module
+ * state out (see state.h).
  *
  * Objects (all heap types, see tcp.c and server.c):
  *   StreamTransport  asyncio.Transport on one connected uv stream handle.
@@ -39,14 +40,12 @@ typedef struct tc_loop_tcp_state {
     PyObject *logger;            /* asyncio.log.logger */
     PyObject *fn_conn_made;      /* module-level C callables scheduled with */
     PyObject *fn_conn_lost;      /* tc_loop_call_soon (see tcp.c)          */
-    PyObject *fn_set_result;
     /* interned method names */
     PyObject *s_connection_made, *s_connection_lost, *s_data_received,
         *s_eof_received, *s_get_buffer, *s_buffer_updated, *s_pause_writing,
-        *s_resume_writing, *s_detach, *s_getpeername, *s_getsockname,
-        *s_wakeup, *s_set_result, *s_set_exception, *s_cancelled,
-        *s_create_future, *s_fileno, *s_warning, *s_get_debug, *s_socket,
-        *s_peername, *s_sockname, *s_done, *s_socket_send_warning;
+        *s_resume_writing, *s_getpeername, *s_getsockname,
+        *s_wakeup, *s_warning, *s_get_debug, *s_socket,
+        *s_peername, *s_sockname, *s_socket_send_warning;
     PyObject *minus_one;
 } tc_loop_tcp_state;
 
@@ -60,7 +59,7 @@ int tc_loop_tcp_check_open(PyObject *loop);
 /* Create a transport for a handle the server is about to accept into.
  * Returns a new reference; the transport's handle is initialised on `loop` and
  * the transport holds its self-reference.  kind: TC_UVIO_TCP or TC_UVIO_PIPE. */
-tc_transport *tc_loop_tcp_transport_for_accept(struct tc_state *st,
+tc_transport *tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts,
                                                struct tc_loop *loop, int kind,
                                                PyObject *live);
 uv_stream_t *tc_loop_tcp_transport_stream(tc_transport *tr);

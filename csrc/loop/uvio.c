@@ -1,7 +1,7 @@
 /* The libuv stream plumbing shared by the transports, servers and IOStream:
  * handles, the write queue, the shared read buffer, libuv error mapping.
  * The contract (and the ownership rules) is in loop/uvio.h. */
-#include "state.h"
+#include "loop/loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,9 +23,9 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
 }
 
 int
-tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno)
+tc_uvio_sock_fd(tc_loop *loop, PyObject *sock)
 {
-    PyObject *o = PyObject_CallMethodNoArgs(sock, s_fileno);
+    PyObject *o = PyObject_CallMethodNoArgs(sock, loop->ls->str_fileno);
     long fd;
     if (o == NULL) {
         return -1;
@@ -237,8 +237,8 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
 /* ------------------------------------------------- connected streams */
 
 int
-tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
-                  PyObject *owner, const char *live_error, int hold)
+tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, PyObject *owner,
+                  const char *live_error, int hold)
 {
     int rc = tc_uvio_handle_init(&c->h, loop->uv, kind);
     if (rc < 0) {
@@ -247,11 +247,9 @@ tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
     c->h.handle.data = owner;
     c->loop = loop;
     c->live_error = live_error;
-    tc_uvio_wq_init(&c->wq, ls);
+    tc_uvio_wq_init(&c->wq, loop->ls);
     c->open = 1;
-#ifdef TC_DEBUG
-    ls->live_handles++;
-#endif
+    TC_LOOP_HANDLE_OPENED(loop);
     if (hold == TC_UVIO_HOLD_NOW) {
         Py_INCREF(owner); /* self-reference, dropped in conn_close_cb */
         c->held = 1;
@@ -324,7 +322,7 @@ conn_close_cb(uv_handle_t *handle)
 }
 
 void
-tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
+tc_uvio_conn_close(tc_uvio_conn *c)
 {
     if (!c->open || c->closing) {
         return;
@@ -337,7 +335,7 @@ tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
     }
     if (c->sock != NULL) {
         /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethodNoArgs(c->sock, s_detach);
+        PyObject *r = PyObject_CallMethodNoArgs(c->sock, c->loop->ls->str_detach);
         if (r == NULL) {
             tc_loop_report_exception(c->loop, "socket.detach() failed", NULL);
         }

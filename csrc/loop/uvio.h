@@ -2,7 +2,7 @@
  * object that owns a connected uv stream -- the asyncio transports
  * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
  * IOStream (stream/stream.c).  Included by loop.h (other components include
- * only loop.h, through state.h); implemented in loop/uvio.c.
+ * only loop.h); implemented in loop/uvio.c.
  *
  * What is here, and who owns what:
  *
@@ -47,7 +47,9 @@
  *                   them with tc_uvio_error() and closes as its API requires.
  *
  *   read buffer     one page-aligned TC_UVIO_READ_BUF_SIZE buffer per module
- *                   (tc_loop_state.readbuf), lent to a read callback between
+ *                   (tc_loop_state.readbuf, tc_loop_read_buffer()), owned by
+ *                   the loop component (allocated in its exec, before any
+ *                   other component's), lent to a read callback between
  *                   its alloc_cb and the end of its read_cb.  The GIL is held
  *                   over that whole span, so no other loop thread can use it
  *                   meanwhile; a reader must copy the bytes out before it runs
@@ -294,9 +296,8 @@ enum { TC_UVIO_HOLD_LAZY = 0, TC_UVIO_HOLD_NOW = 1 };
  * TC_UVIO_HOLD_NOW `owner` holds its self-reference (TC_UVIO_HOLD_LAZY: see
  * tc_uvio_conn_hold); else libuv's error and nothing changed.  `live_error`
  * (static string) is reported if joining or leaving `live` fails. */
-TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop,
-                                  struct tc_loop_state *ls, int kind, PyObject *owner,
-                                  const char *live_error, int hold);
+TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop, int kind,
+                                  PyObject *owner, const char *live_error, int hold);
 
 /* The out-of-line part of tc_uvio_conn_hold. */
 TC_UVIO_API void tc_uvio_conn_take(tc_uvio_conn *c);
@@ -320,7 +321,7 @@ tc_uvio_conn_hold(tc_uvio_conn *c)
  * to the loop's exception handler), and tc_loop_close_handle().  Its close
  * callback clears `open`, forgets the write in flight, leaves `live` and
  * drops the owner's self-reference. */
-TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach);
+TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c);
 
 /* The handle is open and not closing. */
 static inline int
@@ -331,14 +332,15 @@ tc_uvio_conn_usable(const tc_uvio_conn *c)
 
 /* -------------------------------------------------------- read buffer */
 
-/* Allocate / free ls->readbuf (module exec / clear).  -1 with MemoryError. */
+/* Allocate / free ls->readbuf (the loop component's exec / clear, so it
+ * exists before any other component runs).  -1 with MemoryError. */
 TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
 TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 
-/* sock.fileno() of a Python socket object: the fd (>= 0), or -1 with an
- * exception set (ValueError('the socket is closed') for a closed one).
- * `s_fileno` is the interned name "fileno". */
-TC_UVIO_API int tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno);
+/* sock.fileno() of a Python socket object meant for `loop`: the fd (>= 0),
+ * or -1 with an exception set (ValueError('the socket is closed') for a
+ * closed one). */
+TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop *loop, PyObject *sock);
 
 /* ------------------------------------------------------------- errors */
 

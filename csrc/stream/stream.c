@@ -37,7 +37,10 @@
  * (stream_finalize), as upstream's socket does when collected.  Closing
  * takes the self-reference too: the object outlives the handle.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
 
 #include <errno.h>
 #include <string.h>
@@ -98,7 +101,7 @@ struct tc_stream {
  * bytes into a right-sized buffer of the stream's own at once (the GIL is
  * held from alloc_cb to that copy, so no other thread's loop can use the
  * shared buffer meanwhile), so an idle connection holds no input memory. */
-#define RDATA(s) ((s)->shared ? (s)->st->loop.readbuf : (s)->rbuf)
+#define RDATA(s) ((s)->shared ? tc_loop_read_buffer((s)->loop) : (s)->rbuf)
 
 /* ------------------------------------------------------------ small utils */
 
@@ -115,7 +118,7 @@ static int
 ensure_setup(tc_state *st)
 {
     PyObject *m;
-    if (st->stream.IOStream_cls != NULL) {
+    if (st->stream->IOStream_cls != NULL) {
         return 0;
     }
     m = PyImport_ImportModule("tornado_c.iostream");
@@ -123,7 +126,7 @@ ensure_setup(tc_state *st)
         return -1;
     }
     Py_DECREF(m);
-    if (st->stream.IOStream_cls == NULL) {
+    if (st->stream->IOStream_cls == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tornado_c.iostream did not register its classes");
         return -1;
     }
@@ -161,7 +164,7 @@ log_msg(tc_stream *s, const char *level, PyObject *msg)
         report(s, "building a log message failed");
         return;
     }
-    r = PyObject_CallMethod(s->st->stream.gen_log, level, "O", msg);
+    r = PyObject_CallMethod(s->st->stream->gen_log, level, "O", msg);
     Py_DECREF(msg);
     if (r == NULL) {
         report(s, "logging failed");
@@ -169,50 +172,14 @@ log_msg(tc_stream *s, const char *level, PyObject *msg)
     Py_XDECREF(r);
 }
 
-static int
-set_result_unless_cancelled(tc_stream *s, PyObject *fut, PyObject *value)
-{
-    PyObject *c = PyObject_CallMethodNoArgs(fut, s->st->loop_tcp.s_cancelled), *r;
-    int t;
-    if (c == NULL) {
-        return -1;
-    }
-    t = PyObject_IsTrue(c);
-    Py_DECREF(c);
-    if (t != 0) {
-        return t < 0 ? -1 : 0;
-    }
-    r = PyObject_CallMethodOneArg(fut, s->st->loop_tcp.s_set_result, value);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
 /* fut.set_exception(exc) unless done; then fut.exception() (marks it
- * retrieved, as upstream's _signal_closed does). */
+ * retrieved, as upstream's _signal_closed does).  Errors are reported. */
 static void
 fail_future(tc_stream *s, PyObject *fut, PyObject *exc)
 {
-    PyObject *d = PyObject_CallMethodNoArgs(fut, s->st->loop_tcp.s_done), *r;
-    if (d == NULL) {
+    if (tc_loop_future_set_exception(s->loop, fut, exc, TC_FUTURE_UNLESS_DONE, 1) < 0) {
         report(s, "failing a future failed");
-        return;
     }
-    if (d == Py_False) {
-        r = PyObject_CallMethodOneArg(fut, s->st->loop_tcp.s_set_exception, exc);
-        if (r == NULL) {
-            report(s, "failing a future failed");
-        }
-        Py_XDECREF(r);
-    }
-    Py_DECREF(d);
-    r = PyObject_CallMethod(fut, "exception", NULL);
-    if (r == NULL) {
-        PyErr_Clear(); /* CancelledError */
-    }
-    Py_XDECREF(r);
 }
 
 static PyObject *
@@ -229,7 +196,7 @@ closed_error(tc_stream *s)
     if (args == NULL) {
         goto done;
     }
-    r = PyObject_Call(s->st->stream.StreamClosedError, args, kw);
+    r = PyObject_Call(s->st->stream->StreamClosedError, args, kw);
 done:
     Py_XDECREF(args);
     Py_DECREF(kw);
@@ -345,7 +312,7 @@ check_max_bytes(tc_stream *s, size_t size)
     msg = PyUnicode_FromFormat("delimiter %R not found within %zd bytes",
                                s->rtarget, s->rmax);
     if (msg != NULL) {
-        PyErr_SetObject(s->st->stream.UnsatisfiableReadError, msg);
+        PyErr_SetObject(s->st->stream->UnsatisfiableReadError, msg);
         Py_DECREF(msg);
     }
     return -1;
@@ -472,7 +439,7 @@ finish_read(tc_stream *s, size_t size)
         Py_DECREF(result);
         return 0;
     }
-    rc = set_result_unless_cancelled(s, fut, result);
+    rc = tc_loop_future_set_result(s->loop, fut, result, TC_FUTURE_UNLESS_CANCELLED);
     Py_DECREF(fut);
     Py_DECREF(result);
     /* upstream's _maybe_add_error_listener: an empty buffer with a close
@@ -492,7 +459,7 @@ unsatisfiable(tc_stream *s)
     if (exc == NULL) {
         return;
     }
-    if (!PyErr_GivenExceptionMatches(exc, s->st->stream.UnsatisfiableReadError)) {
+    if (!PyErr_GivenExceptionMatches(exc, s->st->stream->UnsatisfiableReadError)) {
         /* a failure of our own (regex search raised, memory): report it */
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         report(s, "Uncaught exception, closing connection.");
@@ -553,7 +520,7 @@ input_unshare(tc_stream *s)
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(nb, s->st->loop.readbuf + s->rstart, s->rlen);
+    memcpy(nb, tc_loop_read_buffer(s->loop) + s->rstart, s->rlen);
     PyMem_Free(s->rbuf);
     s->rbuf = nb;
     s->rcap = s->rlen;
@@ -610,7 +577,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         size_t cap = (size_t)s->max_buffer_size + 1;
         s->shared = 1;
         s->rstart = 0;
-        buf->base = s->st->loop.readbuf;
+        buf->base = tc_loop_read_buffer(s->loop);
         buf->len = cap < TC_UVIO_READ_BUF_SIZE ? cap : TC_UVIO_READ_BUF_SIZE;
         return;
     }
@@ -669,7 +636,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
             log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
-            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
+            exc = PyObject_CallFunction(s->st->stream->StreamBufferFullError, "s",
                                         "Reached maximum read buffer size");
             if (exc == NULL) {
                 report(s, "read error");
@@ -754,7 +721,7 @@ resolve_write_futures(tc_stream *s)
         if (s->wf_len == 0) {
             s->wf_head = 0;
         }
-        if (set_result_unless_cancelled(s, fut, Py_None) < 0) {
+        if (tc_loop_future_set_result(s->loop, fut, Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
             report(s, "resolving a write future failed");
         }
         Py_DECREF(fut);
@@ -780,7 +747,7 @@ write_cb(uv_write_t *req, int status)
     tc_stream *s = (tc_stream *)req->data;
     int rc;
     TC_LOOP_ENTER(s->loop);
-    TC_LOOP_REQUEST_DONE(s->st);
+    TC_LOOP_REQUEST_DONE(s->loop);
     tc_uvio_wq_done(&s->io.wq, status < 0 || s->closed);
     if (status == UV_ECANCELED || s->closed) {
         return;
@@ -981,7 +948,7 @@ signal_closed(tc_stream *s)
         s->close_callback = NULL;
         io_loop = s->io_loop;
         if (io_loop == NULL) {
-            io_loop = s->io_loop = PyObject_CallNoArgs(s->st->stream.IOLoop_current);
+            io_loop = s->io_loop = PyObject_CallNoArgs(s->st->stream->IOLoop_current);
         }
         if (io_loop == NULL) {
             report(s, "IOLoop.current() failed");
@@ -1032,7 +999,7 @@ stream_close(tc_stream *s, PyObject *exc)
         }
         s->closed = 1;
         s->connecting = 0;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
     }
     signal_closed(s);
     Py_DECREF(s);
@@ -1082,7 +1049,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
     if (ensure_setup(s->st) < 0) {
         return -1;
     }
-    if (s->loop->uv == NULL || s->loop->closed) {
+    if (s->loop->uv == NULL || tc_loop_is_closed(s->loop)) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return -1;
     }
@@ -1090,7 +1057,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
         s->kind = K_PIPE;
     }
-    rc = tc_uvio_conn_init(&s->io, s->loop, &s->st->loop, s->kind, (PyObject *)s,
+    rc = tc_uvio_conn_init(&s->io, s->loop, s->kind, (PyObject *)s,
                            "stream bookkeeping failed", TC_UVIO_HOLD_LAZY);
     if (rc < 0) {
         tc_uvio_set_error(rc);
@@ -1102,7 +1069,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
          * is attached yet; closing takes the self-reference, dropped in the
          * close callback) */
         s->closed = 1;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
         tc_uvio_set_error(rc);
         return -1;
     }
@@ -1117,7 +1084,7 @@ open_handle(tc_stream *s, int fd, int hold_now)
 int
 tc_stream_check(tc_state *st, PyObject *obj)
 {
-    return PyObject_TypeCheck(obj, st->stream.Stream_type);
+    return PyObject_TypeCheck(obj, st->stream->Stream_type);
 }
 
 tc_stream *
@@ -1129,9 +1096,9 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
         if (ensure_setup(st) < 0) {
             return NULL;
         }
-        type = (PyTypeObject *)st->stream.IOStream_cls;
+        type = (PyTypeObject *)st->stream->IOStream_cls;
     }
-    if (!PyType_IsSubtype(type, st->stream.Stream_type)) {
+    if (!PyType_IsSubtype(type, st->stream->Stream_type)) {
         PyErr_SetString(PyExc_TypeError, "stream type must subclass tornado_c._core.Stream");
         return NULL;
     }
@@ -1188,7 +1155,7 @@ tc_stream_resume_reading(tc_stream *s)
     s->cpaused = 0;
     if (s->rlen > 0 && !s->deliver_scheduled && !s->closed) {
         PyObject *arg = (PyObject *)s;
-        PyObject *h = tc_loop_call_soon(s->loop, s->st->stream.fn_deliver, &arg, 1, NULL);
+        PyObject *h = tc_loop_call_soon(s->loop, s->st->stream->fn_deliver, &arg, 1, NULL);
         if (h == NULL) {
             report(s, "scheduling stream input failed");
         }
@@ -1274,12 +1241,6 @@ tc_stream_loop(tc_stream *s)
 /* ---------------------------------------------------------- Python API */
 
 
-static PyObject *
-new_future(tc_stream *s)
-{
-    return PyObject_CallMethodNoArgs((PyObject *)s->loop, s->st->loop_tcp.s_create_future);
-}
-
 static int
 no_consumer(tc_stream *s)
 {
@@ -1310,7 +1271,7 @@ start_read(tc_stream *s)
         PyErr_SetString(PyExc_AssertionError, "Already reading");
         return NULL;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1369,7 +1330,7 @@ inline_read(tc_stream *s)
         {
             Py_ssize_t pos = find_read_pos(s);
             if (pos == -2) {
-                if (PyErr_ExceptionMatches(s->st->stream.UnsatisfiableReadError)) {
+                if (PyErr_ExceptionMatches(s->st->stream->UnsatisfiableReadError)) {
                     unsatisfiable(s);
                     return PyErr_Occurred() ? -1 : 0;
                 }
@@ -1382,7 +1343,7 @@ inline_read(tc_stream *s)
         if (s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
             log_msg(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
-            exc = PyObject_CallFunction(s->st->stream.StreamBufferFullError, "s",
+            exc = PyObject_CallFunction(s->st->stream->StreamBufferFullError, "s",
                                         "Reached maximum read buffer size");
             if (exc == NULL) {
                 return -1;
@@ -1407,7 +1368,7 @@ try_inline_read(tc_stream *s, PyObject *fut)
 {
     Py_ssize_t pos = find_read_pos(s);
     if (pos == -2) {
-        if (PyErr_ExceptionMatches(s->st->stream.UnsatisfiableReadError)) {
+        if (PyErr_ExceptionMatches(s->st->stream->UnsatisfiableReadError)) {
             unsatisfiable(s);
             if (PyErr_Occurred()) {
                 Py_DECREF(fut);
@@ -1509,7 +1470,7 @@ py_read_until_regex(tc_stream *s, PyObject *args, PyObject *kwds)
     if (fut == NULL) {
         return NULL;
     }
-    pat = PyObject_CallOneArg(s->st->stream.re_compile, regex);
+    pat = PyObject_CallOneArg(s->st->stream->re_compile, regex);
     if (pat == NULL) {
         Py_DECREF(fut);
         return NULL;
@@ -1652,10 +1613,10 @@ py_write(tc_stream *s, PyObject *data)
     }
     if (len > 0 && s->max_write_buffer_size >= 0 &&
         write_pending(s) + len > (size_t)s->max_write_buffer_size) {
-        PyErr_SetString(s->st->stream.StreamBufferFullError, "Reached maximum write buffer size");
+        PyErr_SetString(s->st->stream->StreamBufferFullError, "Reached maximum write buffer size");
         goto done;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         goto done;
     }
@@ -1773,7 +1734,7 @@ get_socket(tc_stream *s)
     if (uv_fileno(&s->io.h.handle, &fd) < 0) {
         Py_RETURN_NONE;
     }
-    s->io.sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, (int)fd);
+    s->io.sock = PyObject_CallFunction(s->st->stream->socket_type, "iiii", -1, -1, -1, (int)fd);
     return Py_XNewRef(s->io.sock);
 }
 
@@ -1840,7 +1801,7 @@ py_open(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(args[2], st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd((tc_loop *)args[0], args[2]);
     if (fd < 0) {
         return NULL;
     }
@@ -1868,7 +1829,7 @@ py_begin_connect(tc_stream *s, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_OSError, "stream is closed");
         return NULL;
     }
-    fut = new_future(s);
+    fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1911,7 +1872,7 @@ py_finish_connect(tc_stream *s, PyObject *err_o)
     fut = s->connect_future;
     s->connect_future = NULL;
     if (fut != NULL) {
-        rc = set_result_unless_cancelled(s, fut, (PyObject *)s);
+        rc = tc_loop_future_set_result(s->loop, fut, (PyObject *)s, TC_FUTURE_UNLESS_CANCELLED);
         Py_DECREF(fut);
         if (rc < 0) {
             report(s, "resolving the connect future failed");
@@ -1948,13 +1909,13 @@ py_detach_socket(tc_stream *s, PyObject *Py_UNUSED(ignored))
     if (nfd < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    sock = PyObject_CallFunction(s->st->stream.socket_type, "iiii", -1, -1, -1, nfd);
+    sock = PyObject_CallFunction(s->st->stream->socket_type, "iiii", -1, -1, -1, nfd);
     if (sock == NULL) {
         close(nfd);
         return NULL;
     }
     s->closed = 1; /* quietly: no futures, no callbacks are pending */
-    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&s->io);
     Py_CLEAR(s->io.sock);
     return sock;
 }
@@ -1983,7 +1944,7 @@ py_loop_closing(tc_stream *s, PyObject *Py_UNUSED(ignored))
     s->closed = 1;
     s->ccb = NULL;
     s->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&s->io);
     Py_RETURN_NONE;
 }
 
@@ -1993,10 +1954,10 @@ static PyObject *
 get_io_loop(tc_stream *s, void *Py_UNUSED(c))
 {
     if (s->io_loop == NULL) {
-        if (s->st == NULL || s->st->stream.IOLoop_current == NULL) {
+        if (s->st == NULL || s->st->stream->IOLoop_current == NULL) {
             Py_RETURN_NONE; /* never opened */
         }
-        s->io_loop = PyObject_CallNoArgs(s->st->stream.IOLoop_current);
+        s->io_loop = PyObject_CallNoArgs(s->st->stream->IOLoop_current);
     }
     return Py_XNewRef(s->io_loop);
 }
@@ -2260,7 +2221,7 @@ stream_finalize(tc_stream *s)
         return;
     }
     PyErr_Fetch(&type, &value, &tb);
-    if (s->loop->running && s->loop->thread_id != PyThread_get_thread_ident()) {
+    if (tc_loop_in_other_thread(s->loop)) {
         tc_uvio_conn_hold(&s->io);
         meth = PyObject_GetAttrString((PyObject *)s, "_loop_closing");
         if (meth != NULL) {
@@ -2273,7 +2234,7 @@ stream_finalize(tc_stream *s)
         s->closed = 1;
         s->ccb = NULL;
         s->io.wq.pend_len = 0;
-        tc_uvio_conn_close(&s->io, s->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&s->io);
     }
     if (PyErr_Occurred()) {
         PyErr_WriteUnraisable((PyObject *)s);
@@ -2379,16 +2340,16 @@ fn_stream_setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (!PyType_Check(args[0]) ||
-        !PyType_IsSubtype((PyTypeObject *)args[0], st->stream.Stream_type)) {
+        !PyType_IsSubtype((PyTypeObject *)args[0], st->stream->Stream_type)) {
         PyErr_SetString(PyExc_TypeError, "IOStream must subclass _core.Stream");
         return NULL;
     }
-    Py_XSETREF(st->stream.IOStream_cls, Py_NewRef(args[0]));
-    Py_XSETREF(st->stream.StreamClosedError, Py_NewRef(args[1]));
-    Py_XSETREF(st->stream.UnsatisfiableReadError, Py_NewRef(args[2]));
-    Py_XSETREF(st->stream.StreamBufferFullError, Py_NewRef(args[3]));
-    Py_XSETREF(st->stream.gen_log, Py_NewRef(args[4]));
-    Py_XSETREF(st->stream.IOLoop_current, Py_NewRef(args[5]));
+    Py_XSETREF(st->stream->IOStream_cls, Py_NewRef(args[0]));
+    Py_XSETREF(st->stream->StreamClosedError, Py_NewRef(args[1]));
+    Py_XSETREF(st->stream->UnsatisfiableReadError, Py_NewRef(args[2]));
+    Py_XSETREF(st->stream->StreamBufferFullError, Py_NewRef(args[3]));
+    Py_XSETREF(st->stream->gen_log, Py_NewRef(args[4]));
+    Py_XSETREF(st->stream->IOLoop_current, Py_NewRef(args[5]));
     Py_RETURN_NONE;
 }
 
@@ -2423,7 +2384,7 @@ static PyMethodDef stream_functions[] = {
 int
 tc_stream_exec(PyObject *module, struct tc_state *st)
 {
-    tc_stream_state *ss = &st->stream;
+    tc_stream_state *ss = st->stream;
     if (tc_add_type(module, &stream_spec, NULL, &ss->Stream_type) < 0) {
         return -1;
     }
@@ -2448,7 +2409,7 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
 int
 tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    tc_stream_state *ss = &st->stream;
+    tc_stream_state *ss = st->stream;
     Py_VISIT(ss->Stream_type);
 #ifdef TC_TEST_API
     Py_VISIT(ss->TestConsumer_type);
@@ -2468,7 +2429,7 @@ tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
 void
 tc_stream_clear(struct tc_state *st)
 {
-    tc_stream_state *ss = &st->stream;
+    tc_stream_state *ss = st->stream;
     Py_CLEAR(ss->Stream_type);
 #ifdef TC_TEST_API
     Py_CLEAR(ss->TestConsumer_type);

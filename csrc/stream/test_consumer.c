@@ -14,7 +14,10 @@
  *   b"big N"      tc_stream_write_obj(b"x" * N)
  * A line without its b"\n" stays in the stream's buffer.  on_drain appends
  * ("drain",), on_close appends ("close", error). */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
 
 #include <unistd.h>
 
@@ -288,7 +291,7 @@ fn_test_consumer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
         return NULL;
     }
-    c = PyObject_GC_New(tconsumer, st->stream.TestConsumer_type);
+    c = PyObject_GC_New(tconsumer, st->stream->TestConsumer_type);
     if (c == NULL) {
         return NULL;
     }
@@ -343,7 +346,7 @@ static PyMethodDef test_functions[] = {
 int
 tc_stream_test_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &tconsumer_spec, NULL, &st->stream.TestConsumer_type) < 0) {
+    if (tc_add_type(module, &tconsumer_spec, NULL, &st->stream->TestConsumer_type) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, test_functions);
