@@ -120,7 +120,7 @@ typedef struct tc_loop {
     PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
     unsigned long thread_id;
     char running, stopping, closed, debug, block_in_poll, draining;
-    char own_poll;                  /* blocking in epoll on epfd, see loop.c */
+    char own_poll;                  /* blocking in epoll on epfd, see poll.c */
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;

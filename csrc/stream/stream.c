@@ -396,7 +396,8 @@ tc_stream_unsatisfiable(tc_stream *s)
         Py_DECREF(exc);
         return;
     }
-    tc_stream_log(s, "info", PyUnicode_FromFormat("Unsatisfiable read, closing connection: %S", exc));
+    tc_stream_log(s, "info",
+                  PyUnicode_FromFormat("Unsatisfiable read, closing connection: %S", exc));
     stream_close(s, exc);
     Py_DECREF(exc);
 }
@@ -794,8 +795,9 @@ tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     }
     s->wtotal += len;
     b = tc_uvio_region(data, len);
-    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream, !s->connecting && tc_stream_handle_usable(s), &b, 1, len,
-                          keep, write_cb, s, &taken, &uverr);
+    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream,
+                          !s->connecting && tc_stream_handle_usable(s), &b, 1, len, keep,
+                          write_cb, s, &taken, &uverr);
     s->wdone += taken;
     if (rc < 0) {
         return -1;
@@ -1110,8 +1112,8 @@ tc_stream_write_obj(tc_stream *s, PyObject *buffer)
         return -1;
     }
     if (PyBytes_CheckExact(buffer)) {
-        return tc_stream_write_data(s, PyBytes_AS_STRING(buffer), (size_t)PyBytes_GET_SIZE(buffer),
-                          buffer);
+        return tc_stream_write_data(s, PyBytes_AS_STRING(buffer),
+                                    (size_t)PyBytes_GET_SIZE(buffer), buffer);
     }
     if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
         return -1;
