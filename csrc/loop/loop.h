@@ -17,7 +17,8 @@
  *     tc_loop_is_closed() before creating handles, and close handles with
  *     tc_loop_close_handle(): on a closed loop it runs the close callback
  *     right away.
- *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
+ *   - The loop releases the GIL only while it blocks in the poll (libuv's,
+ *     or its own epoll_wait, see loop/poll.c).  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
  *     about the GIL is needed.
