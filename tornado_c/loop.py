@@ -30,7 +30,7 @@ from asyncio.log import logger
 
 from tornado_c import _core
 from tornado_c._loop_pipes import PipesMixin
-from tornado_c._loop_sendfile import SendfileMixin
+from tornado_c._loop_sendfile import SendfileMixin, check_nonblocking_socket
 from tornado_c._loop_streams import StreamsMixin
 from tornado_c._loop_subprocess import SubprocessMixin
 
@@ -100,17 +100,6 @@ _core.TimerHandle.__lt__ = _timer_cmp(lambda a, b: a < b)
 _core.TimerHandle.__le__ = _timer_cmp(lambda a, b: a <= b)
 _core.TimerHandle.__gt__ = _timer_cmp(lambda a, b: a > b)
 _core.TimerHandle.__ge__ = _timer_cmp(lambda a, b: a >= b)
-
-
-def _check_nonblocking_socket(sock):
-    if sock.gettimeout() != 0:
-        raise ValueError("the socket must be non-blocking")
-    try:
-        import ssl
-    except ImportError:  # pragma: no cover
-        return
-    if isinstance(sock, ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
 
 
 def _is_ip_literal(host):
@@ -497,7 +486,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await fut
 
     async def sock_recv(self, sock, n):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv(n)
         except (BlockingIOError, InterruptedError):
@@ -505,7 +494,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recv, n)
 
     async def sock_recv_into(self, sock, buf):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
@@ -513,7 +502,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recv_into, buf)
 
     async def sock_recvfrom(self, sock, bufsize):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
@@ -521,7 +510,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         nbytes = nbytes or len(buf)
         try:
             return sock.recvfrom_into(buf, nbytes)
@@ -530,7 +519,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
 
     async def sock_sendto(self, sock, data, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
@@ -538,7 +527,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, True, sock.sendto, data, address)
 
     async def sock_sendall(self, sock, data):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         view = memoryview(data).cast("B")
         total = len(view)
         sent = 0
@@ -555,7 +544,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return None
 
     async def sock_connect(self, sock, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_ip_literal(address[0]):
             infos = await self.getaddrinfo(*address[:2], family=sock.family,
                                            type=sock.type, proto=sock.proto)
@@ -576,7 +565,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         await self._sock_wait(sock, True, check)
 
     async def sock_accept(self, sock):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
 
         def accept():
             conn, addr = sock.accept()
