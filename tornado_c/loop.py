@@ -33,6 +33,7 @@ from tornado_c._loop_pipes import PipesMixin
 from tornado_c._loop_sendfile import SendfileMixin, check_nonblocking_socket
 from tornado_c._loop_streams import StreamsMixin
 from tornado_c._loop_subprocess import SubprocessMixin
+from tornado_c._loop_udp import DatagramMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
@@ -122,7 +123,7 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
+class EventLoop(StreamsMixin, DatagramMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
                 asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
@@ -477,12 +478,26 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
     async def _sock_wait(self, sock, writer, func, *args):
         fut = self.create_future()
         fd = sock.fileno()
+        # Done callbacks run later: when a cancelled wait's callback runs, a
+        # new wait on the same fd may have replaced its reader/writer, which
+        # must stay (asyncio checks the handle it registered).
+        owners = self.__dict__.setdefault("_tc_sock_waits", {})
+        key = (fd, writer)
+
+        def done(f):
+            if owners.get(key) is f:
+                del owners[key]
+                if writer:
+                    self.remove_writer(fd)
+                else:
+                    self.remove_reader(fd)
+
         if writer:
             self.add_writer(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_writer(fd))
         else:
             self.add_reader(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_reader(fd))
+        owners[key] = fut
+        fut.add_done_callback(done)
         return await fut
 
     async def sock_recv(self, sock, n):
@@ -507,7 +522,8 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
+        # the method is looked up at each try, as asyncio does
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         check_nonblocking_socket(sock)
@@ -516,7 +532,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
             return sock.recvfrom_into(buf, nbytes)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendto(self, sock, data, address):
         check_nonblocking_socket(sock)
@@ -524,7 +540,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, True, sock.sendto, data, address)
+        return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
         check_nonblocking_socket(sock)
