@@ -173,21 +173,28 @@ def summarize_loop_tcp(data):
     """benchmarks/loop_tcp.py JSON -> comparisons (echo msg/s and server
     CPU-µs per message, per API and message size)."""
     groups = {}
+    prefix = "TLS " if (data.get("meta") or {}).get("tls") else ""
     for r in data.get("results") or []:
-        key = (r.get("api"), r.get("size"))
+        key = (r.get("api", "udp"), r.get("size"))
         groups.setdefault(key, {})[r.get("server_loop")] = r
     comps = []
     for (api, size), per in groups.items():
         rate = {k: v.get("msgs_per_s") for k, v in per.items()}
         ratio, rlabel = _vs(rate)
-        comps.append({"label": "%s %s B msg/s" % (api, size), "unit": "msg/s",
+        comps.append({"label": "%s%s %s B msg/s" % (prefix, api, size), "unit": "msg/s",
                       "values": rate, "ratio": ratio, "ratio_label": rlabel})
         cpu = {k: v.get("server_cpu_us_per_msg") for k, v in per.items()}
         if any(cpu.values()):
             ratio, rlabel = _vs(cpu, invert=True)
-            comps.append({"label": "%s %s B server CPU-µs/msg" % (api, size), "unit": "µs",
-                          "values": cpu, "ratio": ratio, "ratio_label": rlabel})
+            comps.append({"label": "%s%s %s B server CPU-µs/msg" % (prefix, api, size),
+                          "unit": "µs", "values": cpu, "ratio": ratio, "ratio_label": rlabel})
     return comps
+
+
+def summarize_loop_udp(data):
+    """benchmarks/loop_udp.py JSON -> comparisons (echo datagrams/s and
+    server CPU-µs per datagram, per size)."""
+    return summarize_loop_tcp(data)
 
 
 register(ScriptScenario(
@@ -210,6 +217,19 @@ register(ScriptScenario(
     "TCP echo server on asyncio vs uvloop vs tornado_c loop (client: uvloop)",
     args=("--json", "{json}"), quick_args=("--duration", "1", "--rounds", "1"),
     optional=True, pin=False, summarize=summarize_loop_tcp, chart=False,
+))
+register(ScriptScenario(
+    "loop_tls", "loop_tcp.py",
+    "TLS echo server (protocol API) on asyncio vs uvloop vs tornado_c loop (client: uvloop)",
+    args=("--tls", "--apis", "protocol", "--json", "{json}"),
+    quick_args=("--duration", "1", "--rounds", "1"),
+    optional=True, pin=False, summarize=summarize_loop_tcp, chart=False,
+))
+register(ScriptScenario(
+    "loop_udp", "loop_udp.py",
+    "UDP echo server on asyncio vs uvloop vs tornado_c loop (client: uvloop)",
+    args=("--json", "{json}"), quick_args=("--duration", "1", "--rounds", "1"),
+    optional=True, pin=False, summarize=summarize_loop_udp, chart=False,
 ))
 
 register(ScriptScenario(

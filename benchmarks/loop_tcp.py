@@ -8,8 +8,10 @@ back, sends the next (ping-pong); --conns connections run at once.
 
 APIs on the server: "protocol" (asyncio.Protocol, write() in data_received)
 and "streams" (asyncio.start_server, read() / write() / await drain()).
+--tls: the same over TLS (ssl= on both ends; tornado's test certificate,
+the client does not verify it).
 
-    python benchmarks/loop_tcp.py [--duration 3] [--json out.json]
+    python benchmarks/loop_tcp.py [--tls] [--duration 3] [--json out.json]
 
 Prints a table (messages/s, MiB/s each way, ratio to uvloop) and writes the
 raw numbers as JSON to --json.
@@ -55,6 +57,22 @@ def new_loop(kind):
     raise SystemExit("unknown loop %r" % kind)
 
 
+def ssl_contexts():
+    """(server context, client context) with tornado's test certificate; the
+    client does not verify it (a benchmark, not a security test)."""
+    import ssl
+
+    import tornado.test
+
+    d = os.path.dirname(tornado.test.__file__)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(os.path.join(d, "test.crt"), os.path.join(d, "test.key"))
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    return server, client
+
+
 # ------------------------------------------------------------------ server
 
 
@@ -79,15 +97,16 @@ async def echo_stream(reader, writer):
     writer.close()
 
 
-def serve(kind, api):
+def serve(kind, api, tls=False):
     loop = new_loop(kind)
     asyncio.set_event_loop(loop)
+    ctx = ssl_contexts()[0] if tls else None
 
     async def main():
         if api == "protocol":
-            server = await loop.create_server(EchoProtocol, "127.0.0.1", 0)
+            server = await loop.create_server(EchoProtocol, "127.0.0.1", 0, ssl=ctx)
         else:
-            server = await asyncio.start_server(echo_stream, "127.0.0.1", 0)
+            server = await asyncio.start_server(echo_stream, "127.0.0.1", 0, ssl=ctx)
         port = server.sockets[0].getsockname()[1]
         sys.stdout.write("%d\n" % port)
         sys.stdout.flush()
@@ -143,16 +162,18 @@ def server_cpu(proc):
     return float(proc.stdout.readline())
 
 
-def run_client(client_kind, port, size, conns, warmup, duration, proc=None):
+def run_client(client_kind, port, size, conns, warmup, duration, proc=None, tls=False):
     loop = new_loop(client_kind)
     asyncio.set_event_loop(loop)
     stats = [0, False]
+    ctx = ssl_contexts()[1] if tls else None
 
     async def main():
         msg = b"x" * size
         trs = []
         for _ in range(conns):
-            tr, _ = await loop.create_connection(lambda: PingPong(msg, stats), "127.0.0.1", port)
+            tr, _ = await loop.create_connection(lambda: PingPong(msg, stats), "127.0.0.1", port,
+                                                 ssl=ctx)
             trs.append(tr)
         await asyncio.sleep(warmup)
         n0, t0 = stats[0], time.perf_counter()
@@ -177,13 +198,15 @@ def one(server_kind, api, size, args):
     if SRC:
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", server_kind, "--api", api]
+    if args.tls:
+        cmd.append("--tls")
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     try:
         port = int(proc.stdout.readline())
         rate = run_client(args.client_loop, port, size, args.conns, args.warmup, args.duration,
-                          proc)
+                          proc, args.tls)
     finally:
         proc.stdin.close()
         try:
@@ -205,12 +228,13 @@ def main():
     ap.add_argument("--apis", default=",".join(APIS))
     ap.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     ap.add_argument("--client-loop", default="uvloop")
+    ap.add_argument("--tls", action="store_true", help="echo over TLS")
     ap.add_argument("--rounds", type=int, default=3,
                     help="repeat the whole matrix (loops interleaved); median and best reported")
     ap.add_argument("--json", help="write results here")
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.api)
+        serve(args.serve, args.api, args.tls)
         return
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})
@@ -242,7 +266,7 @@ def main():
                                 "samples_msgs_per_s": xs, "msgs_per_s": med,
                                 "best_msgs_per_s": xs[-1], "mib_per_s": med * size / 2**20})
     print()
-    print("TCP echo, server loop under test on CPU 0, %s client on CPU 1, %d connections, "
+    print(("TLS" if args.tls else "TCP") + " echo, server loop under test on CPU 0, %s client on CPU 1, %d connections, "
           "%.1f s x %d rounds (median, best)" % (args.client_loop, args.conns, args.duration,
                                                 args.rounds))
     print("%-8s %7s  %-10s %10s %10s %9s %11s %10s %10s" % (
@@ -266,7 +290,7 @@ def main():
         meta = {"python": sys.version.split()[0], "platform": platform.platform(),
                 "duration": args.duration, "conns": args.conns,
                 "client_loop": args.client_loop, "cpus": os.cpu_count(),
-                "rounds": args.rounds, "loadavg_at_end": os.getloadavg()}
+                "rounds": args.rounds, "tls": args.tls, "loadavg_at_end": os.getloadavg()}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=2)
 

@@ -7,6 +7,8 @@
 #include "state.h"
 #include "loop/loop.h"
 #include "loop/transport.h"
+#include "loop/udp.h"
+#include "loop/tls.h"
 #include "stream/stream.h"
 #include "http/http.h"
 #include "websocket/websocket.h"
@@ -19,6 +21,8 @@ typedef struct {
     tc_state st;
     tc_loop_state loop;
     tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
+    tc_loop_udp_state loop_udp;   /* datagram transports (loop component) */
+    tc_loop_tls_state loop_tls;   /* TLS steady-state path (loop component) */
     tc_stream_state stream;
     tc_http_state http;
     tc_ws_state ws;
@@ -40,6 +44,8 @@ core_exec(PyObject *module)
     tc_state *st = &cs->st;
     st->loop = &cs->loop;
     st->loop_tcp = &cs->loop_tcp;
+    st->loop_udp = &cs->loop_udp;
+    st->loop_tls = &cs->loop_tls;
     st->stream = &cs->stream;
     st->http = &cs->http;
     st->ws = &cs->ws;
@@ -47,6 +53,7 @@ core_exec(PyObject *module)
         return -1;
     }
     if (tc_loop_exec(module, st) < 0 || tc_loop_tcp_exec(module, st) < 0 ||
+        tc_loop_udp_exec(module, st) < 0 || tc_loop_tls_exec(module, st) < 0 ||
         tc_stream_exec(module, st) < 0 ||
         tc_http_exec(module, st) < 0 || tc_ws_exec(module, st) < 0) {
         return -1;
@@ -83,6 +90,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     }
     if ((r = tc_loop_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_tcp_traverse(st, visit, arg)) != 0 ||
+        (r = tc_loop_udp_traverse(st, visit, arg)) != 0 ||
+        (r = tc_loop_tls_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
         (r = tc_http_traverse(st, visit, arg)) != 0 ||
         (r = tc_ws_traverse(st, visit, arg)) != 0) {
@@ -101,6 +110,8 @@ core_clear(PyObject *module)
     tc_ws_clear(st);
     tc_http_clear(st);
     tc_stream_clear(st);
+    tc_loop_tls_clear(st);
+    tc_loop_udp_clear(st);
     tc_loop_tcp_clear(st);
     tc_loop_clear(st);
     return 0;

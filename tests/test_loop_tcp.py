@@ -765,22 +765,6 @@ def test_connect_accepted_socket(loop):
     run(loop, main())
 
 
-def test_ssl_not_supported_on_tornado_c(loop):
-    import ssl
-
-    if loop.kind != "tornado_c":
-        pytest.skip("TLS is only missing from tornado_c")
-
-    async def main():
-        ctx = ssl.create_default_context()
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=ctx)
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=ctx)
-
-    run(loop, main())
-
-
 # -------------------------------------------------------------- unix
 
 
@@ -1337,3 +1321,100 @@ def test_debug_mode_log_messages(loop, caplog):
     assert any(m.endswith(" resumes reading") for m in msgs), msgs
     assert any(m.endswith(" received EOF") for m in msgs), msgs
 
+
+
+# --------------------------------------------------------- happy eyeballs
+
+
+def _blackhole_listener():
+    """A listener whose accept queue is full: a further connect() to it
+    neither succeeds nor fails for a while (Linux drops the SYNs)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    fillers = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(lsock.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    return lsock, fillers
+
+
+def test_happy_eyeballs(loop):
+    async def main():
+        hole, fillers = _blackhole_listener()
+        server, port, protos = await _echo_server(loop)
+        infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", hole.getsockname()),
+                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        async def getaddrinfo(host, port_, **kw):
+            return list(infos)
+
+        loop.getaddrinfo = getaddrinfo
+        t0 = loop.time()
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "example.invalid", 80,
+                                              happy_eyeballs_delay=0.2)
+        dt = loop.time() - t0
+        assert tr.get_extra_info("peername") == ("127.0.0.1", port)
+        tr.write(b"he")
+        await cl.wait_bytes(2)
+        tr.close()
+        await cl.lost
+        # without happy eyeballs the first address is waited for
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(loop.create_connection(
+                asyncio.Protocol, "example.invalid", 80), 0.5)
+        # every address failing: the errors are combined as without it
+        infos[:] = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 1)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 1))]
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(asyncio.Protocol, "example.invalid", 80,
+                                         happy_eyeballs_delay=0.05, interleave=2)
+        del loop.getaddrinfo
+        server.close()
+        await server.wait_closed()
+        hole.close()
+        for c in fillers:
+            c.close()
+        return dt
+
+    dt = run(loop, main())
+    assert 0.15 <= dt < 2
+    assert loop.errors == []
+
+
+def test_happy_eyeballs_no_fd_leak(loop):
+    warm_up(loop)
+
+    async def main():
+        hole, fillers = _blackhole_listener()
+        server, port, protos = await _echo_server(loop)
+
+        async def getaddrinfo(host, port_, **kw):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", hole.getsockname()),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        loop.getaddrinfo = getaddrinfo
+        before = fd_count()
+        for _ in range(5):
+            tr, cl = await loop.create_connection(lambda: Recorder(loop), "example.invalid",
+                                                  80, happy_eyeballs_delay=0.01)
+            tr.close()
+            await cl.lost
+        await asyncio.sleep(0.05)
+        gc.collect()
+        after = fd_count()
+        del loop.getaddrinfo
+        server.close()
+        await server.wait_closed()
+        hole.close()
+        for c in fillers:
+            c.close()
+        return before, after
+
+    before, after = run(loop, main())
+    assert after == before

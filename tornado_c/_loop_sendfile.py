@@ -58,7 +58,9 @@ def _check_params(sock_type, file, offset, count):
         raise ValueError("offset must be a non-negative integer (got {!r})".format(offset))
 
 
-def _check_socket(sock):
+def check_nonblocking_socket(sock):
+    """The sock_* methods' check (loop.py uses it too): non-blocking, not an
+    SSLSocket."""
     if sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
     try:
@@ -159,7 +161,7 @@ class SendfileMixin:
         `offset` (`count` bytes, or to EOF); returns the number of bytes
         sent.  os.sendfile() when possible, else (if `fallback`) read and
         send."""
-        _check_socket(sock)
+        check_nonblocking_socket(sock)
         _check_params(sock.type, file, offset, count)
         try:
             return await self._sock_sendfile_native(sock, file, offset, count)

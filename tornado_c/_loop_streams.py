@@ -14,8 +14,8 @@ Sockets are created, configured and bound here exactly as asyncio does
 over the fd (the Python socket object is detach()ed when the transport or the
 server closes, so the fd is closed once, by libuv).
 
-TLS (ssl=...) is not supported by these transports yet and raises
-NotImplementedError.
+TLS (ssl=...) is the stdlib's SSLProtocol on top of these transports (see
+tornado_c._loop_ssl).
 """
 
 import asyncio
@@ -29,10 +29,12 @@ import stat
 import sys
 
 from asyncio import base_events as _base_events
+from asyncio import staggered as _staggered
 from asyncio import trsock as _trsock
 from asyncio.log import logger
 
 from tornado_c import _core
+from tornado_c import _loop_ssl
 
 _StreamTransport = _core.StreamTransport
 
@@ -59,15 +61,8 @@ def _unexpected(method, name):
 def _bind_error_text(exc):
     return (str(exc) if _PY313 else exc.strerror).lower()
 
-_SSL_UNSUPPORTED = (
-    "tornado_c's event loop has no TLS transport yet (ssl=%r was given); "
-    "run this code on the stdlib asyncio loop (TORNADO_C_DISABLE=loop)"
-)
-
-
-def _no_ssl(ssl):
-    if ssl:
-        raise NotImplementedError(_SSL_UNSUPPORTED % (ssl,))
+# start_tls() accepts these transports (asyncio's flag).
+_StreamTransport._start_tls_compatible = True
 
 
 class Server(_core.Server, asyncio.AbstractServer):
@@ -314,9 +309,10 @@ class StreamsMixin:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            server_hostname = host
         if sock is not None:
             _base_events._check_ssl_socket(sock)
-        _no_ssl(ssl)
         if happy_eyeballs_delay is not None and interleave is None:
             interleave = 1
 
@@ -338,15 +334,26 @@ class StreamsMixin:
                 laddr_infos = None
             if interleave:
                 infos = _base_events._interleave_addrinfos(infos, interleave)
-            # Happy eyeballs is not implemented: addresses are tried in turn.
             exceptions = []
             transport = None
-            for addrinfo in infos:
-                try:
-                    transport = await self._tc_connect_sock(exceptions, addrinfo, laddr_infos)
-                    break
-                except OSError:
-                    continue
+            if happy_eyeballs_delay is None:
+                for addrinfo in infos:
+                    try:
+                        transport = await self._tc_connect_sock(exceptions, addrinfo,
+                                                                laddr_infos)
+                        break
+                    except OSError:
+                        continue
+            else:
+                # happy eyeballs (RFC 8305), as asyncio: the next address is
+                # tried when the previous attempt failed or after the delay;
+                # the first connection wins, the others are cancelled (a
+                # cancelled attempt closes its transport).
+                transport, _, _ = await _staggered.staggered_race(
+                    (functools.partial(self._tc_connect_sock, exceptions, addrinfo,
+                                       laddr_infos)
+                     for addrinfo in infos),
+                    happy_eyeballs_delay, loop=self)
             if transport is None:
                 exceptions = [exc for sub in exceptions for exc in sub]
                 try:
@@ -367,6 +374,10 @@ class StreamsMixin:
             _check_stream_socket(sock)
             sock.setblocking(False)
             transport = _StreamTransport._open(self, sock, self._tc_live())
+        if ssl:
+            return await _loop_ssl.start_ssl_transport(
+                self, transport, protocol_factory, ssl, server_hostname, False,
+                ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._tc_start_transport(transport, protocol_factory)
 
     async def connect_accepted_socket(self, protocol_factory, sock, *, ssl=None,
@@ -378,9 +389,12 @@ class StreamsMixin:
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         _base_events._check_ssl_socket(sock)
-        _no_ssl(ssl)
         sock.setblocking(False)
         transport = _StreamTransport._open(self, sock, self._tc_live())
+        if ssl:
+            return await _loop_ssl.start_ssl_transport(
+                self, transport, protocol_factory, ssl, "", True,
+                ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._tc_start_transport(transport, protocol_factory)
 
     async def _tc_create_server_getaddrinfo(self, host, port, family, flags):
@@ -390,7 +404,11 @@ class StreamsMixin:
             raise OSError(f"getaddrinfo({host!r}) returned empty list")
         return infos
 
-    async def _tc_serve(self, sockets, protocol_factory, backlog, start_serving):
+    async def _tc_serve(self, sockets, protocol_factory, backlog, start_serving, ssl=None,
+                        ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        if ssl is not None:
+            protocol_factory = _loop_ssl.ServerProtocolFactory(
+                self, protocol_factory, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         for sock in sockets:
             sock.setblocking(False)
         server = Server(self, list(sockets), protocol_factory, backlog, self._tc_live())
@@ -418,7 +436,6 @@ class StreamsMixin:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         if sock is not None:
             _base_events._check_ssl_socket(sock)
-        _no_ssl(ssl)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
@@ -483,7 +500,16 @@ class StreamsMixin:
                 raise ValueError("Neither host/port nor sock were specified")
             _check_stream_socket(sock)
             sockets = [sock]
-        return await self._tc_serve(sockets, protocol_factory, backlog, start_serving)
+        return await self._tc_serve(sockets, protocol_factory, backlog, start_serving, ssl,
+                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+
+    async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                        server_hostname=None, ssl_handshake_timeout=None,
+                        ssl_shutdown_timeout=None):
+        return await _loop_ssl.start_tls(
+            self, transport, protocol, sslcontext, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def create_unix_connection(
             self, protocol_factory, path=None, *, ssl=None, sock=None,
@@ -500,7 +526,6 @@ class StreamsMixin:
                 raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
             if ssl_shutdown_timeout is not None:
                 raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        _no_ssl(ssl)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -525,6 +550,10 @@ class StreamsMixin:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             sock.setblocking(False)
         transport = _StreamTransport._open(self, sock, self._tc_live())
+        if ssl:
+            return await _loop_ssl.start_ssl_transport(
+                self, transport, protocol_factory, ssl, server_hostname, False,
+                ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._tc_start_transport(transport, protocol_factory)
 
     async def create_unix_server(
@@ -541,7 +570,6 @@ class StreamsMixin:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        _no_ssl(ssl)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -581,6 +609,7 @@ class StreamsMixin:
                     cleanup.append((bound, os.stat(bound).st_ino))
                 except FileNotFoundError:
                     pass
-        server = await self._tc_serve([sock], protocol_factory, backlog, start_serving)
+        server = await self._tc_serve([sock], protocol_factory, backlog, start_serving, ssl,
+                                      ssl_handshake_timeout, ssl_shutdown_timeout)
         server._tc_unix_cleanup = cleanup
         return server

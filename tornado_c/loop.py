@@ -30,9 +30,10 @@ from asyncio.log import logger
 
 from tornado_c import _core
 from tornado_c._loop_pipes import PipesMixin
-from tornado_c._loop_sendfile import SendfileMixin
+from tornado_c._loop_sendfile import SendfileMixin, check_nonblocking_socket
 from tornado_c._loop_streams import StreamsMixin
 from tornado_c._loop_subprocess import SubprocessMixin
+from tornado_c._loop_udp import DatagramMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
@@ -102,17 +103,6 @@ _core.TimerHandle.__gt__ = _timer_cmp(lambda a, b: a > b)
 _core.TimerHandle.__ge__ = _timer_cmp(lambda a, b: a >= b)
 
 
-def _check_nonblocking_socket(sock):
-    if sock.gettimeout() != 0:
-        raise ValueError("the socket must be non-blocking")
-    try:
-        import ssl
-    except ImportError:  # pragma: no cover
-        return
-    if isinstance(sock, ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
-
-
 def _is_ip_literal(host):
     if not isinstance(host, (str, bytes)):
         return False
@@ -133,7 +123,7 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
+class EventLoop(StreamsMixin, DatagramMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
                 asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
@@ -488,16 +478,30 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
     async def _sock_wait(self, sock, writer, func, *args):
         fut = self.create_future()
         fd = sock.fileno()
+        # Done callbacks run later: when a cancelled wait's callback runs, a
+        # new wait on the same fd may have replaced its reader/writer, which
+        # must stay (asyncio checks the handle it registered).
+        owners = self.__dict__.setdefault("_tc_sock_waits", {})
+        key = (fd, writer)
+
+        def done(f):
+            if owners.get(key) is f:
+                del owners[key]
+                if writer:
+                    self.remove_writer(fd)
+                else:
+                    self.remove_reader(fd)
+
         if writer:
             self.add_writer(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_writer(fd))
         else:
             self.add_reader(fd, self._sock_io, fut, func, *args)
-            fut.add_done_callback(lambda f: self.remove_reader(fd))
+        owners[key] = fut
+        fut.add_done_callback(done)
         return await fut
 
     async def sock_recv(self, sock, n):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv(n)
         except (BlockingIOError, InterruptedError):
@@ -505,7 +509,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recv, n)
 
     async def sock_recv_into(self, sock, buf):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
@@ -513,32 +517,33 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return await self._sock_wait(sock, False, sock.recv_into, buf)
 
     async def sock_recvfrom(self, sock, bufsize):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom, bufsize)
+        # the method is looked up at each try, as asyncio does
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         nbytes = nbytes or len(buf)
         try:
             return sock.recvfrom_into(buf, nbytes)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_wait(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendto(self, sock, data, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._sock_wait(sock, True, sock.sendto, data, address)
+        return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         view = memoryview(data).cast("B")
         total = len(view)
         sent = 0
@@ -555,7 +560,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         return None
 
     async def sock_connect(self, sock, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_ip_literal(address[0]):
             infos = await self.getaddrinfo(*address[:2], family=sock.family,
                                            type=sock.type, proto=sock.proto)
@@ -576,7 +581,7 @@ class EventLoop(StreamsMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.
         await self._sock_wait(sock, True, check)
 
     async def sock_accept(self, sock):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
 
         def accept():
             conn, addr = sock.accept()

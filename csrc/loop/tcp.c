@@ -1341,6 +1341,17 @@ tr_abort(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+tr_force_close(tc_transport *tr, PyObject *exc)
+{
+    /* asyncio's _SelectorTransport._force_close(exc): drop the write buffer
+     * and schedule connection_lost(exc).  The stdlib's SSLProtocol calls it
+     * to abort the connection underneath TLS (handshake failure or timeout,
+     * shutdown timeout). */
+    force_close(tr, exc == Py_None ? NULL : exc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 tr_is_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 {
     return PyBool_FromLong(tr->closing);
@@ -1713,6 +1724,8 @@ static PyMethodDef tr_methods[] = {
     {"can_write_eof", (PyCFunction)tr_can_write_eof, METH_NOARGS, NULL},
     {"close", (PyCFunction)tr_close, METH_NOARGS, NULL},
     {"abort", (PyCFunction)tr_abort, METH_NOARGS, NULL},
+    {"_force_close", (PyCFunction)tr_force_close, METH_O,
+     "_force_close(exc): abort, connection_lost(exc) (asyncio's, used by SSLProtocol)."},
     {"is_closing", (PyCFunction)tr_is_closing, METH_NOARGS, NULL},
     {"pause_reading", (PyCFunction)tr_pause_reading, METH_NOARGS, NULL},
     {"resume_reading", (PyCFunction)tr_resume_reading, METH_NOARGS, NULL},

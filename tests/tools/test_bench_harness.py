@@ -469,6 +469,22 @@ def test_summarize_loop_scripts():
     assert "| protocol 1024 B msg/s | msg/s | 20,000 | 40,000 | 50,000 | 1.25x (tornado_c / uvloop) |" in md
 
 
+def test_summarize_tls_and_udp_echo():
+    tls = dict(LOOP_TCP_JSON, meta={"python": "3.11.7", "tls": True})
+    assert [c["label"] for c in H.summarize_loop_tcp(tls)] == [
+        "TLS protocol 1024 B msg/s", "TLS protocol 1024 B server CPU-µs/msg"]
+    udp = {"meta": {}, "results": [
+        {"size": 64, "server_loop": loop, "msgs_per_s": rate, "server_cpu_us_per_msg": cpu}
+        for loop, rate, cpu in (("asyncio", 3000.0, 60.0), ("uvloop", 8000.0, 15.0),
+                                ("tornado_c", 10000.0, 12.0))]}
+    comps = H.summarize_loop_udp(udp)
+    assert [c["label"] for c in comps] == ["udp 64 B msg/s", "udp 64 B server CPU-µs/msg"]
+    assert comps[0]["ratio"] == pytest.approx(1.25)
+    assert comps[1]["ratio"] == pytest.approx(1.25)
+    assert H.REGISTRY["loop_tls"].args[:1] == ("--tls",)
+    assert H.REGISTRY["loop_udp"].summarize is H.summarize_loop_udp
+
+
 def test_loop_scripts_registered_with_their_interface():
     for name in ("loop_micro", "loop_tcp"):
         sc = H.REGISTRY[name]
