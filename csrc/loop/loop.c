@@ -24,8 +24,13 @@
  *   handle.c     Handle and TimerHandle
  *   uvio.c       the libuv stream core the transports and the stream
  *                component share (uvio.h)
- *   tcp.c        StreamTransport, the asyncio transport on TCP and Unix
+ *
+ * and the transports, each with its private header:
+ *
+ *   transport.c  StreamTransport, the asyncio transport on TCP and Unix
  *                sockets, and server.c, its Server (transport.h)
+ *   tls.c        the steady state of the stdlib's SSLProtocol (tls.h)
+ *   udp.c        DatagramTransport, UDP and Unix datagram sockets (udp.h)
  */
 #include "internal.h"
 

@@ -153,7 +153,7 @@ report_current(tc_udp *tr, const char *message)
 static int
 loop_debug(tc_udp *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp->s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_transport->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -174,7 +174,7 @@ debug_log(tc_udp *tr, const char *fmt)
 {
     PyObject *et, *ev, *etb, *r;
     PyErr_Fetch(&et, &ev, &etb);
-    r = PyObject_CallMethod(tr->st->loop_tcp->logger, "debug", "sO", fmt, (PyObject *)tr);
+    r = PyObject_CallMethod(tr->st->loop_transport->logger, "debug", "sO", fmt, (PyObject *)tr);
     if (r == NULL) {
         tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
     }
@@ -194,7 +194,7 @@ fatal_error(tc_udp *tr, PyObject *exc, const char *message)
     }
     else if (loop_debug(tr)) {
         /* logger.debug("%r: %s", transport, message, exc_info=exc) */
-        PyObject *meth = PyObject_GetAttrString(tr->st->loop_tcp->logger, "debug");
+        PyObject *meth = PyObject_GetAttrString(tr->st->loop_transport->logger, "debug");
         PyObject *args = meth ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)tr, message) : NULL;
         PyObject *kw = args ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
         PyObject *r = kw ? PyObject_Call(meth, args, kw) : NULL;
@@ -369,7 +369,7 @@ maybe_pause_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 1;
-    call_protocol_flow(tr, tr->st->loop_tcp->s_pause_writing, "protocol.pause_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_pause_writing, "protocol.pause_writing() failed");
 }
 
 static void
@@ -379,7 +379,7 @@ maybe_resume_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 0;
-    call_protocol_flow(tr, tr->st->loop_tcp->s_resume_writing, "protocol.resume_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_resume_writing, "protocol.resume_writing() failed");
 }
 
 /* -------------------------------------------------------------- lifecycle */
@@ -409,7 +409,7 @@ call_connection_lost(tc_udp *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL && tr->started) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp->s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_transport->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -735,7 +735,7 @@ udp_sendto(tc_udp *tr, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 lost:
     PyBuffer_Release(&view);
     if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_tcp->logger, tr->st->loop_tcp->s_warning,
+        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_transport->logger, tr->st->loop_transport->s_warning,
                                                 tr->st->loop_udp->s_socket_send_warning);
         if (r == NULL) {
             return NULL;
@@ -1020,7 +1020,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "extra must be a dict");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     o = PyObject_GetAttrString(sock, "family");
@@ -1373,7 +1373,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL || tr->lost_called) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised, unless the transport was closed. */
     if (!tr->closing) {

@@ -1,6 +1,6 @@
 /* loop component contract, part 2: the libuv stream plumbing shared by every
  * object that owns a connected uv stream -- the asyncio transports
- * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
+ * (loop/transport.c), the listeners of their servers (loop/server.c) and the C
  * IOStream (stream/stream.c).  Included by loop.h (other components include
  * only loop.h); implemented in loop/uvio.c.
  *

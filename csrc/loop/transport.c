@@ -1,4 +1,10 @@
-/* Stream transports (asyncio.Transport) on uv_tcp_t and uv_pipe_t.
+/* loop component: the stream transport, one asyncio.Transport on a connected
+ * uv stream -- a uv_tcp_t for TCP, a uv_pipe_t for Unix sockets -- whatever
+ * made it: create_connection / create_unix_connection (_open + _connect),
+ * connect_accepted_socket and the servers of server.c (accept).  Its Python
+ * type is tornado_c._core.StreamTransport (transport.h is its private header,
+ * shared with server.c); TLS runs on top of it (tls.c, the stdlib's
+ * SSLProtocol).
  *
  * Behaviour follows asyncio's _SelectorSocketTransport (Python 3.11) call for
  * call: connection_made is scheduled with call_soon, reading starts after it,
@@ -45,7 +51,7 @@ struct tc_transport {
      * base declares __slots__ = ('_extra',): that slot lives here.  Unused
      * by us; checked against asyncio's layout at import. */
     PyObject *base_extra_slot;
-    tc_loop_tcp_state *ts;      /* borrowed: the transports' part of the module
+    tc_loop_transport_state *ts;      /* borrowed: the transports' part of the module
                                  * state (the type holds the module) */
     tc_loop *loop;              /* strong */
     tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
@@ -204,7 +210,7 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 
 static tc_transport *
-tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
+tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
     PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
@@ -238,20 +244,20 @@ tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
 }
 
 tc_transport *
-tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts, tc_loop *loop, int kind,
+tc_loop_transport_for_accept(tc_loop_transport_state *ts, tc_loop *loop, int kind,
                                  PyObject *live)
 {
     return tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
-tc_loop_tcp_transport_stream(tc_transport *tr)
+tc_loop_transport_stream(tc_transport *tr)
 {
     return &tr->io.h.stream;
 }
 
 void
-tc_loop_tcp_transport_dispose(tc_transport *tr)
+tc_loop_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
@@ -301,7 +307,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     server = tr->server;
     tr->server = NULL;
     if (server != NULL) {
-        tc_loop_tcp_server_detach(server);
+        tc_loop_server_detach(server);
         Py_DECREF(server);
     }
     if (rc < 0) {
@@ -1004,7 +1010,7 @@ parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
 /* ------------------------------------------------------------ Python API */
 
 int
-tc_loop_tcp_check_open(PyObject *loop)
+tc_loop_transport_check_open(PyObject *loop)
 {
     PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
     int closed;
@@ -1048,7 +1054,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     fam_o = PyObject_GetAttrString(sock, "family");
@@ -1064,7 +1070,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (fd < 0) {
         return NULL;
     }
-    tr = tr_alloc(st->loop_tcp, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tr_alloc(st->loop_transport, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -1182,7 +1188,7 @@ sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 }
 
 int
-tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
+tc_loop_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
                             PyObject *waiter)
 {
     int rc;
@@ -1212,7 +1218,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     if (server != NULL && server != Py_None) {
         Py_INCREF(server);
         tr->server = server;
-        tc_loop_tcp_server_attach(server);
+        tc_loop_server_attach(server);
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
@@ -1244,7 +1250,7 @@ tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    if (tc_loop_tcp_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
+    if (tc_loop_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
                                     nargs > 1 ? args[1] : NULL) < 0) {
         return NULL;
     }
@@ -1259,7 +1265,7 @@ tr_dispose(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "transport already started; use close()");
         return NULL;
     }
-    tc_loop_tcp_transport_dispose(tr);
+    tc_loop_transport_dispose(tr);
     Py_RETURN_NONE;
 }
 
@@ -1518,7 +1524,7 @@ static PyObject *
 tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_tcp_state *ts = tr->ts;
+    tc_loop_transport_state *ts = tr->ts;
     int is_peer;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
@@ -1612,7 +1618,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_transport *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
         return NULL;
     }
@@ -1620,7 +1626,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised (the exception goes to the handler via the
      * Handle that called us). */
@@ -1637,7 +1643,7 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
@@ -1771,7 +1777,7 @@ static PyType_Spec tr_spec = {
     .slots = tr_slots,
 };
 
-static PyMethodDef tcp_functions[] = {
+static PyMethodDef transport_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
@@ -1785,9 +1791,9 @@ static PyMethodDef tcp_functions[] = {
     } while (0)
 
 int
-tc_loop_tcp_exec(PyObject *module, tc_state *st)
+tc_loop_transport_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     {
         PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
@@ -1809,7 +1815,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
             return -1;
         }
     }
-    if (PyModule_AddFunctions(module, tcp_functions) < 0) {
+    if (PyModule_AddFunctions(module, transport_functions) < 0) {
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
@@ -1846,9 +1852,9 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
 }
 
 int
-tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
+tc_loop_transport_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_VISIT(ts->Transport_type);
     Py_VISIT(ts->Server_type);
     Py_VISIT(ts->TransportSocket);
@@ -1861,9 +1867,9 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
 }
 
 void
-tc_loop_tcp_clear(tc_state *st)
+tc_loop_transport_clear(tc_state *st)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_CLEAR(ts->Transport_type);
     Py_CLEAR(ts->Server_type);
     Py_CLEAR(ts->TransportSocket);
