@@ -35,9 +35,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -959,54 +956,6 @@ connect_cb(uv_connect_t *req, int status)
     Py_DECREF(waiter);
 }
 
-/* Fill `ss` from a Python address tuple of `family`. */
-static int
-parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
-{
-    const char *host;
-    int port;
-    unsigned int flowinfo = 0, scope_id = 0;
-    int rc;
-    memset(ss, 0, sizeof(*ss));
-    if (!PyTuple_Check(address)) {
-        PyErr_Format(PyExc_TypeError, "address must be a tuple, not %.200s",
-                     Py_TYPE(address)->tp_name);
-        return -1;
-    }
-    if (family == AF_INET) {
-        if (!PyArg_ParseTuple(address, "si;AF_INET address must be (host, port)", &host, &port)) {
-            return -1;
-        }
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
-    }
-    else if (family == AF_INET6) {
-        if (!PyArg_ParseTuple(address, "si|II;AF_INET6 address must be (host, port[, flowinfo[, scope_id]])",
-                              &host, &port, &flowinfo, &scope_id)) {
-            return -1;
-        }
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-        if (rc == 0) {
-            ((struct sockaddr_in6 *)ss)->sin6_flowinfo = htonl(flowinfo);
-            if (scope_id) {
-                ((struct sockaddr_in6 *)ss)->sin6_scope_id = scope_id;
-            }
-        }
-    }
-    else {
-        PyErr_Format(PyExc_ValueError, "unsupported address family %d", family);
-        return -1;
-    }
-    if (port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535.");
-        return -1;
-    }
-    if (rc < 0) {
-        PyErr_Format(PyExc_ValueError, "not a numeric address: %R", address);
-        return -1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ Python API */
 
 int
@@ -1109,7 +1058,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
         return NULL;
     }
-    if (parse_inet_address(family, args[1], &ss) < 0) {
+    if (tc_uvio_parse_inet_address(family, args[1], &ss) < 0) {
         return NULL;
     }
     fut = tc_loop_create_future(tr->loop);
@@ -1144,46 +1093,6 @@ snapshot_addresses(tc_transport *tr)
     tr->peer_len = sizeof(tr->peer_addr);
     if (getpeername(fd, (struct sockaddr *)&tr->peer_addr, &tr->peer_len) < 0) {
         tr->peer_len = 0;
-    }
-}
-
-/* The Python form of a socket address (as socket.getpeername() gives). */
-static PyObject *
-sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(siIk)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned long)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
-        Py_RETURN_NONE;
     }
 }
 
@@ -1565,8 +1474,8 @@ tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         }
         return Py_NewRef(dflt);
     }
-    v = is_peer ? sockaddr_to_py(&tr->peer_addr, tr->peer_len)
-                : sockaddr_to_py(&tr->sock_addr, tr->sock_len);
+    v = is_peer ? tc_uvio_sockaddr_to_py(&tr->peer_addr, tr->peer_len)
+                : tc_uvio_sockaddr_to_py(&tr->sock_addr, tr->sock_len);
     if (v == Py_None) {
         Py_DECREF(v);
         return Py_NewRef(dflt);

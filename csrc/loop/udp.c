@@ -45,7 +45,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
@@ -1421,48 +1420,18 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---------------------------------------------------------- addresses */
 
 /* The Python form of a socket address, as the socket module gives it
- * (recvfrom, getsockname).  New reference or NULL with an exception. */
+ * (recvfrom, getsockname): tc_uvio_sockaddr_to_py (loop/uvio.h), and for a
+ * family it does not know (family, raw address bytes), as the socket
+ * module's fallback.  New reference or NULL with an exception. */
 static PyObject *
 udp_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 {
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned int)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > sizeof(a->sun_path)) {
-            n = sizeof(a->sun_path);
-        }
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
+    if (len > 0 && ss->ss_family != AF_INET && ss->ss_family != AF_INET6 &&
+        ss->ss_family != AF_UNIX) {
         return Py_BuildValue("(iy#)", (int)ss->ss_family, ((const struct sockaddr *)ss)->sa_data,
                              (Py_ssize_t)sizeof(((const struct sockaddr *)ss)->sa_data));
     }
+    return tc_uvio_sockaddr_to_py(ss, len);
 }
 
 /* ------------------------------------------------------------------- type */
