@@ -242,7 +242,7 @@ tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
 
 tc_transport *
 tc_loop_transport_for_accept(tc_loop_transport_state *ts, tc_loop *loop, int kind,
-                                 PyObject *live)
+                             PyObject *live)
 {
     return tr_alloc(ts, loop, kind, live);
 }
@@ -1098,7 +1098,7 @@ snapshot_addresses(tc_transport *tr)
 
 int
 tc_loop_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
-                            PyObject *waiter)
+                        PyObject *waiter)
 {
     int rc;
     if (tr->started || !tr->io.open || tr->io.closing) {
@@ -1160,7 +1160,7 @@ tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (tc_loop_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
-                                    nargs > 1 ? args[1] : NULL) < 0) {
+                                nargs > 1 ? args[1] : NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;

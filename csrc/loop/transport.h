@@ -24,8 +24,8 @@
 #ifndef TC_LOOP_TRANSPORT_H
 #define TC_LOOP_TRANSPORT_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "common.h"
+
 #include <uv.h>
 
 struct tc_state;
@@ -54,26 +54,26 @@ typedef struct tc_server tc_server;
 
 /* 0 if `loop` is not closed, else -1 with RuntimeError('Event loop is
  * closed') (or the error of loop.is_closed()). */
-int tc_loop_transport_check_open(PyObject *loop);
+TC_INTERNAL int tc_loop_transport_check_open(PyObject *loop);
 
 /* Create a transport for a handle the server is about to accept into.
  * Returns a new reference; the transport's handle is initialised on `loop` and
  * the transport holds its self-reference.  kind: TC_UVIO_TCP or TC_UVIO_PIPE. */
-tc_transport *tc_loop_transport_for_accept(tc_loop_transport_state *ts,
-                                               struct tc_loop *loop, int kind,
-                                               PyObject *live);
-uv_stream_t *tc_loop_transport_stream(tc_transport *tr);
+TC_INTERNAL tc_transport *tc_loop_transport_for_accept(tc_loop_transport_state *ts,
+                                                       struct tc_loop *loop, int kind,
+                                                       PyObject *live);
+TC_INTERNAL uv_stream_t *tc_loop_transport_stream(tc_transport *tr);
 /* Start an accepted transport: protocol, server (borrowed, may be NULL).
  * Schedules connection_made.  0 or -1 with an exception set (then the caller
  * must dispose the transport with tc_loop_transport_dispose). */
-int tc_loop_transport_start(tc_transport *tr, PyObject *protocol,
-                                PyObject *server, PyObject *waiter);
+TC_INTERNAL int tc_loop_transport_start(tc_transport *tr, PyObject *protocol,
+                                        PyObject *server, PyObject *waiter);
 /* Close the handle of a transport that never started (no protocol calls). */
-void tc_loop_transport_dispose(tc_transport *tr);
+TC_INTERNAL void tc_loop_transport_dispose(tc_transport *tr);
 
 /* Called by a transport when its connection_lost ran (server bookkeeping). */
-void tc_loop_server_detach(PyObject *server);
-void tc_loop_server_attach(PyObject *server);
+TC_INTERNAL void tc_loop_server_detach(PyObject *server);
+TC_INTERNAL void tc_loop_server_attach(PyObject *server);
 
 int tc_loop_transport_exec(PyObject *module, struct tc_state *st);
 int tc_loop_transport_traverse(struct tc_state *st, visitproc visit, void *arg);
