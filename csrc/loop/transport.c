@@ -1347,15 +1347,16 @@ tr_set_protocol(tc_transport *tr, PyObject *protocol)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+int
+tc_loop_transport_parse_limits(PyObject *args, PyObject *kwds, Py_ssize_t *high_out,
+                               Py_ssize_t *low_out)
 {
     static char *kwlist[] = {"high", "low", NULL};
     PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
                                      &high_o, &low_o)) {
-        return NULL;
+        return -1;
     }
     if (high_o == Py_None) {
         if (low_o == Py_None) {
@@ -1364,7 +1365,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
         else {
             low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
             if (low == -1 && PyErr_Occurred()) {
-                return NULL;
+                return -1;
             }
             high = 4 * low;
         }
@@ -1372,7 +1373,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
         if (high == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (low_o == Py_None) {
@@ -1384,11 +1385,23 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
         if (low == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (!(high >= low && low >= 0)) {
         PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+        return -1;
+    }
+    *high_out = high;
+    *low_out = low;
+    return 0;
+}
+
+static PyObject *
+tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t high, low;
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;

@@ -71,6 +71,13 @@ TC_INTERNAL int tc_loop_transport_start(tc_transport *tr, PyObject *protocol,
 /* Close the handle of a transport that never started (no protocol calls). */
 TC_INTERNAL void tc_loop_transport_dispose(tc_transport *tr);
 
+/* The arguments of set_write_buffer_limits(high=None, low=None), with
+ * asyncio's _FlowControlMixin rules: high defaults to 64 KiB (or 4 * low),
+ * low to high // 4; ValueError unless high >= low >= 0.  0, or -1 with an
+ * exception set.  Shared by the stream and datagram transports (udp.c). */
+TC_INTERNAL int tc_loop_transport_parse_limits(PyObject *args, PyObject *kwds,
+                                               Py_ssize_t *high, Py_ssize_t *low);
+
 /* Called by a transport when its connection_lost ran (server bookkeeping). */
 TC_INTERNAL void tc_loop_server_detach(PyObject *server);
 TC_INTERNAL void tc_loop_server_attach(PyObject *server);

@@ -1256,45 +1256,8 @@ static PyObject *
 udp_set_write_buffer_limits(tc_udp *tr, PyObject *args, PyObject *kwds)
 {
     /* asyncio's _FlowControlMixin._set_write_buffer_limits */
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
-                                     &high_o, &low_o)) {
-        return NULL;
-    }
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = 64 * 1024;
-        }
-        else {
-            low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-            if (low == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
-        if (high == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-        if (high < 0 && high % 4) {
-            low -= 1; /* Python's floor division */
-        }
-    }
-    else {
-        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-        if (low == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;
