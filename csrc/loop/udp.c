@@ -227,7 +227,7 @@ poll_close_cb(uv_handle_t *handle)
 {
     tc_udp *tr = (tc_udp *)handle->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_HANDLE_CLOSED(tr->st);
+    TC_LOOP_HANDLE_CLOSED(tr->loop);
     tr->poll_open = 0;
     Py_DECREF(tr); /* the self-reference taken in _open */
 }
@@ -1063,7 +1063,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     }
     tr->poll.data = tr;
     tr->poll_open = 1;
-    TC_LOOP_HANDLE_OPENED(st);
+    TC_LOOP_HANDLE_OPENED(tr->loop);
     Py_INCREF(tr); /* self-reference, dropped in poll_close_cb */
     tr->sock = Py_NewRef(sock);
     if (address != Py_None) {
