@@ -178,10 +178,17 @@ def run_fresh(body):
 def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
     run_fresh("""
         before = tornado_modules()
-        assert tornado_c.install() == {"loop", "http", "websocket"}
+        assert tornado_c.install() == {"loop", "http", "web", "websocket"}
         assert tornado_modules() == before, tornado_modules() - before
         assert "tornado.websocket" not in sys.modules
+        assert "tornado_c.httputil" not in sys.modules
         assert hooked() == 1
+        assert not _core._web_headers_active()
+
+        import tornado.httputil
+        import tornado_c.httputil as chu
+        assert tornado.httputil.HTTPHeaders is chu.HTTPHeaders
+        assert _core._web_headers_active()
 
         import tornado.websocket
         import tornado.util
@@ -215,6 +222,8 @@ def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
         assert tornado.httpserver.HTTPServer.configured_class() is tornado.httpserver.HTTPServer
         assert tornado.tcpclient.IOStream is tornado.iostream.IOStream
         assert tornado.tcpserver.IOStream is tornado.iostream.IOStream
+        assert tornado.httputil.HTTPHeaders is chu._UpstreamHTTPHeaders
+        assert not _core._web_headers_active()
         print("ok")
     """)
 
@@ -230,7 +239,7 @@ def test_modules_imported_while_off_stay_upstream():
         assert hooked() == 1  # websocket still watches tornado.websocket's reloads
         assert tornado.websocket._websocket_mask is _core.websocket_mask
         assert tornado.tcpclient.IOStream is tornado.iostream.IOStream
-        tornado_c.install(http=False, websocket=False)
+        tornado_c.install(http=False, web=False, websocket=False)
         assert hooked() == 0  # loop patches no module
         assert tornado.websocket._websocket_mask is not _core.websocket_mask
         print("ok")

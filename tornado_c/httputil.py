@@ -24,6 +24,7 @@ The class reports itself as ``tornado.httputil.HTTPHeaders`` (its
 
 import abc as _abc
 import collections.abc as _cabc
+import copy as _copy
 
 import tornado.httputil as _hu
 
@@ -53,6 +54,16 @@ class HTTPHeaders(_core.HTTPHeaders, _cabc.MutableMapping, metaclass=_HeadersMet
     # deliberately no __slots__: instances take attributes as upstream's do
     __doc__ = _UpstreamHTTPHeaders.__doc__
     _tornado_c_upstream = _UpstreamHTTPHeaders
+
+    def __deepcopy__(self, memo):
+        # what copy.deepcopy does with upstream's pickle state, keeping the
+        # class: __reduce_ex__ names the class tornado.httputil.HTTPHeaders
+        # is bound to (for pickles), which may be upstream's
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        new.__setstate__(_copy.deepcopy(self.__reduce_ex__(4)[2], memo))
+        return new
 
 
 HTTPHeaders.__module__ = "tornado.httputil"

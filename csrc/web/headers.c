@@ -564,6 +564,32 @@ ws_of_type(PyTypeObject *t)
     return NULL;
 }
 
+static int ensure_setup(tc_web_state *ws);
+
+/* Every entry point starts here (NEED_WS): the instance's pointer to the
+ * state, found from its type the first time -- an instance made by
+ * object.__new__ (protocol 0 and 1 pickles load that way) has none yet.
+ * NULL with an exception set if tornado_c.httputil cannot be set up. */
+static tc_web_state *
+hd_ws(hdrs *h)
+{
+    if (h->ws == NULL || h->ws->Headers == NULL) {
+        tc_web_state *ws = ws_of_type(Py_TYPE(h));
+        if (ws == NULL || ensure_setup(ws) < 0) {
+            return NULL;
+        }
+        h->ws = ws;
+    }
+    return h->ws;
+}
+
+#define NEED_WS(h, err)          \
+    do {                         \
+        if (hd_ws(h) == NULL) {  \
+            return err;          \
+        }                        \
+    } while (0)
+
 /* Binds a vectorcall's arguments: names[0..npos) by position or keyword,
  * names[npos..n) by keyword only; out[i] borrowed or NULL when not given.
  * 0, or -1 when the call does not fit them (no exception set: the caller
@@ -869,7 +895,8 @@ parse_line_range(hdrs *h, PyObject *line, Py_ssize_t b, Py_ssize_t e, PyObject *
     }
     PyObject *name = PyUnicode_Substring(line, b, colon);
     PyObject *value = name ? PyUnicode_Substring(line, vb, ve) : NULL;
-    int r = value ? dispatch_add(h, name, value, flag) : -1;
+    /* upstream's parse_line passes _chars_are_bytes on (True by default) */
+    int r = value ? dispatch_add(h, name, value, flag ? flag : Py_True) : -1;
     Py_XDECREF(name);
     Py_XDECREF(value);
     return r;
@@ -916,21 +943,6 @@ ensure_setup(tc_web_state *ws)
     return 0;
 }
 
-static PyObject *
-hd_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
-{
-    tc_web_state *ws = ws_of_type(type);
-    if (ws == NULL || ensure_setup(ws) < 0) {
-        return NULL;
-    }
-    if (type == ws->HeadersType) {
-        PyErr_SetString(PyExc_TypeError, "cannot create '_core.HTTPHeaders' instances: "
-                                         "use tornado_c.httputil.HTTPHeaders");
-        return NULL;
-    }
-    return (PyObject *)headers_alloc(ws, type);
-}
-
 /* 1 if `o` is an HTTPHeaders of either implementation: upstream's
  * isinstance(o, HTTPHeaders) with the module's name, which is ours or
  * upstream's and accepts both. */
@@ -952,7 +964,7 @@ copy_pairs(hdrs *h, PyObject *src)
 {
     PyObject *it = NULL, *item = NULL, *k = NULL, *v = NULL;
     Py_ssize_t ei = 0, vi = 0;
-    int src_c = PyObject_TypeCheck(src, h->ws->HeadersType) && EXACT((hdrs *)src);
+    int src_c = (PyObject *)Py_TYPE(src) == h->ws->Headers;
     int r = -1;
     if (!src_c) {
         PyObject *ga = PyObject_CallMethodNoArgs(src, h->ws->s_get_all);
@@ -1026,8 +1038,14 @@ update_from_dict(hdrs *h, PyObject *d)
 static int
 hd_init(hdrs *self, PyObject *args, PyObject *kwds)
 {
+    NEED_WS(self, -1);
     tc_web_state *ws = self->ws;
     Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (Py_TYPE(self) == ws->HeadersType) {
+        PyErr_SetString(PyExc_TypeError, "cannot create '_core.HTTPHeaders' instances: "
+                                         "use tornado_c.httputil.HTTPHeaders");
+        return -1;
+    }
     Py_ssize_t nkw = kwds ? PyDict_GET_SIZE(kwds) : 0;
     clear_storage(self);
     if (nargs == 1 && nkw == 0) {
@@ -1098,6 +1116,7 @@ hd_len(hdrs *self)
 static PyObject *
 hd_getitem(hdrs *self, PyObject *key)
 {
+    NEED_WS(self, NULL);
     PyObject *norm = normalize(self->ws, key), *r = NULL;
     Py_ssize_t slot, ix;
     if (norm == NULL) {
@@ -1118,6 +1137,7 @@ hd_getitem(hdrs *self, PyObject *key)
 static int
 hd_setitem(hdrs *self, PyObject *key, PyObject *value)
 {
+    NEED_WS(self, -1);
     PyObject *norm = normalize(self->ws, key);
     int r = -1;
     Py_ssize_t slot, ix;
@@ -1144,6 +1164,7 @@ hd_setitem(hdrs *self, PyObject *key, PyObject *value)
 static int
 hd_contains(hdrs *self, PyObject *key)
 {
+    NEED_WS(self, -1);
     Py_ssize_t slot;
     if (!PyUnicode_Check(key)) {
         return 0;
@@ -1161,6 +1182,7 @@ hd_contains(hdrs *self, PyObject *key)
 static PyObject *
 hd_iter(hdrs *self)
 {
+    NEED_WS(self, NULL);
     keyiter *it = PyObject_GC_New(keyiter, self->ws->KeyIterType);
     if (it == NULL) {
         return NULL;
@@ -1177,6 +1199,7 @@ hd_iter(hdrs *self)
 static PyObject *
 hd_add(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     static const char *const names[] = {"name", "value", "_chars_are_bytes"};
     PyObject *a[3];
     int cab = 1;
@@ -1195,6 +1218,7 @@ hd_add(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 static PyObject *
 hd_get_list(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     static const char *const names[] = {"name"};
     PyObject *a[1];
     Py_ssize_t slot, ix;
@@ -1220,6 +1244,7 @@ hd_get_list(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
 static PyObject *
 hd_get_all(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     if (nargs != 0 || kwnames != NULL) {
         return upstream_call(self->ws, "get_all", (PyObject *)self, args, nargs, kwnames);
     }
@@ -1239,6 +1264,7 @@ hd_get_all(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 static PyObject *
 hd_get(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     static const char *const names[] = {"key", "default"};
     PyObject *a[2];
     Py_ssize_t slot, ix;
@@ -1271,6 +1297,7 @@ hd_get(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 static PyObject *
 hd_parse_line(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     static const char *const names[] = {"line", "_chars_are_bytes"};
     PyObject *a[2];
     int cab = 1;
@@ -1345,6 +1372,7 @@ hd_parse(PyObject *cls, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
 static PyObject *
 hd_copy(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     if (nargs != 0 || kwnames != NULL) {
         return upstream_call(self->ws, "copy", (PyObject *)self, args, nargs, kwnames);
     }
@@ -1359,6 +1387,7 @@ hd_copy(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 static PyObject *
 hd_str(hdrs *self)
 {
+    NEED_WS(self, NULL);
     tc_web_state *ws = self->ws;
     PyObject *parts = PyList_New(0), *it = NULL, *k = NULL, *v = NULL, *r = NULL;
     Py_ssize_t ei = 0, vi = 0;
@@ -1421,6 +1450,7 @@ done:
 static PyObject *
 hd_unicode(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    NEED_WS(self, NULL);
     if (nargs != 0 || kwnames != NULL) {
         return upstream_call(self->ws, "__unicode__", (PyObject *)self, args, nargs, kwnames);
     }
@@ -1438,6 +1468,7 @@ hd_unicode(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 static PyObject *
 hd_reduce_ex(hdrs *self, PyObject *Py_UNUSED(protocol))
 {
+    NEED_WS(self, NULL);
     tc_web_state *ws = self->ws;
     PyObject *cls = Py_NewRef((PyObject *)Py_TYPE(self));
     PyObject *state = NULL, *as_list = NULL, *cache = NULL, *r = NULL, *d;
@@ -1512,6 +1543,7 @@ done:
 static PyObject *
 hd_setstate(hdrs *self, PyObject *state)
 {
+    NEED_WS(self, NULL);
     tc_web_state *ws = self->ws;
     PyObject *items = NULL, *as_list = NULL, *cache = NULL;
     if (!PyDict_Check(state)) {
@@ -1606,7 +1638,6 @@ static PyMethodDef hd_methods[] = {
 
 static PyType_Slot hd_slots[] = {
     {Py_tp_doc, "C base of tornado_c.httputil.HTTPHeaders (not instantiable itself)."},
-    {Py_tp_new, hd_new},
     {Py_tp_init, hd_init},
     {Py_tp_dealloc, hd_dealloc},
     {Py_tp_traverse, hd_traverse},
