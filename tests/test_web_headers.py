@@ -484,6 +484,37 @@ def test_same_as_upstream(scenario):
     assert log  # the scenario did something
 
 
+def test_no_memory_kept_across_calls():
+    # every path above, success and error, leaves nothing behind (a leaked
+    # reference would keep a str, a list or an exception per round)
+    import gc
+    import tracemalloc
+
+    scenarios = [sc for sc in SCENARIOS if sc is not sc_str_subclass_names]  # lru_cache keys
+
+    def rounds(n):
+        for _ in range(n):
+            for sc in scenarios:
+                sc(C, Rec())
+            h = filled(C)
+            pickle.loads(pickle.dumps(h))
+            copy.deepcopy(h)
+
+    rounds(5)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        rounds(5)
+        gc.collect()
+        first = tracemalloc.get_traced_memory()[0]
+        rounds(20)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - first
+    finally:
+        tracemalloc.stop()
+    assert grown < 4096, grown
+
+
 def test_errors_are_upstreams():
     # a few spelled out, so a reader sees what same_on_both compares
     h = C()

@@ -626,7 +626,13 @@ static PyObject *
 upstream_call(tc_web_state *ws, const char *meth, PyObject *self, PyObject *const *args,
               Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *f = PyObject_GetAttrString(ws->UpstreamHeaders, meth);
+    /* an interned name: a fresh str would churn the type attribute cache */
+    PyObject *name = PyUnicode_InternFromString(meth), *f;
+    if (name == NULL) {
+        return NULL;
+    }
+    f = PyObject_GetAttr(ws->UpstreamHeaders, name);
+    Py_DECREF(name);
     if (f == NULL) {
         return NULL;
     }
