@@ -187,7 +187,9 @@ def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
 
         import tornado.httputil
         import tornado_c.httputil as chu
-        assert tornado.httputil.HTTPHeaders is chu.HTTPHeaders
+        # the name stays upstream's class, which now constructs C headers
+        assert tornado.httputil.HTTPHeaders is chu._UpstreamHTTPHeaders
+        assert type(tornado.httputil.HTTPHeaders()) is chu.HTTPHeaders
         assert _core._web_headers_active()
 
         import tornado.websocket
@@ -222,7 +224,8 @@ def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
         assert tornado.httpserver.HTTPServer.configured_class() is tornado.httpserver.HTTPServer
         assert tornado.tcpclient.IOStream is tornado.iostream.IOStream
         assert tornado.tcpserver.IOStream is tornado.iostream.IOStream
-        assert tornado.httputil.HTTPHeaders is chu._UpstreamHTTPHeaders
+        assert type(tornado.httputil.HTTPHeaders()) is tornado.httputil.HTTPHeaders
+        assert "__new__" not in vars(tornado.httputil.HTTPHeaders)
         assert not _core._web_headers_active()
         print("ok")
     """)
@@ -300,6 +303,14 @@ def test_reload_is_patched_again_and_uninstall_restores():
         assert tornado.httpserver.HTTPServer.configured_class() is tornado.httpserver.HTTPServer
         importlib.reload(tornado.util)
         assert tornado.util._websocket_mask is _core.websocket_mask
+        # a reloaded tornado.httputil is a new class that tornado_c's is not
+        # registered with: it stays upstream's, and the server builds
+        # upstream's headers again
+        import tornado.httputil, tornado_c.httputil
+        assert type(tornado.httputil.HTTPHeaders()) is tornado_c.httputil.HTTPHeaders
+        importlib.reload(tornado.httputil)
+        assert type(tornado.httputil.HTTPHeaders()) is tornado.httputil.HTTPHeaders
+        assert not _core._web_headers_active()
         tornado_c.uninstall()
         assert tornado.websocket._websocket_mask is not _core.websocket_mask
         assert tornado.util._websocket_mask is not _core.websocket_mask

@@ -5,8 +5,9 @@ Every behavioural test runs the same steps on both classes and compares
 what each step returned or raised (type and message) and the observable
 state afterwards; a randomized test does the same for long random sequences.
 Then: linear time with many repeated headers, pickling both ways, isinstance
-whichever class a name holds, subclasses keeping upstream's internal
-dispatch, the switch, and the C server building and writing C headers.
+both ways, subclasses keeping upstream's internal dispatch, the switch
+(upstream's class constructing C headers, its introspection unchanged), and
+the C server building and writing C headers.
 """
 
 import collections.abc
@@ -32,10 +33,14 @@ IMPLS = {"upstream": UP, "c": C}
 
 @pytest.fixture(autouse=True)
 def switch_off(clean_switch):
-    # upstream's copy() and copy constructor use the module's HTTPHeaders
-    # name: it stays upstream's here unless a test turns the switch on
+    # upstream's class constructs upstream's objects here unless a test
+    # turns the switch on (its copy() and parse() construct through it)
     clean_switch.uninstall()
     yield clean_switch
+
+
+def web_on(switch):
+    switch.install(loop=False, http=False, web=True, websocket=False)
 
 
 def is_headers_obj(x):
@@ -716,25 +721,23 @@ def test_pickle_switch_on(switch_off, protocol):
     up = filled(UP)  # made before the switch
     up.note = "attribute"
     upstream_pickle = pickle.dumps(up, protocol)
-    switch_off.install(loop=False, http=False, web=True, websocket=False)
-    assert hu.HTTPHeaders is C
-    for h in (filled(C), up):
-        u = roundtrip(h, protocol)
-        assert type(u) is C
-        assert state(u) == state(h)
+    web_on(switch_off)
+    # C headers load as C headers (through upstream's class, which makes them)
+    u = roundtrip(filled(C), protocol)
+    assert type(u) is C and state(u) == state(filled(C))
+    u.add("Set-Cookie", "e=f")
+    assert u.get_list("Set-Cookie") == ["a=b", "c=d", "e=f"]
+    # upstream's objects and pickles stay upstream's (made with __new__,
+    # which the switch leaves alone)
+    for u in (roundtrip(up, protocol), pickle.loads(upstream_pickle)):
+        assert type(u) is UP
+        assert state(u) == state(up) and u.note == "attribute"
+        assert u["n"] == 5  # its cached value came along
         u.add("Set-Cookie", "e=f")
         assert u.get_list("Set-Cookie") == ["a=b", "c=d", "e=f"]
-    assert roundtrip(up, protocol).note == "attribute"
-    # upstream's own pickle, loaded while the name is ours
-    u = pickle.loads(upstream_pickle)
-    assert type(u) is C and state(u) == state(up) and u.note == "attribute"
-    assert u["n"] == 5  # its cached value came along
     switch_off.uninstall()
-    assert hu.HTTPHeaders is UP
-    import copyreg
-
-    assert UP not in copyreg.dispatch_table
     assert type(roundtrip(up, protocol)) is UP
+    assert type(roundtrip(filled(C), protocol)) is UP
 
 
 class Sub(C):
@@ -758,7 +761,7 @@ def test_pickle_keeps_attributes_and_subclasses():
 
 def test_pickle_loads_in_plain_python(switch_off):
     # made under the switch, loaded by a Python that has no tornado_c
-    switch_off.install(loop=False, http=False, web=True, websocket=False)
+    web_on(switch_off)
     data = pickle.dumps(filled(C))
     proc = run_python("-c", textwrap.dedent("""
         import pickle, sys
@@ -798,9 +801,9 @@ def _classes_and_objects():
 
 
 @pytest.mark.parametrize("on", [False, True])
-def test_isinstance_whichever_name(switch_off, on):
+def test_isinstance_both_ways(switch_off, on):
     if on:
-        switch_off.install(loop=False, http=False, web=True, websocket=False)
+        web_on(switch_off)
     classes, objs = _classes_and_objects()
     for name in (UP, C, hu.HTTPHeaders):
         for obj in objs:
@@ -815,23 +818,37 @@ def test_isinstance_whichever_name(switch_off, on):
     assert not isinstance(UP(), classes[3])
 
 
-def test_user_subclass_of_the_switched_name(switch_off):
-    switch_off.install(loop=False, http=False, web=True, websocket=False)
+class MySub(UP):
+    pass
+
+
+def test_user_subclass_of_upstreams_class_stays_upstreams(switch_off):
+    web_on(switch_off)
 
     class MyHeaders(hu.HTTPHeaders):
         def extra(self):
             return len(self)
 
     h = MyHeaders({"a": "1"})
+    assert type(h) is MyHeaders and "_as_list" in vars(h)  # upstream's code
     assert h.extra() == 1 and isinstance(h, UP) and isinstance(h, C)
     assert type(MyHeaders.parse("X: 1\r\n")) is MyHeaders
-    assert type(h.copy()) is C  # as upstream's copy(): the module's class
+    assert type(h.copy()) is C  # upstream's copy(): HTTPHeaders(self)
+    m = MySub({"a": "1"})
+    assert type(m) is MySub and type(pickle.loads(pickle.dumps(m))) is MySub
+
+
+def test_pickled_upstream_subclass_under_the_switch(switch_off):
+    data = pickle.dumps(MySub({"a": "1"}))
+    web_on(switch_off)
+    h = pickle.loads(data)
+    assert type(h) is MySub and dict(h) == {"A": "1"}
 
 
 def test_base_type_alone_cannot_be_instantiated():
     with pytest.raises(TypeError, match="cannot create"):
         _core.HTTPHeaders()
-    assert C.__module__ == "tornado.httputil" and C.__qualname__ == "HTTPHeaders"
+    assert C.__module__ == "tornado_c.httputil" and C.__qualname__ == "HTTPHeaders"
     # object.__new__ is how protocol 0/1 pickles make instances: no crash
     b = object.__new__(_core.HTTPHeaders)
     b["x"] = "1"
@@ -921,12 +938,44 @@ def test_subclass_add_to_a_name_its_contains_invents():
 # ------------------------------------------------------------ the switch and the server
 
 
-def test_switch_binds_and_restores_the_name(switch_off):
-    assert hu.HTTPHeaders is UP and not _core._web_headers_active()
-    assert "web" in switch_off.install(loop=False, http=False, web=True, websocket=False)
-    assert hu.HTTPHeaders is C and _core._web_headers_active()
+def test_switch_makes_upstreams_class_construct_c_headers(switch_off):
+    from tornado.test.api_test import describe_module
+
+    import abc
+
+    api = describe_module("tornado.httputil")
+    own = dict(vars(UP))
+    assert type(UP()) is UP and not _core._web_headers_active()
+    web_on(switch_off)
+    assert hu.HTTPHeaders is UP and _core._web_headers_active()
+    assert type(UP) is chu._SwitchedMeta and isinstance(UP, abc.ABCMeta)
+    for h in (UP(), UP({"a": "1"}), UP([("a", "1")]), UP(a="1"), UP(UP()), UP(C()),
+              UP.parse("A: 1\r\n"), UP.parse("A: 1", _chars_are_bytes=False), UP().copy()):
+        assert type(h) is C
+    assert UP({"a": "1"}) == {"A": "1"} and UP(a="1") == {"A": "1"}
+    assert type(UP.__new__(UP)) is UP  # __new__ is upstream's (pickles)
+    with pytest.raises(TypeError, match="positional arguments but 3 were given"):
+        UP({}, {})
+    # upstream's class keeps its members: its own description of its API is
+    # the same
+    assert dict(vars(UP)) == own
+    assert describe_module("tornado.httputil") == api
     switch_off.uninstall()
-    assert hu.HTTPHeaders is UP and not _core._web_headers_active()
+    assert type(UP) is abc.ABCMeta
+    assert type(UP()) is UP and type(UP.parse("A: 1")) is UP and type(UP({"a": "1"})) is UP
+    assert dict(vars(UP)) == own and not _core._web_headers_active()
+
+
+def test_subclass_made_while_switched_works_after(switch_off):
+    web_on(switch_off)
+
+    class During(UP):
+        pass
+
+    assert type(During({"a": "1"})) is During
+    switch_off.uninstall()
+    h = During({"a": "1"}, b="2")
+    assert type(h) is During and dict(h) == {"A": "1", "B": "2"}
 
 
 _SERVER_APP = r"""

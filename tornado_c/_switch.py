@@ -337,61 +337,43 @@ class HTTPComponent(Component):
 class WebComponent(Component):
     """tornado.web's request path in C.  Now: ``HTTPHeaders``.
 
-    ``tornado.httputil.HTTPHeaders`` -> ``tornado_c.httputil.HTTPHeaders``
-    (C), so every module that builds headers through ``httputil.HTTPHeaders``
-    (tornado.web's ``RequestHandler.clear()``, http1connection, the HTTP
-    clients, websocket) gets C ones, and the C HTTP server builds its request
-    headers as that class directly from the parsed bytes.  Both classes stay
-    one type for isinstance (see tornado_c/httputil.py).  While the name is
-    bound to ours, instances of upstream's class that already exist (made
-    before the switch, or through a name bound earlier) still pickle: a
-    ``copyreg`` reducer gives the pickle upstream's class would give under
-    the name now bound.  Everything else of ``web`` is upstream's still.
+    The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
+    its own members (so do its introspection and every name bound to it);
+    while ``web`` is on the class wears ``tornado_c.httputil._SwitchedMeta``
+    instead of ``ABCMeta``, whose C ``__call__`` makes ``HTTPHeaders(...)``
+    of the class itself -- ``RequestHandler.clear()`` on every request,
+    upstream's ``copy()`` and ``parse()`` (``HTTP1Connection``, the HTTP
+    clients), WebSocket -- give ``tornado_c.httputil.HTTPHeaders`` (C); the
+    C HTTP server builds its request headers in C straight from the parsed
+    bytes.  A subclass of upstream's class stays upstream's Python.  Both
+    kinds are one type for isinstance (see tornado_c/httputil.py).
+    Everything else of ``web`` is upstream's still.
     """
 
     name = "web"
     what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
     patches = {"tornado.httputil": "_patch_httputil"}
 
-    def __init__(self):
-        super().__init__()
-        self._reducer = None  # (upstream class, reducer) while registered
-
     def _patch_httputil(self, module):
         from tornado_c import _core
         from tornado_c import httputil as ours
 
-        current = module.HTTPHeaders
-        if current is not ours._UpstreamHTTPHeaders and current is not ours.HTTPHeaders:
-            # tornado.httputil was reloaded: its new class is not the one ours
-            # is registered with, so the name stays upstream's (as the reload
-            # made it) and the server builds upstream's headers again
+        cls = module.HTTPHeaders
+        if cls is not ours._UpstreamHTTPHeaders:
+            # tornado.httputil was reloaded: its new class is not the one
+            # ours is registered with, so it stays as the reload made it and
+            # the server builds upstream's headers again
             _core._web_headers_activate(False)
             return
-        self._replace((module, "HTTPHeaders", ours.HTTPHeaders))
+        self._replace((cls, "__class__", ours._SwitchedMeta))
         with _patch_lock:
-            if not self.active or module.HTTPHeaders is not ours.HTTPHeaders:
-                return
-            _core._web_headers_activate(True)
-            if self._reducer is None:
-                import copyreg
-
-                upstream = ours._UpstreamHTTPHeaders
-                if upstream not in copyreg.dispatch_table:
-                    copyreg.pickle(upstream, ours._reduce_upstream)
-                    self._reducer = (upstream, ours._reduce_upstream)
+            if self.active and type(cls) is ours._SwitchedMeta:
+                _core._web_headers_activate(True)
 
     def _off(self):
-        import copyreg
-
         from tornado_c import _core
 
         _core._web_headers_activate(False)
-        if self._reducer is not None:
-            upstream, reducer = self._reducer
-            if copyreg.dispatch_table.get(upstream) is reducer:
-                del copyreg.dispatch_table[upstream]
-            self._reducer = None
 
 
 class NotYetComponent(Component):

@@ -1,25 +1,25 @@
 """tornado_c.httputil: the public names of ``tornado.httputil``, with
 ``HTTPHeaders`` in C.
 
-``HTTPHeaders`` is a Python class over ``_core.HTTPHeaders`` (csrc/web/): the
-C base implements every method upstream's class defines itself (and
-``get``), with Tornado 6.6.1's results and errors; ``collections.abc``'s
-``MutableMapping`` supplies the rest (``keys``/``items``/``values`` views,
-``pop``, ``popitem``, ``setdefault``, ``update``, ``clear``, ``__eq__``), as it
-does for upstream's.  The ``web`` switch component binds
-``tornado.httputil.HTTPHeaders`` to it, so ``RequestHandler``'s response
-headers and the clients' headers are C ones, and the C HTTP server builds
-request headers as it.
+``HTTPHeaders`` here is a Python class over ``_core.HTTPHeaders``
+(csrc/web/): the C base implements every method upstream's class defines
+itself (and ``get``), with Tornado 6.6.1's results and errors;
+``collections.abc``'s ``MutableMapping`` supplies the rest (``keys``/
+``items``/``values`` views, ``pop``, ``popitem``, ``setdefault``, ``update``,
+``clear``, ``__eq__``), as it does for upstream's.
 
-Both classes stay one type for ``isinstance``/``issubclass``, whichever of
-them a name holds: the C base is registered as a virtual subclass of
-upstream's class, and this class's metaclass counts upstream's class and its
-subclasses as its own.  Pickles name ``tornado.httputil.HTTPHeaders`` with
-upstream's state, so they load as upstream's class where tornado_c is not
-installed, and upstream's pickles load as this class where it is.
+The ``web`` switch component leaves the name ``tornado.httputil.HTTPHeaders``
+bound to upstream's class, with all its members, and has it wear
+``_SwitchedMeta`` meanwhile: calling upstream's class itself then gives this
+class's objects (``RequestHandler.clear()``, ``HTTP1Connection``'s
+``HTTPHeaders.parse()``, the HTTP clients...), and the C HTTP server builds
+its request headers in C.  A subclass of upstream's class stays upstream's.
 
-The class reports itself as ``tornado.httputil.HTTPHeaders`` (its
-``__module__`` and ``__qualname__``), the name it is used under.
+One type for ``isinstance``: the C base is registered as a virtual subclass
+of upstream's class, and this class's metaclass counts upstream's class and
+its subclasses as its own.  Pickles name ``tornado.httputil.HTTPHeaders``
+with upstream's state, so they load as upstream's class where tornado_c is
+off or not installed, and as this class where the switch is on.
 """
 
 import abc as _abc
@@ -33,9 +33,9 @@ from tornado_c._reexport import reexport as _reexport
 
 _upstream = _reexport(globals(), "tornado.httputil")
 
-# upstream's own class, even if this module is imported (or reloaded) while
-# the switch has bound the module's name to ours
-_UpstreamHTTPHeaders = getattr(_hu.HTTPHeaders, "_tornado_c_upstream", _hu.HTTPHeaders)
+_UpstreamHTTPHeaders = _hu.HTTPHeaders
+# upstream's parse: the function under its classmethod
+_upstream_parse = _UpstreamHTTPHeaders.__dict__["parse"].__func__
 
 
 class _HeadersMeta(_abc.ABCMeta):
@@ -53,12 +53,10 @@ class _HeadersMeta(_abc.ABCMeta):
 class HTTPHeaders(_core.HTTPHeaders, _cabc.MutableMapping, metaclass=_HeadersMeta):
     # deliberately no __slots__: instances take attributes as upstream's do
     __doc__ = _UpstreamHTTPHeaders.__doc__
-    _tornado_c_upstream = _UpstreamHTTPHeaders
 
     def __deepcopy__(self, memo):
-        # what copy.deepcopy does with upstream's pickle state, keeping the
-        # class: __reduce_ex__ names the class tornado.httputil.HTTPHeaders
-        # is bound to (for pickles), which may be upstream's
+        # what copy.deepcopy does with the pickle state, keeping the class
+        # (__reduce_ex__ names tornado.httputil.HTTPHeaders, for pickles)
         cls = type(self)
         new = cls.__new__(cls)
         memo[id(self)] = new
@@ -66,8 +64,6 @@ class HTTPHeaders(_core.HTTPHeaders, _cabc.MutableMapping, metaclass=_HeadersMet
         return new
 
 
-HTTPHeaders.__module__ = "tornado.httputil"
-HTTPHeaders.__qualname__ = "HTTPHeaders"
 _UpstreamHTTPHeaders.register(_core.HTTPHeaders)
 
 
@@ -85,11 +81,13 @@ def _check_add(name, value, chars_are_bytes):
     return _hu._normalize_header(name)
 
 
-def _reduce_upstream(headers):
-    """Pickling an instance of upstream's class while the switch binds
-    tornado.httputil.HTTPHeaders to ours (pickle finds classes by name):
-    the same pickle upstream makes, naming the class bound now."""
-    return (HTTPHeaders, (), dict(vars(headers)))
+class _SwitchedMeta(_abc.ABCMeta):
+    """The metaclass upstream's HTTPHeaders wears while the web switch is on
+    (its class dict, bases and everything else stay as they are): calling
+    upstream's class itself gives C headers; its subclasses are made as
+    upstream's (see _core._web_headers_call)."""
+
+    __call__ = _core._web_instancemethod(_core._web_headers_call)
 
 
 _core._web_headers_setup(
@@ -99,4 +97,5 @@ _core._web_headers_setup(
     _hu._normalize_header,
     _check_add,
     _hu,
+    _upstream_parse,
 )

@@ -1592,9 +1592,6 @@ import_tornado(tc_http_state *hs)
         import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
         return -1;
     }
-    /* upstream's class for the path below, even while the web switch binds
-     * the name to ours */
-    Py_SETREF(hs->HTTPHeaders, tc_web_upstream_of(hs->web, hs->HTTPHeaders));
     if (!PyType_Check(hs->HTTPHeaders)) {
         /* build_headers() creates instances through its tp_new */
         PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");

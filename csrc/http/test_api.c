@@ -442,9 +442,6 @@ rw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     /* what the server gets from _http_server_init */
     self->HTTPHeaders = tc_import_attr("tornado.httputil", "HTTPHeaders");
     self->web = tc_state_from_type(type)->web;
-    if (self->HTTPHeaders != NULL) {
-        Py_SETREF(self->HTTPHeaders, tc_web_upstream_of(self->web, self->HTTPHeaders));
-    }
     self->HTTPOutputError = self->HTTPHeaders ? tc_import_attr("tornado.httputil", "HTTPOutputError") : NULL;
     self->s_as_list = self->HTTPOutputError ? PyUnicode_InternFromString("_as_list") : NULL;
     if (self->s_as_list == NULL) {

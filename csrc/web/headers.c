@@ -1463,14 +1463,15 @@ hd_unicode(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     return PyObject_Str((PyObject *)self);
 }
 
-/* Pickling and copy.deepcopy: (cls, (), state) with upstream's state, its
- * instance __dict__: {"_as_list": {name: [values]}, "_combined_cache":
- * {name: combined}} (plus any attribute set on the instance).  cls, for an
- * exact instance, is what tornado.httputil.HTTPHeaders is now (ours while
- * the switch is on), so the pickle names tornado.httputil.HTTPHeaders and
- * loads as upstream's class where tornado_c is not installed (cls() and its
- * __dict__ updated with the state, as upstream's own pickles load).  Not
- * copyreg.__newobj__: pickle insists that its class is the object's. */
+/* Pickling: (cls, (), state) with upstream's state, its instance __dict__:
+ * {"_as_list": {name: [values]}, "_combined_cache": {name: combined}} (plus
+ * any attribute set on the instance).  cls, for an exact instance, is
+ * upstream's class when tornado.httputil.HTTPHeaders is still bound to it:
+ * the pickle names tornado.httputil.HTTPHeaders and loads as
+ * cls() + the state, upstream's object where tornado_c is off or absent, C
+ * headers where the web switch is on (calling upstream's class gives them).
+ * Not copyreg.__newobj__: pickle insists that its class is the object's.
+ * copy.deepcopy keeps the class (tornado_c.httputil's __deepcopy__). */
 static PyObject *
 hd_reduce_ex(hdrs *self, PyObject *Py_UNUSED(protocol))
 {

@@ -23,21 +23,36 @@
  * name is O(1) amortized: many repeated headers stay linear (the
  * CVE-2025-67725 class).
  *
- * Identity with upstream's class (see tornado_c/httputil.py): _core's base
- * is registered as a virtual subclass of tornado.httputil.HTTPHeaders, and
- * the Python class's metaclass counts upstream's instances as its own, so
- * isinstance(h, tornado.httputil.HTTPHeaders) holds for both kinds whichever
- * class that name is bound to.  Subclasses (a user's class deriving from the
- * patched name) keep upstream's internal dispatch: add() goes through
- * __contains__/__setitem__, __init__ through update(), parse through cls()
- * and parse_line(), copy/__str__ through get_all(), as upstream's do.
+ * The switch (see tornado_c/_switch.py, WebComponent).  The name
+ * tornado.httputil.HTTPHeaders stays upstream's class, and the class keeps
+ * its own members: every module, every `from tornado.httputil import
+ * HTTPHeaders` and its introspection (upstream's API snapshot test) are
+ * upstream's.  While `web` is on, the class wears another metaclass
+ * (tornado_c.httputil._SwitchedMeta, an ABCMeta) whose __call__ is C
+ * (_core._web_headers_call): HTTPHeaders(...) of the class itself gives the
+ * C headers, initialised with the same arguments; its subclasses are
+ * constructed as upstream's.  So RequestHandler.clear()'s
+ * httputil.HTTPHeaders({...}), upstream's copy() and parse() make C
+ * headers, and the C HTTP server builds its request headers in C
+ * (tc_web_headers_active).  The switch puts ABCMeta back when it is off.
+
+ * Identity with upstream's class: _core's base is registered as a virtual
+ * subclass of upstream's class (isinstance(h, tornado.httputil.HTTPHeaders)
+ * holds for C headers), and the Python class's metaclass counts upstream's
+ * instances as its own.  Pickles of C headers name
+ * tornado.httputil.HTTPHeaders with upstream's state: they load as
+ * upstream's class where tornado_c is off or absent, as C headers where it
+ * is on.  A subclass of the C class keeps upstream's internal dispatch:
+ * add() goes through __contains__/__setitem__, __init__ through update(),
+ * parse through cls() and parse_line(), copy/__str__ through get_all(), as
+ * upstream's do.
  *
  * Setup.  tornado_c/httputil.py calls _core._web_headers_setup() when it is
  * imported (the classes, HTTPInputError, the slow-path helpers); creating an
- * instance before that imports it.  The `web` switch component calls
- * _core._web_headers_activate(True/False): while on, the C HTTP server
- * builds request headers as this class (tc_web_headers_active).
- *
+ * instance before that imports it.  The switch calls
+ * _core._web_headers_activate(True/False) with the metaclass it sets and
+ * puts back.
+
  * Contract for other components (all need the GIL):
  *   tc_web_headers_active(ws)  1 when the server should build C headers.
  *   tc_web_headers_new(ws)     a new empty instance of the Python class.
@@ -50,7 +65,7 @@
  *   tc_web_headers_next(o, pos, &name, &value)  the next pair in get_all()
  *       order, borrowed references valid until the headers are changed.
  *   tc_web_upstream_headers(ws) upstream's class (borrowed), or NULL before
- *       setup; tc_web_upstream_of(ws, cls) maps our class to it.
+ *       setup.
  */
 #ifndef TC_WEB_H
 #define TC_WEB_H
@@ -117,19 +132,6 @@ static inline PyObject *
 tc_web_upstream_headers(const tc_web_state *ws)
 {
     return ws->UpstreamHeaders;
-}
-
-/* New reference: `cls`, an object imported as tornado.httputil.HTTPHeaders,
- * or upstream's class when the switch had bound that name to ours (code
- * that reads upstream's internals needs upstream's class). */
-static inline PyObject *
-tc_web_upstream_of(const tc_web_state *ws, PyObject *cls)
-{
-    if (ws->HeadersType != NULL && ws->UpstreamHeaders != NULL && PyType_Check(cls) &&
-        PyType_IsSubtype((PyTypeObject *)cls, ws->HeadersType)) {
-        return Py_NewRef(ws->UpstreamHeaders);
-    }
-    return Py_NewRef(cls);
 }
 
 #endif /* TC_WEB_H */
