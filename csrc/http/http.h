@@ -20,7 +20,8 @@
  * Notes for the server built on it (what HTTP1Connection does around the
  * grammar; the parser reports, the server acts):
  *  - on_headers: build RequestStartLine / HTTPHeaders (add() each pair in
- *    order; spans are valid only during the callback) and call
+ *    order; spans are valid only during the callback; the web component's
+ *    C headers while it is on, web/web.h) and call
  *    delegate.headers_received(); return 1 to pause while it is async, and
  *    set max_body_size (set_max_body_size) before resuming: the framing
  *    checks run only after the resume.  Then, if head->expect_continue and
