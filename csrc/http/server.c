@@ -20,6 +20,7 @@
 #include "loop/loop.h"
 #include "stream/stream.h"
 #include "http/http.h"
+#include "web/web.h"
 
 #include <structmember.h>
 #include <unistd.h>
@@ -427,6 +428,18 @@ latin1(const char *s, size_t n)
 static PyObject *
 build_headers(tc_http_state *hs, const tc_http_head *head)
 {
+    if (tc_web_headers_active(hs->web)) {
+        /* the web component's C HTTPHeaders, straight from the spans */
+        PyObject *h = tc_web_headers_new(hs->web);
+        for (size_t i = 0; h != NULL && i < head->nheaders; i++) {
+            const tc_http_header *hd = &head->headers[i];
+            if (tc_web_headers_append_parsed(h, hd->name.p, hd->name.len, hd->value.p,
+                                             hd->value.len) < 0) {
+                Py_CLEAR(h);
+            }
+        }
+        return h;
+    }
     PyTypeObject *tp = (PyTypeObject *)hs->HTTPHeaders;
     PyObject *empty = PyTuple_New(0);
     if (empty == NULL) {
@@ -1260,7 +1273,8 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     tc_http_state *hs = sc->hs;
     PyObject *result = NULL;
     tc_http_buf out = {0};
-    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list};
+    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list,
+                                  hs->web};
     int r = tc_http_py_write_headers(&rc->w, &refs, start_line, headers, chunk, &out);
     if (r != 0) {
         if (r > 0 && rc->w.closed) {
