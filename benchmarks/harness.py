@@ -198,6 +198,11 @@ def summarize_loop_udp(data):
 
 
 register(ScriptScenario(
+    "web_headers", "web_headers.py",
+    "HTTPHeaders operations ns/op: tornado_c C vs upstream's Python (no server)",
+    args=("--json", "{json}"), quick_args=("--quick",),
+))
+register(ScriptScenario(
     "web_floor", "web_floor.py",
     "tornado.web's own Python per request, no server (the floor under any server)",
     args=("--json", "{json}"), quick_args=("--quick",), chart=False,

@@ -12,6 +12,7 @@
 #include "stream/stream.h"
 #include "http/http.h"
 #include "websocket/websocket.h"
+#include "web/web.h"
 
 #define TC_VERSION "0.1.0"
 
@@ -26,6 +27,7 @@ typedef struct {
     tc_stream_state stream;
     tc_http_state http;
     tc_ws_state ws;
+    tc_web_state web;
 } core_state;
 
 /* The state with its pointers set, or NULL before exec set them (the
@@ -49,12 +51,13 @@ core_exec(PyObject *module)
     st->stream = &cs->stream;
     st->http = &cs->http;
     st->ws = &cs->ws;
+    st->web = &cs->web;
     if (PyModule_AddStringConstant(module, "__version__", TC_VERSION) < 0) {
         return -1;
     }
     if (tc_loop_exec(module, st) < 0 || tc_loop_transport_exec(module, st) < 0 ||
         tc_loop_udp_exec(module, st) < 0 || tc_loop_tls_exec(module, st) < 0 ||
-        tc_stream_exec(module, st) < 0 ||
+        tc_stream_exec(module, st) < 0 || tc_web_exec(module, st) < 0 ||
         tc_http_exec(module, st) < 0 || tc_ws_exec(module, st) < 0) {
         return -1;
     }
@@ -94,7 +97,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
         (r = tc_loop_tls_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
         (r = tc_http_traverse(st, visit, arg)) != 0 ||
-        (r = tc_ws_traverse(st, visit, arg)) != 0) {
+        (r = tc_ws_traverse(st, visit, arg)) != 0 ||
+        (r = tc_web_traverse(st, visit, arg)) != 0) {
         return r;
     }
     return 0;
@@ -109,6 +113,7 @@ core_clear(PyObject *module)
     }
     tc_ws_clear(st);
     tc_http_clear(st);
+    tc_web_clear(st);
     tc_stream_clear(st);
     tc_loop_tls_clear(st);
     tc_loop_udp_clear(st);
@@ -131,7 +136,7 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tornado_c._core",
-    .m_doc = "C core of tornado_c: libuv loop, C IOStream, llhttp HTTP server, WebSocket.",
+    .m_doc = "C core of tornado_c: libuv loop, C IOStream, llhttp HTTP server, HTTPHeaders, WebSocket.",
     .m_size = sizeof(core_state),
     .m_slots = core_slots,
     .m_traverse = core_traverse,

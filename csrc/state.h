@@ -43,6 +43,7 @@ typedef struct tc_state {
     struct tc_stream_state *stream;                 /* stream/stream.h */
     struct tc_http_state *http;                     /* http/http.h */
     struct tc_ws_state *ws;                         /* websocket/websocket.h */
+    struct tc_web_state *web;                       /* web/web.h */
 } tc_state;
 
 #endif /* TC_STATE_H */

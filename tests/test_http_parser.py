@@ -459,6 +459,15 @@ def make_headers(pairs):
     # Response headers are not validated (RequestHandler checks its own);
     # build them without HTTPHeaders.add()'s request-side checks.
     h = httputil.HTTPHeaders()
+    if not hasattr(h, "_as_list"):
+        # the C class the web switch binds the name to: the same storage
+        # through its (upstream-compatible) pickle state
+        as_list = {}
+        for n, v in pairs:
+            as_list.setdefault(httputil._normalize_header(n), []).append(v)
+        cache = {n: vs[0] for n, vs in as_list.items() if len(vs) == 1}
+        h.__setstate__({"_as_list": as_list, "_combined_cache": cache})
+        return h
     for n, v in pairs:
         if n in h:
             h._as_list[httputil._normalize_header(n)].append(v)

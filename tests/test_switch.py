@@ -178,10 +178,19 @@ def run_fresh(body):
 def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
     run_fresh("""
         before = tornado_modules()
-        assert tornado_c.install() == {"loop", "http", "websocket"}
+        assert tornado_c.install() == {"loop", "http", "web", "websocket"}
         assert tornado_modules() == before, tornado_modules() - before
         assert "tornado.websocket" not in sys.modules
+        assert "tornado_c.httputil" not in sys.modules
         assert hooked() == 1
+        assert not _core._web_headers_active()
+
+        import tornado.httputil
+        import tornado_c.httputil as chu
+        # the name stays upstream's class, which now constructs C headers
+        assert tornado.httputil.HTTPHeaders is chu._UpstreamHTTPHeaders
+        assert type(tornado.httputil.HTTPHeaders()) is chu.HTTPHeaders
+        assert _core._web_headers_active()
 
         import tornado.websocket
         import tornado.util
@@ -215,6 +224,9 @@ def test_install_imports_none_of_tornado_and_patches_each_module_on_import():
         assert tornado.httpserver.HTTPServer.configured_class() is tornado.httpserver.HTTPServer
         assert tornado.tcpclient.IOStream is tornado.iostream.IOStream
         assert tornado.tcpserver.IOStream is tornado.iostream.IOStream
+        assert type(tornado.httputil.HTTPHeaders()) is tornado.httputil.HTTPHeaders
+        assert "__new__" not in vars(tornado.httputil.HTTPHeaders)
+        assert not _core._web_headers_active()
         print("ok")
     """)
 
@@ -230,7 +242,7 @@ def test_modules_imported_while_off_stay_upstream():
         assert hooked() == 1  # websocket still watches tornado.websocket's reloads
         assert tornado.websocket._websocket_mask is _core.websocket_mask
         assert tornado.tcpclient.IOStream is tornado.iostream.IOStream
-        tornado_c.install(http=False, websocket=False)
+        tornado_c.install(http=False, web=False, websocket=False)
         assert hooked() == 0  # loop patches no module
         assert tornado.websocket._websocket_mask is not _core.websocket_mask
         print("ok")
@@ -291,6 +303,14 @@ def test_reload_is_patched_again_and_uninstall_restores():
         assert tornado.httpserver.HTTPServer.configured_class() is tornado.httpserver.HTTPServer
         importlib.reload(tornado.util)
         assert tornado.util._websocket_mask is _core.websocket_mask
+        # a reloaded tornado.httputil is a new class that tornado_c's is not
+        # registered with: it stays upstream's, and the server builds
+        # upstream's headers again
+        import tornado.httputil, tornado_c.httputil
+        assert type(tornado.httputil.HTTPHeaders()) is tornado_c.httputil.HTTPHeaders
+        importlib.reload(tornado.httputil)
+        assert type(tornado.httputil.HTTPHeaders()) is tornado.httputil.HTTPHeaders
+        assert not _core._web_headers_active()
         tornado_c.uninstall()
         assert tornado.websocket._websocket_mask is not _core.websocket_mask
         assert tornado.util._websocket_mask is not _core.websocket_mask

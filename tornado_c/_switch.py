@@ -334,6 +334,48 @@ class HTTPComponent(Component):
         self._replace((module, "IOStream", IOStream))
 
 
+class WebComponent(Component):
+    """tornado.web's request path in C.  Now: ``HTTPHeaders``.
+
+    The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
+    its own members (so do its introspection and every name bound to it);
+    while ``web`` is on the class wears ``tornado_c.httputil._SwitchedMeta``
+    instead of ``ABCMeta``, whose C ``__call__`` makes ``HTTPHeaders(...)``
+    of the class itself -- ``RequestHandler.clear()`` on every request,
+    upstream's ``copy()`` and ``parse()`` (``HTTP1Connection``, the HTTP
+    clients), WebSocket -- give ``tornado_c.httputil.HTTPHeaders`` (C); the
+    C HTTP server builds its request headers in C straight from the parsed
+    bytes.  A subclass of upstream's class stays upstream's Python.  Both
+    kinds are one type for isinstance (see tornado_c/httputil.py).
+    Everything else of ``web`` is upstream's still.
+    """
+
+    name = "web"
+    what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
+    patches = {"tornado.httputil": "_patch_httputil"}
+
+    def _patch_httputil(self, module):
+        from tornado_c import _core
+        from tornado_c import httputil as ours
+
+        cls = module.HTTPHeaders
+        if cls is not ours._UpstreamHTTPHeaders:
+            # tornado.httputil was reloaded: its new class is not the one
+            # ours is registered with, so it stays as the reload made it and
+            # the server builds upstream's headers again
+            _core._web_headers_activate(False)
+            return
+        self._replace((cls, "__class__", ours._SwitchedMeta))
+        with _patch_lock:
+            if self.active and type(cls) is ours._SwitchedMeta:
+                _core._web_headers_activate(True)
+
+    def _off(self):
+        from tornado_c import _core
+
+        _core._web_headers_activate(False)
+
+
 class NotYetComponent(Component):
     """A component whose C implementation has not landed: never active."""
 
@@ -363,7 +405,7 @@ def register(component):
 def _default_components():
     register(LoopComponent())
     register(HTTPComponent())
-    register(NotYetComponent("web", "HTTPHeaders, request lifecycle, routing, gen runner"))
+    register(WebComponent())
     register(WebSocketComponent())
 
 

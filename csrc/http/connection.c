@@ -79,7 +79,8 @@ rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     tc_http_state *hs = sc->hs;
     PyObject *result = NULL;
     tc_http_buf out = {0};
-    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list};
+    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list,
+                                  hs->web};
     int r = tc_http_py_write_headers(&rc->w, &refs, start_line, headers, chunk, &out);
     if (r != 0) {
         if (r > 0 && rc->w.closed) {

@@ -28,6 +28,7 @@ static PyMethodDef http_methods[] = {
 int
 tc_http_exec(PyObject *module, struct tc_state *st)
 {
+    st->http->web = st->web;
     if (PyModule_AddFunctions(module, http_methods) < 0) {
         return -1;
     }

@@ -19,7 +19,8 @@
  * Notes for the server built on it (what HTTP1Connection does around the
  * grammar; the parser reports, the server acts):
  *  - on_headers: build RequestStartLine / HTTPHeaders (add() each pair in
- *    order; spans are valid only during the callback) and call
+ *    order; spans are valid only during the callback; the web component's
+ *    C headers while it is on, web/web.h) and call
  *    delegate.headers_received(); return 1 to pause while it is async, and
  *    set max_body_size (set_max_body_size) before resuming: the framing
  *    checks run only after the resume.  Then, if head->expect_continue and
@@ -61,8 +62,11 @@
 #include "http/parser.h"
 
 struct tc_state;
+struct tc_web_state;
 
 typedef struct tc_http_state {
+    struct tc_web_state *web;       /* borrowed: the web component's part
+                                     * (request headers in C while it is on) */
 #ifdef TC_TEST_API
     PyTypeObject *RequestParserType;  /* test build: _core.HTTPRequestParser */
     PyTypeObject *ResponseWriterType; /* test build: _core.HTTPResponseWriter */
@@ -104,11 +108,14 @@ int tc_http_test_exec(PyObject *module, struct tc_state *st);
 /* Borrowed references the write path needs (the server keeps them in its
  * helpers, the wrapper on itself). */
 typedef struct tc_http_py_refs {
-    PyObject *HTTPHeaders;      /* tornado.httputil.HTTPHeaders or NULL: an
-                                 * object of exactly this type is read through
-                                 * its _as_list, anything else through get_all() */
+    PyObject *HTTPHeaders;      /* upstream's tornado.httputil.HTTPHeaders or
+                                 * NULL: an object of exactly this type is read
+                                 * through its _as_list */
     PyObject *HTTPOutputError;  /* tornado.httputil.HTTPOutputError */
     PyObject *s_as_list;        /* interned "_as_list" */
+    const struct tc_web_state *web; /* or NULL: an object of exactly
+                                 * tornado_c.httputil.HTTPHeaders is read in C
+                                 * (web.h); anything else through get_all() */
 } tc_http_py_refs;
 
 /* The arguments of write_headers(start_line, headers, chunk=None) from a

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "state.h"
 #include "http/http.h"
+#include "web/web.h"
 
 static PyObject *
 latin1(const char *s, size_t n)
@@ -207,23 +208,46 @@ tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
     if (keep == NULL) {
         goto fail;
     }
-    items = header_items(refs, headers);
-    if (items == NULL) {
-        goto fail;
+    /* C headers (web.h) are read in place, anything else as a list of pairs */
+    int direct = refs->web != NULL && tc_web_headers_exact(refs->web, headers);
+    tc_web_pos pos = {0, 0};
+    Py_ssize_t n = 0;
+    if (direct) {
+        PyObject *a, *b; /* borrowed */
+        while (tc_web_headers_next(headers, &pos, &a, &b)) {
+            n++;
+        }
+        pos.entry = pos.k = 0;
+    } else {
+        items = header_items(refs, headers);
+        if (items == NULL) {
+            goto fail;
+        }
+        n = PyList_GET_SIZE(items);
     }
-    Py_ssize_t n = PyList_GET_SIZE(items);
     hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
     if (hdrs == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i); /* borrowed */
-        PyObject *name = PySequence_GetItem(pair, 0);
-        PyObject *value = name ? PySequence_GetItem(pair, 1) : NULL;
-        if (value == NULL) {
-            Py_XDECREF(name);
-            goto fail;
+        PyObject *name, *value;
+        if (direct) {
+            /* nothing below runs Python code, so the headers stay as counted */
+            if (!tc_web_headers_next(headers, &pos, &name, &value)) {
+                n = i;
+                break;
+            }
+            Py_INCREF(name);
+            Py_INCREF(value);
+        } else {
+            PyObject *pair = PyList_GET_ITEM(items, i); /* borrowed */
+            name = PySequence_GetItem(pair, 0);
+            value = name ? PySequence_GetItem(pair, 1) : NULL;
+            if (value == NULL) {
+                Py_XDECREF(name);
+                goto fail;
+            }
         }
         int ok = 1;
         PyObject *parts[2] = {name, value};

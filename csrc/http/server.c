@@ -21,6 +21,7 @@
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
  */
 #include "http/internal.h"
+#include "web/web.h"
 
 #include <structmember.h>
 
@@ -354,6 +355,18 @@ latin1(const char *s, size_t n)
 static PyObject *
 build_headers(tc_http_state *hs, const tc_http_head *head)
 {
+    if (tc_web_headers_active(hs->web)) {
+        /* the web component's C HTTPHeaders, straight from the spans */
+        PyObject *h = tc_web_headers_new(hs->web);
+        for (size_t i = 0; h != NULL && i < head->nheaders; i++) {
+            const tc_http_header *hd = &head->headers[i];
+            if (tc_web_headers_append_parsed(h, hd->name.p, hd->name.len, hd->value.p,
+                                             hd->value.len) < 0) {
+                Py_CLEAR(h);
+            }
+        }
+        return h;
+    }
     PyTypeObject *tp = (PyTypeObject *)hs->HTTPHeaders;
     PyObject *empty = PyTuple_New(0);
     if (empty == NULL) {

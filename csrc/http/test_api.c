@@ -36,6 +36,7 @@
 #include "common.h"
 #include "state.h"
 #include "http/http.h"
+#include "web/web.h"
 
 #include <llhttp.h>
 #include <structmember.h>
@@ -408,6 +409,7 @@ typedef struct {
     PyObject *method;   /* strong: bytes (latin-1) the writer points into */
     PyObject *version;  /* strong: bytes */
     PyObject *HTTPHeaders, *HTTPOutputError, *s_as_list; /* strong: for refs */
+    struct tc_web_state *web; /* borrowed: the module's, which our type holds */
 } RespWriterObject;
 
 static PyObject *
@@ -439,6 +441,7 @@ rw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->w.disconnect_on_finish = dof;
     /* what the server gets from _http_server_init */
     self->HTTPHeaders = tc_import_attr("tornado.httputil", "HTTPHeaders");
+    self->web = tc_state_from_type(type)->web;
     self->HTTPOutputError = self->HTTPHeaders ? tc_import_attr("tornado.httputil", "HTTPOutputError") : NULL;
     self->s_as_list = self->HTTPOutputError ? PyUnicode_InternFromString("_as_list") : NULL;
     if (self->s_as_list == NULL) {
@@ -492,7 +495,8 @@ rw_write_headers(RespWriterObject *self, PyObject *const *args, Py_ssize_t nargs
     if (tc_http_py_write_headers_args(args, nargs, kwnames, &start_line, &headers, &chunk) < 0) {
         return NULL;
     }
-    const tc_http_py_refs refs = {self->HTTPHeaders, self->HTTPOutputError, self->s_as_list};
+    const tc_http_py_refs refs = {self->HTTPHeaders, self->HTTPOutputError, self->s_as_list,
+                                  self->web};
     if (tc_http_py_write_headers(&self->w, &refs, start_line, headers, chunk, &out) == 0) {
         result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
     }

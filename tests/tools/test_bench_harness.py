@@ -529,6 +529,23 @@ def test_wsmask_script_quick(tmp_path):
     assert len(data["comparisons"]) == 4
 
 
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_web_headers_script_quick(tmp_path):
+    out = tmp_path / "wh.json"
+    subprocess.run([sys.executable, os.path.join(BENCH, "web_headers.py"), "--batch-seconds",
+                    "0.002", "--repeats", "1", "--json", str(out)],
+                   check=True, env=server_env(), cwd=str(tmp_path), capture_output=True)
+    data = json.loads(out.read_text())
+    ops = [r["op"] for r in data["results"]]
+    assert ops[0] == "ctor dict" and "parse 8" in ops
+    for row in data["results"]:
+        ns = row["ns_per_op"]
+        assert ns["tornado_c"] > 0 and ns["upstream"] > 0
+        assert row["speedup"] == pytest.approx(ns["upstream"] / ns["tornado_c"])
+    assert len(data["comparisons"]) == len(ops)
+    assert "web_headers" in H.REGISTRY and H.REGISTRY["web_headers"].kind == "script"
+
+
 # --------------------------------------------------------------------------
 # Output
 
