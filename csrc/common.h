@@ -16,6 +16,15 @@
 
 struct tc_state;
 
+/* Functions that only the files of one component share (declared in its
+ * private header: loop/internal.h, loop/transport.h, stream/internal.h,
+ * http/internal.h) are declared TC_INTERNAL: hidden from the extension's
+ * dynamic symbol table, so a call from another file of the component is a
+ * direct call (no PLT jump) and the compiler may still inline one in its
+ * own file, as when it was static there.  (loop/uvio.h, which includes
+ * nothing of ours, does the same with TC_UVIO_API.) */
+#define TC_INTERNAL __attribute__((visibility("hidden")))
+
 /* Borrowed: the state of the module object `module`. */
 static inline struct tc_state *
 tc_get_state(PyObject *module)

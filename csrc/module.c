@@ -21,9 +21,9 @@
 typedef struct {
     tc_state st;
     tc_loop_state loop;
-    tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
-    tc_loop_udp_state loop_udp;   /* datagram transports (loop component) */
-    tc_loop_tls_state loop_tls;   /* TLS steady-state path (loop component) */
+    tc_loop_transport_state loop_transport; /* TCP/Unix transports, servers (loop component) */
+    tc_loop_udp_state loop_udp;             /* datagram transports (loop component) */
+    tc_loop_tls_state loop_tls;             /* TLS steady-state path (loop component) */
     tc_stream_state stream;
     tc_http_state http;
     tc_ws_state ws;
@@ -45,7 +45,7 @@ core_exec(PyObject *module)
     core_state *cs = (core_state *)PyModule_GetState(module);
     tc_state *st = &cs->st;
     st->loop = &cs->loop;
-    st->loop_tcp = &cs->loop_tcp;
+    st->loop_transport = &cs->loop_transport;
     st->loop_udp = &cs->loop_udp;
     st->loop_tls = &cs->loop_tls;
     st->stream = &cs->stream;
@@ -55,7 +55,7 @@ core_exec(PyObject *module)
     if (PyModule_AddStringConstant(module, "__version__", TC_VERSION) < 0) {
         return -1;
     }
-    if (tc_loop_exec(module, st) < 0 || tc_loop_tcp_exec(module, st) < 0 ||
+    if (tc_loop_exec(module, st) < 0 || tc_loop_transport_exec(module, st) < 0 ||
         tc_loop_udp_exec(module, st) < 0 || tc_loop_tls_exec(module, st) < 0 ||
         tc_stream_exec(module, st) < 0 || tc_web_exec(module, st) < 0 ||
         tc_http_exec(module, st) < 0 || tc_ws_exec(module, st) < 0) {
@@ -92,7 +92,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
         return 0;
     }
     if ((r = tc_loop_traverse(st, visit, arg)) != 0 ||
-        (r = tc_loop_tcp_traverse(st, visit, arg)) != 0 ||
+        (r = tc_loop_transport_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_udp_traverse(st, visit, arg)) != 0 ||
         (r = tc_loop_tls_traverse(st, visit, arg)) != 0 ||
         (r = tc_stream_traverse(st, visit, arg)) != 0 ||
@@ -117,7 +117,7 @@ core_clear(PyObject *module)
     tc_stream_clear(st);
     tc_loop_tls_clear(st);
     tc_loop_udp_clear(st);
-    tc_loop_tcp_clear(st);
+    tc_loop_transport_clear(st);
     tc_loop_clear(st);
     return 0;
 }

@@ -36,14 +36,14 @@
 #include "common.h"
 
 typedef struct tc_state {
-    struct tc_loop_state *loop;          /* loop/loop.h */
-    struct tc_loop_tcp_state *loop_tcp;  /* loop/transport.h, private to csrc/loop/ */
-    struct tc_loop_udp_state *loop_udp;  /* loop/udp.h, private to csrc/loop/ */
-    struct tc_loop_tls_state *loop_tls;  /* loop/tls.h, private to csrc/loop/ */
-    struct tc_stream_state *stream;      /* stream/stream.h */
-    struct tc_http_state *http;          /* http/http.h */
-    struct tc_ws_state *ws;              /* websocket/websocket.h */
-    struct tc_web_state *web;            /* web/web.h */
+    struct tc_loop_state *loop;                     /* loop/loop.h */
+    struct tc_loop_transport_state *loop_transport; /* loop/transport.h, private to csrc/loop/ */
+    struct tc_loop_udp_state *loop_udp;             /* loop/udp.h, private to csrc/loop/ */
+    struct tc_loop_tls_state *loop_tls;             /* loop/tls.h, private to csrc/loop/ */
+    struct tc_stream_state *stream;                 /* stream/stream.h */
+    struct tc_http_state *http;                     /* http/http.h */
+    struct tc_ws_state *ws;                         /* websocket/websocket.h */
+    struct tc_web_state *web;                       /* web/web.h */
 } tc_state;
 
 #endif /* TC_STATE_H */

@@ -4,7 +4,8 @@
  * and _llhttp_verdict() are in test_api.c) and registers the component; the
  * request grammar is parser.c (see parser.h for why it is not llhttp's), the
  * response framing response.c, its Python side http_py.c, the server
- * server.c, the test build's wrappers test_api.c.
+ * server.c (HTTPServerConnection) and connection.c (HTTPConnection), the
+ * test build's wrappers test_api.c.
  */
 #include "state.h"
 #include "http/http.h"

@@ -1,5 +1,4 @@
-/* http component contract (see DEVELOPERS notes in the README).
- * Other components include only this header.
+/* http component contract.  Other components include only this header.
  *
  * The pure-C core (no Python API; also built alone by fuzz/run.sh) is in
  * http/parser.h:
@@ -37,16 +36,17 @@
  *  - TC_HTTP_ERR_BAD_REQUEST / _UNSATISFIABLE: see parser.h for the log line
  *    and whether "HTTP/1.1 400 Bad Request\r\n\r\n" is written.
  *
- * The server (server.c) follows these notes:
- *   _core.HTTPServerConnection  one accepted connection: a C IOStream from
- *       tc_stream_from_fd() whose input it consumes (stream.h consumer API),
- *       the parser, the idle (header) and body timers, the request loop of
- *       upstream's HTTP1ServerConnection; close() returns a Future.
- *   _core.HTTPConnection  one request (request.connection): write_headers /
- *       write (Futures, done at once when the kernel took every byte, else
- *       at drain), finish, set_close_callback, set_max_body_size,
- *       set_body_timeout, detach (the IOStream, unparsed bytes still
- *       buffered), context, stream.
+ * The server follows these notes (its files share http/internal.h):
+ *   _core.HTTPServerConnection (server.c)  one accepted connection: a C
+ *       IOStream from tc_stream_from_fd() whose input it consumes (stream.h
+ *       consumer API), the parser, the idle (header) and body timers, the
+ *       request loop of upstream's HTTP1ServerConnection; close() returns a
+ *       Future.
+ *   _core.HTTPConnection (connection.c)  one request (request.connection):
+ *       write_headers / write (Futures, done at once when the kernel took
+ *       every byte, else at drain), finish, set_close_callback,
+ *       set_max_body_size, set_body_timeout, detach (the IOStream, unparsed
+ *       bytes still buffered), context, stream.
  *   Every delegate call runs outside tc_http_parser_execute (the parser
  *   pauses after a head, a chunk_size of body and a message), so the
  *   stream's buffer is consumed exactly up to what was parsed when Python
@@ -71,7 +71,7 @@ typedef struct tc_http_state {
     PyTypeObject *RequestParserType;  /* test build: _core.HTTPRequestParser */
     PyTypeObject *ResponseWriterType; /* test build: _core.HTTPResponseWriter */
 #endif
-    /* server.c: the C HTTP server */
+    /* server.c / connection.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
     /* Tornado's objects the server uses, imported by server.c when the
@@ -144,7 +144,8 @@ int tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
  * refs->HTTPOutputError, MemoryError); returns -1.  TC_HTTP_WERR_ENCODE,
  * which only write_headers returns, is raised there. */
 int tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error);
-/* server.c: registers the server types. */
+/* server.c: registers the server types (HTTPConnection through
+ * connection.c). */
 int tc_http_server_exec(PyObject *module, struct tc_state *st);
 int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_server_clear(struct tc_state *st);

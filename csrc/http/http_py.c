@@ -1,6 +1,6 @@
 /* http component: the Python side of the response writer (parser.h), one
  * path for every Python object that writes a response with it -- the C
- * server's HTTPConnection (server.c) and, in the test build, the
+ * server's HTTPConnection (connection.c) and, in the test build, the
  * HTTPResponseWriter wrapper (test_api.c):
  *
  *   tc_http_py_write_headers_args()  write_headers' arguments

@@ -1,96 +1,32 @@
-/* http component: the HTTP/1.1 server connection in C.
+/* http component: the C HTTP/1.1 server connection, HTTPServerConnection.
  *
- * One HTTPServerConnection per accepted TCP connection (what upstream's
- * HTTP1ServerConnection + IOStream do), one HTTPConnection per request (what
- * upstream's HTTP1Connection does for a server: the object apps see as
- * request.connection).
+ * One HTTPServerConnection per accepted connection does what upstream's
+ * HTTP1ServerConnection and the server side of HTTP1Connection do while
+ * reading: it is the C consumer of the connection's IOStream (stream.h:
+ * tc_stream_from_fd on the accepted fd, input taken with tc_stream_peek /
+ * tc_stream_consume, reading paused while a pipelined request waits for the
+ * response before it), feeds the bytes to the request parser (parser.h),
+ * builds RequestStartLine / HTTPHeaders, calls the delegate (start_request,
+ * headers_received, data_received, finish, on_connection_close; awaitables
+ * awaited from the loop), runs the idle (header) and body timeouts, and
+ * goes on to the next request or closes.  Responses are written corked
+ * (tc_stream_set_cork): the output of one loop iteration leaves in one
+ * try-write.
  *
- * I/O: the connection owns a uv_tcp_t opened on the accepted fd, reads into
- * its own buffer that the request parser (parser.h) consumes, and writes with
- * uv_try_write, queueing the rest with uv_write.  (When the stream component's
- * consumer API lands this layer is what moves onto tc_stream.)  detach()
- * hands the fd (dup'd) and every byte not yet parsed to a Python IOStream
- * made by the Python layer, so a WebSocket upgrade keeps buffered bytes.
+ * The request's side, HTTPConnection (write_headers / write / finish,
+ * detach: request.connection), is connection.c; both objects are declared
+ * in http/internal.h.
  *
  * The sequence of delegate calls, the log lines and the keep-alive decisions
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
  */
-#include "common.h"
-#include "state.h"
-#include "loop/loop.h"
-#include "stream/stream.h"
-#include "http/http.h"
+#include "http/internal.h"
 #include "web/web.h"
 
 #include <structmember.h>
-#include <unistd.h>
-#include <fcntl.h>
-
-/* --------------------------------------------------------------- types */
-
-typedef struct sconn sconn;
-typedef struct rconn rconn;
-
-struct sconn {
-    PyObject_HEAD
-    tc_http_state *hs;       /* borrowed: the type holds the module */
-    tc_loop *loop;           /* strong */
-    PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
-    PyObject *context;       /* strong: _HTTPRequestContext */
-    PyObject *closed_future; /* strong or NULL: resolved when serving ended */
-    PyObject *idle_timer;    /* strong TimerHandle or NULL */
-    PyObject *body_timer;    /* strong TimerHandle or NULL */
-    PyObject *write_futures; /* list of futures resolved at drain */
-    rconn *req;              /* strong: the current request, or NULL */
-    tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
-    tc_http_parser parser;
-    tc_http_buf body;        /* coalesced body bytes not yet delivered */
-    size_t chunk_size;
-    Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */
-    uint64_t default_max_body;
-    double idle_timeout;     /* < 0: none */
-    double body_timeout;     /* < 0: none */
-    double head_wait_start;
-    int decompress;
-    /* state */
-    char closed;             /* the stream closed (or close started) */
-    char close_scheduled;    /* _closed() scheduled */
-    char close_notified;     /* _closed() ran */
-    char detached;
-    char waiting_head;       /* between requests: the idle timeout applies */
-    char in_process, again;
-    char awaiting;           /* a delegate awaitable is pending */
-    char msg_complete;       /* parser finished the message (paused) */
-    char finish_called;      /* delegate.finish() done (or skipped) */
-    char close_after_drain;
-    char head_pending;       /* a head was parsed: run the delegate */
-    char flush_body;         /* deliver coalesced body bytes now */
-    char expect_continue;
-    char defer_next;         /* the next request is started by _process */
-    char read_paused;        /* tc_stream_pause_reading while a response is pending */
-    char serving;            /* holds a self-reference until _closed() */
-    PyObject *weakreflist;
-};
-
-struct rconn {
-    PyObject_HEAD
-    sconn *sc;               /* strong; NULL once detached */
-    PyObject *delegate;      /* strong or NULL */
-    PyObject *start_line;    /* strong: RequestStartLine */
-    PyObject *headers;       /* strong: request HTTPHeaders */
-    PyObject *close_callback;/* strong or NULL */
-    tc_http_writer w;
-    double body_timeout;     /* < 0: none */
-    char head_delivered;     /* headers_received called: on_connection_close is owed */
-    char read_finished, write_finished, response_done, finish_waiting;
-    char delegate_closed;
-};
 
 static void sc_process(sconn *sc);
 static void sc_close(sconn *sc);
-static int sc_write(sconn *sc, const char *data, size_t len);
-static void rc_finish_request(rconn *rc);
-static size_t sc_pending(sconn *sc);
 
 /* ----------------------------------------------------- small helpers */
 
@@ -171,15 +107,6 @@ call_later(sconn *sc, double delay, const char *meth)
     PyObject *h = tc_loop_call_later(sc->loop, delay, cb, NULL, 0, NULL);
     Py_DECREF(cb);
     return h;
-}
-
-static void
-cancel_timer(PyObject **t)
-{
-    if (*t != NULL) {
-        tc_loop_handle_cancel(*t);
-        Py_CLEAR(*t);
-    }
 }
 
 static void
@@ -281,10 +208,10 @@ sc_delegate_failed(sconn *sc)
         }
         if (!sc->closed) {
             static const char bad[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
-            if (sc_write(sc, bad, sizeof(bad) - 1) < 0) {
+            if (tc_http_sc_write(sc, bad, sizeof(bad) - 1) < 0) {
                 PyErr_Clear();
             }
-            if (sc_pending(sc)) {
+            if (tc_http_sc_pending(sc)) {
                 sc->close_after_drain = 1;
                 sc->awaiting = 1; /* stop parsing */
                 return;
@@ -350,7 +277,7 @@ sc_awaited(sconn *sc, PyObject *fut)
         sc->expect_continue = 0;
         if (!sc->req->write_finished) {
             static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
-            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+            if (tc_http_sc_write(sc, cont, sizeof(cont) - 1) < 0) {
                 PyErr_Clear();
             }
         }
@@ -699,7 +626,7 @@ sc_dispatch_head_inner(sconn *sc)
         sc->expect_continue = 0;
         if (!rc->write_finished) {
             static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
-            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+            if (tc_http_sc_write(sc, cont, sizeof(cont) - 1) < 0) {
                 PyErr_Clear();
             }
         }
@@ -735,7 +662,7 @@ on_body_start(tc_http_parser *p)
         Py_XDECREF(r);
     }
     if (p->body_kind != TC_HTTP_BODY_NONE && rc->body_timeout >= 0) {
-        cancel_timer(&sc->body_timer);
+        tc_http_cancel_timer(&sc->body_timer);
         sc->body_timer = call_later(sc, rc->body_timeout, "_body_timer");
         if (sc->body_timer == NULL) {
             report(sc, "HTTP server: scheduling the body timeout failed");
@@ -763,7 +690,7 @@ on_message_complete(tc_http_parser *p)
 {
     sconn *sc = p->data;
     sc->msg_complete = 1;
-    cancel_timer(&sc->body_timer);
+    tc_http_cancel_timer(&sc->body_timer);
     return 1;
 }
 
@@ -773,13 +700,11 @@ static const tc_http_callbacks server_callbacks = {
 
 /* ---------------------------------------------------------- I/O layer */
 
-/* The stream's write queue emptied: resolve write futures, finish a
- * waiting request, close after a 400. */
 /* Everything written reached the kernel: resolve the futures write_headers/
  * write/finish handed out meanwhile.  -1 (exception set) only when the list
  * could not be replaced. */
-static int
-resolve_write_futures(sconn *sc)
+int
+tc_http_sc_resolve_write_futures(sconn *sc)
 {
     if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
         PyObject *lst = sc->write_futures;
@@ -797,45 +722,27 @@ resolve_write_futures(sconn *sc)
     return 0;
 }
 
+/* The stream's write queue emptied: resolve write futures, finish a
+ * waiting request, close after a 400. */
 static void
 on_drain(void *ctx, tc_stream *s)
 {
     sconn *sc = ctx;
     (void)s;
     Py_INCREF(sc);
-    if (resolve_write_futures(sc) < 0) {
+    if (tc_http_sc_resolve_write_futures(sc) < 0) {
         report(sc, "HTTP server: out of memory");
     }
     if (sc->close_after_drain) {
         sc_close(sc);
     } else if (sc->req != NULL && sc->req->finish_waiting) {
         sc->req->finish_waiting = 0;
-        rc_finish_request(sc->req);
+        tc_http_rc_finish_request(sc->req);
     }
     if (PyErr_Occurred()) {
         report(sc, "HTTP server: drain callback failed");
     }
     Py_DECREF(sc);
-}
-
-static size_t
-sc_pending(sconn *sc)
-{
-    return sc->closed ? 0 : tc_stream_write_pending(sc->stream);
-}
-
-/* Write bytes; 0 or -1 with StreamClosedError set when closed. */
-static int
-sc_write(sconn *sc, const char *data, size_t len)
-{
-    if (sc->closed || sc->detached) {
-        PyErr_SetNone(sc->hs->StreamClosedError);
-        return -1;
-    }
-    if (len == 0) {
-        return 0;
-    }
-    return tc_stream_write(sc->stream, data, len);
 }
 
 static void
@@ -846,8 +753,6 @@ on_data(void *ctx, tc_stream *s)
     sc_process(sc);
 }
 
-static void sc_schedule_closed(sconn *sc);
-
 static void
 on_close(void *ctx, tc_stream *s, PyObject *error)
 {
@@ -855,7 +760,7 @@ on_close(void *ctx, tc_stream *s, PyObject *error)
     (void)s;
     (void)error;
     sc->closed = 1;
-    sc_schedule_closed(sc);
+    tc_http_sc_schedule_closed(sc);
 }
 
 static const tc_stream_consumer consumer_cb = {on_data, on_drain, on_close};
@@ -869,8 +774,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     sc->close_notified = 1;
-    cancel_timer(&sc->idle_timer);
-    cancel_timer(&sc->body_timer);
+    tc_http_cancel_timer(&sc->idle_timer);
+    tc_http_cancel_timer(&sc->body_timer);
     rconn *rc = sc->req;
     if (rc != NULL && rc->sc != NULL) {
         Py_INCREF(rc);
@@ -895,7 +800,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_DECREF(rc);
     }
     Py_CLEAR(sc->req);  /* no sc <-> rc cycle left behind (circlerefs_test) */
-    if (resolve_write_futures(sc) < 0) {
+    if (tc_http_sc_resolve_write_futures(sc) < 0) {
         report(sc, "HTTP server: out of memory");
     }
     PyObject *r = PyObject_CallMethod(sc->server, "on_close", "O", (PyObject *)sc);
@@ -916,8 +821,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static void
-sc_schedule_closed(sconn *sc)
+void
+tc_http_sc_schedule_closed(sconn *sc)
 {
     if (sc->close_scheduled) {
         return;
@@ -951,13 +856,13 @@ sc_close(sconn *sc)
     if (!sc->detached) {
         tc_stream_close(sc->stream, NULL);  /* on_close runs in here */
     }
-    sc_schedule_closed(sc);
+    tc_http_sc_schedule_closed(sc);
     Py_DECREF(sc);
 }
 
 /* Close while an exception is set (to be raised to the caller after). */
-static void
-sc_close_keep_exc(sconn *sc)
+void
+tc_http_sc_close_keep_exc(sconn *sc)
 {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -1155,8 +1060,8 @@ again:
 }
 
 /* The response is finished and flushed (upstream _finish_request). */
-static void
-rc_finish_request(rconn *rc)
+void
+tc_http_rc_finish_request(rconn *rc)
 {
     sconn *sc = rc->sc;
     Py_CLEAR(rc->close_callback);
@@ -1203,358 +1108,6 @@ sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
     sc_process(sc);
     Py_RETURN_NONE;
 }
-
-/* --------------------------------------------------- HTTPConnection */
-
-static PyObject *
-closed_write_future(rconn *rc)
-{
-    sconn *sc = rc->sc;
-    PyObject *fut = sc ? tc_loop_create_future(sc->loop) : NULL;
-    if (fut == NULL) {
-        return NULL;
-    }
-    PyObject *exc = PyObject_CallNoArgs(sc->hs->StreamClosedError);
-    if (exc == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    /* retrieved at once, as upstream's write() on a closed stream does */
-    int failed = tc_loop_future_set_exception(sc->loop, fut, exc, TC_FUTURE_NEW, 1) < 0;
-    Py_DECREF(exc);
-    if (failed) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return fut;
-}
-
-/* A future for a write just queued: done now when the kernel took it all. */
-static PyObject *
-write_future(sconn *sc)
-{
-    PyObject *fut = tc_loop_create_future(sc->loop);
-    if (fut == NULL) {
-        return NULL;
-    }
-    if (sc_pending(sc) == 0) {
-        if (tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        return fut;
-    }
-    if (PyList_Append(sc->write_futures, fut) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return fut;
-}
-
-/* The writer's error as the Python exception (http_py.c). */
-static int
-raise_werr(tc_http_state *hs, tc_http_writer *w, tc_http_werr e)
-{
-    return tc_http_py_raise(w, e, hs->HTTPOutputError);
-}
-
-static PyObject *
-rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    PyObject *start_line, *headers, *chunk; /* borrowed */
-    sconn *sc = rc->sc;
-    if (tc_http_py_write_headers_args(args, nargs, kwnames, &start_line, &headers, &chunk) < 0) {
-        return NULL;
-    }
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    tc_http_state *hs = sc->hs;
-    PyObject *result = NULL;
-    tc_http_buf out = {0};
-    const tc_http_py_refs refs = {hs->HTTPHeaders, hs->HTTPOutputError, hs->s_as_list,
-                                  hs->web};
-    int r = tc_http_py_write_headers(&rc->w, &refs, start_line, headers, chunk, &out);
-    if (r != 0) {
-        if (r > 0 && rc->w.closed) {
-            sc_close_keep_exc(sc);
-        }
-        goto fail;
-    }
-    if (sc->closed || sc->detached) {
-        result = closed_write_future(rc);
-    } else {
-        if (sc_write(sc, out.data, out.len) < 0) {
-            goto fail;
-        }
-        result = write_future(sc);
-    }
-fail:
-    tc_http_buf_free(&out);
-    return result;
-}
-
-static PyObject *
-rc_write(rconn *rc, PyObject *chunk)
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    if (sc->closed || sc->detached) {
-        return closed_write_future(rc);
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    tc_http_buf out = {0};
-    PyObject *result = NULL;
-    tc_http_werr e = tc_http_write_body(&rc->w, view.buf, (size_t)view.len, &out);
-    PyBuffer_Release(&view);
-    if (e != TC_HTTP_WOK) {
-        raise_werr(sc->hs, &rc->w, e);
-        if (rc->w.closed) {
-            sc_close_keep_exc(sc);
-        }
-        goto done;
-    }
-    if (sc_write(sc, out.data, out.len) < 0) {
-        goto done;
-    }
-    result = write_future(sc);
-done:
-    tc_http_buf_free(&out);
-    return result;
-}
-
-static PyObject *
-rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    int stream_closed = sc->closed || sc->detached;
-    tc_http_buf out = {0};
-    tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
-    if (e != TC_HTTP_WOK) {
-        tc_http_buf_free(&out);
-        raise_werr(sc->hs, &rc->w, e);
-        if (rc->w.closed) {
-            sc_close_keep_exc(sc);
-        }
-        return NULL;
-    }
-    if (out.len && !stream_closed) {
-        if (sc_write(sc, out.data, out.len) < 0) {
-            PyErr_Clear();
-        }
-    }
-    tc_http_buf_free(&out);
-    rc->write_finished = 1;
-    if (!rc->read_finished) {
-        rc->w.disconnect_on_finish = 1;
-    }
-    Py_INCREF(rc);
-    if (sc_pending(sc) > 0) {
-        rc->finish_waiting = 1;
-    } else {
-        rc_finish_request(rc);
-    }
-    Py_DECREF(rc);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_close_callback(rconn *rc, PyObject *cb)
-{
-    if (cb == Py_None) {
-        Py_CLEAR(rc->close_callback);
-    } else {
-        Py_INCREF(cb);
-        Py_XSETREF(rc->close_callback, cb);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_max_body_size(rconn *rc, PyObject *arg)
-{
-    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (rc->sc != NULL && rc->sc->req == rc) {
-        rc->sc->parser.max_body_size = v;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_body_timeout(rconn *rc, PyObject *arg)
-{
-    double v = PyFloat_AsDouble(arg);
-    if (v == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    rc->body_timeout = v;
-    Py_RETURN_NONE;
-}
-
-/* Take the connection out of HTTP processing: the IOStream, with every
- * byte not yet parsed still in its buffer and pending writes still queued. */
-static PyObject *
-rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "already detached");
-        return NULL;
-    }
-    PyObject *stream = (PyObject *)sc->stream;
-    Py_INCREF(stream);
-    if (!sc->closed) {
-        /* the application's stream writes at once; what this connection
-         * wrote (the 101 response) goes first */
-        tc_stream_set_cork(sc->stream, 0);
-        tc_stream_set_consumer(sc->stream, NULL, NULL);
-        if (sc_pending(sc) == 0 && resolve_write_futures(sc) < 0) {
-            Py_DECREF(stream);
-            return NULL;
-        }
-        if (sc->read_chunk_size > 0) {
-            PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
-            if (v == NULL || PyObject_SetAttrString(stream, "read_chunk_size", v) < 0) {
-                Py_XDECREF(v);
-                Py_DECREF(stream);
-                return NULL;
-            }
-            Py_DECREF(v);
-        }
-    }
-    sc->detached = 1;
-    Py_CLEAR(rc->close_callback);
-    rc->response_done = 1;
-    rc->sc = NULL;
-    if (sc->req == rc) {
-        rc->delegate_closed = 1;  /* upstream: no on_connection_close after detach */
-        sc->req = NULL;
-        Py_DECREF(rc);            /* sc's reference; the caller still holds one */
-    }
-    cancel_timer(&sc->idle_timer);
-    cancel_timer(&sc->body_timer);
-    sc_schedule_closed(sc);       /* the server forgets the connection */
-    Py_DECREF(sc);                /* rc's reference */
-    return stream;
-}
-
-static PyObject *
-rc_get_stream(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc->stream);
-    return (PyObject *)rc->sc->stream;
-}
-
-static PyObject *
-rc_get_context(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc->context);
-    return rc->sc->context;
-}
-
-static int
-rc_traverse(rconn *rc, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(rc));
-    Py_VISIT(rc->sc);
-    Py_VISIT(rc->delegate);
-    Py_VISIT(rc->start_line);
-    Py_VISIT(rc->headers);
-    Py_VISIT(rc->close_callback);
-    return 0;
-}
-
-static int
-rc_clear(rconn *rc)
-{
-    Py_CLEAR(rc->sc);
-    Py_CLEAR(rc->delegate);
-    Py_CLEAR(rc->start_line);
-    Py_CLEAR(rc->headers);
-    Py_CLEAR(rc->close_callback);
-    return 0;
-}
-
-static void
-rc_dealloc(rconn *rc)
-{
-    PyTypeObject *tp = Py_TYPE(rc);
-    PyObject_GC_UnTrack(rc);
-    rc_clear(rc);
-    tc_http_writer_free(&rc->w);
-    PyObject_GC_Del(rc);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef rc_methods[] = {
-    {"write_headers", (PyCFunction)(void (*)(void))rc_write_headers, METH_FASTCALL | METH_KEYWORDS,
-     "HTTPConnection.write_headers(start_line, headers, chunk=None) -> Future"},
-    {"write", (PyCFunction)rc_write, METH_O, "HTTPConnection.write(chunk) -> Future"},
-    {"finish", (PyCFunction)rc_finish, METH_NOARGS, "HTTPConnection.finish()"},
-    {"set_close_callback", (PyCFunction)rc_set_close_callback, METH_O, NULL},
-    {"set_max_body_size", (PyCFunction)rc_set_max_body_size, METH_O, NULL},
-    {"set_body_timeout", (PyCFunction)rc_set_body_timeout, METH_O, NULL},
-    {"detach", (PyCFunction)rc_detach, METH_NOARGS,
-     "Stop HTTP processing; returns an IOStream with the unparsed bytes buffered."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyObject *
-rc_get_server_conn(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc);
-    return (PyObject *)rc->sc;
-}
-
-static PyGetSetDef rc_getset[] = {
-    {"context", (getter)rc_get_context, NULL, "The connection's _HTTPRequestContext.", NULL},
-    {"_server_conn", (getter)rc_get_server_conn, NULL, "The HTTPServerConnection (None once detached).", NULL},
-    {"stream", (getter)rc_get_stream, NULL, "The connection's IOStream (None once detached).", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot rc_slots[] = {
-    {Py_tp_dealloc, rc_dealloc},
-    {Py_tp_traverse, rc_traverse},
-    {Py_tp_clear, rc_clear},
-    {Py_tp_methods, rc_methods},
-    {Py_tp_getset, rc_getset},
-    {Py_tp_doc, "One request on a C HTTP server connection (tornado.httputil.HTTPConnection)."},
-    {0, NULL},
-};
-
-static PyType_Spec rc_spec = {
-    .name = "tornado_c._core.HTTPConnection",
-    .basicsize = sizeof(rconn),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .slots = rc_slots,
-};
 
 /* ------------------------------------------------ HTTPServerConnection */
 
@@ -1898,7 +1451,7 @@ tc_http_server_exec(PyObject *module, struct tc_state *st)
     if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0) {
         return -1;
     }
-    return tc_add_type(module, &rc_spec, NULL, &hs->ReqConnType);
+    return tc_http_connection_exec(module, st);
 }
 
 int

@@ -17,7 +17,8 @@
  *     tc_loop_is_closed() before creating handles, and close handles with
  *     tc_loop_close_handle(): on a closed loop it runs the close callback
  *     right away.
- *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
+ *   - The loop releases the GIL only while it blocks in the poll (libuv's,
+ *     or its own epoll_wait, see loop/poll.c).  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
  *     about the GIL is needed.
@@ -120,7 +121,7 @@ typedef struct tc_loop {
     PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
     unsigned long thread_id;
     char running, stopping, closed, debug, block_in_poll, draining;
-    char own_poll;                  /* blocking in epoll on epfd, see loop.c */
+    char own_poll;                  /* blocking in epoll on epfd, see poll.c */
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;

@@ -31,7 +31,7 @@ typedef struct tc_listener {
 
 struct tc_server {
     PyObject_HEAD
-    tc_loop_tcp_state *ts;      /* borrowed: the type holds the module */
+    tc_loop_transport_state *ts;      /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     PyObject *protocol_factory;
     PyObject *socks;            /* list of socket objects, or NULL once closed */
@@ -148,14 +148,14 @@ connection_cb(uv_stream_t *stream, int status)
         return;
     }
     Py_INCREF(srv);
-    tr = tc_loop_tcp_transport_for_accept(srv->ts, srv->loop, l->kind, srv->live);
+    tr = tc_loop_transport_for_accept(srv->ts, srv->loop, l->kind, srv->live);
     if (tr == NULL) {
         report_accept_error(srv, "Error on transport creation for incoming connection");
         goto done;
     }
-    rc = uv_accept(stream, tc_loop_tcp_transport_stream(tr));
+    rc = uv_accept(stream, tc_loop_transport_stream(tr));
     if (rc < 0) {
-        tc_loop_tcp_transport_dispose(tr);
+        tc_loop_transport_dispose(tr);
         Py_DECREF(tr);
         if (rc != UV_EAGAIN && rc != UV_ECONNABORTED) {
             tc_uvio_set_error(rc);
@@ -165,7 +165,7 @@ connection_cb(uv_stream_t *stream, int status)
     }
     protocol = PyObject_CallNoArgs(srv->protocol_factory);
     if (protocol == NULL ||
-        tc_loop_tcp_transport_start(tr, protocol, (PyObject *)srv, NULL) < 0) {
+        tc_loop_transport_start(tr, protocol, (PyObject *)srv, NULL) < 0) {
         /* asyncio reports this only in debug mode; we always do (the
          * connection is closed, the error must not vanish). */
         PyObject *extra = PyDict_New();
@@ -185,7 +185,7 @@ connection_cb(uv_stream_t *stream, int status)
         tc_loop_report_exception(srv->loop, "Error on transport creation for incoming connection",
                                  extra);
         Py_XDECREF(extra);
-        tc_loop_tcp_transport_dispose(tr);
+        tc_loop_transport_dispose(tr);
     }
     Py_XDECREF(protocol);
     Py_DECREF(tr); /* the transport keeps itself alive while its handle is open */
@@ -194,13 +194,13 @@ done:
 }
 
 void
-tc_loop_tcp_server_attach(PyObject *server)
+tc_loop_server_attach(PyObject *server)
 {
     ((tc_server *)server)->active_count++;
 }
 
 void
-tc_loop_tcp_server_detach(PyObject *server)
+tc_loop_server_detach(PyObject *server)
 {
     tc_server *srv = (tc_server *)server;
     srv->active_count--;
@@ -235,14 +235,14 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     srv = (tc_server *)type->tp_alloc(type, 0);
     if (srv == NULL) {
         return NULL;
     }
-    srv->ts = st->loop_tcp;
+    srv->ts = st->loop_transport;
     Py_INCREF(loop);
     srv->loop = (tc_loop *)loop;
     Py_INCREF(factory);
@@ -487,5 +487,5 @@ static PyType_Spec srv_spec = {
 int
 tc_loop_server_exec(PyObject *module, tc_state *st)
 {
-    return tc_add_type(module, &srv_spec, NULL, &st->loop_tcp->Server_type);
+    return tc_add_type(module, &srv_spec, NULL, &st->loop_transport->Server_type);
 }

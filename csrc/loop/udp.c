@@ -45,7 +45,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
@@ -153,7 +152,7 @@ report_current(tc_udp *tr, const char *message)
 static int
 loop_debug(tc_udp *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp->s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_transport->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -174,7 +173,7 @@ debug_log(tc_udp *tr, const char *fmt)
 {
     PyObject *et, *ev, *etb, *r;
     PyErr_Fetch(&et, &ev, &etb);
-    r = PyObject_CallMethod(tr->st->loop_tcp->logger, "debug", "sO", fmt, (PyObject *)tr);
+    r = PyObject_CallMethod(tr->st->loop_transport->logger, "debug", "sO", fmt, (PyObject *)tr);
     if (r == NULL) {
         tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
     }
@@ -194,7 +193,7 @@ fatal_error(tc_udp *tr, PyObject *exc, const char *message)
     }
     else if (loop_debug(tr)) {
         /* logger.debug("%r: %s", transport, message, exc_info=exc) */
-        PyObject *meth = PyObject_GetAttrString(tr->st->loop_tcp->logger, "debug");
+        PyObject *meth = PyObject_GetAttrString(tr->st->loop_transport->logger, "debug");
         PyObject *args = meth ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)tr, message) : NULL;
         PyObject *kw = args ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
         PyObject *r = kw ? PyObject_Call(meth, args, kw) : NULL;
@@ -228,7 +227,7 @@ poll_close_cb(uv_handle_t *handle)
 {
     tc_udp *tr = (tc_udp *)handle->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_HANDLE_CLOSED(tr->st);
+    TC_LOOP_HANDLE_CLOSED(tr->loop);
     tr->poll_open = 0;
     Py_DECREF(tr); /* the self-reference taken in _open */
 }
@@ -369,7 +368,7 @@ maybe_pause_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 1;
-    call_protocol_flow(tr, tr->st->loop_tcp->s_pause_writing, "protocol.pause_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_pause_writing, "protocol.pause_writing() failed");
 }
 
 static void
@@ -379,7 +378,7 @@ maybe_resume_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 0;
-    call_protocol_flow(tr, tr->st->loop_tcp->s_resume_writing, "protocol.resume_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_resume_writing, "protocol.resume_writing() failed");
 }
 
 /* -------------------------------------------------------------- lifecycle */
@@ -409,7 +408,7 @@ call_connection_lost(tc_udp *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL && tr->started) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp->s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_transport->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -735,7 +734,7 @@ udp_sendto(tc_udp *tr, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 lost:
     PyBuffer_Release(&view);
     if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_tcp->logger, tr->st->loop_tcp->s_warning,
+        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_transport->logger, tr->st->loop_transport->s_warning,
                                                 tr->st->loop_udp->s_socket_send_warning);
         if (r == NULL) {
             return NULL;
@@ -1020,7 +1019,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "extra must be a dict");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     o = PyObject_GetAttrString(sock, "family");
@@ -1064,7 +1063,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     }
     tr->poll.data = tr;
     tr->poll_open = 1;
-    TC_LOOP_HANDLE_OPENED(st);
+    TC_LOOP_HANDLE_OPENED(tr->loop);
     Py_INCREF(tr); /* self-reference, dropped in poll_close_cb */
     tr->sock = Py_NewRef(sock);
     if (address != Py_None) {
@@ -1257,45 +1256,8 @@ static PyObject *
 udp_set_write_buffer_limits(tc_udp *tr, PyObject *args, PyObject *kwds)
 {
     /* asyncio's _FlowControlMixin._set_write_buffer_limits */
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
-                                     &high_o, &low_o)) {
-        return NULL;
-    }
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = 64 * 1024;
-        }
-        else {
-            low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-            if (low == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
-        if (high == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-        if (high < 0 && high % 4) {
-            low -= 1; /* Python's floor division */
-        }
-    }
-    else {
-        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-        if (low == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;
@@ -1373,7 +1335,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL || tr->lost_called) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised, unless the transport was closed. */
     if (!tr->closing) {
@@ -1421,48 +1383,18 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---------------------------------------------------------- addresses */
 
 /* The Python form of a socket address, as the socket module gives it
- * (recvfrom, getsockname).  New reference or NULL with an exception. */
+ * (recvfrom, getsockname): tc_uvio_sockaddr_to_py (loop/uvio.h), and for a
+ * family it does not know (family, raw address bytes), as the socket
+ * module's fallback.  New reference or NULL with an exception. */
 static PyObject *
 udp_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 {
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned int)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > sizeof(a->sun_path)) {
-            n = sizeof(a->sun_path);
-        }
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
+    if (len > 0 && ss->ss_family != AF_INET && ss->ss_family != AF_INET6 &&
+        ss->ss_family != AF_UNIX) {
         return Py_BuildValue("(iy#)", (int)ss->ss_family, ((const struct sockaddr *)ss)->sa_data,
                              (Py_ssize_t)sizeof(((const struct sockaddr *)ss)->sa_data));
     }
+    return tc_uvio_sockaddr_to_py(ss, len);
 }
 
 /* ------------------------------------------------------------------- type */

@@ -1,6 +1,6 @@
 /* loop component contract, part 2: the libuv stream plumbing shared by every
  * object that owns a connected uv stream -- the asyncio transports
- * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
+ * (loop/transport.c), the listeners of their servers (loop/server.c) and the C
  * IOStream (stream/stream.c).  Included by loop.h (other components include
  * only loop.h); implemented in loop/uvio.c.
  *
@@ -55,6 +55,10 @@
  *                   meanwhile; a reader must copy the bytes out before it runs
  *                   any Python code (which could switch threads).
  *
+ *   addresses       a numeric Python address tuple -> sockaddr (connect),
+ *                   a sockaddr -> its Python form (peername, sockname, the
+ *                   sender of a datagram), as the socket module does.
+ *
  *   errors          libuv error -> the OSError subclass the stdlib raises.
  *
  * Everything is hidden from the dynamic linker (TC_UVIO_API): calls from the
@@ -67,6 +71,7 @@
 #include <Python.h>
 #include <uv.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TC_UVIO_API __attribute__((visibility("hidden")))
 
@@ -341,6 +346,20 @@ TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
  * or -1 with an exception set (ValueError('the socket is closed') for a
  * closed one). */
 TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop *loop, PyObject *sock);
+
+/* ---------------------------------------------------------- addresses */
+
+/* Fill `ss` from a numeric Python address tuple of `family`: (host, port)
+ * for AF_INET, (host, port[, flowinfo[, scope_id]]) for AF_INET6.  0, or -1
+ * with TypeError / ValueError / OverflowError set. */
+TC_UVIO_API int tc_uvio_parse_inet_address(int family, PyObject *address,
+                                           struct sockaddr_storage *ss);
+/* The Python form of a socket address, as the socket module gives it
+ * (getpeername(), recvfrom()): (host, port) for IPv4, (host, port, flowinfo,
+ * scope_id) for IPv6, the path for a Unix socket (str; bytes for an abstract
+ * name).  None for an empty address (len 0) or another family; NULL with
+ * OSError set if the address cannot be printed. */
+TC_UVIO_API PyObject *tc_uvio_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len);
 
 /* ------------------------------------------------------------- errors */
 

@@ -1,4 +1,10 @@
-/* Stream transports (asyncio.Transport) on uv_tcp_t and uv_pipe_t.
+/* loop component: the stream transport, one asyncio.Transport on a connected
+ * uv stream -- a uv_tcp_t for TCP, a uv_pipe_t for Unix sockets -- whatever
+ * made it: create_connection / create_unix_connection (_open + _connect),
+ * connect_accepted_socket and the servers of server.c (accept).  Its Python
+ * type is tornado_c._core.StreamTransport (transport.h is its private header,
+ * shared with server.c); TLS runs on top of it (tls.c, the stdlib's
+ * SSLProtocol).
  *
  * Behaviour follows asyncio's _SelectorSocketTransport (Python 3.11) call for
  * call: connection_made is scheduled with call_soon, reading starts after it,
@@ -29,9 +35,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -45,7 +48,7 @@ struct tc_transport {
      * base declares __slots__ = ('_extra',): that slot lives here.  Unused
      * by us; checked against asyncio's layout at import. */
     PyObject *base_extra_slot;
-    tc_loop_tcp_state *ts;      /* borrowed: the transports' part of the module
+    tc_loop_transport_state *ts;      /* borrowed: the transports' part of the module
                                  * state (the type holds the module) */
     tc_loop *loop;              /* strong */
     tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
@@ -204,7 +207,7 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 
 static tc_transport *
-tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
+tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
     PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
@@ -238,20 +241,20 @@ tr_alloc(tc_loop_tcp_state *ts, tc_loop *loop, int kind, PyObject *live)
 }
 
 tc_transport *
-tc_loop_tcp_transport_for_accept(tc_loop_tcp_state *ts, tc_loop *loop, int kind,
-                                 PyObject *live)
+tc_loop_transport_for_accept(tc_loop_transport_state *ts, tc_loop *loop, int kind,
+                             PyObject *live)
 {
     return tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
-tc_loop_tcp_transport_stream(tc_transport *tr)
+tc_loop_transport_stream(tc_transport *tr)
 {
     return &tr->io.h.stream;
 }
 
 void
-tc_loop_tcp_transport_dispose(tc_transport *tr)
+tc_loop_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
@@ -301,7 +304,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     server = tr->server;
     tr->server = NULL;
     if (server != NULL) {
-        tc_loop_tcp_server_detach(server);
+        tc_loop_server_detach(server);
         Py_DECREF(server);
     }
     if (rc < 0) {
@@ -953,58 +956,10 @@ connect_cb(uv_connect_t *req, int status)
     Py_DECREF(waiter);
 }
 
-/* Fill `ss` from a Python address tuple of `family`. */
-static int
-parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
-{
-    const char *host;
-    int port;
-    unsigned int flowinfo = 0, scope_id = 0;
-    int rc;
-    memset(ss, 0, sizeof(*ss));
-    if (!PyTuple_Check(address)) {
-        PyErr_Format(PyExc_TypeError, "address must be a tuple, not %.200s",
-                     Py_TYPE(address)->tp_name);
-        return -1;
-    }
-    if (family == AF_INET) {
-        if (!PyArg_ParseTuple(address, "si;AF_INET address must be (host, port)", &host, &port)) {
-            return -1;
-        }
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
-    }
-    else if (family == AF_INET6) {
-        if (!PyArg_ParseTuple(address, "si|II;AF_INET6 address must be (host, port[, flowinfo[, scope_id]])",
-                              &host, &port, &flowinfo, &scope_id)) {
-            return -1;
-        }
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-        if (rc == 0) {
-            ((struct sockaddr_in6 *)ss)->sin6_flowinfo = htonl(flowinfo);
-            if (scope_id) {
-                ((struct sockaddr_in6 *)ss)->sin6_scope_id = scope_id;
-            }
-        }
-    }
-    else {
-        PyErr_Format(PyExc_ValueError, "unsupported address family %d", family);
-        return -1;
-    }
-    if (port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535.");
-        return -1;
-    }
-    if (rc < 0) {
-        PyErr_Format(PyExc_ValueError, "not a numeric address: %R", address);
-        return -1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ Python API */
 
 int
-tc_loop_tcp_check_open(PyObject *loop)
+tc_loop_transport_check_open(PyObject *loop)
 {
     PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
     int closed;
@@ -1048,7 +1003,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     fam_o = PyObject_GetAttrString(sock, "family");
@@ -1064,7 +1019,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (fd < 0) {
         return NULL;
     }
-    tr = tr_alloc(st->loop_tcp, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tr_alloc(st->loop_transport, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -1103,7 +1058,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
         return NULL;
     }
-    if (parse_inet_address(family, args[1], &ss) < 0) {
+    if (tc_uvio_parse_inet_address(family, args[1], &ss) < 0) {
         return NULL;
     }
     fut = tc_loop_create_future(tr->loop);
@@ -1141,49 +1096,9 @@ snapshot_addresses(tc_transport *tr)
     }
 }
 
-/* The Python form of a socket address (as socket.getpeername() gives). */
-static PyObject *
-sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(siIk)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned long)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
-        Py_RETURN_NONE;
-    }
-}
-
 int
-tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
-                            PyObject *waiter)
+tc_loop_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
+                        PyObject *waiter)
 {
     int rc;
     if (tr->started || !tr->io.open || tr->io.closing) {
@@ -1212,7 +1127,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     if (server != NULL && server != Py_None) {
         Py_INCREF(server);
         tr->server = server;
-        tc_loop_tcp_server_attach(server);
+        tc_loop_server_attach(server);
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
@@ -1244,8 +1159,8 @@ tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    if (tc_loop_tcp_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
-                                    nargs > 1 ? args[1] : NULL) < 0) {
+    if (tc_loop_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
+                                nargs > 1 ? args[1] : NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1259,7 +1174,7 @@ tr_dispose(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "transport already started; use close()");
         return NULL;
     }
-    tc_loop_tcp_transport_dispose(tr);
+    tc_loop_transport_dispose(tr);
     Py_RETURN_NONE;
 }
 
@@ -1432,15 +1347,16 @@ tr_set_protocol(tc_transport *tr, PyObject *protocol)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+int
+tc_loop_transport_parse_limits(PyObject *args, PyObject *kwds, Py_ssize_t *high_out,
+                               Py_ssize_t *low_out)
 {
     static char *kwlist[] = {"high", "low", NULL};
     PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
                                      &high_o, &low_o)) {
-        return NULL;
+        return -1;
     }
     if (high_o == Py_None) {
         if (low_o == Py_None) {
@@ -1449,7 +1365,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
         else {
             low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
             if (low == -1 && PyErr_Occurred()) {
-                return NULL;
+                return -1;
             }
             high = 4 * low;
         }
@@ -1457,7 +1373,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
         if (high == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (low_o == Py_None) {
@@ -1469,11 +1385,23 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
         if (low == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (!(high >= low && low >= 0)) {
         PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+        return -1;
+    }
+    *high_out = high;
+    *low_out = low;
+    return 0;
+}
+
+static PyObject *
+tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t high, low;
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;
@@ -1518,7 +1446,7 @@ static PyObject *
 tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_tcp_state *ts = tr->ts;
+    tc_loop_transport_state *ts = tr->ts;
     int is_peer;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
@@ -1559,8 +1487,8 @@ tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         }
         return Py_NewRef(dflt);
     }
-    v = is_peer ? sockaddr_to_py(&tr->peer_addr, tr->peer_len)
-                : sockaddr_to_py(&tr->sock_addr, tr->sock_len);
+    v = is_peer ? tc_uvio_sockaddr_to_py(&tr->peer_addr, tr->peer_len)
+                : tc_uvio_sockaddr_to_py(&tr->sock_addr, tr->sock_len);
     if (v == Py_None) {
         Py_DECREF(v);
         return Py_NewRef(dflt);
@@ -1612,7 +1540,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_transport *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
         return NULL;
     }
@@ -1620,7 +1548,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp->s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised (the exception goes to the handler via the
      * Handle that called us). */
@@ -1637,7 +1565,7 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp->Transport_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
@@ -1771,7 +1699,7 @@ static PyType_Spec tr_spec = {
     .slots = tr_slots,
 };
 
-static PyMethodDef tcp_functions[] = {
+static PyMethodDef transport_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
@@ -1785,9 +1713,9 @@ static PyMethodDef tcp_functions[] = {
     } while (0)
 
 int
-tc_loop_tcp_exec(PyObject *module, tc_state *st)
+tc_loop_transport_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     {
         PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
@@ -1809,7 +1737,7 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
             return -1;
         }
     }
-    if (PyModule_AddFunctions(module, tcp_functions) < 0) {
+    if (PyModule_AddFunctions(module, transport_functions) < 0) {
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
@@ -1846,9 +1774,9 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
 }
 
 int
-tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
+tc_loop_transport_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_VISIT(ts->Transport_type);
     Py_VISIT(ts->Server_type);
     Py_VISIT(ts->TransportSocket);
@@ -1861,9 +1789,9 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
 }
 
 void
-tc_loop_tcp_clear(tc_state *st)
+tc_loop_transport_clear(tc_state *st)
 {
-    tc_loop_tcp_state *ts = st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_CLEAR(ts->Transport_type);
     Py_CLEAR(ts->Server_type);
     Py_CLEAR(ts->TransportSocket);
