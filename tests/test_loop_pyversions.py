@@ -25,15 +25,6 @@ PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
 
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def loop(request):
-    lp = asyncio.SelectorEventLoop() if request.param == "asyncio" else EventLoop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-        lp.close()
-
-
 def both_loops():
     return [asyncio.SelectorEventLoop(), EventLoop()]
 
