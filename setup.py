@@ -14,9 +14,20 @@ Build variants (environment variables read at build time):
 
 * ``TORNADO_C_DEBUG=1``: ``-O0 -g`` and ``TC_DEBUG`` (live handle counters).
 * ``TORNADO_C_ASAN=1``: like DEBUG plus AddressSanitizer/UBSan.
+* ``TORNADO_C_TEST=1``: the test build, what ``scripts/test.sh`` installs
+  (combines with the two above): ``TC_TEST_API`` defined and the test-only
+  sources (``csrc/*/test_*.c``) compiled in, adding entry points that exist
+  only for tornado_c's own tests (``_core.HTTPRequestParser``,
+  ``HTTPResponseWriter``, ``_test_stream_consumer``, ...; ``_core.TEST_API``
+  is 1).  Without it (a user's ``pip install .``) none of that code is built.
+
+A build of another variant is never taken for up to date: the variant is
+recorded next to the objects and a change rebuilds everything (setuptools
+itself only compares file times).
 """
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -108,13 +119,29 @@ def llhttp_from_sources(root, what):
     return [inc], [], {"sources": sources, "include_dirs": [inc]}
 
 
+def is_test_source(path):
+    """Test-only C sources, compiled into the test build only."""
+    return os.path.basename(path).startswith("test_")
+
+
 class BuildExt(build_ext):
     """Compile the system's llhttp sources with their own flags (its generated
-    code is not ours to hold to -Werror) and link the objects in."""
+    code is not ours to hold to -Werror) and link the objects in; rebuild
+    when the variant (TORNADO_C_TEST / _DEBUG / _ASAN, flags, sources)
+    differs from the one that produced the extension file."""
 
     llhttp = None
+    variant = ""
 
     def build_extension(self, ext):
+        target = os.path.abspath(self.get_ext_fullpath(ext.name))
+        stamp = os.path.join(self.build_temp, "variant-%s"
+                             % hashlib.sha256(target.encode()).hexdigest()[:16])
+        try:
+            with open(stamp) as f:
+                self.force = self.force or f.read() != self.variant
+        except OSError:
+            self.force = True
         if self.llhttp is not None:
             objects = self.compiler.compile(
                 self.llhttp["sources"],
@@ -124,6 +151,8 @@ class BuildExt(build_ext):
             )
             ext.extra_objects = list(ext.extra_objects or []) + objects
         super().build_extension(ext)
+        with open(stamp, "w") as f:
+            f.write(self.variant)
 
 
 def main():
@@ -132,6 +161,7 @@ def main():
 
     debug = os.environ.get("TORNADO_C_DEBUG") == "1"
     asan = os.environ.get("TORNADO_C_ASAN") == "1"
+    test = os.environ.get("TORNADO_C_TEST") == "1"
     cflags = ["-std=gnu11", "-Wall", "-Wextra", "-Werror",
               "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
     ldflags = []
@@ -145,7 +175,11 @@ def main():
         cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
         ldflags += ["-fsanitize=address,undefined"]
 
-    sources = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c"))
+    if test:
+        macros.append(("TC_TEST_API", "1"))
+
+    sources = sorted(f for f in glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c")
+                     if test or not is_test_source(f))
     include_dirs = ["csrc"] + ll_incs + [f[2:] for f in uv_cflags if f.startswith("-I")]
     libs = [f[2:] for f in uv_libs if f.startswith("-l")]
     lib_dirs = [f[2:] for f in uv_libs if f.startswith("-L")]
@@ -164,6 +198,7 @@ def main():
         depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*/*.h")),
     )
     BuildExt.llhttp = ll_static
+    BuildExt.variant = repr((sorted(macros), sources, cflags, ldflags, ll_static))
     setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})
 
 

@@ -198,6 +198,11 @@ def summarize_loop_udp(data):
 
 
 register(ScriptScenario(
+    "web_headers", "web_headers.py",
+    "HTTPHeaders operations ns/op: tornado_c C vs upstream's Python (no server)",
+    args=("--json", "{json}"), quick_args=("--quick",),
+))
+register(ScriptScenario(
     "web_floor", "web_floor.py",
     "tornado.web's own Python per request, no server (the floor under any server)",
     args=("--json", "{json}"), quick_args=("--quick",), chart=False,
@@ -230,6 +235,12 @@ register(ScriptScenario(
     "UDP echo server on asyncio vs uvloop vs tornado_c loop (client: uvloop)",
     args=("--json", "{json}"), quick_args=("--duration", "1", "--rounds", "1"),
     optional=True, pin=False, summarize=summarize_loop_udp, chart=False,
+))
+
+register(ScriptScenario(
+    "loop_subprocess", "loop_subprocess.py",
+    "child processes (create_subprocess_exec + wait/communicate) on asyncio vs uvloop vs tornado_c",
+    args=("--json", "{json}"), quick_args=("--quick",), optional=True, chart=False,
 ))
 
 

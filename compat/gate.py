@@ -12,6 +12,15 @@ test (it also fails on unexpected stderr output or logged errors, as
 upstream's runner does).  The list may only shrink: a listed test that now
 passes is reported so it can be removed.
 
+A test that fails in the whole run gets one more chance: its test module is
+run again in a fresh process of the same configuration.  If the test passes
+there it is reported as FLAKY (with the first failure's log) and does not
+fail the gate: a few of upstream's own tests give a TLS handshake and a
+request 0.1 s and fail on a loaded machine with or without tornado_c (run
+alone in a cold process, SimpleHTTPSClientTestCase.test_request_timeout even
+fails every time under plain upstream, hence the whole module).  A test that
+fails again fails the gate.
+
     python compat/gate.py [--config NAME ...] [--keep-logs DIR]
 """
 
@@ -65,7 +74,9 @@ def parse_output(text):
     return ran, skipped, failed
 
 
-def run_config(name, disable, log_dir):
+def run_config(name, disable, log_dir, tests=(), tag=""):
+    """Run upstream's suite (or only `tests`, full unittest ids) under the
+    switch with TORNADO_C_DISABLE=`disable`."""
     env = dict(os.environ)
     env["TORNADO_C_DISABLE"] = disable
     # Import the same tornado_c this script sees (installed or in-tree).
@@ -73,11 +84,11 @@ def run_config(name, disable, log_dir):
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(tornado_c.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
-    log_path = os.path.join(log_dir, "upstream-suite-%s.log" % name)
+    log_path = os.path.join(log_dir, "upstream-suite-%s%s.log" % (name, tag))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as cwd, open(log_path, "w") as log:
         proc = subprocess.run(
-            [sys.executable, "-m", "tornado_c", "-m", "tornado.test"],
+            [sys.executable, "-m", "tornado_c", "-m", "tornado.test", *tests],
             cwd=cwd,
             env=env,
             stdout=log,
@@ -109,7 +120,22 @@ def main(argv=None):
         expected = known.get(name, {})
         new = sorted(failed - set(expected))
         fixed = sorted(set(expected) - failed)
-        good = not new and ran > 0 and (rc == 0 or failed)
+        flaky, rerun_ok = [], False
+        if new:
+            # their modules once more, in a fresh process: see the docstring
+            modules = sorted({test.rsplit(".", 2)[0] for test in new})
+            rrc, rran, _, refailed, relog, _ = run_config(
+                name, CONFIGS[name], log_dir, tests=modules, tag="-rerun")
+            if rran >= len(new):
+                flaky = [t for t in new if t not in refailed]
+                new = [t for t in new if t in refailed]
+                failed = failed - set(flaky)
+                rerun_ok = rrc == 0
+                if not new and rrc != 0:
+                    new = ["(rerun of %s: runner exit %d, see %s)" % (", ".join(flaky), rrc, relog)]
+        # the runner's own exit status counts unless failing tests explain it
+        # (known failures, or flaky ones that then passed alone)
+        good = not new and ran > 0 and (rc == 0 or failed or rerun_ok)
         ok = ok and good
         passed = ran - skipped - len(failed)
         total_passed += passed
@@ -119,6 +145,9 @@ def main(argv=None):
               "(%d known), runner exit %d, %.0fs -> %s"
               % (name, CONFIGS[name], ran, passed, skipped, len(failed),
                  len(failed) - len(new), rc, secs, "ok" if good else "FAILED"))
+        for test in flaky:
+            print("  FLAKY (failed in the whole run, passed when its module ran again): %s  (log: %s)"
+                  % (test, log_path))
         for test in new:
             print("  NEW FAILURE: %s" % test)
         for test in fixed:

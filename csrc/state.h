@@ -1,55 +1,49 @@
 /* The module state of tornado_c._core.
  *
- * Every heap type, interned string and imported callable the C code needs lives
- * here, never in a global.  Each component keeps its part in its own struct,
- * declared in the component's header (its contract) and embedded below, so
- * components can grow without touching one another.
+ * Every heap type, interned string and imported callable the C code needs
+ * lives here, never in a global.  Each component declares its part (a
+ * struct tc_<component>_state) in its own header, its contract; this header
+ * includes none of them.  The module state is one pointer per component,
+ * to that component's part:
+ *
+ *   - a file sees only the contracts it includes: the pointer of a
+ *     component it does not include is an incomplete type to it, so it
+ *     cannot reach into that component's state (mask.c sees no libuv, the
+ *     stream no transport internals);
+ *   - the parts themselves live in the same block of memory as this
+ *     struct (module.c lays them out behind it and sets the pointers
+ *     first thing in exec), so they live exactly as long as the module
+ *     state: an object whose type holds the module may keep a borrowed
+ *     pointer to its component's part;
+ *   - hot paths do not pay for the indirection: an object whose hot path
+ *     reads its component's part keeps a borrowed pointer to it (the loop's
+ *     ls, the transports' and servers' ts, the HTTP connection's hs), so
+ *     reading a name or a type is one load from the object, as it was with
+ *     the parts embedded by value; the loop's part is reached through the
+ *     loop (tc_loop_read_buffer(), the future helpers).  The rest -- code
+ *     that starts from the module or a type (tp_new, module functions), and
+ *     the IOStream, whose per-read and per-write paths do not read its own
+ *     part (errors, setup and scheduling do) -- goes through these
+ *     pointers.
+ *
+ * Included by module.c (which owns the layout) and by any file that finds
+ * its component's part from the module or a type; such a file includes the
+ * headers of the parts it uses.
  */
 #ifndef TC_STATE_H
 #define TC_STATE_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
-#include "loop/loop.h"
-#include "loop/transport.h"
-#include "loop/udp.h"
-#include "loop/tls.h"
-#include "stream/stream.h"
-#include "http/http.h"
-#include "websocket/websocket.h"
+#include "common.h"
 
 typedef struct tc_state {
-    tc_loop_state loop;
-    tc_loop_tcp_state loop_tcp;   /* TCP/Unix transports and servers (loop component) */
-    tc_loop_udp_state loop_udp;   /* datagram transports (loop component) */
-    tc_loop_tls_state loop_tls;   /* TLS steady-state path (loop component) */
-    tc_stream_state stream;
-    tc_http_state http;
-    tc_ws_state ws;
+    struct tc_loop_state *loop;                     /* loop/loop.h */
+    struct tc_loop_transport_state *loop_transport; /* loop/transport.h, private to csrc/loop/ */
+    struct tc_loop_udp_state *loop_udp;             /* loop/udp.h, private to csrc/loop/ */
+    struct tc_loop_tls_state *loop_tls;             /* loop/tls.h, private to csrc/loop/ */
+    struct tc_stream_state *stream;                 /* stream/stream.h */
+    struct tc_http_state *http;                     /* http/http.h */
+    struct tc_ws_state *ws;                         /* websocket/websocket.h */
+    struct tc_web_state *web;                       /* web/web.h */
 } tc_state;
-
-/* Borrowed: the state of the module object `module`. */
-static inline tc_state *
-tc_get_state(PyObject *module)
-{
-    return (tc_state *)PyModule_GetState(module);
-}
-
-/* Borrowed: the state of the module that defined `type` (a heap type of ours). */
-tc_state *tc_state_from_type(PyTypeObject *type);
-
-/* Borrowed: the state for `type`, a heap type of ours or a Python subclass of
- * one (the first type along tp_base that our module defined).  NULL with
- * TypeError("not a subclass of <what>") if there is none. */
-tc_state *tc_state_from_subtype(PyTypeObject *type, const char *what);
-
-/* New reference to `mod`.`attr` (imports the module), or NULL with an
- * exception set. */
-PyObject *tc_import_attr(const char *mod, const char *attr);
-
-/* Add a heap type built from `spec` to `module`; store a new reference in *out. */
-int tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
-                PyTypeObject **out);
 
 #endif /* TC_STATE_H */

@@ -18,6 +18,7 @@ import time
 import pytest
 
 import _serverproc as sp
+from conftest import free_port
 
 
 def pid_alive(pid):
@@ -83,14 +84,6 @@ def test_bind_start_fork(mode):
     assert status == 0, (status, err)
     assert not any(pid_alive(p) for p in children), children
     assert "Traceback" not in err, err
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.mark.parametrize("mode", sp.MODES)

@@ -16,15 +16,6 @@ from tornado_c import _core
 from tornado_c.loop import EventLoop, EventLoopPolicy, new_event_loop
 
 
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def loop(request):
-    lp = asyncio.SelectorEventLoop() if request.param == "asyncio" else EventLoop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-        lp.close()
-
-
 def run_briefly(loop, n=1):
     for _ in range(n):
         loop.call_soon(loop.stop)
@@ -378,21 +369,59 @@ def test_run_until_complete(loop):
 
 
 def test_running_state_and_nested_run(loop):
-    seen = {}
+    # Running a loop from inside a running loop (this one or another) raises
+    # RuntimeError and leaves the running loop running.  CPython 3.13.0-3.13.2
+    # break the second half on their own loop (gh-130145: the failed
+    # run_forever() clears the running state, after which a nested
+    # run_until_complete() runs and close() succeeds under the outer
+    # iteration, which then never returns); the steps stop at the first lost
+    # state so the test cannot hang, and a watchdog stops the loop.
+    seen = []
+    other = EventLoop() if isinstance(loop, EventLoop) else asyncio.SelectorEventLoop()
+
+    def still_running(step):
+        state = (step, loop.is_running(), asyncio._get_running_loop() is loop)
+        seen.append(state)
+        return state[1:] == (True, True)
+
+    def run_until_complete(lp):
+        coro = asyncio.sleep(0)
+        try:
+            lp.run_until_complete(coro)
+        finally:
+            coro.close()  # refused: never awaited
 
     async def main():
-        seen["running"] = loop.is_running()
-        seen["current"] = asyncio.get_running_loop() is loop
-        with pytest.raises(RuntimeError):
-            loop.run_forever()
-        with pytest.raises(RuntimeError):
-            loop.run_until_complete(asyncio.sleep(0))
-        with pytest.raises(RuntimeError):
-            loop.close()
+        if not still_running("start"):
+            return
+        for step, call in [
+            ("run_forever", loop.run_forever),
+            ("run_until_complete", lambda: run_until_complete(loop)),
+            ("other.run_forever", other.run_forever),
+            ("other.run_until_complete", lambda: run_until_complete(other)),
+            ("close", loop.close),
+        ]:
+            with pytest.raises(RuntimeError):
+                call()
+            if not still_running(step):
+                return
 
-    loop.run_until_complete(main())
-    assert seen == {"running": True, "current": True}
+    watchdog = loop.call_later(10, loop.stop)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        watchdog.cancel()
+        other.close()
+    lost = [state for state in seen if state[1:] != (True, True)]
+    if lost and not isinstance(loop, EventLoop):
+        pytest.xfail("this Python's asyncio loses the running state after a nested "
+                     "run (gh-130145): %r" % (lost,))
+    assert not lost, seen
+    assert [state[0] for state in seen] == ["start", "run_forever", "run_until_complete",
+                                            "other.run_forever", "other.run_until_complete",
+                                            "close"]
     assert not loop.is_running()
+    assert asyncio._get_running_loop() is None
 
 
 def test_close_with_live_handles(loop):

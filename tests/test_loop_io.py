@@ -10,14 +10,7 @@ import pytest
 
 from tornado_c.loop import EventLoop
 
-
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def loop(request):
-    lp = asyncio.SelectorEventLoop() if request.param == "asyncio" else EventLoop()
-    yield lp
-    if not lp.is_closed():
-        lp.run_until_complete(lp.shutdown_default_executor())
-        lp.close()
+from conftest import free_port
 
 
 @pytest.fixture
@@ -285,10 +278,7 @@ def test_sock_accept_connect(loop):
 
 
 def test_sock_connect_refused(loop):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     cli = socket.socket()
     cli.setblocking(False)
     try:

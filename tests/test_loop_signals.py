@@ -5,8 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from conftest import tornado_c_parent
 
 ROOT = tornado_c_parent()  # the tornado_c under test, installed or in-tree
@@ -27,13 +25,8 @@ def run_child(kind, body, timeout=20):
     return proc
 
 
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def kind(request):
-    return request.param
-
-
-def test_sigint_while_idle_raises_keyboard_interrupt(kind):
-    proc = run_child(kind, """
+def test_sigint_while_idle_raises_keyboard_interrupt(loop_kind):
+    proc = run_child(loop_kind, """
         loop = make()
         threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
         t0 = time.monotonic()
@@ -46,8 +39,8 @@ def test_sigint_while_idle_raises_keyboard_interrupt(kind):
     assert proc.stdout.strip() == "KeyboardInterrupt True", proc.stderr
 
 
-def test_sigint_from_a_callback_raises(kind):
-    proc = run_child(kind, """
+def test_sigint_from_a_callback_raises(loop_kind):
+    proc = run_child(loop_kind, """
         loop = make()
         loop.call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
         try:
@@ -61,8 +54,8 @@ def test_sigint_from_a_callback_raises(kind):
     assert proc.stdout.split() == ["KeyboardInterrupt", "again"], proc.stderr
 
 
-def test_sigint_in_run_until_complete_of_a_sleeping_task(kind):
-    proc = run_child(kind, """
+def test_sigint_in_run_until_complete_of_a_sleeping_task(loop_kind):
+    proc = run_child(loop_kind, """
         loop = make()
         async def main():
             await asyncio.sleep(30)
@@ -75,10 +68,10 @@ def test_sigint_in_run_until_complete_of_a_sleeping_task(kind):
     assert proc.stdout.strip() == "KeyboardInterrupt", proc.stderr
 
 
-def test_sigint_under_runner_cancels_main_task(kind):
+def test_sigint_under_runner_cancels_main_task(loop_kind):
     # asyncio.Runner installs its own SIGINT handler: the main task is
     # cancelled and KeyboardInterrupt raised at the end
-    proc = run_child(kind, """
+    proc = run_child(loop_kind, """
         async def main():
             try:
                 await asyncio.sleep(30)
@@ -95,8 +88,8 @@ def test_sigint_under_runner_cancels_main_task(kind):
     assert proc.stdout.split() == ["cancelled", "KeyboardInterrupt"], proc.stderr
 
 
-def test_add_remove_signal_handler(kind):
-    proc = run_child(kind, """
+def test_add_remove_signal_handler(loop_kind):
+    proc = run_child(loop_kind, """
         loop = make()
         got = []
         loop.add_signal_handler(signal.SIGUSR1, got.append, "usr1")
@@ -120,10 +113,10 @@ def test_add_remove_signal_handler(kind):
                                           "RuntimeError", "TypeError"], proc.stderr
 
 
-def test_python_signal_handler_runs_while_loop_blocks(kind):
+def test_python_signal_handler_runs_while_loop_blocks(loop_kind):
     # tornado.process.Subprocess relies on a plain signal.signal() handler
     # running while the loop sleeps in its poll
-    proc = run_child(kind, """
+    proc = run_child(loop_kind, """
         loop = make()
         def handler(signum, frame):
             loop.call_soon_threadsafe(loop.stop)
@@ -139,8 +132,8 @@ def test_python_signal_handler_runs_while_loop_blocks(kind):
     assert proc.stdout.split() == ["handled", "True"], proc.stderr
 
 
-def test_exception_from_python_signal_handler_leaves_run_forever(kind):
-    proc = run_child(kind, """
+def test_exception_from_python_signal_handler_leaves_run_forever(loop_kind):
+    proc = run_child(loop_kind, """
         loop = make()
         def handler(signum, frame):
             raise ValueError("from handler")

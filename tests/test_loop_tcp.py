@@ -11,35 +11,29 @@ import tempfile
 
 import pytest
 
+from conftest import free_port, new_loop
+
 TIMEOUT = 15
 
 
-def _tc_loop():
-    from tornado_c.loop import EventLoop
-
-    return EventLoop()
-
-
-@pytest.fixture(params=["asyncio", "tornado_c"])
-def loop(request):
-    if request.param == "asyncio":
-        lp = asyncio.SelectorEventLoop()
-    else:
-        lp = _tc_loop()
+@pytest.fixture
+def loop(loop):
+    """conftest's loop of each kind, set as the current loop, with an
+    exception handler that keeps every context in ``loop.errors``; pending
+    callbacks run once before it is closed."""
     errors = []
 
     def handler(lp_, context):
         errors.append(context)
 
-    lp.set_exception_handler(handler)
-    lp.errors = errors
-    lp.kind = request.param
-    asyncio.set_event_loop(lp)
-    yield lp
+    loop.set_exception_handler(handler)
+    loop.errors = errors
+    asyncio.set_event_loop(loop)
+    yield loop
     asyncio.set_event_loop(None)
-    if not lp.is_closed():
-        lp.run_until_complete(asyncio.sleep(0))
-        lp.close()
+    if not loop.is_closed():
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
     gc.collect()
 
 
@@ -670,10 +664,7 @@ def test_set_protocol(loop):
 
 def test_connection_refused(loop):
     async def main():
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         with pytest.raises(ConnectionRefusedError) as ei:
             await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         return ei.value, port
@@ -1024,7 +1015,7 @@ def test_debug_handle_counts():
     if not _core.DEBUG_BUILD:
         pytest.skip("needs TORNADO_C_DEBUG=1 build")
     before = _core._debug_counts()
-    loop = _tc_loop()
+    loop = new_loop("tornado_c")
     idle = _core._debug_counts()
     counts = {}
 
@@ -1260,7 +1251,7 @@ def test_loops_in_two_threads():
     results = {}
 
     def worker(idx):
-        lp = _tc_loop()
+        lp = new_loop("tornado_c")
 
         async def main():
             server, port, protos = await _echo_server(lp)

@@ -1,8 +1,8 @@
 """CPython's own asyncio tests for streams, servers and socket transports, run
 on the tornado_c loop (the interpreter's test package must be installed).
 
-Tests of features the tornado_c loop does not have (pipe and pty
-transports) or that mock asyncio's private internals are
+Tests that mock asyncio's private internals (or race in a way the README
+lists under the C loop's known differences) are
 skipped here with the reason; everything else must pass.
 """
 
@@ -18,8 +18,6 @@ except ImportError:  # pragma: no cover - interpreter built without its tests
 
 from tornado_c.loop import EventLoop
 
-NO_TLS = "tornado_c has no TLS transport yet"
-NO_PIPES = "pipe/pty transports are not part of the TCP/Unix transport work"
 MOCKS = "mocks asyncio.base_events internals (socket module, _start_serving)"
 
 
@@ -36,13 +34,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
 
     test_create_server_multiple_hosts_ipv4 = _skip(MOCKS)
     test_create_server_multiple_hosts_ipv6 = _skip(MOCKS)
-    test_bidirectional_pty = _skip(NO_PIPES)
-    test_read_pipe = _skip(NO_PIPES)
-    test_read_pty_output = _skip(NO_PIPES)
-    test_unclosed_pipe_transport = _skip(NO_PIPES)
-    test_write_pipe = _skip(NO_PIPES)
-    test_write_pipe_disconnect_on_close = _skip(NO_PIPES)
-    test_write_pty = _skip(NO_PIPES)
     # Flaky on the C loop (about 1 run in 3): the test server answers and
     # closes at once, and the test reads the TLS transport's extra info after
     # run_until_complete() returned, when the C loop may already have read the
@@ -63,7 +54,6 @@ class TCStreamTests(test_streams.StreamTests):
         self.loop = EventLoop()
         self.set_event_loop(self.loop)
 
-    test_read_all_from_pipe_reader = _skip(NO_PIPES)
 
 
 class TCStartServerTests(test_server.BaseStartServer, unittest.TestCase):

@@ -1,6 +1,8 @@
 """python -m tornado_c runs programs exactly as plain python would."""
 
+import glob
 import os
+import shutil
 import signal
 import sys
 import textwrap
@@ -109,3 +111,58 @@ def test_disable_env_reaches_program(script, tmp_path):
     assert out.stdout.strip() == "[]"
     bad = run_python("-m", "tornado_c", path, env={"TORNADO_C_DISABLE": "nonsense"})
     assert bad.returncode != 0 and "unknown component" in bad.stderr
+
+
+@pytest.fixture
+def unbuilt_tree(tmp_path):
+    """A copy of the tornado_c package without its C extension, as in a
+    repository that has not been built: the folder holding it."""
+    import tornado_c
+
+    pkg = tmp_path / "tornado_c"
+    pkg.mkdir()
+    for path in glob.glob(os.path.join(os.path.dirname(tornado_c.__file__), "*.py")):
+        shutil.copy(path, pkg)
+    return tmp_path
+
+
+def check_unbuilt_message(proc, tree):
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "ImportError: tornado_c's C extension, tornado_c._core, is not built in %s" % (
+        tree / "tornado_c") in err
+    assert "unbuilt source tree" in err
+    # the two ways out
+    assert "`python setup.py build_ext --inplace` or `pip install -e .` in %s;" % tree in err
+    assert "start Python from another directory" in err
+    assert "most likely due to a circular import" not in err
+
+
+def test_unbuilt_source_tree_says_what_to_do(unbuilt_tree):
+    # cwd first on sys.path: the unbuilt copy shadows the tornado_c under test
+    proc = run_python("-c", "import tornado_c", cwd=str(unbuilt_tree))
+    check_unbuilt_message(proc, unbuilt_tree)
+    assert "found only" not in proc.stderr
+    proc = run_python("-m", "tornado_c", "--info", cwd=str(unbuilt_tree))
+    check_unbuilt_message(proc, unbuilt_tree)
+
+
+def test_unbuilt_for_this_python_names_the_other_build(unbuilt_tree):
+    other = unbuilt_tree / "tornado_c" / "_core.cpython-29-x86_64-linux-gnu.so"
+    other.write_bytes(b"")
+    proc = run_python("-c", "import tornado_c", cwd=str(unbuilt_tree))
+    check_unbuilt_message(proc, unbuilt_tree)
+    assert "(found only _core.cpython-29-x86_64-linux-gnu.so, built for another Python)" in (
+        proc.stderr)
+
+
+def test_a_broken_build_keeps_its_own_error(unbuilt_tree):
+    # a _core file for this Python that cannot be loaded: its loader's error
+    # is the one to see, not advice to build
+    import importlib.machinery
+
+    bad = unbuilt_tree / "tornado_c" / ("_core" + importlib.machinery.EXTENSION_SUFFIXES[0])
+    bad.write_bytes(b"not an ELF file")
+    proc = run_python("-c", "import tornado_c", cwd=str(unbuilt_tree))
+    assert proc.returncode == 1
+    assert "ImportError" in proc.stderr and "not built" not in proc.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from tornado_c._reexport import public_names
 
-MODULES = ["web", "gen", "ioloop", "iostream", "httpserver", "websocket"]
+MODULES = ["web", "gen", "ioloop", "iostream", "httpserver", "httputil", "websocket"]
 
 # Names tornado_c adds on top of upstream's, per module.
 EXTRAS = {"websocket": {"websocket_mask", "websocket_mask_into"}}

@@ -4,7 +4,8 @@ The behaviour tests run twice (parametrised): with upstream's
 tornado.iostream.IOStream on asyncio's default loop, and with tornado_c's
 IOStream on the tornado_c loop -- both must behave the same.  The C consumer
 API (stream.h) is exercised through _core._test_stream_consumer, a small
-test-only consumer written in C (csrc/stream/test_consumer.h).
+test-only consumer written in C (csrc/stream/test_consumer.c), part of the
+test build only (TORNADO_C_TEST=1): those tests are skipped on a normal build.
 """
 
 import asyncio
@@ -22,6 +23,8 @@ from tornado.iostream import (StreamBufferFullError, StreamClosedError,
 import tornado_c.loop
 from tornado_c import _core
 from tornado_c import iostream as tci
+
+from conftest import free_port, needs_test_api
 
 KINDS = ["upstream", "tornado_c"]
 
@@ -293,10 +296,7 @@ def test_close_callback_after_keepalive_reads(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_connect_refused(kind):
     async def main():
-        lst = socket.socket()
-        lst.bind(("127.0.0.1", 0))
-        port = lst.getsockname()[1]
-        lst.close()
+        port = free_port()
         c = stream_class(kind)(socket.socket())
         with pytest.raises(StreamClosedError):
             await c.connect(("127.0.0.1", port))
@@ -405,6 +405,7 @@ def data_of(log):
     return [e[1] for e in log if e[0] == "data"]
 
 
+@needs_test_api()
 def test_consumer_peek_consume():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -426,6 +427,7 @@ def test_consumer_peek_consume():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_pause_resume_with_buffered_data():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -447,6 +449,7 @@ def test_consumer_pause_resume_with_buffered_data():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_write_and_drain():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -466,6 +469,7 @@ def test_consumer_write_and_drain():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_close_from_on_data():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -478,6 +482,7 @@ def test_consumer_close_from_on_data():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_detach_then_python_reads_leftover():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -496,6 +501,7 @@ def test_consumer_detach_then_python_reads_leftover():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_max_buffer_size():
     async def main():
         s, c, cons, log = await consumer_pair(max_buffer_size=1000, read_chunk_size=100)
@@ -508,6 +514,7 @@ def test_consumer_max_buffer_size():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_peer_close_and_reset():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -524,6 +531,7 @@ def test_consumer_peer_close_and_reset():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_consumer_dropped_while_attached():
     async def main():
         s, c, cons, log = await consumer_pair()
@@ -537,6 +545,7 @@ def test_consumer_dropped_while_attached():
     run("tornado_c", main)
 
 
+@needs_test_api()
 def test_stream_from_fd():
     async def main():
         a, b = socket.socketpair()
@@ -714,6 +723,7 @@ def test_debug_handle_counts_return_to_zero():
     assert _core._debug_counts() == base
 
 
+@needs_test_api()
 def test_two_loops_in_two_threads_keep_their_bytes():
     # the shared read buffer is per module: two loops reading at once in two
     # threads must never see each other's bytes

@@ -10,7 +10,42 @@ or call ``tornado_c.install()`` before the application starts its server.
 components off so a problem can be isolated.
 """
 
-from tornado_c import _core
+
+def _core_missing():
+    """The ImportError to raise when ``tornado_c._core`` cannot be imported
+    because it was never built next to this file (typically: Python started
+    in the repository root, whose unbuilt ``tornado_c/`` shadows the
+    installed package).  None when a build is there, so the original error
+    (a broken build, a missing libuv) is the one worth seeing."""
+    import glob
+    import importlib.machinery
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if os.path.exists(os.path.join(here, "_core" + suffix)):
+            return None
+    others = sorted(os.path.basename(p) for p in glob.glob(os.path.join(here, "_core.*")))
+    found = " (found only %s, built for another Python)" % ", ".join(others) if others else ""
+    msg = (
+        "tornado_c's C extension, tornado_c._core, is not built in %s: this is an unbuilt "
+        "source tree%s. Either build it in place: `python setup.py build_ext --inplace` "
+        "or `pip install -e .` in %s; or start Python from another directory, so that "
+        "the installed tornado_c is imported instead of this source tree."
+        % (here, found, os.path.dirname(here))
+    )
+    return ImportError(msg, name="tornado_c._core", path=here)
+
+
+try:
+    from tornado_c import _core
+except ImportError:
+    _missing = _core_missing()
+    if _missing is None:
+        raise
+    # from None: the original error blames a circular import
+    raise _missing from None
+
 from tornado_c._switch import active, components, disabled_from_env, install, uninstall
 
 __version__ = _core.__version__

@@ -38,10 +38,28 @@ from tornado_c import _loop_ssl
 
 _StreamTransport = _core.StreamTransport
 
+# Where asyncio changed between the Python versions tornado_c supports
+# (3.11+), these methods follow the running interpreter's stdlib:
 # asyncio >= 3.12.1 makes wait_closed() wait for the connections even when
-# called after close(); earlier versions return at once.  Follow the running
-# interpreter's stdlib.
+# called after close(); earlier versions return at once.
 _WAIT_CLOSED_WAITS_AFTER_CLOSE = sys.version_info >= (3, 12, 1)
+# 3.12: create_connection(all_errors=False).
+_ALL_ERRORS = sys.version_info >= (3, 12)
+# 3.13: Server.close_clients()/abort_clients(); create_server(keep_alive=None)
+# and its skipping of addresses whose family is not enabled (EADDRNOTAVAIL);
+# create_unix_server(cleanup_socket=True); bind errors say str(exc), not
+# exc.strerror.
+_PY313 = sys.version_info >= (3, 13)
+
+_UNSET = object()
+
+
+def _unexpected(method, name):
+    return TypeError(f"{method}() got an unexpected keyword argument '{name}'")
+
+
+def _bind_error_text(exc):
+    return (str(exc) if _PY313 else exc.strerror).lower()
 
 # start_tls() accepts these transports (asyncio's flag).
 _StreamTransport._start_tls_compatible = True
@@ -54,6 +72,8 @@ class Server(_core.Server, asyncio.AbstractServer):
         # _core.Server.__new__ has opened the listening handles.
         self._waiters = []
         self._serving_forever_fut = None
+        # [(path, inode)] of Unix sockets to remove on close (3.13 cleanup_socket)
+        self._tc_unix_cleanup = []
 
     def __repr__(self):
         return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
@@ -78,12 +98,42 @@ class Server(_core.Server, asyncio.AbstractServer):
     def close(self):
         if not self._close_listeners():
             return
+        self._tc_remove_unix_sockets()
         fut = self._serving_forever_fut
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
         if self._active_count == 0:
             self._wakeup()
+
+    def _tc_remove_unix_sockets(self):
+        cleanup, self._tc_unix_cleanup = self._tc_unix_cleanup, []
+        for path, ino in cleanup:
+            # only the file this server bound, not one that replaced it since
+            try:
+                if os.stat(path).st_ino == ino:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+
+    def _tc_clients(self):
+        """The open transports this server accepted."""
+        loop = self.get_loop()
+        return [obj for obj in list(loop._tc_live())
+                if isinstance(obj, _StreamTransport) and obj._server is self]
+
+    if _PY313:
+        def close_clients(self):
+            """Close every connection this server accepted (Python 3.13+)."""
+            for transport in self._tc_clients():
+                transport.close()
+
+        def abort_clients(self):
+            """Abort every connection this server accepted (Python 3.13+)."""
+            for transport in self._tc_clients():
+                transport.abort()
 
     async def start_serving(self):
         self._start_serving()
@@ -211,7 +261,7 @@ class StreamsMixin:
                         break
                     except OSError as exc:
                         msg = (f"error while attempting to bind on address {laddr!r}: "
-                               f"{exc.strerror.lower()}")
+                               f"{_bind_error_text(exc)}")
                         my_exceptions.append(OSError(exc.errno, msg))
                 else:
                     if my_exceptions:
@@ -246,7 +296,11 @@ class StreamsMixin:
             self, protocol_factory, host=None, port=None, *, ssl=None, family=0,
             proto=0, flags=0, sock=None, local_addr=None, server_hostname=None,
             ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
-            happy_eyeballs_delay=None, interleave=None, all_errors=False):
+            happy_eyeballs_delay=None, interleave=None, all_errors=_UNSET):
+        if all_errors is _UNSET:
+            all_errors = False
+        elif not _ALL_ERRORS:
+            raise _unexpected("create_connection", "all_errors")
         if server_hostname is not None and not ssl:
             raise ValueError("server_hostname is only meaningful with ssl")
         if server_hostname is None and ssl and not host:
@@ -368,8 +422,12 @@ class StreamsMixin:
     async def create_server(
             self, protocol_factory, host=None, port=None, *, family=socket.AF_UNSPEC,
             flags=socket.AI_PASSIVE, sock=None, backlog=100, ssl=None,
-            reuse_address=None, reuse_port=None, ssl_handshake_timeout=None,
-            ssl_shutdown_timeout=None, start_serving=True):
+            reuse_address=None, reuse_port=None, keep_alive=_UNSET,
+            ssl_handshake_timeout=None, ssl_shutdown_timeout=None, start_serving=True):
+        if keep_alive is _UNSET:
+            keep_alive = None
+        elif not _PY313:
+            raise _unexpected("create_server", "keep_alive")
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and ssl is None:
@@ -411,14 +469,27 @@ class StreamsMixin:
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
                     if reuse_port:
                         _base_events._set_reuseport(sock)
+                    if keep_alive:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
                     if (_base_events._HAS_IPv6 and af == socket.AF_INET6 and
                             hasattr(socket, "IPPROTO_IPV6")):
                         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
                     try:
                         sock.bind(sa)
                     except OSError as err:
-                        raise OSError(err.errno, "error while attempting to bind on "
-                                      "address %r: %s" % (sa, err.strerror.lower())) from None
+                        msg = ("error while attempting to bind on address %r: %s"
+                               % (sa, _bind_error_text(err)))
+                        if _PY313 and err.errno == errno.EADDRNOTAVAIL:
+                            # this address family is not enabled here: skip it
+                            sockets.pop()
+                            sock.close()
+                            if self.get_debug():
+                                logger.warning(msg)
+                            continue
+                        raise OSError(err.errno, msg) from None
+                if _PY313 and not sockets:
+                    raise OSError("could not bind on any address out of %r"
+                                  % ([info[4] for info in infos],))
                 completed = True
             finally:
                 if not completed:
@@ -487,7 +558,12 @@ class StreamsMixin:
 
     async def create_unix_server(
             self, protocol_factory, path=None, *, sock=None, backlog=100, ssl=None,
-            ssl_handshake_timeout=None, ssl_shutdown_timeout=None, start_serving=True):
+            ssl_handshake_timeout=None, ssl_shutdown_timeout=None, start_serving=True,
+            cleanup_socket=_UNSET):
+        if cleanup_socket is _UNSET:
+            cleanup_socket = _PY313
+        elif not _PY313:
+            raise _unexpected("create_unix_server", "cleanup_socket")
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and not ssl:
@@ -525,5 +601,15 @@ class StreamsMixin:
                 raise ValueError("path was not specified, and no sock specified")
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-        return await self._tc_serve([sock], protocol_factory, backlog, start_serving, ssl,
-                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+        cleanup = []
+        if cleanup_socket:
+            bound = sock.getsockname()
+            if bound and bound[0] not in (0, "\x00"):  # not an abstract socket
+                try:
+                    cleanup.append((bound, os.stat(bound).st_ino))
+                except FileNotFoundError:
+                    pass
+        server = await self._tc_serve([sock], protocol_factory, backlog, start_serving, ssl,
+                                      ssl_handshake_timeout, ssl_shutdown_timeout)
+        server._tc_unix_cleanup = cleanup
+        return server

@@ -4,14 +4,31 @@ patching them into upstream Tornado (and out again).
 Each component is a small object with ``available`` (is it built in C yet),
 ``enable()`` and ``disable()``.  ``install()`` enables the requested ones that
 are available and not turned off by ``TORNADO_C_DISABLE``.
+
+A component replaces names in upstream modules (``patches``: module name ->
+the method that patches it).  It never imports those modules itself: an
+upstream module the application has already imported is patched at once,
+any other one right after the application imports it (``_ImportHook``, a
+``sys.meta_path`` finder that is there only while some component is on), so
+``install()`` adds none of Tornado's modules to ``sys.modules``, and an
+application that forgot an import fails under tornado_c as it does under
+plain Python.  A module that is reloaded (``importlib.reload``) is patched
+again.  ``disable()`` puts every replaced object back.
 """
 
+import importlib
 import os
+import sys
 import threading
 
 COMPONENTS = ("loop", "http", "web", "websocket")
 
+# install()/uninstall()/register().  Held while waiting for a module another
+# thread is importing, so patching (which runs inside imports) never takes it.
 _lock = threading.RLock()
+# The replaced attributes and the components' ``active`` flags.  Nothing is
+# imported while it is held.
+_patch_lock = threading.RLock()
 
 
 def disabled_from_env(environ=None):
@@ -30,60 +47,199 @@ def disabled_from_env(environ=None):
     return names
 
 
+class _PatchingLoader:
+    """Stands in for a watched module's loader during its import: runs the
+    real loader, then the patches.  Everything else is the real loader's."""
+
+    def __init__(self, loader, hook):
+        self._loader = loader
+        self._hook = hook
+
+    def create_module(self, spec):
+        create = getattr(self._loader, "create_module", None)
+        return None if create is None else create(spec)
+
+    def exec_module(self, module):
+        # From here on the module and its spec show the real loader (code
+        # that inspects __loader__ or __spec__.loader never sees this one).
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self._loader
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        self._hook.imported(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class _ImportHook:
+    """A ``sys.meta_path`` finder that finds nothing itself: for a watched
+    module name it asks the finders after it, and wraps the loader of the
+    spec they find so the watching components patch the module as soon as
+    it has been executed (on import and on reload)."""
+
+    def __init__(self):
+        self._watchers = {}  # module name -> [component, ...]
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self._watchers:
+            return None
+        meta_path = list(sys.meta_path)
+        try:
+            later = meta_path[meta_path.index(self) + 1:]
+        except ValueError:  # removed while an import was under way
+            return None
+        for finder in later:
+            find_spec = getattr(finder, "find_spec", None)
+            spec = None if find_spec is None else find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchingLoader(spec.loader, self)
+        return spec
+
+    def imported(self, module):
+        for component in list(self._watchers.get(module.__name__, ())):
+            component.patch(module)
+
+    def watch(self, name, component):
+        """Called with _lock held."""
+        watchers = self._watchers.get(name, [])
+        if component not in watchers:
+            # copy on write: find_spec() and imported() read without a lock
+            self._watchers[name] = watchers + [component]
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def unwatch(self, name, component):
+        """Called with _lock held."""
+        watchers = [c for c in self._watchers.get(name, ()) if c is not component]
+        if watchers:
+            self._watchers[name] = watchers
+        else:
+            self._watchers.pop(name, None)
+        if not self._watchers:
+            while self in sys.meta_path:
+                sys.meta_path.remove(self)
+
+
+_hook = _ImportHook()
+
+
+def _imported_module(name):
+    """The module `name` if it has been imported, else None: an import that
+    has not started is left to the application.  A module another thread is
+    importing right now is waited for (import_module() returns it once that
+    import is done; only if that import fails does it try once more)."""
+    module = sys.modules.get(name)
+    if module is None:
+        return None
+    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # that import failed
+            return None
+    return module
+
+
 class Component:
-    """One switchable part.  Subclasses set name/what and implement _on/_off."""
+    """One switchable part.  Subclasses set name/what, and ``patches`` and/or
+    ``_on``/``_off``."""
 
     name = ""
     what = ""
     available = True
     requires = ()  # other components that must be active for this one
+    # upstream module name -> name of the method that patches it; the method
+    # gets the module, imports what it needs, and calls self._replace()
+    patches = {}
 
     def __init__(self):
         self.active = False
+        # (id(obj), attribute) -> (obj, attribute, original, replacement)
+        self._replaced = {}
 
     def enable(self):
-        if not self.active:
-            self._on()
+        if self.active:
+            return
+        self._on()
+        with _patch_lock:
             self.active = True
+        try:
+            for name in self.patches:
+                _hook.watch(name, self)
+            for name in self.patches:
+                module = _imported_module(name)
+                if module is not None:
+                    self.patch(module)
+        except BaseException:
+            self.disable()
+            raise
 
     def disable(self):
-        if self.active:
-            self._off()
+        if not self.active:
+            return
+        for name in self.patches:
+            _hook.unwatch(name, self)
+        with _patch_lock:
             self.active = False
+            for obj, attr, original, _new in reversed(list(self._replaced.values())):
+                setattr(obj, attr, original)
+            self._replaced.clear()
+        self._off()
+
+    def patch(self, module):
+        """Apply this component's patch to `module` (one of ``patches``)."""
+        getattr(self, self.patches[module.__name__])(module)
+
+    def _replace(self, *swaps):
+        """Set each (obj, attribute, replacement), keeping the original for
+        disable(); all or none, and none once the component is off.  An
+        attribute that already holds its replacement keeps the original
+        recorded when it was set (a module imported from an already patched
+        one, e.g. ``tornado.websocket`` binding ``tornado.util``'s name, gets
+        that one's original)."""
+        with _patch_lock:
+            if not self.active:
+                return
+            records = {}
+            for obj, attr, new in swaps:
+                key = (id(obj), attr)
+                current = getattr(obj, attr)
+                if current is new:
+                    if key in self._replaced:
+                        continue
+                    current = next(
+                        (orig for _o, _a, orig, repl in self._replaced.values() if repl is new),
+                        current,
+                    )
+                records[key] = (obj, attr, current, new)
+            for obj, attr, _current, new in records.values():
+                setattr(obj, attr, new)
+            self._replaced.update(records)
 
     def _on(self):
-        raise NotImplementedError
+        pass
 
     def _off(self):
-        raise NotImplementedError
+        pass
 
 
 class WebSocketComponent(Component):
     name = "websocket"
     what = "WebSocket masking in C (framing, UTF-8 and deflate later)"
+    # tornado.websocket binds _websocket_mask at import time, so both names
+    # are replaced.
+    patches = {"tornado.util": "_patch_mask", "tornado.websocket": "_patch_mask"}
 
-    def __init__(self):
-        super().__init__()
-        self._saved = None
-
-    def _on(self):
-        import tornado.util
-        import tornado.websocket
-
+    def _patch_mask(self, module):
         from tornado_c._core import websocket_mask
 
-        # tornado.websocket binds _websocket_mask at import time, so both
-        # names must be replaced.
-        self._saved = (tornado.util._websocket_mask, tornado.websocket._websocket_mask)
-        tornado.util._websocket_mask = websocket_mask
-        tornado.websocket._websocket_mask = websocket_mask
-
-    def _off(self):
-        import tornado.util
-        import tornado.websocket
-
-        tornado.util._websocket_mask, tornado.websocket._websocket_mask = self._saved
-        self._saved = None
+        self._replace((module, "_websocket_mask", websocket_mask))
 
 
 class LoopComponent(Component):
@@ -138,44 +294,86 @@ class HTTPComponent(Component):
     name = "http"
     what = "IOStream (TCPServer/TCPClient) and HTTP/1.1 server in C"
     requires = ("loop",)
+    patches = {
+        "tornado.httpserver": "_patch_httpserver",
+        # tornado_c.httpserver imports tornado.httpserver: when it is the
+        # first to, its HTTPServer does not exist yet when tornado.httpserver
+        # has been executed, and the patch waits for the end of its import
+        "tornado_c.httpserver": "_patch_httpserver",
+        "tornado.tcpserver": "_patch_stream",
+        "tornado.tcpclient": "_patch_stream",
+    }
+    # the keyword arguments configure() is given (none)
+    _NO_KWARGS = {}
 
-    # (module, global name) patched to tornado_c.iostream.IOStream
-    STREAM_NAMES = (("tornado.tcpserver", "IOStream"), ("tornado.tcpclient", "IOStream"))
+    def _patch_httpserver(self, _module):
+        upstream = sys.modules.get("tornado.httpserver")
+        ours = sys.modules.get("tornado_c.httpserver")
+        if upstream is None:
+            return
+        if ours is None:
+            ours = importlib.import_module("tornado_c.httpserver")
+        HTTPServer = getattr(ours, "HTTPServer", None)
+        if HTTPServer is None:  # tornado_c.httpserver is being imported
+            return
+        base = upstream.HTTPServer.configurable_base()
+        if not issubclass(HTTPServer, base):
+            # tornado.httpserver was reloaded: its new class is not the one
+            # tornado_c's HTTPServer derives from, and cannot be configured
+            # with it (so it stays upstream's, as the reload made it)
+            return
+        # what base.configure(HTTPServer) does, recorded for disable()
+        self._replace(
+            (base, "_Configurable__impl_class", HTTPServer),
+            (base, "_Configurable__impl_kwargs", self._NO_KWARGS),
+        )
 
-    def __init__(self):
-        super().__init__()
-        self._saved = None
-        self._saved_streams = None
-
-    def _on(self):
-        import importlib
-
-        import tornado.httpserver
-
-        from tornado_c.httpserver import HTTPServer
+    def _patch_stream(self, module):
         from tornado_c.iostream import IOStream
 
-        base = tornado.httpserver.HTTPServer
-        saved = (base._Configurable__impl_class, base._Configurable__impl_kwargs)
-        streams = []
-        for modname, attr in self.STREAM_NAMES:
-            mod = importlib.import_module(modname)
-            streams.append((mod, attr, mod.__dict__[attr]))
-        base.configure(HTTPServer)
-        for mod, attr, _old in streams:
-            setattr(mod, attr, IOStream)
-        self._saved = saved
-        self._saved_streams = streams
+        self._replace((module, "IOStream", IOStream))
+
+
+class WebComponent(Component):
+    """tornado.web's request path in C.  Now: ``HTTPHeaders``.
+
+    The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
+    its own members (so do its introspection and every name bound to it);
+    while ``web`` is on the class wears ``tornado_c.httputil._SwitchedMeta``
+    instead of ``ABCMeta``, whose C ``__call__`` makes ``HTTPHeaders(...)``
+    of the class itself -- ``RequestHandler.clear()`` on every request,
+    upstream's ``copy()`` and ``parse()`` (``HTTP1Connection``, the HTTP
+    clients), WebSocket -- give ``tornado_c.httputil.HTTPHeaders`` (C); the
+    C HTTP server builds its request headers in C straight from the parsed
+    bytes.  A subclass of upstream's class stays upstream's Python.  Both
+    kinds are one type for isinstance (see tornado_c/httputil.py).
+    Everything else of ``web`` is upstream's still.
+    """
+
+    name = "web"
+    what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
+    patches = {"tornado.httputil": "_patch_httputil"}
+
+    def _patch_httputil(self, module):
+        from tornado_c import _core
+        from tornado_c import httputil as ours
+
+        cls = module.HTTPHeaders
+        if cls is not ours._UpstreamHTTPHeaders:
+            # tornado.httputil was reloaded: its new class is not the one
+            # ours is registered with, so it stays as the reload made it and
+            # the server builds upstream's headers again
+            _core._web_headers_activate(False)
+            return
+        self._replace((cls, "__class__", ours._SwitchedMeta))
+        with _patch_lock:
+            if self.active and type(cls) is ours._SwitchedMeta:
+                _core._web_headers_activate(True)
 
     def _off(self):
-        import tornado.httpserver
+        from tornado_c import _core
 
-        base = tornado.httpserver.HTTPServer
-        base._Configurable__impl_class, base._Configurable__impl_kwargs = self._saved
-        for mod, attr, old in self._saved_streams:
-            setattr(mod, attr, old)
-        self._saved = None
-        self._saved_streams = None
+        _core._web_headers_activate(False)
 
 
 class NotYetComponent(Component):
@@ -207,7 +405,7 @@ def register(component):
 def _default_components():
     register(LoopComponent())
     register(HTTPComponent())
-    register(NotYetComponent("web", "HTTPHeaders, request lifecycle, routing, gen runner"))
+    register(WebComponent())
     register(WebSocketComponent())
 
 

@@ -27,12 +27,7 @@ over with every byte not yet parsed still buffered.
 import asyncio as _asyncio
 
 import tornado.httpserver as _hs
-from tornado import gen as _gen
-from tornado import httputil as _httputil
-from tornado import iostream as _iostream
-from tornado.http1connection import _GzipMessageDelegate
 from tornado.log import app_log as _app_log
-from tornado.log import gen_log as _gen_log
 
 from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
@@ -41,22 +36,6 @@ _upstream = _reexport(globals(), "tornado.httpserver")
 
 _UpstreamHTTPServer = _hs.HTTPServer
 _DEFAULT_MAX_BUFFER = 104857600
-
-
-_core._http_server_init(
-    _httputil.RequestStartLine,
-    _httputil.HTTPHeaders,
-    _app_log,
-    _gen_log,
-    _httputil.HTTPInputError,
-    _httputil.HTTPOutputError,
-    _iostream.StreamClosedError,
-    _hs._HTTPRequestContext,
-    _GzipMessageDelegate,
-    _gen.convert_yielded,
-    _httputil.ResponseStartLine,
-    _asyncio.Future,
-)
 
 
 # connections served in C since import (tests check the C path is used)
@@ -101,21 +80,21 @@ class HTTPServer(_UpstreamHTTPServer):
                 self,
                 connection.fileno(),
                 address,
-                self.protocol,
-                self.trusted_downstream,
-                loop,
-                p.max_header_size or 65536,
+                protocol=self.protocol,
+                trusted_downstream=self.trusted_downstream,
+                loop=loop,
+                max_header_size=p.max_header_size or 65536,
                 # as HTTP1Connection: the stream's max_buffer_size by default
-                p.max_body_size
+                max_body_size=p.max_body_size
                 if p.max_body_size is not None
                 else (self.max_buffer_size or _DEFAULT_MAX_BUFFER),
-                p.chunk_size or 65536,
-                p.header_timeout,
-                p.body_timeout,
-                bool(p.decompress),
-                bool(p.no_keep_alive),
-                self.max_buffer_size or 0,
-                self.read_chunk_size or 0,
+                chunk_size=p.chunk_size or 65536,
+                header_timeout=p.header_timeout,
+                body_timeout=p.body_timeout,
+                decompress=bool(p.decompress),
+                no_keep_alive=bool(p.no_keep_alive),
+                max_buffer_size=self.max_buffer_size or 0,
+                read_chunk_size=self.read_chunk_size or 0,
             )
             # the fd belongs to the connection's IOStream now
             connection.detach()

@@ -24,16 +24,42 @@ import threading
 import warnings
 import weakref
 
+from asyncio import base_events as _base_events
 from asyncio import coroutines, format_helpers, futures, tasks
 from asyncio.log import logger
 
 from tornado_c import _core
+from tornado_c._loop_pipes import PipesMixin
+from tornado_c._loop_sendfile import SendfileMixin, check_nonblocking_socket
 from tornado_c._loop_streams import StreamsMixin
+from tornado_c._loop_subprocess import SubprocessMixin
 from tornado_c._loop_udp import DatagramMixin
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 _DEBUG_STACK_DEPTH = 10
+
+# Where asyncio's behaviour changed between the Python versions tornado_c
+# supports (3.11+), this loop does what the running interpreter's asyncio does.
+_PY312 = sys.version_info >= (3, 12)
+# 3.12: a custom exception handler runs in the contextvars context of the
+# task, future or handle the error came from.
+_HANDLER_IN_OBJECT_CONTEXT = _PY312
+# 3.12: shutdown_default_executor(timeout=None).
+_EXECUTOR_SHUTDOWN_TIMEOUT = _PY312
+
+
+def _object_context(context):
+    """The contextvars.Context of the task, future or handle an exception
+    handler's `context` dict is about (as asyncio 3.12+ looks it up), or None."""
+    thing = context.get("task")
+    if thing is None:
+        thing = context.get("future")
+    if thing is None:
+        thing = context.get("handle")
+    get_context = getattr(thing, "get_context", None) if thing is not None else None
+    ctx = get_context() if get_context is not None else None
+    return ctx if ctx is not None and hasattr(ctx, "run") else None
 
 
 def _handle_repr(self):
@@ -77,17 +103,6 @@ _core.TimerHandle.__gt__ = _timer_cmp(lambda a, b: a > b)
 _core.TimerHandle.__ge__ = _timer_cmp(lambda a, b: a >= b)
 
 
-def _check_nonblocking_socket(sock):
-    if sock.gettimeout() != 0:
-        raise ValueError("the socket must be non-blocking")
-    try:
-        import ssl
-    except ImportError:  # pragma: no cover
-        return
-    if isinstance(sock, ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
-
-
 def _is_ip_literal(host):
     if not isinstance(host, (str, bytes)):
         return False
@@ -108,7 +123,8 @@ def _sighandler_noop(signum, frame):
     signal number reaches the loop through the wakeup fd."""
 
 
-class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLoop):
+class EventLoop(StreamsMixin, DatagramMixin, PipesMixin, SubprocessMixin, SendfileMixin, _core.Loop,
+                asyncio.AbstractEventLoop):
     """asyncio event loop on libuv (C core in tornado_c._core.Loop)."""
 
     def __init__(self):
@@ -241,31 +257,15 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
     def create_future(self):
         return futures.Future(loop=self)
 
-    def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
-        if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
-        else:
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                try:
-                    task.set_name(name)
-                except AttributeError:
-                    pass
-        return task
-
-    def set_task_factory(self, factory):
-        if factory is not None and not callable(factory):
-            raise TypeError("task factory must be a callable or None")
-        self._task_factory = factory
-
-    def get_task_factory(self):
-        return self._task_factory
+    # Task creation is the running Python's own: asyncio's create_task()
+    # changed in nearly every release (the context= argument in 3.11, names
+    # set on factory-made tasks in 3.13.0, every keyword passed on to the
+    # factory or Task -- eager_start= among them -- in 3.13.3 and 3.14), and
+    # BaseEventLoop's methods only use _check_closed() and _task_factory,
+    # which this loop has.
+    create_task = _base_events.BaseEventLoop.create_task
+    set_task_factory = _base_events.BaseEventLoop.set_task_factory
+    get_task_factory = _base_events.BaseEventLoop.get_task_factory
 
     # -- debug ------------------------------------------------------------
 
@@ -331,7 +331,14 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            handler(self, context)
+            if _HANDLER_IN_OBJECT_CONTEXT:
+                ctx = _object_context(context)
+                if ctx is not None:
+                    ctx.run(handler, self, context)
+                else:
+                    handler(self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -400,9 +407,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
             raise TypeError("executor must be ThreadPoolExecutor")
         self._default_executor = executor
 
-    async def shutdown_default_executor(self, timeout=None):
-        """Shut the default executor down, waiting for its threads (in a
-        helper thread, so the loop keeps running)."""
+    async def _shutdown_default_executor(self, timeout=None):
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is None:
@@ -428,10 +433,22 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
                 await asyncio.wait_for(asyncio.shield(done), timeout)
         except asyncio.TimeoutError:
             warnings.warn("The executor did not finishing joining its threads within "
-                          "%s seconds." % (timeout,), RuntimeWarning, stacklevel=2)
+                          "%s seconds." % (timeout,), RuntimeWarning, stacklevel=3)
             executor.shutdown(wait=False)
         else:
             thread.join()
+
+    if _EXECUTOR_SHUTDOWN_TIMEOUT:
+        async def shutdown_default_executor(self, timeout=None):
+            """Shut the default executor down, waiting for its threads (in a
+            helper thread, so the loop keeps running) at most `timeout`
+            seconds, then warn and stop waiting (asyncio 3.13 semantics)."""
+            await self._shutdown_default_executor(timeout)
+    else:
+        async def shutdown_default_executor(self):
+            """Shut the default executor down, waiting for its threads (in a
+            helper thread, so the loop keeps running)."""
+            await self._shutdown_default_executor()
 
     # -- DNS ---------------------------------------------------------------
 
@@ -484,7 +501,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await fut
 
     async def sock_recv(self, sock, n):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv(n)
         except (BlockingIOError, InterruptedError):
@@ -492,7 +509,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await self._sock_wait(sock, False, sock.recv, n)
 
     async def sock_recv_into(self, sock, buf):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
@@ -500,7 +517,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await self._sock_wait(sock, False, sock.recv_into, buf)
 
     async def sock_recvfrom(self, sock, bufsize):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.recvfrom(bufsize)
         except (BlockingIOError, InterruptedError):
@@ -509,7 +526,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await self._sock_wait(sock, False, lambda: sock.recvfrom(bufsize))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         nbytes = nbytes or len(buf)
         try:
             return sock.recvfrom_into(buf, nbytes)
@@ -518,7 +535,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await self._sock_wait(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
 
     async def sock_sendto(self, sock, data, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         try:
             return sock.sendto(data, address)
         except (BlockingIOError, InterruptedError):
@@ -526,7 +543,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return await self._sock_wait(sock, True, lambda: sock.sendto(data, address))
 
     async def sock_sendall(self, sock, data):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         view = memoryview(data).cast("B")
         total = len(view)
         sent = 0
@@ -543,7 +560,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         return None
 
     async def sock_connect(self, sock, address):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_ip_literal(address[0]):
             infos = await self.getaddrinfo(*address[:2], family=sock.family,
                                            type=sock.type, proto=sock.proto)
@@ -564,7 +581,7 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         await self._sock_wait(sock, True, check)
 
     async def sock_accept(self, sock):
-        _check_nonblocking_socket(sock)
+        check_nonblocking_socket(sock)
 
         def accept():
             conn, addr = sock.accept()
@@ -576,59 +593,6 @@ class EventLoop(StreamsMixin, DatagramMixin, _core.Loop, asyncio.AbstractEventLo
         except (BlockingIOError, InterruptedError):
             pass
         return await self._sock_wait(sock, False, accept)
-
-    async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
-        """Send `file` over the non-blocking stream socket `sock`: with
-        os.sendfile() when possible, else (if `fallback`) by reading and
-        sending chunks.  Returns the number of bytes sent."""
-        _check_nonblocking_socket(sock)
-        if sock.type != socket.SOCK_STREAM:
-            raise ValueError("only SOCK_STREAM type sockets are supported")
-        if "b" not in getattr(file, "mode", "b"):
-            raise ValueError("file should be opened in binary mode")
-        if count is not None:
-            if not isinstance(count, int):
-                raise TypeError("count must be a positive integer (got {!r})".format(count))
-            if count <= 0:
-                raise ValueError("count must be a positive integer (got {!r})".format(count))
-        if not isinstance(offset, int):
-            raise TypeError("offset must be a non-negative integer (got {!r})".format(offset))
-        if offset < 0:
-            raise ValueError("offset must be a non-negative integer (got {!r})".format(offset))
-        try:
-            fileno = file.fileno()
-            os.fstat(fileno)
-            native = hasattr(os, "sendfile")
-        except (AttributeError, OSError, ValueError):
-            native = False
-        if not native and not fallback:
-            raise asyncio.SendfileNotAvailableError("os.sendfile() is not available for this file")
-        total = 0
-        try:
-            if native:
-                while count is None or total < count:
-                    blocksize = 1 << 20 if count is None else min(count - total, 1 << 20)
-                    try:
-                        n = os.sendfile(sock.fileno(), fileno, offset + total, blocksize)
-                    except (BlockingIOError, InterruptedError):
-                        await self._sock_wait(sock, True, lambda: None)
-                        continue
-                    if n == 0:
-                        break
-                    total += n
-                return total
-            file.seek(offset)
-            while count is None or total < count:
-                blocksize = 1 << 16 if count is None else min(count - total, 1 << 16)
-                data = await self.run_in_executor(None, file.read, blocksize)
-                if not data:
-                    break
-                await self.sock_sendall(sock, data)
-                total += len(data)
-            return total
-        finally:
-            if total > 0 and hasattr(file, "seek"):
-                file.seek(offset + total)
 
     # -- signals -------------------------------------------------------------
 
@@ -727,29 +691,5 @@ def new_event_loop():
 
 def run(main, *, debug=None):
     """Like asyncio.run(main), on a tornado_c EventLoop."""
-    if hasattr(asyncio, "Runner"):
-        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-            return runner.run(main)
-    # Python 3.10: no asyncio.Runner
-    if asyncio._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
-    if not coroutines.iscoroutine(main):
-        raise ValueError("a coroutine was expected, got %r" % (main,))
-    loop = new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        if debug is not None:
-            loop.set_debug(debug)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            to_cancel = tasks.all_tasks(loop)
-            for task in to_cancel:
-                task.cancel()
-            if to_cancel:
-                loop.run_until_complete(tasks.gather(*to_cancel, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

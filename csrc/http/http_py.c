@@ -1,48 +1,19 @@
-/* Python wrappers of the http core, for tests and tools:
+/* http component: the Python side of the response writer (parser.h), one
+ * path for every Python object that writes a response with it -- the C
+ * server's HTTPConnection (connection.c) and, in the test build, the
+ * HTTPResponseWriter wrapper (test_api.c):
  *
- *   _core.HTTPRequestParser(max_header_size=65536, max_body_size=104857600,
- *                           no_keep_alive=False, auto=True)
- *       .feed(data) -> bytes consumed; events appended to .events:
- *           ("headers", method, target, version, [(name, value)...],
- *            keep_alive, expect_continue)
- *           ("body_start", "none"|"fixed"|"chunked", content_length|None,
- *            rewritten_content_length|None)
- *           ("body", bytes)      consecutive pieces merged into one event
- *           ("complete",)
- *           ("error", "400"|"close", message)
- *       With auto=True, feed() goes on after each complete message while the
- *       connection is kept alive and stops (.finished = True) after one that
- *       closes it, like the server loop.  With auto=False it pauses after
- *       every head and every message: call resume() then feed() again (with
- *       b"" to let a body-less message complete).
- *       .set_max_body_size(n), .resume(), .error, .keep_alive, .finished,
- *       .paused, .in_message
+ *   tc_http_py_write_headers_args()  write_headers' arguments
+ *   tc_http_py_write_headers()       Python start line, headers, chunk ->
+ *                                    checks, tc_http_write_headers(), bytes
+ *   tc_http_py_raise()               writer error -> Python exception
  *
- *   _core.HTTPResponseWriter(method, version, connection_keep_alive=False,
- *                            disconnect_on_finish=False)
- *       .write_headers(code, reason, [(name, value)...], chunk=None) -> bytes
- *       .write(chunk) -> bytes, .finish(stream_closed=False) -> bytes
- *       .chunking, .closed, .expected_remaining
- *     raising ValueError / tornado.httputil.HTTPOutputError /
- *     UnicodeEncodeError as HTTP1Connection does.
- *
- * Strings are latin-1 decoded, as upstream decodes the head.
+ * See http.h for the contract.
  */
+#include "common.h"
 #include "state.h"
-
-#include <structmember.h>
-
-/* ============================================================ parser */
-
-typedef struct {
-    PyObject_HEAD
-    tc_http_parser p;
-    PyObject *events;      /* list */
-    PyObject *error;       /* None or (kind, message) */
-    int auto_mode;
-    int finished;
-    int cb_failed;
-} ReqParserObject;
+#include "http/http.h"
+#include "web/web.h"
 
 static PyObject *
 latin1(const char *s, size_t n)
@@ -50,518 +21,287 @@ latin1(const char *s, size_t n)
     return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
 }
 
-static int
-add_event(ReqParserObject *self, PyObject *ev /* stolen */)
-{
-    if (ev == NULL) {
-        return -1;
-    }
-    int r = PyList_Append(self->events, ev);
-    Py_DECREF(ev);
-    return r;
-}
-
-static int
-rp_on_headers(tc_http_parser *p, const tc_http_head *h)
-{
-    ReqParserObject *self = (ReqParserObject *)p->data;
-    PyObject *list = PyList_New((Py_ssize_t)h->nheaders);
-    if (list == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < h->nheaders; i++) {
-        PyObject *pair = Py_BuildValue("(NN)",
-                                       latin1(h->headers[i].name.p, h->headers[i].name.len),
-                                       latin1(h->headers[i].value.p, h->headers[i].value.len));
-        if (pair == NULL) {
-            Py_DECREF(list);
-            return -1;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, pair); /* steals pair */
-    }
-    PyObject *ev = Py_BuildValue("(sNNNNOO)", "headers",
-                                 latin1(h->method.p, h->method.len),
-                                 latin1(h->target.p, h->target.len),
-                                 latin1(h->version.p, h->version.len), list,
-                                 h->keep_alive ? Py_True : Py_False,
-                                 h->expect_continue ? Py_True : Py_False);
-    if (add_event(self, ev) < 0) {
-        return -1;
-    }
-    return self->auto_mode ? 0 : 1;
-}
-
-static int
-rp_on_body_start(tc_http_parser *p)
-{
-    ReqParserObject *self = (ReqParserObject *)p->data;
-    static const char *kinds[] = {"none", "fixed", "chunked"};
-    PyObject *cl = p->body_kind == TC_HTTP_BODY_FIXED
-                       ? PyLong_FromUnsignedLongLong(p->content_length)
-                       : Py_NewRef(Py_None);
-    PyObject *rw = p->content_length_rewrite
-                       ? latin1(p->content_length_rewrite, p->content_length_rewrite_len)
-                       : Py_NewRef(Py_None);
-    return add_event(self, Py_BuildValue("(ssNN)", "body_start", kinds[p->body_kind], cl, rw));
-}
-
-static int
-rp_on_body(tc_http_parser *p, const char *data, size_t len)
-{
-    ReqParserObject *self = (ReqParserObject *)p->data;
-    Py_ssize_t n = PyList_GET_SIZE(self->events);
-    if (n > 0) {
-        PyObject *last = PyList_GET_ITEM(self->events, n - 1); /* borrowed */
-        if (PyTuple_GET_SIZE(last) == 2 &&
-            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(last, 0), "body") == 0) {
-            PyObject *old = PyTuple_GET_ITEM(last, 1); /* borrowed */
-            PyObject *merged = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(old) + (Py_ssize_t)len);
-            if (merged == NULL) {
-                return -1;
-            }
-            memcpy(PyBytes_AS_STRING(merged), PyBytes_AS_STRING(old), (size_t)PyBytes_GET_SIZE(old));
-            memcpy(PyBytes_AS_STRING(merged) + PyBytes_GET_SIZE(old), data, len);
-            PyObject *ev = Py_BuildValue("(sN)", "body", merged);
-            if (ev == NULL) {
-                return -1;
-            }
-            return PyList_SetItem(self->events, n - 1, ev); /* steals ev */
-        }
-    }
-    return add_event(self, Py_BuildValue("(sy#)", "body", data, (Py_ssize_t)len));
-}
-
-static int
-rp_on_complete(tc_http_parser *p)
-{
-    ReqParserObject *self = (ReqParserObject *)p->data;
-    if (add_event(self, Py_BuildValue("(s)", "complete")) < 0) {
-        return -1;
-    }
-    if (self->auto_mode && !p->keep_alive) {
-        self->finished = 1;
-        return 1;
-    }
-    return self->auto_mode ? 0 : 1;
-}
-
-static const tc_http_callbacks rp_callbacks = {
-    .on_headers = rp_on_headers,
-    .on_body_start = rp_on_body_start,
-    .on_body = rp_on_body,
-    .on_message_complete = rp_on_complete,
-};
-
-static int
-rp_init(ReqParserObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"max_header_size", "max_body_size", "no_keep_alive", "auto", NULL};
-    Py_ssize_t mhs = TC_HTTP_DEFAULT_MAX_HEADER_SIZE;
-    unsigned long long mbs = TC_HTTP_DEFAULT_MAX_BODY_SIZE;
-    int nka = 0, autom = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nKpp", kwlist, &mhs, &mbs, &nka, &autom)) {
-        return -1;
-    }
-    if (mhs < 0) {
-        PyErr_SetString(PyExc_ValueError, "max_header_size must be >= 0");
-        return -1;
-    }
-    tc_http_parser_free(&self->p);
-    tc_http_parser_init(&self->p, &rp_callbacks);
-    self->p.data = self;
-    self->p.max_header_size = (size_t)mhs;
-    self->p.max_body_size = mbs;
-    self->p.no_keep_alive = nka;
-    self->auto_mode = autom;
-    self->finished = 0;
-    Py_XSETREF(self->events, PyList_New(0));
-    if (self->events == NULL) {
-        return -1;
-    }
-    Py_XSETREF(self->error, Py_NewRef(Py_None));
-    return 0;
-}
-
-static PyObject *
-rp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    (void)args;
-    (void)kwds;
-    ReqParserObject *self = (ReqParserObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    tc_http_parser_init(&self->p, &rp_callbacks);
-    self->p.data = self;
-    self->auto_mode = 1;
-    self->events = PyList_New(0);
-    self->error = Py_NewRef(Py_None);
-    if (self->events == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-static int
-rp_traverse(ReqParserObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->events);
-    Py_VISIT(self->error);
-    return 0;
-}
-
-static int
-rp_clear(ReqParserObject *self)
-{
-    Py_CLEAR(self->events);
-    Py_CLEAR(self->error);
-    return 0;
-}
-
-static void
-rp_dealloc(ReqParserObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    rp_clear(self);
-    tc_http_parser_free(&self->p);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static PyObject *
-rp_feed(ReqParserObject *self, PyObject *arg)
-{
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    const char *data = view.buf;
-    size_t len = (size_t)view.len, pos = 0;
-    if (self->events == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "parser not initialised");
-        goto fail;
-    }
-    while (!self->finished) {
-        size_t used = 0;
-        tc_http_status st = tc_http_parser_execute(&self->p, data + pos, len - pos, &used);
-        pos += used;
-        if (st == TC_HTTP_ERROR) {
-            if (self->p.error_kind == TC_HTTP_ERR_NONE) {
-                goto fail; /* a callback raised */
-            }
-            if (self->p.error_kind == TC_HTTP_ERR_NOMEM) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            if (self->error == Py_None) {
-                const char *kind = self->p.error_kind == TC_HTTP_ERR_BAD_REQUEST ? "400" : "close";
-                PyObject *msg = latin1(self->p.error_msg, self->p.error_len);
-                if (msg == NULL) {
-                    goto fail;
-                }
-                PyObject *err = Py_BuildValue("(sN)", kind, msg);
-                if (err == NULL) {
-                    goto fail;
-                }
-                Py_SETREF(self->error, err);
-                if (add_event(self, Py_BuildValue("(sO)", "error", err) ) < 0) {
-                    goto fail;
-                }
-                /* flatten ("error", (kind, msg)) into ("error", kind, msg) */
-                Py_ssize_t n = PyList_GET_SIZE(self->events);
-                PyObject *flat = Py_BuildValue("(sOO)", "error", PyTuple_GET_ITEM(err, 0),
-                                               PyTuple_GET_ITEM(err, 1));
-                if (flat == NULL || PyList_SetItem(self->events, n - 1, flat) < 0) {
-                    goto fail;
-                }
-            }
-            break;
-        }
-        if (st == TC_HTTP_PAUSED) {
-            if (self->auto_mode && !self->finished) {
-                tc_http_parser_resume(&self->p);
-                continue;
-            }
-            break;
-        }
-        break; /* TC_HTTP_OK: all consumed */
-    }
-    result = PyLong_FromSize_t(pos);
-fail:
-    PyBuffer_Release(&view);
-    return result;
-}
-
-static PyObject *
-rp_resume(ReqParserObject *self, PyObject *Py_UNUSED(ignored))
-{
-    tc_http_parser_resume(&self->p);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rp_set_max_body_size(ReqParserObject *self, PyObject *arg)
-{
-    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    self->p.max_body_size = v;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rp_get_keep_alive(ReqParserObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(self->p.keep_alive);
-}
-
-static PyObject *
-rp_get_paused(ReqParserObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(self->p.paused);
-}
-
-static PyObject *
-rp_get_in_message(ReqParserObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(tc_http_parser_in_message(&self->p));
-}
-
-static PyObject *
-rp_get_finished(ReqParserObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(self->finished);
-}
-
-static PyObject *
-rp_get_messages(ReqParserObject *self, void *c)
-{
-    (void)c;
-    return PyLong_FromUnsignedLongLong(self->p.messages);
-}
-
-static PyMethodDef rp_methods[] = {
-    {"feed", (PyCFunction)rp_feed, METH_O, "Feed bytes; returns how many were consumed."},
-    {"resume", (PyCFunction)rp_resume, METH_NOARGS, "Resume after a pause."},
-    {"set_max_body_size", (PyCFunction)rp_set_max_body_size, METH_O,
-     "Like HTTP1Connection.set_max_body_size."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef rp_members[] = {
-    {"events", T_OBJECT, offsetof(ReqParserObject, events), READONLY, "Collected events."},
-    {"error", T_OBJECT, offsetof(ReqParserObject, error), READONLY, "None or (kind, message)."},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyGetSetDef rp_getset[] = {
-    {"keep_alive", (getter)rp_get_keep_alive, NULL, "Keep-alive decision of the last head.", NULL},
-    {"paused", (getter)rp_get_paused, NULL, "Paused.", NULL},
-    {"in_message", (getter)rp_get_in_message, NULL, "Inside an unfinished message.", NULL},
-    {"finished", (getter)rp_get_finished, NULL, "Stopped after a closing message.", NULL},
-    {"messages", (getter)rp_get_messages, NULL, "Completed messages.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot rp_slots[] = {
-    {Py_tp_new, rp_new},
-    {Py_tp_init, rp_init},
-    {Py_tp_dealloc, rp_dealloc},
-    {Py_tp_traverse, rp_traverse},
-    {Py_tp_clear, rp_clear},
-    {Py_tp_methods, rp_methods},
-    {Py_tp_members, rp_members},
-    {Py_tp_getset, rp_getset},
-    {Py_tp_doc, "Tornado's HTTP/1.x request grammar in C (tc_http_parser), collecting events."},
-    {0, NULL},
-};
-
-static PyType_Spec rp_spec = {
-    .name = "tornado_c._core.HTTPRequestParser",
-    .basicsize = sizeof(ReqParserObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .slots = rp_slots,
-};
-
-/* ============================================================ writer */
-
-typedef struct {
-    PyObject_HEAD
-    tc_http_writer w;
-    PyObject *method;   /* bytes (latin-1) */
-    PyObject *version;  /* bytes */
-} RespWriterObject;
-
-static PyObject *
-rw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"method", "version", "connection_keep_alive",
-                             "disconnect_on_finish", NULL};
-    PyObject *method, *version;
-    int cka = 0, dof = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UU|pp", kwlist, &method, &version, &cka, &dof)) {
-        return NULL;
-    }
-    RespWriterObject *self = (RespWriterObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    tc_http_writer_init(&self->w);
-    self->method = PyUnicode_AsLatin1String(method);
-    self->version = PyUnicode_AsLatin1String(version);
-    if (self->method == NULL || self->version == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    self->w.req_method = PyBytes_AS_STRING(self->method);
-    self->w.req_method_len = (size_t)PyBytes_GET_SIZE(self->method);
-    self->w.req_version = PyBytes_AS_STRING(self->version);
-    self->w.req_version_len = (size_t)PyBytes_GET_SIZE(self->version);
-    self->w.req_connection_keep_alive = cka;
-    self->w.disconnect_on_finish = dof;
-    return (PyObject *)self;
-}
-
-static int
-rw_traverse(RespWriterObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    return 0;
-}
-
-static void
-rw_dealloc(RespWriterObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_CLEAR(self->method);
-    Py_CLEAR(self->version);
-    tc_http_writer_free(&self->w);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-/* Raise the Python exception for a writer error. */
-static void
-rw_raise(RespWriterObject *self, tc_http_werr e)
+int
+tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error)
 {
     if (e == TC_HTTP_WERR_NOMEM) {
         PyErr_NoMemory();
-        return;
-    }
-    PyObject *msg = latin1(self->w.error_msg, self->w.error_len);
-    if (msg == NULL) {
-        return;
-    }
-    if (e == TC_HTTP_WERR_VALUE) {
-        PyErr_SetObject(PyExc_ValueError, msg);
-    } else {
-        PyObject *mod = PyImport_ImportModule("tornado.httputil");
-        PyObject *cls = mod ? PyObject_GetAttrString(mod, "HTTPOutputError") : NULL;
-        if (cls != NULL) {
-            PyErr_SetObject(cls, msg);
+    } else if (e == TC_HTTP_WERR_VALUE || e == TC_HTTP_WERR_OUTPUT) {
+        PyObject *m = latin1(w->error_msg, w->error_len);
+        if (m != NULL) {
+            PyErr_SetObject(e == TC_HTTP_WERR_VALUE ? PyExc_ValueError : output_error, m);
+            Py_DECREF(m);
         }
-        Py_XDECREF(cls);
-        Py_XDECREF(mod);
     }
-    Py_DECREF(msg);
+    return -1;
 }
 
-static PyObject *
-rw_write_headers(RespWriterObject *self, PyObject *args, PyObject *kwds)
+static int
+set_header_str(PyObject *headers, const char *name, const char *value)
 {
-    static char *kwlist[] = {"code", "reason", "headers", "chunk", NULL};
-    int code;
-    PyObject *reason, *headers, *chunk = Py_None;
-    PyObject *result = NULL, *status = NULL, *seq = NULL, *encoded = NULL;
-    /* first encoding error, and the header index it belongs to */
-    PyObject *saved_type = NULL, *saved_val = NULL, *saved_tb = NULL;
-    Py_ssize_t saved_idx = -1;
-    tc_http_header *hdrs = NULL;
-    tc_http_buf out = {0};
-    Py_buffer cview = {0};
-    int have_cview = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iUO|O", kwlist, &code, &reason, &headers, &chunk)) {
+    PyObject *k = PyUnicode_FromString(name);
+    PyObject *v = PyUnicode_FromString(value);
+    int r = (k && v) ? PyObject_SetItem(headers, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return r;
+}
+
+/* headers["Connection"] / ["Transfer-Encoding"] as upstream assigns them */
+static int
+set_response_headers(const tc_http_writer *w, PyObject *headers)
+{
+    const char *ver = w->req_version;
+    size_t vl = w->req_version_len;
+    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0 && w->disconnect_on_finish) {
+        if (set_header_str(headers, "Connection", "close") < 0) return -1;
+    }
+    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0 && w->req_connection_keep_alive) {
+        if (set_header_str(headers, "Connection", "Keep-Alive") < 0) return -1;
+    }
+    if (w->chunking) {
+        if (set_header_str(headers, "Transfer-Encoding", "chunked") < 0) return -1;
+    }
+    return 0;
+}
+
+/* New list of the (name, value) pairs of `headers` in get_all() order. */
+static PyObject *
+header_items(const tc_http_py_refs *refs, PyObject *headers)
+{
+    if (refs->HTTPHeaders == NULL || !Py_IS_TYPE(headers, (PyTypeObject *)refs->HTTPHeaders)) {
+        PyObject *ga = PyObject_CallMethod(headers, "get_all", NULL);
+        if (ga == NULL) {
+            return NULL;
+        }
+        PyObject *items = PySequence_List(ga);
+        Py_DECREF(ga);
+        return items;
+    }
+    PyObject *as_list = PyObject_GetAttr(headers, refs->s_as_list);
+    if (as_list == NULL) {
         return NULL;
     }
-    /* utf8("HTTP/1.1 %d %s" % (code, reason)) */
-    PyObject *sl = PyUnicode_FromFormat("HTTP/1.1 %d %U", code, reason);
-    if (sl == NULL) {
+    PyObject *items = PyList_New(0);
+    if (items == NULL) {
         goto fail;
     }
-    status = PyUnicode_AsEncodedString(sl, "utf-8", "strict");
-    Py_DECREF(sl);
-    if (status == NULL) {
+    PyObject *k, *v; /* borrowed */
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(as_list, &pos, &k, &v)) {
+        if (!PyList_Check(v)) {
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(v); j++) {
+            PyObject *pair = PyTuple_Pack(2, k, PyList_GET_ITEM(v, j));
+            if (pair == NULL || PyList_Append(items, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_CLEAR(items);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+    }
+fail:
+    Py_DECREF(as_list);
+    return items;
+}
+
+int
+tc_http_py_write_headers_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                              PyObject **start_line, PyObject **headers, PyObject **chunk)
+{
+    if (nargs < 2 || nargs > 3 || (kwnames && PyTuple_GET_SIZE(kwnames) > (3 - nargs))) {
+        PyErr_SetString(PyExc_TypeError, "write_headers(start_line, headers, chunk=None)");
+        return -1;
+    }
+    *start_line = args[0];
+    *headers = args[1];
+    *chunk = Py_None;
+    if (nargs == 3) {
+        *chunk = args[2];
+    } else if (kwnames && PyTuple_GET_SIZE(kwnames) == 1) {
+        *chunk = args[nargs];
+    }
+    return 0;
+}
+
+
+/* Replaces the UnicodeEncodeError set for one part of a header with the
+ * error upstream raises: HTTP1Connection builds the whole line
+ * native_str(name) + ": " + native_str(value) and encodes it to latin-1, so
+ * the message's position (and the exception's object, start and end) count
+ * from the start of that line -- or, when the value is bytes that are not
+ * UTF-8, native_str(value) fails first with its UnicodeDecodeError.  0 with
+ * that UnicodeError set; -1 with another exception (e.g. MemoryError). */
+static int
+line_encode_error(PyObject *name, PyObject *value)
+{
+    PyObject *parts[2] = {NULL, NULL}, *line = NULL, *b = NULL;
+    PyObject *src[2] = {name, value};
+    int ret = -1;
+    PyErr_Clear();
+    for (int k = 0; k < 2; k++) {
+        parts[k] = PyUnicode_Check(src[k])
+                       ? Py_NewRef(src[k])
+                       : PyUnicode_FromEncodedObject(src[k], "utf-8", "strict");
+        if (parts[k] == NULL) {
+            goto done;
+        }
+    }
+    line = PyUnicode_FromFormat("%U: %U", parts[0], parts[1]);
+    if (line == NULL) {
+        goto done;
+    }
+    b = PyUnicode_AsLatin1String(line);
+    if (b != NULL) { /* cannot happen: one of the parts did not encode */
+        PyErr_SetString(PyExc_SystemError, "header line encoded after its part did not");
+        goto done;
+    }
+done:
+    if (b == NULL && PyErr_ExceptionMatches(PyExc_UnicodeError)) {
+        ret = 0;
+    }
+    Py_XDECREF(parts[0]);
+    Py_XDECREF(parts[1]);
+    Py_XDECREF(line);
+    Py_XDECREF(b);
+    return ret;
+}
+
+int
+tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
+                         PyObject *start_line, PyObject *headers, PyObject *chunk,
+                         tc_http_buf *out)
+{
+    int ret = -1;
+    PyObject *code_o = NULL, *reason = NULL, *reason_b = NULL;
+    PyObject *keep = NULL, *items = NULL;
+    tc_http_header *hdrs = NULL;
+    Py_buffer cview = {0};
+    int have_cview = 0;
+    /* the first encoding error, raised if the writer reaches its line */
+    PyObject *saved_t = NULL, *saved_v = NULL, *saved_tb = NULL;
+
+    code_o = PySequence_GetItem(start_line, 1);
+    reason = code_o ? PySequence_GetItem(start_line, 2) : NULL;
+    if (reason == NULL) {
         goto fail;
     }
-    char pre[48];
-    Py_ssize_t prefix = (Py_ssize_t)snprintf(pre, sizeof(pre), "HTTP/1.1 %d ", code);
-    seq = PySequence_Fast(headers, "headers must be a sequence of (name, value)");
-    if (seq == NULL) {
+    long code = PyLong_AsLong(code_o);
+    if (code == -1 && PyErr_Occurred()) {
         goto fail;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (!PyUnicode_Check(reason)) {
+        PyObject *s = PyObject_Str(reason);
+        if (s == NULL) {
+            goto fail;
+        }
+        Py_SETREF(reason, s);
+    }
+    reason_b = PyUnicode_AsUTF8String(reason);
+    if (reason_b == NULL) {
+        goto fail;
+    }
+    /* keeps alive every object the spans in hdrs point into */
+    keep = PyList_New(0);
+    if (keep == NULL) {
+        goto fail;
+    }
+    /* C headers (web.h) are read in place, anything else as a list of pairs */
+    int direct = refs->web != NULL && tc_web_headers_exact(refs->web, headers);
+    tc_web_pos pos = {0, 0};
+    Py_ssize_t n = 0;
+    if (direct) {
+        PyObject *a, *b; /* borrowed */
+        while (tc_web_headers_next(headers, &pos, &a, &b)) {
+            n++;
+        }
+        pos.entry = pos.k = 0;
+    } else {
+        items = header_items(refs, headers);
+        if (items == NULL) {
+            goto fail;
+        }
+        n = PyList_GET_SIZE(items);
+    }
     hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
-    encoded = PyList_New(n);
-    if (hdrs == NULL || encoded == NULL) {
+    if (hdrs == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i); /* borrowed */
         PyObject *name, *value;
-        if (!PyArg_ParseTuple(pair, "UU", &name, &value)) {
-            goto fail;
-        }
-        /* line = name + ": " + value; line.encode("latin1") */
-        PyObject *line = PyUnicode_FromFormat("%U: %U", name, value);
-        if (line == NULL) {
-            goto fail;
-        }
-        PyObject *b = PyUnicode_AsLatin1String(line);
-        Py_DECREF(line);
-        if (b == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        if (direct) {
+            /* nothing below runs Python code, so the headers stay as counted */
+            if (!tc_web_headers_next(headers, &pos, &name, &value)) {
+                n = i;
+                break;
+            }
+            Py_INCREF(name);
+            Py_INCREF(value);
+        } else {
+            PyObject *pair = PyList_GET_ITEM(items, i); /* borrowed */
+            name = PySequence_GetItem(pair, 0);
+            value = name ? PySequence_GetItem(pair, 1) : NULL;
+            if (value == NULL) {
+                Py_XDECREF(name);
                 goto fail;
             }
-            if (saved_type == NULL) {
-                PyErr_Fetch(&saved_type, &saved_val, &saved_tb);
-                saved_idx = i;
-            } else {
-                PyErr_Clear();
-            }
-            /* value stays NULL: "could not be encoded".  The name alone may
-             * be fine (a replaced Connection line is written with it). */
-            PyObject *nb = PyUnicode_AsLatin1String(name);
-            if (nb == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-                    goto fail;
-                }
-                PyErr_Clear();
-                Py_INCREF(Py_None);
-                PyList_SET_ITEM(encoded, i, Py_None);
+        }
+        int ok = 1;
+        PyObject *parts[2] = {name, value};
+        tc_http_span *spans[2] = {&hdrs[i].name, &hdrs[i].value};
+        for (int k = 0; k < 2; k++) {
+            PyObject *s = parts[k];
+            if (PyUnicode_Check(s) && PyUnicode_IS_ASCII(s)) {
+                Py_ssize_t ln;
+                spans[k]->p = PyUnicode_AsUTF8AndSize(s, &ln);
+                spans[k]->len = (size_t)ln;
+                if (spans[k]->p == NULL) { ok = -1; break; }
+                if (PyList_Append(keep, s) < 0) { ok = -1; break; }
                 continue;
             }
-            PyList_SET_ITEM(encoded, i, nb); /* steals nb */
-            hdrs[i].name.p = PyBytes_AS_STRING(nb);
-            hdrs[i].name.len = (size_t)PyBytes_GET_SIZE(nb);
-            continue;
+            PyObject *b = NULL;
+            if (PyUnicode_Check(s)) {
+                b = PyUnicode_AsLatin1String(s);
+            } else if (PyBytes_Check(s)) {
+                /* native_str(bytes) decodes UTF-8, then latin-1 encodes */
+                PyObject *u = PyUnicode_FromEncodedObject(s, "utf-8", "strict");
+                b = u ? PyUnicode_AsLatin1String(u) : NULL;
+                Py_XDECREF(u);
+            } else {
+                PyErr_Format(PyExc_TypeError, "Expected bytes, unicode, or None; got %R",
+                             (PyObject *)Py_TYPE(s));
+            }
+            if (b == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
+                if (saved_t == NULL) {
+                    if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError) &&
+                        line_encode_error(name, value) < 0) { /* not a UnicodeError */
+                        ok = -1;
+                        break;
+                    }
+                    PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
+                } else {
+                    PyErr_Clear();
+                }
+                /* a NULL span: "could not be encoded" (parser.h) */
+                spans[k]->p = NULL;
+                if (k == 0) { hdrs[i].value.p = NULL; ok = 0; }
+                break;
+            }
+            spans[k]->p = PyBytes_AS_STRING(b);
+            spans[k]->len = (size_t)PyBytes_GET_SIZE(b);
+            int ar = PyList_Append(keep, b);
+            Py_DECREF(b);
+            if (ar < 0) { ok = -1; break; }
         }
-        PyList_SET_ITEM(encoded, i, b); /* steals b */
-        Py_ssize_t nl = PyUnicode_GET_LENGTH(name);
-        hdrs[i].name.p = PyBytes_AS_STRING(b);
-        hdrs[i].name.len = (size_t)nl;
-        hdrs[i].value.p = PyBytes_AS_STRING(b) + nl + 2;
-        hdrs[i].value.len = (size_t)(PyBytes_GET_SIZE(b) - nl - 2);
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (ok < 0) {
+            goto fail;
+        }
     }
     if (chunk != Py_None) {
         if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
@@ -569,185 +309,40 @@ rw_write_headers(RespWriterObject *self, PyObject *args, PyObject *kwds)
         }
         have_cview = 1;
     }
-    tc_http_werr e = tc_http_write_headers(&self->w, code, PyBytes_AS_STRING(status) + prefix,
-                                           (size_t)(PyBytes_GET_SIZE(status) - prefix), hdrs,
-                                           (size_t)n, have_cview ? cview.buf : NULL,
-                                           have_cview ? (size_t)cview.len : 0, &out);
+    tc_http_werr e = tc_http_write_headers(w, (int)code, PyBytes_AS_STRING(reason_b),
+                                           (size_t)PyBytes_GET_SIZE(reason_b), hdrs, (size_t)n,
+                                           have_cview ? cview.buf : NULL,
+                                           have_cview ? (size_t)cview.len : 0, out);
     if (e == TC_HTTP_WERR_ENCODE) {
-        /* Upstream raises the first line that fails to encode; lines that
-         * were replaced (Connection, Transfer-Encoding) are never encoded. */
-        Py_ssize_t idx = (Py_ssize_t)self->w.error_index;
-        if (idx == saved_idx) {
-            PyErr_Restore(saved_type, saved_val, saved_tb); /* steals all three */
-            saved_type = saved_val = saved_tb = NULL;
+        if (saved_t != NULL) {
+            PyErr_Restore(saved_t, saved_v, saved_tb); /* steals all three */
+            saved_t = saved_v = saved_tb = NULL;
         } else {
-            PyObject *pair = PySequence_Fast_GET_ITEM(seq, idx);
-            PyObject *line = PyUnicode_FromFormat("%U: %U", PyTuple_GET_ITEM(pair, 0),
-                                                  PyTuple_GET_ITEM(pair, 1));
-            if (line != NULL) {
-                PyObject *b = PyUnicode_AsLatin1String(line); /* raises */
-                Py_XDECREF(b);
-                Py_DECREF(line);
-            }
+            PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
         }
         goto fail;
     }
     if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
+        tc_http_py_raise(w, e, refs->HTTPOutputError);
+        ret = 1;
         goto fail;
     }
-    result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
+    if (set_response_headers(w, headers) < 0) {
+        goto fail;
+    }
+    ret = 0;
 fail:
+    Py_XDECREF(saved_t);
+    Py_XDECREF(saved_v);
+    Py_XDECREF(saved_tb);
     if (have_cview) {
         PyBuffer_Release(&cview);
     }
-    Py_XDECREF(saved_type);
-    Py_XDECREF(saved_val);
-    Py_XDECREF(saved_tb);
-    tc_http_buf_free(&out);
     PyMem_Free(hdrs);
-    Py_XDECREF(encoded);
-    Py_XDECREF(seq);
-    Py_XDECREF(status);
-    return result;
-}
-
-static PyObject *
-rw_write(RespWriterObject *self, PyObject *arg)
-{
-    Py_buffer view;
-    tc_http_buf out = {0};
-    PyObject *result = NULL;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    tc_http_werr e = tc_http_write_body(&self->w, view.buf, (size_t)view.len, &out);
-    if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
-    } else {
-        result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
-    }
-    tc_http_buf_free(&out);
-    PyBuffer_Release(&view);
-    return result;
-}
-
-static PyObject *
-rw_finish(RespWriterObject *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"stream_closed", NULL};
-    int closed = 0;
-    tc_http_buf out = {0};
-    PyObject *result = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p", kwlist, &closed)) {
-        return NULL;
-    }
-    tc_http_werr e = tc_http_write_finish(&self->w, closed, &out);
-    if (e != TC_HTTP_WOK) {
-        rw_raise(self, e);
-    } else {
-        result = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
-    }
-    tc_http_buf_free(&out);
-    return result;
-}
-
-static PyObject *
-rw_get_chunking(RespWriterObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(self->w.chunking);
-}
-
-static PyObject *
-rw_get_closed(RespWriterObject *self, void *c)
-{
-    (void)c;
-    return PyBool_FromLong(self->w.closed);
-}
-
-static PyObject *
-rw_get_expected(RespWriterObject *self, void *c)
-{
-    (void)c;
-    if (self->w.expected_remaining < 0) {
-        Py_RETURN_NONE;
-    }
-    return PyLong_FromLongLong(self->w.expected_remaining);
-}
-
-static PyMethodDef rw_methods[] = {
-    {"write_headers", (PyCFunction)(void (*)(void))rw_write_headers, METH_VARARGS | METH_KEYWORDS,
-     "HTTP1Connection.write_headers: returns the bytes to send."},
-    {"write", (PyCFunction)rw_write, METH_O, "HTTP1Connection.write: returns the bytes to send."},
-    {"finish", (PyCFunction)(void (*)(void))rw_finish, METH_VARARGS | METH_KEYWORDS,
-     "HTTP1Connection.finish: returns the bytes to send."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef rw_getset[] = {
-    {"chunking", (getter)rw_get_chunking, NULL, "Chunked output.", NULL},
-    {"closed", (getter)rw_get_closed, NULL, "Closed after an error.", NULL},
-    {"expected_remaining", (getter)rw_get_expected, NULL, "Content-Length left.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot rw_slots[] = {
-    {Py_tp_new, rw_new},
-    {Py_tp_dealloc, rw_dealloc},
-    {Py_tp_traverse, rw_traverse},
-    {Py_tp_methods, rw_methods},
-    {Py_tp_getset, rw_getset},
-    {Py_tp_doc, "Server response framing of HTTP1Connection in C (tc_http_writer)."},
-    {0, NULL},
-};
-
-static PyType_Spec rw_spec = {
-    .name = "tornado_c._core.HTTPResponseWriter",
-    .basicsize = sizeof(RespWriterObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .slots = rw_slots,
-};
-
-/* ------------------------------------------------------------ repr */
-
-static PyObject *
-py_repr_latin1(PyObject *module, PyObject *args)
-{
-    (void)module;
-    Py_buffer view;
-    int as_bytes = 0;
-    if (!PyArg_ParseTuple(args, "y*|p", &view, &as_bytes)) {
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int r = as_bytes ? tc_http_repr_bytes(&buf, &len, &cap, view.buf, (size_t)view.len)
-                     : tc_http_repr_str(&buf, &len, &cap, view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    if (r < 0) {
-        free(buf);
-        return PyErr_NoMemory();
-    }
-    PyObject *res = PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
-    free(buf);
-    return res;
-}
-
-static PyMethodDef py_methods[] = {
-    {"_http_repr", py_repr_latin1, METH_VARARGS,
-     "repr() of bytes.decode('latin1') (or of the bytes) as the C core writes it."},
-    {NULL, NULL, 0, NULL},
-};
-
-int
-tc_http_py_exec(PyObject *module, struct tc_state *st)
-{
-    if (tc_add_type(module, &rp_spec, NULL, &st->http.RequestParserType) < 0) {
-        return -1;
-    }
-    if (tc_add_type(module, &rw_spec, NULL, &st->http.ResponseWriterType) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, py_methods);
+    Py_XDECREF(items);
+    Py_XDECREF(keep);
+    Py_XDECREF(code_o);
+    Py_XDECREF(reason);
+    Py_XDECREF(reason_b);
+    return ret;
 }

@@ -1,6 +1,7 @@
 /* Pure-C core of the http component: Tornado's HTTP/1.x request grammar and
  * response framing.  No Python API in here (the fuzz targets build it alone);
- * the Python wrappers live in http_py.c.
+ * the response writer's Python side is http_py.c, the test build's Python
+ * wrappers test_api.c.
  *
  * Why the request grammar is ours and not llhttp's
  * ------------------------------------------------
@@ -11,10 +12,11 @@
  * Content-Length; LF-only line ends; HTTP/1.2..1.9) and accepts requests
  * Tornado rejects with 400 ("\r\n\rX" ending the head, chunk extensions,
  * trailers, missing CRLF after chunk data, obs-fold); tests/test_http_parser.py
- * checks both lists against the linked llhttp (_llhttp_verdict in http.c).  Strict-mode builds of other
- * llhttp versions move the line again.  So this parser implements Tornado's
- * grammar itself, byte for byte, and llhttp stays what it is in http.c: a
- * linked, self-tested dependency (llhttp_version()), not the authority on
+ * checks both lists against the linked llhttp (_llhttp_verdict, test build,
+ * in test_api.c).  Strict-mode builds of other llhttp versions move the line
+ * again.  So this parser implements Tornado's grammar itself, byte for byte,
+ * and llhttp stays what it is in http.c: a linked dependency
+ * (llhttp_version(); self-tested by the test build), not the authority on
  * what is a valid request.
  *
  * Upstream behaviour reproduced here (tornado 6.6.1):

@@ -188,9 +188,8 @@ tc_http_write_headers(tc_http_writer *w, int code, const char *reason, size_t re
             }
             if (headers[i].value.p == NULL) {
                 /* Not latin-1: upstream's parse_int raises ValueError with
-                 * the text; we report the encoding error of that line
-                 * (the C server passes bytes, so only the Python wrapper
-                 * can get here). */
+                 * the text; we report an encoding error (the caller's, see
+                 * tc_http_py_write_headers in http_py.c). */
                 tc_http_buf_free(&cl);
                 w->error_index = i;
                 return TC_HTTP_WERR_ENCODE;

@@ -1,116 +1,32 @@
-/* http component: the HTTP/1.1 server connection in C.
+/* http component: the C HTTP/1.1 server connection, HTTPServerConnection.
  *
- * One HTTPServerConnection per accepted TCP connection (what upstream's
- * HTTP1ServerConnection + IOStream do), one HTTPConnection per request (what
- * upstream's HTTP1Connection does for a server: the object apps see as
- * request.connection).
+ * One HTTPServerConnection per accepted connection does what upstream's
+ * HTTP1ServerConnection and the server side of HTTP1Connection do while
+ * reading: it is the C consumer of the connection's IOStream (stream.h:
+ * tc_stream_from_fd on the accepted fd, input taken with tc_stream_peek /
+ * tc_stream_consume, reading paused while a pipelined request waits for the
+ * response before it), feeds the bytes to the request parser (parser.h),
+ * builds RequestStartLine / HTTPHeaders, calls the delegate (start_request,
+ * headers_received, data_received, finish, on_connection_close; awaitables
+ * awaited from the loop), runs the idle (header) and body timeouts, and
+ * goes on to the next request or closes.  Responses are written corked
+ * (tc_stream_set_cork): the output of one loop iteration leaves in one
+ * try-write.
  *
- * I/O: the connection owns a uv_tcp_t opened on the accepted fd, reads into
- * its own buffer that the request parser (parser.h) consumes, and writes with
- * uv_try_write, queueing the rest with uv_write.  (When the stream component's
- * consumer API lands this layer is what moves onto tc_stream.)  detach()
- * hands the fd (dup'd) and every byte not yet parsed to a Python IOStream
- * made by the Python layer, so a WebSocket upgrade keeps buffered bytes.
+ * The request's side, HTTPConnection (write_headers / write / finish,
+ * detach: request.connection), is connection.c; both objects are declared
+ * in http/internal.h.
  *
  * The sequence of delegate calls, the log lines and the keep-alive decisions
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
  */
-#include "state.h"
+#include "http/internal.h"
+#include "web/web.h"
 
 #include <structmember.h>
-#include <time.h>
-#include <unistd.h>
-#include <fcntl.h>
-
-/* --------------------------------------------------------------- types */
-
-typedef struct sconn sconn;
-typedef struct rconn rconn;
-
-struct sconn {
-    PyObject_HEAD
-    tc_state *st;
-    tc_loop *loop;           /* strong */
-    PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
-    PyObject *context;       /* strong: _HTTPRequestContext */
-    PyObject *closed_future; /* strong or NULL: resolved when serving ended */
-    PyObject *idle_timer;    /* strong TimerHandle or NULL */
-    PyObject *body_timer;    /* strong TimerHandle or NULL */
-    PyObject *write_futures; /* list of futures resolved at drain */
-    rconn *req;              /* strong: the current request, or NULL */
-    tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
-    tc_http_parser parser;
-    tc_http_buf body;        /* coalesced body bytes not yet delivered */
-    size_t chunk_size;
-    Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */
-    uint64_t default_max_body;
-    double idle_timeout;     /* < 0: none */
-    double body_timeout;     /* < 0: none */
-    double head_wait_start;
-    int decompress;
-    /* state */
-    char closed;             /* the stream closed (or close started) */
-    char close_scheduled;    /* _closed() scheduled */
-    char close_notified;     /* _closed() ran */
-    char detached;
-    char waiting_head;       /* between requests: the idle timeout applies */
-    char in_process, again;
-    char awaiting;           /* a delegate awaitable is pending */
-    char msg_complete;       /* parser finished the message (paused) */
-    char finish_called;      /* delegate.finish() done (or skipped) */
-    char close_after_drain;
-    char head_pending;       /* a head was parsed: run the delegate */
-    char flush_body;         /* deliver coalesced body bytes now */
-    char expect_continue;
-    char defer_next;         /* the next request is started by _process */
-    char read_paused;        /* tc_stream_pause_reading while a response is pending */
-    char serving;            /* holds a self-reference until _closed() */
-    PyObject *weakreflist;
-};
-
-struct rconn {
-    PyObject_HEAD
-    sconn *sc;               /* strong; NULL once detached */
-    PyObject *delegate;      /* strong or NULL */
-    PyObject *start_line;    /* strong: RequestStartLine */
-    PyObject *headers;       /* strong: request HTTPHeaders */
-    PyObject *close_callback;/* strong or NULL */
-    tc_http_writer w;
-    double body_timeout;     /* < 0: none */
-    char head_delivered;     /* headers_received called: on_connection_close is owed */
-    char read_finished, write_finished, response_done, finish_waiting;
-    char delegate_closed;
-};
-
-/* state fields we need (filled by _http_server_init) */
-typedef struct {
-    PyObject *RequestStartLine, *HTTPHeaders, *app_log, *gen_log,
-        *HTTPInputError, *HTTPOutputError, *StreamClosedError,
-        *RequestContext, *GzipDelegate, *convert_yielded, *ResponseStartLine,
-        *Future, *kw_loop,
-        /* interned method / attribute names of the per-request path */
-        *s_start_request, *s_headers_received, *s_data_received, *s_finish,
-        *s_set_result, *s_as_list, *s_combined_cache;
-} helpers_t;
-
-/* The helpers live in the module state (see http.h: srv_helpers). */
-#define H(st) ((helpers_t *)&(st)->http.srv_helpers)
-_Static_assert(sizeof(helpers_t) == sizeof(((tc_http_state *)0)->srv_helpers),
-               "srv_helpers in http.h must hold helpers_t");
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sc_process(sconn *sc);
 static void sc_close(sconn *sc);
-static int sc_write(sconn *sc, const char *data, size_t len);
-static void rc_finish_request(rconn *rc);
-static size_t sc_pending(sconn *sc);
 
 /* ----------------------------------------------------- small helpers */
 
@@ -124,9 +40,9 @@ call_method0(PyObject *obj, const char *name)
  * app_log.error("Uncaught exception", exc_info=True).  Returns 1 if it was an
  * HTTPInputError (left set), else 0 (logged and cleared). */
 static int
-log_delegate_exception(tc_state *st)
+log_delegate_exception(tc_http_state *hs)
 {
-    if (PyErr_ExceptionMatches(H(st)->HTTPInputError)) {
+    if (PyErr_ExceptionMatches(hs->HTTPInputError)) {
         return 1;
     }
     PyObject *type, *value, *tb;
@@ -147,7 +63,7 @@ log_delegate_exception(tc_state *st)
     PyObject *kw = Py_BuildValue("{s:O}", "exc_info", exc_info);
     Py_DECREF(exc_info);
     PyObject *args = Py_BuildValue("(s)", "Uncaught exception");
-    PyObject *meth = PyObject_GetAttrString(H(st)->app_log, "error");
+    PyObject *meth = PyObject_GetAttrString(hs->app_log, "error");
     PyObject *r = NULL;
     if (kw && args && meth) {
         r = PyObject_Call(meth, args, kw);
@@ -168,37 +84,19 @@ report(sconn *sc, const char *what)
     tc_loop_report_exception(sc->loop, what, NULL);
 }
 
-/* Resolve a future with None unless it is done/cancelled. */
-static void
-future_set_none(PyObject *fut)
+/* Resolve a future with None unless it is done (cancelled, or resolved
+ * by someone else).  0, or -1 with an exception set. */
+static int
+future_set_none(sconn *sc, PyObject *fut)
 {
-    PyObject *done = call_method0(fut, "done");
-    if (done == NULL) {
-        PyErr_Clear();
-        return;
-    }
-    int d = PyObject_IsTrue(done);
-    Py_DECREF(done);
-    if (d == 0) {
-        PyObject *r = PyObject_CallMethod(fut, "set_result", "O", Py_None);
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
-    }
-}
-
-/* asyncio.Future(loop=loop): what loop.create_future() returns, without
- * the Python-level method call. */
-static PyObject *
-new_future(sconn *sc)
-{
-    PyObject *args[1] = {(PyObject *)sc->loop};
-    return PyObject_Vectorcall(H(sc->st)->Future, args, 0, H(sc->st)->kw_loop);
+    return tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_UNLESS_DONE);
 }
 
 /* ------------------------------------------------------------- timers */
 
+/* The connection's timers run on its loop (always a tornado_c loop, see
+ * sc_new): loop.call_later(delay, sc.<meth>) through the loop's C API,
+ * whose clock (tc_loop_time) the deadlines below are computed on. */
 static PyObject *
 call_later(sconn *sc, double delay, const char *meth)
 {
@@ -206,22 +104,9 @@ call_later(sconn *sc, double delay, const char *meth)
     if (cb == NULL) {
         return NULL;
     }
-    PyObject *h = PyObject_CallMethod((PyObject *)sc->loop, "call_later", "dO", delay, cb);
+    PyObject *h = tc_loop_call_later(sc->loop, delay, cb, NULL, 0, NULL);
     Py_DECREF(cb);
     return h;
-}
-
-static void
-cancel_timer(PyObject **t)
-{
-    if (*t != NULL) {
-        PyObject *r = call_method0(*t, "cancel");
-        if (r == NULL) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(r);
-        Py_CLEAR(*t);
-    }
 }
 
 static void
@@ -231,7 +116,7 @@ start_head_wait(sconn *sc)
     if (sc->idle_timeout < 0) {
         return;
     }
-    sc->head_wait_start = mono_now();
+    sc->head_wait_start = tc_loop_time(sc->loop);
     if (sc->idle_timer == NULL) {
         sc->idle_timer = call_later(sc, sc->idle_timeout, "_idle_timer");
         if (sc->idle_timer == NULL) {
@@ -247,7 +132,7 @@ sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || !sc->waiting_head) {
         Py_RETURN_NONE;   /* re-armed at the next head wait */
     }
-    double left = sc->head_wait_start + sc->idle_timeout - mono_now();
+    double left = sc->head_wait_start + sc->idle_timeout - tc_loop_time(sc->loop);
     if (left > 0.001) {
         sc->idle_timer = call_later(sc, left, "_idle_timer");
         if (sc->idle_timer == NULL) {
@@ -267,7 +152,7 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
     if (sc->closed || sc->detached || sc->req == NULL || sc->req->read_finished) {
         Py_RETURN_NONE;
     }
-    PyObject *r = PyObject_CallMethod(H(sc->st)->gen_log, "info", "sO",
+    PyObject *r = PyObject_CallMethod(sc->hs->gen_log, "info", "sO",
                                       "Timeout reading body from %s", sc->context);
     if (r == NULL) {
         return NULL;
@@ -282,13 +167,13 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
 /* delegate.on_connection_close() once, if headers_received was called and
  * the message was not finished. */
 static void
-rc_delegate_close(rconn *rc, tc_state *st)
+rc_delegate_close(rconn *rc, tc_http_state *hs)
 {
     if (rc->head_delivered && !rc->delegate_closed && rc->delegate != NULL) {
         rc->delegate_closed = 1;
         PyObject *r = call_method0(rc->delegate, "on_connection_close");
         if (r == NULL) {
-            if (log_delegate_exception(st)) {
+            if (log_delegate_exception(hs)) {
                 PyErr_Clear();
             }
         }
@@ -302,13 +187,13 @@ rc_delegate_close(rconn *rc, tc_state *st)
 static void
 sc_delegate_failed(sconn *sc)
 {
-    tc_state *st = sc->st;
-    if (log_delegate_exception(st)) {
+    tc_http_state *hs = sc->hs;
+    if (log_delegate_exception(hs)) {
         /* HTTPInputError */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
-        PyObject *r = PyObject_CallMethod(H(st)->gen_log, "info", "sOO",
+        PyObject *r = PyObject_CallMethod(hs->gen_log, "info", "sOO",
                                           "Malformed HTTP message from %s: %s",
                                           sc->context, value ? value : Py_None);
         Py_XDECREF(type);
@@ -319,14 +204,14 @@ sc_delegate_failed(sconn *sc)
         }
         Py_XDECREF(r);
         if (sc->req) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         if (!sc->closed) {
             static const char bad[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
-            if (sc_write(sc, bad, sizeof(bad) - 1) < 0) {
+            if (tc_http_sc_write(sc, bad, sizeof(bad) - 1) < 0) {
                 PyErr_Clear();
             }
-            if (sc_pending(sc)) {
+            if (tc_http_sc_pending(sc)) {
                 sc->close_after_drain = 1;
                 sc->awaiting = 1; /* stop parsing */
                 return;
@@ -336,7 +221,7 @@ sc_delegate_failed(sconn *sc)
         return;
     }
     if (sc->req) {
-        rc_delegate_close(sc->req, st);
+        rc_delegate_close(sc->req, hs);
     }
     sc_close(sc);
 }
@@ -349,7 +234,7 @@ sc_maybe_await(sconn *sc, PyObject *res)
         Py_DECREF(res);
         return 0;
     }
-    PyObject *fut = PyObject_CallOneArg(H(sc->st)->convert_yielded, res);
+    PyObject *fut = PyObject_CallOneArg(sc->hs->convert_yielded, res);
     Py_DECREF(res);
     if (fut == NULL) {
         return -1;
@@ -392,7 +277,7 @@ sc_awaited(sconn *sc, PyObject *fut)
         sc->expect_continue = 0;
         if (!sc->req->write_finished) {
             static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
-            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+            if (tc_http_sc_write(sc, cont, sizeof(cont) - 1) < 0) {
                 PyErr_Clear();
             }
         }
@@ -427,7 +312,7 @@ sc_deliver_body(sconn *sc)
             break;
         }
         PyObject *dargs[2] = {rc->delegate, b};
-        PyObject *res = PyObject_VectorcallMethod(H(sc->st)->s_data_received, dargs,
+        PyObject *res = PyObject_VectorcallMethod(sc->hs->s_data_received, dargs,
                                                   2, NULL);
         Py_DECREF(b);
         if (res == NULL) {
@@ -468,9 +353,21 @@ latin1(const char *s, size_t n)
  * (tornado 6.6: _as_list {norm: [values]}, _combined_cache {norm: value}),
  * which is what HTTPHeaders.add() produces for valid names. */
 static PyObject *
-build_headers(tc_state *st, const tc_http_head *head)
+build_headers(tc_http_state *hs, const tc_http_head *head)
 {
-    PyTypeObject *tp = (PyTypeObject *)H(st)->HTTPHeaders;
+    if (tc_web_headers_active(hs->web)) {
+        /* the web component's C HTTPHeaders, straight from the spans */
+        PyObject *h = tc_web_headers_new(hs->web);
+        for (size_t i = 0; h != NULL && i < head->nheaders; i++) {
+            const tc_http_header *hd = &head->headers[i];
+            if (tc_web_headers_append_parsed(h, hd->name.p, hd->name.len, hd->value.p,
+                                             hd->value.len) < 0) {
+                Py_CLEAR(h);
+            }
+        }
+        return h;
+    }
+    PyTypeObject *tp = (PyTypeObject *)hs->HTTPHeaders;
     PyObject *empty = PyTuple_New(0);
     if (empty == NULL) {
         return NULL;
@@ -483,8 +380,8 @@ build_headers(tc_state *st, const tc_http_head *head)
     PyObject *as_list = PyDict_New();
     PyObject *cache = PyDict_New();
     if (as_list == NULL || cache == NULL ||
-        PyObject_SetAttr(h, H(st)->s_as_list, as_list) < 0 ||
-        PyObject_SetAttr(h, H(st)->s_combined_cache, cache) < 0) {
+        PyObject_SetAttr(h, hs->s_as_list, as_list) < 0 ||
+        PyObject_SetAttr(h, hs->s_combined_cache, cache) < 0) {
         goto fail;
     }
     char nbuf[256];
@@ -564,13 +461,11 @@ fail:
     return NULL;
 }
 
-static PyTypeObject *rconn_type(tc_state *st) { return st->http.ReqConnType; }
-
 static int
 on_headers(tc_http_parser *p, const tc_http_head *head)
 {
     sconn *sc = p->data;
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = NULL;
     /* the idle timer stays armed (no per-request timer churn): when it
      * fires outside a head wait it is dropped, and re-armed at the next */
@@ -582,7 +477,7 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     args[2] = latin1(head->version.p, head->version.len);
     PyObject *start_line = NULL, *headers = NULL;
     if (args[0] && args[1] && args[2]) {
-        start_line = PyObject_Vectorcall(H(st)->RequestStartLine, args, 3, NULL);
+        start_line = PyObject_Vectorcall(hs->RequestStartLine, args, 3, NULL);
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
@@ -590,11 +485,11 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     if (start_line == NULL) {
         goto fail;
     }
-    headers = build_headers(st, head);
+    headers = build_headers(hs, head);
     if (headers == NULL) {
         goto fail;
     }
-    rc = PyObject_GC_New(rconn, rconn_type(st));
+    rc = PyObject_GC_New(rconn, hs->ReqConnType);
     if (rc == NULL) {
         goto fail;
     }
@@ -654,7 +549,7 @@ fail:
 static int
 sc_dispatch_head_inner(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     rconn *rc = sc->req;
     PyObject *delegate, *res;
     if (rc == NULL) {
@@ -662,7 +557,7 @@ sc_dispatch_head_inner(sconn *sc)
     }
     {
         PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
-        delegate = PyObject_VectorcallMethod(H(st)->s_start_request, sargs,
+        delegate = PyObject_VectorcallMethod(hs->s_start_request, sargs,
                                              3, NULL);
     }
     if (delegate == NULL) {
@@ -680,7 +575,7 @@ sc_dispatch_head_inner(sconn *sc)
         Py_XDECREF(tb);
         PyObject *kw = ei ? Py_BuildValue("{s:O}", "exc_info", ei) : NULL;
         PyObject *a = Py_BuildValue("(s)", "Uncaught exception");
-        PyObject *m = PyObject_GetAttrString(H(st)->gen_log, "error");
+        PyObject *m = PyObject_GetAttrString(hs->gen_log, "error");
         PyObject *r = (kw && a && m) ? PyObject_Call(m, a, kw) : NULL;
         Py_XDECREF(ei);
         Py_XDECREF(kw);
@@ -694,7 +589,7 @@ sc_dispatch_head_inner(sconn *sc)
         return 1;
     }
     if (sc->decompress) {
-        PyObject *g = PyObject_CallFunction(H(st)->GzipDelegate, "OnK", delegate,
+        PyObject *g = PyObject_CallFunction(hs->GzipDelegate, "OnK", delegate,
                                             (Py_ssize_t)sc->chunk_size,
                                             (unsigned long long)sc->parser.max_body_size);
         Py_DECREF(delegate);
@@ -709,7 +604,7 @@ sc_dispatch_head_inner(sconn *sc)
     rc->head_delivered = 1;
     {
         PyObject *hargs[3] = {rc->delegate, rc->start_line, rc->headers};
-        res = PyObject_VectorcallMethod(H(st)->s_headers_received, hargs,
+        res = PyObject_VectorcallMethod(hs->s_headers_received, hargs,
                                         3, NULL);
     }
     if (res == NULL) {
@@ -731,7 +626,7 @@ sc_dispatch_head_inner(sconn *sc)
         sc->expect_continue = 0;
         if (!rc->write_finished) {
             static const char cont[] = "HTTP/1.1 100 (Continue)\r\n\r\n";
-            if (sc_write(sc, cont, sizeof(cont) - 1) < 0) {
+            if (tc_http_sc_write(sc, cont, sizeof(cont) - 1) < 0) {
                 PyErr_Clear();
             }
         }
@@ -767,7 +662,7 @@ on_body_start(tc_http_parser *p)
         Py_XDECREF(r);
     }
     if (p->body_kind != TC_HTTP_BODY_NONE && rc->body_timeout >= 0) {
-        cancel_timer(&sc->body_timer);
+        tc_http_cancel_timer(&sc->body_timer);
         sc->body_timer = call_later(sc, rc->body_timeout, "_body_timer");
         if (sc->body_timer == NULL) {
             report(sc, "HTTP server: scheduling the body timeout failed");
@@ -795,7 +690,7 @@ on_message_complete(tc_http_parser *p)
 {
     sconn *sc = p->data;
     sc->msg_complete = 1;
-    cancel_timer(&sc->body_timer);
+    tc_http_cancel_timer(&sc->body_timer);
     return 1;
 }
 
@@ -805,19 +700,19 @@ static const tc_http_callbacks server_callbacks = {
 
 /* ---------------------------------------------------------- I/O layer */
 
-/* The stream's write queue emptied: resolve write futures, finish a
- * waiting request, close after a 400. */
 /* Everything written reached the kernel: resolve the futures write_headers/
  * write/finish handed out meanwhile.  -1 (exception set) only when the list
  * could not be replaced. */
-static int
-resolve_write_futures(sconn *sc)
+int
+tc_http_sc_resolve_write_futures(sconn *sc)
 {
     if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
         PyObject *lst = sc->write_futures;
         sc->write_futures = PyList_New(0);
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-            future_set_none(PyList_GET_ITEM(lst, i));
+            if (future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
+                report(sc, "HTTP server: resolving a write future failed");
+            }
         }
         Py_DECREF(lst);
         if (sc->write_futures == NULL) {
@@ -827,45 +722,27 @@ resolve_write_futures(sconn *sc)
     return 0;
 }
 
+/* The stream's write queue emptied: resolve write futures, finish a
+ * waiting request, close after a 400. */
 static void
 on_drain(void *ctx, tc_stream *s)
 {
     sconn *sc = ctx;
     (void)s;
     Py_INCREF(sc);
-    if (resolve_write_futures(sc) < 0) {
+    if (tc_http_sc_resolve_write_futures(sc) < 0) {
         report(sc, "HTTP server: out of memory");
     }
     if (sc->close_after_drain) {
         sc_close(sc);
     } else if (sc->req != NULL && sc->req->finish_waiting) {
         sc->req->finish_waiting = 0;
-        rc_finish_request(sc->req);
+        tc_http_rc_finish_request(sc->req);
     }
     if (PyErr_Occurred()) {
         report(sc, "HTTP server: drain callback failed");
     }
     Py_DECREF(sc);
-}
-
-static size_t
-sc_pending(sconn *sc)
-{
-    return sc->closed ? 0 : tc_stream_write_pending(sc->stream);
-}
-
-/* Write bytes; 0 or -1 with StreamClosedError set when closed. */
-static int
-sc_write(sconn *sc, const char *data, size_t len)
-{
-    if (sc->closed || sc->detached) {
-        PyErr_SetNone(H(sc->st)->StreamClosedError);
-        return -1;
-    }
-    if (len == 0) {
-        return 0;
-    }
-    return tc_stream_write(sc->stream, data, len);
 }
 
 static void
@@ -876,8 +753,6 @@ on_data(void *ctx, tc_stream *s)
     sc_process(sc);
 }
 
-static void sc_schedule_closed(sconn *sc);
-
 static void
 on_close(void *ctx, tc_stream *s, PyObject *error)
 {
@@ -885,7 +760,7 @@ on_close(void *ctx, tc_stream *s, PyObject *error)
     (void)s;
     (void)error;
     sc->closed = 1;
-    sc_schedule_closed(sc);
+    tc_http_sc_schedule_closed(sc);
 }
 
 static const tc_stream_consumer consumer_cb = {on_data, on_drain, on_close};
@@ -899,13 +774,13 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     sc->close_notified = 1;
-    cancel_timer(&sc->idle_timer);
-    cancel_timer(&sc->body_timer);
+    tc_http_cancel_timer(&sc->idle_timer);
+    tc_http_cancel_timer(&sc->body_timer);
     rconn *rc = sc->req;
     if (rc != NULL && rc->sc != NULL) {
         Py_INCREF(rc);
         if (!rc->read_finished) {
-            rc_delegate_close(rc, sc->st);
+            rc_delegate_close(rc, sc->hs);
         } else if (!rc->response_done) {
             /* upstream's _on_connection_close */
             PyObject *cb = rc->close_callback;
@@ -925,7 +800,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_DECREF(rc);
     }
     Py_CLEAR(sc->req);  /* no sc <-> rc cycle left behind (circlerefs_test) */
-    if (resolve_write_futures(sc) < 0) {
+    if (tc_http_sc_resolve_write_futures(sc) < 0) {
         report(sc, "HTTP server: out of memory");
     }
     PyObject *r = PyObject_CallMethod(sc->server, "on_close", "O", (PyObject *)sc);
@@ -934,8 +809,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         PyErr_Clear();
     }
     Py_XDECREF(r);
-    if (sc->closed_future != NULL) {
-        future_set_none(sc->closed_future);
+    if (sc->closed_future != NULL && future_set_none(sc, sc->closed_future) < 0) {
+        report(sc, "HTTP server: resolving the close future failed");
     }
     if (sc->serving) {
         /* drop the self-reference taken while serving (the caller of this
@@ -946,8 +821,8 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static void
-sc_schedule_closed(sconn *sc)
+void
+tc_http_sc_schedule_closed(sconn *sc)
 {
     if (sc->close_scheduled) {
         return;
@@ -981,13 +856,13 @@ sc_close(sconn *sc)
     if (!sc->detached) {
         tc_stream_close(sc->stream, NULL);  /* on_close runs in here */
     }
-    sc_schedule_closed(sc);
+    tc_http_sc_schedule_closed(sc);
     Py_DECREF(sc);
 }
 
 /* Close while an exception is set (to be raised to the caller after). */
-static void
-sc_close_keep_exc(sconn *sc)
+void
+tc_http_sc_close_keep_exc(sconn *sc)
 {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -1003,7 +878,7 @@ sc_close_keep_exc(sconn *sc)
 static void
 sc_parse_error(sconn *sc)
 {
-    tc_state *st = sc->st;
+    tc_http_state *hs = sc->hs;
     tc_http_parser *p = &sc->parser;
     if (p->error_kind == TC_HTTP_ERR_NONE) {
         return;  /* a callback owns it */
@@ -1022,7 +897,7 @@ sc_parse_error(sconn *sc)
     }
     if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
         PyObject *line = PyUnicode_FromFormat("Unsatisfiable read, closing connection: %U", msg);
-        PyObject *r = line ? PyObject_CallMethod(H(st)->gen_log, "info", "O", line) : NULL;
+        PyObject *r = line ? PyObject_CallMethod(hs->gen_log, "info", "O", line) : NULL;
         Py_XDECREF(line);
         Py_XDECREF(r);
         Py_DECREF(msg);
@@ -1030,12 +905,12 @@ sc_parse_error(sconn *sc)
             report(sc, "HTTP server: logging failed");
         }
         if (sc->req && !sc->req->read_finished) {
-            rc_delegate_close(sc->req, st);
+            rc_delegate_close(sc->req, hs);
         }
         sc_close(sc);
         return;
     }
-    PyObject *exc = PyObject_CallOneArg(H(st)->HTTPInputError, msg);
+    PyObject *exc = PyObject_CallOneArg(hs->HTTPInputError, msg);
     Py_DECREF(msg);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
@@ -1113,7 +988,7 @@ again:
                 if (!rc->write_finished && rc->delegate != NULL) {
                     Py_INCREF(rc);
                     PyObject *r = PyObject_VectorcallMethod(
-                        H(sc->st)->s_finish, &rc->delegate, 1, NULL);
+                        sc->hs->s_finish, &rc->delegate, 1, NULL);
                     if (r == NULL) {
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
@@ -1185,8 +1060,8 @@ again:
 }
 
 /* The response is finished and flushed (upstream _finish_request). */
-static void
-rc_finish_request(rconn *rc)
+void
+tc_http_rc_finish_request(rconn *rc)
 {
     sconn *sc = rc->sc;
     Py_CLEAR(rc->close_callback);
@@ -1234,636 +1109,156 @@ sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* --------------------------------------------------- HTTPConnection */
-
-static PyObject *
-closed_write_future(rconn *rc)
-{
-    sconn *sc = rc->sc;
-    PyObject *fut = sc ? new_future(sc) : NULL;
-    if (fut == NULL) {
-        return NULL;
-    }
-    PyObject *exc = PyObject_CallNoArgs(H(sc->st)->StreamClosedError);
-    if (exc == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    PyObject *r = PyObject_CallMethod(fut, "set_exception", "O", exc);
-    Py_DECREF(exc);
-    Py_XDECREF(r);
-    if (r == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    r = call_method0(fut, "exception");
-    Py_XDECREF(r);
-    if (r == NULL) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return fut;
-}
-
-/* A future for a write just queued: done now when the kernel took it all. */
-static PyObject *
-write_future(sconn *sc)
-{
-    PyObject *fut = new_future(sc);
-    if (fut == NULL) {
-        return NULL;
-    }
-    if (sc_pending(sc) == 0) {
-        PyObject *fargs[2] = {fut, Py_None};
-        PyObject *r = PyObject_VectorcallMethod(H(sc->st)->s_set_result, fargs,
-                                                2, NULL);
-        if (r == NULL) {
-            Py_DECREF(fut);
-            return NULL;
-        }
-        Py_DECREF(r);
-        return fut;
-    }
-    if (PyList_Append(sc->write_futures, fut) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    return fut;
-}
-
-static int
-raise_werr(tc_state *st, tc_http_writer *w, tc_http_werr e)
-{
-    if (e == TC_HTTP_WERR_NOMEM) {
-        PyErr_NoMemory();
-    } else if (e == TC_HTTP_WERR_VALUE) {
-        PyObject *m = latin1(w->error_msg, w->error_len);
-        if (m) {
-            PyErr_SetObject(PyExc_ValueError, m);
-            Py_DECREF(m);
-        }
-    } else if (e == TC_HTTP_WERR_OUTPUT) {
-        PyObject *m = latin1(w->error_msg, w->error_len);
-        if (m) {
-            PyErr_SetObject(H(st)->HTTPOutputError, m);
-            Py_DECREF(m);
-        }
-    }
-    return -1;
-}
-
-static int
-set_header_str(PyObject *headers, const char *name, const char *value)
-{
-    PyObject *k = PyUnicode_FromString(name);
-    PyObject *v = PyUnicode_FromString(value);
-    int r = (k && v) ? PyObject_SetItem(headers, k, v) : -1;
-    Py_XDECREF(k);
-    Py_XDECREF(v);
-    return r;
-}
-
-static int
-set_response_headers(rconn *rc, PyObject *headers)
-{
-    const char *ver = rc->w.req_version;
-    size_t vl = rc->w.req_version_len;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0 && rc->w.disconnect_on_finish) {
-        if (set_header_str(headers, "Connection", "close") < 0) return -1;
-    }
-    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0 && rc->w.req_connection_keep_alive) {
-        if (set_header_str(headers, "Connection", "Keep-Alive") < 0) return -1;
-    }
-    if (rc->w.chunking) {
-        if (set_header_str(headers, "Transfer-Encoding", "chunked") < 0) return -1;
-    }
-    return 0;
-}
-
-static PyObject *
-rc_write_headers(rconn *rc, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    PyObject *start_line, *headers, *chunk = Py_None;
-    sconn *sc = rc->sc;
-    if (nargs < 2 || nargs > 3 || (kwnames && PyTuple_GET_SIZE(kwnames) > (3 - nargs))) {
-        PyErr_SetString(PyExc_TypeError, "write_headers(start_line, headers, chunk=None)");
-        return NULL;
-    }
-    start_line = args[0];
-    headers = args[1];
-    if (nargs == 3) {
-        chunk = args[2];
-    } else if (kwnames && PyTuple_GET_SIZE(kwnames) == 1) {
-        chunk = args[nargs];
-    }
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    tc_state *st = sc->st;
-    PyObject *result = NULL, *code_o = NULL, *reason = NULL, *reason_b = NULL;
-    PyObject *keep = NULL, *items = NULL;
-    tc_http_header *hdrs = NULL;
-    tc_http_buf out = {0};
-    Py_buffer cview = {0};
-    int have_cview = 0;
-    PyObject *saved_t = NULL, *saved_v = NULL, *saved_tb = NULL;
-
-    code_o = PySequence_GetItem(start_line, 1);
-    reason = code_o ? PySequence_GetItem(start_line, 2) : NULL;
-    if (reason == NULL) {
-        goto fail;
-    }
-    long code = PyLong_AsLong(code_o);
-    if (code == -1 && PyErr_Occurred()) {
-        goto fail;
-    }
-    if (!PyUnicode_Check(reason)) {
-        PyObject *s = PyObject_Str(reason);
-        if (s == NULL) goto fail;
-        Py_SETREF(reason, s);
-    }
-    reason_b = PyUnicode_AsUTF8String(reason);
-    if (reason_b == NULL) {
-        goto fail;
-    }
-    /* header pairs, in get_all() order */
-    keep = PyList_New(0);
-    if (keep == NULL) {
-        goto fail;
-    }
-    if (Py_IS_TYPE(headers, (PyTypeObject *)H(st)->HTTPHeaders)) {
-        PyObject *as_list = PyObject_GetAttr(headers, H(st)->s_as_list);
-        if (as_list == NULL) {
-            goto fail;
-        }
-        items = PyList_New(0);
-        if (items == NULL) {
-            Py_DECREF(as_list);
-            goto fail;
-        }
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(as_list, &pos, &k, &v)) {
-            if (!PyList_Check(v)) {
-                continue;
-            }
-            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(v); j++) {
-                PyObject *pair = PyTuple_Pack(2, k, PyList_GET_ITEM(v, j));
-                if (pair == NULL || PyList_Append(items, pair) < 0) {
-                    Py_XDECREF(pair);
-                    Py_DECREF(as_list);
-                    goto fail;
-                }
-                Py_DECREF(pair);
-            }
-        }
-        Py_DECREF(as_list);
-    } else {
-        PyObject *ga = call_method0(headers, "get_all");
-        if (ga == NULL) goto fail;
-        items = PySequence_List(ga);
-        Py_DECREF(ga);
-        if (items == NULL) goto fail;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    hdrs = PyMem_Calloc((size_t)n + 1, sizeof(*hdrs));
-    if (hdrs == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i);
-        PyObject *name = PySequence_GetItem(pair, 0);
-        PyObject *value = name ? PySequence_GetItem(pair, 1) : NULL;
-        if (value == NULL) {
-            Py_XDECREF(name);
-            goto fail;
-        }
-        int ok = 1;
-        PyObject *parts[2] = {name, value};
-        tc_http_span *spans[2] = {&hdrs[i].name, &hdrs[i].value};
-        for (int k2 = 0; k2 < 2; k2++) {
-            PyObject *s = parts[k2];
-            if (PyUnicode_Check(s) && PyUnicode_IS_ASCII(s)) {
-                Py_ssize_t ln;
-                spans[k2]->p = PyUnicode_AsUTF8AndSize(s, &ln);
-                spans[k2]->len = (size_t)ln;
-                if (spans[k2]->p == NULL) { ok = -1; break; }
-                if (PyList_Append(keep, s) < 0) { ok = -1; break; }
-                continue;
-            }
-            PyObject *b = NULL;
-            if (PyUnicode_Check(s)) {
-                b = PyUnicode_AsLatin1String(s);
-            } else if (PyBytes_Check(s)) {
-                /* native_str(bytes) decodes UTF-8, then latin-1 encodes */
-                PyObject *u = PyUnicode_FromEncodedObject(s, "utf-8", "strict");
-                b = u ? PyUnicode_AsLatin1String(u) : NULL;
-                Py_XDECREF(u);
-            } else {
-                PyErr_Format(PyExc_TypeError, "Expected bytes, unicode, or None; got %R",
-                             (PyObject *)Py_TYPE(s));
-            }
-            if (b == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeError)) { ok = -1; break; }
-                if (saved_t == NULL) {
-                    PyErr_Fetch(&saved_t, &saved_v, &saved_tb);
-                } else {
-                    PyErr_Clear();
-                }
-                spans[k2]->p = NULL;
-                if (k2 == 0) { hdrs[i].value.p = NULL; ok = 0; }
-                break;
-            }
-            spans[k2]->p = PyBytes_AS_STRING(b);
-            spans[k2]->len = (size_t)PyBytes_GET_SIZE(b);
-            int ar = PyList_Append(keep, b);
-            Py_DECREF(b);
-            if (ar < 0) { ok = -1; break; }
-        }
-        Py_DECREF(name);
-        Py_DECREF(value);
-        if (ok < 0) {
-            goto fail;
-        }
-    }
-    if (chunk != Py_None) {
-        if (PyObject_GetBuffer(chunk, &cview, PyBUF_SIMPLE) < 0) {
-            goto fail;
-        }
-        have_cview = 1;
-    }
-    tc_http_werr e = tc_http_write_headers(&rc->w, (int)code, PyBytes_AS_STRING(reason_b),
-                                           (size_t)PyBytes_GET_SIZE(reason_b), hdrs, (size_t)n,
-                                           have_cview ? cview.buf : NULL,
-                                           have_cview ? (size_t)cview.len : 0, &out);
-    if (e != TC_HTTP_WOK) {
-        if (e == TC_HTTP_WERR_ENCODE && saved_t != NULL) {
-            PyErr_Restore(saved_t, saved_v, saved_tb);
-            saved_t = saved_v = saved_tb = NULL;
-        } else if (e == TC_HTTP_WERR_ENCODE) {
-            PyErr_SetString(PyExc_UnicodeEncodeError, "header not latin-1");
-        } else {
-            raise_werr(st, &rc->w, e);
-            if (rc->w.closed) {
-                sc_close_keep_exc(sc);
-            }
-        }
-        goto fail;
-    }
-    /* headers["Connection"] / ["Transfer-Encoding"] as upstream assigns them */
-    if (set_response_headers(rc, headers) < 0) {
-        goto fail;
-    }
-    if (sc->closed || sc->detached) {
-        result = closed_write_future(rc);
-    } else {
-        if (sc_write(sc, out.data, out.len) < 0) {
-            goto fail;
-        }
-        result = write_future(sc);
-    }
-fail:
-    Py_XDECREF(saved_t);
-    Py_XDECREF(saved_v);
-    Py_XDECREF(saved_tb);
-    if (have_cview) {
-        PyBuffer_Release(&cview);
-    }
-    tc_http_buf_free(&out);
-    PyMem_Free(hdrs);
-    Py_XDECREF(items);
-    Py_XDECREF(keep);
-    Py_XDECREF(code_o);
-    Py_XDECREF(reason);
-    Py_XDECREF(reason_b);
-    return result;
-}
-
-static PyObject *
-rc_write(rconn *rc, PyObject *chunk)
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    if (sc->closed || sc->detached) {
-        return closed_write_future(rc);
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    tc_http_buf out = {0};
-    PyObject *result = NULL;
-    tc_http_werr e = tc_http_write_body(&rc->w, view.buf, (size_t)view.len, &out);
-    PyBuffer_Release(&view);
-    if (e != TC_HTTP_WOK) {
-        raise_werr(sc->st, &rc->w, e);
-        if (rc->w.closed) {
-            sc_close_keep_exc(sc);
-        }
-        goto done;
-    }
-    if (sc_write(sc, out.data, out.len) < 0) {
-        goto done;
-    }
-    result = write_future(sc);
-done:
-    tc_http_buf_free(&out);
-    return result;
-}
-
-static PyObject *
-rc_finish(rconn *rc, PyObject *Py_UNUSED(ignored))
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "connection detached");
-        return NULL;
-    }
-    int stream_closed = sc->closed || sc->detached;
-    tc_http_buf out = {0};
-    tc_http_werr e = tc_http_write_finish(&rc->w, stream_closed, &out);
-    if (e != TC_HTTP_WOK) {
-        tc_http_buf_free(&out);
-        raise_werr(sc->st, &rc->w, e);
-        if (rc->w.closed) {
-            sc_close_keep_exc(sc);
-        }
-        return NULL;
-    }
-    if (out.len && !stream_closed) {
-        if (sc_write(sc, out.data, out.len) < 0) {
-            PyErr_Clear();
-        }
-    }
-    tc_http_buf_free(&out);
-    rc->write_finished = 1;
-    if (!rc->read_finished) {
-        rc->w.disconnect_on_finish = 1;
-    }
-    Py_INCREF(rc);
-    if (sc_pending(sc) > 0) {
-        rc->finish_waiting = 1;
-    } else {
-        rc_finish_request(rc);
-    }
-    Py_DECREF(rc);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_close_callback(rconn *rc, PyObject *cb)
-{
-    if (cb == Py_None) {
-        Py_CLEAR(rc->close_callback);
-    } else {
-        Py_INCREF(cb);
-        Py_XSETREF(rc->close_callback, cb);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_max_body_size(rconn *rc, PyObject *arg)
-{
-    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (rc->sc != NULL && rc->sc->req == rc) {
-        rc->sc->parser.max_body_size = v;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-rc_set_body_timeout(rconn *rc, PyObject *arg)
-{
-    double v = PyFloat_AsDouble(arg);
-    if (v == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    rc->body_timeout = v;
-    Py_RETURN_NONE;
-}
-
-/* Take the connection out of HTTP processing: the IOStream, with every
- * byte not yet parsed still in its buffer and pending writes still queued. */
-static PyObject *
-rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
-{
-    sconn *sc = rc->sc;
-    if (sc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "already detached");
-        return NULL;
-    }
-    PyObject *stream = (PyObject *)sc->stream;
-    Py_INCREF(stream);
-    if (!sc->closed) {
-        /* the application's stream writes at once; what this connection
-         * wrote (the 101 response) goes first */
-        tc_stream_set_cork(sc->stream, 0);
-        tc_stream_set_consumer(sc->stream, NULL, NULL);
-        if (sc_pending(sc) == 0 && resolve_write_futures(sc) < 0) {
-            Py_DECREF(stream);
-            return NULL;
-        }
-        if (sc->read_chunk_size > 0) {
-            PyObject *v = PyLong_FromSsize_t(sc->read_chunk_size);
-            if (v == NULL || PyObject_SetAttrString(stream, "read_chunk_size", v) < 0) {
-                Py_XDECREF(v);
-                Py_DECREF(stream);
-                return NULL;
-            }
-            Py_DECREF(v);
-        }
-    }
-    sc->detached = 1;
-    Py_CLEAR(rc->close_callback);
-    rc->response_done = 1;
-    rc->sc = NULL;
-    if (sc->req == rc) {
-        rc->delegate_closed = 1;  /* upstream: no on_connection_close after detach */
-        sc->req = NULL;
-        Py_DECREF(rc);            /* sc's reference; the caller still holds one */
-    }
-    cancel_timer(&sc->idle_timer);
-    cancel_timer(&sc->body_timer);
-    sc_schedule_closed(sc);       /* the server forgets the connection */
-    Py_DECREF(sc);                /* rc's reference */
-    return stream;
-}
-
-static PyObject *
-rc_get_stream(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc->stream);
-    return (PyObject *)rc->sc->stream;
-}
-
-static PyObject *
-rc_get_context(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc->context);
-    return rc->sc->context;
-}
-
-static int
-rc_traverse(rconn *rc, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(rc));
-    Py_VISIT(rc->sc);
-    Py_VISIT(rc->delegate);
-    Py_VISIT(rc->start_line);
-    Py_VISIT(rc->headers);
-    Py_VISIT(rc->close_callback);
-    return 0;
-}
-
-static int
-rc_clear(rconn *rc)
-{
-    Py_CLEAR(rc->sc);
-    Py_CLEAR(rc->delegate);
-    Py_CLEAR(rc->start_line);
-    Py_CLEAR(rc->headers);
-    Py_CLEAR(rc->close_callback);
-    return 0;
-}
-
-static void
-rc_dealloc(rconn *rc)
-{
-    PyTypeObject *tp = Py_TYPE(rc);
-    PyObject_GC_UnTrack(rc);
-    rc_clear(rc);
-    tc_http_writer_free(&rc->w);
-    PyObject_GC_Del(rc);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef rc_methods[] = {
-    {"write_headers", (PyCFunction)(void (*)(void))rc_write_headers, METH_FASTCALL | METH_KEYWORDS,
-     "HTTPConnection.write_headers(start_line, headers, chunk=None) -> Future"},
-    {"write", (PyCFunction)rc_write, METH_O, "HTTPConnection.write(chunk) -> Future"},
-    {"finish", (PyCFunction)rc_finish, METH_NOARGS, "HTTPConnection.finish()"},
-    {"set_close_callback", (PyCFunction)rc_set_close_callback, METH_O, NULL},
-    {"set_max_body_size", (PyCFunction)rc_set_max_body_size, METH_O, NULL},
-    {"set_body_timeout", (PyCFunction)rc_set_body_timeout, METH_O, NULL},
-    {"detach", (PyCFunction)rc_detach, METH_NOARGS,
-     "Stop HTTP processing; returns an IOStream with the unparsed bytes buffered."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyObject *
-rc_get_server_conn(rconn *rc, void *Py_UNUSED(closure))
-{
-    if (rc->sc == NULL) {
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(rc->sc);
-    return (PyObject *)rc->sc;
-}
-
-static PyGetSetDef rc_getset[] = {
-    {"context", (getter)rc_get_context, NULL, "The connection's _HTTPRequestContext.", NULL},
-    {"_server_conn", (getter)rc_get_server_conn, NULL, "The HTTPServerConnection (None once detached).", NULL},
-    {"stream", (getter)rc_get_stream, NULL, "The connection's IOStream (None once detached).", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot rc_slots[] = {
-    {Py_tp_dealloc, rc_dealloc},
-    {Py_tp_traverse, rc_traverse},
-    {Py_tp_clear, rc_clear},
-    {Py_tp_methods, rc_methods},
-    {Py_tp_getset, rc_getset},
-    {Py_tp_doc, "One request on a C HTTP server connection (tornado.httputil.HTTPConnection)."},
-    {0, NULL},
-};
-
-static PyType_Spec rc_spec = {
-    .name = "tornado_c._core.HTTPConnection",
-    .basicsize = sizeof(rconn),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .slots = rc_slots,
-};
-
 /* ------------------------------------------------ HTTPServerConnection */
 
-/* HTTPServerConnection(server, fd, address, protocol, trusted_downstream,
- *     loop, max_header_size, max_body_size, chunk_size, idle_timeout,
+/* Import Tornado's objects the server uses, once, when the first connection
+ * is made.  By then tornado_c.httpserver (whose HTTPServer makes the
+ * connections) has imported their modules, so this only looks them up.
+ * Not at exec: that would make `import tornado_c` import tornado.httpserver
+ * and everything it imports, also for programs that only use the loop.
+ * 0, or -1 with an exception set (what was imported stays; a later call
+ * imports the rest). */
+static int
+import_into(PyObject **field, const char *module, const char *name)
+{
+    if (*field == NULL && (*field = tc_import_attr(module, name)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+import_tornado(tc_http_state *hs)
+{
+    if (hs->tornado_imported) {
+        return 0;
+    }
+    if (import_into(&hs->RequestStartLine, "tornado.httputil", "RequestStartLine") < 0 ||
+        import_into(&hs->HTTPHeaders, "tornado.httputil", "HTTPHeaders") < 0 ||
+        import_into(&hs->HTTPInputError, "tornado.httputil", "HTTPInputError") < 0 ||
+        import_into(&hs->HTTPOutputError, "tornado.httputil", "HTTPOutputError") < 0 ||
+        import_into(&hs->StreamClosedError, "tornado.iostream", "StreamClosedError") < 0 ||
+        import_into(&hs->RequestContext, "tornado.httpserver", "_HTTPRequestContext") < 0 ||
+        import_into(&hs->GzipDelegate, "tornado.http1connection", "_GzipMessageDelegate") < 0 ||
+        import_into(&hs->convert_yielded, "tornado.gen", "convert_yielded") < 0 ||
+        import_into(&hs->app_log, "tornado.log", "app_log") < 0 ||
+        import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
+        return -1;
+    }
+    if (!PyType_Check(hs->HTTPHeaders)) {
+        /* build_headers() creates instances through its tp_new */
+        PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
+        return -1;
+    }
+    hs->tornado_imported = 1;
+    return 0;
+}
+
+/* What one connection is served with: HTTPServerConnection's arguments
+ * (tornado_c/httpserver.py passes the server's HTTP1ConnectionParameters
+ * and TCPServer settings).  Every object is borrowed from the call. */
+typedef struct {
+    PyObject *server;             /* the HTTPServer (start_request, on_close) */
+    int fd;                       /* the accepted socket */
+    PyObject *address;            /* the peer's address */
+    PyObject *protocol;           /* HTTPServer.protocol */
+    PyObject *trusted_downstream; /* HTTPServer.trusted_downstream */
+    PyObject *loop;               /* the running loop: a tornado_c loop */
+    Py_ssize_t max_header_size;   /* > 0 */
+    unsigned long long max_body_size;
+    Py_ssize_t chunk_size;        /* > 0 */
+    PyObject *header_timeout;     /* None or seconds (the idle timeout) */
+    PyObject *body_timeout;       /* None or seconds */
+    int decompress;
+    int no_keep_alive;
+    Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
+    Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
+} conn_params;
+
+/* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
+ *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
  *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size): serves the accepted socket fd (owned from here on,
- *     unless this raises). */
+ *     read_chunk_size): every argument is required. */
+static int
+parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
+{
+    static char *kwlist[] = {
+        "server", "fd", "address", "protocol", "trusted_downstream", "loop",
+        "max_header_size", "max_body_size", "chunk_size", "header_timeout",
+        "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
+        "read_chunk_size", NULL,
+    };
+    if (PyTuple_GET_SIZE(args) > 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "HTTPServerConnection() takes 3 positional arguments (server, fd, "
+                        "address); the others are keyword arguments");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "OiOOOOnKnOOppnn:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
+            &p->max_body_size, &p->chunk_size, &p->header_timeout, &p->body_timeout,
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Serves the accepted socket p.fd (owned from here on, unless this
+ * raises); arguments: parse_conn_params(). */
 static PyObject *
 sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     tc_state *st = tc_state_from_type(type);
-    PyObject *server, *address, *protocol, *trusted, *loop, *idle_o, *body_o;
-    int fd, decompress, no_keep_alive;
-    Py_ssize_t max_header, chunk_size, max_buffer, read_chunk;
-    unsigned long long max_body;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "no keyword arguments");
+    tc_http_state *hs;
+    conn_params p;
+    PyObject *loop;
+    if (st == NULL) {
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OiOOOOnKnOOppnn", &server, &fd, &address, &protocol,
-                          &trusted, &loop, &max_header, &max_body, &chunk_size, &idle_o,
-                          &body_o, &decompress, &no_keep_alive, &max_buffer, &read_chunk)) {
+    hs = st->http;
+    if (parse_conn_params(args, kwds, &p) < 0 || import_tornado(hs) < 0) {
         return NULL;
     }
-    if (H(st)->HTTPHeaders == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_http_server_init() not called");
-        return NULL;
-    }
+    loop = p.loop;
+    /* the C server runs only on a tornado_c loop (HTTPServer falls back to
+     * upstream's Python path on any other): its timers use the loop's C API */
     if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
         PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
         return NULL;
     }
-    if (chunk_size <= 0 || max_header <= 0) {
+    if (p.chunk_size <= 0 || p.max_header_size <= 0) {
         PyErr_SetString(PyExc_ValueError, "sizes must be positive");
         return NULL;
     }
     double idle = -1, body = -1;
-    if (idle_o != Py_None && (idle = PyFloat_AsDouble(idle_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.header_timeout != Py_None &&
+        (idle = PyFloat_AsDouble(p.header_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (body_o != Py_None && (body = PyFloat_AsDouble(body_o)) == -1.0 && PyErr_Occurred()) {
+    if (p.body_timeout != Py_None &&
+        (body = PyFloat_AsDouble(p.body_timeout)) == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
     sconn *sc = (sconn *)type->tp_alloc(type, 0);
     if (sc == NULL) {
         return NULL;
     }
-    sc->st = st;
+    sc->hs = hs;
     Py_INCREF(loop);
     sc->loop = (tc_loop *)loop;
-    Py_INCREF(server);
-    sc->server = server;
+    Py_INCREF(p.server);
+    sc->server = p.server;
     tc_http_parser_init(&sc->parser, &server_callbacks);
     sc->parser.data = sc;
-    sc->parser.max_header_size = (size_t)max_header;
-    sc->parser.max_body_size = max_body;
-    sc->parser.no_keep_alive = no_keep_alive;
-    sc->default_max_body = max_body;
-    sc->chunk_size = (size_t)chunk_size;
+    sc->parser.max_header_size = (size_t)p.max_header_size;
+    sc->parser.max_body_size = p.max_body_size;
+    sc->parser.no_keep_alive = p.no_keep_alive;
+    sc->default_max_body = p.max_body_size;
+    sc->chunk_size = (size_t)p.chunk_size;
     sc->idle_timeout = idle;
     sc->body_timeout = body;
-    sc->decompress = decompress;
+    sc->decompress = p.decompress;
     sc->write_futures = PyList_New(0);
     if (sc->write_futures == NULL) {
         Py_DECREF(sc);
@@ -1873,16 +1268,17 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * there) while the server consumes the input: the body is handed to the
      * delegate in chunk_size pieces anyway, and upstream's IOStream reads
      * ahead of what a read asks for.  A detached stream gets it back. */
-    sc->read_chunk_size = read_chunk;
-    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, fd, NULL, max_buffer, 0);
+    sc->read_chunk_size = p.read_chunk_size;
+    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
     if (sc->stream == NULL) {
         sc->closed = sc->close_notified = sc->close_scheduled = 1;
         Py_DECREF(sc);
         return NULL;   /* the fd is still the caller's */
     }
     /* from here on the fd is the stream's */
-    sc->context = PyObject_CallFunctionObjArgs(H(st)->RequestContext, (PyObject *)sc->stream,
-                                               address, protocol, trusted, NULL);
+    sc->context = PyObject_CallFunctionObjArgs(hs->RequestContext, (PyObject *)sc->stream,
+                                               p.address, p.protocol, p.trusted_downstream,
+                                               NULL);
     PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
     if (r == NULL) {
         sc->close_notified = sc->close_scheduled = 1;
@@ -1915,12 +1311,12 @@ static PyObject *
 sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     if (sc->closed_future == NULL) {
-        sc->closed_future = new_future(sc);
+        sc->closed_future = tc_loop_create_future(sc->loop);
         if (sc->closed_future == NULL) {
             return NULL;
         }
-        if (sc->close_notified) {
-            future_set_none(sc->closed_future);
+        if (sc->close_notified && future_set_none(sc, sc->closed_future) < 0) {
+            return NULL;
         }
     }
     if (!sc->closed && !sc->detached) {
@@ -2035,90 +1431,69 @@ static PyType_Spec sc_spec = {
     .slots = sc_slots,
 };
 
-/* _http_server_init(RequestStartLine, HTTPHeaders, app_log, gen_log,
- *     HTTPInputError, HTTPOutputError, StreamClosedError, RequestContext,
- *     GzipDelegate, convert_yielded, ResponseStartLine, Future) */
-static PyObject *
-http_server_init(PyObject *module, PyObject *args)
-{
-    tc_state *st = tc_get_state(module);
-    helpers_t h;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &h.RequestStartLine, &h.HTTPHeaders,
-                          &h.app_log, &h.gen_log, &h.HTTPInputError, &h.HTTPOutputError,
-                          &h.StreamClosedError, &h.RequestContext, &h.GzipDelegate,
-                          &h.convert_yielded, &h.ResponseStartLine, &h.Future)) {
-        return NULL;
-    }
-    PyObject **names[] = {&h.kw_loop, &h.s_start_request, &h.s_headers_received,
-                          &h.s_data_received, &h.s_finish, &h.s_set_result, &h.s_as_list,
-                          &h.s_combined_cache};
-    const char *texts[] = {NULL, "start_request", "headers_received", "data_received",
-                           "finish", "set_result", "_as_list", "_combined_cache"};
-    size_t nnames = sizeof(names) / sizeof(names[0]);
-    for (size_t i = 0; i < nnames; i++) {
-        *names[i] = i == 0 ? Py_BuildValue("(s)", "loop") : PyUnicode_InternFromString(texts[i]);
-        if (*names[i] == NULL) {
-            for (size_t j = 0; j < i; j++) {
-                Py_CLEAR(*names[j]);
-            }
-            return NULL;
-        }
-    }
-    if (!PyType_Check(h.HTTPHeaders)) {
-        PyErr_SetString(PyExc_TypeError, "HTTPHeaders must be a type");
-        return NULL;
-    }
-    PyObject **dst = (PyObject **)H(st);
-    PyObject **src = (PyObject **)&h;
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        int owned = 0;  /* the names were created above: references move */
-        for (size_t j = 0; j < nnames; j++) {
-            owned |= src[i] == *names[j];
-        }
-        if (!owned) {
-            Py_INCREF(src[i]);
-        }
-        Py_XSETREF(dst[i], src[i]);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef server_functions[] = {
-    {"_http_server_init", http_server_init, METH_VARARGS, "Give the C HTTP server the Tornado objects it uses."},
-    {NULL, NULL, 0, NULL},
-};
+#define INTERN(field, text)                                   \
+    do {                                                      \
+        if ((hs->field = PyUnicode_InternFromString(text)) == NULL) { \
+            return -1;                                        \
+        }                                                     \
+    } while (0)
 
 int
 tc_http_server_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_add_type(module, &sc_spec, NULL, &st->http.ServerConnType) < 0) {
+    tc_http_state *hs = st->http;
+    INTERN(s_start_request, "start_request");
+    INTERN(s_headers_received, "headers_received");
+    INTERN(s_data_received, "data_received");
+    INTERN(s_finish, "finish");
+    INTERN(s_as_list, "_as_list");
+    INTERN(s_combined_cache, "_combined_cache");
+    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0) {
         return -1;
     }
-    if (tc_add_type(module, &rc_spec, NULL, &st->http.ReqConnType) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, server_functions);
+    return tc_http_connection_exec(module, st);
 }
 
 int
 tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->http.ServerConnType);
-    Py_VISIT(st->http.ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_VISIT(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_VISIT(hs->ServerConnType);
+    Py_VISIT(hs->ReqConnType);
+    Py_VISIT(hs->RequestStartLine);
+    Py_VISIT(hs->HTTPHeaders);
+    Py_VISIT(hs->HTTPInputError);
+    Py_VISIT(hs->HTTPOutputError);
+    Py_VISIT(hs->StreamClosedError);
+    Py_VISIT(hs->RequestContext);
+    Py_VISIT(hs->GzipDelegate);
+    Py_VISIT(hs->convert_yielded);
+    Py_VISIT(hs->app_log);
+    Py_VISIT(hs->gen_log);
     return 0;
 }
 
 void
 tc_http_server_clear(struct tc_state *st)
 {
-    Py_CLEAR(st->http.ServerConnType);
-    Py_CLEAR(st->http.ReqConnType);
-    PyObject **h = (PyObject **)H(st);
-    for (size_t i = 0; i < sizeof(helpers_t) / sizeof(PyObject *); i++) {
-        Py_CLEAR(h[i]);
-    }
+    tc_http_state *hs = st->http;
+    Py_CLEAR(hs->ServerConnType);
+    Py_CLEAR(hs->ReqConnType);
+    hs->tornado_imported = 0;
+    Py_CLEAR(hs->RequestStartLine);
+    Py_CLEAR(hs->HTTPHeaders);
+    Py_CLEAR(hs->HTTPInputError);
+    Py_CLEAR(hs->HTTPOutputError);
+    Py_CLEAR(hs->StreamClosedError);
+    Py_CLEAR(hs->RequestContext);
+    Py_CLEAR(hs->GzipDelegate);
+    Py_CLEAR(hs->convert_yielded);
+    Py_CLEAR(hs->app_log);
+    Py_CLEAR(hs->gen_log);
+    Py_CLEAR(hs->s_start_request);
+    Py_CLEAR(hs->s_headers_received);
+    Py_CLEAR(hs->s_data_received);
+    Py_CLEAR(hs->s_finish);
+    Py_CLEAR(hs->s_as_list);
+    Py_CLEAR(hs->s_combined_cache);
 }

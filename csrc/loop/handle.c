@@ -32,9 +32,9 @@ tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
     else {
         Py_INCREF(context);
     }
-    if (type == loop->st->loop.Handle_type && loop->st->loop.nfree_handles > 0) {
+    if (type == loop->ls->Handle_type && loop->ls->nfree_handles > 0) {
         /* untracked memory of a dead Handle: make it a live object again */
-        h = loop->st->loop.free_handles[--loop->st->loop.nfree_handles];
+        h = loop->ls->free_handles[--loop->ls->nfree_handles];
         PyObject_Init((PyObject *)h, type);
     }
     else {
@@ -54,7 +54,7 @@ tc_handle_new(tc_loop *loop, PyTypeObject *type, PyObject *callback,
     h->repr = NULL;
     h->source_tb = NULL;
     h->cancelled = 0;
-    if (type != loop->st->loop.Handle_type) {
+    if (type != loop->ls->Handle_type) {
         tc_timer *t = (tc_timer *)h;
         t->when = 0.0;
         t->seq = 0;
@@ -70,7 +70,7 @@ tc_handle_cancel(tc_handle *h)
     if (h->cancelled) {
         return;
     }
-    if (Py_TYPE(h) == h->loop->st->loop.TimerHandle_type) {
+    if (Py_TYPE(h) == h->loop->ls->TimerHandle_type) {
         tc_timer *t = (tc_timer *)h;
         if (t->scheduled) {
             h->loop->timer_cancelled++;
@@ -93,6 +93,12 @@ tc_handle_cancel(tc_handle *h)
     Py_XDECREF(args);
 }
 
+void
+tc_loop_handle_cancel(PyObject *handle)
+{
+    tc_handle_cancel((tc_handle *)handle);
+}
+
 static int
 is_propagating(PyObject *type)
 {
@@ -101,27 +107,27 @@ is_propagating(PyObject *type)
 }
 
 static PyObject *
-format_callback_source(tc_state *st, PyObject *cb, PyObject *args)
+format_callback_source(tc_loop_state *ls, PyObject *cb, PyObject *args)
 {
-    if (st->loop.format_cb_source == NULL) {
+    if (ls->format_cb_source == NULL) {
         PyObject *mod = PyImport_ImportModule("asyncio.format_helpers");
         if (mod == NULL) {
             return NULL;
         }
-        st->loop.format_cb_source = PyObject_GetAttrString(mod, "_format_callback_source");
+        ls->format_cb_source = PyObject_GetAttrString(mod, "_format_callback_source");
         Py_DECREF(mod);
-        if (st->loop.format_cb_source == NULL) {
+        if (ls->format_cb_source == NULL) {
             return NULL;
         }
     }
-    return PyObject_CallFunctionObjArgs(st->loop.format_cb_source, cb,
+    return PyObject_CallFunctionObjArgs(ls->format_cb_source, cb,
                                         args ? args : Py_None, NULL);
 }
 
 int
 tc_handle_run(tc_handle *h)
 {
-    tc_state *st = h->loop->st;
+    tc_loop_state *ls = h->loop->ls;
     PyObject *cb = h->callback, *args = h->args, *ctx = h->context;
     PyObject *res = NULL, *t, *v, *tb, *src = NULL, *msg = NULL, *d = NULL;
     int rc = 0;
@@ -161,27 +167,27 @@ tc_handle_run(tc_handle *h)
         rc = -1;
         goto done;
     }
-    src = format_callback_source(st, cb, args);
+    src = format_callback_source(ls, cb, args);
     if (src == NULL) {
         goto handler_failed;
     }
     msg = PyUnicode_FromFormat("Exception in callback %U", src);
     d = PyDict_New();
     if (msg == NULL || d == NULL ||
-        PyDict_SetItem(d, st->loop.str_message, msg) < 0 ||
-        PyDict_SetItem(d, st->loop.str_exception, v) < 0 ||
-        PyDict_SetItem(d, st->loop.str_handle, (PyObject *)h) < 0) {
+        PyDict_SetItem(d, ls->str_message, msg) < 0 ||
+        PyDict_SetItem(d, ls->str_exception, v) < 0 ||
+        PyDict_SetItem(d, ls->str_handle, (PyObject *)h) < 0) {
         goto handler_failed;
     }
     if (h->source_tb != NULL &&
-        PyDict_SetItem(d, st->loop.str_source_traceback, h->source_tb) < 0) {
+        PyDict_SetItem(d, ls->str_source_traceback, h->source_tb) < 0) {
         goto handler_failed;
     }
     Py_CLEAR(t);
     Py_CLEAR(v);
     Py_CLEAR(tb);
     res = PyObject_CallMethodOneArg((PyObject *)h->loop,
-                                    st->loop.str_call_exception_handler, d);
+                                    ls->str_call_exception_handler, d);
     if (res == NULL) {
         rc = -1; /* call_exception_handler only lets SystemExit/KeyboardInterrupt out */
     }
@@ -342,27 +348,28 @@ handle_dealloc(tc_handle *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject *mod = ((PyHeapTypeObject *)tp)->ht_module; /* borrowed or NULL */
-    tc_state *st = NULL;
+    tc_loop_state *ls = NULL;
     /* Only an exact Handle may go to the freelist, which is in the module
      * state.  The state is reached through the module that `tp` holds, never
      * through self->loop: when the cycle collector clears a heap type it
      * drops the type's module (ht_module = NULL), and at interpreter shutdown
      * the module -- and its state -- can then be freed while Handles and
-     * their loop still live (loop->st dangles).  While `tp` holds its module
+     * their loop still live (loop->ls dangles).  While `tp` holds its module
      * the state is valid until Py_DECREF(tp) below, even when handle_clear()
      * drops the last reference to the loop.  For any other type, or once the
      * type let go of its module, the state is not touched. */
     if (mod != NULL) {
-        st = (tc_state *)PyModule_GetState(mod);
-        if (st != NULL && tp != st->loop.Handle_type) {
-            st = NULL;
+        tc_state *st = tc_get_state(mod);
+        ls = st != NULL ? st->loop : NULL;
+        if (ls != NULL && tp != ls->Handle_type) {
+            ls = NULL;
         }
     }
     PyObject_GC_UnTrack(self);
     handle_clear(self);
-    if (st != NULL &&
-        st->loop.nfree_handles < (int)(sizeof(st->loop.free_handles) / sizeof(st->loop.free_handles[0]))) {
-        st->loop.free_handles[st->loop.nfree_handles++] = self;
+    if (ls != NULL &&
+        ls->nfree_handles < (int)(sizeof(ls->free_handles) / sizeof(ls->free_handles[0]))) {
+        ls->free_handles[ls->nfree_handles++] = self;
     }
     else {
         PyObject_GC_Del(self);
@@ -373,8 +380,8 @@ handle_dealloc(tc_handle *self)
 void
 tc_handle_freelist_clear(tc_state *st)
 {
-    while (st->loop.nfree_handles > 0) {
-        PyObject_GC_Del(st->loop.free_handles[--st->loop.nfree_handles]);
+    while (st->loop->nfree_handles > 0) {
+        PyObject_GC_Del(st->loop->free_handles[--st->loop->nfree_handles]);
     }
 }
 
@@ -446,9 +453,9 @@ static PyType_Spec timer_spec = {
 int
 tc_handle_types_init(PyObject *module, tc_state *st)
 {
-    if (tc_add_type(module, &handle_spec, NULL, &st->loop.Handle_type) < 0) {
+    if (tc_add_type(module, &handle_spec, NULL, &st->loop->Handle_type) < 0) {
         return -1;
     }
-    return tc_add_type(module, &timer_spec, (PyObject *)st->loop.Handle_type,
-                       &st->loop.TimerHandle_type);
+    return tc_add_type(module, &timer_spec, (PyObject *)st->loop->Handle_type,
+                       &st->loop->TimerHandle_type);
 }

@@ -1,49 +1,54 @@
-/* loop component: the asyncio event loop on libuv.
+/* loop component: the asyncio event loop on libuv (tornado_c._core.Loop).
  *
  * One iteration (run_once) does what asyncio's BaseEventLoop._run_once does:
  *
- *   1. poll for I/O with libuv: no wait if callbacks are ready or the loop is
- *      stopping, else until the earliest timer (or forever);
+ *   1. wait for I/O (tc_loop_poll, poll.c): no wait if callbacks are ready
+ *      or the loop is stopping, else until the earliest timer (or forever);
  *   2. move every timer whose deadline has passed (by uv_hrtime, never by
- *      libuv's millisecond clock) to the ready queue;
+ *      libuv's millisecond clock) to the ready queue (timer.c);
  *   3. run the callbacks that are ready now; what they schedule runs in the
- *      next iteration.
+ *      next iteration;
+ *   4. run the calls deferred with tc_loop_defer (corked output).
  *
- * The GIL is released only while libuv blocks in the poll: the prepare
- * handle (which libuv runs just before polling) releases it and every
+ * The GIL is released only while the loop blocks in the poll (poll.c); every
  * callback that touches Python re-takes it with TC_LOOP_ENTER.
  *
- * Readers and writers (add_reader/add_writer) live in a private epoll set
- * whose fd is watched by one uv_poll_t.  libuv's own fd watchers defer their
- * epoll_ctl calls to the next poll and abort() the process if the fd was
- * closed meanwhile; with our own set, registration errors are raised at once
- * (as asyncio's EpollSelector does) and a closed fd simply drops out of the
- * set, so a reused fd number never sees stale events.
+ * This file: the ready queue, call_soon / call_soon_threadsafe, exceptions
+ * and the exception handler, the future helpers of loop.h, deferred calls,
+ * run_forever, signals, closing, the Loop type and the component's exec.
+ * The loop's other files share loop/internal.h:
+ *
+ *   timer.c      call_later / call_at: the timer heap
+ *   poll.c       add_reader / add_writer (a private epoll set) and the two
+ *                ways an iteration waits
+ *   handle.c     Handle and TimerHandle
+ *   uvio.c       the libuv stream core the transports and the stream
+ *                component share (uvio.h)
+ *
+ * and the transports, each with its private header:
+ *
+ *   transport.c  StreamTransport, the asyncio transport on TCP and Unix
+ *                sockets, and server.c, its Server (transport.h)
+ *   tls.c        the steady state of the stdlib's SSLProtocol (tls.h)
+ *   udp.c        DatagramTransport, UDP and Unix datagram sockets (udp.h)
  */
 #include "internal.h"
 
 #include <errno.h>
-#include <math.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-static inline double
-loop_now(void)
-{
-    return (double)uv_hrtime() / 1e9;
-}
 
 int
 tc_loop_check(struct tc_state *st, PyObject *obj)
 {
-    return PyObject_TypeCheck(obj, st->loop.Loop_type);
+    return PyObject_TypeCheck(obj, st->loop->Loop_type);
 }
 
 /* ---------------------------------------------------------------------- */
 /* ready queue: a ring buffer of strong references                         */
 
-static int
-ready_push(tc_loop *self, PyObject *h) /* steals h */
+int
+tc_loop_ready_push(tc_loop *self, PyObject *h) /* steals h */
 {
     if (self->ready_len == self->ready_cap) {
         Py_ssize_t ncap = self->ready_cap ? self->ready_cap * 2 : 64;
@@ -76,122 +81,6 @@ ready_pop(tc_loop *self) /* new reference or NULL when empty */
     self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
     self->ready_len--;
     return h;
-}
-
-/* ---------------------------------------------------------------------- */
-/* timer heap, ordered by (when, seq); cancelled timers are removed lazily  */
-
-static inline int
-timer_lt(tc_timer *a, tc_timer *b)
-{
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
-}
-
-static void
-heap_sift_up(tc_loop *self, Py_ssize_t i)
-{
-    tc_timer **h = self->heap;
-    tc_timer *t = h[i];
-    while (i > 0) {
-        Py_ssize_t p = (i - 1) / 2;
-        if (!timer_lt(t, h[p])) {
-            break;
-        }
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = t;
-}
-
-static void
-heap_sift_down(tc_loop *self, Py_ssize_t i)
-{
-    tc_timer **h = self->heap;
-    Py_ssize_t n = self->heap_len;
-    tc_timer *t = h[i];
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= n) {
-            break;
-        }
-        if (c + 1 < n && timer_lt(h[c + 1], h[c])) {
-            c++;
-        }
-        if (!timer_lt(h[c], t)) {
-            break;
-        }
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = t;
-}
-
-static int
-heap_push(tc_loop *self, tc_timer *t) /* takes a new reference */
-{
-    if (self->heap_len == self->heap_cap) {
-        Py_ssize_t ncap = self->heap_cap ? self->heap_cap * 2 : 64;
-        tc_timer **nh = PyMem_Realloc(self->heap, ncap * sizeof(tc_timer *));
-        if (nh == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        self->heap = nh;
-        self->heap_cap = ncap;
-    }
-    Py_INCREF(t);
-    t->seq = self->timer_seq++;
-    t->scheduled = 1;
-    self->heap[self->heap_len++] = t;
-    heap_sift_up(self, self->heap_len - 1);
-    return 0;
-}
-
-static tc_timer *
-heap_pop(tc_loop *self) /* the reference moves to the caller */
-{
-    tc_timer *top = self->heap[0];
-    self->heap_len--;
-    if (self->heap_len > 0) {
-        self->heap[0] = self->heap[self->heap_len];
-        heap_sift_down(self, 0);
-    }
-    top->scheduled = 0;
-    if (top->h.cancelled) {
-        self->timer_cancelled--;
-    }
-    return top;
-}
-
-/* Drop every cancelled timer from the heap (when they are the majority). */
-static void
-heap_compact(tc_loop *self)
-{
-    Py_ssize_t n = self->heap_len, j = 0, ndrop = 0;
-    tc_timer **drop = PyMem_Malloc(self->timer_cancelled * sizeof(tc_timer *) + 1);
-    if (drop == NULL) {
-        return; /* lazy removal will get them anyway */
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        tc_timer *t = self->heap[i];
-        if (t->h.cancelled && ndrop < self->timer_cancelled) {
-            t->scheduled = 0;
-            drop[ndrop++] = t;
-        }
-        else {
-            self->heap[j++] = t;
-        }
-    }
-    self->heap_len = j;
-    self->timer_cancelled -= ndrop;
-    for (Py_ssize_t i = j / 2; i-- > 0;) {
-        heap_sift_down(self, i);
-    }
-    /* the heap is consistent before any decref can run Python code */
-    for (Py_ssize_t i = 0; i < ndrop; i++) {
-        tc_handle_release((PyObject *)drop[i]);
-    }
-    PyMem_Free(drop);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -230,7 +119,7 @@ tc_loop_stash_exception(tc_loop *self)
 void
 tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
 {
-    tc_state *st = loop->st;
+    tc_loop_state *ls = loop->ls;
     PyObject *t, *v, *tb, *ctx = NULL, *msg = NULL, *res;
     if (!PyErr_Occurred()) {
         return;
@@ -248,8 +137,8 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     ctx = PyDict_New();
     msg = PyUnicode_FromString(message);
     if (ctx == NULL || msg == NULL ||
-        PyDict_SetItem(ctx, st->loop.str_message, msg) < 0 ||
-        PyDict_SetItem(ctx, st->loop.str_exception, v) < 0 ||
+        PyDict_SetItem(ctx, ls->str_message, msg) < 0 ||
+        PyDict_SetItem(ctx, ls->str_exception, v) < 0 ||
         (extra != NULL && PyDict_Update(ctx, extra) < 0)) {
         PyErr_Clear();
         PyErr_Restore(t, v, tb);
@@ -260,7 +149,7 @@ tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extra)
     Py_CLEAR(v);
     Py_CLEAR(tb);
     res = PyObject_CallMethodOneArg((PyObject *)loop,
-                                    st->loop.str_call_exception_handler, ctx);
+                                    ls->str_call_exception_handler, ctx);
     if (res == NULL) {
         PyObject *t2, *v2, *tb2;
         PyErr_Fetch(&t2, &v2, &tb2);
@@ -279,20 +168,10 @@ done:
     Py_XDECREF(msg);
 }
 
-static int
-check_closed(tc_loop *self)
-{
-    if (self->closed) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
-    }
-    return 0;
-}
-
 int
 tc_loop_check_thread(tc_loop *self)
 {
-    if (self->running && self->thread_id != PyThread_get_thread_ident()) {
+    if (tc_loop_in_other_thread(self)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Non-thread-safe operation invoked on an event loop "
                         "other than the current one");
@@ -341,10 +220,10 @@ debug_record_source(tc_handle *h)
     return 0;
 }
 
-static tc_handle *
-new_handle(tc_loop *loop, PyTypeObject *type, PyObject *callback,
-           PyObject *const *args, Py_ssize_t nargs, PyObject *context,
-           const char *method)
+tc_handle *
+tc_loop_new_handle(tc_loop *loop, PyTypeObject *type, PyObject *callback,
+                   PyObject *const *args, Py_ssize_t nargs, PyObject *context,
+                   const char *method)
 {
     tc_handle *h;
     if (loop->debug && method != NULL && debug_check_callback(loop, callback, method) < 0) {
@@ -363,19 +242,19 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *context)
 {
     tc_handle *h;
-    if (check_closed(loop) < 0) {
+    if (tc_loop_check_closed(loop) < 0) {
         return NULL;
     }
     if (loop->debug && tc_loop_check_thread(loop) < 0) {
         return NULL;
     }
-    h = new_handle(loop, loop->st->loop.Handle_type, callback, args, nargs,
-                   context, "call_soon");
+    h = tc_loop_new_handle(loop, loop->ls->Handle_type, callback, args, nargs,
+                           context, "call_soon");
     if (h == NULL) {
         return NULL;
     }
     Py_INCREF(h);
-    if (ready_push(loop, (PyObject *)h) < 0) {
+    if (tc_loop_ready_push(loop, (PyObject *)h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -383,9 +262,9 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
 }
 
 /* Split `args` of a FASTCALL|KEYWORDS call that accepts only context=. */
-static int
-parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-              const char *fname, PyObject **context)
+int
+tc_loop_parse_context(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                      const char *fname, PyObject **context)
 {
     *context = NULL;
     if (kwnames != NULL) {
@@ -421,7 +300,7 @@ loop_call_soon(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kw
         PyErr_SetString(PyExc_TypeError, "call_soon() missing 1 required positional argument: 'callback'");
         return NULL;
     }
-    if (parse_context(args, nargs, kwnames, "call_soon", &context) < 0) {
+    if (tc_loop_parse_context(args, nargs, kwnames, "call_soon", &context) < 0) {
         return NULL;
     }
     return tc_loop_call_soon(self, args[0], args + 1, nargs - 1, context);
@@ -437,17 +316,17 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
         PyErr_SetString(PyExc_TypeError, "call_soon_threadsafe() missing 1 required positional argument: 'callback'");
         return NULL;
     }
-    if (parse_context(args, nargs, kwnames, "call_soon_threadsafe", &context) < 0 ||
-        check_closed(self) < 0) {
+    if (tc_loop_parse_context(args, nargs, kwnames, "call_soon_threadsafe", &context) < 0 ||
+        tc_loop_check_closed(self) < 0) {
         return NULL;
     }
-    h = (PyObject *)new_handle(self, self->st->loop.Handle_type, args[0],
-                               args + 1, nargs - 1, context, "call_soon_threadsafe");
+    h = (PyObject *)tc_loop_new_handle(self, self->ls->Handle_type, args[0], args + 1,
+                                       nargs - 1, context, "call_soon_threadsafe");
     if (h == NULL) {
         return NULL;
     }
     Py_INCREF(h);
-    if (ready_push(self, h) < 0) {
+    if (tc_loop_ready_push(self, h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -460,82 +339,107 @@ loop_call_soon_threadsafe(tc_loop *self, PyObject *const *args, size_t nargsf,
     return h;
 }
 
-static PyObject *
-schedule_timer(tc_loop *self, double when, PyObject *const *args,
-               Py_ssize_t nargs, PyObject *kwnames, const char *fname)
+/* ---------------------------------------------------------------------- */
+/* futures (see loop.h)                                                    */
+
+PyObject *
+tc_loop_create_future(tc_loop *loop)
 {
-    PyObject *context;
-    tc_timer *t;
-    if (isnan(when)) {
-        /* asyncio would fail later, inside the loop; refuse it here */
-        PyErr_Format(PyExc_ValueError, "%s(): the time must not be NaN", fname);
-        return NULL;
-    }
-    if (parse_context(args, nargs, kwnames, fname, &context) < 0 ||
-        check_closed(self) < 0) {
-        return NULL;
-    }
-    if (self->debug && tc_loop_check_thread(self) < 0) {
-        return NULL;
-    }
-    t = (tc_timer *)new_handle(self, self->st->loop.TimerHandle_type, args[0],
-                               args + 1, nargs - 1, context, "call_at");
-    if (t == NULL) {
-        return NULL;
-    }
-    t->when = when;
-    if (heap_push(self, t) < 0) {
-        Py_DECREF(t);
-        return NULL;
-    }
-    return (PyObject *)t;
+    tc_loop_state *ls = loop->ls;
+    PyObject *args[1] = {(PyObject *)loop};
+    /* asyncio.Future(loop=loop), without EventLoop.create_future()'s
+     * Python frame */
+    return PyObject_Vectorcall(ls->Future, args, 0, ls->kw_loop);
 }
 
-static PyObject *
-loop_call_later(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+/* 1 if `guard` lets `fut` be resolved now, 0 if not, -1 on error. */
+static int
+future_guard_open(tc_loop_state *ls, PyObject *fut, tc_future_guard guard)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    double delay;
-    if (nargs < 2) {
-        PyErr_SetString(PyExc_TypeError, "call_later() missing required positional arguments: 'delay' and 'callback'");
-        return NULL;
+    PyObject *r;
+    int t;
+    if (guard == TC_FUTURE_NEW) {
+        return 1;
     }
-    if (args[0] == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "delay must not be None");
-        return NULL;
+    r = PyObject_CallMethodNoArgs(
+        fut, guard == TC_FUTURE_UNLESS_DONE ? ls->str_done : ls->str_cancelled);
+    if (r == NULL) {
+        return -1;
     }
-    delay = PyFloat_AsDouble(args[0]);
-    if (delay == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    return schedule_timer(self, loop_now() + delay, args + 1, nargs - 1, kwnames,
-                          "call_later");
+    t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t < 0 ? -1 : !t;
 }
 
-static PyObject *
-loop_call_at(tc_loop *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+static int
+future_set_result(tc_loop_state *ls, PyObject *fut, PyObject *value,
+                  tc_future_guard guard)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    double when;
-    if (nargs < 2) {
-        PyErr_SetString(PyExc_TypeError, "call_at() missing required positional arguments: 'when' and 'callback'");
-        return NULL;
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open <= 0) {
+        return open;
     }
-    if (args[0] == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "when cannot be None");
-        return NULL;
+    r = PyObject_CallMethodOneArg(fut, ls->str_set_result, value);
+    if (r == NULL) {
+        return -1;
     }
-    when = PyFloat_AsDouble(args[0]);
-    if (when == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    return schedule_timer(self, when, args + 1, nargs - 1, kwnames, "call_at");
+    Py_DECREF(r);
+    return 0;
 }
 
-static PyObject *
-loop_time(tc_loop *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+int
+tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
+                          tc_future_guard guard)
 {
-    return PyFloat_FromDouble(loop_now());
+    return future_set_result(loop->ls, fut, value, guard);
+}
+
+int
+tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
+                             tc_future_guard guard, int retrieve)
+{
+    tc_loop_state *ls = loop->ls;
+    PyObject *r;
+    int open = future_guard_open(ls, fut, guard);
+    if (open < 0) {
+        return -1;
+    }
+    if (open) {
+        r = PyObject_CallMethodOneArg(fut, ls->str_set_exception, exc);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    if (retrieve) {
+        r = PyObject_CallMethodNoArgs(fut, ls->str_exception);
+        if (r == NULL) {
+            if (!PyErr_ExceptionMatches(ls->CancelledError)) {
+                return -1;
+            }
+            PyErr_Clear(); /* cancelled: there is nothing to retrieve */
+        }
+        Py_XDECREF(r);
+    }
+    return 0;
+}
+
+/* _set_result_unless_cancelled(fut): asyncio's
+ * futures._set_result_unless_cancelled(fut, None), a C callable to
+ * schedule with tc_loop_call_soon() (the transports' waiters). */
+static PyObject *
+fn_set_result_unless_cancelled(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
+        return NULL;
+    }
+    if (future_set_result(st->loop, args[0], Py_None, TC_FUTURE_UNLESS_CANCELLED) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -546,91 +450,13 @@ free_handle_cb(uv_handle_t *handle)
 {
     tc_loop *loop = (tc_loop *)handle->loop->data;
     TC_LOOP_ENTER(loop);
-    TC_LOOP_HANDLE_CLOSED(loop->st);
+    TC_LOOP_HANDLE_CLOSED(loop);
     PyMem_RawFree(handle);
-}
-
-/* The deadline timer may expire in uv_run's timer phase, before the poll
- * (the OS may preempt us between computing the timeout and uv_run); then
- * nothing would bound the poll, so make it non-blocking. */
-static void
-deadline_timer_cb(uv_timer_t *t)
-{
-    uv_stop(t->loop);
 }
 
 static void
 noop_async_cb(uv_async_t *Py_UNUSED(a))
 {
-}
-
-static void
-prepare_cb(uv_prepare_t *p)
-{
-    tc_loop *loop = (tc_loop *)p->loop->data;
-    if (!loop->block_in_poll) {
-        return;
-    }
-    /* Callbacks that libuv ran before the poll (pending write completions of
-     * other components, ...) may have queued work or an earlier timer: the
-     * poll must not block then (uv_stop makes its timeout 0). */
-    if (loop->ready_len > 0 || loop->deferred_len > 0 || loop->stopping ||
-        loop->exc_type != NULL || (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
-        uv_stop(p->loop);
-        return;
-    }
-    if (loop->released == NULL) {
-        loop->released = PyEval_SaveThread();
-    }
-}
-
-/* Hand the reader/writer of a ready fd to the ready queue. */
-static void
-fd_ready(tc_loop *self, int fd, int readable, int writable);
-
-#define TC_BACKEND_MARK (-1) /* epoll data of libuv's backend fd in our set */
-
-/* Wait up to timeout_ms (-1: forever) for our fds and queue their
- * readers/writers.  Returns 1 if libuv's backend fd (own-poll mode) is
- * readable.  The GIL is released only if the wait may block. */
-static int
-epoll_dispatch(tc_loop *self, int timeout_ms)
-{
-    struct epoll_event evs[128];
-    int n, backend = 0;
-    if (self->epfd < 0) {
-        return 0;
-    }
-    if (timeout_ms != 0) {
-        PyThreadState *ts = PyEval_SaveThread();
-        n = epoll_wait(self->epfd, evs, 128, timeout_ms);
-        PyEval_RestoreThread(ts);
-    }
-    else {
-        n = epoll_wait(self->epfd, evs, 128, 0);
-    }
-    /* EINTR: a signal; its wakeup byte makes the backend fd readable */
-    for (int i = 0; i < n; i++) {
-        uint32_t ev = evs[i].events;
-        if (evs[i].data.fd == TC_BACKEND_MARK) {
-            backend = 1;
-            continue;
-        }
-        /* like asyncio's EpollSelector: an error or hangup wakes both sides */
-        fd_ready(self, evs[i].data.fd, (ev & ~(uint32_t)EPOLLOUT) != 0,
-                 (ev & ~(uint32_t)EPOLLIN) != 0);
-    }
-    return backend;
-}
-
-static void
-iopoll_cb(uv_poll_t *p, int status, int events)
-{
-    tc_loop *loop = (tc_loop *)p->loop->data;
-    (void)status;
-    (void)events;
-    TC_LOOP_ENTER(loop);
-    epoll_dispatch(loop, 0);
 }
 
 static void
@@ -670,208 +496,13 @@ sigpoll_cb(uv_poll_t *p, int status, int events)
         tc_loop_stash_exception(loop);
         return;
     }
-    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->st->loop.str_handle_signals, data);
+    res = PyObject_CallMethodOneArg((PyObject *)loop, loop->ls->str_handle_signals, data);
     Py_DECREF(data);
     if (res == NULL) {
         /* a signal handler that ran meanwhile raised */
         tc_loop_stash_exception(loop);
     }
     Py_XDECREF(res);
-}
-
-/* ---------------------------------------------------------------------- */
-/* readers and writers                                                     */
-
-static void
-fd_ready(tc_loop *self, int fd, int readable, int writable)
-{
-    struct tc_fdslot *slot;
-    if (fd < 0 || fd >= self->fds_cap) {
-        return;
-    }
-    slot = &self->fds[fd];
-    if (readable && slot->reader != NULL) {
-        Py_INCREF(slot->reader);
-        if (ready_push(self, (PyObject *)slot->reader) < 0) {
-            tc_loop_report_exception(self, "Could not schedule a reader", NULL);
-        }
-    }
-    if (writable && slot->writer != NULL) {
-        Py_INCREF(slot->writer);
-        if (ready_push(self, (PyObject *)slot->writer) < 0) {
-            tc_loop_report_exception(self, "Could not schedule a writer", NULL);
-        }
-    }
-}
-
-static int
-fd_from_object(PyObject *obj)
-{
-    int fd = PyObject_AsFileDescriptor(obj);
-    if (fd < 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %d", fd);
-    }
-    return fd;
-}
-
-static int
-epoll_set(tc_loop *self, int fd, uint32_t oldmask, uint32_t newmask)
-{
-    struct epoll_event ev;
-    int r;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = newmask;
-    ev.data.fd = fd;
-    if (newmask == 0) {
-        /* a closed fd already left the set: nothing to report (as asyncio) */
-        epoll_ctl(self->epfd, EPOLL_CTL_DEL, fd, &ev);
-        return 0;
-    }
-    if (oldmask == 0) {
-        r = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
-        if (r < 0 && errno == EEXIST) {
-            r = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
-        }
-    }
-    else {
-        r = epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev);
-        if (r < 0 && errno == ENOENT) {
-            /* the fd was closed (and maybe reused) since it was added */
-            r = epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev);
-        }
-    }
-    if (r < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    return 0;
-}
-
-static uint32_t
-slot_mask(struct tc_fdslot *slot)
-{
-    return (slot->reader ? EPOLLIN : 0) | (slot->writer ? EPOLLOUT : 0);
-}
-
-static PyObject *
-add_io(tc_loop *self, PyObject *const *args, Py_ssize_t nargs, int writer,
-       const char *fname)
-{
-    int fd;
-    tc_handle *h, *old;
-    struct tc_fdslot *slot;
-    uint32_t oldmask, newmask;
-    if (nargs < 2) {
-        PyErr_Format(PyExc_TypeError, "%s() missing required positional arguments: 'fd' and 'callback'", fname);
-        return NULL;
-    }
-    fd = fd_from_object(args[0]);
-    if (fd < 0 || check_closed(self) < 0) {
-        return NULL;
-    }
-    if (fd >= self->fds_cap) {
-        Py_ssize_t ncap = self->fds_cap ? self->fds_cap : 64;
-        while (ncap <= fd) {
-            ncap *= 2;
-        }
-        struct tc_fdslot *nf = PyMem_Realloc(self->fds, ncap * sizeof(*nf));
-        if (nf == NULL) {
-            return PyErr_NoMemory();
-        }
-        memset(nf + self->fds_cap, 0, (ncap - self->fds_cap) * sizeof(*nf));
-        self->fds = nf;
-        self->fds_cap = ncap;
-    }
-    h = new_handle(self, self->st->loop.Handle_type, args[1], args + 2,
-                   nargs - 2, NULL, NULL);
-    if (h == NULL) {
-        return NULL;
-    }
-    slot = &self->fds[fd];
-    oldmask = slot_mask(slot);
-    newmask = oldmask | (writer ? EPOLLOUT : EPOLLIN);
-    /* always tell the kernel: the fd may have been closed and reused */
-    if (epoll_set(self, fd, oldmask, newmask) < 0) {
-        Py_DECREF(h);
-        return NULL;
-    }
-    if (oldmask == 0) {
-        self->fds_count++;
-    }
-    if (writer) {
-        old = slot->writer;
-        slot->writer = h; /* stolen */
-    }
-    else {
-        old = slot->reader;
-        slot->reader = h; /* stolen */
-    }
-    if (old != NULL) {
-        tc_handle_cancel(old);
-        tc_handle_release((PyObject *)old);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-remove_io(tc_loop *self, PyObject *fdobj, int writer)
-{
-    int fd = fd_from_object(fdobj);
-    struct tc_fdslot *slot;
-    tc_handle *old;
-    uint32_t oldmask;
-    if (fd < 0) {
-        return NULL;
-    }
-    if (self->closed || fd >= self->fds_cap) {
-        Py_RETURN_FALSE;
-    }
-    slot = &self->fds[fd];
-    old = writer ? slot->writer : slot->reader;
-    if (old == NULL) {
-        Py_RETURN_FALSE;
-    }
-    oldmask = slot_mask(slot);
-    if (writer) {
-        slot->writer = NULL;
-    }
-    else {
-        slot->reader = NULL;
-    }
-    if (epoll_set(self, fd, oldmask, slot_mask(slot)) < 0) {
-        PyErr_Clear(); /* the fd is gone; nothing is watched any more */
-    }
-    if (slot_mask(slot) == 0) {
-        self->fds_count--;
-    }
-    tc_handle_cancel(old);
-    tc_handle_release((PyObject *)old);
-    Py_RETURN_TRUE;
-}
-
-static PyObject *
-loop_add_reader(tc_loop *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return add_io(self, args, nargs, 0, "add_reader");
-}
-
-static PyObject *
-loop_add_writer(tc_loop *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return add_io(self, args, nargs, 1, "add_writer");
-}
-
-static PyObject *
-loop_remove_reader(tc_loop *self, PyObject *fd)
-{
-    return remove_io(self, fd, 0);
-}
-
-static PyObject *
-loop_remove_writer(tc_loop *self, PyObject *fd)
-{
-    return remove_io(self, fd, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -886,13 +517,13 @@ run_ready_handle(tc_loop *self, tc_handle *h)
     if (!self->debug) {
         return tc_handle_run(h);
     }
-    t0 = loop_now();
+    t0 = tc_loop_time(self);
     rc = tc_handle_run(h);
-    dt = loop_now() - t0;
+    dt = tc_loop_time(self) - t0;
     if (rc < 0) {
         return rc;
     }
-    o = PyObject_GetAttr((PyObject *)self, self->st->loop.str_slow_duration);
+    o = PyObject_GetAttr((PyObject *)self, self->ls->str_slow_duration);
     if (o == NULL) {
         PyErr_Clear();
         return 0;
@@ -908,7 +539,7 @@ run_ready_handle(tc_loop *self, tc_handle *h)
         if (o == NULL) {
             return -1;
         }
-        r = PyObject_CallMethodObjArgs((PyObject *)self, self->st->loop.str_log_slow,
+        r = PyObject_CallMethodObjArgs((PyObject *)self, self->ls->str_log_slow,
                                        (PyObject *)h, o, NULL);
         Py_DECREF(o);
         if (r == NULL) {
@@ -925,147 +556,6 @@ raise_stashed(tc_loop *self)
     PyErr_Restore(self->exc_type, self->exc_value, self->exc_tb);
     self->exc_type = self->exc_value = self->exc_tb = NULL;
     return -1;
-}
-
-/* ---------------------------------------------------------------------- */
-/* polling                                                                 */
-/*
- * Two ways to wait, chosen at every iteration:
- *
- *  - libuv mode (whenever another component has libuv handles or requests):
- *    uv_run() blocks in libuv's epoll, in which our fd set (epfd) is one
- *    more fd (the iopoll handle); the prepare handle releases the GIL.
- *  - own-poll mode (libuv has nothing but our own handles, the case of
- *    add_reader-based I/O such as Tornado's IOStream): we block in epoll on
- *    epfd, which then holds libuv's backend fd, and run libuv (no wait) only
- *    when that fd is readable (threadsafe wakeups, signals) or libuv has
- *    pending work.  One epoll_wait per iteration instead of two.
- *
- * libuv applies watcher changes (epoll_ctl) only inside uv_run, so own-poll
- * mode is used only after uv_run has run since our own handles changed
- * (uv_dirty), and only while libuv counts no active handle but our async
- * handle (other components' handles must stay referenced).
- */
-
-static int
-libuv_idle(tc_loop *self)
-{
-    return !self->uv_dirty && self->uv->active_handles <= 1 &&
-           self->uv->active_reqs.count == 0;
-}
-
-static void
-enter_own_poll(tc_loop *self)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.fd = TC_BACKEND_MARK;
-    if (self->epfd < 0 || self->iopoll == NULL) {
-        return;
-    }
-    /* first take epfd out of libuv's set (uv_poll_stop does it at once):
-     * epoll sets must not contain each other */
-    uv_poll_stop(self->iopoll);
-    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, uv_backend_fd(self->uv), &ev) < 0) {
-        uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
-        self->uv_dirty = 1;
-        return;
-    }
-    uv_timer_stop(self->uvtimer);
-    self->own_poll = 1;
-}
-
-static void
-leave_own_poll(tc_loop *self)
-{
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof(ev));
-    epoll_ctl(self->epfd, EPOLL_CTL_DEL, uv_backend_fd(self->uv), &ev);
-    /* libuv adds epfd back to its set in the uv_run that follows */
-    uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
-    self->own_poll = 0;
-}
-
-/* The poll timeout for our own work in ms (-1: none), rounded up: a timer is
- * checked against uv_hrtime afterwards, so it never fires early. */
-static int
-own_timeout_ms(tc_loop *self)
-{
-    double dt, ms;
-    if (self->ready_len > 0 || self->deferred_len > 0 || self->stopping) {
-        return 0;
-    }
-    if (self->heap_len == 0) {
-        return -1;
-    }
-    dt = self->heap[0]->when - loop_now();
-    if (dt <= 0) {
-        return 0;
-    }
-    ms = ceil(dt * 1e3);
-    return ms <= 86400000.0 ? (int)ms : 86400000; /* a day at most (and NaN) */
-}
-
-static int
-own_poll_once(tc_loop *self)
-{
-    int timeout = own_timeout_ms(self);
-    int uvt = uv_backend_timeout(self->uv);
-    if (uvt == 0) {
-        /* closing handles or pending callbacks in libuv */
-        uv_run(self->uv, UV_RUN_NOWAIT);
-        TC_LOOP_ENTER(self);
-        if (self->exc_type != NULL) {
-            return 0;
-        }
-        timeout = own_timeout_ms(self);
-    }
-    else if (uvt > 0 && (timeout < 0 || uvt < timeout)) {
-        timeout = uvt;
-    }
-    if (epoll_dispatch(self, timeout)) {
-        uv_run(self->uv, UV_RUN_NOWAIT);
-        TC_LOOP_ENTER(self);
-    }
-    else {
-        /* keep uv_now() current for components that start libuv timers */
-        uv_update_time(self->uv);
-    }
-    return 0;
-}
-
-static void
-libuv_poll_once(tc_loop *self)
-{
-    uv_run_mode mode = UV_RUN_NOWAIT;
-    self->poll_deadline = HUGE_VAL;
-    if (self->ready_len == 0 && self->deferred_len == 0 && !self->stopping) {
-        mode = UV_RUN_ONCE;
-        if (self->heap_len > 0) {
-            double dt = self->heap[0]->when - loop_now();
-            self->poll_deadline = self->heap[0]->when;
-            if (dt <= 0) {
-                mode = UV_RUN_NOWAIT;
-            }
-            else {
-                /* libuv counts whole milliseconds: round up, then re-check
-                 * against uv_hrtime, so a timer is never early */
-                double ms = ceil(dt * 1e3);
-                uint64_t ims = ms <= 1e12 ? (uint64_t)ms : (uint64_t)1e12; /* and NaN */
-                uv_update_time(self->uv);
-                uv_timer_start(self->uvtimer, deadline_timer_cb, ims, 0);
-            }
-        }
-        else {
-            uv_timer_stop(self->uvtimer);
-        }
-    }
-    self->block_in_poll = (mode == UV_RUN_ONCE);
-    uv_run(self->uv, mode);
-    TC_LOOP_ENTER(self);
-    self->block_in_poll = 0;
-    self->uv_dirty = 0;
 }
 
 /* ------------------------------------------------------- deferred calls */
@@ -1143,45 +633,16 @@ static int
 run_once(tc_loop *self)
 {
     Py_ssize_t ntodo;
-    double now;
 
-    if (self->heap_len > 100 && self->timer_cancelled * 2 > self->heap_len) {
-        heap_compact(self);
-    }
-    while (self->heap_len > 0 && self->heap[0]->h.cancelled) {
-        tc_timer *t = heap_pop(self);
-        tc_handle_release((PyObject *)t);
-    }
-
-    if (libuv_idle(self)) {
-        if (!self->own_poll) {
-            enter_own_poll(self);
-        }
-    }
-    else if (self->own_poll) {
-        leave_own_poll(self);
-    }
-    if (self->own_poll) {
-        if (own_poll_once(self) < 0) {
-            return -1;
-        }
-    }
-    else {
-        libuv_poll_once(self);
+    tc_loop_timers_prune(self);
+    if (tc_loop_poll(self) < 0) {
+        return -1;
     }
     if (self->exc_type != NULL) {
         return raise_stashed(self);
     }
-
-    now = loop_now();
-    while (self->heap_len > 0 && self->heap[0]->when <= now) {
-        tc_timer *t = heap_pop(self);
-        if (t->h.cancelled) {
-            tc_handle_release((PyObject *)t);
-        }
-        else if (ready_push(self, (PyObject *)t) < 0) { /* steals t */
-            return -1;
-        }
+    if (tc_loop_timers_due(self, tc_loop_time(self)) < 0) {
+        return -1;
     }
 
     ntodo = self->ready_len;
@@ -1213,7 +674,7 @@ static PyObject *
 loop_run_forever_c(tc_loop *self, PyObject *Py_UNUSED(ignored))
 {
     int rc = 0;
-    if (check_closed(self) < 0) {
+    if (tc_loop_check_closed(self) < 0) {
         return NULL;
     }
     if (self->running) {
@@ -1284,7 +745,7 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (check_closed(self) < 0) {
+    if (tc_loop_check_closed(self) < 0) {
         return NULL;
     }
     if (self->sigpoll != NULL) {
@@ -1302,7 +763,7 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
         errno = -r;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->sigpoll);
     uv_poll_start(self->sigpoll, UV_READABLE, sigpoll_cb);
     self->sigfd = fd;
@@ -1340,22 +801,8 @@ loop_drop_callbacks(tc_loop *self)
     while ((h = ready_pop(self)) != NULL) {
         tc_handle_release((PyObject *)h);
     }
-    while (self->heap_len > 0) {
-        tc_timer *t = heap_pop(self);
-        tc_handle_release((PyObject *)t);
-    }
-    self->timer_cancelled = 0;
-    for (Py_ssize_t fd = 0; fd < self->fds_cap; fd++) {
-        tc_handle *r = self->fds[fd].reader, *w = self->fds[fd].writer;
-        self->fds[fd].reader = self->fds[fd].writer = NULL;
-        if (r != NULL) {
-            tc_handle_release((PyObject *)r);
-        }
-        if (w != NULL) {
-            tc_handle_release((PyObject *)w);
-        }
-    }
-    self->fds_count = 0;
+    tc_loop_timers_drop(self);
+    tc_loop_fds_drop(self);
 }
 
 /* Close our own handles and, once libuv has run every close callback, the
@@ -1453,11 +900,12 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    self->st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    self->ls = st != NULL ? st->loop : NULL;
     self->epfd = -1;
     self->sigfd = -1;
     self->uv_dirty = 1;
-    if (self->st == NULL) {
+    if (self->ls == NULL) {
         goto fail;
     }
     self->uv = PyMem_RawMalloc(sizeof(uv_loop_t));
@@ -1484,7 +932,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_timer_init(self->uv, self->uvtimer);
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->uvtimer);
 
     if (init_handle((uv_handle_t **)&self->async, sizeof(uv_async_t)) < 0) {
@@ -1498,7 +946,7 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     /* the async handle stays referenced: it keeps uv_run(ONCE) blocking
      * when nothing else is active */
 
@@ -1506,8 +954,8 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         goto fail;
     }
     uv_prepare_init(self->uv, self->prepare);
-    TC_LOOP_HANDLE_OPENED(self->st);
-    uv_prepare_start(self->prepare, prepare_cb);
+    TC_LOOP_HANDLE_OPENED(self);
+    uv_prepare_start(self->prepare, tc_loop_prepare_cb);
     uv_unref((uv_handle_t *)self->prepare);
 
     if (init_handle((uv_handle_t **)&self->iopoll, sizeof(uv_poll_t)) < 0) {
@@ -1521,9 +969,9 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
     }
-    TC_LOOP_HANDLE_OPENED(self->st);
+    TC_LOOP_HANDLE_OPENED(self);
     uv_unref((uv_handle_t *)self->iopoll);
-    uv_poll_start(self->iopoll, UV_READABLE, iopoll_cb);
+    uv_poll_start(self->iopoll, UV_READABLE, tc_loop_iopoll_cb);
     return (PyObject *)self;
 
 fail:
@@ -1607,7 +1055,7 @@ loop_dealloc(tc_loop *self)
     if (self->uv != NULL) {
         /* handles of other components are still open: they would call back
          * into a freed object, so the uv loop is leaked rather than freed */
-        if (self->st != NULL) {
+        if (self->ls != NULL) {
             PyErr_WarnEx(PyExc_ResourceWarning,
                          "tornado_c loop deallocated with open libuv handles", 1);
             PyErr_Clear();
@@ -1631,24 +1079,24 @@ static PyMethodDef loop_type_methods[] = {
      "call_soon(callback, *args, context=None): run callback in the next iteration."},
     {"call_soon_threadsafe", (PyCFunction)(void (*)(void))loop_call_soon_threadsafe, FASTKW,
      "Like call_soon(), callable from any thread; wakes the loop."},
-    {"call_later", (PyCFunction)(void (*)(void))loop_call_later, FASTKW,
+    {"call_later", (PyCFunction)(void (*)(void))tc_loop_meth_call_later, FASTKW,
      "call_later(delay, callback, *args, context=None) -> TimerHandle"},
-    {"call_at", (PyCFunction)(void (*)(void))loop_call_at, FASTKW,
+    {"call_at", (PyCFunction)(void (*)(void))tc_loop_meth_call_at, FASTKW,
      "call_at(when, callback, *args, context=None) -> TimerHandle"},
-    {"time", (PyCFunction)loop_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
+    {"time", (PyCFunction)tc_loop_meth_time, METH_NOARGS, "The loop's clock (time.monotonic())."},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},
     {"get_debug", (PyCFunction)loop_get_debug, METH_NOARGS, NULL},
     {"close", (PyCFunction)loop_close, METH_NOARGS,
      "Drop pending callbacks and free the libuv loop (the loop must not run)."},
-    {"add_reader", (PyCFunction)(void (*)(void))loop_add_reader, METH_FASTCALL,
+    {"add_reader", (PyCFunction)(void (*)(void))tc_loop_meth_add_reader, METH_FASTCALL,
      "add_reader(fd, callback, *args)"},
-    {"add_writer", (PyCFunction)(void (*)(void))loop_add_writer, METH_FASTCALL,
+    {"add_writer", (PyCFunction)(void (*)(void))tc_loop_meth_add_writer, METH_FASTCALL,
      "add_writer(fd, callback, *args)"},
-    {"remove_reader", (PyCFunction)loop_remove_reader, METH_O,
+    {"remove_reader", (PyCFunction)tc_loop_meth_remove_reader, METH_O,
      "remove_reader(fd) -> True if a reader was removed"},
-    {"remove_writer", (PyCFunction)loop_remove_writer, METH_O,
+    {"remove_writer", (PyCFunction)tc_loop_meth_remove_writer, METH_O,
      "remove_writer(fd) -> True if a writer was removed"},
     {"_run_forever_c", (PyCFunction)loop_run_forever_c, METH_NOARGS,
      "The iteration loop of run_forever (setup is done in Python)."},
@@ -1726,12 +1174,14 @@ static PyObject *
 debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     tc_state *st = tc_get_state(module);
-    return Py_BuildValue("{snsn}", "handles", st->loop.live_handles, "requests",
-                         st->loop.live_requests);
+    return Py_BuildValue("{snsn}", "handles", st->loop->live_handles, "requests",
+                         st->loop->live_requests);
 }
 #endif
 
 static PyMethodDef loop_methods[] = {
+    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result_unless_cancelled,
+     METH_FASTCALL, "asyncio's futures._set_result_unless_cancelled(fut, None)."},
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
     {"_uv_selftest", uv_selftest, METH_NOARGS, "Run one timer on a private uv loop; True if it fired."},
 #ifdef TC_DEBUG
@@ -1743,8 +1193,8 @@ static PyMethodDef loop_methods[] = {
 
 #define INTERN(field, text)                                   \
     do {                                                      \
-        st->loop.field = PyUnicode_InternFromString(text);    \
-        if (st->loop.field == NULL) {                         \
+        st->loop->field = PyUnicode_InternFromString(text);    \
+        if (st->loop->field == NULL) {                         \
             return -1;                                        \
         }                                                     \
     } while (0)
@@ -1752,6 +1202,10 @@ static PyMethodDef loop_methods[] = {
 int
 tc_loop_exec(PyObject *module, struct tc_state *st)
 {
+    /* the loop's shared read buffer (uvio.h), for every stream on any loop */
+    if (tc_uvio_readbuf_alloc(st->loop) < 0) {
+        return -1;
+    }
     INTERN(str_call_exception_handler, "call_exception_handler");
     INTERN(str_message, "message");
     INTERN(str_exception, "exception");
@@ -1761,22 +1215,41 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     INTERN(str_handle_signals, "_handle_signal_bytes");
     INTERN(str_log_slow, "_log_slow_callback");
     INTERN(str_slow_duration, "slow_callback_duration");
-    if (tc_add_type(module, &loop_spec, NULL, &st->loop.Loop_type) < 0) {
+    INTERN(str_detach, "detach");
+    INTERN(str_fileno, "fileno");
+    INTERN(str_done, "done");
+    INTERN(str_cancelled, "cancelled");
+    INTERN(str_set_result, "set_result");
+    INTERN(str_set_exception, "set_exception");
+    if ((st->loop->kw_loop = Py_BuildValue("(s)", "loop")) == NULL ||
+        (st->loop->Future = tc_import_attr("asyncio", "Future")) == NULL ||
+        (st->loop->CancelledError = tc_import_attr("asyncio", "CancelledError")) == NULL) {
+        return -1;
+    }
+    if (tc_add_type(module, &loop_spec, NULL, &st->loop->Loop_type) < 0) {
         return -1;
     }
     if (tc_handle_types_init(module, st) < 0) {
         return -1;
     }
-    return PyModule_AddFunctions(module, loop_methods);
+    if (PyModule_AddFunctions(module, loop_methods) < 0) {
+        return -1;
+    }
+    st->loop->fn_set_result_unless_cancelled =
+        PyObject_GetAttrString(module, "_set_result_unless_cancelled");
+    return st->loop->fn_set_result_unless_cancelled == NULL ? -1 : 0;
 }
 
 int
 tc_loop_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    Py_VISIT(st->loop.Loop_type);
-    Py_VISIT(st->loop.Handle_type);
-    Py_VISIT(st->loop.TimerHandle_type);
-    Py_VISIT(st->loop.format_cb_source);
+    Py_VISIT(st->loop->Loop_type);
+    Py_VISIT(st->loop->Handle_type);
+    Py_VISIT(st->loop->TimerHandle_type);
+    Py_VISIT(st->loop->format_cb_source);
+    Py_VISIT(st->loop->Future);
+    Py_VISIT(st->loop->CancelledError);
+    Py_VISIT(st->loop->fn_set_result_unless_cancelled);
     return 0;
 }
 
@@ -1784,17 +1257,28 @@ void
 tc_loop_clear(struct tc_state *st)
 {
     tc_handle_freelist_clear(st);
-    Py_CLEAR(st->loop.Loop_type);
-    Py_CLEAR(st->loop.Handle_type);
-    Py_CLEAR(st->loop.TimerHandle_type);
-    Py_CLEAR(st->loop.format_cb_source);
-    Py_CLEAR(st->loop.str_call_exception_handler);
-    Py_CLEAR(st->loop.str_message);
-    Py_CLEAR(st->loop.str_exception);
-    Py_CLEAR(st->loop.str_handle);
-    Py_CLEAR(st->loop.str_context);
-    Py_CLEAR(st->loop.str_source_traceback);
-    Py_CLEAR(st->loop.str_handle_signals);
-    Py_CLEAR(st->loop.str_log_slow);
-    Py_CLEAR(st->loop.str_slow_duration);
+    Py_CLEAR(st->loop->Loop_type);
+    Py_CLEAR(st->loop->Handle_type);
+    Py_CLEAR(st->loop->TimerHandle_type);
+    Py_CLEAR(st->loop->format_cb_source);
+    Py_CLEAR(st->loop->str_call_exception_handler);
+    Py_CLEAR(st->loop->str_message);
+    Py_CLEAR(st->loop->str_exception);
+    Py_CLEAR(st->loop->str_handle);
+    Py_CLEAR(st->loop->str_context);
+    Py_CLEAR(st->loop->str_source_traceback);
+    Py_CLEAR(st->loop->str_handle_signals);
+    Py_CLEAR(st->loop->str_log_slow);
+    Py_CLEAR(st->loop->str_slow_duration);
+    Py_CLEAR(st->loop->str_detach);
+    Py_CLEAR(st->loop->str_fileno);
+    Py_CLEAR(st->loop->Future);
+    Py_CLEAR(st->loop->CancelledError);
+    Py_CLEAR(st->loop->kw_loop);
+    Py_CLEAR(st->loop->str_done);
+    Py_CLEAR(st->loop->str_cancelled);
+    Py_CLEAR(st->loop->str_set_result);
+    Py_CLEAR(st->loop->str_set_exception);
+    Py_CLEAR(st->loop->fn_set_result_unless_cancelled);
+    tc_uvio_readbuf_free(st->loop);
 }

@@ -4,17 +4,21 @@
  * they may rely on:
  *
  *   - A tc_loop is the C object behind tornado_c.loop.EventLoop (the Python
- *     class subclasses the heap type st->loop.Loop_type).  tc_loop_check()
- *     tells whether an object is one.
+ *     class subclasses the heap type st->loop->Loop_type).  tc_loop_check()
+ *     tells whether an object is one.  Its fields after the public ones are
+ *     the loop's own: other components use the inline queries
+ *     (tc_loop_is_closed, tc_loop_in_other_thread, tc_loop_time,
+ *     tc_loop_read_buffer), which cost what reading the field did.
  *   - loop->uv is the uv_loop_t, owned by the tc_loop: allocated when the
  *     object is created, uv_loop_close()d and freed only when every handle on
  *     it has gone through its close callback (EventLoop.close() / dealloc).
  *     loop->uv stays valid (never NULL) for the whole life of the object,
  *     also after close(); but a closed loop never runs again, so check
- *     is_closed() before creating handles, and close handles with
+ *     tc_loop_is_closed() before creating handles, and close handles with
  *     tc_loop_close_handle(): on a closed loop it runs the close callback
  *     right away.
- *   - The loop releases the GIL only while libuv blocks in the poll.  EVERY
+ *   - The loop releases the GIL only while it blocks in the poll (libuv's,
+ *     or its own epoll_wait, see loop/poll.c).  EVERY
  *     libuv callback that may touch Python objects must start with
  *     TC_LOOP_ENTER(loop) (re-takes the GIL if it was released); nothing else
  *     about the GIL is needed.
@@ -22,16 +26,28 @@
  *     dropped: tc_loop_report_exception() hands it to the loop's exception
  *     handler (as asyncio does) and clears it.
  *   - tc_loop_call_soon() schedules a Python callable exactly as
- *     loop.call_soon() does (same ordering, same contextvars handling).
+ *     loop.call_soon() does (same ordering, same contextvars handling);
+ *     tc_loop_call_later() as loop.call_later() does (same TimerHandle, same
+ *     deadline rules on the loop's clock, tc_loop_time()), and
+ *     tc_loop_handle_cancel() cancels either.  These are for tornado_c
+ *     loops only: code that may run on another asyncio loop calls that
+ *     loop's Python methods.
+ *   - Futures: tc_loop_create_future() and tc_loop_future_set_result() /
+ *     _set_exception() are the extension's one set of asyncio.Future
+ *     helpers; they return errors, the caller reports them (above) or
+ *     raises them.
  *   - Handles of other components must stay referenced (no uv_unref): the
  *     loop uses libuv's count of active handles to know whether libuv has
  *     anything to poll besides the loop's own handles.
  *   - Handle bookkeeping: in a debug build (TC_DEBUG) every uv handle or
  *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
- *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback); the counts are
- *     exposed to tests as tornado_c._core._debug_counts().
+ *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback) on the loop
+ *     it belongs to; the counts are exposed to tests as
+ *     tornado_c._core._debug_counts().
  *   - Connected uv streams (handles, write queue, shared read buffer, libuv
  *     error mapping): the shared plumbing of loop/uvio.h, included here.
+ *     The shared read buffer is the loop component's, allocated in its exec
+ *     (which module.c runs first), so it exists before any stream.
  */
 #ifndef TC_LOOP_H
 #define TC_LOOP_H
@@ -58,10 +74,20 @@ typedef struct tc_loop_state {
     PyObject *str_handle_signals;   /* EventLoop._handle_signal_bytes */
     PyObject *str_log_slow;         /* EventLoop._log_slow_callback */
     PyObject *str_slow_duration;    /* slow_callback_duration */
+    PyObject *str_detach;           /* socket.detach (uvio.c) */
+    PyObject *str_fileno;           /* socket.fileno (uvio.c) */
+    /* futures (tc_loop_create_future and friends) */
+    PyObject *Future;               /* asyncio.Future */
+    PyObject *CancelledError;       /* asyncio.CancelledError */
+    PyObject *kw_loop;              /* ("loop",): Future(loop=...) kwnames */
+    PyObject *str_done, *str_cancelled, *str_set_result, *str_set_exception;
+    PyObject *fn_set_result_unless_cancelled; /* _core._set_result_unless_cancelled */
     PyObject *format_cb_source;     /* asyncio.format_helpers._format_callback_source, lazy */
     struct tc_handle *free_handles[256]; /* freelist of dead Handles (memory only) */
     int nfree_handles;
-    char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign) */
+    char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign;
+                                     * allocated by tc_loop_exec, freed by
+                                     * tc_loop_clear) */
 #ifdef TC_DEBUG
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
@@ -71,7 +97,8 @@ typedef struct tc_loop_state {
 typedef struct tc_loop {
     PyObject_HEAD
     uv_loop_t *uv;                  /* owned, see above */
-    struct tc_state *st;            /* borrowed: the type holds the module */
+    tc_loop_state *ls;              /* borrowed: the loop component's part of the
+                                     * module state (the type holds the module) */
     PyThreadState *released;        /* non-NULL while the GIL is released */
     /* private fields of the loop component follow; other components must
      * not touch them */
@@ -94,7 +121,7 @@ typedef struct tc_loop {
     PyObject *exc_type, *exc_value, *exc_tb; /* to raise from run_forever */
     unsigned long thread_id;
     char running, stopping, closed, debug, block_in_poll, draining;
-    char own_poll;                  /* blocking in epoll on epfd, see loop.c */
+    char own_poll;                  /* blocking in epoll on epfd, see poll.c */
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;
@@ -110,17 +137,56 @@ typedef struct tc_loop {
         }                                                    \
     } while (0)
 
+/* Debug-build bookkeeping of a handle or request on `loop` (a tc_loop *). */
 #ifdef TC_DEBUG
-#define TC_LOOP_HANDLE_OPENED(st) ((st)->loop.live_handles++)
-#define TC_LOOP_HANDLE_CLOSED(st) ((st)->loop.live_handles--)
-#define TC_LOOP_REQUEST_STARTED(st) ((st)->loop.live_requests++)
-#define TC_LOOP_REQUEST_DONE(st) ((st)->loop.live_requests--)
+#define TC_LOOP_HANDLE_OPENED(loop) ((loop)->ls->live_handles++)
+#define TC_LOOP_HANDLE_CLOSED(loop) ((loop)->ls->live_handles--)
+#define TC_LOOP_REQUEST_STARTED(loop) ((loop)->ls->live_requests++)
+#define TC_LOOP_REQUEST_DONE(loop) ((loop)->ls->live_requests--)
 #else
-#define TC_LOOP_HANDLE_OPENED(st) ((void)0)
-#define TC_LOOP_HANDLE_CLOSED(st) ((void)0)
-#define TC_LOOP_REQUEST_STARTED(st) ((void)0)
-#define TC_LOOP_REQUEST_DONE(st) ((void)0)
+#define TC_LOOP_HANDLE_OPENED(loop) ((void)0)
+#define TC_LOOP_HANDLE_CLOSED(loop) ((void)0)
+#define TC_LOOP_REQUEST_STARTED(loop) ((void)0)
+#define TC_LOOP_REQUEST_DONE(loop) ((void)0)
 #endif
+
+/* ------------------------------------------------------------ queries */
+/* Inline: they read the loop's private fields for other components, which
+ * use these instead of the fields. */
+
+/* 1 once the loop was closed (it never runs again), else 0. */
+static inline int
+tc_loop_is_closed(const tc_loop *loop)
+{
+    return loop->closed;
+}
+
+/* 1 if the loop is running in a thread other than the caller's (its libuv
+ * handles are that thread's: hand the work over with
+ * call_soon_threadsafe), else 0. */
+static inline int
+tc_loop_in_other_thread(const tc_loop *loop)
+{
+    return loop->running && loop->thread_id != PyThread_get_thread_ident();
+}
+
+/* The loop's clock, loop.time(): seconds of the monotonic clock
+ * (uv_hrtime, CLOCK_MONOTONIC).  Every timer's deadline is on it. */
+static inline double
+tc_loop_time(const tc_loop *loop)
+{
+    (void)loop;
+    return (double)uv_hrtime() / 1e9;
+}
+
+/* The shared read buffer (TC_UVIO_READ_BUF_SIZE bytes, see uvio.h) a read
+ * callback on `loop` may fill between its alloc_cb and the end of its
+ * read_cb.  Valid from the module's exec on. */
+static inline char *
+tc_loop_read_buffer(const tc_loop *loop)
+{
+    return loop->ls->readbuf;
+}
 
 /* 1 if `obj` is a tc_loop (or a subclass instance), else 0.  Never fails. */
 int tc_loop_check(struct tc_state *st, PyObject *obj);
@@ -136,6 +202,62 @@ void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extr
 PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs,
                             PyObject *context);
+
+/* loop.call_later(delay, callback, *args, context=context), the C way: the
+ * same TimerHandle, due at tc_loop_time() + delay, in the same order among
+ * the loop's timers (deadline, then FIFO), with the same checks (closed
+ * loop: RuntimeError; NaN delay: ValueError; debug mode: thread and
+ * callback checks).  Returns a new reference to the TimerHandle, or NULL
+ * with an exception set.  `args` and `context` as for tc_loop_call_soon(). */
+PyObject *tc_loop_call_later(tc_loop *loop, double delay, PyObject *callback,
+                             PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *context);
+
+/* handle.cancel() of a Handle or TimerHandle from tc_loop_call_soon(),
+ * tc_loop_call_later() or their Python methods (borrowed).  Never fails;
+ * cancelling twice is harmless. */
+void tc_loop_handle_cancel(PyObject *handle);
+
+/* ------------------------------------------------------------ futures */
+/* The one set of asyncio.Future helpers of the extension (the transports'
+ * connect waiters, the IOStream's read/write/connect futures, the HTTP
+ * server's write and close futures).  Errors are returned (-1 with the
+ * exception set), never swallowed: a caller running from a libuv callback
+ * hands them to tc_loop_report_exception(), a Python method raises them.
+ * `loop` is the loop the future belongs to (the interned names are in its
+ * state). */
+
+/* New reference to a pending asyncio.Future(loop=loop) -- what
+ * EventLoop.create_future() returns -- or NULL with an exception set. */
+PyObject *tc_loop_create_future(tc_loop *loop);
+
+/* When the helpers below resolve the future:
+ *   TC_FUTURE_NEW               always: the caller made it and nobody else
+ *                               has seen it yet;
+ *   TC_FUTURE_UNLESS_CANCELLED  unless fut.cancelled() (asyncio's
+ *                               futures._set_result_unless_cancelled,
+ *                               tornado's future_set_result_unless_cancelled:
+ *                               a future someone else resolved raises
+ *                               InvalidStateError);
+ *   TC_FUTURE_UNLESS_DONE       unless fut.done(). */
+typedef enum {
+    TC_FUTURE_NEW,
+    TC_FUTURE_UNLESS_CANCELLED,
+    TC_FUTURE_UNLESS_DONE,
+} tc_future_guard;
+
+/* fut.set_result(value) under `guard` (both borrowed).  0 (also when the
+ * guard skipped it), or -1 with an exception set. */
+int tc_loop_future_set_result(tc_loop *loop, PyObject *fut, PyObject *value,
+                              tc_future_guard guard);
+
+/* fut.set_exception(exc) under `guard` (both borrowed); then, if
+ * `retrieve`, fut.exception() whether or not this call set it, so that
+ * asyncio never logs "exception was never retrieved" (a cancelled future's
+ * CancelledError is ignored), as tornado's IOStream._signal_closed does.
+ * 0, or -1 with an exception set. */
+int tc_loop_future_set_exception(tc_loop *loop, PyObject *fut, PyObject *exc,
+                                 tc_future_guard guard, int retrieve);
 
 /* uv_close(handle, close_cb) (ignored if already closing); if the loop has
  * been closed, libuv is run at once (without blocking) so close_cb runs. */

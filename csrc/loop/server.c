@@ -11,7 +11,9 @@
  * The Python subclass adds the coroutine methods (serve_forever, wait_closed,
  * start_serving, __aenter__/__aexit__) and close()'s waiter bookkeeping.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 
 #include <structmember.h>
@@ -29,7 +31,7 @@ typedef struct tc_listener {
 
 struct tc_server {
     PyObject_HEAD
-    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop_transport_state *ts;      /* borrowed: the type holds the module */
     tc_loop *loop;              /* strong */
     PyObject *protocol_factory;
     PyObject *socks;            /* list of socket objects, or NULL once closed */
@@ -49,7 +51,7 @@ listener_close_cb(uv_handle_t *handle)
     tc_listener *l = (tc_listener *)handle->data;
     tc_server *srv = l->server;
     TC_LOOP_ENTER(srv->loop);
-    TC_LOOP_HANDLE_CLOSED(srv->st);
+    TC_LOOP_HANDLE_CLOSED(srv->loop);
     PyMem_Free(l);
     srv->open_listeners--;
     if (srv->open_listeners == 0 && srv->live != NULL) {
@@ -81,7 +83,7 @@ close_listeners(tc_server *srv)
         srv->ls[i] = NULL;
         if (i < PyList_GET_SIZE(socks)) {
             PyObject *r = PyObject_CallMethodNoArgs(PyList_GET_ITEM(socks, i),
-                                                    srv->st->loop_tcp.s_detach);
+                                                    srv->loop->ls->str_detach);
             if (r == NULL) {
                 tc_loop_report_exception(srv->loop, "socket.detach() failed", NULL);
             }
@@ -115,7 +117,7 @@ report_accept_status(tc_listener *l, int status)
     l->error_reported = 1;
     l->last_error_ms = now;
     if (srv->socks != NULL && l->index < PyList_GET_SIZE(srv->socks)) {
-        tsock = PyObject_CallOneArg(srv->st->loop_tcp.TransportSocket,
+        tsock = PyObject_CallOneArg(srv->ts->TransportSocket,
                                     PyList_GET_ITEM(srv->socks, l->index));
         if (tsock != NULL) {
             extra = Py_BuildValue("{sN}", "socket", tsock);
@@ -146,14 +148,14 @@ connection_cb(uv_stream_t *stream, int status)
         return;
     }
     Py_INCREF(srv);
-    tr = tc_loop_tcp_transport_for_accept(srv->st, srv->loop, l->kind, srv->live);
+    tr = tc_loop_transport_for_accept(srv->ts, srv->loop, l->kind, srv->live);
     if (tr == NULL) {
         report_accept_error(srv, "Error on transport creation for incoming connection");
         goto done;
     }
-    rc = uv_accept(stream, tc_loop_tcp_transport_stream(tr));
+    rc = uv_accept(stream, tc_loop_transport_stream(tr));
     if (rc < 0) {
-        tc_loop_tcp_transport_dispose(tr);
+        tc_loop_transport_dispose(tr);
         Py_DECREF(tr);
         if (rc != UV_EAGAIN && rc != UV_ECONNABORTED) {
             tc_uvio_set_error(rc);
@@ -163,7 +165,7 @@ connection_cb(uv_stream_t *stream, int status)
     }
     protocol = PyObject_CallNoArgs(srv->protocol_factory);
     if (protocol == NULL ||
-        tc_loop_tcp_transport_start(tr, protocol, (PyObject *)srv, NULL) < 0) {
+        tc_loop_transport_start(tr, protocol, (PyObject *)srv, NULL) < 0) {
         /* asyncio reports this only in debug mode; we always do (the
          * connection is closed, the error must not vanish). */
         PyObject *extra = PyDict_New();
@@ -183,7 +185,7 @@ connection_cb(uv_stream_t *stream, int status)
         tc_loop_report_exception(srv->loop, "Error on transport creation for incoming connection",
                                  extra);
         Py_XDECREF(extra);
-        tc_loop_tcp_transport_dispose(tr);
+        tc_loop_transport_dispose(tr);
     }
     Py_XDECREF(protocol);
     Py_DECREF(tr); /* the transport keeps itself alive while its handle is open */
@@ -192,18 +194,18 @@ done:
 }
 
 void
-tc_loop_tcp_server_attach(PyObject *server)
+tc_loop_server_attach(PyObject *server)
 {
     ((tc_server *)server)->active_count++;
 }
 
 void
-tc_loop_tcp_server_detach(PyObject *server)
+tc_loop_server_detach(PyObject *server)
 {
     tc_server *srv = (tc_server *)server;
     srv->active_count--;
     if (srv->active_count == 0 && srv->socks == NULL) {
-        PyObject *r = PyObject_CallMethodNoArgs(server, srv->st->loop_tcp.s_wakeup);
+        PyObject *r = PyObject_CallMethodNoArgs(server, srv->ts->s_wakeup);
         if (r == NULL) {
             tc_loop_report_exception(srv->loop, "Server._wakeup() failed", NULL);
         }
@@ -233,14 +235,14 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     srv = (tc_server *)type->tp_alloc(type, 0);
     if (srv == NULL) {
         return NULL;
     }
-    srv->st = st;
+    srv->ts = st->loop_transport;
     Py_INCREF(loop);
     srv->loop = (tc_loop *)loop;
     Py_INCREF(factory);
@@ -277,7 +279,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (family == -1 && PyErr_Occurred()) {
             goto fail;
         }
-        if ((o = PyObject_CallMethodNoArgs(sock, st->loop_tcp.s_fileno)) == NULL) {
+        if ((o = PyObject_CallMethodNoArgs(sock, st->loop->str_fileno)) == NULL) {
             goto fail;
         }
         fd = PyLong_AsLong(o);
@@ -302,7 +304,7 @@ srv_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_INCREF(srv);
         l->server = srv;
         srv->open_listeners++;
-        TC_LOOP_HANDLE_OPENED(st);
+        TC_LOOP_HANDLE_OPENED(srv->loop);
         rc = tc_uvio_handle_open(&l->h, l->kind, (int)fd);
         if (rc < 0) {
             /* the fd stays with the socket object */
@@ -485,5 +487,5 @@ static PyType_Spec srv_spec = {
 int
 tc_loop_server_exec(PyObject *module, tc_state *st)
 {
-    return tc_add_type(module, &srv_spec, NULL, &st->loop_tcp.Server_type);
+    return tc_add_type(module, &srv_spec, NULL, &st->loop_transport->Server_type);
 }

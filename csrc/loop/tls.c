@@ -41,7 +41,9 @@
  * the code needs from asyncio.sslproto and ssl are handed over by _loop_ssl
  * through _core._tls_init(); until then every call takes the stdlib's path.
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/tls.h"
 
 #include <structmember.h>
@@ -80,7 +82,7 @@ static tc_loop_tls_state *
 tls_state(PyTypeObject *defining_class)
 {
     tc_state *st = (tc_state *)PyType_GetModuleState(defining_class);
-    return st ? &st->loop_tls : NULL;
+    return st ? st->loop_tls : NULL;
 }
 
 /* A flag attribute: 1 True, 0 False, -1 anything else (unset, not a bool:
@@ -739,7 +741,7 @@ app_write(PyObject *self, PyTypeObject *cls, PyObject *const *args, Py_ssize_t n
 static PyObject *
 tls_init(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    tc_loop_tls_state *ts = &tc_get_state(module)->loop_tls;
+    tc_loop_tls_state *ts = tc_get_state(module)->loop_tls;
     PyObject *get_buffer = NULL, *buffer_updated = NULL, *write_appdata = NULL, *wrapped = NULL;
     if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[2]) ||
         !PyTuple_Check(args[3])) {
@@ -893,7 +895,7 @@ static PyMethodDef tls_functions[] = {
 int
 tc_loop_tls_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tls_state *ts = &st->loop_tls;
+    tc_loop_tls_state *ts = st->loop_tls;
     if (tc_add_type(module, &tls_spec, NULL, &ts->Base_type) < 0 ||
         tc_add_type(module, &app_spec, NULL, &ts->AppBase_type) < 0 ||
         PyModule_AddFunctions(module, tls_functions) < 0) {
@@ -924,7 +926,7 @@ tc_loop_tls_exec(PyObject *module, tc_state *st)
 int
 tc_loop_tls_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tls_state *ts = &st->loop_tls;
+    tc_loop_tls_state *ts = st->loop_tls;
     Py_VISIT(ts->Base_type);
     Py_VISIT(ts->AppBase_type);
     Py_VISIT(ts->py_get_buffer);
@@ -939,7 +941,7 @@ tc_loop_tls_traverse(tc_state *st, visitproc visit, void *arg)
 void
 tc_loop_tls_clear(tc_state *st)
 {
-    tc_loop_tls_state *ts = &st->loop_tls;
+    tc_loop_tls_state *ts = st->loop_tls;
     Py_CLEAR(ts->Base_type);
     Py_CLEAR(ts->AppBase_type);
     Py_CLEAR(ts->py_get_buffer);

@@ -1,5 +1,5 @@
 /* Private header of the loop component's TLS fast path (loop/tls.c).
- * state.h embeds tc_loop_tls_state in the module state; nothing outside
+ * module.c lays out tc_loop_tls_state in the module state (state.h points at it); nothing outside
  * csrc/loop/ uses it.
  *
  * Objects: TLSProtocolBase (holds SSLProtocol's hot attributes in C fields)

@@ -33,7 +33,9 @@
  * peer gets the same tuple object, and sending back to that object needs no
  * conversion (an echo server converts nothing).
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 #include "loop/udp.h"
 
@@ -43,7 +45,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
@@ -151,7 +152,7 @@ report_current(tc_udp *tr, const char *message)
 static int
 loop_debug(tc_udp *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_transport->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -172,7 +173,7 @@ debug_log(tc_udp *tr, const char *fmt)
 {
     PyObject *et, *ev, *etb, *r;
     PyErr_Fetch(&et, &ev, &etb);
-    r = PyObject_CallMethod(tr->st->loop_tcp.logger, "debug", "sO", fmt, (PyObject *)tr);
+    r = PyObject_CallMethod(tr->st->loop_transport->logger, "debug", "sO", fmt, (PyObject *)tr);
     if (r == NULL) {
         tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
     }
@@ -192,7 +193,7 @@ fatal_error(tc_udp *tr, PyObject *exc, const char *message)
     }
     else if (loop_debug(tr)) {
         /* logger.debug("%r: %s", transport, message, exc_info=exc) */
-        PyObject *meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+        PyObject *meth = PyObject_GetAttrString(tr->st->loop_transport->logger, "debug");
         PyObject *args = meth ? Py_BuildValue("(sOs)", "%r: %s", (PyObject *)tr, message) : NULL;
         PyObject *kw = args ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
         PyObject *r = kw ? PyObject_Call(meth, args, kw) : NULL;
@@ -226,7 +227,7 @@ poll_close_cb(uv_handle_t *handle)
 {
     tc_udp *tr = (tc_udp *)handle->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_HANDLE_CLOSED(tr->st);
+    TC_LOOP_HANDLE_CLOSED(tr->loop);
     tr->poll_open = 0;
     Py_DECREF(tr); /* the self-reference taken in _open */
 }
@@ -273,7 +274,7 @@ release(tc_udp *tr)
         tc_loop_close_handle(tr->loop, (uv_handle_t *)&tr->poll, poll_close_cb);
     }
     if (tr->sock != NULL) {
-        PyObject *r = PyObject_CallMethodNoArgs(tr->sock, tr->st->loop_udp.s_close);
+        PyObject *r = PyObject_CallMethodNoArgs(tr->sock, tr->st->loop_udp->s_close);
         if (r == NULL) {
             tc_loop_report_exception(tr->loop, "socket.close() failed", NULL);
         }
@@ -367,7 +368,7 @@ maybe_pause_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 1;
-    call_protocol_flow(tr, tr->st->loop_tcp.s_pause_writing, "protocol.pause_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_pause_writing, "protocol.pause_writing() failed");
 }
 
 static void
@@ -377,7 +378,7 @@ maybe_resume_protocol(tc_udp *tr)
         return;
     }
     tr->protocol_paused = 0;
-    call_protocol_flow(tr, tr->st->loop_tcp.s_resume_writing, "protocol.resume_writing() failed");
+    call_protocol_flow(tr, tr->st->loop_transport->s_resume_writing, "protocol.resume_writing() failed");
 }
 
 /* -------------------------------------------------------------- lifecycle */
@@ -407,7 +408,7 @@ call_connection_lost(tc_udp *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL && tr->started) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_transport->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -440,7 +441,7 @@ force_close(tc_udp *tr, PyObject *exc)
     tr->reading = 0;
     update_poll(tr);
     tr->conn_lost++;
-    if (schedule(tr, tr->st->loop_udp.fn_conn_lost, exc ? exc : Py_None) < 0) {
+    if (schedule(tr, tr->st->loop_udp->fn_conn_lost, exc ? exc : Py_None) < 0) {
         tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
         if (call_connection_lost(tr, exc) < 0) {
             tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
@@ -477,7 +478,7 @@ send_one(tc_udp *tr, const char *buf, size_t len, PyObject *data, PyObject *addr
     }
     else {
         /* the socket object resolves and checks the address as the stdlib does */
-        PyObject *r = PyObject_CallMethodObjArgs(tr->sock, tr->st->loop_udp.s_sendto, data,
+        PyObject *r = PyObject_CallMethodObjArgs(tr->sock, tr->st->loop_udp->s_sendto, data,
                                                  addr ? addr : Py_None, NULL);
         if (r != NULL) {
             Py_DECREF(r);
@@ -513,7 +514,7 @@ send_failed(tc_udp *tr)
     }
     if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
         if (tr->protocol != NULL) {
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp.s_error_received, exc);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp->s_error_received, exc);
             if (r == NULL) {
                 rc = -1;
             }
@@ -733,8 +734,8 @@ udp_sendto(tc_udp *tr, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 lost:
     PyBuffer_Release(&view);
     if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_tcp.logger, tr->st->loop_tcp.s_warning,
-                                                tr->st->loop_udp.s_socket_send_warning);
+        PyObject *r = PyObject_CallMethodOneArg(tr->st->loop_transport->logger, tr->st->loop_transport->s_warning,
+                                                tr->st->loop_udp->s_socket_send_warning);
         if (r == NULL) {
             return NULL;
         }
@@ -825,7 +826,7 @@ read_failed(tc_udp *tr)
         return;
     }
     if (tr->protocol != NULL) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp.s_error_received, exc);
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_udp->s_error_received, exc);
         if (r == NULL) {
             report_current(tr, "Exception in callback of the datagram transport");
         }
@@ -845,7 +846,7 @@ read_failed(tc_udp *tr)
 static void
 read_ready(tc_udp *tr)
 {
-    char *buf = tr->st->loop.readbuf; /* lent while no Python code runs */
+    char *buf = tr->st->loop->readbuf; /* lent while no Python code runs */
     int total = 0;
     while (total < UDP_READS_PER_EVENT && tr->reading && !tr->conn_lost && tr->fd >= 0) {
         struct sockaddr_storage ss[UDP_BATCH];
@@ -909,7 +910,7 @@ read_ready(tc_udp *tr)
              * the batch is dropped, as asyncio would not have read it */
             if (tr->protocol != NULL && tr->reading && !tr->conn_lost) {
                 PyObject *r, *callargs[3] = {tr->protocol, datas[k], addrs[k]};
-                r = PyObject_VectorcallMethod(tr->st->loop_udp.s_datagram_received, callargs,
+                r = PyObject_VectorcallMethod(tr->st->loop_udp->s_datagram_received, callargs,
                                               3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
                 if (r == NULL) {
                     report_current(tr, "Exception in callback of the datagram transport");
@@ -971,7 +972,7 @@ poll_cb(uv_poll_t *handle, int status, int events)
             /* asyncio queues an I/O callback behind the callbacks already
              * ready: so must we, when there are any (a task started just
              * before may be about to wait for this datagram) */
-            if (schedule(tr, tr->st->loop_udp.fn_read_ready, NULL) < 0) {
+            if (schedule(tr, tr->st->loop_udp->fn_read_ready, NULL) < 0) {
                 report_current(tr, "scheduling a datagram read failed");
             }
             else {
@@ -1018,7 +1019,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "extra must be a dict");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     o = PyObject_GetAttrString(sock, "family");
@@ -1030,7 +1031,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd((tc_loop *)loop, sock);
     if (fd < 0) {
         return NULL;
     }
@@ -1062,7 +1063,7 @@ udp_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     }
     tr->poll.data = tr;
     tr->poll_open = 1;
-    TC_LOOP_HANDLE_OPENED(st);
+    TC_LOOP_HANDLE_OPENED(tr->loop);
     Py_INCREF(tr); /* self-reference, dropped in poll_close_cb */
     tr->sock = Py_NewRef(sock);
     if (address != Py_None) {
@@ -1102,14 +1103,14 @@ udp_start(tc_udp *tr, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return NULL;
     }
-    if (schedule(tr, tr->st->loop_udp.fn_conn_made, NULL) < 0) {
+    if (schedule(tr, tr->st->loop_udp->fn_conn_made, NULL) < 0) {
         return NULL;
     }
     tr->protocol = Py_NewRef(protocol);
     tr->started = 1;
     if (waiter != Py_None) {
         PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop_tcp.fn_set_result, a, 1, NULL);
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop->fn_set_result_unless_cancelled, a, 1, NULL);
         if (h == NULL) {
             return NULL;
         }
@@ -1163,7 +1164,7 @@ udp_close(tc_udp *tr, PyObject *Py_UNUSED(ignored))
     update_poll(tr);
     if (tr->qlen == 0) {
         tr->conn_lost++;
-        if (schedule(tr, tr->st->loop_udp.fn_conn_lost, Py_None) < 0) {
+        if (schedule(tr, tr->st->loop_udp->fn_conn_lost, Py_None) < 0) {
             return NULL;
         }
     }
@@ -1255,45 +1256,8 @@ static PyObject *
 udp_set_write_buffer_limits(tc_udp *tr, PyObject *args, PyObject *kwds)
 {
     /* asyncio's _FlowControlMixin._set_write_buffer_limits */
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
-                                     &high_o, &low_o)) {
-        return NULL;
-    }
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = 64 * 1024;
-        }
-        else {
-            low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-            if (low == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
-        if (high == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-        if (high < 0 && high % 4) {
-            low -= 1; /* Python's floor division */
-        }
-    }
-    else {
-        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-        if (low == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;
@@ -1363,7 +1327,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_udp *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_udp.Datagram_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_udp->Datagram_type)) {
         PyErr_SetString(PyExc_TypeError, "_datagram_connection_made(transport)");
         return NULL;
     }
@@ -1371,7 +1335,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL || tr->lost_called) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp.s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised, unless the transport was closed. */
     if (!tr->closing) {
@@ -1390,7 +1354,7 @@ fn_read_ready(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
     tc_udp *tr;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_udp.Datagram_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_udp->Datagram_type)) {
         PyErr_SetString(PyExc_TypeError, "_datagram_read_ready(transport)");
         return NULL;
     }
@@ -1406,7 +1370,7 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_udp.Datagram_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_udp->Datagram_type)) {
         PyErr_SetString(PyExc_TypeError, "_datagram_connection_lost(transport, exc)");
         return NULL;
     }
@@ -1419,48 +1383,18 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---------------------------------------------------------- addresses */
 
 /* The Python form of a socket address, as the socket module gives it
- * (recvfrom, getsockname).  New reference or NULL with an exception. */
+ * (recvfrom, getsockname): tc_uvio_sockaddr_to_py (loop/uvio.h), and for a
+ * family it does not know (family, raw address bytes), as the socket
+ * module's fallback.  New reference or NULL with an exception. */
 static PyObject *
 udp_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
 {
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned int)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > sizeof(a->sun_path)) {
-            n = sizeof(a->sun_path);
-        }
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
+    if (len > 0 && ss->ss_family != AF_INET && ss->ss_family != AF_INET6 &&
+        ss->ss_family != AF_UNIX) {
         return Py_BuildValue("(iy#)", (int)ss->ss_family, ((const struct sockaddr *)ss)->sa_data,
                              (Py_ssize_t)sizeof(((const struct sockaddr *)ss)->sa_data));
     }
+    return tc_uvio_sockaddr_to_py(ss, len);
 }
 
 /* ------------------------------------------------------------------- type */
@@ -1602,7 +1536,7 @@ tc_loop_udp_exec(PyObject *module, tc_state *st)
     /* Bases: asyncio.Transport (what the stdlib's datagram transport is an
      * instance of on every version) and asyncio.DatagramTransport (3.13's
      * is also one); both only have BaseTransport's `_extra` slot. */
-    tc_loop_udp_state *us = &st->loop_udp;
+    tc_loop_udp_state *us = st->loop_udp;
     PyObject *t = tc_import_attr("asyncio", "Transport");
     PyObject *d = t ? tc_import_attr("asyncio", "DatagramTransport") : NULL;
     PyObject *bases = NULL;
@@ -1651,7 +1585,7 @@ tc_loop_udp_exec(PyObject *module, tc_state *st)
 int
 tc_loop_udp_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_udp_state *us = &st->loop_udp;
+    tc_loop_udp_state *us = st->loop_udp;
     Py_VISIT(us->Datagram_type);
     Py_VISIT(us->fn_conn_made);
     Py_VISIT(us->fn_conn_lost);
@@ -1662,7 +1596,7 @@ tc_loop_udp_traverse(tc_state *st, visitproc visit, void *arg)
 void
 tc_loop_udp_clear(tc_state *st)
 {
-    tc_loop_udp_state *us = &st->loop_udp;
+    tc_loop_udp_state *us = st->loop_udp;
     Py_CLEAR(us->Datagram_type);
     Py_CLEAR(us->fn_conn_made);
     Py_CLEAR(us->fn_conn_lost);

@@ -1,5 +1,5 @@
 /* Private header of the loop component's datagram transports (UDP and Unix
- * datagram sockets, loop/udp.c).  state.h embeds tc_loop_udp_state in the
+ * datagram sockets, loop/udp.c).  module.c lays out tc_loop_udp_state in the
  * module state; nothing outside csrc/loop/ uses it.
  *
  * Object: DatagramTransport (heap type, a subclass of

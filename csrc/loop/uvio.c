@@ -1,11 +1,15 @@
 /* The libuv stream plumbing shared by the transports, servers and IOStream:
- * handles, the write queue, the shared read buffer, libuv error mapping.
- * The contract (and the ownership rules) is in loop/uvio.h. */
-#include "state.h"
+ * handles, the write queue, the shared read buffer, socket addresses, libuv
+ * error mapping.  The contract (and the ownership rules) is in loop/uvio.h. */
+#include "loop/loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/un.h>
 
 /* ------------------------------------------------------------ handles */
 
@@ -23,9 +27,9 @@ tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd)
 }
 
 int
-tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno)
+tc_uvio_sock_fd(tc_loop *loop, PyObject *sock)
 {
-    PyObject *o = PyObject_CallMethodNoArgs(sock, s_fileno);
+    PyObject *o = PyObject_CallMethodNoArgs(sock, loop->ls->str_fileno);
     long fd;
     if (o == NULL) {
         return -1;
@@ -237,8 +241,8 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
 /* ------------------------------------------------- connected streams */
 
 int
-tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
-                  PyObject *owner, const char *live_error, int hold)
+tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, PyObject *owner,
+                  const char *live_error, int hold)
 {
     int rc = tc_uvio_handle_init(&c->h, loop->uv, kind);
     if (rc < 0) {
@@ -247,11 +251,9 @@ tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, tc_loop_state *ls, int kind,
     c->h.handle.data = owner;
     c->loop = loop;
     c->live_error = live_error;
-    tc_uvio_wq_init(&c->wq, ls);
+    tc_uvio_wq_init(&c->wq, loop->ls);
     c->open = 1;
-#ifdef TC_DEBUG
-    ls->live_handles++;
-#endif
+    TC_LOOP_HANDLE_OPENED(loop);
     if (hold == TC_UVIO_HOLD_NOW) {
         Py_INCREF(owner); /* self-reference, dropped in conn_close_cb */
         c->held = 1;
@@ -324,7 +326,7 @@ conn_close_cb(uv_handle_t *handle)
 }
 
 void
-tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
+tc_uvio_conn_close(tc_uvio_conn *c)
 {
     if (!c->open || c->closing) {
         return;
@@ -337,7 +339,7 @@ tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach)
     }
     if (c->sock != NULL) {
         /* libuv closes the fd: the socket object must not do it again */
-        PyObject *r = PyObject_CallMethodNoArgs(c->sock, s_detach);
+        PyObject *r = PyObject_CallMethodNoArgs(c->sock, c->loop->ls->str_detach);
         if (r == NULL) {
             tc_loop_report_exception(c->loop, "socket.detach() failed", NULL);
         }
@@ -369,6 +371,97 @@ tc_uvio_readbuf_free(tc_loop_state *ls)
 {
     free(ls->readbuf); /* posix_memalign */
     ls->readbuf = NULL;
+}
+
+/* ---------------------------------------------------------- addresses */
+
+int
+tc_uvio_parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
+{
+    const char *host;
+    int port;
+    unsigned int flowinfo = 0, scope_id = 0;
+    int rc;
+    memset(ss, 0, sizeof(*ss));
+    if (!PyTuple_Check(address)) {
+        PyErr_Format(PyExc_TypeError, "address must be a tuple, not %.200s",
+                     Py_TYPE(address)->tp_name);
+        return -1;
+    }
+    if (family == AF_INET) {
+        if (!PyArg_ParseTuple(address, "si;AF_INET address must be (host, port)", &host, &port)) {
+            return -1;
+        }
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+    }
+    else if (family == AF_INET6) {
+        if (!PyArg_ParseTuple(address, "si|II;AF_INET6 address must be (host, port[, flowinfo[, scope_id]])",
+                              &host, &port, &flowinfo, &scope_id)) {
+            return -1;
+        }
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+        if (rc == 0) {
+            ((struct sockaddr_in6 *)ss)->sin6_flowinfo = htonl(flowinfo);
+            if (scope_id) {
+                ((struct sockaddr_in6 *)ss)->sin6_scope_id = scope_id;
+            }
+        }
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "unsupported address family %d", family);
+        return -1;
+    }
+    if (port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535.");
+        return -1;
+    }
+    if (rc < 0) {
+        PyErr_Format(PyExc_ValueError, "not a numeric address: %R", address);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+tc_uvio_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (len == 0) {
+        Py_RETURN_NONE;
+    }
+    switch (ss->ss_family) {
+    case AF_INET: {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
+                             (unsigned int)ntohl(a->sin6_flowinfo),
+                             (unsigned int)a->sin6_scope_id);
+    }
+    case AF_UNIX: {
+        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
+        if (n > sizeof(a->sun_path)) {
+            n = sizeof(a->sun_path);
+        }
+        if (n > 0 && a->sun_path[0] == 0) {
+            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
+        }
+        n = strnlen(a->sun_path, n);
+        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
+    }
+    default:
+        Py_RETURN_NONE;
+    }
 }
 
 /* ------------------------------------------------------------- errors */

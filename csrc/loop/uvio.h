@@ -1,8 +1,8 @@
 /* loop component contract, part 2: the libuv stream plumbing shared by every
  * object that owns a connected uv stream -- the asyncio transports
- * (loop/tcp.c), the listeners of their servers (loop/server.c) and the C
+ * (loop/transport.c), the listeners of their servers (loop/server.c) and the C
  * IOStream (stream/stream.c).  Included by loop.h (other components include
- * only loop.h, through state.h); implemented in loop/uvio.c.
+ * only loop.h); implemented in loop/uvio.c.
  *
  * What is here, and who owns what:
  *
@@ -47,11 +47,17 @@
  *                   them with tc_uvio_error() and closes as its API requires.
  *
  *   read buffer     one page-aligned TC_UVIO_READ_BUF_SIZE buffer per module
- *                   (tc_loop_state.readbuf), lent to a read callback between
+ *                   (tc_loop_state.readbuf, tc_loop_read_buffer()), owned by
+ *                   the loop component (allocated in its exec, before any
+ *                   other component's), lent to a read callback between
  *                   its alloc_cb and the end of its read_cb.  The GIL is held
  *                   over that whole span, so no other loop thread can use it
  *                   meanwhile; a reader must copy the bytes out before it runs
  *                   any Python code (which could switch threads).
+ *
+ *   addresses       a numeric Python address tuple -> sockaddr (connect),
+ *                   a sockaddr -> its Python form (peername, sockname, the
+ *                   sender of a datagram), as the socket module does.
  *
  *   errors          libuv error -> the OSError subclass the stdlib raises.
  *
@@ -65,6 +71,7 @@
 #include <Python.h>
 #include <uv.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define TC_UVIO_API __attribute__((visibility("hidden")))
 
@@ -294,9 +301,8 @@ enum { TC_UVIO_HOLD_LAZY = 0, TC_UVIO_HOLD_NOW = 1 };
  * TC_UVIO_HOLD_NOW `owner` holds its self-reference (TC_UVIO_HOLD_LAZY: see
  * tc_uvio_conn_hold); else libuv's error and nothing changed.  `live_error`
  * (static string) is reported if joining or leaving `live` fails. */
-TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop,
-                                  struct tc_loop_state *ls, int kind, PyObject *owner,
-                                  const char *live_error, int hold);
+TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop, int kind,
+                                  PyObject *owner, const char *live_error, int hold);
 
 /* The out-of-line part of tc_uvio_conn_hold. */
 TC_UVIO_API void tc_uvio_conn_take(tc_uvio_conn *c);
@@ -320,7 +326,7 @@ tc_uvio_conn_hold(tc_uvio_conn *c)
  * to the loop's exception handler), and tc_loop_close_handle().  Its close
  * callback clears `open`, forgets the write in flight, leaves `live` and
  * drops the owner's self-reference. */
-TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c, PyObject *s_detach);
+TC_UVIO_API void tc_uvio_conn_close(tc_uvio_conn *c);
 
 /* The handle is open and not closing. */
 static inline int
@@ -331,14 +337,29 @@ tc_uvio_conn_usable(const tc_uvio_conn *c)
 
 /* -------------------------------------------------------- read buffer */
 
-/* Allocate / free ls->readbuf (module exec / clear).  -1 with MemoryError. */
+/* Allocate / free ls->readbuf (the loop component's exec / clear, so it
+ * exists before any other component runs).  -1 with MemoryError. */
 TC_UVIO_API int tc_uvio_readbuf_alloc(struct tc_loop_state *ls);
 TC_UVIO_API void tc_uvio_readbuf_free(struct tc_loop_state *ls);
 
-/* sock.fileno() of a Python socket object: the fd (>= 0), or -1 with an
- * exception set (ValueError('the socket is closed') for a closed one).
- * `s_fileno` is the interned name "fileno". */
-TC_UVIO_API int tc_uvio_sock_fd(PyObject *sock, PyObject *s_fileno);
+/* sock.fileno() of a Python socket object meant for `loop`: the fd (>= 0),
+ * or -1 with an exception set (ValueError('the socket is closed') for a
+ * closed one). */
+TC_UVIO_API int tc_uvio_sock_fd(struct tc_loop *loop, PyObject *sock);
+
+/* ---------------------------------------------------------- addresses */
+
+/* Fill `ss` from a numeric Python address tuple of `family`: (host, port)
+ * for AF_INET, (host, port[, flowinfo[, scope_id]]) for AF_INET6.  0, or -1
+ * with TypeError / ValueError / OverflowError set. */
+TC_UVIO_API int tc_uvio_parse_inet_address(int family, PyObject *address,
+                                           struct sockaddr_storage *ss);
+/* The Python form of a socket address, as the socket module gives it
+ * (getpeername(), recvfrom()): (host, port) for IPv4, (host, port, flowinfo,
+ * scope_id) for IPv6, the path for a Unix socket (str; bytes for an abstract
+ * name).  None for an empty address (len 0) or another family; NULL with
+ * OSError set if the address cannot be printed. */
+TC_UVIO_API PyObject *tc_uvio_sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len);
 
 /* ------------------------------------------------------------- errors */
 

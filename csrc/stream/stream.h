@@ -37,7 +37,9 @@ typedef struct tc_stream tc_stream;
 typedef struct tc_stream_state {
     PyTypeObject *Stream_type;  /* tornado_c._core.Stream: C base of IOStream */
     /* the stream component adds its other types and names here */
-    PyTypeObject *TestConsumer_type; /* _core._test_stream_consumer() objects */
+#ifdef TC_TEST_API
+    PyTypeObject *TestConsumer_type; /* test build: _core._test_stream_consumer() objects */
+#endif
     PyObject *IOStream_cls;     /* tornado_c.iostream.IOStream (set by _stream_setup) */
     PyObject *StreamClosedError, *UnsatisfiableReadError, *StreamBufferFullError;
     PyObject *gen_log;          /* tornado.log.gen_log */
@@ -134,10 +136,18 @@ void tc_stream_set_cork(tc_stream *s, int on);
  * writes are discarded as upstream's close() does. */
 void tc_stream_close(tc_stream *s, PyObject *exc);
 int tc_stream_closed(tc_stream *s);
+/* 1 if (cb, ctx) is the stream's consumer now (a consumer about to detach
+ * checks that nothing replaced it and that the stream did not clear it). */
+int tc_stream_consumer_is(tc_stream *s, const tc_stream_consumer *cb, const void *ctx);
 /* Borrowed: the tc_loop the stream runs on. */
 tc_loop *tc_stream_loop(tc_stream *s);
 
 int tc_stream_exec(PyObject *module, struct tc_state *st);
+#ifdef TC_TEST_API
+/* Test build only (test_consumer.c): _test_stream_consumer,
+ * _test_stream_from_fd and their type; called by tc_stream_exec. */
+int tc_stream_test_exec(PyObject *module, struct tc_state *st);
+#endif
 int tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_stream_clear(struct tc_state *st);
 

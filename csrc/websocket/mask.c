@@ -6,7 +6,7 @@
  * unaligned loads, and a tail loop finishes; the key is rotated by the head
  * length so byte i always meets mask[i % 4].
  */
-#include "state.h"
+#include "websocket/websocket.h"
 
 #include <string.h>
 

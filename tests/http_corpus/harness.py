@@ -28,7 +28,11 @@ from tornado import httputil, web
 from tornado.httpserver import HTTPServer
 
 SUPPORTED = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
-TIMEOUTS = dict(idle_connection_timeout=0.3, body_timeout=0.3)
+# Incomplete requests end when these run out.  0.3 s was too short on a loaded
+# 2-CPU machine: a whole request could wait that long in the 48-connection
+# queue and be cut off on one server but not on the other (differential
+# mutants failed under load, passed alone).
+TIMEOUTS = dict(idle_connection_timeout=1.0, body_timeout=1.0)
 
 
 def echo_line(method, uri, version, body):

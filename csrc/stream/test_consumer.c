@@ -1,6 +1,8 @@
-/* Included by stream.c only: a test-only C consumer, exposed as
- * _core._test_stream_consumer(stream, log) so that tests can drive the
- * consumer API (stream.h) from Python.
+/* stream component, test build only (TORNADO_C_TEST=1, see setup.py): a
+ * C consumer exposed as _core._test_stream_consumer(stream, log) so that
+ * tests can drive the consumer API (stream.h) from Python, and
+ * _core._test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size).
+ * It uses nothing but stream.h, as any other consumer would.
  *
  * The consumer splits its input into lines (b"\n") and appends
  * ("data", line) to `log`; some lines are commands it carries out from
@@ -12,6 +14,12 @@
  *   b"big N"      tc_stream_write_obj(b"x" * N)
  * A line without its b"\n" stays in the stream's buffer.  on_drain appends
  * ("drain",), on_close appends ("close", error). */
+#include "common.h"
+#include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
+
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -49,7 +57,7 @@ tcons_detach(tconsumer *c)
         return;
     }
     c->stream = NULL;
-    if (s->ccb == &tcons_cb && s->cctx == c) {
+    if (tc_stream_consumer_is(s, &tcons_cb, c)) {
         tc_stream_set_consumer(s, NULL, NULL);
     }
     Py_DECREF(s);
@@ -124,7 +132,7 @@ tcons_on_data(void *ctx, tc_stream *s)
             continue;
         }
         Py_DECREF(line);
-        if (s->closed || c->stream == NULL) {
+        if (tc_stream_closed(s) || c->stream == NULL) {
             break;
         }
     }
@@ -279,11 +287,11 @@ fn_test_consumer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_test_stream_consumer(stream, log: list)");
         return NULL;
     }
-    if (((tc_stream *)args[0])->loop == NULL) {
+    if (tc_stream_loop((tc_stream *)args[0]) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
         return NULL;
     }
-    c = PyObject_GC_New(tconsumer, st->stream.TestConsumer_type);
+    c = PyObject_GC_New(tconsumer, st->stream->TestConsumer_type);
     if (c == NULL) {
         return NULL;
     }
@@ -325,4 +333,21 @@ fn_test_from_fd(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     return (PyObject *)s;
+}
+
+static PyMethodDef test_functions[] = {
+    {"_test_stream_consumer", (PyCFunction)(void (*)(void))fn_test_consumer, METH_FASTCALL,
+     "_test_stream_consumer(stream, log): attach a test-only C consumer (see tests)."},
+    {"_test_stream_from_fd", (PyCFunction)(void (*)(void))fn_test_from_fd, METH_FASTCALL,
+     "_test_stream_from_fd(loop, fd, max_buffer_size, read_chunk_size): tc_stream_from_fd()."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+tc_stream_test_exec(PyObject *module, struct tc_state *st)
+{
+    if (tc_add_type(module, &tconsumer_spec, NULL, &st->stream->TestConsumer_type) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, test_functions);
 }

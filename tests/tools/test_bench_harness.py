@@ -1,4 +1,5 @@
-"""Tests for the benchmark harness (benchmarks/harness.py, run.py, wsmask.py).
+"""Tests for the benchmark harness (benchmarks/harness.py, run.py, wsmask.py,
+stream_echo.py).
 
 Most tests need no server.  The server tests start the real hello app (no wrk
 needed); the end-to-end test runs wrk for ~1 s per implementation and is
@@ -15,7 +16,9 @@ import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO as ROOT
+from conftest import run_python
+
 BENCH = os.path.join(ROOT, "benchmarks")
 
 
@@ -526,6 +529,23 @@ def test_wsmask_script_quick(tmp_path):
     assert len(data["comparisons"]) == 4
 
 
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_web_headers_script_quick(tmp_path):
+    out = tmp_path / "wh.json"
+    subprocess.run([sys.executable, os.path.join(BENCH, "web_headers.py"), "--batch-seconds",
+                    "0.002", "--repeats", "1", "--json", str(out)],
+                   check=True, env=server_env(), cwd=str(tmp_path), capture_output=True)
+    data = json.loads(out.read_text())
+    ops = [r["op"] for r in data["results"]]
+    assert ops[0] == "ctor dict" and "parse 8" in ops
+    for row in data["results"]:
+        ns = row["ns_per_op"]
+        assert ns["tornado_c"] > 0 and ns["upstream"] > 0
+        assert row["speedup"] == pytest.approx(ns["upstream"] / ns["tornado_c"])
+    assert len(data["comparisons"]) == len(ops)
+    assert "web_headers" in H.REGISTRY and H.REGISTRY["web_headers"].kind == "script"
+
+
 # --------------------------------------------------------------------------
 # Output
 
@@ -747,3 +767,43 @@ def test_web_floor_drives_the_real_handler(tmp_path):
     assert out["floor_cpu_us_per_request"] > 0
     assert out["comparisons"][0]["values"]["tornado_c"] > 0
     assert H.REGISTRY["web_floor"].script == "web_floor.py"
+
+
+def test_stream_echo_benchmark_via_tcp_runs():
+    # the benchmark checks each setup really got the stream class it names
+    bench = os.path.join(BENCH, "stream_echo.py")
+    r = run_python(bench, "--via", "tcp", "--conns", "2", "--rounds", "20",
+                   "--bulk-mb", "1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
+
+
+def test_stream_echo_benchmark_server_process_runs():
+    # each server subprocess reports the stream class it uses; the benchmark
+    # fails if it is not the one its setup names
+    bench = os.path.join(BENCH, "stream_echo.py")
+    r = run_python(bench, "--via", "tcp-proc", "--conns", "2", "--duration", "0.2",
+                   "--warmup", "0.1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {"upstream", "switch/loop-only", "switch"} <= rows
+
+
+@pytest.mark.skipif(not tornado_c_importable(), reason="tornado_c not built")
+def test_loop_subprocess_script_small_run(tmp_path):
+    """benchmarks/loop_subprocess.py: registered, and a tiny run gives a
+    comparison row per scenario and measure with every loop present."""
+    sc = H.REGISTRY["loop_subprocess"]
+    assert sc.args == ("--json", "{json}") and sc.quick_args == ("--quick",)
+    out = tmp_path / "sp.json"
+    subprocess.run([sys.executable, os.path.join(BENCH, "loop_subprocess.py"), "-n", "20",
+                    "--rounds", "1", "--json", str(out)], check=True, timeout=300,
+                   capture_output=True, cwd=str(tmp_path))
+    doc = json.loads(out.read_text())
+    labels = [c["label"] for c in doc["comparisons"]]
+    assert labels == ["spawn_wait children/s", "spawn_wait parent CPU-µs/child",
+                      "spawn_pipes children/s", "spawn_pipes parent CPU-µs/child"]
+    for c in doc["comparisons"]:
+        assert {"asyncio", "tornado_c"} <= set(c["values"])
+        assert all(v > 0 for v in c["values"].values())

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO as ROOT
 
 
 def load_gate():
@@ -68,3 +68,41 @@ def test_known_failures_rejects_malformed(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("# comment\nfull tornado.test.x.Y.test_z  # flaky under load\n")
     assert gate.load_known(str(good)) == {"full": {"tornado.test.x.Y.test_z": "flaky under load"}}
+
+
+def fake_runs(monkeypatch, tmp_path, second_failed):
+    """Replace run_config: the whole run fails one test; the rerun of its
+    module fails `second_failed`.  Returns the calls made."""
+    calls = []
+    test = "tornado.test.simple_httpclient_test.SimpleHTTPSClientTestCase.test_request_timeout"
+    log = tmp_path / "log"
+    log.write_text("the whole run's log\n")
+
+    def run_config(name, disable, log_dir, tests=(), tag=""):
+        calls.append((name, tuple(tests)))
+        if not tests:
+            return 1, 1517, 111, {test}, str(log), 1.0
+        failed = {test} if second_failed else set()
+        return (1 if second_failed else 0), 139, 1, failed, str(log), 1.0
+
+    monkeypatch.setattr(gate, "run_config", run_config)
+    monkeypatch.setattr(gate, "CONFIGS", {"full": ""})
+    monkeypatch.setattr(gate, "load_known", lambda: {})
+    return calls
+
+
+def test_a_failure_that_passes_in_its_module_rerun_is_flaky(monkeypatch, tmp_path, capsys):
+    calls = fake_runs(monkeypatch, tmp_path, second_failed=False)
+    assert gate.main(["--keep-logs", str(tmp_path)]) == 0
+    assert calls == [("full", ()), ("full", ("tornado.test.simple_httpclient_test",))]
+    out = capsys.readouterr().out
+    assert "FLAKY (failed in the whole run, passed when its module ran again): tornado.test.simple_httpclient_test" in out
+    assert "gate: 1406 passed, 0 failed, 111 skipped" in out
+
+
+def test_a_failure_that_fails_again_fails_the_gate(monkeypatch, tmp_path, capsys):
+    fake_runs(monkeypatch, tmp_path, second_failed=True)
+    assert gate.main(["--keep-logs", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "NEW FAILURE: tornado.test.simple_httpclient_test" in out
+    assert "FLAKY" not in out

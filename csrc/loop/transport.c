@@ -1,4 +1,10 @@
-/* Stream transports (asyncio.Transport) on uv_tcp_t and uv_pipe_t.
+/* loop component: the stream transport, one asyncio.Transport on a connected
+ * uv stream -- a uv_tcp_t for TCP, a uv_pipe_t for Unix sockets -- whatever
+ * made it: create_connection / create_unix_connection (_open + _connect),
+ * connect_accepted_socket and the servers of server.c (accept).  Its Python
+ * type is tornado_c._core.StreamTransport (transport.h is its private header,
+ * shared with server.c); TLS runs on top of it (tls.c, the stdlib's
+ * SSLProtocol).
  *
  * Behaviour follows asyncio's _SelectorSocketTransport (Python 3.11) call for
  * call: connection_made is scheduled with call_soon, reading starts after it,
@@ -15,17 +21,20 @@
  * Reading: Protocol gets bytes copied out of the shared 256 KiB read buffer
  * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
  * returned.
+ *
+ * loop.sendfile() (tornado_c/_loop_sendfile.py) pauses reading, waits on
+ * _make_empty_waiter() for the write queue to drain and then writes to the
+ * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
  */
+#include "common.h"
 #include "state.h"
+#include "loop/loop.h"
 #include "loop/transport.h"
 
 #include <structmember.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <sys/un.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -39,7 +48,8 @@ struct tc_transport {
      * base declares __slots__ = ('_extra',): that slot lives here.  Unused
      * by us; checked against asyncio's layout at import. */
     PyObject *base_extra_slot;
-    tc_state *st;               /* borrowed: the type holds the module */
+    tc_loop_transport_state *ts;      /* borrowed: the transports' part of the module
+                                 * state (the type holds the module) */
     tc_loop *loop;              /* strong */
     tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
                                  * sock is created lazily for accepted
@@ -50,6 +60,8 @@ struct tc_transport {
     PyObject *server;           /* tc_server or NULL */
     PyObject *extra;            /* dict or NULL */
     PyObject *conn_waiter;      /* future of a pending connect */
+    PyObject *empty_waiter;     /* future of _make_empty_waiter() while
+                                 * loop.sendfile() owns the socket, or NULL */
     PyObject *weakreflist;
     size_t high, low;
     Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
@@ -98,12 +110,13 @@ report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
 }
 
 static void force_close(tc_transport *tr, PyObject *exc);
+static void fail_empty_waiter(tc_transport *tr);
 
 /* loop.get_debug() as 0/1 (errors count as 0 and are cleared). */
 static int
 loop_debug(tc_transport *tr)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_get_debug);
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->ts->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -126,7 +139,7 @@ debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
 {
     PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
     PyErr_Fetch(&et, &ev, &etb);
-    meth = PyObject_GetAttrString(tr->st->loop_tcp.logger, "debug");
+    meth = PyObject_GetAttrString(tr->ts->logger, "debug");
     if (meth == NULL) {
         goto done;
     }
@@ -194,21 +207,21 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 
 
 static tc_transport *
-tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
-    PyTypeObject *type = st->loop_tcp.Transport_type;
+    PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
     int rc;
     if (tr == NULL) {
         return NULL;
     }
-    tr->st = st;
+    tr->ts = ts;
     Py_INCREF(loop);
     tr->loop = loop;
     tr->kind = kind;
     tr->high = 64 * 1024;
     tr->low = 16 * 1024;
-    rc = tc_uvio_conn_init(&tr->io, loop, &st->loop, kind, (PyObject *)tr,
+    rc = tc_uvio_conn_init(&tr->io, loop, kind, (PyObject *)tr,
                            "transport bookkeeping failed", TC_UVIO_HOLD_NOW);
     if (rc < 0) {
         Py_DECREF(tr);
@@ -217,7 +230,7 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
     if (live != NULL && live != Py_None) {
         if (PySet_Add(live, (PyObject *)tr) < 0) {
             tr->lost_called = 1;
-            tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+            tc_uvio_conn_close(&tr->io);
             Py_DECREF(tr);
             return NULL;
         }
@@ -228,23 +241,24 @@ tr_alloc(tc_state *st, tc_loop *loop, int kind, PyObject *live)
 }
 
 tc_transport *
-tc_loop_tcp_transport_for_accept(tc_state *st, tc_loop *loop, int kind, PyObject *live)
+tc_loop_transport_for_accept(tc_loop_transport_state *ts, tc_loop *loop, int kind,
+                             PyObject *live)
 {
-    return tr_alloc(st, loop, kind, live);
+    return tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
-tc_loop_tcp_transport_stream(tc_transport *tr)
+tc_loop_transport_stream(tc_transport *tr)
 {
     return &tr->io.h.stream;
 }
 
 void
-tc_loop_tcp_transport_dispose(tc_transport *tr)
+tc_loop_transport_dispose(tc_transport *tr)
 {
     tr->closing = 1;
     tr->lost_called = 1;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -275,7 +289,7 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     tr->lost_called = 1;
     Py_INCREF(tr);
     if (tr->protocol != NULL) {
-        r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_connection_lost,
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_connection_lost,
                                       exc ? exc : Py_None);
         if (r == NULL) {
             rc = -1;
@@ -284,12 +298,13 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
         Py_XDECREF(r);
     }
     /* finally: */
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
     Py_CLEAR(tr->protocol);
+    fail_empty_waiter(tr); /* (the protocol's exception, if any, is fetched) */
     server = tr->server;
     tr->server = NULL;
     if (server != NULL) {
-        tc_loop_tcp_server_detach(server);
+        tc_loop_server_detach(server);
         Py_DECREF(server);
     }
     if (rc < 0) {
@@ -323,7 +338,7 @@ force_close(tc_transport *tr, PyObject *exc)
         read_stop(tr);
     }
     tr->conn_lost++;
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, exc ? exc : Py_None) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_lost, exc ? exc : Py_None) < 0) {
         tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
         if (call_connection_lost(tr, exc) < 0) {
             tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
@@ -351,7 +366,7 @@ maybe_pause_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_pause_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_pause_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -374,7 +389,7 @@ maybe_resume_protocol(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_resume_writing);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_resume_writing);
     if (r == NULL) {
         PyObject *exc = tc_uvio_fetch_exception();
         if (exc != NULL) {
@@ -386,6 +401,46 @@ maybe_resume_protocol(tc_transport *tr)
     Py_DECREF(r);
 }
 
+/* Resolve the future of _make_empty_waiter() if it is pending: with None
+ * (exc NULL: the write queue is empty) or with the exception `exc`
+ * (borrowed).  The waiter stays set -- sendfile is in progress until
+ * _reset_empty_waiter() -- so write() keeps refusing. */
+static void
+resolve_empty_waiter(tc_transport *tr, PyObject *exc)
+{
+    PyObject *w = tr->empty_waiter;
+    int r;
+    if (w == NULL) {
+        return;
+    }
+    Py_INCREF(w); /* resolving it may run code that resets the waiter */
+    r = exc == NULL
+            ? tc_loop_future_set_result(tr->loop, w, Py_None, TC_FUTURE_UNLESS_DONE)
+            : tc_loop_future_set_exception(tr->loop, w, exc, TC_FUTURE_UNLESS_DONE, 0);
+    Py_DECREF(w);
+    if (r < 0) {
+        tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+    }
+}
+
+/* The peer or an error ended the connection while sendfile waited for the
+ * write buffer to drain. */
+static void
+fail_empty_waiter(tc_transport *tr)
+{
+    PyObject *exc;
+    if (tr->empty_waiter == NULL) {
+        return;
+    }
+    exc = PyObject_CallFunction(PyExc_ConnectionError, "s", "Connection is closed by peer");
+    if (exc == NULL) {
+        tc_loop_report_exception(tr->loop, "Could not resolve the sendfile empty waiter", NULL);
+        return;
+    }
+    resolve_empty_waiter(tr, exc);
+    Py_DECREF(exc);
+}
+
 static void do_shutdown(tc_transport *tr);
 
 static void
@@ -394,14 +449,21 @@ write_cb(uv_write_t *req, int status)
     tc_transport *tr = (tc_transport *)req->data;
     int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     tc_uvio_wq_done(&tr->io.wq, status < 0 || tr->conn_lost || tr->lost_called);
     if (status == UV_ECANCELED || tr->conn_lost || tr->lost_called) {
         return;
     }
     Py_INCREF(tr);
     if (status < 0) {
-        fatal_uv_error(tr, status, "Fatal write error on socket transport");
+        PyObject *exc = tc_uvio_error(status);
+        if (exc == NULL) {
+            fatal_error_current(tr, "Fatal write error on socket transport");
+            goto done;
+        }
+        fatal_error(tr, exc, "Fatal write error on socket transport");
+        resolve_empty_waiter(tr, exc);
+        Py_DECREF(exc);
         goto done;
     }
     rc = tc_uvio_wq_next(&tr->io.wq, &tr->io.h.stream, write_cb, tr);
@@ -414,6 +476,7 @@ write_cb(uv_write_t *req, int status)
     }
     maybe_resume_protocol(tr); /* may write more */
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
+        resolve_empty_waiter(tr, NULL);
         if (tr->closing) {
             if (call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
@@ -432,7 +495,7 @@ shutdown_cb(uv_shutdown_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !tr->conn_lost) {
         PyObject *exc = tc_uvio_error(status);
         if (exc == NULL) {
@@ -455,7 +518,7 @@ do_shutdown(tc_transport *tr)
     tr->sreq.data = tr;
     rc = uv_shutdown(&tr->sreq, &tr->io.h.stream, shutdown_cb);
     if (rc == 0) {
-        TC_LOOP_REQUEST_STARTED(tr->st);
+        TC_LOOP_REQUEST_STARTED(tr->loop);
     }
     else if (rc != UV_ENOTCONN) {
         PyObject *exc = tc_uvio_error(rc);
@@ -489,6 +552,23 @@ write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t to
     return 0;
 }
 
+/* What write()/writelines() refuse before looking at the data (asyncio's
+ * order): after write_eof(), and while loop.sendfile() writes to the socket
+ * itself.  0 = go on, -1 = RuntimeError set. */
+static int
+write_refused(tc_transport *tr)
+{
+    if (tr->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return -1;
+    }
+    if (tr->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+        return -1;
+    }
+    return 0;
+}
+
 /* Common checks of write()/writelines(); 1 = go on, 0 = return None,
  * -1 = error. */
 static int
@@ -505,8 +585,8 @@ write_precheck(tc_transport *tr)
     if (tr->conn_lost) {
         if (tr->conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
             PyObject *r = PyObject_CallMethodOneArg(
-                tr->st->loop_tcp.logger, tr->st->loop_tcp.s_warning,
-                tr->st->loop_tcp.s_socket_send_warning);
+                tr->ts->logger, tr->ts->s_warning,
+                tr->ts->s_socket_send_warning);
             if (r == NULL) {
                 return -1;
             }
@@ -540,8 +620,7 @@ tr_write(tc_transport *tr, PyObject *data)
         return NULL;
     }
     if (PyBytes_CheckExact(data)) {
-        if (tr->eof) {
-            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        if (write_refused(tr) < 0) {
             return NULL;
         }
         if (PyBytes_GET_SIZE(data) == 0) {
@@ -559,8 +638,7 @@ tr_write(tc_transport *tr, PyObject *data)
     }
     else {
         Py_buffer view;
-        if (tr->eof) {
-            PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        if (write_refused(tr) < 0) {
             return NULL;
         }
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
@@ -639,8 +717,7 @@ join:
         goto done;
     }
 gathered:
-    if (tr->eof) {
-        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    if (write_refused(tr) < 0) {
         goto done;
     }
     if (total == 0) {
@@ -676,7 +753,7 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
     if (!tr->buffered) {
-        buf->base = tr->st->loop.readbuf; /* lent until read_cb returns */
+        buf->base = tc_loop_read_buffer(tr->loop); /* lent until read_cb returns */
         buf->len = TC_UVIO_READ_BUF_SIZE;
         return;
     }
@@ -685,8 +762,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     if (tr->rview_held || tr->rexc != NULL || tr->protocol == NULL) {
         return; /* read_cb gets UV_ENOBUFS and deals with it */
     }
-    obj = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_get_buffer,
-                                    tr->st->loop_tcp.minus_one);
+    obj = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_get_buffer,
+                                    tr->ts->minus_one);
     if (obj == NULL) {
         tr->rexc = tc_uvio_fetch_exception();
         return;
@@ -731,7 +808,7 @@ on_eof(tc_transport *tr)
     if (tr->protocol == NULL) {
         return;
     }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->st->loop_tcp.s_eof_received);
+    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_eof_received);
     if (r == NULL) {
         fatal_error_current(tr, "Fatal error: protocol.eof_received() call failed.");
         return;
@@ -779,7 +856,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_buffer_updated, n);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, n);
             Py_DECREF(n);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
@@ -801,7 +878,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 fatal_error_current(tr, "Fatal read error on socket transport");
                 goto done;
             }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->st->loop_tcp.s_data_received, data);
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
             Py_DECREF(data);
             if (r == NULL) {
                 fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
@@ -848,9 +925,10 @@ static void
 connect_cb(uv_connect_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
-    PyObject *waiter, *r, *done;
+    PyObject *waiter;
+    int rc;
     TC_LOOP_ENTER(tr->loop);
-    TC_LOOP_REQUEST_DONE(tr->st);
+    TC_LOOP_REQUEST_DONE(tr->loop);
     waiter = tr->conn_waiter; /* take the reference */
     tr->conn_waiter = NULL;
     if (waiter == NULL) {
@@ -862,85 +940,26 @@ connect_cb(uv_connect_t *req, int status)
         Py_DECREF(waiter);
         return;
     }
-    done = PyObject_CallMethodNoArgs(waiter, tr->st->loop_tcp.s_done);
-    if (done == NULL) {
-        tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
-        Py_DECREF(waiter);
-        return;
-    }
-    if (done == Py_True) {
-        Py_DECREF(done);
-        Py_DECREF(waiter);
-        return;
-    }
-    Py_DECREF(done);
     if (status == 0) {
-        r = PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_result, Py_None);
+        rc = tc_loop_future_set_result(tr->loop, waiter, Py_None, TC_FUTURE_UNLESS_DONE);
     }
     else {
         PyObject *exc = tc_uvio_error(status);
-        r = exc ? PyObject_CallMethodOneArg(waiter, tr->st->loop_tcp.s_set_exception, exc) : NULL;
+        rc = exc ? tc_loop_future_set_exception(tr->loop, waiter, exc,
+                                                TC_FUTURE_UNLESS_DONE, 0)
+                 : -1;
         Py_XDECREF(exc);
     }
-    if (r == NULL) {
+    if (rc < 0) {
         tc_loop_report_exception(tr->loop, "connect callback failed", NULL);
     }
-    Py_XDECREF(r);
     Py_DECREF(waiter);
-}
-
-/* Fill `ss` from a Python address tuple of `family`. */
-static int
-parse_inet_address(int family, PyObject *address, struct sockaddr_storage *ss)
-{
-    const char *host;
-    int port;
-    unsigned int flowinfo = 0, scope_id = 0;
-    int rc;
-    memset(ss, 0, sizeof(*ss));
-    if (!PyTuple_Check(address)) {
-        PyErr_Format(PyExc_TypeError, "address must be a tuple, not %.200s",
-                     Py_TYPE(address)->tp_name);
-        return -1;
-    }
-    if (family == AF_INET) {
-        if (!PyArg_ParseTuple(address, "si;AF_INET address must be (host, port)", &host, &port)) {
-            return -1;
-        }
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
-    }
-    else if (family == AF_INET6) {
-        if (!PyArg_ParseTuple(address, "si|II;AF_INET6 address must be (host, port[, flowinfo[, scope_id]])",
-                              &host, &port, &flowinfo, &scope_id)) {
-            return -1;
-        }
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-        if (rc == 0) {
-            ((struct sockaddr_in6 *)ss)->sin6_flowinfo = htonl(flowinfo);
-            if (scope_id) {
-                ((struct sockaddr_in6 *)ss)->sin6_scope_id = scope_id;
-            }
-        }
-    }
-    else {
-        PyErr_Format(PyExc_ValueError, "unsupported address family %d", family);
-        return -1;
-    }
-    if (port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535.");
-        return -1;
-    }
-    if (rc < 0) {
-        PyErr_Format(PyExc_ValueError, "not a numeric address: %R", address);
-        return -1;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------ Python API */
 
 int
-tc_loop_tcp_check_open(PyObject *loop)
+tc_loop_transport_check_open(PyObject *loop)
 {
     PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
     int closed;
@@ -984,7 +1003,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
         return NULL;
     }
-    if (tc_loop_tcp_check_open(loop) < 0) {
+    if (tc_loop_transport_check_open(loop) < 0) {
         return NULL;
     }
     fam_o = PyObject_GetAttrString(sock, "family");
@@ -996,11 +1015,11 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (family == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    fd = tc_uvio_sock_fd(sock, st->loop_tcp.s_fileno);
+    fd = tc_uvio_sock_fd((tc_loop *)loop, sock);
     if (fd < 0) {
         return NULL;
     }
-    tr = tr_alloc(st, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tr_alloc(st->loop_transport, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -1010,7 +1029,7 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
          * (no socket object is attached yet) */
         tr->lost_called = 1;
         tr->closing = 1;
-        tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+        tc_uvio_conn_close(&tr->io);
         Py_DECREF(tr);
         return tc_uvio_set_error(rc);
     }
@@ -1039,10 +1058,10 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
         return NULL;
     }
-    if (parse_inet_address(family, args[1], &ss) < 0) {
+    if (tc_uvio_parse_inet_address(family, args[1], &ss) < 0) {
         return NULL;
     }
-    fut = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->st->loop_tcp.s_create_future);
+    fut = tc_loop_create_future(tr->loop);
     if (fut == NULL) {
         return NULL;
     }
@@ -1052,7 +1071,7 @@ tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(fut);
         return tc_uvio_set_error(rc);
     }
-    TC_LOOP_REQUEST_STARTED(tr->st);
+    TC_LOOP_REQUEST_STARTED(tr->loop);
     Py_INCREF(fut);
     tr->conn_waiter = fut;
     return fut;
@@ -1077,56 +1096,16 @@ snapshot_addresses(tc_transport *tr)
     }
 }
 
-/* The Python form of a socket address (as socket.getpeername() gives). */
-static PyObject *
-sockaddr_to_py(const struct sockaddr_storage *ss, socklen_t len)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (len == 0) {
-        Py_RETURN_NONE;
-    }
-    switch (ss->ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) {
-            Py_RETURN_NONE;
-        }
-        return Py_BuildValue("(siIk)", host, (int)ntohs(a->sin6_port),
-                             (unsigned int)ntohl(a->sin6_flowinfo),
-                             (unsigned long)a->sin6_scope_id);
-    }
-    case AF_UNIX: {
-        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
-        size_t n = len > offsetof(struct sockaddr_un, sun_path)
-                       ? (size_t)len - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (n > 0 && a->sun_path[0] == 0) {
-            return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n); /* abstract */
-        }
-        n = strnlen(a->sun_path, n);
-        return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)n);
-    }
-    default:
-        Py_RETURN_NONE;
-    }
-}
-
 int
-tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
-                            PyObject *waiter)
+tc_loop_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
+                        PyObject *waiter)
 {
     int rc;
     if (tr->started || !tr->io.open || tr->io.closing) {
         PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
         return -1;
     }
-    rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return -1;
     }
@@ -1139,7 +1118,7 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
             return -1;
         }
     }
-    if (schedule(tr, tr->st->loop_tcp.fn_conn_made, NULL) < 0) {
+    if (schedule(tr, tr->ts->fn_conn_made, NULL) < 0) {
         return -1;
     }
     Py_INCREF(protocol);
@@ -1148,11 +1127,12 @@ tc_loop_tcp_transport_start(tc_transport *tr, PyObject *protocol, PyObject *serv
     if (server != NULL && server != Py_None) {
         Py_INCREF(server);
         tr->server = server;
-        tc_loop_tcp_server_attach(server);
+        tc_loop_server_attach(server);
     }
     if (waiter != NULL && waiter != Py_None) {
         PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->st->loop_tcp.fn_set_result, a, 1, NULL);
+        PyObject *h = tc_loop_call_soon(tr->loop, tr->loop->ls->fn_set_result_unless_cancelled,
+                                         a, 1, NULL);
         if (h == NULL) {
             return -1;
         }
@@ -1179,8 +1159,8 @@ tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    if (tc_loop_tcp_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
-                                    nargs > 1 ? args[1] : NULL) < 0) {
+    if (tc_loop_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
+                                nargs > 1 ? args[1] : NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1194,7 +1174,7 @@ tr_dispose(tc_transport *tr, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "transport already started; use close()");
         return NULL;
     }
-    tc_loop_tcp_transport_dispose(tr);
+    tc_loop_transport_dispose(tr);
     Py_RETURN_NONE;
 }
 
@@ -1203,13 +1183,51 @@ tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 {
     /* The loop closes with this transport alive: release the handle and the
      * fd, no protocol callbacks (asyncio leaves such transports to the GC). */
+    if (tr->started && !tr->lost_called) {
+        /* what asyncio's transports say when they are collected unclosed,
+         * which happens once the loop has closed its selector */
+        if (PyErr_ResourceWarning((PyObject *)tr, 1, "unclosed transport %R", (PyObject *)tr) < 0) {
+            PyErr_WriteUnraisable((PyObject *)tr);
+        }
+    }
     tr->closing = 1;
     tr->lost_called = 1;
     if (tr->conn_lost == 0) {
         tr->conn_lost = 1;
     }
     tr->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&tr->io, tr->st->loop_tcp.s_detach);
+    tc_uvio_conn_close(&tr->io);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_make_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    /* loop.sendfile(): a future done once everything written so far has
+     * left (at once if nothing is queued); write() is refused until
+     * _reset_empty_waiter().  As asyncio's _SelectorSocketTransport. */
+    PyObject *fut;
+    if (tr->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
+        return NULL;
+    }
+    fut = tc_loop_create_future(tr->loop);
+    if (fut == NULL) {
+        return NULL;
+    }
+    if (write_buffer_size(tr) == 0 &&
+        tc_loop_future_set_result(tr->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    tr->empty_waiter = Py_NewRef(fut);
+    return fut;
+}
+
+static PyObject *
+tr_reset_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(tr->empty_waiter);
     Py_RETURN_NONE;
 }
 
@@ -1223,7 +1241,7 @@ tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
     read_stop(tr);
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
         tr->conn_lost++;
-        if (schedule(tr, tr->st->loop_tcp.fn_conn_lost, Py_None) < 0) {
+        if (schedule(tr, tr->ts->fn_conn_lost, Py_None) < 0) {
             return NULL;
         }
     }
@@ -1319,7 +1337,7 @@ tr_get_protocol(tc_transport *tr, PyObject *Py_UNUSED(ignored))
 static PyObject *
 tr_set_protocol(tc_transport *tr, PyObject *protocol)
 {
-    int rc = PyObject_IsInstance(protocol, tr->st->loop_tcp.BufferedProtocol);
+    int rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
     if (rc < 0) {
         return NULL;
     }
@@ -1329,15 +1347,16 @@ tr_set_protocol(tc_transport *tr, PyObject *protocol)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+int
+tc_loop_transport_parse_limits(PyObject *args, PyObject *kwds, Py_ssize_t *high_out,
+                               Py_ssize_t *low_out)
 {
     static char *kwlist[] = {"high", "low", NULL};
     PyObject *high_o = Py_None, *low_o = Py_None;
     Py_ssize_t high, low;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
                                      &high_o, &low_o)) {
-        return NULL;
+        return -1;
     }
     if (high_o == Py_None) {
         if (low_o == Py_None) {
@@ -1346,7 +1365,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
         else {
             low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
             if (low == -1 && PyErr_Occurred()) {
-                return NULL;
+                return -1;
             }
             high = 4 * low;
         }
@@ -1354,7 +1373,7 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
         if (high == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (low_o == Py_None) {
@@ -1366,11 +1385,23 @@ tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
     else {
         low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
         if (low == -1 && PyErr_Occurred()) {
-            return NULL;
+            return -1;
         }
     }
     if (!(high >= low && low >= 0)) {
         PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
+        return -1;
+    }
+    *high_out = high;
+    *low_out = low;
+    return 0;
+}
+
+static PyObject *
+tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t high, low;
+    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
         return NULL;
     }
     tr->high = (size_t)high;
@@ -1403,7 +1434,7 @@ get_sock(tc_transport *tr)
     if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
         return NULL;
     }
-    tr->io.sock = PyObject_CallFunction(tr->st->loop_tcp.socket_type, "iiii",
+    tr->io.sock = PyObject_CallFunction(tr->ts->socket_type, "iiii",
                                      -1, -1, -1, (int)fd);
     if (tr->io.sock == NULL) {
         return NULL; /* exception set */
@@ -1415,7 +1446,7 @@ static PyObject *
 tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_tcp_state *ts = &tr->st->loop_tcp;
+    tc_loop_transport_state *ts = tr->ts;
     int is_peer;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
@@ -1456,8 +1487,8 @@ tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
         }
         return Py_NewRef(dflt);
     }
-    v = is_peer ? sockaddr_to_py(&tr->peer_addr, tr->peer_len)
-                : sockaddr_to_py(&tr->sock_addr, tr->sock_len);
+    v = is_peer ? tc_uvio_sockaddr_to_py(&tr->peer_addr, tr->peer_len)
+                : tc_uvio_sockaddr_to_py(&tr->sock_addr, tr->sock_len);
     if (v == Py_None) {
         Py_DECREF(v);
         return Py_NewRef(dflt);
@@ -1509,7 +1540,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_state *st = tc_get_state(module);
     tc_transport *tr;
     PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
         return NULL;
     }
@@ -1517,7 +1548,7 @@ fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (tr->protocol == NULL) {
         Py_RETURN_NONE;
     }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_tcp.s_connection_made, (PyObject *)tr);
+    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
     /* asyncio adds the reader in its own call_soon: reading starts even if
      * connection_made() raised (the exception goes to the handler via the
      * Handle that called us). */
@@ -1534,40 +1565,13 @@ static PyObject *
 fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_tcp.Transport_type)) {
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
     if (call_connection_lost((tc_transport *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
         return NULL;
     }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-fn_set_result(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* futures._set_result_unless_cancelled(fut, None) */
-    tc_state *st = tc_get_state(module);
-    PyObject *c, *r;
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "_set_result_unless_cancelled(fut)");
-        return NULL;
-    }
-    c = PyObject_CallMethodNoArgs(args[0], st->loop_tcp.s_cancelled);
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c == Py_True) {
-        Py_DECREF(c);
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(c);
-    r = PyObject_CallMethodOneArg(args[0], st->loop_tcp.s_set_result, Py_None);
-    if (r == NULL) {
-        return NULL;
-    }
-    Py_DECREF(r);
     Py_RETURN_NONE;
 }
 
@@ -1585,6 +1589,7 @@ tr_traverse(tc_transport *tr, visitproc visit, void *arg)
     Py_VISIT(tr->extra);
     Py_VISIT(tr->io.live);
     Py_VISIT(tr->conn_waiter);
+    Py_VISIT(tr->empty_waiter);
     Py_VISIT(tr->io.wq.obj);
     Py_VISIT(tr->rexc);
     return 0;
@@ -1602,6 +1607,7 @@ tr_clear(tc_transport *tr)
     Py_CLEAR(tr->extra);
     Py_CLEAR(tr->io.live);
     Py_CLEAR(tr->conn_waiter);
+    Py_CLEAR(tr->empty_waiter);
     Py_CLEAR(tr->io.wq.obj);
     Py_CLEAR(tr->rexc);
     if (!tr->io.open) {
@@ -1636,6 +1642,10 @@ static PyMethodDef tr_methods[] = {
     {"_dispose", (PyCFunction)tr_dispose, METH_NOARGS, "Close a transport that never started."},
     {"_loop_closing", (PyCFunction)tr_loop_closing, METH_NOARGS,
      "Release handle and fd because the loop closes."},
+    {"_make_empty_waiter", (PyCFunction)tr_make_empty_waiter, METH_NOARGS,
+     "Future done when the write buffer is empty; write() refused meanwhile (sendfile)."},
+    {"_reset_empty_waiter", (PyCFunction)tr_reset_empty_waiter, METH_NOARGS,
+     "End of sendfile: write() allowed again."},
     {"write", (PyCFunction)tr_write, METH_O, NULL},
     {"writelines", (PyCFunction)tr_writelines, METH_O, NULL},
     {"write_eof", (PyCFunction)tr_write_eof, METH_NOARGS, NULL},
@@ -1689,10 +1699,9 @@ static PyType_Spec tr_spec = {
     .slots = tr_slots,
 };
 
-static PyMethodDef tcp_functions[] = {
+static PyMethodDef transport_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
-    {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1704,9 +1713,9 @@ static PyMethodDef tcp_functions[] = {
     } while (0)
 
 int
-tc_loop_tcp_exec(PyObject *module, tc_state *st)
+tc_loop_transport_exec(PyObject *module, tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     {
         PyObject *base = tc_import_attr("asyncio", "Transport");
         int rc;
@@ -1728,12 +1737,11 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
             return -1;
         }
     }
-    if (PyModule_AddFunctions(module, tcp_functions) < 0) {
+    if (PyModule_AddFunctions(module, transport_functions) < 0) {
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
-        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL ||
-        (ts->fn_set_result = PyObject_GetAttrString(module, "_set_result_unless_cancelled")) == NULL) {
+        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL) {
         return -1;
     }
     if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
@@ -1753,32 +1761,22 @@ tc_loop_tcp_exec(PyObject *module, tc_state *st)
     INTERN(s_buffer_updated, "buffer_updated");
     INTERN(s_pause_writing, "pause_writing");
     INTERN(s_resume_writing, "resume_writing");
-    INTERN(s_detach, "detach");
     INTERN(s_getpeername, "getpeername");
     INTERN(s_getsockname, "getsockname");
     INTERN(s_wakeup, "_wakeup");
-    INTERN(s_set_result, "set_result");
-    INTERN(s_set_exception, "set_exception");
-    INTERN(s_cancelled, "cancelled");
-    INTERN(s_create_future, "create_future");
-    INTERN(s_fileno, "fileno");
     INTERN(s_warning, "warning");
     INTERN(s_get_debug, "get_debug");
     INTERN(s_socket, "socket");
     INTERN(s_peername, "peername");
     INTERN(s_sockname, "sockname");
-    INTERN(s_done, "done");
     INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    if (tc_uvio_readbuf_alloc(&st->loop) < 0) {
-        return -1;
-    }
     return tc_loop_server_exec(module, st);
 }
 
 int
-tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
+tc_loop_transport_traverse(tc_state *st, visitproc visit, void *arg)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_VISIT(ts->Transport_type);
     Py_VISIT(ts->Server_type);
     Py_VISIT(ts->TransportSocket);
@@ -1787,14 +1785,13 @@ tc_loop_tcp_traverse(tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ts->logger);
     Py_VISIT(ts->fn_conn_made);
     Py_VISIT(ts->fn_conn_lost);
-    Py_VISIT(ts->fn_set_result);
     return 0;
 }
 
 void
-tc_loop_tcp_clear(tc_state *st)
+tc_loop_transport_clear(tc_state *st)
 {
-    tc_loop_tcp_state *ts = &st->loop_tcp;
+    tc_loop_transport_state *ts = st->loop_transport;
     Py_CLEAR(ts->Transport_type);
     Py_CLEAR(ts->Server_type);
     Py_CLEAR(ts->TransportSocket);
@@ -1803,7 +1800,6 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->logger);
     Py_CLEAR(ts->fn_conn_made);
     Py_CLEAR(ts->fn_conn_lost);
-    Py_CLEAR(ts->fn_set_result);
     Py_CLEAR(ts->minus_one);
     Py_CLEAR(ts->s_connection_made);
     Py_CLEAR(ts->s_connection_lost);
@@ -1813,21 +1809,13 @@ tc_loop_tcp_clear(tc_state *st)
     Py_CLEAR(ts->s_buffer_updated);
     Py_CLEAR(ts->s_pause_writing);
     Py_CLEAR(ts->s_resume_writing);
-    Py_CLEAR(ts->s_detach);
     Py_CLEAR(ts->s_getpeername);
     Py_CLEAR(ts->s_getsockname);
     Py_CLEAR(ts->s_wakeup);
-    Py_CLEAR(ts->s_set_result);
-    Py_CLEAR(ts->s_set_exception);
-    Py_CLEAR(ts->s_cancelled);
-    Py_CLEAR(ts->s_create_future);
-    Py_CLEAR(ts->s_fileno);
     Py_CLEAR(ts->s_warning);
     Py_CLEAR(ts->s_get_debug);
     Py_CLEAR(ts->s_socket);
     Py_CLEAR(ts->s_peername);
     Py_CLEAR(ts->s_sockname);
-    Py_CLEAR(ts->s_done);
     Py_CLEAR(ts->s_socket_send_warning);
-    tc_uvio_readbuf_free(&st->loop);
 }

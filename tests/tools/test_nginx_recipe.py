@@ -20,6 +20,7 @@ import time
 import pytest
 
 import _serverproc as sp
+from conftest import free_port
 
 NGINX_DIR = os.path.join(sp.ROOT, "examples", "nginx")
 APP = os.path.join(NGINX_DIR, "app.py")
@@ -59,14 +60,6 @@ def render_config(prefix, listen, upstreams):
     )
     assert "@" not in text, "unreplaced placeholder"
     return text
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def request_via(port, source_ip, path="/", extra=b""):

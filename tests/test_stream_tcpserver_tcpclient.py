@@ -1,8 +1,9 @@
-"""The switch gives plain TCPServer / TCPClient users the C IOStream.
+"""The C IOStream as plain TCPServer / TCPClient users get it.
 
 Under ``install()`` the ``http`` component replaces the two module globals
 ``tornado.tcpserver.IOStream`` and ``tornado.tcpclient.IOStream`` with
-``tornado_c.iostream.IOStream``.  The behaviour tests run in two modes
+``tornado_c.iostream.IOStream`` (tests/test_switch.py checks the patching
+itself).  The behaviour tests here run in two modes
 (parametrised): "upstream" (switch uninstalled, asyncio's default loop,
 upstream's IOStream) and "tornado_c" (switch installed, the tornado_c loop,
 the C IOStream); both must behave the same, and each checks which stream
@@ -28,7 +29,7 @@ import tornado_c
 from tornado_c import _core
 from tornado_c import iostream as tci
 
-from conftest import run_python
+from conftest import free_port, run_python
 
 MODES = ["upstream", "tornado_c"]
 ALL = {name: True for name in ("loop", "http", "web", "websocket")}
@@ -146,51 +147,7 @@ async def one_connection():
     return server, client, stream, address
 
 
-# ----------------------------------------------------------- the switch
-
-
-def test_install_patches_tcp_names_and_uninstall_restores(clean_switch, monkeypatch):
-    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
-    tornado_c.uninstall()
-    orig_server = tornado.tcpserver.IOStream
-    orig_client = tornado.tcpclient.IOStream
-    orig_iostream = tornado.iostream.IOStream
-    assert orig_server is orig_client is orig_iostream
-
-    assert "http" in tornado_c.install()
-    assert tornado.tcpserver.IOStream is tci.IOStream
-    assert tornado.tcpclient.IOStream is tci.IOStream
-    # the class itself is not replaced: hand-made IOStream(sock) is upstream's
-    assert tornado.iostream.IOStream is orig_iostream
-    # TLS keeps upstream's class
-    assert tornado.tcpserver.SSLIOStream is tornado.iostream.SSLIOStream
-    tornado_c.install()  # idempotent
-    assert tornado.tcpserver.IOStream is tci.IOStream
-
-    tornado_c.uninstall()
-    assert tornado.tcpserver.IOStream is orig_server
-    assert tornado.tcpclient.IOStream is orig_client
-    assert tornado.iostream.IOStream is orig_iostream
-    tornado_c.uninstall()
-    assert tornado.tcpserver.IOStream is orig_server
-
-
-@pytest.mark.parametrize("how", ["env", "argument", "env-loop"])
-def test_tcp_names_untouched_without_http(clean_switch, monkeypatch, how):
-    tornado_c.uninstall()
-    orig = tornado.tcpserver.IOStream
-    monkeypatch.delenv("TORNADO_C_DISABLE", raising=False)
-    if how == "env":
-        monkeypatch.setenv("TORNADO_C_DISABLE", "http")
-        active = tornado_c.install()
-    elif how == "env-loop":  # http requires loop
-        monkeypatch.setenv("TORNADO_C_DISABLE", "loop")
-        active = tornado_c.install()
-    else:
-        active = tornado_c.install(http=False)
-    assert "http" not in active
-    assert tornado.tcpserver.IOStream is orig
-    assert tornado.tcpclient.IOStream is orig
+# ------------------------------------ the patched names off the C loop
 
 
 def test_installed_but_not_on_tornado_c_loop_gives_upstream_streams(clean_switch, monkeypatch):
@@ -341,10 +298,7 @@ def test_buffer_sizes_reach_the_streams(mode, caplog):
 
 def test_connect_refused(mode):
     async def main():
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()  # nobody listens there
+        port = free_port()  # nobody listens there
         with pytest.raises(StreamClosedError) as info:
             await TCPClient().connect("127.0.0.1", port)
         assert isinstance(info.value.real_error, ConnectionRefusedError)
@@ -421,10 +375,7 @@ def test_source_port_and_ip(mode):
     async def main():
         server = Recording()
         port = listen(server)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        src_port = probe.getsockname()[1]
-        probe.close()
+        src_port = free_port()
         client = await TCPClient().connect("127.0.0.1", port, source_ip="127.0.0.1",
                                            source_port=src_port)
         check_kind(mode, client)
@@ -770,10 +721,7 @@ def test_no_fd_leak_over_many_connections(mode):
     async def main():
         server = Echo()
         port = listen(server)
-        dead = socket.socket()
-        dead.bind(("127.0.0.1", 0))
-        dead_port = dead.getsockname()[1]
-        dead.close()
+        dead_port = free_port()
         lst, held = _full_backlog()
         # warm up: the first resolve may set up the loop's DNS machinery
         (await TCPClient().connect("127.0.0.1", port)).close()
@@ -857,26 +805,3 @@ def test_python_m_tornado_c_tcp_echo(tmp_path):
     assert plain.stdout.splitlines()[3] == "tornado.iostream tornado.iostream"
     assert ours.stdout.splitlines()[3] == "tornado_c.iostream tornado_c.iostream"
     assert ours.stderr == plain.stderr == ""
-
-
-def test_stream_echo_benchmark_via_tcp_runs():
-    # the benchmark checks each setup really got the stream class it names
-    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "benchmarks", "stream_echo.py")
-    r = run_python(bench, "--via", "tcp", "--conns", "2", "--rounds", "20",
-                   "--bulk-mb", "1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
-    assert r.returncode == 0, r.stderr
-    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
-    assert {"upstream", "switch/loop-only", "switch"} <= rows
-
-
-def test_stream_echo_benchmark_server_process_runs():
-    # each server subprocess reports the stream class it uses; the benchmark
-    # fails if it is not the one its setup names
-    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "benchmarks", "stream_echo.py")
-    r = run_python(bench, "--via", "tcp-proc", "--conns", "2", "--duration", "0.2",
-                   "--warmup", "0.1", cwd="/tmp", env={"TORNADO_C_DISABLE": ""})
-    assert r.returncode == 0, r.stderr
-    rows = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
-    assert {"upstream", "switch/loop-only", "switch"} <= rows

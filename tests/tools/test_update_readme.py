@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO as ROOT
 spec = importlib.util.spec_from_file_location(
     "update_readme", os.path.join(ROOT, "benchmarks", "update_readme.py"))
 mod = importlib.util.module_from_spec(spec)

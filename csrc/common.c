@@ -1,0 +1,59 @@
+/* Helpers every component may use; the contract is in common.h. */
+#include "common.h"
+
+#include <string.h>
+
+struct tc_state *
+tc_state_from_type(PyTypeObject *type)
+{
+    /* Borrowed module reference; our heap types are always created with it. */
+    PyObject *module = PyType_GetModule(type);
+    if (module == NULL) {
+        return NULL;
+    }
+    return tc_get_state(module);
+}
+
+struct tc_state *
+tc_state_from_subtype(PyTypeObject *type, const char *what)
+{
+    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
+        if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
+            PyObject *m = PyType_GetModule(t); /* borrowed */
+            if (m != NULL) {
+                return tc_get_state(m);
+            }
+            PyErr_Clear(); /* a Python subclass: no module of its own */
+        }
+    }
+    PyErr_Format(PyExc_TypeError, "not a subclass of %s", what);
+    return NULL;
+}
+
+PyObject *
+tc_import_attr(const char *mod, const char *attr)
+{
+    PyObject *m = PyImport_ImportModule(mod), *r;
+    if (m == NULL) {
+        return NULL;
+    }
+    r = PyObject_GetAttrString(m, attr);
+    Py_DECREF(m);
+    return r;
+}
+
+int
+tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
+            PyTypeObject **out)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, base);
+    if (type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, strrchr(spec->name, '.') + 1, type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    *out = (PyTypeObject *)type; /* the state owns this new reference */
+    return 0;
+}

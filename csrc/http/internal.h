@@ -1,0 +1,138 @@
+/* Private header of the C HTTP server: the two objects and what their files
+ * share.  Only csrc/http/server.c and csrc/http/connection.c include it;
+ * other components use http.h.
+ *
+ *   server.c      HTTPServerConnection (sconn): one accepted connection --
+ *                 the stream consumer, the parser glue, the delegate calls,
+ *                 the idle and body timers, the request loop of upstream's
+ *                 HTTP1ServerConnection -- and tc_http_server_exec.
+ *   connection.c  HTTPConnection (rconn): one request, what apps see as
+ *                 request.connection -- write_headers / write / finish
+ *                 through the response writer (http_py.c), detach, the
+ *                 close callback and per-request limits.
+ *
+ * An sconn holds its current rconn (req) and each rconn its sconn (sc) until
+ * the request is over or detached; the write path is inline below, the rest
+ * TC_INTERNAL functions of server.c (common.h).
+ */
+#ifndef TC_HTTP_INTERNAL_H
+#define TC_HTTP_INTERNAL_H
+
+#include "common.h"
+#include "state.h"
+#include "loop/loop.h"
+#include "stream/stream.h"
+#include "http/http.h"
+
+typedef struct sconn sconn;
+typedef struct rconn rconn;
+
+struct sconn {
+    PyObject_HEAD
+    tc_http_state *hs;       /* borrowed: the type holds the module */
+    tc_loop *loop;           /* strong */
+    PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
+    PyObject *context;       /* strong: _HTTPRequestContext */
+    PyObject *closed_future; /* strong or NULL: resolved when serving ended */
+    PyObject *idle_timer;    /* strong TimerHandle or NULL */
+    PyObject *body_timer;    /* strong TimerHandle or NULL */
+    PyObject *write_futures; /* list of futures resolved at drain */
+    rconn *req;              /* strong: the current request, or NULL */
+    tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
+    tc_http_parser parser;
+    tc_http_buf body;        /* coalesced body bytes not yet delivered */
+    size_t chunk_size;
+    Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */
+    uint64_t default_max_body;
+    double idle_timeout;     /* < 0: none */
+    double body_timeout;     /* < 0: none */
+    double head_wait_start;
+    int decompress;
+    /* state */
+    char closed;             /* the stream closed (or close started) */
+    char close_scheduled;    /* _closed() scheduled */
+    char close_notified;     /* _closed() ran */
+    char detached;
+    char waiting_head;       /* between requests: the idle timeout applies */
+    char in_process, again;
+    char awaiting;           /* a delegate awaitable is pending */
+    char msg_complete;       /* parser finished the message (paused) */
+    char finish_called;      /* delegate.finish() done (or skipped) */
+    char close_after_drain;
+    char head_pending;       /* a head was parsed: run the delegate */
+    char flush_body;         /* deliver coalesced body bytes now */
+    char expect_continue;
+    char defer_next;         /* the next request is started by _process */
+    char read_paused;        /* tc_stream_pause_reading while a response is pending */
+    char serving;            /* holds a self-reference until _closed() */
+    PyObject *weakreflist;
+};
+
+struct rconn {
+    PyObject_HEAD
+    sconn *sc;               /* strong; NULL once detached */
+    PyObject *delegate;      /* strong or NULL */
+    PyObject *start_line;    /* strong: RequestStartLine */
+    PyObject *headers;       /* strong: request HTTPHeaders */
+    PyObject *close_callback;/* strong or NULL */
+    tc_http_writer w;
+    double body_timeout;     /* < 0: none */
+    char head_delivered;     /* headers_received called: on_connection_close is owed */
+    char read_finished, write_finished, response_done, finish_waiting;
+    char delegate_closed;
+};
+
+/* ------------------------------------------------------ inline helpers */
+
+/* Cancel and drop a timer of the connection (NULL: none). */
+static inline void
+tc_http_cancel_timer(PyObject **t)
+{
+    if (*t != NULL) {
+        tc_loop_handle_cancel(*t);
+        Py_CLEAR(*t);
+    }
+}
+
+/* Bytes written and not yet taken by the kernel (0 once closed). */
+static inline size_t
+tc_http_sc_pending(sconn *sc)
+{
+    return sc->closed ? 0 : tc_stream_write_pending(sc->stream);
+}
+
+/* Write bytes; 0 or -1 with StreamClosedError set when closed. */
+static inline int
+tc_http_sc_write(sconn *sc, const char *data, size_t len)
+{
+    if (sc->closed || sc->detached) {
+        PyErr_SetNone(sc->hs->StreamClosedError);
+        return -1;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    return tc_stream_write(sc->stream, data, len);
+}
+
+/* ------------------------------------------------- server.c, for connection.c */
+
+/* Close while an exception is set (to be raised to the caller after). */
+TC_INTERNAL void tc_http_sc_close_keep_exc(sconn *sc);
+/* Everything written reached the kernel: resolve the futures write_headers/
+ * write/finish handed out meanwhile.  -1 (exception set) only when the list
+ * could not be replaced. */
+TC_INTERNAL int tc_http_sc_resolve_write_futures(sconn *sc);
+/* Run the Python-visible side of a close (_closed) from the loop. */
+TC_INTERNAL void tc_http_sc_schedule_closed(sconn *sc);
+/* The response is finished and flushed (upstream's _finish_request): the
+ * next request, or the close. */
+TC_INTERNAL void tc_http_rc_finish_request(rconn *rc);
+
+/* ------------------------------------------------- connection.c, for server.c */
+
+/* Register _core.HTTPConnection (hs->ReqConnType); called by
+ * tc_http_server_exec. */
+TC_INTERNAL int tc_http_connection_exec(PyObject *module, struct tc_state *st);
+
+#endif /* TC_HTTP_INTERNAL_H */

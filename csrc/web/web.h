@@ -1,0 +1,137 @@
+/* web component contract: tornado.web's request path in C.  Now: HTTPHeaders.
+ *
+ * The type.  _core.HTTPHeaders (headers.c) is the C base of
+ * tornado_c.httputil.HTTPHeaders, a Python subclass that adds upstream's
+ * MutableMapping mixins (keys/items/values views, pop, setdefault, update,
+ * __eq__ ...) and the ABC metaclass; the base alone cannot be instantiated.
+ * Every method upstream's tornado.httputil.HTTPHeaders defines itself (and
+ * get) is C, with Tornado 6.6.1's behaviour: names normalized as
+ * _normalize_header does, upstream's validation and errors in add /
+ * parse_line / parse, upstream's combined-value cache semantics in
+ * __getitem__, get_list handing out the live list of values, get_all in
+ * upstream's order (names in first-insertion order, each name's values in
+ * order), copies that re-validate as upstream's copy does through add().
+ *
+ * Storage.  An array of entries in upstream's dict order (a deleted entry is
+ * a hole until the array is compacted, which happens only when it is full),
+ * one per normalized name: the name and its hash, and either its only value
+ * or the list of its values, plus the cached combined value.  Up to 8
+ * entries a lookup scans the array; beyond that an open-addressing index
+ * (int32 entry numbers, load <= 2/3, rebuilt when the array is) keeps it
+ * O(1).  Hashes are the names' str hashes (SipHash, keyed per process), so
+ * the index is no easier to flood than a dict.  Adding one more value to a
+ * name is O(1) amortized: many repeated headers stay linear (the
+ * CVE-2025-67725 class).
+ *
+ * The switch (see tornado_c/_switch.py, WebComponent).  The name
+ * tornado.httputil.HTTPHeaders stays upstream's class, and the class keeps
+ * its own members: every module, every `from tornado.httputil import
+ * HTTPHeaders` and its introspection (upstream's API snapshot test) are
+ * upstream's.  While `web` is on, the class wears another metaclass
+ * (tornado_c.httputil._SwitchedMeta, an ABCMeta) whose __call__ is C
+ * (_core._web_headers_call): HTTPHeaders(...) of the class itself gives the
+ * C headers, initialised with the same arguments; its subclasses are
+ * constructed as upstream's.  So RequestHandler.clear()'s
+ * httputil.HTTPHeaders({...}), upstream's copy() and parse() make C
+ * headers, and the C HTTP server builds its request headers in C
+ * (tc_web_headers_active).  The switch puts ABCMeta back when it is off.
+
+ * Identity with upstream's class: _core's base is registered as a virtual
+ * subclass of upstream's class (isinstance(h, tornado.httputil.HTTPHeaders)
+ * holds for C headers), and the Python class's metaclass counts upstream's
+ * instances as its own.  Pickles of C headers name
+ * tornado.httputil.HTTPHeaders with upstream's state: they load as
+ * upstream's class where tornado_c is off or absent, as C headers where it
+ * is on.  A subclass of the C class keeps upstream's internal dispatch:
+ * add() goes through __contains__/__setitem__, __init__ through update(),
+ * parse through cls() and parse_line(), copy/__str__ through get_all(), as
+ * upstream's do.
+ *
+ * Setup.  tornado_c/httputil.py calls _core._web_headers_setup() when it is
+ * imported (the classes, HTTPInputError, the slow-path helpers); creating an
+ * instance before that imports it.  The switch calls
+ * _core._web_headers_activate(True/False) with the metaclass it sets and
+ * puts back.
+
+ * Contract for other components (all need the GIL):
+ *   tc_web_headers_active(ws)  1 when the server should build C headers.
+ *   tc_web_headers_new(ws)     a new empty instance of the Python class.
+ *   tc_web_headers_append_parsed(h, name, nlen, value, vlen)
+ *       add() of a pair the HTTP parser already checked (name an HTTP token,
+ *       value valid field content): normalized in C, value decoded latin-1.
+ *   tc_web_headers_exact(ws, o)  o's type is exactly the Python class (no
+ *       subclass that could override get_all), so the pairs may be read
+ *       directly with tc_web_headers_next().
+ *   tc_web_headers_next(o, pos, &name, &value)  the next pair in get_all()
+ *       order, borrowed references valid until the headers are changed.
+ *   tc_web_upstream_headers(ws) upstream's class (borrowed), or NULL before
+ *       setup.
+ */
+#ifndef TC_WEB_H
+#define TC_WEB_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+struct tc_state;
+
+typedef struct tc_web_state {
+    PyTypeObject *HeadersType;     /* _core.HTTPHeaders, the C base */
+    PyTypeObject *KeyIterType;     /* iter(headers) */
+    PyTypeObject *AllIterType;     /* headers.get_all() */
+    /* set by _web_headers_setup (tornado_c/httputil.py); all strong */
+    PyObject *Headers;             /* tornado_c.httputil.HTTPHeaders */
+    PyObject *UpstreamHeaders;     /* tornado.httputil.HTTPHeaders as upstream defines it */
+    PyObject *HTTPInputError;      /* tornado.httputil.HTTPInputError */
+    PyObject *normalize;           /* tornado.httputil._normalize_header */
+    PyObject *check_add;           /* tornado_c.httputil._check_add(name, value, bytes) */
+    PyObject *up_parse;            /* upstream's parse, the function under the classmethod */
+    PyObject *httputil_module;     /* tornado.httputil (for its current HTTPHeaders) */
+    char active;                   /* the web component is on: the server builds ours */
+    /* interned names and constants, made in exec */
+    PyObject *s_chars_are_bytes, *s_add, *s_parse_line, *s_get_all, *s_update,
+        *s_HTTPHeaders, *s_as_list, *s_combined_cache, *s_dict, *s_comma, *s_empty,
+        *s_colon_space, *s_newline;
+} tc_web_state;
+
+int tc_web_exec(PyObject *module, struct tc_state *st);
+int tc_web_traverse(struct tc_state *st, visitproc visit, void *arg);
+void tc_web_clear(struct tc_state *st);
+
+/* headers.c */
+int tc_web_headers_exec(PyObject *module, struct tc_state *st);
+
+static inline int
+tc_web_headers_active(const tc_web_state *ws)
+{
+    return ws->active && ws->Headers != NULL;
+}
+
+/* New reference, or NULL with an exception set. */
+PyObject *tc_web_headers_new(tc_web_state *ws);
+
+/* 0, or -1 with an exception set (MemoryError). */
+int tc_web_headers_append_parsed(PyObject *h, const char *name, size_t nlen,
+                                 const char *value, size_t vlen);
+
+static inline int
+tc_web_headers_exact(const tc_web_state *ws, PyObject *o)
+{
+    return ws->Headers != NULL && (PyObject *)Py_TYPE(o) == ws->Headers;
+}
+
+/* Where tc_web_headers_next() is: start with {0, 0}. */
+typedef struct tc_web_pos {
+    Py_ssize_t entry, k;
+} tc_web_pos;
+
+/* 1 and the next pair (borrowed), or 0 at the end. */
+int tc_web_headers_next(PyObject *h, tc_web_pos *pos, PyObject **name, PyObject **value);
+
+static inline PyObject *
+tc_web_upstream_headers(const tc_web_state *ws)
+{
+    return ws->UpstreamHeaders;
+}
+
+#endif /* TC_WEB_H */
