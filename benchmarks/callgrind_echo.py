@@ -16,6 +16,9 @@ Cases:
   tls1k   1 KiB over TLS to a Protocol that writes it back (ssl= server)
   tls64k  64 KiB the same way
   tcp1k   1 KiB over plain TCP (reference for the TLS cases)
+  tls1k-streams, tls64k-streams
+          the TLS cases with an asyncio.start_server() handler (StreamReader
+          read / StreamWriter write + drain) instead of a Protocol
 
 Instruction counts include OpenSSL's (the same library for every loop) and
 exclude the kernel's (system calls are not counted).  Under valgrind the
@@ -40,7 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 CASES = {"udp64": ("udp", 64), "tls1k": ("tls", 1024), "tls64k": ("tls", 65536),
-         "tcp1k": ("tcp", 1024)}
+         "tcp1k": ("tcp", 1024), "tls1k-streams": ("tls", 1024),
+         "tls64k-streams": ("tls", 65536)}
 LOOPS = ("asyncio", "uvloop", "tornado_c")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -137,7 +141,21 @@ def worker(case, loop_kind, n):
                 d = os.path.dirname(tornado.test.__file__)
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(os.path.join(d, "test.crt"), os.path.join(d, "test.key"))
-            tr = await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
+            if case.endswith("-streams"):
+                async def handle(reader, writer):
+                    while True:
+                        data = await reader.read(262144)
+                        if not data:
+                            break
+                        writer.write(data)
+                        await writer.drain()
+                    writer.close()
+                    if not done.done():
+                        done.set_result(None)
+
+                tr = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+            else:
+                tr = await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
             port = tr.sockets[0].getsockname()[1]
         proc = subprocess.Popen([sys.executable, "-c", CLIENT, kind, str(port), str(size),
                                  str(n)])
@@ -198,7 +216,7 @@ def main(argv=None):
     print("%-8s %-10s %14s %14s %12s %10s" % ("case", "loop", "Ir(N)", "Ir(2N)", "Ir/msg",
                                               "vs uvloop"))
     for case in args.cases.split(","):
-        n = args.n // 10 if case == "tls64k" else args.n
+        n = args.n // 10 if case.startswith("tls64k") else args.n
         per = {}
         for lk in args.loops.split(","):
             started = time.monotonic()
