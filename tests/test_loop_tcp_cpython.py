@@ -44,7 +44,7 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
     # run_until_complete() returned, when the C loop may already have read the
     # close (stream transports read in the poll phase, ahead of callbacks that
     # were already queued; asyncio queues the read behind them -- README,
-    # "Known differences of the C loop").
+    # "Known differences of the C loop"; tests/test_loop_order.py).
     test_create_ssl_unix_connection = _skip(
         "races the server's close: stream transports read in the poll phase (README)")
     # loop-core tests (not transports): counted _run_once calls, sock_recv
