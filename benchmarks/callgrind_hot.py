@@ -18,6 +18,12 @@ Cases:
   hello           one keep-alive GET of benchmarks/apps/hello.py's handler,
                   server under the full switch in the measured process, the
                   client a separate, unmeasured process
+  https_hello     the same over TLS: the server has ssl_options (Tornado's
+                  test certificate), one keep-alive TLS connection (the
+                  handshake cancels out with the start-up)
+  https_hello_upstream, hello_upstream
+                  the same two without tornado_c (plain upstream Tornado on
+                  asyncio's loop), for the ratio
 
 Only the measured process runs under valgrind (children are not traced).
 """
@@ -33,7 +39,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello")
+CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
+         "https_hello", "https_hello_upstream", "hello_upstream")
+# not run unless asked for (--cases): the upstream references and TLS
+OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -154,9 +163,14 @@ def case_iostream_write(n):
 
 
 CLIENT = r"""
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+import socket, ssl, sys
+port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "tls"
 s = socket.create_connection(("127.0.0.1", port))
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(s)
 req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 buf = b""
 for _ in range(n):
@@ -180,15 +194,26 @@ s.close()
 """
 
 
-def case_hello(n):
+def case_hello(n, tls=False, switch=True):
     import asyncio
     import threading
 
-    import tornado_c
+    if switch:
+        import tornado_c
 
-    tornado_c.install()
+        tornado_c.install()
     sys.path.insert(0, os.path.join(HERE, "apps"))
     import hello
+
+    ssl_options = None
+    if tls:
+        import ssl
+
+        import tornado.test
+
+        d = os.path.dirname(tornado.test.__file__)
+        ssl_options = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_options.load_cert_chain(os.path.join(d, "test.crt"), os.path.join(d, "test.key"))
 
     async def main():
         app = hello.make_app()
@@ -199,11 +224,12 @@ def case_hello(n):
         port = lsock.getsockname()[1]
         from tornado.httpserver import HTTPServer
 
-        server = HTTPServer(app)
+        server = HTTPServer(app, ssl_options=ssl_options)
         server.add_sockets([lsock])
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
-        proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(n)])
+        proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(n),
+                                 "tls" if tls else "plain"])
 
         def waiter():
             rc = proc.wait()
@@ -217,6 +243,18 @@ def case_hello(n):
             raise SystemExit("client failed: %d" % rc)
 
     asyncio.run(main())
+
+
+def case_https_hello(n):
+    case_hello(n, tls=True)
+
+
+def case_https_hello_upstream(n):
+    case_hello(n, tls=True, switch=False)
+
+
+def case_hello_upstream(n):
+    case_hello(n, switch=False)
 
 
 # --------------------------------------------------------------------------
@@ -241,7 +279,7 @@ def run_once(case, n, env):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default=",".join(c for c in CASES if c not in OPTIONAL_CASES))
     ap.add_argument("--n", type=int, default=2000, help="operations in the smaller run")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)

@@ -36,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,13 @@ class HttpScenario:
     expect_status: int = 200
     expect_body: bytes | None = None  # checked once before measuring
     expect_json: object = None  # ditto, compared after json.loads
+    tls: bool = False  # the app serves HTTPS (wrk and the check connect with TLS,
+    # certificate not verified); wrk's connections are kept alive, so the
+    # figures are those of requests on established TLS connections
     kind: str = field(default="http", init=False)
+
+    def url(self, port):
+        return "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", port, self.path)
 
     def app_path(self):
         return os.path.join(HERE, self.app)
@@ -132,6 +139,11 @@ register(HttpScenario(
     "GET / -> self.write(small dict) (JSON encoding, keep-alive)",
     expect_json={"message": "Hello, World!", "n": 1, "ok": True,
                  "tags": ["tornado", "benchmark"], "ratio": 0.5},
+))
+register(HttpScenario(
+    "https_hello", "apps/hello_https.py",
+    "hello over HTTPS (ssl_options server; keep-alive: no handshakes measured)",
+    expect_body=b"Hello, world", tls=True,
 ))
 register(ScriptScenario(
     "wsmask", "wsmask.py",
@@ -705,7 +717,13 @@ class Server:
 def http_check(port, scenario, timeout=10.0):
     """One request before measuring: the app must answer as expected (a fast
     404 would otherwise look like a great result)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if scenario.tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", scenario.path)
         resp = conn.getresponse()
@@ -776,7 +794,7 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
     """One implementation, one server: start, check, warm up, measure, stop.
     Never raises for a failed run: returns {'ok': False, 'error': ...}."""
     port = free_port()
-    url = "http://127.0.0.1:%d%s" % (port, scenario.path)
+    url = scenario.url(port)
     argv = server_argv(impl, scenario, port)
     result = {"implementation": impl, "ok": False, "command": " ".join(argv), "warnings": []}
     server = None

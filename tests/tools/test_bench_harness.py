@@ -329,7 +329,7 @@ def test_select_default_skips_absent_optional_scripts():
     reg["ghost"] = H.ScriptScenario("ghost", "no_such_script.py", "absent", optional=True)
     chosen, notes = H.select(None, registry=reg)
     names = [sc.name for sc in chosen]
-    assert names[:3] == ["hello", "json", "wsmask"]
+    assert names[:4] == ["hello", "json", "https_hello", "wsmask"]
     assert "ghost" not in names
     assert any("ghost skipped" in n for n in notes)
     with pytest.raises(H.BenchError, match="missing file"):
@@ -621,6 +621,22 @@ def test_server_pid_is_the_interpreter_and_stops(tmp_path):
         assert H.read_cpu_ticks(srv.pid) >= 0
     assert not srv.alive()
     assert srv.proc.returncode == -15
+
+
+def test_https_hello_serves_tls_under_both_implementations(tmp_path):
+    sc = H.REGISTRY["https_hello"]
+    assert sc.tls and sc.url(8443) == "https://127.0.0.1:8443/"
+    assert H.REGISTRY["hello"].url(80) == "http://127.0.0.1:80/"
+    plain = H.HttpScenario("plain", sc.app, "the same app asked in plain HTTP",
+                           expect_body=sc.expect_body)
+    for impl in H.IMPLEMENTATIONS:
+        port = H.free_port()
+        srv = H.Server(H.server_argv(impl, sc, port), port, server_env(), str(tmp_path),
+                       cpu=None, label="tls-" + impl)
+        with srv.start(timeout=30):
+            assert H.http_check(port, sc)["status"] == 200
+            with pytest.raises(Exception):
+                H.http_check(port, plain, timeout=5)
 
 
 def test_failed_start_is_reported_not_raised(tmp_path):
