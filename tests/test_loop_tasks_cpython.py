@@ -1,14 +1,18 @@
 """CPython's own tests of tasks and of what is built on them
 (test.test_asyncio.test_tasks, test_locks, test_queues, test_runners,
-test_taskgroups, test_timeouts) run on the tornado_c loop.
+test_taskgroups, test_timeouts, and the small test_waitfor, test_threads,
+test_context, test_futures2) run on the tornado_c loop.
+(test_futures passes here too, 155 tests, but takes some 30 s, most of it
+in three tests that call gc.collect() a hundred times: left out.)
 
 The interpreter's test package must be installed.  How each module gets our
 loop:
 
-- test_locks, test_queues, test_taskgroups, test_timeouts are
-  unittest.IsolatedAsyncioTestCase classes: their asyncio.Runner takes its
-  loop from the event loop policy, which is tornado_c's for each test (and
-  every test checks that the loop it runs on is ours).
+- test_locks, test_queues, test_taskgroups, test_timeouts, test_waitfor,
+  test_threads, test_futures2 are unittest.IsolatedAsyncioTestCase classes:
+  their asyncio.Runner takes its loop from the event loop policy, which is
+  tornado_c's for each test (and every test checks that the loop it runs on
+  is ours); test_context's calls asyncio.run(), which does the same.
 - test_runners builds its loops with BaseTest.new_loop (a mocked stdlib
   BaseEventLoop); here new_loop returns our loop, with the same hook the
   tests check (shutdown_asyncgens was awaited).
@@ -36,8 +40,9 @@ from unittest import mock
 import pytest
 
 try:
-    from test.test_asyncio import (test_locks, test_queues, test_runners, test_taskgroups,
-                                   test_tasks, test_timeouts)
+    from test.test_asyncio import (test_context, test_futures2, test_locks, test_queues,
+                                   test_runners, test_taskgroups, test_tasks, test_threads,
+                                   test_timeouts, test_waitfor)
     from test.test_asyncio import utils as test_utils
 except ImportError:  # pragma: no cover - interpreter built without its tests
     pytest.skip("CPython's test.test_asyncio is not installed", allow_module_level=True)
@@ -51,12 +56,17 @@ PRIVATE_RUN_ONCE = "steps the stdlib loop with its private _run_once() and reads
 PATCHES_BASE_LOOP = ("patches asyncio.base_events.BaseEventLoop.call_exception_handler (the "
                      "stdlib loop's class) and then calls the loop's method as a mock")
 
+NO_LOOP = ("runs `python -c` in subprocesses to read asyncio.coroutines' debug flag: "
+           "no loop involved")
+
 # test name -> reason
 EXCLUDED = {
     # test_tasks.BaseTaskTests
     "test_log_destroyed_pending_task": PRIVATE_RUN_ONCE,
     # test_tasks.CoroutineGatherTests
     "test_issue46672": PATCHES_BASE_LOOP,
+    # test_tasks.GatherTestsBase
+    "test_env_var_debug": NO_LOOP,
 }
 
 
@@ -132,6 +142,10 @@ def _on_our_loop(module, name):
 # test_tasks
 TCCTask_CFuture_Tests = _on_our_loop(test_tasks, "CTask_CFuture_Tests")
 TCPyTask_PyFuture_Tests = _on_our_loop(test_tasks, "PyTask_PyFuture_Tests")
+# 100 gc.collect() calls from __del__ while the tasks finish on our loop: the
+# same stress as in the C pair, which runs it (some 4 s each on a quiet machine)
+TCPyTask_PyFuture_Tests.test_task_del_collect = _skip(
+    "the GC stress of TCCTask_CFuture_Tests.test_task_del_collect again (run once: ~4 s)")
 TCCTask_Future_Tests = _on_our_loop(test_tasks, "CTask_Future_Tests")
 TCPyCurrentLoopTests = _on_our_loop(test_tasks, "PyCurrentLoopTests")
 TCCCurrentLoopTests = _on_our_loop(test_tasks, "CCurrentLoopTests")
@@ -164,8 +178,9 @@ def _classes_of(module):
             and value.__module__ == module.__name__]
 
 
-# test_locks, test_queues, test_taskgroups, test_timeouts: every test class
-for _module in (test_locks, test_queues, test_taskgroups, test_timeouts):
+# every test class of these (test_utils.TestCase or IsolatedAsyncioTestCase)
+for _module in (test_locks, test_queues, test_taskgroups, test_timeouts, test_waitfor,
+                test_threads, test_context, test_futures2):
     for _name in _classes_of(_module):
         globals()["TC" + _name] = _on_our_loop(_module, _name)
 
