@@ -29,9 +29,12 @@
  * and the transports, each with its private header:
  *
  *   transport.c  StreamTransport, the asyncio transport on TCP and Unix
- *                sockets, and server.c, its Server (transport.h)
+ *                sockets: its I/O; transport_py.c its Python face; server.c
+ *                its Server (transport.h, with the plumbing both transports
+ *                share)
  *   tls.c        the steady state of the stdlib's SSLProtocol (tls.h)
- *   udp.c        DatagramTransport, UDP and Unix datagram sockets (udp.h)
+ *   udp.c        DatagramTransport, UDP and Unix datagram sockets: its I/O;
+ *                udp_py.c its Python face (udp.h)
  */
 #include "internal.h"
 
