@@ -81,7 +81,8 @@ tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
     if (fd < 0) {
         return NULL;
     }
-    tr = tc_loop_tr_alloc(st->loop_transport, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
+    tr = tc_loop_tr_alloc(st->loop_transport, (tc_loop *)loop,
+                          family == AF_UNIX ? TR_PIPE : TR_TCP, live);
     if (tr == NULL) {
         return NULL;
     }
@@ -569,7 +570,8 @@ tr_repr(tc_transport *tr)
     }
     return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
                                 (int)fd, state, tr->io.reading ? "polling" : "idle",
-                                tr->io.wq.inflight ? "polling" : "idle", tc_loop_tr_write_buffer_size(tr));
+                                tr->io.wq.inflight ? "polling" : "idle",
+                                tc_loop_tr_write_buffer_size(tr));
 }
 
 static PyObject *
@@ -631,7 +633,8 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
         return NULL;
     }
-    if (tc_loop_tr_call_connection_lost((tc_transport *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
+    if (tc_loop_tr_call_connection_lost((tc_transport *)args[0],
+                                        args[1] == Py_None ? NULL : args[1]) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -767,12 +770,28 @@ static PyMethodDef transport_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define INTERN(field, text)                                   \
-    do {                                                      \
-        if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
-            return -1;                                        \
-        }                                                     \
-    } while (0)
+/* The interned names of the state (made in exec, dropped in clear). */
+static const tc_intern_spec transport_names[] = {
+    TC_INTERN_NAME(tc_loop_transport_state, s_connection_made, "connection_made"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_connection_lost, "connection_lost"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_data_received, "data_received"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_eof_received, "eof_received"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_get_buffer, "get_buffer"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_buffer_updated, "buffer_updated"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_pause_writing, "pause_writing"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_resume_writing, "resume_writing"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_getpeername, "getpeername"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_getsockname, "getsockname"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_wakeup, "_wakeup"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_warning, "warning"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_get_debug, "get_debug"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_socket, "socket"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_peername, "peername"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_sockname, "sockname"),
+    TC_INTERN_NAME(tc_loop_transport_state, s_socket_send_warning,
+                   "socket.send() raised exception."),
+    {0, NULL},
+};
 
 int
 tc_loop_transport_exec(PyObject *module, tc_state *st)
@@ -815,23 +834,9 @@ tc_loop_transport_exec(PyObject *module, tc_state *st)
     if ((ts->minus_one = PyLong_FromLong(-1)) == NULL) {
         return -1;
     }
-    INTERN(s_connection_made, "connection_made");
-    INTERN(s_connection_lost, "connection_lost");
-    INTERN(s_data_received, "data_received");
-    INTERN(s_eof_received, "eof_received");
-    INTERN(s_get_buffer, "get_buffer");
-    INTERN(s_buffer_updated, "buffer_updated");
-    INTERN(s_pause_writing, "pause_writing");
-    INTERN(s_resume_writing, "resume_writing");
-    INTERN(s_getpeername, "getpeername");
-    INTERN(s_getsockname, "getsockname");
-    INTERN(s_wakeup, "_wakeup");
-    INTERN(s_warning, "warning");
-    INTERN(s_get_debug, "get_debug");
-    INTERN(s_socket, "socket");
-    INTERN(s_peername, "peername");
-    INTERN(s_sockname, "sockname");
-    INTERN(s_socket_send_warning, "socket.send() raised exception.");
+    if (tc_intern_all(ts, transport_names) < 0) {
+        return -1;
+    }
     return tc_loop_server_exec(module, st);
 }
 
@@ -863,22 +868,6 @@ tc_loop_transport_clear(tc_state *st)
     Py_CLEAR(ts->fn_conn_made);
     Py_CLEAR(ts->fn_conn_lost);
     Py_CLEAR(ts->minus_one);
-    Py_CLEAR(ts->s_connection_made);
-    Py_CLEAR(ts->s_connection_lost);
-    Py_CLEAR(ts->s_data_received);
-    Py_CLEAR(ts->s_eof_received);
-    Py_CLEAR(ts->s_get_buffer);
-    Py_CLEAR(ts->s_buffer_updated);
-    Py_CLEAR(ts->s_pause_writing);
-    Py_CLEAR(ts->s_resume_writing);
-    Py_CLEAR(ts->s_getpeername);
-    Py_CLEAR(ts->s_getsockname);
-    Py_CLEAR(ts->s_wakeup);
-    Py_CLEAR(ts->s_warning);
-    Py_CLEAR(ts->s_get_debug);
-    Py_CLEAR(ts->s_socket);
-    Py_CLEAR(ts->s_peername);
-    Py_CLEAR(ts->s_sockname);
-    Py_CLEAR(ts->s_socket_send_warning);
+    tc_clear_all(ts, transport_names);
 }
 

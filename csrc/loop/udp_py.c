@@ -404,7 +404,8 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "_datagram_connection_lost(transport, exc)");
         return NULL;
     }
-    if (tc_loop_udp_call_connection_lost((tc_udp *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
+    if (tc_loop_udp_call_connection_lost((tc_udp *)args[0],
+                                         args[1] == Py_None ? NULL : args[1]) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -536,12 +537,15 @@ static PyMethodDef udp_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define INTERN(field, text)                                          \
-    do {                                                             \
-        if ((us->field = PyUnicode_InternFromString(text)) == NULL) { \
-            return -1;                                               \
-        }                                                            \
-    } while (0)
+/* The interned names of the state (made in exec, dropped in clear). */
+static const tc_intern_spec udp_names[] = {
+    TC_INTERN_NAME(tc_loop_udp_state, s_datagram_received, "datagram_received"),
+    TC_INTERN_NAME(tc_loop_udp_state, s_error_received, "error_received"),
+    TC_INTERN_NAME(tc_loop_udp_state, s_sendto, "sendto"),
+    TC_INTERN_NAME(tc_loop_udp_state, s_close, "close"),
+    TC_INTERN_NAME(tc_loop_udp_state, s_socket_send_warning, "socket.send() raised exception."),
+    {0, NULL},
+};
 
 int
 tc_loop_udp_exec(PyObject *module, tc_state *st)
@@ -587,11 +591,9 @@ tc_loop_udp_exec(PyObject *module, tc_state *st)
         (us->fn_read_ready = PyObject_GetAttrString(module, "_datagram_read_ready")) == NULL) {
         return -1;
     }
-    INTERN(s_datagram_received, "datagram_received");
-    INTERN(s_error_received, "error_received");
-    INTERN(s_sendto, "sendto");
-    INTERN(s_close, "close");
-    INTERN(s_socket_send_warning, "socket.send() raised exception.");
+    if (tc_intern_all(us, udp_names) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -614,9 +616,5 @@ tc_loop_udp_clear(tc_state *st)
     Py_CLEAR(us->fn_conn_made);
     Py_CLEAR(us->fn_conn_lost);
     Py_CLEAR(us->fn_read_ready);
-    Py_CLEAR(us->s_datagram_received);
-    Py_CLEAR(us->s_error_received);
-    Py_CLEAR(us->s_sendto);
-    Py_CLEAR(us->s_close);
-    Py_CLEAR(us->s_socket_send_warning);
+    tc_clear_all(us, udp_names);
 }
