@@ -238,7 +238,8 @@ check_add(tc_web_state *ws, PyObject *name, PyObject *value, int chars_are_bytes
             input_error(ws, "Invalid header name %R", name);
             return NULL;
         }
-        if (chars_are_bytes ? !tc_web_hd_value_ok(vk, vd, 0, vn) : !tc_web_hd_value_ok_unicode(vk, vd, 0, vn)) {
+        if (chars_are_bytes ? !tc_web_hd_value_ok(vk, vd, 0, vn)
+                            : !tc_web_hd_value_ok_unicode(vk, vd, 0, vn)) {
             input_error(ws, "Invalid header value %R", value);
             return NULL;
         }
@@ -381,7 +382,8 @@ parse_line_range(hdrs *h, PyObject *line, Py_ssize_t b, Py_ssize_t e, PyObject *
         if (value == NULL) {
             return -1;
         }
-        int ok = cab ? tc_web_hd_value_ok(kind, data, vb, ve) : tc_web_hd_value_ok_unicode(kind, data, vb, ve);
+        int ok = cab ? tc_web_hd_value_ok(kind, data, vb, ve)
+                     : tc_web_hd_value_ok_unicode(kind, data, vb, ve);
         if (!ok) {
             input_error(ws, "Invalid header value %R", value);
             Py_DECREF(value);
