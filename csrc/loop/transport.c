@@ -345,8 +345,10 @@ tc_loop_tr_force_close(tc_transport *tr, PyObject *exc)
 
 /* ---------------------------------------------------------------- writing */
 
-void
-tc_loop_tr_maybe_pause_protocol(tc_transport *tr)
+/* Inline where the write path calls it (the common case is one comparison);
+ * the other file uses the function below. */
+static inline void
+maybe_pause_protocol(tc_transport *tr)
 {
     if (tc_loop_tr_write_buffer_size(tr) <= tr->high || tr->protocol_paused) {
         return;
@@ -354,6 +356,12 @@ tc_loop_tr_maybe_pause_protocol(tc_transport *tr)
     tr->protocol_paused = 1;
     tc_loop_tr_call_flow(tr->loop, (PyObject *)tr, tr->protocol, tr->ts->s_pause_writing,
                          "protocol.pause_writing() failed");
+}
+
+void
+tc_loop_tr_maybe_pause_protocol(tc_transport *tr)
+{
+    maybe_pause_protocol(tr);
 }
 
 static void
@@ -513,7 +521,7 @@ write_bufs(tc_transport *tr, const uv_buf_t *bufs, unsigned int nbufs, size_t to
         fatal_uv_error(tr, uverr, "Fatal write error on socket transport");
         return 0;
     }
-    tc_loop_tr_maybe_pause_protocol(tr);
+    maybe_pause_protocol(tr);
     return 0;
 }
 

@@ -259,8 +259,10 @@ queue_push(tc_udp *tr, PyObject *data, PyObject *addr, const struct sockaddr_sto
 
 /* ---------------------------------------------------------- flow control */
 
-void
-tc_loop_udp_maybe_pause_protocol(tc_udp *tr)
+/* Inline where the write path calls it (the common case is one comparison);
+ * the other file uses the function below. */
+static inline void
+maybe_pause_protocol(tc_udp *tr)
 {
     if (tr->bufsize <= tr->high || tr->protocol_paused) {
         return;
@@ -269,6 +271,12 @@ tc_loop_udp_maybe_pause_protocol(tc_udp *tr)
     tc_loop_tr_call_flow(tr->loop, (PyObject *)tr, tr->protocol,
                          tr->st->loop_transport->s_pause_writing,
                          "protocol.pause_writing() failed");
+}
+
+void
+tc_loop_udp_maybe_pause_protocol(tc_udp *tr)
+{
+    maybe_pause_protocol(tr);
 }
 
 static void
@@ -619,7 +627,7 @@ tc_loop_udp_sendto(tc_udp *tr, PyObject *const *args, Py_ssize_t nargs, PyObject
     Py_DECREF(copy);
     PyBuffer_Release(&view);
     tc_loop_udp_update_poll(tr);
-    tc_loop_udp_maybe_pause_protocol(tr);
+    maybe_pause_protocol(tr);
     Py_RETURN_NONE;
 lost:
     PyBuffer_Release(&view);
