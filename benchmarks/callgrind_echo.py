@@ -29,7 +29,6 @@ which a normal run does not; compare UDP figures with that in mind.
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -39,13 +38,11 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import LOOPS, child_env, new_loop, use_source_tree  # noqa: E402
 CASES = {"udp64": ("udp", 64), "tls1k": ("tls", 1024), "tls64k": ("tls", 65536),
          "tcp1k": ("tcp", 1024), "tls1k-streams": ("tls", 1024),
          "tls64k-streams": ("tls", 65536)}
-LOOPS = ("asyncio", "uvloop", "tornado_c")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 CLIENT = r"""
@@ -83,18 +80,6 @@ s.close()
 # worker side: the server, runs under valgrind
 
 
-def new_loop(kind):
-    import asyncio
-
-    if kind == "asyncio":
-        return asyncio.SelectorEventLoop()
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    from tornado_c.loop import EventLoop
-
-    return EventLoop()
 
 
 def worker(case, loop_kind, n):
@@ -205,13 +190,10 @@ def main(argv=None):
     ap.add_argument("--worker", nargs=3, metavar=("CASE", "LOOP", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        if SRC:
-            sys.path.insert(0, SRC)
+        use_source_tree()
         worker(args.worker[0], args.worker[1], int(args.worker[2]))
         return 0
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    if SRC:
-        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env(PYTHONHASHSEED="0")
     results = {"python": sys.version.split()[0], "cases": {}}
     print("%-8s %-10s %14s %14s %12s %10s" % ("case", "loop", "Ir(N)", "Ir(2N)", "Ir/msg",
                                               "vs uvloop"))

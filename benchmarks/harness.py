@@ -48,6 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPORTER_LUA = os.path.join(HERE, "wrk_report.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IMPLEMENTATIONS = ("upstream", "tornado_c")
+# Other frameworks' hello world, measured the same way for reference: each is
+# one scenario with its own app file, run as `python APP --port=N`.
+PEERS = ("aiohttp", "starlette")
 SCHEMA = 1
 # Warn when other processes/steal used more than this share of the server's
 # CPU during a measurement (the machine was not quiet: numbers are suspect).
@@ -79,6 +82,9 @@ class HttpScenario:
     tls: bool = False  # the app serves HTTPS (wrk and the check connect with TLS,
     # certificate not verified); wrk's connections are kept alive, so the
     # figures are those of requests on established TLS connections
+    # what runs the app: upstream and tornado_c (the same Tornado app), or a
+    # peer's own app (one of PEERS)
+    implementations: tuple = IMPLEMENTATIONS
     kind: str = field(default="http", init=False)
 
     def url(self, port):
@@ -133,6 +139,17 @@ register(HttpScenario(
     "hello", "apps/hello.py",
     "GET / -> self.write('Hello, world') (plain Tornado app, keep-alive)",
     expect_body=b"Hello, world",
+))
+register(HttpScenario(
+    "hello_aiohttp", "apps/hello_aiohttp.py",
+    "hello on aiohttp (web.Response('Hello, world'), its own asyncio loop, keep-alive)",
+    app_args=(), implementations=("aiohttp",), expect_body=b"Hello, world",
+))
+register(HttpScenario(
+    "hello_starlette", "apps/hello_starlette.py",
+    "hello on Starlette under uvicorn (PlainTextResponse('Hello, world'); uvicorn's "
+    "defaults: uvloop and httptools when installed, keep-alive)",
+    app_args=(), implementations=("starlette",), expect_body=b"Hello, world",
 ))
 register(HttpScenario(
     "json", "apps/json_app.py",
@@ -783,7 +800,7 @@ def combined_lua(scenario, workdir):
 def server_argv(impl, scenario, port, python=None):
     python = python or sys.executable
     app_cmd = [scenario.app_path(), *scenario.app_args, "--port=%d" % port]
-    if impl == "upstream":
+    if impl == "upstream" or impl in PEERS:
         return [python, *app_cmd]
     if impl == "tornado_c":
         return [python, "-m", "tornado_c", *app_cmd]
@@ -1110,7 +1127,8 @@ def run_all(scenarios, settings, env=None, log=print, notes=()):
         results = []
         for sc in scenarios:
             if sc.kind == "http":
-                results.append(run_http_scenario(sc, settings, env, workdir, log=log))
+                results.append(run_http_scenario(sc, settings, env, workdir,
+                                                 impls=sc.implementations, log=log))
             else:
                 results.append(run_script_scenario(sc, settings, env, workdir, log=log))
         machine["loadavg_end"] = loadavg()
@@ -1156,6 +1174,14 @@ def error_summary(text, limit=240):
     return _oneline(out, limit)
 
 
+def _impls_of(sc):
+    """The implementations a scenario's results hold: upstream and tornado_c
+    first, then peers, then anything else in the order stored."""
+    got = list(sc.get("results") or {})
+    order = list(IMPLEMENTATIONS) + list(PEERS)
+    return sorted(got, key=lambda k: order.index(k) if k in order else len(order))
+
+
 def render_markdown(doc):
     m = doc.get("machine", {})
     s = doc.get("settings", {})
@@ -1185,9 +1211,16 @@ def render_markdown(doc):
                      pin, m.get("loadavg_start")))
     http_sc = [sc for sc in doc.get("scenarios", []) if sc.get("kind") == "http"]
     if http_sc:
-        args = " ".join(http_sc[0].get("app_args") or [])
-        lines.append("- Servers: `python APP %s --port=N` (upstream) vs `python -m tornado_c APP "
-                     "%s --port=N`, the same unmodified app file" % (args, args))
+        tornado_sc = [sc for sc in http_sc if set(sc.get("results") or {}) & set(IMPLEMENTATIONS)]
+        if tornado_sc:
+            args = " ".join(tornado_sc[0].get("app_args") or [])
+            lines.append("- Servers: `python APP %s --port=N` (upstream) vs `python -m tornado_c "
+                         "APP %s --port=N`, the same unmodified app file" % (args, args))
+        peers = [impl for impl in PEERS if any(impl in (sc.get("results") or {}) for sc in http_sc)]
+        if peers:
+            lines.append("- For reference, %s: the same response from that framework's own app "
+                         "(`python APP --port=N`), one server process pinned the same way"
+                         % ", ".join(peers))
     lines.append("- CPU-µs/req = server utime+stime (/proc/<pid>/stat) over the measured "
                  "window / requests completed. Ratios are tornado_c vs upstream. A run is "
                  "\"disturbed\" when other processes took > %.0f%% of the server's CPU meanwhile; "
@@ -1208,7 +1241,7 @@ def render_markdown(doc):
         lines.append("| scenario | implementation | req/s | p50 ms | p99 ms | CPU-µs/req | tornado_c vs upstream |")
         lines.append("|---|---|---:|---:|---:|---:|---|")
         for sc in http:
-            for impl in IMPLEMENTATIONS:
+            for impl in _impls_of(sc):
                 r = sc["results"].get(impl)
                 if r is None:
                     continue
@@ -1332,7 +1365,8 @@ def render_png(doc, path):
         return None
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.6), squeeze=False)
     axes = list(axes[0])
-    colors = {"upstream": "#8c8c8c", "tornado_c": "#d9534f"}
+    colors = {"upstream": "#8c8c8c", "tornado_c": "#d9534f", "aiohttp": "#5bc0de",
+              "starlette": "#5cb85c"}
     width = 0.38
     if http:
         names = [sc["name"] for sc in http]
@@ -1341,21 +1375,20 @@ def render_png(doc, path):
             (axes[1], "cpu_us_per_request", "server CPU-µs per request (lower is better)",
              "cpu_less", "%.2fx less"),
         ):
-            for j, impl in enumerate(IMPLEMENTATIONS):
-                vals = []
-                err = [[], []]  # min-max of repeated runs, as error bars
-                for sc in http:
+            seen = set()
+            for i, sc in enumerate(http):
+                impls = _impls_of(sc)
+                for j, impl in enumerate(impls):
                     r = sc["results"].get(impl) or {}
                     v = r.get(key) if r.get("ok") else 0
-                    vals.append(v)
                     rng = r.get(key + "_range") if r.get("ok") else None
-                    err[0].append(v - rng[0] if rng else 0)
-                    err[1].append(rng[1] - v if rng else 0)
-                xs = [i + (j - 0.5) * width for i in range(len(names))]
-                bars = ax.bar(xs, [v or 0 for v in vals], width, label=impl, color=colors[impl],
-                              yerr=err if any(err[0] + err[1]) else None, capsize=3,
-                              error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
-                for b, v, hi, sc in zip(bars, vals, err[1], http):
+                    lo, hi = (v - rng[0], rng[1] - v) if rng else (0, 0)
+                    x = i + (j - (len(impls) - 1) / 2) * width
+                    b = ax.bar([x], [v or 0], width, color=colors.get(impl, "#f0ad4e"),
+                               label=None if impl in seen else impl,
+                               yerr=[[lo], [hi]] if (lo or hi) else None, capsize=3,
+                               error_kw={"elinewidth": 0.8, "ecolor": "#333333"})[0]
+                    seen.add(impl)
                     if not v:
                         ax.text(b.get_x() + b.get_width() / 2, 0, "FAILED", ha="center",
                                 va="bottom", rotation=90, fontsize=8, color="red")

@@ -18,7 +18,6 @@ Prints a table of operations (or requests) per second and the ratio of
 tornado_c to uvloop, and writes the raw numbers as JSON with --json.
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -28,27 +27,15 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-# The source tree goes on sys.path only when it holds a built extension (an
-# in-place build); otherwise the installed tornado_c is used (scripts/bench.sh
-# installs it into .venv and runs the benchmarks from outside the tree).
-SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
-LOOPS = ("asyncio", "uvloop", "tornado_c")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import HERE, LOOPS, SRC  # noqa: E402
 
 CHILD = r'''
 import asyncio, sys, time
-if {root!r}:
-    sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+from _benchlib import new_loop
 kind, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if kind == "asyncio":
-    loop = asyncio.SelectorEventLoop()
-elif kind == "uvloop":
-    import uvloop
-    loop = uvloop.new_event_loop()
-else:
-    from tornado_c.loop import EventLoop
-    loop = EventLoop()
+loop = new_loop(kind)
 
 def noop(*a):
     pass
@@ -186,7 +173,7 @@ asyncio.run(main())
 
 
 def child(kind, scenario, n):
-    code = CHILD.format(root=SRC)
+    code = CHILD.format(here=HERE)
     out = subprocess.run([sys.executable, "-c", code, kind, scenario, str(n)],
                          check=True, capture_output=True, text=True).stdout
     return eval(out.strip().splitlines()[-1])

@@ -16,30 +16,20 @@ Reported: children per second (wall clock) and the parent's CPU-µs per child
 counted).  The JSON has a "comparisons" list for benchmarks/run.py.
 """
 import argparse
-import glob
 import json
 import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
-LOOPS = ("asyncio", "uvloop", "tornado_c")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import HERE, LOOPS  # noqa: E402
 
 CHILD = r'''
 import asyncio, json, os, resource, sys, time
-if {root!r}:
-    sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+from _benchlib import new_loop
 kind, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if kind == "asyncio":
-    loop = asyncio.new_event_loop()
-elif kind == "uvloop":
-    import uvloop
-    loop = uvloop.new_event_loop()
-else:
-    from tornado_c.loop import EventLoop
-    loop = EventLoop()
+loop = new_loop(kind)
 asyncio.set_event_loop(loop)
 PIPE = asyncio.subprocess.PIPE
 
@@ -76,7 +66,7 @@ loop.close()
 
 
 def child(kind, scenario, n):
-    out = subprocess.run([sys.executable, "-c", CHILD.format(root=SRC), kind, scenario, str(n)],
+    out = subprocess.run([sys.executable, "-c", CHILD.format(here=HERE), kind, scenario, str(n)],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError("%s %s failed: %s" % (kind, scenario, out.stderr.strip()[-2000:]))

@@ -18,7 +18,6 @@ raw numbers as JSON to --json.
 """
 
 import argparse
-import glob
 import asyncio
 import json
 import os
@@ -29,32 +28,12 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-# The source tree goes on sys.path only when it holds a built extension (an
-# in-place build); otherwise the installed tornado_c is used (scripts/bench.sh
-# installs it into .venv and runs the benchmarks from outside the tree).
-SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
-
-LOOPS = ("asyncio", "uvloop", "tornado_c")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import LOOPS, child_env, new_loop, serve_stdin  # noqa: E402
 APIS = ("protocol", "streams")
 SIZES = (1024, 65536)
 
 
-def new_loop(kind):
-    if kind == "asyncio":
-        return asyncio.SelectorEventLoop()
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    if kind == "tornado_c":
-        if SRC:
-            sys.path.insert(0, SRC)
-        from tornado_c.loop import EventLoop
-
-        return EventLoop()
-    raise SystemExit("unknown loop %r" % kind)
 
 
 def ssl_contexts():
@@ -110,23 +89,8 @@ def serve(kind, api, tls=False):
         port = server.sockets[0].getsockname()[1]
         sys.stdout.write("%d\n" % port)
         sys.stdout.flush()
-        # "t" on stdin: answer with our CPU time; EOF: stop
-        stop = loop.create_future()
-        fd = sys.stdin.fileno()
-
-        def on_stdin():
-            line = os.read(fd, 100)
-            if not line:
-                loop.remove_reader(fd)
-                if not stop.done():
-                    stop.set_result(None)
-                return
-            for _ in range(line.count(b"t")):
-                sys.stdout.write("%.6f\n" % time.process_time())
-            sys.stdout.flush()
-
-        loop.add_reader(fd, on_stdin)
-        await stop
+        # "t" on stdin: answer with our CPU time; EOF: stop (_benchlib)
+        await serve_stdin(loop)
         server.close()
 
     loop.run_until_complete(main())
@@ -194,9 +158,7 @@ def run_client(client_kind, port, size, conns, warmup, duration, proc=None, tls=
 
 
 def one(server_kind, api, size, args):
-    env = dict(os.environ)
-    if SRC:
-        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", server_kind, "--api", api]
     if args.tls:
         cmd.append("--tls")

@@ -14,7 +14,6 @@ and writes the raw numbers as JSON to --json.
 
 import argparse
 import asyncio
-import glob
 import json
 import os
 import platform
@@ -23,30 +22,11 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-# The source tree goes on sys.path only when it holds a built extension (an
-# in-place build); otherwise the installed tornado_c is used.
-SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
-
-LOOPS = ("asyncio", "uvloop", "tornado_c")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _benchlib import LOOPS, child_env, new_loop, serve_stdin  # noqa: E402
 SIZES = (64, 1024)
 
 
-def new_loop(kind):
-    if kind == "asyncio":
-        return asyncio.SelectorEventLoop()
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    if kind == "tornado_c":
-        if SRC:
-            sys.path.insert(0, SRC)
-        from tornado_c.loop import EventLoop
-
-        return EventLoop()
-    raise SystemExit("unknown loop %r" % kind)
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -66,22 +46,7 @@ def serve(kind):
         port = transport.get_extra_info("sockname")[1]
         sys.stdout.write("%d\n" % port)
         sys.stdout.flush()
-        stop = loop.create_future()
-        fd = sys.stdin.fileno()
-
-        def on_stdin():
-            line = os.read(fd, 100)
-            if not line:
-                loop.remove_reader(fd)
-                if not stop.done():
-                    stop.set_result(None)
-                return
-            for _ in range(line.count(b"t")):
-                sys.stdout.write("%.6f\n" % time.process_time())
-            sys.stdout.flush()
-
-        loop.add_reader(fd, on_stdin)
-        await stop
+        await serve_stdin(loop)
         transport.close()
 
     loop.run_until_complete(main())
@@ -156,9 +121,7 @@ def run_client(client_kind, port, size, clients, warmup, duration, proc):
 
 
 def one(server_kind, size, args):
-    env = dict(os.environ)
-    if SRC:
-        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", server_kind]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd

@@ -57,3 +57,25 @@ tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
     *out = (PyTypeObject *)type; /* the state owns this new reference */
     return 0;
 }
+
+int
+tc_intern_all(void *state, const tc_intern_spec *specs)
+{
+    for (; specs->text != NULL; specs++) {
+        PyObject **slot = (PyObject **)((char *)state + specs->offset);
+        PyObject *s = PyUnicode_InternFromString(specs->text);
+        if (s == NULL) {
+            return -1;
+        }
+        Py_XSETREF(*slot, s);
+    }
+    return 0;
+}
+
+void
+tc_clear_all(void *state, const tc_intern_spec *specs)
+{
+    for (; specs->text != NULL; specs++) {
+        Py_CLEAR(*(PyObject **)((char *)state + specs->offset));
+    }
+}

@@ -13,6 +13,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 
 struct tc_state;
 
@@ -51,5 +52,20 @@ PyObject *tc_import_attr(const char *mod, const char *attr);
  * set (*out untouched). */
 int tc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base,
                 PyTypeObject **out);
+
+/* Interned strings a component keeps in its state, listed once: a table of
+ * {offsetof(state struct, field), text} ending with {0, NULL}.  The
+ * component's exec interns them all (tc_intern_all: 0, or -1 with an
+ * exception set) and its clear drops them all (tc_clear_all); the fields are
+ * PyObject * (strong).  TC_INTERN_NAME(type, field, text) writes one row. */
+typedef struct tc_intern_spec {
+    size_t offset;
+    const char *text;
+} tc_intern_spec;
+
+#define TC_INTERN_NAME(type, field, text) {offsetof(type, field), (text)}
+
+int tc_intern_all(void *state, const tc_intern_spec *specs);
+void tc_clear_all(void *state, const tc_intern_spec *specs);
 
 #endif /* TC_COMMON_H */

@@ -57,6 +57,19 @@ def pipe_files():
     return open(r, "rb", 0), open(w, "wb", 0)
 
 
+async def open_pipe(loop, side):
+    """A pipe and a Recorder connected to its `side` ("read" or "write")
+    end: (rf, wf, transport, proto)."""
+    rf, wf = pipe_files()
+    proto = Recorder(loop)
+    if side == "read":
+        tr, pr = await loop.connect_read_pipe(lambda: proto, rf)
+    else:
+        tr, pr = await loop.connect_write_pipe(lambda: proto, wf)
+    assert pr is proto
+    return rf, wf, tr, proto
+
+
 def run(loop, coro, timeout=10):
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
@@ -66,10 +79,8 @@ def run(loop, coro, timeout=10):
 
 def test_read_pipe_data_eof_then_connection_lost(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, pr = await loop.connect_read_pipe(lambda: proto, rf)
-        assert pr is proto and proto.transport is tr
+        rf, wf, tr, proto = await open_pipe(loop, "read")
+        assert proto.transport is tr
         assert tr.get_extra_info("pipe") is rf
         assert not tr.is_closing() and tr.is_reading()
         os.write(wf.fileno(), b"abc")
@@ -101,9 +112,7 @@ def test_read_pipe_closes_even_if_eof_received_returns_true(loop):
 
 def test_read_pipe_pause_and_resume_reading(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_read_pipe(lambda: proto, rf)
+        rf, wf, tr, proto = await open_pipe(loop, "read")
         tr.pause_reading()
         tr.pause_reading()  # no-op
         assert not tr.is_reading()
@@ -124,9 +133,7 @@ def test_read_pipe_pause_and_resume_reading(loop):
 
 def test_read_pipe_close_before_eof(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_read_pipe(lambda: proto, rf)
+        rf, wf, tr, proto = await open_pipe(loop, "read")
         tr.close()
         assert tr.is_closing() and not tr.is_reading()
         tr.close()  # idempotent
@@ -143,9 +150,7 @@ def test_read_pipe_large_data(loop):
     payload = os.urandom(3 * 1024 * 1024 + 7)
 
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        await loop.connect_read_pipe(lambda: proto, rf)
+        rf, wf, _, proto = await open_pipe(loop, "read")
         wt, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, wf)
         wt.write(payload)
         wt.close()
@@ -235,9 +240,7 @@ def test_read_pty_output_and_eio_at_close(loop):
 
 def test_write_pipe_write_and_close_flushes(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         assert tr.get_extra_info("pipe") is wf
         assert tr.can_write_eof()
         tr.write(b"one ")
@@ -260,9 +263,7 @@ def test_write_pipe_write_and_close_flushes(loop):
 
 def test_write_pipe_flow_control(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
         tr.set_write_buffer_limits(high=1000)
         assert tr.get_write_buffer_limits() == (250, 1000)
@@ -298,18 +299,14 @@ def test_write_pipe_flow_control(loop):
 
 def test_write_pipe_lowering_limits_pauses_at_once(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write(b"x" * 200000)
         assert proto.calls == ["made", "pause"]  # above the 64 KiB default
         tr.abort()
         await proto.done
         rf.close()
 
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write(b"x" * 70000)  # 64 KiB go into the pipe, the rest waits
         assert proto.calls == ["made"]
         tr.set_write_buffer_limits(high=0)
@@ -323,9 +320,7 @@ def test_write_pipe_lowering_limits_pauses_at_once(loop):
 
 def test_write_pipe_abort_drops_buffer(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write(b"a" * (1024 * 1024))
         assert tr.get_write_buffer_size() > 0
         tr.abort()
@@ -349,9 +344,7 @@ def test_write_pipe_abort_drops_buffer(loop):
 
 def test_write_eof_then_abort_calls_connection_lost_once(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write_eof()
         tr.write_eof()
         await proto.done
@@ -367,9 +360,7 @@ def test_write_pipe_notices_reader_gone_with_buffered_data(loop):
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write(b"b" * (1024 * 1024))
         assert tr.get_write_buffer_size() > 0
         rf.close()
@@ -384,9 +375,7 @@ def test_write_pipe_notices_reader_gone_with_buffered_data(loop):
 
 def test_write_pipe_notices_reader_gone_when_idle(loop):
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         tr.write(b"small")
         rf.close()
         await proto.done
@@ -401,9 +390,7 @@ def test_write_to_broken_pipe_passes_error_to_connection_lost(loop, caplog):
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        tr, _ = await loop.connect_write_pipe(lambda: proto, wf)
+        rf, wf, tr, proto = await open_pipe(loop, "write")
         # drop the reader's side without letting the transport see it first
         loop.remove_reader(wf.fileno())
         rf.close()
@@ -507,9 +494,7 @@ def test_debug_logs(loop, caplog):
     loop.set_debug(True)
 
     async def main():
-        rf, wf = pipe_files()
-        proto = Recorder(loop)
-        await loop.connect_read_pipe(lambda: proto, rf)
+        rf, wf, _, proto = await open_pipe(loop, "read")
         wt, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, wf)
         wt.close()
         await proto.done

@@ -12,6 +12,7 @@ import tempfile
 import pytest
 
 from conftest import free_port, new_loop
+from recorder import Recorder
 
 TIMEOUT = 15
 
@@ -59,56 +60,6 @@ def warm_up(loop):
         await asyncio.sleep(0.01)
 
     run(loop, main())
-
-
-class Recorder(asyncio.Protocol):
-    """Records every protocol call; echoes if echo=True."""
-
-    def __init__(self, loop, echo=False, eof_keep_open=False):
-        self.events = []
-        self.data = bytearray()
-        self.echo = echo
-        self.eof_keep_open = eof_keep_open
-        self.transport = None
-        self.made = loop.create_future()
-        self.lost = loop.create_future()
-        self.got_eof = loop.create_future()
-        self.waiters = []
-
-    def connection_made(self, transport):
-        self.events.append("made")
-        self.transport = transport
-        self.made.set_result(None)
-
-    def data_received(self, data):
-        assert isinstance(data, bytes)
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-        if self.echo:
-            self.transport.write(data)
-        self._check()
-
-    def eof_received(self):
-        self.events.append("eof")
-        self.got_eof.set_result(None)
-        return self.eof_keep_open
-
-    def connection_lost(self, exc):
-        self.events.append(("lost", type(exc).__name__ if exc else None))
-        self.lost.set_result(exc)
-
-    async def wait_bytes(self, n):
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.append((n, fut))
-        self._check()
-        await fut
-
-    def _check(self):
-        for n, fut in list(self.waiters):
-            if len(self.data) >= n and not fut.done():
-                fut.set_result(None)
-                self.waiters.remove((n, fut))
 
 
 class BufRecorder(asyncio.BufferedProtocol):

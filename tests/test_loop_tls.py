@@ -16,6 +16,7 @@ import threading
 import pytest
 import tornado.test
 
+from recorder import Recorder as _Recorder
 from test_loop_tcp import loop, run  # noqa: F401  (the both-loops fixture)
 
 CERT_DIR = os.path.dirname(tornado.test.__file__)
@@ -42,62 +43,18 @@ def insecure_ctx():
     return ctx
 
 
-class Rec(asyncio.Protocol):
+class Recorder(_Recorder):
+    """The shared recorder, with pause/resume_writing recorded."""
+
     def __init__(self, loop, echo=False):
-        self.events = []
-        self.data = bytearray()
-        self.echo = echo
-        self.transport = None
-        self.made = loop.create_future()
-        self.lost = loop.create_future()
-        self._waiters = []
-
-    def connection_made(self, transport):
-        self.events.append("made")
-        self.transport = transport
-        self.made.set_result(None)
-
-    def data_received(self, data):
-        assert isinstance(data, bytes)
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-        if self.echo:
-            self.transport.write(data)
-        self._check()
-
-    def eof_received(self):
-        self.events.append("eof")
-
-    def pause_writing(self):
-        self.events.append("pause")
-
-    def resume_writing(self):
-        self.events.append("resume")
-
-    def connection_lost(self, exc):
-        self.events.append(("lost", type(exc).__name__ if exc else None))
-        if not self.lost.done():
-            self.lost.set_result(exc)
-
-    async def wait_bytes(self, n):
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((n, fut))
-        self._check()
-        await fut
-
-    def _check(self):
-        for n, fut in list(self._waiters):
-            if len(self.data) >= n and not fut.done():
-                fut.set_result(None)
-                self._waiters.remove((n, fut))
+        super().__init__(loop, echo=echo, flow=True)
 
 
 async def tls_echo_server(loop, **kw):
     protos = []
 
     def make():
-        p = Rec(loop, echo=True)
+        p = Recorder(loop, echo=True)
         protos.append(p)
         return p
 
@@ -140,7 +97,7 @@ def test_tls_echo_and_extra_info(loop):
     async def main():
         server, port, protos = await tls_echo_server(loop)
         cctx = client_ctx()
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port, ssl=cctx,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port, ssl=cctx,
                                               server_hostname=HOST)
         assert cl.events == ["made"]
         assert tr.get_protocol() is cl
@@ -222,7 +179,7 @@ def test_tls_streams_and_start_tls(loop):
 
 
 def test_loop_start_tls_protocols(loop):
-    class Upgrading(Rec):
+    class Upgrading(Recorder):
         def data_received(self, data):
             if data == b"STARTTLS":
                 loop_ = asyncio.get_running_loop()
@@ -247,7 +204,7 @@ def test_loop_start_tls_protocols(loop):
 
         server = await loop.create_server(make, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port)
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port)
         tr.write(b"STARTTLS")
         await asyncio.sleep(0.05)
         tls_tr = await loop.start_tls(tr, cl, client_ctx(), server_hostname=HOST)
@@ -282,12 +239,12 @@ def test_unix_tls(loop):
         protos = []
 
         def make():
-            p = Rec(loop, echo=True)
+            p = Recorder(loop, echo=True)
             protos.append(p)
             return p
 
         server = await loop.create_unix_server(make, path, ssl=server_ctx())
-        tr, cl = await loop.create_unix_connection(lambda: Rec(loop), path, ssl=client_ctx(),
+        tr, cl = await loop.create_unix_connection(lambda: Recorder(loop), path, ssl=client_ctx(),
                                                    server_hostname=HOST)
         assert tr.get_extra_info("peername") == path
         tr.write(b"over unix")
@@ -308,8 +265,8 @@ def test_connect_accepted_socket_and_sock_tls(loop):
     async def main():
         a, b = socket.socketpair()
         srv_task = loop.create_task(loop.connect_accepted_socket(
-            lambda: Rec(loop, echo=True), a, ssl=server_ctx()))
-        tr, cl = await loop.create_connection(lambda: Rec(loop), sock=b, ssl=client_ctx(),
+            lambda: Recorder(loop, echo=True), a, ssl=server_ctx()))
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), sock=b, ssl=client_ctx(),
                                               server_hostname=HOST)
         str_, sp = await srv_task
         assert str_.get_extra_info("ssl_object").server_side
@@ -502,13 +459,13 @@ def test_peer_closes_without_close_notify(loop):
         protos = []
 
         def make():
-            p = Rec(loop)
+            p = Recorder(loop)
             protos.append(p)
             return p
 
         server = await loop.create_server(make, "127.0.0.1", 0, ssl=server_ctx())
         port = server.sockets[0].getsockname()[1]
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST)
         await asyncio.sleep(0.05)
         protos[0].transport.abort()  # raw connection closed, no close_notify
@@ -526,7 +483,7 @@ def test_peer_reset_mid_stream(loop):
         results = {}
         # the loop's own TLS server; its raw socket is then reset (RST)
         server, sport, protos = await tls_echo_server(loop)
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", sport,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", sport,
                                               ssl=client_ctx(), server_hostname=HOST)
         tr.write(b"x" * 1000)
         await cl.wait_bytes(1000)
@@ -564,7 +521,7 @@ def test_shutdown_timeout(loop):
     th.start()
 
     async def main():
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST,
                                               ssl_shutdown_timeout=0.3)
         t0 = loop.time()
@@ -590,13 +547,13 @@ def test_flow_control_over_tls(loop):
         protos = []
 
         def make():
-            p = Rec(loop)
+            p = Recorder(loop)
             protos.append(p)
             return p
 
         server = await loop.create_server(make, "127.0.0.1", 0, ssl=server_ctx())
         port = server.sockets[0].getsockname()[1]
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST)
         await protos[0].made
         protos[0].transport.pause_reading()
@@ -670,7 +627,7 @@ def test_tornado_https_server_and_client(loop):
 def test_data_then_close_notify_in_one_read(loop):
     # the server writes several records and closes at once: the client reads
     # them (and the close_notify) together, in order
-    class Sender(Rec):
+    class Sender(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
             for i in range(5):
@@ -681,7 +638,7 @@ def test_data_then_close_notify_in_one_read(loop):
         server = await loop.create_server(lambda: Sender(loop), "127.0.0.1", 0,
                                           ssl=server_ctx())
         port = server.sockets[0].getsockname()[1]
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST)
         await cl.lost
         server.close()
@@ -741,7 +698,7 @@ def test_buffered_protocol_over_tls(loop):
 def test_app_pause_reading_and_write_variants(loop):
     async def main():
         server, port, protos = await tls_echo_server(loop)
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST)
         tr.pause_reading()
         assert not tr.is_reading()
@@ -771,7 +728,7 @@ def test_app_pause_reading_and_write_variants(loop):
 
 
 def test_exception_in_data_received_over_tls(loop):
-    class Bad(Rec):
+    class Bad(Recorder):
         def data_received(self, data):
             super().data_received(data)
             raise ValueError("app bug")
@@ -798,7 +755,7 @@ def test_writes_after_close_over_tls(loop, caplog):
 
     async def main():
         server, port, protos = await tls_echo_server(loop)
-        tr, cl = await loop.create_connection(lambda: Rec(loop), "127.0.0.1", port,
+        tr, cl = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port,
                                               ssl=client_ctx(), server_hostname=HOST)
         tr.write(b"x")
         await cl.wait_bytes(1)

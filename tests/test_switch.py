@@ -27,6 +27,7 @@ def test_versions_report_linked_libraries():
     assert v["llhttp"].count(".") == 2
 
 
+@needs_test_api()
 def test_libuv_initialises():
     # libuv runs a timer on a private loop
     assert _core._uv_selftest() is True

@@ -1,5 +1,6 @@
 /* Private declarations shared by the files of the loop component (loop.c,
- * timer.c, poll.c, handle.c; see the top of loop.c for who does what).
+ * timer.c, poll.c, handle.c, the test build's test_api.c; see the top of
+ * loop.c for who does what).
  * Other components use loop.h. */
 #ifndef TC_LOOP_INTERNAL_H
 #define TC_LOOP_INTERNAL_H
@@ -116,5 +117,11 @@ TC_INTERNAL PyObject *tc_loop_meth_add_writer(tc_loop *self, PyObject *const *ar
                                               Py_ssize_t nargs);
 TC_INTERNAL PyObject *tc_loop_meth_remove_reader(tc_loop *self, PyObject *fd);
 TC_INTERNAL PyObject *tc_loop_meth_remove_writer(tc_loop *self, PyObject *fd);
+
+#ifdef TC_TEST_API
+/* Test build only (test_api.c): the loop's test entry points
+ * (_uv_selftest); called by tc_loop_exec. */
+TC_INTERNAL int tc_loop_test_exec(PyObject *module, struct tc_state *st);
+#endif
 
 #endif

@@ -22,15 +22,19 @@
  *   poll.c       add_reader / add_writer (a private epoll set) and the two
  *                ways an iteration waits
  *   handle.c     Handle and TimerHandle
+ *   test_api.c   the test build's entry points (_uv_selftest)
  *   uvio.c       the libuv stream core the transports and the stream
  *                component share (uvio.h)
  *
  * and the transports, each with its private header:
  *
  *   transport.c  StreamTransport, the asyncio transport on TCP and Unix
- *                sockets, and server.c, its Server (transport.h)
+ *                sockets: its I/O; transport_py.c its Python face; server.c
+ *                its Server (transport.h, with the plumbing both transports
+ *                share)
  *   tls.c        the steady state of the stdlib's SSLProtocol (tls.h)
- *   udp.c        DatagramTransport, UDP and Unix datagram sockets (udp.h)
+ *   udp.c        DatagramTransport, UDP and Unix datagram sockets: its I/O;
+ *                udp_py.c its Python face (udp.h)
  */
 #include "internal.h"
 
@@ -1135,40 +1139,6 @@ libuv_version(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(uv_version_string());
 }
 
-static void
-selftest_timer_cb(uv_timer_t *timer)
-{
-    int *fired = (int *)timer->data;
-    *fired += 1;
-}
-
-/* Initialise a private uv_loop_t, fire one timer on it, close it. */
-static PyObject *
-uv_selftest(PyObject *module, PyObject *Py_UNUSED(ignored))
-{
-    (void)module;
-    uv_loop_t loop;
-    uv_timer_t timer; /* owned by `loop`; closed before the loop is closed */
-    int fired = 0;
-    int rc = uv_loop_init(&loop);
-    if (rc < 0) {
-        PyErr_Format(PyExc_OSError, "uv_loop_init: %s", uv_strerror(rc));
-        return NULL;
-    }
-    uv_timer_init(&loop, &timer);
-    timer.data = &fired;
-    uv_timer_start(&timer, selftest_timer_cb, 0, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rc = uv_loop_close(&loop);
-    if (rc < 0) {
-        PyErr_Format(PyExc_RuntimeError, "uv_loop_close: %s", uv_strerror(rc));
-        return NULL;
-    }
-    return PyBool_FromLong(fired == 1);
-}
-
 #ifdef TC_DEBUG
 static PyObject *
 debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
@@ -1183,7 +1153,6 @@ static PyMethodDef loop_methods[] = {
     {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result_unless_cancelled,
      METH_FASTCALL, "asyncio's futures._set_result_unless_cancelled(fut, None)."},
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
-    {"_uv_selftest", uv_selftest, METH_NOARGS, "Run one timer on a private uv loop; True if it fired."},
 #ifdef TC_DEBUG
     {"_debug_counts", debug_counts, METH_NOARGS,
      "Live libuv handles and requests of every component (debug build only)."},
@@ -1235,6 +1204,11 @@ tc_loop_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, loop_methods) < 0) {
         return -1;
     }
+#ifdef TC_TEST_API
+    if (tc_loop_test_exec(module, st) < 0) {
+        return -1;
+    }
+#endif
     st->loop->fn_set_result_unless_cancelled =
         PyObject_GetAttrString(module, "_set_result_unless_cancelled");
     return st->loop->fn_set_result_unless_cancelled == NULL ? -1 : 0;

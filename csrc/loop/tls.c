@@ -885,12 +885,26 @@ static PyMethodDef tls_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define INTERN(field, text)                                          \
-    do {                                                             \
-        if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
-            return -1;                                               \
-        }                                                            \
-    } while (0)
+/* The interned names of the state (made in exec, dropped in clear). */
+static const tc_intern_spec tls_names[] = {
+    TC_INTERN_NAME(tc_loop_tls_state, s_sslobj, "_sslobj"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_max_size, "max_size"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_read, "read"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_write, "write"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_pending, "pending"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_data_received, "data_received"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_call_eof_received, "_call_eof_received"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_start_shutdown, "_start_shutdown"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_do_write, "_do_write"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_process_outgoing, "_process_outgoing"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_control_app_writing, "_control_app_writing"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_control_ssl_reading, "_control_ssl_reading"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_fatal_error, "_fatal_error"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_append, "append"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_ssl_protocol, "_ssl_protocol"),
+    TC_INTERN_NAME(tc_loop_tls_state, s_write_appdata, "_write_appdata"),
+    {0, NULL},
+};
 
 int
 tc_loop_tls_exec(PyObject *module, tc_state *st)
@@ -904,22 +918,9 @@ tc_loop_tls_exec(PyObject *module, tc_state *st)
     if ((ts->fatal_message = PyUnicode_FromString("Fatal error on SSL protocol")) == NULL) {
         return -1;
     }
-    INTERN(s_sslobj, "_sslobj");
-    INTERN(s_max_size, "max_size");
-    INTERN(s_read, "read");
-    INTERN(s_write, "write");
-    INTERN(s_pending, "pending");
-        INTERN(s_data_received, "data_received");
-    INTERN(s_call_eof_received, "_call_eof_received");
-    INTERN(s_start_shutdown, "_start_shutdown");
-    INTERN(s_do_write, "_do_write");
-    INTERN(s_process_outgoing, "_process_outgoing");
-    INTERN(s_control_app_writing, "_control_app_writing");
-    INTERN(s_control_ssl_reading, "_control_ssl_reading");
-    INTERN(s_fatal_error, "_fatal_error");
-    INTERN(s_append, "append");
-    INTERN(s_ssl_protocol, "_ssl_protocol");
-    INTERN(s_write_appdata, "_write_appdata");
+    if (tc_intern_all(ts, tls_names) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -951,20 +952,5 @@ tc_loop_tls_clear(tc_state *st)
     Py_CLEAR(ts->sslobject_type);
     Py_CLEAR(ts->again_errors);
     Py_CLEAR(ts->fatal_message);
-    Py_CLEAR(ts->s_sslobj);
-    Py_CLEAR(ts->s_max_size);
-    Py_CLEAR(ts->s_read);
-    Py_CLEAR(ts->s_write);
-    Py_CLEAR(ts->s_pending);
-    Py_CLEAR(ts->s_data_received);
-    Py_CLEAR(ts->s_call_eof_received);
-    Py_CLEAR(ts->s_start_shutdown);
-    Py_CLEAR(ts->s_do_write);
-    Py_CLEAR(ts->s_process_outgoing);
-    Py_CLEAR(ts->s_control_app_writing);
-    Py_CLEAR(ts->s_control_ssl_reading);
-    Py_CLEAR(ts->s_fatal_error);
-    Py_CLEAR(ts->s_append);
-    Py_CLEAR(ts->s_ssl_protocol);
-    Py_CLEAR(ts->s_write_appdata);
+    tc_clear_all(ts, tls_names);
 }

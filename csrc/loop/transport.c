@@ -25,6 +25,12 @@
  * loop.sendfile() (tornado_c/_loop_sendfile.py) pauses reading, waits on
  * _make_empty_waiter() for the write queue to drain and then writes to the
  * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
+ *
+ * This file is the transport's I/O: errors, the handle, scheduling of the
+ * protocol's calls, writing (write() and writelines() themselves: the hot
+ * path stays in one file), reading and connecting.  Its Python face --
+ * the other methods, the type, the module-level callbacks and the exec --
+ * is transport_py.c; the struct and what the two share are in transport.h.
  */
 #include "common.h"
 #include "state.h"
@@ -40,83 +46,52 @@
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
-enum { TR_TCP = TC_UVIO_TCP, TR_PIPE = TC_UVIO_PIPE };
-
-struct tc_transport {
-    PyObject_HEAD
-    /* The type subclasses asyncio.Transport (isinstance checks work), whose
-     * base declares __slots__ = ('_extra',): that slot lives here.  Unused
-     * by us; checked against asyncio's layout at import. */
-    PyObject *base_extra_slot;
-    tc_loop_transport_state *ts;      /* borrowed: the transports' part of the module
-                                 * state (the type holds the module) */
-    tc_loop *loop;              /* strong */
-    tc_uvio_conn io;            /* handle, write queue, sock, live (uvio.h); the
-                                 * sock is created lazily for accepted
-                                 * connections */
-    uv_shutdown_t sreq;
-    uv_connect_t creq;
-    PyObject *protocol;
-    PyObject *server;           /* tc_server or NULL */
-    PyObject *extra;            /* dict or NULL */
-    PyObject *conn_waiter;      /* future of a pending connect */
-    PyObject *empty_waiter;     /* future of _make_empty_waiter() while
-                                 * loop.sendfile() owns the socket, or NULL */
-    PyObject *weakreflist;
-    size_t high, low;
-    Py_buffer rview;            /* BufferedProtocol buffer between alloc/read */
-    PyObject *rexc;             /* get_buffer() failure seen in alloc_cb */
-    Py_ssize_t conn_lost;       /* asyncio's _conn_lost */
-    struct sockaddr_storage peer_addr, sock_addr; /* snapshot at start */
-    socklen_t peer_len, sock_len;                 /* 0 = unknown */
-    int kind;
-    char started;               /* protocol attached */
-    char closing;
-    char eof;                   /* write_eof() called */
-    char paused;                /* pause_reading() */
-    char read_eof;
-    char buffered;              /* protocol is a BufferedProtocol */
-    char protocol_paused;       /* pause_writing() was called */
-    char lost_called;           /* _call_connection_lost ran (or must not) */
-    char shutdown_started;
-    char rview_held;
-};
 
 /* ------------------------------------------------------------------ errors */
 
-/* Report the exception object `exc` (borrowed) to the loop's handler. */
-static void
-report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
+/* The plumbing both transports share (the datagram transport of udp.c uses
+ * it too; transport.h): reporting to the loop's exception handler, asyncio's
+ * debug-mode logging, the protocol's flow-control calls, scheduling. */
+
+void
+tc_loop_tr_report(tc_loop *loop, PyObject *transport, PyObject *protocol, PyObject *exc,
+                  const char *message, int with_ctx)
 {
     PyObject *extra = NULL;
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     if (with_ctx) {
         extra = PyDict_New();
         if (extra != NULL) {
-            if (PyDict_SetItemString(extra, "transport", (PyObject *)tr) < 0 ||
-                PyDict_SetItemString(extra, "protocol",
-                                     tr->protocol ? tr->protocol : Py_None) < 0) {
+            if (PyDict_SetItemString(extra, "transport", transport) < 0 ||
+                PyDict_SetItemString(extra, "protocol", protocol ? protocol : Py_None) < 0) {
                 Py_CLEAR(extra);
             }
         }
         if (extra == NULL) {
-            /* building the context failed: report that failure instead */
+            /* building the context failed: report without it */
             PyErr_Clear();
             PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         }
     }
-    tc_loop_report_exception(tr->loop, message, extra);
+    tc_loop_report_exception(loop, message, extra);
     Py_XDECREF(extra);
 }
 
-static void force_close(tc_transport *tr, PyObject *exc);
-static void fail_empty_waiter(tc_transport *tr);
-
-/* loop.get_debug() as 0/1 (errors count as 0 and are cleared). */
-static int
-loop_debug(tc_transport *tr)
+void
+tc_loop_tr_report_current(tc_loop *loop, PyObject *transport, PyObject *protocol,
+                          const char *message)
 {
-    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)tr->loop, tr->ts->s_get_debug);
+    PyObject *exc = tc_uvio_fetch_exception();
+    if (exc != NULL) {
+        tc_loop_tr_report(loop, transport, protocol, exc, message, 1);
+        Py_DECREF(exc);
+    }
+}
+
+int
+tc_loop_tr_debug_on(tc_loop *loop, tc_loop_transport_state *ts)
+{
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)loop, ts->s_get_debug);
     int on;
     if (r == NULL) {
         PyErr_Clear();
@@ -131,20 +106,18 @@ loop_debug(tc_transport *tr)
     return on;
 }
 
-/* asyncio's debug-mode messages: logger.debug(fmt, transport[, text],
- * exc_info=exc).  Only called when loop_debug() is true; never fails (a
- * logging error is reported like any other callback error). */
-static void
-debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
+void
+tc_loop_tr_debug(tc_loop *loop, tc_loop_transport_state *ts, PyObject *transport,
+                 const char *fmt, const char *text, PyObject *exc)
 {
     PyObject *et, *ev, *etb, *meth = NULL, *args = NULL, *kw = NULL, *r = NULL;
     PyErr_Fetch(&et, &ev, &etb);
-    meth = PyObject_GetAttrString(tr->ts->logger, "debug");
+    meth = PyObject_GetAttrString(ts->logger, "debug");
     if (meth == NULL) {
         goto done;
     }
-    args = text ? Py_BuildValue("(sOs)", fmt, (PyObject *)tr, text)
-                : Py_BuildValue("(sO)", fmt, (PyObject *)tr);
+    args = text ? Py_BuildValue("(sOs)", fmt, transport, text)
+                : Py_BuildValue("(sO)", fmt, transport);
     if (args == NULL) {
         goto done;
     }
@@ -157,7 +130,7 @@ debug_log(tc_transport *tr, const char *fmt, const char *text, PyObject *exc)
     r = PyObject_Call(meth, args, kw);
 done:
     if (r == NULL && PyErr_Occurred()) {
-        tc_loop_report_exception(tr->loop, "asyncio debug logging failed", NULL);
+        tc_loop_report_exception(loop, "asyncio debug logging failed", NULL);
     }
     Py_XDECREF(r);
     Py_XDECREF(kw);
@@ -166,6 +139,43 @@ done:
     PyErr_Restore(et, ev, etb);
 }
 
+void
+tc_loop_tr_call_flow(tc_loop *loop, PyObject *transport, PyObject *protocol, PyObject *name,
+                     const char *message)
+{
+    PyObject *r;
+    if (protocol == NULL) {
+        return;
+    }
+    r = PyObject_CallMethodNoArgs(protocol, name);
+    if (r == NULL) {
+        tc_loop_tr_report_current(loop, transport, protocol, message);
+        return;
+    }
+    Py_DECREF(r);
+}
+
+int
+tc_loop_tr_call_soon(tc_loop *loop, PyObject *fn, PyObject *transport, PyObject *arg)
+{
+    PyObject *args[2] = {transport, arg};
+    PyObject *h = tc_loop_call_soon(loop, fn, args, arg ? 2 : 1, NULL);
+    if (h == NULL) {
+        return -1;
+    }
+    Py_DECREF(h);
+    return 0;
+}
+
+/* The stream transport's use of them. */
+static inline void
+report_exc(tc_transport *tr, PyObject *exc, const char *message, int with_ctx)
+{
+    tc_loop_tr_report(tr->loop, (PyObject *)tr, tr->protocol, exc, message, with_ctx);
+}
+
+static void fail_empty_waiter(tc_transport *tr);
+
 /* asyncio's _fatal_error: `exc` borrowed. */
 static void
 fatal_error(tc_transport *tr, PyObject *exc, const char *message)
@@ -173,10 +183,10 @@ fatal_error(tc_transport *tr, PyObject *exc, const char *message)
     if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError)) {
         report_exc(tr, exc, message, 1);
     }
-    else if (loop_debug(tr)) {
-        debug_log(tr, "%r: %s", message, exc);
+    else if (tc_loop_tr_loop_debug(tr)) {
+        tc_loop_tr_debug_log(tr, "%r: %s", message, exc);
     }
-    force_close(tr, exc);
+    tc_loop_tr_force_close(tr, exc);
 }
 
 /* _fatal_error with the current exception. */
@@ -206,8 +216,8 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
 /* --------------------------------------------------------------- handles */
 
 
-static tc_transport *
-tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
+tc_transport *
+tc_loop_tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind, PyObject *live)
 {
     PyTypeObject *type = ts->Transport_type;
     tc_transport *tr = (tc_transport *)type->tp_alloc(type, 0);
@@ -244,7 +254,7 @@ tc_transport *
 tc_loop_transport_for_accept(tc_loop_transport_state *ts, tc_loop *loop, int kind,
                              PyObject *live)
 {
-    return tr_alloc(ts, loop, kind, live);
+    return tc_loop_tr_alloc(ts, loop, kind, live);
 }
 
 uv_stream_t *
@@ -263,22 +273,10 @@ tc_loop_transport_dispose(tc_transport *tr)
 
 /* ------------------------------------------------------------ scheduling */
 
-static int
-schedule(tc_transport *tr, PyObject *fn, PyObject *arg)
-{
-    PyObject *args[2] = {(PyObject *)tr, arg};
-    PyObject *h = tc_loop_call_soon(tr->loop, fn, args, arg ? 2 : 1, NULL);
-    if (h == NULL) {
-        return -1;
-    }
-    Py_DECREF(h);
-    return 0;
-}
-
 /* protocol.connection_lost(exc) then release everything (asyncio's
  * _call_connection_lost).  Returns -1 with the protocol's exception set. */
-static int
-call_connection_lost(tc_transport *tr, PyObject *exc)
+int
+tc_loop_tr_call_connection_lost(tc_transport *tr, PyObject *exc)
 {
     PyObject *r = NULL, *server;
     PyObject *et = NULL, *ev = NULL, *etb = NULL;
@@ -314,8 +312,8 @@ call_connection_lost(tc_transport *tr, PyObject *exc)
     return rc;
 }
 
-static void
-read_stop(tc_transport *tr)
+void
+tc_loop_tr_read_stop(tc_transport *tr)
 {
     if (tr->io.reading) {
         uv_read_stop(&tr->io.h.stream);
@@ -323,11 +321,10 @@ read_stop(tc_transport *tr)
     }
 }
 
-static void read_start(tc_transport *tr);
 
 /* asyncio's _force_close; `exc` borrowed, may be NULL. */
-static void
-force_close(tc_transport *tr, PyObject *exc)
+void
+tc_loop_tr_force_close(tc_transport *tr, PyObject *exc)
 {
     if (tr->conn_lost) {
         return;
@@ -335,12 +332,12 @@ force_close(tc_transport *tr, PyObject *exc)
     tr->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     if (!tr->closing) {
         tr->closing = 1;
-        read_stop(tr);
+        tc_loop_tr_read_stop(tr);
     }
     tr->conn_lost++;
-    if (schedule(tr, tr->ts->fn_conn_lost, exc ? exc : Py_None) < 0) {
+    if (tc_loop_tr_schedule(tr, tr->ts->fn_conn_lost, exc ? exc : Py_None) < 0) {
         tc_loop_report_exception(tr->loop, "scheduling connection_lost failed", NULL);
-        if (call_connection_lost(tr, exc) < 0) {
+        if (tc_loop_tr_call_connection_lost(tr, exc) < 0) {
             tc_loop_report_exception(tr->loop, "Exception in connection_lost", NULL);
         }
     }
@@ -348,57 +345,34 @@ force_close(tc_transport *tr, PyObject *exc)
 
 /* ---------------------------------------------------------------- writing */
 
-static size_t
-write_buffer_size(tc_transport *tr)
-{
-    return tc_uvio_wq_pending(&tr->io.wq, tr->io.open ? &tr->io.h.stream : NULL) +
-           tr->io.wq.rem_len;
-}
-
-static void
+/* Inline where the write path calls it (the common case is one comparison);
+ * the other file uses the function below. */
+static inline void
 maybe_pause_protocol(tc_transport *tr)
 {
-    PyObject *r;
-    if (write_buffer_size(tr) <= tr->high || tr->protocol_paused) {
+    if (tc_loop_tr_write_buffer_size(tr) <= tr->high || tr->protocol_paused) {
         return;
     }
     tr->protocol_paused = 1;
-    if (tr->protocol == NULL) {
-        return;
-    }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_pause_writing);
-    if (r == NULL) {
-        PyObject *exc = tc_uvio_fetch_exception();
-        if (exc != NULL) {
-            report_exc(tr, exc, "protocol.pause_writing() failed", 1);
-            Py_DECREF(exc);
-        }
-        return;
-    }
-    Py_DECREF(r);
+    tc_loop_tr_call_flow(tr->loop, (PyObject *)tr, tr->protocol, tr->ts->s_pause_writing,
+                         "protocol.pause_writing() failed");
+}
+
+void
+tc_loop_tr_maybe_pause_protocol(tc_transport *tr)
+{
+    maybe_pause_protocol(tr);
 }
 
 static void
 maybe_resume_protocol(tc_transport *tr)
 {
-    PyObject *r;
-    if (!tr->protocol_paused || write_buffer_size(tr) > tr->low) {
+    if (!tr->protocol_paused || tc_loop_tr_write_buffer_size(tr) > tr->low) {
         return;
     }
     tr->protocol_paused = 0;
-    if (tr->protocol == NULL) {
-        return;
-    }
-    r = PyObject_CallMethodNoArgs(tr->protocol, tr->ts->s_resume_writing);
-    if (r == NULL) {
-        PyObject *exc = tc_uvio_fetch_exception();
-        if (exc != NULL) {
-            report_exc(tr, exc, "protocol.resume_writing() failed", 1);
-            Py_DECREF(exc);
-        }
-        return;
-    }
-    Py_DECREF(r);
+    tc_loop_tr_call_flow(tr->loop, (PyObject *)tr, tr->protocol, tr->ts->s_resume_writing,
+                         "protocol.resume_writing() failed");
 }
 
 /* Resolve the future of _make_empty_waiter() if it is pending: with None
@@ -441,7 +415,6 @@ fail_empty_waiter(tc_transport *tr)
     Py_DECREF(exc);
 }
 
-static void do_shutdown(tc_transport *tr);
 
 static void
 write_cb(uv_write_t *req, int status)
@@ -478,12 +451,12 @@ write_cb(uv_write_t *req, int status)
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
         resolve_empty_waiter(tr, NULL);
         if (tr->closing) {
-            if (call_connection_lost(tr, NULL) < 0) {
+            if (tc_loop_tr_call_connection_lost(tr, NULL) < 0) {
                 tc_loop_report_exception(tr->loop, "Exception in callback connection_lost", NULL);
             }
         }
         else if (tr->eof) {
-            do_shutdown(tr);
+            tc_loop_tr_do_shutdown(tr);
         }
     }
 done:
@@ -507,8 +480,8 @@ shutdown_cb(uv_shutdown_t *req, int status)
     }
 }
 
-static void
-do_shutdown(tc_transport *tr)
+void
+tc_loop_tr_do_shutdown(tc_transport *tr)
 {
     int rc;
     if (tr->shutdown_started || !tr->io.open || tr->io.closing) {
@@ -610,8 +583,8 @@ check_bytes_like(PyObject *data)
     return 0;
 }
 
-static PyObject *
-tr_write(tc_transport *tr, PyObject *data)
+PyObject *
+tc_loop_tr_write(tc_transport *tr, PyObject *data)
 {
     uv_buf_t buf;
     size_t total;
@@ -666,8 +639,8 @@ tr_write(tc_transport *tr, PyObject *data)
 
 #define WRITELINES_MAX 64
 
-static PyObject *
-tr_writelines(tc_transport *tr, PyObject *list_of_data)
+PyObject *
+tc_loop_tr_writelines(tc_transport *tr, PyObject *list_of_data)
 {
     Py_buffer views[WRITELINES_MAX];
     uv_buf_t bufs[WRITELINES_MAX];
@@ -711,7 +684,7 @@ join:
             Py_DECREF(empty);
         }
         if (joined != NULL) {
-            res = tr_write(tr, joined);
+            res = tc_loop_tr_write(tr, joined);
             Py_DECREF(joined);
         }
         goto done;
@@ -785,8 +758,8 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     buf->len = (size_t)tr->rview.len;
 }
 
-static void
-release_rview(tc_transport *tr)
+void
+tc_loop_tr_release_rview(tc_transport *tr)
 {
     if (tr->rview_held) {
         tr->rview_held = 0;
@@ -800,10 +773,10 @@ on_eof(tc_transport *tr)
 {
     PyObject *r;
     int keep_open;
-    read_stop(tr);
+    tc_loop_tr_read_stop(tr);
     tr->read_eof = 1;
-    if (loop_debug(tr)) {
-        debug_log(tr, "%r received EOF", NULL, NULL);
+    if (tc_loop_tr_loop_debug(tr)) {
+        tc_loop_tr_debug_log(tr, "%r received EOF", NULL, NULL);
     }
     if (tr->protocol == NULL) {
         return;
@@ -839,14 +812,14 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (tr->rexc != NULL) {
             PyObject *exc = tr->rexc;
             tr->rexc = NULL;
-            release_rview(tr);
+            tc_loop_tr_release_rview(tr);
             if (tr->protocol != NULL && !tr->closing) {
                 fatal_error(tr, exc, "Fatal error: protocol.get_buffer() call failed.");
             }
             Py_DECREF(exc);
             goto done;
         }
-        release_rview(tr);
+        tc_loop_tr_release_rview(tr);
         if (nread == 0 || nread == UV_ENOBUFS || tr->protocol == NULL || tr->closing) {
             goto done;
         }
@@ -896,15 +869,15 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         on_eof(tr);
     }
     else if (!tr->closing) {
-        read_stop(tr);
+        tc_loop_tr_read_stop(tr);
         fatal_uv_error(tr, (int)nread, "Fatal read error on socket transport");
     }
 done:
     Py_DECREF(tr);
 }
 
-static void
-read_start(tc_transport *tr)
+void
+tc_loop_tr_read_start(tc_transport *tr)
 {
     int rc;
     if (tr->io.reading || tr->closing || tr->paused || tr->read_eof ||
@@ -921,8 +894,8 @@ read_start(tc_transport *tr)
 
 /* ------------------------------------------------------------- connecting */
 
-static void
-connect_cb(uv_connect_t *req, int status)
+void
+tc_loop_tr_connect_cb(uv_connect_t *req, int status)
 {
     tc_transport *tr = (tc_transport *)req->data;
     PyObject *waiter;
@@ -956,866 +929,3 @@ connect_cb(uv_connect_t *req, int status)
     Py_DECREF(waiter);
 }
 
-/* ------------------------------------------------------------ Python API */
-
-int
-tc_loop_transport_check_open(PyObject *loop)
-{
-    PyObject *r = PyObject_CallMethod(loop, "is_closed", NULL);
-    int closed;
-    if (r == NULL) {
-        return -1;
-    }
-    closed = PyObject_IsTrue(r);
-    Py_DECREF(r);
-    if (closed < 0) {
-        return -1;
-    }
-    if (closed) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return -1;
-    }
-    return 0;
-}
-
-static PyObject *
-tr_open(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* StreamTransport._open(loop, sock, live): a transport whose handle is
-     * opened on sock's fd (libuv owns the fd from now on). */
-    tc_state *st = tc_state_from_type(type);
-    PyObject *loop, *sock, *live, *fam_o;
-    long family;
-    int fd;
-    tc_transport *tr;
-    int rc;
-    if (st == NULL) {
-        return NULL;
-    }
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "_open(loop, sock, live)");
-        return NULL;
-    }
-    loop = args[0];
-    sock = args[1];
-    live = args[2];
-    if (!tc_loop_check(st, loop)) {
-        PyErr_SetString(PyExc_TypeError, "loop must be a tornado_c event loop");
-        return NULL;
-    }
-    if (tc_loop_transport_check_open(loop) < 0) {
-        return NULL;
-    }
-    fam_o = PyObject_GetAttrString(sock, "family");
-    if (fam_o == NULL) {
-        return NULL;
-    }
-    family = PyLong_AsLong(fam_o);
-    Py_DECREF(fam_o);
-    if (family == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    fd = tc_uvio_sock_fd((tc_loop *)loop, sock);
-    if (fd < 0) {
-        return NULL;
-    }
-    tr = tr_alloc(st->loop_transport, (tc_loop *)loop, family == AF_UNIX ? TR_PIPE : TR_TCP, live);
-    if (tr == NULL) {
-        return NULL;
-    }
-    rc = tc_uvio_handle_open(&tr->io.h, tr->kind, (int)fd);
-    if (rc < 0) {
-        /* libuv did not take the fd: close the handle without touching it
-         * (no socket object is attached yet) */
-        tr->lost_called = 1;
-        tr->closing = 1;
-        tc_uvio_conn_close(&tr->io);
-        Py_DECREF(tr);
-        return tc_uvio_set_error(rc);
-    }
-    Py_INCREF(sock);
-    tr->io.sock = sock;
-    return (PyObject *)tr;
-}
-
-static PyObject *
-tr_connect(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* _connect(family, address) -> future (TCP only) */
-    struct sockaddr_storage ss;
-    int family, rc;
-    PyObject *fut;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_connect(family, address)");
-        return NULL;
-    }
-    family = PyLong_AsLong(args[0]);
-    if (family == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (tr->kind != TR_TCP || tr->started || tr->conn_waiter != NULL || !tr->io.open ||
-        tr->io.closing) {
-        PyErr_SetString(PyExc_RuntimeError, "transport cannot connect now");
-        return NULL;
-    }
-    if (tc_uvio_parse_inet_address(family, args[1], &ss) < 0) {
-        return NULL;
-    }
-    fut = tc_loop_create_future(tr->loop);
-    if (fut == NULL) {
-        return NULL;
-    }
-    tr->creq.data = tr;
-    rc = uv_tcp_connect(&tr->creq, &tr->io.h.tcp, (struct sockaddr *)&ss, connect_cb);
-    if (rc < 0) {
-        Py_DECREF(fut);
-        return tc_uvio_set_error(rc);
-    }
-    TC_LOOP_REQUEST_STARTED(tr->loop);
-    Py_INCREF(fut);
-    tr->conn_waiter = fut;
-    return fut;
-}
-
-/* asyncio reads sockname/peername when the transport is made and keeps them
- * after close: take the raw addresses now, convert on demand. */
-static void
-snapshot_addresses(tc_transport *tr)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno(&tr->io.h.handle, &fd) < 0) {
-        return;
-    }
-    tr->sock_len = sizeof(tr->sock_addr);
-    if (getsockname(fd, (struct sockaddr *)&tr->sock_addr, &tr->sock_len) < 0) {
-        tr->sock_len = 0;
-    }
-    tr->peer_len = sizeof(tr->peer_addr);
-    if (getpeername(fd, (struct sockaddr *)&tr->peer_addr, &tr->peer_len) < 0) {
-        tr->peer_len = 0;
-    }
-}
-
-int
-tc_loop_transport_start(tc_transport *tr, PyObject *protocol, PyObject *server,
-                        PyObject *waiter)
-{
-    int rc;
-    if (tr->started || !tr->io.open || tr->io.closing) {
-        PyErr_SetString(PyExc_RuntimeError, "transport cannot be started");
-        return -1;
-    }
-    rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
-    if (rc < 0) {
-        return -1;
-    }
-    tr->buffered = (char)rc;
-    snapshot_addresses(tr);
-    if (tr->kind == TR_TCP) {
-        rc = uv_tcp_nodelay(&tr->io.h.tcp, 1);
-        if (rc < 0 && rc != UV_EINVAL && rc != UV_ENOTSUP) {
-            tc_uvio_set_error(rc);
-            return -1;
-        }
-    }
-    if (schedule(tr, tr->ts->fn_conn_made, NULL) < 0) {
-        return -1;
-    }
-    Py_INCREF(protocol);
-    tr->protocol = protocol;
-    tr->started = 1;
-    if (server != NULL && server != Py_None) {
-        Py_INCREF(server);
-        tr->server = server;
-        tc_loop_server_attach(server);
-    }
-    if (waiter != NULL && waiter != Py_None) {
-        PyObject *a[1] = {waiter};
-        PyObject *h = tc_loop_call_soon(tr->loop, tr->loop->ls->fn_set_result_unless_cancelled,
-                                         a, 1, NULL);
-        if (h == NULL) {
-            return -1;
-        }
-        Py_DECREF(h);
-    }
-    return 0;
-}
-
-static PyObject *
-tr_start(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
-{
-    /* _start(protocol, waiter=None, server=None, extra=None) */
-    if (nargs < 1 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "_start(protocol, waiter=None, server=None, extra=None)");
-        return NULL;
-    }
-    if (nargs > 3 && args[3] != Py_None) {
-        if (!PyDict_Check(args[3])) {
-            PyErr_SetString(PyExc_TypeError, "extra must be a dict");
-            return NULL;
-        }
-        Py_XSETREF(tr->extra, PyDict_Copy(args[3]));
-        if (tr->extra == NULL) {
-            return NULL;
-        }
-    }
-    if (tc_loop_transport_start(tr, args[0], nargs > 2 ? args[2] : NULL,
-                                nargs > 1 ? args[1] : NULL) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_dispose(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    /* Close a transport that never started (connect failed or cancelled). */
-    if (tr->started) {
-        PyErr_SetString(PyExc_RuntimeError, "transport already started; use close()");
-        return NULL;
-    }
-    tc_loop_transport_dispose(tr);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_loop_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    /* The loop closes with this transport alive: release the handle and the
-     * fd, no protocol callbacks (asyncio leaves such transports to the GC). */
-    if (tr->started && !tr->lost_called) {
-        /* what asyncio's transports say when they are collected unclosed,
-         * which happens once the loop has closed its selector */
-        if (PyErr_ResourceWarning((PyObject *)tr, 1, "unclosed transport %R", (PyObject *)tr) < 0) {
-            PyErr_WriteUnraisable((PyObject *)tr);
-        }
-    }
-    tr->closing = 1;
-    tr->lost_called = 1;
-    if (tr->conn_lost == 0) {
-        tr->conn_lost = 1;
-    }
-    tr->io.wq.pend_len = 0;
-    tc_uvio_conn_close(&tr->io);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_make_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    /* loop.sendfile(): a future done once everything written so far has
-     * left (at once if nothing is queued); write() is refused until
-     * _reset_empty_waiter().  As asyncio's _SelectorSocketTransport. */
-    PyObject *fut;
-    if (tr->empty_waiter != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
-        return NULL;
-    }
-    fut = tc_loop_create_future(tr->loop);
-    if (fut == NULL) {
-        return NULL;
-    }
-    if (write_buffer_size(tr) == 0 &&
-        tc_loop_future_set_result(tr->loop, fut, Py_None, TC_FUTURE_NEW) < 0) {
-        Py_DECREF(fut);
-        return NULL;
-    }
-    tr->empty_waiter = Py_NewRef(fut);
-    return fut;
-}
-
-static PyObject *
-tr_reset_empty_waiter(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    Py_CLEAR(tr->empty_waiter);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_close(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    if (tr->closing) {
-        Py_RETURN_NONE;
-    }
-    tr->closing = 1;
-    read_stop(tr);
-    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
-        tr->conn_lost++;
-        if (schedule(tr, tr->ts->fn_conn_lost, Py_None) < 0) {
-            return NULL;
-        }
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_abort(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    force_close(tr, NULL);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_force_close(tc_transport *tr, PyObject *exc)
-{
-    /* asyncio's _SelectorTransport._force_close(exc): drop the write buffer
-     * and schedule connection_lost(exc).  The stdlib's SSLProtocol calls it
-     * to abort the connection underneath TLS (handshake failure or timeout,
-     * shutdown timeout). */
-    force_close(tr, exc == Py_None ? NULL : exc);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_is_closing(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    return PyBool_FromLong(tr->closing);
-}
-
-static PyObject *
-tr_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    if (tr->closing || tr->eof) {
-        Py_RETURN_NONE;
-    }
-    tr->eof = 1;
-    if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0) {
-        do_shutdown(tr);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_can_write_eof(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    (void)tr;
-    Py_RETURN_TRUE;
-}
-
-static PyObject *
-tr_pause_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    if (tr->closing || tr->paused) {
-        Py_RETURN_NONE;
-    }
-    tr->paused = 1;
-    read_stop(tr);
-    if (loop_debug(tr)) {
-        debug_log(tr, "%r pauses reading", NULL, NULL);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_resume_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    if (tr->closing || !tr->paused) {
-        Py_RETURN_NONE;
-    }
-    tr->paused = 0;
-    if (tr->started) {
-        read_start(tr);
-    }
-    if (loop_debug(tr)) {
-        debug_log(tr, "%r resumes reading", NULL, NULL);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_is_reading(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    return PyBool_FromLong(!tr->closing && !tr->paused);
-}
-
-static PyObject *
-tr_get_protocol(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    return Py_NewRef(tr->protocol ? tr->protocol : Py_None);
-}
-
-static PyObject *
-tr_set_protocol(tc_transport *tr, PyObject *protocol)
-{
-    int rc = PyObject_IsInstance(protocol, tr->ts->BufferedProtocol);
-    if (rc < 0) {
-        return NULL;
-    }
-    tr->buffered = (char)rc;
-    Py_INCREF(protocol);
-    Py_XSETREF(tr->protocol, protocol);
-    Py_RETURN_NONE;
-}
-
-int
-tc_loop_transport_parse_limits(PyObject *args, PyObject *kwds, Py_ssize_t *high_out,
-                               Py_ssize_t *low_out)
-{
-    static char *kwlist[] = {"high", "low", NULL};
-    PyObject *high_o = Py_None, *low_o = Py_None;
-    Py_ssize_t high, low;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:set_write_buffer_limits", kwlist,
-                                     &high_o, &low_o)) {
-        return -1;
-    }
-    if (high_o == Py_None) {
-        if (low_o == Py_None) {
-            high = 64 * 1024;
-        }
-        else {
-            low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-            if (low == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            high = 4 * low;
-        }
-    }
-    else {
-        high = PyNumber_AsSsize_t(high_o, PyExc_OverflowError);
-        if (high == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (low_o == Py_None) {
-        low = high / 4;
-        if (high < 0 && high % 4) {
-            low -= 1; /* Python's floor division */
-        }
-    }
-    else {
-        low = PyNumber_AsSsize_t(low_o, PyExc_OverflowError);
-        if (low == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (!(high >= low && low >= 0)) {
-        PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", high, low);
-        return -1;
-    }
-    *high_out = high;
-    *low_out = low;
-    return 0;
-}
-
-static PyObject *
-tr_set_write_buffer_limits(tc_transport *tr, PyObject *args, PyObject *kwds)
-{
-    Py_ssize_t high, low;
-    if (tc_loop_transport_parse_limits(args, kwds, &high, &low) < 0) {
-        return NULL;
-    }
-    tr->high = (size_t)high;
-    tr->low = (size_t)low;
-    maybe_pause_protocol(tr);
-    Py_RETURN_NONE;
-}
-
-static PyObject *
-tr_get_write_buffer_limits(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    return Py_BuildValue("(nn)", (Py_ssize_t)tr->low, (Py_ssize_t)tr->high);
-}
-
-static PyObject *
-tr_get_write_buffer_size(tc_transport *tr, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSize_t(write_buffer_size(tr));
-}
-
-/* Borrowed-or-new socket object for this transport's fd (created lazily for
- * accepted connections).  New reference or NULL (no exception) if closed. */
-static PyObject *
-get_sock(tc_transport *tr)
-{
-    uv_os_fd_t fd;
-    if (tr->io.sock != NULL) {
-        return Py_NewRef(tr->io.sock);
-    }
-    if (!tr->io.open || tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
-        return NULL;
-    }
-    tr->io.sock = PyObject_CallFunction(tr->ts->socket_type, "iiii",
-                                     -1, -1, -1, (int)fd);
-    if (tr->io.sock == NULL) {
-        return NULL; /* exception set */
-    }
-    return Py_NewRef(tr->io.sock);
-}
-
-static PyObject *
-tr_get_extra_info(tc_transport *tr, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *name, *dflt = Py_None, *v, *sock, *r;
-    tc_loop_transport_state *ts = tr->ts;
-    int is_peer;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "get_extra_info(name, default=None)");
-        return NULL;
-    }
-    name = args[0];
-    if (nargs == 2) {
-        dflt = args[1];
-    }
-    if (tr->extra != NULL) {
-        v = PyDict_GetItemWithError(tr->extra, name); /* borrowed */
-        if (v != NULL) {
-            return Py_NewRef(v);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    if (!PyUnicode_Check(name)) {
-        return Py_NewRef(dflt);
-    }
-    if (PyUnicode_Compare(name, ts->s_socket) == 0) {
-        sock = get_sock(tr);
-        if (sock == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            return Py_NewRef(dflt);
-        }
-        r = PyObject_CallOneArg(ts->TransportSocket, sock);
-        Py_DECREF(sock);
-        return r;
-    }
-    is_peer = PyUnicode_Compare(name, ts->s_peername) == 0;
-    if (!is_peer && PyUnicode_Compare(name, ts->s_sockname) != 0) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return Py_NewRef(dflt);
-    }
-    v = is_peer ? tc_uvio_sockaddr_to_py(&tr->peer_addr, tr->peer_len)
-                : tc_uvio_sockaddr_to_py(&tr->sock_addr, tr->sock_len);
-    if (v == Py_None) {
-        Py_DECREF(v);
-        return Py_NewRef(dflt);
-    }
-    return v;
-}
-
-static PyObject *
-tr_repr(tc_transport *tr)
-{
-    uv_os_fd_t fd = -1;
-    const char *kind = tr->kind == TR_TCP ? "TCPTransport" : "UnixTransport";
-    const char *state = tr->lost_called ? " closed" : tr->closing ? " closing" : "";
-    if (tr->io.open && !tr->io.closing) {
-        uv_fileno(&tr->io.h.handle, &fd);
-    }
-    return PyUnicode_FromFormat("<%s fd=%d%s read=%s write=<%s, bufsize=%zu>>", kind,
-                                (int)fd, state, tr->io.reading ? "polling" : "idle",
-                                tr->io.wq.inflight ? "polling" : "idle", write_buffer_size(tr));
-}
-
-static PyObject *
-tr_get_fd(tc_transport *tr, void *Py_UNUSED(closure))
-{
-    uv_os_fd_t fd;
-    if (tr->io.open && !tr->io.closing && uv_fileno(&tr->io.h.handle, &fd) == 0) {
-        return PyLong_FromLong((long)fd);
-    }
-    return PyLong_FromLong(-1);
-}
-
-static PyObject *
-tr_get_server(tc_transport *tr, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(tr->server ? tr->server : Py_None);
-}
-
-static PyObject *
-tr_get_paused(tc_transport *tr, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(tr->protocol_paused);
-}
-
-/* ------------------------------------------------- module-level callbacks */
-
-static PyObject *
-fn_conn_made(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    tc_state *st = tc_get_state(module);
-    tc_transport *tr;
-    PyObject *r;
-    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
-        PyErr_SetString(PyExc_TypeError, "_transport_connection_made(transport)");
-        return NULL;
-    }
-    tr = (tc_transport *)args[0];
-    if (tr->protocol == NULL) {
-        Py_RETURN_NONE;
-    }
-    r = PyObject_CallMethodOneArg(tr->protocol, st->loop_transport->s_connection_made, (PyObject *)tr);
-    /* asyncio adds the reader in its own call_soon: reading starts even if
-     * connection_made() raised (the exception goes to the handler via the
-     * Handle that called us). */
-    if (!tr->closing) {
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        read_start(tr);
-        PyErr_Restore(et, ev, etb);
-    }
-    return r == NULL ? NULL : (Py_DECREF(r), Py_NewRef(Py_None));
-}
-
-static PyObject *
-fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    tc_state *st = tc_get_state(module);
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
-        PyErr_SetString(PyExc_TypeError, "_transport_connection_lost(transport, exc)");
-        return NULL;
-    }
-    if (call_connection_lost((tc_transport *)args[0], args[1] == Py_None ? NULL : args[1]) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* ------------------------------------------------------------------- type */
-
-static int
-tr_traverse(tc_transport *tr, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(tr));
-    Py_VISIT(tr->base_extra_slot);
-    Py_VISIT(tr->loop);
-    Py_VISIT(tr->protocol);
-    Py_VISIT(tr->io.sock);
-    Py_VISIT(tr->server);
-    Py_VISIT(tr->extra);
-    Py_VISIT(tr->io.live);
-    Py_VISIT(tr->conn_waiter);
-    Py_VISIT(tr->empty_waiter);
-    Py_VISIT(tr->io.wq.obj);
-    Py_VISIT(tr->rexc);
-    return 0;
-}
-
-static int
-tr_clear(tc_transport *tr)
-{
-    /* Never reached while the handle is open: the self-reference keeps the
-     * object alive until its close callback. */
-    Py_CLEAR(tr->base_extra_slot);
-    Py_CLEAR(tr->protocol);
-    Py_CLEAR(tr->io.sock);
-    Py_CLEAR(tr->server);
-    Py_CLEAR(tr->extra);
-    Py_CLEAR(tr->io.live);
-    Py_CLEAR(tr->conn_waiter);
-    Py_CLEAR(tr->empty_waiter);
-    Py_CLEAR(tr->io.wq.obj);
-    Py_CLEAR(tr->rexc);
-    if (!tr->io.open) {
-        Py_CLEAR(tr->loop);
-    }
-    return 0;
-}
-
-static void
-tr_dealloc(tc_transport *tr)
-{
-    PyTypeObject *tp = Py_TYPE(tr);
-    PyObject_GC_UnTrack(tr);
-    if (tr->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)tr);
-    }
-    release_rview(tr);
-    tr_clear(tr);
-    Py_CLEAR(tr->loop);
-    tc_uvio_wq_free(&tr->io.wq);
-    tp->tp_free((PyObject *)tr);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef tr_methods[] = {
-    {"_open", (PyCFunction)(void (*)(void))tr_open, METH_FASTCALL | METH_CLASS,
-     "_open(loop, sock, live): transport on sock's fd (libuv takes the fd)."},
-    {"_connect", (PyCFunction)(void (*)(void))tr_connect, METH_FASTCALL,
-     "_connect(family, address) -> future: connect the TCP handle."},
-    {"_start", (PyCFunction)(void (*)(void))tr_start, METH_FASTCALL,
-     "_start(protocol, waiter=None, server=None, extra=None)."},
-    {"_dispose", (PyCFunction)tr_dispose, METH_NOARGS, "Close a transport that never started."},
-    {"_loop_closing", (PyCFunction)tr_loop_closing, METH_NOARGS,
-     "Release handle and fd because the loop closes."},
-    {"_make_empty_waiter", (PyCFunction)tr_make_empty_waiter, METH_NOARGS,
-     "Future done when the write buffer is empty; write() refused meanwhile (sendfile)."},
-    {"_reset_empty_waiter", (PyCFunction)tr_reset_empty_waiter, METH_NOARGS,
-     "End of sendfile: write() allowed again."},
-    {"write", (PyCFunction)tr_write, METH_O, NULL},
-    {"writelines", (PyCFunction)tr_writelines, METH_O, NULL},
-    {"write_eof", (PyCFunction)tr_write_eof, METH_NOARGS, NULL},
-    {"can_write_eof", (PyCFunction)tr_can_write_eof, METH_NOARGS, NULL},
-    {"close", (PyCFunction)tr_close, METH_NOARGS, NULL},
-    {"abort", (PyCFunction)tr_abort, METH_NOARGS, NULL},
-    {"_force_close", (PyCFunction)tr_force_close, METH_O,
-     "_force_close(exc): abort, connection_lost(exc) (asyncio's, used by SSLProtocol)."},
-    {"is_closing", (PyCFunction)tr_is_closing, METH_NOARGS, NULL},
-    {"pause_reading", (PyCFunction)tr_pause_reading, METH_NOARGS, NULL},
-    {"resume_reading", (PyCFunction)tr_resume_reading, METH_NOARGS, NULL},
-    {"is_reading", (PyCFunction)tr_is_reading, METH_NOARGS, NULL},
-    {"get_protocol", (PyCFunction)tr_get_protocol, METH_NOARGS, NULL},
-    {"set_protocol", (PyCFunction)tr_set_protocol, METH_O, NULL},
-    {"set_write_buffer_limits", (PyCFunction)(void (*)(void))tr_set_write_buffer_limits,
-     METH_VARARGS | METH_KEYWORDS, NULL},
-    {"get_write_buffer_limits", (PyCFunction)tr_get_write_buffer_limits, METH_NOARGS, NULL},
-    {"get_write_buffer_size", (PyCFunction)tr_get_write_buffer_size, METH_NOARGS, NULL},
-    {"get_extra_info", (PyCFunction)(void (*)(void))tr_get_extra_info, METH_FASTCALL, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef tr_getset[] = {
-    {"_fd", (getter)tr_get_fd, NULL, "fd of the handle, -1 when closed", NULL},
-    {"_server", (getter)tr_get_server, NULL, NULL, NULL},
-    {"_protocol_paused", (getter)tr_get_paused, NULL, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyMemberDef tr_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(tc_transport, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyType_Slot tr_slots[] = {
-    {Py_tp_doc, "asyncio.Transport on a libuv TCP or Unix stream handle."},
-    {Py_tp_dealloc, tr_dealloc},
-    {Py_tp_traverse, tr_traverse},
-    {Py_tp_clear, tr_clear},
-    {Py_tp_repr, tr_repr},
-    {Py_tp_methods, tr_methods},
-    {Py_tp_getset, tr_getset},
-    {Py_tp_members, tr_members},
-    {0, NULL},
-};
-
-static PyType_Spec tr_spec = {
-    .name = "tornado_c._core.StreamTransport",
-    .basicsize = sizeof(tc_transport),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = tr_slots,
-};
-
-static PyMethodDef transport_functions[] = {
-    {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
-    {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-#define INTERN(field, text)                                   \
-    do {                                                      \
-        if ((ts->field = PyUnicode_InternFromString(text)) == NULL) { \
-            return -1;                                        \
-        }                                                     \
-    } while (0)
-
-int
-tc_loop_transport_exec(PyObject *module, tc_state *st)
-{
-    tc_loop_transport_state *ts = st->loop_transport;
-    {
-        PyObject *base = tc_import_attr("asyncio", "Transport");
-        int rc;
-        if (base == NULL) {
-            return -1;
-        }
-        if (!PyType_Check(base) ||
-            ((PyTypeObject *)base)->tp_basicsize !=
-                (Py_ssize_t)(offsetof(tc_transport, base_extra_slot) + sizeof(PyObject *))) {
-            Py_DECREF(base);
-            PyErr_SetString(PyExc_ImportError,
-                            "asyncio.Transport has an unexpected instance layout "
-                            "(expected __slots__ = ('_extra',)); tornado_c needs updating");
-            return -1;
-        }
-        rc = tc_add_type(module, &tr_spec, base, &ts->Transport_type);
-        Py_DECREF(base);
-        if (rc < 0) {
-            return -1;
-        }
-    }
-    if (PyModule_AddFunctions(module, transport_functions) < 0) {
-        return -1;
-    }
-    if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
-        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL) {
-        return -1;
-    }
-    if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
-        (ts->socket_type = tc_import_attr("socket", "socket")) == NULL ||
-        (ts->BufferedProtocol = tc_import_attr("asyncio", "BufferedProtocol")) == NULL ||
-        (ts->logger = tc_import_attr("asyncio.log", "logger")) == NULL) {
-        return -1;
-    }
-    if ((ts->minus_one = PyLong_FromLong(-1)) == NULL) {
-        return -1;
-    }
-    INTERN(s_connection_made, "connection_made");
-    INTERN(s_connection_lost, "connection_lost");
-    INTERN(s_data_received, "data_received");
-    INTERN(s_eof_received, "eof_received");
-    INTERN(s_get_buffer, "get_buffer");
-    INTERN(s_buffer_updated, "buffer_updated");
-    INTERN(s_pause_writing, "pause_writing");
-    INTERN(s_resume_writing, "resume_writing");
-    INTERN(s_getpeername, "getpeername");
-    INTERN(s_getsockname, "getsockname");
-    INTERN(s_wakeup, "_wakeup");
-    INTERN(s_warning, "warning");
-    INTERN(s_get_debug, "get_debug");
-    INTERN(s_socket, "socket");
-    INTERN(s_peername, "peername");
-    INTERN(s_sockname, "sockname");
-    INTERN(s_socket_send_warning, "socket.send() raised exception.");
-    return tc_loop_server_exec(module, st);
-}
-
-int
-tc_loop_transport_traverse(tc_state *st, visitproc visit, void *arg)
-{
-    tc_loop_transport_state *ts = st->loop_transport;
-    Py_VISIT(ts->Transport_type);
-    Py_VISIT(ts->Server_type);
-    Py_VISIT(ts->TransportSocket);
-    Py_VISIT(ts->socket_type);
-    Py_VISIT(ts->BufferedProtocol);
-    Py_VISIT(ts->logger);
-    Py_VISIT(ts->fn_conn_made);
-    Py_VISIT(ts->fn_conn_lost);
-    return 0;
-}
-
-void
-tc_loop_transport_clear(tc_state *st)
-{
-    tc_loop_transport_state *ts = st->loop_transport;
-    Py_CLEAR(ts->Transport_type);
-    Py_CLEAR(ts->Server_type);
-    Py_CLEAR(ts->TransportSocket);
-    Py_CLEAR(ts->socket_type);
-    Py_CLEAR(ts->BufferedProtocol);
-    Py_CLEAR(ts->logger);
-    Py_CLEAR(ts->fn_conn_made);
-    Py_CLEAR(ts->fn_conn_lost);
-    Py_CLEAR(ts->minus_one);
-    Py_CLEAR(ts->s_connection_made);
-    Py_CLEAR(ts->s_connection_lost);
-    Py_CLEAR(ts->s_data_received);
-    Py_CLEAR(ts->s_eof_received);
-    Py_CLEAR(ts->s_get_buffer);
-    Py_CLEAR(ts->s_buffer_updated);
-    Py_CLEAR(ts->s_pause_writing);
-    Py_CLEAR(ts->s_resume_writing);
-    Py_CLEAR(ts->s_getpeername);
-    Py_CLEAR(ts->s_getsockname);
-    Py_CLEAR(ts->s_wakeup);
-    Py_CLEAR(ts->s_warning);
-    Py_CLEAR(ts->s_get_debug);
-    Py_CLEAR(ts->s_socket);
-    Py_CLEAR(ts->s_peername);
-    Py_CLEAR(ts->s_sockname);
-    Py_CLEAR(ts->s_socket_send_warning);
-}

@@ -1,7 +1,8 @@
 /* web component: _core.HTTPHeaders, the C base of tornado_c.httputil.HTTPHeaders.
  *
  * web.h has the design (storage, identity with upstream's class, setup) and
- * the contract other components use.  This file follows Tornado 6.6.1's
+ * the contract other components use; the storage itself (entries, index,
+ * character classes, names) is headers_store.c.  This file follows Tornado 6.6.1's
  * tornado.httputil.HTTPHeaders method by method; where upstream's method
  * calls another overridable method (add -> __contains__/__setitem__,
  * __init__ -> update, parse -> cls()/parse_line, copy/__str__ -> get_all),
@@ -15,39 +16,9 @@
  * kept across such a call: entries are found again (or re-checked) after
  * it, and references are dropped after the storage is consistent.
  */
-#include "common.h"
-#include "state.h"
-#include "web/web.h"
+#include "web/internal.h"
 
-#include <stdint.h>
 #include <string.h>
-
-#define SMALL 8        /* up to this many entry slots: no index, a scan */
-#define IX_EMPTY (-1)
-#define IX_DUMMY (-2)
-#define MAX_ENTRIES ((Py_ssize_t)(INT32_MAX / 4))
-
-typedef struct {
-    PyObject *name;   /* strong: the normalized name (an exact str); NULL: a hole */
-    Py_hash_t hash;   /* hash(name) */
-    PyObject *value;  /* strong: the only value while list is NULL, else NULL */
-    PyObject *list;   /* strong: upstream's _as_list[name] once there is more than
-                       * one value or get_list() handed it out; else NULL */
-    PyObject *joined; /* strong or NULL: upstream's _combined_cache[name] while list
-                       * is set (with list NULL the cached value is value itself) */
-} hentry;
-
-typedef struct {
-    PyObject_HEAD
-    tc_web_state *ws;     /* borrowed: instances keep their type, which keeps the module */
-    hentry *entries;      /* PyMem: slots [0, nentries) in order, holes where name is NULL */
-    int32_t *index;       /* PyMem: index_mask + 1 slots holding an entry number,
-                           * IX_EMPTY or IX_DUMMY; NULL while capacity <= SMALL */
-    Py_ssize_t nentries;  /* slots in use, holes included */
-    Py_ssize_t capacity;  /* slots allocated */
-    Py_ssize_t used;      /* live entries: len(headers) */
-    size_t index_mask;
-} hdrs;
 
 /* iter(headers): the names, as iter(upstream._as_list) */
 typedef struct {
@@ -71,483 +42,6 @@ typedef struct {
 } alliter;
 
 #define EXACT(h) ((PyObject *)Py_TYPE(h) == (h)->ws->Headers)
-
-/* ------------------------------------------------------------ character classes */
-
-/* RFC 9110 tchar */
-static int
-is_tchar(Py_UCS4 c)
-{
-    if (c >= 128) {
-        return 0;
-    }
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-        return 1;
-    }
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", (int)c) != NULL;
-}
-
-/* upstream's _ABNF.field_vchar: VCHAR or obs-text */
-static inline int
-is_field_vchar(Py_UCS4 c)
-{
-    return (c >= 0x21 && c <= 0x7E) || (c >= 0x80 && c <= 0xFF);
-}
-
-/* _FORBIDDEN_HEADER_CHARS_RE: controls other than HT, and DEL */
-static inline int
-is_forbidden(Py_UCS4 c)
-{
-    return (c <= 0x1F && c != 0x09) || c == 0x7F;
-}
-
-/* _ABNF.field_name.fullmatch(s[b:e]) */
-static int
-token_ok(int kind, const void *data, Py_ssize_t b, Py_ssize_t e)
-{
-    if (b >= e) {
-        return 0;
-    }
-    for (Py_ssize_t i = b; i < e; i++) {
-        if (!is_tchar(PyUnicode_READ(kind, data, i))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* _ABNF.field_value.fullmatch(s[b:e]): empty, or field-vchars with spaces and
- * tabs only between them */
-static int
-value_ok(int kind, const void *data, Py_ssize_t b, Py_ssize_t e)
-{
-    if (b >= e) {
-        return 1;
-    }
-    if (!is_field_vchar(PyUnicode_READ(kind, data, b)) ||
-        !is_field_vchar(PyUnicode_READ(kind, data, e - 1))) {
-        return 0;
-    }
-    for (Py_ssize_t i = b + 1; i < e - 1; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (!is_field_vchar(c) && c != ' ' && c != '\t') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* not _FORBIDDEN_HEADER_CHARS_RE.search(s[b:e]) */
-static int
-value_ok_unicode(int kind, const void *data, Py_ssize_t b, Py_ssize_t e)
-{
-    for (Py_ssize_t i = b; i < e; i++) {
-        if (is_forbidden(PyUnicode_READ(kind, data, i))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* ------------------------------------------------------------ names */
-
-/* Http-Header-Case of ASCII s[b:e] (any kind) into dst: upstream's
- * "-".join(w.capitalize() for w in name.split("-")), which for ASCII upper-
- * cases the first character of each dash-separated word and lower-cases the
- * rest. */
-static void
-normalize_into(int kind, const void *data, Py_ssize_t b, Py_ssize_t e, Py_UCS1 *dst)
-{
-    int first = 1;
-    for (Py_ssize_t i = b; i < e; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '-') {
-            first = 1;
-        } else if (first) {
-            if (c >= 'a' && c <= 'z') {
-                c -= 32;
-            }
-            first = 0;
-        } else if (c >= 'A' && c <= 'Z') {
-            c += 32;
-        }
-        *dst++ = (Py_UCS1)c;
-    }
-}
-
-/* 1 if ASCII s[0:n) is already in Http-Header-Case. */
-static int
-is_normal(const Py_UCS1 *s, Py_ssize_t n)
-{
-    int first = 1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS1 c = s[i];
-        if (c == '-') {
-            first = 1;
-        } else if (first) {
-            if (c >= 'a' && c <= 'z') {
-                return 0;
-            }
-            first = 0;
-        } else if (c >= 'A' && c <= 'Z') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* New reference: the normalized form of ASCII line[b:e] (an exact str). */
-static PyObject *
-normalize_range(PyObject *s, Py_ssize_t b, Py_ssize_t e)
-{
-    if (b == 0 && e == PyUnicode_GET_LENGTH(s) && PyUnicode_CheckExact(s) &&
-        PyUnicode_IS_ASCII(s) && is_normal(PyUnicode_1BYTE_DATA(s), e)) {
-        return Py_NewRef(s);
-    }
-    PyObject *r = PyUnicode_New(e - b, 127);
-    if (r == NULL) {
-        return NULL;
-    }
-    normalize_into(PyUnicode_KIND(s), PyUnicode_DATA(s), b, e, PyUnicode_1BYTE_DATA(r));
-    return r;
-}
-
-/* New reference: _normalize_header(name).  An exact ASCII str is done here;
- * anything else goes to upstream's function (str.capitalize's Unicode rules,
- * and its errors for what is not a str). */
-static PyObject *
-normalize(tc_web_state *ws, PyObject *name)
-{
-    if (PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name)) {
-        return normalize_range(name, 0, PyUnicode_GET_LENGTH(name));
-    }
-    PyObject *r = PyObject_CallOneArg(ws->normalize, name);
-    if (r != NULL && !PyUnicode_CheckExact(r)) {
-        PyErr_Format(PyExc_TypeError, "_normalize_header() returned %.200s, not str",
-                     Py_TYPE(r)->tp_name);
-        Py_CLEAR(r);
-    }
-    return r;
-}
-
-static inline int
-str_eq(PyObject *a, PyObject *b)
-{
-    if (a == b) {
-        return 1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    int kind = PyUnicode_KIND(a);
-    return n == PyUnicode_GET_LENGTH(b) && kind == (int)PyUnicode_KIND(b) &&
-           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * (size_t)kind) == 0;
-}
-
-/* ------------------------------------------------------------ storage */
-
-/* The entry number of normalized `name`, or -1.  *slot: its index slot (-1
- * while there is no index). */
-static Py_ssize_t
-find(hdrs *h, PyObject *name, Py_hash_t hash, Py_ssize_t *slot)
-{
-    *slot = -1;
-    if (h->index == NULL) {
-        for (Py_ssize_t i = 0; i < h->nentries; i++) {
-            hentry *e = &h->entries[i];
-            if (e->name != NULL && e->hash == hash && str_eq(e->name, name)) {
-                return i;
-            }
-        }
-        return -1;
-    }
-    size_t mask = h->index_mask, perturb = (size_t)hash, i = (size_t)hash & mask;
-    for (;;) {
-        int32_t ix = h->index[i];
-        if (ix == IX_EMPTY) {
-            return -1;
-        }
-        if (ix >= 0) {
-            hentry *e = &h->entries[ix];
-            if (e->hash == hash && str_eq(e->name, name)) {
-                *slot = (Py_ssize_t)i;
-                return ix;
-            }
-        }
-        perturb >>= 5;
-        i = (i * 5 + perturb + 1) & mask;
-    }
-}
-
-static void
-index_insert(hdrs *h, Py_hash_t hash, Py_ssize_t ix)
-{
-    size_t mask = h->index_mask, perturb = (size_t)hash, i = (size_t)hash & mask;
-    while (h->index[i] >= 0) {
-        perturb >>= 5;
-        i = (i * 5 + perturb + 1) & mask;
-    }
-    h->index[i] = (int32_t)ix;
-}
-
-/* Compact the live entries into a new array of `cap` slots and rebuild the
- * index.  PyMem only: runs no Python code.  0, or -1 with MemoryError. */
-static int
-rebuild(hdrs *h, Py_ssize_t cap)
-{
-    hentry *ents = PyMem_Malloc((size_t)cap * sizeof(hentry));
-    int32_t *index = NULL;
-    size_t size = 0;
-    if (ents == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (cap > SMALL) {
-        size = 16;
-        while (size < (size_t)cap + (size_t)cap / 2) {
-            size <<= 1;
-        }
-        index = PyMem_Malloc(size * sizeof(int32_t));
-        if (index == NULL) {
-            PyMem_Free(ents);
-            PyErr_NoMemory();
-            return -1;
-        }
-        memset(index, 0xff, size * sizeof(int32_t)); /* IX_EMPTY */
-    }
-    Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < h->nentries; i++) {
-        if (h->entries[i].name != NULL) {
-            ents[n++] = h->entries[i];
-        }
-    }
-    PyMem_Free(h->entries);
-    PyMem_Free(h->index);
-    h->entries = ents;
-    h->index = index;
-    h->index_mask = size ? size - 1 : 0;
-    h->capacity = cap;
-    h->nentries = n;
-    if (index != NULL) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            index_insert(h, ents[i].hash, i);
-        }
-    }
-    return 0;
-}
-
-/* A new entry (references taken: name and value or list, joined may be
- * NULL).  PyMem only.  0, or -1 with MemoryError. */
-static int
-append_entry(hdrs *h, PyObject *name, Py_hash_t hash, PyObject *value, PyObject *list,
-             PyObject *joined)
-{
-    if (h->nentries == h->capacity) {
-        Py_ssize_t cap = h->used * 2 > SMALL ? h->used * 2 : SMALL;
-        if (cap > MAX_ENTRIES) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        if (rebuild(h, cap) < 0) {
-            return -1;
-        }
-    }
-    Py_ssize_t ix = h->nentries++;
-    hentry *e = &h->entries[ix];
-    e->name = Py_NewRef(name);
-    e->hash = hash;
-    e->value = Py_XNewRef(value);
-    e->list = Py_XNewRef(list);
-    e->joined = Py_XNewRef(joined);
-    if (h->index != NULL) {
-        index_insert(h, hash, ix);
-    }
-    h->used++;
-    return 0;
-}
-
-static void
-remove_entry(hdrs *h, Py_ssize_t ix, Py_ssize_t slot)
-{
-    hentry *e = &h->entries[ix];
-    PyObject *name = e->name, *value = e->value, *list = e->list, *joined = e->joined;
-    e->name = e->value = e->list = e->joined = NULL;
-    if (slot >= 0) {
-        h->index[slot] = IX_DUMMY;
-    }
-    h->used--;
-    while (h->nentries > 0 && h->entries[h->nentries - 1].name == NULL) {
-        h->nentries--; /* a trailing hole is free again (no index slot names it) */
-    }
-    Py_DECREF(name);
-    Py_XDECREF(value);
-    Py_XDECREF(list);
-    Py_XDECREF(joined);
-}
-
-/* Empty the headers; the old storage's references are dropped last. */
-static void
-clear_storage(hdrs *h)
-{
-    hentry *ents = h->entries;
-    Py_ssize_t n = h->nentries;
-    PyMem_Free(h->index);
-    h->entries = NULL;
-    h->index = NULL;
-    h->nentries = h->capacity = h->used = 0;
-    h->index_mask = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_XDECREF(ents[i].name);
-        Py_XDECREF(ents[i].value);
-        Py_XDECREF(ents[i].list);
-        Py_XDECREF(ents[i].joined);
-    }
-    PyMem_Free(ents);
-}
-
-/* __setitem__ on the entry of normalized `name`: its values become [value]. */
-static int
-set_normalized(hdrs *h, PyObject *name, PyObject *value)
-{
-    Py_hash_t hash = PyObject_Hash(name);
-    Py_ssize_t slot;
-    if (hash == -1) {
-        return -1;
-    }
-    Py_ssize_t ix = find(h, name, hash, &slot);
-    if (ix < 0) {
-        return append_entry(h, name, hash, value, NULL, NULL);
-    }
-    hentry *e = &h->entries[ix];
-    PyObject *ov = e->value, *ol = e->list, *oj = e->joined;
-    e->value = Py_NewRef(value);
-    e->list = e->joined = NULL;
-    Py_XDECREF(ov);
-    Py_XDECREF(ol);
-    Py_XDECREF(oj);
-    return 0;
-}
-
-/* add() once the name is checked and normalized: one more value for an
- * existing name (its cached combined value dropped), else a new entry. */
-static int
-add_normalized(hdrs *h, PyObject *name, PyObject *value)
-{
-    Py_hash_t hash = PyObject_Hash(name);
-    PyObject *newlist = NULL;
-    Py_ssize_t slot;
-    if (hash == -1) {
-        return -1;
-    }
-    for (;;) {
-        Py_ssize_t ix = find(h, name, hash, &slot);
-        if (ix < 0) {
-            Py_XDECREF(newlist);
-            return append_entry(h, name, hash, value, NULL, NULL);
-        }
-        hentry *e = &h->entries[ix];
-        if (e->list != NULL) {
-            PyObject *oj = e->joined;
-            e->joined = NULL;
-            int r = PyList_Append(e->list, value); /* PyMem only */
-            Py_XDECREF(newlist);
-            Py_XDECREF(oj);
-            return r;
-        }
-        if (newlist == NULL) {
-            newlist = PyList_New(2); /* may run the GC: find the entry again */
-            if (newlist == NULL) {
-                return -1;
-            }
-            continue;
-        }
-        PyList_SET_ITEM(newlist, 0, e->value); /* the entry's reference moves */
-        PyList_SET_ITEM(newlist, 1, Py_NewRef(value));
-        e->value = NULL;
-        e->list = newlist;
-        return 0;
-    }
-}
-
-/* Borrowed: the list of values of entry ix, made (and kept) if the entry
- * had a single value; that value stays its cached combined value, as
- * upstream's cache holds it.  NULL with an exception set; the entry may
- * have changed meanwhile (the caller checks). */
-static PyObject *
-entry_list(hdrs *h, Py_ssize_t ix)
-{
-    if (h->entries[ix].list != NULL) {
-        return h->entries[ix].list;
-    }
-    PyObject *l = PyList_New(1); /* may run the GC */
-    if (l == NULL) {
-        return NULL;
-    }
-    if (ix >= h->nentries || h->entries[ix].name == NULL) {
-        Py_DECREF(l);
-        PyErr_SetString(PyExc_RuntimeError, "HTTPHeaders changed during the operation");
-        return NULL;
-    }
-    hentry *e = &h->entries[ix];
-    if (e->list != NULL) {
-        Py_DECREF(l);
-        return e->list;
-    }
-    e->joined = Py_NewRef(e->value);
-    PyList_SET_ITEM(l, 0, e->value); /* the entry's reference moves */
-    e->value = NULL;
-    e->list = l;
-    return l;
-}
-
-/* New reference: upstream's __getitem__ of entry ix. */
-static PyObject *
-entry_combined(hdrs *h, Py_ssize_t ix)
-{
-    hentry *e = &h->entries[ix];
-    if (e->list == NULL) {
-        return Py_NewRef(e->value);
-    }
-    if (e->joined != NULL) {
-        return Py_NewRef(e->joined);
-    }
-    PyObject *list = Py_NewRef(e->list);
-    /* str.join: no Python code runs, and no GC-tracked object is made */
-    PyObject *j = PyUnicode_Join(h->ws->s_comma, list);
-    if (j != NULL && ix < h->nentries && h->entries[ix].list == list &&
-        h->entries[ix].joined == NULL) {
-        h->entries[ix].joined = Py_NewRef(j);
-    }
-    Py_DECREF(list);
-    return j;
-}
-
-/* The next pair from entry slot *ei, value index *k (new references), 1; 0
- * at the end.  Reads the storage afresh each time, so Python code may run
- * between calls. */
-static int
-next_pair(hdrs *h, Py_ssize_t *ei, Py_ssize_t *k, PyObject **name, PyObject **value)
-{
-    while (*ei < h->nentries) {
-        hentry *e = &h->entries[*ei];
-        if (e->name != NULL) {
-            if (e->list != NULL) {
-                if (*k < PyList_GET_SIZE(e->list)) {
-                    *name = Py_NewRef(e->name);
-                    *value = Py_NewRef(PyList_GET_ITEM(e->list, *k));
-                    (*k)++;
-                    return 1;
-                }
-            } else if (*k == 0) {
-                *name = Py_NewRef(e->name);
-                *value = Py_NewRef(e->value);
-                *k = 1;
-                return 1;
-            }
-        }
-        (*ei)++;
-        *k = 0;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -740,15 +234,16 @@ check_add(tc_web_state *ws, PyObject *name, PyObject *value, int chars_are_bytes
         Py_ssize_t n = PyUnicode_GET_LENGTH(name), vn = PyUnicode_GET_LENGTH(value);
         int vk = PyUnicode_KIND(value);
         const void *vd = PyUnicode_DATA(value);
-        if (!token_ok(PyUnicode_KIND(name), PyUnicode_DATA(name), 0, n)) {
+        if (!tc_web_hd_token_ok(PyUnicode_KIND(name), PyUnicode_DATA(name), 0, n)) {
             input_error(ws, "Invalid header name %R", name);
             return NULL;
         }
-        if (chars_are_bytes ? !value_ok(vk, vd, 0, vn) : !value_ok_unicode(vk, vd, 0, vn)) {
+        if (chars_are_bytes ? !tc_web_hd_value_ok(vk, vd, 0, vn)
+                            : !tc_web_hd_value_ok_unicode(vk, vd, 0, vn)) {
             input_error(ws, "Invalid header value %R", value);
             return NULL;
         }
-        return normalize_range(name, 0, n);
+        return tc_web_hd_normalize_range(name, 0, n);
     }
     PyObject *r = PyObject_CallFunction(ws->check_add, "OOO", name, value,
                                         chars_are_bytes ? Py_True : Py_False);
@@ -764,7 +259,7 @@ static int
 add_checked(hdrs *h, PyObject *norm, PyObject *value)
 {
     if (EXACT(h)) {
-        return add_normalized(h, norm, value);
+        return tc_web_hd_add_normalized(h, norm, value);
     }
     /* a subclass: `if norm_name in self` and `self[norm_name] = value` go
      * through its methods */
@@ -780,12 +275,12 @@ add_checked(hdrs *h, PyObject *norm, PyObject *value)
     if (hash == -1) {
         return -1;
     }
-    if (find(h, norm, hash, &slot) < 0) {
+    if (tc_web_hd_find(h, norm, hash, &slot) < 0) {
         /* upstream: self._as_list[norm_name] raises */
         PyErr_SetObject(PyExc_KeyError, norm);
         return -1;
     }
-    return add_normalized(h, norm, value);
+    return tc_web_hd_add_normalized(h, norm, value);
 }
 
 static int
@@ -875,7 +370,7 @@ parse_line_range(hdrs *h, PyObject *line, Py_ssize_t b, Py_ssize_t e, PyObject *
     }
     if (EXACT(h)) {
         /* add() without making the name a str unless it is new or bad */
-        if (!token_ok(kind, data, b, colon)) {
+        if (!tc_web_hd_token_ok(kind, data, b, colon)) {
             PyObject *name = PyUnicode_Substring(line, b, colon);
             if (name != NULL) {
                 input_error(ws, "Invalid header name %R", name);
@@ -887,14 +382,15 @@ parse_line_range(hdrs *h, PyObject *line, Py_ssize_t b, Py_ssize_t e, PyObject *
         if (value == NULL) {
             return -1;
         }
-        int ok = cab ? value_ok(kind, data, vb, ve) : value_ok_unicode(kind, data, vb, ve);
+        int ok = cab ? tc_web_hd_value_ok(kind, data, vb, ve)
+                     : tc_web_hd_value_ok_unicode(kind, data, vb, ve);
         if (!ok) {
             input_error(ws, "Invalid header value %R", value);
             Py_DECREF(value);
             return -1;
         }
-        PyObject *norm = normalize_range(line, b, colon);
-        int r = norm ? add_normalized(h, norm, value) : -1;
+        PyObject *norm = tc_web_hd_normalize_range(line, b, colon);
+        int r = norm ? tc_web_hd_add_normalized(h, norm, value) : -1;
         Py_XDECREF(norm);
         Py_DECREF(value);
         return r;
@@ -985,7 +481,7 @@ copy_pairs(hdrs *h, PyObject *src)
     }
     for (;;) {
         if (src_c) {
-            if (!next_pair((hdrs *)src, &ei, &vi, &k, &v)) {
+            if (!tc_web_hd_next_pair((hdrs *)src, &ei, &vi, &k, &v)) {
                 break;
             }
         } else {
@@ -1025,8 +521,8 @@ update_from_dict(hdrs *h, PyObject *d)
     while (PyDict_Next(d, &pos, &k, &v)) {
         Py_INCREF(k);
         Py_INCREF(v);
-        PyObject *norm = normalize(h->ws, k);
-        int r = norm ? set_normalized(h, norm, v) : -1;
+        PyObject *norm = tc_web_hd_normalize(h->ws, k);
+        int r = norm ? tc_web_hd_set_normalized(h, norm, v) : -1;
         Py_XDECREF(norm);
         Py_DECREF(k);
         Py_DECREF(v);
@@ -1053,7 +549,7 @@ hd_init(hdrs *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     Py_ssize_t nkw = kwds ? PyDict_GET_SIZE(kwds) : 0;
-    clear_storage(self);
+    tc_web_hd_clear_storage(self);
     if (nargs == 1 && nkw == 0) {
         PyObject *a = PyTuple_GET_ITEM(args, 0);
         int is = is_headers(ws, a);
@@ -1097,7 +593,7 @@ hd_traverse(hdrs *self, visitproc visit, void *arg)
 static int
 hd_clear(hdrs *self)
 {
-    clear_storage(self);
+    tc_web_hd_clear_storage(self);
     return 0;
 }
 
@@ -1106,7 +602,7 @@ hd_dealloc(hdrs *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    clear_storage(self);
+    tc_web_hd_clear_storage(self);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -1123,17 +619,17 @@ static PyObject *
 hd_getitem(hdrs *self, PyObject *key)
 {
     NEED_WS(self, NULL);
-    PyObject *norm = normalize(self->ws, key), *r = NULL;
+    PyObject *norm = tc_web_hd_normalize(self->ws, key), *r = NULL;
     Py_ssize_t slot, ix;
     if (norm == NULL) {
         return NULL;
     }
     Py_hash_t hash = PyObject_Hash(norm);
     if (hash != -1) {
-        if ((ix = find(self, norm, hash, &slot)) < 0) {
+        if ((ix = tc_web_hd_find(self, norm, hash, &slot)) < 0) {
             PyErr_SetObject(PyExc_KeyError, norm);
         } else {
-            r = entry_combined(self, ix);
+            r = tc_web_hd_entry_combined(self, ix);
         }
     }
     Py_DECREF(norm);
@@ -1144,21 +640,21 @@ static int
 hd_setitem(hdrs *self, PyObject *key, PyObject *value)
 {
     NEED_WS(self, -1);
-    PyObject *norm = normalize(self->ws, key);
+    PyObject *norm = tc_web_hd_normalize(self->ws, key);
     int r = -1;
     Py_ssize_t slot, ix;
     if (norm == NULL) {
         return -1;
     }
     if (value != NULL) {
-        r = set_normalized(self, norm, value);
+        r = tc_web_hd_set_normalized(self, norm, value);
     } else {
         Py_hash_t hash = PyObject_Hash(norm);
         if (hash != -1) {
-            if ((ix = find(self, norm, hash, &slot)) < 0) {
+            if ((ix = tc_web_hd_find(self, norm, hash, &slot)) < 0) {
                 PyErr_SetObject(PyExc_KeyError, norm);
             } else {
-                remove_entry(self, ix, slot);
+                tc_web_hd_remove_entry(self, ix, slot);
                 r = 0;
             }
         }
@@ -1175,12 +671,12 @@ hd_contains(hdrs *self, PyObject *key)
     if (!PyUnicode_Check(key)) {
         return 0;
     }
-    PyObject *norm = normalize(self->ws, key);
+    PyObject *norm = tc_web_hd_normalize(self->ws, key);
     if (norm == NULL) {
         return -1;
     }
     Py_hash_t hash = PyObject_Hash(norm);
-    int r = hash == -1 ? -1 : find(self, norm, hash, &slot) >= 0;
+    int r = hash == -1 ? -1 : tc_web_hd_find(self, norm, hash, &slot) >= 0;
     Py_DECREF(norm);
     return r;
 }
@@ -1231,16 +727,16 @@ hd_get_list(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     if (bind(args, nargs, kwnames, names, 1, 1, a) < 0 || a[0] == NULL) {
         return upstream_call(self->ws, "get_list", (PyObject *)self, args, nargs, kwnames);
     }
-    PyObject *norm = normalize(self->ws, a[0]), *r = NULL;
+    PyObject *norm = tc_web_hd_normalize(self->ws, a[0]), *r = NULL;
     if (norm == NULL) {
         return NULL;
     }
     Py_hash_t hash = PyObject_Hash(norm);
     if (hash != -1) {
-        if ((ix = find(self, norm, hash, &slot)) < 0) {
+        if ((ix = tc_web_hd_find(self, norm, hash, &slot)) < 0) {
             r = PyList_New(0);
         } else {
-            r = Py_XNewRef(entry_list(self, ix));
+            r = Py_XNewRef(tc_web_hd_entry_list(self, ix));
         }
     }
     Py_DECREF(norm);
@@ -1287,14 +783,14 @@ hd_get(hdrs *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         }
         return r;
     }
-    PyObject *norm = normalize(self->ws, a[0]);
+    PyObject *norm = tc_web_hd_normalize(self->ws, a[0]);
     if (norm == NULL) {
         return NULL;
     }
     Py_hash_t hash = PyObject_Hash(norm);
     if (hash != -1) {
-        ix = find(self, norm, hash, &slot);
-        r = ix < 0 ? Py_NewRef(dflt) : entry_combined(self, ix);
+        ix = tc_web_hd_find(self, norm, hash, &slot);
+        r = ix < 0 ? Py_NewRef(dflt) : tc_web_hd_entry_combined(self, ix);
     }
     Py_DECREF(norm);
     return r;
@@ -1414,7 +910,7 @@ hd_str(hdrs *self)
     }
     for (;;) {
         if (exact) {
-            if (!next_pair(self, &ei, &vi, &k, &v)) {
+            if (!tc_web_hd_next_pair(self, &ei, &vi, &k, &v)) {
                 break;
             }
         } else {
@@ -1562,7 +1058,7 @@ hd_setstate(hdrs *self, PyObject *state)
     if (items == NULL) {
         return NULL;
     }
-    clear_storage(self);
+    tc_web_hd_clear_storage(self);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
         PyObject *kv = PyList_GET_ITEM(items, i), *k = PyTuple_GET_ITEM(kv, 0);
         PyObject *v = PyTuple_GET_ITEM(kv, 1);
@@ -1605,10 +1101,10 @@ hd_setstate(hdrs *self, PyObject *state)
             PyErr_Occurred()) {
             goto fail;
         }
-        if (find(self, k, hash, &slot) >= 0) {
+        if (tc_web_hd_find(self, k, hash, &slot) >= 0) {
             continue; /* cannot happen: they were dict keys */
         }
-        if (append_entry(self, k, hash, NULL, v, j) < 0) {
+        if (tc_web_hd_append_entry(self, k, hash, NULL, v, j) < 0) {
             goto fail;
         }
     }
@@ -1805,7 +1301,7 @@ alliter_next(alliter *it)
         }
         Py_ssize_t ix = it->ei++;
         PyObject *name = Py_NewRef(h->entries[ix].name);
-        PyObject *list = entry_list(h, ix); /* borrowed */
+        PyObject *list = tc_web_hd_entry_list(h, ix); /* borrowed */
         if (list == NULL) {
             Py_DECREF(name);
             alliter_clear(it);
@@ -1833,62 +1329,6 @@ static PyType_Spec alliter_spec = {
     .slots = alliter_slots,
 };
 
-/* ------------------------------------------------------------ contract */
-
-int
-tc_web_headers_append_parsed(PyObject *o, const char *name, size_t nlen, const char *value,
-                             size_t vlen)
-{
-    hdrs *h = (hdrs *)o;
-    PyObject *norm = NULL, *v = NULL;
-    int ascii = 1;
-    for (size_t i = 0; i < nlen; i++) {
-        ascii &= (unsigned char)name[i] < 128;
-    }
-    if (ascii) {
-        norm = PyUnicode_New((Py_ssize_t)nlen, 127);
-        if (norm != NULL) {
-            normalize_into(PyUnicode_1BYTE_KIND, name, 0, (Py_ssize_t)nlen,
-                           PyUnicode_1BYTE_DATA(norm));
-        }
-    } else { /* not a token: the parser never gives one; still upstream's result */
-        PyObject *raw = PyUnicode_DecodeLatin1(name, (Py_ssize_t)nlen, NULL);
-        norm = raw ? normalize(h->ws, raw) : NULL;
-        Py_XDECREF(raw);
-    }
-    v = norm ? PyUnicode_DecodeLatin1(value, (Py_ssize_t)vlen, NULL) : NULL;
-    int r = v ? add_normalized(h, norm, v) : -1;
-    Py_XDECREF(norm);
-    Py_XDECREF(v);
-    return r;
-}
-
-int
-tc_web_headers_next(PyObject *o, tc_web_pos *pos, PyObject **name, PyObject **value)
-{
-    hdrs *h = (hdrs *)o;
-    while (pos->entry < h->nentries) {
-        hentry *e = &h->entries[pos->entry];
-        if (e->name != NULL) {
-            if (e->list != NULL) {
-                if (pos->k < PyList_GET_SIZE(e->list)) {
-                    *name = e->name;
-                    *value = PyList_GET_ITEM(e->list, pos->k);
-                    pos->k++;
-                    return 1;
-                }
-            } else if (pos->k == 0) {
-                *name = e->name;
-                *value = e->value;
-                pos->k = 1;
-                return 1;
-            }
-        }
-        pos->entry++;
-        pos->k = 0;
-    }
-    return 0;
-}
 
 int
 tc_web_headers_exec(PyObject *module, struct tc_state *st)

@@ -1,6 +1,7 @@
 /* web component contract: tornado.web's request path in C.  Now: HTTPHeaders.
  *
- * The type.  _core.HTTPHeaders (headers.c) is the C base of
+ * The type.  _core.HTTPHeaders (headers.c, its storage headers_store.c; the
+ * two share web/internal.h) is the C base of
  * tornado_c.httputil.HTTPHeaders, a Python subclass that adds upstream's
  * MutableMapping mixins (keys/items/values views, pop, setdefault, update,
  * __eq__ ...) and the ABC metaclass; the base alone cannot be instantiated.
@@ -98,7 +99,7 @@ int tc_web_exec(PyObject *module, struct tc_state *st);
 int tc_web_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_web_clear(struct tc_state *st);
 
-/* headers.c */
+/* headers.c; the functions below it are headers_store.c's */
 int tc_web_headers_exec(PyObject *module, struct tc_state *st);
 
 static inline int

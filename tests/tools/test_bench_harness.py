@@ -329,7 +329,7 @@ def test_select_default_skips_absent_optional_scripts():
     reg["ghost"] = H.ScriptScenario("ghost", "no_such_script.py", "absent", optional=True)
     chosen, notes = H.select(None, registry=reg)
     names = [sc.name for sc in chosen]
-    assert names[:4] == ["hello", "json", "https_hello", "wsmask"]
+    assert names[:6] == ["hello", "hello_aiohttp", "hello_starlette", "json", "https_hello", "wsmask"]
     assert "ghost" not in names
     assert any("ghost skipped" in n for n in notes)
     with pytest.raises(H.BenchError, match="missing file"):
@@ -363,6 +363,17 @@ def test_server_argv_runs_the_same_app_both_ways():
     assert tc == ["/py", "-m", "tornado_c"] + up[1:]
     with pytest.raises(ValueError):
         H.server_argv("other", sc, 1, python="/py")
+
+
+def test_peer_scenarios_run_their_own_app_as_one_implementation():
+    for name, impl in (("hello_aiohttp", "aiohttp"), ("hello_starlette", "starlette")):
+        sc = H.REGISTRY[name]
+        assert sc.kind == "http" and sc.implementations == (impl,) and impl in H.PEERS
+        assert os.path.exists(sc.app_path())
+        # no tornado.options flag: the peers' apps take only --port/--address
+        assert H.server_argv(impl, sc, 1234, python="/py") == ["/py", sc.app_path(), "--port=1234"]
+        assert sc.expect_body == H.REGISTRY["hello"].expect_body
+    assert H.REGISTRY["hello"].implementations == H.IMPLEMENTATIONS
 
 
 def test_combined_lua_appends_reporter(tmp_path):
@@ -571,6 +582,29 @@ def test_render_markdown_table():
     assert "| hello | upstream | 5,000 | 9.00 | 12.00 | 190.0 |  |" in md
     assert "| hello | tornado_c | 5,100 | 8.80 | 11.00 | 186.0 | 1.02x req/s, 1.02x less CPU/req" in md
     assert "socket errors: read 2" in md
+
+
+def _peer_doc():
+    doc = _doc()
+    peer = {"ok": True, "requests_per_sec": 4000.0, "cpu_us_per_request": 240.0,
+            "latency_us": {"p50": 12000.0, "p99": 15000.0}, "warnings": []}
+    doc["scenarios"].append({"name": "hello_aiohttp", "kind": "http", "description": "d",
+                             "app_args": [], "results": {"aiohttp": peer},
+                             "ratios": H.ratios(None, None)})
+    return doc
+
+
+def test_render_markdown_lists_peers_with_the_same_fields():
+    md = H.render_markdown(_peer_doc())
+    assert "| hello_aiohttp | aiohttp | 4,000 | 12.00 | 15.00 | 240.0 |  |" in md
+    assert "| hello | tornado_c | 5,100 |" in md
+    assert "For reference, aiohttp:" in md
+
+
+def test_render_png_with_peers(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = H.render_png(_peer_doc(), str(tmp_path / "x.png"))
+    assert path and os.path.getsize(path) > 0
 
 
 def test_error_summary_keeps_the_exception_line():
