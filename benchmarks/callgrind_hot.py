@@ -18,6 +18,10 @@ Cases:
   hello           one keep-alive GET of benchmarks/apps/hello.py's handler,
                   server under the full switch in the measured process, the
                   client a separate, unmeasured process
+  web_floor       one request of benchmarks/web_floor.py (tornado.web's own
+                  code over a stub connection, no server, no sockets) under
+                  the full switch on the tornado_c loop; with
+                  TORNADO_C_DISABLE=web it is upstream's tornado.web
 
 Only the measured process runs under valgrind (children are not traced).
 """
@@ -33,7 +37,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello")
+CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello", "web_floor")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -217,6 +221,21 @@ def case_hello(n):
             raise SystemExit("client failed: %d" % rc)
 
     asyncio.run(main())
+
+
+def case_web_floor(n):
+    import tornado_c
+
+    tornado_c.install()
+    import tornado.web
+
+    sys.path.insert(0, HERE)
+    import web_floor
+
+    app = tornado.web.Application([(r"/", web_floor.MainHandler)])
+    loop = _new_loop()
+    loop.run_until_complete(web_floor._one_round(app, n))
+    loop.close()
 
 
 # --------------------------------------------------------------------------

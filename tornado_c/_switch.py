@@ -352,7 +352,7 @@ class WebComponent(Component):
 
     name = "web"
     what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
-    patches = {"tornado.httputil": "_patch_httputil"}
+    patches = {"tornado.httputil": "_patch_httputil", "tornado.web": "_patch_web"}
 
     def _patch_httputil(self, module):
         from tornado_c import _core
@@ -369,6 +369,15 @@ class WebComponent(Component):
         with _patch_lock:
             if self.active and type(cls) is ours._SwitchedMeta:
                 _core._web_headers_activate(True)
+
+    def _patch_web(self, module):
+        from tornado_c import _webhandler
+
+        if module.RequestHandler is not _webhandler.RequestHandler:
+            # tornado.web was reloaded: the C methods are bound to the class
+            # they were set up with, so the new one stays upstream's
+            return
+        self._replace(*((cls, name, d) for (cls, name), d in _webhandler.methods().items()))
 
     def _off(self):
         from tornado_c import _core

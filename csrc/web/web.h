@@ -75,6 +75,48 @@
 
 struct tc_state;
 
+/* The RequestHandler hot path (handler.c, handler_write.c; see handler.c's
+ * header for the design).  Each method of upstream's RequestHandler that C
+ * implements has a hook number; C calls another method of the handler
+ * through tc_web_hook_* (handler.c), which takes the C path only when the
+ * handler's type resolves the name to our own descriptor (or to upstream's
+ * original no-op function) and the instance does not shadow it. */
+enum {
+    TC_H_INIT, TC_H_CLEAR, TC_H_SET_HEADER, TC_H_ADD_HEADER, TC_H_CLEAR_HEADER,
+    TC_H_CONVERT, TC_H_SET_STATUS, TC_H_GET_STATUS, TC_H_WRITE,
+    /* upstream no-ops: never replaced, skipped while not overridden */
+    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS,
+    TC_H_COUNT
+};
+
+typedef struct tc_web_handler_state {
+    PyTypeObject *MethodType;      /* _core._HandlerMethod, our descriptor type */
+    /* per hook: its name (interned), our descriptor (NULL for the no-ops),
+     * upstream's original function; all strong */
+    PyObject *name[TC_H_COUNT];
+    PyObject *ours[TC_H_COUNT];
+    PyObject *orig[TC_H_COUNT];
+    /* set by _web_handler_setup (tornado_c/_webhandler.py); all strong */
+    PyObject *RequestHandler;      /* tornado.web.RequestHandler */
+    PyObject *ObjectDict;          /* tornado.util.ObjectDict */
+    PyObject *UIModuleNamespace;   /* tornado.web._UIModuleNamespace */
+    PyObject *responses;           /* tornado.httputil.responses (a dict) */
+    PyObject *server_value;        /* "TornadoServer/<tornado.version>" */
+    PyObject *Integral;            /* numbers.Integral */
+    PyObject *datetime;            /* datetime.datetime */
+    PyObject *format_timestamp;    /* tornado.httputil.format_timestamp */
+    PyObject *json_encode;         /* tornado.escape.json_encode */
+    char ready;                    /* setup done */
+    /* the Date header of the current second */
+    long long date_sec;
+    PyObject *date_value;
+    PyObject *s_headers, *s_status_code, *s_reason, *s_write_buffer, *s_finished,
+        *s_auto_finish, *s_headers_written, *s_prepared_future, *s_application, *s_request,
+        *s_ui, *s_connection, *s_set_close_callback, *s_on_connection_close, *s_ui_methods,
+        *s_ui_modules, *s_ui_method, *s_tt_modules, *s_modules, *s_Server, *s_Content_Type,
+        *s_Date, *s_text_html, *s_Unknown, *s_json_type, *s_init, *s_append;
+} tc_web_handler_state;
+
 typedef struct tc_web_state {
     PyTypeObject *HeadersType;     /* _core.HTTPHeaders, the C base */
     PyTypeObject *KeyIterType;     /* iter(headers) */
@@ -92,6 +134,7 @@ typedef struct tc_web_state {
     PyObject *s_chars_are_bytes, *s_add, *s_parse_line, *s_get_all, *s_update,
         *s_HTTPHeaders, *s_as_list, *s_combined_cache, *s_dict, *s_comma, *s_empty,
         *s_colon_space, *s_newline;
+    tc_web_handler_state h;        /* handler.c */
 } tc_web_state;
 
 int tc_web_exec(PyObject *module, struct tc_state *st);
@@ -100,6 +143,11 @@ void tc_web_clear(struct tc_state *st);
 
 /* headers.c */
 int tc_web_headers_exec(PyObject *module, struct tc_state *st);
+
+/* handler.c */
+int tc_web_handler_exec(PyObject *module, struct tc_state *st);
+int tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg);
+void tc_web_handler_clear(tc_web_state *ws);
 
 static inline int
 tc_web_headers_active(const tc_web_state *ws)

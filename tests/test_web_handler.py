@@ -1,0 +1,465 @@
+"""RequestHandler's hot path in C (csrc/web/handler*.c, tornado_c/_webhandler.py)
+against upstream's Python.
+
+Each scenario serves requests to a tornado.web.Application over a stub
+connection twice: with the ``web`` switch off (upstream's RequestHandler
+methods) and on (the C descriptors), and compares everything observable:
+the response (start line, headers with Date normalised, body), the calls
+each overridden hook received (name and arguments, in order), what the
+handler recorded about errors raised by the methods, and the log records.
+Then: the switch puts upstream's functions back, no cyclic garbage per
+request, and the Date header's text.
+"""
+
+import asyncio
+import datetime
+import gc
+import logging
+import time
+import weakref
+
+import pytest
+import tornado.web
+from tornado import httputil
+
+from tornado_c import _core
+
+
+@pytest.fixture(autouse=True)
+def switch_off(clean_switch):
+    clean_switch.uninstall()
+    yield clean_switch
+
+
+MODES = ("upstream", "c")
+
+
+def set_mode(switch, mode):
+    switch.uninstall()
+    if mode == "c":
+        switch.install(loop=False, http=False, web=True, websocket=False)
+        assert type(tornado.web.RequestHandler.__dict__["clear"]) is _core._HandlerMethod
+    else:
+        assert type(tornado.web.RequestHandler.__dict__["clear"]).__name__ == "function"
+
+
+class _Context:
+    remote_ip = "127.0.0.1"
+    protocol = "http"
+    address = ("127.0.0.1", 40000)
+
+
+class StubConnection(httputil.HTTPConnection):
+    context = _Context()
+
+    def __init__(self, loop, out):
+        self.out = out
+        self.loop = loop
+        self.done = loop.create_future()
+
+    def _ok(self):
+        f = self.loop.create_future()
+        f.set_result(None)
+        return f
+
+    def set_close_callback(self, callback):
+        self.out.append(("set_close_callback", callback is not None))
+
+    def write_headers(self, start_line, headers, chunk=None):
+        hs = [(k, "<date>" if k == "Date" else v) for k, v in headers.get_all()]
+        self.out.append(("headers", tuple(start_line), hs, chunk))
+        return self._ok()
+
+    def write(self, chunk):
+        self.out.append(("write", chunk))
+        return self._ok()
+
+    def finish(self):
+        self.out.append(("finish",))
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class LogCapture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.name, record.levelname, record.msg,
+                             tuple(str(a) if isinstance(a, float) else a for a in record.args)
+                             if isinstance(record.args, tuple) else record.args,
+                             record.pathname, record.lineno, record.funcName,
+                             record.exc_info[0] if record.exc_info else None,
+                             str(record.exc_info[1]) if record.exc_info else None))
+
+
+def serve(app, requests):
+    """Serve each (method, uri, headers dict, body) and return what the
+    connections saw."""
+    loop = asyncio.new_event_loop()
+    cap = LogCapture()
+    loggers = [logging.getLogger(n) for n in ("tornado.access", "tornado.application",
+                                              "tornado.general")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(cap)
+        lg.setLevel(logging.DEBUG)
+        lg.propagate = False
+    results = []
+
+    async def run():
+        for method, uri, headers, body in requests:
+            out = []
+            conn = StubConnection(loop, out)
+            h = httputil.HTTPHeaders()
+            h.add("Host", "127.0.0.1")
+            for k, v in (headers or {}).items():
+                h.add(k, v)
+            try:
+                delegate = app.start_request(None, conn)
+                delegate.headers_received(
+                    httputil.RequestStartLine(method, uri, "HTTP/1.1"), h)
+                if body:
+                    delegate.data_received(body)
+                delegate.finish()
+            except Exception as e:
+                out.append(("raised", type(e).__name__, str(e)))
+            else:
+                await asyncio.wait_for(conn.done, 5)
+                await asyncio.sleep(0)
+            results.append(out)
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        for lg, (level, prop) in zip(loggers, saved):
+            lg.removeHandler(cap)
+            lg.setLevel(level)
+            lg.propagate = prop
+        loop.close()
+    # the access log's request time differs from run to run
+    records = [r if r[0] != "tornado.access" else r[:3] + (r[3][:2],) + r[4:]
+               for r in cap.records]
+    return results, records
+
+
+def compare(switch, make_app, requests):
+    got = {}
+    for mode in MODES:
+        set_mode(switch, mode)
+        calls = []
+        app = make_app(calls)
+        results, records = serve(app, requests)
+        got[mode] = (results, calls, records)
+    switch.uninstall()
+    up, c = got["upstream"], got["c"]
+    assert c[0] == up[0], "responses differ"
+    assert c[1] == up[1], "hook calls differ"
+    assert c[2] == up[2], "log records differ"
+    return up
+
+
+def err(fn, *a, **kw):
+    try:
+        return ("ok", fn(*a, **kw))
+    except Exception as e:
+        return ("raise", type(e).__name__, str(e))
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+def test_hello(switch_off):
+    class Hello(tornado.web.RequestHandler):
+        def get(self):
+            self.write("Hello, world")
+
+    up = compare(switch_off, lambda calls: tornado.web.Application([(r"/", Hello)]),
+                 [("GET", "/", None, None), ("HEAD", "/", None, None),
+                  ("POST", "/", None, b"x")])
+    assert [e for e in up[0][0] if e[0] == "headers"][0][3] == b"Hello, world"
+
+
+def test_write_kinds_and_errors(switch_off):
+    class W(tornado.web.RequestHandler):
+        def initialize(self, calls):
+            self.calls = calls
+
+        def get(self):
+            c = self.calls
+            c.append(err(self.write, b"bytes;"))
+            c.append(err(self.write, "str \u00e9\u4e2d;"))
+            c.append(err(self.write, {"a": [1, "</script>"], "b": None}))
+            c.append(err(self.write, [1, 2]))
+            c.append(err(self.write, 3))
+            c.append(err(self.write, None))
+            c.append(err(self.write, "\ud800"))
+            c.append(err(self.write, chunk=b"kw"))
+            c.append(err(self.write))
+            c.append(err(self.write, b"a", b"b"))
+            c.append(err(self.write, bytearray(b"ba")))
+
+        def post(self):
+            self.finish({"k": "v"})
+            self.calls.append(err(self.write, b"late"))
+            self.calls.append(err(self.finish))
+
+    compare(switch_off,
+            lambda calls: tornado.web.Application([(r"/", W, {"calls": calls})]),
+            [("GET", "/", None, None), ("POST", "/", None, b"")])
+
+
+def test_status_and_reason(switch_off):
+    class S(tornado.web.RequestHandler):
+        def initialize(self, calls):
+            self.calls = calls
+
+        def get(self):
+            code = int(self.get_argument("code"))
+            reason = self.get_argument("reason", None)
+            if reason == "NONE":
+                reason = None
+            self.calls.append(err(self.set_status, code, reason))
+            self.calls.append((self.get_status(), self._reason))
+            self.calls.append(err(self.set_status, code, reason=reason))
+            self.calls.append(err(self.set_status))
+            self.calls.append(err(self.set_status, 200, b"bytes"))
+            self.calls.append(err(self.set_status, 200, "x", "y"))
+            self.calls.append(err(self.set_status, code, reason))
+            if code in (204, 304):
+                return
+            self.write("body")
+
+    reqs = []
+    for code in ("200", "201", "299", "404", "599", "204", "304"):
+        for reason in ("NONE", "Fine", "bad<x", "tab\there", "caf\u00e9", "\u4e2d",
+                       "", "x\x7f"):
+            reqs.append(("GET", "/?" + __import__("urllib.parse").parse.urlencode(
+                {"code": code, "reason": reason}), None, None))
+    compare(switch_off,
+            lambda calls: tornado.web.Application([(r"/", S, {"calls": calls})]), reqs)
+
+
+def test_headers(switch_off):
+    class H(tornado.web.RequestHandler):
+        def initialize(self, calls):
+            self.calls = calls
+
+        def get(self):
+            c = self.calls
+            c.append(err(self.set_header, "X-Int", 42))
+            c.append(err(self.set_header, "X-Bool", True))
+            c.append(err(self.set_header, "X-Bytes", b"caf\xe9"))
+            c.append(err(self.set_header, "X-Date",
+                         datetime.datetime(2020, 1, 2, 3, 4, 5)))
+            c.append(err(self.set_header, "X-Float", 1.5))
+            c.append(err(self.set_header, "X-Bad", "a\nb"))
+            c.append(err(self.set_header, "X-Bad", "a\x7fb"))
+            c.append(err(self.set_header, "X-Wide", "\u4e2d"))
+            c.append(err(self.set_header, "X-Tab", "a\tb \u00ff"))
+            c.append(err(self.set_header, "x-lower", "v"))
+            c.append(err(self.set_header, name="X-Kw", value="kw"))
+            c.append(err(self.set_header, "X-Missing"))
+            c.append(err(self.add_header, "X-Multi", "1"))
+            c.append(err(self.add_header, "X-Multi", 2))
+            c.append(err(self.add_header, "X-Multi", "bad\r"))
+            c.append(err(self.add_header, "Bad Name", "v"))
+            c.append(err(self.clear_header, "X-Int"))
+            c.append(err(self.clear_header, "X-Absent"))
+            c.append(err(self.clear_header, "server"))
+            c.append(err(self._convert_header_value, object))
+            c.append(err(self._convert_header_value, b"\xff"))
+            self.write("h")
+
+    compare(switch_off,
+            lambda calls: tornado.web.Application([(r"/", H, {"calls": calls})]),
+            [("GET", "/", None, None)])
+
+
+def test_overridden_hooks_called_in_order(switch_off):
+    """Every method the C code calls on self is the subclass's when it
+    overrides it, called with upstream's arguments in upstream's order."""
+
+    def make_app(calls):
+        class Base:
+            def __init__(self, *a, **kw):
+                calls.append(("Base.__init__", a, kw))
+
+        class Hooks(tornado.web.RequestHandler, Base):
+            def initialize(self, **kw):
+                calls.append(("initialize", kw))
+
+            def clear(self):
+                calls.append(("clear",))
+                super().clear()
+
+            def set_default_headers(self):
+                calls.append(("set_default_headers", self._status_code
+                              if hasattr(self, "_status_code") else None))
+                self.set_header("X-Default", "d")
+
+            def set_header(self, name, value):
+                calls.append(("set_header", name, value))
+                super().set_header(name, value)
+
+            def add_header(self, name, value):
+                calls.append(("add_header", name, value))
+                super().add_header(name, value)
+
+            def clear_header(self, name):
+                calls.append(("clear_header", name))
+                super().clear_header(name)
+
+            def _convert_header_value(self, value):
+                calls.append(("convert", value))
+                return super()._convert_header_value(value)
+
+            def set_status(self, code, reason=None):
+                calls.append(("set_status", code, reason))
+                super().set_status(code, reason)
+
+            def get_status(self):
+                calls.append(("get_status",))
+                return super().get_status()
+
+            def write(self, chunk):
+                calls.append(("write", chunk))
+                super().write(chunk)
+
+            def compute_etag(self):
+                calls.append(("compute_etag",))
+                return super().compute_etag()
+
+            def on_finish(self):
+                calls.append(("on_finish", self._status_code))
+
+            def on_connection_close(self):
+                calls.append(("on_connection_close",))
+
+            def get(self):
+                self.write({"x": 1})
+                self.add_header("X-A", 1)
+                self.clear_header("X-A")
+
+            def post(self):
+                raise tornado.web.HTTPError(418, reason="Teapot")
+
+        return tornado.web.Application(
+            [(r"/", Hooks, {"k": "v"})], ui_methods={"m": lambda handler, x: x})
+
+    compare(switch_off, make_app,
+            [("GET", "/", None, None), ("POST", "/", None, b""),
+             ("GET", "/", {"If-None-Match": '"x"'}, None)])
+
+
+def test_instance_attribute_shadows_method(switch_off):
+    def make_app(calls):
+        class I(tornado.web.RequestHandler):
+            def initialize(self):
+                def set_header(name, value):
+                    calls.append(("instance set_header", name, value))
+
+                self.set_header = set_header
+
+            def get(self):
+                self.write({"a": 1})
+
+        return tornado.web.Application([(r"/", I)])
+
+    compare(switch_off, make_app, [("GET", "/", None, None)])
+
+
+def test_initialize_kwargs_errors(switch_off):
+    class NoInit(tornado.web.RequestHandler):
+        def get(self):
+            self.write("x")
+
+    def make_app(calls):
+        return tornado.web.Application([(r"/", NoInit, {"unexpected": 1})])
+
+    compare(switch_off, make_app, [("GET", "/", None, None)])
+
+
+def test_etag_304(switch_off):
+    class E(tornado.web.RequestHandler):
+        def get(self):
+            self.write("etagged body")
+
+    def make_app(calls):
+        return tornado.web.Application([(r"/", E)])
+
+    up = compare(switch_off, make_app, [("GET", "/", None, None)])
+    etag = dict([e for e in up[0][0] if e[0] == "headers"][0][2])["Etag"]
+    compare(switch_off, make_app,
+            [("GET", "/", {"If-None-Match": etag}, None),
+             ("GET", "/", {"If-None-Match": "W/" + etag}, None),
+             ("GET", "/", {"If-None-Match": "*"}, None),
+             ("GET", "/", {"If-None-Match": '"other", ' + etag}, None)])
+
+
+# ------------------------------------------------------------------ the switch
+
+
+def test_switch_restores_upstream(switch_off):
+    names = ["__init__", "clear", "set_header", "add_header", "clear_header",
+             "_convert_header_value", "set_status", "get_status", "write"]
+    before = {n: tornado.web.RequestHandler.__dict__[n] for n in names}
+    set_mode(switch_off, "c")
+    for n in names:
+        d = tornado.web.RequestHandler.__dict__[n]
+        assert type(d) is _core._HandlerMethod
+        assert d.__name__ == before[n].__name__
+        assert d.__qualname__ == before[n].__qualname__
+        assert d.__doc__ == before[n].__doc__
+    switch_off.uninstall()
+    for n in names:
+        assert tornado.web.RequestHandler.__dict__[n] is before[n]
+
+
+def test_descriptor_binding(switch_off):
+    set_mode(switch_off, "c")
+    d = tornado.web.RequestHandler.__dict__["get_status"]
+    assert tornado.web.RequestHandler.get_status is d
+    with pytest.raises(TypeError, match="doesn't apply"):
+        d(object())
+    with pytest.raises(TypeError):
+        d()
+
+
+def test_date_header_text(switch_off):
+    set_mode(switch_off, "c")
+    lo = httputil.format_timestamp(time.time())
+    out = []
+
+    class D(tornado.web.RequestHandler):
+        def get(self):
+            out.append(self._headers["Date"])
+
+    serve(tornado.web.Application([(r"/", D)]), [("GET", "/", None, None)])
+    hi = httputil.format_timestamp(time.time())
+    assert out[0] in (lo, hi)
+
+
+def test_no_cyclic_garbage_on_fast_path(switch_off):
+    """After the handler has finished nothing of the request is left for
+    the cycle collector (upstream breaks handler<->ui cycles in finish)."""
+    set_mode(switch_off, "c")
+    handlers = []
+
+    class G(tornado.web.RequestHandler):
+        def get(self):
+            handlers.append(weakref.ref(self))
+            self.write("g")
+
+    app = tornado.web.Application([(r"/", G)])
+    serve(app, [("GET", "/", None, None)] * 3)  # warm up
+    handlers.clear()
+    gc.collect()
+    gc.disable()
+    try:
+        serve(app, [("GET", "/", None, None)] * 20)
+        alive = [r for r in handlers if r() is not None]
+        assert not alive, "handlers kept alive only by reference cycles"
+    finally:
+        gc.enable()
