@@ -87,14 +87,14 @@ class LogCapture(logging.Handler):
 
     def emit(self, record):
         self.records.append((record.name, record.levelname, record.msg,
-                             tuple(str(a) if isinstance(a, float) else a for a in record.args)
+                             tuple(a if isinstance(a, (int, str)) else repr(a) for a in record.args)
                              if isinstance(record.args, tuple) else record.args,
                              record.pathname, record.lineno, record.funcName,
                              record.exc_info[0] if record.exc_info else None,
                              str(record.exc_info[1]) if record.exc_info else None))
 
 
-def serve(app, requests):
+def serve(app, requests, access_level=logging.DEBUG):
     """Serve each (method, uri, headers dict, body) and return what the
     connections saw."""
     loop = asyncio.new_event_loop()
@@ -104,7 +104,7 @@ def serve(app, requests):
     saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.addHandler(cap)
-        lg.setLevel(logging.DEBUG)
+        lg.setLevel(access_level if lg.name == "tornado.access" else logging.DEBUG)
         lg.propagate = False
     results = []
 
@@ -403,7 +403,11 @@ def test_etag_304(switch_off):
 
 def test_switch_restores_upstream(switch_off):
     names = ["__init__", "clear", "set_header", "add_header", "clear_header",
-             "_convert_header_value", "set_status", "get_status", "write"]
+             "_convert_header_value", "set_status", "get_status", "write", "flush", "finish",
+             "compute_etag", "set_etag_header", "check_etag_header",
+             "_should_not_send_content", "_clear_representation_headers", "_log",
+             "_request_summary", "_break_cycles"]
+    app_before = tornado.web.Application.__dict__["log_request"]
     before = {n: tornado.web.RequestHandler.__dict__[n] for n in names}
     set_mode(switch_off, "c")
     for n in names:
@@ -412,9 +416,11 @@ def test_switch_restores_upstream(switch_off):
         assert d.__name__ == before[n].__name__
         assert d.__qualname__ == before[n].__qualname__
         assert d.__doc__ == before[n].__doc__
+    assert type(tornado.web.Application.__dict__["log_request"]) is _core._HandlerMethod
     switch_off.uninstall()
     for n in names:
         assert tornado.web.RequestHandler.__dict__[n] is before[n]
+    assert tornado.web.Application.__dict__["log_request"] is app_before
 
 
 def test_descriptor_binding(switch_off):
@@ -463,3 +469,157 @@ def test_no_cyclic_garbage_on_fast_path(switch_off):
         assert not alive, "handlers kept alive only by reference cycles"
     finally:
         gc.enable()
+
+
+def test_finish_flush_paths(switch_off):
+    class F(tornado.web.RequestHandler):
+        def initialize(self, calls):
+            self.calls = calls
+
+        def get(self, what):
+            c = self.calls
+            if what == "stream":
+                self.write("part1;")
+                c.append(("flush", type(self.flush()).__name__))
+                self.write("part2;")
+                self.flush()
+                self.write("part3")
+            elif what == "nocontent":
+                self.set_status(204)
+                c.append(err(self.finish, "body"))
+                self._write_buffer = []
+                self.set_header("Content-Type", "x/y")
+                self.set_header("Content-Language", "fr")
+                self.finish()
+            elif what == "cookies":
+                self.set_cookie("a", "1")
+                self.set_cookie("b", "2", path="/x")
+                self.write("c")
+            elif what == "length":
+                self.set_header("Content-Length", 3)
+                self.write("abc")
+            elif what == "finishdict":
+                self.finish({"d": 1})
+                c.append(err(self.finish))
+            elif what == "status500":
+                self.set_status(503)
+                self.write("down")
+            elif what == "notfound":
+                raise tornado.web.HTTPError(404)
+            elif what == "boom":
+                raise ValueError("boom")
+            elif what == "early":
+                self.set_status(302)
+                self.set_header("Location", "/x")
+                self.finish()
+
+    def make_app(calls):
+        return tornado.web.Application([(r"/(\w+)", F, {"calls": calls})], gzip=True)
+
+    reqs = []
+    for what in ("stream", "nocontent", "cookies", "length", "finishdict", "status500",
+                 "notfound", "boom", "early"):
+        for method in ("GET", "HEAD", "POST"):
+            reqs.append((method, "/" + what, None, b"" if method == "POST" else None))
+        reqs.append(("GET", "/" + what, {"Accept-Encoding": "gzip"}, None))
+    compare(switch_off, make_app, reqs)
+
+
+def test_etag_overrides(switch_off):
+    def make_app(calls):
+        class NoEtag(tornado.web.RequestHandler):
+            def compute_etag(self):
+                calls.append("compute_etag")
+                return None
+
+            def get(self):
+                self.write("x")
+
+        class Custom(tornado.web.RequestHandler):
+            def compute_etag(self):
+                return '"fixed"'
+
+            def check_etag_header(self):
+                r = super().check_etag_header()
+                calls.append(("check", r))
+                return r
+
+            def set_etag_header(self):
+                calls.append("set_etag_header")
+                super().set_etag_header()
+
+            def get(self):
+                self.write("y")
+
+        return tornado.web.Application([(r"/no", NoEtag), (r"/custom", Custom)])
+
+    compare(switch_off, make_app,
+            [("GET", "/no", None, None), ("GET", "/custom", None, None),
+             ("GET", "/custom", {"If-None-Match": '"fixed"'}, None),
+             ("HEAD", "/custom", {"If-None-Match": 'W/"fixed"'}, None),
+             ("GET", "/custom", {"If-None-Match": '"other"'}, None)])
+
+
+def test_log_function_and_overrides(switch_off):
+    def make_app(calls):
+        class L(tornado.web.RequestHandler):
+            def get(self):
+                self.write("l")
+
+        class Summary(tornado.web.RequestHandler):
+            def _request_summary(self):
+                calls.append("summary")
+                return "custom summary"
+
+            def get_status(self):
+                calls.append("get_status")
+                return super().get_status()
+
+            def get(self):
+                self.write("s")
+
+        class App(tornado.web.Application):
+            pass
+
+        return App([(r"/l", L), (r"/s", Summary)],
+                   log_function=lambda h: calls.append(("log_function", h.get_status())))
+
+    compare(switch_off, make_app, [("GET", "/l", None, None), ("GET", "/s", None, None)])
+
+    def make_app2(calls):
+        class Summary(tornado.web.RequestHandler):
+            def _request_summary(self):
+                calls.append("summary")
+                return "custom summary"
+
+            def get_status(self):
+                calls.append("get_status")
+                return super().get_status()
+
+            def get(self):
+                self.write("s")
+
+        return tornado.web.Application([(r"/s", Summary)])
+
+    compare(switch_off, make_app2, [("GET", "/s", None, None), ("GET", "/x", None, None)])
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING, logging.ERROR,
+                                   logging.CRITICAL])
+def test_access_log_levels(switch_off, level):
+    """Records are identical whatever the access logger lets through (C
+    skips the record only when upstream would not emit it)."""
+    class A(tornado.web.RequestHandler):
+        def get(self, code):
+            self.set_status(int(code))
+
+    got = {}
+    for mode in MODES:
+        set_mode(switch_off, mode)
+        app = tornado.web.Application([(r"/(\d+)", A)])
+        got[mode] = serve(app, [("GET", "/%d" % c, None, None) for c in (200, 302, 404, 500)],
+                          access_level=level)
+    switch_off.uninstall()
+    assert got["c"] == got["upstream"]
+    assert len([r for r in got["c"][1] if r[0] == "tornado.access"]) == {
+        logging.INFO: 4, logging.WARNING: 2, logging.ERROR: 1, logging.CRITICAL: 0}[level]

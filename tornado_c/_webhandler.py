@@ -10,6 +10,8 @@ calls a subclass's override of any method it would call itself.
 """
 
 import datetime as _datetime
+import hashlib as _hashlib
+import logging as _logging
 import numbers as _numbers
 
 import tornado
@@ -37,10 +39,22 @@ _originals = {
         "set_status",
         "get_status",
         "write",
+        "flush",
+        "finish",
+        "compute_etag",
+        "set_etag_header",
+        "check_etag_header",
+        "_should_not_send_content",
+        "_clear_representation_headers",
+        "_log",
+        "_request_summary",
+        "_break_cycles",
         "initialize",
         "set_default_headers",
+        "on_finish",
     )
 }
+_originals["Application.log_request"] = _web.Application.__dict__["log_request"]
 
 _descriptors = _core._web_handler_setup(
     {
@@ -53,6 +67,12 @@ _descriptors = _core._web_handler_setup(
         "datetime": _datetime.datetime,
         "format_timestamp": _httputil.format_timestamp,
         "json_encode": _escape.json_encode,
+        "Application": _web.Application,
+        "ResponseStartLine": _httputil.ResponseStartLine,
+        "Future": _web.Future,
+        "sha1": _hashlib.sha1,
+        "web_globals": _web.__dict__,
+        "Logger": _logging.Logger,
         "originals": _originals,
     }
 )
@@ -60,4 +80,8 @@ _descriptors = _core._web_handler_setup(
 
 def methods():
     """{(class, attribute name): C descriptor} to install."""
-    return {(RequestHandler, name): d for name, d in _descriptors.items()}
+    out = {}
+    for key, d in _descriptors.items():
+        cls, _, name = key.rpartition(".")
+        out[(_web.Application if cls == "Application" else RequestHandler, name)] = d
+    return out

@@ -549,8 +549,8 @@ tc_web_set_header_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
 }
 
 /* add_header(self, name, value) */
-static PyObject *
-add_header_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+PyObject *
+tc_web_add_header_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                 PyObject *kwnames)
 {
     PyObject *a[2], *v = NULL, *h, *add = NULL, *r = NULL;
@@ -966,22 +966,36 @@ done:
 
 struct impl_entry {
     int hook;
-    const char *name;
-    tc_web_impl impl; /* NULL: an upstream no-op, not replaced */
+    const char *name;  /* the attribute; originals are keyed "Application.<name>" for
+                          Application's methods */
+    tc_web_impl impl;  /* NULL: an upstream no-op, not replaced */
+    int app;           /* a method of Application rather than RequestHandler */
 };
 
 static const struct impl_entry impls[] = {
     {TC_H_INIT, "__init__", init_impl},
     {TC_H_CLEAR, "clear", tc_web_clear_impl},
     {TC_H_SET_HEADER, "set_header", tc_web_set_header_impl},
-    {TC_H_ADD_HEADER, "add_header", add_header_impl},
+    {TC_H_ADD_HEADER, "add_header", tc_web_add_header_impl},
     {TC_H_CLEAR_HEADER, "clear_header", tc_web_clear_header_impl},
     {TC_H_CONVERT, "_convert_header_value", tc_web_convert_impl},
     {TC_H_SET_STATUS, "set_status", tc_web_set_status_impl},
     {TC_H_GET_STATUS, "get_status", tc_web_get_status_impl},
     {TC_H_WRITE, "write", tc_web_write_impl},
+    {TC_H_FLUSH, "flush", tc_web_flush_impl},
+    {TC_H_FINISH, "finish", tc_web_finish_impl},
+    {TC_H_COMPUTE_ETAG, "compute_etag", tc_web_compute_etag_impl},
+    {TC_H_SET_ETAG, "set_etag_header", tc_web_set_etag_impl},
+    {TC_H_CHECK_ETAG, "check_etag_header", tc_web_check_etag_impl},
+    {TC_H_SHOULD_NOT_SEND, "_should_not_send_content", tc_web_should_not_send_impl},
+    {TC_H_CLEAR_REPR, "_clear_representation_headers", tc_web_clear_repr_impl},
+    {TC_H_LOG, "_log", tc_web_log_impl},
+    {TC_H_REQUEST_SUMMARY, "_request_summary", tc_web_request_summary_impl},
+    {TC_H_BREAK_CYCLES, "_break_cycles", tc_web_break_cycles_impl},
+    {TC_H_APP_LOG_REQUEST, "log_request", tc_web_app_log_request_impl, 1},
     {TC_H_INITIALIZE, "initialize", NULL},
     {TC_H_SET_DEFAULT_HEADERS, "set_default_headers", NULL},
+    {TC_H_ON_FINISH, "on_finish", NULL},
 };
 
 #define SETUP_ITEM(field, key)                                                  \
@@ -1016,8 +1030,16 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(datetime, "datetime");
     SETUP_ITEM(format_timestamp, "format_timestamp");
     SETUP_ITEM(json_encode, "json_encode");
-    if (!PyType_Check(hs->RequestHandler)) {
-        PyErr_SetString(PyExc_TypeError, "RequestHandler must be a class");
+    SETUP_ITEM(Application, "Application");
+    SETUP_ITEM(ResponseStartLine, "ResponseStartLine");
+    SETUP_ITEM(Future, "Future");
+    SETUP_ITEM(sha1, "sha1");
+    SETUP_ITEM(web_globals, "web_globals");
+    SETUP_ITEM(Logger, "Logger");
+    if (!PyType_Check(hs->RequestHandler) || !PyType_Check(hs->Application) ||
+        !PyDict_Check(hs->web_globals)) {
+        PyErr_SetString(PyExc_TypeError, "RequestHandler and Application must be classes, "
+                                         "web_globals a dict");
         return NULL;
     }
     PyObject *origs = PyDict_GetItemString(cfg, "originals"); /* borrowed */
@@ -1031,9 +1053,11 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     }
     for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
         const struct impl_entry *e = &impls[i];
-        PyObject *orig = PyDict_GetItemString(origs, e->name); /* borrowed */
+        char key[64];
+        snprintf(key, sizeof(key), "%s%s", e->app ? "Application." : "", e->name);
+        PyObject *orig = PyDict_GetItemString(origs, key); /* borrowed */
         if (orig == NULL) {
-            PyErr_Format(PyExc_KeyError, "_web_handler_setup: no original for %s", e->name);
+            PyErr_Format(PyExc_KeyError, "_web_handler_setup: no original for %s", key);
             goto fail;
         }
         Py_XSETREF(hs->orig[e->hook], Py_NewRef(orig));
@@ -1042,12 +1066,13 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
             goto fail;
         }
         if (e->impl != NULL) {
-            PyObject *d = hmethod_new(module, ws, hs->RequestHandler, orig, e->impl);
+            PyObject *d = hmethod_new(module, ws, e->app ? hs->Application : hs->RequestHandler,
+                                      orig, e->impl);
             if (d == NULL) {
                 goto fail;
             }
             Py_XSETREF(hs->ours[e->hook], d);
-            if (PyDict_SetItemString(out, e->name, d) < 0) {
+            if (PyDict_SetItemString(out, key, d) < 0) {
                 goto fail;
             }
         }
@@ -1112,12 +1137,47 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     HINTERN(s_json_type, "application/json; charset=UTF-8");
     HINTERN(s_init, "__init__");
     HINTERN(s_append, "append");
+    HINTERN(s_transforms, "_transforms");
+    HINTERN(s_transform_first_chunk, "transform_first_chunk");
+    HINTERN(s_transform_chunk, "transform_chunk");
+    HINTERN(s_method, "method");
+    HINTERN(s_HEAD, "HEAD");
+    HINTERN(s_new_cookie, "_new_cookie");
+    HINTERN(s_Set_Cookie, "Set-Cookie");
+    HINTERN(s_write_headers, "write_headers");
+    HINTERN(s_write, "write");
+    HINTERN(s_set_result, "set_result");
+    HINTERN(s_update, "update");
+    HINTERN(s_Etag, "Etag");
+    HINTERN(s_get, "get");
+    HINTERN(s_headers_attr, "headers");
+    HINTERN(s_If_None_Match, "If-None-Match");
+    HINTERN(s_Content_Encoding, "Content-Encoding");
+    HINTERN(s_Content_Language, "Content-Language");
+    HINTERN(s_uri, "uri");
+    HINTERN(s_remote_ip, "remote_ip");
+    HINTERN(s_summary_fmt, "{} {} ({})");
+    HINTERN(s_settings, "settings");
+    HINTERN(s_log_function, "log_function");
+    HINTERN(s_access_log, "access_log");
+    HINTERN(s_Content_Length, "Content-Length");
+    HINTERN(s_finish, "finish");
+    if ((hs->empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL ||
+        (hs->bytes_join = PyObject_GetAttrString(hs->empty_bytes, "join")) == NULL ||
+        (hs->int_200 = PyLong_FromLong(200)) == NULL ||
+        (hs->int_304 = PyLong_FromLong(304)) == NULL ||
+        (hs->get_head = Py_BuildValue("(ss)", "GET", "HEAD")) == NULL ||
+        (hs->kw_include_footers = Py_BuildValue("(s)", "include_footers")) == NULL) {
+        return -1;
+    }
     return PyModule_AddFunctions(module, handler_functions);
 }
 
 #define HFIELDS(X)                                                                          \
     X(MethodType) X(RequestHandler) X(ObjectDict) X(UIModuleNamespace) X(responses)         \
-    X(server_value) X(Integral) X(datetime) X(format_timestamp) X(json_encode) X(date_value)
+    X(server_value) X(Integral) X(datetime) X(format_timestamp) X(json_encode) X(date_value)     \
+    X(Application) X(ResponseStartLine) X(Future) X(sha1) X(web_globals) X(Logger)           \
+    X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
@@ -1173,4 +1233,15 @@ tc_web_handler_clear(tc_web_state *ws)
     Py_CLEAR(hs->s_json_type);
     Py_CLEAR(hs->s_init);
     Py_CLEAR(hs->s_append);
+    PyObject **strs[] = {&hs->s_transforms, &hs->s_transform_first_chunk, &hs->s_transform_chunk,
+                         &hs->s_method, &hs->s_HEAD, &hs->s_new_cookie, &hs->s_Set_Cookie,
+                         &hs->s_write_headers, &hs->s_write, &hs->s_set_result, &hs->s_update,
+                         &hs->s_Etag, &hs->s_get, &hs->s_headers_attr, &hs->s_If_None_Match,
+                         &hs->s_Content_Encoding, &hs->s_Content_Language, &hs->s_uri,
+                         &hs->s_remote_ip, &hs->s_summary_fmt, &hs->s_settings,
+                         &hs->s_log_function, &hs->s_access_log, &hs->s_Content_Length,
+                         &hs->s_finish};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        Py_CLEAR(*strs[i]);
+    }
 }

@@ -51,4 +51,23 @@ TC_INTERNAL PyObject *tc_web_get_status_impl(tc_web_state *, PyObject *, PyObjec
 TC_INTERNAL PyObject *tc_web_write_impl(tc_web_state *, PyObject *, PyObject *const *,
                                         Py_ssize_t, PyObject *);
 
+TC_INTERNAL PyObject *tc_web_add_header_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                             Py_ssize_t, PyObject *);
+
+/* handler_write.c */
+#define TC_WEB_IMPL(name)                                                               \
+    TC_INTERNAL PyObject *name(tc_web_state *, PyObject *, PyObject *const *, Py_ssize_t, \
+                               PyObject *)
+TC_WEB_IMPL(tc_web_flush_impl);
+TC_WEB_IMPL(tc_web_finish_impl);
+TC_WEB_IMPL(tc_web_should_not_send_impl);
+TC_WEB_IMPL(tc_web_compute_etag_impl);
+TC_WEB_IMPL(tc_web_set_etag_impl);
+TC_WEB_IMPL(tc_web_check_etag_impl);
+TC_WEB_IMPL(tc_web_clear_repr_impl);
+TC_WEB_IMPL(tc_web_request_summary_impl);
+TC_WEB_IMPL(tc_web_break_cycles_impl);
+TC_WEB_IMPL(tc_web_app_log_request_impl);
+TC_WEB_IMPL(tc_web_log_impl);
+
 #endif /* TC_WEB_HANDLER_H */

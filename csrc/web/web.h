@@ -84,8 +84,11 @@ struct tc_state;
 enum {
     TC_H_INIT, TC_H_CLEAR, TC_H_SET_HEADER, TC_H_ADD_HEADER, TC_H_CLEAR_HEADER,
     TC_H_CONVERT, TC_H_SET_STATUS, TC_H_GET_STATUS, TC_H_WRITE,
+    TC_H_FLUSH, TC_H_FINISH, TC_H_COMPUTE_ETAG, TC_H_SET_ETAG, TC_H_CHECK_ETAG,
+    TC_H_SHOULD_NOT_SEND, TC_H_CLEAR_REPR, TC_H_LOG, TC_H_REQUEST_SUMMARY, TC_H_BREAK_CYCLES,
+    TC_H_APP_LOG_REQUEST,          /* Application.log_request */
     /* upstream no-ops: never replaced, skipped while not overridden */
-    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS,
+    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH,
     TC_H_COUNT
 };
 
@@ -106,6 +109,14 @@ typedef struct tc_web_handler_state {
     PyObject *datetime;            /* datetime.datetime */
     PyObject *format_timestamp;    /* tornado.httputil.format_timestamp */
     PyObject *json_encode;         /* tornado.escape.json_encode */
+    PyObject *Application;         /* tornado.web.Application */
+    PyObject *ResponseStartLine;   /* tornado.httputil.ResponseStartLine */
+    PyObject *Future;              /* tornado.concurrent.Future */
+    PyObject *sha1;                /* hashlib.sha1 */
+    PyObject *web_globals;         /* tornado.web's module dict (access_log) */
+    PyObject *Logger;              /* logging.Logger */
+    /* constants made in exec */
+    PyObject *bytes_join, *empty_bytes, *int_200, *int_304, *get_head, *kw_include_footers;
     char ready;                    /* setup done */
     /* the Date header of the current second */
     long long date_sec;
@@ -114,7 +125,12 @@ typedef struct tc_web_handler_state {
         *s_auto_finish, *s_headers_written, *s_prepared_future, *s_application, *s_request,
         *s_ui, *s_connection, *s_set_close_callback, *s_on_connection_close, *s_ui_methods,
         *s_ui_modules, *s_ui_method, *s_tt_modules, *s_modules, *s_Server, *s_Content_Type,
-        *s_Date, *s_text_html, *s_Unknown, *s_json_type, *s_init, *s_append;
+        *s_Date, *s_text_html, *s_Unknown, *s_json_type, *s_init, *s_append,
+        *s_transforms, *s_transform_first_chunk, *s_transform_chunk, *s_method, *s_HEAD,
+        *s_new_cookie, *s_Set_Cookie, *s_write_headers, *s_write, *s_set_result, *s_update,
+        *s_Etag, *s_get, *s_headers_attr, *s_If_None_Match, *s_Content_Encoding,
+        *s_Content_Language, *s_uri, *s_remote_ip, *s_summary_fmt, *s_settings,
+        *s_log_function, *s_access_log, *s_Content_Length, *s_finish;
 } tc_web_handler_state;
 
 typedef struct tc_web_state {
