@@ -9,6 +9,7 @@ method keeps upstream's semantics on the instance's ordinary attributes and
 calls a subclass's override of any method it would call itself.
 """
 
+import asyncio as _asyncio
 import datetime as _datetime
 import hashlib as _hashlib
 import logging as _logging
@@ -16,6 +17,8 @@ import numbers as _numbers
 
 import tornado
 import tornado.escape as _escape
+import tornado.gen as _gen
+from tornado.concurrent import future_set_result_unless_cancelled as _future_set_result_unless_cancelled
 import tornado.httputil as _httputil
 import tornado.util as _util
 import tornado.web as _web
@@ -52,9 +55,80 @@ _originals = {
         "initialize",
         "set_default_headers",
         "on_finish",
+        "_cross_origin_protection",
+        "prepare",
+        "_execute",
     )
 }
 _originals["Application.log_request"] = _web.Application.__dict__["log_request"]
+_originals["_HandlerDelegate.execute"] = _web._HandlerDelegate.__dict__["execute"]
+
+
+def _log_result(f):
+    # what upstream's execute adds to the Future of _execute
+    return f.cancelled() or f.result()
+
+
+def _start_upstream(delegate, transforms):
+    """The end of upstream's _HandlerDelegate.execute, for a handler whose
+    instance has an _execute of its own."""
+    fut = _gen.convert_yielded(
+        delegate.handler._execute(transforms, *delegate.path_args, **delegate.path_kwargs)
+    )
+    fut.add_done_callback(_log_result)
+    return delegate.handler._prepared_future
+
+
+async def _resume(self, result, after_prepare):
+    """Upstream's RequestHandler._execute from its first ``await`` on, for
+    the synchronous path (csrc/web/execute.c) when prepare() or the method
+    returned an awaitable: ``after_prepare`` says which."""
+    try:
+        result = await result
+        if after_prepare:
+            if self._prepared_future is not None:
+                _future_set_result_unless_cancelled(self._prepared_future, None)
+            if self._finished:
+                return
+            method = getattr(self, self.request.method.lower())
+            result = method(*self.path_args, **self.path_kwargs)
+            if result is not None:
+                result = await result
+        if self._auto_finish and not self._finished:
+            self.finish()
+    except (Exception, _asyncio.CancelledError) as e:
+        task = _asyncio.current_task()
+        if isinstance(e, _asyncio.CancelledError) and task is not None and task.cancelling():
+            result = None
+            if not self._finished:
+                try:
+                    self.send_error(500)
+                except Exception:
+                    _web.app_log.error("Exception in exception handler", exc_info=True)
+            raise
+        try:
+            self._handle_request_exception(e)
+        except Exception:
+            _web.app_log.error("Exception in exception handler", exc_info=True)
+        finally:
+            result = None
+    finally:
+        if self._prepared_future is not None and not self._prepared_future.done():
+            self._prepared_future.set_result(None)
+
+
+def _start_resume(handler, result, after_prepare):
+    fut = _gen.convert_yielded(_resume(handler, result, after_prepare))
+    fut.add_done_callback(_log_result)
+
+
+def _sync_failed(handler, e):
+    """The except clause of upstream's _execute for the synchronous path
+    (there is no task to be cancelling); e is sys.exc_info()'s exception."""
+    try:
+        handler._handle_request_exception(e)
+    except Exception:
+        _web.app_log.error("Exception in exception handler", exc_info=True)
 
 _descriptors = _core._web_handler_setup(
     {
@@ -73,6 +147,13 @@ _descriptors = _core._web_handler_setup(
         "sha1": _hashlib.sha1,
         "web_globals": _web.__dict__,
         "Logger": _logging.Logger,
+        "_HandlerDelegate": _web._HandlerDelegate,
+        "HTTPError": _web.HTTPError,
+        "CancelledError": _asyncio.CancelledError,
+        "_get_running_loop": _asyncio._get_running_loop,
+        "_start_resume": _start_resume,
+        "_sync_failed": _sync_failed,
+        "_start_upstream": _start_upstream,
         "originals": _originals,
     }
 )
@@ -83,5 +164,6 @@ def methods():
     out = {}
     for key, d in _descriptors.items():
         cls, _, name = key.rpartition(".")
-        out[(_web.Application if cls == "Application" else RequestHandler, name)] = d
+        owner = {"Application": _web.Application, "_HandlerDelegate": _web._HandlerDelegate}
+        out[(owner.get(cls, RequestHandler), name)] = d
     return out

@@ -969,7 +969,7 @@ struct impl_entry {
     const char *name;  /* the attribute; originals are keyed "Application.<name>" for
                           Application's methods */
     tc_web_impl impl;  /* NULL: an upstream no-op, not replaced */
-    int app;           /* a method of Application rather than RequestHandler */
+    int owner;         /* 0: RequestHandler, 1: Application, 2: _HandlerDelegate */
 };
 
 static const struct impl_entry impls[] = {
@@ -992,10 +992,14 @@ static const struct impl_entry impls[] = {
     {TC_H_LOG, "_log", tc_web_log_impl},
     {TC_H_REQUEST_SUMMARY, "_request_summary", tc_web_request_summary_impl},
     {TC_H_BREAK_CYCLES, "_break_cycles", tc_web_break_cycles_impl},
+    {TC_H_CROSS_ORIGIN, "_cross_origin_protection", tc_web_cross_origin_impl},
     {TC_H_APP_LOG_REQUEST, "log_request", tc_web_app_log_request_impl, 1},
+    {TC_H_DELEGATE_EXECUTE, "execute", tc_web_delegate_execute_impl, 2},
     {TC_H_INITIALIZE, "initialize", NULL},
     {TC_H_SET_DEFAULT_HEADERS, "set_default_headers", NULL},
     {TC_H_ON_FINISH, "on_finish", NULL},
+    {TC_H_PREPARE, "prepare", NULL},
+    {TC_H_EXECUTE, "_execute", NULL},
 };
 
 #define SETUP_ITEM(field, key)                                                  \
@@ -1036,7 +1040,15 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(sha1, "sha1");
     SETUP_ITEM(web_globals, "web_globals");
     SETUP_ITEM(Logger, "Logger");
+    SETUP_ITEM(HandlerDelegate, "_HandlerDelegate");
+    SETUP_ITEM(HTTPError, "HTTPError");
+    SETUP_ITEM(CancelledError, "CancelledError");
+    SETUP_ITEM(get_running_loop, "_get_running_loop");
+    SETUP_ITEM(start_resume, "_start_resume");
+    SETUP_ITEM(sync_failed, "_sync_failed");
+    SETUP_ITEM(start_upstream, "_start_upstream");
     if (!PyType_Check(hs->RequestHandler) || !PyType_Check(hs->Application) ||
+        !PyType_Check(hs->HandlerDelegate) || ws->HTTPInputError == NULL ||
         !PyDict_Check(hs->web_globals)) {
         PyErr_SetString(PyExc_TypeError, "RequestHandler and Application must be classes, "
                                          "web_globals a dict");
@@ -1054,7 +1066,8 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
         const struct impl_entry *e = &impls[i];
         char key[64];
-        snprintf(key, sizeof(key), "%s%s", e->app ? "Application." : "", e->name);
+        static const char *const prefixes[] = {"", "Application.", "_HandlerDelegate."};
+        snprintf(key, sizeof(key), "%s%s", prefixes[e->owner], e->name);
         PyObject *orig = PyDict_GetItemString(origs, key); /* borrowed */
         if (orig == NULL) {
             PyErr_Format(PyExc_KeyError, "_web_handler_setup: no original for %s", key);
@@ -1066,8 +1079,10 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
             goto fail;
         }
         if (e->impl != NULL) {
-            PyObject *d = hmethod_new(module, ws, e->app ? hs->Application : hs->RequestHandler,
-                                      orig, e->impl);
+            PyObject *owner = e->owner == 1   ? hs->Application
+                              : e->owner == 2 ? hs->HandlerDelegate
+                                              : hs->RequestHandler;
+            PyObject *d = hmethod_new(module, ws, owner, orig, e->impl);
             if (d == NULL) {
                 goto fail;
             }
@@ -1162,12 +1177,34 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     HINTERN(s_access_log, "access_log");
     HINTERN(s_Content_Length, "Content-Length");
     HINTERN(s_finish, "finish");
+    HINTERN(s_SUPPORTED_METHODS, "SUPPORTED_METHODS");
+    HINTERN(s_parse_body, "_parse_body");
+    HINTERN(s_decode_argument, "decode_argument");
+    HINTERN(s_path_args, "path_args");
+    HINTERN(s_path_kwargs, "path_kwargs");
+    HINTERN(s_stream_request_body, "stream_request_body");
+    HINTERN(s_compiled_template_cache, "compiled_template_cache");
+    HINTERN(s_static_hash_cache, "static_hash_cache");
+    HINTERN(s_handler_class, "handler_class");
+    HINTERN(s_execute, "_execute");
+    HINTERN(s_handler_kwargs, "handler_kwargs");
+    HINTERN(s_handler, "handler");
+    HINTERN(s_transforms_attr, "transforms");
+    HINTERN(s_call_soon, "call_soon");
     if ((hs->empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL ||
         (hs->bytes_join = PyObject_GetAttrString(hs->empty_bytes, "join")) == NULL ||
         (hs->int_200 = PyLong_FromLong(200)) == NULL ||
         (hs->int_304 = PyLong_FromLong(304)) == NULL ||
         (hs->get_head = Py_BuildValue("(ss)", "GET", "HEAD")) == NULL ||
-        (hs->kw_include_footers = Py_BuildValue("(s)", "include_footers")) == NULL) {
+        (hs->kw_include_footers = Py_BuildValue("(s)", "include_footers")) == NULL ||
+        (hs->kw_name = Py_BuildValue("(s)", "name")) == NULL ||
+        (hs->safe_methods = Py_BuildValue("(sss)", "HEAD", "OPTIONS", "GET")) == NULL ||
+        (hs->int_400 = PyLong_FromLong(400)) == NULL ||
+        (hs->int_405 = PyLong_FromLong(405)) == NULL ||
+        (hs->lower_cache = PyDict_New()) == NULL) {
+        return -1;
+    }
+    if (tc_web_execute_exec(module, ws) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, handler_functions);
@@ -1177,7 +1214,10 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(MethodType) X(RequestHandler) X(ObjectDict) X(UIModuleNamespace) X(responses)         \
     X(server_value) X(Integral) X(datetime) X(format_timestamp) X(json_encode) X(date_value)     \
     X(Application) X(ResponseStartLine) X(Future) X(sha1) X(web_globals) X(Logger)           \
-    X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)
+    X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)     \
+    X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
+    X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
+    X(int_400) X(int_405)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
@@ -1240,7 +1280,12 @@ tc_web_handler_clear(tc_web_state *ws)
                          &hs->s_Content_Encoding, &hs->s_Content_Language, &hs->s_uri,
                          &hs->s_remote_ip, &hs->s_summary_fmt, &hs->s_settings,
                          &hs->s_log_function, &hs->s_access_log, &hs->s_Content_Length,
-                         &hs->s_finish};
+                         &hs->s_finish, &hs->s_SUPPORTED_METHODS, &hs->s_parse_body,
+                         &hs->s_decode_argument, &hs->s_path_args, &hs->s_path_kwargs,
+                         &hs->s_stream_request_body, &hs->s_compiled_template_cache,
+                         &hs->s_static_hash_cache, &hs->s_handler_class, &hs->s_execute,
+                         &hs->s_handler_kwargs, &hs->s_handler, &hs->s_transforms_attr,
+                         &hs->s_call_soon};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         Py_CLEAR(*strs[i]);
     }

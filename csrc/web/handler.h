@@ -70,4 +70,9 @@ TC_WEB_IMPL(tc_web_break_cycles_impl);
 TC_WEB_IMPL(tc_web_app_log_request_impl);
 TC_WEB_IMPL(tc_web_log_impl);
 
+/* execute.c */
+TC_WEB_IMPL(tc_web_cross_origin_impl);
+TC_WEB_IMPL(tc_web_delegate_execute_impl);
+TC_INTERNAL int tc_web_execute_exec(PyObject *module, tc_web_state *ws);
+
 #endif /* TC_WEB_HANDLER_H */

@@ -86,9 +86,13 @@ enum {
     TC_H_CONVERT, TC_H_SET_STATUS, TC_H_GET_STATUS, TC_H_WRITE,
     TC_H_FLUSH, TC_H_FINISH, TC_H_COMPUTE_ETAG, TC_H_SET_ETAG, TC_H_CHECK_ETAG,
     TC_H_SHOULD_NOT_SEND, TC_H_CLEAR_REPR, TC_H_LOG, TC_H_REQUEST_SUMMARY, TC_H_BREAK_CYCLES,
+    TC_H_CROSS_ORIGIN,
     TC_H_APP_LOG_REQUEST,          /* Application.log_request */
+    TC_H_DELEGATE_EXECUTE,         /* _HandlerDelegate.execute */
     /* upstream no-ops: never replaced, skipped while not overridden */
-    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH,
+    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH, TC_H_PREPARE,
+    /* never replaced, only looked up: is it upstream's? */
+    TC_H_EXECUTE,
     TC_H_COUNT
 };
 
@@ -115,6 +119,16 @@ typedef struct tc_web_handler_state {
     PyObject *sha1;                /* hashlib.sha1 */
     PyObject *web_globals;         /* tornado.web's module dict (access_log) */
     PyObject *Logger;              /* logging.Logger */
+    PyObject *HandlerDelegate;     /* tornado.web._HandlerDelegate */
+    PyObject *HTTPError;           /* tornado.web.HTTPError */
+    PyObject *CancelledError;      /* asyncio.CancelledError */
+    PyObject *get_running_loop;    /* asyncio._get_running_loop */
+    PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
+    PyObject *sync_failed;         /* tornado_c._webhandler._sync_failed */
+    PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
+    PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
+    PyObject *lower_cache;         /* {"GET": "get", ...} */
+    PyObject *safe_methods, *kw_name, *int_400, *int_405;
     /* constants made in exec */
     PyObject *bytes_join, *empty_bytes, *int_200, *int_304, *get_head, *kw_include_footers;
     char ready;                    /* setup done */
@@ -130,7 +144,11 @@ typedef struct tc_web_handler_state {
         *s_new_cookie, *s_Set_Cookie, *s_write_headers, *s_write, *s_set_result, *s_update,
         *s_Etag, *s_get, *s_headers_attr, *s_If_None_Match, *s_Content_Encoding,
         *s_Content_Language, *s_uri, *s_remote_ip, *s_summary_fmt, *s_settings,
-        *s_log_function, *s_access_log, *s_Content_Length, *s_finish;
+        *s_log_function, *s_access_log, *s_Content_Length, *s_finish, *s_SUPPORTED_METHODS,
+        *s_parse_body, *s_decode_argument, *s_path_args, *s_path_kwargs,
+        *s_stream_request_body, *s_compiled_template_cache, *s_static_hash_cache,
+        *s_handler_class, *s_execute, *s_handler_kwargs, *s_handler, *s_transforms_attr,
+        *s_call_soon;
 } tc_web_handler_state;
 
 typedef struct tc_web_state {
