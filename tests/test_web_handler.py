@@ -787,3 +787,31 @@ def test_execute_variants(switch_off):
             ("GET", "/gen", None, None), ("GET", "/fut", None, None),
             ("GET", "/coro", None, None), ("GET", "/coro?what=boom", None, None)]
     compare(switch_off, make_app, reqs)
+
+
+def test_etag_digest_sizes(switch_off):
+    """The default ETag (SHA-1 in C) equals hashlib's for bodies around the
+    64-byte block boundaries, written in one or several parts."""
+    import hashlib
+
+    sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4097]
+
+    class E(tornado.web.RequestHandler):
+        def get(self, n, parts):
+            body = bytes(range(256)) * 20
+            body = body[:int(n)]
+            k = int(parts)
+            step = max(1, len(body) // k)
+            for i in range(0, len(body), step):
+                self.write(body[i:i + step])
+
+    set_mode(switch_off, "c")
+    app = tornado.web.Application([(r"/(\d+)/(\d+)", E)])
+    reqs = [("GET", "/%d/%d" % (n, k), None, None) for n in sizes for k in (1, 3)]
+    results, _ = serve(app, reqs)
+    for (_, uri, _, _), out in zip(reqs, results):
+        n = int(uri.split("/")[1])
+        body = (bytes(range(256)) * 20)[:n]
+        hdrs = dict([e for e in out if e[0] == "headers"][0][2])
+        assert hdrs["Etag"] == '"%s"' % hashlib.sha1(body).hexdigest(), uri
+    compare(switch_off, lambda calls: app, reqs[:6])

@@ -11,7 +11,6 @@ calls a subclass's override of any method it would call itself.
 
 import asyncio as _asyncio
 import datetime as _datetime
-import hashlib as _hashlib
 import logging as _logging
 import numbers as _numbers
 
@@ -62,6 +61,7 @@ _originals = {
 }
 _originals["Application.log_request"] = _web.Application.__dict__["log_request"]
 _originals["_HandlerDelegate.execute"] = _web._HandlerDelegate.__dict__["execute"]
+_originals["HTTPServerRequest._parse_body"] = _httputil.HTTPServerRequest.__dict__["_parse_body"]
 
 
 def _log_result(f):
@@ -143,8 +143,8 @@ _descriptors = _core._web_handler_setup(
         "json_encode": _escape.json_encode,
         "Application": _web.Application,
         "ResponseStartLine": _httputil.ResponseStartLine,
+        "ResponseStartLine.__new__": _httputil.ResponseStartLine.__dict__["__new__"],
         "Future": _web.Future,
-        "sha1": _hashlib.sha1,
         "web_globals": _web.__dict__,
         "Logger": _logging.Logger,
         "_HandlerDelegate": _web._HandlerDelegate,

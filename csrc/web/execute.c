@@ -168,6 +168,57 @@ settle_prepared(tc_web_handler_state *hs, PyObject *handler, int unless_cancelle
 
 enum { RUN_DONE, RUN_RESUME_PREPARE, RUN_RESUME_METHOD };
 
+static int
+startswith(PyObject *s, PyObject *prefix)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(prefix);
+    if (PyUnicode_GET_LENGTH(s) < n) {
+        return 0;
+    }
+    return PyUnicode_Tailmatch(s, prefix, 0, n, -1) == 1;
+}
+
+/* 1 when upstream's request._parse_body() would do nothing: it is
+ * upstream's, the Content-Type is neither form type (parse_body_arguments
+ * then does nothing) and there are no body_arguments to copy. */
+static int
+body_is_nothing_to_parse(tc_web_state *ws, PyObject *req)
+{
+    tc_web_handler_state *hs = &ws->h;
+    PyObject *callable = NULL, *h, *ct, *ba;
+    int unbound, r;
+    r = tc_web_hook_resolve(ws, req, TC_H_PARSE_BODY, &callable, &unbound);
+    if (r <= 0) {
+        Py_XDECREF(callable);
+        return r;
+    }
+    h = PyObject_GetAttr(req, hs->s_headers_attr);
+    if (h == NULL) {
+        return -1;
+    }
+    {
+        PyObject *gargs[3] = {h, hs->s_Content_Type, ws->s_empty};
+        ct = PyObject_VectorcallMethod(hs->s_get, gargs, 3, NULL);
+    }
+    Py_DECREF(h);
+    if (ct == NULL) {
+        return -1;
+    }
+    r = PyUnicode_CheckExact(ct) && !startswith(ct, hs->s_form_urlencoded) &&
+        !startswith(ct, hs->s_multipart);
+    Py_DECREF(ct);
+    if (!r) {
+        return 0;
+    }
+    ba = PyObject_GetAttr(req, hs->s_body_arguments);
+    if (ba == NULL) {
+        return -1;
+    }
+    r = PyDict_CheckExact(ba) && PyDict_GET_SIZE(ba) == 0;
+    Py_DECREF(ba);
+    return r;
+}
+
 /* The body of _execute's try: up to the first awaitable.  0 and *stage
  * RUN_DONE, or the stage and the awaitable (new reference) to resume with; -1 with
  * the exception raised. */
@@ -208,7 +259,14 @@ execute_steps(tc_web_state *ws, PyObject *self, PyObject *transforms, PyObject *
      *       raise HTTPError(400, "Invalid body: %s" % e) from e */
     Py_CLEAR(req);
     req = PyObject_GetAttr(self, hs->s_request);
-    v = req ? PyObject_CallMethodNoArgs(req, hs->s_parse_body) : NULL;
+    if (req == NULL) {
+        goto done;
+    }
+    r = body_is_nothing_to_parse(ws, req);
+    if (r < 0) {
+        goto done;
+    }
+    v = r ? Py_NewRef(Py_None) : PyObject_CallMethodNoArgs(req, hs->s_parse_body);
     if (v == NULL) {
         if (req != NULL && PyErr_ExceptionMatches(ws->HTTPInputError)) {
             PyObject *e = take_exception(), *msg, *err;

@@ -969,7 +969,8 @@ struct impl_entry {
     const char *name;  /* the attribute; originals are keyed "Application.<name>" for
                           Application's methods */
     tc_web_impl impl;  /* NULL: an upstream no-op, not replaced */
-    int owner;         /* 0: RequestHandler, 1: Application, 2: _HandlerDelegate */
+    int owner;         /* 0: RequestHandler, 1: Application, 2: _HandlerDelegate,
+                          3: HTTPServerRequest */
 };
 
 static const struct impl_entry impls[] = {
@@ -1000,6 +1001,7 @@ static const struct impl_entry impls[] = {
     {TC_H_ON_FINISH, "on_finish", NULL},
     {TC_H_PREPARE, "prepare", NULL},
     {TC_H_EXECUTE, "_execute", NULL},
+    {TC_H_PARSE_BODY, "_parse_body", NULL, 3},
 };
 
 #define SETUP_ITEM(field, key)                                                  \
@@ -1036,8 +1038,8 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(json_encode, "json_encode");
     SETUP_ITEM(Application, "Application");
     SETUP_ITEM(ResponseStartLine, "ResponseStartLine");
+    SETUP_ITEM(rsl_new, "ResponseStartLine.__new__");
     SETUP_ITEM(Future, "Future");
-    SETUP_ITEM(sha1, "sha1");
     SETUP_ITEM(web_globals, "web_globals");
     SETUP_ITEM(Logger, "Logger");
     SETUP_ITEM(HandlerDelegate, "_HandlerDelegate");
@@ -1066,7 +1068,8 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
         const struct impl_entry *e = &impls[i];
         char key[64];
-        static const char *const prefixes[] = {"", "Application.", "_HandlerDelegate."};
+        static const char *const prefixes[] = {"", "Application.", "_HandlerDelegate.",
+                                               "HTTPServerRequest."};
         snprintf(key, sizeof(key), "%s%s", prefixes[e->owner], e->name);
         PyObject *orig = PyDict_GetItemString(origs, key); /* borrowed */
         if (orig == NULL) {
@@ -1191,6 +1194,10 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     HINTERN(s_handler, "handler");
     HINTERN(s_transforms_attr, "transforms");
     HINTERN(s_call_soon, "call_soon");
+    HINTERN(s_new, "__new__");
+    HINTERN(s_body_arguments, "body_arguments");
+    HINTERN(s_form_urlencoded, "application/x-www-form-urlencoded");
+    HINTERN(s_multipart, "multipart/form-data");
     if ((hs->empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL ||
         (hs->bytes_join = PyObject_GetAttrString(hs->empty_bytes, "join")) == NULL ||
         (hs->int_200 = PyLong_FromLong(200)) == NULL ||
@@ -1213,11 +1220,11 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
 #define HFIELDS(X)                                                                          \
     X(MethodType) X(RequestHandler) X(ObjectDict) X(UIModuleNamespace) X(responses)         \
     X(server_value) X(Integral) X(datetime) X(format_timestamp) X(json_encode) X(date_value)     \
-    X(Application) X(ResponseStartLine) X(Future) X(sha1) X(web_globals) X(Logger)           \
+    X(Application) X(ResponseStartLine) X(Future) X(web_globals) X(Logger)           \
     X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)     \
     X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
     X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
-    X(int_400) X(int_405)
+    X(int_400) X(int_405) X(rsl_new)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
@@ -1285,7 +1292,8 @@ tc_web_handler_clear(tc_web_state *ws)
                          &hs->s_stream_request_body, &hs->s_compiled_template_cache,
                          &hs->s_static_hash_cache, &hs->s_handler_class, &hs->s_execute,
                          &hs->s_handler_kwargs, &hs->s_handler, &hs->s_transforms_attr,
-                         &hs->s_call_soon};
+                         &hs->s_call_soon, &hs->s_new, &hs->s_body_arguments, &hs->s_form_urlencoded,
+                         &hs->s_multipart};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         Py_CLEAR(*strs[i]);
     }

@@ -12,6 +12,7 @@
 #include "state.h"
 #include "web/web.h"
 #include "web/handler.h"
+#include "web/sha1.h"
 
 static PyObject *
 call_orig(tc_web_state *ws, int hook, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -128,6 +129,28 @@ fail:
     }
     Py_DECREF(it);
     return -1;
+}
+
+/* httputil.ResponseStartLine("", code, reason): while the class's __new__
+ * is the one namedtuple made (tuple.__new__(cls, (version, code, reason))),
+ * that tuple is made here directly. */
+static PyObject *
+response_start_line(tc_web_state *ws, PyObject *code, PyObject *reason)
+{
+    tc_web_handler_state *hs = &ws->h;
+    PyObject *ws_empty = ws->s_empty;
+    PyObject *cls = hs->ResponseStartLine;
+    if (PyType_Check(cls) && PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type) &&
+        _PyType_Lookup((PyTypeObject *)cls, hs->s_new) == hs->rsl_new) {
+        PyObject *t = PyTuple_Pack(3, ws_empty, code, reason), *a, *r;
+        a = t ? PyTuple_Pack(1, t) : NULL;
+        r = a ? PyTuple_Type.tp_new((PyTypeObject *)cls, a, NULL) : NULL;
+        Py_XDECREF(t);
+        Py_XDECREF(a);
+        return r;
+    }
+    PyObject *sargs[3] = {ws_empty, code, reason};
+    return PyObject_Vectorcall(cls, sargs, 3, NULL);
 }
 
 static const char *const names_flush[] = {"include_footers"};
@@ -262,8 +285,7 @@ tc_web_flush_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ss
             PyObject *reason = code ? PyObject_GetAttr(self, hs->s_reason) : NULL;
             PyObject *sl = NULL;
             if (reason != NULL) {
-                PyObject *sargs[3] = {ws->s_empty, code, reason};
-                sl = PyObject_Vectorcall(hs->ResponseStartLine, sargs, 3, NULL);
+                sl = response_start_line(ws, code, reason);
             }
             Py_XDECREF(code);
             Py_XDECREF(reason);
@@ -352,46 +374,43 @@ tc_web_should_not_send_impl(tc_web_state *ws, PyObject *self, PyObject *const *a
     return PyBool_FromLong(!overflow && (code == 204 || code == 304 || (code >= 100 && code < 200)));
 }
 
-/* compute_etag(self): '"%s"' % sha1(b"".join-equivalent of the parts) */
+/* compute_etag(self): '"%s"' % the SHA-1 hex digest of the buffered parts
+ * (sha1.c; the same digest hashlib's gives).  A part that is not bytes
+ * goes to upstream's function (hashlib's update() and its errors). */
 PyObject *
 tc_web_compute_etag_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames)
 {
     tc_web_handler_state *hs = &ws->h;
-    PyObject *hasher = NULL, *buf = NULL, *it = NULL, *part, *hex = NULL, *r = NULL, *v;
+    PyObject *buf;
+    tc_sha1 sha;
+    char hex[43];
     if (!no_args(nargs, kwnames)) {
         return call_orig(ws, TC_H_COMPUTE_ETAG, self, args, nargs, kwnames);
     }
-    hasher = PyObject_CallNoArgs(hs->sha1);
-    if (hasher == NULL) {
+    buf = PyObject_GetAttr(self, hs->s_write_buffer);
+    if (buf == NULL) {
         return NULL;
     }
-    buf = PyObject_GetAttr(self, hs->s_write_buffer);
-    it = buf ? PyObject_GetIter(buf) : NULL;
-    if (it == NULL) {
-        goto done;
+    if (!PyList_CheckExact(buf)) {
+        Py_DECREF(buf);
+        return call_orig(ws, TC_H_COMPUTE_ETAG, self, args, nargs, kwnames);
     }
-    while ((part = PyIter_Next(it)) != NULL) {
-        v = PyObject_CallMethodOneArg(hasher, hs->s_update, part);
-        Py_DECREF(part);
-        if (v == NULL) {
-            goto done;
+    tc_sha1_init(&sha);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(buf); i++) {
+        PyObject *part = PyList_GET_ITEM(buf, i); /* borrowed */
+        if (!PyBytes_CheckExact(part)) {
+            Py_DECREF(buf);
+            return call_orig(ws, TC_H_COMPUTE_ETAG, self, args, nargs, kwnames);
         }
-        Py_DECREF(v);
+        tc_sha1_update(&sha, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
     }
-    if (PyErr_Occurred()) {
-        goto done;
-    }
-    hex = PyObject_CallMethod(hasher, "hexdigest", NULL);
-    if (hex != NULL) {
-        r = PyUnicode_FromFormat("\"%S\"", hex);
-    }
-done:
-    Py_XDECREF(hasher);
-    Py_XDECREF(buf);
-    Py_XDECREF(it);
-    Py_XDECREF(hex);
-    return r;
+    Py_DECREF(buf);
+    hex[0] = '"';
+    tc_sha1_hex(&sha, hex + 1);
+    hex[41] = '"';
+    hex[42] = '\0';
+    return PyUnicode_FromStringAndSize(hex, 42);
 }
 
 /* set_etag_header(self) */

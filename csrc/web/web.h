@@ -92,7 +92,7 @@ enum {
     /* upstream no-ops: never replaced, skipped while not overridden */
     TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH, TC_H_PREPARE,
     /* never replaced, only looked up: is it upstream's? */
-    TC_H_EXECUTE,
+    TC_H_EXECUTE, TC_H_PARSE_BODY, /* HTTPServerRequest._parse_body */
     TC_H_COUNT
 };
 
@@ -115,8 +115,8 @@ typedef struct tc_web_handler_state {
     PyObject *json_encode;         /* tornado.escape.json_encode */
     PyObject *Application;         /* tornado.web.Application */
     PyObject *ResponseStartLine;   /* tornado.httputil.ResponseStartLine */
+    PyObject *rsl_new;             /* its __new__ as the class dict holds it */
     PyObject *Future;              /* tornado.concurrent.Future */
-    PyObject *sha1;                /* hashlib.sha1 */
     PyObject *web_globals;         /* tornado.web's module dict (access_log) */
     PyObject *Logger;              /* logging.Logger */
     PyObject *HandlerDelegate;     /* tornado.web._HandlerDelegate */
@@ -148,7 +148,7 @@ typedef struct tc_web_handler_state {
         *s_parse_body, *s_decode_argument, *s_path_args, *s_path_kwargs,
         *s_stream_request_body, *s_compiled_template_cache, *s_static_hash_cache,
         *s_handler_class, *s_execute, *s_handler_kwargs, *s_handler, *s_transforms_attr,
-        *s_call_soon;
+        *s_call_soon, *s_new, *s_body_arguments, *s_form_urlencoded, *s_multipart;
 } tc_web_handler_state;
 
 typedef struct tc_web_state {
