@@ -815,3 +815,104 @@ def test_etag_digest_sizes(switch_off):
         hdrs = dict([e for e in out if e[0] == "headers"][0][2])
         assert hdrs["Etag"] == '"%s"' % hashlib.sha1(body).hexdigest(), uri
     compare(switch_off, lambda calls: app, reqs[:6])
+
+
+def test_arguments_cookies_redirect(switch_off):
+    def make_app(calls):
+        class Args(tornado.web.RequestHandler):
+            def get(self):
+                c = calls
+                c.append(err(self.get_argument, "a"))
+                c.append(err(self.get_argument, "missing"))
+                c.append(err(self.get_argument, "missing", None))
+                c.append(err(self.get_argument, "missing", "dflt"))
+                c.append(err(self.get_argument, "sp"))
+                c.append(err(self.get_argument, "sp", strip=False))
+                c.append(err(self.get_argument, "ctl"))
+                c.append(err(self.get_argument, "bad"))
+                c.append(err(self.get_argument, "multi"))
+                c.append(err(self.get_arguments, "multi"))
+                c.append(err(self.get_arguments, "multi", "notbool"))
+                c.append(err(self.get_arguments, "sp", False))
+                c.append(err(self.get_query_argument, "a"))
+                c.append(err(self.get_query_arguments, "multi"))
+                c.append(err(self.get_body_argument, "b"))
+                c.append(err(self.get_body_argument, "a", "nobody"))
+                c.append(err(self.get_body_arguments, "b"))
+                c.append(err(self.get_argument, "b"))
+                c.append(err(self.get_argument))
+                c.append(err(self.get_argument, name="a", default=None, strip=True))
+                c.append(err(self.decode_argument, b"\xe9t\xc3\xa9"))
+                c.append(err(self.decode_argument, b"ok", name="n"))
+                c.append(err(self.decode_argument, "str"))
+                c.append(err(self.decode_argument, None))
+                c.append(err(self.decode_argument, 5))
+                c.append(err(self.get_cookie, "c1"))
+                c.append(err(self.get_cookie, "nope"))
+                c.append(err(self.get_cookie, "nope", "d"))
+                self.write("args")
+
+            post = get
+
+        class Decoding(Args):
+            def decode_argument(self, value, name=None):
+                calls.append(("decode_argument", value, name))
+                return value
+
+        class Redirect(tornado.web.RequestHandler):
+            def get(self, how):
+                if how == "perm":
+                    self.redirect("/to/\u00e9", permanent=True)
+                elif how == "status":
+                    self.redirect(b"/bytes", status=307)
+                elif how == "badstatus":
+                    calls.append(err(self.redirect, "/x", status=200))
+                    self.finish()
+                elif how == "late":
+                    self.flush()
+                    calls.append(err(self.redirect, "/x"))
+                    self.finish()
+                elif how == "badurl":
+                    calls.append(err(self.redirect, 5))
+                else:
+                    self.redirect("/plain")
+
+        class Errors(tornado.web.RequestHandler):
+            def get(self, code):
+                self.send_error(int(code), reason=self.get_argument("reason", None))
+
+        return tornado.web.Application([
+            (r"/args", Args), (r"/dec", Decoding), (r"/r/(\w+)", Redirect),
+            (r"/e/(\d+)", Errors)])
+
+    q = ("?a=1&sp=%20spaced%20&ctl=x%01y%1fz&bad=%FF&multi=1&multi=2&multi=%203%20")
+    reqs = [("GET", "/args" + q, {"Cookie": "c1=v1; c2=v2"}, None),
+            ("POST", "/args" + q, {"Content-Type": "application/x-www-form-urlencoded"},
+             b"b=body&b=2&a=fromBody"),
+            ("GET", "/dec" + q, None, None)]
+    reqs += [("GET", "/r/" + h, None, None)
+             for h in ("perm", "status", "badstatus", "late", "badurl", "plain")]
+    reqs += [("GET", "/e/%d?reason=%s" % (c, r), None, None)
+             for c in (400, 404, 500, 503, 304, 204, 599)
+             for r in ("", "Custom", "%3Cscript%3E", "a%26b%22c%27d")]
+    compare(switch_off, make_app, reqs)
+
+
+def test_serve_traceback_page(switch_off):
+    class Boom(tornado.web.RequestHandler):
+        def get(self):
+            raise ValueError("tb")
+
+    def make_app(calls):
+        return tornado.web.Application([(r"/", Boom)], serve_traceback=True)
+
+    got = {}
+    for mode in MODES:
+        set_mode(switch_off, mode)
+        res, _ = serve(make_app(None), [("GET", "/", None, None)])
+        got[mode] = res
+    switch_off.uninstall()
+    for mode in MODES:
+        hdr = [e for e in got[mode][0] if e[0] == "headers"][0]
+        assert hdr[1][1] == 500
+        assert b"ValueError: tb" in hdr[3]

@@ -994,6 +994,18 @@ static const struct impl_entry impls[] = {
     {TC_H_REQUEST_SUMMARY, "_request_summary", tc_web_request_summary_impl},
     {TC_H_BREAK_CYCLES, "_break_cycles", tc_web_break_cycles_impl},
     {TC_H_CROSS_ORIGIN, "_cross_origin_protection", tc_web_cross_origin_impl},
+    {TC_H_DECODE_ARGUMENT, "decode_argument", tc_web_decode_argument_impl},
+    {TC_H_GET_ARGUMENTS_, "_get_arguments", tc_web_get_arguments__impl},
+    {TC_H_GET_ARGUMENT_, "_get_argument", tc_web_get_argument__impl},
+    {TC_H_GET_ARGUMENT, "get_argument", tc_web_get_argument_impl},
+    {TC_H_GET_QUERY_ARGUMENT, "get_query_argument", tc_web_get_query_argument_impl},
+    {TC_H_GET_BODY_ARGUMENT, "get_body_argument", tc_web_get_body_argument_impl},
+    {TC_H_GET_ARGUMENTS, "get_arguments", tc_web_get_arguments_impl},
+    {TC_H_GET_QUERY_ARGUMENTS, "get_query_arguments", tc_web_get_query_arguments_impl},
+    {TC_H_GET_BODY_ARGUMENTS, "get_body_arguments", tc_web_get_body_arguments_impl},
+    {TC_H_GET_COOKIE, "get_cookie", tc_web_get_cookie_impl},
+    {TC_H_REDIRECT, "redirect", tc_web_redirect_impl},
+    {TC_H_WRITE_ERROR, "write_error", tc_web_write_error_impl},
     {TC_H_APP_LOG_REQUEST, "log_request", tc_web_app_log_request_impl, 1},
     {TC_H_DELEGATE_EXECUTE, "execute", tc_web_delegate_execute_impl, 2},
     {TC_H_INITIALIZE, "initialize", NULL},
@@ -1043,6 +1055,9 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(web_globals, "web_globals");
     SETUP_ITEM(Logger, "Logger");
     SETUP_ITEM(HandlerDelegate, "_HandlerDelegate");
+    SETUP_ITEM(ArgDefaultMarker, "_ArgDefaultMarker");
+    SETUP_ITEM(ARG_DEFAULT, "_ARG_DEFAULT");
+    SETUP_ITEM(MissingArgumentError, "MissingArgumentError");
     SETUP_ITEM(HTTPError, "HTTPError");
     SETUP_ITEM(CancelledError, "CancelledError");
     SETUP_ITEM(get_running_loop, "_get_running_loop");
@@ -1195,6 +1210,12 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     HINTERN(s_transforms_attr, "transforms");
     HINTERN(s_call_soon, "call_soon");
     HINTERN(s_new, "__new__");
+    HINTERN(s_strip, "strip");
+    HINTERN(s_arguments, "arguments");
+    HINTERN(s_query_arguments, "query_arguments");
+    HINTERN(s_cookies, "cookies");
+    HINTERN(s_value, "value");
+    HINTERN(s_Location, "Location");
     HINTERN(s_body_arguments, "body_arguments");
     HINTERN(s_form_urlencoded, "application/x-www-form-urlencoded");
     HINTERN(s_multipart, "multipart/form-data");
@@ -1205,6 +1226,7 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
         (hs->get_head = Py_BuildValue("(ss)", "GET", "HEAD")) == NULL ||
         (hs->kw_include_footers = Py_BuildValue("(s)", "include_footers")) == NULL ||
         (hs->kw_name = Py_BuildValue("(s)", "name")) == NULL ||
+        (hs->kw_strip = Py_BuildValue("(s)", "strip")) == NULL ||
         (hs->safe_methods = Py_BuildValue("(sss)", "HEAD", "OPTIONS", "GET")) == NULL ||
         (hs->int_400 = PyLong_FromLong(400)) == NULL ||
         (hs->int_405 = PyLong_FromLong(405)) == NULL ||
@@ -1224,7 +1246,8 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)     \
     X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
     X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
-    X(int_400) X(int_405) X(rsl_new)
+    X(int_400) X(int_405) X(rsl_new)    \
+    X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
@@ -1293,7 +1316,9 @@ tc_web_handler_clear(tc_web_state *ws)
                          &hs->s_static_hash_cache, &hs->s_handler_class, &hs->s_execute,
                          &hs->s_handler_kwargs, &hs->s_handler, &hs->s_transforms_attr,
                          &hs->s_call_soon, &hs->s_new, &hs->s_body_arguments, &hs->s_form_urlencoded,
-                         &hs->s_multipart};
+                         &hs->s_multipart, &hs->s_strip, &hs->s_arguments,
+                         &hs->s_query_arguments, &hs->s_cookies, &hs->s_value,
+                         &hs->s_Location};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         Py_CLEAR(*strs[i]);
     }

@@ -70,6 +70,20 @@ TC_WEB_IMPL(tc_web_break_cycles_impl);
 TC_WEB_IMPL(tc_web_app_log_request_impl);
 TC_WEB_IMPL(tc_web_log_impl);
 
+/* handler_args.c */
+TC_WEB_IMPL(tc_web_decode_argument_impl);
+TC_WEB_IMPL(tc_web_get_arguments__impl);
+TC_WEB_IMPL(tc_web_get_argument__impl);
+TC_WEB_IMPL(tc_web_get_argument_impl);
+TC_WEB_IMPL(tc_web_get_query_argument_impl);
+TC_WEB_IMPL(tc_web_get_body_argument_impl);
+TC_WEB_IMPL(tc_web_get_arguments_impl);
+TC_WEB_IMPL(tc_web_get_query_arguments_impl);
+TC_WEB_IMPL(tc_web_get_body_arguments_impl);
+TC_WEB_IMPL(tc_web_get_cookie_impl);
+TC_WEB_IMPL(tc_web_redirect_impl);
+TC_WEB_IMPL(tc_web_write_error_impl);
+
 /* execute.c */
 TC_WEB_IMPL(tc_web_cross_origin_impl);
 TC_WEB_IMPL(tc_web_delegate_execute_impl);

@@ -86,7 +86,10 @@ enum {
     TC_H_CONVERT, TC_H_SET_STATUS, TC_H_GET_STATUS, TC_H_WRITE,
     TC_H_FLUSH, TC_H_FINISH, TC_H_COMPUTE_ETAG, TC_H_SET_ETAG, TC_H_CHECK_ETAG,
     TC_H_SHOULD_NOT_SEND, TC_H_CLEAR_REPR, TC_H_LOG, TC_H_REQUEST_SUMMARY, TC_H_BREAK_CYCLES,
-    TC_H_CROSS_ORIGIN,
+    TC_H_CROSS_ORIGIN, TC_H_DECODE_ARGUMENT, TC_H_GET_ARGUMENTS_, TC_H_GET_ARGUMENT_,
+    TC_H_GET_ARGUMENT, TC_H_GET_QUERY_ARGUMENT, TC_H_GET_BODY_ARGUMENT, TC_H_GET_ARGUMENTS,
+    TC_H_GET_QUERY_ARGUMENTS, TC_H_GET_BODY_ARGUMENTS, TC_H_GET_COOKIE, TC_H_REDIRECT,
+    TC_H_WRITE_ERROR,
     TC_H_APP_LOG_REQUEST,          /* Application.log_request */
     TC_H_DELEGATE_EXECUTE,         /* _HandlerDelegate.execute */
     /* upstream no-ops: never replaced, skipped while not overridden */
@@ -129,6 +132,10 @@ typedef struct tc_web_handler_state {
     PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
     PyObject *lower_cache;         /* {"GET": "get", ...} */
     PyObject *safe_methods, *kw_name, *int_400, *int_405;
+    PyObject *ArgDefaultMarker;    /* tornado.web._ArgDefaultMarker */
+    PyObject *ARG_DEFAULT;         /* tornado.web._ARG_DEFAULT */
+    PyObject *MissingArgumentError; /* tornado.web.MissingArgumentError */
+    PyObject *kw_strip;
     /* constants made in exec */
     PyObject *bytes_join, *empty_bytes, *int_200, *int_304, *get_head, *kw_include_footers;
     char ready;                    /* setup done */
@@ -148,7 +155,8 @@ typedef struct tc_web_handler_state {
         *s_parse_body, *s_decode_argument, *s_path_args, *s_path_kwargs,
         *s_stream_request_body, *s_compiled_template_cache, *s_static_hash_cache,
         *s_handler_class, *s_execute, *s_handler_kwargs, *s_handler, *s_transforms_attr,
-        *s_call_soon, *s_new, *s_body_arguments, *s_form_urlencoded, *s_multipart;
+        *s_call_soon, *s_new, *s_body_arguments, *s_form_urlencoded, *s_multipart,
+        *s_strip, *s_arguments, *s_query_arguments, *s_cookies, *s_value, *s_Location;
 } tc_web_handler_state;
 
 typedef struct tc_web_state {
