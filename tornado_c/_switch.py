@@ -335,7 +335,8 @@ class HTTPComponent(Component):
 
 
 class WebComponent(Component):
-    """tornado.web's request path in C.  Now: ``HTTPHeaders``.
+    """tornado.web's request path in C.  Now: ``HTTPHeaders`` and the
+    ``RequestHandler`` hot path.
 
     The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
     its own members (so do its introspection and every name bound to it);
@@ -347,11 +348,21 @@ class WebComponent(Component):
     C HTTP server builds its request headers in C straight from the parsed
     bytes.  A subclass of upstream's class stays upstream's Python.  Both
     kinds are one type for isinstance (see tornado_c/httputil.py).
-    Everything else of ``web`` is upstream's still.
+
+    When ``tornado.web`` is imported, methods of upstream's
+    ``RequestHandler`` (``__init__``, ``clear``, headers, status, ``write``,
+    ``flush``, ``finish``, ETags, arguments, ``get_cookie``, ``redirect``,
+    ``write_error``, the access log...), ``Application.log_request`` and
+    ``_HandlerDelegate.execute`` are replaced on the classes by C
+    descriptors (tornado_c/_webhandler.py, csrc/web/handler*.c,
+    execute.c); turning ``web`` off puts upstream's functions back.
+    Overrides in subclasses are honoured; a handler whose prepare and verb
+    method are plain functions runs without a coroutine, Future or Task.
+    HTTPServerRequest, routing and the gen runner are upstream's still.
     """
 
     name = "web"
-    what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
+    what = "HTTPHeaders and the RequestHandler hot path in C (routing, gen runner not yet)"
     patches = {"tornado.httputil": "_patch_httputil", "tornado.web": "_patch_web"}
 
     def _patch_httputil(self, module):

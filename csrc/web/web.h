@@ -1,4 +1,18 @@
-/* web component contract: tornado.web's request path in C.  Now: HTTPHeaders.
+/* web component contract: tornado.web's request path in C.  Now: HTTPHeaders
+ * (headers.c) and RequestHandler's hot path with _HandlerDelegate.execute
+ * (handler.c, handler_write.c, handler_args.c, execute.c, sha1.c; their
+ * private header is handler.h, their design is at the top of handler.c and
+ * execute.c).
+ *
+ * RequestHandler.  While `web` is on, tornado_c/_webhandler.py's C
+ * descriptors (_core._HandlerMethod) replace methods of upstream's
+ * tornado.web.RequestHandler (and Application.log_request,
+ * _HandlerDelegate.execute) on the classes themselves; the switch puts
+ * upstream's functions back when it is off.  Each keeps upstream's
+ * semantics on the instance's ordinary attributes; each call C makes to
+ * another method of the handler goes to the subclass's override (or an
+ * attribute set on the instance) when there is one.  The synchronous path
+ * of _execute creates no coroutine, Future or Task.
  *
  * The type.  _core.HTTPHeaders (headers.c) is the C base of
  * tornado_c.httputil.HTTPHeaders, a Python subclass that adds upstream's
