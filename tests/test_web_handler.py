@@ -14,6 +14,7 @@ request, and the Date header's text.
 import asyncio
 import datetime
 import gc
+import inspect
 import logging
 import time
 import weakref
@@ -416,6 +417,8 @@ def test_switch_restores_upstream(switch_off):
         assert d.__name__ == before[n].__name__
         assert d.__qualname__ == before[n].__qualname__
         assert d.__doc__ == before[n].__doc__
+        assert d.__module__ == "tornado.web"
+        assert inspect.signature(d) == inspect.signature(before[n])
     assert type(tornado.web.Application.__dict__["log_request"]) is _core._HandlerMethod
     switch_off.uninstall()
     for n in names:
@@ -794,11 +797,11 @@ def test_etag_digest_sizes(switch_off):
     64-byte block boundaries, written in one or several parts."""
     import hashlib
 
-    sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4097]
+    sizes = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4097, 8192, 8193, 20000]
 
     class E(tornado.web.RequestHandler):
         def get(self, n, parts):
-            body = bytes(range(256)) * 20
+            body = bytes(range(256)) * 100
             body = body[:int(n)]
             k = int(parts)
             step = max(1, len(body) // k)
@@ -811,7 +814,7 @@ def test_etag_digest_sizes(switch_off):
     results, _ = serve(app, reqs)
     for (_, uri, _, _), out in zip(reqs, results):
         n = int(uri.split("/")[1])
-        body = (bytes(range(256)) * 20)[:n]
+        body = (bytes(range(256)) * 100)[:n]
         hdrs = dict([e for e in out if e[0] == "headers"][0][2])
         assert hdrs["Etag"] == '"%s"' % hashlib.sha1(body).hexdigest(), uri
     compare(switch_off, lambda calls: app, reqs[:6])

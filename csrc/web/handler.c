@@ -49,6 +49,7 @@ typedef struct {
     PyObject *name;            /* strong: __name__ */
     PyObject *qualname;        /* strong: __qualname__ */
     PyObject *doc;             /* strong: __doc__ (upstream's) */
+    PyObject *wrapped;         /* strong: upstream's function (__wrapped__, for inspect) */
     tc_web_impl impl;
 } hmethod;
 
@@ -95,6 +96,7 @@ hmethod_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(m->name);
     Py_VISIT(m->qualname);
     Py_VISIT(m->doc);
+    Py_VISIT(m->wrapped);
     return 0;
 }
 
@@ -107,6 +109,7 @@ hmethod_clear(PyObject *op)
     Py_CLEAR(m->name);
     Py_CLEAR(m->qualname);
     Py_CLEAR(m->doc);
+    Py_CLEAR(m->wrapped);
     return 0;
 }
 
@@ -139,6 +142,18 @@ hmethod_get_doc(PyObject *op, void *Py_UNUSED(c))
 }
 
 static PyObject *
+hmethod_get_wrapped(PyObject *op, void *Py_UNUSED(c))
+{
+    return Py_NewRef(((hmethod *)op)->wrapped);
+}
+
+static PyObject *
+hmethod_get_module(PyObject *op, void *Py_UNUSED(c))
+{
+    return PyObject_GetAttrString(((hmethod *)op)->wrapped, "__module__");
+}
+
+static PyObject *
 hmethod_get_objclass(PyObject *op, void *Py_UNUSED(c))
 {
     return Py_NewRef((PyObject *)((hmethod *)op)->owner);
@@ -149,6 +164,8 @@ static PyGetSetDef hmethod_getset[] = {
     {"__qualname__", hmethod_get_qualname, NULL, NULL, NULL},
     {"__doc__", hmethod_get_doc, NULL, NULL, NULL},
     {"__objclass__", hmethod_get_objclass, NULL, NULL, NULL},
+    {"__wrapped__", hmethod_get_wrapped, NULL, NULL, NULL},
+    {"__module__", hmethod_get_module, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -192,6 +209,7 @@ hmethod_new(PyObject *module, tc_web_state *ws, PyObject *owner, PyObject *orig,
     m->module = Py_NewRef(module);
     m->owner = (PyTypeObject *)Py_NewRef(owner);
     m->impl = impl;
+    m->wrapped = Py_NewRef(orig);
     m->name = PyObject_GetAttrString(orig, "__name__");
     m->qualname = m->name ? PyObject_GetAttrString(orig, "__qualname__") : NULL;
     m->doc = m->qualname ? PyObject_GetAttrString(orig, "__doc__") : NULL;

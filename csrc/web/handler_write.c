@@ -375,8 +375,9 @@ tc_web_should_not_send_impl(tc_web_state *ws, PyObject *self, PyObject *const *a
 }
 
 /* compute_etag(self): '"%s"' % the SHA-1 hex digest of the buffered parts
- * (sha1.c; the same digest hashlib's gives).  A part that is not bytes
- * goes to upstream's function (hashlib's update() and its errors). */
+ * (sha1.c; the same digest hashlib's gives) for bodies up to 8 KiB.  A
+ * part that is not bytes (hashlib's update() and its errors) and larger
+ * bodies go to upstream's function. */
 PyObject *
 tc_web_compute_etag_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames)
@@ -396,13 +397,19 @@ tc_web_compute_etag_impl(tc_web_state *ws, PyObject *self, PyObject *const *args
         Py_DECREF(buf);
         return call_orig(ws, TC_H_COMPUTE_ETAG, self, args, nargs, kwnames);
     }
-    tc_sha1_init(&sha);
+    /* small bodies only: for large ones hashlib's (OpenSSL's) SHA-1 is
+     * much faster than sha1.c, and the call costs nothing in comparison */
+    Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(buf); i++) {
         PyObject *part = PyList_GET_ITEM(buf, i); /* borrowed */
-        if (!PyBytes_CheckExact(part)) {
+        if (!PyBytes_CheckExact(part) || (total += PyBytes_GET_SIZE(part)) > 8192) {
             Py_DECREF(buf);
             return call_orig(ws, TC_H_COMPUTE_ETAG, self, args, nargs, kwnames);
         }
+    }
+    tc_sha1_init(&sha);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(buf); i++) {
+        PyObject *part = PyList_GET_ITEM(buf, i); /* borrowed */
         tc_sha1_update(&sha, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
     }
     Py_DECREF(buf);
