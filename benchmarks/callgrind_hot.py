@@ -24,6 +24,10 @@ Cases:
   https_hello_upstream, hello_upstream
                   the same two without tornado_c (plain upstream Tornado on
                   asyncio's loop), for the ratio
+  web_floor       one request of benchmarks/web_floor.py (tornado.web's own
+                  code over a stub connection, no server, no sockets) under
+                  the full switch on the tornado_c loop; with
+                  TORNADO_C_DISABLE=web it is upstream's tornado.web
 
 Only the measured process runs under valgrind (children are not traced).
 """
@@ -40,7 +44,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
-         "https_hello", "https_hello_upstream", "hello_upstream")
+         "web_floor", "https_hello", "https_hello_upstream", "hello_upstream")
 # not run unless asked for (--cases): the upstream references and TLS
 OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
@@ -255,6 +259,21 @@ def case_https_hello_upstream(n):
 
 def case_hello_upstream(n):
     case_hello(n, switch=False)
+
+
+def case_web_floor(n):
+    import tornado_c
+
+    tornado_c.install()
+    import tornado.web
+
+    sys.path.insert(0, HERE)
+    import web_floor
+
+    app = tornado.web.Application([(r"/", web_floor.MainHandler)])
+    loop = _new_loop()
+    loop.run_until_complete(web_floor._one_round(app, n))
+    loop.close()
 
 
 # --------------------------------------------------------------------------

@@ -335,7 +335,8 @@ class HTTPComponent(Component):
 
 
 class WebComponent(Component):
-    """tornado.web's request path in C.  Now: ``HTTPHeaders``.
+    """tornado.web's request path in C.  Now: ``HTTPHeaders`` and the
+    ``RequestHandler`` hot path.
 
     The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
     its own members (so do its introspection and every name bound to it);
@@ -347,12 +348,22 @@ class WebComponent(Component):
     C HTTP server builds its request headers in C straight from the parsed
     bytes.  A subclass of upstream's class stays upstream's Python.  Both
     kinds are one type for isinstance (see tornado_c/httputil.py).
-    Everything else of ``web`` is upstream's still.
+
+    When ``tornado.web`` is imported, methods of upstream's
+    ``RequestHandler`` (``__init__``, ``clear``, headers, status, ``write``,
+    ``flush``, ``finish``, ETags, arguments, ``get_cookie``, ``redirect``,
+    ``write_error``, the access log...), ``Application.log_request`` and
+    ``_HandlerDelegate.execute`` are replaced on the classes by C
+    descriptors (tornado_c/_webhandler.py, csrc/web/handler*.c,
+    execute.c); turning ``web`` off puts upstream's functions back.
+    Overrides in subclasses are honoured; a handler whose prepare and verb
+    method are plain functions runs without a coroutine, Future or Task.
+    HTTPServerRequest, routing and the gen runner are upstream's still.
     """
 
     name = "web"
-    what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
-    patches = {"tornado.httputil": "_patch_httputil"}
+    what = "HTTPHeaders and the RequestHandler hot path in C (routing, gen runner not yet)"
+    patches = {"tornado.httputil": "_patch_httputil", "tornado.web": "_patch_web"}
 
     def _patch_httputil(self, module):
         from tornado_c import _core
@@ -369,6 +380,15 @@ class WebComponent(Component):
         with _patch_lock:
             if self.active and type(cls) is ours._SwitchedMeta:
                 _core._web_headers_activate(True)
+
+    def _patch_web(self, module):
+        from tornado_c import _webhandler
+
+        if module.RequestHandler is not _webhandler.RequestHandler:
+            # tornado.web was reloaded: the C methods are bound to the class
+            # they were set up with, so the new one stays upstream's
+            return
+        self._replace(*((cls, name, d) for (cls, name), d in _webhandler.methods().items()))
 
     def _off(self):
         from tornado_c import _core

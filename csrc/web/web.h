@@ -1,4 +1,18 @@
-/* web component contract: tornado.web's request path in C.  Now: HTTPHeaders.
+/* web component contract: tornado.web's request path in C.  Now: HTTPHeaders
+ * (headers.c) and RequestHandler's hot path with _HandlerDelegate.execute
+ * (handler.c, handler_write.c, handler_args.c, execute.c, sha1.c; their
+ * private header is handler.h, their design is at the top of handler.c and
+ * execute.c).
+ *
+ * RequestHandler.  While `web` is on, tornado_c/_webhandler.py's C
+ * descriptors (_core._HandlerMethod) replace methods of upstream's
+ * tornado.web.RequestHandler (and Application.log_request,
+ * _HandlerDelegate.execute) on the classes themselves; the switch puts
+ * upstream's functions back when it is off.  Each keeps upstream's
+ * semantics on the instance's ordinary attributes; each call C makes to
+ * another method of the handler goes to the subclass's override (or an
+ * attribute set on the instance) when there is one.  The synchronous path
+ * of _execute creates no coroutine, Future or Task.
  *
  * The type.  _core.HTTPHeaders (headers.c, its storage headers_store.c; the
  * two share web/internal.h) is the C base of
@@ -76,6 +90,90 @@
 
 struct tc_state;
 
+/* The RequestHandler hot path (handler.c, handler_write.c; see handler.c's
+ * header for the design).  Each method of upstream's RequestHandler that C
+ * implements has a hook number; C calls another method of the handler
+ * through tc_web_hook_* (handler.c), which takes the C path only when the
+ * handler's type resolves the name to our own descriptor (or to upstream's
+ * original no-op function) and the instance does not shadow it. */
+enum {
+    TC_H_INIT, TC_H_CLEAR, TC_H_SET_HEADER, TC_H_ADD_HEADER, TC_H_CLEAR_HEADER,
+    TC_H_CONVERT, TC_H_SET_STATUS, TC_H_GET_STATUS, TC_H_WRITE,
+    TC_H_FLUSH, TC_H_FINISH, TC_H_COMPUTE_ETAG, TC_H_SET_ETAG, TC_H_CHECK_ETAG,
+    TC_H_SHOULD_NOT_SEND, TC_H_CLEAR_REPR, TC_H_LOG, TC_H_REQUEST_SUMMARY, TC_H_BREAK_CYCLES,
+    TC_H_CROSS_ORIGIN, TC_H_DECODE_ARGUMENT, TC_H_GET_ARGUMENTS_, TC_H_GET_ARGUMENT_,
+    TC_H_GET_ARGUMENT, TC_H_GET_QUERY_ARGUMENT, TC_H_GET_BODY_ARGUMENT, TC_H_GET_ARGUMENTS,
+    TC_H_GET_QUERY_ARGUMENTS, TC_H_GET_BODY_ARGUMENTS, TC_H_GET_COOKIE, TC_H_REDIRECT,
+    TC_H_WRITE_ERROR,
+    TC_H_APP_LOG_REQUEST,          /* Application.log_request */
+    TC_H_DELEGATE_EXECUTE,         /* _HandlerDelegate.execute */
+    /* upstream no-ops: never replaced, skipped while not overridden */
+    TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH, TC_H_PREPARE,
+    /* never replaced, only looked up: is it upstream's? */
+    TC_H_EXECUTE, TC_H_PARSE_BODY, /* HTTPServerRequest._parse_body */
+    TC_H_COUNT
+};
+
+typedef struct tc_web_handler_state {
+    PyTypeObject *MethodType;      /* _core._HandlerMethod, our descriptor type */
+    /* per hook: its name (interned), our descriptor (NULL for the no-ops),
+     * upstream's original function; all strong */
+    PyObject *name[TC_H_COUNT];
+    PyObject *ours[TC_H_COUNT];
+    PyObject *orig[TC_H_COUNT];
+    /* set by _web_handler_setup (tornado_c/_webhandler.py); all strong */
+    PyObject *RequestHandler;      /* tornado.web.RequestHandler */
+    PyObject *ObjectDict;          /* tornado.util.ObjectDict */
+    PyObject *UIModuleNamespace;   /* tornado.web._UIModuleNamespace */
+    PyObject *responses;           /* tornado.httputil.responses (a dict) */
+    PyObject *server_value;        /* "TornadoServer/<tornado.version>" */
+    PyObject *Integral;            /* numbers.Integral */
+    PyObject *datetime;            /* datetime.datetime */
+    PyObject *format_timestamp;    /* tornado.httputil.format_timestamp */
+    PyObject *json_encode;         /* tornado.escape.json_encode */
+    PyObject *Application;         /* tornado.web.Application */
+    PyObject *ResponseStartLine;   /* tornado.httputil.ResponseStartLine */
+    PyObject *rsl_new;             /* its __new__ as the class dict holds it */
+    PyObject *Future;              /* tornado.concurrent.Future */
+    PyObject *web_globals;         /* tornado.web's module dict (access_log) */
+    PyObject *Logger;              /* logging.Logger */
+    PyObject *HandlerDelegate;     /* tornado.web._HandlerDelegate */
+    PyObject *HTTPError;           /* tornado.web.HTTPError */
+    PyObject *CancelledError;      /* asyncio.CancelledError */
+    PyObject *get_running_loop;    /* asyncio._get_running_loop */
+    PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
+    PyObject *sync_failed;         /* tornado_c._webhandler._sync_failed */
+    PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
+    PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
+    PyObject *lower_cache;         /* {"GET": "get", ...} */
+    PyObject *safe_methods, *kw_name, *int_400, *int_405;
+    PyObject *ArgDefaultMarker;    /* tornado.web._ArgDefaultMarker */
+    PyObject *ARG_DEFAULT;         /* tornado.web._ARG_DEFAULT */
+    PyObject *MissingArgumentError; /* tornado.web.MissingArgumentError */
+    PyObject *kw_strip;
+    /* constants made in exec */
+    PyObject *bytes_join, *empty_bytes, *int_200, *int_304, *get_head, *kw_include_footers;
+    char ready;                    /* setup done */
+    /* the Date header of the current second */
+    long long date_sec;
+    PyObject *date_value;
+    PyObject *s_headers, *s_status_code, *s_reason, *s_write_buffer, *s_finished,
+        *s_auto_finish, *s_headers_written, *s_prepared_future, *s_application, *s_request,
+        *s_ui, *s_connection, *s_set_close_callback, *s_on_connection_close, *s_ui_methods,
+        *s_ui_modules, *s_ui_method, *s_tt_modules, *s_modules, *s_Server, *s_Content_Type,
+        *s_Date, *s_text_html, *s_Unknown, *s_json_type, *s_init, *s_append,
+        *s_transforms, *s_transform_first_chunk, *s_transform_chunk, *s_method, *s_HEAD,
+        *s_new_cookie, *s_Set_Cookie, *s_write_headers, *s_write, *s_set_result, *s_update,
+        *s_Etag, *s_get, *s_headers_attr, *s_If_None_Match, *s_Content_Encoding,
+        *s_Content_Language, *s_uri, *s_remote_ip, *s_summary_fmt, *s_settings,
+        *s_log_function, *s_access_log, *s_Content_Length, *s_finish, *s_SUPPORTED_METHODS,
+        *s_parse_body, *s_decode_argument, *s_path_args, *s_path_kwargs,
+        *s_stream_request_body, *s_compiled_template_cache, *s_static_hash_cache,
+        *s_handler_class, *s_execute, *s_handler_kwargs, *s_handler, *s_transforms_attr,
+        *s_call_soon, *s_new, *s_body_arguments, *s_form_urlencoded, *s_multipart,
+        *s_strip, *s_arguments, *s_query_arguments, *s_cookies, *s_value, *s_Location;
+} tc_web_handler_state;
+
 typedef struct tc_web_state {
     PyTypeObject *HeadersType;     /* _core.HTTPHeaders, the C base */
     PyTypeObject *KeyIterType;     /* iter(headers) */
@@ -93,6 +191,7 @@ typedef struct tc_web_state {
     PyObject *s_chars_are_bytes, *s_add, *s_parse_line, *s_get_all, *s_update,
         *s_HTTPHeaders, *s_as_list, *s_combined_cache, *s_dict, *s_comma, *s_empty,
         *s_colon_space, *s_newline;
+    tc_web_handler_state h;        /* handler.c */
 } tc_web_state;
 
 int tc_web_exec(PyObject *module, struct tc_state *st);
@@ -101,6 +200,11 @@ void tc_web_clear(struct tc_state *st);
 
 /* headers.c; the functions below it are headers_store.c's */
 int tc_web_headers_exec(PyObject *module, struct tc_state *st);
+
+/* handler.c */
+int tc_web_handler_exec(PyObject *module, struct tc_state *st);
+int tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg);
+void tc_web_handler_clear(tc_web_state *ws);
 
 static inline int
 tc_web_headers_active(const tc_web_state *ws)

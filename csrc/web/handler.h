@@ -1,0 +1,92 @@
+/* Private to the handler files of the web component (handler.c,
+ * handler_write.c, execute.c): the descriptor's C signature, hook dispatch
+ * and the method implementations they call on each other.  Other components
+ * use web.h only. */
+#ifndef TC_WEB_HANDLER_H
+#define TC_WEB_HANDLER_H
+
+#include "common.h"
+#include "web/web.h"
+
+/* A RequestHandler method in C: self (borrowed) and the arguments after
+ * it, vectorcall style.  New reference, or NULL with an exception set. */
+typedef PyObject *(*tc_web_impl)(tc_web_state *ws, PyObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames);
+
+/* How self.<name[hook]> resolves: 1 when it is our descriptor or upstream's
+ * original function (the C path may be taken), 0 with *callable (new
+ * reference) to call through tc_web_hook_call (with self prepended when
+ * *unbound), -1 with an exception set. */
+TC_INTERNAL int tc_web_hook_resolve(tc_web_state *ws, PyObject *self, int hook,
+                                    PyObject **callable, int *unbound);
+TC_INTERNAL PyObject *tc_web_hook_call(PyObject *self, PyObject *callable, int unbound,
+                                       PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *kwnames);
+/* self.<hook>(*args) (at most 6 arguments): `impl` when it resolves to
+ * ours, None without a call when it resolves to upstream's no-op (impl
+ * NULL), else what Python would call. */
+TC_INTERNAL PyObject *tc_web_hook(tc_web_state *ws, PyObject *self, int hook, tc_web_impl impl,
+                                  PyObject *const *args, Py_ssize_t nargs);
+/* Python's argument binding for a method with parameters `names` (after
+ * self), the first `nreq` required; out[i] borrowed or NULL.  1 (no
+ * exception) when they do not bind: call upstream's function instead. */
+TC_INTERNAL int tc_web_bind(const char *const *names, Py_ssize_t nparams,
+                            Py_ssize_t nreq, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames, PyObject **out);
+/* httputil.format_timestamp(time.time()), new reference */
+TC_INTERNAL PyObject *tc_web_date_now(tc_web_state *ws);
+
+TC_INTERNAL PyObject *tc_web_clear_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                        Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_convert_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                          Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_set_header_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                             Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_clear_header_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                               Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_set_status_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                             Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_get_status_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                             Py_ssize_t, PyObject *);
+TC_INTERNAL PyObject *tc_web_write_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                        Py_ssize_t, PyObject *);
+
+TC_INTERNAL PyObject *tc_web_add_header_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                             Py_ssize_t, PyObject *);
+
+/* handler_write.c */
+#define TC_WEB_IMPL(name)                                                               \
+    TC_INTERNAL PyObject *name(tc_web_state *, PyObject *, PyObject *const *, Py_ssize_t, \
+                               PyObject *)
+TC_WEB_IMPL(tc_web_flush_impl);
+TC_WEB_IMPL(tc_web_finish_impl);
+TC_WEB_IMPL(tc_web_should_not_send_impl);
+TC_WEB_IMPL(tc_web_compute_etag_impl);
+TC_WEB_IMPL(tc_web_set_etag_impl);
+TC_WEB_IMPL(tc_web_check_etag_impl);
+TC_WEB_IMPL(tc_web_clear_repr_impl);
+TC_WEB_IMPL(tc_web_request_summary_impl);
+TC_WEB_IMPL(tc_web_break_cycles_impl);
+TC_WEB_IMPL(tc_web_app_log_request_impl);
+TC_WEB_IMPL(tc_web_log_impl);
+
+/* handler_args.c */
+TC_WEB_IMPL(tc_web_decode_argument_impl);
+TC_WEB_IMPL(tc_web_get_arguments__impl);
+TC_WEB_IMPL(tc_web_get_argument__impl);
+TC_WEB_IMPL(tc_web_get_argument_impl);
+TC_WEB_IMPL(tc_web_get_query_argument_impl);
+TC_WEB_IMPL(tc_web_get_body_argument_impl);
+TC_WEB_IMPL(tc_web_get_arguments_impl);
+TC_WEB_IMPL(tc_web_get_query_arguments_impl);
+TC_WEB_IMPL(tc_web_get_body_arguments_impl);
+TC_WEB_IMPL(tc_web_get_cookie_impl);
+TC_WEB_IMPL(tc_web_redirect_impl);
+TC_WEB_IMPL(tc_web_write_error_impl);
+
+/* execute.c */
+TC_WEB_IMPL(tc_web_cross_origin_impl);
+TC_WEB_IMPL(tc_web_delegate_execute_impl);
+TC_INTERNAL int tc_web_execute_exec(PyObject *module, tc_web_state *ws);
+
+#endif /* TC_WEB_HANDLER_H */

@@ -1,0 +1,184 @@
+"""The RequestHandler hot path in C: what the ``web`` switch component
+installs on upstream's ``tornado.web`` classes (see csrc/web/handler.c).
+
+``methods()`` gives ``{(class, attribute): C descriptor}``.  The switch sets
+each one on upstream's class (``WebComponent._patch_web``) and puts
+upstream's function back when ``web`` is turned off: the classes, their
+names and everything the switch does not replace stay upstream's.  Each C
+method keeps upstream's semantics on the instance's ordinary attributes and
+calls a subclass's override of any method it would call itself.
+"""
+
+import asyncio as _asyncio
+import datetime as _datetime
+import logging as _logging
+import numbers as _numbers
+
+import tornado
+import tornado.escape as _escape
+import tornado.gen as _gen
+from tornado.concurrent import future_set_result_unless_cancelled as _future_set_result_unless_cancelled
+import tornado.httputil as _httputil
+import tornado.util as _util
+import tornado.web as _web
+
+from tornado_c import _core
+from tornado_c import httputil as _ours_httputil  # noqa: F401  (sets up the C headers)
+
+RequestHandler = _web.RequestHandler
+
+# The functions upstream's class defines, by name (taken from the class
+# dict at import time, before any replacement).
+_originals = {
+    name: RequestHandler.__dict__[name]
+    for name in (
+        "__init__",
+        "clear",
+        "set_header",
+        "add_header",
+        "clear_header",
+        "_convert_header_value",
+        "set_status",
+        "get_status",
+        "write",
+        "flush",
+        "finish",
+        "compute_etag",
+        "set_etag_header",
+        "check_etag_header",
+        "_should_not_send_content",
+        "_clear_representation_headers",
+        "_log",
+        "_request_summary",
+        "_break_cycles",
+        "initialize",
+        "set_default_headers",
+        "on_finish",
+        "_cross_origin_protection",
+        "decode_argument",
+        "_get_arguments",
+        "_get_argument",
+        "get_argument",
+        "get_query_argument",
+        "get_body_argument",
+        "get_arguments",
+        "get_query_arguments",
+        "get_body_arguments",
+        "get_cookie",
+        "redirect",
+        "write_error",
+        "prepare",
+        "_execute",
+    )
+}
+_originals["Application.log_request"] = _web.Application.__dict__["log_request"]
+_originals["_HandlerDelegate.execute"] = _web._HandlerDelegate.__dict__["execute"]
+_originals["HTTPServerRequest._parse_body"] = _httputil.HTTPServerRequest.__dict__["_parse_body"]
+
+
+def _log_result(f):
+    # what upstream's execute adds to the Future of _execute
+    return f.cancelled() or f.result()
+
+
+def _start_upstream(delegate, transforms):
+    """The end of upstream's _HandlerDelegate.execute, for a handler whose
+    instance has an _execute of its own."""
+    fut = _gen.convert_yielded(
+        delegate.handler._execute(transforms, *delegate.path_args, **delegate.path_kwargs)
+    )
+    fut.add_done_callback(_log_result)
+    return delegate.handler._prepared_future
+
+
+async def _resume(self, result, after_prepare):
+    """Upstream's RequestHandler._execute from its first ``await`` on, for
+    the synchronous path (csrc/web/execute.c) when prepare() or the method
+    returned an awaitable: ``after_prepare`` says which."""
+    try:
+        result = await result
+        if after_prepare:
+            if self._prepared_future is not None:
+                _future_set_result_unless_cancelled(self._prepared_future, None)
+            if self._finished:
+                return
+            method = getattr(self, self.request.method.lower())
+            result = method(*self.path_args, **self.path_kwargs)
+            if result is not None:
+                result = await result
+        if self._auto_finish and not self._finished:
+            self.finish()
+    except (Exception, _asyncio.CancelledError) as e:
+        task = _asyncio.current_task()
+        if isinstance(e, _asyncio.CancelledError) and task is not None and task.cancelling():
+            result = None
+            if not self._finished:
+                try:
+                    self.send_error(500)
+                except Exception:
+                    _web.app_log.error("Exception in exception handler", exc_info=True)
+            raise
+        try:
+            self._handle_request_exception(e)
+        except Exception:
+            _web.app_log.error("Exception in exception handler", exc_info=True)
+        finally:
+            result = None
+    finally:
+        if self._prepared_future is not None and not self._prepared_future.done():
+            self._prepared_future.set_result(None)
+
+
+def _start_resume(handler, result, after_prepare):
+    fut = _gen.convert_yielded(_resume(handler, result, after_prepare))
+    fut.add_done_callback(_log_result)
+
+
+def _sync_failed(handler, e):
+    """The except clause of upstream's _execute for the synchronous path
+    (there is no task to be cancelling); e is sys.exc_info()'s exception."""
+    try:
+        handler._handle_request_exception(e)
+    except Exception:
+        _web.app_log.error("Exception in exception handler", exc_info=True)
+
+_descriptors = _core._web_handler_setup(
+    {
+        "RequestHandler": RequestHandler,
+        "ObjectDict": _util.ObjectDict,
+        "_UIModuleNamespace": _web._UIModuleNamespace,
+        "responses": _httputil.responses,
+        "server": "TornadoServer/%s" % tornado.version,
+        "Integral": _numbers.Integral,
+        "datetime": _datetime.datetime,
+        "format_timestamp": _httputil.format_timestamp,
+        "json_encode": _escape.json_encode,
+        "Application": _web.Application,
+        "ResponseStartLine": _httputil.ResponseStartLine,
+        "ResponseStartLine.__new__": _httputil.ResponseStartLine.__dict__["__new__"],
+        "Future": _web.Future,
+        "web_globals": _web.__dict__,
+        "Logger": _logging.Logger,
+        "_HandlerDelegate": _web._HandlerDelegate,
+        "_ArgDefaultMarker": _web._ArgDefaultMarker,
+        "_ARG_DEFAULT": _web._ARG_DEFAULT,
+        "MissingArgumentError": _web.MissingArgumentError,
+        "HTTPError": _web.HTTPError,
+        "CancelledError": _asyncio.CancelledError,
+        "_get_running_loop": _asyncio._get_running_loop,
+        "_start_resume": _start_resume,
+        "_sync_failed": _sync_failed,
+        "_start_upstream": _start_upstream,
+        "originals": _originals,
+    }
+)
+
+
+def methods():
+    """{(class, attribute name): C descriptor} to install."""
+    out = {}
+    for key, d in _descriptors.items():
+        cls, _, name = key.rpartition(".")
+        owner = {"Application": _web.Application, "_HandlerDelegate": _web._HandlerDelegate}
+        out[(owner.get(cls, RequestHandler), name)] = d
+    return out
