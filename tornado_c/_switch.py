@@ -358,6 +358,9 @@ class WebComponent(Component):
         from tornado_c import _core
         from tornado_c import httputil as ours
 
+        # what HTTPServerRequest is built from (csrc/web/request.c)
+        _core._web_request_setup(module)
+
         cls = module.HTTPHeaders
         if cls is not ours._UpstreamHTTPHeaders:
             # tornado.httputil was reloaded: its new class is not the one

@@ -156,7 +156,10 @@ tc_web_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, web_functions) < 0) {
         return -1;
     }
-    return tc_web_headers_exec(module, st);
+    if (tc_web_headers_exec(module, st) < 0) {
+        return -1;
+    }
+    return tc_web_route_exec(module, st);
 }
 
 int
@@ -173,7 +176,7 @@ tc_web_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ws->check_add);
     Py_VISIT(ws->up_parse);
     Py_VISIT(ws->httputil_module);
-    return 0;
+    return tc_web_route_traverse(ws, visit, arg);
 }
 
 void
@@ -204,4 +207,5 @@ tc_web_clear(struct tc_state *st)
     Py_CLEAR(ws->s_empty);
     Py_CLEAR(ws->s_colon_space);
     Py_CLEAR(ws->s_newline);
+    tc_web_route_clear(ws);
 }
