@@ -326,6 +326,36 @@ def test_parse_qs_types():
         _core._web_parse_qs("\u0100")
 
 
+def test_routing_delegate_builds_the_same_request(switch_off, fixed_time):
+    """Through Application.start_request with the switch off (upstream's
+    _RoutingDelegate) and on (the C delegate): the handler's request."""
+    seen = {}
+
+    class H(tornado.web.RequestHandler):
+        def get(self):
+            pass
+
+    for on in (False, True):
+        if on:
+            web_on(switch_off)
+        app = tornado.web.Application([(r"/.*", H)])
+        got = []
+        for sl, pairs in cases():
+            conn = Conn()
+            d = app.start_request(None, conn)
+            assert (type(d) is _core.RoutingDelegate) == on
+            try:
+                d.headers_received(sl, make_headers(pairs) if pairs is not None else None)
+            except Exception as e:
+                got.append(("raise", type(e), str(e)))
+                continue
+            got.append(("ok", type(d.delegate), describe(d.delegate.request, ids=False)))
+            assert d.delegate.request.connection is conn
+        seen[on] = got
+        switch_off.uninstall()
+    assert seen[True] == seen[False]
+
+
 def test_rejects_bad_calls():
     with pytest.raises(TypeError):
         _core._web_request(1, 2, 3)
@@ -350,3 +380,27 @@ def test_data_descriptor_on_the_class_sees_assignments(switch_off, fixed_time, m
     c = describe(c_build(sl, make_headers([("Host", "A.b:1")]), conn, None))
     assert c == up
     assert seen == ["a.b", "a.b"]
+
+
+def test_init_patched_before_setup_is_not_taken_for_upstreams(switch_off, monkeypatch):
+    import functools
+
+    orig = hu.HTTPServerRequest.__init__
+    calls = []
+
+    @functools.wraps(orig)
+    def init(self, *a, **kw):
+        calls.append(1)
+        orig(self, *a, **kw)
+
+    sl = hu.RequestStartLine("GET", "/", "HTTP/1.1")
+    monkeypatch.setattr(hu.HTTPServerRequest, "__init__", init)
+    try:
+        _core._web_request_setup(hu)  # as at import, with the patch in place
+        c_build(sl, make_headers([("Host", "h")]), Conn(), None)
+        assert calls == [1]
+    finally:
+        monkeypatch.undo()
+        _core._web_request_setup(hu)
+    c_build(sl, make_headers([("Host", "h")]), Conn(), None)
+    assert calls == [1]

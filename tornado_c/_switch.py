@@ -347,12 +347,25 @@ class WebComponent(Component):
     C HTTP server builds its request headers in C straight from the parsed
     bytes.  A subclass of upstream's class stays upstream's Python.  Both
     kinds are one type for isinstance (see tornado_c/httputil.py).
-    Everything else of ``web`` is upstream's still.
+
+    Routing and the request: ``tornado.routing.Router.start_request``
+    (which ``Application`` and every ``RuleRouter`` inherit) becomes a C
+    method that gives ``_core.RoutingDelegate``; its ``headers_received``
+    builds upstream's ``HTTPServerRequest`` in C and walks
+    ``find_handler`` in C through upstream's ``Application``,
+    ``RuleRouter``, ``PathMatches``... down to an upstream
+    ``_HandlerDelegate``.  A class (or object) with its own version of one
+    of those methods gets it called, as upstream's code would (see
+    csrc/web/web.h).  Handlers themselves are upstream's still.
     """
 
     name = "web"
-    what = "HTTPHeaders in C (request lifecycle, routing, gen runner not yet)"
-    patches = {"tornado.httputil": "_patch_httputil"}
+    what = "HTTPHeaders, HTTPServerRequest and routing in C (handlers, gen runner not yet)"
+    patches = {
+        "tornado.httputil": "_patch_httputil",
+        "tornado.routing": "_patch_routing",
+        "tornado.web": "_patch_web",
+    }
 
     def _patch_httputil(self, module):
         from tornado_c import _core
@@ -372,6 +385,35 @@ class WebComponent(Component):
         with _patch_lock:
             if self.active and type(cls) is ours._SwitchedMeta:
                 _core._web_headers_activate(True)
+
+    def _patch_routing(self, module):
+        """``Router.start_request`` -> the C routing delegate
+        (csrc/web/routing.c), which builds the request in C and walks
+        ``find_handler`` in C while the objects on the way are upstream's."""
+        from tornado_c import _core
+
+        _core._web_routing_setup(module)
+        router = module.Router
+        original = router.__dict__["start_request"]
+        if isinstance(original, _core.WebMethod):  # ours, from an earlier install
+            original = original.__wrapped__
+        code = getattr(original, "__code__", None)
+        if (
+            getattr(original, "__qualname__", None) != "Router.start_request"
+            or getattr(original, "__module__", None) != module.__name__
+            or getattr(code, "co_filename", None) != getattr(module, "__file__", None)
+        ):
+            # someone put their own start_request there before the switch
+            # was turned on: theirs stays, and with it the Python path
+            return
+        self._replace((router, "start_request", _core._web_start_request(original)))
+
+    def _patch_web(self, module):
+        from tornado_c import _core
+
+        # Application, _ApplicationRouter, _HandlerDelegate as upstream
+        # defines them (routing.c builds _HandlerDelegate objects)
+        _core._web_app_setup(module)
 
     def _off(self):
         from tornado_c import _core

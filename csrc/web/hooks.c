@@ -34,6 +34,7 @@ compute_flags(tc_web_route_state *rt, PyTypeObject *t)
         {TC_WEB_F_PM_MATCH, rt->n_match, rt->pm_match},
         {TC_WEB_F_AM_MATCH, rt->n_match, rt->am_match},
         {TC_WEB_F_HD_INIT, rt->n___init__, rt->hd_init},
+        {TC_WEB_F_HD_HR, rt->n_headers_received, rt->hd_hr},
     };
     unsigned int flags = 0;
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
@@ -43,7 +44,10 @@ compute_flags(tc_web_route_state *rt, PyTypeObject *t)
     }
     PyObject *rd_names[5] = {rt->n___init__, rt->n_headers_received, rt->n_data_received,
                              rt->n_finish, rt->n_on_connection_close};
-    int rd = rt->rd_meth[0] != NULL;
+    int rd = 1;
+    for (int i = 0; i < 5; i++) {
+        rd = rd && rt->rd_meth[i] != NULL;
+    }
     for (int i = 0; i < 5 && rd; i++) {
         rd = _PyType_Lookup(t, rd_names[i]) == rt->rd_meth[i];
     }
@@ -85,6 +89,36 @@ tc_web_type_flags(tc_web_state *ws, PyTypeObject *t)
     return flags;
 }
 
+PyObject *
+tc_web_upstream_function(PyObject *f, PyObject *module, const char *qualname)
+{
+    PyObject *mname = NULL, *mfile = NULL, *fmod = NULL, *fqual = NULL, *code = NULL;
+    PyObject *cfile = NULL, *res = NULL;
+    if (f == NULL || !PyFunction_Check(f) || !PyModule_Check(module)) {
+        return NULL;
+    }
+    mname = PyObject_GetAttrString(module, "__name__");
+    mfile = PyObject_GetAttrString(module, "__file__");
+    fmod = PyObject_GetAttrString(f, "__module__");
+    fqual = PyObject_GetAttrString(f, "__qualname__");
+    code = PyObject_GetAttrString(f, "__code__");
+    cfile = code != NULL ? PyObject_GetAttrString(code, "co_filename") : NULL;
+    if (cfile != NULL && PyUnicode_Check(fqual) &&
+        PyUnicode_CompareWithASCIIString(fqual, qualname) == 0 &&
+        PyObject_RichCompareBool(fmod, mname, Py_EQ) == 1 &&
+        PyObject_RichCompareBool(cfile, mfile, Py_EQ) == 1) {
+        res = f;
+    }
+    PyErr_Clear();
+    Py_XDECREF(mname);
+    Py_XDECREF(mfile);
+    Py_XDECREF(fmod);
+    Py_XDECREF(fqual);
+    Py_XDECREF(code);
+    Py_XDECREF(cfile);
+    return res;
+}
+
 int
 tc_web_set_attrs(PyObject *self, PyObject *const *names, PyObject *const *values, Py_ssize_t n)
 {
@@ -118,7 +152,10 @@ tc_web_route_exec(PyObject *module, struct tc_state *st)
                                         "start_line", "headers")) == NULL) {
         return -1;
     }
-    return tc_web_request_exec(module);
+    if (tc_web_request_exec(module) < 0) {
+        return -1;
+    }
+    return tc_web_routing_exec(module, ws);
 }
 
 /* X-macro helpers over the objects tc_web_route_state holds. */
@@ -127,7 +164,7 @@ tc_web_route_exec(PyObject *module, struct tc_state *st)
     X(parse_qs_bytes) X(split_host_and_port) X(RequestStartLine) X(ServerConnDelegate)   \
     X(routing_dict) X(Router) X(RoutingDelegate) X(rr_find) X(rr_gtd) X(pm_match)        \
     X(am_match) X(unquote_or_none) X(PatternType) X(partial) X(web_dict)                 \
-    X(RequestHandler) X(HandlerDelegate) X(app_find) X(app_ghd) X(ar_gtd) X(hd_init)     \
+    X(RequestHandler) X(HandlerDelegate) X(app_find) X(app_ghd) X(ar_gtd) X(hd_init) X(hd_hr) \
     X(has_srb) X(kw_request) X(empty_tuple) X(s_http10) X(s_localhost) X(s_Host)
 
 int

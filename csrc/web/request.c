@@ -572,7 +572,7 @@ tc_web_request_new(tc_web_state *ws, PyObject *start_line, PyObject *headers,
     {
         PyObject *shp = PyDict_GetItemWithError(rt->hu_dict, rt->n_split_host_and_port); /* borrowed */
         int r = 0;
-        if (shp == rt->split_host_and_port) {
+        if (shp != NULL && shp == rt->split_host_and_port) {
             r = host_name_of(host, &host_name);
             if (r < 0) {
                 goto fail;
@@ -712,16 +712,25 @@ fn_request_setup(PyObject *module, PyObject *hu)
         PyErr_SetString(PyExc_TypeError, "tornado.httputil lacks what tornado_c needs");
         return NULL;
     }
-    init = PyDict_GetItemString(((PyTypeObject *)cls)->tp_dict, "__init__"); /* borrowed */
-    if (init == NULL) {
-        PyErr_SetString(PyExc_TypeError, "HTTPServerRequest has no __init__ of its own");
-        return NULL;
+    /* upstream's own functions, or NULL (that part has no C path): not a
+     * patch made before the switch was turned on */
+    init = tc_web_upstream_function(
+        PyDict_GetItemString(((PyTypeObject *)cls)->tp_dict, "__init__"), hu,
+        "HTTPServerRequest.__init__");
+    shp = tc_web_upstream_function(shp, hu, "split_host_and_port");
+    {
+        PyObject *esc = PyImport_ImportModule("tornado.escape");
+        if (esc == NULL) {
+            return NULL;
+        }
+        pqs = tc_web_upstream_function(pqs, esc, "parse_qs_bytes");
+        Py_DECREF(esc);
     }
     Py_XSETREF(rt->hu_dict, Py_NewRef(d));
     Py_XSETREF(rt->Request, Py_NewRef(cls));
-    Py_XSETREF(rt->request_init, Py_NewRef(init));
-    Py_XSETREF(rt->parse_qs_bytes, Py_NewRef(pqs));
-    Py_XSETREF(rt->split_host_and_port, Py_NewRef(shp));
+    Py_XSETREF(rt->request_init, Py_XNewRef(init));
+    Py_XSETREF(rt->parse_qs_bytes, Py_XNewRef(pqs));
+    Py_XSETREF(rt->split_host_and_port, Py_XNewRef(shp));
     Py_XSETREF(rt->RequestStartLine, Py_NewRef(rsl));
     Py_XSETREF(rt->ServerConnDelegate, Py_NewRef(scd));
     Py_RETURN_NONE;

@@ -125,6 +125,7 @@ struct tc_state;
 #define TC_WEB_F_PM_MATCH   0x0080u /* PathMatches.match */
 #define TC_WEB_F_AM_MATCH   0x0100u /* AnyMatches.match */
 #define TC_WEB_F_HD_INIT    0x0200u /* _HandlerDelegate.__init__ */
+#define TC_WEB_F_HD_HR      0x0400u /* _HandlerDelegate.headers_received */
 
 #define TC_WEB_REQ_NATTRS 19    /* what HTTPServerRequest.__init__ sets */
 #define TC_WEB_HD_NATTRS 9      /* what _HandlerDelegate.__init__ sets */
@@ -184,7 +185,7 @@ typedef struct tc_web_route_state {
     /* set by _web_app_setup (tornado.web) */
     PyObject *web_dict;
     PyObject *RequestHandler, *HandlerDelegate;
-    PyObject *app_find, *app_ghd, *ar_gtd, *hd_init, *has_srb;
+    PyObject *app_find, *app_ghd, *ar_gtd, *hd_init, *hd_hr, *has_srb;
     /* made in exec */
     PyObject *kw_request;       /* ("connection", "server_connection", "start_line", "headers") */
     PyObject *empty_tuple;
@@ -261,6 +262,13 @@ tc_web_hexval(unsigned char c)
     }
     return -1;
 }
+
+/* hooks.c.  f (borrowed) if it is upstream's own function `qualname` of
+ * `module` -- a Python function whose __module__, __qualname__ and code's
+ * file are the module's (not a patch put there before tornado_c was
+ * switched on, nor a functools.wraps wrapper of one) -- else NULL (no
+ * exception).  What the flags compare classes with. */
+PyObject *tc_web_upstream_function(PyObject *f, PyObject *module, const char *qualname);
 
 /* hooks.c.  Give `self`, a new instance of a Python class, the attributes
  * names[i] = values[i] (borrowed) in that order, as upstream's __init__
