@@ -663,3 +663,21 @@ def test_patches_made_before_the_switch_are_kept(switch_off, monkeypatch):
     d, _ = python_routing_calls(web.Application([(r"/x", H)]), "/x")
     assert type(d) is _core.RoutingDelegate and d.delegate.handler_class is H
     assert seen == [("find", "/x"), ("match", "/x$")]
+
+
+def test_instance_headers_received_on_handler_delegate(switch_off):
+    class App(web.Application):
+        def get_handler_delegate(self, *a, **kw):
+            d = super().get_handler_delegate(*a, **kw)
+            orig = d.headers_received
+
+            def hr(start_line, headers):
+                CALLS.append(("instance headers_received", start_line.path))
+                return orig(start_line, headers)
+
+            d.headers_received = hr
+            return d
+
+    on, _ = same_both_ways(switch_off, lambda: App(basic_rules()), reqs(["/", "/missing"]))
+    assert [e[-1] for e in on] == [("calls", [("instance headers_received", "/")]),
+                                   ("calls", [("instance headers_received", "/missing")])]

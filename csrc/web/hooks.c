@@ -34,7 +34,6 @@ compute_flags(tc_web_route_state *rt, PyTypeObject *t)
         {TC_WEB_F_PM_MATCH, rt->n_match, rt->pm_match},
         {TC_WEB_F_AM_MATCH, rt->n_match, rt->am_match},
         {TC_WEB_F_HD_INIT, rt->n___init__, rt->hd_init},
-        {TC_WEB_F_HD_HR, rt->n_headers_received, rt->hd_hr},
     };
     unsigned int flags = 0;
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {

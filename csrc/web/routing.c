@@ -966,24 +966,29 @@ rdeleg_headers_received(rdeleg *self, PyObject *const *args, Py_ssize_t nargs,
     }
     /* return self.delegate.headers_received(start_line, headers) */
     Py_INCREF(d);
-    long f = upstream_bits(ws, d, rt->n_headers_received, TC_WEB_F_HD_HR);
-    if (f < 0) {
+    PyObject *m = PyObject_GetAttr(d, rt->n_headers_received);
+    if (m == NULL) {
         Py_DECREF(d);
         return NULL;
     }
-    if (f) {
-        /* upstream's _HandlerDelegate.headers_received: only a handler
-         * that streams the request body starts here */
+    if (rt->hd_hr != NULL && PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == rt->hd_hr &&
+        PyMethod_GET_SELF(m) == d) {
+        /* upstream's _HandlerDelegate.headers_received (the bound method
+         * itself tells: no instance attribute, no other class method):
+         * only a handler that streams the request body starts here, else
+         * it returns None */
         PyObject *srb = PyObject_GetAttr(d, rt->n_stream_request_body);
         int t = srb != NULL ? PyObject_IsTrue(srb) : -1;
         Py_XDECREF(srb);
         if (t <= 0) {
+            Py_DECREF(m);
             Py_DECREF(d);
             return t < 0 ? NULL : Py_NewRef(Py_None);
         }
     }
-    PyObject *hargs[3] = {d, start_line, headers};
-    res = PyObject_VectorcallMethod(rt->n_headers_received, hargs, 3, NULL);
+    PyObject *hargs[2] = {start_line, headers};
+    res = PyObject_Vectorcall(m, hargs, 2, NULL);
+    Py_DECREF(m);
     Py_DECREF(d);
     return res;
 }

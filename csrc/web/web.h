@@ -125,7 +125,6 @@ struct tc_state;
 #define TC_WEB_F_PM_MATCH   0x0080u /* PathMatches.match */
 #define TC_WEB_F_AM_MATCH   0x0100u /* AnyMatches.match */
 #define TC_WEB_F_HD_INIT    0x0200u /* _HandlerDelegate.__init__ */
-#define TC_WEB_F_HD_HR      0x0400u /* _HandlerDelegate.headers_received */
 
 #define TC_WEB_REQ_NATTRS 19    /* what HTTPServerRequest.__init__ sets */
 #define TC_WEB_HD_NATTRS 9      /* what _HandlerDelegate.__init__ sets */
