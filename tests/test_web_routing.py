@@ -681,3 +681,17 @@ def test_instance_headers_received_on_handler_delegate(switch_off):
     on, _ = same_both_ways(switch_off, lambda: App(basic_rules()), reqs(["/", "/missing"]))
     assert [e[-1] for e in on] == [("calls", [("instance headers_received", "/")]),
                                    ("calls", [("instance headers_received", "/missing")])]
+
+
+def test_deleted_delegate_attributes_raise(switch_off):
+    web_on(switch_off)
+    for name in ("router", "server_conn", "request_conn"):
+        d = web.Application().start_request("sc", Conn())
+        delattr(d, name)
+        with pytest.raises(AttributeError):
+            getattr(d, name)
+        with pytest.raises(AttributeError):
+            d.headers_received(hu.RequestStartLine("GET", "/", "HTTP/1.1"),
+                               hu.HTTPHeaders({"Host": "h"}))
+    d = web.Application().start_request("sc", Conn())
+    assert d.delegate is None

@@ -913,6 +913,14 @@ rdeleg_headers_received(rdeleg *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     }
     PyObject *start_line = a[0], *headers = a[1];
+    if (self->router == NULL || self->server_conn == NULL || self->request_conn == NULL) {
+        /* deleted by someone: upstream's self.<name> would fail */
+        PyErr_Format(PyExc_AttributeError, "'RoutingDelegate' object has no attribute '%s'",
+                     self->router == NULL        ? "router"
+                     : self->request_conn == NULL ? "request_conn"
+                                                  : "server_conn");
+        return NULL;
+    }
     /* assert isinstance(start_line, httputil.RequestStartLine) */
     int r = rt->RequestStartLine != NULL ? PyObject_IsInstance(start_line, rt->RequestStartLine) : 0;
     if (r <= 0) {
@@ -956,6 +964,11 @@ rdeleg_headers_received(rdeleg *self, PyObject *const *args, Py_ssize_t nargs,
         Py_DECREF(lr);
         PyObject *dmd = global(rt->routing_dict, rt->n__DefaultMessageDelegate);
         if (dmd == NULL) {
+            return NULL;
+        }
+        if (self->request_conn == NULL) {
+            PyErr_SetString(PyExc_AttributeError,
+                            "'RoutingDelegate' object has no attribute 'request_conn'");
             return NULL;
         }
         d = PyObject_CallOneArg(dmd, self->request_conn);
@@ -1059,9 +1072,9 @@ static PyMethodDef rdeleg_methods[] = {
 };
 
 static PyMemberDef rdeleg_members[] = {
-    {"router", T_OBJECT, offsetof(rdeleg, router), 0, NULL},
-    {"server_conn", T_OBJECT, offsetof(rdeleg, server_conn), 0, NULL},
-    {"request_conn", T_OBJECT, offsetof(rdeleg, request_conn), 0, NULL},
+    {"router", T_OBJECT_EX, offsetof(rdeleg, router), 0, NULL},
+    {"server_conn", T_OBJECT_EX, offsetof(rdeleg, server_conn), 0, NULL},
+    {"request_conn", T_OBJECT_EX, offsetof(rdeleg, request_conn), 0, NULL},
     {"delegate", T_OBJECT, offsetof(rdeleg, delegate), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
