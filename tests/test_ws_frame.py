@@ -9,7 +9,17 @@ import pytest
 
 from tornado_c import _core
 
-parse = _core._ws_parse_frame
+
+
+def parse(buf, flags, frag_len, max_size):
+    # the frame at a random offset of a larger buffer gives the same answer
+    r = _core._ws_parse_frame(buf, 0, flags, frag_len, max_size)
+    pre = os.urandom(3)
+    r2 = _core._ws_parse_frame(pre + bytes(buf), 3, flags, frag_len, max_size)
+    assert r == r2
+    return r
+
+
 RSV1_OK = _core._WS_PARSE_RSV1_OK
 MAX = 10 * 1024 * 1024
 
@@ -109,6 +119,10 @@ def test_parse_edges():
     assert bytes(buf) == before
     with pytest.raises(OverflowError):
         parse(b"", 0, -1, MAX)
+    with pytest.raises(ValueError):
+        _core._ws_parse_frame(b"ab", 3, 0, 0, MAX)
+    with pytest.raises(ValueError):
+        _core._ws_parse_frame(b"ab", -1, 0, 0, MAX)
     with pytest.raises(TypeError):
         parse("str", 0, 0, MAX)
 

@@ -37,9 +37,13 @@ _upstream = _reexport(globals(), "tornado.websocket")
 # upstream's _PerMessageDeflate{Compressor,Decompressor} (Python zlib).
 
 import asyncio as _asyncio
+import sys as _sys
 
 from tornado import websocket as _tws
 from tornado.concurrent import Future as _Future
+from tornado.concurrent import future_add_done_callback as _future_add_done_callback
+from tornado.concurrent import future_set_result_unless_cancelled as _future_set_result_unless_cancelled
+from tornado.gen import convert_yielded as _convert_yielded
 from tornado.escape import json_encode as _json_encode
 from tornado.escape import utf8 as _utf8
 from tornado.iostream import StreamClosedError as _StreamClosedError
@@ -55,16 +59,18 @@ from tornado_c._core import (
 # bytes asked from the stream when the next step needs fewer (the stream's
 # default read_chunk_size): a burst of small frames comes in one call
 _READ_AHEAD = 65536
+_MAX_HEADER = 14  # 2 + 8 (64-bit length) + 4 (mask)
 
 
 def _write_future(fut):
     """Upstream's write_message wraps the stream's write Future in a Task
     that turns StreamClosedError into WebSocketClosedError; a plain Future
-    chained by a done callback gives the same results for less."""
+    chained by a done callback gives the same results for less (and when
+    the write is already done, the stream's Future itself)."""
+    if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is None:
+        # written at once: the stream's own (done, None) Future serves
+        return fut
     out = _Future()
-    if fut.done() and not fut.cancelled() and fut.exception() is None:
-        out.set_result(None)
-        return out
 
     def done(f):
         if out.done():
@@ -136,23 +142,33 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             # compares it as Python does
             return await super()._receive_frame_loop()
         stream = self.stream
-        buf = bytearray()
+        handler = self.handler
+        buf = b""  # bytes from the stream; the next frame starts at buf[pos]
+        pos = 0
         try:
             work = 0  # upstream's _YIELD_THRESHOLD accounting
             while not self.client_terminated:
                 fragments = self._fragmented_message_buffer
                 r = _ws_parse_frame(
                     buf,
+                    pos,
                     _WS_PARSE_RSV1_OK if self._decompressor is not None else 0,
                     0 if fragments is None else len(fragments),
                     max_size,
                 )
                 if type(r) is int:
-                    if r > 0:  # the next step needs r bytes in buf
-                        missing = r - len(buf)
-                        buf += await stream.read_bytes(
-                            missing if missing > _READ_AHEAD else _READ_AHEAD, partial=True
-                        )
+                    if r > 0:  # the next step needs r bytes from pos
+                        have = len(buf) - pos
+                        if r > _MAX_HEADER:
+                            # the header is known: wait for the rest of the
+                            # frame in the stream's buffer, as upstream does
+                            data = await stream.read_bytes(r - have)
+                        else:
+                            # a header: take whatever is buffered (often
+                            # several whole frames)
+                            data = await stream.read_bytes(_READ_AHEAD, partial=True)
+                        buf = b"".join((memoryview(buf)[pos:], data)) if have else data
+                        pos = 0
                     elif r == -2:
                         self.close(1009, "message too big")
                         self._abort()
@@ -160,36 +176,32 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                         self._abort()
                     continue
                 first, data, frame_len = r
-                del buf[:frame_len]
+                pos += frame_len
                 self._wire_bytes_in += frame_len
-                fin = first & 0x80
                 opcode = first & 0x0F
                 if self._decompressor is not None and opcode != 0:
                     self._frame_compressed = bool(first & 0x40)
-                if opcode & 0x8:
-                    # control frames may be interleaved with the fragments
-                    # of a data message and must not be fragmented
-                    if not fin:
+                if first & 0x80 and fragments is None and not self._frame_compressed and (
+                    opcode == 1 or opcode == 2
+                ):
+                    # a whole uncompressed message: upstream's
+                    # _handle_message + _run_callback, inline
+                    self._message_bytes_in += len(data)
+                    if opcode == 1:
+                        data = _ws_decode_text(data)  # UTF-8 checked in C
+                        if data is None:
+                            self._abort()
+                            continue
+                    try:
+                        result = handler.on_message(data)
+                    except (Exception, _asyncio.CancelledError):
+                        handler.log_exception(*_sys.exc_info())
                         self._abort()
                         continue
-                elif opcode == 0:  # continuation frame
-                    if fragments is None:
-                        self._abort()  # nothing to continue
-                        continue
-                    fragments.extend(data)
-                    if fin:
-                        opcode = self._fragmented_message_opcode
-                        data = bytes(fragments)
-                        self._fragmented_message_buffer = None
-                else:  # start of a new data message
-                    if fragments is not None:
-                        self._abort()  # the old one is not finished
-                        continue
-                    if not fin:
-                        self._fragmented_message_opcode = opcode
-                        self._fragmented_message_buffer = bytearray(data)
-                if fin:
-                    handled = self._handle_message(opcode, data)
+                    if result is not None:
+                        await self._callback_done(result)
+                else:
+                    handled = self._frame_rules(first, opcode, data, fragments)
                     if handled is not None:
                         await handled
                 work += _tws._FRAME_YIELD_COST + frame_len
@@ -200,6 +212,53 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             self._abort()
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    def _frame_rules(self, first, opcode, data, fragments):
+        """Upstream's _receive_frame after the payload: control and
+        fragmentation rules, then _handle_message for a final frame."""
+        fin = first & 0x80
+        if opcode & 0x8:
+            # control frames may be interleaved with the fragments of a data
+            # message and must not be fragmented
+            if not fin:
+                self._abort()
+                return None
+        elif opcode == 0:  # continuation frame
+            if fragments is None:
+                self._abort()  # nothing to continue
+                return None
+            fragments.extend(data)
+            if fin:
+                opcode = self._fragmented_message_opcode
+                data = bytes(fragments)
+                self._fragmented_message_buffer = None
+        else:  # start of a new data message
+            if fragments is not None:
+                self._abort()  # the old one is not finished
+                return None
+            if not fin:
+                self._fragmented_message_opcode = opcode
+                self._fragmented_message_buffer = bytearray(data)
+        if fin:
+            return self._handle_message(opcode, data)
+        return None
+
+    def _callback_done(self, result):
+        """The second half of upstream's _run_callback for a callback that
+        returned an awaitable: a Future done when it is (errors logged and
+        the connection aborted), never raising."""
+        done_future = _Future()
+
+        def on_done(f):
+            try:
+                f.result()
+            except (Exception, _asyncio.CancelledError):
+                self.handler.log_exception(*_sys.exc_info())
+                self._abort()
+            _future_set_result_unless_cancelled(done_future, None)
+
+        _future_add_done_callback(_convert_yielded(result), on_done)
+        return done_future
 
 
 def _handler_get_websocket_protocol(self):

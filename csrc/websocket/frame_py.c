@@ -1,15 +1,16 @@
 /* Python face of the frame parser/serialiser (private _core functions used
  * by tornado_c/websocket.py's WebSocketProtocol13 subclass).
  *
- *   _ws_parse_frame(buf, flags, frag_len, max_size)
- *       -> int > 0   bytes of buf the next step needs (buf holds fewer)
+ *   _ws_parse_frame(buf, pos, flags, frag_len, max_size)  (frame at buf[pos])
+ *       -> int > 0   bytes from pos the next step needs (buf holds fewer)
  *       -> -1        ABORT (upstream aborts without a close frame)
  *       -> -2        TOO_BIG (upstream: close(1009, ...), then abort)
  *       -> (first_byte, payload: bytes, frame_len)  a whole frame; payload
  *          is unmasked on the way from buf into the new bytes object (one
  *          pass: the payload has to become a bytes object for on_message
  *          anyway, so unmasking in buf and then copying would touch it
- *          twice).  buf is not changed; the caller drops frame_len bytes.
+ *          twice).  buf is not changed; the next frame starts at
+ *          pos + frame_len.
  *   _ws_build_frame(first_byte, data, mask) -> bytes: header + payload,
  *       masked with a fresh random key (getrandom) when mask is true.
  *   _ws_build_message(message, binary, mask) -> (frame, payload_len): a
@@ -92,29 +93,40 @@ ws_parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     (void)module;
     Py_buffer view = {0};
     PyObject *out = NULL;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "_ws_parse_frame() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "_ws_parse_frame() takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
-    unsigned long flags = PyLong_AsUnsignedLong(args[1]);
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long flags = PyLong_AsUnsignedLong(args[2]);
     if (flags == (unsigned long)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    unsigned long long frag_len = PyLong_AsUnsignedLongLong(args[2]);
+    unsigned long long frag_len = PyLong_AsUnsignedLongLong(args[3]);
     if (frag_len == (unsigned long long)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    unsigned long long max_size = PyLong_AsUnsignedLongLong(args[3]);
+    unsigned long long max_size = PyLong_AsUnsignedLongLong(args[4]);
     if (max_size == (unsigned long long)-1 && PyErr_Occurred()) {
         return NULL;
     }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
+    if (pos < 0 || pos > view.len) {
+        PyErr_Format(PyExc_ValueError, "_ws_parse_frame(): pos %zd outside the buffer (%zd bytes)",
+                     pos, view.len);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     tc_ws_frame f;
     uint64_t need = 0;
-    const uint8_t *buf = view.buf;
-    int r = tc_ws_parse(buf, (size_t)view.len, (unsigned)flags, frag_len, max_size, &f, &need);
+    const uint8_t *buf = (const uint8_t *)view.buf + pos;
+    int r = tc_ws_parse(buf, (size_t)(view.len - pos), (unsigned)flags, frag_len, max_size, &f,
+                        &need);
     switch (r) {
     case TC_WS_NEED:
         out = PyLong_FromUnsignedLongLong(need);
@@ -268,7 +280,7 @@ ws_utf8_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef frame_methods[] = {
     {"_ws_parse_frame", (PyCFunction)(void (*)(void))ws_parse_frame, METH_FASTCALL,
-     "_ws_parse_frame(buf, flags, frag_len, max_size): parse one frame at buf[0]."},
+     "_ws_parse_frame(buf, pos, flags, frag_len, max_size): parse one frame at buf[pos]."},
     {"_ws_build_frame", (PyCFunction)(void (*)(void))ws_build_frame, METH_FASTCALL,
      "_ws_build_frame(first_byte, data, mask) -> bytes"},
     {"_ws_build_message", (PyCFunction)(void (*)(void))ws_build_message, METH_FASTCALL,
