@@ -67,8 +67,9 @@ def _write_future(fut):
     that turns StreamClosedError into WebSocketClosedError; a plain Future
     chained by a done callback gives the same results for less (and when
     the write is already done, the stream's Future itself)."""
-    if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result() is None:
-        # written at once: the stream's own (done, None) Future serves
+    if fut.done() and fut.exception() is None:
+        # written at once: the stream's own Future (done, result None; not
+        # cancelled, nobody else has seen it yet) serves
         return fut
     out = _Future()
 
@@ -149,13 +150,16 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             work = 0  # upstream's _YIELD_THRESHOLD accounting
             while not self.client_terminated:
                 fragments = self._fragmented_message_buffer
-                r = _ws_parse_frame(
-                    buf,
-                    pos,
-                    _WS_PARSE_RSV1_OK if self._decompressor is not None else 0,
-                    0 if fragments is None else len(fragments),
-                    max_size,
-                )
+                if pos == len(buf):
+                    r = 2  # what the parser says of no bytes: a header needs 2
+                else:
+                    r = _ws_parse_frame(
+                        buf,
+                        pos,
+                        _WS_PARSE_RSV1_OK if self._decompressor is not None else 0,
+                        0 if fragments is None else len(fragments),
+                        max_size,
+                    )
                 if type(r) is int:
                     if r > 0:  # the next step needs r bytes from pos
                         have = len(buf) - pos
