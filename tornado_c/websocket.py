@@ -1,10 +1,15 @@
-"""tornado_c.websocket: the public names of ``tornado.websocket`` plus the C mask.
+"""tornado_c.websocket: the public names of ``tornado.websocket``, the C mask,
+and the C-framed protocol the ``websocket`` switch component installs.
 
 ``websocket_mask(mask, data) -> bytes`` has the signature of upstream's
 ``tornado.util._websocket_mask`` / ``tornado.speedups.websocket_mask``, but a
 mask that is not exactly 4 bytes raises ValueError (upstream's C speedup read
 past a short mask).  ``websocket_mask_into(mask, buffer)`` masks a writable
 buffer (bytearray, writable memoryview) in place.
+
+``_CWebSocketProtocol13`` (private; see the comment above it) is upstream's
+``WebSocketProtocol13`` with frames parsed, unmasked, UTF-8 checked and built
+in C (csrc/websocket/frame.c).
 """
 
 from tornado_c._core import websocket_mask, websocket_mask_into  # noqa: F401

@@ -55,8 +55,8 @@ typedef struct tc_ws_frame {
 /* Look at buf[0..len) (one frame starting at buf[0]).  frag_len: payload
  * bytes of the unfinished fragmented message (0 if none), max_size:
  * max_message_size.  Returns one of the TC_WS_* verdicts above; NEED sets
- * *need > len (it may be larger than SIZE_MAX allows only when max_size
- * is, in which case it is capped at UINT64_MAX). */
+ * *need > len: the bytes (from buf[0]) the next step needs, at most
+ * TC_WS_MAX_HEADER + max_size (capped at UINT64_MAX). */
 int tc_ws_parse(const uint8_t *buf, size_t len, unsigned flags, uint64_t frag_len,
                 uint64_t max_size, tc_ws_frame *f, uint64_t *need);
 
