@@ -191,3 +191,35 @@ def test_utf8_matches_python_decode_whole_and_split():
             st = _core._ws_utf8_feed(0, b[:cut])
             st = _core._ws_utf8_feed(st, b[cut:])
             assert (st == 0) == want, (b, cut)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_parse_with_rest_in_more(masked):
+    # a frame whose header and first payload bytes are in buf and whose rest
+    # came from read_bytes(rest): same frame as parsed whole, any split
+    rng = random.Random(7)
+    for n in (1, 5, 126, 1000, 70000):
+        data = os.urandom(n)
+        frame = _core._ws_build_frame(0x82, data, masked)
+        whole = _core._ws_parse_frame(frame, 0, 0, 0, MAX)
+        hl = len(frame) - n
+        cuts = {hl, hl + 1, hl + 3, len(frame) - 1, rng.randrange(hl, len(frame))}
+        for cut in sorted(c for c in cuts if hl <= c < len(frame)):
+            pre = b"zz"
+            buf = pre + frame[:cut]
+            need = _core._ws_parse_frame(buf, 2, 0, 0, MAX)
+            assert need == len(frame)
+            got = _core._ws_parse_frame(buf, 2, 0, 0, MAX, frame[cut:])
+            assert got == whole, (n, cut)
+    frame = _core._ws_build_frame(0x82, b"abcdef", masked)
+    hl = len(frame) - 6
+    with pytest.raises(ValueError):  # more too short
+        _core._ws_parse_frame(frame[: hl + 1], 0, 0, 0, MAX, frame[hl + 1 : -1])
+    with pytest.raises(ValueError):  # more too long
+        _core._ws_parse_frame(frame[: hl + 1], 0, 0, 0, MAX, frame[hl + 1 :] + b"x")
+    with pytest.raises(ValueError):  # header not whole in buf
+        _core._ws_parse_frame(frame[:1], 0, 0, 0, MAX, frame[1:])
+    with pytest.raises(ValueError):  # a whole frame already
+        _core._ws_parse_frame(frame, 0, 0, 0, MAX, b"")
+    with pytest.raises(ValueError):  # an abort verdict
+        _core._ws_parse_frame(b"\xf1\x05", 0, 0, 0, MAX, b"12345")

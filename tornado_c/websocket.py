@@ -117,7 +117,7 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         if isinstance(message, dict):
             message = _json_encode(message)
         cls = type(message)
-        if self._compressor is not None or (cls is not str and cls is not bytes):
+        if (cls is not str and cls is not bytes) or self._compressor is not None:
             # upstream's path: utf8() gives its TypeError for other types,
             # the compressor is Python; the frame is still built in C
             return super().write_message(message, binary=binary)
@@ -128,6 +128,8 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             fut = self.stream.write(frame)
         except _StreamClosedError:
             raise _tws.WebSocketClosedError()
+        if fut.done() and fut.exception() is None:
+            return fut  # written at once (see _write_future)
         return _write_future(fut)
 
     def _handle_message(self, opcode, data):
@@ -153,6 +155,12 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         pos = 0
         try:
             work = 0  # upstream's _YIELD_THRESHOLD accounting
+            # read once: the handshake (which creates any decompressor) and
+            # the module's constants are settled before this loop starts
+            decompressor = self._decompressor
+            parse_flags = _WS_PARSE_RSV1_OK if decompressor is not None else 0
+            frame_cost = _tws._FRAME_YIELD_COST
+            threshold = _tws._YIELD_THRESHOLD
             while not self.client_terminated:
                 fragments = self._fragmented_message_buffer
                 if pos == len(buf):
@@ -161,34 +169,49 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                     r = _ws_parse_frame(
                         buf,
                         pos,
-                        _WS_PARSE_RSV1_OK if self._decompressor is not None else 0,
+                        parse_flags,
                         0 if fragments is None else len(fragments),
                         max_size,
                     )
                 if type(r) is int:
-                    if r > 0:  # the next step needs r bytes from pos
-                        have = len(buf) - pos
-                        if r > _MAX_HEADER:
-                            # the header is known: wait for the rest of the
-                            # frame in the stream's buffer, as upstream does
-                            data = await stream.read_bytes(r - have)
-                        else:
-                            # a header: take whatever is buffered (often
-                            # several whole frames)
-                            data = await stream.read_bytes(_READ_AHEAD, partial=True)
+                    if r <= 0:
+                        if r == -2:
+                            self.close(1009, "message too big")
+                        self._abort()
+                        continue
+                    # the next step needs r bytes from pos
+                    have = len(buf) - pos
+                    if r <= _MAX_HEADER or not have:
+                        # a header (take whatever is buffered: often several
+                        # whole frames), or a payload none of which is here
+                        data = await stream.read_bytes(
+                            _READ_AHEAD if r <= _MAX_HEADER else r - have,
+                            partial=r <= _MAX_HEADER,
+                        )
                         buf = b"".join((memoryview(buf)[pos:], data)) if have else data
                         pos = 0
-                    elif r == -2:
-                        self.close(1009, "message too big")
-                        self._abort()
-                    else:
-                        self._abort()
-                    continue
-                first, data, frame_len = r
-                pos += frame_len
+                        continue
+                    # the header is here with part of the payload: wait for
+                    # the rest in the stream's buffer, as upstream does, and
+                    # unmask from both pieces (no joining copy)
+                    rest = await stream.read_bytes(r - have)
+                    r = _ws_parse_frame(
+                        buf,
+                        pos,
+                        parse_flags,
+                        0 if fragments is None else len(fragments),
+                        max_size,
+                        rest,
+                    )
+                    buf = b""
+                    pos = 0
+                    first, data, frame_len = r
+                else:
+                    first, data, frame_len = r
+                    pos += frame_len
                 self._wire_bytes_in += frame_len
                 opcode = first & 0x0F
-                if self._decompressor is not None and opcode != 0:
+                if decompressor is not None and opcode != 0:
                     self._frame_compressed = bool(first & 0x40)
                 if first & 0x80 and fragments is None and not self._frame_compressed and (
                     opcode == 1 or opcode == 2
@@ -213,8 +236,8 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                     handled = self._frame_rules(first, opcode, data, fragments)
                     if handled is not None:
                         await handled
-                work += _tws._FRAME_YIELD_COST + frame_len
-                if work >= _tws._YIELD_THRESHOLD:
+                work += frame_cost + frame_len
+                if work >= threshold:
                     work = 0
                     await _asyncio.sleep(0)
         except _StreamClosedError:

@@ -11,6 +11,11 @@
  *          anyway, so unmasking in buf and then copying would touch it
  *          twice).  buf is not changed; the next frame starts at
  *          pos + frame_len.
+ *   _ws_parse_frame(buf, pos, flags, frag_len, max_size, more)
+ *       the same for a frame whose header is whole in buf[pos:] and whose
+ *       payload ends in `more`, which must complete it exactly (what
+ *       read_bytes(rest) gave): the payload is unmasked from both pieces
+ *       straight into the new bytes object, without joining them first.
  *   _ws_build_frame(first_byte, data, mask) -> bytes: header + payload,
  *       masked with a fresh random key (getrandom) when mask is true.
  *   _ws_build_message(message, binary, mask) -> (frame, payload_len): a
@@ -87,14 +92,51 @@ build_from(uint8_t first, const uint8_t *data, size_t len, int mask)
     return out;
 }
 
+/* Copy (unmasking if f->masked) n bytes of payload that start `off` bytes
+ * into the payload, from src to dst. */
+static void
+unmask_part(const tc_ws_frame *f, size_t off, const uint8_t *src, uint8_t *dst, size_t n)
+{
+    if (!f->masked) {
+        if (n) {
+            memcpy(dst, src, n);
+        }
+        return;
+    }
+    uint8_t key[4];
+    for (int i = 0; i < 4; i++) {
+        key[i] = f->mask[(off + (size_t)i) & 3];
+    }
+    tc_ws_mask(key, src, dst, n);
+}
+
+/* The frame of *f whose header ends at `payload1` with len1 payload bytes
+ * there, and the rest (len2 = f->length - len1) at payload2. */
+static PyObject *
+frame_tuple(const tc_ws_frame *f, const uint8_t *payload1, size_t len1,
+            const uint8_t *payload2)
+{
+    size_t n = (size_t)f->length;
+    PyObject *payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (payload == NULL) {
+        return NULL;
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(payload);
+    unmask_part(f, 0, payload1, dst, len1);
+    unmask_part(f, len1, payload2, dst + len1, n - len1);
+    /* Py_BuildValue's N steals payload */
+    return Py_BuildValue("(iNn)", (int)f->first, payload, (Py_ssize_t)(f->header_len + n));
+}
+
 static PyObject *
 ws_parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    Py_buffer view = {0};
+    Py_buffer view = {0}, more = {0};
     PyObject *out = NULL;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "_ws_parse_frame() takes 5 arguments (%zd given)", nargs);
+    if (nargs != 5 && nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "_ws_parse_frame() takes 5 or 6 arguments (%zd given)",
+                     nargs);
         return NULL;
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
@@ -122,11 +164,24 @@ ws_parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         return NULL;
     }
-    tc_ws_frame f;
+    tc_ws_frame f = {0}; /* header_len stays 0 until the header is whole */
     uint64_t need = 0;
     const uint8_t *buf = (const uint8_t *)view.buf + pos;
-    int r = tc_ws_parse(buf, (size_t)(view.len - pos), (unsigned)flags, frag_len, max_size, &f,
-                        &need);
+    size_t len1 = (size_t)(view.len - pos);
+    int r = tc_ws_parse(buf, len1, (unsigned)flags, frag_len, max_size, &f, &need);
+    if (nargs == 6) {
+        if (PyObject_GetBuffer(args[5], &more, PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        /* NEED past the header (so f is filled) and `more` is the rest */
+        if (r != TC_WS_NEED || f.header_len == 0 || need - len1 != (uint64_t)more.len) {
+            PyErr_SetString(PyExc_ValueError,
+                             "_ws_parse_frame(): `more` must complete a frame whose header is in buf");
+            goto done;
+        }
+        out = frame_tuple(&f, buf + f.header_len, len1 - f.header_len, more.buf);
+        goto done;
+    }
     switch (r) {
     case TC_WS_NEED:
         out = PyLong_FromUnsignedLongLong(need);
@@ -137,23 +192,14 @@ ws_parse_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     case TC_WS_TOO_BIG:
         out = PyLong_FromLong(-2);
         break;
-    default: {
-        /* FRAME: header_len + length <= view.len, so both fit a size_t */
-        size_t n = (size_t)f.length;
-        PyObject *payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
-        if (payload == NULL) {
-            break;
-        }
-        const uint8_t *src = buf + f.header_len;
-        if (f.masked) {
-            tc_ws_mask(f.mask, src, (uint8_t *)PyBytes_AS_STRING(payload), n);
-        } else if (n) {
-            memcpy(PyBytes_AS_STRING(payload), src, n);
-        }
-        /* Py_BuildValue's N steals payload */
-        out = Py_BuildValue("(iNn)", (int)f.first, payload, (Py_ssize_t)(f.header_len + n));
+    default:
+        /* FRAME: header_len + length <= len1, so both fit a size_t */
+        out = frame_tuple(&f, buf + f.header_len, (size_t)f.length, NULL);
         break;
     }
+done:
+    if (more.obj != NULL) {
+        PyBuffer_Release(&more);
     }
     PyBuffer_Release(&view);
     return out;
@@ -280,7 +326,7 @@ ws_utf8_feed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef frame_methods[] = {
     {"_ws_parse_frame", (PyCFunction)(void (*)(void))ws_parse_frame, METH_FASTCALL,
-     "_ws_parse_frame(buf, pos, flags, frag_len, max_size): parse one frame at buf[pos]."},
+     "_ws_parse_frame(buf, pos, flags, frag_len, max_size[, more]): parse one frame at buf[pos]."},
     {"_ws_build_frame", (PyCFunction)(void (*)(void))ws_build_frame, METH_FASTCALL,
      "_ws_build_frame(first_byte, data, mask) -> bytes"},
     {"_ws_build_message", (PyCFunction)(void (*)(void))ws_build_message, METH_FASTCALL,
