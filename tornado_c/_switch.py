@@ -230,16 +230,43 @@ class Component:
 
 
 class WebSocketComponent(Component):
+    """WebSocket framing in C.
+
+    * ``_websocket_mask`` (``tornado.util`` and ``tornado.websocket``, which
+      binds it at import time) -> the C mask.
+    * ``WebSocketHandler.get_websocket_protocol`` and
+      ``WebSocketClientConnection.get_websocket_protocol`` -> the same
+      methods building ``tornado_c.websocket._CWebSocketProtocol13`` (a
+      subclass of upstream's ``WebSocketProtocol13`` whose frames are parsed,
+      unmasked, UTF-8 checked and built in C).  A handler or client class
+      that overrides ``get_websocket_protocol`` keeps its own.
+    """
+
     name = "websocket"
-    what = "WebSocket masking in C (framing, UTF-8 and deflate later)"
-    # tornado.websocket binds _websocket_mask at import time, so both names
-    # are replaced.
-    patches = {"tornado.util": "_patch_mask", "tornado.websocket": "_patch_mask"}
+    what = "WebSocket framing, masking and UTF-8 checks in C (deflate: upstream's zlib)"
+    patches = {"tornado.util": "_patch_mask", "tornado.websocket": "_patch_websocket"}
 
     def _patch_mask(self, module):
         from tornado_c._core import websocket_mask
 
         self._replace((module, "_websocket_mask", websocket_mask))
+
+    def _patch_websocket(self, module):
+        from tornado_c import websocket as ours
+
+        self._patch_mask(module)
+        handler = getattr(module, "WebSocketHandler", None)
+        client = getattr(module, "WebSocketClientConnection", None)
+        if handler is None or client is None:
+            return
+        if not issubclass(ours._CWebSocketProtocol13, module.WebSocketProtocol13):
+            # tornado.websocket was reloaded: our class derives from the old
+            # one, so the new module keeps its own protocol
+            return
+        self._replace(
+            (handler, "get_websocket_protocol", ours._handler_get_websocket_protocol),
+            (client, "get_websocket_protocol", ours._client_get_websocket_protocol),
+        )
 
 
 class LoopComponent(Component):
