@@ -188,3 +188,68 @@ def test_datagram_task_started_after_a_request_sees_the_reply(order_loop):
         b"%d" % i for i in range(5)]
     assert P.early == 0
 
+
+class _BufferedRecorder(asyncio.BufferedProtocol):
+    def __init__(self, loop, order):
+        self.loop = loop
+        self.order = order
+        self.buf = bytearray(64)
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        data = bytes(self.buf[:nbytes])
+        self.order.append(("data", data))
+        self.loop.call_soon(self.order.append, ("queued by data_received", data))
+
+    def eof_received(self):
+        self.order.append("eof")
+
+    def connection_lost(self, exc):
+        self.order.append(("lost", exc))
+
+
+class _EofRecorder(_Recorder):
+    def eof_received(self):
+        self.order.append("eof")
+
+    def connection_lost(self, exc):
+        self.order.append(("lost", exc))
+
+
+@pytest.mark.parametrize("order_loop", ["asyncio", "tornado_c"], indirect=True)
+@pytest.mark.parametrize("proto", [_EofRecorder, _BufferedRecorder])
+def test_data_and_eof_wait_for_callbacks_already_ready(order_loop, proto):
+    # the held-back read of a Protocol and of a BufferedProtocol, then the
+    # EOF and connection_lost, all behind the callbacks queued before them
+    loop = order_loop
+    order = []
+
+    async def main():
+        ours, peer = socket.socketpair()
+        tr, _ = await loop.create_connection(lambda: proto(loop, order), sock=ours)
+        await asyncio.sleep(0.01)
+        done = loop.create_future()
+
+        def queue_then_send():
+            loop.call_soon(order.append, "queued before the data")
+            peer.send(b"z")
+            time.sleep(0.01)
+
+        def queue_then_close():
+            loop.call_soon(order.append, "queued before the EOF")
+            peer.close()
+            time.sleep(0.01)
+            loop.call_later(0.05, done.set_result, None)
+
+        loop.call_soon(queue_then_send)
+        await asyncio.sleep(0.05)
+        loop.call_soon(queue_then_close)
+        await done
+        tr.close()
+
+    loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    assert order == ["queued before the data", ("data", b"z"), ("queued by data_received", b"z"),
+                     "queued before the EOF", "eof", ("lost", None)]
+
