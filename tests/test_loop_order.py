@@ -7,13 +7,11 @@ So a callback queued before an I/O event was seen runs before that event is
 delivered, even when the event is caused by the code that queued it (a task
 that writes a request and then starts the task that awaits the reply).
 
-The tornado_c loop's stream transports deliver reads from inside the poll
-(libuv's callbacks), ahead of the callbacks already queued: the README lists
-this under "Known differences of the C loop".  Those tests are marked
-xfail(strict) on tornado_c: they fail today, and the day the order is
-asyncio's they pass and the strict mark makes them fail until it is
-removed.  Datagram transports follow asyncio's order (their reads are
-queued behind ready callbacks): that test passes on both.
+The tornado_c loop's transports call their protocols from inside libuv's
+poll; when callbacks were queued before that poll they hold the delivery
+back (the read, EOF or error, the write completion) and queue it behind
+those callbacks, and the loop runs what the poll's I/O callbacks queue after
+the timers of the same poll: the order is asyncio's on both loops.
 """
 
 import asyncio
@@ -23,11 +21,6 @@ import time
 import pytest
 
 TIMEOUT = 15
-
-STREAM_ORDER = pytest.mark.xfail(
-    strict=True,
-    reason="stream transports deliver reads in the poll, ahead of callbacks already "
-           "queued (README: Known differences of the C loop)")
 
 
 class _Recorder(asyncio.Protocol):
@@ -51,11 +44,6 @@ async def _connected_pair(loop, order):
     return tr, proto, peer
 
 
-def _stream_cases():
-    return [pytest.param(kind, marks=STREAM_ORDER) if kind == "tornado_c" else kind
-            for kind in ("asyncio", "tornado_c")]
-
-
 @pytest.fixture
 def order_loop(request):
     from conftest import new_loop
@@ -68,7 +56,7 @@ def order_loop(request):
         lp.close()
 
 
-@pytest.mark.parametrize("order_loop", _stream_cases(), indirect=True)
+@pytest.mark.parametrize("order_loop", ["asyncio", "tornado_c"], indirect=True)
 def test_callbacks_queued_before_a_read_run_first(order_loop):
     loop = order_loop
     order = []
@@ -95,7 +83,7 @@ def test_callbacks_queued_before_a_read_run_first(order_loop):
                      ("queued by data_received", b"x")]
 
 
-@pytest.mark.parametrize("order_loop", _stream_cases(), indirect=True)
+@pytest.mark.parametrize("order_loop", ["asyncio", "tornado_c"], indirect=True)
 def test_task_started_after_a_request_sees_the_reply(order_loop):
     # The pattern of a client: write a request, then start the task that
     # waits for the reply.  The reply cannot be delivered before that task
@@ -140,7 +128,7 @@ def test_task_started_after_a_request_sees_the_reply(order_loop):
     assert replies == [b"%d" % i for i in range(5)]
 
 
-@pytest.mark.parametrize("order_loop", _stream_cases(), indirect=True)
+@pytest.mark.parametrize("order_loop", ["asyncio", "tornado_c"], indirect=True)
 def test_timer_and_read_of_one_poll_run_before_what_they_queue(order_loop):
     loop = order_loop
     order = []
@@ -199,3 +187,69 @@ def test_datagram_task_started_after_a_request_sees_the_reply(order_loop):
     assert loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT)) == [
         b"%d" % i for i in range(5)]
     assert P.early == 0
+
+
+class _BufferedRecorder(asyncio.BufferedProtocol):
+    def __init__(self, loop, order):
+        self.loop = loop
+        self.order = order
+        self.buf = bytearray(64)
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        data = bytes(self.buf[:nbytes])
+        self.order.append(("data", data))
+        self.loop.call_soon(self.order.append, ("queued by data_received", data))
+
+    def eof_received(self):
+        self.order.append("eof")
+
+    def connection_lost(self, exc):
+        self.order.append(("lost", exc))
+
+
+class _EofRecorder(_Recorder):
+    def eof_received(self):
+        self.order.append("eof")
+
+    def connection_lost(self, exc):
+        self.order.append(("lost", exc))
+
+
+@pytest.mark.parametrize("order_loop", ["asyncio", "tornado_c"], indirect=True)
+@pytest.mark.parametrize("proto", [_EofRecorder, _BufferedRecorder])
+def test_data_and_eof_wait_for_callbacks_already_ready(order_loop, proto):
+    # the held-back read of a Protocol and of a BufferedProtocol, then the
+    # EOF and connection_lost, all behind the callbacks queued before them
+    loop = order_loop
+    order = []
+
+    async def main():
+        ours, peer = socket.socketpair()
+        tr, _ = await loop.create_connection(lambda: proto(loop, order), sock=ours)
+        await asyncio.sleep(0.01)
+        done = loop.create_future()
+
+        def queue_then_send():
+            loop.call_soon(order.append, "queued before the data")
+            peer.send(b"z")
+            time.sleep(0.01)
+
+        def queue_then_close():
+            loop.call_soon(order.append, "queued before the EOF")
+            peer.close()
+            time.sleep(0.01)
+            loop.call_later(0.05, done.set_result, None)
+
+        loop.call_soon(queue_then_send)
+        await asyncio.sleep(0.05)
+        loop.call_soon(queue_then_close)
+        await done
+        tr.close()
+
+    loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    assert order == ["queued before the data", ("data", b"z"), ("queued by data_received", b"z"),
+                     "queued before the EOF", "eof", ("lost", None)]
+

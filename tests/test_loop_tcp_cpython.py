@@ -39,14 +39,6 @@ class TCEventLoopTests(test_events.UnixEventLoopTestsMixin, test_utils.TestCase)
 
     test_create_server_multiple_hosts_ipv4 = _skip(MOCKS)
     test_create_server_multiple_hosts_ipv6 = _skip(MOCKS)
-    # Flaky on the C loop (about 1 run in 3): the test server answers and
-    # closes at once, and the test reads the TLS transport's extra info after
-    # run_until_complete() returned, when the C loop may already have read the
-    # close (stream transports read in the poll phase, ahead of callbacks that
-    # were already queued; asyncio queues the read behind them -- README,
-    # "Known differences of the C loop"; tests/test_loop_order.py).
-    test_create_ssl_unix_connection = _skip(
-        "races the server's close: stream transports read in the poll phase (README)")
     # loop-core tests (not transports): counted _run_once calls, sock_recv
     # cancellation timing
     test_timeout_rounding = _skip("loop core internals (_run_once count)")

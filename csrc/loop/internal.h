@@ -78,6 +78,9 @@ TC_INTERNAL int tc_loop_stash_exception(tc_loop *loop);
 TC_INTERNAL int tc_loop_check_thread(tc_loop *loop);
 /* Append to the ready queue; steals `h` (also on failure: -1, MemoryError). */
 TC_INTERNAL int tc_loop_ready_push(tc_loop *self, PyObject *h);
+/* The same for the due queue (what the poll in progress made due: see
+ * run_once in loop.c). */
+TC_INTERNAL int tc_loop_due_push(tc_loop *self, PyObject *h);
 /* A new Handle (or TimerHandle: `type`) for `callback`; in debug mode
  * `method` names the scheduling call for asyncio's callback checks (NULL:
  * no check) and the creation traceback is recorded.  New reference or NULL

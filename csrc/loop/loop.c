@@ -4,8 +4,13 @@
  *
  *   1. wait for I/O (tc_loop_poll, poll.c): no wait if callbacks are ready
  *      or the loop is stopping, else until the earliest timer (or forever);
+ *      the readers/writers of ready fds go to the `due` queue, and so does
+ *      what transports hold back (tc_loop_hold_io, loop.h);
  *   2. move every timer whose deadline has passed (by uv_hrtime, never by
- *      libuv's millisecond clock) to the ready queue (timer.c);
+ *      libuv's millisecond clock) to the due queue (timer.c), and put the
+ *      due queue in the ready queue behind the callbacks that were ready
+ *      before the poll (and ahead of what callbacks run by libuv inside
+ *      the poll queued);
  *   3. run the callbacks that are ready now; what they schedule runs in the
  *      next iteration;
  *   4. run the calls deferred with tc_loop_defer (corked output).
@@ -49,42 +54,142 @@ tc_loop_check(struct tc_state *st, PyObject *obj)
 }
 
 /* ---------------------------------------------------------------------- */
-/* ready queue: a ring buffer of strong references                         */
+/* the queues: ring buffers of strong references                          */
+
+/* Room for n more entries without a failure.  0, or -1 with MemoryError. */
+static int
+ring_reserve(tc_loop_ring *r, Py_ssize_t n)
+{
+    Py_ssize_t ncap = r->cap ? r->cap : 64;
+    PyObject **nb;
+    if (r->len + n <= r->cap) {
+        return 0;
+    }
+    while (ncap < r->len + n) {
+        ncap *= 2;
+    }
+    nb = PyMem_Malloc(ncap * sizeof(PyObject *));
+    if (nb == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < r->len; i++) {
+        nb[i] = r->buf[(r->head + i) & (r->cap - 1)];
+    }
+    PyMem_Free(r->buf);
+    r->buf = nb;
+    r->head = 0;
+    r->cap = ncap;
+    return 0;
+}
+
+static inline int
+ring_push(tc_loop_ring *r, PyObject *h) /* steals h */
+{
+    if (r->len == r->cap && ring_reserve(r, 1) < 0) {
+        Py_DECREF(h);
+        return -1;
+    }
+    r->buf[(r->head + r->len) & (r->cap - 1)] = h;
+    r->len++;
+    return 0;
+}
+
+static inline PyObject *
+ring_pop(tc_loop_ring *r) /* new reference or NULL when empty */
+{
+    PyObject *h;
+    if (r->len == 0) {
+        return NULL;
+    }
+    h = r->buf[r->head];
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->len--;
+    return h;
+}
 
 int
 tc_loop_ready_push(tc_loop *self, PyObject *h) /* steals h */
 {
-    if (self->ready_len == self->ready_cap) {
-        Py_ssize_t ncap = self->ready_cap ? self->ready_cap * 2 : 64;
-        PyObject **nb = PyMem_Malloc(ncap * sizeof(PyObject *));
-        if (nb == NULL) {
-            Py_DECREF(h);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < self->ready_len; i++) {
-            nb[i] = self->ready[(self->ready_head + i) & (self->ready_cap - 1)];
-        }
-        PyMem_Free(self->ready);
-        self->ready = nb;
-        self->ready_head = 0;
-        self->ready_cap = ncap;
-    }
-    self->ready[(self->ready_head + self->ready_len) & (self->ready_cap - 1)] = h;
-    self->ready_len++;
-    return 0;
+    return ring_push(&self->ready, h);
+}
+
+int
+tc_loop_due_push(tc_loop *self, PyObject *h) /* steals h */
+{
+    return ring_push(&self->due, h);
 }
 
 static PyObject *
 ready_pop(tc_loop *self) /* new reference or NULL when empty */
 {
-    if (self->ready_len == 0) {
-        return NULL;
+    return ring_pop(&self->ready);
+}
+
+/* After the poll: put the due queue in the ready queue behind its first
+ * `nbefore` entries (the callbacks that were ready before the poll), ahead
+ * of what callbacks run in the poll queued.  Never fails: without memory
+ * for the reordering the due entries go at the end. */
+static void
+splice_due(tc_loop *self, Py_ssize_t nbefore)
+{
+    tc_loop_ring *r = &self->ready, *d = &self->due;
+    Py_ssize_t nafter = r->len - nbefore;
+    if (r->len == 0) {
+        tc_loop_ring t = *r; /* swap: no copy (the common case) */
+        *r = *d;
+        *d = t;
+        return;
     }
-    PyObject *h = self->ready[self->ready_head];
-    self->ready_head = (self->ready_head + 1) & (self->ready_cap - 1);
-    self->ready_len--;
-    return h;
+    if (nafter > 0 && nbefore == 0) {
+        /* in front of what the poll's callbacks queued: no copy of those */
+        if (ring_reserve(r, d->len) == 0) {
+            for (Py_ssize_t i = d->len - 1; i >= 0; i--) {
+                r->head = (r->head - 1) & (r->cap - 1);
+                r->buf[r->head] = d->buf[(d->head + i) & (d->cap - 1)];
+            }
+            r->len += d->len;
+            d->head = d->len = 0;
+            return;
+        }
+        PyErr_Clear();
+    }
+    else if (nafter > 0) {
+        /* rebuild: [before][due][after] */
+        Py_ssize_t total = r->len + d->len, ncap = r->cap;
+        PyObject **nb;
+        while (ncap < total) {
+            ncap *= 2;
+        }
+        nb = PyMem_Malloc(ncap * sizeof(PyObject *));
+        if (nb != NULL) {
+            Py_ssize_t k = 0;
+            for (Py_ssize_t i = 0; i < nbefore; i++) {
+                nb[k++] = r->buf[(r->head + i) & (r->cap - 1)];
+            }
+            while (d->len > 0) {
+                nb[k++] = ring_pop(d);
+            }
+            for (Py_ssize_t i = nbefore; i < r->len; i++) {
+                nb[k++] = r->buf[(r->head + i) & (r->cap - 1)];
+            }
+            PyMem_Free(r->buf);
+            r->buf = nb;
+            r->head = 0;
+            r->len = total;
+            r->cap = ncap;
+            return;
+        }
+        PyErr_Clear();
+    }
+    if (ring_reserve(r, d->len) < 0) {
+        /* keep them in the due queue: run_once splices it next time */
+        PyErr_Clear();
+        return;
+    }
+    while (d->len > 0) {
+        (void)ring_push(r, ring_pop(d)); /* cannot fail: reserved */
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -263,6 +368,29 @@ tc_loop_call_soon(tc_loop *loop, PyObject *callback, PyObject *const *args,
         return NULL;
     }
     return (PyObject *)h;
+}
+
+int
+tc_loop_call_io(tc_loop *loop, PyObject *callback, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_handle *h;
+    if (!loop->in_poll) {
+        PyObject *r = tc_loop_call_soon(loop, callback, args, nargs, NULL);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+        return 0;
+    }
+    if (tc_loop_check_closed(loop) < 0) {
+        return -1;
+    }
+    h = tc_loop_new_handle(loop, loop->ls->Handle_type, callback, args, nargs, NULL,
+                           "call_soon");
+    if (h == NULL) {
+        return -1;
+    }
+    return tc_loop_due_push(loop, (PyObject *)h); /* steals h */
 }
 
 /* Split `args` of a FASTCALL|KEYWORDS call that accepts only context=. */
@@ -633,23 +761,39 @@ drop_deferred(tc_loop *self)
     PyMem_Free(d);
 }
 
+/* One iteration, in asyncio's order (see the top of this file and
+ * tc_loop_hold_io in loop.h): the callbacks ready before the poll, then
+ * what the poll made due (readers/writers, the I/O transports held back,
+ * expired timers), then what callbacks run inside the poll queued. */
 static int
 run_once(tc_loop *self)
 {
-    Py_ssize_t ntodo;
+    Py_ssize_t ntodo, nbefore;
 
+    if (self->due.len > 0) {
+        /* left over when an exception ended the previous iteration early */
+        splice_due(self, self->ready.len);
+    }
     tc_loop_timers_prune(self);
+    nbefore = self->ready.len;
+    self->hold_io = nbefore > 0;
+    self->in_poll = 1;
     if (tc_loop_poll(self) < 0) {
+        self->in_poll = self->hold_io = 0;
         return -1;
     }
+    self->in_poll = self->hold_io = 0;
     if (self->exc_type != NULL) {
         return raise_stashed(self);
     }
     if (tc_loop_timers_due(self, tc_loop_time(self)) < 0) {
         return -1;
     }
+    if (self->due.len > 0) {
+        splice_due(self, nbefore);
+    }
 
-    ntodo = self->ready_len;
+    ntodo = self->ready.len;
     while (ntodo-- > 0) {
         tc_handle *h = (tc_handle *)ready_pop(self);
         int rc = 0;
@@ -778,7 +922,7 @@ loop_set_signal_fd(tc_loop *self, PyObject *arg)
 static PyObject *
 loop_counts(tc_loop *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{snsnsnsnsi}", "ready", self->ready_len, "timers",
+    return Py_BuildValue("{snsnsnsnsi}", "ready", self->ready.len, "timers",
                          self->heap_len - self->timer_cancelled, "cancelled_timers",
                          self->timer_cancelled, "fds", self->fds_count,
                          "own_poll", (int)self->own_poll);
@@ -803,6 +947,9 @@ loop_drop_callbacks(tc_loop *self)
 {
     PyObject *h;
     while ((h = ready_pop(self)) != NULL) {
+        tc_handle_release((PyObject *)h);
+    }
+    while ((h = ring_pop(&self->due)) != NULL) {
         tc_handle_release((PyObject *)h);
     }
     tc_loop_timers_drop(self);
@@ -1007,8 +1154,14 @@ loop_traverse(tc_loop *self, visitproc visit, void *arg)
 {
     int r;
     Py_VISIT(Py_TYPE(self));
-    for (Py_ssize_t i = 0; i < self->ready_len; i++) {
-        if ((r = visit_handle(self->ready[(self->ready_head + i) & (self->ready_cap - 1)],
+    for (Py_ssize_t i = 0; i < self->ready.len; i++) {
+        if ((r = visit_handle(self->ready.buf[(self->ready.head + i) & (self->ready.cap - 1)],
+                              visit, arg)) != 0) {
+            return r;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->due.len; i++) {
+        if ((r = visit_handle(self->due.buf[(self->due.head + i) & (self->due.cap - 1)],
                               visit, arg)) != 0) {
             return r;
         }
@@ -1069,7 +1222,8 @@ loop_dealloc(tc_loop *self)
     if (self->epfd >= 0) {
         close(self->epfd);
     }
-    PyMem_Free(self->ready);
+    PyMem_Free(self->ready.buf);
+    PyMem_Free(self->due.buf);
     PyMem_Free(self->heap);
     PyMem_Free(self->fds);
     tp->tp_free((PyObject *)self);

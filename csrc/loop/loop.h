@@ -94,6 +94,12 @@ typedef struct tc_loop_state {
 #endif
 } tc_loop_state;
 
+/* A FIFO of strong references (capacity a power of two); the loop's own. */
+typedef struct tc_loop_ring {
+    PyObject **buf;
+    Py_ssize_t head, len, cap;
+} tc_loop_ring;
+
 typedef struct tc_loop {
     PyObject_HEAD
     uv_loop_t *uv;                  /* owned, see above */
@@ -102,8 +108,12 @@ typedef struct tc_loop {
     PyThreadState *released;        /* non-NULL while the GIL is released */
     /* private fields of the loop component follow; other components must
      * not touch them */
-    PyObject **ready;               /* ring buffer of strong Handle refs */
-    Py_ssize_t ready_head, ready_len, ready_cap;
+    tc_loop_ring ready;             /* callbacks to run (call_soon) */
+    tc_loop_ring due;               /* what the poll in progress made due: the
+                                     * readers/writers of ready fds, transports'
+                                     * held-back I/O, then the expired timers;
+                                     * run_once splices it in behind the
+                                     * callbacks ready before the poll */
     struct tc_timer **heap;         /* min-heap of strong TimerHandle refs */
     Py_ssize_t heap_len, heap_cap;
     Py_ssize_t timer_cancelled;     /* cancelled timers still in the heap */
@@ -122,6 +132,9 @@ typedef struct tc_loop {
     unsigned long thread_id;
     char running, stopping, closed, debug, block_in_poll, draining;
     char own_poll;                  /* blocking in epoll on epfd, see poll.c */
+    char in_poll;                   /* inside tc_loop_poll (run_once) */
+    char hold_io;                   /* in the poll, callbacks were ready before
+                                     * it: see tc_loop_hold_io() */
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;
@@ -188,6 +201,22 @@ tc_loop_read_buffer(const tc_loop *loop)
     return loop->ls->readbuf;
 }
 
+/* The order of I/O callbacks.  asyncio delivers what a poll found after
+ * every callback that was already queued when the poll started, and what
+ * those I/O callbacks queue runs after the timers that poll made due.
+ * Transports call their protocols from libuv callbacks, inside the poll:
+ *   - when tc_loop_hold_io() is 1 (callbacks were ready before the poll),
+ *     they must not call the protocol there but queue the call with
+ *     tc_loop_call_io() (keeping their own events in order);
+ *   - otherwise they call it at once; the loop runs what it queues (with
+ *     call_soon) after the readers and timers of the same poll.
+ * tc_loop_hold_io() is 0 outside the poll. */
+static inline int
+tc_loop_hold_io(const tc_loop *loop)
+{
+    return loop->hold_io;
+}
+
 /* 1 if `obj` is a tc_loop (or a subclass instance), else 0.  Never fails. */
 int tc_loop_check(struct tc_state *st, PyObject *obj);
 
@@ -202,6 +231,15 @@ void tc_loop_report_exception(tc_loop *loop, const char *message, PyObject *extr
 PyObject *tc_loop_call_soon(tc_loop *loop, PyObject *callback,
                             PyObject *const *args, Py_ssize_t nargs,
                             PyObject *context);
+
+/* tc_loop_call_soon() for an I/O event found in the poll in progress: the
+ * callback runs where asyncio runs the poll's I/O callbacks (behind the
+ * callbacks ready before the poll, in the order of the events, ahead of the
+ * timers the poll made due).  Outside the poll it is tc_loop_call_soon().
+ * Returns 0, or -1 with an exception set (no Handle is returned: nobody
+ * cancels these). */
+int tc_loop_call_io(tc_loop *loop, PyObject *callback, PyObject *const *args,
+                    Py_ssize_t nargs);
 
 /* loop.call_later(delay, callback, *args, context=context), the C way: the
  * same TimerHandle, due at tc_loop_time() + delay, in the same order among

@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------- */
 /* the private epoll set                                                   */
 
-/* Hand the reader/writer of a ready fd to the ready queue. */
+/* Hand the reader/writer of a ready fd to the due queue (run_once). */
 static void
 fd_ready(tc_loop *self, int fd, int readable, int writable);
 
@@ -101,13 +101,13 @@ fd_ready(tc_loop *self, int fd, int readable, int writable)
     slot = &self->fds[fd];
     if (readable && slot->reader != NULL) {
         Py_INCREF(slot->reader);
-        if (tc_loop_ready_push(self, (PyObject *)slot->reader) < 0) {
+        if (tc_loop_due_push(self, (PyObject *)slot->reader) < 0) {
             tc_loop_report_exception(self, "Could not schedule a reader", NULL);
         }
     }
     if (writable && slot->writer != NULL) {
         Py_INCREF(slot->writer);
-        if (tc_loop_ready_push(self, (PyObject *)slot->writer) < 0) {
+        if (tc_loop_due_push(self, (PyObject *)slot->writer) < 0) {
             tc_loop_report_exception(self, "Could not schedule a writer", NULL);
         }
     }
@@ -315,7 +315,7 @@ tc_loop_prepare_cb(uv_prepare_t *p)
     /* Callbacks that libuv ran before the poll (pending write completions of
      * other components, ...) may have queued work or an earlier timer: the
      * poll must not block then (uv_stop makes its timeout 0). */
-    if (loop->ready_len > 0 || loop->deferred_len > 0 || loop->stopping ||
+    if (loop->ready.len > 0 || loop->due.len > 0 || loop->deferred_len > 0 || loop->stopping ||
         loop->exc_type != NULL || (loop->heap_len > 0 && loop->heap[0]->when < loop->poll_deadline)) {
         uv_stop(p->loop);
         return;
@@ -380,7 +380,7 @@ static int
 own_timeout_ms(tc_loop *self)
 {
     double dt, ms;
-    if (self->ready_len > 0 || self->deferred_len > 0 || self->stopping) {
+    if (self->ready.len > 0 || self->due.len > 0 || self->deferred_len > 0 || self->stopping) {
         return 0;
     }
     if (self->heap_len == 0) {
@@ -427,7 +427,7 @@ libuv_poll_once(tc_loop *self)
 {
     uv_run_mode mode = UV_RUN_NOWAIT;
     self->poll_deadline = HUGE_VAL;
-    if (self->ready_len == 0 && self->deferred_len == 0 && !self->stopping) {
+    if (self->ready.len == 0 && self->deferred_len == 0 && !self->stopping) {
         mode = UV_RUN_ONCE;
         if (self->heap_len > 0) {
             double dt = self->heap[0]->when - tc_loop_time(self);

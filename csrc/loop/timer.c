@@ -149,7 +149,8 @@ tc_loop_timers_prune(tc_loop *self)
     }
 }
 
-/* After the poll: move every timer due at `now` to the ready queue. */
+/* After the poll: move every timer due at `now` to the due queue (behind
+ * the poll's I/O callbacks, see run_once). */
 int
 tc_loop_timers_due(tc_loop *self, double now)
 {
@@ -158,7 +159,7 @@ tc_loop_timers_due(tc_loop *self, double now)
         if (t->h.cancelled) {
             tc_handle_release((PyObject *)t);
         }
-        else if (tc_loop_ready_push(self, (PyObject *)t) < 0) { /* steals t */
+        else if (tc_loop_due_push(self, (PyObject *)t) < 0) { /* steals t */
             return -1;
         }
     }

@@ -22,6 +22,19 @@
  * (uvio.h); BufferedProtocol reads straight into the buffer get_buffer()
  * returned.
  *
+ * Order (loop.h, tc_loop_hold_io): libuv calls read_cb / write_cb inside
+ * the loop's poll.  When callbacks were ready before that poll, asyncio
+ * would run them first, so the transport does not touch the protocol there:
+ * alloc_cb lends no buffer (libuv then reads nothing and calls read_cb with
+ * UV_ENOBUFS; the fd stays readable) and the read is queued with
+ * tc_loop_call_io: tc_loop_tr_read_ready reads by itself, one read as
+ * asyncio's _read_ready (data, EOF and errors keep their order, and nothing
+ * is copied: the bytes stay in the socket until then).  A write completion
+ * does its libuv part at once and queues the protocol's part
+ * (resume_writing, the empty waiter, connection_lost after close(), the
+ * shutdown after write_eof()): tc_loop_tr_write_done.  Otherwise (the common
+ * case) both run from the libuv callback.
+ *
  * loop.sendfile() (tornado_c/_loop_sendfile.py) pauses reading, waits on
  * _make_empty_waiter() for the write queue to drain and then writes to the
  * fd itself with os.sendfile(); write() raises until _reset_empty_waiter().
@@ -43,6 +56,7 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define LOG_THRESHOLD_FOR_CONNLOST_WRITES 5
 
@@ -447,6 +461,35 @@ write_cb(uv_write_t *req, int status)
     if (rc == 1) {
         goto done; /* the next piece of a region over TC_UVIO_WRITE_CHUNK */
     }
+    if (tc_loop_hold_io(tr->loop)) {
+        /* callbacks ready before this poll run first (see the top) */
+        if (!tr->wdone_scheduled) {
+            PyObject *arg = (PyObject *)tr;
+            if (tc_loop_call_io(tr->loop, tr->ts->fn_write_done, &arg, 1) < 0) {
+                tc_loop_report_exception(tr->loop, "scheduling a write completion failed",
+                                         NULL);
+                tc_loop_tr_write_done(tr);
+            }
+            else {
+                tr->wdone_scheduled = 1;
+            }
+        }
+        goto done;
+    }
+    tc_loop_tr_write_done(tr);
+done:
+    Py_DECREF(tr);
+}
+
+/* The protocol's side of a write completion (asyncio's _write_ready after
+ * its send). */
+void
+tc_loop_tr_write_done(tc_transport *tr)
+{
+    if (tr->conn_lost || tr->lost_called) {
+        return;
+    }
+    Py_INCREF(tr);
     maybe_resume_protocol(tr); /* may write more */
     if (!tr->io.wq.inflight && tr->io.wq.pend_len == 0 && !tr->conn_lost) {
         resolve_empty_waiter(tr, NULL);
@@ -459,7 +502,6 @@ write_cb(uv_write_t *req, int status)
             tc_loop_tr_do_shutdown(tr);
         }
     }
-done:
     Py_DECREF(tr);
 }
 
@@ -725,6 +767,13 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     PyObject *obj;
     (void)suggested;
     TC_LOOP_ENTER(tr->loop);
+    if (tc_loop_hold_io(tr->loop)) {
+        /* callbacks ready before this poll run first: read later (the top) */
+        tr->read_held = 1;
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
     if (!tr->buffered) {
         buf->base = tc_loop_read_buffer(tr->loop); /* lent until read_cb returns */
         buf->len = TC_UVIO_READ_BUF_SIZE;
@@ -808,6 +857,20 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     PyObject *r;
     TC_LOOP_ENTER(tr->loop);
     Py_INCREF(tr);
+    if (nread == UV_ENOBUFS && tr->read_held) {
+        tr->read_held = 0;
+        if (!tr->read_scheduled) {
+            PyObject *arg = (PyObject *)tr;
+            if (tc_loop_call_io(tr->loop, tr->ts->fn_read_ready, &arg, 1) < 0) {
+                tc_loop_tr_read_stop(tr);
+                fatal_error_current(tr, "Fatal read error on socket transport");
+            }
+            else {
+                tr->read_scheduled = 1;
+            }
+        }
+        goto done;
+    }
     if (tr->buffered) {
         if (tr->rexc != NULL) {
             PyObject *exc = tr->rexc;
@@ -871,6 +934,97 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     else if (!tr->closing) {
         tc_loop_tr_read_stop(tr);
         fatal_uv_error(tr, (int)nread, "Fatal read error on socket transport");
+    }
+done:
+    Py_DECREF(tr);
+}
+
+/* A read held back in the poll (see the top), now in the loop's queue: one
+ * read() of the socket, as asyncio's _read_ready. */
+void
+tc_loop_tr_read_ready(tc_transport *tr)
+{
+    uv_os_fd_t fd;
+    ssize_t n;
+    int err = 0;
+    PyObject *r;
+    tr->read_scheduled = 0;
+    if (!tr->io.reading || tr->closing || tr->protocol == NULL || !tr->io.open ||
+        tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
+        return;
+    }
+    Py_INCREF(tr);
+    if (tr->buffered) {
+        Py_buffer view;
+        PyObject *obj = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_get_buffer,
+                                                  tr->ts->minus_one);
+        if (obj == NULL) {
+            fatal_error_current(tr, "Fatal error: protocol.get_buffer() call failed.");
+            goto done;
+        }
+        if (PyObject_GetBuffer(obj, &view, PyBUF_WRITABLE) < 0) {
+            Py_DECREF(obj);
+            fatal_error_current(tr, "Fatal error: protocol.get_buffer() call failed.");
+            goto done;
+        }
+        Py_DECREF(obj);
+        if (view.len == 0) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
+            fatal_error_current(tr, "Fatal error: protocol.get_buffer() call failed.");
+            goto done;
+        }
+        do {
+            n = read(fd, view.buf, (size_t)view.len);
+        } while (n < 0 && errno == EINTR);
+        err = errno;
+        PyBuffer_Release(&view);
+        if (n > 0) {
+            PyObject *nobj = PyLong_FromSsize_t(n);
+            if (nobj == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
+                goto done;
+            }
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, nobj);
+            Py_DECREF(nobj);
+            if (r == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
+                goto done;
+            }
+            Py_DECREF(r);
+            goto done;
+        }
+    }
+    else {
+        char *buf = tc_loop_read_buffer(tr->loop);
+        do {
+            n = read(fd, buf, TC_UVIO_READ_BUF_SIZE);
+        } while (n < 0 && errno == EINTR);
+        err = errno;
+        if (n > 0) {
+            /* copy out of the shared buffer before any Python code runs */
+            PyObject *data = PyBytes_FromStringAndSize(buf, n);
+            if (data == NULL) {
+                fatal_error_current(tr, "Fatal read error on socket transport");
+                goto done;
+            }
+            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
+            Py_DECREF(data);
+            if (r == NULL) {
+                fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
+                goto done;
+            }
+            Py_DECREF(r);
+            goto done;
+        }
+    }
+    if (n == 0) {
+        on_eof(tr);
+    }
+    else if (err != EAGAIN && err != EWOULDBLOCK) {
+        /* libuv's error codes are negated errno values on Unix */
+        tc_loop_tr_read_stop(tr);
+        fatal_uv_error(tr, -err, "Fatal read error on socket transport");
     }
 done:
     Py_DECREF(tr);

@@ -42,6 +42,8 @@ typedef struct tc_loop_transport_state {
     PyObject *logger;            /* asyncio.log.logger */
     PyObject *fn_conn_made;      /* module-level C callables scheduled with */
     PyObject *fn_conn_lost;      /* tc_loop_call_soon (see transport.c)    */
+    PyObject *fn_read_ready;     /* ... and with tc_loop_call_io: the read */
+    PyObject *fn_write_done;     /* and the write completion held back      */
     /* interned method names */
     PyObject *s_connection_made, *s_connection_lost, *s_data_received,
         *s_eof_received, *s_get_buffer, *s_buffer_updated, *s_pause_writing,
@@ -123,6 +125,9 @@ struct tc_transport {
     char lost_called;           /* _call_connection_lost ran (or must not) */
     char shutdown_started;
     char rview_held;
+    char read_held;             /* alloc_cb refused a read: the loop holds I/O back */
+    char read_scheduled;        /* fn_read_ready is queued */
+    char wdone_scheduled;       /* fn_write_done is queued */
 };
 
 /* ---- transport.c: the I/O, used by transport_py.c.  The names are
@@ -135,6 +140,10 @@ TC_INTERNAL void tc_loop_tr_maybe_pause_protocol(tc_transport *tr);
 TC_INTERNAL void tc_loop_tr_read_start(tc_transport *tr);
 TC_INTERNAL void tc_loop_tr_read_stop(tc_transport *tr);
 TC_INTERNAL void tc_loop_tr_release_rview(tc_transport *tr);
+/* The reads and write completions the transport held back (see "Order" in
+ * transport.c), run from the loop's queue. */
+TC_INTERNAL void tc_loop_tr_read_ready(tc_transport *tr);
+TC_INTERNAL void tc_loop_tr_write_done(tc_transport *tr);
 /* A new transport with its handle initialised on `loop` (new reference). */
 TC_INTERNAL tc_transport *tc_loop_tr_alloc(tc_loop_transport_state *ts, tc_loop *loop, int kind,
                                            PyObject *live);

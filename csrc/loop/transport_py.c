@@ -640,6 +640,35 @@ fn_conn_lost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The read and the write completion held back in a poll (transport.c,
+ * "Order"), queued with tc_loop_call_io. */
+static PyObject *
+fn_read_ready(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
+        PyErr_SetString(PyExc_TypeError, "_transport_read_ready(transport)");
+        return NULL;
+    }
+    tc_loop_tr_read_ready((tc_transport *)args[0]); /* reports its own errors */
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+fn_write_done(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = tc_get_state(module);
+    tc_transport *tr;
+    if (nargs != 1 || !PyObject_TypeCheck(args[0], st->loop_transport->Transport_type)) {
+        PyErr_SetString(PyExc_TypeError, "_transport_write_done(transport)");
+        return NULL;
+    }
+    tr = (tc_transport *)args[0];
+    tr->wdone_scheduled = 0;
+    tc_loop_tr_write_done(tr); /* reports its own errors */
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------- type */
 
 static int
@@ -767,6 +796,8 @@ static PyType_Spec tr_spec = {
 static PyMethodDef transport_functions[] = {
     {"_transport_connection_made", (PyCFunction)(void (*)(void))fn_conn_made, METH_FASTCALL, NULL},
     {"_transport_connection_lost", (PyCFunction)(void (*)(void))fn_conn_lost, METH_FASTCALL, NULL},
+    {"_transport_read_ready", (PyCFunction)(void (*)(void))fn_read_ready, METH_FASTCALL, NULL},
+    {"_transport_write_done", (PyCFunction)(void (*)(void))fn_write_done, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -822,7 +853,9 @@ tc_loop_transport_exec(PyObject *module, tc_state *st)
         return -1;
     }
     if ((ts->fn_conn_made = PyObject_GetAttrString(module, "_transport_connection_made")) == NULL ||
-        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL) {
+        (ts->fn_conn_lost = PyObject_GetAttrString(module, "_transport_connection_lost")) == NULL ||
+        (ts->fn_read_ready = PyObject_GetAttrString(module, "_transport_read_ready")) == NULL ||
+        (ts->fn_write_done = PyObject_GetAttrString(module, "_transport_write_done")) == NULL) {
         return -1;
     }
     if ((ts->TransportSocket = tc_import_attr("asyncio.trsock", "TransportSocket")) == NULL ||
@@ -852,6 +885,8 @@ tc_loop_transport_traverse(tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ts->logger);
     Py_VISIT(ts->fn_conn_made);
     Py_VISIT(ts->fn_conn_lost);
+    Py_VISIT(ts->fn_read_ready);
+    Py_VISIT(ts->fn_write_done);
     return 0;
 }
 
@@ -867,6 +902,8 @@ tc_loop_transport_clear(tc_state *st)
     Py_CLEAR(ts->logger);
     Py_CLEAR(ts->fn_conn_made);
     Py_CLEAR(ts->fn_conn_lost);
+    Py_CLEAR(ts->fn_read_ready);
+    Py_CLEAR(ts->fn_write_done);
     Py_CLEAR(ts->minus_one);
     tc_clear_all(ts, transport_names);
 }

@@ -22,8 +22,9 @@
  * Python code runs), send() or sendto() straight from the caller's buffer.
  *
  * Order of callbacks: datagrams are delivered from the poll callback, except
- * when callbacks were already ready: then the read is queued behind them, as
- * asyncio queues every I/O callback.
+ * when callbacks were already ready when the poll started
+ * (tc_loop_hold_io): then the read is queued behind them (tc_loop_call_io),
+ * as asyncio queues every I/O callback.
  *
  * Addresses: sendto() converts a numeric (host, port[, flowinfo[, scope_id]])
  * tuple for the socket's family itself; anything else (host names, '',
@@ -863,14 +864,15 @@ poll_cb(uv_poll_t *handle, int status, int events)
         goto done;
     }
     if ((events & UV_READABLE) && tr->reading) {
-        if (tr->loop->ready_len == 0) {
+        if (!tc_loop_hold_io(tr->loop) && !tr->read_scheduled) {
             tc_loop_udp_read_ready(tr);
         }
         else if (!tr->read_scheduled) {
             /* asyncio queues an I/O callback behind the callbacks already
              * ready: so must we, when there are any (a task started just
              * before may be about to wait for this datagram) */
-            if (tc_loop_udp_schedule(tr, tr->st->loop_udp->fn_read_ready, NULL) < 0) {
+            PyObject *arg = (PyObject *)tr;
+            if (tc_loop_call_io(tr->loop, tr->st->loop_udp->fn_read_ready, &arg, 1) < 0) {
                 report_current(tr, "scheduling a datagram read failed");
             }
             else {
