@@ -1,9 +1,8 @@
 """CPython's own asyncio tests for streams, servers and socket transports, run
 on the tornado_c loop (the interpreter's test package must be installed).
 
-Tests that mock asyncio's private internals (or race in a way the README
-lists under the C loop's known differences) are
-skipped here with the reason; everything else must pass.
+Tests that mock asyncio's private internals are skipped here with the
+reason; everything else must pass.
 """
 
 import asyncio
