@@ -358,12 +358,19 @@ class WebComponent(Component):
     execute.c); turning ``web`` off puts upstream's functions back.
     Overrides in subclasses are honoured; a handler whose prepare and verb
     method are plain functions runs without a coroutine, Future or Task.
-    HTTPServerRequest, routing and the gen runner are upstream's still.
+    When ``tornado.gen`` is imported, ``tornado.gen.coroutine`` becomes
+    the C wrapper and runner (tornado_c/gen.py, csrc/web/gen.c) for
+    functions decorated from then on.
+    HTTPServerRequest and routing are upstream's still.
     """
 
     name = "web"
-    what = "HTTPHeaders and the RequestHandler hot path in C (routing, gen runner not yet)"
-    patches = {"tornado.httputil": "_patch_httputil", "tornado.web": "_patch_web"}
+    what = "HTTPHeaders, the RequestHandler hot path and @gen.coroutine in C (routing not yet)"
+    patches = {
+        "tornado.httputil": "_patch_httputil",
+        "tornado.web": "_patch_web",
+        "tornado.gen": "_patch_gen",
+    }
 
     def _patch_httputil(self, module):
         from tornado_c import _core
@@ -389,6 +396,17 @@ class WebComponent(Component):
             # they were set up with, so the new one stays upstream's
             return
         self._replace(*((cls, name, d) for (cls, name), d in _webhandler.methods().items()))
+
+    def _patch_gen(self, module):
+        # tornado.gen.coroutine becomes the C wrapper/runner: functions
+        # decorated from now on (modules imported later, gen_test, locks and
+        # queues at call time) get it; names bound before keep upstream's.
+        from tornado_c import gen as ours
+
+        if module.Return is not ours._set_up_with:
+            # tornado.gen was reloaded: hand the C runner its new objects
+            ours._setup(module)
+        self._replace((module, "coroutine", ours.coroutine))
 
     def _off(self):
         from tornado_c import _core

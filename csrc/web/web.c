@@ -159,6 +159,9 @@ tc_web_exec(PyObject *module, struct tc_state *st)
     if (tc_web_headers_exec(module, st) < 0) {
         return -1;
     }
+    if (tc_web_gen_exec(module, st) < 0) {
+        return -1;
+    }
     return tc_web_handler_exec(module, st);
 }
 
@@ -176,7 +179,8 @@ tc_web_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ws->check_add);
     Py_VISIT(ws->up_parse);
     Py_VISIT(ws->httputil_module);
-    return tc_web_handler_traverse(ws, visit, arg);
+    int r = tc_web_gen_traverse(ws, visit, arg);
+    return r != 0 ? r : tc_web_handler_traverse(ws, visit, arg);
 }
 
 void
@@ -207,5 +211,6 @@ tc_web_clear(struct tc_state *st)
     Py_CLEAR(ws->s_empty);
     Py_CLEAR(ws->s_colon_space);
     Py_CLEAR(ws->s_newline);
+    tc_web_gen_clear(ws);
     tc_web_handler_clear(ws);
 }

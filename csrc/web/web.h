@@ -88,6 +88,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "web/gen.h"
+
 struct tc_state;
 
 /* The RequestHandler hot path (handler.c, handler_write.c; see handler.c's
@@ -192,6 +194,7 @@ typedef struct tc_web_state {
         *s_HTTPHeaders, *s_as_list, *s_combined_cache, *s_dict, *s_comma, *s_empty,
         *s_colon_space, *s_newline;
     tc_web_handler_state h;        /* handler.c */
+    tc_web_gen_state g;            /* gen.c: @gen.coroutine */
 } tc_web_state;
 
 int tc_web_exec(PyObject *module, struct tc_state *st);
@@ -205,6 +208,11 @@ int tc_web_headers_exec(PyObject *module, struct tc_state *st);
 int tc_web_handler_exec(PyObject *module, struct tc_state *st);
 int tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg);
 void tc_web_handler_clear(tc_web_state *ws);
+
+/* gen.c */
+int tc_web_gen_exec(PyObject *module, struct tc_state *st);
+int tc_web_gen_traverse(tc_web_state *ws, visitproc visit, void *arg);
+void tc_web_gen_clear(tc_web_state *ws);
 
 static inline int
 tc_web_headers_active(const tc_web_state *ws)
