@@ -310,6 +310,10 @@ async def sc_contextvars(coroutine, log):
         yield gen.sleep(0)
         log.append((name, "after sleep", cv.get()))
         yield done_future(None)
+        # woken from the executor's thread (IOLoop.add_callback there): the
+        # step still runs in the call's context
+        yield executor.submit(cv.get)
+        log.append((name, "after thread", cv.get()))
         return cv.get()
 
     @coroutine
@@ -317,12 +321,15 @@ async def sc_contextvars(coroutine, log):
         cv.set("ng")
         return cv.get()
 
-    cv.set("outer")
-    f1 = g("one")
-    cv.set("outer2")  # after the call: g's copy does not see it
-    f2 = g("two")
-    r = (await f1, await f2, await not_a_generator(), cv.get())
-    return r
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        cv.set("outer")
+        f1 = g("one")
+        cv.set("outer2")  # after the call: g's copy does not see it
+        f2 = g("two")
+        return (await f1, await f2, await not_a_generator(), cv.get())
+    finally:
+        executor.shutdown()
 
 
 def test_contextvars_per_call():
@@ -330,6 +337,7 @@ def test_contextvars_per_call():
     assert result == ("one", "two", "ng", "outer2")
     assert ("one", "start", "outer") in log and ("two", "start", "outer2") in log
     assert ("one", "after sleep", "one") in log
+    assert ("two", "after thread", "two") in log
 
 
 async def sc_cancel(coroutine, log):
