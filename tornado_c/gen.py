@@ -16,13 +16,13 @@ that ran ``from tornado.gen import coroutine`` before the switch keeps the
 function it bound, and functions decorated before stay upstream's.
 """
 
-import asyncio
-import collections.abc
-import functools
+import asyncio as _asyncio
+import collections.abc as _abc
+import functools as _functools
 
-import tornado.concurrent
+import tornado.concurrent as _concurrent
 import tornado.gen as _gen
-import tornado.ioloop
+import tornado.ioloop as _ioloop
 
 from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
@@ -36,18 +36,18 @@ def _setup(module=_gen):
     of tornado.gen)."""
     global _set_up_with
     _core._gen_setup(
-        tornado.concurrent.Future,
-        collections.abc.Generator,
+        _concurrent.Future,
+        _abc.Generator,
         module.Return,
         module.BadYieldError,
-        asyncio.CancelledError,
+        _asyncio.CancelledError,
         module.moment,
         module._null_future,
         vars(module),
         module.convert_yielded,
         module._value_from_stopiteration,
-        tornado.concurrent.future_set_exception_unless_cancelled,
-        tornado.ioloop.IOLoop,
+        _concurrent.future_set_exception_unless_cancelled,
+        _ioloop.IOLoop,
     )
     _set_up_with = module.Return
 
@@ -59,7 +59,7 @@ def coroutine(func):
     """Decorator for asynchronous generators (``tornado.gen.coroutine``),
     run by the C runner."""
     wrapper = _core._GenCoroutine(func)
-    functools.update_wrapper(wrapper, func)
+    _functools.update_wrapper(wrapper, func)
     wrapper.__wrapped__ = func
     wrapper.__tornado_coroutine__ = True
     return wrapper
