@@ -426,6 +426,11 @@ def test_metadata_and_binding():
                  "__tornado_coroutine__"):
         assert getattr(c, name) == getattr(up, name), name
     assert inspect.signature(c) == inspect.signature(up)
+    # the decorator itself introspects as upstream's (API snapshot test)
+    dec, up_dec = cgen.coroutine, cgen._upstream_coroutine
+    assert (dec.__module__, dec.__qualname__, dec.__doc__) == (
+        up_dec.__module__, up_dec.__qualname__, up_dec.__doc__)
+    assert list(inspect.signature(dec).parameters) == list(inspect.signature(up_dec).parameters)
     assert gen.is_coroutine_function(c) and not gen.is_coroutine_function(f)
     assert weakref.ref(c)() is c
 
