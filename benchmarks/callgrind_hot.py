@@ -28,6 +28,11 @@ Cases:
                   code over a stub connection, no server, no sockets) under
                   the full switch on the tornado_c loop; with
                   TORNADO_C_DISABLE=web it is upstream's tornado.web
+  gen_done        one call of a @gen.coroutine (tornado.gen.coroutine under
+                  the full switch: C; with TORNADO_C_DISABLE=web upstream's)
+                  that yields 10 already-done Futures, awaited
+  gen_sleep_multi one call of a @gen.coroutine that yields gen.sleep(0), then
+                  gen.multi of two gen.sleep(0), awaited
 
 Only the measured process runs under valgrind (children are not traced).
 """
@@ -44,7 +49,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
-         "web_floor", "https_hello", "https_hello_upstream", "hello_upstream")
+         "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream")
 # not run unless asked for (--cases): the upstream references and TLS
 OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
@@ -274,6 +279,52 @@ def case_web_floor(n):
     loop = _new_loop()
     loop.run_until_complete(web_floor._one_round(app, n))
     loop.close()
+
+
+def _gen_case(n, body):
+    import tornado_c
+
+    tornado_c.install()
+    from tornado import gen
+
+    coro = gen.coroutine(body(gen))
+    loop = _new_loop()
+
+    async def main():
+        for _ in range(n):
+            await coro()
+
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def case_gen_done(n):
+    from tornado.concurrent import Future
+
+    def body(gen):
+        def g():
+            total = 0
+            for i in range(10):
+                f = Future()
+                f.set_result(i)
+                total += yield f
+            return total
+
+        return g
+
+    _gen_case(n, body)
+
+
+def case_gen_sleep_multi(n):
+    def body(gen):
+        def g():
+            yield gen.sleep(0)
+            r = yield gen.multi([gen.sleep(0), gen.sleep(0)])
+            return r
+
+        return g
+
+    _gen_case(n, body)
 
 
 # --------------------------------------------------------------------------

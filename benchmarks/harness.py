@@ -158,6 +158,12 @@ register(HttpScenario(
                  "tags": ["tornado", "benchmark"], "ratio": 0.5},
 ))
 register(HttpScenario(
+    "gen_coroutine", "apps/gen_coroutine.py",
+    "GET / -> @gen.coroutine: yield gen.sleep(0), then gen.multi of two coroutines "
+    "(legacy generator handler, keep-alive)",
+    expect_body=b"Hello, world",
+))
+register(HttpScenario(
     "https_hello", "apps/hello_https.py",
     "hello over HTTPS (ssl_options server; keep-alive: no handshakes measured)",
     expect_body=b"Hello, world", tls=True,

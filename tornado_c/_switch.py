@@ -394,18 +394,23 @@ class WebComponent(Component):
     ``RuleRouter``, ``PathMatches``... down to an upstream
     ``_HandlerDelegate``.  A class (or object) with its own version of one
     of those methods gets it called, as upstream's code would (see
-    csrc/web/web.h).  The gen runner is upstream's still.
+    csrc/web/web.h).
+
+    When ``tornado.gen`` is imported, ``tornado.gen.coroutine`` becomes
+    the C wrapper and runner (tornado_c/gen.py, csrc/web/gen.c) for
+    functions decorated from then on.
     """
 
     name = "web"
     what = (
-        "HTTPHeaders, HTTPServerRequest, routing and the RequestHandler hot path in C"
-        " (gen runner not yet)"
+        "HTTPHeaders, HTTPServerRequest, routing, the RequestHandler hot path"
+        " and @gen.coroutine in C"
     )
     patches = {
         "tornado.httputil": "_patch_httputil",
         "tornado.routing": "_patch_routing",
         "tornado.web": "_patch_web",
+        "tornado.gen": "_patch_gen",
     }
 
     def _patch_httputil(self, module):
@@ -462,6 +467,17 @@ class WebComponent(Component):
             # they were set up with, so the new one stays upstream's
             return
         self._replace(*((cls, name, d) for (cls, name), d in _webhandler.methods().items()))
+
+    def _patch_gen(self, module):
+        # tornado.gen.coroutine becomes the C wrapper/runner: functions
+        # decorated from now on (modules imported later, gen_test, locks and
+        # queues at call time) get it; names bound before keep upstream's.
+        from tornado_c import gen as ours
+
+        if module.Return is not ours._set_up_with:
+            # tornado.gen was reloaded: hand the C runner its new objects
+            ours._setup(module)
+        self._replace((module, "coroutine", ours.coroutine))
 
     def _off(self):
         from tornado_c import _core

@@ -88,6 +88,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "web/gen.h"
+
 struct tc_state;
 
 /* The RequestHandler hot path (handler.c, handler_write.c; see handler.c's
@@ -317,6 +319,7 @@ typedef struct tc_web_state {
 
     /* request.c and routing.c: see "The request and routing" above */
     tc_web_route_state rt;
+    tc_web_gen_state g;            /* gen.c: @gen.coroutine */
 } tc_web_state;
 
 int tc_web_exec(PyObject *module, struct tc_state *st);
@@ -385,6 +388,10 @@ int tc_web_set_attrs(PyObject *self, PyObject *const *names, PyObject *const *va
 /* hooks.c.  The TC_WEB_F_* bits of type t (which of upstream's methods
  * it has, unchanged), cached per type while its version tag holds. */
 unsigned int tc_web_type_flags(tc_web_state *ws, PyTypeObject *t);
+/* gen.c */
+int tc_web_gen_exec(PyObject *module, struct tc_state *st);
+int tc_web_gen_traverse(tc_web_state *ws, visitproc visit, void *arg);
+void tc_web_gen_clear(tc_web_state *ws);
 
 static inline int
 tc_web_headers_active(const tc_web_state *ws)

@@ -329,7 +329,8 @@ def test_select_default_skips_absent_optional_scripts():
     reg["ghost"] = H.ScriptScenario("ghost", "no_such_script.py", "absent", optional=True)
     chosen, notes = H.select(None, registry=reg)
     names = [sc.name for sc in chosen]
-    assert names[:6] == ["hello", "hello_aiohttp", "hello_starlette", "json", "https_hello", "wsmask"]
+    assert names[:7] == ["hello", "hello_aiohttp", "hello_starlette", "json", "gen_coroutine",
+                         "https_hello", "wsmask"]
     assert "ghost" not in names
     assert any("ghost skipped" in n for n in notes)
     with pytest.raises(H.BenchError, match="missing file"):
