@@ -14,6 +14,7 @@ Router.start_request.
 """
 
 import asyncio
+import inspect
 import logging
 import re
 import sys
@@ -561,11 +562,18 @@ def test_replaced_module_globals_are_used(switch_off, monkeypatch):
 def test_switch_replaces_and_restores_start_request(switch_off):
     orig = Router.__dict__["start_request"]
     web_on(switch_off)
-    assert type(Router.__dict__["start_request"]) is _core.WebMethod
+    f = Router.__dict__["start_request"]
+    # a function with upstream's signature forwarding to the C descriptor
+    assert inspect.isfunction(f) and f.__tornado_c_forwarder__
+    assert type(f.__globals__["_target"]) is _core.WebMethod
+    assert inspect.signature(f) == inspect.signature(orig)
     assert Router.start_request.__wrapped__ is orig
     assert Router.start_request.__name__ == "start_request"
-    # keywords go to upstream's function
+    # keywords reach the C delegate too
     d = web.Application().start_request(server_conn=None, request_conn=Conn())
+    assert type(d) is _core.RoutingDelegate
+    # the descriptor itself hands keyword calls to upstream's function
+    d = f.__globals__["_target"](web.Application(), server_conn=None, request_conn=Conn())
     assert type(d) is routing._RoutingDelegate
     switch_off.uninstall()
     assert Router.__dict__["start_request"] is orig

@@ -441,7 +441,7 @@ class WebComponent(Component):
         _core._web_routing_setup(module)
         router = module.Router
         original = router.__dict__["start_request"]
-        if isinstance(original, _core.WebMethod):  # ours, from an earlier install
+        if getattr(original, "__tornado_c_forwarder__", False):  # ours, from an earlier install
             original = original.__wrapped__
         code = getattr(original, "__code__", None)
         if (
@@ -452,7 +452,12 @@ class WebComponent(Component):
             # someone put their own start_request there before the switch
             # was turned on: theirs stays, and with it the Python path
             return
-        self._replace((router, "start_request", _core._web_start_request(original)))
+        # a function with upstream's signature forwarding to the C
+        # descriptor, so the class dict still holds a function
+        from tornado_c._forward import forwarder
+
+        method = forwarder(original, _core._web_start_request(original))
+        self._replace((router, "start_request", method))
 
     def _patch_web(self, module):
         from tornado_c import _core

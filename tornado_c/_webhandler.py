@@ -23,6 +23,7 @@ import tornado.util as _util
 import tornado.web as _web
 
 from tornado_c import _core
+from tornado_c import _forward
 from tornado_c import httputil as _ours_httputil  # noqa: F401  (sets up the C headers)
 
 RequestHandler = _web.RequestHandler
@@ -174,11 +175,20 @@ _descriptors = _core._web_handler_setup(
 )
 
 
+# Each C descriptor goes on the class inside a forwarder: a plain function
+# with upstream's signature (see tornado_c/_forward.py), which C recognises
+# as its own method.
+_forwarders = {
+    key: _forward.forwarder(_originals[key], d) for key, d in _descriptors.items()
+}
+_core._web_handler_use(_forwarders)
+
+
 def methods():
-    """{(class, attribute name): C descriptor} to install."""
+    """{(class, attribute name): function forwarding to C} to install."""
     out = {}
-    for key, d in _descriptors.items():
+    for key, f in _forwarders.items():
         cls, _, name = key.rpartition(".")
         owner = {"Application": _web.Application, "_HandlerDelegate": _web._HandlerDelegate}
-        out[(owner.get(cls, RequestHandler), name)] = d
+        out[(owner.get(cls, RequestHandler), name)] = f
     return out

@@ -1135,9 +1135,42 @@ fail:
     return NULL;
 }
 
+/* _web_handler_use(functions): {key: function} -> None.  The switch puts
+ * a Python function with upstream's signature on the class (so the class
+ * dict still holds functions, as introspection expects) that forwards to
+ * our descriptor; C takes `functions[key]` found on a handler's type as
+ * ours, so a C method calling another one still goes straight to C. */
+static PyObject *
+fn_handler_use(PyObject *module, PyObject *funcs)
+{
+    tc_web_state *ws = tc_get_state(module)->web;
+    tc_web_handler_state *hs = &ws->h;
+    if (!PyDict_Check(funcs)) {
+        PyErr_SetString(PyExc_TypeError, "_web_handler_use: a dict");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++) {
+        const struct impl_entry *e = &impls[i];
+        char key[64];
+        static const char *const prefixes[] = {"", "Application.", "_HandlerDelegate.",
+                                               "HTTPServerRequest."};
+        if (e->impl == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s%s", prefixes[e->owner], e->name);
+        PyObject *f = PyDict_GetItemString(funcs, key); /* borrowed */
+        if (f != NULL) {
+            Py_XSETREF(hs->ours[e->hook], Py_NewRef(f));
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef handler_functions[] = {
     {"_web_handler_setup", fn_handler_setup, METH_O,
      "Set up the RequestHandler methods in C; returns them by name."},
+    {"_web_handler_use", fn_handler_use, METH_O,
+     "Which functions on the classes stand for the C methods (by name)."},
     {NULL, NULL, 0, NULL},
 };
 
