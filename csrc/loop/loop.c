@@ -904,7 +904,9 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    PyObject *module = tc_module_from_subtype(type, "tornado_c._core.Loop"); /* borrowed */
+    tc_state *st = module != NULL ? tc_get_state(module) : NULL;
+    self->module = Py_XNewRef(module);
     self->ls = st != NULL ? st->loop : NULL;
     self->epfd = -1;
     self->sigfd = -1;
@@ -1007,6 +1009,7 @@ loop_traverse(tc_loop *self, visitproc visit, void *arg)
 {
     int r;
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
     for (Py_ssize_t i = 0; i < self->ready_len; i++) {
         if ((r = visit_handle(self->ready[(self->ready_head + i) & (self->ready_cap - 1)],
                               visit, arg)) != 0) {
@@ -1042,6 +1045,8 @@ loop_clear(tc_loop *self)
     Py_CLEAR(self->exc_type);
     Py_CLEAR(self->exc_value);
     Py_CLEAR(self->exc_tb);
+    /* self->module is not cleared here: dealloc still reaches the module
+     * state through `ls`; the module's own clear breaks the cycle */
     return 0;
 }
 
@@ -1072,7 +1077,9 @@ loop_dealloc(tc_loop *self)
     PyMem_Free(self->ready);
     PyMem_Free(self->heap);
     PyMem_Free(self->fds);
+    PyObject *module = self->module; /* kept until now: `ls` points into its state */
     tp->tp_free((PyObject *)self);
+    Py_XDECREF(module);
     Py_DECREF(tp);
 }
 
