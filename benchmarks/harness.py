@@ -272,6 +272,13 @@ register(ScriptScenario(
     args=("--json", "{json}"), quick_args=("--quick",), optional=True, chart=False,
 ))
 
+register(ScriptScenario(
+    "ws_echo", "ws_echo.py",
+    "WebSocket echo server CPU-us/msg (64 B, 1 KiB, 64 KiB binary, 1 KiB text): "
+    "upstream vs tornado_c without/with the websocket component (client: 4 processes)",
+    args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
+
 
 def select(only=None, registry=None):
     """Scenarios to run, in registry order (or in the order of `only`, a

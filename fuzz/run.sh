@@ -1,13 +1,14 @@
 #!/bin/sh
-# Build and run the libFuzzer targets of the http parser.
+# Build and run the libFuzzer targets: the http parser (request, chunked)
+# and the WebSocket frame parser (ws_frame).
 #
 #   fuzz/run.sh [SECONDS]        (default 30 s per target)
 #
-# The parser core (csrc/http/parser.c, response.c) has no Python API, so the
-# targets are plain C: clang with -fsanitize=fuzzer,address,undefined.
+# The parser cores (csrc/http/parser.c, response.c; csrc/websocket/frame.c)
+# have no Python API, so the targets are plain C: clang with -fsanitize=fuzzer,address,undefined.
 # Needs clang and libFuzzer (Debian: apt-get install -y clang
 # libclang-rt-14-dev).  Corpora grow in fuzz/build/corpus/<target>; seeds
-# come from fuzz/seeds/<target>.  Exit status is non-zero on any crash or
+# come from fuzz/seeds/<target> (ws_frame: committed in the repo).  Exit status is non-zero on any crash or
 # failed check (the crashing input is left in fuzz/build/).  Seeds are made
 # from the differential corpus by fuzz/make_seeds.py when python3 is there.
 set -eu
@@ -25,13 +26,16 @@ CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 for t in request chunked; do
     "$CC" $CFLAGS "$HERE/fuzz_$t.c" "$SRC/parser.c" "$SRC/response.c" -o "$OUT/fuzz_$t"
 done
+"$CC" $CFLAGS -I"$HERE/../csrc" "$HERE/fuzz_ws_frame.c" "$HERE/../csrc/websocket/frame.c" \
+    -o "$OUT/fuzz_ws_frame"
 if command -v python3 >/dev/null 2>&1; then
     python3 "$HERE/make_seeds.py" "$OUT/seeds"
 fi
 status=0
-for t in request chunked; do
+for t in request chunked ws_frame; do
     mkdir -p "$OUT/corpus/$t"
     seeds="$OUT/seeds/$t"
+    [ -d "$seeds" ] || seeds="$HERE/seeds/$t"
     [ -d "$seeds" ] || seeds=""
     echo "== fuzz_$t for ${SECS}s"
     (cd "$OUT" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

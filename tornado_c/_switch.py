@@ -230,16 +230,43 @@ class Component:
 
 
 class WebSocketComponent(Component):
+    """WebSocket framing in C.
+
+    * ``_websocket_mask`` (``tornado.util`` and ``tornado.websocket``, which
+      binds it at import time) -> the C mask.
+    * ``WebSocketHandler.get_websocket_protocol`` and
+      ``WebSocketClientConnection.get_websocket_protocol`` -> the same
+      methods building ``tornado_c.websocket._CWebSocketProtocol13`` (a
+      subclass of upstream's ``WebSocketProtocol13`` whose frames are parsed,
+      unmasked, UTF-8 checked and built in C).  A handler or client class
+      that overrides ``get_websocket_protocol`` keeps its own.
+    """
+
     name = "websocket"
-    what = "WebSocket masking in C (framing, UTF-8 and deflate later)"
-    # tornado.websocket binds _websocket_mask at import time, so both names
-    # are replaced.
-    patches = {"tornado.util": "_patch_mask", "tornado.websocket": "_patch_mask"}
+    what = "WebSocket framing, masking and UTF-8 checks in C (deflate: upstream's zlib)"
+    patches = {"tornado.util": "_patch_mask", "tornado.websocket": "_patch_websocket"}
 
     def _patch_mask(self, module):
         from tornado_c._core import websocket_mask
 
         self._replace((module, "_websocket_mask", websocket_mask))
+
+    def _patch_websocket(self, module):
+        from tornado_c import websocket as ours
+
+        self._patch_mask(module)
+        handler = getattr(module, "WebSocketHandler", None)
+        client = getattr(module, "WebSocketClientConnection", None)
+        if handler is None or client is None:
+            return
+        if not issubclass(ours._CWebSocketProtocol13, module.WebSocketProtocol13):
+            # tornado.websocket was reloaded: our class derives from the old
+            # one, so the new module keeps its own protocol
+            return
+        self._replace(
+            (handler, "get_websocket_protocol", ours._handler_get_websocket_protocol),
+            (client, "get_websocket_protocol", ours._client_get_websocket_protocol),
+        )
 
 
 class LoopComponent(Component):
@@ -335,8 +362,8 @@ class HTTPComponent(Component):
 
 
 class WebComponent(Component):
-    """tornado.web's request path in C.  Now: ``HTTPHeaders`` and the
-    ``RequestHandler`` hot path.
+    """tornado.web's request path in C.  Now: ``HTTPHeaders``,
+    ``HTTPServerRequest``, routing and the ``RequestHandler`` hot path.
 
     The name ``tornado.httputil.HTTPHeaders`` stays upstream's class, with
     its own members (so do its introspection and every name bound to it);
@@ -358,16 +385,35 @@ class WebComponent(Component):
     execute.c); turning ``web`` off puts upstream's functions back.
     Overrides in subclasses are honoured; a handler whose prepare and verb
     method are plain functions runs without a coroutine, Future or Task.
-    HTTPServerRequest, routing and the gen runner are upstream's still.
+
+    Routing and the request: ``tornado.routing.Router.start_request``
+    (which ``Application`` and every ``RuleRouter`` inherit) becomes a C
+    method that gives ``_core.RoutingDelegate``; its ``headers_received``
+    builds upstream's ``HTTPServerRequest`` in C and walks
+    ``find_handler`` in C through upstream's ``Application``,
+    ``RuleRouter``, ``PathMatches``... down to an upstream
+    ``_HandlerDelegate``.  A class (or object) with its own version of one
+    of those methods gets it called, as upstream's code would (see
+    csrc/web/web.h).  The gen runner is upstream's still.
     """
 
     name = "web"
-    what = "HTTPHeaders and the RequestHandler hot path in C (routing, gen runner not yet)"
-    patches = {"tornado.httputil": "_patch_httputil", "tornado.web": "_patch_web"}
+    what = (
+        "HTTPHeaders, HTTPServerRequest, routing and the RequestHandler hot path in C"
+        " (gen runner not yet)"
+    )
+    patches = {
+        "tornado.httputil": "_patch_httputil",
+        "tornado.routing": "_patch_routing",
+        "tornado.web": "_patch_web",
+    }
 
     def _patch_httputil(self, module):
         from tornado_c import _core
         from tornado_c import httputil as ours
+
+        # what HTTPServerRequest is built from (csrc/web/request.c)
+        _core._web_request_setup(module)
 
         cls = module.HTTPHeaders
         if cls is not ours._UpstreamHTTPHeaders:
@@ -381,9 +427,36 @@ class WebComponent(Component):
             if self.active and type(cls) is ours._SwitchedMeta:
                 _core._web_headers_activate(True)
 
+    def _patch_routing(self, module):
+        """``Router.start_request`` -> the C routing delegate
+        (csrc/web/routing.c), which builds the request in C and walks
+        ``find_handler`` in C while the objects on the way are upstream's."""
+        from tornado_c import _core
+
+        _core._web_routing_setup(module)
+        router = module.Router
+        original = router.__dict__["start_request"]
+        if isinstance(original, _core.WebMethod):  # ours, from an earlier install
+            original = original.__wrapped__
+        code = getattr(original, "__code__", None)
+        if (
+            getattr(original, "__qualname__", None) != "Router.start_request"
+            or getattr(original, "__module__", None) != module.__name__
+            or getattr(code, "co_filename", None) != getattr(module, "__file__", None)
+        ):
+            # someone put their own start_request there before the switch
+            # was turned on: theirs stays, and with it the Python path
+            return
+        self._replace((router, "start_request", _core._web_start_request(original)))
+
     def _patch_web(self, module):
+        from tornado_c import _core
         from tornado_c import _webhandler
 
+        # Application, _ApplicationRouter, _HandlerDelegate as upstream
+        # defines them (routing.c builds _HandlerDelegate objects); read
+        # before the handler methods below replace any of them
+        _core._web_app_setup(module)
         if module.RequestHandler is not _webhandler.RequestHandler:
             # tornado.web was reloaded: the C methods are bound to the class
             # they were set up with, so the new one stays upstream's

@@ -99,3 +99,6 @@ _core._web_headers_setup(
     _hu,
     _upstream_parse,
 )
+
+# what the C routing delegate builds HTTPServerRequest from (csrc/web/request.c)
+_core._web_request_setup(_hu)

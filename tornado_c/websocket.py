@@ -1,13 +1,312 @@
-"""tornado_c.websocket: the public names of ``tornado.websocket`` plus the C mask.
+"""tornado_c.websocket: the public names of ``tornado.websocket``, the C mask,
+and the C-framed protocol the ``websocket`` switch component installs.
 
 ``websocket_mask(mask, data) -> bytes`` has the signature of upstream's
 ``tornado.util._websocket_mask`` / ``tornado.speedups.websocket_mask``, but a
 mask that is not exactly 4 bytes raises ValueError (upstream's C speedup read
 past a short mask).  ``websocket_mask_into(mask, buffer)`` masks a writable
 buffer (bytearray, writable memoryview) in place.
+
+``_CWebSocketProtocol13`` (private; see the comment above it) is upstream's
+``WebSocketProtocol13`` with frames parsed, unmasked, UTF-8 checked and built
+in C (csrc/websocket/frame.c).
 """
 
 from tornado_c._core import websocket_mask, websocket_mask_into  # noqa: F401
 from tornado_c._reexport import reexport as _reexport
 
 _upstream = _reexport(globals(), "tornado.websocket")
+
+# ---------------------------------------------------------------- protocol
+#
+# tornado.websocket.WebSocketProtocol13 with its frame reader and writer in
+# C (csrc/websocket/frame.c, frame_py.c).  Installed by the ``websocket``
+# switch component through WebSocketHandler.get_websocket_protocol and
+# WebSocketClientConnection.get_websocket_protocol (see tornado_c/_switch.py);
+# everything else -- the handshake, compression negotiation, close(),
+# pinging, _run_callback's back-pressure -- is upstream's, inherited.
+#
+# Reading: upstream awaits stream.read_bytes() three or four times per frame
+# (header, extended length, mask, payload).  Here the bytes are taken from
+# the stream as they come (read_bytes(n, partial=True): whatever is buffered,
+# at least what the next step needs), kept in one bytearray, and
+# _ws_parse_frame() looks at it: it returns the verdict upstream reaches at
+# each step (abort on reserved bits or a long control frame after the first
+# two bytes, close 1009 after the length and before any payload is read),
+# or how many bytes the next step needs, or a whole frame with its payload
+# unmasked.  Frames already buffered are handled without awaiting the
+# stream.  The checks upstream makes after the payload (fragmentation
+# rules, opcodes, UTF-8) are made at the same point, in the same order.
+#
+# permessage-deflate: the framing (RSV1) is C; (de)compression stays on
+# upstream's _PerMessageDeflate{Compressor,Decompressor} (Python zlib).
+
+import asyncio as _asyncio
+import sys as _sys
+
+from tornado import websocket as _tws
+from tornado.concurrent import Future as _Future
+from tornado.concurrent import future_add_done_callback as _future_add_done_callback
+from tornado.concurrent import future_set_result_unless_cancelled as _future_set_result_unless_cancelled
+from tornado.gen import convert_yielded as _convert_yielded
+from tornado.escape import json_encode as _json_encode
+from tornado.escape import utf8 as _utf8
+from tornado.iostream import StreamClosedError as _StreamClosedError
+
+from tornado_c._core import (
+    _WS_PARSE_RSV1_OK,
+    _ws_build_frame,
+    _ws_build_message,
+    _ws_decode_text,
+    _ws_parse_frame,
+)
+
+# bytes asked from the stream when the next step needs fewer (the stream's
+# default read_chunk_size): a burst of small frames comes in one call
+_READ_AHEAD = 65536
+_MAX_HEADER = 14  # 2 + 8 (64-bit length) + 4 (mask)
+
+
+def _write_future(fut):
+    """Upstream's write_message wraps the stream's write Future in a Task
+    that turns StreamClosedError into WebSocketClosedError; a plain Future
+    chained by a done callback gives the same results for less (and when
+    the write is already done, the stream's Future itself)."""
+    if fut.done() and fut.exception() is None:
+        # written at once: the stream's own Future (done, result None; not
+        # cancelled, nobody else has seen it yet) serves
+        return fut
+    out = _Future()
+
+    def done(f):
+        if out.done():
+            return
+        if f.cancelled():
+            out.cancel()
+            return
+        exc = f.exception()
+        if exc is None:
+            out.set_result(None)
+        elif isinstance(exc, _StreamClosedError):
+            err = _tws.WebSocketClosedError()
+            err.__context__ = exc
+            out.set_exception(err)
+        else:
+            out.set_exception(exc)
+
+    fut.add_done_callback(done)
+    return out
+
+
+class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
+    """WebSocketProtocol13 whose frames are parsed and built in C."""
+
+    def _write_frame(self, fin, opcode, data, flags=0):
+        if opcode & 0x8:
+            # All control frames MUST have a payload length of 125
+            # bytes or less and MUST NOT be fragmented.
+            if not fin:
+                raise ValueError("control frames may not be fragmented")
+            if len(data) > 125:
+                raise ValueError("control frame payloads may not exceed 125 bytes")
+        frame = _ws_build_frame((0x80 if fin else 0) | opcode | flags, data, self.mask_outgoing)
+        self._wire_bytes_out += len(frame)
+        return self.stream.write(frame)
+
+    def write_message(self, message, binary=False):
+        if isinstance(message, dict):
+            message = _json_encode(message)
+        cls = type(message)
+        if (cls is not str and cls is not bytes) or self._compressor is not None:
+            # upstream's path: utf8() gives its TypeError for other types,
+            # the compressor is Python; the frame is still built in C
+            return super().write_message(message, binary=binary)
+        frame, n = _ws_build_message(message, binary, self.mask_outgoing)
+        self._message_bytes_out += n
+        self._wire_bytes_out += len(frame)
+        try:
+            fut = self.stream.write(frame)
+        except _StreamClosedError:
+            raise _tws.WebSocketClosedError()
+        if fut.done() and fut.exception() is None:
+            return fut  # written at once (see _write_future)
+        return _write_future(fut)
+
+    def _handle_message(self, opcode, data):
+        if self.client_terminated or self._frame_compressed or opcode != 1:
+            return super()._handle_message(opcode, data)
+        # uncompressed text: UTF-8 checked and decoded in C (ASCII copied)
+        self._message_bytes_in += len(data)
+        text = _ws_decode_text(data)
+        if text is None:
+            self._abort()
+            return None
+        return self._run_callback(self.handler.on_message, text)
+
+    async def _receive_frame_loop(self):
+        max_size = self.params.max_message_size
+        if type(max_size) is not int or max_size < 0:
+            # an unusual setting (None, float, negative): upstream's reader
+            # compares it as Python does
+            return await super()._receive_frame_loop()
+        stream = self.stream
+        handler = self.handler
+        buf = b""  # bytes from the stream; the next frame starts at buf[pos]
+        pos = 0
+        try:
+            work = 0  # upstream's _YIELD_THRESHOLD accounting
+            # read once: the handshake (which creates any decompressor) and
+            # the module's constants are settled before this loop starts
+            decompressor = self._decompressor
+            parse_flags = _WS_PARSE_RSV1_OK if decompressor is not None else 0
+            frame_cost = _tws._FRAME_YIELD_COST
+            threshold = _tws._YIELD_THRESHOLD
+            while not self.client_terminated:
+                fragments = self._fragmented_message_buffer
+                if pos == len(buf):
+                    r = 2  # what the parser says of no bytes: a header needs 2
+                else:
+                    r = _ws_parse_frame(
+                        buf,
+                        pos,
+                        parse_flags,
+                        0 if fragments is None else len(fragments),
+                        max_size,
+                    )
+                if type(r) is int:
+                    if r <= 0:
+                        if r == -2:
+                            self.close(1009, "message too big")
+                        self._abort()
+                        continue
+                    # the next step needs r bytes from pos
+                    have = len(buf) - pos
+                    if r <= _MAX_HEADER or not have:
+                        # a header (take whatever is buffered: often several
+                        # whole frames), or a payload none of which is here
+                        data = await stream.read_bytes(
+                            _READ_AHEAD if r <= _MAX_HEADER else r - have,
+                            partial=r <= _MAX_HEADER,
+                        )
+                        buf = b"".join((memoryview(buf)[pos:], data)) if have else data
+                        pos = 0
+                        continue
+                    # the header is here with part of the payload: wait for
+                    # the rest in the stream's buffer, as upstream does, and
+                    # unmask from both pieces (no joining copy)
+                    rest = await stream.read_bytes(r - have)
+                    r = _ws_parse_frame(
+                        buf,
+                        pos,
+                        parse_flags,
+                        0 if fragments is None else len(fragments),
+                        max_size,
+                        rest,
+                    )
+                    buf = b""
+                    pos = 0
+                    first, data, frame_len = r
+                else:
+                    first, data, frame_len = r
+                    pos += frame_len
+                self._wire_bytes_in += frame_len
+                opcode = first & 0x0F
+                if decompressor is not None and opcode != 0:
+                    self._frame_compressed = bool(first & 0x40)
+                if first & 0x80 and fragments is None and not self._frame_compressed and (
+                    opcode == 1 or opcode == 2
+                ):
+                    # a whole uncompressed message: upstream's
+                    # _handle_message + _run_callback, inline
+                    self._message_bytes_in += len(data)
+                    if opcode == 1:
+                        data = _ws_decode_text(data)  # UTF-8 checked in C
+                        if data is None:
+                            self._abort()
+                            continue
+                    try:
+                        result = handler.on_message(data)
+                    except (Exception, _asyncio.CancelledError):
+                        handler.log_exception(*_sys.exc_info())
+                        self._abort()
+                        continue
+                    if result is not None:
+                        await self._callback_done(result)
+                else:
+                    handled = self._frame_rules(first, opcode, data, fragments)
+                    if handled is not None:
+                        await handled
+                work += frame_cost + frame_len
+                if work >= threshold:
+                    work = 0
+                    await _asyncio.sleep(0)
+        except _StreamClosedError:
+            self._abort()
+        finally:
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    def _frame_rules(self, first, opcode, data, fragments):
+        """Upstream's _receive_frame after the payload: control and
+        fragmentation rules, then _handle_message for a final frame."""
+        fin = first & 0x80
+        if opcode & 0x8:
+            # control frames may be interleaved with the fragments of a data
+            # message and must not be fragmented
+            if not fin:
+                self._abort()
+                return None
+        elif opcode == 0:  # continuation frame
+            if fragments is None:
+                self._abort()  # nothing to continue
+                return None
+            fragments.extend(data)
+            if fin:
+                opcode = self._fragmented_message_opcode
+                data = bytes(fragments)
+                self._fragmented_message_buffer = None
+        else:  # start of a new data message
+            if fragments is not None:
+                self._abort()  # the old one is not finished
+                return None
+            if not fin:
+                self._fragmented_message_opcode = opcode
+                self._fragmented_message_buffer = bytearray(data)
+        if fin:
+            return self._handle_message(opcode, data)
+        return None
+
+    def _callback_done(self, result):
+        """The second half of upstream's _run_callback for a callback that
+        returned an awaitable: a Future done when it is (errors logged and
+        the connection aborted), never raising."""
+        done_future = _Future()
+
+        def on_done(f):
+            try:
+                f.result()
+            except (Exception, _asyncio.CancelledError):
+                self.handler.log_exception(*_sys.exc_info())
+                self._abort()
+            _future_set_result_unless_cancelled(done_future, None)
+
+        _future_add_done_callback(_convert_yielded(result), on_done)
+        return done_future
+
+
+def _handler_get_websocket_protocol(self):
+    # upstream's WebSocketHandler.get_websocket_protocol with the C protocol
+    websocket_version = self.request.headers.get("Sec-WebSocket-Version")
+    if websocket_version == "13":
+        params = _tws._WebSocketParams(
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_message_size=self.max_message_size,
+            compression_options=self.get_compression_options(),
+        )
+        return _CWebSocketProtocol13(self, False, params)
+    return None
+
+
+def _client_get_websocket_protocol(self):
+    # upstream's WebSocketClientConnection.get_websocket_protocol
+    return _CWebSocketProtocol13(self, mask_outgoing=True, params=self.params)

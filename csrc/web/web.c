@@ -159,6 +159,9 @@ tc_web_exec(PyObject *module, struct tc_state *st)
     if (tc_web_headers_exec(module, st) < 0) {
         return -1;
     }
+    if (tc_web_route_exec(module, st) < 0) {
+        return -1;
+    }
     return tc_web_handler_exec(module, st);
 }
 
@@ -176,6 +179,10 @@ tc_web_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ws->check_add);
     Py_VISIT(ws->up_parse);
     Py_VISIT(ws->httputil_module);
+    int r = tc_web_route_traverse(ws, visit, arg);
+    if (r != 0) {
+        return r;
+    }
     return tc_web_handler_traverse(ws, visit, arg);
 }
 
@@ -207,5 +214,6 @@ tc_web_clear(struct tc_state *st)
     Py_CLEAR(ws->s_empty);
     Py_CLEAR(ws->s_colon_space);
     Py_CLEAR(ws->s_newline);
+    tc_web_route_clear(ws);
     tc_web_handler_clear(ws);
 }

@@ -174,6 +174,128 @@ typedef struct tc_web_handler_state {
         *s_strip, *s_arguments, *s_query_arguments, *s_cookies, *s_value, *s_Location;
 } tc_web_handler_state;
 
+/* The request and routing (request.c, routing.c).
+ *
+ * What runs in C.  While `web` is on, tornado.routing.Router.start_request
+ * is _core's start_request (a method descriptor wrapping upstream's
+ * function, which it calls for any call it does not take itself).  It gives
+ * a _core.RoutingDelegate, which does what upstream's _RoutingDelegate
+ * does: headers_received() builds the request (tc_web_request_new: an
+ * instance of upstream's HTTPServerRequest with upstream's attributes, in
+ * upstream's order, without running Python), asks the router for the
+ * delegate (find_handler), falls back to upstream's _DefaultMessageDelegate
+ * (with upstream's debug log line) and passes the head on;
+ * data_received/finish/on_connection_close forward as upstream's do.
+ *
+ * find_handler is walked in C through the objects upstream's code would
+ * call, as long as each is upstream's: Application.find_handler (default
+ * router, then default_handler_class, then ErrorHandler 404),
+ * RuleRouter.find_handler (rules in order, target_kwargs),
+ * _ApplicationRouter/RuleRouter.get_target_delegate (RequestHandler
+ * classes, nested routers, connection delegates, callables),
+ * Application.get_handler_delegate (an upstream _HandlerDelegate built with
+ * its __init__'s attributes), PathMatches.match (the regex, a literal path
+ * compared as str, path arguments decoded as _unquote_or_none does) and
+ * AnyMatches.match.  Any object whose class (or the object itself, in its
+ * __dict__) has its own version of the method upstream would call gets that
+ * method called, with upstream's arguments; from there on that subtree is
+ * Python.  Other matchers (HostMatches, DefaultHostMatches, user matchers)
+ * are always called.
+ *
+ * Which methods a class has is looked up once per class and kept with the
+ * class's version tag (tp_version_tag: CPython changes it whenever the
+ * class or one of its bases is assigned an attribute), so patching a class
+ * (mock.patch.object(Application, "find_handler", ...)) is seen at the next
+ * request.  What is not seen: a function object changed in place (its
+ * __code__ reassigned), and the module globals upstream reads that are not
+ * checked (see request.c and routing.c for the ones that are).
+ */
+#define TC_WEB_TCACHE 16       /* types whose hooks are cached */
+#define TC_WEB_PCACHE 64       /* compiled path regexes whose analysis is cached */
+
+/* tc_web_type_flags() bits: the class has upstream's ... */
+#define TC_WEB_F_REQ_INIT   0x0001u /* HTTPServerRequest.__init__ */
+#define TC_WEB_F_RD         0x0002u /* _RoutingDelegate's 5 methods */
+#define TC_WEB_F_APP_FIND   0x0004u /* Application.find_handler */
+#define TC_WEB_F_APP_GHD    0x0008u /* Application.get_handler_delegate */
+#define TC_WEB_F_RR_FIND    0x0010u /* RuleRouter.find_handler */
+#define TC_WEB_F_RR_GTD     0x0020u /* RuleRouter.get_target_delegate */
+#define TC_WEB_F_AR_GTD     0x0040u /* _ApplicationRouter.get_target_delegate */
+#define TC_WEB_F_PM_MATCH   0x0080u /* PathMatches.match */
+#define TC_WEB_F_AM_MATCH   0x0100u /* AnyMatches.match */
+#define TC_WEB_F_HD_INIT    0x0200u /* _HandlerDelegate.__init__ */
+
+#define TC_WEB_REQ_NATTRS 19    /* what HTTPServerRequest.__init__ sets */
+#define TC_WEB_HD_NATTRS 9      /* what _HandlerDelegate.__init__ sets */
+
+typedef struct tc_web_tcache {
+    PyTypeObject *type;    /* strong, or NULL: a free slot */
+    unsigned int tag;      /* type->tp_version_tag when flags were computed (never 0) */
+    unsigned int flags;
+} tc_web_tcache;
+
+typedef struct tc_web_pcache {
+    PyObject *regex;       /* strong re.Pattern, or NULL: a free slot */
+    PyObject *literal;     /* strong str or NULL: the path the regex matches, if a literal */
+    Py_ssize_t groups;     /* regex.groups */
+    char named;            /* bool(regex.groupindex) */
+} tc_web_pcache;
+
+/* The names tc_web_route_state interns (field n_<name>). */
+#define TC_WEB_ROUTE_NAMES(X)                                                 \
+    X(method) X(uri) X(version) X(headers) X(body) X(remote_ip) X(protocol)   \
+    X(host) X(host_name) X(files) X(connection) X(server_connection)          \
+    X(_start_time) X(_finish_time) X(path) X(query) X(arguments)              \
+    X(query_arguments) X(body_arguments) X(context) X(time) X(urlencoded)     \
+    X(max_arguments) X(HTTPServerRequest) X(HTTPHeaders) X(HTTPInputError)    \
+    X(parse_qs_bytes) X(split_host_and_port) X(_DEFAULT_PARSE_BODY_CONFIG)    \
+    X(__init__) X(find_handler) X(get_target_delegate) X(get_handler_delegate) \
+    X(match) X(headers_received) X(data_received) X(finish)                   \
+    X(on_connection_close) X(start_request) X(rules) X(matcher) X(target)     \
+    X(target_kwargs) X(regex) X(groups) X(groupindex) X(groupdict) X(pattern) \
+    X(flags) X(path_args) X(path_kwargs) X(default_router) X(settings)        \
+    X(default_handler_class) X(default_handler_args) X(ErrorHandler)          \
+    X(status_code) X(application) X(request) X(handler_class)                 \
+    X(handler_kwargs) X(chunks) X(stream_request_body) X(_stream_request_body) \
+    X(_HandlerDelegate) X(_has_stream_request_body) X(_RoutingDelegate)       \
+    X(_DefaultMessageDelegate) X(_CallableAdapter) X(_unquote_or_none)        \
+    X(app_log) X(debug) X(get) X(partial)
+
+typedef struct tc_web_route_state {
+    PyTypeObject *RoutingDelegateType; /* _core.RoutingDelegate */
+    PyTypeObject *MethodType;          /* _core.WebMethod: start_request's descriptor */
+    /* set by _web_request_setup (tornado.httputil), all strong or NULL */
+    PyObject *hu_dict;          /* tornado.httputil.__dict__ (its globals, read per request) */
+    PyObject *Request;          /* upstream's HTTPServerRequest */
+    PyObject *request_init;     /* HTTPServerRequest.__init__ as upstream defines it */
+    PyObject *parse_qs_bytes;   /* tornado.escape.parse_qs_bytes */
+    PyObject *split_host_and_port;
+    PyObject *RequestStartLine;
+    PyObject *ServerConnDelegate; /* httputil.HTTPServerConnectionDelegate */
+    /* set by _web_routing_setup (tornado.routing) */
+    PyObject *routing_dict;
+    PyObject *Router, *RoutingDelegate;
+    PyObject *rr_find, *rr_gtd, *pm_match, *am_match, *unquote_or_none;
+    PyObject *rd_meth[5];       /* _RoutingDelegate's __init__, headers_received,
+                                 * data_received, finish, on_connection_close */
+    PyObject *PatternType;      /* re.Pattern */
+    PyObject *partial;          /* functools.partial */
+    /* set by _web_app_setup (tornado.web) */
+    PyObject *web_dict;
+    PyObject *RequestHandler, *HandlerDelegate;
+    PyObject *app_find, *app_ghd, *ar_gtd, *hd_init, *hd_hr, *has_srb;
+    /* made in exec */
+    PyObject *kw_request;       /* ("connection", "server_connection", "start_line", "headers") */
+    PyObject *empty_tuple;
+    PyObject *s_http10, *s_localhost, *s_Host;
+    tc_web_tcache tcache[TC_WEB_TCACHE];
+    unsigned int tcache_next;
+    tc_web_pcache pcache[TC_WEB_PCACHE];
+#define TC_WEB_NAME_FIELD(name) PyObject *n_##name;
+    TC_WEB_ROUTE_NAMES(TC_WEB_NAME_FIELD)
+#undef TC_WEB_NAME_FIELD
+} tc_web_route_state;
+
 typedef struct tc_web_state {
     PyTypeObject *HeadersType;     /* _core.HTTPHeaders, the C base */
     PyTypeObject *KeyIterType;     /* iter(headers) */
@@ -192,6 +314,9 @@ typedef struct tc_web_state {
         *s_HTTPHeaders, *s_as_list, *s_combined_cache, *s_dict, *s_comma, *s_empty,
         *s_colon_space, *s_newline;
     tc_web_handler_state h;        /* handler.c */
+
+    /* request.c and routing.c: see "The request and routing" above */
+    tc_web_route_state rt;
 } tc_web_state;
 
 int tc_web_exec(PyObject *module, struct tc_state *st);
@@ -205,6 +330,61 @@ int tc_web_headers_exec(PyObject *module, struct tc_state *st);
 int tc_web_handler_exec(PyObject *module, struct tc_state *st);
 int tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg);
 void tc_web_handler_clear(tc_web_state *ws);
+
+/* hooks.c: exec (names, constants; calls request.c's and routing.c's),
+ * traverse, clear of the state request.c and routing.c share */
+int tc_web_route_exec(PyObject *module, struct tc_state *st);
+int tc_web_route_traverse(tc_web_state *ws, visitproc visit, void *arg);
+void tc_web_route_clear(tc_web_state *ws);
+
+/* request.c.  A new tornado.httputil.HTTPServerRequest as upstream's
+ * _RoutingDelegate.headers_received makes it (HTTPServerRequest(
+ * connection=, server_connection=, start_line=, headers=)): built in C when
+ * the class and its __init__ are upstream's, else by calling the class; or
+ * NULL with the exception upstream's __init__ would raise. */
+PyObject *tc_web_request_new(tc_web_state *ws, PyObject *start_line, PyObject *headers,
+                             PyObject *connection, PyObject *server_conn);
+
+/* request.c: adds request.c's module functions (called by tc_web_route_exec). */
+int tc_web_request_exec(PyObject *module);
+
+/* routing.c: adds _core.RoutingDelegate, _core.WebMethod and routing.c's
+ * module functions (called by tc_web_route_exec). */
+int tc_web_routing_exec(PyObject *module, tc_web_state *ws);
+
+/* The value of a hex digit, or -1. */
+static inline int
+tc_web_hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* hooks.c.  f (borrowed) if it is upstream's own function `qualname` of
+ * `module` -- a Python function whose __module__, __qualname__ and code's
+ * file are the module's (not a patch put there before tornado_c was
+ * switched on, nor a functools.wraps wrapper of one) -- else NULL (no
+ * exception).  What the flags compare classes with. */
+PyObject *tc_web_upstream_function(PyObject *f, PyObject *module, const char *qualname);
+
+/* hooks.c.  Give `self`, a new instance of a Python class, the attributes
+ * names[i] = values[i] (borrowed) in that order, as upstream's __init__
+ * does with `self.name = value` statements.  0, or -1 with an exception
+ * set. */
+int tc_web_set_attrs(PyObject *self, PyObject *const *names, PyObject *const *values,
+                     Py_ssize_t n);
+
+/* hooks.c.  The TC_WEB_F_* bits of type t (which of upstream's methods
+ * it has, unchanged), cached per type while its version tag holds. */
+unsigned int tc_web_type_flags(tc_web_state *ws, PyTypeObject *t);
 
 static inline int
 tc_web_headers_active(const tc_web_state *ws)

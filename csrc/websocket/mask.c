@@ -220,7 +220,10 @@ tc_ws_exec(PyObject *module, struct tc_state *st)
     mask_body = mask_body_sse2;
     mask_impl = "sse2";
 #endif
-    return PyModule_AddFunctions(module, ws_methods);
+    if (PyModule_AddFunctions(module, ws_methods) < 0) {
+        return -1;
+    }
+    return tc_ws_frame_exec(module);
 }
 
 int

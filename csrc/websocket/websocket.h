@@ -1,8 +1,13 @@
-/* WebSocket component: masking now; framing, UTF-8 checks and deflate later.
+/* WebSocket component: masking, frame parsing/building and UTF-8 checks in
+ * C (frame.h: the pure-C part, fuzzed on its own); deflate stays on
+ * upstream's Python zlib objects for now.
  *
  * Contract for the rest of the extension:
  *   tc_ws_mask(mask, src, dst, len): dst[i] = src[i] ^ mask[i % 4], any
  *       alignment, dst may equal src (in place).
+ *   frame.h: tc_ws_parse, tc_ws_build_header, tc_ws_utf8_feed.
+ * Python: _core.websocket_mask[_into] (public, tornado_c.websocket) and the
+ * private _ws_* functions of frame_py.c used by tornado_c/websocket.py.
  */
 #ifndef TC_WEBSOCKET_H
 #define TC_WEBSOCKET_H
@@ -11,13 +16,17 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "websocket/frame.h"
+
 struct tc_state;
 
 typedef struct tc_ws_state {
     int unused_; /* no per-module objects yet */
 } tc_ws_state;
 
-void tc_ws_mask(const uint8_t mask[4], const uint8_t *src, uint8_t *dst, size_t len);
+/* tc_ws_mask: declared in frame.h (defined in mask.c) */
+/* frame_py.c: adds the _ws_* functions; called by tc_ws_exec */
+int tc_ws_frame_exec(PyObject *module);
 
 int tc_ws_exec(PyObject *module, struct tc_state *st);
 int tc_ws_traverse(struct tc_state *st, visitproc visit, void *arg);

@@ -1,0 +1,299 @@
+"""WebSocket echo: server CPU per echoed message, upstream vs tornado_c.
+
+The server is one unmodified Tornado app (a WebSocketHandler whose
+on_message writes the message back), run three ways:
+  upstream        python ws_echo.py --serve          (asyncio loop, upstream)
+  tornado_c-nows  python -m tornado_c ... with TORNADO_C_DISABLE=websocket
+                  (C loop, stream and HTTP server; upstream's WebSocket code)
+  tornado_c       python -m tornado_c ws_echo.py --serve (everything)
+The client is a separate process that is not measured: raw blocking
+sockets, masked frames prepared in advance, one message in flight per
+connection.
+
+Two measures:
+  --callgrind   instructions the server executes per message, counted by
+                callgrind: each (case, mode) runs with N and 2N messages and
+                (Ir(2N) - Ir(N)) / N is reported (start-up cancelled out;
+                repeatable on a loaded machine).  The default.
+  --cpu         server CPU-us per message from /proc/<pid>/stat (utime +
+                stime) while --clients client processes echo for
+                --duration seconds; wall-clock sensitive, for quiet machines
+                (what benchmarks/run.py runs as the ``ws_echo`` scenario).
+
+    python benchmarks/ws_echo.py [--cases b64,b1k,b64k,t1k] [--modes ...]
+        [--n 2000] [--cpu] [--json out.json] [--quick]
+
+Cases: bN = binary message of N bytes, t1k = 1 KiB ASCII text message.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.abspath(__file__)
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
+CASES = {"b64": (64, True), "b1k": (1024, True), "b64k": (65536, True), "t1k": (1024, False)}
+MODES = ("upstream", "tornado_c-nows", "tornado_c")
+COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+# ------------------------------------------------------------------ server
+
+
+def serve(once):
+    import asyncio
+
+    import tornado.web
+    import tornado.websocket
+
+    async def main():
+        done = asyncio.Event()
+
+        class Echo(tornado.websocket.WebSocketHandler):
+            def on_message(self, m):
+                self.write_message(m, binary=isinstance(m, bytes))
+
+            def on_close(self):
+                if once:
+                    done.set()
+
+        app = tornado.web.Application([("/ws", Echo)], websocket_max_message_size=1 << 24)
+        server = app.listen(0, "127.0.0.1")
+        port = list(server._sockets.values())[0].getsockname()[1]
+        print("READY %d" % port, flush=True)
+        await done.wait()
+        server.stop()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ client
+
+
+def client_frame(payload, binary):
+    mask = b"\x11\x22\x33\x44"
+    n = len(payload)
+    first = 0x82 if binary else 0x81
+    if n < 126:
+        head = struct.pack("BB", first, 0x80 | n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", first, 0xFE, n)
+    else:
+        head = struct.pack("!BBQ", first, 0xFF, n)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + body
+
+
+def server_frame_len(n):
+    return n + (2 if n < 126 else 4 if n <= 0xFFFF else 10)
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            raise SystemExit("server closed during the handshake")
+        buf += d
+    if not buf.startswith(b"HTTP/1.1 101"):
+        raise SystemExit("handshake failed: %r" % buf[:200])
+    return s, buf.partition(b"\r\n\r\n")[2]
+
+
+def echo(s, frame, want, count, deadline=None):
+    """Send frame and read `want` bytes back, count times (or until
+    deadline); returns the number of round trips."""
+    buf = bytearray(want)
+    view = memoryview(buf)
+    done = 0
+    while done < count:
+        if deadline is not None and done % 16 == 0 and time.monotonic() > deadline:
+            break
+        s.sendall(frame)
+        got = 0
+        while got < want:
+            k = s.recv_into(view[got:], want - got)
+            if not k:
+                raise SystemExit("server closed the connection")
+            got += k
+        done += 1
+    return done
+
+
+def client_main(port, case, n, duration):
+    size, binary = CASES[case]
+    payload = b"x" * size
+    frame = client_frame(payload, binary)
+    s, rest = connect(port)
+    assert not rest
+    deadline = time.monotonic() + duration if duration else None
+    done = echo(s, frame, server_frame_len(size), n if n else 1 << 62, deadline)
+    s.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000
+    while s.recv(65536):
+        pass
+    s.close()
+    print(done, flush=True)
+
+
+# ------------------------------------------------------------------ driver
+
+
+def server_cmd(mode, once):
+    cmd = [sys.executable]
+    if mode != "upstream":
+        cmd += ["-m", "tornado_c"]
+    return cmd + [HERE, "--serve-once" if once else "--serve"]
+
+
+def server_env(mode):
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("TORNADO_C_DISABLE", None)
+    if SRC:
+        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    if mode == "tornado_c-nows":
+        env["TORNADO_C_DISABLE"] = "websocket"
+    return env
+
+
+def wait_ready(proc):
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise SystemExit("server did not start: %r %s" % (line, proc.stderr.read()[-3000:]))
+    return int(line.split()[1])
+
+
+def run_client(port, case, n, duration=0):
+    out = subprocess.run([sys.executable, HERE, "--client", str(port), case, str(n),
+                          str(duration)], capture_output=True, text=True, env=server_env("upstream"))
+    if out.returncode != 0:
+        raise SystemExit("client failed: %s" % out.stderr[-2000:])
+    return int(out.stdout.split()[-1])
+
+
+def callgrind_once(case, mode, n):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + server_cmd(mode, True)
+        proc = subprocess.Popen(cmd, env=server_env(mode), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp)
+        port = wait_ready(proc)
+        run_client(port, case, n)
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit("%s/%s failed:\n%s" % (case, mode, err[-3000:]))
+        m = COLLECTED_RE.search(err)
+        if not m:
+            raise SystemExit("no 'Collected' line from callgrind:\n" + err[-2000:])
+        return int(m.group(1))
+
+
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_once(case, mode, clients, duration):
+    proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = wait_ready(proc)
+        run_client(port, case, 50)  # warm-up
+        c0 = proc_cpu(proc.pid)
+        t0 = time.monotonic()
+        cl = [subprocess.Popen([sys.executable, HERE, "--client", str(port), case, "0",
+                                str(duration)], stdout=subprocess.PIPE, text=True,
+                               env=server_env("upstream")) for _ in range(clients)]
+        total = sum(int(p.communicate()[0].split()[-1]) for p in cl)
+        wall = time.monotonic() - t0
+        cpu = proc_cpu(proc.pid) - c0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    return {"messages": total, "wall_s": wall, "server_cpu_s": cpu,
+            "cpu_us_per_msg": cpu / total * 1e6, "msgs_per_s": total / wall}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="b64,b1k,b64k,t1k")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--n", type=int, default=2000,
+                    help="messages in the smaller callgrind run (a tenth for b64k)")
+    ap.add_argument("--cpu", action="store_true", help="measure server CPU-us/msg instead")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-once", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve or args.serve_once:
+        serve(args.serve_once)
+        return 0
+    if args.client:
+        port, case, n, duration = args.client
+        client_main(int(port), case, int(n), float(duration))
+        return 0
+    if args.quick:
+        args.n, args.duration = max(args.n // 4, 100), 1.0
+    modes = args.modes.split(",")
+    results = {"python": sys.version.split()[0], "measure": "cpu" if args.cpu else "callgrind",
+               "cases": {}}
+    comparisons = []
+    for case in args.cases.split(","):
+        per = {}
+        for mode in modes:
+            started = time.monotonic()
+            if args.cpu:
+                per[mode] = cpu_once(case, mode, args.clients, args.duration)
+                value = per[mode]["cpu_us_per_msg"]
+                print("%-5s %-15s %10.2f CPU-us/msg %10.0f msg/s   (%.0f s)" % (
+                    case, mode, value, per[mode]["msgs_per_s"], time.monotonic() - started),
+                    flush=True)
+            else:
+                n = args.n // 10 if case == "b64k" else args.n
+                one = callgrind_once(case, mode, n)
+                two = callgrind_once(case, mode, 2 * n)
+                per[mode] = {"ir_n": one, "ir_2n": two, "n": n, "ir_per_msg": (two - one) / n}
+                value = per[mode]["ir_per_msg"]
+                print("%-5s %-15s %12.0f Ir/msg   (%.0f s)" % (
+                    case, mode, value, time.monotonic() - started), flush=True)
+        results["cases"][case] = per
+        key = "cpu_us_per_msg" if args.cpu else "ir_per_msg"
+        if "upstream" in per and "tornado_c" in per:
+            comparisons.append({
+                "label": "%s echo" % case,
+                "unit": "server CPU-us/msg" if args.cpu else "server instructions/msg",
+                "values": {m: per[m][key] for m in per},
+                "ratio": per["upstream"][key] / per["tornado_c"][key],
+                "ratio_label": "upstream / tornado_c (x less server CPU)",
+            })
+    results["comparisons"] = comparisons
+    for c in comparisons:
+        print("%-10s upstream/tornado_c = %.2fx" % (c["label"], c["ratio"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
