@@ -161,9 +161,11 @@ def main(argv=None):
         total_failed += len(new)
         total_skipped += skipped
         print("gate[%s] TORNADO_C_DISABLE=%r: ran %d, %d passed, %d skipped, %d failed "
-              "(%d known), runner exit %d, %.0fs -> %s"
+              "(%d known%s), runner exit %d, %.0fs -> %s"
               % (name, CONFIGS[name], ran, passed, skipped, len(failed),
-                 len(failed) - len(new), rc, secs, "ok" if good else "FAILED"))
+                 len(failed) - len(new) - len(excused),
+                 ", %d allowed" % len(excused) if excused else "",
+                 rc, secs, "ok" if good else "FAILED"))
         for test in flaky:
             print("  FLAKY (failed in the whole run, passed when its module ran again): %s  (log: %s)"
                   % (test, log_path))
