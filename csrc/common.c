@@ -14,20 +14,27 @@ tc_state_from_type(PyTypeObject *type)
     return tc_get_state(module);
 }
 
-struct tc_state *
-tc_state_from_subtype(PyTypeObject *type, const char *what)
+PyObject *
+tc_module_from_subtype(PyTypeObject *type, const char *what)
 {
     for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
         if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
             PyObject *m = PyType_GetModule(t); /* borrowed */
             if (m != NULL) {
-                return tc_get_state(m);
+                return m;
             }
             PyErr_Clear(); /* a Python subclass: no module of its own */
         }
     }
     PyErr_Format(PyExc_TypeError, "not a subclass of %s", what);
     return NULL;
+}
+
+struct tc_state *
+tc_state_from_subtype(PyTypeObject *type, const char *what)
+{
+    PyObject *m = tc_module_from_subtype(type, what); /* borrowed */
+    return m != NULL ? tc_get_state(m) : NULL;
 }
 
 PyObject *

@@ -42,6 +42,13 @@ struct tc_state *tc_state_from_type(PyTypeObject *type);
  * TypeError("not a subclass of <what>") if there is none. */
 struct tc_state *tc_state_from_subtype(PyTypeObject *type, const char *what);
 
+/* Borrowed: the module object behind tc_state_from_subtype()'s state (same
+ * lookup, same error).  An object that keeps a pointer into the state past
+ * the point where its type could let go of the module (a garbage collection
+ * at interpreter exit clears the heap types' module references before it
+ * deallocates the objects of the same cycle) holds a strong reference to it. */
+PyObject *tc_module_from_subtype(PyTypeObject *type, const char *what);
+
 /* New reference to `mod`.`attr` (imports the module), or NULL with an
  * exception set. */
 PyObject *tc_import_attr(const char *mod, const char *attr);

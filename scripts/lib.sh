@@ -173,3 +173,17 @@ tc_find_pythons() {
         fi
     done
 }
+
+# tc_counts LOG: "passed failed skipped" from the last summary line of LOG: pytest's
+# ("1 failed, 106 passed, 29 skipped in 16.31s") or "gate: N passed, N failed,
+# N skipped".  Errors count as failures.
+tc_counts() {
+    local line p f e s
+    line="$(grep -E '^([a-z]+: )?[0-9]+ (passed|failed|skipped|errors?)|^=+ .*[0-9]+ (passed|failed|errors?).* =+$' "$1" \
+            | tail -n 1 || true)"
+    p="$(grep -oE '(^|[ ,:=])[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
+    f="$(grep -oE '(^|[ ,:=])[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
+    e="$(grep -oE '(^|[ ,:=])[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
+    s="$(grep -oE '(^|[ ,:=])[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
+    echo "${p:-0} $(( ${f:-0} + ${e:-0} )) ${s:-0}"
+}

@@ -11,6 +11,9 @@
 #        (fuzz/run.sh, TC_FUZZ_SECONDS per target, default 20; plain C, so once);
 #     3. the compatibility gate: upstream Tornado's suite under tornado_c
 #        (compat/gate.py, with compat/known_failures.txt), both configurations;
+#     4. the reduced sanitizer run (scripts/sanitize.sh --quick: the HTTP,
+#        stream, web and WebSocket tests and upstream's modules for them on
+#        the ASan+UBSan build; the script says what it leaves out and why);
 #   every other version (to keep CI's time in check):
 #     1. the tests of the parts that depend on the Python version: the loop,
 #        the streams and the HTTP server (tests/test_loop_*, test_stream_*,
@@ -79,26 +82,12 @@ total_passed=0
 total_failed=0
 total_skipped=0
 
-# counts LOG: "passed failed skipped" from the last summary line of LOG: pytest's
-# ("1 failed, 106 passed, 29 skipped in 16.31s") or "gate: N passed, N failed,
-# N skipped".  Errors count as failures.
-counts() {
-    local line p f e s
-    line="$(grep -E '^([a-z]+: )?[0-9]+ (passed|failed|skipped|errors?)|^=+ .*[0-9]+ (passed|failed|errors?).* =+$' "$1" \
-            | tail -n 1 || true)"
-    p="$(grep -oE '(^|[ ,:=])[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
-    f="$(grep -oE '(^|[ ,:=])[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
-    e="$(grep -oE '(^|[ ,:=])[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
-    s="$(grep -oE '(^|[ ,:=])[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' | head -n 1 || true)"
-    echo "${p:-0} $(( ${f:-0} + ${e:-0} )) ${s:-0}"
-}
-
 # run_step NAME RC LOG: record one step's counts for the current version.
 # A failed step (pytest exits 5 when it collected nothing) with no failed test
 # counted still counts as one failure.
 run_step() {
     local name="$1" rc="$2" log="$3" p f s
-    read -r p f s <<<"$(counts "$log")"
+    read -r p f s <<<"$(tc_counts "$log")"
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
     fi
@@ -160,6 +149,15 @@ run_version() {
     rc=0
     "$py" "$TC_ROOT/compat/gate.py" 2>&1 | tee "$log" || rc=$?
     run_step gate "$rc" "$log"
+
+    if [ "$mode" = "full" ]; then
+        echo "== Python $version: under ASan+UBSan (scripts/sanitize.sh --quick)"
+        log="$work/sanitize.log"
+        rc=0
+        TC_SANITIZE_PYTHON="$py" bash "$TC_ROOT/scripts/sanitize.sh" --quick 2>&1 \
+            | tee "$log" || rc=$?
+        run_step sanitize "$rc" "$log"
+    fi
     cd "$TC_ROOT"
 
     local verdict="ok"

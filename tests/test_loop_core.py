@@ -753,3 +753,36 @@ def test_closed_loop_keeps_a_valid_uv_loop_for_other_components():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "RuntimeError"
+
+
+_MODULE_GONE_FIRST = r'''
+import gc, importlib.util
+# a second instance of the extension module (multi-phase init allows it), so
+# that the module, its types and a loop all become garbage in one collection:
+# the collector clears the module and the types (which drops their module
+# references and frees the module state) before it deallocates the loop
+spec = importlib.util.find_spec("tornado_c._core")
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+loop = m.Loop()
+loop.call_soon(print, "never")
+cycle = [loop]
+cycle.append(cycle)
+del m, loop, cycle, spec
+gc.collect()
+print("collected")
+'''
+
+
+def test_loop_collected_with_its_module():
+    """A loop deallocated in the same garbage collection as its module (as at
+    interpreter exit) must not reach the freed module state: its close
+    callbacks and handle freelist live there.  It used to (heap-use-after-free
+    in free_handle_cb, found by scripts/sanitize.sh, where this test fails
+    without the fix; the normal build reads freed memory silently)."""
+    from conftest import run_python
+
+    r = run_python("-c", _MODULE_GONE_FIRST)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "collected"
+    assert "AddressSanitizer" not in r.stderr

@@ -1051,7 +1051,9 @@ loop_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds
     if (self == NULL) {
         return NULL;
     }
-    tc_state *st = tc_state_from_subtype(type, "tornado_c._core.Loop");
+    PyObject *module = tc_module_from_subtype(type, "tornado_c._core.Loop"); /* borrowed */
+    tc_state *st = module != NULL ? tc_get_state(module) : NULL;
+    self->module = Py_XNewRef(module);
     self->ls = st != NULL ? st->loop : NULL;
     self->epfd = -1;
     self->sigfd = -1;
@@ -1154,6 +1156,7 @@ loop_traverse(tc_loop *self, visitproc visit, void *arg)
 {
     int r;
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
     for (Py_ssize_t i = 0; i < self->ready.len; i++) {
         if ((r = visit_handle(self->ready.buf[(self->ready.head + i) & (self->ready.cap - 1)],
                               visit, arg)) != 0) {
@@ -1195,6 +1198,8 @@ loop_clear(tc_loop *self)
     Py_CLEAR(self->exc_type);
     Py_CLEAR(self->exc_value);
     Py_CLEAR(self->exc_tb);
+    /* self->module is not cleared here: dealloc still reaches the module
+     * state through `ls`; the module's own clear breaks the cycle */
     return 0;
 }
 
@@ -1226,7 +1231,9 @@ loop_dealloc(tc_loop *self)
     PyMem_Free(self->due.buf);
     PyMem_Free(self->heap);
     PyMem_Free(self->fds);
+    PyObject *module = self->module; /* kept until now: `ls` points into its state */
     tp->tp_free((PyObject *)self);
+    Py_XDECREF(module);
     Py_DECREF(tp);
 }
 

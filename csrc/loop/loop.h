@@ -138,6 +138,9 @@ typedef struct tc_loop {
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;
+    PyObject *module;               /* strong: the module whose state `ls` points
+                                     * into, released last in dealloc (see
+                                     * tc_module_from_subtype in common.h) */
 } tc_loop;
 
 /* Re-take the GIL if the loop released it around the poll. */

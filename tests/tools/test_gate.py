@@ -106,3 +106,38 @@ def test_a_failure_that_fails_again_fails_the_gate(monkeypatch, tmp_path, capsys
     out = capsys.readouterr().out
     assert "NEW FAILURE: tornado.test.simple_httpclient_test" in out
     assert "FLAKY" not in out
+
+
+def test_allowed_failure_does_not_fail_the_gate(monkeypatch, tmp_path, capsys):
+    calls = fake_runs(monkeypatch, tmp_path, second_failed=True)
+    real_load = load_gate().load_known
+    monkeypatch.setattr(gate, "load_known", lambda path=None: {} if path is None else real_load(path))
+    allow = tmp_path / "allow.txt"
+    allow.write_text("full tornado.test.simple_httpclient_test.SimpleHTTPSClientTestCase"
+                     ".test_request_timeout  # slow build\n")
+    assert gate.main(["--keep-logs", str(tmp_path), "--allow", str(allow)]) == 0
+    assert calls == [("full", ())]  # nothing to rerun
+    out = capsys.readouterr().out
+    assert "ALLOWED (failed; --allow: slow build): tornado.test.simple_httpclient_test" in out
+    assert "NEW FAILURE" not in out
+    # another failing test is still a failure
+    allow.write_text("full tornado.test.web_test.X.test_y  # slow build\n")
+    assert gate.main(["--keep-logs", str(tmp_path), "--allow", str(allow)]) == 1
+
+
+def test_module_runs_only_those_modules(monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def run_config(name, disable, log_dir, tests=(), tag=""):
+        calls.append((name, tuple(tests)))
+        return 0, 10, 0, set(), str(tmp_path / "log"), 1.0
+
+    monkeypatch.setattr(gate, "run_config", run_config)
+    monkeypatch.setattr(gate, "CONFIGS", {"full": ""})
+    monkeypatch.setattr(gate, "load_known",
+                        lambda: {"full": {"tornado.test.other_test.A.test_b": "why"}})
+    assert gate.main(["--keep-logs", str(tmp_path), "--module", "tornado.test.web_test"]) == 0
+    assert calls == [("full", ("tornado.test.web_test",))]
+    out = capsys.readouterr().out
+    assert "now passing" not in out  # other_test was not run
+    assert "gate: 10 passed, 0 failed, 0 skipped" in out
