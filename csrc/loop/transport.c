@@ -227,6 +227,25 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
     Py_DECREF(exc);
 }
 
+/* protocol.buffer_updated(n) of a buffered protocol; a failure is fatal
+ * to the transport, as in asyncio. */
+static void
+call_buffer_updated(tc_transport *tr, Py_ssize_t n)
+{
+    PyObject *nobj = PyLong_FromSsize_t(n);
+    PyObject *r = NULL;
+    if (nobj != NULL) {
+        r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, nobj);
+        Py_DECREF(nobj);
+    }
+    if (r == NULL) {
+        fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
+        return;
+    }
+    Py_DECREF(r);
+}
+
+
 /* --------------------------------------------------------------- handles */
 
 
@@ -887,18 +906,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             goto done;
         }
         if (nread > 0) {
-            PyObject *n = PyLong_FromSsize_t(nread);
-            if (n == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
-                goto done;
-            }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, n);
-            Py_DECREF(n);
-            if (r == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
-                goto done;
-            }
-            Py_DECREF(r);
+            call_buffer_updated(tr, nread);
             goto done;
         }
     }
@@ -980,18 +988,7 @@ tc_loop_tr_read_ready(tc_transport *tr)
         err = errno;
         PyBuffer_Release(&view);
         if (n > 0) {
-            PyObject *nobj = PyLong_FromSsize_t(n);
-            if (nobj == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
-                goto done;
-            }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_buffer_updated, nobj);
-            Py_DECREF(nobj);
-            if (r == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.buffer_updated() call failed.");
-                goto done;
-            }
-            Py_DECREF(r);
+            call_buffer_updated(tr, n);
             goto done;
         }
     }
