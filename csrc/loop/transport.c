@@ -227,6 +227,26 @@ fatal_uv_error(tc_transport *tr, int err, const char *message)
     Py_DECREF(exc);
 }
 
+/* protocol.data_received(bytes) with a copy of buf[0:n] (the loop's shared
+ * read buffer: copied before any Python code runs); a failure is fatal to
+ * the transport, as in asyncio. */
+static void
+call_data_received(tc_transport *tr, const char *buf, Py_ssize_t n)
+{
+    PyObject *data = PyBytes_FromStringAndSize(buf, n);
+    if (data == NULL) {
+        fatal_error_current(tr, "Fatal read error on socket transport");
+        return;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
+    Py_DECREF(data);
+    if (r == NULL) {
+        fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
+        return;
+    }
+    Py_DECREF(r);
+}
+
 /* protocol.buffer_updated(n) of a buffered protocol; a failure is fatal
  * to the transport, as in asyncio. */
 static void
@@ -873,7 +893,6 @@ static void
 read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     tc_transport *tr = (tc_transport *)stream->data;
-    PyObject *r;
     TC_LOOP_ENTER(tr->loop);
     Py_INCREF(tr);
     if (nread == UV_ENOBUFS && tr->read_held) {
@@ -912,23 +931,10 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     else {
         if (nread > 0) {
-            PyObject *data;
             if (tr->protocol == NULL || tr->closing) {
                 goto done;
             }
-            /* copy out of the shared buffer before any Python code runs */
-            data = PyBytes_FromStringAndSize(buf->base, nread);
-            if (data == NULL) {
-                fatal_error_current(tr, "Fatal read error on socket transport");
-                goto done;
-            }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
-            Py_DECREF(data);
-            if (r == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
-                goto done;
-            }
-            Py_DECREF(r);
+            call_data_received(tr, buf->base, nread);
             goto done;
         }
         if (nread == 0) {
@@ -955,7 +961,6 @@ tc_loop_tr_read_ready(tc_transport *tr)
     uv_os_fd_t fd;
     ssize_t n;
     int err = 0;
-    PyObject *r;
     tr->read_scheduled = 0;
     if (!tr->io.reading || tr->closing || tr->protocol == NULL || !tr->io.open ||
         tr->io.closing || uv_fileno(&tr->io.h.handle, &fd) < 0) {
@@ -999,19 +1004,7 @@ tc_loop_tr_read_ready(tc_transport *tr)
         } while (n < 0 && errno == EINTR);
         err = errno;
         if (n > 0) {
-            /* copy out of the shared buffer before any Python code runs */
-            PyObject *data = PyBytes_FromStringAndSize(buf, n);
-            if (data == NULL) {
-                fatal_error_current(tr, "Fatal read error on socket transport");
-                goto done;
-            }
-            r = PyObject_CallMethodOneArg(tr->protocol, tr->ts->s_data_received, data);
-            Py_DECREF(data);
-            if (r == NULL) {
-                fatal_error_current(tr, "Fatal error: protocol.data_received() call failed.");
-                goto done;
-            }
-            Py_DECREF(r);
+            call_data_received(tr, buf, n);
             goto done;
         }
     }
