@@ -293,7 +293,13 @@ def main_tcp_proc(args):
     base = med["upstream"]
     print("ratio to upstream (round trips/s; x less server CPU per trip):")
     for name, (rt, us) in med.items():
-        print("%-20s %13.2fx %19.2fx" % (name, rt / base[0], base[1] / us))
+        # the server's CPU time is counted in clock ticks (10 ms): a very short
+        # run can show none, and then there is no ratio to give
+        print("%-20s %14s %20s" % (name, _ratio(rt, base[0]), _ratio(base[1], us)))
+
+
+def _ratio(a, b):
+    return "%.2fx" % (a / b) if b else "n/a"
 
 
 def _median(xs):

@@ -378,7 +378,10 @@ RSS_RETURN_MARGIN = 0.35
 RSS_REPEAT_MARGIN = 0.25
 
 
-@pytest.mark.parametrize("mode", sp.MODES)
+# tornado_c's server only: upstream's figures for the same 10,000 connections
+# (the comparison in the comment above) come from benchmarks/idle_conns.py; a
+# test of plain Tornado here would check nothing of ours and cost CI ~1.5 min.
+@pytest.mark.parametrize("mode", ["tornado_c"])
 def test_idle_keepalive_connections(mode):
     """IDLE_CONNS keep-alive connections, each after one request, stay open
     while a normal client is still served; once they close, fds return to

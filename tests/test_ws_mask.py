@@ -26,15 +26,26 @@ def test_every_length_and_offset(mask):
             assert websocket_mask(mask, data) == reference(mask, data), (n, off)
 
 
+def xor_reference(mask, data):
+    """The mask as one big-integer XOR: the same result as upstream's
+    byte-by-byte reference, fast enough for megabytes."""
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
 def test_random_large_sizes():
     rng = random.Random(1234)
+    sample = os.urandom(1031)
+    for mask in MASKS:
+        assert xor_reference(mask, sample) == reference(mask, sample)
     for _ in range(40):
         n = rng.randrange(300, 3 * 1024 * 1024)
         mask = os.urandom(4)
         data = os.urandom(n)
         off = rng.randrange(0, 64)
         view = memoryview(data)[off:]
-        expected = reference(mask, bytes(view))
+        expected = xor_reference(mask, bytes(view))
         assert websocket_mask(mask, view) == expected
         if speedups_mask is not None:
             assert speedups_mask(mask, bytes(view)) == expected
