@@ -147,6 +147,8 @@ class BuildExt(build_ext):
                 self.llhttp["sources"],
                 output_dir=os.path.join(self.build_temp, "llhttp"),
                 include_dirs=self.llhttp["include_dirs"],
+                # the strictest llhttp this version allows (csrc/http/judge.h)
+                macros=[("LLHTTP_STRICT_MODE", "1")],
                 extra_postargs=["-O2", "-w"],
             )
             ext.extra_objects = list(ext.extra_objects or []) + objects
@@ -177,6 +179,10 @@ def main():
 
     if test:
         macros.append(("TC_TEST_API", "1"))
+    if ll_static is not None:
+        # llhttp compiled here, with LLHTTP_STRICT_MODE=1 (BuildExt); a
+        # shared libllhttp is linked as the system built it
+        macros.append(("TC_LLHTTP_STRICT", "1"))
 
     sources = sorted(f for f in glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c")
                      if test or not is_test_source(f))
