@@ -8,7 +8,10 @@ libuv and llhttp come from the system, never from this repository:
   ``/usr/share/include/llhttp/llhttp.h``) compiled and linked into the extension.
   ``TORNADO_C_LLHTTP_SRC=/path`` points at another llhttp source tree (a folder
   holding ``llhttp.h`` and ``api.c``/``http.c``/``llhttp.c``, or llhttp's own
-  ``include/`` + ``src/`` layout).
+  ``include/`` + ``src/`` layout).  Sources are compiled with
+  ``LLHTTP_STRICT_MODE=1`` (``TC_LLHTTP_STRICT`` is then defined for our C):
+  llhttp is the second judge of requests (csrc/http/judge.h), the strictest
+  this version allows; a shared ``libllhttp`` is linked as the system built it.
 
 Build variants (environment variables read at build time):
 

@@ -36,7 +36,7 @@
  * 4-byte little-endian length and that many bytes.  Tags, in the order of a
  * message:
  *   'm' method   'u' target   'V' version ("HTTP/x.y", at the end of the head)
- *   'f' header name           'v' header value (no record for an empty one)
+ *   'f' header name           'v' header value (possibly empty or absent)
  *   'H' end of head (empty)   'b' body bytes (pieces merged)
  *   'E' message complete: one byte, llhttp_should_keep_alive()
  * Spans llhttp reports in pieces are merged into one record. */
