@@ -19,6 +19,9 @@ from tornado_c import httpserver as chs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "http_corpus"))
+import harness  # noqa: E402
+from conftest import needs_test_api  # noqa: E402
 from test_http_server import (  # noqa: E402,F401  (fixtures)
     exchange, logs, make_app, no_configure, responses, run, serve, shutdown)
 
@@ -245,3 +248,53 @@ def test_unmodified_app_under_environment_variable(tmp_path):
             proc.wait()
     assert results["1"] == BAD
     assert results["0"].startswith(b"HTTP/1.1 200 OK") and results["0"].endswith(b"ok")
+
+
+class StrictServer(chs.HTTPServer):
+    def initialize(self, *args, **kwargs):
+        super().initialize(*args, strict_http=True, **kwargs)
+
+
+@needs_test_api()
+def test_corpus_strict_server():
+    # The differential corpus against the C server in strict mode.  Where
+    # llhttp accepts the whole input and agrees with Tornado's grammar on
+    # every message (test_http_judge.compare), the outcome and the log lines
+    # are exactly those without strict mode (harness.predict); everywhere
+    # else they may also stop early with strict mode's 400: the responses
+    # before it are the predicted ones.
+    import json
+
+    import tornado_c.loop
+    import test_http_judge as judge
+
+    cases = [json.loads(line) for line in open(os.path.join(HERE, "http_corpus", "cases.jsonl"))]
+    before = chs._stats["c_connections"]
+    saved = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(tornado_c.loop.EventLoopPolicy())
+    try:
+        results, _, unsat = harness.run_corpus(cases, server_class=StrictServer)
+    finally:
+        asyncio.set_event_loop_policy(saved)
+    assert chs._stats["c_connections"] - before == len(cases)
+    clean = refused = 0
+    bad = []
+    for case, r in zip(cases, results):
+        data = case["raw"].encode("latin1")
+        explained = {}
+        agree = judge.theirs(data)[1] is None and judge.compare(data, case["server"], explained) == []
+        out, logs, late, _, _ = harness.predict(case)
+        obs = r["malformed_logs"]
+        strict_logs = [m for m in obs if m.startswith("llhttp (strict mode)")]
+        if agree and not explained:
+            clean += 1
+            if r["outcome"] != out or strict_logs or obs[:len(logs)] != logs:
+                bad.append((case["name"], "clean", r["outcome"], out, obs))
+        elif r["outcome"] != out:
+            got = r["outcome"]
+            if not (got and got[-1] == ("400",) and got[:-1] == out[:len(got) - 1] and strict_logs):
+                bad.append((case["name"], "refused", got, out, obs))
+            refused += 1
+    assert bad == []
+    assert clean >= 200 and refused >= 50, (clean, refused)
+
