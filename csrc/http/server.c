@@ -929,9 +929,10 @@ sc_parse_error(sconn *sc)
  * consumed (data) and frame them alike: a head ends where Tornado's ends, a
  * message too.  An llhttp error inside a head is acted on when Tornado's
  * parser has read that whole head (if Tornado rejects the head, its error
- * is the one reported, as without strict mode); in a body, at once.  0, or -1 when it refused: then the request gets the parse
- * error path (HTTPInputError: upstream's "Malformed HTTP message" log line,
- * 400, close) and nothing of it reaches the application. */
+ * is the one reported, as without strict mode); in a body, at once.
+ * 0, or -1 when it refused: then the request gets the parse error path
+ * (HTTPInputError: upstream's "Malformed HTTP message" log line, 400,
+ * close) and a head not yet dispatched never reaches the application. */
 static int
 sc_strict_check(sconn *sc, const char *data, size_t len)
 {
