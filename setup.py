@@ -8,7 +8,10 @@ libuv and llhttp come from the system, never from this repository:
   ``/usr/share/include/llhttp/llhttp.h``) compiled and linked into the extension.
   ``TORNADO_C_LLHTTP_SRC=/path`` points at another llhttp source tree (a folder
   holding ``llhttp.h`` and ``api.c``/``http.c``/``llhttp.c``, or llhttp's own
-  ``include/`` + ``src/`` layout).
+  ``include/`` + ``src/`` layout).  Sources are compiled with
+  ``LLHTTP_STRICT_MODE=1`` (``TC_LLHTTP_STRICT`` is then defined for our C):
+  llhttp is the second judge of requests (csrc/http/judge.h), the strictest
+  this version allows; a shared ``libllhttp`` is linked as the system built it.
 
 Build variants (environment variables read at build time):
 
@@ -147,6 +150,8 @@ class BuildExt(build_ext):
                 self.llhttp["sources"],
                 output_dir=os.path.join(self.build_temp, "llhttp"),
                 include_dirs=self.llhttp["include_dirs"],
+                # the strictest llhttp this version allows (csrc/http/judge.h)
+                macros=[("LLHTTP_STRICT_MODE", "1")],
                 extra_postargs=["-O2", "-w"],
             )
             ext.extra_objects = list(ext.extra_objects or []) + objects
@@ -177,6 +182,10 @@ def main():
 
     if test:
         macros.append(("TC_TEST_API", "1"))
+    if ll_static is not None:
+        # llhttp compiled here, with LLHTTP_STRICT_MODE=1 (BuildExt); a
+        # shared libllhttp is linked as the system built it
+        macros.append(("TC_LLHTTP_STRICT", "1"))
 
     sources = sorted(f for f in glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c")
                      if test or not is_test_source(f))

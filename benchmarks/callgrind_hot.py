@@ -24,6 +24,8 @@ Cases:
   https_hello_upstream, hello_upstream
                   the same two without tornado_c (plain upstream Tornado on
                   asyncio's loop), for the ratio
+  hello_strict    hello with the server in strict mode (TORNADO_C_STRICT_HTTP=1:
+                  llhttp judges every request too); minus hello: its cost
   web_floor       one request of benchmarks/web_floor.py (tornado.web's own
                   code over a stub connection, no server, no sockets) under
                   the full switch on the tornado_c loop; with
@@ -49,7 +51,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
-         "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream")
+         "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream",
+         "hello_strict")
 # not run unless asked for (--cases): the upstream references and TLS
 OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
@@ -203,9 +206,12 @@ s.close()
 """
 
 
-def case_hello(n, tls=False, switch=True):
+def case_hello(n, tls=False, switch=True, strict=False):
     import asyncio
     import threading
+
+    if strict:
+        os.environ["TORNADO_C_STRICT_HTTP"] = "1"
 
     if switch:
         import tornado_c
@@ -264,6 +270,10 @@ def case_https_hello_upstream(n):
 
 def case_hello_upstream(n):
     case_hello(n, switch=False)
+
+
+def case_hello_strict(n):
+    case_hello(n, strict=True)
 
 
 def case_web_floor(n):

@@ -1,18 +1,22 @@
-"""Write fuzz seeds from the differential corpus (tests/http_corpus/cases.jsonl).
+"""Write fuzz seeds from the differential corpus (tests/http_corpus/cases.jsonl)
+into fuzz/seeds/ (committed: the seed corpus kept in the repository), or
+into the folder given.
 
 fuzz_request seeds: 2 option bytes (0xff: default header limit; 0x00: split
 seed, default body limit) + the raw request.  fuzz_chunked seeds: 1 option
-byte + the body of the chunked cases.
+byte + the body of the chunked cases.  fuzz_differential seeds: the raw
+request.  ws_frame's seeds are not made here (fuzz/seeds/ws_frame).
 """
 import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "build", "seeds")
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "seeds")
 head = b"Transfer-Encoding: chunked\r\n\r\n"
 os.makedirs(os.path.join(out, "request"), exist_ok=True)
 os.makedirs(os.path.join(out, "chunked"), exist_ok=True)
+os.makedirs(os.path.join(out, "differential"), exist_ok=True)
 with open(os.path.join(HERE, "..", "tests", "http_corpus", "cases.jsonl")) as f:
     for i, line in enumerate(f):
         case = json.loads(line)
@@ -22,6 +26,8 @@ with open(os.path.join(HERE, "..", "tests", "http_corpus", "cases.jsonl")) as f:
         if len(raw) <= 4000:
             with open(os.path.join(out, "request", "%04d" % i), "wb") as g:
                 g.write(b"\xff\x00" + raw)
+            with open(os.path.join(out, "differential", "%04d" % i), "wb") as g:
+                g.write(raw)
         k = raw.find(head)
         if k >= 0:
             with open(os.path.join(out, "chunked", "%04d" % i), "wb") as g:

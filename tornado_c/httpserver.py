@@ -25,6 +25,7 @@ over with every byte not yet parsed still buffered.
 """
 
 import asyncio as _asyncio
+import os as _os
 
 import tornado.httpserver as _hs
 from tornado.log import app_log as _app_log
@@ -36,6 +37,12 @@ _upstream = _reexport(globals(), "tornado.httpserver")
 
 _UpstreamHTTPServer = _hs.HTTPServer
 _DEFAULT_MAX_BUFFER = 104857600
+
+
+def _strict_from_env():
+    """TORNADO_C_STRICT_HTTP=1 (any value but empty or "0") turns strict mode
+    on for every HTTPServer made without strict_http=."""
+    return _os.environ.get("TORNADO_C_STRICT_HTTP", "") not in ("", "0")
 
 
 # connections served in C since import (tests check the C path is used)
@@ -51,10 +58,25 @@ class HTTPServer(_UpstreamHTTPServer):
     ``ssl_options`` is set, when the running loop is not a tornado_c loop,
     or when a subclass overrides ``handle_stream``.
 
+    One more keyword argument: ``strict_http=True`` (default: the
+    environment variable ``TORNADO_C_STRICT_HTTP=1``, else off) accepts only
+    requests that llhttp (the system's, in its strict build) accepts too and
+    frames the same way, besides Tornado's own grammar; any other request
+    gets upstream's "Malformed HTTP message" log line, a 400 and a close.
+    For servers behind another proxy, where two parsers reading one byte
+    stream differently is how requests are smuggled.  It applies to the
+    connections served in C (a warning is logged once if a connection falls
+    back to upstream's path).
+
     Upstream's documentation:
     """
         + (_UpstreamHTTPServer.__doc__ or "")
     )
+
+    def initialize(self, *args, strict_http=None, **kwargs):
+        self.strict_http = _strict_from_env() if strict_http is None else bool(strict_http)
+        self._strict_warned = False
+        super().initialize(*args, **kwargs)
 
     def _c_loop(self):
         if self.ssl_options is not None:
@@ -72,6 +94,12 @@ class HTTPServer(_UpstreamHTTPServer):
     def _handle_connection(self, connection, address):
         loop = self._c_loop()
         if loop is None:
+            if self.strict_http and not self._strict_warned:
+                self._strict_warned = True
+                _app_log.warning(
+                    "strict_http is not applied to connections served by upstream's "
+                    "Python path (ssl_options, a non-tornado_c loop or an overridden "
+                    "handle_stream)")
             _stats["python_connections"] += 1
             return super()._handle_connection(connection, address)
         try:
@@ -95,6 +123,7 @@ class HTTPServer(_UpstreamHTTPServer):
                 no_keep_alive=bool(p.no_keep_alive),
                 max_buffer_size=self.max_buffer_size or 0,
                 read_chunk_size=self.read_chunk_size or 0,
+                strict=self.strict_http,
             )
             # the fd belongs to the connection's IOStream now
             connection.detach()

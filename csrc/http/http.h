@@ -11,10 +11,13 @@
  *     is flushed; after on_headers to run headers_received()).
  *   - tc_http_writer: the bytes of HTTP1Connection.write_headers / write /
  *     finish for a server response, with upstream's errors.
+ *   - tc_http_judge (http/judge.h, judge.c): llhttp reading the same bytes,
+ *     for the server's strict mode and the differential tests/fuzz target.
  * Its Python side (http_py.c, below) is one write path for every Python
  * object that writes a response.  The test build (TORNADO_C_TEST=1) adds
  * Python wrappers for the tests (test_api.c): _core.HTTPRequestParser,
- * _core.HTTPResponseWriter, _http_repr, _llhttp_selftest, _llhttp_verdict.
+ * _core.HTTPResponseWriter, _http_repr, _llhttp_selftest, _llhttp_verdict,
+ * _llhttp_parse, _llhttp_strict.
  *
  * Notes for the server built on it (what HTTP1Connection does around the
  * grammar; the parser reports, the server acts):

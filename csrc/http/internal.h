@@ -23,8 +23,17 @@
 #include "loop/loop.h"
 #include "stream/stream.h"
 #include "http/http.h"
+#include "http/judge.h"
 
 typedef struct sconn sconn;
+
+/* Strict mode (HTTPServer(strict_http=True) / TORNADO_C_STRICT_HTTP=1):
+ * llhttp judges every byte the parser consumed (judge.h, server.c
+ * sc_strict_check). */
+typedef struct tc_http_strict {
+    tc_http_judge judge;
+    uint64_t heads;          /* heads our parser delivered */
+} tc_http_strict;
 typedef struct rconn rconn;
 
 struct sconn {
@@ -40,6 +49,7 @@ struct sconn {
     rconn *req;              /* strong: the current request, or NULL */
     tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
     tc_http_parser parser;
+    tc_http_strict *strict;  /* owned (malloc) or NULL: strict mode off */
     tc_http_buf body;        /* coalesced body bytes not yet delivered */
     size_t chunk_size;
     Py_ssize_t read_chunk_size; /* TCPServer's, for a detached stream */

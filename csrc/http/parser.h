@@ -15,9 +15,9 @@
  * checks both lists against the linked llhttp (_llhttp_verdict, test build,
  * in test_api.c).  Strict-mode builds of other llhttp versions move the line
  * again.  So this parser implements Tornado's grammar itself, byte for byte,
- * and llhttp stays what it is in http.c: a linked dependency
- * (llhttp_version(); self-tested by the test build), not the authority on
- * what is a valid request.
+ * and llhttp is not the authority on what is a valid request: it is the
+ * second judge (judge.h), in differential tests and in the server's opt-in
+ * strict mode.
  *
  * Upstream behaviour reproduced here (tornado 6.6.1):
  *  - the head is read with read_until_regex(b"\r?\n\r?\n", max_header_size):

@@ -534,6 +534,9 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
 
     Py_CLEAR(headers);
     sc->head_pending = 1;
+    if (sc->strict != NULL) {
+        sc->strict->heads++;
+    }
     return 1;  /* the delegate runs from sc_process, after the head is consumed */
 fail:
     Py_XDECREF(start_line);
@@ -922,6 +925,55 @@ sc_parse_error(sconn *sc)
     sc_delegate_failed(sc);
 }
 
+/* Strict mode: llhttp must accept the `len` bytes the parser has just
+ * consumed (data) and frame them alike: a head ends where Tornado's ends, a
+ * message too.  An llhttp error inside a head is acted on when Tornado's
+ * parser has read that whole head (if Tornado rejects the head, its error
+ * is the one reported, as without strict mode); in a body, at once.
+ * 0, or -1 when it refused: then the request gets the parse error path
+ * (HTTPInputError: upstream's "Malformed HTTP message" log line, 400,
+ * close) and a head not yet dispatched never reaches the application. */
+static int
+sc_strict_check(sconn *sc, const char *data, size_t len)
+{
+    tc_http_strict *strict = sc->strict;
+    tc_http_judge *j = &strict->judge;
+    char why[256];
+    const char *msg = NULL;
+    if (!j->failed && len) {
+        (void)tc_http_judge_feed(j, data, len);
+    }
+    if (j->failed) {
+        if (strict->heads == sc->parser.messages) {
+            /* inside a head (or before one): Tornado's grammar speaks first,
+             * at its end, so its own error message wins when it has one */
+            return 0;
+        }
+        tc_http_judge_describe(j, why, sizeof(why));
+        msg = why;
+    } else if (j->heads != strict->heads) {
+        msg = "llhttp ends the request head at another byte";
+    } else if (sc->msg_complete && (j->messages != sc->parser.messages || j->in_message)) {
+        msg = "llhttp ends the message at another byte";
+    }
+    if (msg == NULL) {
+        return 0;
+    }
+    sc->head_pending = 0;  /* the delegate never sees the head */
+    PyObject *text = PyUnicode_FromFormat("llhttp (strict mode) refuses the request: %s", msg);
+    PyObject *exc = text ? PyObject_CallOneArg(sc->hs->HTTPInputError, text) : NULL;
+    Py_XDECREF(text);
+    if (exc == NULL) {
+        report(sc, "HTTP server: building HTTPInputError");
+        sc_close(sc);
+        return -1;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    sc_delegate_failed(sc);
+    return -1;
+}
+
 static void
 sc_next_request(sconn *sc)
 {
@@ -1029,12 +1081,22 @@ again:
         size_t len = 0, consumed = 0;
         const char *data = tc_stream_peek(sc->stream, &len);
         tc_http_status s = tc_http_parser_execute(p, data, len, &consumed);
-        if (consumed) {
-            tc_stream_consume(sc->stream, consumed);
-        }
         if (s == TC_HTTP_ERROR) {
+            /* Tornado's grammar judges first: its error is the one logged */
+            if (consumed) {
+                tc_stream_consume(sc->stream, consumed);
+            }
             sc_parse_error(sc);
             break;
+        }
+        if (sc->strict != NULL && sc_strict_check(sc, data, consumed) < 0) {
+            if (consumed && !sc->closed) {
+                tc_stream_consume(sc->stream, consumed);
+            }
+            break;
+        }
+        if (consumed) {
+            tc_stream_consume(sc->stream, consumed);
         }
         if (s == TC_HTTP_PAUSED) {
             continue;
@@ -1173,12 +1235,14 @@ typedef struct {
     int no_keep_alive;
     Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
     Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
+    int strict;                   /* strict mode (optional, default off) */
 } conn_params;
 
 /* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
  *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
  *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size): every argument is required. */
+ *     read_chunk_size, strict=False): every argument but strict is
+ *     required. */
 static int
 parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
 {
@@ -1186,8 +1250,9 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
         "server", "fd", "address", "protocol", "trusted_downstream", "loop",
         "max_header_size", "max_body_size", "chunk_size", "header_timeout",
         "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
-        "read_chunk_size", NULL,
+        "read_chunk_size", "strict", NULL,
     };
+    p->strict = 0;
     if (PyTuple_GET_SIZE(args) > 3) {
         PyErr_SetString(PyExc_TypeError,
                         "HTTPServerConnection() takes 3 positional arguments (server, fd, "
@@ -1195,10 +1260,10 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OiOOOOnKnOOppnn:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            args, kwds, "OiOOOOnKnOOppnn|p:HTTPServerConnection", kwlist, &p->server, &p->fd,
             &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
             &p->max_body_size, &p->chunk_size, &p->header_timeout, &p->body_timeout,
-            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size)) {
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size, &p->strict)) {
         return -1;
     }
     return 0;
@@ -1254,6 +1319,16 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sc->parser.max_header_size = (size_t)p.max_header_size;
     sc->parser.max_body_size = p.max_body_size;
     sc->parser.no_keep_alive = p.no_keep_alive;
+    if (p.strict) {
+        sc->strict = malloc(sizeof(*sc->strict));
+        if (sc->strict == NULL) {
+            Py_DECREF(sc);
+            PyErr_NoMemory();
+            return NULL;
+        }
+        tc_http_judge_init(&sc->strict->judge, NULL);
+        sc->strict->heads = 0;
+    }
     sc->default_max_body = p.max_body_size;
     sc->chunk_size = (size_t)p.chunk_size;
     sc->idle_timeout = idle;
@@ -1386,6 +1461,7 @@ sc_dealloc(sconn *sc)
     sc_clear(sc);
     Py_CLEAR(sc->loop);
     tc_http_parser_free(&sc->parser);
+    free(sc->strict);
     tc_http_buf_free(&sc->body);
     tp->tp_free((PyObject *)sc);
     Py_DECREF(tp);

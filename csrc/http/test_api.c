@@ -30,12 +30,15 @@
  *   _core._http_repr(data, as_bytes=False): repr() as the C core writes it
  *   _core._llhttp_selftest(): llhttp parses one request (True)
  *   _core._llhttp_verdict(data): what llhttp makes of one request
+ *   _core._llhttp_parse(data, pieces=1): what the judge (judge.h) parsed
+ *   _core._llhttp_strict(): llhttp compiled with LLHTTP_STRICT_MODE
  *
  * Strings are latin-1 decoded, as upstream decodes the head.
  */
 #include "common.h"
 #include "state.h"
 #include "http/http.h"
+#include "http/judge.h"
 #include "web/web.h"
 
 #include <llhttp.h>
@@ -632,7 +635,7 @@ llhttp_selftest(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(done == 1);
 }
 
-/* _llhttp_verdict(data): what this llhttp, in its default settings, makes of
+/* _llhttp_verdict(data): what this llhttp, with no lenient flag, makes of
  * one request: "HPE_OK" when it parsed a complete message, else the errno
  * name (HPE_INVALID_METHOD, ...).  For tests that check why llhttp is not
  * the request parser (see parser.h). */
@@ -657,6 +660,74 @@ llhttp_verdict(PyObject *module, PyObject *arg)
         return PyUnicode_FromString("incomplete");
     }
     return PyUnicode_FromString(llhttp_errno_name(err));
+}
+
+static PyObject *
+llhttp_strict(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return PyBool_FromLong(tc_http_judge_strict_build());
+}
+
+/* _llhttp_parse(data, pieces=1) -> (records, error): the judge (judge.h)
+ * fed `data` in `pieces` nearly equal parts; records are the judge's record
+ * log as a list of (tag, bytes) (tag a one-character str), error None or
+ * "HPE_NAME: reason". */
+static PyObject *
+llhttp_parse(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_buffer view;
+    Py_ssize_t pieces = 1;
+    tc_http_buf rec = {0};
+    tc_http_judge j;
+    PyObject *list = NULL, *res = NULL;
+    int err = HPE_OK;
+    if (!PyArg_ParseTuple(args, "y*|n", &view, &pieces)) {
+        return NULL;
+    }
+    if (pieces < 1) {
+        PyErr_SetString(PyExc_ValueError, "pieces must be >= 1");
+        goto fail;
+    }
+    tc_http_judge_init(&j, &rec);
+    size_t total = (size_t)view.len, step = total / (size_t)pieces + 1;
+    for (size_t at = 0; at < total && err == HPE_OK; at += step) {
+        size_t n = total - at < step ? total - at : step;
+        err = tc_http_judge_feed(&j, (const char *)view.buf + at, n);
+    }
+    if (j.nomem) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    list = PyList_New(0);
+    if (list == NULL) {
+        goto fail;
+    }
+    for (size_t pos = 0; pos + TC_HTTP_JUDGE_REC_HDR <= rec.len;) {
+        const unsigned char *h = (const unsigned char *)rec.data + pos;
+        size_t n = (size_t)h[1] | (size_t)h[2] << 8 | (size_t)h[3] << 16 | (size_t)h[4] << 24;
+        PyObject *item = Py_BuildValue("(Cy#)", (int)h[0], (const char *)h + TC_HTTP_JUDGE_REC_HDR,
+                                       (Py_ssize_t)n);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+        pos += TC_HTTP_JUDGE_REC_HDR + n;
+    }
+    if (err == HPE_OK) {
+        res = Py_BuildValue("(OO)", list, Py_None);
+    } else {
+        char why[256];
+        tc_http_judge_describe(&j, why, sizeof(why));
+        res = Py_BuildValue("(Os)", list, why);
+    }
+fail:
+    Py_XDECREF(list);
+    tc_http_buf_free(&rec);
+    PyBuffer_Release(&view);
+    return res;
 }
 
 /* ------------------------------------------------------------ repr */
@@ -688,7 +759,11 @@ static PyMethodDef test_functions[] = {
     {"_http_repr", py_repr_latin1, METH_VARARGS,
      "repr() of bytes.decode('latin1') (or of the bytes) as the C core writes it."},
     {"_llhttp_verdict", llhttp_verdict, METH_O,
-     "What llhttp (default settings) makes of one request: 'HPE_OK' or an errno name."},
+     "What llhttp (no lenient flag) makes of one request: 'HPE_OK' or an errno name."},
+    {"_llhttp_parse", llhttp_parse, METH_VARARGS,
+     "What the strict-mode judge (llhttp) parsed: (records, error or None)."},
+    {"_llhttp_strict", llhttp_strict, METH_NOARGS,
+     "True when the linked llhttp was compiled with LLHTTP_STRICT_MODE."},
     {"_llhttp_selftest", llhttp_selftest, METH_NOARGS, "Parse one request with llhttp; True if it completed."},
     {NULL, NULL, 0, NULL},
 };
