@@ -32,6 +32,12 @@ def raise_nofile(n=NOFILE):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def lower_nofile(n):
+    """Set this process's RLIMIT_NOFILE soft limit to n (the EMFILE tests)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
 def command(mode, app=APP, *args):
     if mode == "upstream":
         return [sys.executable, app, *args]
@@ -65,7 +71,7 @@ class ServerProc:
             cwd=tempfile.gettempdir(),
             text=True,
             start_new_session=True,
-            preexec_fn=lambda: raise_nofile(nofile),
+            preexec_fn=lambda: raise_nofile(nofile) if nofile >= NOFILE else lower_nofile(nofile),
         )
         self.pid = self.proc.pid
         self.lines = []
