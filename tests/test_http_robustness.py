@@ -525,7 +525,7 @@ def normalize(out, pid):
     out = re.sub(rb'"connection": "[^"]*", "loop": "[^"]*"', b'"connection": X, "loop": X', out)
     out = re.sub(rb"Content-Length: \d+(\r\n[^<]*?\"connection\": X)", rb"Content-Length: N\1", out)
     out = re.sub(rb'Etag: "[0-9a-f]+"', b'Etag: "X"', out)
-    out = re.sub(rb'"(big|wait)_[a-z_]+": \d+', b'"counter": N', out)
+    out = re.sub(rb'"(big|wait|pid|malloc)_[a-z_]+": \d+', b'"counter": N', out)
     out = re.sub(rb'"rss_kib": \d+', b'"rss_kib": N', out)
     # /stats bodies: the length varies with the numbers
     out = re.sub(rb"Content-Length: \d+(\r\n[^<]*?\"rss_kib\": N)", rb"Content-Length: N\1", out)
