@@ -195,7 +195,7 @@ def check_flat(run_round, cycles_per_round, rounds=ROUNDS, warmup=WARMUP_ROUNDS,
     # the measured figures, for pytest -s (docs/reliability.md quotes them)
     print("\n%s: %d cycles: objects %+d (largest type %+d), malloc %+d B, traced %+d B, "
           "handles %s, fds %+d" % (
-              run_round, cycles_per_round * rounds,
+              getattr(run_round, "__qualname__", run_round), cycles_per_round * rounds,
               sum(end.objects.values()) - sum(base.objects.values()),
               max([end.objects[k] - base.objects.get(k, 0) for k in end.objects] or [0]),
               end.malloc - base.malloc,
@@ -354,6 +354,7 @@ def test_requests_on_keepalive_connections(server):
                     assert got == body
         finally:
             s.close()
+        await asyncio.sleep(0.05)  # the server sees the close
 
     check_flat(lambda n: loop.run_until_complete(cycles(n)), 100)
 
@@ -496,6 +497,7 @@ def test_subprocesses(server):
             out, _ = await p.communicate()
             assert out == b"%d\n" % i
             assert p.returncode == 0
+        await asyncio.sleep(0.01)
 
     check_flat(lambda n: loop.run_until_complete(cycles(n)), 10)
 
