@@ -2,7 +2,7 @@
 (issue 14).  Loopback only, bounded in time.
 
     python scripts/soak.py [--requests 1000000] [--connections 1000]
-                           [--mode tornado_c|upstream] [--tracemalloc]
+                           [--mode tornado_c|upstream] [--tracemalloc] [--close]
     python scripts/soak.py --warmup-study [--runs 4] [--seconds 8]
 
 Default: examples/robust_app.py under ``python -m tornado_c`` (C loop, C
@@ -147,9 +147,10 @@ def soak(args):
         # server has answered --requests GET /pid; /stats every second gives
         # the count and the memory figures, read at each quarter's end
         t0 = time.monotonic()
+        extra = ["-H", "Connection: close"] if args.close else []
         proc = subprocess.Popen(
             ["wrk", "-t2", "-c%d" % args.connections, "-d%ds" % args.max_seconds,
-             "--timeout", "30s", "http://127.0.0.1:%d/pid" % srv.port],
+             "--timeout", "30s"] + extra + ["http://127.0.0.1:%d/pid" % srv.port],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         quarters = []
         rss_max = [0, 0, 0, 0]
@@ -244,6 +245,8 @@ def main():
     p.add_argument("--connections", type=int, default=1000)
     p.add_argument("--mode", choices=("tornado_c", "upstream"), default="tornado_c")
     p.add_argument("--tracemalloc", action="store_true")
+    p.add_argument("--close", action="store_true",
+                   help="Connection: close on every request (a new connection each)")
     p.add_argument("--max-seconds", type=int, default=3600,
                    help="give up (fail) if the requests take longer")
     p.add_argument("--warmup-study", action="store_true")
