@@ -102,6 +102,17 @@ class Server:
     def stats(self):
         return http(self.port, "GET", "/stats")
 
+    def finish(self):
+        """Stop the server; False (and why, printed) if it had died or
+        logged a traceback."""
+        alive = self.stop()
+        log = self.log()
+        if not alive:
+            print("server DIED:\n" + log)
+        if "Traceback" in log:
+            print("server logged a traceback:\n" + log[:4000])
+        return alive and "Traceback" not in log
+
     def stop(self):
         alive = self.proc.poll() is None
         self.proc.terminate()
@@ -198,14 +209,7 @@ def soak(args):
         trimmed = http(srv.port, "POST", "/trim")
         print("after gc + malloc_trim(%s): %s" % (trimmed["malloc_trim"], fmt_stats(srv.stats())))
     finally:
-        alive = srv.stop()
-        log = srv.log()
-    if not alive:
-        print("server DIED:\n" + log)
-        ok = False
-    if "Traceback" in log:
-        print("server logged a traceback:\n" + log[:4000])
-        ok = False
+        ok = srv.finish() and ok
     print("soak: %s" % ("ok" if ok else "FAILED"))
     return ok
 
@@ -235,7 +239,7 @@ def warmup_study(args):
         print("one more run after the trim: %d requests, errors %s; %s" % (
             n, errors or 0, fmt_stats(srv.stats())))
     finally:
-        srv.stop()
+        ok = srv.finish() and ok
     return ok
 
 

@@ -249,6 +249,25 @@ def wait_closed(sock, timeout):
                 return time.monotonic() - t0
 
 
+def trickle_head(sock, delay, seconds=None, pad=100):
+    """Send a request head that never ends (an X-Slow header of `pad` bytes)
+    one byte every `delay` seconds.  Returns the seconds until the server
+    closed the connection, or None if it was still open after `seconds` (or
+    after the last byte)."""
+    t0 = time.monotonic()
+    for b in b"GET /pid HTTP/1.1\r\nX-Slow: " + b"a" * pad:
+        try:
+            sock.sendall(bytes([b]))
+        except OSError:
+            return time.monotonic() - t0
+        if wait_closed(sock, delay) is not None:
+            return time.monotonic() - t0
+        sock.setblocking(True)
+        if seconds is not None and time.monotonic() - t0 > seconds:
+            break
+    return None
+
+
 def rst_close(sock):
     """Close sock with an RST (SO_LINGER 0) instead of a FIN."""
     import struct

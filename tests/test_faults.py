@@ -113,27 +113,13 @@ def test_clients_killed_at_random(server):
 # ------------------------------------------------------------ slowloris
 
 def trickle(port, seconds, out, key):
-    """Send a never-ending head one byte per second; record when (if) the
-    server closed the connection, within `seconds`."""
+    """A head trickled one byte per second for up to `seconds`; out[key]:
+    when the server closed the connection, or None."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    t0 = time.monotonic()
-    closed = None
     try:
-        for b in b"GET /pid HTTP/1.1\r\nX-Slow: " + b"a" * 1000:
-            try:
-                s.sendall(bytes([b]))
-            except OSError:
-                closed = time.monotonic() - t0
-                break
-            if sp.wait_closed(s, 1.0) is not None:
-                closed = time.monotonic() - t0
-                break
-            s.setblocking(True)
-            if time.monotonic() - t0 > seconds:
-                break
+        out[key] = sp.trickle_head(s, 1.0, seconds, pad=1000)
     finally:
         s.close()
-    out[key] = closed
 
 
 def test_slowloris_one_byte_per_second(server):
