@@ -13,7 +13,10 @@ Endpoints:
   GET  /block?s=F    blocks the whole process for F seconds (time.sleep)
   GET  /wait?s=F     answers after asyncio.sleep(F); counts on_connection_close
   POST /echo         JSON: length and sum of the received body bytes
-  GET  /stats        JSON: streamed responses started/finished/aborted/active
+  GET  /stats        JSON: streamed responses started/finished/aborted/active,
+                     GET /pid requests served,
+                     RSS, malloc in use / held from the OS (glibc), memory
+                     traced by tracemalloc (when PYTHONTRACEMALLOC is set)
   POST /trim         gc.collect() and glibc malloc_trim(0), so that freed
                      memory goes back to the OS (for RSS-after-close checks)
 
@@ -37,7 +40,8 @@ import tornado.netutil
 import tornado.web
 
 STATS = {"big_started": 0, "big_finished": 0, "big_aborted": 0,
-         "wait_started": 0, "wait_finished": 0, "wait_conn_closed": 0}
+         "wait_started": 0, "wait_finished": 0, "wait_conn_closed": 0,
+         "pid_requests": 0}
 
 
 def _rss_kib():
@@ -51,6 +55,28 @@ def _rss_kib():
     return None
 
 
+def _malloc_kib():
+    """glibc's mallinfo2: (bytes handed out and not freed, bytes malloc holds
+    from the OS) in KiB, or (None, None) off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        info = libc.mallinfo2
+    except (OSError, AttributeError, TypeError):
+        return None, None
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_size_t) for f in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    info.restype = Mallinfo2
+    m = info()
+    return (m.uordblks + m.hblkhd) // 1024, (m.arena + m.hblkhd) // 1024
+
+
 def _type_name(obj):
     t = type(obj)
     return "%s.%s" % (t.__module__, t.__qualname__)
@@ -58,6 +84,7 @@ def _type_name(obj):
 
 class PidHandler(tornado.web.RequestHandler):
     def get(self):
+        STATS["pid_requests"] += 1  # scripts/soak.py counts the requests served
         self.write(
             {
                 "pid": os.getpid(),
@@ -125,9 +152,14 @@ class EchoHandler(tornado.web.RequestHandler):
 
 class StatsHandler(tornado.web.RequestHandler):
     def get(self):
+        import tracemalloc
+
         active = STATS["big_started"] - STATS["big_finished"] - STATS["big_aborted"]
+        in_use, from_os = _malloc_kib()
+        traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
         self.write(dict(STATS, big_active=active, pid=os.getpid(),
-                        rss_kib=_rss_kib()))
+                        rss_kib=_rss_kib(), malloc_in_use_kib=in_use,
+                        malloc_from_os_kib=from_os, traced_kib=traced))
 
 
 class TrimHandler(tornado.web.RequestHandler):

@@ -32,6 +32,12 @@ def raise_nofile(n=NOFILE):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def lower_nofile(n):
+    """Set this process's RLIMIT_NOFILE soft limit to n (the EMFILE tests)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
 def command(mode, app=APP, *args):
     if mode == "upstream":
         return [sys.executable, app, *args]
@@ -65,7 +71,7 @@ class ServerProc:
             cwd=tempfile.gettempdir(),
             text=True,
             start_new_session=True,
-            preexec_fn=lambda: raise_nofile(nofile),
+            preexec_fn=lambda: raise_nofile(nofile) if nofile >= NOFILE else lower_nofile(nofile),
         )
         self.pid = self.proc.pid
         self.lines = []
@@ -241,6 +247,25 @@ def wait_closed(sock, timeout):
                 continue
             if not d:
                 return time.monotonic() - t0
+
+
+def trickle_head(sock, delay, seconds=None, pad=100):
+    """Send a request head that never ends (an X-Slow header of `pad` bytes)
+    one byte every `delay` seconds.  Returns the seconds until the server
+    closed the connection, or None if it was still open after `seconds` (or
+    after the last byte)."""
+    t0 = time.monotonic()
+    for b in b"GET /pid HTTP/1.1\r\nX-Slow: " + b"a" * pad:
+        try:
+            sock.sendall(bytes([b]))
+        except OSError:
+            return time.monotonic() - t0
+        if wait_closed(sock, delay) is not None:
+            return time.monotonic() - t0
+        sock.setblocking(True)
+        if seconds is not None and time.monotonic() - t0 > seconds:
+            break
+    return None
 
 
 def rst_close(sock):

@@ -1300,7 +1300,7 @@ libuv_version(PyObject *module, PyObject *Py_UNUSED(ignored))
     return PyUnicode_FromString(uv_version_string());
 }
 
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
 static PyObject *
 debug_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -1314,9 +1314,9 @@ static PyMethodDef loop_methods[] = {
     {"_set_result_unless_cancelled", (PyCFunction)(void (*)(void))fn_set_result_unless_cancelled,
      METH_FASTCALL, "asyncio's futures._set_result_unless_cancelled(fut, None)."},
     {"libuv_version", libuv_version, METH_NOARGS, "Version of the libuv the extension runs on."},
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
     {"_debug_counts", debug_counts, METH_NOARGS,
-     "Live libuv handles and requests of every component (debug build only)."},
+     "Live libuv handles and requests of every component (debug and test builds)."},
 #endif
     {NULL, NULL, 0, NULL},
 };

@@ -39,7 +39,8 @@
  *   - Handles of other components must stay referenced (no uv_unref): the
  *     loop uses libuv's count of active handles to know whether libuv has
  *     anything to poll besides the loop's own handles.
- *   - Handle bookkeeping: in a debug build (TC_DEBUG) every uv handle or
+ *   - Handle bookkeeping: in a debug or test build (TC_COUNT_HANDLES,
+ *     uvio.h) every uv handle or
  *     request a component creates is counted with TC_LOOP_HANDLE_OPENED /
  *     TC_LOOP_HANDLE_CLOSED (the latter in its close callback) on the loop
  *     it belongs to; the counts are exposed to tests as
@@ -88,7 +89,7 @@ typedef struct tc_loop_state {
     char *readbuf;                  /* shared read buffer, see uvio.h (posix_memalign;
                                      * allocated by tc_loop_exec, freed by
                                      * tc_loop_clear) */
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
     Py_ssize_t live_handles;        /* uv handles opened and not yet closed */
     Py_ssize_t live_requests;       /* uv requests started and not yet completed */
 #endif
@@ -154,7 +155,7 @@ typedef struct tc_loop {
     } while (0)
 
 /* Debug-build bookkeeping of a handle or request on `loop` (a tc_loop *). */
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
 #define TC_LOOP_HANDLE_OPENED(loop) ((loop)->ls->live_handles++)
 #define TC_LOOP_HANDLE_CLOSED(loop) ((loop)->ls->live_handles--)
 #define TC_LOOP_REQUEST_STARTED(loop) ((loop)->ls->live_requests++)

@@ -97,7 +97,7 @@ issue(tc_uvio_wq *wq, uv_stream_t *stream, char *base, size_t len, uv_write_cb c
     if (rc == 0) {
         wq->inflight = 1;
         wq->inflight_len = len;
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
         wq->ls->live_requests++; /* the owner's write_cb counts it done */
 #endif
     }
@@ -308,7 +308,7 @@ conn_close_cb(uv_handle_t *handle)
     tc_uvio_conn *c = (tc_uvio_conn *)handle; /* h is the first member */
     PyObject *owner = (PyObject *)handle->data;
     TC_LOOP_ENTER(c->loop);
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
     c->wq.ls->live_handles--;
 #endif
     c->open = 0;

@@ -75,6 +75,14 @@
 
 #define TC_UVIO_API __attribute__((visibility("hidden")))
 
+/* Live libuv handle and request counters (loop.h, "Handle bookkeeping";
+ * _core._debug_counts()): kept in the debug build and in the test build, so
+ * that the leak tests (tests/test_leaks.py) can check them on the build the
+ * tests run on.  The users' build has none. */
+#if defined(TC_DEBUG) || defined(TC_TEST_API)
+#define TC_COUNT_HANDLES 1
+#endif
+
 struct tc_loop;
 struct tc_loop_state;
 
@@ -114,7 +122,7 @@ typedef struct tc_uvio_wq {
     char *pend;                 /* PyMem: queued behind the in-flight write */
     size_t pend_len, pend_cap;
     char inflight;              /* req in flight */
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
     struct tc_loop_state *ls;   /* borrowed: counts the requests started */
 #endif
 } tc_uvio_wq;
@@ -123,7 +131,7 @@ typedef struct tc_uvio_wq {
 static inline void
 tc_uvio_wq_init(tc_uvio_wq *wq, struct tc_loop_state *ls)
 {
-#ifdef TC_DEBUG
+#ifdef TC_COUNT_HANDLES
     wq->ls = ls;
 #else
     (void)wq;
