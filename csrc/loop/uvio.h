@@ -35,6 +35,10 @@
  *                   The wq OWNS: its uv_write_t (in the struct), the PyMem
  *                   buffers `heap` and `pend` (tc_uvio_wq_free), and one
  *                   strong reference to `obj` while a write points into it.
+ *                   The buffers exist only while bytes are queued: once
+ *                   nothing is pending or in flight (tc_uvio_wq_send_pend
+ *                   wrote everything, tc_uvio_wq_next found nothing more)
+ *                   they are freed, so an idle stream holds no write memory.
  *                   The owner of the wq keeps itself alive while a write is
  *                   in flight (it holds its self-reference once a write was
  *                   issued until the close callback, and libuv runs every
