@@ -76,10 +76,10 @@ grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
-/* Nothing in flight and nothing pending: free both buffers, so that a
- * connection waiting for its next request holds no write memory (they are
- * allocated again, right-sized, by the next write the kernel does not take
- * at once or the next corked batch). */
+/* Nothing in flight and nothing pending: free both buffers and the write
+ * request, so that a connection waiting for its next request holds no write
+ * memory (allocated again, right-sized, by the next write the kernel does not
+ * take at once or the next corked batch). */
 static void
 release_if_empty(tc_uvio_wq *wq)
 {
@@ -104,9 +104,15 @@ issue(tc_uvio_wq *wq, uv_stream_t *stream, char *base, size_t len, uv_write_cb c
         wq->rem_base = NULL;
         wq->rem_len = 0;
     }
+    if (wq->req == NULL) {
+        wq->req = PyMem_Malloc(sizeof(uv_write_t));
+        if (wq->req == NULL) {
+            return UV_ENOMEM; /* a write error for the owner, as libuv's own */
+        }
+    }
     b = uv_buf_init(base, (unsigned int)len); /* uv_write copies the uv_buf_t */
-    wq->req.data = owner;
-    rc = uv_write(&wq->req, stream, &b, 1, cb);
+    wq->req->data = owner;
+    rc = uv_write(wq->req, stream, &b, 1, cb);
     if (rc == 0) {
         wq->inflight = 1;
         wq->inflight_len = len;
@@ -253,6 +259,8 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
     PyMem_Free(wq->pend);
     wq->pend = NULL;
     wq->pend_cap = wq->pend_len = 0;
+    PyMem_Free(wq->req);  /* not in flight: see the callers */
+    wq->req = NULL;
 }
 
 /* ------------------------------------------------- connected streams */
