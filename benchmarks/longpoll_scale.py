@@ -99,8 +99,9 @@ def measure(mode, n):
             out["normal_requests"] = len(res["latencies"])
             out["normal_errors"] = res["errors"]
             out["normal_max_latency_ms"] = round(max(res["latencies"]) * 1000, 1)
-            out["ok"] = (done == n and woke["waiting"] == n and len(bodies) == 1
-                         and not res["errors"])
+            # every long-poll client got the one answer (the normal client's
+            # errors are reported, not part of this: upstream times it out)
+            out["ok"] = done == n and woke["waiting"] == n and len(bodies) == 1
         finally:
             sp.close_all(socks)
         out["server_alive"] = srv.alive()
@@ -146,7 +147,9 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"python": sys.version.split()[0], "results": results,
                        "comparisons": comps}, f, indent=2)
-    return 0 if all(r["ok"] and r["server_alive"] for r in results) else 1
+    bad = [r for r in results if not (r["ok"] and r["server_alive"])
+           or (r["mode"] == "tornado_c" and r["normal_errors"])]
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
