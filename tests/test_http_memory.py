@@ -18,8 +18,6 @@ guards what is reached.
 import os
 import sys
 
-import pytest
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
 
@@ -48,7 +46,6 @@ def test_idle_keepalive_memory_vs_upstream():
     assert tc <= IDLE_RATIO * up, msg
 
 
-@pytest.mark.parametrize("state", ["poll"])
-def test_longpoll_waiting_memory_vs_upstream(state):
-    up, tc, msg = _pair(state)
+def test_longpoll_waiting_memory_vs_upstream():
+    up, tc, msg = _pair("poll")
     assert tc <= POLL_RATIO * up, msg
