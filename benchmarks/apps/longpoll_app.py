@@ -33,6 +33,11 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 
+# POST /trim: the robustness tests' app's handler (gc.collect + malloc_trim)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "examples"))
+from robust_app import TrimHandler  # noqa: E402
+
 STATE = {"future": None, "waiting": 0, "woken": 0, "answered": 0, "closed_waiting": 0}
 SNAP = {}
 
@@ -84,22 +89,6 @@ class StatsHandler(tornado.web.RequestHandler):
     def get(self):
         self.write({k: v for k, v in STATE.items() if k != "future"}
                    | {"pid": os.getpid(), "rss_kib": _rss_kib()})
-
-
-class TrimHandler(tornado.web.RequestHandler):
-    def post(self):
-        import ctypes
-        import ctypes.util
-
-        gc.collect()
-        trimmed = None
-        libc = ctypes.util.find_library("c")
-        if libc:
-            try:
-                trimmed = ctypes.CDLL(libc).malloc_trim(0)
-            except AttributeError:  # not glibc
-                pass
-        self.write({"pid": os.getpid(), "malloc_trim": trimmed})
 
 
 def _type_name(t):
