@@ -284,6 +284,18 @@ register(ScriptScenario(
     "upstream vs tornado_c without/with the websocket component (client: 4 processes)",
     args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
+register(ScriptScenario(
+    "conn_memory", "conn_memory.py",
+    "bytes per idle keep-alive and per long-poll connection (5,000 each, RSS after trim): "
+    "upstream vs tornado_c",
+    args=("--json", "{json}"), quick_args=("-n", "1000"), pin=False, chart=False,
+))
+register(ScriptScenario(
+    "longpoll_scale", "longpoll_scale.py",
+    "19,000 long-poll clients in one process woken by one Future: time until all are "
+    "answered, server CPU, a normal client meanwhile (upstream vs tornado_c)",
+    args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
 
 
 def select(only=None, registry=None):

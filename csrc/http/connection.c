@@ -50,6 +50,10 @@ write_future(sconn *sc)
         }
         return fut;
     }
+    if (sc->write_futures == NULL && (sc->write_futures = PyList_New(0)) == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
     if (PyList_Append(sc->write_futures, fut) < 0) {
         Py_DECREF(fut);
         return NULL;

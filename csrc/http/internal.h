@@ -45,7 +45,8 @@ struct sconn {
     PyObject *closed_future; /* strong or NULL: resolved when serving ended */
     PyObject *idle_timer;    /* strong TimerHandle or NULL */
     PyObject *body_timer;    /* strong TimerHandle or NULL */
-    PyObject *write_futures; /* list of futures resolved at drain */
+    PyObject *write_futures; /* strong or NULL: list of futures resolved at
+                              * drain (created by the first one) */
     rconn *req;              /* strong: the current request, or NULL */
     tc_stream *stream;       /* strong: the connection's IOStream (consumer: us) */
     tc_http_parser parser;
@@ -130,8 +131,7 @@ tc_http_sc_write(sconn *sc, const char *data, size_t len)
 /* Close while an exception is set (to be raised to the caller after). */
 TC_INTERNAL void tc_http_sc_close_keep_exc(sconn *sc);
 /* Everything written reached the kernel: resolve the futures write_headers/
- * write/finish handed out meanwhile.  -1 (exception set) only when the list
- * could not be replaced. */
+ * write/finish handed out meanwhile (and drop their list).  Returns 0. */
 TC_INTERNAL int tc_http_sc_resolve_write_futures(sconn *sc);
 /* Run the Python-visible side of a close (_closed) from the loop. */
 TC_INTERNAL void tc_http_sc_schedule_closed(sconn *sc);

@@ -320,13 +320,16 @@ reset_message(tc_http_parser *p)
     p->hscan = 0;
     p->head_seen = 0;
     p->hbuf_len = 0;
-    if (p->hbuf_cap > 4096) {
-        /* a large head that spanned reads: don't keep its buffer for the
-         * life of an idle keep-alive connection */
-        free(p->hbuf);
-        p->hbuf = NULL;
-        p->hbuf_cap = 0;
-    }
+    /* Nothing of a finished head is kept for the life of an idle keep-alive
+     * connection: the buffer of a head that spanned reads and the header
+     * array (32 entries, 1 KiB) are allocated again by the next head that
+     * needs them (malloc's per-thread cache makes that cheap). */
+    free(p->hbuf);
+    p->hbuf = NULL;
+    p->hbuf_cap = 0;
+    free(p->hdrs);
+    p->hdrs = NULL;
+    p->hdrs_cap = 0;
     free(p->cl_value);
     free(p->te_value);
     p->cl_value = p->te_value = NULL;

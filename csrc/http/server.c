@@ -704,23 +704,21 @@ static const tc_http_callbacks server_callbacks = {
 /* ---------------------------------------------------------- I/O layer */
 
 /* Everything written reached the kernel: resolve the futures write_headers/
- * write/finish handed out meanwhile.  -1 (exception set) only when the list
- * could not be replaced. */
+ * write/finish handed out meanwhile.  The list exists only while futures
+ * wait (write_future in connection.c creates it): an idle connection holds
+ * none.  Returns 0 (kept as int for its callers). */
 int
 tc_http_sc_resolve_write_futures(sconn *sc)
 {
-    if (sc->write_futures != NULL && PyList_GET_SIZE(sc->write_futures) > 0) {
+    if (sc->write_futures != NULL) {
         PyObject *lst = sc->write_futures;
-        sc->write_futures = PyList_New(0);
+        sc->write_futures = NULL;   /* futures resolved below may add a new one */
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
             if (future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
                 report(sc, "HTTP server: resolving a write future failed");
             }
         }
         Py_DECREF(lst);
-        if (sc->write_futures == NULL) {
-            return -1;
-        }
     }
     return 0;
 }
@@ -1334,11 +1332,6 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sc->idle_timeout = idle;
     sc->body_timeout = body;
     sc->decompress = p.decompress;
-    sc->write_futures = PyList_New(0);
-    if (sc->write_futures == NULL) {
-        Py_DECREF(sc);
-        return NULL;
-    }
     /* Reads are not limited to read_chunk_size (TCPServer passes chunk_size
      * there) while the server consumes the input: the body is handed to the
      * delegate in chunk_size pieces anyway, and upstream's IOStream reads

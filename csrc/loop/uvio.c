@@ -52,7 +52,8 @@ tc_uvio_sock_fd(tc_loop *loop, PyObject *sock)
 
 /* -------------------------------------------------------- write queue */
 
-/* Room for `need` bytes in *buf (PyMem, doubling from 16 KiB). */
+/* Room for `need` bytes in *buf (PyMem, doubling from 512 bytes: a small
+ * response stays in one of PyMem's small blocks). */
 static int
 grow(char **buf, size_t *cap, size_t need)
 {
@@ -61,7 +62,7 @@ grow(char **buf, size_t *cap, size_t need)
     if (need <= *cap) {
         return 0;
     }
-    ncap = *cap ? *cap : 16384;
+    ncap = *cap ? *cap : 512;
     while (ncap < need) {
         ncap *= 2;
     }
@@ -73,6 +74,18 @@ grow(char **buf, size_t *cap, size_t need)
     *buf = nb;
     *cap = ncap;
     return 0;
+}
+
+/* Nothing in flight and nothing pending: free both buffers and the write
+ * request, so that a connection waiting for its next request holds no write
+ * memory (allocated again, right-sized, by the next write the kernel does not
+ * take at once or the next corked batch). */
+static void
+release_if_empty(tc_uvio_wq *wq)
+{
+    if (!wq->inflight && wq->pend_len == 0 && wq->rem_len == 0) {
+        tc_uvio_wq_free(wq);
+    }
 }
 
 /* Make (base, len) the write in flight, the first TC_UVIO_WRITE_CHUNK bytes
@@ -91,9 +104,15 @@ issue(tc_uvio_wq *wq, uv_stream_t *stream, char *base, size_t len, uv_write_cb c
         wq->rem_base = NULL;
         wq->rem_len = 0;
     }
+    if (wq->req == NULL) {
+        wq->req = PyMem_Malloc(sizeof(uv_write_t));
+        if (wq->req == NULL) {
+            return UV_ENOMEM; /* a write error for the owner, as libuv's own */
+        }
+    }
     b = uv_buf_init(base, (unsigned int)len); /* uv_write copies the uv_buf_t */
-    wq->req.data = owner;
-    rc = uv_write(&wq->req, stream, &b, 1, cb);
+    wq->req->data = owner;
+    rc = uv_write(wq->req, stream, &b, 1, cb);
     if (rc == 0) {
         wq->inflight = 1;
         wq->inflight_len = len;
@@ -151,11 +170,13 @@ tc_uvio_wq_send_pend(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *
     }
     else if (r < 0) {
         wq->pend_len = 0;
+        release_if_empty(wq);
         return r;
     }
     *taken = (size_t)r;
     if ((size_t)r == wq->pend_len) {
         wq->pend_len = 0;
+        release_if_empty(wq);
         return 0;
     }
     return issue_pend(wq, stream, (size_t)r, cb, owner);
@@ -224,7 +245,9 @@ tc_uvio_wq_next(tc_uvio_wq *wq, uv_stream_t *stream, uv_write_cb cb, void *owner
         }
         return 1;
     }
-    return tc_uvio_wq_flush(wq, stream, cb, owner);
+    int rc = tc_uvio_wq_flush(wq, stream, cb, owner);
+    release_if_empty(wq);
+    return rc;
 }
 
 void
@@ -236,6 +259,8 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
     PyMem_Free(wq->pend);
     wq->pend = NULL;
     wq->pend_cap = wq->pend_len = 0;
+    PyMem_Free(wq->req);  /* not in flight: see the callers */
+    wq->req = NULL;
 }
 
 /* ------------------------------------------------- connected streams */

@@ -32,9 +32,14 @@
  *                   Corking: an owner may append to `pend` without trying
  *                   (tc_uvio_wq_write with direct = 0) and send the batch
  *                   later with one try-write (tc_uvio_wq_send_pend).
- *                   The wq OWNS: its uv_write_t (in the struct), the PyMem
- *                   buffers `heap` and `pend` (tc_uvio_wq_free), and one
- *                   strong reference to `obj` while a write points into it.
+ *                   The wq OWNS: its uv_write_t and the buffers `heap` and
+ *                   `pend` (PyMem, tc_uvio_wq_free), and one strong
+ *                   reference to `obj` while a write points into it.  These
+ *                   exist only while bytes are queued: once nothing is
+ *                   pending or in flight (tc_uvio_wq_send_pend wrote
+ *                   everything, tc_uvio_wq_next found nothing more) they are
+ *                   freed, so an idle stream holds no write memory.  (libuv
+ *                   does not touch a write request after its callback.)
  *                   The owner of the wq keeps itself alive while a write is
  *                   in flight (it holds its self-reference once a write was
  *                   issued until the close callback, and libuv runs every
@@ -112,7 +117,9 @@ TC_UVIO_API int tc_uvio_handle_open(tc_uvio_handle *h, int kind, int fd);
 /* -------------------------------------------------------- write queue */
 
 typedef struct tc_uvio_wq {
-    uv_write_t req;             /* the one write in flight; req.data = owner */
+    uv_write_t *req;            /* PyMem or NULL: the one write in flight
+                                 * (req->data = owner); allocated by the first
+                                 * write issued, freed with the buffers */
     PyObject *obj;              /* strong or NULL: bytes the write points into */
     char *heap;                 /* PyMem copy the in-flight write points into */
     size_t heap_cap;
