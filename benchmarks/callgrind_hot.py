@@ -18,11 +18,12 @@ Cases:
   hello           one keep-alive GET of benchmarks/apps/hello.py's handler,
                   server under the full switch in the measured process, the
                   client a separate, unmeasured process
+  json            the same for benchmarks/apps/json_app.py (write(dict))
   https_hello     the same over TLS: the server has ssl_options (Tornado's
                   test certificate), one keep-alive TLS connection (the
                   handshake cancels out with the start-up)
-  https_hello_upstream, hello_upstream
-                  the same two without tornado_c (plain upstream Tornado on
+  https_hello_upstream, hello_upstream, json_upstream
+                  the same three without tornado_c (plain upstream Tornado on
                   asyncio's loop), for the ratio
   web_floor       one request of benchmarks/web_floor.py (tornado.web's own
                   code over a stub connection, no server, no sockets) under
@@ -50,8 +51,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
          "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream")
+CASES += ("json", "json_upstream")
 # not run unless asked for (--cases): the upstream references and TLS
-OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
+OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream", "json_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -203,8 +205,9 @@ s.close()
 """
 
 
-def case_hello(n, tls=False, switch=True):
+def case_hello(n, tls=False, switch=True, app_module="hello"):
     import asyncio
+    import importlib
     import threading
 
     if switch:
@@ -212,7 +215,7 @@ def case_hello(n, tls=False, switch=True):
 
         tornado_c.install()
     sys.path.insert(0, os.path.join(HERE, "apps"))
-    import hello
+    hello = importlib.import_module(app_module)
 
     ssl_options = None
     if tls:
@@ -264,6 +267,14 @@ def case_https_hello_upstream(n):
 
 def case_hello_upstream(n):
     case_hello(n, switch=False)
+
+
+def case_json(n):
+    case_hello(n, app_module="json_app")
+
+
+def case_json_upstream(n):
+    case_hello(n, switch=False, app_module="json_app")
 
 
 def case_web_floor(n):
