@@ -18,11 +18,12 @@ Cases:
   hello           one keep-alive GET of benchmarks/apps/hello.py's handler,
                   server under the full switch in the measured process, the
                   client a separate, unmeasured process
+  json            the same for benchmarks/apps/json_app.py (write(dict))
   https_hello     the same over TLS: the server has ssl_options (Tornado's
                   test certificate), one keep-alive TLS connection (the
                   handshake cancels out with the start-up)
-  https_hello_upstream, hello_upstream
-                  the same two without tornado_c (plain upstream Tornado on
+  https_hello_upstream, hello_upstream, json_upstream
+                  the same three without tornado_c (plain upstream Tornado on
                   asyncio's loop), for the ratio
   hello_strict    hello with the server in strict mode (TORNADO_C_STRICT_HTTP=1:
                   llhttp judges every request too); minus hello: its cost
@@ -53,8 +54,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
          "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream",
          "hello_strict")
+CASES += ("json", "json_upstream")
 # not run unless asked for (--cases): the upstream references and TLS
-OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream")
+OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream", "json_upstream")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -206,8 +208,9 @@ s.close()
 """
 
 
-def case_hello(n, tls=False, switch=True, strict=False):
+def case_hello(n, tls=False, switch=True, strict=False, app_module="hello"):
     import asyncio
+    import importlib
     import threading
 
     if strict:
@@ -218,7 +221,7 @@ def case_hello(n, tls=False, switch=True, strict=False):
 
         tornado_c.install()
     sys.path.insert(0, os.path.join(HERE, "apps"))
-    import hello
+    hello = importlib.import_module(app_module)
 
     ssl_options = None
     if tls:
@@ -274,6 +277,14 @@ def case_hello_upstream(n):
 
 def case_hello_strict(n):
     case_hello(n, strict=True)
+
+
+def case_json(n):
+    case_hello(n, app_module="json_app")
+
+
+def case_json_upstream(n):
+    case_hello(n, switch=False, app_module="json_app")
 
 
 def case_web_floor(n):

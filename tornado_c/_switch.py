@@ -411,7 +411,25 @@ class WebComponent(Component):
         "tornado.routing": "_patch_routing",
         "tornado.web": "_patch_web",
         "tornado.gen": "_patch_gen",
+        "tornado.httpserver": "_patch_httpserver_web",
     }
+
+    def _patch_httpserver_web(self, _module):
+        """``HTTPServer.start_request`` (upstream's, not replaced) runs in C
+        for the C server (csrc/web/routing.c), calling the Router's C
+        ``start_request`` directly when it is the one put on ``Router``."""
+        from tornado_c import _core
+
+        hs = sys.modules.get("tornado.httpserver")
+        if hs is None or getattr(hs, "HTTPServer", None) is None:
+            return
+        routing = sys.modules.get("tornado.routing")
+        sr = None
+        if routing is not None:
+            f = routing.Router.__dict__.get("start_request")
+            if getattr(f, "__tornado_c_forwarder__", False):
+                sr = f
+        _core._web_httpserver_setup(hs, sr)
 
     def _patch_httputil(self, module):
         from tornado_c import _core
@@ -458,6 +476,7 @@ class WebComponent(Component):
 
         method = forwarder(original, _core._web_start_request(original))
         self._replace((router, "start_request", method))
+        self._patch_httpserver_web(None)
 
     def _patch_web(self, module):
         from tornado_c import _core

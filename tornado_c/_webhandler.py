@@ -170,6 +170,9 @@ _descriptors = _core._web_handler_setup(
         "_start_resume": _start_resume,
         "_sync_failed": _sync_failed,
         "_start_upstream": _start_upstream,
+        "BaseEventLoop.get_task_factory": _asyncio.BaseEventLoop.get_task_factory,
+        "_UIModuleNamespace.__init__": _web._UIModuleNamespace.__dict__["__init__"],
+        "Logger.isEnabledFor": _logging.Logger.__dict__["isEnabledFor"],
         "originals": _originals,
     }
 )

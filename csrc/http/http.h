@@ -89,6 +89,9 @@ typedef struct tc_http_state {
     PyObject *GzipDelegate;         /* tornado.http1connection._GzipMessageDelegate */
     PyObject *convert_yielded;      /* tornado.gen.convert_yielded */
     PyObject *app_log, *gen_log;    /* tornado.log */
+    PyObject *rsl_new;              /* RequestStartLine.__new__ as namedtuple made it, or
+                                     * NULL (then the class is called) */
+    PyObject *s_new;                /* "__new__" */
     /* interned names of the per-request path (made in exec) */
     PyObject *s_start_request, *s_headers_received, *s_data_received, *s_finish,
         *s_as_list, *s_combined_cache;

@@ -461,6 +461,25 @@ fail:
     return NULL;
 }
 
+/* httputil.RequestStartLine(method, path, version): made directly (what
+ * namedtuple's __new__ does) while the class has the __new__ namedtuple
+ * gave it and type's __call__; else the class is called. */
+static PyObject *
+request_start_line(tc_http_state *hs, PyObject *const *args)
+{
+    PyObject *cls = hs->RequestStartLine;
+    if (hs->rsl_new != NULL && Py_TYPE(cls)->tp_call == PyType_Type.tp_call &&
+        _PyType_Lookup((PyTypeObject *)cls, hs->s_new) == hs->rsl_new) {
+        PyObject *t = PyTuple_Pack(3, args[0], args[1], args[2]), *a, *r;
+        a = t != NULL ? PyTuple_Pack(1, t) : NULL;
+        r = a != NULL ? PyTuple_Type.tp_new((PyTypeObject *)cls, a, NULL) : NULL;
+        Py_XDECREF(t);
+        Py_XDECREF(a);
+        return r;
+    }
+    return PyObject_Vectorcall(cls, args, 3, NULL);
+}
+
 static int
 on_headers(tc_http_parser *p, const tc_http_head *head)
 {
@@ -477,7 +496,7 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     args[2] = latin1(head->version.p, head->version.len);
     PyObject *start_line = NULL, *headers = NULL;
     if (args[0] && args[1] && args[2]) {
-        start_line = PyObject_Vectorcall(hs->RequestStartLine, args, 3, NULL);
+        start_line = request_start_line(hs, args);
     }
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);
@@ -559,9 +578,15 @@ sc_dispatch_head_inner(sconn *sc)
         return 0;
     }
     {
-        PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
-        delegate = PyObject_VectorcallMethod(hs->s_start_request, sargs,
-                                             3, NULL);
+        /* upstream's HTTPServer.start_request runs in C while `web` is on */
+        int taken = tc_web_server_start_request(hs->web, sc->server, (PyObject *)sc,
+                                                (PyObject *)rc, &delegate);
+        if (taken == 0) {
+            PyObject *sargs[3] = {sc->server, (PyObject *)sc, (PyObject *)rc};
+            delegate = PyObject_VectorcallMethod(hs->s_start_request, sargs, 3, NULL);
+        } else if (taken < 0) {
+            delegate = NULL;
+        }
     }
     if (delegate == NULL) {
         /* upstream's request loop: gen_log.error("Uncaught exception",
@@ -1205,6 +1230,30 @@ import_tornado(tc_http_state *hs)
         import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
         return -1;
     }
+    if (hs->s_new == NULL && (hs->s_new = PyUnicode_InternFromString("__new__")) == NULL) {
+        return -1;
+    }
+    if (hs->rsl_new == NULL && PyType_Check(hs->RequestStartLine) &&
+        PyType_IsSubtype((PyTypeObject *)hs->RequestStartLine, &PyTuple_Type)) {
+        /* namedtuple's __new__ (a staticmethod of a function compiled from
+         * "<string>") is tuple.__new__(cls, (method, path, version)): only
+         * that one is skipped at each request */
+        PyObject *f = PyDict_GetItemWithError(((PyTypeObject *)hs->RequestStartLine)->tp_dict,
+                                              hs->s_new); /* borrowed */
+        PyObject *fn = f != NULL && PyObject_TypeCheck(f, &PyStaticMethod_Type)
+                           ? PyObject_GetAttrString(f, "__func__")
+                           : Py_XNewRef(f);
+        PyObject *code = fn != NULL && PyFunction_Check(fn) ? PyFunction_GET_CODE(fn) : NULL;
+        Py_XDECREF(fn); /* the class's staticmethod keeps it alive */
+        if (code != NULL && PyUnicode_Check(((PyCodeObject *)code)->co_filename) &&
+            PyUnicode_CompareWithASCIIString(((PyCodeObject *)code)->co_filename, "<string>") == 0 &&
+            ((PyCodeObject *)code)->co_argcount == 4) {
+            hs->rsl_new = Py_NewRef(f);
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
     if (!PyType_Check(hs->HTTPHeaders)) {
         /* build_headers() creates instances through its tp_new */
         PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
@@ -1539,6 +1588,7 @@ tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(hs->convert_yielded);
     Py_VISIT(hs->app_log);
     Py_VISIT(hs->gen_log);
+    Py_VISIT(hs->rsl_new);
     return 0;
 }
 
@@ -1559,6 +1609,8 @@ tc_http_server_clear(struct tc_state *st)
     Py_CLEAR(hs->convert_yielded);
     Py_CLEAR(hs->app_log);
     Py_CLEAR(hs->gen_log);
+    Py_CLEAR(hs->rsl_new);
+    Py_CLEAR(hs->s_new);
     Py_CLEAR(hs->s_start_request);
     Py_CLEAR(hs->s_headers_received);
     Py_CLEAR(hs->s_data_received);

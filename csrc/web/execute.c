@@ -533,7 +533,13 @@ tc_web_delegate_execute_impl(tc_web_state *ws, PyObject *self, PyObject *const *
     if (loop == Py_None) {
         goto upstream;
     }
-    v = PyObject_CallMethod(loop, "get_task_factory", NULL);
+    /* loop.get_task_factory(): asyncio's just returns loop._task_factory */
+    k = tc_web_is_method(loop, hs->s_get_task_factory, hs->get_task_factory);
+    if (k < 0) {
+        goto done;
+    }
+    v = k ? PyObject_GetAttr(loop, hs->s_task_factory)
+          : PyObject_CallMethodNoArgs(loop, hs->s_get_task_factory);
     if (v == NULL) {
         goto done;
     }
@@ -572,7 +578,28 @@ tc_web_delegate_execute_impl(tc_web_state *ws, PyObject *self, PyObject *const *
     }
     {
         PyObject *cargs[2] = {app, request};
-        if (PyDict_CheckExact(kw)) {
+        PyTypeObject *ct = (PyTypeObject *)cls;
+        if (PyDict_CheckExact(kw) && PyDict_GET_SIZE(kw) == 0 &&
+            Py_TYPE(cls)->tp_call == PyType_Type.tp_call &&
+            ct->tp_new == PyBaseObject_Type.tp_new &&
+            _PyType_Lookup(ct, hs->s_init) == hs->ours[TC_H_INIT]) {
+            /* what type.__call__ does (object.__new__, then __init__),
+             * with RequestHandler.__init__ ours: called in C directly */
+            PyObject *empty = PyTuple_New(0);
+            handler = empty ? PyBaseObject_Type.tp_new(ct, empty, NULL) : NULL;
+            Py_XDECREF(empty);
+            if (handler != NULL && PyObject_TypeCheck(handler, ct)) {
+                v = tc_web_init_impl(ws, handler, cargs, 2, NULL);
+                if (v == NULL) {
+                    Py_CLEAR(handler);
+                } else if (v != Py_None) {
+                    PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'",
+                                 Py_TYPE(v)->tp_name);
+                    Py_CLEAR(handler);
+                }
+                Py_CLEAR(v);
+            }
+        } else if (PyDict_CheckExact(kw)) {
             handler = PyObject_VectorcallDict(cls, cargs, 2, PyDict_GET_SIZE(kw) ? kw : NULL);
         } else {
             PyObject *d = PyDict_New();

@@ -264,6 +264,29 @@ tc_web_hook_resolve(tc_web_state *ws, PyObject *self, int hook, PyObject **calla
 #endif
 }
 
+int
+tc_web_is_method(PyObject *obj, PyObject *name, PyObject *func)
+{
+    PyObject *meth = NULL;
+    int r;
+#ifdef TC_HAVE_GETMETHOD
+    int unb = _PyObject_GetMethod(obj, name, &meth);
+    if (meth == NULL) {
+        return -1;
+    }
+    r = unb && meth == func;
+#else
+    meth = PyObject_GetAttr(obj, name);
+    if (meth == NULL) {
+        return -1;
+    }
+    r = PyMethod_Check(meth) && PyMethod_GET_SELF(meth) == obj &&
+        PyMethod_GET_FUNCTION(meth) == func;
+#endif
+    Py_DECREF(meth);
+    return r;
+}
+
 PyObject *
 tc_web_hook_call(PyObject *self, PyObject *callable, int unbound, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
@@ -789,9 +812,33 @@ tc_web_write_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
-/* RequestHandler.__init__(self, application, request, **kwargs) */
+/* _UIModuleNamespace(handler, ui_modules): while the class has upstream's
+ * __init__ (two attributes) and object's __new__ and type's __call__, the
+ * instance is made and its attributes set here. */
 static PyObject *
-init_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+ui_namespace(tc_web_handler_state *hs, PyObject *handler, PyObject *mods)
+{
+    PyObject *cls = hs->UIModuleNamespace;
+    PyTypeObject *t = (PyTypeObject *)cls;
+    if (PyType_Check(cls) && Py_TYPE(cls)->tp_call == PyType_Type.tp_call &&
+        t->tp_new == PyBaseObject_Type.tp_new && t->tp_setattro == PyObject_GenericSetAttr &&
+        _PyType_Lookup(t, hs->s_init) == hs->ns_init) {
+        PyObject *empty = PyTuple_New(0);
+        PyObject *ns = empty ? PyBaseObject_Type.tp_new(t, empty, NULL) : NULL;
+        Py_XDECREF(empty);
+        if (ns != NULL && (PyObject_SetAttr(ns, hs->s_handler, handler) < 0 ||
+                           PyObject_SetAttr(ns, hs->s_ui_modules, mods) < 0)) {
+            Py_CLEAR(ns);
+        }
+        return ns;
+    }
+    PyObject *args[2] = {handler, mods};
+    return PyObject_Vectorcall(cls, args, 2, NULL);
+}
+
+/* RequestHandler.__init__(self, application, request, **kwargs) */
+PyObject *
+tc_web_init_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
     tc_web_handler_state *hs = &ws->h;
@@ -846,6 +893,15 @@ init_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t na
         if (methods == NULL) {
             return NULL;
         }
+        if (PyDict_CheckExact(methods) && PyDict_GET_SIZE(methods) == 0) {
+            /* nothing to iterate (the default): ObjectDict() of nothing */
+            Py_DECREF(methods);
+            ui = PyObject_CallNoArgs(hs->ObjectDict);
+            if (ui == NULL || PyObject_SetAttr(self, hs->s_ui, ui) < 0) {
+                goto done;
+            }
+            goto ui_modules;
+        }
         items = PyObject_CallMethod(methods, "items", NULL);
         Py_DECREF(methods);
         if (items == NULL) {
@@ -882,13 +938,13 @@ init_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     /* self.ui["_tt_modules"] = _UIModuleNamespace(self, application.ui_modules)
      * self.ui["modules"] = self.ui["_tt_modules"] */
+ui_modules:
     {
         PyObject *mods = PyObject_GetAttr(application, hs->s_ui_modules), *ns, *u, *got;
         if (mods == NULL) {
             goto done;
         }
-        PyObject *nargs2[2] = {self, mods};
-        ns = PyObject_Vectorcall(hs->UIModuleNamespace, nargs2, 2, NULL);
+        ns = ui_namespace(hs, self, mods);
         Py_DECREF(mods);
         if (ns == NULL) {
             goto done;
@@ -992,7 +1048,7 @@ struct impl_entry {
 };
 
 static const struct impl_entry impls[] = {
-    {TC_H_INIT, "__init__", init_impl},
+    {TC_H_INIT, "__init__", tc_web_init_impl},
     {TC_H_CLEAR, "clear", tc_web_clear_impl},
     {TC_H_SET_HEADER, "set_header", tc_web_set_header_impl},
     {TC_H_ADD_HEADER, "add_header", tc_web_add_header_impl},
@@ -1082,6 +1138,9 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(start_resume, "_start_resume");
     SETUP_ITEM(sync_failed, "_sync_failed");
     SETUP_ITEM(start_upstream, "_start_upstream");
+    SETUP_ITEM(get_task_factory, "BaseEventLoop.get_task_factory");
+    SETUP_ITEM(ns_init, "_UIModuleNamespace.__init__");
+    SETUP_ITEM(is_enabled_for, "Logger.isEnabledFor");
     if (!PyType_Check(hs->RequestHandler) || !PyType_Check(hs->Application) ||
         !PyType_Check(hs->HandlerDelegate) || ws->HTTPInputError == NULL ||
         !PyDict_Check(hs->web_globals)) {
@@ -1270,6 +1329,13 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     HINTERN(s_body_arguments, "body_arguments");
     HINTERN(s_form_urlencoded, "application/x-www-form-urlencoded");
     HINTERN(s_multipart, "multipart/form-data");
+    HINTERN(s_get_task_factory, "get_task_factory");
+    HINTERN(s_task_factory, "_task_factory");
+    HINTERN(s_disabled, "disabled");
+    HINTERN(s_cache, "_cache");
+    HINTERN(s_isEnabledFor, "isEnabledFor");
+    HINTERN(s_chunks, "chunks");
+    HINTERN(s_body, "body");
     if ((hs->empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL ||
         (hs->bytes_join = PyObject_GetAttrString(hs->empty_bytes, "join")) == NULL ||
         (hs->int_200 = PyLong_FromLong(200)) == NULL ||
@@ -1298,7 +1364,8 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
     X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
     X(int_400) X(int_405) X(rsl_new)    \
-    X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)
+    X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)                   \
+    X(get_task_factory) X(ns_init) X(is_enabled_for)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
@@ -1369,7 +1436,9 @@ tc_web_handler_clear(tc_web_state *ws)
                          &hs->s_call_soon, &hs->s_new, &hs->s_body_arguments, &hs->s_form_urlencoded,
                          &hs->s_multipart, &hs->s_strip, &hs->s_arguments,
                          &hs->s_query_arguments, &hs->s_cookies, &hs->s_value,
-                         &hs->s_Location};
+                         &hs->s_Location, &hs->s_get_task_factory, &hs->s_task_factory,
+                         &hs->s_disabled, &hs->s_cache, &hs->s_isEnabledFor, &hs->s_chunks,
+                         &hs->s_body};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         Py_CLEAR(*strs[i]);
     }

@@ -1,7 +1,7 @@
-/* Private to the handler files of the web component (handler.c,
- * handler_write.c, execute.c): the descriptor's C signature, hook dispatch
- * and the method implementations they call on each other.  Other components
- * use web.h only. */
+/* Private to the web component (handler.c, handler_write.c, execute.c, and
+ * routing.c, which hands the request to _HandlerDelegate.execute): the
+ * descriptor's C signature, hook dispatch and the method implementations
+ * they call on each other.  Other components use web.h only. */
 #ifndef TC_WEB_HANDLER_H
 #define TC_WEB_HANDLER_H
 
@@ -19,6 +19,10 @@ typedef PyObject *(*tc_web_impl)(tc_web_state *ws, PyObject *self, PyObject *con
  * *unbound), -1 with an exception set. */
 TC_INTERNAL int tc_web_hook_resolve(tc_web_state *ws, PyObject *self, int hook,
                                     PyObject **callable, int *unbound);
+/* 1 when obj.<name> is `func` itself, found on obj's class and not shadowed
+ * by obj's own attributes (what obj.<name>() would call, self first), 0
+ * when it is anything else, -1 with an exception set. */
+TC_INTERNAL int tc_web_is_method(PyObject *obj, PyObject *name, PyObject *func);
 TC_INTERNAL PyObject *tc_web_hook_call(PyObject *self, PyObject *callable, int unbound,
                                        PyObject *const *args, Py_ssize_t nargs,
                                        PyObject *kwnames);
@@ -36,6 +40,9 @@ TC_INTERNAL int tc_web_bind(const char *const *names, Py_ssize_t nparams,
 /* httputil.format_timestamp(time.time()), new reference */
 TC_INTERNAL PyObject *tc_web_date_now(tc_web_state *ws);
 
+/* RequestHandler.__init__ */
+TC_INTERNAL PyObject *tc_web_init_impl(tc_web_state *, PyObject *, PyObject *const *,
+                                       Py_ssize_t, PyObject *);
 TC_INTERNAL PyObject *tc_web_clear_impl(tc_web_state *, PyObject *, PyObject *const *,
                                         Py_ssize_t, PyObject *);
 TC_INTERNAL PyObject *tc_web_convert_impl(tc_web_state *, PyObject *, PyObject *const *,

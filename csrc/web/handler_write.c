@@ -70,16 +70,16 @@ connection_of(tc_web_state *ws, PyObject *self)
 static int
 has_attr(PyObject *o, PyObject *name)
 {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (v != NULL) {
-        Py_DECREF(v);
-        return 1;
-    }
-    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        return 0;
-    }
-    return -1;
+    /* hasattr's own lookup: a plain class's missing attribute raises no
+     * AttributeError to be cleared (the common case: no cookie set) */
+    PyObject *v = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    int r = PyObject_GetOptionalAttr(o, name, &v);
+#else
+    int r = _PyObject_LookupAttr(o, name, &v);
+#endif
+    Py_XDECREF(v);
+    return r;
 }
 
 /* a = iterable unpacked into exactly n targets (Python's errors) */
@@ -569,6 +569,54 @@ tc_web_break_cycles_impl(tc_web_state *ws, PyObject *self, PyObject *const *args
     Py_RETURN_NONE;
 }
 
+/* logger.isEnabledFor(level): 1, 0, or -1 with an exception set.  While
+ * it is logging.Logger's own method, what it does first is done here:
+ * `disabled` gives False, a level in its _cache gives the cached answer;
+ * anything else calls it. */
+static int
+logger_enabled(tc_web_handler_state *hs, PyObject *logger, int level)
+{
+    PyObject *v, *key;
+    int r = tc_web_is_method(logger, hs->s_isEnabledFor, hs->is_enabled_for);
+    if (r < 0) {
+        return -1;
+    }
+    if (r == 1) {
+        v = PyObject_GetAttr(logger, hs->s_disabled);
+        r = v != NULL ? PyObject_IsTrue(v) : -1;
+        Py_XDECREF(v);
+        if (r != 0) {
+            return r < 0 ? -1 : 0;
+        }
+        v = PyObject_GetAttr(logger, hs->s_cache);
+        if (v == NULL) {
+            return -1;
+        }
+        if (PyDict_CheckExact(v)) {
+            key = PyLong_FromLong(level);
+            PyObject *hit = key != NULL ? PyDict_GetItemWithError(v, key) : NULL; /* borrowed */
+            Py_XDECREF(key);
+            if (hit != NULL) {
+                r = PyObject_IsTrue(hit);
+                Py_DECREF(v);
+                return r;
+            }
+            if (PyErr_Occurred()) {
+                Py_DECREF(v);
+                return -1;
+            }
+        }
+        Py_DECREF(v);
+    }
+    v = PyObject_CallMethod(logger, "isEnabledFor", "i", level);
+    if (v == NULL) {
+        return -1;
+    }
+    r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
 /* Application.log_request(self, handler).  Nothing is logged unless the
  * access logger is enabled for the level the status picks: then, as when
  * the settings have a log_function, the handler overrides get_status or
@@ -580,7 +628,7 @@ tc_web_app_log_request_impl(tc_web_state *ws, PyObject *self, PyObject *const *a
                             Py_ssize_t nargs, PyObject *kwnames)
 {
     tc_web_handler_state *hs = &ws->h;
-    PyObject *handler, *settings, *logger = NULL, *code = NULL, *v;
+    PyObject *handler, *settings, *logger = NULL, *code = NULL;
     int r, level;
     long c;
     if (nargs != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
@@ -645,12 +693,7 @@ tc_web_app_log_request_impl(tc_web_state *ws, PyObject *self, PyObject *const *a
     if ((PyObject *)Py_TYPE(logger) != hs->Logger) {
         goto upstream;
     }
-    v = PyObject_CallMethod(logger, "isEnabledFor", "i", level);
-    if (v == NULL) {
-        return NULL;
-    }
-    r = PyObject_IsTrue(v);
-    Py_DECREF(v);
+    r = logger_enabled(hs, logger, level);
     if (r < 0) {
         return NULL;
     }

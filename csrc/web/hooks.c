@@ -163,8 +163,8 @@ tc_web_route_exec(PyObject *module, struct tc_state *st)
     X(parse_qs_bytes) X(split_host_and_port) X(RequestStartLine) X(ServerConnDelegate)   \
     X(routing_dict) X(Router) X(RoutingDelegate) X(rr_find) X(rr_gtd) X(pm_match)        \
     X(am_match) X(unquote_or_none) X(PatternType) X(partial) X(web_dict)                 \
-    X(RequestHandler) X(HandlerDelegate) X(app_find) X(app_ghd) X(ar_gtd) X(hd_init) X(hd_hr) \
-    X(has_srb) X(kw_request) X(empty_tuple) X(s_http10) X(s_localhost) X(s_Host)
+    X(RequestHandler) X(HandlerDelegate) X(app_find) X(app_ghd) X(ar_gtd) X(hd_init) X(hd_hr) X(hd_finish) \
+    X(has_srb) X(httpserver_dict) X(hs_start_request) X(sr_forwarder) X(kw_request) X(empty_tuple) X(s_http10) X(s_localhost) X(s_Host)
 
 int
 tc_web_route_traverse(tc_web_state *ws, visitproc visit, void *arg)

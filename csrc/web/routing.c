@@ -20,6 +20,7 @@
 #include "common.h"
 #include "state.h"
 #include "web/web.h"
+#include "web/handler.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -1030,12 +1031,58 @@ rdeleg_data_received(rdeleg *self, PyObject *chunk)
     return r;
 }
 
+/* upstream's _HandlerDelegate.finish(d) when the body is not streamed:
+ *     self.request.body = bytes(self.chunks); self.execute()
+ * 1 when done, 0 when streamed (nothing done), -1 with an exception set */
+static int
+handler_delegate_finish(tc_web_state *ws, PyObject *d)
+{
+    tc_web_route_state *rt = &ws->rt;
+    tc_web_handler_state *hs = &ws->h;
+    PyObject *v = PyObject_GetAttr(d, rt->n_stream_request_body), *body, *req, *r;
+    int t = v != NULL ? PyObject_IsTrue(v) : -1;
+    Py_XDECREF(v);
+    if (t != 0) {
+        return t < 0 ? -1 : 0;
+    }
+    v = PyObject_GetAttr(d, rt->n_chunks);
+    body = v != NULL ? PyObject_CallOneArg((PyObject *)&PyBytes_Type, v) : NULL;
+    Py_XDECREF(v);
+    req = body != NULL ? PyObject_GetAttr(d, rt->n_request) : NULL;
+    t = req != NULL ? PyObject_SetAttr(req, hs->s_body, body) : -1;
+    Py_XDECREF(body);
+    Py_XDECREF(req);
+    if (t < 0) {
+        return -1;
+    }
+    r = tc_web_hook(ws, d, TC_H_DELEGATE_EXECUTE, tc_web_delegate_execute_impl, NULL, 0);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 1;
+}
+
 static PyObject *
 rdeleg_finish(rdeleg *self, PyObject *Py_UNUSED(ignored))
 {
+    tc_web_state *ws = self->ws;
     PyObject *d = rdeleg_delegate(self);
     if (d == NULL) {
         return NULL;
+    }
+    if (ws->rt.hd_finish != NULL && ws->h.ready) {
+        int k = tc_web_is_method(d, ws->rt.n_finish, ws->rt.hd_finish);
+        if (k == 1) {
+            k = handler_delegate_finish(ws, d);
+        }
+        if (k != 0) {
+            Py_DECREF(d);
+            if (k < 0) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
     }
     PyObject *r = PyObject_VectorcallMethod(self->ws->rt.n_finish, &d, 1, NULL);
     Py_DECREF(d);
@@ -1126,6 +1173,70 @@ start_request(tc_web_state *ws, PyObject *router, PyObject *server_conn, PyObjec
     }
     PyObject *args[3] = {router, server_conn, request_conn};
     return PyObject_Vectorcall(rd, args, 3, NULL);
+}
+
+int
+tc_web_server_start_request(tc_web_state *ws, PyObject *server, PyObject *server_conn,
+                            PyObject *request_conn, PyObject **delegate)
+{
+    tc_web_route_state *rt = &ws->rt;
+    PyObject *cb, *d = NULL, *v;
+    int k;
+    if (!ws->active || rt->hs_start_request == NULL || rt->ServerConnDelegate == NULL) {
+        return 0;
+    }
+    k = tc_web_is_method(server, rt->n_start_request, rt->hs_start_request);
+    if (k <= 0) {
+        return k;
+    }
+    /* upstream's HTTPServer.start_request:
+     *   if isinstance(self.request_callback, httputil.HTTPServerConnectionDelegate):
+     *       delegate = self.request_callback.start_request(server_conn, request_conn)
+     *   else:
+     *       delegate = _CallableAdapter(self.request_callback, request_conn)
+     *   if self.xheaders:
+     *       delegate = _ProxyAdapter(delegate, request_conn)
+     *   return delegate */
+    cb = PyObject_GetAttr(server, rt->n_request_callback);
+    if (cb == NULL) {
+        return -1;
+    }
+    k = PyObject_IsInstance(cb, rt->ServerConnDelegate);
+    if (k > 0) {
+        k = rt->sr_forwarder != NULL
+                ? tc_web_is_method(cb, rt->n_start_request, rt->sr_forwarder)
+                : 0;
+        if (k > 0) {
+            /* Router.start_request, ours */
+            d = start_request(ws, cb, server_conn, request_conn);
+        } else if (k == 0) {
+            PyObject *args[3] = {cb, server_conn, request_conn};
+            d = PyObject_VectorcallMethod(rt->n_start_request, args, 3, NULL);
+        }
+    } else if (k == 0) {
+        PyObject *ca = global(rt->httpserver_dict, rt->n__CallableAdapter);
+        PyObject *args[2] = {cb, request_conn};
+        d = ca != NULL ? PyObject_Vectorcall(ca, args, 2, NULL) : NULL;
+    }
+    Py_DECREF(cb);
+    if (d == NULL) {
+        return -1;
+    }
+    v = PyObject_GetAttr(server, rt->n_xheaders);
+    k = v != NULL ? PyObject_IsTrue(v) : -1;
+    Py_XDECREF(v);
+    if (k > 0) {
+        PyObject *pa = global(rt->httpserver_dict, rt->n__ProxyAdapter);
+        PyObject *args[2] = {d, request_conn};
+        PyObject *p = pa != NULL ? PyObject_Vectorcall(pa, args, 2, NULL) : NULL;
+        Py_SETREF(d, p);
+    }
+    if (k < 0 || d == NULL) {
+        Py_XDECREF(d);
+        return -1;
+    }
+    *delegate = d;
+    return 1;
 }
 
 static PyObject *
@@ -1308,7 +1419,7 @@ static PyObject *
 fn_app_setup(PyObject *module, PyObject *mod)
 {
     tc_web_route_state *rt = &tc_get_state(module)->web->rt;
-    PyObject *d, *app, *ar, *rh, *hd, *srb, *af, *ag, *gtd, *hi, *hhr;
+    PyObject *d, *app, *ar, *rh, *hd, *srb, *af, *ag, *gtd, *hi, *hhr, *hf;
     if (!PyModule_Check(mod)) {
         PyErr_SetString(PyExc_TypeError, "_web_app_setup(module)");
         return NULL;
@@ -1326,6 +1437,7 @@ fn_app_setup(PyObject *module, PyObject *mod)
     gtd = own_function(mod, ar, "get_target_delegate");
     hi = own_function(mod, hd, "__init__");
     hhr = own_function(mod, hd, "headers_received");
+    hf = own_function(mod, hd, "finish");
     srb = tc_web_upstream_function(srb, mod, "_has_stream_request_body");
     Py_XSETREF(rt->web_dict, Py_NewRef(d));
     Py_XSETREF(rt->RequestHandler, Py_NewRef(rh));
@@ -1336,6 +1448,7 @@ fn_app_setup(PyObject *module, PyObject *mod)
     Py_XSETREF(rt->ar_gtd, Py_XNewRef(gtd));
     Py_XSETREF(rt->hd_init, Py_XNewRef(hi));
     Py_XSETREF(rt->hd_hr, Py_XNewRef(hhr));
+    Py_XSETREF(rt->hd_finish, Py_XNewRef(hf));
     Py_RETURN_NONE;
 }
 
@@ -1360,7 +1473,32 @@ fn_start_request(PyObject *module, PyObject *func)
     return (PyObject *)self;
 }
 
+/* _web_httpserver_setup(tornado.httpserver, router_start_request): what
+ * tc_web_server_start_request needs; router_start_request is the function
+ * the switch put on Router (None when it left upstream's there). */
+static PyObject *
+fn_httpserver_setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_web_route_state *rt = &tc_get_state(module)->web->rt;
+    PyObject *hs, *sr;
+    if (nargs != 2 || !PyModule_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_web_httpserver_setup(module, router_start_request)");
+        return NULL;
+    }
+    PyObject *d = PyModule_GetDict(args[0]);
+    if ((hs = module_global(d, "HTTPServer")) == NULL) {
+        return NULL;
+    }
+    sr = own_function(args[0], hs, "start_request");
+    Py_XSETREF(rt->httpserver_dict, Py_NewRef(d));
+    Py_XSETREF(rt->hs_start_request, Py_XNewRef(sr));
+    Py_XSETREF(rt->sr_forwarder, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef routing_functions[] = {
+    {"_web_httpserver_setup", (PyCFunction)(void (*)(void))fn_httpserver_setup, METH_FASTCALL,
+     NULL},
     {"_web_routing_setup", fn_routing_setup, METH_O, NULL},
     {"_web_app_setup", fn_app_setup, METH_O, NULL},
     {"_web_start_request", fn_start_request, METH_O, NULL},

@@ -153,6 +153,11 @@ typedef struct tc_web_handler_state {
     PyObject *ARG_DEFAULT;         /* tornado.web._ARG_DEFAULT */
     PyObject *MissingArgumentError; /* tornado.web.MissingArgumentError */
     PyObject *kw_strip;
+    PyObject *get_task_factory;    /* asyncio.BaseEventLoop.get_task_factory */
+    PyObject *ns_init;             /* tornado.web._UIModuleNamespace.__init__ */
+    PyObject *is_enabled_for;      /* logging.Logger.isEnabledFor */
+    PyObject *s_get_task_factory, *s_task_factory, *s_disabled, *s_cache, *s_isEnabledFor,
+        *s_chunks, *s_body;
     /* constants made in exec */
     PyObject *bytes_join, *empty_bytes, *int_200, *int_304, *get_head, *kw_include_footers;
     char ready;                    /* setup done */
@@ -261,7 +266,8 @@ typedef struct tc_web_pcache {
     X(handler_kwargs) X(chunks) X(stream_request_body) X(_stream_request_body) \
     X(_HandlerDelegate) X(_has_stream_request_body) X(_RoutingDelegate)       \
     X(_DefaultMessageDelegate) X(_CallableAdapter) X(_unquote_or_none)        \
-    X(app_log) X(debug) X(get) X(partial)
+    X(app_log) X(debug) X(get) X(partial) X(request_callback) X(xheaders)     \
+    X(_ProxyAdapter)
 
 typedef struct tc_web_route_state {
     PyTypeObject *RoutingDelegateType; /* _core.RoutingDelegate */
@@ -285,7 +291,11 @@ typedef struct tc_web_route_state {
     /* set by _web_app_setup (tornado.web) */
     PyObject *web_dict;
     PyObject *RequestHandler, *HandlerDelegate;
-    PyObject *app_find, *app_ghd, *ar_gtd, *hd_init, *hd_hr, *has_srb;
+    PyObject *app_find, *app_ghd, *ar_gtd, *hd_init, *hd_hr, *hd_finish, *has_srb;
+    /* set by _web_httpserver_setup (tornado.httpserver) */
+    PyObject *httpserver_dict;  /* tornado.httpserver.__dict__ (_CallableAdapter, _ProxyAdapter) */
+    PyObject *hs_start_request; /* HTTPServer.start_request as upstream defines it */
+    PyObject *sr_forwarder;     /* the function the switch put as Router.start_request */
     /* made in exec */
     PyObject *kw_request;       /* ("connection", "server_connection", "start_line", "headers") */
     PyObject *empty_tuple;
@@ -401,6 +411,14 @@ tc_web_headers_active(const tc_web_state *ws)
 
 /* New reference, or NULL with an exception set. */
 PyObject *tc_web_headers_new(tc_web_state *ws);
+
+/* For the C HTTP server: server.start_request(server_conn, request_conn)
+ * when `web` is on and server's start_request is upstream's
+ * HTTPServer.start_request, run in C (routing.c).  1 with *delegate (new
+ * reference), 0 when not taken (the caller calls the method), -1 with an
+ * exception set (what the method would have raised). */
+int tc_web_server_start_request(tc_web_state *ws, PyObject *server, PyObject *server_conn,
+                                PyObject *request_conn, PyObject **delegate);
 
 /* 0, or -1 with an exception set (MemoryError). */
 int tc_web_headers_append_parsed(PyObject *h, const char *name, size_t nlen,
