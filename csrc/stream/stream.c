@@ -544,8 +544,12 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s->rlen += (size_t)nread;
         /* Out of the shared buffer before anything that could run Python
          * code: a thread switch there could let another thread's loop read
-         * into the same buffer.  (PyMem_Malloc never runs Python code.) */
-        if (s->shared && input_unshare(s) < 0) {
+         * into the same buffer.  (PyMem_Malloc never runs Python code.)  A
+         * consumer that opted in (peek_shared) looks first and moves what
+         * it keeps itself (tc_stream_own_input) before it runs Python code;
+         * whatever it leaves is moved below, at `done`. */
+        int peek = s->ccb != NULL && s->ccb->peek_shared && !s->cpaused;
+        if (s->shared && !peek && input_unshare(s) < 0) {
             PyObject *exc = tc_uvio_fetch_exception();
             if (exc != NULL) {
                 stream_close(s, exc);
@@ -562,6 +566,9 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         else {
             tc_stream_fill_into(s);
             try_complete_read(s);
+        }
+        if (peek && s->shared && input_unshare(s) < 0) {
+            tc_stream_report(s, "stream read buffer");
         }
         if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
@@ -1065,6 +1072,12 @@ void
 tc_stream_consume(tc_stream *s, size_t n)
 {
     consume(s, n);
+}
+
+int
+tc_stream_own_input(tc_stream *s)
+{
+    return input_unshare(s);
 }
 
 void
