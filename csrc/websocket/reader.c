@@ -25,10 +25,14 @@
  * is no whole frame yet, a Future that resolves to such a list, or None
  * once the stream closed (upstream's StreamClosedError from read_bytes).
  *
- * Back-pressure: between a read() that returned frames and the next read()
- * the stream is paused, so nothing is read from the socket while Python
- * handles them (awaits an on_message coroutine...), as upstream reads
- * nothing until it calls read_bytes again.
+ * Back-pressure: the stream keeps reading while Python handles a batch
+ * (upstream's IOStream, too, keeps reading into an empty buffer with no
+ * read pending), and a big frame keeps filling; once a whole frame is
+ * parsed that nobody asked for yet, the stream is paused until the next
+ * read(), so at most one batch waits beyond the one Python works on (an
+ * on_message coroutine that takes its time holds the peer back through
+ * TCP, as upstream).  Not toggling the socket's polling for every message
+ * saves two epoll_ctl calls per echo.
  *
  * max_message_size: tc_ws_parse needs the size of the unfinished
  * fragmented message; the reader tracks it itself from the frames it
@@ -78,6 +82,7 @@ typedef struct {
     char stopped;        /* a close frame or a verdict: parse no more */
     char closed;         /* the stream closed (on_close) */
     char reported;       /* verdict handed out */
+    char paused;         /* we paused the stream (frames nobody asked for yet) */
 } wsreader;
 
 static void reader_on_data(void *ctx, tc_stream *s);
@@ -300,11 +305,17 @@ reader_on_data(void *ctx, tc_stream *s)
     Py_INCREF(r);
     Py_INCREF(s);
     int rc = parse_input(r, s);
-    if (rc < 0 || has_output(r)) {
-        /* Python runs from here on: nothing may stay in the shared buffer,
-         * and nothing more is read until the next read() */
+    if ((rc == 0 && has_output(r) && r->waiter == NULL) || r->stopped) {
+        /* frames nobody asked for yet (or the end): read nothing more
+         * until the next read() */
+        if (!r->paused) {
+            r->paused = 1;
+            tc_stream_pause_reading(s);
+        }
+    }
+    if (rc < 0 || (has_output(r) && r->waiter != NULL)) {
+        /* Python runs from here on: nothing may stay in the shared buffer */
         PyObject *exc = rc < 0 ? tc_uvio_fetch_exception() : NULL;
-        tc_stream_pause_reading(s);
         if (tc_stream_own_input(s) < 0) {
             PyObject *e = tc_uvio_fetch_exception();
             if (exc == NULL) {
@@ -356,6 +367,17 @@ reader_on_close(void *ctx, tc_stream *s, PyObject *error)
     Py_DECREF(r);
 }
 
+/* Undo the pause of on_data: the stream reads (and offers what it holds,
+ * from the loop) again. */
+static void
+resume(wsreader *r)
+{
+    if (r->paused && r->stream != NULL && !r->stopped && !r->closed) {
+        r->paused = 0;
+        tc_stream_resume_reading(r->stream);
+    }
+}
+
 /* read(): a list of frames (and a verdict), a Future of one, or None once
  * the stream is closed and everything parsed was handed out. */
 static PyObject *
@@ -375,7 +397,11 @@ reader_read(wsreader *r, PyObject *Py_UNUSED(ignored))
         }
     }
     if (has_output(r)) {
-        return take_list(r);
+        PyObject *list = take_list(r);
+        if (list != NULL) {
+            resume(r);
+        }
+        return list;
     }
     if (r->closed || s == NULL || r->stopped) {
         Py_RETURN_NONE;
@@ -385,7 +411,7 @@ reader_read(wsreader *r, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     r->waiter = Py_NewRef(fut);
-    tc_stream_resume_reading(s);
+    resume(r);
     return fut;
 }
 
@@ -511,9 +537,10 @@ fn_ws_reader(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     r->flags = (unsigned)flags;
     r->verdict = 0;
     r->frag = r->stopped = r->closed = r->reported = 0;
+    r->paused = 1;
     PyObject_GC_Track(r);
     tc_stream_set_consumer(s, &reader_cb, r);
-    tc_stream_pause_reading(s);
+    tc_stream_pause_reading(s); /* until the first read() */
     return (PyObject *)r;
 }
 
