@@ -285,6 +285,9 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             frame_cost = _tws._FRAME_YIELD_COST
             threshold = _tws._YIELD_THRESHOLD
             while not self.client_terminated:
+                # drop the last batch before waiting for the next: a big
+                # payload must not stay alive while its successor arrives
+                frames = item = data = None
                 frames = reader.read()
                 if type(frames) is not list:
                     if frames is not None:
