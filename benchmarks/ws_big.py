@@ -421,26 +421,17 @@ def main(argv=None):
                 print("%-14s %-10s %s   (%.0f s)" % (name, mode, line, time.monotonic() - started),
                       flush=True)
             results["scenarios"][name] = per
-            key = {"big": "median_s", "broadcast": "median_s", "idle": "kb_per_conn"}[scen]
-            if "upstream" in per and "tornado_c" in per and per["tornado_c"][key]:
-                comparisons.append({
-                    "label": name, "unit": {"idle": "kB/connection"}.get(scen, "s"),
-                    "values": {m: per[m][key] for m in per},
-                    "ratio": per["upstream"][key] / per["tornado_c"][key],
-                    "ratio_label": "upstream / tornado_c"})
-                if scen == "big":
-                    comparisons.append({
-                        "label": "big server CPU", "unit": "s",
-                        "values": {m: per[m]["server_cpu_s"] for m in per},
-                        "ratio": per["upstream"]["server_cpu_s"]
-                        / max(per["tornado_c"]["server_cpu_s"], 1e-9),
-                        "ratio_label": "upstream / tornado_c"})
-                    comparisons.append({
-                        "label": "big peak RSS over base", "unit": "MB",
-                        "values": {m: per[m]["peak_over_base_mb"] for m in per},
-                        "ratio": per["upstream"]["peak_over_base_mb"]
-                        / max(per["tornado_c"]["peak_over_base_mb"], 1e-9),
-                        "ratio_label": "upstream / tornado_c"})
+            if "upstream" not in per or "tornado_c" not in per:
+                continue
+            rows = {"big": [(name, "s", "median_s"), ("big server CPU", "s", "server_cpu_s"),
+                            ("big peak RSS over base", "MB", "peak_over_base_mb")],
+                    "broadcast": [(name, "s", "median_s")],
+                    "idle": [(name, "kB/connection", "kb_per_conn")]}[scen]
+            for label, unit, key in rows:
+                values = {m: per[m][key] for m in per}
+                comparisons.append({"label": label, "unit": unit, "values": values,
+                                    "ratio": values["upstream"] / max(values["tornado_c"], 1e-9),
+                                    "ratio_label": "upstream / tornado_c"})
     results["comparisons"] = comparisons
     for c in comparisons:
         print("%-24s upstream/tornado_c = %.2fx" % (c["label"], c["ratio"]))
