@@ -1143,6 +1143,13 @@ tc_stream_set_cork(tc_stream *s, int on)
     s->cork = on != 0;
     if (was && !on && !s->closed) {
         tc_stream_send_corked(s, 0);
+        /* Leaving corked mode is what an HTTP connection does when it hands
+         * its stream on (a WebSocket): with nothing queued the batch buffer
+         * (16 KiB, a touched page) is spare, and a long-lived idle
+         * connection should not keep it.  Writes allocate again if needed. */
+        if (!s->closed && !s->io.wq.inflight && s->io.wq.pend_len == 0) {
+            tc_uvio_wq_free(&s->io.wq);
+        }
     }
 }
 
