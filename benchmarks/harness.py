@@ -296,6 +296,13 @@ register(ScriptScenario(
     "answered, server CPU, a normal client meanwhile (upstream vs tornado_c)",
     args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
+register(ScriptScenario(
+    "ws_big", "ws_big.py",
+    "WebSocket at scale: one 64 MiB message in and out (time, server CPU, peak RSS), broadcast "
+    "to 1,000 and 10,000 clients (time until all have it), idle connections up to the fd hard "
+    "limit (kB per connection): upstream vs tornado_c (server on CPU 0, client processes on CPU 1)",
+    args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
 
 
 def select(only=None, registry=None):

@@ -16,7 +16,8 @@ Two measures:
                 (Ir(2N) - Ir(N)) / N is reported (start-up cancelled out;
                 repeatable on a loaded machine).  The default.
   --cpu         server CPU-us per message from /proc/<pid>/stat (utime +
-                stime) while --clients client processes echo for
+                stime; server pinned to CPU 0, clients to CPU 1) while
+                --clients client processes echo for
                 --duration seconds; wall-clock sensitive, for quiet machines
                 (what benchmarks/run.py runs as the ``ws_echo`` scenario).
 
@@ -209,9 +210,19 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pin(cpu):
+    # server on CPU 0, clients on CPU 1: the clients do not take the
+    # server's CPU (a no-op on a machine with one CPU)
+    def pin():
+        if os.cpu_count() and os.cpu_count() > 1:
+            os.sched_setaffinity(0, {cpu})
+    return pin
+
+
 def cpu_once(case, mode, clients, duration):
     proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_pin(0))
     try:
         port = wait_ready(proc)
         run_client(port, case, 50)  # warm-up
@@ -219,7 +230,8 @@ def cpu_once(case, mode, clients, duration):
         t0 = time.monotonic()
         cl = [subprocess.Popen([sys.executable, HERE, "--client", str(port), case, "0",
                                 str(duration)], stdout=subprocess.PIPE, text=True,
-                               env=server_env("upstream")) for _ in range(clients)]
+                               env=server_env("upstream"), preexec_fn=_pin(1))
+              for _ in range(clients)]
         total = sum(int(p.communicate()[0].split()[-1]) for p in cl)
         wall = time.monotonic() - t0
         cpu = proc_cpu(proc.pid) - c0

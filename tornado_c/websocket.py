@@ -58,13 +58,21 @@ from tornado_c._core import (
     _ws_build_frame,
     _ws_build_message,
     _ws_decode_text,
+    _ws_frame_header,
     _ws_parse_frame,
+    _ws_reader,
 )
+from tornado.iostream import StreamBufferFullError as _StreamBufferFullError
+from tornado.log import gen_log as _gen_log
 
 # bytes asked from the stream when the next step needs fewer (the stream's
 # default read_chunk_size): a burst of small frames comes in one call
 _READ_AHEAD = 65536
 _MAX_HEADER = 14  # 2 + 8 (64-bit length) + 4 (mask)
+# an unmasked bytes message at least this long is written as its header and
+# then the message object itself (the stream references it): no copy of the
+# payload into a frame, which costs more than the second write from here up
+_WRITE_SPLIT = 16384
 
 
 def _write_future(fut):
@@ -121,6 +129,19 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             # upstream's path: utf8() gives its TypeError for other types,
             # the compressor is Python; the frame is still built in C
             return super().write_message(message, binary=binary)
+        if cls is bytes and len(message) >= _WRITE_SPLIT and not self.mask_outgoing:
+            n = len(message)
+            header = _ws_frame_header(0x82 if binary else 0x81, n)
+            self._message_bytes_out += n
+            self._wire_bytes_out += len(header) + n
+            try:
+                self.stream.write(header)
+                fut = self.stream.write(message)
+            except _StreamClosedError:
+                raise _tws.WebSocketClosedError()
+            if fut.done() and fut.exception() is None:
+                return fut
+            return _write_future(fut)
         frame, n = _ws_build_message(message, binary, self.mask_outgoing)
         self._message_bytes_out += n
         self._wire_bytes_out += len(frame)
@@ -149,6 +170,15 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             # an unusual setting (None, float, negative): upstream's reader
             # compares it as Python does
             return await super()._receive_frame_loop()
+        decompressor = self._decompressor
+        reader = _ws_reader(
+            self.stream,
+            _WS_PARSE_RSV1_OK if decompressor is not None else 0,
+            max_size,
+            self.stream.max_buffer_size,
+        )
+        if reader is not None:
+            return await self._receive_frames_c(reader, decompressor)
         stream = self.stream
         handler = self.handler
         buf = b""  # bytes from the stream; the next frame starts at buf[pos]
@@ -244,6 +274,83 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             self._abort()
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    async def _receive_frames_c(self, reader, decompressor):
+        """The frame loop on a C IOStream: frames come from the C reader
+        (csrc/websocket/reader.c) whole and unmasked; what happens to each
+        is the loop above."""
+        handler = self.handler
+        try:
+            work = 0
+            frame_cost = _tws._FRAME_YIELD_COST
+            threshold = _tws._YIELD_THRESHOLD
+            while not self.client_terminated:
+                # drop the last batch before waiting for the next: a big
+                # payload must not stay alive while its successor arrives
+                frames = item = data = None
+                frames = reader.read()
+                if type(frames) is not list:
+                    if frames is not None:
+                        frames = await frames
+                    if frames is None:
+                        # the stream closed: upstream's read_bytes raised
+                        # StreamClosedError
+                        self._abort()
+                        break
+                for item in frames:
+                    if self.client_terminated:
+                        break
+                    if type(item) is int:
+                        if item == -2:
+                            self.close(1009, "message too big")
+                        elif item == -3:
+                            self._read_buffer_full()
+                        self._abort()
+                        break
+                    first, data, frame_len = item
+                    self._wire_bytes_in += frame_len
+                    opcode = first & 0x0F
+                    if decompressor is not None and opcode != 0:
+                        self._frame_compressed = bool(first & 0x40)
+                    fragments = self._fragmented_message_buffer
+                    if first & 0x80 and fragments is None and not self._frame_compressed and (
+                        opcode == 1 or opcode == 2
+                    ):
+                        # a whole uncompressed message: upstream's
+                        # _handle_message + _run_callback, inline
+                        self._message_bytes_in += len(data)
+                        if opcode == 1:
+                            data = _ws_decode_text(data)  # UTF-8 checked in C
+                            if data is None:
+                                self._abort()
+                                break
+                        try:
+                            result = handler.on_message(data)
+                        except (Exception, _asyncio.CancelledError):
+                            handler.log_exception(*_sys.exc_info())
+                            self._abort()
+                            break
+                        if result is not None:
+                            await self._callback_done(result)
+                    else:
+                        handled = self._frame_rules(first, opcode, data, fragments)
+                        if handled is not None:
+                            await handled
+                    work += frame_cost + frame_len
+                    if work >= threshold:
+                        work = 0
+                        await _asyncio.sleep(0)
+        finally:
+            reader.detach()
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    def _read_buffer_full(self):
+        """A frame longer than the stream's max_buffer_size: what upstream's
+        IOStream does when read_bytes() for it overflows the buffer."""
+        _gen_log.error("Reached maximum read buffer size")
+        exc = _StreamBufferFullError("Reached maximum read buffer size")
+        _gen_log.warning("error on read: %s" % exc)
+        self.stream.close(exc_info=exc)
 
     def _frame_rules(self, first, opcode, data, fragments):
         """Upstream's _receive_frame after the payload: control and

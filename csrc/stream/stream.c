@@ -544,8 +544,12 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s->rlen += (size_t)nread;
         /* Out of the shared buffer before anything that could run Python
          * code: a thread switch there could let another thread's loop read
-         * into the same buffer.  (PyMem_Malloc never runs Python code.) */
-        if (s->shared && input_unshare(s) < 0) {
+         * into the same buffer.  (PyMem_Malloc never runs Python code.)  A
+         * consumer that opted in (peek_shared) looks first and moves what
+         * it keeps itself (tc_stream_own_input) before it runs Python code;
+         * whatever it leaves is moved below, at `done`. */
+        int peek = s->ccb != NULL && s->ccb->peek_shared && !s->cpaused;
+        if (s->shared && !peek && input_unshare(s) < 0) {
             PyObject *exc = tc_uvio_fetch_exception();
             if (exc != NULL) {
                 stream_close(s, exc);
@@ -562,6 +566,9 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         else {
             tc_stream_fill_into(s);
             try_complete_read(s);
+        }
+        if (peek && s->shared && input_unshare(s) < 0) {
+            tc_stream_report(s, "stream read buffer");
         }
         if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
@@ -1067,6 +1074,12 @@ tc_stream_consume(tc_stream *s, size_t n)
     consume(s, n);
 }
 
+int
+tc_stream_own_input(tc_stream *s)
+{
+    return input_unshare(s);
+}
+
 void
 tc_stream_pause_reading(tc_stream *s)
 {
@@ -1130,6 +1143,13 @@ tc_stream_set_cork(tc_stream *s, int on)
     s->cork = on != 0;
     if (was && !on && !s->closed) {
         tc_stream_send_corked(s, 0);
+        /* Leaving corked mode is what an HTTP connection does when it hands
+         * its stream on (a WebSocket): with nothing queued the batch buffer
+         * (16 KiB, a touched page) is spare, and a long-lived idle
+         * connection should not keep it.  Writes allocate again if needed. */
+        if (!s->closed && !s->io.wq.inflight && s->io.wq.pend_len == 0) {
+            tc_uvio_wq_free(&s->io.wq);
+        }
     }
 }
 

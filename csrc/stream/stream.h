@@ -66,6 +66,17 @@ typedef struct tc_stream_consumer {
      * borrowed: the exception that closed it, or NULL for a clean EOF/close.
      * Called exactly once per consumer; after it the consumer is cleared. */
     void (*on_close)(void *ctx, tc_stream *s, PyObject *error);
+    /* Optional (0 by default): 1 lets on_data see bytes a read just put in
+     * the loop's shared read buffer, before the stream copies them into a
+     * buffer of its own; what on_data consumes is then never copied by the
+     * stream (a consumer that takes big payloads out at once saves a pass
+     * over them).  While the input may be shared the consumer must not run
+     * Python code nor create GC-tracked objects (an allocation may start a
+     * collection, and finalizers run Python code, which may switch threads
+     * and let another thread's loop read into the same buffer): it calls
+     * tc_stream_own_input() first.  Bytes and other untracked objects are
+     * fine. */
+    int peek_shared;
 } tc_stream_consumer;
 
 /* 1 if `obj` is a tc_stream (or subclass instance). */
@@ -102,6 +113,12 @@ void tc_stream_set_consumer(tc_stream *s, const tc_stream_consumer *cb, void *ct
  * stream or a return to the loop. */
 const char *tc_stream_peek(tc_stream *s, size_t *len);
 void tc_stream_consume(tc_stream *s, size_t n);
+/* Move buffered input out of the loop's shared read buffer into the
+ * stream's own (a no-op when it is not there); after it the consumer of a
+ * peek_shared stream may run Python code.  tc_stream_peek() pointers taken
+ * before are stale.  0, or -1 with MemoryError set (the input is then
+ * dropped, as a failed read would). */
+int tc_stream_own_input(tc_stream *s);
 
 /* Stop / restart delivering input (pipelining: the HTTP server stops after a
  * request until its response is flushed).  resume delivers already-buffered

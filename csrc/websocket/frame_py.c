@@ -271,6 +271,33 @@ ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", frame, len); /* N steals frame */
 }
 
+/* _ws_frame_header(first_byte, length) -> bytes: the unmasked header alone
+ * (the payload is written after it by the caller). */
+static PyObject *
+ws_frame_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "_ws_frame_header() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long first = PyLong_AsLong(args[0]);
+    if (first == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long long len = PyLong_AsUnsignedLongLong(args[1]);
+    if (len == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (first < 0 || first > 255) {
+        PyErr_SetString(PyExc_ValueError, "first frame byte must be in 0..255");
+        return NULL;
+    }
+    uint8_t hdr[TC_WS_MAX_HEADER];
+    size_t hl = tc_ws_build_header(hdr, (uint8_t)first, len, NULL);
+    return PyBytes_FromStringAndSize((const char *)hdr, (Py_ssize_t)hl);
+}
+
 static PyObject *
 ws_decode_text(PyObject *module, PyObject *arg)
 {
@@ -331,6 +358,8 @@ static PyMethodDef frame_methods[] = {
      "_ws_build_frame(first_byte, data, mask) -> bytes"},
     {"_ws_build_message", (PyCFunction)(void (*)(void))ws_build_message, METH_FASTCALL,
      "_ws_build_message(message, binary, mask) -> (frame, payload_len)"},
+    {"_ws_frame_header", (PyCFunction)(void (*)(void))ws_frame_header, METH_FASTCALL,
+     "_ws_frame_header(first_byte, length) -> bytes (unmasked header)"},
     {"_ws_decode_text", ws_decode_text, METH_O,
      "_ws_decode_text(data) -> str, or None if not valid UTF-8"},
     {"_ws_utf8_feed", (PyCFunction)(void (*)(void))ws_utf8_feed, METH_FASTCALL,

@@ -7,6 +7,7 @@
  * length so byte i always meets mask[i % 4].
  */
 #include "websocket/websocket.h"
+#include "state.h"
 
 #include <string.h>
 
@@ -212,7 +213,6 @@ static PyMethodDef ws_methods[] = {
 int
 tc_ws_exec(PyObject *module, struct tc_state *st)
 {
-    (void)st;
 #ifdef TC_WS_X86
     /* SSE2 is part of x86-64.  An AVX2 kernel was measured slower here: on
      * the benchmark VM each call paid ~110 ns entering 256-bit state, and it
@@ -223,20 +223,21 @@ tc_ws_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, ws_methods) < 0) {
         return -1;
     }
+    if (tc_ws_reader_exec(module, st) < 0) {
+        return -1;
+    }
     return tc_ws_frame_exec(module);
 }
 
 int
 tc_ws_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    (void)st;
-    (void)visit;
-    (void)arg;
+    Py_VISIT(st->ws->Reader_type);
     return 0;
 }
 
 void
 tc_ws_clear(struct tc_state *st)
 {
-    (void)st;
+    Py_CLEAR(st->ws->Reader_type);
 }
