@@ -387,6 +387,121 @@ class ClearHandler(BaseHandler):
         self.write("after clear")
 
 
+class RequestProbeHandler(BaseHandler):
+    """The request as the handler sees it."""
+
+    def check_xsrf_cookie(self):
+        pass  # a probe of every method
+
+    def _probe(self):
+        r = self.request
+        self.write({
+            "method": r.method, "uri": r.uri, "path": r.path, "query": r.query,
+            "version": r.version, "host": r.host, "host_name": r.host_name,
+            "protocol": r.protocol, "full_url": r.full_url(), "remote_ip": r.remote_ip,
+            "headers": [list(kv) for kv in r.headers.get_all()],
+            "cookie_names": sorted(r.cookies.keys()),
+            "cookie_values": {k: v.value for k, v in sorted(r.cookies.items())},
+            "arguments": {k: [x.decode("latin-1") for x in v]
+                          for k, v in sorted(r.arguments.items())},
+            "query_arguments": sorted(r.query_arguments),
+            "body_arguments": sorted(r.body_arguments),
+            "body": r.body.decode("latin-1"),
+            "time_ok": r.request_time() >= 0,
+            "locale": self.get_browser_locale().code,
+            "xsrf_header": self.request.headers.get("X-Xsrftoken"),
+            "summary": self._request_summary(),
+            "status": self.get_status(),
+        })
+
+    get = post = put = delete = patch = _probe
+
+
+class MiscHandler(BaseHandler):
+    """Edge behaviours of the RequestHandler methods, one per ``case``."""
+
+    def compute_etag(self):
+        if self.get_argument("case") == "custom-etag":
+            return '"custom"'
+        return super().compute_etag()
+
+    def get(self):
+        case = self.get_argument("case")
+        if case == "write-after-finish":
+            self.finish("done")
+            self.write("more")
+        elif case == "finish-twice":
+            self.finish("once")
+            self.finish("twice")
+        elif case == "dict-twice":
+            self.write({"a": 1})
+            self.write({"b": 2})
+        elif case == "finish-dict":
+            self.finish({"finished": True})
+        elif case == "finish-bytes":
+            self.finish(b"\x00\xffbytes")
+        elif case == "bytes-header":
+            self.set_header("X-Bytes", b"raw-bytes")
+            self.set_header("X-Date", __import__("datetime").datetime(2024, 2, 3, 4, 5, 6))
+            self.set_header("X-Latin", "caf\u00e9")
+            self.write("ok")
+        elif case == "unicode-header":
+            self.set_header("X-Snow", "\u2603")
+            self.write("ok")
+        elif case == "ctype":
+            self.set_header("Content-Type", "text/csv")
+            self.write({"ctype": "kept?"})
+        elif case == "cookies":
+            import datetime
+            self.set_cookie("a", "1", max_age=60)
+            self.set_cookie("b", "2", expires=datetime.datetime(2030, 1, 2, 3, 4, 5))
+            self.set_cookie("c", "x y" if self.get_argument("bad", None) else "3",
+                            samesite="None", secure=True)
+            self.set_cookie("d", "q\"uote")
+            self.clear_all_cookies()
+            self.write("cookies")
+        elif case == "bad-cookie-name":
+            self.set_cookie("na me", "v")
+        elif case == "custom-etag":
+            self.write("body with custom etag")
+        elif case == "redirect-unicode":
+            self.redirect("/caf\u00e9?x=\u2603")
+        elif case == "redirect-abs":
+            self.redirect("http://example.com/elsewhere", status=307)
+        elif case == "redirect-bad-status":
+            self.redirect("/x", status=200)
+        elif case == "bad-body-arg":
+            self.write(self.get_body_argument("a", "none"))
+        elif case == "send-error-kwargs":
+            self.send_error(402, reason="Pay Up")
+        elif case == "error-in-write-error":
+            self.write_error = self._broken_write_error
+            raise HTTPError(410)
+        elif case == "render-string":
+            self.write(self.render_string("entry.html", item="<x>", index=3))
+            self.write(self.static_url("logo.txt", include_host=True))
+        elif case == "current-user":
+            self.write({"user": self.current_user})
+        elif case == "locale":
+            self.write(self.locale.code + " " + self.get_browser_locale().code)
+        elif case == "set-status-str":
+            self.set_status(418)
+            self.write(self._reason)
+        else:
+            raise HTTPError(400, "unknown case %r", case)
+
+    def _broken_write_error(self, status_code, **kwargs):
+        raise RuntimeError("write_error broke")
+
+    def post(self):
+        case = self.get_argument("case")
+        if case == "body-args":
+            self.write({k: self.get_body_arguments(k, strip=False)
+                        for k in sorted(self.request.body_arguments)})
+        else:
+            raise HTTPError(400)
+
+
 # -- second application: custom log_function and default_handler_class
 
 class NotFoundHandler(tornado.web.RequestHandler):
@@ -438,6 +553,8 @@ def make_apps(static_path):
         (r"/slow", SlowHandler),
         (r"/unicode", UnicodeHandler),
         (r"/clear", ClearHandler),
+        (r"/request", RequestProbeHandler),
+        (r"/misc", MiscHandler),
         (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": static_path}),
     ],
         template_loader=tornado.template.DictLoader(TEMPLATES),

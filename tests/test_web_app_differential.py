@@ -19,6 +19,7 @@ identical once the values that must differ are normalised:
 * gzip bodies: the gzip header's MTIME field (bytes 4-7) is the clock; the test
   compares the decompressed bytes, and the compressed bytes with MTIME zeroed
   when the content held nothing random.
+* ``at 0x...`` addresses in the repr() of a log record's arguments.
 * The request time in the access log message (``... 0.52ms``) and its
   argument.
 * The traceback of a logged exception is compared by its frames in the
@@ -96,7 +97,9 @@ def R(method, path, status, headers=(), body=b"", version="HTTP/1.1", close=Fals
     """One raw request and the status upstream must answer."""
     if isinstance(body, str):
         body = body.encode()
-    lines = ["%s %s %s" % (method, path, version), "Host: " + HOST]
+    lines = ["%s %s %s" % (method, path, version)]
+    if not any(h.lower().startswith("host:") for h in headers):
+        lines.append("Host: " + HOST)
     lines += list(headers)
     if chunked_body is not None:
         lines.append("Transfer-Encoding: chunked")
@@ -282,7 +285,46 @@ def conversations():
         R("POST", "/nothing", 404, [], "x"),
         R("HEAD", "/ping", 405),
     ]
-    convs = [(0, keep), (0, errors), (0, async_), (0, args), (0, verbs), (0, static),
+    probe = [
+        R("GET", "/request", 200),
+        R("GET", "/request?a=1&a=2&b=%20c%20&e=&f&g=%E2%98%83;h=1", 200,
+          ["Cookie: x=1; y=\"quoted\"; z=; =bad; w=a=b", "Accept-Language: fr-FR,fr;q=0.9,en;q=0.8",
+           "X-Forwarded-For: 10.0.0.1", "X-Multi: 1", "X-Multi: 2", "x-multi: 3"]),
+        R("POST", "/request?q=1", 200, [form], "a=1&a=%FF&b=+x+"),
+        R("POST", "/request", 200, ["Content-Type: application/x-www-form-urlencoded; charset=utf-8"],
+          "z=1&y=2"),
+        R("PUT", "/request", 200, ["Content-Type: text/plain"], "raw body \u00e9"),
+        R("DELETE", "/request", 200),
+        R("PATCH", "/request", 200, [form], "p=1"),
+        R("GET", "http://other.example:8080/request?abs=1", 404),
+        R("GET", "/request", 200, ["Host: [::1]:8080"]),
+        R("GET", "/request", 200, ["Host: example.com:80", "Accept-Language: zz"]),
+        R("GET", "/request", 200, ["Expect: 100-continue"]),
+        R("POST", "/request", 200, [form, "Expect: 100-continue"], "e=1"),
+        R("GET", "/request", 200, ["X-Long: " + "v" * 5000]),
+        R("GET", "/request/../request", 404),
+        R("GET", "//request", 404),
+        R("GET", "/request?%zz=1&a=%", 200),
+        R("GET", "/request", 200, version="HTTP/1.0"),
+    ]
+    misc = [R("GET", "/misc?case=" + c, st) for c, st in (
+        ("write-after-finish", 200), ("finish-twice", 200), ("dict-twice", 200),
+        ("finish-dict", 200), ("finish-bytes", 200), ("bytes-header", 200),
+        ("unicode-header", 500), ("ctype", 200), ("cookies", 200),
+        ("bad-cookie-name", 500), ("custom-etag", 200), ("redirect-unicode", 302),
+        ("redirect-abs", 307), ("redirect-bad-status", 500), ("send-error-kwargs", 402),
+        ("error-in-write-error", 410), ("render-string", 200), ("locale", 200),
+        ("set-status-str", 418), ("nope", 400))]
+    misc += [
+        R("GET", "/misc?case=cookies&bad=1", 500),
+        R("GET", "/misc?case=custom-etag", 304, ['If-None-Match: "custom"']),
+        R("GET", "/misc?case=current-user", 200, ["Cookie: " + USER_COOKIE]),
+        R("GET", "/misc?case=locale&lang=de_DE", 200, ["Accept-Language: es"]),
+        R("POST", "/misc?case=body-args", 200, [form] + x, "a=+1+&a=&b=%E2%98%83&_xsrf=" + XSRF),
+        R("POST", "/misc?case=body-args", 400, [form] + x, "a=%FF"),
+        R("GET", "/misc", 400),
+    ]
+    convs = [(0, probe), (0, misc), (0, keep), (0, errors), (0, async_), (0, args), (0, verbs), (0, static),
              (0, stream), (1, second)]
     # one request a connection: Connection: close, HTTP/1.0 with and without
     # keep-alive
@@ -300,6 +342,8 @@ def conversations():
         R("GET", "/nothing", 404, version="HTTP/1.0"),
         # refused before its body was read: the server closes the connection
         R("PUT", "/stream", 403, [], b"no xsrf"),
+        # two Host headers: refused by the HTTP layer, no handler runs
+        R("GET", "/request", 400, ["Host: a.test", "Host: b.test"]),
     ]
     for r in singles:
         convs.append((1 if r["label"].split()[1] in ("/ping", "/nothing") else 0, [r]))
@@ -349,6 +393,17 @@ def read_response(sock, buf, method, until_eof=False):
         return data
 
     eof = False
+    interim = []
+    while True:
+        while b"\r\n\r\n" not in buf:
+            data = more()
+            if not data:
+                return {"incomplete_head": buf, "interim": interim}, b""
+            buf += data
+        if not buf.startswith(b"HTTP/1.1 100"):
+            break
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        interim.append(head)  # 100-continue, then the response
     while b"\r\n\r\n" not in buf:
         data = more()
         if not data:
@@ -364,6 +419,8 @@ def read_response(sock, buf, method, until_eof=False):
     lower = {k.lower(): v for k, v in headers}
     code = int(status_line.split()[1])
     resp = {"status_line": status_line, "headers": headers}
+    if interim:
+        resp["interim"] = interim
     if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         resp["body"] = b""
         resp["chunks"] = None
@@ -506,7 +563,7 @@ def normalise(resp):
     if "status_line" not in resp:
         return resp
     out = {"status_line": resp["status_line"], "chunks": resp["chunks"]}
-    for k in ("truncated", "after"):
+    for k in ("truncated", "after", "interim"):
         if k in resp:
             out[k] = resp[k]
     headers = []
@@ -542,6 +599,7 @@ def normalise(resp):
 
 
 ACCESS_RE = re.compile(r" \d+\.\d\dms$")
+ADDRESS_RE = re.compile(r" at 0x[0-9a-f]+")  # repr() of an object without its own
 
 
 def normalise_log(rec):
@@ -556,8 +614,8 @@ def normalise_log(rec):
         rec["exc"] = dict(rec["exc"], frames=[f for f in rec["exc"]["frames"]
                                               if f[0] == "realistic_app.py"])
     rec["message"] = _norm_signed(rec["message"])
-    rec["args"] = [_norm_signed(a) for a in rec["args"]] if isinstance(rec["args"], list) \
-        else rec["args"]
+    rec["args"] = [ADDRESS_RE.sub(" at 0x?", _norm_signed(a)) for a in rec["args"]] \
+        if isinstance(rec["args"], list) else rec["args"]
     return rec
 
 

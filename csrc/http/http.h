@@ -85,7 +85,7 @@ typedef struct tc_http_state {
     PyObject *RequestContext;       /* tornado.httpserver._HTTPRequestContext */
     PyObject *GzipDelegate;         /* tornado.http1connection._GzipMessageDelegate */
     PyObject *convert_yielded;      /* tornado.gen.convert_yielded */
-    PyObject *app_log, *gen_log;    /* tornado.log */
+    PyObject *app_log, *gen_log;    /* tornado.log's, via tornado_c._httplog */
     /* interned names of the per-request path (made in exec) */
     PyObject *s_start_request, *s_headers_received, *s_data_received, *s_finish,
         *s_as_list, *s_combined_cache;
