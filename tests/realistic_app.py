@@ -55,6 +55,7 @@ TEMPLATES = {
 {% block body %}<form method="post">{% module xsrf_form_html() %}
 <input name="name"><input type="hidden" name="next" value="{{ next }}"></form>{% end %}
 """,
+    "mod.html": """{% module Template("entry.html", item="via module", index=7) %}|{{ handler.xsrf_token[:2] }}""",
     "error.html": """<html><body><h1>{{ status }}: {{ reason }}</h1>
 {% if kind %}<p>{{ kind }}</p>{% end %}</body></html>""",
 }
@@ -484,6 +485,13 @@ class MiscHandler(BaseHandler):
             self.write({"user": self.current_user})
         elif case == "locale":
             self.write(self.locale.code + " " + self.get_browser_locale().code)
+        elif case == "odd-reasons":
+            which = self.get_argument("which")
+            self.set_status(200, {"snow": "Snow \u2603", "empty": "", "tab": "A\tB",
+                                  "latin": "Caf\u00e9"}[which])
+            self.write(self._reason)
+        elif case == "template-module":
+            self.write(self.render_string("mod.html"))
         elif case == "set-status-str":
             self.set_status(418)
             self.write(self._reason)
@@ -502,7 +510,53 @@ class MiscHandler(BaseHandler):
             raise HTTPError(400)
 
 
-# -- second application: custom log_function and default_handler_class
+class ConfiguredHandler(BaseHandler):
+    SUPPORTED_METHODS = BaseHandler.SUPPORTED_METHODS + ("PROPFIND",)
+
+    def initialize(self, greeting, size=1):
+        self.greeting = greeting
+        self.size = size
+
+    def prepare(self):
+        if self.get_argument("fail", None) == "prepare":
+            raise KeyError("prepare failed")
+
+    def get(self):
+        if self.get_argument("fail", None) == "big":
+            self.write(("%s " % self.greeting) * 20000)
+            return
+        self.write("%s x%d" % (self.greeting, self.size))
+
+    def propfind(self):
+        self.set_status(207, "Multi-Status")
+        self.write("<props/>")
+
+    def on_finish(self):
+        super().on_finish()
+        if self.get_argument("fail", None) == "on_finish":
+            raise RuntimeError("on_finish failed")
+
+
+# -- second application: custom log_function and default_handler_class, an
+# output transform and find_handler overridden in an Application subclass
+
+class ShoutTransform(tornado.web.OutputTransform):
+    def transform_first_chunk(self, status_code, headers, chunk, finishing):
+        headers["X-Transformed"] = "yes"
+        if "Content-Length" in headers:
+            headers["Content-Length"] = str(len(chunk))
+        return status_code, headers, chunk.upper()
+
+    def transform_chunk(self, chunk, finishing):
+        return chunk.upper()
+
+
+class SecondApplication(tornado.web.Application):
+    def find_handler(self, request, **kwargs):
+        if request.path.startswith("/special/"):
+            return self.get_handler_delegate(request, PingHandler,
+                                             path_args=[request.path[9:].encode()])
+        return super().find_handler(request, **kwargs)
 
 class NotFoundHandler(tornado.web.RequestHandler):
     def prepare(self):
@@ -513,8 +567,8 @@ class NotFoundHandler(tornado.web.RequestHandler):
 
 
 class PingHandler(tornado.web.RequestHandler):
-    def get(self):
-        self.write("pong")
+    def get(self, *args):
+        self.write("pong %r" % (args,))
 
 
 def custom_log(handler):
@@ -555,6 +609,8 @@ def make_apps(static_path):
         (r"/clear", ClearHandler),
         (r"/request", RequestProbeHandler),
         (r"/misc", MiscHandler),
+        (r"/configured", ConfiguredHandler, {"greeting": "hi", "size": 3}),
+        (r"/gone", tornado.web.ErrorHandler, {"status_code": 410}),
         (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": static_path}),
     ],
         template_loader=tornado.template.DictLoader(TEMPLATES),
@@ -566,8 +622,10 @@ def make_apps(static_path):
         login_url="/login",
         compress_response=True,
     )
-    second = tornado.web.Application(
-        [(r"/ping", PingHandler)],
+    second = SecondApplication(
+        [(r"/ping", PingHandler),
+         (r"/gone", tornado.web.ErrorHandler, {"status_code": 410})],
+        transforms=[ShoutTransform],
         log_function=custom_log,
         default_handler_class=NotFoundHandler,
     )

@@ -281,6 +281,8 @@ def conversations():
     ]
     second = [
         R("GET", "/ping", 200),
+        R("GET", "/special/abc%20d", 200),
+        R("GET", "/gone", 410),
         R("GET", "/nothing", 404),
         R("POST", "/nothing", 404, [], "x"),
         R("HEAD", "/ping", 405),
@@ -315,7 +317,18 @@ def conversations():
         ("redirect-abs", 307), ("redirect-bad-status", 500), ("send-error-kwargs", 402),
         ("error-in-write-error", 410), ("render-string", 200), ("locale", 200),
         ("set-status-str", 418), ("nope", 400))]
+    misc += [R("GET", "/misc?case=odd-reasons&which=" + w, 200)
+             for w in ("snow", "empty", "tab", "latin")]
     misc += [
+        R("GET", "/misc?case=template-module", 200),
+        R("GET", "/configured", 200),
+        R("GET", "/configured?fail=big", 200),
+        R("GET", "/configured?fail=big", 200, [GZ]),
+        R("GET", "/configured?fail=prepare", 500),
+        R("GET", "/configured?fail=on_finish", 200),
+        R("PROPFIND", "/configured", 207, x),
+        R("GET", "/gone", 410),
+        R("POST", "/gone", 410, x),
         R("GET", "/misc?case=cookies&bad=1", 500),
         R("GET", "/misc?case=custom-etag", 304, ['If-None-Match: "custom"']),
         R("GET", "/misc?case=current-user", 200, ["Cookie: " + USER_COOKIE]),
