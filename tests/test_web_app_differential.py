@@ -396,33 +396,37 @@ def make_static(root):
 # client
 
 
+def _fill(sock, buf, enough):
+    """Receive until enough(buf) or EOF: (buf, True if enough)."""
+    while not enough(buf):
+        data = sock.recv(65536)
+        if not data:
+            return buf, False
+        buf += data
+    return buf, True
+
+
+def _read_eof(sock, buf):
+    try:
+        buf, _ = _fill(sock, buf, lambda b: False)
+    except OSError:
+        pass
+    return buf
+
+
 def read_response(sock, buf, method, until_eof=False):
     """(response dict, leftover bytes).  The body's framing follows the
     headers: none for HEAD/1xx/204/304, chunked, Content-Length, or up to
     EOF."""
-
-    def more():
-        data = sock.recv(65536)
-        return data
-
-    eof = False
     interim = []
     while True:
-        while b"\r\n\r\n" not in buf:
-            data = more()
-            if not data:
-                return {"incomplete_head": buf, "interim": interim}, b""
-            buf += data
-        if not buf.startswith(b"HTTP/1.1 100"):
-            break
+        buf, ok = _fill(sock, buf, lambda b: b"\r\n\r\n" in b)
+        if not ok:
+            return {"incomplete_head": buf, "interim": interim}, b""
         head, _, buf = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 100"):
+            break
         interim.append(head)  # 100-continue, then the response
-    while b"\r\n\r\n" not in buf:
-        data = more()
-        if not data:
-            return {"incomplete_head": buf}, b""
-        buf += data
-    head, _, buf = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status_line = lines[0].decode("latin-1")
     headers = []
@@ -431,32 +435,21 @@ def read_response(sock, buf, method, until_eof=False):
         headers.append((k, v.strip()))
     lower = {k.lower(): v for k, v in headers}
     code = int(status_line.split()[1])
-    resp = {"status_line": status_line, "headers": headers}
+    resp = {"status_line": status_line, "headers": headers, "chunks": None}
     if interim:
         resp["interim"] = interim
     if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         resp["body"] = b""
-        resp["chunks"] = None
     elif lower.get("transfer-encoding", "").lower() == "chunked":
         chunks, body = [], b""
         while True:
-            while b"\r\n" not in buf:
-                data = more()
-                if not data:
-                    eof = True
-                    break
-                buf += data
-            if eof:
-                break
-            size_line, _, buf = buf.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            while len(buf) < size + 2:
-                data = more()
-                if not data:
-                    eof = True
-                    break
-                buf += data
-            if eof:
+            buf, ok = _fill(sock, buf, lambda b: b"\r\n" in b)
+            if ok:
+                size_line, _, buf = buf.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                buf, ok = _fill(sock, buf, lambda b: len(b) >= size + 2)
+            if not ok:
+                resp["truncated"] = buf
                 break
             chunks.append(size)
             body += buf[:size]
@@ -465,38 +458,17 @@ def read_response(sock, buf, method, until_eof=False):
                 break
         resp["body"] = body
         resp["chunks"] = chunks
-        if eof:
-            resp["truncated"] = buf
     elif "content-length" in lower:
         n = int(lower["content-length"])
-        while len(buf) < n:
-            data = more()
-            if not data:
-                resp["truncated"] = True
-                break
-            buf += data
+        buf, ok = _fill(sock, buf, lambda b: len(b) >= n)
+        if not ok:
+            resp["truncated"] = True
         resp["body"], buf = buf[:n], buf[n:]
-        resp["chunks"] = None
     else:
-        while True:
-            data = more()
-            if not data:
-                break
-            buf += data
-        resp["body"], buf = buf, b""
+        resp["body"], buf = _read_eof(sock, buf), b""
         resp["chunks"] = "eof"
     if until_eof:
-        rest = buf
-        while True:
-            try:
-                data = more()
-            except OSError:
-                break
-            if not data:
-                break
-            rest += data
-        resp["after"] = rest
-        buf = b""
+        resp["after"], buf = _read_eof(sock, buf), b""
     return resp, buf
 
 
