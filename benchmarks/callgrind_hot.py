@@ -36,6 +36,14 @@ Cases:
                   that yields 10 already-done Futures, awaited
   gen_sleep_multi one call of a @gen.coroutine that yields gen.sleep(0), then
                   gen.multi of two gen.sleep(0), awaited
+  post_json, template, cookies, gen_coroutine, json
+                  one keep-alive request of the harness app of that name
+                  (benchmarks/apps/post_json.py: POST of a JSON body echoed
+                  as a dict; template_app.py: self.render() of a page with a
+                  loop and escaping; cookies_app.py: get_signed_cookie +
+                  set_signed_cookie, the client sending back a valid signed
+                  cookie; gen_coroutine.py; json_app.py), measured as hello;
+                  each has an ``_upstream`` twin (optional) for the ratio
 
 Only the measured process runs under valgrind (children are not traced).
 """
@@ -54,9 +62,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
          "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream",
          "hello_strict")
-CASES += ("json", "json_upstream")
+POST_JSON_BODY = '{"name": "tornado", "n": 42, "ok": true, "tags": ["a", "b"]}'
+# the harness apps measured as hello: case name -> (app module, request)
+APP_CASES = {
+    "json": ("json_app", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    "post_json": ("post_json", "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(POST_JSON_BODY), POST_JSON_BODY)),
+    "template": ("template_app", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    "cookies": ("cookies_app", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Cookie: visits={signed:benchmark-cookie-secret:visits:41}\r\n\r\n",
+                "welcome back"),  # the cookie was accepted
+    "gen_coroutine": ("gen_coroutine", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+}
+CASES += tuple(APP_CASES) + tuple(c + "_upstream" for c in APP_CASES)
 # not run unless asked for (--cases): the upstream references and TLS
-OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream", "json_upstream")
+OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream") + tuple(
+    c + "_upstream" for c in APP_CASES)
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -179,18 +201,22 @@ def case_iostream_write(n):
 CLIENT = r"""
 import socket, ssl, sys
 port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "tls"
+req = sys.argv[4].encode("latin-1") if len(sys.argv) > 4 else (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+expect = sys.argv[5].encode() if len(sys.argv) > 5 else b""
 s = socket.create_connection(("127.0.0.1", port))
 if tls:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     s = ctx.wrap_socket(s)
-req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 buf = b""
 for _ in range(n):
     s.sendall(req)
     while True:
         head, sep, rest = buf.partition(b"\r\n\r\n")
+        if sep and not head.startswith(b"HTTP/1.1 200 "):
+            sys.exit("unexpected response: %r" % head[:200])
         if sep:
             length = 0
             for line in head.split(b"\r\n")[1:]:
@@ -198,6 +224,8 @@ for _ in range(n):
                 if k.strip().lower() == b"content-length":
                     length = int(v)
             if len(rest) >= length:
+                if expect and expect not in rest[:length]:
+                    sys.exit("unexpected body: %r" % rest[:200])
                 buf = rest[length:]
                 break
         data = s.recv(65536)
@@ -208,7 +236,19 @@ s.close()
 """
 
 
-def case_hello(n, tls=False, switch=True, strict=False, app_module="hello"):
+def _expand_request(text):
+    """{signed:SECRET:NAME:VALUE} in a request -> a signed value made now
+    (the client's cookie must be fresh: signed values expire)."""
+    def sub(m):
+        from tornado.web import create_signed_value
+
+        secret, name, value = m.group(1).split(":")
+        return create_signed_value(secret, name, value).decode()
+
+    return re.sub(r"\{signed:([^}]*)\}", sub, text)
+
+
+def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=None, expect=None):
     import asyncio
     import importlib
     import threading
@@ -221,7 +261,10 @@ def case_hello(n, tls=False, switch=True, strict=False, app_module="hello"):
 
         tornado_c.install()
     sys.path.insert(0, os.path.join(HERE, "apps"))
-    hello = importlib.import_module(app_module)
+    hello = importlib.import_module(app)
+    extra = [_expand_request(request)] if request else []
+    if expect:
+        extra.append(expect)
 
     ssl_options = None
     if tls:
@@ -247,7 +290,7 @@ def case_hello(n, tls=False, switch=True, strict=False, app_module="hello"):
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
         proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(n),
-                                 "tls" if tls else "plain"])
+                                 "tls" if tls else "plain", *extra])
 
         def waiter():
             rc = proc.wait()
@@ -279,12 +322,11 @@ def case_hello_strict(n):
     case_hello(n, strict=True)
 
 
-def case_json(n):
-    case_hello(n, app_module="json_app")
-
-
-def case_json_upstream(n):
-    case_hello(n, switch=False, app_module="json_app")
+def _app_case(name, n):
+    upstream = name.endswith("_upstream")
+    app, request, *expect = APP_CASES[name[:-len("_upstream")] if upstream else name]
+    case_hello(n, switch=not upstream, app=app, request=request,
+               expect=expect[0] if expect else None)
 
 
 def case_web_floor(n):
@@ -376,7 +418,11 @@ def main(argv=None):
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        globals()["case_" + args.worker[0]](int(args.worker[1]))
+        case = args.worker[0]
+        if case in APP_CASES or case[:-len("_upstream")] in APP_CASES:
+            _app_case(case, int(args.worker[1]))
+        else:
+            globals()["case_" + case](int(args.worker[1]))
         return 0
     cases = [c for c in args.cases.split(",") if c]
     for c in cases:

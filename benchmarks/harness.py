@@ -79,6 +79,10 @@ class HttpScenario:
     expect_status: int = 200
     expect_body: bytes | None = None  # checked once before measuring
     expect_json: object = None  # ditto, compared after json.loads
+    # the request of that check (the wrk script's, for a scenario that POSTs)
+    check_method: str = "GET"
+    check_body: bytes | None = None
+    check_headers: tuple = ()  # (name, value) pairs
     tls: bool = False  # the app serves HTTPS (wrk and the check connect with TLS,
     # certificate not verified); wrk's connections are kept alive, so the
     # figures are those of requests on established TLS connections
@@ -172,6 +176,27 @@ register(ScriptScenario(
     "wsmask", "wsmask.py",
     "WebSocket mask MB/s: tornado_c C vs tornado.speedups (no server)",
     args=("--json", "{json}"), quick_args=("--quick",),
+))
+register(HttpScenario(
+    "post_json", "apps/post_json.py",
+    "POST / with a small JSON body -> json.loads(self.request.body), self.write(dict) "
+    "(keep-alive)",
+    wrk_script="lua/post_json.lua", check_method="POST",
+    check_body=b'{"name": "tornado", "n": 42, "ok": true, "tags": ["a", "b"]}',
+    check_headers=(("Content-Type", "application/json"),),
+    expect_json={"received": {"name": "tornado", "n": 42, "ok": True, "tags": ["a", "b"]},
+                 "count": 4},
+))
+register(HttpScenario(
+    "template", "apps/template_app.py",
+    "GET / -> self.render() of a small page: a loop over 10 rows, auto-escaped values "
+    "(keep-alive)",
+))
+register(HttpScenario(
+    "cookies", "apps/cookies_app.py",
+    "GET / -> get_signed_cookie + set_signed_cookie (the client sends back the cookie "
+    "it got; keep-alive)",
+    wrk_script="lua/cookies.lua", expect_body=b"visit 1",
 ))
 # tornado_c's own pieces, standalone scripts printing JSON with --json; run
 # when present.
@@ -301,6 +326,12 @@ register(ScriptScenario(
     "WebSocket at scale: one 64 MiB message in and out (time, server CPU, peak RSS), broadcast "
     "to 1,000 and 10,000 clients (time until all have it), idle connections up to the fd hard "
     "limit (kB per connection): upstream vs tornado_c (server on CPU 0, client processes on CPU 1)",
+    args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
+register(ScriptScenario(
+    "hello_fixed_rate", "fixed_rate.py",
+    "hello at a fixed offered load (open-loop client, 1000 req/s, 16 keep-alive "
+    "connections): latency p50/p99/p99.9 and server CPU-us/request, upstream vs tornado_c",
     args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
 
@@ -774,23 +805,25 @@ def http_check(port, scenario, timeout=10.0):
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", scenario.path)
+        conn.request(scenario.check_method, scenario.path, body=scenario.check_body,
+                     headers=dict(scenario.check_headers))
         resp = conn.getresponse()
         body = resp.read()
     finally:
         conn.close()
+    what = "%s %s" % (scenario.check_method, scenario.path)
     if resp.status != scenario.expect_status:
-        raise BenchError("GET %s answered %d, expected %d: %r"
-                         % (scenario.path, resp.status, scenario.expect_status, body[:200]))
+        raise BenchError("%s answered %d, expected %d: %r"
+                         % (what, resp.status, scenario.expect_status, body[:200]))
     if scenario.expect_body is not None and body != scenario.expect_body:
-        raise BenchError("GET %s: unexpected body %r" % (scenario.path, body[:200]))
+        raise BenchError("%s: unexpected body %r" % (what, body[:200]))
     if scenario.expect_json is not None:
         try:
             got = json.loads(body)
         except ValueError:
-            raise BenchError("GET %s: body is not JSON: %r" % (scenario.path, body[:200])) from None
+            raise BenchError("%s: body is not JSON: %r" % (what, body[:200])) from None
         if got != scenario.expect_json:
-            raise BenchError("GET %s: unexpected JSON %r" % (scenario.path, got))
+            raise BenchError("%s: unexpected JSON %r" % (what, got))
     return {"status": resp.status, "bytes": len(body),
             "content_type": resp.getheader("Content-Type")}
 
@@ -856,9 +889,11 @@ def run_http_once(impl, scenario, settings, env, workdir, log=print):
         result["pid"] = server.pid
         result["check"] = http_check(port, scenario)
         if settings.warmup > 0:
+            # the scenario's own requests (a POST scenario warmed up with GETs
+            # would get 405s)
             warm = subprocess.run(
                 build_wrk(url, settings.warmup, settings.connections, settings.threads,
-                          settings.client_cpu, latency=False),
+                          settings.client_cpu, script=lua, latency=False),
                 capture_output=True, text=True, timeout=settings.warmup + 60)
             if warm.returncode != 0:
                 raise BenchError("warm-up wrk failed: %s" % (warm.stderr or warm.stdout)[-2000:])

@@ -88,7 +88,7 @@ typedef struct tc_http_state {
     PyObject *RequestContext;       /* tornado.httpserver._HTTPRequestContext */
     PyObject *GzipDelegate;         /* tornado.http1connection._GzipMessageDelegate */
     PyObject *convert_yielded;      /* tornado.gen.convert_yielded */
-    PyObject *app_log, *gen_log;    /* tornado.log */
+    PyObject *app_log, *gen_log;    /* tornado.log's, via tornado_c._httplog */
     PyObject *rsl_new;              /* RequestStartLine.__new__ as namedtuple made it, or
                                      * NULL (then the class is called) */
     PyObject *s_new;                /* "__new__" */

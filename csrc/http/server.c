@@ -1226,8 +1226,10 @@ import_tornado(tc_http_state *hs)
         import_into(&hs->RequestContext, "tornado.httpserver", "_HTTPRequestContext") < 0 ||
         import_into(&hs->GzipDelegate, "tornado.http1connection", "_GzipMessageDelegate") < 0 ||
         import_into(&hs->convert_yielded, "tornado.gen", "convert_yielded") < 0 ||
-        import_into(&hs->app_log, "tornado.log", "app_log") < 0 ||
-        import_into(&hs->gen_log, "tornado.log", "gen_log") < 0) {
+        /* tornado.log's loggers, records located at upstream's call for the
+         * same message (tornado_c/_httplog.py) */
+        import_into(&hs->app_log, "tornado_c._httplog", "app_log") < 0 ||
+        import_into(&hs->gen_log, "tornado_c._httplog", "gen_log") < 0) {
         return -1;
     }
     if (hs->s_new == NULL && (hs->s_new = PyUnicode_InternFromString("__new__")) == NULL) {

@@ -858,3 +858,41 @@ def test_loop_subprocess_script_small_run(tmp_path):
     for c in doc["comparisons"]:
         assert {"asyncio", "tornado_c"} <= set(c["values"])
         assert all(v > 0 for v in c["values"].values())
+
+
+def test_web_scenarios_answer_their_check_under_both_implementations(tmp_path):
+    """post_json (the check POSTs the wrk body), template and cookies: each app
+    answers the scenario's own check under upstream and tornado_c, and a
+    check of the wrong request fails (the check is not a formality)."""
+    for name in ("post_json", "template", "cookies"):
+        sc = H.REGISTRY[name]
+        for impl in H.IMPLEMENTATIONS:
+            port = H.free_port()
+            srv = H.Server(H.server_argv(impl, sc, port), port, server_env(), str(tmp_path),
+                           cpu=None, label="%s-%s" % (name, impl))
+            with srv.start(timeout=30):
+                assert H.http_check(port, sc)["status"] == 200
+                if name == "post_json":
+                    as_get = H.HttpScenario("get", sc.app, "GET", expect_json=sc.expect_json)
+                    with pytest.raises(H.BenchError, match="GET / answered 405"):
+                        H.http_check(port, as_get)
+    with open(os.path.join(BENCH, H.REGISTRY["post_json"].wrk_script)) as f:
+        lua = f.read()
+    # the check sends what wrk sends
+    assert "wrk.body = '%s'" % H.REGISTRY["post_json"].check_body.decode() in lua
+
+
+def test_fixed_rate_client_measures_from_due_times(tmp_path):
+    """benchmarks/fixed_rate.py against the hello app (one implementation,
+    no pinning): every request answered, latencies present and positive."""
+    fr = _load("fixed_rate_mod", "fixed_rate.py")
+    sc = H.HttpScenario("fixed_rate", "apps/hello.py", "x")
+    port = H.free_port()
+    srv = H.Server(H.server_argv("tornado_c", sc, port), port, server_env(), str(tmp_path),
+                   cpu=None, label="fr")
+    with srv.start(timeout=30):
+        lat, errors, wall = fr.run_clients(port, 200.0, 1.0, 4, 2,
+                                           b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", None)
+    assert len(lat) == 200 and errors == 0 and lat == sorted(lat)
+    assert 0 < lat[0] and wall >= 0.99
+    assert fr.percentile([1, 2, 3, 4], 50) == 2 and fr.percentile([1, 2, 3, 4], 99) == 4
