@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build and run the libFuzzer targets: the http parser (request, chunked)
-# and the WebSocket frame parser (ws_frame).
+# Build and run the libFuzzer targets: the http parser (request, chunked,
+# response: the client-mode grammar) and the WebSocket frame parser
+# (ws_frame).
 #
 #   fuzz/run.sh [SECONDS]        (default 30 s per target)
 #
@@ -23,7 +24,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
     exit 2
 fi
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall -Wextra -Werror -I$SRC"
-for t in request chunked; do
+for t in request chunked response; do
     "$CC" $CFLAGS "$HERE/fuzz_$t.c" "$SRC/parser.c" "$SRC/response.c" -o "$OUT/fuzz_$t"
 done
 "$CC" $CFLAGS -I"$HERE/../csrc" "$HERE/fuzz_ws_frame.c" "$HERE/../csrc/websocket/frame.c" \
@@ -32,7 +33,7 @@ if command -v python3 >/dev/null 2>&1; then
     python3 "$HERE/make_seeds.py" "$OUT/seeds"
 fi
 status=0
-for t in request chunked ws_frame; do
+for t in request chunked response ws_frame; do
     mkdir -p "$OUT/corpus/$t"
     seeds="$OUT/seeds/$t"
     [ -d "$seeds" ] || seeds="$HERE/seeds/$t"
