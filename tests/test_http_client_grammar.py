@@ -1,6 +1,6 @@
 """Client-mode response grammar: the C parser (tc_http_parser with client
-set, through the test build's _core.HTTPRequestParser(client=True)) against
-upstream's client.
+set, through the test build's _core.HTTPRequestParser(client=True)) and the
+switched client (tornado_c.simple_httpclient) against upstream's client.
 
 A raw-socket server replays each canned response of tests/http_client_corpus.py
 (valid, odd, hostile, cut short, trickled) to upstream's SimpleAsyncHTTPClient
@@ -13,6 +13,11 @@ headers_received, data_received, finish, on_connection_close, and
 _read_message_inner's error handling).  The two must be equal for every
 case.  The mapping (_predict) is what the C client connection has to do
 with the parser's events; it does no parsing itself.
+
+Then the same corpus goes to SimpleAsyncHTTPClient under the switch (the
+tornado_c loop, the C IOStream, HTTP1ClientConnection with the head and the
+framing parsed in C): its outcomes and logs must be upstream's, case by
+case.
 """
 
 import asyncio
@@ -58,8 +63,9 @@ def _outcome_of_response(resp):
     }
 
 
-async def _run_upstream(case_list):
-    """Every case through upstream's client; returns {name: (outcome, logs)}."""
+async def _run_client(case_list):
+    """Every case through the SimpleAsyncHTTPClient in force (upstream's, or
+    the switched one); returns {name: (outcome, logs)}."""
     current = {}
     handlers = set()
 
@@ -137,11 +143,37 @@ async def _run_upstream(case_list):
 
 @pytest.fixture(scope="module")
 def upstream():
+    import tornado.http1connection
+    import tornado.simple_httpclient
+
+    # upstream's connection class, whatever the session's switch says
+    assert tornado.simple_httpclient.HTTP1Connection is tornado.http1connection.HTTP1Connection
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_run_upstream(CASES))
+        return loop.run_until_complete(_run_client(CASES))
     finally:
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def switched():
+    import tornado.simple_httpclient
+    import tornado_c
+    from tornado_c.simple_httpclient import HTTP1ClientConnection
+
+    from conftest import new_loop
+
+    before = tornado_c.active()
+    tornado_c.install()
+    loop = new_loop("tornado_c")
+    try:
+        assert tornado.simple_httpclient.HTTP1Connection is HTTP1ClientConnection
+        return loop.run_until_complete(_run_client(CASES))
+    finally:
+        loop.close()
+        tornado_c.uninstall()
+        if before:
+            tornado_c.install(**{n: (n in before) for n in ("loop", "http", "web", "websocket")})
 
 
 def _parse(case, split):
@@ -230,6 +262,11 @@ def test_same_as_upstream(case, upstream):
         assert split == whole_cmp, "split changes the parse"
     got = _predict(*whole)
     assert got == upstream[case["name"]], case["data"][:200]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_switched_client_same_as_upstream(case, upstream, switched):
+    assert switched[case["name"]] == upstream[case["name"]], case["data"][:200]
 
 
 def test_corpus_reaches_every_outcome(upstream):
