@@ -284,6 +284,12 @@ register(ScriptScenario(
     "upstream vs tornado_c without/with the websocket component (client: 4 processes)",
     args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
+register(ScriptScenario(
+    "http_client", "http_client.py",
+    "HTTP client CPU-us/request (GET hello, GET 64 KiB; 8 concurrent fetch loops, a "
+    "tornado_c server): upstream's AsyncHTTPClient vs under tornado_c vs aiohttp's client",
+    args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
 
 
 def select(only=None, registry=None):
