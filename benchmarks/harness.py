@@ -334,6 +334,12 @@ register(ScriptScenario(
     "connections): latency p50/p99/p99.9 and server CPU-us/request, upstream vs tornado_c",
     args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
+register(ScriptScenario(
+    "http_client", "http_client.py",
+    "HTTP client CPU-us/request (GET hello, GET 64 KiB; 8 concurrent fetch loops, a "
+    "tornado_c server): upstream's AsyncHTTPClient vs under tornado_c vs aiohttp's client",
+    args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
+))
 
 
 def select(only=None, registry=None):

@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = (const char *)data + 2;
     size_t len = size - 2;
 
-    evlog whole = run_split(in, len, NULL, 0, max_header, max_body, 0);
+    evlog whole = run_split(in, len, NULL, 0, max_header, max_body, 0, 0);
 
     size_t cuts[8];
     size_t n = 0;
@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         x = x * 1103515245u + 12345u;
         cuts[n] = (n ? cuts[n - 1] : 0) + (x >> 8) % (len / 4 + 2);
     }
-    evlog split = run_split(in, len, cuts, n, max_header, max_body, 0);
+    evlog split = run_split(in, len, cuts, n, max_header, max_body, 0, 0);
     if (split.len != whole.len || memcmp(split.buf, whole.buf, whole.len) != 0) {
         abort();
     }
@@ -45,7 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < len; i++) {
             bytes[i] = i + 1;
         }
-        evlog one = run_split(in, len, bytes, len, max_header, max_body, 1);
+        evlog one = run_split(in, len, bytes, len, max_header, max_body, 1, 0);
         if (one.len != whole.len || memcmp(one.buf, whole.buf, whole.len) != 0) {
             abort();
         }

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Build and run the libFuzzer targets: the http parser (request, chunked),
-# Tornado's grammar against llhttp (differential) and the WebSocket frame
-# parser (ws_frame).
+# Build and run the libFuzzer targets: the http parser (request, chunked,
+# response: the client-mode grammar), Tornado's grammar against llhttp
+# (differential) and the WebSocket frame parser (ws_frame).
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]   (default 30 s per target, all targets)
 #
@@ -19,7 +19,7 @@
 set -eu
 SECS=${1:-30}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-request chunked differential ws_frame}
+TARGETS=${*:-request chunked response differential ws_frame}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CSRC="$HERE/../csrc"
 SRC="$CSRC/http"
@@ -39,7 +39,7 @@ for d in "$LLSRC" "$LLSRC/../include" "$LLSRC/../include/llhttp" /usr/share/incl
 done
 for t in $TARGETS; do
     case $t in
-    request|chunked)
+    request|chunked|response)
         "$CC" $CFLAGS "$HERE/fuzz_$t.c" "$SRC/parser.c" "$SRC/response.c" -o "$OUT/fuzz_$t" ;;
     ws_frame)
         "$CC" $CFLAGS "$HERE/fuzz_ws_frame.c" "$CSRC/websocket/frame.c" -o "$OUT/fuzz_ws_frame" ;;

@@ -8,7 +8,7 @@
 #   the default python3 (the full suite):
 #     1. tornado_c's own tests (pytest, all of tests/), against the installed build;
 #     2. a short libFuzzer run of the HTTP request parser and chunked decoder
-#        (fuzz/run.sh, TC_FUZZ_SECONDS per target, default 20; plain C, so once);
+#        (fuzz/run.sh, TC_FUZZ_SECONDS per target, default 15; plain C, so once);
 #     3. the compatibility gate: upstream Tornado's suite under tornado_c
 #        (compat/gate.py, with compat/known_failures.txt), both configurations;
 #     4. the reduced sanitizer run (scripts/sanitize.sh --quick: the HTTP,
@@ -132,11 +132,11 @@ run_version() {
     run_step pytest "$rc" "$log"
 
     if [ "$mode" = "full" ]; then
-        echo "== fuzzing the HTTP parser, Tornado vs llhttp and the WebSocket frame parser (${TC_FUZZ_SECONDS:-20}s per target)"
+        echo "== fuzzing the HTTP request and response parsers, Tornado vs llhttp and the WebSocket frame parser (${TC_FUZZ_SECONDS:-15}s per target)"
         local fuzz_log="$work/fuzz.log"
-        if sh "$TC_ROOT/fuzz/run.sh" "${TC_FUZZ_SECONDS:-20}" >"$fuzz_log" 2>&1; then
+        if sh "$TC_ROOT/fuzz/run.sh" "${TC_FUZZ_SECONDS:-15}" >"$fuzz_log" 2>&1; then
             grep -E "^== |^Done [0-9]+ runs" "$fuzz_log" || true
-            echo "fuzz: 4 passed, 0 failed" >"$work/fuzz-counts.log"
+            echo "fuzz: $(grep -c '^== fuzz_' "$fuzz_log") passed, 0 failed" >"$work/fuzz-counts.log"
             run_step fuzz 0 "$work/fuzz-counts.log"
         else
             tail -n 60 "$fuzz_log"

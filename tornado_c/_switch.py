@@ -316,6 +316,12 @@ class HTTPComponent(Component):
     which some code patches).  The C stream belongs here rather than with
     ``loop`` because it needs the tornado_c loop (``requires``) and it is
     what the C HTTP server's connections already are.
+
+    * ``tornado.simple_httpclient.HTTP1Connection`` ->
+      ``tornado_c.simple_httpclient.HTTP1ClientConnection``: the simple HTTP
+      client (and the WebSocket client, which builds its connection the same
+      way) parse response heads and decide the body framing in C
+      (csrc/http/client.c).
     """
 
     name = "http"
@@ -329,6 +335,7 @@ class HTTPComponent(Component):
         "tornado_c.httpserver": "_patch_httpserver",
         "tornado.tcpserver": "_patch_stream",
         "tornado.tcpclient": "_patch_stream",
+        "tornado.simple_httpclient": "_patch_client",
     }
     # the keyword arguments configure() is given (none)
     _NO_KWARGS = {}
@@ -359,6 +366,16 @@ class HTTPComponent(Component):
         from tornado_c.iostream import IOStream
 
         self._replace((module, "IOStream", IOStream))
+
+    def _patch_client(self, module):
+        from tornado_c.simple_httpclient import HTTP1ClientConnection
+
+        if module.HTTP1Connection is not HTTP1ClientConnection.__base__:
+            # tornado.http1connection was reloaded (or someone put their
+            # own class there): ours derives from the old class, so the
+            # module keeps what it has
+            return
+        self._replace((module, "HTTP1Connection", HTTP1ClientConnection))
 
 
 class WebComponent(Component):

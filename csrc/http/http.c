@@ -5,7 +5,7 @@
  * request grammar is parser.c (see parser.h for why it is not llhttp's), the
  * response framing response.c, its Python side http_py.c, the server
  * server.c (HTTPServerConnection) and connection.c (HTTPConnection), the
- * test build's wrappers test_api.c.
+ * client's response parser client.c, the test build's wrappers test_api.c.
  */
 #include "state.h"
 #include "http/http.h"
@@ -37,6 +37,9 @@ tc_http_exec(PyObject *module, struct tc_state *st)
         return -1;
     }
 #endif
+    if (tc_http_client_exec(module, st) < 0) {
+        return -1;
+    }
     return tc_http_server_exec(module, st);
 }
 
@@ -47,6 +50,10 @@ tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(st->http->RequestParserType);
     Py_VISIT(st->http->ResponseWriterType);
 #endif
+    int r = tc_http_client_traverse(st, visit, arg);
+    if (r != 0) {
+        return r;
+    }
     return tc_http_server_traverse(st, visit, arg);
 }
 
@@ -57,5 +64,6 @@ tc_http_clear(struct tc_state *st)
     Py_CLEAR(st->http->RequestParserType);
     Py_CLEAR(st->http->ResponseWriterType);
 #endif
+    tc_http_client_clear(st);
     tc_http_server_clear(st);
 }

@@ -78,7 +78,7 @@ typedef struct tc_http_state {
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
     /* Tornado's objects the server uses, imported by server.c when the
-     * first connection is made (see import_tornado() there); all strong */
+     * first connection is made (see tc_http_import_tornado() there); all strong */
     char tornado_imported;          /* every field below is set */
     PyObject *RequestStartLine;     /* tornado.httputil.RequestStartLine */
     PyObject *HTTPHeaders;          /* tornado.httputil.HTTPHeaders (a type) */
@@ -92,6 +92,10 @@ typedef struct tc_http_state {
     PyObject *rsl_new;              /* RequestStartLine.__new__ as namedtuple made it, or
                                      * NULL (then the class is called) */
     PyObject *s_new;                /* "__new__" */
+    /* client.c: the client's response parser */
+    PyTypeObject *ClientParserType; /* _core.HTTPClientParser */
+    PyObject *ResponseStartLine;    /* tornado.httputil.ResponseStartLine,
+                                     * imported with the first parser */
     /* interned names of the per-request path (made in exec) */
     PyObject *s_start_request, *s_headers_received, *s_data_received, *s_finish,
         *s_as_list, *s_combined_cache;
@@ -155,5 +159,10 @@ int tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error);
 int tc_http_server_exec(PyObject *module, struct tc_state *st);
 int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_server_clear(struct tc_state *st);
+/* client.c: registers _core.HTTPClientParser, the response grammar of
+ * upstream's client-mode HTTP1Connection for tornado_c/simple_httpclient.py. */
+int tc_http_client_exec(PyObject *module, struct tc_state *st);
+int tc_http_client_traverse(struct tc_state *st, visitproc visit, void *arg);
+void tc_http_client_clear(struct tc_state *st);
 
 #endif /* TC_HTTP_H */

@@ -1,5 +1,6 @@
 /* Private header of the C HTTP server: the two objects and what their files
- * share.  Only csrc/http/server.c and csrc/http/connection.c include it;
+ * share.  Only csrc/http/server.c, connection.c and client.c (the client's
+ * response parser, which builds headers as the server does) include it;
  * other components use http.h.
  *
  *   server.c      HTTPServerConnection (sconn): one accepted connection --
@@ -138,6 +139,16 @@ TC_INTERNAL void tc_http_sc_schedule_closed(sconn *sc);
 /* The response is finished and flushed (upstream's _finish_request): the
  * next request, or the close. */
 TC_INTERNAL void tc_http_rc_finish_request(rconn *rc);
+
+/* ------------------------------------------ server.c, for client.c too */
+
+/* Looks up Tornado's objects in hs (RequestStartLine, HTTPHeaders,
+ * HTTPInputError...), once; 0, or -1 with an exception set. */
+TC_INTERNAL int tc_http_import_tornado(tc_http_state *hs);
+/* A new HTTPHeaders (the web component's C one while it is on, else
+ * upstream's filled through its layout) holding head's pairs in order;
+ * needs tc_http_import_tornado().  NULL with an exception set. */
+TC_INTERNAL PyObject *tc_http_build_headers(tc_http_state *hs, const tc_http_head *head);
 
 /* ------------------------------------------------- connection.c, for server.c */
 

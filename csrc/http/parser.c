@@ -1,4 +1,8 @@
-/* Tornado's HTTP/1.x request grammar, incremental, in pure C.
+/* Tornado's HTTP/1.x request grammar, incremental, in pure C, and in client
+ * mode its response grammar (parser.h, "Client mode"): the two share the
+ * head reader, the header-line grammar, the Content-Length/Transfer-Encoding
+ * checks and the chunked decoder, as upstream's HTTP1Connection does; only
+ * the start line and the framing decision after the head differ.
  * See parser.h for the design and for why this is not llhttp's grammar.
  *
  * Every rule below cites the upstream code it reproduces
@@ -7,6 +11,7 @@
  */
 #include "parser.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +23,7 @@ enum {
     S_CHUNK_DATA,
     S_CHUNK_CRLF,    /* read_bytes(2) == b"\r\n" after chunk data */
     S_LAST_CRLF,     /* read_bytes(2) == b"\r\n" after the 0 chunk */
+    S_UNTIL_CLOSE,   /* client: _read_body_until_close */
     S_DEAD,          /* after an error */
 };
 
@@ -335,6 +341,7 @@ reset_message(tc_http_parser *p)
     p->cl_value = p->te_value = NULL;
     p->cl_len = p->te_len = 0;
     p->has_cl = p->has_te = 0;
+    p->status_code = 0;
     p->body_kind = TC_HTTP_BODY_NONE;
     p->content_length = 0;
     p->content_length_rewrite = NULL;
@@ -528,6 +535,34 @@ callback_result(tc_http_parser *p, int r)
     return TC_HTTP_OK;
 }
 
+/* parse_response_start_line(line): _ABNF.status_line fullmatch
+ *   (HTTP/[0-9]\.[0-9]) SP ([0-9]{3}) SP ((?:[\t ]|VCHAR|obs_text)+)?
+ * then r.version.startswith("HTTP/1"). */
+static tc_http_status
+parse_status_line(tc_http_parser *p, const char *sl, size_t n, tc_http_head *head)
+{
+    int good = n >= 13 && memcmp(sl, "HTTP/", 5) == 0 && is_digit((unsigned char)sl[5]) &&
+               sl[6] == '.' && is_digit((unsigned char)sl[7]) && sl[8] == ' ' &&
+               is_digit((unsigned char)sl[9]) && is_digit((unsigned char)sl[10]) &&
+               is_digit((unsigned char)sl[11]) && sl[12] == ' ';
+    for (size_t i = 13; good && i < n; i++) {
+        good = (cclass[(unsigned char)sl[i]] & C_VALUE) != 0;
+    }
+    if (!good) {
+        return bad_request(p, "Error parsing response start line");
+    }
+    if (sl[5] != '1') {
+        return fail_msg(p, TC_HTTP_ERR_BAD_REQUEST, "Unexpected HTTP version ", sl, 8, 1);
+    }
+    head->version.p = sl;
+    head->version.len = 8;
+    head->code = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
+    head->reason.p = sl + 13;
+    head->reason.len = n - 13;
+    p->status_code = head->code;
+    return TC_HTTP_OK;
+}
+
 static tc_http_status
 process_head(tc_http_parser *p, const char *h, size_t n)
 {
@@ -570,6 +605,13 @@ process_head(tc_http_parser *p, const char *h, size_t n)
         pos = lf ? end + 1 : htlen;
     }
 
+    if (p->client) {
+        tc_http_status st = parse_status_line(p, sl, sllen, &head);
+        if (st != TC_HTTP_OK) {
+            return st;
+        }
+        goto start_line_done;
+    }
     /* parse_request_start_line: _ABNF.request_line fullmatch
      *   (token) SP (field_vchar+) SP (HTTP/[0-9]\.[0-9]) */
     size_t a = 0;
@@ -602,6 +644,7 @@ process_head(tc_http_parser *p, const char *h, size_t n)
         return fail_msg(p, TC_HTTP_ERR_BAD_REQUEST, "Unexpected HTTP version ",
                         head.version.p, 8, 1);
     }
+start_line_done:
     head.headers = p->hdrs;
     head.nheaders = nh;
 
@@ -625,8 +668,11 @@ process_head(tc_http_parser *p, const char *h, size_t n)
     free(conn_buf);
     free(expect_buf);
 
-    /* _can_keep_alive */
-    if (p->no_keep_alive) {
+    /* _can_keep_alive (server only: the client's _read_message_inner sets
+     * _disconnect_on_finish = False and never calls it) */
+    if (p->client) {
+        head.keep_alive = 0;
+    } else if (p->no_keep_alive) {
         head.keep_alive = 0;
     } else if (memcmp(head.version.p, "HTTP/1.1", 8) == 0) {
         head.keep_alive = !conn_close;
@@ -715,11 +761,51 @@ hbuf_append(tc_http_parser *p, const char *s, size_t n)
 
 /* ------------------------------------------------------------ the body */
 
-/* _read_body(code=0, headers) for a request. */
+static tc_http_status framing_done(tc_http_parser *p);
+
+/* The client's checks between headers_received() and _read_body(): 1xx
+ * heads and the responses that have no body.  Returns 1 when it decided
+ * (state set, or *st an error), 0 to go on to _read_body. */
+static int
+client_skip_body(tc_http_parser *p, tc_http_status *st)
+{
+    int code = p->status_code;
+    *st = TC_HTTP_OK;
+    if (code >= 100 && code < 200) {
+        if (p->has_cl || p->has_te) {
+            char msg[64];
+            snprintf(msg, sizeof(msg), "Response code %d cannot have body", code);
+            *st = bad_request(p, msg);
+            return 1;
+        }
+        if (p->num_1xx >= TC_HTTP_MAX_1XX_RESPONSES) {
+            *st = bad_request(p, "Too many 1xx responses");
+            return 1;
+        }
+        /* the recursive _read_message_inner: a new head, a new header limit */
+        p->num_1xx++;
+        reset_message(p);
+        return 1;
+    }
+    if (p->request_head || code == 304) {
+        p->body_kind = TC_HTTP_BODY_NONE;
+        p->remaining = 0;
+        p->state = S_FIXED;
+        *st = framing_done(p);
+        return 1;
+    }
+    return 0;
+}
+
+/* _read_body(code, headers): code 0 for a request. */
 static tc_http_status
 body_start(tc_http_parser *p)
 {
     uint64_t content_length = 0;
+    tc_http_status cst;
+    if (p->client && client_skip_body(p, &cst)) {
+        return cst;
+    }
     if (p->has_cl) {
         const char *v = p->cl_value;
         size_t vn = p->cl_len;
@@ -778,6 +864,14 @@ body_start(tc_http_parser *p)
         }
         chunked = 1;
     }
+    if (p->client && p->status_code == 204) {
+        /* implicit length 0 instead of read-until-close */
+        if (chunked || (p->has_cl && content_length != 0)) {
+            return bad_request(p, "Response with code 204 should not have body");
+        }
+        p->has_cl = 1;
+        content_length = 0;
+    }
     if (chunked) {
         p->body_kind = TC_HTTP_BODY_CHUNKED;
         p->state = S_CHUNK_LINE;
@@ -788,11 +882,21 @@ body_start(tc_http_parser *p)
         p->content_length = content_length;
         p->remaining = content_length;
         p->state = S_FIXED;
+    } else if (p->client) {
+        p->body_kind = TC_HTTP_BODY_UNTIL_CLOSE;
+        p->state = S_UNTIL_CLOSE;
+        p->chunk_total = 0;
     } else {
         p->body_kind = TC_HTTP_BODY_NONE;
         p->state = S_FIXED;
         p->remaining = 0;
     }
+    return framing_done(p);
+}
+
+static tc_http_status
+framing_done(tc_http_parser *p)
+{
     if (p->cb && p->cb->on_body_start) {
         return callback_result(p, p->cb->on_body_start(p));
     }
@@ -803,6 +907,7 @@ static tc_http_status
 message_complete(tc_http_parser *p)
 {
     p->messages++;
+    p->num_1xx = 0;
     reset_message(p);
     if (p->cb && p->cb->on_message_complete) {
         return callback_result(p, p->cb->on_message_complete(p));
@@ -1009,6 +1114,26 @@ tc_http_parser_execute(tc_http_parser *p, const char *data, size_t len, size_t *
             }
             break;
         }
+        case S_UNTIL_CLOSE: {
+            /* read_bytes(chunk_size, partial=True) until the stream closes;
+             * the total is checked before a piece is delivered */
+            if (pos == len) {
+                goto out;
+            }
+            size_t n = len - pos;
+            if ((uint64_t)n > p->max_body_size - p->chunk_total ||
+                p->chunk_total > p->max_body_size) {
+                st = bad_request(p, "Body too long");
+                goto out;
+            }
+            p->chunk_total += n;
+            pos += n;
+            st = deliver(p, data + pos - n, n);
+            if (st != TC_HTTP_OK) {
+                goto out;
+            }
+            break;
+        }
         default:
             st = TC_HTTP_ERROR;
             goto out;
@@ -1018,6 +1143,26 @@ out:
     *consumed = pos;
     if (st == TC_HTTP_OK && p->paused) {
         return TC_HTTP_PAUSED;
+    }
+    return st;
+}
+
+tc_http_status
+tc_http_parser_eof(tc_http_parser *p)
+{
+    if (p->state == S_DEAD || p->paused) {
+        return p->state == S_DEAD ? TC_HTTP_ERROR : TC_HTTP_OK;
+    }
+    size_t used = 0;
+    tc_http_status st = tc_http_parser_execute(p, NULL, 0, &used);
+    if (st != TC_HTTP_OK || p->paused) {
+        return st == TC_HTTP_PAUSED ? TC_HTTP_OK : st;
+    }
+    if (p->state == S_UNTIL_CLOSE) {
+        st = message_complete(p);
+        if (st == TC_HTTP_PAUSED) {
+            st = TC_HTTP_OK;
+        }
     }
     return st;
 }

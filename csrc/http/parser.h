@@ -58,6 +58,8 @@
 #define TC_HTTP_DEFAULT_MAX_BODY_SIZE (100 * 1024 * 1024)
 /* read_until(b"\r\n", max_bytes=64) for a chunk-size line. */
 #define TC_HTTP_CHUNK_LINE_MAX 64
+/* http1connection._MAX_1XX_RESPONSES */
+#define TC_HTTP_MAX_1XX_RESPONSES 10
 
 typedef struct tc_http_span {
     const char *p;
@@ -71,9 +73,13 @@ typedef struct tc_http_header {
 
 /* Everything about one request head; valid only during on_headers. */
 typedef struct tc_http_head {
-    tc_http_span method;
-    tc_http_span target;
+    tc_http_span method;    /* request only (client mode: NULL, 0) */
+    tc_http_span target;    /* request only (client mode: NULL, 0) */
     tc_http_span version;   /* "HTTP/1.x" */
+    /* Client mode (a response head): the status code (100..999 as three
+     * digits allow, 000 included) and the reason phrase, possibly empty. */
+    int code;
+    tc_http_span reason;
     tc_http_header *headers;
     size_t nheaders;
     /* HTTP1Connection._can_keep_alive(start_line, headers) (incl. no_keep_alive). */
@@ -89,6 +95,9 @@ typedef enum tc_http_body_kind {
     TC_HTTP_BODY_NONE = 0,
     TC_HTTP_BODY_FIXED = 1,
     TC_HTTP_BODY_CHUNKED = 2,
+    /* client mode: no Content-Length nor Transfer-Encoding, the body runs to
+     * the end of the stream (tc_http_parser_eof) */
+    TC_HTTP_BODY_UNTIL_CLOSE = 3,
 } tc_http_body_kind;
 
 typedef enum tc_http_status {
@@ -135,6 +144,12 @@ struct tc_http_parser {
     size_t max_header_size;
     uint64_t max_body_size;
     int no_keep_alive;
+    /* Client mode (set before the first execute): parse responses with the
+     * grammar of HTTP1Connection(is_client=True).read_response(); see
+     * "Client mode" below. */
+    int client;
+    /* Client mode: the request was HEAD (no response body is read). */
+    int request_head;
     const tc_http_callbacks *cb;
     void *data; /* user pointer */
 
@@ -146,7 +161,12 @@ struct tc_http_parser {
      * NULL otherwise.  Valid from on_body_start until the next message. */
     const char *content_length_rewrite;
     size_t content_length_rewrite_len;
-    int keep_alive;                   /* of the current/last message */
+    int keep_alive;                   /* of the current/last message (0 in
+                                       * client mode: upstream's client never
+                                       * reuses a connection) */
+    int status_code;                  /* client mode: of the last head */
+    unsigned num_1xx;                 /* client mode: 1xx heads skipped in
+                                       * the current response */
     uint64_t messages;                /* completed messages */
 
     tc_http_error_kind error_kind;
@@ -190,6 +210,45 @@ void tc_http_parser_resume(tc_http_parser *p);
  * upstream closes quietly (StreamClosedError), calling the delegate's
  * on_connection_close() if the head had been delivered. */
 int tc_http_parser_in_message(const tc_http_parser *p);
+
+/* Client mode
+ * -----------
+ * With p->client set the parser reads responses as upstream's client-mode
+ * HTTP1Connection (tornado 6.6.1 _read_message_inner / _read_body):
+ *  - the head is read, split and checked exactly as a request head (same
+ *    limits and messages: header lines first, then the start line), but the
+ *    start line must fullmatch _ABNF.status_line
+ *      HTTP/[0-9].[0-9] SP [0-9]{3} SP reason?     (reason: SP/HT/VCHAR/obs)
+ *    else "Error parsing response start line"; a version not starting with
+ *    "HTTP/1" gives "Unexpected HTTP version 'HTTP/2.0'" (%r of the str);
+ *  - on_headers is called for every head, 1xx ones included (upstream calls
+ *    headers_received for each);
+ *  - after on_headers (and the resume), in upstream's order:
+ *      1xx: "Response code %d cannot have body" if Content-Length or
+ *           Transfer-Encoding is present; "Too many 1xx responses" when 10
+ *           were already skipped; otherwise the next head is read (no
+ *           on_body_start, no completion);
+ *      request HEAD (p->request_head) or 304: no body, no framing checks;
+ *      otherwise the request's framing checks and messages, then 204 with a
+ *           chunked body or a non-zero Content-Length gives
+ *           "Response with code 204 should not have body" (204 = length 0);
+ *           chunked and Content-Length bodies as for a request; neither:
+ *           TC_HTTP_BODY_UNTIL_CLOSE, ended by tc_http_parser_eof(), more
+ *           than max_body_size bytes gives "Body too long".
+ *  - every error of kind TC_HTTP_ERR_BAD_REQUEST is an HTTPInputError (the
+ *    client logs "Malformed HTTP message from %s: %s" and writes nothing);
+ *    TC_HTTP_ERR_UNSATISFIABLE is iostream's UnsatisfiableReadError.
+ * After a complete response the parser is ready for another head (with
+ * num_1xx back to 0), which upstream's client never reads. */
+
+/* End of the stream.  In client mode a TC_HTTP_BODY_UNTIL_CLOSE body is
+ * complete now (on_message_complete runs; its pause request is honoured by
+ * the caller, there is nothing left to parse).  Otherwise nothing happens:
+ * tc_http_parser_in_message() says whether the end cut a message short.
+ * Call it with the parser not paused, after execute() consumed everything
+ * (a pending framing step runs first).  Returns TC_HTTP_OK or TC_HTTP_ERROR
+ * (a callback failed). */
+tc_http_status tc_http_parser_eof(tc_http_parser *p);
 
 /* Python repr() of a latin-1 str / of a bytes object, appended to a malloc'd
  * buffer.  Exposed for the response writer and the tests. */

@@ -352,8 +352,8 @@ latin1(const char *s, size_t n)
 /* HTTPHeaders with the parsed pairs, filled through its internal layout
  * (tornado 6.6: _as_list {norm: [values]}, _combined_cache {norm: value}),
  * which is what HTTPHeaders.add() produces for valid names. */
-static PyObject *
-build_headers(tc_http_state *hs, const tc_http_head *head)
+TC_INTERNAL PyObject *
+tc_http_build_headers(tc_http_state *hs, const tc_http_head *head)
 {
     if (tc_web_headers_active(hs->web)) {
         /* the web component's C HTTPHeaders, straight from the spans */
@@ -504,7 +504,7 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     if (start_line == NULL) {
         goto fail;
     }
-    headers = build_headers(hs, head);
+    headers = tc_http_build_headers(hs, head);
     if (headers == NULL) {
         goto fail;
     }
@@ -1212,8 +1212,8 @@ import_into(PyObject **field, const char *module, const char *name)
     return 0;
 }
 
-static int
-import_tornado(tc_http_state *hs)
+TC_INTERNAL int
+tc_http_import_tornado(tc_http_state *hs)
 {
     if (hs->tornado_imported) {
         return 0;
@@ -1257,7 +1257,7 @@ import_tornado(tc_http_state *hs)
         }
     }
     if (!PyType_Check(hs->HTTPHeaders)) {
-        /* build_headers() creates instances through its tp_new */
+        /* tc_http_build_headers() creates instances through its tp_new */
         PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
         return -1;
     }
@@ -1331,7 +1331,7 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     hs = st->http;
-    if (parse_conn_params(args, kwds, &p) < 0 || import_tornado(hs) < 0) {
+    if (parse_conn_params(args, kwds, &p) < 0 || tc_http_import_tornado(hs) < 0) {
         return NULL;
     }
     loop = p.loop;

@@ -2,7 +2,8 @@
  * wrappers of the pure-C core and of llhttp, for the tests:
  *
  *   _core.HTTPRequestParser(max_header_size=65536, max_body_size=104857600,
- *                           no_keep_alive=False, auto=True)
+ *                           no_keep_alive=False, auto=True, client=False,
+ *                           request_head=False)
  *       .feed(data) -> bytes consumed; events appended to .events:
  *           ("headers", method, target, version, [(name, value)...],
  *            keep_alive, expect_continue)
@@ -18,6 +19,10 @@
  *       b"" to let a body-less message complete).
  *       .set_max_body_size(n), .resume(), .error, .keep_alive, .finished,
  *       .paused, .in_message
+ *       client=True: the response grammar (parser.h, "Client mode"); heads
+ *       are ("headers", version, code, reason, [(name, value)...]), framing
+ *       may be "until_close", .eof() ends the stream (returns in_message
+ *       afterwards: True when the end cut a response short), .num_1xx.
  *
  *   _core.HTTPResponseWriter(method, version, connection_keep_alive=False,
  *                            disconnect_on_finish=False)
@@ -91,12 +96,19 @@ rp_on_headers(tc_http_parser *p, const tc_http_head *h)
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, pair); /* steals pair */
     }
-    PyObject *ev = Py_BuildValue("(sNNNNOO)", "headers",
+    PyObject *ev;
+    if (p->client) {
+        ev = Py_BuildValue("(sNiNN)", "headers", latin1(h->version.p, h->version.len),
+                           h->code, latin1(h->reason.p, h->reason.len), list);
+        goto add;
+    }
+    ev = Py_BuildValue("(sNNNNOO)", "headers",
                                  latin1(h->method.p, h->method.len),
                                  latin1(h->target.p, h->target.len),
                                  latin1(h->version.p, h->version.len), list,
                                  h->keep_alive ? Py_True : Py_False,
                                  h->expect_continue ? Py_True : Py_False);
+add:
     if (add_event(self, ev) < 0) {
         return -1;
     }
@@ -107,7 +119,7 @@ static int
 rp_on_body_start(tc_http_parser *p)
 {
     ReqParserObject *self = (ReqParserObject *)p->data;
-    static const char *kinds[] = {"none", "fixed", "chunked"};
+    static const char *kinds[] = {"none", "fixed", "chunked", "until_close"};
     PyObject *cl = p->body_kind == TC_HTTP_BODY_FIXED
                        ? PyLong_FromUnsignedLongLong(p->content_length)
                        : Py_NewRef(Py_None);
@@ -167,11 +179,13 @@ static const tc_http_callbacks rp_callbacks = {
 static int
 rp_init(ReqParserObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"max_header_size", "max_body_size", "no_keep_alive", "auto", NULL};
+    static char *kwlist[] = {"max_header_size", "max_body_size", "no_keep_alive", "auto",
+                             "client", "request_head", NULL};
     Py_ssize_t mhs = TC_HTTP_DEFAULT_MAX_HEADER_SIZE;
     unsigned long long mbs = TC_HTTP_DEFAULT_MAX_BODY_SIZE;
-    int nka = 0, autom = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nKpp", kwlist, &mhs, &mbs, &nka, &autom)) {
+    int nka = 0, autom = 1, client = 0, rhead = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|nKpppp", kwlist, &mhs, &mbs, &nka, &autom,
+                                     &client, &rhead)) {
         return -1;
     }
     if (mhs < 0) {
@@ -184,6 +198,8 @@ rp_init(ReqParserObject *self, PyObject *args, PyObject *kwds)
     self->p.max_header_size = (size_t)mhs;
     self->p.max_body_size = mbs;
     self->p.no_keep_alive = nka;
+    self->p.client = client;
+    self->p.request_head = rhead;
     self->auto_mode = autom;
     self->finished = 0;
     Py_XSETREF(self->events, PyList_New(0));
@@ -243,6 +259,32 @@ rp_dealloc(ReqParserObject *self)
     Py_DECREF(tp);
 }
 
+/* After TC_HTTP_ERROR: records the parser's error as .error and an
+ * ("error", kind, message) event; -1 with an exception set when a callback
+ * raised or memory ran out. */
+static int
+rp_record_error(ReqParserObject *self)
+{
+    if (self->p.error_kind == TC_HTTP_ERR_NONE) {
+        return -1; /* a callback raised */
+    }
+    if (self->p.error_kind == TC_HTTP_ERR_NOMEM) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (self->error != Py_None) {
+        return 0;
+    }
+    const char *kind = self->p.error_kind == TC_HTTP_ERR_BAD_REQUEST ? "400" : "close";
+    PyObject *err = Py_BuildValue("(sN)", kind, latin1(self->p.error_msg, self->p.error_len));
+    if (err == NULL) {
+        return -1;
+    }
+    Py_SETREF(self->error, err);
+    return add_event(self, Py_BuildValue("(sOO)", "error", PyTuple_GET_ITEM(err, 0),
+                                         PyTuple_GET_ITEM(err, 1)));
+}
+
 static PyObject *
 rp_feed(ReqParserObject *self, PyObject *arg)
 {
@@ -262,34 +304,8 @@ rp_feed(ReqParserObject *self, PyObject *arg)
         tc_http_status st = tc_http_parser_execute(&self->p, data + pos, len - pos, &used);
         pos += used;
         if (st == TC_HTTP_ERROR) {
-            if (self->p.error_kind == TC_HTTP_ERR_NONE) {
-                goto fail; /* a callback raised */
-            }
-            if (self->p.error_kind == TC_HTTP_ERR_NOMEM) {
-                PyErr_NoMemory();
+            if (rp_record_error(self) < 0) {
                 goto fail;
-            }
-            if (self->error == Py_None) {
-                const char *kind = self->p.error_kind == TC_HTTP_ERR_BAD_REQUEST ? "400" : "close";
-                PyObject *msg = latin1(self->p.error_msg, self->p.error_len);
-                if (msg == NULL) {
-                    goto fail;
-                }
-                PyObject *err = Py_BuildValue("(sN)", kind, msg);
-                if (err == NULL) {
-                    goto fail;
-                }
-                Py_SETREF(self->error, err);
-                if (add_event(self, Py_BuildValue("(sO)", "error", err) ) < 0) {
-                    goto fail;
-                }
-                /* flatten ("error", (kind, msg)) into ("error", kind, msg) */
-                Py_ssize_t n = PyList_GET_SIZE(self->events);
-                PyObject *flat = Py_BuildValue("(sOO)", "error", PyTuple_GET_ITEM(err, 0),
-                                               PyTuple_GET_ITEM(err, 1));
-                if (flat == NULL || PyList_SetItem(self->events, n - 1, flat) < 0) {
-                    goto fail;
-                }
             }
             break;
         }
@@ -306,6 +322,26 @@ rp_feed(ReqParserObject *self, PyObject *arg)
 fail:
     PyBuffer_Release(&view);
     return result;
+}
+
+static PyObject *
+rp_eof(ReqParserObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->events == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "parser not initialised");
+        return NULL;
+    }
+    if (tc_http_parser_eof(&self->p) == TC_HTTP_ERROR && rp_record_error(self) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(tc_http_parser_in_message(&self->p));
+}
+
+static PyObject *
+rp_get_num_1xx(ReqParserObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLong(self->p.num_1xx);
 }
 
 static PyObject *
@@ -364,6 +400,8 @@ rp_get_messages(ReqParserObject *self, void *c)
 static PyMethodDef rp_methods[] = {
     {"feed", (PyCFunction)rp_feed, METH_O, "Feed bytes; returns how many were consumed."},
     {"resume", (PyCFunction)rp_resume, METH_NOARGS, "Resume after a pause."},
+    {"eof", (PyCFunction)rp_eof, METH_NOARGS,
+     "End of the stream (tc_http_parser_eof); returns in_message afterwards."},
     {"set_max_body_size", (PyCFunction)rp_set_max_body_size, METH_O,
      "Like HTTP1Connection.set_max_body_size."},
     {NULL, NULL, 0, NULL},
@@ -381,6 +419,7 @@ static PyGetSetDef rp_getset[] = {
     {"in_message", (getter)rp_get_in_message, NULL, "Inside an unfinished message.", NULL},
     {"finished", (getter)rp_get_finished, NULL, "Stopped after a closing message.", NULL},
     {"messages", (getter)rp_get_messages, NULL, "Completed messages.", NULL},
+    {"num_1xx", (getter)rp_get_num_1xx, NULL, "Client mode: 1xx heads skipped.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

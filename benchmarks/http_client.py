@@ -1,0 +1,245 @@
+"""HTTP client cost per request: upstream's AsyncHTTPClient vs the same code
+under ``python -m tornado_c`` vs aiohttp's client.
+
+One server process (``python -m tornado_c http_client.py --serve``: the C
+HTTP server, not measured) answers GET /hello ("Hello, world") and GET /64k
+(65536 bytes).  The measured process is the client, one of:
+  upstream         python http_client.py --client ...   (asyncio loop,
+                   upstream's SimpleAsyncHTTPClient)
+  tornado_c-nohttp python -m tornado_c ... with TORNADO_C_DISABLE=http,web
+                   (the C loop only)
+  tornado_c        python -m tornado_c http_client.py --client ... (C loop,
+                   C IOStream, response head and framing in C)
+  aiohttp          aiohttp.ClientSession on asyncio, a new connection per
+                   request (force_close=True: what the simple client does)
+Each client runs --concurrency fetch loops (8) until --n requests are done.
+
+Two measures:
+  --cpu        client CPU-us per request (the client process's own
+               time.process_time() around the fetch loops, after a warm-up);
+               wall-clock sensitive: for quiet machines (what
+               benchmarks/run.py runs as the ``http_client`` scenario).
+  --callgrind  instructions the client executes per request, counted by
+               callgrind: each (case, mode) runs with N and 2N requests and
+               (Ir(2N) - Ir(N)) / N is reported (start-up cancelled out;
+               repeatable on a loaded machine).  The default.
+
+    python benchmarks/http_client.py [--cases hello,64k] [--modes ...]
+        [--n 400] [--cpu] [--json out.json] [--quick]
+
+Needs the users' build (not TORNADO_C_TEST=1) for figures worth quoting.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.abspath(__file__)
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
+CASES = {"hello": "/hello", "64k": "/64k"}
+MODES = ("upstream", "tornado_c-nohttp", "tornado_c", "aiohttp")
+COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
+BODY_64K = bytes(range(256)) * 256
+
+
+def serve():
+    import asyncio
+
+    import tornado.web
+
+    class Hello(tornado.web.RequestHandler):
+        def get(self):
+            self.write("Hello, world")
+
+    class Big(tornado.web.RequestHandler):
+        def get(self):
+            self.write(BODY_64K)
+
+    async def main():
+        app = tornado.web.Application([("/hello", Hello), ("/64k", Big)])
+        server = app.listen(0, "127.0.0.1")
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        print(port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def client(mode, port, path, n, concurrency, warmup):
+    """Runs in the measured process: prints 'CPU_SECONDS REQUESTS'."""
+    import asyncio
+
+    url = "http://127.0.0.1:%d%s" % (port, path)
+    expect = 12 if path == "/hello" else len(BODY_64K)
+
+    if mode == "aiohttp":
+        import aiohttp
+
+        async def main():
+            conn = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(connector=conn) as session:
+                async def fetch():
+                    async with session.get(url) as r:
+                        body = await r.read()
+                    if r.status != 200 or len(body) != expect:
+                        raise SystemExit("bad response %s %d" % (r.status, len(body)))
+                return await run_loops(fetch)
+    else:
+        from tornado.httpclient import AsyncHTTPClient
+
+        async def main():
+            http = AsyncHTTPClient()
+
+            async def fetch():
+                r = await http.fetch(url)
+                if r.code != 200 or len(r.body) != expect:
+                    raise SystemExit("bad response %s %d" % (r.code, len(r.body)))
+            return await run_loops(fetch)
+
+    async def run_loops(fetch):
+        for _ in range(warmup):
+            await fetch()
+        left = [n]
+
+        async def loop():
+            while left[0] > 0:
+                left[0] -= 1
+                await fetch()
+
+        t0 = time.process_time()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return time.process_time() - t0
+
+    cpu = asyncio.run(main())
+    print("%.6f %d" % (cpu, n), flush=True)
+
+
+def env_for(mode):
+    env = dict(os.environ)
+    if SRC:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH")) if p)
+    env.pop("TORNADO_C_DISABLE", None)
+    if mode == "tornado_c-nohttp":
+        env["TORNADO_C_DISABLE"] = "http,web,websocket"
+    return env
+
+
+def client_cmd(mode, port, case, n, concurrency, warmup):
+    args = [HERE, "--client", mode, str(port), CASES[case], str(n), str(concurrency), str(warmup)]
+    if mode.startswith("tornado_c"):
+        return [sys.executable, "-m", "tornado_c"] + args
+    return [sys.executable] + args
+
+
+def start_server():
+    proc = subprocess.Popen([sys.executable, "-m", "tornado_c", HERE, "--serve"],
+                            env=env_for("tornado_c"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.strip():
+        proc.kill()
+        raise SystemExit("server failed: %s" % proc.stderr.read()[-2000:])
+    return proc, int(line)
+
+
+def cpu_once(port, case, mode, n, concurrency):
+    out = subprocess.run(client_cmd(mode, port, case, n, concurrency, 50),
+                         capture_output=True, text=True, env=env_for(mode), timeout=900)
+    if out.returncode != 0:
+        raise SystemExit("%s/%s client failed:\n%s" % (case, mode, out.stderr[-3000:]))
+    cpu, reqs = out.stdout.split()[-2:]
+    return float(cpu) / int(reqs) * 1e6
+
+
+def callgrind_once(port, case, mode, n, concurrency):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        cmd = (["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+               + client_cmd(mode, port, case, n, concurrency, 5))
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env_for(mode),
+                             cwd=tmp, timeout=1800)
+        if res.returncode != 0:
+            raise SystemExit("%s/%s failed:\n%s" % (case, mode, res.stderr[-3000:]))
+        m = COLLECTED_RE.search(res.stderr)
+        if not m:
+            raise SystemExit("no 'Collected' line from callgrind:\n" + res.stderr[-2000:])
+        return int(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--n", type=int, default=0,
+                    help="requests (callgrind: in the smaller run; default 200, cpu: 4000)")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="cpu: median of this many runs")
+    ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.serve:
+        return serve()
+    if args.client:
+        mode, port, path, n, conc, warm = args.client
+        return client(mode, int(port), path, int(n), int(conc), int(warm))
+
+    cases = [c for c in args.cases.split(",") if c]
+    modes = [m for m in args.modes.split(",") if m]
+    if "aiohttp" in modes:
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            modes.remove("aiohttp")
+    n = args.n or (200 if not args.cpu else 4000)
+    if args.quick:
+        n, args.rounds = max(20, n // 10), 1
+    server, port = start_server()
+    results = {"python": sys.version.split()[0], "measure": "cpu" if args.cpu else "callgrind",
+               "n": n, "concurrency": args.concurrency, "results": {}}
+    try:
+        for case in cases:
+            per = results["results"].setdefault(case, {})
+            for mode in modes:
+                if args.cpu:
+                    vals = sorted(cpu_once(port, case, mode, n, args.concurrency)
+                                  for _ in range(args.rounds))
+                    per[mode] = round(vals[len(vals) // 2], 1)
+                    print("%-6s %-17s %8.1f client CPU-us/request" % (case, mode, per[mode]),
+                          flush=True)
+                else:
+                    small = callgrind_once(port, case, mode, n, args.concurrency)
+                    big = callgrind_once(port, case, mode, 2 * n, args.concurrency)
+                    per[mode] = round((big - small) / n)
+                    print("%-6s %-17s %10d Ir/request" % (case, mode, per[mode]), flush=True)
+    finally:
+        server.kill()
+        server.wait()
+    comps = []
+    unit = "µs" if args.cpu else "Ir"
+    for case, per in results["results"].items():
+        up, tc = per.get("upstream"), per.get("tornado_c")
+        comps.append({"label": "%s client %s/request" % (case, "CPU-µs" if args.cpu else "Ir"),
+                      "unit": unit, "values": per,
+                      "ratio": (up / tc) if up and tc else None,
+                      "ratio_label": "upstream / tornado_c"})
+    results["comparisons"] = comps
+    text = json.dumps(results, indent=2)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
