@@ -271,29 +271,35 @@ ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", frame, len); /* N steals frame */
 }
 
+PyObject *
+tc_ws_decode_utf8(const uint8_t *p, size_t n)
+{
+    int ascii = 1;
+    uint32_t st = tc_ws_utf8_feed(0, p, n, &ascii);
+    if (st != 0) {
+        return Py_NewRef(Py_None);
+    }
+    if (ascii) {
+        PyObject *out = PyUnicode_New((Py_ssize_t)n, 127);
+        if (out != NULL && n) {
+            memcpy(PyUnicode_DATA(out), p, n);
+        }
+        return out;
+    }
+    /* validated: CPython's decoder builds the str (cannot fail on valid
+     * UTF-8 except for memory) */
+    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
+}
+
 static PyObject *
 ws_decode_text(PyObject *module, PyObject *arg)
 {
     (void)module;
     Py_buffer view = {0};
-    PyObject *out = NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    int ascii = 1;
-    uint32_t st = tc_ws_utf8_feed(0, view.buf, (size_t)view.len, &ascii);
-    if (st != 0) {
-        out = Py_NewRef(Py_None);
-    } else if (ascii) {
-        out = PyUnicode_New(view.len, 127);
-        if (out != NULL && view.len) {
-            memcpy(PyUnicode_DATA(out), view.buf, (size_t)view.len);
-        }
-    } else {
-        /* validated: CPython's decoder builds the str (cannot fail on
-         * valid UTF-8 except for memory) */
-        out = PyUnicode_DecodeUTF8(view.buf, view.len, "strict");
-    }
+    PyObject *out = tc_ws_decode_utf8(view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return out;
 }

@@ -8,6 +8,8 @@
  */
 #include "websocket/websocket.h"
 
+#include "state.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -212,7 +214,6 @@ static PyMethodDef ws_methods[] = {
 int
 tc_ws_exec(PyObject *module, struct tc_state *st)
 {
-    (void)st;
 #ifdef TC_WS_X86
     /* SSE2 is part of x86-64.  An AVX2 kernel was measured slower here: on
      * the benchmark VM each call paid ~110 ns entering 256-bit state, and it
@@ -223,20 +224,26 @@ tc_ws_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, ws_methods) < 0) {
         return -1;
     }
-    return tc_ws_frame_exec(module);
+    if (tc_ws_frame_exec(module) < 0) {
+        return -1;
+    }
+    return tc_ws_deflate_exec(module, st);
 }
 
 int
 tc_ws_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
-    (void)st;
-    (void)visit;
-    (void)arg;
+    Py_VISIT(st->ws->Deflater_type);
+    Py_VISIT(st->ws->Inflater_type);
+    Py_VISIT(st->ws->bc_msg);
+    Py_VISIT(st->ws->bc_result);
     return 0;
 }
 
 void
 tc_ws_clear(struct tc_state *st)
 {
-    (void)st;
+    Py_CLEAR(st->ws->bc_msg);
+    Py_CLEAR(st->ws->bc_result);
+    tc_ws_deflate_clear(st);
 }
