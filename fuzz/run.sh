@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build and run the libFuzzer targets: the http parser (request, chunked)
-# and the WebSocket frame parser (ws_frame).
+# Build and run the libFuzzer targets: the http parser (request, chunked),
+# the WebSocket frame parser (ws_frame) and permessage-deflate's
+# decompressing path (ws_deflate, linked with the system's zlib).
 #
 #   fuzz/run.sh [SECONDS]        (default 30 s per target)
 #
@@ -8,7 +9,7 @@
 # have no Python API, so the targets are plain C: clang with -fsanitize=fuzzer,address,undefined.
 # Needs clang and libFuzzer (Debian: apt-get install -y clang
 # libclang-rt-14-dev).  Corpora grow in fuzz/build/corpus/<target>; seeds
-# come from fuzz/seeds/<target> (ws_frame: committed in the repo).  Exit status is non-zero on any crash or
+# come from fuzz/seeds/<target> (ws_frame, ws_deflate: committed in the repo).  Exit status is non-zero on any crash or
 # failed check (the crashing input is left in fuzz/build/).  Seeds are made
 # from the differential corpus by fuzz/make_seeds.py when python3 is there.
 set -eu
@@ -28,11 +29,13 @@ for t in request chunked; do
 done
 "$CC" $CFLAGS -I"$HERE/../csrc" "$HERE/fuzz_ws_frame.c" "$HERE/../csrc/websocket/frame.c" \
     -o "$OUT/fuzz_ws_frame"
+"$CC" $CFLAGS -I"$HERE/../csrc" "$HERE/fuzz_ws_deflate.c" "$HERE/../csrc/websocket/deflate.c" \
+    -lz -o "$OUT/fuzz_ws_deflate"
 if command -v python3 >/dev/null 2>&1; then
     python3 "$HERE/make_seeds.py" "$OUT/seeds"
 fi
 status=0
-for t in request chunked ws_frame; do
+for t in request chunked ws_frame ws_deflate; do
     mkdir -p "$OUT/corpus/$t"
     seeds="$OUT/seeds/$t"
     [ -d "$seeds" ] || seeds="$HERE/seeds/$t"

@@ -130,11 +130,11 @@ run_version() {
     run_step pytest "$rc" "$log"
 
     if [ "$mode" = "full" ]; then
-        echo "== fuzzing the HTTP parser and the WebSocket frame parser (${TC_FUZZ_SECONDS:-20}s per target)"
+        echo "== fuzzing the HTTP parser, the WebSocket frame parser and permessage-deflate (${TC_FUZZ_SECONDS:-20}s per target)"
         local fuzz_log="$work/fuzz.log"
         if sh "$TC_ROOT/fuzz/run.sh" "${TC_FUZZ_SECONDS:-20}" >"$fuzz_log" 2>&1; then
             grep -E "^== |^Done [0-9]+ runs" "$fuzz_log" || true
-            echo "fuzz: 3 passed, 0 failed" >"$work/fuzz-counts.log"
+            echo "fuzz: 4 passed, 0 failed" >"$work/fuzz-counts.log"
             run_step fuzz 0 "$work/fuzz-counts.log"
         else
             tail -n 60 "$fuzz_log"
