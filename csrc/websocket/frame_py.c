@@ -20,11 +20,21 @@
  *       masked with a fresh random key (getrandom) when mask is true.
  *   _ws_build_message(message, binary, mask) -> (frame, payload_len): a
  *       whole FIN text (str, UTF-8 encoded straight into the frame) or
- *       binary/bytes data frame in one allocation.
+ *       binary/bytes data frame in one allocation.  Unmasked frames of an
+ *       exact str or bytes message are remembered (the last one, up to
+ *       TC_WS_BROADCAST_MAX bytes): the same message object with the same
+ *       binary flag gets the same (frame, payload_len) back, so a
+ *       broadcast encodes and copies it once, and every connection's
+ *       stream references that one bytes object when it cannot write it
+ *       at once.  Never for masked frames (a fresh key per frame), nor
+ *       for mutable or subclassed messages.
  *   _ws_decode_text(data) -> str, or None if data is not valid UTF-8.
  *   _ws_utf8_feed(state, data) -> new state (tc_ws_utf8_feed; -1 = bad).
  */
 #include "websocket/websocket.h"
+
+#include "common.h"
+#include "state.h"
 
 #include <errno.h>
 #include <string.h>
@@ -237,7 +247,6 @@ ws_build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError, "_ws_build_message() takes 3 arguments (%zd given)", nargs);
         return NULL;
@@ -248,6 +257,14 @@ ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *msg = args[0]; /* borrowed */
+    /* broadcast: the same immutable message again, unmasked (server
+     * frames are the same for every connection): the frame built last
+     * time.  The cache holds msg, so its identity cannot be reused. */
+    tc_ws_state *ws = tc_get_state(module)->ws;
+    int cacheable = !mask && (PyUnicode_CheckExact(msg) || PyBytes_CheckExact(msg));
+    if (cacheable && ws->bc_msg == msg && ws->bc_binary == binary) {
+        return Py_NewRef(ws->bc_result);
+    }
     const char *data;
     Py_ssize_t len;
     if (PyUnicode_Check(msg)) {
@@ -268,7 +285,18 @@ ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (frame == NULL) {
         return NULL;
     }
-    return Py_BuildValue("(Nn)", frame, len); /* N steals frame */
+    PyObject *result = Py_BuildValue("(Nn)", frame, len); /* N steals frame */
+    if (result != NULL && cacheable && (size_t)len <= TC_WS_BROADCAST_MAX) {
+        /* the previous entry goes (after the new one is in place: its
+         * message's dealloc could run anything) */
+        PyObject *old_msg = ws->bc_msg, *old_result = ws->bc_result;
+        ws->bc_msg = Py_NewRef(msg);
+        ws->bc_result = Py_NewRef(result);
+        ws->bc_binary = binary;
+        Py_XDECREF(old_msg);
+        Py_XDECREF(old_result);
+    }
+    return result;
 }
 
 PyObject *
