@@ -157,3 +157,61 @@ def test_frame(mask, message):
         assert ln == len(payload) and payload == want
     with pytest.raises(TypeError):
         d.frame(bytearray(b"x"), True, False)
+
+
+def _protocol(max_size):
+    from tornado_c.websocket import _CWebSocketProtocol13
+
+    params = tws._WebSocketParams(max_message_size=max_size, compression_options={})
+    return _CWebSocketProtocol13(object(), False, params)
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_create_compressors_negotiation(side):
+    p = _protocol(1 << 20)
+    agreed = {"server_no_context_takeover": None, "client_max_window_bits": "10"}
+    p._create_compressors(side, agreed, {"compression_level": 9, "mem_level": 4})
+    assert type(p._compressor).__name__ == "_WsDeflater"
+    assert type(p._decompressor).__name__ == "_WsInflater"
+    # same parameters as upstream's objects: compare outputs
+    ref = tws.WebSocketProtocol13(object(), False, p.params)
+    ref._create_compressors(side, agreed, {"compression_level": 9, "mem_level": 4})
+    for m in MESSAGES[:4] * 2:
+        c = p._compressor.compress(m)
+        assert c == ref._compressor.compress(m)
+    other = tws.WebSocketProtocol13(object(), False, p.params)
+    other._create_compressors("client" if side == "server" else "server", agreed)
+    for m in MESSAGES[:4] * 2:
+        c = other._compressor.compress(m)
+        assert p._decompressor.decompress(c) == m
+
+
+@pytest.mark.parametrize("agreed,options,error", [
+    ({"foo": "1"}, {}, "unsupported compression parameter"),
+    ({"server_max_window_bits": "16"}, {}, "Invalid max_wbits value 16"),
+    ({"client_max_window_bits": "7"}, {}, "Invalid max_wbits value 7"),
+    ({"server_max_window_bits": "x"}, {}, "invalid literal"),
+    ({"server_max_window_bits": "8"}, {}, "Invalid initialization option"),
+    ({}, {"compression_level": 10}, "Invalid initialization option"),
+    ({}, {"mem_level": 0}, "Invalid initialization option"),
+])
+def test_create_compressors_errors_as_upstream(agreed, options, error):
+    p = _protocol(1 << 20)
+    ref = tws.WebSocketProtocol13(object(), False, p.params)
+    with pytest.raises(ValueError, match=error):
+        ref._create_compressors("server", agreed, options)
+    with pytest.raises(ValueError, match=error):
+        p._create_compressors("server", agreed, options)
+
+
+@pytest.mark.parametrize("max_size,options", [
+    (None, {}), (-1, {}), (1.5, {}),
+    (1024, {"compression_level": 6.0}), (1024, {"mem_level": 1 << 40}),
+])
+def test_unusual_settings_keep_upstream_objects(max_size, options):
+    p = _protocol(max_size)
+    try:
+        p._create_compressors("server", {}, options)
+    except (TypeError, ValueError, OverflowError):
+        pass  # upstream's error, from upstream's objects
+    assert type(p._compressor).__name__ in ("NoneType", "_PerMessageDeflateCompressor")

@@ -149,10 +149,12 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         # _PerMessageDeflate* ones: the same checks in the same order, the
         # same zlib parameters.  Settings only Python understands (a
         # max_message_size that is not an int >= 0, levels that are not
-        # ints) keep upstream's objects, errors and all.
+        # ints of C's int range) keep upstream's objects, errors and all.
         levels = _deflate_levels(compression_options)
         max_size = self.params.max_message_size
-        if type(max_size) is not int or max_size < 0 or any(type(v) is not int for v in levels):
+        if type(max_size) is not int or max_size < 0 or any(
+            type(v) is not int or not -(1 << 31) <= v < (1 << 31) for v in levels
+        ):
             return super()._create_compressors(side, agreed_parameters, compression_options)
         for key in agreed_parameters:
             if key not in _ALLOWED_DEFLATE_PARAMS:
