@@ -24,18 +24,16 @@ before/after comparison).
 import argparse
 import json
 import os
-import re
 import resource
 import selectors
-import socket
-import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _wsbench import callgrind_server, handshake  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
-COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 MODES = ("tornado_c", "tornado_c-nows", "upstream")
 
 
@@ -91,26 +89,12 @@ def serve(size, binary):
 
 # ------------------------------------------------------------------ client
 
-HANDSHAKE = (b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             b"Sec-WebSocket-Version: 13\r\n\r\n")
-
-
 def connect(port, path):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(HANDSHAKE % path)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(4096)
-        if not d:
-            raise SystemExit("server closed during the handshake")
-        buf += d
-    if not buf.startswith(b"HTTP/1.1 101"):
-        raise SystemExit("handshake failed: %r" % buf[:200])
-    return s, buf.partition(b"\r\n\r\n")[2]
+    s, _head, rest = handshake(port, path)
+    return s, rest
 
 
-def client_main(port, clients, rounds, size):
+def client_main(clients, rounds, size, port):
     raise_nofile(clients + 100)
     sel = selectors.DefaultSelector()
     members = []
@@ -180,32 +164,10 @@ def env_for(mode, tree):
 
 
 def callgrind_once(mode, tree, clients, rounds, size, binary):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, sys.executable]
-        if mode != "upstream":
-            cmd += ["-m", "tornado_c"]
-        cmd += [HERE, "--serve", str(size)] + (["--binary"] if binary else [])
-        proc = subprocess.Popen(cmd, env=env_for(mode, tree), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=tmp)
-        line = proc.stdout.readline()
-        if not line.startswith("READY "):
-            proc.kill()
-            raise SystemExit("server did not start: %r %s" % (line, proc.stderr.read()[-3000:]))
-        port = int(line.split()[1])
-        cl = subprocess.run([sys.executable, HERE, "--client", str(port), str(clients),
-                             str(rounds), str(size)], capture_output=True, text=True,
-                            env=env_for("upstream", ""))
-        if cl.returncode != 0:
-            proc.kill()
-            raise SystemExit("client failed: %s" % cl.stderr[-2000:])
-        _, err = proc.communicate(timeout=1200)
-        if proc.returncode != 0:
-            raise SystemExit("%s failed:\n%s" % (mode, err[-3000:]))
-        m = COLLECTED_RE.search(err)
-        if not m:
-            raise SystemExit("no 'Collected' line from callgrind:\n" + err[-2000:])
-        return int(m.group(1))
+    server = (["-m", "tornado_c"] if mode != "upstream" else []) + [HERE, "--serve", str(size)]
+    server += ["--binary"] if binary else []
+    client = [HERE, "--client", str(clients), str(rounds), str(size)]
+    return callgrind_server(server, env_for(mode, tree), client, env_for("upstream", ""), mode)
 
 
 def main(argv=None):
@@ -224,8 +186,7 @@ def main(argv=None):
         serve(int(args.serve[0]), args.binary)
         return 0
     if args.client:
-        port, clients, rounds, size = (int(x) for x in args.client)
-        client_main(port, clients, rounds, size)
+        client_main(*(int(x) for x in args.client))
         return 0
     results = {"python": sys.version.split()[0], "clients": args.clients, "rounds": args.rounds,
                "size": args.size, "binary": args.binary, "tree": args.tree, "modes": {}}
