@@ -27,20 +27,18 @@ import glob
 import json
 import os
 import random
-import re
-import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _wsbench import callgrind_server, handshake  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 MODES = ("upstream", "tornado_c-nows", "tornado_c")
-COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def serve():
@@ -102,20 +100,9 @@ def recv_exact(s, n, buf):
     return out
 
 
-def client_main(port, n, size):
+def client_main(n, size, port):
     msgs = pool(size)
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
-    buf = bytearray()
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(4096)
-        if not d:
-            raise SystemExit("server closed during the handshake")
-        buf += d
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    s, head, rest = handshake(port, b"/ws", b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
     if b"permessage-deflate" not in head:
         raise SystemExit("permessage-deflate was not negotiated: %r" % head)
     buf = bytearray(rest)
@@ -157,31 +144,9 @@ def server_env(mode):
 
 
 def callgrind_once(mode, n, size):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, sys.executable]
-        if mode != "upstream":
-            cmd += ["-m", "tornado_c"]
-        cmd += [HERE, "--serve"]
-        proc = subprocess.Popen(cmd, env=server_env(mode), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=tmp)
-        line = proc.stdout.readline()
-        if not line.startswith("READY "):
-            proc.kill()
-            raise SystemExit("server did not start: %r %s" % (line, proc.stderr.read()[-3000:]))
-        port = int(line.split()[1])
-        cl = subprocess.run([sys.executable, HERE, "--client", str(port), str(n), str(size)],
-                            capture_output=True, text=True, env=server_env("upstream"))
-        if cl.returncode != 0:
-            proc.kill()
-            raise SystemExit("client failed: %s" % cl.stderr[-2000:])
-        _, err = proc.communicate(timeout=1200)
-        if proc.returncode != 0:
-            raise SystemExit("%s failed:\n%s" % (mode, err[-3000:]))
-        m = COLLECTED_RE.search(err)
-        if not m:
-            raise SystemExit("no 'Collected' line from callgrind:\n" + err[-2000:])
-        return int(m.group(1))
+    server = (["-m", "tornado_c"] if mode != "upstream" else []) + [HERE, "--serve"]
+    client = [HERE, "--client", str(n), str(size)]
+    return callgrind_server(server, server_env(mode), client, server_env("upstream"), mode)
 
 
 def main(argv=None):
@@ -200,7 +165,7 @@ def main(argv=None):
         serve()
         return 0
     if args.client:
-        client_main(int(args.client[0]), int(args.client[1]), int(args.client[2]))
+        client_main(*(int(x) for x in args.client))
         return 0
     SRC = args.tree
     results = {"python": sys.version.split()[0], "size": args.size, "n": args.n, "modes": {}}

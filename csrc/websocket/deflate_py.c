@@ -33,9 +33,7 @@
 #include "common.h"
 #include "state.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 typedef struct {
     PyObject_HEAD
@@ -173,26 +171,6 @@ deflater_compress(Deflater *d, PyObject *arg)
     return out;
 }
 
-static int
-random_key(uint8_t key[4])
-{
-    for (;;) {
-        ssize_t r = getrandom(key, 4, 0);
-        if (r == 4) {
-            return 0;
-        }
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-        } else {
-            PyErr_SetString(PyExc_OSError, "getrandom() returned too few bytes");
-        }
-        return -1;
-    }
-}
-
 static PyObject *
 deflater_frame(Deflater *d, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -221,7 +199,7 @@ deflater_frame(Deflater *d, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     uint8_t key[4];
-    if (mask && random_key(key) < 0) {
+    if (mask && tc_ws_random_key(key) < 0) {
         return NULL;
     }
     tc_ws_state *ws = ws_of(d->module);

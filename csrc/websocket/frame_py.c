@@ -40,8 +40,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-static int
-fill_random(uint8_t key[4])
+int
+tc_ws_random_key(uint8_t key[4])
 {
     for (;;) {
         ssize_t r = getrandom(key, 4, 0);
@@ -66,7 +66,7 @@ static PyObject *
 new_frame(uint8_t first, size_t len, int mask, uint8_t **payload, const uint8_t **key)
 {
     uint8_t hdr[TC_WS_MAX_HEADER], k[4];
-    if (mask && fill_random(k) < 0) {
+    if (mask && tc_ws_random_key(k) < 0) {
         return NULL;
     }
     size_t hl = tc_ws_build_header(hdr, first, len, mask ? k : NULL);

@@ -56,6 +56,8 @@ void tc_ws_deflate_clear(struct tc_state *st);
  * new reference, Py_None (new reference) if not valid UTF-8, NULL with an
  * exception set on memory errors. */
 PyObject *tc_ws_decode_utf8(const uint8_t *p, size_t n);
+/* frame_py.c: a fresh mask key from getrandom(): 0, or -1 with OSError set. */
+int tc_ws_random_key(uint8_t key[4]);
 
 int tc_ws_exec(PyObject *module, struct tc_state *st);
 int tc_ws_traverse(struct tc_state *st, visitproc visit, void *arg);
