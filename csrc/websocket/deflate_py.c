@@ -174,28 +174,10 @@ deflater_compress(Deflater *d, PyObject *arg)
 static PyObject *
 deflater_frame(Deflater *d, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "frame() takes 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    int binary = PyObject_IsTrue(args[1]);
-    int mask = binary < 0 ? -1 : PyObject_IsTrue(args[2]);
-    if (binary < 0 || mask < 0) {
-        return NULL;
-    }
-    PyObject *msg = args[0]; /* borrowed */
+    int binary, mask;
     const char *data;
     Py_ssize_t len;
-    if (PyUnicode_CheckExact(msg)) {
-        data = PyUnicode_AsUTF8AndSize(msg, &len); /* the str's cached UTF-8 */
-        if (data == NULL) {
-            return NULL;
-        }
-    } else if (PyBytes_CheckExact(msg)) {
-        data = PyBytes_AS_STRING(msg);
-        len = PyBytes_GET_SIZE(msg);
-    } else {
-        PyErr_Format(PyExc_TypeError, "Expected bytes or str; got %.100s", Py_TYPE(msg)->tp_name);
+    if (tc_ws_message_args("frame", args, nargs, &binary, &mask, &data, &len) < 0) {
         return NULL;
     }
     uint8_t key[4];

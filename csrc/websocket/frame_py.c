@@ -244,42 +244,59 @@ ws_build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+int
+tc_ws_message_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, int *binary,
+                   int *mask, const char **data, Py_ssize_t *len)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 3 arguments (%zd given)", fname, nargs);
+        return -1;
+    }
+    *binary = PyObject_IsTrue(args[1]);
+    *mask = *binary < 0 ? -1 : PyObject_IsTrue(args[2]);
+    if (*binary < 0 || *mask < 0) {
+        return -1;
+    }
+    PyObject *msg = args[0]; /* borrowed */
+    if (PyUnicode_Check(msg)) {
+        /* the str's cached UTF-8 (an ASCII str's own bytes): no copy */
+        *data = PyUnicode_AsUTF8AndSize(msg, len);
+        return *data == NULL ? -1 : 0;
+    }
+    if (PyBytes_Check(msg)) {
+        *data = PyBytes_AS_STRING(msg);
+        *len = PyBytes_GET_SIZE(msg);
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "Expected bytes or str; got %.100s", Py_TYPE(msg)->tp_name);
+    return -1;
+}
+
 static PyObject *
 ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "_ws_build_message() takes 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    int binary = PyObject_IsTrue(args[1]);
-    int mask = binary < 0 ? -1 : PyObject_IsTrue(args[2]);
-    if (binary < 0 || mask < 0) {
-        return NULL;
-    }
-    PyObject *msg = args[0]; /* borrowed */
+    int binary, mask;
+    const char *data;
+    Py_ssize_t len;
+    PyObject *msg = nargs > 0 ? args[0] : NULL; /* borrowed */
     /* broadcast: the same immutable message again, unmasked (server
      * frames are the same for every connection): the frame built last
      * time.  The cache holds msg, so its identity cannot be reused. */
     tc_ws_state *ws = tc_get_state(module)->ws;
-    int cacheable = !mask && (PyUnicode_CheckExact(msg) || PyBytes_CheckExact(msg));
-    if (cacheable && ws->bc_msg == msg && ws->bc_binary == binary) {
-        return Py_NewRef(ws->bc_result);
-    }
-    const char *data;
-    Py_ssize_t len;
-    if (PyUnicode_Check(msg)) {
-        /* the str's cached UTF-8 (an ASCII str's own bytes): no copy */
-        data = PyUnicode_AsUTF8AndSize(msg, &len);
-        if (data == NULL) {
+    if (nargs == 3 && ws->bc_msg == msg && ws->bc_result != NULL) {
+        binary = PyObject_IsTrue(args[1]);
+        mask = binary < 0 ? -1 : PyObject_IsTrue(args[2]);
+        if (binary < 0 || mask < 0) {
             return NULL;
         }
-    } else if (PyBytes_Check(msg)) {
-        data = PyBytes_AS_STRING(msg);
-        len = PyBytes_GET_SIZE(msg);
-    } else {
-        PyErr_Format(PyExc_TypeError, "Expected bytes or str; got %.100s", Py_TYPE(msg)->tp_name);
+        if (!mask && ws->bc_binary == binary) {
+            return Py_NewRef(ws->bc_result);
+        }
+    }
+    if (tc_ws_message_args("_ws_build_message", args, nargs, &binary, &mask, &data, &len) < 0) {
         return NULL;
     }
+    int cacheable = !mask && (PyUnicode_CheckExact(msg) || PyBytes_CheckExact(msg));
     uint8_t first = TC_WS_FIN | (binary ? 0x2 : 0x1);
     PyObject *frame = build_from(first, (const uint8_t *)data, (size_t)len, mask);
     if (frame == NULL) {

@@ -56,6 +56,11 @@ void tc_ws_deflate_clear(struct tc_state *st);
  * new reference, Py_None (new reference) if not valid UTF-8, NULL with an
  * exception set on memory errors. */
 PyObject *tc_ws_decode_utf8(const uint8_t *p, size_t n);
+/* frame_py.c: the (message, binary, mask) arguments of _ws_build_message
+ * and Deflater.frame: message a str (its UTF-8) or bytes; 0, or -1 with an
+ * exception set.  *data is borrowed from args[0]. */
+int tc_ws_message_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, int *binary,
+                       int *mask, const char **data, Py_ssize_t *len);
 /* frame_py.c: a fresh mask key from getrandom(): 0, or -1 with OSError set. */
 int tc_ws_random_key(uint8_t key[4]);
 
