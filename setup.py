@@ -3,6 +3,8 @@
 libuv and llhttp come from the system, never from this repository:
 
 * libuv: ``pkg-config libuv`` (Debian package ``libuv1-dev``).
+* zlib (permessage-deflate): ``pkg-config zlib`` (Debian package
+  ``zlib1g-dev``).
 * llhttp: ``pkg-config libllhttp`` when the system ships it; otherwise the
   distribution's sources (Debian ``node-llhttp``: ``/usr/share/llhttp/*.c`` and
   ``/usr/share/include/llhttp/llhttp.h``) compiled and linked into the extension.
@@ -75,6 +77,15 @@ def find_libuv():
     if (major, minor) < (1, 40):
         fail("libuv %s is too old; tornado_c needs libuv >= 1.40 "
              "(Debian package 'libuv1-dev')" % version[0])
+    return cflags, libs
+
+
+def find_zlib():
+    cflags = pkg_config("zlib", "--cflags")
+    libs = pkg_config("zlib", "--libs")
+    if cflags is None or libs is None:
+        fail("zlib not found by pkg-config: install the Debian package "
+             "'zlib1g-dev' (apt-get install zlib1g-dev)")
     return cflags, libs
 
 
@@ -162,6 +173,7 @@ class BuildExt(build_ext):
 
 def main():
     uv_cflags, uv_libs = find_libuv()
+    z_cflags, z_libs = find_zlib()
     ll_incs, ll_libs, ll_static = find_llhttp()
 
     debug = os.environ.get("TORNADO_C_DEBUG") == "1"
@@ -189,9 +201,9 @@ def main():
 
     sources = sorted(f for f in glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c")
                      if test or not is_test_source(f))
-    include_dirs = ["csrc"] + ll_incs + [f[2:] for f in uv_cflags if f.startswith("-I")]
-    libs = [f[2:] for f in uv_libs if f.startswith("-l")]
-    lib_dirs = [f[2:] for f in uv_libs if f.startswith("-L")]
+    include_dirs = ["csrc"] + ll_incs + [f[2:] for f in uv_cflags + z_cflags if f.startswith("-I")]
+    libs = [f[2:] for f in uv_libs + z_libs if f.startswith("-l")]
+    lib_dirs = [f[2:] for f in uv_libs + z_libs if f.startswith("-L")]
     libs += [f[2:] for f in ll_libs if f.startswith("-l")]
     lib_dirs += [f[2:] for f in ll_libs if f.startswith("-L")]
 

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Build and run the libFuzzer targets: the http parser (request, chunked,
 # response: the client-mode grammar), Tornado's grammar against llhttp
-# (differential) and the WebSocket frame parser (ws_frame).
+# (differential), the WebSocket frame parser (ws_frame) and
+# permessage-deflate's decompressing path (ws_deflate, linked with the
+# system's zlib).
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]   (default 30 s per target, all targets)
 #
 # The parser cores (csrc/http/parser.c, response.c, judge.c;
-# csrc/websocket/frame.c) have no Python API, so the targets are plain C:
+# csrc/websocket/frame.c, deflate.c) have no Python API, so the targets are plain C:
 # clang with -fsanitize=fuzzer,address,undefined.  Needs clang and libFuzzer
 # (Debian: apt-get install -y clang libclang-rt-14-dev) and, for
 # differential, llhttp's sources (Debian node-llhttp: /usr/share/llhttp, or
@@ -19,7 +21,7 @@
 set -eu
 SECS=${1:-30}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-request chunked response differential ws_frame}
+TARGETS=${*:-request chunked response differential ws_frame ws_deflate}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CSRC="$HERE/../csrc"
 SRC="$CSRC/http"
@@ -43,6 +45,9 @@ for t in $TARGETS; do
         "$CC" $CFLAGS "$HERE/fuzz_$t.c" "$SRC/parser.c" "$SRC/response.c" -o "$OUT/fuzz_$t" ;;
     ws_frame)
         "$CC" $CFLAGS "$HERE/fuzz_ws_frame.c" "$CSRC/websocket/frame.c" -o "$OUT/fuzz_ws_frame" ;;
+    ws_deflate)
+        "$CC" $CFLAGS "$HERE/fuzz_ws_deflate.c" "$CSRC/websocket/deflate.c" -lz \
+            -o "$OUT/fuzz_ws_deflate" ;;
     differential)
         if [ -z "$LLINC" ] || [ ! -f "$LLSRC/llhttp.c" ]; then
             echo "fuzz/run.sh: llhttp sources not found in $LLSRC (apt-get install node-llhttp)" >&2

@@ -32,7 +32,7 @@ tc_need_debs() {
 # the interpreter PY has no C headers (pyenv and venv pythons ship theirs).
 tc_system_packages() {
     local extra="$1" py="$2"
-    local debs=(gcc pkg-config libuv1-dev node-llhttp)
+    local debs=(gcc pkg-config libuv1-dev zlib1g-dev node-llhttp)
     [ "$extra" = "bench" ] && debs+=(wrk util-linux)
     # libFuzzer for the parser's fuzz targets (a short run is part of the tests),
     # nginx for the tested deployment recipe (tests/tools/test_nginx_recipe.py)

@@ -6,7 +6,9 @@ and once with ``TORNADO_C_DISABLE=websocket`` (upstream's
 ``WebSocketProtocol13``, the reference).  A raw-socket client sends each case
 -- valid and invalid frames: framing and lengths, ping/pong, reserved bits,
 opcodes, fragmentation, UTF-8 (valid, invalid, split across frames), size
-limits, close codes, permessage-deflate -- reads every byte the server sends
+limits, close codes, permessage-deflate (negotiation parameters, context
+takeover, levels, limits after decompression, a zip bomb) -- reads every
+byte the server sends
 back until it closes the connection, then fetches the handler's callbacks
 (open, on_message, on_ping, on_pong, on_close with close_code/close_reason).
 Both servers must give identical bytes and identical callbacks; a few cases
@@ -49,6 +51,8 @@ class Echo(tornado.websocket.WebSocketHandler):
         CLOSED[self.cid] = False
         EVENTS[self.cid] = []
         EVENTS[self.cid + ":proto"] = type(self.ws_connection).__name__
+        EVENTS[self.cid + ":comp"] = [type(self.ws_connection._compressor).__name__,
+                                      type(self.ws_connection._decompressor).__name__]
         self._ev("open")
     def on_message(self, m):
         self._ev("message", type(m).__name__, m if isinstance(m, str) else m.hex())
@@ -72,6 +76,27 @@ class Echo(tornado.websocket.WebSocketHandler):
 class Compressed(Echo):
     compress = True
 
+class Deflate9(Echo):
+    def get_compression_options(self):
+        return {"compression_level": 9, "mem_level": 9}
+
+class Deflate1(Echo):
+    def get_compression_options(self):
+        return {"compression_level": 1, "mem_level": 1}
+
+class Deflate0(Echo):
+    def get_compression_options(self):
+        return {"compression_level": 0}
+
+class DeflateBadLevel(Echo):
+    def get_compression_options(self):
+        return {"compression_level": 42}
+
+class SmallDeflate(Compressed):
+    @property
+    def max_message_size(self):
+        return 1024
+
 class Small(Echo):
     @property
     def max_message_size(self):
@@ -85,16 +110,20 @@ class Async(Echo):
 class Events(tornado.web.RequestHandler):
     async def get(self):
         cid = self.get_argument("id")
-        for _ in range(500):
+        for _ in range(500 if self.get_argument("wait", "1") == "1" else 0):
             if CLOSED.get(cid):
                 break
             await asyncio.sleep(0.01)
         self.write(json.dumps({"events": EVENTS.get(cid), "closed": CLOSED.get(cid),
-                               "proto": EVENTS.get(cid + ":proto")}))
+                               "proto": EVENTS.get(cid + ":proto"),
+                               "comp": EVENTS.get(cid + ":comp")}))
 
 async def main():
     app = tornado.web.Application([("/ws", Echo), ("/deflate", Compressed), ("/small", Small),
-                                   ("/async", Async), ("/events", Events)])
+                                   ("/async", Async), ("/events", Events),
+                                   ("/deflate9", Deflate9), ("/deflate1", Deflate1),
+                                   ("/deflate0", Deflate0), ("/deflate_badlevel", DeflateBadLevel),
+                                   ("/small_deflate", SmallDeflate)])
     server = app.listen(0, "127.0.0.1")
     port = list(server._sockets.values())[0].getsockname()[1]
     print("READY %d" % port, flush=True)
@@ -155,7 +184,30 @@ def deflate(data):
     return out[:-4]
 
 
+def deflate_seq(messages, persistent=True, wbits=15, level=6, final=False):
+    """Payloads of successive compressed messages (a client compressor with
+    or without context takeover; final: end each with a final block)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = []
+    for m in messages:
+        if not persistent:
+            c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+        if final:
+            out.append(c.compress(m) + c.flush(zlib.Z_FINISH))
+            c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+            continue
+        d = c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH)
+        assert d.endswith(b"\x00\x00\xff\xff")
+        out.append(d[:-4])
+    return out
+
+
+def ztext(payloads):
+    return b"".join(text(p, rsv=0x40) for p in payloads)
+
+
 BIG = bytes(range(256)) * 274  # 70144 bytes: 64-bit length
+REPEAT = [b"the same message, again and again " * 4] * 3
 
 # name -> (path, chunks (bytes, or a list sent one by one), end with EOF
 # instead of waiting for the server to close)
@@ -238,7 +290,78 @@ CASES = {
     "deflate_garbage": ("/deflate", [text(b"\xff\xff\xff\xff", rsv=0x40) + close()]),
     "deflate_invalid_utf8": ("/deflate", [text(deflate(b"\xff"), rsv=0x40) + close()]),
     "deflate_server_close": ("/deflate", [text(deflate(b"close:4002:z"), rsv=0x40), close(4002)]),
+    # permessage-deflate: negotiation (the offers are in OFFERS below),
+    # context takeover both ways, levels, limits after decompression
+    "pmd_context_takeover": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_server_no_context": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_client_no_context": ("/deflate", [ztext(deflate_seq(REPEAT, persistent=False)) + close()]),
+    "pmd_server_wbits10": ("/deflate", [ztext(deflate_seq(REPEAT)) + binary(deflate(BIG), rsv=0x40) + close()]),
+    "pmd_client_wbits9": ("/deflate", [ztext(deflate_seq(REPEAT + [BIG], wbits=9)) + close()]),
+    "pmd_client_wbits_novalue": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_all_four": ("/deflate", [ztext(deflate_seq(REPEAT, persistent=False, wbits=12)) + close()]),
+    "pmd_server_wbits8": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_server_wbits8_no_context": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_client_wbits8": ("/deflate", [ztext(deflate_seq(REPEAT, wbits=9)) + close()]),
+    "pmd_wbits16": ("/deflate", [close()]),
+    "pmd_wbits_not_int": ("/deflate", [close()]),
+    "pmd_unknown_param": ("/deflate", [close()]),
+    "pmd_second_offer": ("/deflate", [ztext(deflate_seq(REPEAT)) + close()]),
+    "pmd_other_extension_only": ("/deflate", [text("plain") + close()]),
+    "pmd_level9": ("/deflate9", [ztext(deflate_seq(REPEAT + [BIG])) + close()]),
+    "pmd_level1": ("/deflate1", [ztext(deflate_seq(REPEAT + [BIG])) + close()]),
+    "pmd_level0_small": ("/deflate0", [ztext(deflate_seq([b"tiny", b"x" * 300])) + close()]),
+    "pmd_bad_level": ("/deflate_badlevel", [close()]),
+    "pmd_bad_level_no_context": ("/deflate_badlevel", [ztext(deflate_seq([b"a"])) + close()]),
+    "pmd_empty_message": ("/deflate", [ztext(deflate_seq([b"", b"", b"x"])) + close()]),
+    "pmd_unicode": ("/deflate", [ztext(deflate_seq(["κόσμε €𝄞 ".encode() * 40])) + close()]),
+    "pmd_dict": ("/deflate", [ztext(deflate_seq([b"dict:value"])) + close()]),
+    "pmd_binary_frag3": (
+        "/deflate",
+        [(lambda d: binary(d[:3], fin=False, rsv=0x40) + cont(d[3:9], fin=False) + cont(d[9:]))(
+            deflate(bytes(range(256)) * 8)) + close()],
+    ),
+    "pmd_frag_ping_inside": (
+        "/deflate",
+        [(lambda d: text(d[:4], fin=False, rsv=0x40) + ping(b"in") + cont(d[4:]))(
+            deflate(b"interleaved " * 10)) + close()],
+    ),
+    "pmd_compressed_ping": ("/deflate", [frame(0xC9, deflate(b"zipped")) + close()]),
+    "pmd_final_block": ("/deflate", [ztext(deflate_seq([b"one", b"two"], final=True)) + close()]),
+    "pmd_garbage_after_valid": ("/deflate", [ztext(deflate_seq([b"ok"])) + text(b"\x07\xff\x00", rsv=0x40) + close()]),
+    "pmd_limit_exact": ("/small_deflate", [ztext(deflate_seq([b"a" * 1024])) + close()]),
+    "pmd_limit_after_decompress": ("/small_deflate", [ztext(deflate_seq([b"a" * 128, b"a" * 1025])) + close()]),
+    "pmd_limit_compressed_too_big": ("/small_deflate", [text(bytes(range(256)) * 5, rsv=0x40) + close()]),
+    "pmd_limit_fragmented": (
+        "/small_deflate",
+        [(lambda d: text(d[:10], fin=False, rsv=0x40) + cont(d[10:]))(deflate(b"b" * 5000)) + close()],
+    ),
+    "pmd_bomb": ("/deflate", [binary(deflate(bytes(16 << 20)), rsv=0x40) + close()]),
 }
+
+# the Sec-WebSocket-Extensions offer of a case (default for the deflate
+# paths: "permessage-deflate")
+OFFERS = {
+    "pmd_server_no_context": "permessage-deflate; server_no_context_takeover",
+    "pmd_client_no_context": "permessage-deflate; client_no_context_takeover",
+    "pmd_server_wbits10": "permessage-deflate; server_max_window_bits=10",
+    "pmd_client_wbits9": "permessage-deflate; client_max_window_bits=9",
+    "pmd_client_wbits_novalue": "permessage-deflate; client_max_window_bits",
+    "pmd_all_four": ("permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                     "server_max_window_bits=11; client_max_window_bits=12"),
+    "pmd_server_wbits8": "permessage-deflate; server_max_window_bits=8",
+    "pmd_server_wbits8_no_context": "permessage-deflate; server_max_window_bits=8; server_no_context_takeover",
+    "pmd_client_wbits8": "permessage-deflate; client_max_window_bits=8",
+    "pmd_wbits16": "permessage-deflate; client_max_window_bits=16",
+    "pmd_wbits_not_int": "permessage-deflate; server_max_window_bits=ten",
+    "pmd_unknown_param": "permessage-deflate; foo=1",
+    "pmd_second_offer": "x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=12",
+    "pmd_other_extension_only": "x-webkit-deflate-frame",
+    "pmd_bad_level_no_context": "permessage-deflate; server_no_context_takeover",
+}
+
+# negotiation failures: the server gives up during the handshake
+NO_OPEN = {"pmd_server_wbits8", "pmd_wbits16", "pmd_wbits_not_int", "pmd_unknown_param",
+           "pmd_bad_level", "pmd_server_wbits8_no_context", "pmd_bad_level_no_context"}
 
 # a few cases with their known answers (server frames are unmasked)
 EXPECTED_BYTES = {
@@ -252,8 +375,8 @@ EXPECTED_BYTES = {
 }
 
 
-def handshake(path, cid, deflate_offer):
-    ext = b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate_offer else b""
+def handshake(path, cid, offer):
+    ext = b"Sec-WebSocket-Extensions: " + offer.encode() + b"\r\n" if offer else b""
     return (
         b"GET " + path.encode() + b"?id=" + cid.encode() + b" HTTP/1.1\r\n"
         b"Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -273,11 +396,19 @@ def run_case(port, name, case):
     eof = len(case) > 2 and case[2]
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(handshake(path, name, path == "/deflate"))
+    offer = OFFERS.get(name.split("-")[0])
+    if offer is None and ("deflate" in path):
+        offer = "permessage-deflate"
+    s.sendall(handshake(path, name, offer))
     buf = b""
     while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "closed during the handshake"
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:  # the server gave up during the handshake
+            s.close()
+            return buf, [], b""
         buf += d
     head, _, rest = buf.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0]
@@ -285,6 +416,19 @@ def run_case(port, name, case):
     got = [rest]
     if name in WAITING:
         s.settimeout(QUIET_WAIT)
+    if not status.startswith(b"HTTP/1.1 101"):
+        # an HTTP error answer on a kept-alive connection: take its body
+        s.settimeout(0.5)
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got.append(d)
+        except OSError:
+            pass
+        s.close()
+        return status, ext, b"".join(got)
 
     def reader():
         try:
@@ -316,9 +460,10 @@ def run_case(port, name, case):
     return status, ext, b"".join(got)
 
 
-def events(port, cid):
+def events(port, cid, wait=True):
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(b"GET /events?id=" + cid.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET /events?id=" + cid.encode() + (b"" if wait else b"&wait=0") +
+              b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     data = b""
     while True:
         d = s.recv(65536)
@@ -351,6 +496,12 @@ def test_case_same_as_upstream(servers, name):
     ref, ours = servers
     a = run_case(ref.port, name, CASES[name])
     b = run_case(ours.port, name, CASES[name])
+    if name in NO_OPEN:
+        assert a == b
+        assert not a[0].startswith(b"HTTP/1.1 101")
+        ea, eb = events(ref.port, name, False), events(ours.port, name, False)
+        assert ea["events"] is None and eb["events"] is None
+        return
     ea, eb = events(ref.port, name), events(ours.port, name)
     assert ea["proto"] == "WebSocketProtocol13"
     assert eb["proto"] == "_CWebSocketProtocol13"
@@ -359,6 +510,11 @@ def test_case_same_as_upstream(servers, name):
     assert a[2] == b[2], "bytes differ: upstream %r, tornado_c %r" % (a[2][:200], b[2][:200])
     assert ea["events"] == eb["events"]
     assert ea["closed"] and eb["closed"]
+    if a[1]:  # permessage-deflate negotiated: zlib from C, upstream's Python objects
+        assert eb["comp"] == ["_WsDeflater", "_WsInflater"]
+        assert ea["comp"] == ["_PerMessageDeflateCompressor", "_PerMessageDeflateDecompressor"]
+    else:
+        assert ea["comp"] == eb["comp"] == ["NoneType", "NoneType"]
     if name in EXPECTED_BYTES:
         assert b[2] == EXPECTED_BYTES[name]
 

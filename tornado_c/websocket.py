@@ -38,12 +38,17 @@ _upstream = _reexport(globals(), "tornado.websocket")
 # stream.  The checks upstream makes after the payload (fragmentation
 # rules, opcodes, UTF-8) are made at the same point, in the same order.
 #
-# permessage-deflate: the framing (RSV1) is C; (de)compression stays on
-# upstream's _PerMessageDeflate{Compressor,Decompressor} (Python zlib).
+# permessage-deflate: the framing (RSV1) and the (de)compression are C, on
+# the system's zlib (csrc/websocket/deflate.c): _create_compressors makes
+# _core._ws_deflater / _ws_inflater objects after upstream's checks, with
+# upstream's negotiation results (see _create_compressors below).  A message
+# is compressed straight into its frame, and decompressed (bounded by
+# max_message_size) straight into its str/bytes.
 
 import asyncio as _asyncio
 import sys as _sys
 
+from tornado import web as _tweb
 from tornado import websocket as _tws
 from tornado.concurrent import Future as _Future
 from tornado.concurrent import future_add_done_callback as _future_add_done_callback
@@ -53,14 +58,20 @@ from tornado.escape import json_encode as _json_encode
 from tornado.escape import utf8 as _utf8
 from tornado.iostream import StreamClosedError as _StreamClosedError
 
+import zlib as _zlib
+
 from tornado_c._core import (
     _WS_PARSE_RSV1_OK,
     _ws_build_frame,
     _ws_build_message,
     _ws_decode_text,
+    _ws_deflater,
     _ws_frame_header,
+    _ws_inflater,
     _ws_parse_frame,
     _ws_reader,
+    _WsDeflater,
+    _WsInflater,
 )
 from tornado.iostream import StreamBufferFullError as _StreamBufferFullError
 from tornado.log import gen_log as _gen_log
@@ -106,8 +117,66 @@ def _write_future(fut):
     return out
 
 
+def _check_wbits(max_wbits):
+    # upstream's _PerMessageDeflate{Compressor,Decompressor}.__init__ check
+    if max_wbits is None:
+        max_wbits = _zlib.MAX_WBITS
+    if not (8 <= max_wbits <= _zlib.MAX_WBITS):
+        raise ValueError(
+            "Invalid max_wbits value %r; allowed range 8-%d" % (max_wbits, _zlib.MAX_WBITS)
+        )
+    return max_wbits
+
+
+def _deflate_levels(compression_options):
+    """(compression_level, mem_level) as upstream's compressor picks them."""
+    if compression_options is None or "compression_level" not in compression_options:
+        level = _tweb.GZipContentEncoding.GZIP_LEVEL
+    else:
+        level = compression_options["compression_level"]
+    if compression_options is None or "mem_level" not in compression_options:
+        mem_level = 8
+    else:
+        mem_level = compression_options["mem_level"]
+    return level, mem_level
+
+
+_ALLOWED_DEFLATE_PARAMS = frozenset((
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "server_max_window_bits",
+    "client_max_window_bits",
+))
+
+
 class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
     """WebSocketProtocol13 whose frames are parsed and built in C."""
+
+    def _create_compressors(self, side, agreed_parameters, compression_options=None):
+        # upstream's _create_compressors, with C objects in place of its
+        # _PerMessageDeflate* ones: the same checks in the same order, the
+        # same zlib parameters.  Settings only Python understands (a
+        # max_message_size that is not an int >= 0, levels that are not
+        # ints of C's int range) keep upstream's objects, errors and all.
+        levels = _deflate_levels(compression_options)
+        max_size = self.params.max_message_size
+        if type(max_size) is not int or max_size < 0 or any(
+            type(v) is not int or not -(1 << 31) <= v < (1 << 31) for v in levels
+        ):
+            return super()._create_compressors(side, agreed_parameters, compression_options)
+        for key in agreed_parameters:
+            if key not in _ALLOWED_DEFLATE_PARAMS:
+                raise ValueError("unsupported compression parameter %r" % key)
+        other_side = "client" if (side == "server") else "server"
+        opts = self._get_compressor_options(side, agreed_parameters, compression_options)
+        self._compressor = _ws_deflater(
+            opts["persistent"], _check_wbits(opts["max_wbits"]), levels[0], levels[1]
+        )
+        opts = self._get_compressor_options(other_side, agreed_parameters, compression_options)
+        self._decompressor = _ws_inflater(
+            opts["persistent"], _check_wbits(opts["max_wbits"]), max_size,
+            _tws._DecompressTooLargeError,
+        )
 
     def _write_frame(self, fin, opcode, data, flags=0):
         if opcode & 0x8:
@@ -125,24 +194,33 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         if isinstance(message, dict):
             message = _json_encode(message)
         cls = type(message)
-        if (cls is not str and cls is not bytes) or self._compressor is not None:
-            # upstream's path: utf8() gives its TypeError for other types,
-            # the compressor is Python; the frame is still built in C
+        if cls is not str and cls is not bytes:
+            # upstream's path: utf8() gives its TypeError for other types;
+            # the frame is still built in C
             return super().write_message(message, binary=binary)
-        if cls is bytes and len(message) >= _WRITE_SPLIT and not self.mask_outgoing:
-            n = len(message)
-            header = _ws_frame_header(0x82 if binary else 0x81, n)
-            self._message_bytes_out += n
-            self._wire_bytes_out += len(header) + n
-            try:
-                self.stream.write(header)
-                fut = self.stream.write(message)
-            except _StreamClosedError:
-                raise _tws.WebSocketClosedError()
-            if fut.done() and fut.exception() is None:
-                return fut
-            return _write_future(fut)
-        frame, n = _ws_build_message(message, binary, self.mask_outgoing)
+        compressor = self._compressor
+        if compressor is None:
+            if cls is bytes and len(message) >= _WRITE_SPLIT and not self.mask_outgoing:
+                # a big binary message: its header, then the bytes object
+                # itself (no copy into a frame)
+                n = len(message)
+                header = _ws_frame_header(0x82 if binary else 0x81, n)
+                self._message_bytes_out += n
+                self._wire_bytes_out += len(header) + n
+                try:
+                    self.stream.write(header)
+                    fut = self.stream.write(message)
+                except _StreamClosedError:
+                    raise _tws.WebSocketClosedError()
+                if fut.done() and fut.exception() is None:
+                    return fut
+                return _write_future(fut)
+            frame, n = _ws_build_message(message, binary, self.mask_outgoing)
+        elif type(compressor) is _WsDeflater:
+            # compressed straight into the frame (RSV1 set)
+            frame, n = compressor.frame(message, binary, self.mask_outgoing)
+        else:
+            return super().write_message(message, binary=binary)
         self._message_bytes_out += n
         self._wire_bytes_out += len(frame)
         try:
@@ -154,6 +232,22 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         return _write_future(fut)
 
     def _handle_message(self, opcode, data):
+        if self._frame_compressed and not self.client_terminated and (opcode == 1 or opcode == 2):
+            decompressor = self._decompressor
+            if type(decompressor) is _WsInflater:
+                # upstream's decompress, UTF-8 check and on_message, with the
+                # message decompressed straight into its str or bytes
+                try:
+                    data = decompressor.message(data, opcode == 1)
+                except _tws._DecompressTooLargeError:
+                    self.close(1009, "message too big after decompression")
+                    self._abort()
+                    return None
+                self._message_bytes_in += decompressor.last_size
+                if data is None:  # text that is not UTF-8
+                    self._abort()
+                    return None
+                return self._run_callback(self.handler.on_message, data)
         if self.client_terminated or self._frame_compressed or opcode != 1:
             return super()._handle_message(opcode, data)
         # uncompressed text: UTF-8 checked and decoded in C (ASCII copied)

@@ -20,18 +20,28 @@
  *       masked with a fresh random key (getrandom) when mask is true.
  *   _ws_build_message(message, binary, mask) -> (frame, payload_len): a
  *       whole FIN text (str, UTF-8 encoded straight into the frame) or
- *       binary/bytes data frame in one allocation.
+ *       binary/bytes data frame in one allocation.  Unmasked frames of an
+ *       exact str or bytes message are remembered (the last one, up to
+ *       TC_WS_BROADCAST_MAX bytes): the same message object with the same
+ *       binary flag gets the same (frame, payload_len) back, so a
+ *       broadcast encodes and copies it once, and every connection's
+ *       stream references that one bytes object when it cannot write it
+ *       at once.  Never for masked frames (a fresh key per frame), nor
+ *       for mutable or subclassed messages.
  *   _ws_decode_text(data) -> str, or None if data is not valid UTF-8.
  *   _ws_utf8_feed(state, data) -> new state (tc_ws_utf8_feed; -1 = bad).
  */
 #include "websocket/websocket.h"
 
+#include "common.h"
+#include "state.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
 
-static int
-fill_random(uint8_t key[4])
+int
+tc_ws_random_key(uint8_t key[4])
 {
     for (;;) {
         ssize_t r = getrandom(key, 4, 0);
@@ -56,7 +66,7 @@ static PyObject *
 new_frame(uint8_t first, size_t len, int mask, uint8_t **payload, const uint8_t **key)
 {
     uint8_t hdr[TC_WS_MAX_HEADER], k[4];
-    if (mask && fill_random(k) < 0) {
+    if (mask && tc_ws_random_key(k) < 0) {
         return NULL;
     }
     size_t hl = tc_ws_build_header(hdr, first, len, mask ? k : NULL);
@@ -234,41 +244,96 @@ ws_build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+int
+tc_ws_message_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, int *binary,
+                   int *mask, const char **data, Py_ssize_t *len)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 3 arguments (%zd given)", fname, nargs);
+        return -1;
+    }
+    *binary = PyObject_IsTrue(args[1]);
+    *mask = *binary < 0 ? -1 : PyObject_IsTrue(args[2]);
+    if (*binary < 0 || *mask < 0) {
+        return -1;
+    }
+    PyObject *msg = args[0]; /* borrowed */
+    if (PyUnicode_Check(msg)) {
+        /* the str's cached UTF-8 (an ASCII str's own bytes): no copy */
+        *data = PyUnicode_AsUTF8AndSize(msg, len);
+        return *data == NULL ? -1 : 0;
+    }
+    if (PyBytes_Check(msg)) {
+        *data = PyBytes_AS_STRING(msg);
+        *len = PyBytes_GET_SIZE(msg);
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "Expected bytes or str; got %.100s", Py_TYPE(msg)->tp_name);
+    return -1;
+}
+
 static PyObject *
 ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "_ws_build_message() takes 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    int binary = PyObject_IsTrue(args[1]);
-    int mask = binary < 0 ? -1 : PyObject_IsTrue(args[2]);
-    if (binary < 0 || mask < 0) {
-        return NULL;
-    }
-    PyObject *msg = args[0]; /* borrowed */
+    int binary, mask;
     const char *data;
     Py_ssize_t len;
-    if (PyUnicode_Check(msg)) {
-        /* the str's cached UTF-8 (an ASCII str's own bytes): no copy */
-        data = PyUnicode_AsUTF8AndSize(msg, &len);
-        if (data == NULL) {
+    PyObject *msg = nargs > 0 ? args[0] : NULL; /* borrowed */
+    /* broadcast: the same immutable message again, unmasked (server
+     * frames are the same for every connection): the frame built last
+     * time.  The cache holds msg, so its identity cannot be reused. */
+    tc_ws_state *ws = tc_get_state(module)->ws;
+    if (nargs == 3 && ws->bc_msg == msg && ws->bc_result != NULL) {
+        binary = PyObject_IsTrue(args[1]);
+        mask = binary < 0 ? -1 : PyObject_IsTrue(args[2]);
+        if (binary < 0 || mask < 0) {
             return NULL;
         }
-    } else if (PyBytes_Check(msg)) {
-        data = PyBytes_AS_STRING(msg);
-        len = PyBytes_GET_SIZE(msg);
-    } else {
-        PyErr_Format(PyExc_TypeError, "Expected bytes or str; got %.100s", Py_TYPE(msg)->tp_name);
+        if (!mask && ws->bc_binary == binary) {
+            return Py_NewRef(ws->bc_result);
+        }
+    }
+    if (tc_ws_message_args("_ws_build_message", args, nargs, &binary, &mask, &data, &len) < 0) {
         return NULL;
     }
+    int cacheable = !mask && (PyUnicode_CheckExact(msg) || PyBytes_CheckExact(msg));
     uint8_t first = TC_WS_FIN | (binary ? 0x2 : 0x1);
     PyObject *frame = build_from(first, (const uint8_t *)data, (size_t)len, mask);
     if (frame == NULL) {
         return NULL;
     }
-    return Py_BuildValue("(Nn)", frame, len); /* N steals frame */
+    PyObject *result = Py_BuildValue("(Nn)", frame, len); /* N steals frame */
+    if (result != NULL && cacheable && (size_t)len <= TC_WS_BROADCAST_MAX) {
+        /* the previous entry goes (after the new one is in place: its
+         * message's dealloc could run anything) */
+        PyObject *old_msg = ws->bc_msg, *old_result = ws->bc_result;
+        ws->bc_msg = Py_NewRef(msg);
+        ws->bc_result = Py_NewRef(result);
+        ws->bc_binary = binary;
+        Py_XDECREF(old_msg);
+        Py_XDECREF(old_result);
+    }
+    return result;
+}
+
+PyObject *
+tc_ws_decode_utf8(const uint8_t *p, size_t n)
+{
+    int ascii = 1;
+    uint32_t st = tc_ws_utf8_feed(0, p, n, &ascii);
+    if (st != 0) {
+        return Py_NewRef(Py_None);
+    }
+    if (ascii) {
+        PyObject *out = PyUnicode_New((Py_ssize_t)n, 127);
+        if (out != NULL && n) {
+            memcpy(PyUnicode_DATA(out), p, n);
+        }
+        return out;
+    }
+    /* validated: CPython's decoder builds the str (cannot fail on valid
+     * UTF-8 except for memory) */
+    return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
 }
 
 /* _ws_frame_header(first_byte, length) -> bytes: the unmasked header alone
@@ -303,24 +368,10 @@ ws_decode_text(PyObject *module, PyObject *arg)
 {
     (void)module;
     Py_buffer view = {0};
-    PyObject *out = NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    int ascii = 1;
-    uint32_t st = tc_ws_utf8_feed(0, view.buf, (size_t)view.len, &ascii);
-    if (st != 0) {
-        out = Py_NewRef(Py_None);
-    } else if (ascii) {
-        out = PyUnicode_New(view.len, 127);
-        if (out != NULL && view.len) {
-            memcpy(PyUnicode_DATA(out), view.buf, (size_t)view.len);
-        }
-    } else {
-        /* validated: CPython's decoder builds the str (cannot fail on
-         * valid UTF-8 except for memory) */
-        out = PyUnicode_DecodeUTF8(view.buf, view.len, "strict");
-    }
+    PyObject *out = tc_ws_decode_utf8(view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return out;
 }

@@ -9,6 +9,8 @@
 #include "websocket/websocket.h"
 #include "state.h"
 
+#include "state.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -226,13 +228,20 @@ tc_ws_exec(PyObject *module, struct tc_state *st)
     if (tc_ws_reader_exec(module, st) < 0) {
         return -1;
     }
-    return tc_ws_frame_exec(module);
+    if (tc_ws_frame_exec(module) < 0) {
+        return -1;
+    }
+    return tc_ws_deflate_exec(module, st);
 }
 
 int
 tc_ws_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->ws->Reader_type);
+    Py_VISIT(st->ws->Deflater_type);
+    Py_VISIT(st->ws->Inflater_type);
+    Py_VISIT(st->ws->bc_msg);
+    Py_VISIT(st->ws->bc_result);
     return 0;
 }
 
@@ -240,4 +249,7 @@ void
 tc_ws_clear(struct tc_state *st)
 {
     Py_CLEAR(st->ws->Reader_type);
+    Py_CLEAR(st->ws->bc_msg);
+    Py_CLEAR(st->ws->bc_result);
+    tc_ws_deflate_clear(st);
 }
