@@ -132,7 +132,7 @@ run_version() {
     run_step pytest "$rc" "$log"
 
     if [ "$mode" = "full" ]; then
-        echo "== fuzzing the HTTP request and response parsers, Tornado vs llhttp the WebSocket frame parser and permessage-deflate (${TC_FUZZ_SECONDS:-15}s per target)"
+        echo "== fuzzing the HTTP request and response parsers, Tornado vs llhttp, the WebSocket frame parser and permessage-deflate (${TC_FUZZ_SECONDS:-15}s per target)"
         local fuzz_log="$work/fuzz.log"
         if sh "$TC_ROOT/fuzz/run.sh" "${TC_FUZZ_SECONDS:-15}" >"$fuzz_log" 2>&1; then
             grep -E "^== |^Done [0-9]+ runs" "$fuzz_log" || true
