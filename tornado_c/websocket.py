@@ -191,9 +191,11 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         return self.stream.write(frame)
 
     def write_message(self, message, binary=False):
-        if isinstance(message, dict):
-            message = _json_encode(message)
         cls = type(message)
+        if cls is not str and cls is not bytes and isinstance(message, dict):
+            # (str and bytes, the common case, skip the isinstance call)
+            message = _json_encode(message)
+            cls = type(message)
         if cls is not str and cls is not bytes:
             # upstream's path: utf8() gives its TypeError for other types;
             # the frame is still built in C
