@@ -223,6 +223,11 @@ CASES = {
     "len_nonminimal": ("/ws", [frame(0x82, b"abc", ext=64) + frame(0x81, b"xy", ext=16) + close()]),
     "unmasked": ("/ws", [frame(0x81, b"plain", mask=None) + close()]),
     "pipelined": ("/ws", [b"".join(text("m%d" % i) for i in range(50)) + close()]),
+    # frames queued in the C reader ahead of a verdict (handed out one by
+    # one, the verdict after the last of them)
+    "pipelined_then_rsv2": ("/ws", [b"".join(text("q%d" % i) for i in range(20)) + text("r", rsv=0x20) + close()]),
+    "pipelined_then_too_big": ("/small", [b"".join(binary(b"%d" % i) for i in range(12)) + binary(b"x" * 1025) + close()]),
+    "pipelined_then_close": ("/ws", [b"".join(binary(b"c%d" % i) for i in range(10)) + close(1001) + text("after")]),
     "bytewise": ("/ws", [list(bytes([b]) for b in text("slow") + binary(b"\x00" * 130) + close())]),
     "ping": ("/ws", [ping(b"abc") + close()]),
     "ping_empty": ("/ws", [ping() + close()]),
@@ -277,6 +282,7 @@ CASES = {
     "truncated_payload": ("/ws", [binary(b"12345")[:-2]], True),
     "eof_after_message": ("/ws", [text("last")], True),
     "async_order": ("/async", [b"".join(text("a%d" % i) for i in range(5)) + close()]),
+    "async_pipelined": ("/async", [b"".join(text("p%d" % i) for i in range(30)) + close()]),
     "deflate_text": ("/deflate", [text(deflate(b"hello hello hello"), rsv=0x40) + close()]),
     "deflate_uncompressed_frame": ("/deflate", [text("plain") + close()]),
     "deflate_binary_big": ("/deflate", [binary(deflate(BIG), rsv=0x40) + close()]),

@@ -191,9 +191,11 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         return self.stream.write(frame)
 
     def write_message(self, message, binary=False):
-        if isinstance(message, dict):
-            message = _json_encode(message)
         cls = type(message)
+        if cls is not str and cls is not bytes and isinstance(message, dict):
+            # (str and bytes, the common case, skip the isinstance call)
+            message = _json_encode(message)
+            cls = type(message)
         if cls is not str and cls is not bytes:
             # upstream's path: utf8() gives its TypeError for other types;
             # the frame is still built in C
@@ -371,28 +373,26 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
 
     async def _receive_frames_c(self, reader, decompressor):
         """The frame loop on a C IOStream: frames come from the C reader
-        (csrc/websocket/reader.c) whole and unmasked; what happens to each
-        is the loop above."""
+        (csrc/websocket/reader.c) one at a time, whole and unmasked; what
+        happens to each is the loop above."""
         handler = self.handler
+        read = reader.read  # bound once: called per frame
         try:
             work = 0
             frame_cost = _tws._FRAME_YIELD_COST
             threshold = _tws._YIELD_THRESHOLD
             while not self.client_terminated:
-                # drop the last batch before waiting for the next: a big
+                # drop the last frame before waiting for the next: a big
                 # payload must not stay alive while its successor arrives
-                frames = item = data = None
-                frames = reader.read()
-                if type(frames) is not list:
-                    if frames is not None:
-                        frames = await frames
-                    if frames is None:
+                item = data = None
+                item = read()
+                if type(item) is not tuple:
+                    if item is not None and type(item) is not int:
+                        item = await item  # a Future
+                    if item is None:
                         # the stream closed: upstream's read_bytes raised
                         # StreamClosedError
                         self._abort()
-                        break
-                for item in frames:
-                    if self.client_terminated:
                         break
                     if type(item) is int:
                         if item == -2:
@@ -401,39 +401,44 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                             self._read_buffer_full()
                         self._abort()
                         break
-                    first, data, frame_len = item
-                    self._wire_bytes_in += frame_len
+                first, data, frame_len = item
+                self._wire_bytes_in += frame_len
+                if (first == 0x82 or first == 0x81) and self._fragmented_message_buffer is None:
+                    # a whole uncompressed text or binary message (FIN, no
+                    # RSV bit): upstream's _handle_message + _run_callback,
+                    # inline
+                    if decompressor is not None:
+                        self._frame_compressed = False
+                    self._message_bytes_in += len(data)
+                    if first == 0x81:
+                        data = _ws_decode_text(data)  # UTF-8 checked in C
+                        if data is None:
+                            self._abort()
+                            break
+                    try:
+                        result = handler.on_message(data)
+                    except (Exception, _asyncio.CancelledError):
+                        handler.log_exception(*_sys.exc_info())
+                        self._abort()
+                        break
+                    if result is not None:
+                        await self._callback_done(result)
+                else:
                     opcode = first & 0x0F
                     if decompressor is not None and opcode != 0:
                         self._frame_compressed = bool(first & 0x40)
-                    fragments = self._fragmented_message_buffer
-                    if first & 0x80 and fragments is None and not self._frame_compressed and (
-                        opcode == 1 or opcode == 2
-                    ):
-                        # a whole uncompressed message: upstream's
-                        # _handle_message + _run_callback, inline
-                        self._message_bytes_in += len(data)
-                        if opcode == 1:
-                            data = _ws_decode_text(data)  # UTF-8 checked in C
-                            if data is None:
-                                self._abort()
-                                break
-                        try:
-                            result = handler.on_message(data)
-                        except (Exception, _asyncio.CancelledError):
-                            handler.log_exception(*_sys.exc_info())
-                            self._abort()
-                            break
-                        if result is not None:
-                            await self._callback_done(result)
-                    else:
-                        handled = self._frame_rules(first, opcode, data, fragments)
-                        if handled is not None:
-                            await handled
-                    work += frame_cost + frame_len
-                    if work >= threshold:
-                        work = 0
-                        await _asyncio.sleep(0)
+                    # (a whole uncompressed data message never comes here:
+                    # the parser lets no RSV bit but RSV1 through; if one
+                    # did, _frame_rules would still handle it right)
+                    handled = self._frame_rules(
+                        first, opcode, data, self._fragmented_message_buffer
+                    )
+                    if handled is not None:
+                        await handled
+                work += frame_cost + frame_len
+                if work >= threshold:
+                    work = 0
+                    await _asyncio.sleep(0)
         finally:
             reader.detach()
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)

@@ -302,8 +302,18 @@ ws_build_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (frame == NULL) {
         return NULL;
     }
-    PyObject *result = Py_BuildValue("(Nn)", frame, len); /* N steals frame */
-    if (result != NULL && cacheable && (size_t)len <= TC_WS_BROADCAST_MAX) {
+    /* (frame, len) filled directly: Py_BuildValue's format parsing cost
+     * some 900 instructions per message */
+    PyObject *result = PyTuple_New(2);
+    PyObject *n = result != NULL ? PyLong_FromSsize_t(len) : NULL;
+    if (n == NULL) {
+        Py_XDECREF(result);
+        Py_DECREF(frame);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, frame); /* steals frame */
+    PyTuple_SET_ITEM(result, 1, n);     /* steals n */
+    if (cacheable && (size_t)len <= TC_WS_BROADCAST_MAX) {
         /* the previous entry goes (after the new one is in place: its
          * message's dealloc could run anything) */
         PyObject *old_msg = ws->bc_msg, *old_result = ws->bc_result;

@@ -17,22 +17,25 @@
  * upstream's control flow: it asks for frames with reader.read() and
  * handles them one by one (fragmentation rules, control frames, UTF-8,
  * on_message, back-pressure, the yield threshold), as before.  read()
- * returns the whole frames buffered now -- a list of
+ * returns the next whole frame, oldest first, as
  *     (first_byte, payload: bytes (unmasked), frame_len)
- * possibly ending with an int verdict (-1 ABORT, -2 TOO_BIG: close 1009,
- * -3 the frame is bigger than the stream's max_buffer_size: upstream's
- * IOStream fails with "Reached maximum read buffer size") -- or, when there
- * is no whole frame yet, a Future that resolves to such a list, or None
- * once the stream closed (upstream's StreamClosedError from read_bytes).
+ * or, once the frames parsed before it were handed out, an int verdict
+ * (-1 ABORT, -2 TOO_BIG: close 1009, -3 the frame is bigger than the
+ * stream's max_buffer_size: upstream's IOStream fails with "Reached maximum
+ * read buffer size") -- or, when there is no whole frame yet, a Future that
+ * resolves to such a frame or verdict, or None once the stream closed
+ * (upstream's StreamClosedError from read_bytes).  One frame per call, not
+ * a list of them: the common case is one frame per wake-up, and a list
+ * around it cost an allocation and a loop in Python per message.
  *
- * Back-pressure: the stream keeps reading while Python handles a batch
- * (upstream's IOStream, too, keeps reading into an empty buffer with no
- * read pending), and a big frame keeps filling; once a whole frame is
- * parsed that nobody asked for yet, the stream is paused until the next
- * read(), so at most one batch waits beyond the one Python works on (an
- * on_message coroutine that takes its time holds the peer back through
- * TCP, as upstream).  Not toggling the socket's polling for every message
- * saves two epoll_ctl calls per echo.
+ * Back-pressure: the stream keeps reading while Python handles the last
+ * frame handed out (upstream's IOStream, too, keeps reading into an empty
+ * buffer with no read pending), and a big frame keeps filling; while whole
+ * frames wait that nobody asked for yet, the stream is paused until the
+ * read() that takes the last of them, so at most the frames of one read
+ * wait beyond the one Python works on (an on_message coroutine that takes
+ * its time holds the peer back through TCP, as upstream).  Not toggling the
+ * socket's polling for every message saves two epoll_ctl calls per echo.
  *
  * max_message_size: tc_ws_parse needs the size of the unfinished
  * fragmented message; the reader tracks it itself from the frames it
@@ -73,8 +76,9 @@ typedef struct {
     PyObject *payload;   /* strong bytes being filled, or NULL */
     tc_ws_frame f;       /* header of the frame being filled */
     size_t filled;       /* payload bytes in `payload` so far */
-    ready_frame *ready;  /* PyMem array: parsed frames not handed out yet */
-    size_t nready, cap;
+    ready_frame *ready;  /* PyMem array: parsed frames, [head, nready) not
+                          * handed out yet */
+    size_t head, nready, cap;
     uint64_t max_size, max_buffer, frag_len;
     unsigned flags;
     int verdict;         /* 0, or the verdict not handed out yet */
@@ -116,6 +120,12 @@ static int
 frame_done(wsreader *r)
 {
     uint8_t first = r->f.first, opcode = first & TC_WS_OPCODE_MASK;
+    if (r->nready == r->cap && r->head > 0) {
+        /* room at the front: the frames handed out left it */
+        memmove(r->ready, r->ready + r->head, (r->nready - r->head) * sizeof(*r->ready));
+        r->nready -= r->head;
+        r->head = 0;
+    }
     if (r->nready == r->cap) {
         size_t ncap = r->cap ? 2 * r->cap : 8;
         ready_frame *n = PyMem_Realloc(r->ready, ncap * sizeof(*n));
@@ -228,45 +238,34 @@ parse_input(wsreader *r, tc_stream *s)
 static int
 has_output(wsreader *r)
 {
-    return r->nready > 0 || (r->verdict != 0 && !r->reported);
+    return r->head < r->nready || (r->verdict != 0 && !r->reported);
 }
 
-/* The list read() hands out (the queue emptied); NULL with an exception. */
+/* What read() hands out next (has_output() is true): the oldest frame as
+ * a new (first, payload, frame_len) tuple, or the verdict once no frame is
+ * left.  NULL with an exception. */
 static PyObject *
-take_list(wsreader *r)
+take_one(wsreader *r)
 {
-    int tail = r->verdict != 0 && !r->reported;
-    PyObject *list = PyList_New((Py_ssize_t)(r->nready + (size_t)tail));
-    if (list == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < r->nready; i++) {
-        ready_frame *q = &r->ready[i];
-        /* N steals the payload reference from the queue */
-        PyObject *t = Py_BuildValue("(iNn)", (int)q->first, q->payload, (Py_ssize_t)q->frame_len);
-        q->payload = NULL;
-        if (t == NULL) {
-            for (size_t j = i + 1; j < r->nready; j++) {
-                Py_CLEAR(r->ready[j].payload);
-            }
-            r->nready = 0;
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, t); /* steals t */
-    }
-    if (tail) {
-        PyObject *v = PyLong_FromLong(r->verdict);
-        if (v == NULL) {
-            r->nready = 0;
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)r->nready, v);
+    if (r->head == r->nready) {
         r->reported = 1;
+        return PyLong_FromLong(r->verdict);
     }
-    r->nready = 0;
-    return list;
+    ready_frame *q = &r->ready[r->head];
+    PyObject *t = PyTuple_New(3);
+    PyObject *len = t != NULL ? PyLong_FromSize_t(q->frame_len) : NULL;
+    if (len == NULL) {
+        Py_XDECREF(t);
+        return NULL; /* the frame stays queued */
+    }
+    PyTuple_SET_ITEM(t, 0, PyLong_FromLong(q->first)); /* a small int: cannot fail */
+    PyTuple_SET_ITEM(t, 1, q->payload); /* the queue's reference moves to t */
+    PyTuple_SET_ITEM(t, 2, len);        /* steals len */
+    q->payload = NULL;
+    if (++r->head == r->nready) {
+        r->head = r->nready = 0;
+    }
+    return t;
 }
 
 static void
@@ -333,15 +332,30 @@ reader_on_data(void *ctx, tc_stream *s)
                     tc_loop_report_exception(tc_stream_loop(s), "WebSocket reader", NULL);
                 }
             } else {
-                PyObject *list = take_list(r);
-                if (list == NULL ||
-                    tc_loop_future_set_result(tc_stream_loop(s), fut, list,
-                                              TC_FUTURE_UNLESS_DONE) < 0) {
+                PyObject *item = take_one(r);
+                int done;
+                if (item == NULL) {
+                    /* the awaiting coroutine gets the error (MemoryError) */
+                    PyObject *e = tc_uvio_fetch_exception();
+                    done = tc_loop_future_set_exception(tc_stream_loop(s), fut, e,
+                                                        TC_FUTURE_UNLESS_DONE, 0);
+                    Py_XDECREF(e);
+                } else {
+                    done = tc_loop_future_set_result(tc_stream_loop(s), fut, item,
+                                                     TC_FUTURE_UNLESS_DONE);
+                    Py_DECREF(item);
+                }
+                if (done < 0) {
                     tc_loop_report_exception(tc_stream_loop(s), "WebSocket reader", NULL);
                 }
-                Py_XDECREF(list);
             }
             Py_DECREF(fut);
+            if (has_output(r) && !r->paused && r->stream != NULL) {
+                /* more frames than the one handed out: they wait for the
+                 * next read() */
+                r->paused = 1;
+                tc_stream_pause_reading(s);
+            }
         } else if (exc != NULL) {
             /* the stream reports it */
             PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -397,11 +411,11 @@ reader_read(wsreader *r, PyObject *Py_UNUSED(ignored))
         }
     }
     if (has_output(r)) {
-        PyObject *list = take_list(r);
-        if (list != NULL) {
-            resume(r);
+        PyObject *item = take_one(r);
+        if (item != NULL && !has_output(r)) {
+            resume(r); /* the last waiting frame is taken */
         }
-        return list;
+        return item;
     }
     if (r->closed || s == NULL || r->stopped) {
         Py_RETURN_NONE;
@@ -426,10 +440,10 @@ reader_detach_py(wsreader *r, PyObject *Py_UNUSED(ignored))
 static void
 clear_ready(wsreader *r)
 {
-    for (size_t i = 0; i < r->nready; i++) {
+    for (size_t i = r->head; i < r->nready; i++) {
         Py_CLEAR(r->ready[i].payload);
     }
-    r->nready = 0;
+    r->head = r->nready = 0;
 }
 
 static int
@@ -464,7 +478,7 @@ reader_dealloc(wsreader *r)
 
 static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)reader_read, METH_NOARGS,
-     "read() -> list of (first_byte, payload, frame_len) [+ verdict], a Future of one, or None"},
+     "read() -> (first_byte, payload, frame_len), an int verdict, a Future of one, or None"},
     {"detach", (PyCFunction)reader_detach_py, METH_NOARGS,
      "detach(): give the stream back (what is buffered stays there)"},
     {NULL, NULL, 0, NULL},
@@ -530,7 +544,7 @@ fn_ws_reader(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     memset(&r->f, 0, sizeof(r->f));
     r->filled = 0;
     r->ready = NULL;
-    r->nready = r->cap = 0;
+    r->head = r->nready = r->cap = 0;
     r->max_size = max_size;
     r->max_buffer = max_buffer;
     r->frag_len = 0;
