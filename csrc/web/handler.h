@@ -91,6 +91,12 @@ TC_WEB_IMPL(tc_web_get_cookie_impl);
 TC_WEB_IMPL(tc_web_redirect_impl);
 TC_WEB_IMPL(tc_web_write_error_impl);
 
+/* handler_error.c */
+TC_WEB_IMPL(tc_web_send_error_impl);
+TC_WEB_IMPL(tc_web_log_exception_impl);
+TC_WEB_IMPL(tc_web_handle_exception_impl);
+TC_INTERNAL int tc_web_error_exec(tc_web_state *ws);
+
 /* execute.c */
 TC_WEB_IMPL(tc_web_cross_origin_impl);
 TC_WEB_IMPL(tc_web_delegate_execute_impl);
