@@ -231,3 +231,28 @@ def test_forwarders_installed(switch_off):
     switch_off.uninstall()
     for name in ("send_error", "log_exception", "_handle_request_exception"):
         assert not _forwards_to_c(tornado.web.RequestHandler.__dict__[name]), name
+
+
+def test_exception_in_exception_handler(switch_off):
+    """_handle_request_exception raising: upstream's _execute logs
+    "Exception in exception handler" (the record's place is upstream's line
+    on the synchronous path too)."""
+
+    def make_app(calls):
+        class H(tornado.web.RequestHandler):
+            def get(self):
+                raise ValueError("first")
+
+            def send_error(self, status_code=500, **kwargs):
+                calls.append(("send_error", status_code))
+                self.finish("partial answer")
+                raise RuntimeError("send_error failed")
+
+        class A(H):
+            async def get(self):
+                raise ValueError("first, async")
+
+        return tornado.web.Application([(r"/h", H), (r"/a", A)])
+
+    up = compare(switch_off, make_app, [("GET", "/h", None, None), ("GET", "/a", None, None)])
+    assert [r[2] for r in up[2]].count("Exception in exception handler") == 2

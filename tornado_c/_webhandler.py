@@ -140,37 +140,33 @@ def _start_resume(handler, result, after_prepare):
     fut.add_done_callback(_log_result)
 
 
-def _sync_failed(handler, e):
-    """The except clause of upstream's _execute for the synchronous path
-    (there is no task to be cancelling); e is sys.exc_info()'s exception."""
-    try:
-        handler._handle_request_exception(e)
-    except Exception:
-        _web.app_log.error("Exception in exception handler", exc_info=True)
-
 _log_lines = {}
 
 
-def _log_from(logger, where, msg):
+def _log_from(logger, where, msg, after):
     """``logger.error(msg, exc_info=True)`` as upstream's function ``where``
     logs it: the record's pathname, lineno and funcName are those of the
-    line of ``where`` that logs ``msg`` (what findCaller gives upstream).
-    C calls this while handling an error (csrc/web/handler_error.c), with
-    the exception to log as sys.exc_info()."""
+    line of ``where`` that logs ``msg`` first after naming ``after`` (the
+    method whose exception it logs): what findCaller gives upstream.  C
+    calls this while handling an error (csrc/web/handler_error.c), with the
+    exception to log as sys.exc_info()."""
     Logger = _logging.Logger
     t = type(logger)
     if not (t.error is Logger.error and t._log is Logger._log
             and t.findCaller is Logger.findCaller):
         return logger.error(msg, exc_info=True)
     code = where.__code__
-    lineno = _log_lines.get((code, msg))
+    lineno = _log_lines.get((code, msg, after))
     if lineno is None:
         lineno = code.co_firstlineno
+        seen = False
         for ins in _dis.get_instructions(code):
-            if ins.argval == msg and ins.positions is not None and ins.positions.lineno:
+            if ins.argval == after:
+                seen = True
+            elif seen and ins.argval == msg and ins.positions and ins.positions.lineno:
                 lineno = ins.positions.lineno
                 break
-        _log_lines[(code, msg)] = lineno
+        _log_lines[(code, msg, after)] = lineno
     # Logger.error, then Logger._log with the place given rather than found
     if not logger.isEnabledFor(_logging.ERROR):
         return
@@ -204,7 +200,6 @@ _descriptors = _core._web_handler_setup(
         "CancelledError": _asyncio.CancelledError,
         "_get_running_loop": _asyncio._get_running_loop,
         "_start_resume": _start_resume,
-        "_sync_failed": _sync_failed,
         "_start_upstream": _start_upstream,
         "BaseEventLoop.get_task_factory": _asyncio.BaseEventLoop.get_task_factory,
         "_UIModuleNamespace.__init__": _web._UIModuleNamespace.__dict__["__init__"],

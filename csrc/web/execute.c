@@ -458,14 +458,18 @@ fn_run_execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto finally;
         }
         /* there is no task here: handled as upstream handles an exception
-         * when its task is not being cancelled, with e as sys.exc_info() */
+         * when its task is not being cancelled, with e as sys.exc_info():
+         * try: self._handle_request_exception(e)
+         * except Exception: app_log.error("Exception in exception handler", ...) */
         PyObject *old = PyErr_GetHandledException();
         PyErr_SetHandledException(e);
-        r = PyObject_CallFunctionObjArgs(hs->sync_failed, handler, e, NULL);
+        r = tc_web_hook(ws, handler, TC_H_HANDLE_EXC, tc_web_handle_exception_impl, &e, 1);
         PyErr_SetHandledException(old);
         Py_XDECREF(old);
         Py_DECREF(e);
         if (r == NULL) {
+            tc_web_log_handled(ws, TC_H_EXECUTE, TC_H_HANDLE_EXC, "app_log",
+                               "Exception in exception handler");
             goto finally;
         }
         Py_DECREF(r);

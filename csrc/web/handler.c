@@ -1139,7 +1139,6 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(CancelledError, "CancelledError");
     SETUP_ITEM(get_running_loop, "_get_running_loop");
     SETUP_ITEM(start_resume, "_start_resume");
-    SETUP_ITEM(sync_failed, "_sync_failed");
     SETUP_ITEM(start_upstream, "_start_upstream");
     SETUP_ITEM(get_task_factory, "BaseEventLoop.get_task_factory");
     SETUP_ITEM(ns_init, "_UIModuleNamespace.__init__");
@@ -1367,7 +1366,7 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(Application) X(ResponseStartLine) X(Future) X(web_globals) X(Logger)           \
     X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)     \
     X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
-    X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
+    X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
     X(int_400) X(int_405) X(rsl_new)    \
     X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)                   \
     X(get_task_factory) X(ns_init) X(is_enabled_for) X(get_message) X(int_500)               \

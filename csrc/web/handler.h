@@ -96,6 +96,12 @@ TC_WEB_IMPL(tc_web_send_error_impl);
 TC_WEB_IMPL(tc_web_log_exception_impl);
 TC_WEB_IMPL(tc_web_handle_exception_impl);
 TC_INTERNAL int tc_web_error_exec(tc_web_state *ws);
+/* `except Exception: <logger_name>.error(msg, exc_info=True)` as upstream's
+ * orig[hook] logs it after calling self.<name[after]>, for the exception
+ * set (cleared when it is an Exception and was logged).  0, or -1 with an
+ * exception set. */
+TC_INTERNAL int tc_web_log_handled(tc_web_state *ws, int hook, int after,
+                                   const char *logger_name, const char *msg);
 
 /* execute.c */
 TC_WEB_IMPL(tc_web_cross_origin_impl);

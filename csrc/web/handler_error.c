@@ -63,14 +63,15 @@ attr_true(PyObject *obj, PyObject *name)
 }
 
 /* `except Exception: <logger>.error(msg, exc_info=True)` in upstream's
- * function orig[hook], for the exception set: logs it while it is the
+ * function orig[hook], after its call of the method name[after], for the exception set: logs it while it is the
  * handled exception (what sys.exc_info() returns in an except clause), with
  * upstream's line as the record's place (tornado_c/_webhandler.py's
  * _log_from), and clears it.  An exception that is not an
  * Exception stays set (it propagates, as from upstream's try/except).
  * 0, or -1 with an exception set. */
-static int
-log_handled(tc_web_state *ws, int hook, const char *logger_name, const char *msg)
+int
+tc_web_log_handled(tc_web_state *ws, int hook, int after, const char *logger_name,
+                   const char *msg)
 {
     tc_web_handler_state *hs = &ws->h;
     PyObject *exc, *old, *logger, *m = NULL, *r = NULL;
@@ -100,8 +101,8 @@ log_handled(tc_web_state *ws, int hook, const char *logger_name, const char *msg
     }
     old = PyErr_GetHandledException();
     PyErr_SetHandledException(exc);
-    PyObject *cargs[3] = {logger, hs->orig[hook], m};
-    r = PyObject_Vectorcall(hs->log_from, cargs, 3, NULL);
+    PyObject *cargs[4] = {logger, hs->orig[hook], m, hs->name[after]};
+    r = PyObject_Vectorcall(hs->log_from, cargs, 4, NULL);
     PyErr_SetHandledException(old);
     Py_XDECREF(old);
     Py_DECREF(exc);
@@ -198,7 +199,8 @@ tc_web_send_error_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
         v = Py_NewRef(Py_None);
     }
     if (v == NULL) {
-        if (log_handled(ws, TC_H_SEND_ERROR, "app_log", "Uncaught exception in write_error") < 0) {
+        if (tc_web_log_handled(ws, TC_H_SEND_ERROR, TC_H_WRITE_ERROR, "app_log",
+                               "Uncaught exception in write_error") < 0) {
             return NULL;
         }
     } else {
@@ -321,7 +323,8 @@ tc_web_handle_exception_impl(tc_web_state *ws, PyObject *self, PyObject *const *
     v = tc_web_hook(ws, self, TC_H_LOG_EXCEPTION, tc_web_log_exception_impl, ei, 3);
     if (v == NULL) {
         /* except Exception: app_log.error("Error in exception logger", ...) */
-        if (log_handled(ws, TC_H_HANDLE_EXC, "app_log", "Error in exception logger") < 0) {
+        if (tc_web_log_handled(ws, TC_H_HANDLE_EXC, TC_H_LOG_EXCEPTION, "app_log",
+                               "Error in exception logger") < 0) {
             goto done;
         }
     }

@@ -145,7 +145,6 @@ typedef struct tc_web_handler_state {
     PyObject *CancelledError;      /* asyncio.CancelledError */
     PyObject *get_running_loop;    /* asyncio._get_running_loop */
     PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
-    PyObject *sync_failed;         /* tornado_c._webhandler._sync_failed */
     PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
     PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
     PyObject *lower_cache;         /* {"GET": "get", ...} */
