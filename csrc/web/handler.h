@@ -104,6 +104,9 @@ TC_INTERNAL int tc_web_log_handled(tc_web_state *ws, int hook, int after,
                                    const char *logger_name, const char *msg);
 
 /* execute.c */
+/* The exception being raised, normalized, with its traceback; new
+ * reference, the error indicator cleared. */
+TC_INTERNAL PyObject *tc_web_take_exception(void);
 TC_WEB_IMPL(tc_web_cross_origin_impl);
 TC_WEB_IMPL(tc_web_delegate_execute_impl);
 TC_INTERNAL int tc_web_execute_exec(PyObject *module, tc_web_state *ws);

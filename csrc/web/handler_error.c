@@ -78,16 +78,7 @@ tc_web_log_handled(tc_web_state *ws, int hook, int after, const char *logger_nam
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
     }
-    {
-        PyObject *t, *tb;
-        PyErr_Fetch(&t, &exc, &tb);
-        PyErr_NormalizeException(&t, &exc, &tb);
-        if (tb != NULL) {
-            PyException_SetTraceback(exc, tb);
-        }
-        Py_XDECREF(t);
-        Py_XDECREF(tb);
-    } /* exc: new reference */
+    exc = tc_web_take_exception(); /* new reference */
     logger = PyDict_GetItemString(hs->web_globals, logger_name); /* borrowed */
     if (logger == NULL) {
         Py_DECREF(exc);
