@@ -98,6 +98,9 @@ def test_serve_traceback_and_direct_send_error(switch_off):
                     calls.append(err(self.send_error, 500, 501))
                     calls.append(err(self.log_exception, None, None))
                     calls.append(err(self._handle_request_exception))
+                    calls.append(err(self.send_error, 500, exc_info=7))
+                    calls.append(err(self.send_error, 500, exc_info={1: ValueError("v")}))
+                    calls.append(err(self.send_error, 500, exc_info=(None,)))
                     self.finish("ok")
                 else:
                     _raise(what)

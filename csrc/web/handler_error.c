@@ -147,7 +147,12 @@ tc_web_send_error_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
     if (exc_info != NULL) {
         /* exception = kwargs["exc_info"][1]
          * if isinstance(exception, HTTPError) and exception.reason: ... */
-        exception = PySequence_GetItem(exc_info, 1);
+        PyObject *one = PyLong_FromLong(1); /* a cached small int */
+        if (one == NULL) {
+            return NULL;
+        }
+        exception = PyObject_GetItem(exc_info, one); /* Python's [1], its errors */
+        Py_DECREF(one);
         if (exception == NULL) {
             return NULL;
         }
