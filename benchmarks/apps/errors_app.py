@@ -3,16 +3,13 @@
 other paths are not routed (404: the default ErrorHandler).  Tornado's
 loggers get a handler that drops the records, so that a measurement counts
 making them, not writing them to a terminal (as an app that configures
-logging would, without the cost of its output)."""
+logging would, without the cost of its output).  Measured by
+benchmarks/callgrind_hot.py (cases not_found and server_error), which
+serves make_app() itself."""
 
-import asyncio
 import logging
 
 import tornado.web
-from tornado.options import define, options, parse_command_line
-
-define("port", default=8888, type=int, help="port to listen on")
-define("address", default="127.0.0.1", help="address to listen on")
 
 
 class BoomHandler(tornado.web.RequestHandler):
@@ -26,13 +23,3 @@ def make_app():
     log.propagate = False
     return tornado.web.Application([(r"/boom", BoomHandler)])
 
-
-async def main():
-    parse_command_line()
-    app = make_app()
-    app.listen(options.port, address=options.address)
-    await asyncio.Event().wait()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

@@ -242,13 +242,9 @@ tc_web_log_exception_impl(tc_web_state *ws, PyObject *self, PyObject *const *arg
     }
     /* get_message() returns _log_message itself when it is false */
     r = attr_true(value, hs->s__log_message);
-    if (r < 0) {
-        return NULL;
+    if (r <= 0) {
+        return r < 0 ? NULL : Py_NewRef(Py_None); /* nothing to log */
     }
-    if (r) {
-        goto upstream;
-    }
-    Py_RETURN_NONE;
 upstream:
     return call_orig(ws, TC_H_LOG_EXCEPTION, self, args, nargs, kwnames);
 }
