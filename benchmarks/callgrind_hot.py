@@ -74,6 +74,11 @@ APP_CASES = {
                 "Cookie: visits={signed:benchmark-cookie-secret:visits:41}\r\n\r\n",
                 "welcome back"),  # the cookie was accepted
     "gen_coroutine": ("gen_coroutine", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    # error answers: (app, request, expected body, expected status)
+    "not_found": ("errors_app", "GET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                  "404: Not Found", "404"),
+    "server_error": ("errors_app", "GET /boom HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                     "500: Internal Server Error", "500"),
 }
 CASES += tuple(APP_CASES) + tuple(c + "_upstream" for c in APP_CASES)
 # not run unless asked for (--cases): the upstream references and TLS
@@ -204,6 +209,7 @@ port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "tls"
 req = sys.argv[4].encode("latin-1") if len(sys.argv) > 4 else (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 expect = sys.argv[5].encode() if len(sys.argv) > 5 else b""
+status = b"HTTP/1.1 %s " % (sys.argv[6].encode() if len(sys.argv) > 6 else b"200")
 s = socket.create_connection(("127.0.0.1", port))
 if tls:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -215,7 +221,7 @@ for _ in range(n):
     s.sendall(req)
     while True:
         head, sep, rest = buf.partition(b"\r\n\r\n")
-        if sep and not head.startswith(b"HTTP/1.1 200 "):
+        if sep and not head.startswith(status):
             sys.exit("unexpected response: %r" % head[:200])
         if sep:
             length = 0
@@ -248,7 +254,8 @@ def _expand_request(text):
     return re.sub(r"\{signed:([^}]*)\}", sub, text)
 
 
-def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=None, expect=None):
+def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=None, expect=None,
+               status=None):
     import asyncio
     import importlib
     import threading
@@ -265,6 +272,8 @@ def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=Non
     extra = [_expand_request(request)] if request else []
     if expect:
         extra.append(expect)
+    if status:
+        extra.append(status)
 
     ssl_options = None
     if tls:
@@ -324,9 +333,9 @@ def case_hello_strict(n):
 
 def _app_case(name, n):
     upstream = name.endswith("_upstream")
-    app, request, *expect = APP_CASES[name[:-len("_upstream")] if upstream else name]
+    app, request, *rest = APP_CASES[name[:-len("_upstream")] if upstream else name]
     case_hello(n, switch=not upstream, app=app, request=request,
-               expect=expect[0] if expect else None)
+               expect=rest[0] if rest else None, status=rest[1] if len(rest) > 1 else None)
 
 
 def case_web_floor(n):

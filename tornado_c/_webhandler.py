@@ -11,8 +11,10 @@ calls a subclass's override of any method it would call itself.
 
 import asyncio as _asyncio
 import datetime as _datetime
+import dis as _dis
 import logging as _logging
 import numbers as _numbers
+import sys as _sys
 
 import tornado
 import tornado.escape as _escape
@@ -68,6 +70,9 @@ _originals = {
         "get_cookie",
         "redirect",
         "write_error",
+        "send_error",
+        "log_exception",
+        "_handle_request_exception",
         "prepare",
         "_execute",
     )
@@ -135,13 +140,40 @@ def _start_resume(handler, result, after_prepare):
     fut.add_done_callback(_log_result)
 
 
-def _sync_failed(handler, e):
-    """The except clause of upstream's _execute for the synchronous path
-    (there is no task to be cancelling); e is sys.exc_info()'s exception."""
-    try:
-        handler._handle_request_exception(e)
-    except Exception:
-        _web.app_log.error("Exception in exception handler", exc_info=True)
+_log_lines = {}
+
+
+def _log_from(logger, where, msg, after):
+    """``logger.error(msg, exc_info=True)`` as upstream's function ``where``
+    logs it: the record's pathname, lineno and funcName are those of the
+    line of ``where`` that logs ``msg`` first after naming ``after`` (the
+    method whose exception it logs): what findCaller gives upstream.  C
+    calls this while handling an error (csrc/web/handler_error.c), with the
+    exception to log as sys.exc_info()."""
+    Logger = _logging.Logger
+    t = type(logger)
+    if not (t.error is Logger.error and t._log is Logger._log
+            and t.findCaller is Logger.findCaller):
+        return logger.error(msg, exc_info=True)
+    code = where.__code__
+    lineno = _log_lines.get((code, msg, after))
+    if lineno is None:
+        lineno = code.co_firstlineno
+        seen = False
+        for ins in _dis.get_instructions(code):
+            if ins.argval == after:
+                seen = True
+            elif seen and ins.argval == msg and ins.positions and ins.positions.lineno:
+                lineno = ins.positions.lineno
+                break
+        _log_lines[(code, msg, after)] = lineno
+    # Logger.error, then Logger._log with the place given rather than found
+    if not logger.isEnabledFor(_logging.ERROR):
+        return
+    record = logger.makeRecord(logger.name, _logging.ERROR, code.co_filename, lineno, msg, (),
+                               _sys.exc_info(), code.co_name, None, None)
+    logger.handle(record)
+
 
 _descriptors = _core._web_handler_setup(
     {
@@ -168,11 +200,12 @@ _descriptors = _core._web_handler_setup(
         "CancelledError": _asyncio.CancelledError,
         "_get_running_loop": _asyncio._get_running_loop,
         "_start_resume": _start_resume,
-        "_sync_failed": _sync_failed,
         "_start_upstream": _start_upstream,
         "BaseEventLoop.get_task_factory": _asyncio.BaseEventLoop.get_task_factory,
         "_UIModuleNamespace.__init__": _web._UIModuleNamespace.__dict__["__init__"],
         "Logger.isEnabledFor": _logging.Logger.__dict__["isEnabledFor"],
+        "HTTPError.get_message": _web.HTTPError.__dict__["get_message"],
+        "_log_from": _log_from,
         "originals": _originals,
     }
 )

@@ -123,10 +123,8 @@ tc_web_cross_origin_impl(tc_web_state *ws, PyObject *self, PyObject *const *args
     return tc_web_hook_call(self, hs->orig[TC_H_CROSS_ORIGIN], 1, args, nargs, kwnames);
 }
 
-/* The exception being raised, normalized, with its traceback; new
- * reference, the error indicator cleared. */
-static PyObject *
-take_exception(void)
+PyObject *
+tc_web_take_exception(void)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -269,7 +267,7 @@ execute_steps(tc_web_state *ws, PyObject *self, PyObject *transforms, PyObject *
     v = r ? Py_NewRef(Py_None) : PyObject_CallMethodNoArgs(req, hs->s_parse_body);
     if (v == NULL) {
         if (req != NULL && PyErr_ExceptionMatches(ws->HTTPInputError)) {
-            PyObject *e = take_exception(), *msg, *err;
+            PyObject *e = tc_web_take_exception(), *msg, *err;
             msg = e ? PyUnicode_FromFormat("Invalid body: %S", e) : NULL;
             err = msg ? PyObject_CallFunctionObjArgs(hs->HTTPError, hs->int_400, msg, NULL)
                       : NULL;
@@ -447,7 +445,7 @@ fn_run_execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     } else {
         /* except (Exception, asyncio.CancelledError) as e: */
-        PyObject *e = take_exception();
+        PyObject *e = tc_web_take_exception();
         if (e == NULL) {
             return NULL;
         }
@@ -458,14 +456,18 @@ fn_run_execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto finally;
         }
         /* there is no task here: handled as upstream handles an exception
-         * when its task is not being cancelled, with e as sys.exc_info() */
+         * when its task is not being cancelled, with e as sys.exc_info():
+         * try: self._handle_request_exception(e)
+         * except Exception: app_log.error("Exception in exception handler", ...) */
         PyObject *old = PyErr_GetHandledException();
         PyErr_SetHandledException(e);
-        r = PyObject_CallFunctionObjArgs(hs->sync_failed, handler, e, NULL);
+        r = tc_web_hook(ws, handler, TC_H_HANDLE_EXC, tc_web_handle_exception_impl, &e, 1);
         PyErr_SetHandledException(old);
         Py_XDECREF(old);
         Py_DECREF(e);
         if (r == NULL) {
+            tc_web_log_handled(ws, TC_H_EXECUTE, TC_H_HANDLE_EXC, "app_log",
+                               "Exception in exception handler");
             goto finally;
         }
         Py_DECREF(r);

@@ -1080,6 +1080,9 @@ static const struct impl_entry impls[] = {
     {TC_H_GET_COOKIE, "get_cookie", tc_web_get_cookie_impl},
     {TC_H_REDIRECT, "redirect", tc_web_redirect_impl},
     {TC_H_WRITE_ERROR, "write_error", tc_web_write_error_impl},
+    {TC_H_SEND_ERROR, "send_error", tc_web_send_error_impl},
+    {TC_H_LOG_EXCEPTION, "log_exception", tc_web_log_exception_impl},
+    {TC_H_HANDLE_EXC, "_handle_request_exception", tc_web_handle_exception_impl},
     {TC_H_APP_LOG_REQUEST, "log_request", tc_web_app_log_request_impl, 1},
     {TC_H_DELEGATE_EXECUTE, "execute", tc_web_delegate_execute_impl, 2},
     {TC_H_INITIALIZE, "initialize", NULL},
@@ -1136,11 +1139,12 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(CancelledError, "CancelledError");
     SETUP_ITEM(get_running_loop, "_get_running_loop");
     SETUP_ITEM(start_resume, "_start_resume");
-    SETUP_ITEM(sync_failed, "_sync_failed");
     SETUP_ITEM(start_upstream, "_start_upstream");
     SETUP_ITEM(get_task_factory, "BaseEventLoop.get_task_factory");
     SETUP_ITEM(ns_init, "_UIModuleNamespace.__init__");
     SETUP_ITEM(is_enabled_for, "Logger.isEnabledFor");
+    SETUP_ITEM(get_message, "HTTPError.get_message");
+    SETUP_ITEM(log_from, "_log_from");
     if (!PyType_Check(hs->RequestHandler) || !PyType_Check(hs->Application) ||
         !PyType_Check(hs->HandlerDelegate) || ws->HTTPInputError == NULL ||
         !PyDict_Check(hs->web_globals)) {
@@ -1350,7 +1354,7 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
         (hs->lower_cache = PyDict_New()) == NULL) {
         return -1;
     }
-    if (tc_web_execute_exec(module, ws) < 0) {
+    if (tc_web_error_exec(ws) < 0 || tc_web_execute_exec(module, ws) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, handler_functions);
@@ -1362,10 +1366,12 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(Application) X(ResponseStartLine) X(Future) X(web_globals) X(Logger)           \
     X(bytes_join) X(empty_bytes) X(int_200) X(int_304) X(get_head) X(kw_include_footers)     \
     X(HandlerDelegate) X(HTTPError) X(CancelledError) X(get_running_loop) X(start_resume)     \
-    X(sync_failed) X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
+    X(start_upstream) X(run_execute) X(lower_cache) X(safe_methods) X(kw_name) \
     X(int_400) X(int_405) X(rsl_new)    \
     X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)                   \
-    X(get_task_factory) X(ns_init) X(is_enabled_for)
+    X(get_task_factory) X(ns_init) X(is_enabled_for) X(get_message) X(int_500)               \
+    X(kw_reason) X(kw_exc_info) X(s_reason_attr) X(s_status_code_attr) X(s_get_message)      \
+    X(s__log_message) X(s_Finish) X(s_args) X(log_from)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)

@@ -91,7 +91,22 @@ TC_WEB_IMPL(tc_web_get_cookie_impl);
 TC_WEB_IMPL(tc_web_redirect_impl);
 TC_WEB_IMPL(tc_web_write_error_impl);
 
+/* handler_error.c */
+TC_WEB_IMPL(tc_web_send_error_impl);
+TC_WEB_IMPL(tc_web_log_exception_impl);
+TC_WEB_IMPL(tc_web_handle_exception_impl);
+TC_INTERNAL int tc_web_error_exec(tc_web_state *ws);
+/* `except Exception: <logger_name>.error(msg, exc_info=True)` as upstream's
+ * orig[hook] logs it after calling self.<name[after]>, for the exception
+ * set (cleared when it is an Exception and was logged).  0, or -1 with an
+ * exception set. */
+TC_INTERNAL int tc_web_log_handled(tc_web_state *ws, int hook, int after,
+                                   const char *logger_name, const char *msg);
+
 /* execute.c */
+/* The exception being raised, normalized, with its traceback; new
+ * reference, the error indicator cleared. */
+TC_INTERNAL PyObject *tc_web_take_exception(void);
 TC_WEB_IMPL(tc_web_cross_origin_impl);
 TC_WEB_IMPL(tc_web_delegate_execute_impl);
 TC_INTERNAL int tc_web_execute_exec(PyObject *module, tc_web_state *ws);

@@ -106,7 +106,8 @@ enum {
     TC_H_CROSS_ORIGIN, TC_H_DECODE_ARGUMENT, TC_H_GET_ARGUMENTS_, TC_H_GET_ARGUMENT_,
     TC_H_GET_ARGUMENT, TC_H_GET_QUERY_ARGUMENT, TC_H_GET_BODY_ARGUMENT, TC_H_GET_ARGUMENTS,
     TC_H_GET_QUERY_ARGUMENTS, TC_H_GET_BODY_ARGUMENTS, TC_H_GET_COOKIE, TC_H_REDIRECT,
-    TC_H_WRITE_ERROR,
+    TC_H_WRITE_ERROR, TC_H_SEND_ERROR, TC_H_LOG_EXCEPTION,
+    TC_H_HANDLE_EXC,               /* _handle_request_exception */
     TC_H_APP_LOG_REQUEST,          /* Application.log_request */
     TC_H_DELEGATE_EXECUTE,         /* _HandlerDelegate.execute */
     /* upstream no-ops: never replaced, skipped while not overridden */
@@ -144,7 +145,6 @@ typedef struct tc_web_handler_state {
     PyObject *CancelledError;      /* asyncio.CancelledError */
     PyObject *get_running_loop;    /* asyncio._get_running_loop */
     PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
-    PyObject *sync_failed;         /* tornado_c._webhandler._sync_failed */
     PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
     PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
     PyObject *lower_cache;         /* {"GET": "get", ...} */
@@ -156,6 +156,11 @@ typedef struct tc_web_handler_state {
     PyObject *get_task_factory;    /* asyncio.BaseEventLoop.get_task_factory */
     PyObject *ns_init;             /* tornado.web._UIModuleNamespace.__init__ */
     PyObject *is_enabled_for;      /* logging.Logger.isEnabledFor */
+    PyObject *get_message;         /* tornado.web.HTTPError.get_message */
+    /* handler_error.c's constants (tc_web_error_exec) */
+    PyObject *int_500, *kw_reason, *kw_exc_info, *s_reason_attr, *s_status_code_attr,
+        *s_get_message, *s__log_message, *s_Finish, *s_args;
+    PyObject *log_from;            /* tornado_c._webhandler._log_from */
     PyObject *s_get_task_factory, *s_task_factory, *s_disabled, *s_cache, *s_isEnabledFor,
         *s_chunks, *s_body;
     /* constants made in exec */
