@@ -13,12 +13,10 @@ frame reaches the reader in many stream reads.
 import os
 import random
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _serverproc import ServerProc  # noqa: E402
 import test_ws_protocol as wp  # noqa: E402
 from test_ws_protocol import binary, close, cont, frame, ping, text  # noqa: E402
 
@@ -122,19 +120,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def servers():
-    fd, app = tempfile.mkstemp(suffix="_ws_big_app.py")
-    with os.fdopen(fd, "w") as f:
-        f.write(APP)
-    ref = ServerProc("tornado_c", app=app, env={"TORNADO_C_DISABLE": "websocket"})
-    try:
-        ours = ServerProc("tornado_c", app=app)
-    except BaseException:
-        ref.cleanup()
-        raise
-    yield ref, ours
-    ref.cleanup()
-    ours.cleanup()
-    os.unlink(app)
+    yield from wp.server_pair(APP, "_ws_big_app.py")
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -480,11 +480,12 @@ def events(port, cid, wait=True):
     return json.loads(data.partition(b"\r\n\r\n")[2])
 
 
-@pytest.fixture(scope="module")
-def servers():
-    fd, app = tempfile.mkstemp(suffix="_ws_app.py")
+def server_pair(app_source, suffix):
+    """Yield (upstream's protocol, ours): the app in two server processes,
+    one with the websocket component off."""
+    fd, app = tempfile.mkstemp(suffix=suffix)
     with os.fdopen(fd, "w") as f:
-        f.write(APP)
+        f.write(app_source)
     ref = ServerProc("tornado_c", app=app, env={"TORNADO_C_DISABLE": "websocket"})
     try:
         ours = ServerProc("tornado_c", app=app)
@@ -495,6 +496,11 @@ def servers():
     ref.cleanup()
     ours.cleanup()
     os.unlink(app)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    yield from server_pair(APP, "_ws_app.py")
 
 
 @pytest.mark.parametrize("name", list(CASES))
