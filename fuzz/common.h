@@ -4,6 +4,7 @@
 #ifndef TC_FUZZ_COMMON_H
 #define TC_FUZZ_COMMON_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,53 @@ run_split(const char *data, size_t len, const size_t *cuts, size_t ncuts,
     ev_add(&l, tc_http_parser_in_message(&p) ? "I" : "-", 1);
     tc_http_parser_free(&p);
     return l;
+}
+
+/* The request and response targets: input = 2 option bytes (byte 0 the
+ * header limit, 16 + 4 * b or 255 for the default; byte 1 the split seed,
+ * bit 0 a 64-byte body limit) + the bytes.  The events must be the same fed
+ * whole, cut at pseudo-random points, and (up to 512 bytes) one byte at a
+ * time with a pause/resume before every call.  size >= 2. */
+static inline void
+fuzz_split_check(const uint8_t *data, size_t size, unsigned mode)
+{
+    size_t max_header = 16 + (size_t)data[0] * 4; /* 16..1036 */
+    if (data[0] == 255) {
+        max_header = TC_HTTP_DEFAULT_MAX_HEADER_SIZE;
+    }
+    unsigned seed = data[1];
+    unsigned long long max_body = (data[1] & 1) ? 64 : TC_HTTP_DEFAULT_MAX_BODY_SIZE;
+    const char *in = (const char *)data + 2;
+    size_t len = size - 2;
+
+    evlog whole = run_split(in, len, NULL, 0, max_header, max_body, 0, mode);
+
+    size_t cuts[8];
+    size_t n = 0;
+    unsigned x = seed * 2654435761u + 1;
+    for (; n < 8 && len; n++) {
+        x = x * 1103515245u + 12345u;
+        cuts[n] = (n ? cuts[n - 1] : 0) + (x >> 8) % (len / 4 + 2);
+    }
+    evlog split = run_split(in, len, cuts, n, max_header, max_body, 0, mode);
+    if (split.len != whole.len || memcmp(split.buf, whole.buf, whole.len) != 0) {
+        abort();
+    }
+    free(split.buf);
+
+    if (len <= 512) {
+        size_t *bytes = malloc((len + 1) * sizeof(size_t));
+        for (size_t i = 0; i < len; i++) {
+            bytes[i] = i + 1;
+        }
+        evlog one = run_split(in, len, bytes, len, max_header, max_body, 1, mode);
+        if (one.len != whole.len || memcmp(one.buf, whole.buf, whole.len) != 0) {
+            abort();
+        }
+        free(one.buf);
+        free(bytes);
+    }
+    free(whole.buf);
 }
 
 #endif
