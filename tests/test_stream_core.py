@@ -294,6 +294,35 @@ def test_close_callback_after_keepalive_reads(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_peer_eof_is_seen_after_the_callbacks_ready_before_the_poll(kind):
+    # asyncio runs the reader that finds a peer's EOF after the callbacks
+    # that were already ready; one of them may still answer a client that
+    # sent its request and half-closed (the C stream used to close inside
+    # the poll, so that answer was lost).
+    async def main():
+        s, c = await pair(kind)
+        c.socket.shutdown(socket.SHUT_WR)
+        await asyncio.sleep(0.05)   # the FIN is waiting at s; s is not reading
+        loop = asyncio.get_running_loop()
+        seen = loop.create_future()
+
+        def answer():
+            seen.set_result(s.closed())
+            if not s.closed():
+                s.write(b"answer")
+
+        def watch():
+            s.set_close_callback(lambda: None)   # now s listens for a close
+            loop.call_soon(answer)
+
+        loop.call_soon(watch)
+        assert await seen is False
+        assert await c.read_until_close() == b"answer"
+        assert s.closed()
+    run(kind, main)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_connect_refused(kind):
     async def main():
         port = free_port()

@@ -23,12 +23,38 @@ from test_web_routing import LogCapture
 CALLS = []
 
 
+def _complete(resp):
+    """True once resp holds a whole response with a Content-Length body."""
+    head, sep, body = resp.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
 def _request(port, raw):
+    # The client half-closes only once the response is complete (or after
+    # 2 s without one: a handler that sends none).  Closing right after the
+    # request would race the server's handler against the EOF, which
+    # upstream's own server loses too under some timings.
     s = socket.create_connection(("127.0.0.1", port))
     try:
         s.sendall(raw)
-        s.shutdown(socket.SHUT_WR)
+        s.settimeout(2)
         out = b""
+        try:
+            while not _complete(out):
+                d = s.recv(65536)
+                if not d:
+                    return out
+                out += d
+        except socket.timeout:
+            pass
+        s.settimeout(None)
+        s.shutdown(socket.SHUT_WR)
         while True:
             d = s.recv(65536)
             if not d:

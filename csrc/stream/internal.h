@@ -62,6 +62,7 @@ struct tc_stream {
     void *cctx;
     int kind;
     int rmode;
+    int end_err;                /* while end_queued: UV_EOF or the read error */
     char partial;
     char into_held;
     char closed;
@@ -72,6 +73,7 @@ struct tc_stream {
     char flush_deferred;        /* a tc_loop_defer() call for us is due */
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
     char shared;                /* the input is in the shared read buffer, not rbuf */
+    char end_queued;            /* fn_read_end is queued (read_cb), reading stopped */
 };
 
 /* Where the buffered input lives.  An empty stream reads into the loop
@@ -138,5 +140,6 @@ TC_INTERNAL int tc_stream_open_handle(tc_stream *s, int fd, int hold_now);
 /* _core._stream_deliver(stream): what tc_stream_resume_reading() schedules
  * (registered by stream_py.c's exec). */
 TC_INTERNAL PyObject *tc_stream_fn_deliver(PyObject *module, PyObject *arg);
+TC_INTERNAL PyObject *tc_stream_fn_read_end(PyObject *module, PyObject *arg);
 
 #endif /* TC_STREAM_INTERNAL_H */

@@ -159,7 +159,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static int
 wants_input(tc_stream *s)
 {
-    if (s->closed || s->connecting || !tc_stream_handle_usable(s)) {
+    if (s->closed || s->connecting || s->end_queued || !tc_stream_handle_usable(s)) {
         return 0;
     }
     if (s->ccb != NULL) {
@@ -533,6 +533,38 @@ read_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
+/* The socket's input ended: UV_EOF or a read error. */
+static void
+read_end(tc_stream *s, int err)
+{
+    if (err == UV_EOF) {
+        stream_close(s, NULL);
+    }
+    else {
+        read_error(s, err);
+    }
+}
+
+/* The end of input (UV_EOF or a read error) found in a poll that began
+ * with callbacks ready (tc_loop_hold_io): asyncio's selector loop handles
+ * it behind them, so it is queued there (this poll's I/O slot) instead of
+ * closing the stream now.  Those callbacks may still write to the stream --
+ * the response to a client that sent its request and half-closed -- and
+ * must find it open.  Reading stops meanwhile (wants_input);
+ * _stream_read_end closes. */
+static void
+queue_read_end(tc_stream *s, int err)
+{
+    PyObject *arg = (PyObject *)s;
+    if (tc_loop_call_io(s->loop, s->st->stream->fn_read_end, &arg, 1) < 0) {
+        tc_stream_report(s, "scheduling the end of input failed");
+        read_end(s, err);
+        return;
+    }
+    s->end_err = err;
+    s->end_queued = 1;
+}
+
 static void
 read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
@@ -587,11 +619,11 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             goto done;
         }
     }
-    else if (nread == UV_EOF) {
-        stream_close(s, NULL);
+    else if (nread < 0 && nread != UV_ENOBUFS && tc_loop_hold_io(s->loop)) {
+        queue_read_end(s, (int)nread);
     }
     else if (nread < 0) {
-        read_error(s, (int)nread);
+        read_end(s, (int)nread);
     }
 done:
     /* nothing may stay in the shared buffer once we return to the loop */
@@ -1184,6 +1216,32 @@ tc_stream_loop(tc_stream *s)
 }
 
 /* ------------------------------------------------------------ delivery */
+
+/* _stream_read_end(stream): the EOF or read error read_cb held back
+ * (queue_read_end), now behind the callbacks that were ready before. */
+PyObject *
+tc_stream_fn_read_end(PyObject *module, PyObject *arg)
+{
+    tc_state *st = tc_get_state(module);
+    tc_stream *s;
+    if (!tc_stream_check(st, arg)) {
+        PyErr_SetString(PyExc_TypeError, "_stream_read_end(stream)");
+        return NULL;
+    }
+    s = (tc_stream *)arg;
+    if (!s->end_queued) {
+        Py_RETURN_NONE;
+    }
+    s->end_queued = 0;
+    Py_INCREF(s);
+    if (!s->closed) {
+        read_end(s, s->end_err);
+    }
+    tc_stream_update_reading(s);
+    tc_stream_report(s, "stream read callback failed");
+    Py_DECREF(s);
+    Py_RETURN_NONE;
+}
 
 PyObject *
 tc_stream_fn_deliver(PyObject *module, PyObject *arg)

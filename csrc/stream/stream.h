@@ -47,6 +47,8 @@ typedef struct tc_stream_state {
     PyObject *re_compile;       /* re.compile */
     PyObject *socket_type;      /* socket.socket */
     PyObject *fn_deliver;       /* _core._stream_deliver (scheduled by resume) */
+    PyObject *fn_read_end;      /* _core._stream_read_end (an EOF or read error
+                                 * held behind the callbacks ready before the poll) */
 } tc_stream_state;
 
 typedef struct tc_stream_consumer {

@@ -1144,6 +1144,7 @@ fn_stream_setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef stream_functions[] = {
     {"_stream_setup", FN(fn_stream_setup), METH_FASTCALL, NULL},
     {"_stream_deliver", FN(tc_stream_fn_deliver), METH_O, NULL},
+    {"_stream_read_end", FN(tc_stream_fn_read_end), METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1162,7 +1163,8 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
     if (PyModule_AddFunctions(module, stream_functions) < 0) {
         return -1;
     }
-    if ((ss->fn_deliver = PyObject_GetAttrString(module, "_stream_deliver")) == NULL) {
+    if ((ss->fn_deliver = PyObject_GetAttrString(module, "_stream_deliver")) == NULL ||
+        (ss->fn_read_end = PyObject_GetAttrString(module, "_stream_read_end")) == NULL) {
         return -1;
     }
     if ((ss->re_compile = tc_import_attr("re", "compile")) == NULL ||
@@ -1189,6 +1191,7 @@ tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ss->re_compile);
     Py_VISIT(ss->socket_type);
     Py_VISIT(ss->fn_deliver);
+    Py_VISIT(ss->fn_read_end);
     return 0;
 }
 
@@ -1209,4 +1212,5 @@ tc_stream_clear(struct tc_state *st)
     Py_CLEAR(ss->re_compile);
     Py_CLEAR(ss->socket_type);
     Py_CLEAR(ss->fn_deliver);
+    Py_CLEAR(ss->fn_read_end);
 }
