@@ -225,7 +225,9 @@ keep_alive_explained(const msg *m)
         a = e + 1;
     }
     int exact = v11 ? !is_close : is_ka;
-    int by_token = v11 ? !tok_close : (tok_ka && !tok_close);
+    /* llhttp: HTTP/1.1 closes on a close token; HTTP/1.0 keeps on a
+     * keep-alive token and does not look for close */
+    int by_token = v11 ? !tok_close : tok_ka;
     if (exact != by_token) {
         return 1;                       /* connection_tokens */
     }
