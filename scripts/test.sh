@@ -151,8 +151,17 @@ run_version() {
             echo "fuzz: $(grep -c '^== fuzz_' "$fuzz_log") passed, 0 failed" >"$work/fuzz-counts.log"
             run_step fuzz 0 "$work/fuzz-counts.log"
         else
-            tail -n 60 "$fuzz_log"
-            echo "fuzzing FAILED (full log above)"
+            # the failing targets' reports, without libFuzzer's progress lines
+            awk '/^== fuzz_/ { if (bad) printf "%s", sec; sec = ""; bad = 0 }
+                 /^#[0-9]+[ \t]+(NEW|REDUCE|pulse|INITED)|^[ \t]+NEW_FUNC/ { next }
+                 { sec = sec $0 "\n" }
+                 /ERROR: |runtime error|^SUMMARY|^fuzz\/run.sh/ { bad = 1 }
+                 END { if (bad) printf "%s", sec }' "$fuzz_log" | head -n 120
+            for f in "$TC_ROOT"/fuzz/build/crash-* "$TC_ROOT"/fuzz/build/leak-* "$TC_ROOT"/fuzz/build/timeout-*; do
+                [ -f "$f" ] && { echo "-- $f"; od -A x -c "$f" | head -n 40; }
+            done
+            echo "fuzzing FAILED (each target's start and end):"
+            grep -E "^== fuzz_|^Done [0-9]+ runs|ERROR: libFuzzer|^SUMMARY|Test unit written" "$fuzz_log" || true
             echo "fuzz: 0 passed, 1 failed" >"$work/fuzz-counts.log"
             run_step fuzz 1 "$work/fuzz-counts.log"
         fi
