@@ -400,12 +400,31 @@ def corpus_run(transport):
         saved = asyncio.get_event_loop_policy()
         asyncio.set_event_loop_policy(tornado_c.loop.EventLoopPolicy())
         try:
-            tls = (server_ssl(), client_ssl()) if transport == "tls" else None
-            results, _, _ = harness.run_corpus(cases, server_class=StrictServer, tls=tls)
+            if transport == "tls":
+                tls = (server_ssl(), client_ssl())
+                results, _, _ = harness.run_corpus(cases, server_class=StrictServer, tls=tls,
+                                                   concurrency=16)
+                # The TLS handshake counts against the corpus servers' 1 s
+                # idle timeout: on a loaded machine a connection may be
+                # closed before its request arrived (no answer, no log).
+                # Those are sent once more, a few at a time (with the
+                # cases whose answer is no answer: about 40).
+                again = [i for i, r in enumerate(results)
+                         if not r["data"] and not r["malformed_logs"]]
+                if again:
+                    retry, _, _ = harness.run_corpus([cases[i] for i in again],
+                                                     server_class=StrictServer, tls=tls,
+                                                     concurrency=2)
+                    for i, r in zip(again, retry):
+                        results[i] = r
+                sent = len(cases) + len(again)
+            else:
+                results, _, _ = harness.run_corpus(cases, server_class=StrictServer)
+                sent = len(cases)
         finally:
             asyncio.set_event_loop_policy(saved)
         served = "python_connections" if transport == "tls" else "c_connections"
-        assert chs._stats[served] - before[served] == len(cases)
+        assert chs._stats[served] - before[served] == sent
         _CORPUS_RUNS[transport] = cases, results
     return _CORPUS_RUNS[transport]
 
