@@ -27,6 +27,9 @@ Cases:
                   asyncio's loop), for the ratio
   hello_strict    hello with the server in strict mode (TORNADO_C_STRICT_HTTP=1:
                   llhttp judges every request too); minus hello: its cost
+  https_hello_strict  https_hello in strict mode (upstream's Python connection
+                  with llhttp judging what it reads, tornado_c/_strict.py);
+                  minus https_hello: its cost
   web_floor       one request of benchmarks/web_floor.py (tornado.web's own
                   code over a stub connection, no server, no sockets) under
                   the full switch on the tornado_c loop; with
@@ -61,7 +64,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
          "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream",
-         "hello_strict")
+         "hello_strict",
+         "https_hello_strict")
 POST_JSON_BODY = '{"name": "tornado", "n": 42, "ok": true, "tags": ["a", "b"]}'
 # the harness apps measured as hello: case name -> (app module, request)
 APP_CASES = {
@@ -82,7 +86,8 @@ APP_CASES = {
 }
 CASES += tuple(APP_CASES) + tuple(c + "_upstream" for c in APP_CASES)
 # not run unless asked for (--cases): the upstream references and TLS
-OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream") + tuple(
+OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream",
+                  "https_hello_strict") + tuple(
     c + "_upstream" for c in APP_CASES)
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -329,6 +334,10 @@ def case_hello_upstream(n):
 
 def case_hello_strict(n):
     case_hello(n, strict=True)
+
+
+def case_https_hello_strict(n):
+    case_hello(n, tls=True, strict=True)
 
 
 def _app_case(name, n):

@@ -15,7 +15,8 @@ and response-framing rules, the same log lines); ``request.connection`` is a
 falls back to upstream's pure-Python path (IOStream + HTTP1ServerConnection)
 when the C path cannot serve it:
 
-- ``ssl_options`` is set (TLS is not done in C);
+- ``ssl_options`` is set (TLS is not done in C; strict mode still applies:
+  tornado_c/_strict.py);
 - the running event loop is not a tornado_c loop;
 - a subclass overrides ``handle_stream`` (it expects an IOStream).
 
@@ -31,6 +32,7 @@ import tornado.httpserver as _hs
 from tornado.log import app_log as _app_log
 
 from tornado_c import _core
+from tornado_c._strict import StrictHTTP1ServerConnection as _StrictHTTP1ServerConnection
 from tornado_c._reexport import reexport as _reexport
 
 _upstream = _reexport(globals(), "tornado.httpserver")
@@ -65,8 +67,11 @@ class HTTPServer(_UpstreamHTTPServer):
     gets upstream's "Malformed HTTP message" log line, a 400 and a close.
     For servers behind another proxy, where two parsers reading one byte
     stream differently is how requests are smuggled.  It applies to the
-    connections served in C (a warning is logged once if a connection falls
-    back to upstream's path).
+    connections served in C and to those upstream's Python path serves
+    (``ssl_options``, a non-tornado_c loop), where llhttp judges the bytes
+    upstream's HTTP1Connection reads (tornado_c/_strict.py) with the same
+    verdicts; a subclass that overrides ``handle_stream`` gets it only
+    through ``super().handle_stream`` (a warning is logged once).
 
     Upstream's documentation:
     """
@@ -81,7 +86,7 @@ class HTTPServer(_UpstreamHTTPServer):
     def _c_loop(self):
         if self.ssl_options is not None:
             return None
-        if type(self).handle_stream is not _UpstreamHTTPServer.handle_stream:
+        if type(self).handle_stream is not HTTPServer.handle_stream:
             return None
         try:
             loop = _asyncio.get_running_loop()
@@ -94,12 +99,12 @@ class HTTPServer(_UpstreamHTTPServer):
     def _handle_connection(self, connection, address):
         loop = self._c_loop()
         if loop is None:
-            if self.strict_http and not self._strict_warned:
+            if (self.strict_http and not self._strict_warned
+                    and type(self).handle_stream is not HTTPServer.handle_stream):
                 self._strict_warned = True
                 _app_log.warning(
-                    "strict_http is not applied to connections served by upstream's "
-                    "Python path (ssl_options, a non-tornado_c loop or an overridden "
-                    "handle_stream)")
+                    "strict_http is applied by HTTPServer.handle_stream, which a "
+                    "subclass overrides: not applied unless it calls super()")
             _stats["python_connections"] += 1
             return super()._handle_connection(connection, address)
         try:
@@ -132,6 +137,18 @@ class HTTPServer(_UpstreamHTTPServer):
         except Exception:
             _app_log.error("Error in connection callback", exc_info=True)
             connection.close()
+
+    def handle_stream(self, stream, address):
+        # Upstream's Python path (ssl_options, a non-tornado_c loop).  In
+        # strict mode its connection is upstream's with llhttp judging what
+        # it reads (tornado_c/_strict.py); otherwise upstream's own method.
+        if not self.strict_http:
+            return super().handle_stream(stream, address)
+        context = _hs._HTTPRequestContext(stream, address, self.protocol,
+                                          self.trusted_downstream)
+        conn = _StrictHTTP1ServerConnection(stream, self.conn_params, context)
+        self._connections.add(conn)
+        conn.start_serving(self)
 
     def on_close(self, server_conn):
         self._connections.discard(server_conn)

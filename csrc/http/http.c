@@ -5,7 +5,8 @@
  * request grammar is parser.c (see parser.h for why it is not llhttp's), the
  * response framing response.c, its Python side http_py.c, the server
  * server.c (HTTPServerConnection) and connection.c (HTTPConnection), the
- * client's response parser client.c, the test build's wrappers test_api.c.
+ * client's response parser client.c, strict mode's judge for Python
+ * connections judge_py.c, the test build's wrappers test_api.c.
  */
 #include "state.h"
 #include "http/http.h"
@@ -40,6 +41,9 @@ tc_http_exec(PyObject *module, struct tc_state *st)
     if (tc_http_client_exec(module, st) < 0) {
         return -1;
     }
+    if (tc_http_judge_exec(module, st) < 0) {
+        return -1;
+    }
     return tc_http_server_exec(module, st);
 }
 
@@ -50,6 +54,7 @@ tc_http_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(st->http->RequestParserType);
     Py_VISIT(st->http->ResponseWriterType);
 #endif
+    Py_VISIT(st->http->JudgeType);
     int r = tc_http_client_traverse(st, visit, arg);
     if (r != 0) {
         return r;
@@ -64,6 +69,7 @@ tc_http_clear(struct tc_state *st)
     Py_CLEAR(st->http->RequestParserType);
     Py_CLEAR(st->http->ResponseWriterType);
 #endif
+    Py_CLEAR(st->http->JudgeType);
     tc_http_client_clear(st);
     tc_http_server_clear(st);
 }

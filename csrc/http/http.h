@@ -12,7 +12,9 @@
  *   - tc_http_writer: the bytes of HTTP1Connection.write_headers / write /
  *     finish for a server response, with upstream's errors.
  *   - tc_http_judge (http/judge.h, judge.c): llhttp reading the same bytes,
- *     for the server's strict mode and the differential tests/fuzz target.
+ *     for the server's strict mode and the differential tests/fuzz target
+ *     (_core.HTTPJudge, judge_py.c, wraps it for upstream's Python
+ *     connections served in strict mode: TLS).
  * Its Python side (http_py.c, below) is one write path for every Python
  * object that writes a response.  The test build (TORNADO_C_TEST=1) adds
  * Python wrappers for the tests (test_api.c): _core.HTTPRequestParser,
@@ -94,6 +96,7 @@ typedef struct tc_http_state {
     PyObject *s_new;                /* "__new__" */
     /* client.c: the client's response parser */
     PyTypeObject *ClientParserType; /* _core.HTTPClientParser */
+    PyTypeObject *JudgeType;        /* _core.HTTPJudge (judge_py.c) */
     PyObject *ResponseStartLine;    /* tornado.httputil.ResponseStartLine,
                                      * imported with the first parser */
     /* interned names of the per-request path (made in exec) */
@@ -164,5 +167,8 @@ void tc_http_server_clear(struct tc_state *st);
 int tc_http_client_exec(PyObject *module, struct tc_state *st);
 int tc_http_client_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_client_clear(struct tc_state *st);
+/* judge_py.c: registers _core.HTTPJudge, strict mode's judge for the
+ * connections upstream's Python HTTP1Connection serves (TLS). */
+int tc_http_judge_exec(PyObject *module, struct tc_state *st);
 
 #endif /* TC_HTTP_H */

@@ -206,3 +206,25 @@ tc_http_judge_describe(const tc_http_judge *j, char *buf, size_t cap)
     const char *reason = j->nomem ? "out of memory" : llhttp_get_error_reason(&j->ll);
     snprintf(buf, cap, "%s: %s", llhttp_errno_name(err), reason ? reason : "");
 }
+
+const char *
+tc_http_judge_verdict(const tc_http_judge *j, uint64_t heads, uint64_t messages,
+                      int msg_complete, char *buf, size_t cap)
+{
+    if (j->failed) {
+        if (heads == messages) {
+            /* inside a head (or before one): Tornado's grammar speaks first,
+             * at its end, so its own error message wins when it has one */
+            return NULL;
+        }
+        tc_http_judge_describe(j, buf, cap);
+        return buf;
+    }
+    if (j->heads != heads) {
+        return "llhttp ends the request head at another byte";
+    }
+    if (msg_complete && (j->messages != messages || j->in_message)) {
+        return "llhttp ends the message at another byte";
+    }
+    return NULL;
+}

@@ -1,7 +1,8 @@
 /* llhttp as the second judge of a request stream.  Pure C (no Python API):
- * the server's strict mode (server.c), the test build's _core._llhttp_parse
- * (test_api.c) and the differential fuzz target (fuzz/fuzz_differential.c)
- * use it.
+ * the server's strict mode (server.c), its Python wrapper _core.HTTPJudge
+ * for strict mode on upstream's Python connections (judge_py.c), the test
+ * build's _core._llhttp_parse (test_api.c) and the differential fuzz target
+ * (fuzz/fuzz_differential.c) use it.
  *
  * The request grammar is Tornado's (parser.h says why it is not llhttp's).
  * llhttp -- the system's, linked as it is, never vendored; setup.py compiles
@@ -70,5 +71,17 @@ int tc_http_judge_feed(tc_http_judge *j, const char *data, size_t len);
 /* "HPE_NAME: reason" of the last error (a static or llhttp-owned string
  * copied into buf, NUL-terminated, truncated to cap). */
 void tc_http_judge_describe(const tc_http_judge *j, char *buf, size_t cap);
+
+/* Strict mode's verdict after the judge was fed every byte Tornado's
+ * grammar consumed so far.  `heads`: request heads Tornado's grammar has
+ * accepted; `messages`: messages it has completed; `msg_complete`: the
+ * last byte fed ended a message for Tornado.  NULL: go on (llhttp agrees,
+ * or it failed inside a head and Tornado's end of that head decides, so a
+ * head Tornado rejects keeps Tornado's error); else why the request is
+ * refused: a static string, or buf (llhttp's error, see describe) of
+ * capacity cap.  One rule for both servers: the C server (server.c) and
+ * upstream's Python connection behind TLS (judge_py.c, httpserver.py). */
+const char *tc_http_judge_verdict(const tc_http_judge *j, uint64_t heads, uint64_t messages,
+                                  int msg_complete, char *buf, size_t cap);
 
 #endif /* TC_HTTP_JUDGE_H */

@@ -962,23 +962,11 @@ sc_strict_check(sconn *sc, const char *data, size_t len)
     tc_http_strict *strict = sc->strict;
     tc_http_judge *j = &strict->judge;
     char why[256];
-    const char *msg = NULL;
     if (!j->failed && len) {
         (void)tc_http_judge_feed(j, data, len);
     }
-    if (j->failed) {
-        if (strict->heads == sc->parser.messages) {
-            /* inside a head (or before one): Tornado's grammar speaks first,
-             * at its end, so its own error message wins when it has one */
-            return 0;
-        }
-        tc_http_judge_describe(j, why, sizeof(why));
-        msg = why;
-    } else if (j->heads != strict->heads) {
-        msg = "llhttp ends the request head at another byte";
-    } else if (sc->msg_complete && (j->messages != sc->parser.messages || j->in_message)) {
-        msg = "llhttp ends the message at another byte";
-    }
+    const char *msg = tc_http_judge_verdict(j, strict->heads, sc->parser.messages,
+                                            sc->msg_complete, why, sizeof(why));
     if (msg == NULL) {
         return 0;
     }

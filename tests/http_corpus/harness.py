@@ -85,7 +85,36 @@ def parse_responses(data):
     return out
 
 
-async def _send(raw, src_ip, port, timeout):
+async def _send_tls(raw, src_ip, port, timeout, client_ssl):
+    """_send over TLS (client_ssl: an ssl.SSLContext for the client)."""
+    data = b""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ssl, local_addr=(src_ip, 0)), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return data
+    try:
+        writer.write(raw)
+        try:
+            await writer.drain()
+        except OSError:
+            pass
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            except (OSError, asyncio.TimeoutError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        writer.close()
+    return data
+
+
+async def _send(raw, src_ip, port, timeout, client_ssl=None):
+    if client_ssl is not None:
+        return await _send_tls(raw, src_ip, port, timeout, client_ssl)
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
@@ -119,7 +148,8 @@ class _LogCollector(logging.Handler):
         self.records.append(record)
 
 
-async def _run(cases, server_class, concurrency, timeout):
+async def _run(cases, server_class, concurrency, timeout, tls=None):
+    server_ssl, client_ssl = tls if tls is not None else ({}, None)
     servers = {}
     ports = {}
     for case in cases:
@@ -130,7 +160,8 @@ async def _run(cases, server_class, concurrency, timeout):
             sock.bind(("127.0.0.1", 0))
             sock.listen(128)
             sock.setblocking(False)
-            server = server_class(make_app(), **TIMEOUTS, **case["server"])
+            extra = {"ssl_options": server_ssl} if tls is not None else {}
+            server = server_class(make_app(), **TIMEOUTS, **extra, **case["server"])
             server.add_sockets([sock])
             servers[key] = server
             ports[key] = sock.getsockname()[1]
@@ -142,7 +173,7 @@ async def _run(cases, server_class, concurrency, timeout):
             ip = "127.1.%d.%d" % (i // 250, i % 250 + 1)
             key = tuple(sorted(case["server"].items()))
             raw = case["raw"].encode("latin1")
-            data = await _send(raw, ip, ports[key], timeout)
+            data = await _send(raw, ip, ports[key], timeout, client_ssl)
             results[i] = {"ip": ip, "data": data, "outcome": parse_responses(data)}
 
     try:
@@ -154,8 +185,10 @@ async def _run(cases, server_class, concurrency, timeout):
     return results
 
 
-def run_corpus(cases, server_class=HTTPServer, concurrency=48, timeout=10.0):
-    """Send every case; returns (results, log records of tornado.*)."""
+def run_corpus(cases, server_class=HTTPServer, concurrency=48, timeout=10.0, tls=None):
+    """Send every case; returns (results, log records of tornado.*).
+    tls: None, or (server ssl_options, client ssl.SSLContext): every server
+    is made with those ssl_options and every case sent over TLS."""
     collector = _LogCollector()
     logger = logging.getLogger("tornado")
     saved = logger.propagate, logger.level
@@ -163,7 +196,7 @@ def run_corpus(cases, server_class=HTTPServer, concurrency=48, timeout=10.0):
     logger.propagate = False
     logger.setLevel(logging.INFO)
     try:
-        results = asyncio.run(_run(cases, server_class, concurrency, timeout))
+        results = asyncio.run(_run(cases, server_class, concurrency, timeout, tls))
     finally:
         logger.removeHandler(collector)
         logger.propagate, level = saved
