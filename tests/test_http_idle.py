@@ -65,11 +65,11 @@ def test_idle_list_holds_no_timer_once_connections_close():
         r, w = await asyncio.open_connection("127.0.0.1", p)
         w.write(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
         await r.readuntil(b"hello /1")
-        with_conn = _pending_timers()
+        with_conn = _pending_timers(asyncio.get_running_loop())
         w.close()
         await shutdown(s)
         await asyncio.sleep(0.05)
-        return with_conn, _pending_timers()
+        return with_conn, _pending_timers(asyncio.get_running_loop())
 
     loop = tornado_c.loop.new_event_loop()
     try:
@@ -79,12 +79,14 @@ def test_idle_list_holds_no_timer_once_connections_close():
     assert (with_conn, pending) == (1, 0)
 
 
-def _pending_timers():
-    """TimerHandles held by the live idle lists and not cancelled"""
+def _pending_timers(loop):
+    """TimerHandles held by the live idle lists of `loop` and not cancelled
+    (other tests' loops may have left theirs)"""
     import gc
 
     from tornado_c import _core
 
-    return sum(1 for il in gc.get_objects() if type(il) is _core._HTTPIdleList
-               for o in gc.get_referents(il)
+    lists = [il for il in gc.get_objects() if type(il) is _core._HTTPIdleList
+             and any(o is loop for o in gc.get_referents(il))]
+    return sum(1 for il in lists for o in gc.get_referents(il)
                if type(o).__name__ == "TimerHandle" and not o.cancelled())

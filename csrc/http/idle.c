@@ -106,6 +106,11 @@ idle_list_for(tc_http_state *hs, tc_loop *loop, double timeout)
     int free_slot = -1;
     for (int i = 0; i < TC_HTTP_IDLE_CACHE; i++) {
         tc_http_idle *il = hs->idle_cache[i];
+        if (il != NULL && tc_loop_is_closed(il->loop)) {
+            /* its loop is closed (connections left on it keep it): make
+             * room for the lists of live loops */
+            il = hs->idle_cache[i] = NULL;
+        }
         if (il == NULL) {
             free_slot = free_slot < 0 ? i : free_slot;
         } else if (il->loop == loop && il->timeout == timeout) {

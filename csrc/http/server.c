@@ -1057,6 +1057,18 @@ again:
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
                         sc_delegate_failed(sc);
+                    } else {
+                        /* The message is read and finish() returned: the
+                         * server calls the delegate no more (the close of
+                         * a connection whose request was read goes to the
+                         * close callback).  Dropping it now frees what a
+                         * waiting request does not need -- the routing
+                         * delegate and web's _HandlerDelegate with its
+                         * path arguments and chunk list (issue 15); the
+                         * handler and request live on in the handler's
+                         * Task.  Upstream's _read_message keeps it in its
+                         * frame until the response ends, unused. */
+                        Py_CLEAR(rc->delegate);
                     }
                     Py_XDECREF(r);
                     Py_DECREF(rc);
