@@ -16,16 +16,7 @@ from tornado import web
 import tornado_c.loop
 from tornado_c import httpserver as chs
 
-UPSTREAM = tornado.httpserver.HTTPServer
-SERVERS = {"upstream": UPSTREAM, "c": chs.HTTPServer}
-
-
-@pytest.fixture(autouse=True)
-def no_configure():
-    saved = (UPSTREAM._Configurable__impl_class, UPSTREAM._Configurable__impl_kwargs)
-    UPSTREAM.configure(None)
-    yield
-    UPSTREAM._Configurable__impl_class, UPSTREAM._Configurable__impl_kwargs = saved
+from test_http_server import SERVERS, no_configure  # noqa: F401 (fixture)
 
 
 def _serve_one(server_cls, family, kwargs):

@@ -6,10 +6,9 @@ the handler still learns of a client that goes away, and still answers."""
 import asyncio
 import gc
 
-import pytest
 import tornado.web
 
-from test_http_server import SERVERS, both, no_configure, serve, shutdown  # noqa: F401 (fixture)
+from test_http_server import both, no_configure, serve, shutdown  # noqa: F401 (fixture)
 
 
 def _app(events, fut_box):
@@ -26,6 +25,18 @@ def _app(events, fut_box):
     return tornado.web.Application([("/poll", Poll)])
 
 
+async def _waiting(cls):
+    """A server of class cls and one client whose GET /poll waits in the
+    handler: (server, reader, writer, events, futures)."""
+    events, futs = [], []
+    server, port = await serve(cls, _app(events, futs))
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+    while not futs:
+        await asyncio.sleep(0.01)
+    return server, r, w, events, futs
+
+
 def _delegates():
     gc.collect()
     return sum(1 for o in gc.get_objects() if type(o) is tornado.web._HandlerDelegate)
@@ -33,12 +44,7 @@ def _delegates():
 
 def test_waiting_request_keeps_no_delegate():
     async def go(cls):
-        events, futs = [], []
-        server, port = await serve(cls, _app(events, futs))
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
-        while not futs:
-            await asyncio.sleep(0.01)
+        server, r, w, events, futs = await _waiting(cls)
         kept = _delegates()
         futs[-1].set_result("news")
         data = await asyncio.wait_for(r.readuntil(b"news"), 5)
@@ -54,12 +60,7 @@ def test_waiting_request_keeps_no_delegate():
 
 def test_waiting_handler_told_of_close():
     async def go(cls):
-        events, futs = [], []
-        server, port = await serve(cls, _app(events, futs))
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
-        while not futs:
-            await asyncio.sleep(0.01)
+        server, r, w, events, futs = await _waiting(cls)
         w.close()
         for _ in range(200):
             if "closed" in events:
