@@ -71,9 +71,14 @@ tc_http_new_context(tc_http_state *hs, PyObject *stream, int fd, PyObject *addre
 {
     PyObject *cls = hs->RequestContext;
     int fam = -1;
+#ifdef SO_DOMAIN
     socklen_t flen = sizeof(fam);
-    if (!PyType_Check(cls) || !context_is_upstream(hs, (PyTypeObject *)cls) ||
-        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &fam, &flen) != 0) {
+    int known = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &fam, &flen) == 0;
+#else
+    int known = 0; /* no way to ask the fd: upstream's __init__ asks the socket */
+    (void)fd;
+#endif
+    if (!known || !PyType_Check(cls) || !context_is_upstream(hs, (PyTypeObject *)cls)) {
         return PyObject_CallFunctionObjArgs(cls, stream, address, protocol, trusted_downstream,
                                            NULL);
     }
