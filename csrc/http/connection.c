@@ -258,7 +258,7 @@ rc_detach(rconn *rc, PyObject *Py_UNUSED(ignored))
         sc->req = NULL;
         Py_DECREF(rc);            /* sc's reference; the caller still holds one */
     }
-    tc_http_cancel_timer(&sc->idle_timer);
+    tc_http_idle_unlink(sc, 1);
     tc_http_cancel_timer(&sc->body_timer);
     tc_http_sc_schedule_closed(sc);       /* the server forgets the connection */
     Py_DECREF(sc);                /* rc's reference */

@@ -94,6 +94,18 @@ typedef struct tc_http_state {
     PyObject *rsl_new;              /* RequestStartLine.__new__ as namedtuple made it, or
                                      * NULL (then the class is called) */
     PyObject *s_new;                /* "__new__" */
+    /* context.c: the connection's _HTTPRequestContext without a socket object */
+    char ctx_checked;               /* ctx_init and AddressFamily looked up */
+    PyObject *ctx_init;             /* strong or NULL: upstream's
+                                     * _HTTPRequestContext.__init__ */
+    PyObject *AddressFamily;        /* strong or NULL: socket.AddressFamily */
+    PyObject *ctx_empty_tuple;      /* strong: () */
+    /* idle.c: the idle timeout's lists, shared by (loop, timeout) */
+#define TC_HTTP_IDLE_CACHE 8
+    PyTypeObject *IdleListType;     /* _core._HTTPIdleList */
+    struct tc_http_idle *idle_cache[TC_HTTP_IDLE_CACHE]; /* borrowed or NULL */
+    PyObject *s_init, *s_address, *s_address_family, *s_remote_ip, *s_protocol,
+        *s_orig_remote_ip, *s_orig_protocol, *s_trusted_downstream;
     /* client.c: the client's response parser */
     PyTypeObject *ClientParserType; /* _core.HTTPClientParser */
     PyTypeObject *JudgeType;        /* _core.HTTPJudge (judge_py.c) */

@@ -27,6 +27,7 @@
 #include "http/judge.h"
 
 typedef struct sconn sconn;
+typedef struct tc_http_idle tc_http_idle; /* idle.c */
 
 /* Strict mode (HTTPServer(strict_http=True) / TORNADO_C_STRICT_HTTP=1):
  * llhttp judges every byte the parser consumed (judge.h, server.c
@@ -44,7 +45,9 @@ struct sconn {
     PyObject *server;        /* strong: the HTTPServer (HTTPServerConnectionDelegate) */
     PyObject *context;       /* strong: _HTTPRequestContext */
     PyObject *closed_future; /* strong or NULL: resolved when serving ended */
-    PyObject *idle_timer;    /* strong TimerHandle or NULL */
+    tc_http_idle *idle;      /* strong or NULL: the idle list of (loop,
+                              * idle_timeout), taken at the first head wait */
+    sconn *idle_prev, *idle_next; /* borrowed: neighbours in that list */
     PyObject *body_timer;    /* strong TimerHandle or NULL */
     PyObject *write_futures; /* strong or NULL: list of futures resolved at
                               * drain (created by the first one) */
@@ -66,6 +69,7 @@ struct sconn {
     char close_notified;     /* _closed() ran */
     char detached;
     char waiting_head;       /* between requests: the idle timeout applies */
+    char idle_linked;        /* in sc->idle's list */
     char in_process, again;
     char awaiting;           /* a delegate awaitable is pending */
     char msg_complete;       /* parser finished the message (paused) */
@@ -145,6 +149,24 @@ TC_INTERNAL void tc_http_rc_finish_request(rconn *rc);
 /* Looks up Tornado's objects in hs (RequestStartLine, HTTPHeaders,
  * HTTPInputError...), once; 0, or -1 with an exception set. */
 TC_INTERNAL int tc_http_import_tornado(tc_http_state *hs);
+/* context.c: a new _HTTPRequestContext for the connection on fd, as
+ * upstream's class makes it (see there); its exec / traverse / clear, called
+ * by the server's. */
+TC_INTERNAL PyObject *tc_http_new_context(tc_http_state *hs, PyObject *stream, int fd,
+                                          PyObject *address, PyObject *protocol,
+                                          PyObject *trusted_downstream);
+TC_INTERNAL int tc_http_context_exec(tc_http_state *hs);
+/* idle.c: the idle timeout, one timer per (loop, timeout) for all waiting
+ * connections (see there).  start: sc begins waiting for a head (0, or -1
+ * with an exception set); unlink: it stops (leaving: it closes or is
+ * detached).  server.c's tc_http_sc_idle_expired closes a connection whose
+ * wait timed out. */
+TC_INTERNAL int tc_http_idle_start(sconn *sc);
+TC_INTERNAL void tc_http_idle_unlink(sconn *sc, int leaving);
+TC_INTERNAL void tc_http_sc_idle_expired(sconn *sc);
+TC_INTERNAL int tc_http_idle_exec(PyObject *module, tc_http_state *hs);
+TC_INTERNAL int tc_http_context_traverse(tc_http_state *hs, visitproc visit, void *arg);
+TC_INTERNAL void tc_http_context_clear(tc_http_state *hs);
 /* A new HTTPHeaders (the web component's C one while it is on, else
  * upstream's filled through its layout) holding head's pairs in order;
  * needs tc_http_import_tornado().  NULL with an exception set. */

@@ -117,32 +117,20 @@ start_head_wait(sconn *sc)
         return;
     }
     sc->head_wait_start = tc_loop_time(sc->loop);
-    if (sc->idle_timer == NULL) {
-        sc->idle_timer = call_later(sc, sc->idle_timeout, "_idle_timer");
-        if (sc->idle_timer == NULL) {
-            report(sc, "HTTP server: scheduling the idle timeout failed");
-        }
+    if (tc_http_idle_start(sc) < 0) {
+        report(sc, "HTTP server: scheduling the idle timeout failed");
     }
 }
 
-static PyObject *
-sc_idle_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
+/* The idle list's timer found sc's head wait timed out (idle.c). */
+TC_INTERNAL void
+tc_http_sc_idle_expired(sconn *sc)
 {
-    Py_CLEAR(sc->idle_timer);
     if (sc->closed || sc->detached || !sc->waiting_head) {
-        Py_RETURN_NONE;   /* re-armed at the next head wait */
-    }
-    double left = sc->head_wait_start + sc->idle_timeout - tc_loop_time(sc->loop);
-    if (left > 0.001) {
-        sc->idle_timer = call_later(sc, left, "_idle_timer");
-        if (sc->idle_timer == NULL) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
+        return;
     }
     /* upstream: TimeoutError from with_timeout -> self.close(), quietly */
     sc_close(sc);
-    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -486,9 +474,10 @@ on_headers(tc_http_parser *p, const tc_http_head *head)
     sconn *sc = p->data;
     tc_http_state *hs = sc->hs;
     rconn *rc = NULL;
-    /* the idle timer stays armed (no per-request timer churn): when it
-     * fires outside a head wait it is dropped, and re-armed at the next */
+    /* out of the idle list (its timer stays armed: no per-request timer
+     * churn, see idle.c) */
     sc->waiting_head = 0;
+    tc_http_idle_unlink(sc, 0);
 
     PyObject *args[3];
     args[0] = latin1(head->method.p, head->method.len);
@@ -800,7 +789,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     sc->close_notified = 1;
-    tc_http_cancel_timer(&sc->idle_timer);
+    tc_http_idle_unlink(sc, 1);
     tc_http_cancel_timer(&sc->body_timer);
     rconn *rc = sc->req;
     if (rc != NULL && rc->sc != NULL) {
@@ -1056,6 +1045,18 @@ again:
                         /* as upstream, a delegate whose finish() raised is
                          * then told the connection closed */
                         sc_delegate_failed(sc);
+                    } else {
+                        /* The message is read and finish() returned: the
+                         * server calls the delegate no more (the close of
+                         * a connection whose request was read goes to the
+                         * close callback).  Dropping it now frees what a
+                         * waiting request does not need -- the routing
+                         * delegate and web's _HandlerDelegate with its
+                         * path arguments and chunk list (issue 15); the
+                         * handler and request live on in the handler's
+                         * Task.  Upstream's _read_message keeps it in its
+                         * frame until the response ends, unused. */
+                        Py_CLEAR(rc->delegate);
                     }
                     Py_XDECREF(r);
                     Py_DECREF(rc);
@@ -1383,9 +1384,8 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;   /* the fd is still the caller's */
     }
     /* from here on the fd is the stream's */
-    sc->context = PyObject_CallFunctionObjArgs(hs->RequestContext, (PyObject *)sc->stream,
-                                               p.address, p.protocol, p.trusted_downstream,
-                                               NULL);
+    sc->context = tc_http_new_context(hs, (PyObject *)sc->stream, p.fd, p.address, p.protocol,
+                                      p.trusted_downstream);
     PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
     if (r == NULL) {
         sc->close_notified = sc->close_scheduled = 1;
@@ -1456,7 +1456,7 @@ sc_traverse(sconn *sc, visitproc visit, void *arg)
     Py_VISIT(sc->server);
     Py_VISIT(sc->context);
     Py_VISIT(sc->closed_future);
-    Py_VISIT(sc->idle_timer);
+    Py_VISIT(sc->idle);
     Py_VISIT(sc->body_timer);
     Py_VISIT(sc->write_futures);
     Py_VISIT(sc->req);
@@ -1470,7 +1470,8 @@ sc_clear(sconn *sc)
     Py_CLEAR(sc->server);
     Py_CLEAR(sc->context);
     Py_CLEAR(sc->closed_future);
-    Py_CLEAR(sc->idle_timer);
+    tc_http_idle_unlink(sc, 1);
+    Py_CLEAR(sc->idle);
     Py_CLEAR(sc->body_timer);
     Py_CLEAR(sc->write_futures);
     Py_CLEAR(sc->req);
@@ -1501,7 +1502,6 @@ sc_dealloc(sconn *sc)
 
 static PyMethodDef sc_methods[] = {
     {"close", (PyCFunction)sc_close_meth, METH_NOARGS, "Close; returns a Future done when serving ended."},
-    {"_idle_timer", (PyCFunction)sc_idle_timer, METH_NOARGS, NULL},
     {"_body_timer", (PyCFunction)sc_body_timer, METH_NOARGS, NULL},
     {"_awaited", (PyCFunction)sc_awaited, METH_O, NULL},
     {"_closed", (PyCFunction)sc_closed, METH_NOARGS, NULL},
@@ -1556,7 +1556,8 @@ tc_http_server_exec(PyObject *module, struct tc_state *st)
     INTERN(s_finish, "finish");
     INTERN(s_as_list, "_as_list");
     INTERN(s_combined_cache, "_combined_cache");
-    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0) {
+    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0 ||
+        tc_http_context_exec(hs) < 0 || tc_http_idle_exec(module, hs) < 0) {
         return -1;
     }
     return tc_http_connection_exec(module, st);
@@ -1579,7 +1580,8 @@ tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(hs->app_log);
     Py_VISIT(hs->gen_log);
     Py_VISIT(hs->rsl_new);
-    return 0;
+    Py_VISIT(hs->IdleListType);
+    return tc_http_context_traverse(hs, visit, arg);
 }
 
 void
@@ -1607,4 +1609,6 @@ tc_http_server_clear(struct tc_state *st)
     Py_CLEAR(hs->s_finish);
     Py_CLEAR(hs->s_as_list);
     Py_CLEAR(hs->s_combined_cache);
+    Py_CLEAR(hs->IdleListType);
+    tc_http_context_clear(hs);
 }
