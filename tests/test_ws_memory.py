@@ -29,7 +29,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "benchmarks"))
-from test_ws_protocol import server_pair  # noqa: E402
+from test_ws_protocol import SERVE, server_pair  # noqa: E402
 
 APP = r'''
 import asyncio, collections, contextvars, gc, json
@@ -98,16 +98,8 @@ class Objects(tornado.web.RequestHandler):
         self.write(json.dumps({"open": len(OPEN), "coroutines": coros, "pending": pending,
                                "proto": sorted({type(h.ws_connection).__name__ for h in OPEN})}))
 
-async def main():
-    app = tornado.web.Application([("/ws", WS), ("/async", AsyncWS), ("/events", Events),
-                                   ("/objects", Objects)])
-    server = app.listen(0, "127.0.0.1")
-    port = list(server._sockets.values())[0].getsockname()[1]
-    print("READY %d" % port, flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-'''
+ROUTES = [("/ws", WS), ("/async", AsyncWS), ("/events", Events), ("/objects", Objects)]
+''' + SERVE
 
 MASK = b"\x11\x22\x33\x44"
 
@@ -134,17 +126,14 @@ def connect(port, path, cid):
 
 def read_all(s, rest):
     """Everything the server sends until it closes (or resets)."""
-    got = [rest]
+    chunks = [rest]
     try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got.append(d)
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
     except OSError:
-        pass
+        pass  # reset after an abort: what came is kept
     s.close()
-    return b"".join(got)
+    return b"".join(chunks)
 
 
 def http_json(port, path):
