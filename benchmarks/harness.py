@@ -329,6 +329,20 @@ register(ScriptScenario(
     args=("--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
 register(ScriptScenario(
+    "ws_idle", "ws_big.py",
+    "memory per idle WebSocket connection (RSS delta / N, 5,000 connections after their "
+    "handshake): upstream vs tornado_c",
+    args=("--scenarios", "idle", "--idle", "5000", "--json", "{json}"),
+    quick_args=("--quick",), pin=False, chart=False,
+))
+register(ScriptScenario(
+    "ws_broadcast", "ws_big.py",
+    "one 100 B WebSocket message to 1,000 and 10,000 clients (time until all have it, "
+    "median of 3): upstream vs tornado_c (server on CPU 0, client processes on CPU 1)",
+    args=("--scenarios", "broadcast", "--json", "{json}"), quick_args=("--quick",),
+    pin=False, chart=False,
+))
+register(ScriptScenario(
     "hello_fixed_rate", "fixed_rate.py",
     "hello at a fixed offered load (open-loop client, 1000 req/s, 16 keep-alive "
     "connections): latency p50/p99/p99.9 and server CPU-us/request, upstream vs tornado_c",

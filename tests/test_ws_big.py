@@ -45,7 +45,7 @@ class SmallBuffer(Echo):
 
 '''
 
-APP = wp.APP.replace("async def main():", EXTRA + "async def main():").replace(
+APP = wp.APP.replace("ROUTES = [", EXTRA + "ROUTES = [").replace(
     '("/small", Small),', '("/small", Small), ("/big", Big), ("/buf", SmallBuffer),'
 )
 assert "/big" in APP

@@ -118,12 +118,17 @@ class Events(tornado.web.RequestHandler):
                                "proto": EVENTS.get(cid + ":proto"),
                                "comp": EVENTS.get(cid + ":comp")}))
 
+ROUTES = [("/ws", Echo), ("/deflate", Compressed), ("/small", Small),
+          ("/async", Async), ("/events", Events),
+          ("/deflate9", Deflate9), ("/deflate1", Deflate1),
+          ("/deflate0", Deflate0), ("/deflate_badlevel", DeflateBadLevel),
+          ("/small_deflate", SmallDeflate)]
+'''
+
+# The end of every test app here: serve ROUTES on a free port, say READY.
+SERVE = r'''
 async def main():
-    app = tornado.web.Application([("/ws", Echo), ("/deflate", Compressed), ("/small", Small),
-                                   ("/async", Async), ("/events", Events),
-                                   ("/deflate9", Deflate9), ("/deflate1", Deflate1),
-                                   ("/deflate0", Deflate0), ("/deflate_badlevel", DeflateBadLevel),
-                                   ("/small_deflate", SmallDeflate)])
+    app = tornado.web.Application(ROUTES)
     server = app.listen(0, "127.0.0.1")
     port = list(server._sockets.values())[0].getsockname()[1]
     print("READY %d" % port, flush=True)
@@ -131,6 +136,7 @@ async def main():
 
 asyncio.run(main())
 '''
+APP += SERVE
 
 MASK = b"\x37\xfa\x21\x3d"
 

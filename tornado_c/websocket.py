@@ -46,6 +46,7 @@ _upstream = _reexport(globals(), "tornado.websocket")
 # max_message_size) straight into its str/bytes.
 
 import asyncio as _asyncio
+import contextvars as _contextvars
 import sys as _sys
 
 from tornado import web as _tweb
@@ -260,21 +261,30 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
             return None
         return self._run_callback(self.handler.on_message, text)
 
-    async def _receive_frame_loop(self):
+    def _receive_frame_loop(self):
+        # upstream's is a coroutine that its _accept_connection awaits (and
+        # WebSocketClientConnection runs through add_callback): any
+        # awaitable that is done when the loop ends does.  On the C
+        # IOStream it is a Future and the frames come to _frames() by
+        # callback: no coroutine and no Future wait per idle connection.
         max_size = self.params.max_message_size
         if type(max_size) is not int or max_size < 0:
             # an unusual setting (None, float, negative): upstream's reader
             # compares it as Python does
-            return await super()._receive_frame_loop()
-        decompressor = self._decompressor
+            return super()._receive_frame_loop()
         reader = _ws_reader(
             self.stream,
-            _WS_PARSE_RSV1_OK if decompressor is not None else 0,
+            _WS_PARSE_RSV1_OK if self._decompressor is not None else 0,
             max_size,
             self.stream.max_buffer_size,
         )
         if reader is not None:
-            return await self._receive_frames_c(reader, decompressor)
+            return self._frames_start(reader)
+        return self._receive_frames_py(max_size)
+
+    async def _receive_frames_py(self, max_size):
+        """The frame loop on a stream that is not the C IOStream (TLS, the
+        loop component off): bytes from read_bytes(), frames parsed in C."""
         stream = self.stream
         handler = self.handler
         buf = b""  # bytes from the stream; the next frame starts at buf[pos]
@@ -371,43 +381,110 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
         finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
-    async def _receive_frames_c(self, reader, decompressor):
-        """The frame loop on a C IOStream: frames come from the C reader
-        (csrc/websocket/reader.c) one at a time, whole and unmasked; what
-        happens to each is the loop above."""
+    # ------------------------------------------------ frames by callback
+    #
+    # The C IOStream's frame loop: upstream's _receive_frame_loop (and the
+    # coroutine this was before) as callbacks, so that an idle connection
+    # waits with nothing but the reader holding a bound method -- no
+    # coroutine, no Future per wait (docs/memory.md, "WebSocket").  What
+    # each frame does, and in which order, is the coroutine's:
+    #   * frames come one at a time from reader.read(cb, ctx): a whole
+    #     frame, a verdict, None (the stream closed), or cb itself, which
+    #     the reader calls later (from the loop, call_soon: where an awaited
+    #     Future would have woken the coroutine) with one of those;
+    #   * an on_message (on_ping, on_pong) that returns an awaitable holds
+    #     the next frame back until it is done (upstream's back-pressure):
+    #     _callback_done's Future calls _frames_resume;
+    #   * after _YIELD_THRESHOLD bytes of work the loop yields once
+    #     (upstream's asyncio.sleep(0)): call_soon(_frames);
+    #   * the end (close frame handled, abort, stream closed, an error)
+    #     detaches the reader, calls handler.on_ws_connection_close as
+    #     upstream's finally does, and resolves the Future
+    #     _receive_frame_loop returned (with the error, if one escaped, as
+    #     the coroutine raised it).  Cancelling that Future (the handler's
+    #     Task cancelled while it waits in _accept_connection) ends the loop
+    #     the same way, before the CancelledError reaches
+    #     accept_connection, in upstream's order (_FramesDone.cancel).
+    # Every callback runs in one copy of the context _receive_frame_loop
+    # was called in (the handler Task's), as the coroutine ran in the
+    # Task's context: context variables set in prepare() or open() are
+    # seen by on_message, and what on_message sets is seen by the next one.
+    #
+    # State: the slots below (not the instance dict: upstream's protocol
+    # has 29 attributes, one short of CPython's limit for dicts sharing
+    # their keys with the class; four more made each dict 1.5 KB).
+
+    __slots__ = (
+        "_frame_reader",  # the WSReader, None once the loop ended
+        "_frame_ctx",  # the Context every step runs in
+        "_frame_work",  # upstream's `work` (the yield threshold)
+        "_frames_done",  # the _FramesDone _receive_frame_loop returned
+    )
+
+    def _frames_start(self, reader):
+        self._frame_reader = reader
+        self._frame_ctx = ctx = _contextvars.copy_context()
+        self._frame_work = 0
+        done = self._frames_done = _FramesDone(self)
+        ctx.run(self._frames)
+        return done
+
+    def _frames_resume(self, _future):
+        # an awaitable on_message (on_ping, on_pong) is done
+        self._frames()
+
+    def _frames_resume_yield(self, _future):
+        # ... and the yield threshold was reached with that frame
+        _asyncio.get_running_loop().call_soon(self._frames, context=self._frame_ctx)
+
+    def _frames(self, item=None):
+        """Handle frames until one has to be waited for (see above).  Called
+        with no item to ask the reader for the next one, or by the reader
+        with the one it waited for."""
+        reader = self._frame_reader
+        if reader is None:
+            return  # the loop ended while this call was scheduled
         handler = self.handler
-        read = reader.read  # bound once: called per frame
+        work = self._frame_work
+        frame_cost = _tws._FRAME_YIELD_COST
+        threshold = _tws._YIELD_THRESHOLD
+        cb = self._frames
         try:
-            work = 0
-            frame_cost = _tws._FRAME_YIELD_COST
-            threshold = _tws._YIELD_THRESHOLD
             while not self.client_terminated:
-                # drop the last frame before waiting for the next: a big
-                # payload must not stay alive while its successor arrives
-                item = data = None
-                item = read()
-                if type(item) is not tuple:
-                    if item is not None and type(item) is not int:
-                        item = await item  # a Future
+                if item is None:
+                    item = reader.read(cb, self._frame_ctx)
+                    if item is cb:
+                        # nothing yet: the reader calls us with the frame
+                        self._frame_work = work
+                        return
                     if item is None:
                         # the stream closed: upstream's read_bytes raised
                         # StreamClosedError
                         self._abort()
                         break
-                    if type(item) is int:
-                        if item == -2:
-                            self.close(1009, "message too big")
-                        elif item == -3:
-                            self._read_buffer_full()
-                        self._abort()
-                        break
+                elif type(item) is not tuple and type(item) is not int:
+                    # from the reader's callback: what the awaited read
+                    # raised (MemoryError).  (None, the stream closed, came
+                    # as item None: read() above says so again.)
+                    raise item
+                if type(item) is int:
+                    if item == -2:
+                        self.close(1009, "message too big")
+                    elif item == -3:
+                        self._read_buffer_full()
+                    self._abort()
+                    break
                 first, data, frame_len = item
+                # drop the frame before waiting for the next: a big payload
+                # must not stay alive while its successor arrives
+                item = None
                 self._wire_bytes_in += frame_len
+                pending = None
                 if (first == 0x82 or first == 0x81) and self._fragmented_message_buffer is None:
                     # a whole uncompressed text or binary message (FIN, no
                     # RSV bit): upstream's _handle_message + _run_callback,
                     # inline
-                    if decompressor is not None:
+                    if self._decompressor is not None:
                         self._frame_compressed = False
                     self._message_bytes_in += len(data)
                     if first == 0x81:
@@ -421,27 +498,82 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                         handler.log_exception(*_sys.exc_info())
                         self._abort()
                         break
+                    data = None
                     if result is not None:
-                        await self._callback_done(result)
+                        pending = self._callback_done(result)
                 else:
                     opcode = first & 0x0F
-                    if decompressor is not None and opcode != 0:
+                    if self._decompressor is not None and opcode != 0:
                         self._frame_compressed = bool(first & 0x40)
                     # (a whole uncompressed data message never comes here:
                     # the parser lets no RSV bit but RSV1 through; if one
                     # did, _frame_rules would still handle it right)
-                    handled = self._frame_rules(
+                    pending = self._frame_rules(
                         first, opcode, data, self._fragmented_message_buffer
                     )
-                    if handled is not None:
-                        await handled
+                    data = None
                 work += frame_cost + frame_len
-                if work >= threshold:
+                yield_now = work >= threshold
+                if yield_now:
                     work = 0
-                    await _asyncio.sleep(0)
-        finally:
-            reader.detach()
+                if pending is not None:
+                    # upstream awaits it (then yields if due)
+                    self._frame_work = work
+                    pending.add_done_callback(
+                        self._frames_resume_yield if yield_now else self._frames_resume,
+                        context=self._frame_ctx,
+                    )
+                    return
+                if yield_now:
+                    self._frame_work = 0
+                    _asyncio.get_running_loop().call_soon(self._frames, context=self._frame_ctx)
+                    return
+        except _StreamClosedError:
+            # (a pong or close frame written to a closed stream) upstream's
+            # loop catches it
+            self._abort()
+        except BaseException as e:
+            self._frames_end(e)
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        self._frames_end(None)
+
+    def _frames_end(self, exc):
+        """The frame loop ended (exc: the exception that ended it, or None):
+        upstream's finally, then the Future _receive_frame_loop returned."""
+        reader = self._frame_reader
+        if reader is None:
+            return
+        self._frame_reader = None
+        reader.detach()
+        self._frames_closed(exc)
+
+    def _frames_closed(self, exc=None):
+        done = self._frames_done
+        try:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+        except BaseException as e:
+            if exc is not None and e.__context__ is None:
+                e.__context__ = exc
+            exc = e
+        if done.done():
+            # cancelled: the CancelledError is on its way to
+            # accept_connection; an error in on_close has nowhere to go
+            if exc is not None:
+                _asyncio.get_running_loop().call_exception_handler({
+                    "message": "WebSocket on_close failed after cancellation",
+                    "exception": exc,
+                })
+            return
+        if exc is None:
+            done.set_result(None)
+        elif isinstance(exc, _asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise exc
 
     def _read_buffer_full(self):
         """A frame longer than the stream's max_buffer_size: what upstream's
@@ -497,6 +629,32 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
 
         _future_add_done_callback(_convert_yielded(result), on_done)
         return done_future
+
+
+class _FramesDone(_Future):
+    """The Future _receive_frame_loop returns on the C IOStream, done when
+    the frame loop ends.  Its cancel() -- the handler's Task cancelled while
+    _accept_connection awaits it -- ends the loop first: no frame is
+    handled after it, and on_ws_connection_close runs ahead of the Task's
+    CancelledError, as in upstream's coroutine (its finally, then the
+    exception).  (A subclass rather than a done callback: no callback list
+    and Context per connection.)"""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol):
+        super().__init__()
+        self._protocol = protocol
+
+    def cancel(self, msg=None):
+        p = self._protocol
+        if not self.done() and p._frame_reader is not None:
+            reader = p._frame_reader
+            p._frame_reader = None
+            reader.detach()
+            # scheduled before super().cancel() wakes the Task
+            self.get_loop().call_soon(p._frames_closed, context=p._frame_ctx)
+        return super().cancel(msg=msg)
 
 
 def _handler_get_websocket_protocol(self):

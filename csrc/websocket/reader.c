@@ -14,19 +14,28 @@
  * message size however it is split.
  *
  * The Python side (tornado_c/websocket.py, _CWebSocketProtocol13) keeps
- * upstream's control flow: it asks for frames with reader.read() and
- * handles them one by one (fragmentation rules, control frames, UTF-8,
- * on_message, back-pressure, the yield threshold), as before.  read()
- * returns the next whole frame, oldest first, as
+ * upstream's control flow: it asks for frames with reader.read(callback,
+ * context) and handles them one by one (fragmentation rules, control
+ * frames, UTF-8, on_message, back-pressure, the yield threshold), as
+ * before.  read() returns the next whole frame, oldest first, as
  *     (first_byte, payload: bytes (unmasked), frame_len)
  * or, once the frames parsed before it were handed out, an int verdict
  * (-1 ABORT, -2 TOO_BIG: close 1009, -3 the frame is bigger than the
  * stream's max_buffer_size: upstream's IOStream fails with "Reached maximum
- * read buffer size") -- or, when there is no whole frame yet, a Future that
- * resolves to such a frame or verdict, or None once the stream closed
- * (upstream's StreamClosedError from read_bytes).  One frame per call, not
- * a list of them: the common case is one frame per wake-up, and a list
- * around it cost an allocation and a loop in Python per message.
+ * read buffer size") -- or, when there is no whole frame yet, the callback
+ * itself: the reader keeps it and later has the loop call
+ * callback(item) (loop.call_soon(callback, item, context=context), where
+ * an awaited Future would have woken its Task) with such a frame or
+ * verdict, None once the stream closed (upstream's StreamClosedError from
+ * read_bytes), or an exception object (MemoryError) to raise.  One frame
+ * per call, not a list of them: the common case is one frame per wake-up,
+ * and a list around it cost an allocation and a loop in Python per
+ * message.
+ *
+ * Memory while idle (docs/memory.md): a callback rather than a Future
+ * lets the Python side wait without a coroutine or a Future per
+ * connection; between messages the reader holds the callback, its context
+ * and nothing else (the queue of parsed frames is freed once empty).
  *
  * Back-pressure: the stream keeps reading while Python handles the last
  * frame handed out (upstream's IOStream, too, keeps reading into an empty
@@ -52,8 +61,9 @@
  *
  * Ownership: the reader holds a strong reference to its stream while
  * attached; the stream does not own the reader (ctx is borrowed), the
- * reader detaches itself in detach()/tp_clear/tp_dealloc.  The Python
- * coroutine holds the reader.
+ * reader detaches itself in detach()/tp_clear/tp_dealloc.  The protocol
+ * object holds the reader; the reader holds the protocol's callback while
+ * it waits (a cycle the protocol breaks by detach(), the GC otherwise).
  */
 #include "common.h"
 #include "state.h"
@@ -72,7 +82,9 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     tc_stream *stream;   /* strong while attached, NULL after */
-    PyObject *waiter;    /* strong Future read() returned, or NULL */
+    PyObject *waiter;    /* strong callback read() registered, or NULL */
+    PyObject *context;   /* strong contextvars.Context to call it in, or
+                          * NULL (the current one); set with waiter */
     PyObject *payload;   /* strong bytes being filled, or NULL */
     tc_ws_frame f;       /* header of the frame being filled */
     size_t filled;       /* payload bytes in `payload` so far */
@@ -282,19 +294,38 @@ reader_detach(wsreader *r)
     Py_DECREF(s);
 }
 
-/* Resolve the waiter with `value` (borrowed). */
+/* Have the loop call the waiting callback with `value` (borrowed; a
+ * frame tuple, a verdict, None, or an exception object): call_soon, as a
+ * Future resolved here would schedule its awaiting Task.  The waiter is
+ * cleared first (the callback may call read() again). */
 static void
 wake(wsreader *r, tc_stream *s, PyObject *value)
 {
-    PyObject *fut = r->waiter;
-    if (fut == NULL) {
+    PyObject *cb = r->waiter, *ctx = r->context;
+    if (cb == NULL) {
         return;
     }
     r->waiter = NULL;
-    if (tc_loop_future_set_result(tc_stream_loop(s), fut, value, TC_FUTURE_UNLESS_DONE) < 0) {
+    r->context = NULL;
+    PyObject *h = tc_loop_call_soon(tc_stream_loop(s), cb, &value, 1, ctx);
+    if (h == NULL) {
         tc_loop_report_exception(tc_stream_loop(s), "waking the WebSocket reader failed", NULL);
     }
-    Py_DECREF(fut);
+    Py_XDECREF(h);
+    Py_DECREF(cb);
+    Py_XDECREF(ctx);
+}
+
+/* The queue of parsed frames is empty: give its memory back (an idle
+ * connection keeps none). */
+static void
+release_queue(wsreader *r)
+{
+    if (r->head == r->nready && r->ready != NULL) {
+        PyMem_Free(r->ready);
+        r->ready = NULL;
+        r->head = r->nready = r->cap = 0;
+    }
 }
 
 static void
@@ -324,32 +355,20 @@ reader_on_data(void *ctx, tc_stream *s)
             }
         }
         if (r->waiter != NULL) {
-            PyObject *fut = r->waiter;
-            r->waiter = NULL;
             if (exc != NULL) {
-                if (tc_loop_future_set_exception(tc_stream_loop(s), fut, exc,
-                                                 TC_FUTURE_UNLESS_DONE, 0) < 0) {
-                    tc_loop_report_exception(tc_stream_loop(s), "WebSocket reader", NULL);
-                }
+                wake(r, s, exc); /* the callback raises it */
             } else {
                 PyObject *item = take_one(r);
-                int done;
                 if (item == NULL) {
-                    /* the awaiting coroutine gets the error (MemoryError) */
+                    /* the callback gets the error (MemoryError) */
                     PyObject *e = tc_uvio_fetch_exception();
-                    done = tc_loop_future_set_exception(tc_stream_loop(s), fut, e,
-                                                        TC_FUTURE_UNLESS_DONE, 0);
+                    wake(r, s, e != NULL ? e : Py_None);
                     Py_XDECREF(e);
                 } else {
-                    done = tc_loop_future_set_result(tc_stream_loop(s), fut, item,
-                                                     TC_FUTURE_UNLESS_DONE);
+                    wake(r, s, item);
                     Py_DECREF(item);
                 }
-                if (done < 0) {
-                    tc_loop_report_exception(tc_stream_loop(s), "WebSocket reader", NULL);
-                }
             }
-            Py_DECREF(fut);
             if (has_output(r) && !r->paused && r->stream != NULL) {
                 /* more frames than the one handed out: they wait for the
                  * next read() */
@@ -392,11 +411,18 @@ resume(wsreader *r)
     }
 }
 
-/* read(): a list of frames (and a verdict), a Future of one, or None once
- * the stream is closed and everything parsed was handed out. */
+/* read(callback, context): the next frame (or verdict), None once the
+ * stream is closed and everything parsed was handed out, or `callback`
+ * when nothing is ready: it is called later with the item. */
 static PyObject *
-reader_read(wsreader *r, PyObject *Py_UNUSED(ignored))
+reader_read(wsreader *r, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs != 2 || !PyCallable_Check(args[0]) ||
+        (args[1] != Py_None && !PyContext_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read(callback, context): a callable and a Context or None");
+        return NULL;
+    }
     if (r->waiter != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "WebSocket reader: a read() is already pending");
         return NULL;
@@ -420,13 +446,11 @@ reader_read(wsreader *r, PyObject *Py_UNUSED(ignored))
     if (r->closed || s == NULL || r->stopped) {
         Py_RETURN_NONE;
     }
-    PyObject *fut = tc_loop_create_future(tc_stream_loop(s));
-    if (fut == NULL) {
-        return NULL;
-    }
-    r->waiter = Py_NewRef(fut);
+    release_queue(r);
+    r->waiter = Py_NewRef(args[0]);
+    r->context = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
     resume(r);
-    return fut;
+    return Py_NewRef(args[0]);
 }
 
 static PyObject *
@@ -434,6 +458,10 @@ reader_detach_py(wsreader *r, PyObject *Py_UNUSED(ignored))
 {
     reader_detach(r);
     Py_CLEAR(r->payload);
+    /* the callback is never called now: drop it (and the cycle through
+     * the protocol it is bound to) */
+    Py_CLEAR(r->waiter);
+    Py_CLEAR(r->context);
     Py_RETURN_NONE;
 }
 
@@ -452,6 +480,7 @@ reader_traverse(wsreader *r, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(r));
     Py_VISIT(r->stream);
     Py_VISIT(r->waiter);
+    Py_VISIT(r->context);
     return 0;
 }
 
@@ -460,6 +489,7 @@ reader_clear(wsreader *r)
 {
     reader_detach(r);
     Py_CLEAR(r->waiter);
+    Py_CLEAR(r->context);
     Py_CLEAR(r->payload);
     clear_ready(r);
     return 0;
@@ -477,8 +507,9 @@ reader_dealloc(wsreader *r)
 }
 
 static PyMethodDef reader_methods[] = {
-    {"read", (PyCFunction)reader_read, METH_NOARGS,
-     "read() -> (first_byte, payload, frame_len), an int verdict, a Future of one, or None"},
+    {"read", (PyCFunction)(void (*)(void))reader_read, METH_FASTCALL,
+     "read(callback, context) -> (first_byte, payload, frame_len), an int verdict, None, or "
+     "callback (called later with one of those or an exception)"},
     {"detach", (PyCFunction)reader_detach_py, METH_NOARGS,
      "detach(): give the stream back (what is buffered stays there)"},
     {NULL, NULL, 0, NULL},
@@ -540,6 +571,7 @@ fn_ws_reader(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     r->stream = (tc_stream *)Py_NewRef(s);
     r->waiter = NULL;
+    r->context = NULL;
     r->payload = NULL;
     memset(&r->f, 0, sizeof(r->f));
     r->filled = 0;
