@@ -49,7 +49,7 @@ class WS(tornado.websocket.WebSocketHandler):
         EVENTS[self.cid] = []
         VAR.set("get")
         await super().get(*args, **kwargs)
-        self._ev("get returned", self.close_code)
+        self._ev("get returned", self.close_code, VAR.get())  # what on_message set
     def open(self):
         self.task = asyncio.current_task()
         OPEN.add(self)

@@ -70,6 +70,7 @@ from tornado_c._core import (
     _ws_frame_header,
     _ws_inflater,
     _ws_parse_frame,
+    _ws_current_context,
     _ws_reader,
     _WsDeflater,
     _WsInflater,
@@ -405,10 +406,12 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
     #     Task cancelled while it waits in _accept_connection) ends the loop
     #     the same way, before the CancelledError reaches
     #     accept_connection, in upstream's order (_FramesDone.cancel).
-    # Every callback runs in one copy of the context _receive_frame_loop
-    # was called in (the handler Task's), as the coroutine ran in the
-    # Task's context: context variables set in prepare() or open() are
-    # seen by on_message, and what on_message sets is seen by the next one.
+    # Every callback runs in the Context _receive_frame_loop was called in:
+    # inside a Task (the handler's, on a server) that Task's own Context,
+    # where upstream's coroutine ran (context variables set in prepare() or
+    # open() are seen by on_message, what on_message sets by the next one
+    # and by the Task once get() resumes); from a plain callback (a
+    # client's) a copy, as upstream's new Task has.
     #
     # State: the slots below (not the instance dict: upstream's protocol
     # has 29 attributes, one short of CPython's limit for dicts sharing
@@ -423,10 +426,19 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
 
     def _frames_start(self, reader):
         self._frame_reader = reader
-        self._frame_ctx = ctx = _contextvars.copy_context()
         self._frame_work = 0
         done = self._frames_done = _FramesDone(self)
-        ctx.run(self._frames)
+        if _asyncio.current_task() is not None:
+            # upstream's frame loop runs in the Task that awaits it (the
+            # handler's, on a server): its steps run in that Task's own
+            # Context, and what on_message sets the Task sees afterwards
+            self._frame_ctx = _ws_current_context()
+            self._frames()
+        else:
+            # a plain callback (a client's add_callback): upstream runs the
+            # loop as a new Task, in a copy of the context
+            self._frame_ctx = ctx = _contextvars.copy_context()
+            ctx.run(self._frames)
         return done
 
     def _frames_resume(self, _future):

@@ -590,9 +590,37 @@ fn_ws_reader(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)r;
 }
 
+/* _ws_current_context(): the Context the caller runs in -- the object
+ * itself, not a copy (Python only offers copies).  Called inside the
+ * handler's Task, it is that Task's Context: upstream awaits its frame
+ * loop there, so on_message runs in it and what it sets is seen by the Task
+ * afterwards.  Callbacks may run in it while the Task waits (asyncio
+ * schedules the Task's own steps the same way). */
+static PyObject *
+fn_ws_current_context(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    PyThreadState *ts = PyThreadState_Get();
+    (void)module;
+    if (ts->context == NULL) {
+        /* no Context entered on this thread yet: copying creates it */
+        PyObject *c = PyContext_CopyCurrent();
+        if (c == NULL) {
+            return NULL;
+        }
+        Py_DECREF(c);
+        if (ts->context == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "_ws_current_context(): no current Context");
+            return NULL;
+        }
+    }
+    return Py_NewRef(ts->context);
+}
+
 static PyMethodDef reader_functions[] = {
     {"_ws_reader", (PyCFunction)(void (*)(void))fn_ws_reader, METH_FASTCALL,
      "_ws_reader(stream, flags, max_message_size, max_buffer_size) -> WSReader or None"},
+    {"_ws_current_context", fn_ws_current_context, METH_NOARGS,
+     "_ws_current_context() -> the Context the caller runs in (not a copy)"},
     {NULL, NULL, 0, NULL},
 };
 
