@@ -228,36 +228,6 @@ static const char *const names_set_cookie[SC_COUNT] = {
     "max_age", "httponly", "secure", "samesite",
 };
 
-/* Python's binding for set_cookie's parameters: 0 and out[] (borrowed or
- * NULL when not given); 1 (no exception) when upstream's function must
- * take the call: extra keyword arguments (**kwargs) or a binding error. */
-static int
-bind_set_cookie(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
-{
-    Py_ssize_t i;
-    if (nargs > SC_MAX_AGE) {
-        return 1;
-    }
-    for (i = 0; i < SC_COUNT; i++) {
-        out[i] = i < nargs ? args[i] : NULL;
-    }
-    if (kwnames != NULL) {
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
-            PyObject *kw = PyTuple_GET_ITEM(kwnames, k);
-            for (i = 0; i < SC_COUNT; i++) {
-                if (PyUnicode_CompareWithASCIIString(kw, names_set_cookie[i]) == 0) {
-                    break;
-                }
-            }
-            if (i == SC_COUNT || out[i] != NULL) {
-                return 1;
-            }
-            out[i] = args[nargs + k];
-        }
-    }
-    return out[SC_NAME] == NULL || out[SC_VALUE] == NULL;
-}
-
 /* set_cookie(self, name, value, domain=None, expires=None, path="/",
  *            expires_days=None, *, max_age=None, httponly=False,
  *            secure=False, samesite=None, **kwargs) */
@@ -271,7 +241,9 @@ tc_web_set_cookie_impl(tc_web_state *ws, PyObject *self, PyObject *const *args,
     PyObject *expires = NULL, *v = NULL, *r = NULL;
     PyObject *path;
     int k;
-    if (bind_set_cookie(args, nargs, kwnames, a)) {
+    /* six positional parameters, four keyword-only; **kwargs (a keyword
+     * that is none of them) and binding errors: upstream's function */
+    if (nargs > SC_MAX_AGE || tc_web_bind(names_set_cookie, SC_COUNT, 2, args, nargs, kwnames, a)) {
         return call_orig(ws, TC_H_SET_COOKIE, self, args, nargs, kwnames);
     }
     path = a[SC_PATH] ? a[SC_PATH] : ck->s_slash;

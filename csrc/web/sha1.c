@@ -18,6 +18,15 @@
         e += ROTL(a, 5) + (f) + (k) + (wt);                                           \
         b = ROTL(b, 30);                                                              \
     } while (0)
+/* rounds from..to-1 (multiples of 5, from >= 20: words from the schedule) */
+#define SHA1_FIVE_BY_FIVE(from, to, F, k)                                             \
+    for (t = (from); t < (to); t += 5) {                                              \
+        SHA1_ROUND(a, b, c, d, e, F(b, c, d), k, SHA1_W(t));                          \
+        SHA1_ROUND(e, a, b, c, d, F(a, b, c), k, SHA1_W(t + 1));                      \
+        SHA1_ROUND(d, e, a, b, c, F(e, a, b), k, SHA1_W(t + 2));                      \
+        SHA1_ROUND(c, d, e, a, b, F(d, e, a), k, SHA1_W(t + 3));                      \
+        SHA1_ROUND(b, c, d, e, a, F(c, d, e), k, SHA1_W(t + 4));                      \
+    }
 #define F1(b, c, d) (d ^ (b & (c ^ d)))
 #define F2(b, c, d) (b ^ c ^ d)
 #define F3(b, c, d) ((b & c) | (d & (b | c)))
@@ -49,27 +58,9 @@ compress(tc_sha1 *s, const unsigned char *p)
     SHA1_ROUND(d, e, a, b, c, F1(e, a, b), 0x5a827999u, SHA1_W(17));
     SHA1_ROUND(c, d, e, a, b, F1(d, e, a), 0x5a827999u, SHA1_W(18));
     SHA1_ROUND(b, c, d, e, a, F1(c, d, e), 0x5a827999u, SHA1_W(19));
-    for (t = 20; t < 40; t += 5) {
-        SHA1_ROUND(a, b, c, d, e, F2(b, c, d), 0x6ed9eba1u, SHA1_W(t));
-        SHA1_ROUND(e, a, b, c, d, F2(a, b, c), 0x6ed9eba1u, SHA1_W(t + 1));
-        SHA1_ROUND(d, e, a, b, c, F2(e, a, b), 0x6ed9eba1u, SHA1_W(t + 2));
-        SHA1_ROUND(c, d, e, a, b, F2(d, e, a), 0x6ed9eba1u, SHA1_W(t + 3));
-        SHA1_ROUND(b, c, d, e, a, F2(c, d, e), 0x6ed9eba1u, SHA1_W(t + 4));
-    }
-    for (t = 40; t < 60; t += 5) {
-        SHA1_ROUND(a, b, c, d, e, F3(b, c, d), 0x8f1bbcdcu, SHA1_W(t));
-        SHA1_ROUND(e, a, b, c, d, F3(a, b, c), 0x8f1bbcdcu, SHA1_W(t + 1));
-        SHA1_ROUND(d, e, a, b, c, F3(e, a, b), 0x8f1bbcdcu, SHA1_W(t + 2));
-        SHA1_ROUND(c, d, e, a, b, F3(d, e, a), 0x8f1bbcdcu, SHA1_W(t + 3));
-        SHA1_ROUND(b, c, d, e, a, F3(c, d, e), 0x8f1bbcdcu, SHA1_W(t + 4));
-    }
-    for (t = 60; t < 80; t += 5) {
-        SHA1_ROUND(a, b, c, d, e, F2(b, c, d), 0xca62c1d6u, SHA1_W(t));
-        SHA1_ROUND(e, a, b, c, d, F2(a, b, c), 0xca62c1d6u, SHA1_W(t + 1));
-        SHA1_ROUND(d, e, a, b, c, F2(e, a, b), 0xca62c1d6u, SHA1_W(t + 2));
-        SHA1_ROUND(c, d, e, a, b, F2(d, e, a), 0xca62c1d6u, SHA1_W(t + 3));
-        SHA1_ROUND(b, c, d, e, a, F2(c, d, e), 0xca62c1d6u, SHA1_W(t + 4));
-    }
+    SHA1_FIVE_BY_FIVE(20, 40, F2, 0x6ed9eba1u);
+    SHA1_FIVE_BY_FIVE(40, 60, F3, 0x8f1bbcdcu);
+    SHA1_FIVE_BY_FIVE(60, 80, F2, 0xca62c1d6u);
     s->h[0] += a;
     s->h[1] += b;
     s->h[2] += c;
