@@ -934,3 +934,54 @@ def test_serve_traceback_page(switch_off):
         hdr = [e for e in got[mode][0] if e[0] == "headers"][0]
         assert hdr[1][1] == 500
         assert b"ValueError: tb" in hdr[3]
+
+
+def test_overrides_added_after_first_request(switch_off):
+    """C caches, per handler class, which hooks resolve to its own methods:
+    a method given to the class, to a base class or to the instance after
+    requests were served is called from the next request on, and removing
+    it brings the C path back."""
+
+    def make_app(calls):
+        class Base(tornado.web.RequestHandler):
+            pass
+
+        class Late(Base):
+            def get(self):
+                step = self.get_argument("step")
+                if step == "instance":
+                    self.finish = lambda *a: calls.append(("instance finish", a)) or \
+                        tornado.web.RequestHandler.finish(self, *a)
+                self.write("late " + step)
+
+        def add(step):
+            if step == "class":
+                def set_default_headers(self):
+                    calls.append(("class set_default_headers",))
+                Late.set_default_headers = set_default_headers
+            elif step == "base":
+                def compute_etag(self):
+                    calls.append(("base compute_etag",))
+                    return None
+                Base.compute_etag = compute_etag
+            elif step == "remove":
+                del Late.set_default_headers
+                del Base.compute_etag
+
+        class Steps(tornado.web.RequestHandler):
+            def get(self, step):
+                add(step)
+                self.write("ok")
+
+        return tornado.web.Application([(r"/late", Late), (r"/add/(\w+)", Steps)])
+
+    reqs = []
+    for step in ("first", "class", "base", "instance", "remove"):
+        reqs.append(("GET", "/add/" + step, None, None))
+        reqs.append(("GET", "/late?step=" + step, None, None))
+        reqs.append(("GET", "/late?step=again", None, None))
+    up = compare(switch_off, make_app, reqs)
+    names = [c[0] for c in up[1]]
+    assert names.count("class set_default_headers") == 6
+    assert names.count("base compute_etag") == 4
+    assert names.count("instance finish") == 1

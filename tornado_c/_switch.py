@@ -395,7 +395,8 @@ class WebComponent(Component):
 
     When ``tornado.web`` is imported, methods of upstream's
     ``RequestHandler`` (``__init__``, ``clear``, headers, status, ``write``,
-    ``flush``, ``finish``, ETags, arguments, ``get_cookie``, ``redirect``,
+    ``flush``, ``finish``, ETags, arguments, ``get_cookie``, ``set_cookie``,
+    ``clear_cookie``, ``redirect``,
     ``write_error``, the access log...), ``Application.log_request`` and
     ``_HandlerDelegate.execute`` are replaced on the classes by C
     descriptors (tornado_c/_webhandler.py, csrc/web/handler*.c,

@@ -12,6 +12,7 @@ calls a subclass's override of any method it would call itself.
 import asyncio as _asyncio
 import datetime as _datetime
 import dis as _dis
+import http.cookies as _http_cookies
 import logging as _logging
 import numbers as _numbers
 import sys as _sys
@@ -68,6 +69,8 @@ _originals = {
         "get_query_arguments",
         "get_body_arguments",
         "get_cookie",
+        "set_cookie",
+        "clear_cookie",
         "redirect",
         "write_error",
         "send_error",
@@ -207,6 +210,8 @@ _descriptors = _core._web_handler_setup(
         "HTTPError.get_message": _web.HTTPError.__dict__["get_message"],
         "_log_from": _log_from,
         "originals": _originals,
+        "http.cookies": _http_cookies,
+        "timezone.utc": _datetime.timezone.utc,
     }
 )
 

@@ -291,11 +291,14 @@ PyObject *
 tc_web_hook_call(PyObject *self, PyObject *callable, int unbound, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *stack[8];
+    PyObject *small[12], **stack = small, *r;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw + 1 > (Py_ssize_t)(sizeof(stack) / sizeof(stack[0]))) {
-        PyErr_SetString(PyExc_SystemError, "too many arguments for a handler hook");
-        return NULL;
+    if (nargs + nkw + 2 > (Py_ssize_t)(sizeof(small) / sizeof(small[0]))) {
+        /* set_cookie's forwarder passes every parameter, plus **kwargs */
+        stack = PyMem_New(PyObject *, (size_t)(nargs + nkw + 2));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
     }
     /* slot 0 is scratch space for PY_VECTORCALL_ARGUMENTS_OFFSET */
     stack[1] = self;
@@ -303,10 +306,15 @@ tc_web_hook_call(PyObject *self, PyObject *callable, int unbound, PyObject *cons
         stack[i + 2] = args[i];
     }
     if (unbound) {
-        return PyObject_Vectorcall(callable, stack + 1, (size_t)(nargs + 1), kwnames);
+        r = PyObject_Vectorcall(callable, stack + 1, (size_t)(nargs + 1), kwnames);
+    } else {
+        r = PyObject_Vectorcall(callable, stack + 2,
+                                (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
     }
-    return PyObject_Vectorcall(callable, stack + 2,
-                               (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+    if (stack != small) {
+        PyMem_Free(stack);
+    }
+    return r;
 }
 
 /* self.<hook>(*args): the C implementation when it is ours, nothing
@@ -1085,6 +1093,8 @@ static const struct impl_entry impls[] = {
     {TC_H_HANDLE_EXC, "_handle_request_exception", tc_web_handle_exception_impl},
     {TC_H_APP_LOG_REQUEST, "log_request", tc_web_app_log_request_impl, 1},
     {TC_H_DELEGATE_EXECUTE, "execute", tc_web_delegate_execute_impl, 2},
+    {TC_H_SET_COOKIE, "set_cookie", tc_web_set_cookie_impl},
+    {TC_H_CLEAR_COOKIE, "clear_cookie", tc_web_clear_cookie_impl},
     {TC_H_INITIALIZE, "initialize", NULL},
     {TC_H_SET_DEFAULT_HEADERS, "set_default_headers", NULL},
     {TC_H_ON_FINISH, "on_finish", NULL},
@@ -1145,6 +1155,9 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(is_enabled_for, "Logger.isEnabledFor");
     SETUP_ITEM(get_message, "HTTPError.get_message");
     SETUP_ITEM(log_from, "_log_from");
+    if (tc_web_cookie_setup(ws, cfg) < 0) {
+        return NULL;
+    }
     if (!PyType_Check(hs->RequestHandler) || !PyType_Check(hs->Application) ||
         !PyType_Check(hs->HandlerDelegate) || ws->HTTPInputError == NULL ||
         !PyDict_Check(hs->web_globals)) {
@@ -1354,7 +1367,8 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
         (hs->lower_cache = PyDict_New()) == NULL) {
         return -1;
     }
-    if (tc_web_error_exec(ws) < 0 || tc_web_execute_exec(module, ws) < 0) {
+    if (tc_web_error_exec(ws) < 0 || tc_web_execute_exec(module, ws) < 0 ||
+        tc_web_cookie_exec(ws) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, handler_functions);
@@ -1384,7 +1398,7 @@ tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)
         Py_VISIT(hs->ours[i]);
         Py_VISIT(hs->orig[i]);
     }
-    return 0;
+    return tc_web_cookie_traverse(ws, visit, arg);
 }
 
 void
@@ -1392,6 +1406,7 @@ tc_web_handler_clear(tc_web_state *ws)
 {
     tc_web_handler_state *hs = &ws->h;
     hs->ready = 0;
+    tc_web_cookie_clear(ws);
 #define C(f) Py_CLEAR(hs->f);
     HFIELDS(C)
 #undef C

@@ -62,6 +62,8 @@ TC_INTERNAL PyObject *tc_web_add_header_impl(tc_web_state *, PyObject *, PyObjec
                                              Py_ssize_t, PyObject *);
 
 /* handler_write.c */
+/* hasattr(o, name): 1, 0, or -1 (an error other than AttributeError) */
+TC_INTERNAL int tc_web_has_attr(PyObject *o, PyObject *name);
 #define TC_WEB_IMPL(name)                                                               \
     TC_INTERNAL PyObject *name(tc_web_state *, PyObject *, PyObject *const *, Py_ssize_t, \
                                PyObject *)
@@ -102,6 +104,15 @@ TC_INTERNAL int tc_web_error_exec(tc_web_state *ws);
  * exception set. */
 TC_INTERNAL int tc_web_log_handled(tc_web_state *ws, int hook, int after,
                                    const char *logger_name, const char *msg);
+
+/* handler_cookie.c */
+TC_WEB_IMPL(tc_web_set_cookie_impl);
+TC_WEB_IMPL(tc_web_clear_cookie_impl);
+TC_INTERNAL int tc_web_cookie_exec(tc_web_state *ws);
+/* takes "http.cookies" and "timezone.utc" from _web_handler_setup's cfg */
+TC_INTERNAL int tc_web_cookie_setup(tc_web_state *ws, PyObject *cfg);
+TC_INTERNAL int tc_web_cookie_traverse(tc_web_state *ws, visitproc visit, void *arg);
+TC_INTERNAL void tc_web_cookie_clear(tc_web_state *ws);
 
 /* execute.c */
 /* The exception being raised, normalized, with its traceback; new

@@ -66,9 +66,8 @@ connection_of(tc_web_state *ws, PyObject *self)
     return c;
 }
 
-/* hasattr(o, name): 1, 0, or -1 (an error other than AttributeError) */
-static int
-has_attr(PyObject *o, PyObject *name)
+int
+tc_web_has_attr(PyObject *o, PyObject *name)
 {
     /* hasattr's own lookup: a plain class's missing attribute raises no
      * AttributeError to be cleared (the common case: no cookie set) */
@@ -246,7 +245,7 @@ tc_web_flush_impl(tc_web_state *ws, PyObject *self, PyObject *const *args, Py_ss
             Py_SETREF(chunk, Py_NewRef(hs->empty_bytes));
         }
         /* cookies set with set_cookie, stored aside until now */
-        int has = has_attr(self, hs->s_new_cookie);
+        int has = tc_web_has_attr(self, hs->s_new_cookie);
         if (has < 0) {
             goto done;
         }

@@ -110,12 +110,22 @@ enum {
     TC_H_HANDLE_EXC,               /* _handle_request_exception */
     TC_H_APP_LOG_REQUEST,          /* Application.log_request */
     TC_H_DELEGATE_EXECUTE,         /* _HandlerDelegate.execute */
+    TC_H_SET_COOKIE, TC_H_CLEAR_COOKIE,
     /* upstream no-ops: never replaced, skipped while not overridden */
     TC_H_INITIALIZE, TC_H_SET_DEFAULT_HEADERS, TC_H_ON_FINISH, TC_H_PREPARE,
     /* never replaced, only looked up: is it upstream's? */
     TC_H_EXECUTE, TC_H_PARSE_BODY, /* HTTPServerRequest._parse_body */
     TC_H_COUNT
 };
+
+/* handler_cookie.c's objects: http.cookies and datetime.timezone.utc (set
+ * by _web_handler_setup), the rest made in exec; all strong */
+typedef struct {
+    PyObject *cookies_module, *utc;
+    PyObject *s_slash, *s_domain, *s_expires, *s_path, *s_max_age, *s_httponly, *s_secure,
+        *s_samesite, *s_SimpleCookie, *s_CookieError, *s_datetime, *s_now, *s_UTC,
+        *s_timedelta, *s_format_timestamp, *kw_days, *kw_value_expires, *int_365;
+} tc_web_cookie_state;
 
 typedef struct tc_web_handler_state {
     PyTypeObject *MethodType;      /* _core._HandlerMethod, our descriptor type */
@@ -184,6 +194,7 @@ typedef struct tc_web_handler_state {
         *s_handler_class, *s_execute, *s_handler_kwargs, *s_handler, *s_transforms_attr,
         *s_call_soon, *s_new, *s_body_arguments, *s_form_urlencoded, *s_multipart,
         *s_strip, *s_arguments, *s_query_arguments, *s_cookies, *s_value, *s_Location;
+    tc_web_cookie_state ck;        /* handler_cookie.c */
 } tc_web_handler_state;
 
 /* The request and routing (request.c, routing.c).
