@@ -20,15 +20,51 @@ negative ``max_body_size`` counts as 0 (upstream compares the length with
 the negative number, so it then refuses even an empty body).
 """
 
-from tornado import gen, httputil, iostream
+import socket
+import sys
+import urllib.parse
+
+from tornado import gen, httputil, iostream, netutil, tcpclient, version
 from tornado import http1connection as _h1
+from tornado import simple_httpclient as _sc
+from tornado.concurrent import future_add_done_callback
+from tornado.escape import _unicode
+from tornado.httpclient import _RequestProxy
 from tornado.log import app_log, gen_log
 
 from tornado_c import _core
 
-__all__ = ["HTTP1ClientConnection"]
+__all__ = ["HTTP1ClientConnection", "HTTPClientConnection"]
 
 _HEAD_END = b"\r?\n\r?\n"
+
+
+_NO_SINK = object()
+
+
+def _body_sink(delegate):
+    """Where read_body() may put the body for `delegate`: the bytearray
+    upstream's _HTTPConnection.data_received appends every piece to, None
+    when it drops them (a redirect to follow), or _NO_SINK when the body
+    must go through the delegate's own data_received (a streaming_callback,
+    a gzip decompressor, any other delegate)."""
+    if type(delegate) is _h1._GzipMessageDelegate:
+        if delegate._decompressor is not None:
+            return _NO_SINK
+        delegate = delegate._delegate  # what its data_received passes to
+    if (
+        not isinstance(delegate, _sc._HTTPConnection)
+        or type(delegate).data_received is not _sc._HTTPConnection.data_received
+        or type(delegate)._should_follow_redirect
+        is not _sc._HTTPConnection._should_follow_redirect
+    ):
+        return _NO_SINK
+    if delegate._should_follow_redirect():
+        return None
+    if delegate.request.streaming_callback is not None:
+        return _NO_SINK
+    chunks = delegate.chunks
+    return chunks if type(chunks) is bytearray else _NO_SINK
 
 
 class HTTP1ClientConnection(_h1.HTTP1Connection):
@@ -45,11 +81,22 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             )
         parser = self._c_parser
         owe_close = False  # the delegate has the head: on_connection_close is owed
+        # the C stream without timeouts is read by the parser itself, as the
+        # stream's consumer (see _core.HTTPClientParser.read_head/read_body)
+        c_read = self.params.header_timeout is None and isinstance(self.stream, _core.Stream)
         try:
-            head_future = self.stream.read_until_regex(
-                _HEAD_END, max_bytes=self.params.max_header_size
-            )
-            if self.params.header_timeout is None:
+            if c_read:
+                start_line, headers = await parser.read_head(
+                    self.stream, self.params.max_header_size
+                )
+                head = None
+            else:
+                head_future = self.stream.read_until_regex(
+                    _HEAD_END, max_bytes=self.params.max_header_size
+                )
+            if c_read:
+                pass
+            elif self.params.header_timeout is None:
                 head = await head_future
             else:
                 try:
@@ -61,7 +108,8 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                 except TimeoutError:
                     self.close()
                     return False
-            start_line, headers = parser.head(head)
+            if head is not None:
+                start_line, headers = parser.head(head)
             self._response_start_line = start_line
             self._disconnect_on_finish = False
             owe_close = True
@@ -81,7 +129,14 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             if rewrite is not None:
                 headers["Content-Length"] = rewrite
             body = None
-            if kind == "fixed":
+            sink = (
+                _body_sink(delegate)
+                if c_read and kind != "none" and self._body_timeout is None
+                else _NO_SINK
+            )
+            if sink is not _NO_SINK:
+                body = parser.read_body(self.stream, sink)
+            elif kind == "fixed":
                 body = self._read_fixed_body(length, delegate)
             elif kind == "chunked":
                 body = self._read_chunked_body(delegate)
@@ -128,3 +183,232 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                     delegate.on_connection_close()
             self._clear_callbacks()
         return True
+
+    def write_request(self, start_line, headers, body):
+        """write_headers(start_line, headers), write(body) when body is not
+        None, then finish(), as upstream's client-mode connection does them
+        for a request that is not chunked -- with the bytes built in C and
+        sent with one stream write.  False (nothing done) when this request
+        needs upstream's methods: a chunked one, or one whose lines C does
+        not build (see _core.http_client_request)."""
+        if "Content-Length" in headers:
+            expected = _h1.parse_int(headers["Content-Length"])
+        elif start_line.method in ("POST", "PUT", "PATCH"):
+            return False  # chunked output
+        else:
+            expected = None
+        if expected is not None and expected != (0 if body is None else len(body)):
+            return False  # upstream raises HTTPOutputError from write/finish
+        data = _core.http_client_request(start_line.method, start_line.path, headers, body)
+        if data is None or self.stream.closed():
+            return False
+        self._request_start_line = start_line
+        self._chunking_output = False
+        self._expected_content_remaining = 0 if expected is not None else None
+        self._write_future = None
+        self._pending_write = self.stream.write(data)
+        self._write_finished = True
+        if not self._read_finished:
+            self._disconnect_on_finish = True
+        self.stream.set_nodelay(True)
+        future_add_done_callback(self._pending_write, self._finish_request)
+        return True
+
+
+def _connect_timed_out(state, stream, addr):
+    state.append(tcpclient._format_addr(addr))
+    stream.close()
+
+
+class HTTPClientConnection(_sc._HTTPConnection):
+    """upstream's _HTTPConnection (SimpleAsyncHTTPClient's per-fetch
+    delegate) with a leaner run() for the common request: plain http, no
+    body_producer, no expect_100_continue, no network_interface, no proxy
+    options.  What it reads and assigns is upstream's (the request's options
+    through the client's defaults as _RequestProxy gives them, the headers
+    added in upstream's order); a host that is an IP literal, resolved by
+    the client's default resolver, is connected to without the resolver's
+    executor round trip (getaddrinfo of a numeric host gives the same single
+    address at once); the request goes out in one write built in C
+    (HTTP1ClientConnection.write_request).  Every other request runs
+    upstream's run()."""
+
+    async def run(self):
+        request = self.request
+        if type(request) is not _RequestProxy:
+            return await super().run()
+        req = request.request
+        defaults = request.defaults or {}
+
+        def opt(name):
+            v = getattr(req, name)
+            return defaults.get(name) if v is None else v
+
+        url = opt("url")
+        if (
+            opt("body_producer") is not None
+            or opt("expect_100_continue")
+            or opt("network_interface")
+            or opt("proxy_host")
+            or opt("proxy_port")
+            or opt("proxy_username")
+            or opt("proxy_password")
+            or opt("proxy_auth_mode")
+            or type(url) is not str
+        ):
+            return await super().run()
+        try:
+            self.parsed = parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme != "http":
+                # https, and the unsupported schemes' error, are upstream's
+                del self.parsed
+                return await super().run()
+            netloc = parsed.netloc
+            if "@" in netloc:
+                netloc = netloc.rpartition("@")[2]
+            host, port = httputil.split_host_and_port(netloc)
+            if port is None:
+                port = 80
+            if host[:1] == "[" and host[-1:] == "]":
+                host = host[1:-1]
+            self.parsed_hostname = host
+            af = socket.AF_INET if opt("allow_ipv6") is False else socket.AF_UNSPEC
+            connect_timeout = opt("connect_timeout")
+            request_timeout = opt("request_timeout")
+            if connect_timeout and request_timeout:
+                timeout = min(connect_timeout, request_timeout)
+            else:
+                timeout = connect_timeout or request_timeout or 0
+            io_loop = self.io_loop
+            try:
+                stream = await self._connect(host, port, af, timeout)
+            except TimeoutError as e:
+                raise _sc.HTTPTimeoutError(str(e) or "Timeout while connecting") from None
+            if self.final_callback is None:
+                stream.close()
+                return
+            self.stream = stream
+            stream.set_close_callback(self.on_connection_close)
+            self._remove_timeout()
+            if self.final_callback is None:
+                return
+            if request_timeout:
+                self._timeout = io_loop.add_timeout(
+                    self.start_time + request_timeout, self._on_timeout, "during request"
+                )
+            method = opt("method")
+            allow_nonstandard = opt("allow_nonstandard_methods")
+            if method not in self._SUPPORTED_METHODS and not allow_nonstandard:
+                raise KeyError("unknown method %s" % method)
+            headers = opt("headers")
+            if "Connection" not in headers:
+                headers["Connection"] = "close"
+            if "Host" not in headers:
+                headers["Host"] = netloc
+            if parsed.username is not None:
+                username, password = parsed.username, parsed.password
+            else:
+                username = opt("auth_username")
+                password = None if username is None else (opt("auth_password") or "")
+            if username is not None:
+                assert password is not None
+                auth_mode = opt("auth_mode")
+                if auth_mode not in (None, "basic"):
+                    raise ValueError("unsupported auth_mode %s" % auth_mode)
+                headers["Authorization"] = "Basic " + _unicode(
+                    _sc.base64.b64encode(httputil.encode_username_password(username, password))
+                )
+            user_agent = opt("user_agent")
+            if user_agent:
+                headers["User-Agent"] = user_agent
+            elif headers.get("User-Agent") is None:
+                headers["User-Agent"] = "Tornado/" + version
+            body = opt("body")
+            if not allow_nonstandard:
+                body_expected = method in ("POST", "PATCH", "PUT")
+                if body_expected != (body is not None):
+                    raise ValueError(
+                        "Body must %sbe None for method %s (unless "
+                        "allow_nonstandard_methods is true)"
+                        % ("not " if body_expected else "", method)
+                    )
+            if body is not None:
+                headers["Content-Length"] = str(len(body))
+            if method == "POST" and "Content-Type" not in headers:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            if opt("decompress_response"):
+                headers["Accept-Encoding"] = "gzip"
+            path = parsed.path or "/"
+            if parsed.query:
+                path += "?" + parsed.query
+            self.connection = connection = self._create_connection(stream)
+            start_line = httputil.RequestStartLine(method, path, "")
+            if not (
+                type(connection) is HTTP1ClientConnection
+                and connection.write_request(start_line, headers, body)
+            ):
+                connection.write_headers(start_line, headers)
+                if body is not None:
+                    connection.write(body)
+                connection.finish()
+            try:
+                await connection.read_response(self)
+            except iostream.StreamClosedError:
+                if not self._handle_exception(*sys.exc_info()):
+                    raise
+        except Exception:
+            if not self._handle_exception(*sys.exc_info()):
+                raise
+
+    async def _connect(self, host, port, af, timeout):
+        """TCPClient.connect(host, port, af, max_buffer_size=..., timeout=...)
+        for this request: upstream's for a host name or a resolver of the
+        user's, done here for an IP literal with the default resolver (the
+        one address upstream's _Connector would try, with its timeout and
+        message)."""
+        tcp_client = self.tcp_client
+        deadline = self.start_time + timeout if timeout else None
+        addr = None
+        if type(tcp_client) is tcpclient.TCPClient and type(
+            tcp_client.resolver
+        ) is netutil.DefaultLoopResolver:
+            try:
+                infos = socket.getaddrinfo(
+                    host, port, af, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+                )
+            except (OSError, UnicodeError, ValueError):
+                infos = None
+            if infos is not None and len(infos) == 1:
+                af, addr = infos[0][0], infos[0][4]
+        if addr is None:
+            return await tcp_client.connect(
+                host,
+                port,
+                af=af,
+                max_buffer_size=self.max_buffer_size,
+                timeout=deadline - self.io_loop.time() if deadline is not None else None,
+            )
+        sock = socket.socket(af)
+        try:
+            stream = tcpclient.IOStream(sock, max_buffer_size=self.max_buffer_size)
+        except BaseException:
+            sock.close()
+            raise
+        connected = stream.connect(addr)
+        if deadline is None:
+            return await connected
+        timed_out = []
+        handle = self.io_loop.add_timeout(deadline, _connect_timed_out, timed_out, stream, addr)
+        try:
+            return await connected
+        except iostream.StreamClosedError:
+            if timed_out:
+                raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
+            raise
+        finally:
+            self.io_loop.remove_timeout(handle)
+
+
+def _connection_class(self):
+    """SimpleAsyncHTTPClient._connection_class while the switch is on."""
+    return HTTPClientConnection

@@ -164,5 +164,8 @@ void tc_http_server_clear(struct tc_state *st);
 int tc_http_client_exec(PyObject *module, struct tc_state *st);
 int tc_http_client_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_client_clear(struct tc_state *st);
+/* client_request.c: registers _core.http_client_request (the bytes of a
+ * client request; called by tc_http_client_exec). */
+int tc_http_client_request_exec(PyObject *module);
 
 #endif /* TC_HTTP_H */
