@@ -20,8 +20,10 @@ negative ``max_body_size`` counts as 0 (upstream compares the length with
 the negative number, so it then refuses even an empty body).
 """
 
+import functools
 import socket
 import sys
+import time
 import urllib.parse
 
 from tornado import gen, httputil, iostream, netutil, tcpclient, version
@@ -30,6 +32,7 @@ from tornado import simple_httpclient as _sc
 from tornado.concurrent import future_add_done_callback
 from tornado.escape import _unicode
 from tornado.httpclient import _RequestProxy
+from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
 
 from tornado_c import _core
@@ -215,6 +218,18 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
         return True
 
 
+def _task_result(task):
+    task.result()
+
+
+def _is_dotted_quad(host):
+    """True if `host` is an IPv4 address exactly as inet_ntop writes it."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def _connect_timed_out(state, stream, addr):
     state.append(tcpclient._format_addr(addr))
     stream.close()
@@ -232,6 +247,41 @@ class HTTPClientConnection(_sc._HTTPConnection):
     address at once); the request goes out in one write built in C
     (HTTP1ClientConnection.write_request).  Every other request runs
     upstream's run()."""
+
+    def __init__(
+        self,
+        client,
+        request,
+        release_callback,
+        final_callback,
+        max_buffer_size,
+        tcp_client,
+        max_header_size,
+        max_body_size,
+    ):
+        # upstream's attributes; run() starts as upstream's add_future(
+        # convert_yielded(self.run()), lambda f: f.result()) starts it (a
+        # task whose end is checked in a callback of the IOLoop), without
+        # the wrappers' frames
+        self.io_loop = io_loop = IOLoop.current()
+        self.start_time = io_loop.time()
+        self.start_wall_time = time.time()
+        self.client = client
+        self.request = request
+        self.release_callback = release_callback
+        self.final_callback = final_callback
+        self.max_buffer_size = max_buffer_size
+        self.tcp_client = tcp_client
+        self.max_header_size = max_header_size
+        self.max_body_size = max_body_size
+        self.code = None
+        self.headers = None
+        self.chunks = bytearray()
+        self._decompressor = None
+        self._timeout = None
+        self._sockaddr = None
+        task = io_loop.asyncio_loop.create_task(self.run())
+        task.add_done_callback(functools.partial(io_loop.add_callback, _task_result))
 
     async def run(self):
         request = self.request
@@ -372,14 +422,19 @@ class HTTPClientConnection(_sc._HTTPConnection):
         if type(tcp_client) is tcpclient.TCPClient and type(
             tcp_client.resolver
         ) is netutil.DefaultLoopResolver:
-            try:
-                infos = socket.getaddrinfo(
-                    host, port, af, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-                )
-            except (OSError, UnicodeError, ValueError):
-                infos = None
-            if infos is not None and len(infos) == 1:
-                af, addr = infos[0][0], infos[0][4]
+            if af != socket.AF_INET6 and _is_dotted_quad(host) and type(port) is int:
+                # what getaddrinfo gives for a dotted quad in its own
+                # spelling, without its idna encoding and lookup
+                af, addr = socket.AF_INET, (host, port)
+            else:
+                try:
+                    infos = socket.getaddrinfo(
+                        host, port, af, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+                    )
+                except (OSError, UnicodeError, ValueError):
+                    infos = None
+                if infos is not None and len(infos) == 1:
+                    af, addr = infos[0][0], infos[0][4]
         if addr is None:
             return await tcp_client.connect(
                 host,
