@@ -31,7 +31,7 @@ from tornado import http1connection as _h1
 from tornado import simple_httpclient as _sc
 from tornado.concurrent import future_add_done_callback
 from tornado.escape import _unicode
-from tornado.httpclient import _RequestProxy
+from tornado.httpclient import HTTPRequest, _RequestProxy
 from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
 
@@ -218,6 +218,19 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
         return True
 
 
+# request options that upstream's run() handles (HTTPRequest attributes)
+_SLOW_OPTIONS = (
+    "body_producer",
+    "expect_100_continue",
+    "network_interface",
+    "proxy_host",
+    "proxy_port",
+    "proxy_username",
+    "proxy_password",
+    "proxy_auth_mode",
+)
+
+
 def _task_result(task):
     task.result()
 
@@ -295,17 +308,15 @@ class HTTPClientConnection(_sc._HTTPConnection):
             return defaults.get(name) if v is None else v
 
         url = opt("url")
-        if (
-            opt("body_producer") is not None
-            or opt("expect_100_continue")
-            or opt("network_interface")
-            or opt("proxy_host")
-            or opt("proxy_port")
-            or opt("proxy_username")
-            or opt("proxy_password")
-            or opt("proxy_auth_mode")
-            or type(url) is not str
-        ):
+        if type(req) is HTTPRequest:
+            # plain attributes: a truthy one, here or in the defaults, sends
+            # the request to upstream's run()
+            slow = any(map(req.__dict__.get, _SLOW_OPTIONS)) or any(
+                map(defaults.get, _SLOW_OPTIONS)
+            )
+        else:
+            slow = any(map(opt, _SLOW_OPTIONS))
+        if slow or type(url) is not str:
             return await super().run()
         try:
             self.parsed = parsed = urllib.parse.urlsplit(url)
@@ -453,7 +464,10 @@ class HTTPClientConnection(_sc._HTTPConnection):
         if deadline is None:
             return await connected
         timed_out = []
-        handle = self.io_loop.add_timeout(deadline, _connect_timed_out, timed_out, stream, addr)
+        # as IOLoop.add_timeout schedules it (the callback cannot raise)
+        handle = self.io_loop.asyncio_loop.call_later(
+            max(0, deadline - self.io_loop.time()), _connect_timed_out, timed_out, stream, addr
+        )
         try:
             return await connected
         except iostream.StreamClosedError:
@@ -461,7 +475,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
             raise
         finally:
-            self.io_loop.remove_timeout(handle)
+            handle.cancel()
 
 
 def _connection_class(self):
