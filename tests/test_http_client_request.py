@@ -102,6 +102,11 @@ def _fetches(port):
     yield "streaming", dict(url=base + "/big", streaming_callback=True)
     yield "streaming-chunked", dict(url=base + "/chunked", streaming_callback=True)
     yield "header-callback", dict(url=base + "/chunked", header_callback=True)
+    # a client with defaults of its own (AsyncHTTPClient(defaults=...))
+    yield "defaults", dict(url=base + "/plain", client="defaults")
+    yield "defaults-overridden", dict(url=base + "/plain", client="defaults",
+                                      user_agent="explicit", follow_redirects=True)
+    yield "defaults-no-redirect", dict(url=base + "/redirect", client="defaults")
     yield "ipv4-only", dict(url=base + "/plain", allow_ipv6=False)
     yield "refused", dict(url="http://127.0.0.1:%d/plain" % _closed_port())
     # a listener whose accept queue is full: the connect hangs
@@ -169,19 +174,25 @@ async def _run_all():
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     client = SimpleAsyncHTTPClient(force_instance=True, max_header_size=2048)
+    with_defaults = SimpleAsyncHTTPClient(
+        force_instance=True,
+        defaults=dict(user_agent="from-defaults", follow_redirects=False,
+                      auth_username="du", auth_password="dp"))
+    clients = {None: client, "defaults": with_defaults}
     results = {}
     try:
         for name, kw in _fetches(port):
             del requests[:]
             pieces = []
             kw = dict(kw, request_timeout=5)
+            fetcher = clients[kw.pop("client", None)]
             if kw.get("streaming_callback"):
                 kw["streaming_callback"] = pieces.append
             if kw.get("header_callback"):
                 kw["header_callback"] = pieces.append
             req = HTTPRequest(**kw)
             try:
-                resp = await client.fetch(req, raise_error=False)
+                resp = await fetcher.fetch(req, raise_error=False)
                 err = resp.error
                 out = {
                     "code": resp.code,
@@ -204,6 +215,7 @@ async def _run_all():
             results[name] = out
     finally:
         client.close()
+        with_defaults.close()
         server.close()
         await server.wait_closed()
     return results, port

@@ -25,13 +25,14 @@ import socket
 import sys
 import time
 import urllib.parse
+from io import BytesIO
 
 from tornado import gen, httputil, iostream, netutil, tcpclient, version
 from tornado import http1connection as _h1
 from tornado import simple_httpclient as _sc
 from tornado.concurrent import future_add_done_callback
 from tornado.escape import _unicode
-from tornado.httpclient import HTTPRequest, _RequestProxy
+from tornado.httpclient import HTTPRequest, HTTPResponse, _RequestProxy
 from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
 
@@ -58,8 +59,7 @@ def _body_sink(delegate):
     if (
         not isinstance(delegate, _sc._HTTPConnection)
         or type(delegate).data_received is not _sc._HTTPConnection.data_received
-        or type(delegate)._should_follow_redirect
-        is not _sc._HTTPConnection._should_follow_redirect
+        or type(delegate)._should_follow_redirect not in _REDIRECT_CHECKS
     ):
         return _NO_SINK
     if delegate._should_follow_redirect():
@@ -293,6 +293,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
         self._decompressor = None
         self._timeout = None
         self._sockaddr = None
+        self._c_redirect = None  # (follow_redirects, max_redirects) once read
         task = io_loop.asyncio_loop.create_task(self.run())
         task.add_done_callback(functools.partial(io_loop.add_callback, _task_result))
 
@@ -303,20 +304,25 @@ class HTTPClientConnection(_sc._HTTPConnection):
         req = request.request
         defaults = request.defaults or {}
 
-        def opt(name):
-            v = getattr(req, name)
-            return defaults.get(name) if v is None else v
+        if type(req) is HTTPRequest:
+            # what _RequestProxy gives for each option, in one dict: the
+            # request's attribute unless None, else the default (headers and
+            # body are properties over _headers and _body)
+            merged = dict(defaults)
+            for k, v in req.__dict__.items():
+                if v is not None:
+                    merged[k] = v
+            merged["headers"] = req.headers
+            merged["body"] = req._body if req._body is not None else defaults.get("body")
+            opt = merged.get
+        else:
+
+            def opt(name):
+                v = getattr(req, name)
+                return defaults.get(name) if v is None else v
 
         url = opt("url")
-        if type(req) is HTTPRequest:
-            # plain attributes: a truthy one, here or in the defaults, sends
-            # the request to upstream's run()
-            slow = any(map(req.__dict__.get, _SLOW_OPTIONS)) or any(
-                map(defaults.get, _SLOW_OPTIONS)
-            )
-        else:
-            slow = any(map(opt, _SLOW_OPTIONS))
-        if slow or type(url) is not str:
+        if any(map(opt, _SLOW_OPTIONS)) or type(url) is not str:
             return await super().run()
         try:
             self.parsed = parsed = urllib.parse.urlsplit(url)
@@ -421,6 +427,83 @@ class HTTPClientConnection(_sc._HTTPConnection):
             if not self._handle_exception(*sys.exc_info()):
                 raise
 
+    def headers_received(self, first_line, headers):
+        """upstream's, returning its awaitable only for the 100-continue
+        that writes the body (the connection awaits what is not None)."""
+        assert isinstance(first_line, httputil.ResponseStartLine)
+        request = self.request
+        if first_line.code == 100 and request.expect_100_continue:
+            return self._write_body(False)
+        self.code = first_line.code
+        self.reason = first_line.reason
+        self.headers = headers
+        if self._should_follow_redirect():
+            return None
+        header_callback = request.header_callback
+        if header_callback is not None:
+            header_callback("%s %s %s\r\n" % first_line)
+            for k, v in headers.get_all():
+                header_callback(f"{k}: {v}\r\n")
+            header_callback("\r\n")
+        return None
+
+    def _should_follow_redirect(self):
+        """upstream's, with the two options read once per fetch."""
+        redirect = self._c_redirect
+        if redirect is None:
+            follow = self.request.follow_redirects
+            redirect = self._c_redirect = (
+                follow,
+                self.request.max_redirects if follow else None,
+            )
+        if redirect[0]:
+            assert redirect[1] is not None
+            return (
+                self.code in (301, 302, 303, 307, 308)
+                and redirect[1] > 0
+                and self.headers is not None
+                and self.headers.get("Location") is not None
+            )
+        return False
+
+    def finish(self):
+        """upstream's for a response that is not a redirect to follow, with
+        the request's attributes read without _RequestProxy's lookups (and
+        the exception its getattr of a missing original_request costs)."""
+        request = self.request
+        if type(request) is not _RequestProxy or type(request.request) is not HTTPRequest:
+            return super().finish()
+        assert self.code is not None
+        if self._should_follow_redirect():
+            return super().finish()
+        data = bytes(self.chunks)
+        self._remove_timeout()
+        inner = request.request
+        d = inner.__dict__
+        if "original_request" in d:
+            original_request = d["original_request"]
+            if original_request is None:
+                defaults = request.defaults
+                original_request = None if defaults is None else defaults.get("original_request")
+        else:
+            original_request = request
+        if request.streaming_callback:
+            buffer = BytesIO()
+        else:
+            buffer = BytesIO(data)
+        response = HTTPResponse(
+            original_request,
+            self.code,
+            reason=getattr(self, "reason", None),
+            headers=self.headers,
+            request_time=self.io_loop.time() - self.start_time,
+            start_time=self.start_wall_time,
+            buffer=buffer,
+            effective_url=request.url,
+        )
+        self._run_callback(response)
+        self._on_end_request()
+
     async def _connect(self, host, port, af, timeout):
         """TCPClient.connect(host, port, af, max_buffer_size=..., timeout=...)
         for this request: upstream's for a host name or a resolver of the
@@ -481,3 +564,10 @@ class HTTPClientConnection(_sc._HTTPConnection):
 def _connection_class(self):
     """SimpleAsyncHTTPClient._connection_class while the switch is on."""
     return HTTPClientConnection
+
+
+# the _should_follow_redirect methods _body_sink knows (upstream's, ours)
+_REDIRECT_CHECKS = (
+    _sc._HTTPConnection._should_follow_redirect,
+    HTTPClientConnection._should_follow_redirect,
+)
