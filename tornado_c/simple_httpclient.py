@@ -64,7 +64,14 @@ def _body_sink(delegate):
         return _NO_SINK
     if delegate._should_follow_redirect():
         return None
-    if delegate.request.streaming_callback is not None:
+    attrs = getattr(delegate, "_c_attrs", None)
+    if attrs is None:
+        streaming_callback = delegate.request.streaming_callback
+    else:
+        streaming_callback = attrs["streaming_callback"]
+        if streaming_callback is None:
+            streaming_callback = delegate._c_defaults.get("streaming_callback")
+    if streaming_callback is not None:
         return _NO_SINK
     chunks = delegate.chunks
     return chunks if type(chunks) is bytearray else _NO_SINK
@@ -294,6 +301,15 @@ class HTTPClientConnection(_sc._HTTPConnection):
         self._timeout = None
         self._sockaddr = None
         self._c_redirect = None  # (follow_redirects, max_redirects) once read
+        # for an HTTPRequest (exactly) behind the _RequestProxy: its __dict__
+        # and the defaults, read live as the proxy reads them (plain
+        # attributes), without the proxy's __getattr__
+        inner = request.request if type(request) is _RequestProxy else None
+        if type(inner) is HTTPRequest:
+            self._c_attrs = inner.__dict__
+            self._c_defaults = request.defaults or {}
+        else:
+            self._c_attrs = None
         task = io_loop.asyncio_loop.create_task(self.run())
         task.add_done_callback(functools.partial(io_loop.add_callback, _task_result))
 
@@ -434,12 +450,18 @@ class HTTPClientConnection(_sc._HTTPConnection):
         request = self.request
         if first_line.code == 100 and request.expect_100_continue:
             return self._write_body(False)
+        attrs = self._c_attrs
         self.code = first_line.code
         self.reason = first_line.reason
         self.headers = headers
         if self._should_follow_redirect():
             return None
-        header_callback = request.header_callback
+        if attrs is None:
+            header_callback = request.header_callback
+        else:
+            header_callback = attrs["header_callback"]
+            if header_callback is None:
+                header_callback = self._c_defaults.get("header_callback")
         if header_callback is not None:
             header_callback("%s %s %s\r\n" % first_line)
             for k, v in headers.get_all():
@@ -451,11 +473,19 @@ class HTTPClientConnection(_sc._HTTPConnection):
         """upstream's, with the two options read once per fetch."""
         redirect = self._c_redirect
         if redirect is None:
-            follow = self.request.follow_redirects
-            redirect = self._c_redirect = (
-                follow,
-                self.request.max_redirects if follow else None,
-            )
+            attrs = self._c_attrs
+            if attrs is None:
+                follow = self.request.follow_redirects
+                most = self.request.max_redirects if follow else None
+            else:
+                defaults = self._c_defaults
+                follow = attrs["follow_redirects"]
+                if follow is None:
+                    follow = defaults.get("follow_redirects")
+                most = attrs["max_redirects"] if follow else None
+                if follow and most is None:
+                    most = defaults.get("max_redirects")
+            redirect = self._c_redirect = (follow, most)
         if redirect[0]:
             assert redirect[1] is not None
             return (
@@ -487,7 +517,13 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 original_request = None if defaults is None else defaults.get("original_request")
         else:
             original_request = request
-        if request.streaming_callback:
+        streaming_callback = d["streaming_callback"]
+        if streaming_callback is None:
+            streaming_callback = (request.defaults or {}).get("streaming_callback")
+        url = d["url"]
+        if url is None:
+            url = (request.defaults or {}).get("url")
+        if streaming_callback:
             buffer = BytesIO()
         else:
             buffer = BytesIO(data)
@@ -499,7 +535,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
             request_time=self.io_loop.time() - self.start_time,
             start_time=self.start_wall_time,
             buffer=buffer,
-            effective_url=request.url,
+            effective_url=url,
         )
         self._run_callback(response)
         self._on_end_request()
