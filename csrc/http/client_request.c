@@ -24,6 +24,21 @@
 #include "http/internal.h"
 #include "web/web.h"
 
+/* Appends n bytes of a line; 1 done, 0 they hold CR or LF (upstream
+ * refuses the line), -1 with MemoryError set. */
+static int
+put_line_part(tc_http_buf *b, const char *p, Py_ssize_t n)
+{
+    if (n > 0 && (memchr(p, '\r', (size_t)n) != NULL || memchr(p, '\n', (size_t)n) != NULL)) {
+        return 0;
+    }
+    if (tc_http_buf_append(b, p, (size_t)n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 1;
+}
+
 /* Appends the latin-1 bytes of `s`; 1 done, 0 not latin-1 / has CR or LF
  * (or is not a str), -1 with an exception set. */
 static int
@@ -37,15 +52,7 @@ put_latin1(tc_http_buf *b, PyObject *s)
     if (kind != PyUnicode_1BYTE_KIND) {
         return 0;
     }
-    const char *p = (const char *)PyUnicode_1BYTE_DATA(s);
-    if (n > 0 && (memchr(p, '\r', (size_t)n) != NULL || memchr(p, '\n', (size_t)n) != NULL)) {
-        return 0;
-    }
-    if (tc_http_buf_append(b, p, (size_t)n) < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 1;
+    return put_line_part(b, (const char *)PyUnicode_1BYTE_DATA(s), n);
 }
 
 /* Appends "name: value\r\n"; same returns as put_latin1. */
@@ -85,14 +92,7 @@ put_utf8(tc_http_buf *b, PyObject *s)
         PyErr_Clear();
         return 0;
     }
-    if (n > 0 && (memchr(p, '\r', (size_t)n) != NULL || memchr(p, '\n', (size_t)n) != NULL)) {
-        return 0;
-    }
-    if (tc_http_buf_append(b, p, (size_t)n) < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 1;
+    return put_line_part(b, p, n);
 }
 
 static PyObject *
