@@ -39,6 +39,8 @@ RESPONSES = {
     "/close": b"HTTP/1.1 200 OK\r\n\r\nuntil the end",
     "/big": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + bytes(range(256)) * 1171
             + bytes(range(224)),
+    # over the size whose bytes object the C reader allocates up front
+    "/5m": b"HTTP/1.1 200 OK\r\nContent-Length: 5242880\r\n\r\n" + b"0123456789abcdef" * 327680,
     "/gzip": (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
               % len(GZ)) + GZ,
     "/redirect": b"HTTP/1.1 302 Found\r\nLocation: /plain\r\nContent-Length: 7\r\n\r\nignored",
@@ -90,6 +92,7 @@ def _fetches(port):
     yield "chunked", dict(url=base + "/chunked")
     yield "close-delimited", dict(url=base + "/close")
     yield "big", dict(url=base + "/big")
+    yield "5m", dict(url=base + "/5m")
     yield "gzip", dict(url=base + "/gzip")
     yield "gzip-off", dict(url=base + "/gzip", decompress_response=False)
     yield "redirect", dict(url=base + "/redirect")
@@ -291,6 +294,7 @@ def test_cases_reach_the_paths(upstream):
     assert up["huge-head"]["raised"][0] == "UnsatisfiableReadError"
     assert up["bad-chunk"]["raised"] == ("HTTPStreamClosedError", "Connection closed")
     assert up["big"]["body"] == RESPONSES["/big"].partition(b"\r\n\r\n")[2]
+    assert len(up["5m"]["body"]) == 5 * 1024 * 1024
     assert up["streaming"]["pieces"] == RESPONSES["/big"].partition(b"\r\n\r\n")[2]
     assert "raised" in up["bad-scheme"]
 

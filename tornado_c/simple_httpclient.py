@@ -47,9 +47,11 @@ _NO_SINK = object()
 
 
 def _body_sink(delegate):
-    """Where read_body() may put the body for `delegate`: the bytearray
-    upstream's _HTTPConnection.data_received appends every piece to, None
-    when it drops them (a redirect to follow), or _NO_SINK when the body
+    """Where read_body() may put the body for `delegate`: the
+    _HTTPConnection itself when its chunks bytearray (what upstream's
+    data_received appends every piece to) is still empty -- the body then
+    replaces it as one bytes object --, that bytearray otherwise, None when
+    the pieces are dropped (a redirect to follow), or _NO_SINK when the body
     must go through the delegate's own data_received (a streaming_callback,
     a gzip decompressor, any other delegate)."""
     if type(delegate) is _h1._GzipMessageDelegate:
@@ -74,7 +76,11 @@ def _body_sink(delegate):
     if streaming_callback is not None:
         return _NO_SINK
     chunks = delegate.chunks
-    return chunks if type(chunks) is bytearray else _NO_SINK
+    if type(chunks) is not bytearray:
+        return _NO_SINK
+    # nothing received yet (one response per delegate): the body may be
+    # handed over as one bytes object
+    return delegate if not chunks else chunks
 
 
 class HTTP1ClientConnection(_h1.HTTP1Connection):
@@ -144,7 +150,12 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                 if c_read and kind != "none" and self._body_timeout is None
                 else _NO_SINK
             )
-            if sink is not _NO_SINK:
+            if isinstance(sink, _sc._HTTPConnection):
+                # the body in one bytes object, made in C: what
+                # bytes(self.chunks) in finish() gives (bytes() of a bytes
+                # object is that object)
+                sink.chunks = await parser.read_body(self.stream, bytes)
+            elif sink is not _NO_SINK:
                 body = parser.read_body(self.stream, sink)
             elif kind == "fixed":
                 body = self._read_fixed_body(length, delegate)

@@ -45,8 +45,20 @@ typedef struct {
     tc_stream *stream;    /* strong or NULL: the stream being read */
     PyObject *fut;        /* strong or NULL: the read's future */
     PyObject *sink;       /* strong or NULL: read_body's bytearray (NULL:
-                           * the body is dropped) */
+                           * the body is dropped or collected) */
+    int collect;          /* read_body(stream, bytes): the body becomes one
+                           * bytes object, the future's result */
+    PyObject *collected;  /* strong or NULL: collect mode, a fixed body of
+                           * at most COLLECT_PREALLOC bytes, filled in place */
+    size_t collected_len; /* bytes of `collected` filled */
+    tc_http_buf body;     /* collect mode otherwise: the body so far */
 } cparser;
+
+/* Collect mode allocates the bytes object of a fixed-length body up front
+ * (one copy from the stream's input into the result) up to this size; a
+ * longer declared length grows a buffer as the bytes arrive (a server
+ * cannot make us allocate what it does not send). */
+#define COLLECT_PREALLOC (4 * 1024 * 1024)
 
 static int
 cp_on_headers(tc_http_parser *p, const tc_http_head *head)
@@ -101,7 +113,25 @@ static int
 cp_on_body(tc_http_parser *p, const char *data, size_t len)
 {
     cparser *self = p->data;
-    if (self->sink == NULL || len == 0) {
+    if (len == 0) {
+        return 0;
+    }
+    if (self->collect) {
+        /* no Python object is made here: the input may be the loop's
+         * shared read buffer (cp_body_consumer) */
+        if (self->collected != NULL &&
+            len <= (size_t)PyBytes_GET_SIZE(self->collected) - self->collected_len) {
+            memcpy(PyBytes_AS_STRING(self->collected) + self->collected_len, data, len);
+            self->collected_len += len;
+            return 0;
+        }
+        if (tc_http_buf_append(&self->body, data, len) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (self->sink == NULL) {
         return 0;
     }
     Py_ssize_t old = PyByteArray_GET_SIZE(self->sink);
@@ -289,6 +319,21 @@ static const tc_stream_consumer cp_consumer = {
     .on_drain = cp_on_drain,
     .on_close = cp_on_close,
 };
+/* The body in collect mode: the parser's on_body only copies bytes, so the
+ * input may stay in the loop's shared read buffer (stream.h, peek_shared);
+ * cp_feed moves what is left into the stream before any Python runs. */
+static const tc_stream_consumer cp_body_consumer = {
+    .on_data = cp_on_data,
+    .on_drain = cp_on_drain,
+    .on_close = cp_on_close,
+    .peek_shared = 1,
+};
+
+static const tc_stream_consumer *
+cp_consumer_for(cparser *self)
+{
+    return self->reading == R_BODY && self->collect ? &cp_body_consumer : &cp_consumer;
+}
 
 /* The read is over: stop consuming, drop the stream and the sink, and hand
  * the future (strong) to the caller. */
@@ -296,18 +341,21 @@ static PyObject *
 cp_read_end(cparser *self)
 {
     PyObject *fut = self->fut;
+    const tc_stream_consumer *cb = cp_consumer_for(self);
     self->fut = NULL;
     self->reading = R_IDLE;
     if (self->consuming) {
         self->consuming = 0;
-        if (self->stream != NULL &&
-            tc_stream_consumer_is(self->stream, &cp_consumer, self)) {
+        if (self->stream != NULL && tc_stream_consumer_is(self->stream, cb, self)) {
             tc_stream_set_consumer(self->stream, NULL, NULL);
         }
         Py_DECREF(self); /* the consumer's reference; the caller holds one */
     }
     Py_CLEAR(self->stream);
     Py_CLEAR(self->sink);
+    Py_CLEAR(self->collected);
+    self->collect = 0;
+    tc_http_buf_free(&self->body);
     return fut;
 }
 
@@ -401,6 +449,41 @@ error:
     return r;
 }
 
+/* The body is complete: the future gets None, or in collect mode the
+ * body as one bytes object. */
+static int
+cp_body_done(cparser *self, tc_stream *s)
+{
+    PyObject *result;
+    if (!self->collect) {
+        return cp_resolve(self, tc_stream_loop(s), Py_None, NULL);
+    }
+    if (self->collected != NULL && self->body.len == 0 &&
+        self->collected_len == (size_t)PyBytes_GET_SIZE(self->collected)) {
+        result = Py_NewRef(self->collected);
+    }
+    else {
+        /* a preallocated object only partly filled cannot happen (the
+         * parser completes a fixed body at its length); join anyway */
+        result = PyBytes_FromStringAndSize(NULL,
+                                           (Py_ssize_t)(self->collected_len + self->body.len));
+        if (result == NULL) {
+            return -1;
+        }
+        if (self->collected_len) {
+            memcpy(PyBytes_AS_STRING(result), PyBytes_AS_STRING(self->collected),
+                   self->collected_len);
+        }
+        if (self->body.len) {
+            memcpy(PyBytes_AS_STRING(result) + self->collected_len, self->body.data,
+                   self->body.len);
+        }
+    }
+    int r = cp_resolve(self, tc_stream_loop(s), result, NULL);
+    Py_DECREF(result);
+    return r;
+}
+
 /* Run the parser over what the stream has buffered; resolves the future
  * when the read is complete.  0, or -1 with an exception set. */
 static int
@@ -411,6 +494,12 @@ cp_feed(cparser *self, tc_stream *s)
     const char *data = tc_stream_peek(s, &len);
     tc_http_status st = tc_http_parser_execute(p, data, len, &used);
     tc_stream_consume(s, used);
+    if ((st == TC_HTTP_ERROR || self->body_done) && tc_stream_own_input(s) < 0) {
+        /* MemoryError, the input dropped as a failed read would: the read
+         * fails with it */
+        p->error_kind = TC_HTTP_ERR_NONE;
+        return cp_read_failed(self, s);
+    }
     if (st == TC_HTTP_ERROR) {
         return cp_read_failed(self, s);
     }
@@ -424,7 +513,7 @@ cp_feed(cparser *self, tc_stream *s)
         return r;
     }
     if (self->reading == R_BODY && self->body_done) {
-        return cp_resolve(self, tc_stream_loop(s), Py_None, NULL);
+        return cp_body_done(self, s);
     }
     return 0;
 }
@@ -441,7 +530,7 @@ cp_closed(cparser *self, tc_stream *s, PyObject *error)
             return cp_read_failed(self, s);
         }
         if (self->body_done) {
-            return cp_resolve(self, loop, Py_None, NULL);
+            return cp_body_done(self, s);
         }
     }
     PyObject *exc = cp_closed_error(self, error);
@@ -477,6 +566,10 @@ cp_on_close(void *ctx, tc_stream *s, PyObject *error)
     cparser *self = ctx;
     Py_INCREF(self);
     Py_INCREF(s);
+    /* Python runs below: the input must be the stream's own */
+    if (tc_stream_own_input(s) < 0) {
+        tc_loop_report_exception(tc_stream_loop(s), "HTTPClientParser: input lost", NULL);
+    }
     /* the stream cleared us already */
     if (self->consuming) {
         self->consuming = 0;
@@ -527,7 +620,7 @@ cp_read_start(cparser *self, PyObject *stream_obj, int what)
             /* everything buffered was consumed: nothing is delivered late */
             Py_INCREF(self); /* the consumer's reference (cp_read_end, cp_on_close) */
             self->consuming = 1;
-            tc_stream_set_consumer(s, &cp_consumer, self);
+            tc_stream_set_consumer(s, cp_consumer_for(self), self);
         }
     }
     return fut;
@@ -559,21 +652,37 @@ cp_read_head(cparser *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || (args[1] != Py_None && !PyByteArray_CheckExact(args[1]))) {
-        PyErr_SetString(PyExc_TypeError, "read_body(stream, sink: bytearray | None)");
+    int collect = nargs == 2 && args[1] == (PyObject *)&PyBytes_Type;
+    if (nargs != 2 || (args[1] != Py_None && !collect && !PyByteArray_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "read_body(stream, sink: bytearray | None | bytes)");
         return NULL;
     }
     if (!self->framed || self->p.body_kind == TC_HTTP_BODY_NONE) {
         PyErr_SetString(PyExc_ValueError, "HTTPClientParser.read_body() without a body to read");
         return NULL;
     }
-    Py_XSETREF(self->sink, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
+    Py_XSETREF(self->sink, args[1] == Py_None || collect ? NULL : Py_NewRef(args[1]));
+    self->collect = collect;
+    self->collected_len = 0;
+    tc_http_buf_free(&self->body);
+    Py_CLEAR(self->collected);
+    if (collect && self->p.body_kind == TC_HTTP_BODY_FIXED &&
+        self->p.content_length <= COLLECT_PREALLOC) {
+        self->collected = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)self->p.content_length);
+        if (self->collected == NULL) {
+            Py_CLEAR(self->sink);
+            self->collect = 0;
+            return NULL;
+        }
+    }
     self->body_done = 0;
     self->framed = 0;
     tc_http_parser_resume(&self->p);
     PyObject *fut = cp_read_start(self, args[0], R_BODY);
     if (fut == NULL) {
         Py_CLEAR(self->sink);
+        Py_CLEAR(self->collected);
+        self->collect = 0;
     }
     return fut;
 }
@@ -587,6 +696,7 @@ cp_traverse(cparser *self, visitproc visit, void *arg)
     Py_VISIT(self->stream);
     Py_VISIT(self->fut);
     Py_VISIT(self->sink);
+    Py_VISIT(self->collected);
     return 0;
 }
 
@@ -599,6 +709,7 @@ cp_clear(cparser *self)
     Py_CLEAR(self->stream);
     Py_CLEAR(self->fut);
     Py_CLEAR(self->sink);
+    Py_CLEAR(self->collected);
     return 0;
 }
 
@@ -609,6 +720,7 @@ cp_dealloc(cparser *self)
     PyObject_GC_UnTrack(self);
     cp_clear(self);
     tc_http_parser_free(&self->p);
+    tc_http_buf_free(&self->body);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -624,7 +736,8 @@ static PyMethodDef cp_methods[] = {
      "read from the C stream as its consumer."},
     {"read_body", (PyCFunction)(void (*)(void))cp_read_body, METH_FASTCALL,
      "read_body(stream, sink) -> Future of None once the body framing() decided is read "
-     "(appended to the bytearray sink, or dropped when sink is None)."},
+     "(appended to the bytearray sink, or dropped when sink is None); with sink=bytes, "
+     "Future of the body as one bytes object."},
     {NULL, NULL, 0, NULL},
 };
 
