@@ -1,23 +1,37 @@
-"""The simple HTTP client's connection with the response head parsed in C.
+"""The simple HTTP client with its hot path in C.
 
-While the ``http`` component is on, ``tornado.simple_httpclient``'s module
-global ``HTTP1Connection`` (what ``_HTTPConnection._create_connection``
-builds, for ``SimpleAsyncHTTPClient`` and the WebSocket client) is
-`HTTP1ClientConnection` below: upstream's class with the reading of a
-response replaced.  The stream reads stay upstream's (the head with
-``read_until_regex`` and the header limit, the body with upstream's own
-fixed / chunked / until-close loops), so what is left in the stream, the
-timeouts and every stream error are as upstream has them; the head is
-parsed, checked and turned into ``ResponseStartLine`` / ``HTTPHeaders`` in
-C, and the framing decision (1xx, HEAD/204/304, Content-Length and
-Transfer-Encoding checks) is made there too, by the grammar
-tests/test_http_client_grammar.py holds against upstream's client
-(_core.HTTPClientParser, csrc/http/client.c; the parser's client mode,
-csrc/http/parser.h).
+While the ``http`` component is on:
 
-Requests are written by upstream's code, unchanged.  Known difference: a
-negative ``max_body_size`` counts as 0 (upstream compares the length with
-the negative number, so it then refuses even an empty body).
+* ``tornado.simple_httpclient``'s module global ``HTTP1Connection`` (what
+  ``_HTTPConnection._create_connection`` builds, for ``SimpleAsyncHTTPClient``
+  and the WebSocket client) is `HTTP1ClientConnection` below: upstream's
+  class with the reading of a response replaced.  On the C stream (plain
+  http, no header/body timeout) the head and the body are read by
+  ``_core.HTTPClientParser`` as the stream's consumer (csrc/http/client.c):
+  the head parsed, checked and turned into ``ResponseStartLine`` /
+  ``HTTPHeaders`` in C, the framing decision (1xx, HEAD/204/304,
+  Content-Length and Transfer-Encoding checks, max_body_size) made there,
+  and the body (fixed, chunked, until close) decoded in C -- into the
+  delegate's buffer when the delegate is upstream's ``_HTTPConnection``
+  without a streaming_callback or decompressor, otherwise through
+  upstream's body loops and the delegate's data_received.  The grammar and
+  the errors are upstream's client's (tests/test_http_client_grammar.py);
+  TLS streams keep upstream's reads (read_until_regex, the same parser).
+  ``write_request`` builds a non-chunked request in C and sends it with one
+  stream write.
+
+* ``SimpleAsyncHTTPClient._connection_class`` gives `HTTPClientConnection`:
+  upstream's per-fetch delegate with a leaner ``run()`` for plain http
+  requests (no body_producer, expect_100_continue, network_interface or
+  proxy options: those run upstream's ``run()``), IP-literal hosts of the
+  default resolver connected without its executor hop, and
+  ``headers_received`` / ``_should_follow_redirect`` / ``finish`` reading
+  the request's options without ``_RequestProxy``'s lookups.  What they do
+  and in which order is upstream's (tests/test_http_client_request.py).
+
+Known difference: a negative ``max_body_size`` counts as 0 (upstream
+compares the length with the negative number, so it then refuses even an
+empty body).
 """
 
 import functools

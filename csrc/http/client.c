@@ -18,9 +18,10 @@
  *       content_length_rewrite is None or the value upstream assigns to
  *       headers["Content-Length"] (a list of equal lengths).
  *
- * The body is read by the caller with upstream's own loops (fixed,
- * chunked, until close), which read the stream piece by piece as upstream
- * does; only the head and the framing decision are here.
+ * On the C stream the caller reads with read_head() / read_body() instead
+ * (below): the parser is then the stream's consumer and decodes the body
+ * too.  head() / framing() serve the other streams (TLS), whose bytes the
+ * caller reads with read_until_regex and upstream's body loops.
  */
 #include "http/internal.h"
 
