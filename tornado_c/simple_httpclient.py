@@ -101,7 +101,23 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
     """upstream's HTTP1Connection for the client side, response head and
     framing in C (see the module docstring)."""
 
-    async def _read_message_inner(self, delegate, num_1xx=0):
+    def read_response(self, delegate):
+        """upstream's read_response and _read_message in one coroutine;
+        the _GzipMessageDelegate upstream wraps the delegate in when
+        decompressing is made only for a response that is gzip-encoded (the
+        only one it changes anything for), before its headers_received."""
+        if not self.is_client:  # not ours to change
+            return super().read_response(delegate)
+        return self._c_read_message(delegate)
+
+    async def _c_read_message(self, delegate):
+        try:
+            return await self._read_message_inner(delegate, 0, self.params.decompress)
+        except _h1._QuietException:
+            self.close()
+            return False
+
+    async def _read_message_inner(self, delegate, num_1xx=0, gzip_pending=False):
         if not self.is_client:  # not ours to change
             return await super()._read_message_inner(delegate, num_1xx)
         if num_1xx == 0:
@@ -142,6 +158,11 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                 start_line, headers = parser.head(head)
             self._response_start_line = start_line
             self._disconnect_on_finish = False
+            if gzip_pending and headers.get("Content-Encoding", "").lower() == "gzip":
+                delegate = _h1._GzipMessageDelegate(
+                    delegate, self.params.chunk_size, self._max_body_size
+                )
+                gzip_pending = False
             owe_close = True
             with _h1._ExceptionLoggingContext(app_log):
                 pending = delegate.headers_received(start_line, headers)
@@ -155,7 +176,7 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                 # the next head is the response; the delegate is the next
                 # read's from here on
                 owe_close = False
-                return await self._read_message_inner(delegate, num_1xx + 1)
+                return await self._read_message_inner(delegate, num_1xx + 1, gzip_pending)
             if rewrite is not None:
                 headers["Content-Length"] = rewrite
             body = None
@@ -267,6 +288,14 @@ def _task_result(task):
     task.result()
 
 
+def _task_done(task):
+    # upstream checks the end of run() with f.result() in an IOLoop
+    # callback (so an exception is logged by the IOLoop); only an exception
+    # needs that callback
+    if task.cancelled() or task.exception() is not None:
+        IOLoop.current().add_callback(_task_result, task)
+
+
 def _is_dotted_quad(host):
     """True if `host` is an IPv4 address exactly as inet_ntop writes it."""
     try:
@@ -336,7 +365,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
         else:
             self._c_attrs = None
         task = io_loop.asyncio_loop.create_task(self.run())
-        task.add_done_callback(functools.partial(io_loop.add_callback, _task_result))
+        task.add_done_callback(_task_done)
 
     async def run(self):
         request = self.request
