@@ -284,6 +284,20 @@ _SLOW_OPTIONS = (
 )
 
 
+def _connect_functions():
+    return (
+        tcpclient.TCPClient.connect,
+        tcpclient.TCPClient._create_stream,
+        tcpclient._Connector.start,
+        netutil.DefaultLoopResolver.resolve,
+    )
+
+
+# what the fast connect stands for; code that replaced one of these (a spy,
+# a patch) gets upstream's connect, which calls it
+_UPSTREAM_CONNECT = _connect_functions()
+
+
 def _task_result(task):
     task.result()
 
@@ -603,9 +617,11 @@ class HTTPClientConnection(_sc._HTTPConnection):
         tcp_client = self.tcp_client
         deadline = self.start_time + timeout if timeout else None
         addr = None
-        if type(tcp_client) is tcpclient.TCPClient and type(
-            tcp_client.resolver
-        ) is netutil.DefaultLoopResolver:
+        if (
+            type(tcp_client) is tcpclient.TCPClient
+            and type(tcp_client.resolver) is netutil.DefaultLoopResolver
+            and _UPSTREAM_CONNECT == _connect_functions()
+        ):
             if af != socket.AF_INET6 and _is_dotted_quad(host) and type(port) is int:
                 # what getaddrinfo gives for a dotted quad in its own
                 # spelling, without its idna encoding and lookup
