@@ -349,8 +349,8 @@ class HTTPClientConnection(_sc._HTTPConnection):
     ):
         # upstream's attributes; run() starts as upstream's add_future(
         # convert_yielded(self.run()), lambda f: f.result()) starts it (a
-        # task whose end is checked in a callback of the IOLoop), without
-        # the wrappers' frames
+        # task; a failed end is raised in a callback of the IOLoop, see
+        # _task_done), without the wrappers' frames
         self.io_loop = io_loop = IOLoop.current()
         self.start_time = io_loop.time()
         self.start_wall_time = time.time()
