@@ -9,7 +9,8 @@ HTTP server, not measured) answers GET /hello ("Hello, world") and GET /64k
   tornado_c-nohttp python -m tornado_c ... with TORNADO_C_DISABLE=http,web
                    (the C loop only)
   tornado_c        python -m tornado_c http_client.py --client ... (C loop,
-                   C IOStream, response head and framing in C)
+                   C IOStream, request and response in C, the lean
+                   per-fetch delegate of tornado_c/simple_httpclient.py)
   aiohttp          aiohttp.ClientSession on asyncio, a new connection per
                    request (force_close=True: what the simple client does)
 Each client runs --concurrency fetch loops (8) until --n requests are done.

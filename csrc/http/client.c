@@ -18,21 +18,48 @@
  *       content_length_rewrite is None or the value upstream assigns to
  *       headers["Content-Length"] (a list of equal lengths).
  *
- * The body is read by the caller with upstream's own loops (fixed,
- * chunked, until close), which read the stream piece by piece as upstream
- * does; only the head and the framing decision are here.
+ * On the C stream the caller reads with read_head() / read_body() instead
+ * (below): the parser is then the stream's consumer and decodes the body
+ * too.  head() / framing() serve the other streams (TLS), whose bytes the
+ * caller reads with read_until_regex and upstream's body loops.
  */
 #include "http/internal.h"
+
+/* What read_head() / read_body() are doing (the stream's consumer is us
+ * while it is not R_IDLE and `consuming` is set). */
+enum { R_IDLE = 0, R_HEAD, R_BODY };
 
 typedef struct {
     PyObject_HEAD
     tc_http_state *hs;    /* borrowed: the type holds the module */
+    tc_state *st;         /* borrowed: idem */
     tc_http_parser p;
     PyObject *start_line; /* strong or NULL: made by on_headers during head() */
     PyObject *headers;    /* strong or NULL: idem */
     int head_done;        /* on_headers ran for the head being read */
     int framed;           /* on_body_start ran (or a 1xx was skipped) */
+    int body_done;        /* on_message_complete ran */
+    /* read_head() / read_body() */
+    int reading;          /* R_IDLE, R_HEAD, R_BODY */
+    int consuming;        /* we are the stream's consumer (and hold a
+                           * reference to ourselves for it) */
+    tc_stream *stream;    /* strong or NULL: the stream being read */
+    PyObject *fut;        /* strong or NULL: the read's future */
+    PyObject *sink;       /* strong or NULL: read_body's bytearray (NULL:
+                           * the body is dropped or collected) */
+    int collect;          /* read_body(stream, bytes): the body becomes one
+                           * bytes object, the future's result */
+    PyObject *collected;  /* strong or NULL: collect mode, a fixed body of
+                           * at most COLLECT_PREALLOC bytes, filled in place */
+    size_t collected_len; /* bytes of `collected` filled */
+    tc_http_buf body;     /* collect mode otherwise: the body so far */
 } cparser;
+
+/* Collect mode allocates the bytes object of a fixed-length body up front
+ * (one copy from the stream's input into the result) up to this size; a
+ * longer declared length grows a buffer as the bytes arrive (a server
+ * cannot make us allocate what it does not send). */
+#define COLLECT_PREALLOC (4 * 1024 * 1024)
 
 static int
 cp_on_headers(tc_http_parser *p, const tc_http_head *head)
@@ -81,9 +108,58 @@ cp_on_body_start(tc_http_parser *p)
     return 1; /* the caller reads the body */
 }
 
+/* read_body(): `self.chunks += chunk` of upstream's _HTTPConnection, in
+ * place (or nothing: a body upstream's delegate discards). */
+static int
+cp_on_body(tc_http_parser *p, const char *data, size_t len)
+{
+    cparser *self = p->data;
+    if (len == 0) {
+        return 0;
+    }
+    if (self->collect) {
+        /* no Python object is made here: the input may be the loop's
+         * shared read buffer (cp_body_consumer) */
+        if (self->collected != NULL &&
+            len <= (size_t)PyBytes_GET_SIZE(self->collected) - self->collected_len) {
+            memcpy(PyBytes_AS_STRING(self->collected) + self->collected_len, data, len);
+            self->collected_len += len;
+            return 0;
+        }
+        if (tc_http_buf_append(&self->body, data, len) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    if (self->sink == NULL) {
+        return 0;
+    }
+    Py_ssize_t old = PyByteArray_GET_SIZE(self->sink);
+    if ((size_t)(PY_SSIZE_T_MAX - old) < len ||
+        PyByteArray_Resize(self->sink, old + (Py_ssize_t)len) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(self->sink) + old, data, len);
+    return 0;
+}
+
+static int
+cp_on_message_complete(tc_http_parser *p)
+{
+    cparser *self = p->data;
+    self->body_done = 1;
+    return 1; /* upstream's client reads one response */
+}
+
 static const tc_http_callbacks cp_callbacks = {
     .on_headers = cp_on_headers,
     .on_body_start = cp_on_body_start,
+    .on_body = cp_on_body,
+    .on_message_complete = cp_on_message_complete,
 };
 
 /* Raise HTTPInputError for the parser's error (or keep a callback's). */
@@ -132,11 +208,13 @@ cp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->hs = hs;
+    self->st = st;
     tc_http_parser_init(&self->p, &cp_callbacks);
     self->p.data = self;
     self->p.client = 1;
     self->p.request_head = rhead;
-    /* the stream's read_until_regex enforced max_header_size already */
+    /* head(): the stream's read_until_regex enforced max_header_size
+     * already; read_head() sets it */
     self->p.max_header_size = (size_t)-1;
     return (PyObject *)self;
 }
@@ -216,12 +294,410 @@ cp_framing(cparser *self, PyObject *arg)
     return Py_BuildValue("(sNN)", kinds[p->body_kind], cl, rw);
 }
 
+/* ------------------------------------------------------------------
+ * read_head(stream) / read_body(stream, sink): the response read over the
+ * C stream's consumer API (stream.h) instead of read_until_regex and
+ * upstream's body loops.  Each returns a future; while it is pending we are
+ * the stream's consumer and hold a reference to ourselves for it.  What the
+ * future gets is what the Python reads would have given:
+ *   - the head: (ResponseStartLine, HTTPHeaders); HTTPInputError for what
+ *     the grammar rejects; a head over max_header_size is the stream's
+ *     "Unsatisfiable read" (logged, the stream closed with
+ *     UnsatisfiableReadError, the future failed with StreamClosedError);
+ *   - the body: None once it is complete (its bytes appended to `sink`, a
+ *     bytearray, or dropped when sink is None); HTTPInputError for a bad
+ *     chunk or a body over max_body_size; a close-delimited body ends with
+ *     the stream;
+ *   - the stream closing first: StreamClosedError(real_error=stream.error).
+ */
+
+static void cp_on_data(void *ctx, tc_stream *s);
+static void cp_on_drain(void *ctx, tc_stream *s);
+static void cp_on_close(void *ctx, tc_stream *s, PyObject *error);
+
+static const tc_stream_consumer cp_consumer = {
+    .on_data = cp_on_data,
+    .on_drain = cp_on_drain,
+    .on_close = cp_on_close,
+};
+/* The body in collect mode: the parser's on_body only copies bytes, so the
+ * input may stay in the loop's shared read buffer (stream.h, peek_shared);
+ * cp_feed moves what is left into the stream before any Python runs. */
+static const tc_stream_consumer cp_body_consumer = {
+    .on_data = cp_on_data,
+    .on_drain = cp_on_drain,
+    .on_close = cp_on_close,
+    .peek_shared = 1,
+};
+
+static const tc_stream_consumer *
+cp_consumer_for(cparser *self)
+{
+    return self->reading == R_BODY && self->collect ? &cp_body_consumer : &cp_consumer;
+}
+
+/* The read is over: stop consuming, drop the stream and the sink, and hand
+ * the future (strong) to the caller. */
+static PyObject *
+cp_read_end(cparser *self)
+{
+    PyObject *fut = self->fut;
+    const tc_stream_consumer *cb = cp_consumer_for(self);
+    self->fut = NULL;
+    self->reading = R_IDLE;
+    if (self->consuming) {
+        self->consuming = 0;
+        if (self->stream != NULL && tc_stream_consumer_is(self->stream, cb, self)) {
+            tc_stream_set_consumer(self->stream, NULL, NULL);
+        }
+        Py_DECREF(self); /* the consumer's reference; the caller holds one */
+    }
+    Py_CLEAR(self->stream);
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->collected);
+    self->collect = 0;
+    tc_http_buf_free(&self->body);
+    return fut;
+}
+
+/* Resolve the read's future with `value` (borrowed) or fail it with `exc`
+ * (borrowed).  Errors are left set for the caller. */
+static int
+cp_resolve(cparser *self, tc_loop *loop, PyObject *value, PyObject *exc)
+{
+    PyObject *fut = cp_read_end(self);
+    int r = 0;
+    if (fut == NULL) {
+        return 0;
+    }
+    if (exc != NULL) {
+        r = tc_loop_future_set_exception(loop, fut, exc, TC_FUTURE_UNLESS_DONE, 0);
+    }
+    else {
+        r = tc_loop_future_set_result(loop, fut, value, TC_FUTURE_UNLESS_DONE);
+    }
+    Py_DECREF(fut);
+    return r;
+}
+
+/* StreamClosedError(real_error=error), as the stream raises it. */
+static PyObject *
+cp_closed_error(cparser *self, PyObject *error)
+{
+    PyObject *kw = PyDict_New(), *args = NULL, *r = NULL;
+    if (kw == NULL) {
+        return NULL;
+    }
+    if (PyDict_SetItemString(kw, "real_error", error ? error : Py_None) == 0 &&
+        (args = PyTuple_New(0)) != NULL) {
+        r = PyObject_Call(self->st->stream->StreamClosedError, args, kw);
+    }
+    Py_XDECREF(args);
+    Py_DECREF(kw);
+    return r;
+}
+
+/* The parser failed: fail the read as the Python reads would have. */
+static int
+cp_read_failed(cparser *self, tc_stream *s)
+{
+    tc_http_parser *p = &self->p;
+    tc_loop *loop = tc_stream_loop(s);
+    PyObject *exc = NULL;
+    int r;
+    if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
+        PyObject *msg = PyUnicode_DecodeLatin1(p->error_msg, (Py_ssize_t)p->error_len, NULL);
+        exc = msg ? PyObject_CallOneArg(self->st->stream->UnsatisfiableReadError, msg) : NULL;
+        Py_XDECREF(msg);
+        if (exc == NULL) {
+            goto error;
+        }
+        PyObject *line = PyUnicode_FromFormat("Unsatisfiable read, closing connection: %S", exc);
+        PyObject *lr = line ? PyObject_CallMethod(self->st->stream->gen_log, "info", "O", line)
+                            : NULL;
+        Py_XDECREF(line);
+        if (lr == NULL) {
+            Py_DECREF(exc);
+            goto error;
+        }
+        Py_DECREF(lr);
+        /* on_close fails the future with StreamClosedError(real_error=exc) */
+        tc_stream_close(s, exc);
+        Py_DECREF(exc);
+        return 0;
+    }
+    if (cp_error(self) != NULL || !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_SystemError, "HTTPClientParser: error without exception");
+    }
+error:
+    /* the parser's HTTPInputError, or a failure of ours: the read raises it */
+    {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (tb != NULL && v != NULL) {
+            PyException_SetTraceback(v, tb);
+        }
+        Py_XDECREF(t);
+        Py_XDECREF(tb);
+        exc = v;
+    }
+    if (exc == NULL) {
+        return -1;
+    }
+    r = cp_resolve(self, loop, NULL, exc);
+    Py_DECREF(exc);
+    return r;
+}
+
+/* The body is complete: the future gets None, or in collect mode the
+ * body as one bytes object. */
+static int
+cp_body_done(cparser *self, tc_stream *s)
+{
+    PyObject *result;
+    if (!self->collect) {
+        return cp_resolve(self, tc_stream_loop(s), Py_None, NULL);
+    }
+    if (self->collected != NULL && self->body.len == 0 &&
+        self->collected_len == (size_t)PyBytes_GET_SIZE(self->collected)) {
+        result = Py_NewRef(self->collected);
+    }
+    else {
+        /* a preallocated object only partly filled cannot happen (the
+         * parser completes a fixed body at its length); join anyway */
+        result = PyBytes_FromStringAndSize(NULL,
+                                           (Py_ssize_t)(self->collected_len + self->body.len));
+        if (result == NULL) {
+            return -1;
+        }
+        if (self->collected_len) {
+            memcpy(PyBytes_AS_STRING(result), PyBytes_AS_STRING(self->collected),
+                   self->collected_len);
+        }
+        if (self->body.len) {
+            memcpy(PyBytes_AS_STRING(result) + self->collected_len, self->body.data,
+                   self->body.len);
+        }
+    }
+    int r = cp_resolve(self, tc_stream_loop(s), result, NULL);
+    Py_DECREF(result);
+    return r;
+}
+
+/* Run the parser over what the stream has buffered; resolves the future
+ * when the read is complete.  0, or -1 with an exception set. */
+static int
+cp_feed(cparser *self, tc_stream *s)
+{
+    tc_http_parser *p = &self->p;
+    size_t len, used = 0;
+    const char *data = tc_stream_peek(s, &len);
+    tc_http_status st = tc_http_parser_execute(p, data, len, &used);
+    tc_stream_consume(s, used);
+    if ((st == TC_HTTP_ERROR || self->body_done) && tc_stream_own_input(s) < 0) {
+        /* MemoryError, the input dropped as a failed read would: the read
+         * fails with it */
+        p->error_kind = TC_HTTP_ERR_NONE;
+        return cp_read_failed(self, s);
+    }
+    if (st == TC_HTTP_ERROR) {
+        return cp_read_failed(self, s);
+    }
+    if (self->reading == R_HEAD && self->head_done) {
+        PyObject *t = PyTuple_Pack(2, self->start_line, self->headers);
+        if (t == NULL) {
+            return -1;
+        }
+        int r = cp_resolve(self, tc_stream_loop(s), t, NULL);
+        Py_DECREF(t);
+        return r;
+    }
+    if (self->reading == R_BODY && self->body_done) {
+        return cp_body_done(self, s);
+    }
+    return 0;
+}
+
+/* The stream is closed (error borrowed, or NULL): a close-delimited body is
+ * complete, anything else is cut short. */
+static int
+cp_closed(cparser *self, tc_stream *s, PyObject *error)
+{
+    tc_loop *loop = tc_stream_loop(s);
+    if (self->reading == R_BODY && self->p.body_kind == TC_HTTP_BODY_UNTIL_CLOSE &&
+        !self->body_done) {
+        if (tc_http_parser_eof(&self->p) == TC_HTTP_ERROR) {
+            return cp_read_failed(self, s);
+        }
+        if (self->body_done) {
+            return cp_body_done(self, s);
+        }
+    }
+    PyObject *exc = cp_closed_error(self, error);
+    if (exc == NULL) {
+        return -1;
+    }
+    int r = cp_resolve(self, loop, NULL, exc);
+    Py_DECREF(exc);
+    return r;
+}
+
+static void
+cp_on_data(void *ctx, tc_stream *s)
+{
+    cparser *self = ctx;
+    Py_INCREF(self);
+    Py_INCREF(s);
+    (void)cp_feed(self, s); /* an exception left set goes to the loop's handler */
+    Py_DECREF(s);
+    Py_DECREF(self);
+}
+
+static void
+cp_on_drain(void *ctx, tc_stream *s)
+{
+    (void)ctx;
+    (void)s;
+}
+
+static void
+cp_on_close(void *ctx, tc_stream *s, PyObject *error)
+{
+    cparser *self = ctx;
+    Py_INCREF(self);
+    Py_INCREF(s);
+    /* Python runs below: the input must be the stream's own */
+    if (tc_stream_own_input(s) < 0) {
+        tc_loop_report_exception(tc_stream_loop(s), "HTTPClientParser: input lost", NULL);
+    }
+    /* the stream cleared us already */
+    if (self->consuming) {
+        self->consuming = 0;
+        Py_DECREF(self); /* the consumer's reference (we hold another) */
+    }
+    (void)cp_closed(self, s, error);
+    Py_DECREF(s);
+    Py_DECREF(self);
+}
+
+/* Start a read on `stream_obj`: feed what is buffered at once, then consume
+ * the stream until the read completes.  New reference to the future. */
+static PyObject *
+cp_read_start(cparser *self, PyObject *stream_obj, int what)
+{
+    if (!tc_stream_check(self->st, stream_obj)) {
+        PyErr_SetString(PyExc_TypeError, "HTTPClientParser: a tornado_c IOStream is needed");
+        return NULL;
+    }
+    if (self->reading != R_IDLE) {
+        PyErr_SetString(PyExc_RuntimeError, "HTTPClientParser: a read is pending");
+        return NULL;
+    }
+    tc_stream *s = (tc_stream *)stream_obj;
+    PyObject *fut = tc_loop_create_future(tc_stream_loop(s));
+    if (fut == NULL) {
+        return NULL;
+    }
+    self->fut = Py_NewRef(fut);
+    self->stream = (tc_stream *)Py_NewRef(stream_obj);
+    self->reading = what;
+    if (cp_feed(self, s) < 0) {
+        goto fail;
+    }
+    if (self->reading != R_IDLE) {
+        if (tc_stream_closed(s)) {
+            PyObject *error = PyObject_GetAttrString(stream_obj, "error");
+            if (error == NULL) {
+                goto fail;
+            }
+            int r = cp_closed(self, s, error == Py_None ? NULL : error);
+            Py_DECREF(error);
+            if (r < 0) {
+                goto fail;
+            }
+        }
+        else {
+            /* everything buffered was consumed: nothing is delivered late */
+            Py_INCREF(self); /* the consumer's reference (cp_read_end, cp_on_close) */
+            self->consuming = 1;
+            tc_stream_set_consumer(s, cp_consumer_for(self), self);
+        }
+    }
+    return fut;
+fail:
+    Py_XDECREF(cp_read_end(self));
+    Py_DECREF(fut);
+    return NULL;
+}
+
+static PyObject *
+cp_read_head(cparser *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_head(stream, max_header_size)");
+        return NULL;
+    }
+    Py_ssize_t mhs = PyLong_AsSsize_t(args[1]);
+    if (mhs == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->p.max_header_size = mhs < 0 ? 0 : (size_t)mhs;
+    self->head_done = 0;
+    self->framed = 0;
+    Py_CLEAR(self->start_line);
+    Py_CLEAR(self->headers);
+    return cp_read_start(self, args[0], R_HEAD);
+}
+
+static PyObject *
+cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int collect = nargs == 2 && args[1] == (PyObject *)&PyBytes_Type;
+    if (nargs != 2 || (args[1] != Py_None && !collect && !PyByteArray_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "read_body(stream, sink: bytearray | None | bytes)");
+        return NULL;
+    }
+    if (!self->framed || self->p.body_kind == TC_HTTP_BODY_NONE) {
+        PyErr_SetString(PyExc_ValueError, "HTTPClientParser.read_body() without a body to read");
+        return NULL;
+    }
+    Py_XSETREF(self->sink, args[1] == Py_None || collect ? NULL : Py_NewRef(args[1]));
+    self->collect = collect;
+    self->collected_len = 0;
+    tc_http_buf_free(&self->body);
+    Py_CLEAR(self->collected);
+    if (collect && self->p.body_kind == TC_HTTP_BODY_FIXED &&
+        self->p.content_length <= COLLECT_PREALLOC) {
+        self->collected = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)self->p.content_length);
+        if (self->collected == NULL) {
+            Py_CLEAR(self->sink);
+            self->collect = 0;
+            return NULL;
+        }
+    }
+    self->body_done = 0;
+    self->framed = 0;
+    tc_http_parser_resume(&self->p);
+    PyObject *fut = cp_read_start(self, args[0], R_BODY);
+    if (fut == NULL) {
+        Py_CLEAR(self->sink);
+        Py_CLEAR(self->collected);
+        self->collect = 0;
+    }
+    return fut;
+}
+
 static int
 cp_traverse(cparser *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->start_line);
     Py_VISIT(self->headers);
+    Py_VISIT(self->stream);
+    Py_VISIT(self->fut);
+    Py_VISIT(self->sink);
+    Py_VISIT(self->collected);
     return 0;
 }
 
@@ -230,6 +706,11 @@ cp_clear(cparser *self)
 {
     Py_CLEAR(self->start_line);
     Py_CLEAR(self->headers);
+    /* not while consuming: the stream's consumer holds a reference to us */
+    Py_CLEAR(self->stream);
+    Py_CLEAR(self->fut);
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->collected);
     return 0;
 }
 
@@ -240,6 +721,7 @@ cp_dealloc(cparser *self)
     PyObject_GC_UnTrack(self);
     cp_clear(self);
     tc_http_parser_free(&self->p);
+    tc_http_buf_free(&self->body);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -250,6 +732,13 @@ static PyMethodDef cp_methods[] = {
     {"framing", (PyCFunction)cp_framing, METH_O,
      "framing(max_body_size) -> (kind, content_length, content_length_rewrite) after "
      "headers_received."},
+    {"read_head", (PyCFunction)(void (*)(void))cp_read_head, METH_FASTCALL,
+     "read_head(stream, max_header_size) -> Future of (ResponseStartLine, HTTPHeaders), "
+     "read from the C stream as its consumer."},
+    {"read_body", (PyCFunction)(void (*)(void))cp_read_body, METH_FASTCALL,
+     "read_body(stream, sink) -> Future of None once the body framing() decided is read "
+     "(appended to the bytearray sink, or dropped when sink is None); with sink=bytes, "
+     "Future of the body as one bytes object."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -273,6 +762,9 @@ static PyType_Spec cp_spec = {
 int
 tc_http_client_exec(PyObject *module, struct tc_state *st)
 {
+    if (tc_http_client_request_exec(module) < 0) {
+        return -1;
+    }
     return tc_add_type(module, &cp_spec, NULL, &st->http->ClientParserType);
 }
 

@@ -174,6 +174,9 @@ int tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error);
 int tc_http_server_exec(PyObject *module, struct tc_state *st);
 int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);
 void tc_http_server_clear(struct tc_state *st);
+/* client_request.c: registers _core.http_client_request (the bytes of a
+ * client request; called by tc_http_client_exec). */
+int tc_http_client_request_exec(PyObject *module);
 /* client.c: registers _core.HTTPClientParser, the response grammar of
  * upstream's client-mode HTTP1Connection for tornado_c/simple_httpclient.py. */
 int tc_http_client_exec(PyObject *module, struct tc_state *st);
