@@ -433,8 +433,9 @@ class _Capture(logging.Handler):
         self.records.append((record.name, record.levelname, msg))
 
 
-def _run(mode, scenario, servers, **client_kw):
-    """The scenario's outcome in one mode, and what tornado logged."""
+def _run(mode, scenario, servers, client_class=SimpleAsyncHTTPClient, **client_kw):
+    """The scenario's outcome in one mode, and what tornado logged
+    (servers: anything with reset())."""
     import tornado.http1connection
     import tornado.simple_httpclient
     import tornado_c
@@ -455,7 +456,7 @@ def _run(mode, scenario, servers, **client_kw):
             assert connection_class.__module__ == "tornado_c.simple_httpclient"
 
         async def main():
-            client = SimpleAsyncHTTPClient(force_instance=True, **client_kw)
+            client = client_class(force_instance=True, **client_kw)
             try:
                 return await scenario(client, servers)
             finally:
