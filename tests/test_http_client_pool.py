@@ -9,6 +9,7 @@ what was not, what failed.
 """
 
 import socketserver
+import ssl
 import threading
 import time
 
@@ -18,7 +19,7 @@ from tornado import gen
 from tornado.httpclient import AsyncHTTPClient
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from test_http_client_behaviour import _Conn, _run, fetch
+from test_http_client_behaviour import CERT, KEY, _Conn, _run, fetch
 from tornado_c._client_pool import KeepAliveAsyncHTTPClient
 
 MODES = ("upstream", "tornado_c")
@@ -48,9 +49,11 @@ class _Handler(socketserver.BaseRequestHandler):
             cid = srv.next_id
         sock = self.request
         sock.settimeout(10)
-        conn = _Conn(sock)
         drop_next = False
         try:
+            if srv.tls is not None:
+                sock = srv.tls.wrap_socket(sock, server_side=True)
+            conn = _Conn(sock)
             for n in range(1, 1000):
                 req = conn.read_head()
                 conn.read_body(req)
@@ -97,10 +100,12 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self):
+    def __init__(self, tls=None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
-        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        self.tls = tls
+        self.url = "%s://127.0.0.1:%d" % ("http" if tls is None else "https",
+                                          self.server_address[1])
         self.reset()
 
     def reset(self):
@@ -113,14 +118,25 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
             return len({c for c, *_ in self.seen})
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = KeepAliveServer()
+def _serve(tls=None):
+    s = KeepAliveServer(tls)
     threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     yield s
     s.shutdown()
     s.server_close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CERT, KEY)
+    yield from _serve(ctx)
 
 
 def both(scenario, server, check, **kw):
@@ -159,6 +175,8 @@ def test_connection_close_eof_http10_and_leftover_are_not_reused(server):
         outs = []
         for path in ("/close", "/eof", "/http10", "/leftover", "/"):
             outs.append(await fetch(client, srv.url + path))
+            # the bytes /leftover sends after its response have arrived
+            await gen.sleep(0.1)
         return bodies(outs), srv.connections(), client._pool.reused
 
     def check(up):
@@ -186,7 +204,7 @@ def test_server_closes_idle_connection(server, delay):
 
     async def scenario(client, srv):
         first = await fetch(client, srv.url + "/then-close?delay=" + delay)
-        await gen.sleep(0.3)
+        await gen.sleep(1.0)  # well after the server's close
         second = await fetch(client, srv.url + "/")
         third = await fetch(client, srv.url + "/")
         return bodies([first, second, third])
@@ -279,6 +297,24 @@ def test_close_closes_idle_streams(server):
         return stream.closed(), client._pool.idle_count()
 
     both(scenario, server, lambda up: up == (True, 0))
+
+
+def test_https_pools_only_with_its_own_ssl_options(tls_server):
+    """Without ssl_options upstream builds a new SSLContext per request:
+    those requests never share a stream; with one SSLContext they do."""
+
+    async def scenario(client, srv):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        outs = [await fetch(client, srv.url + "/", validate_cert=False) for _ in range(2)]
+        outs += [await fetch(client, srv.url + "/", ssl_options=ctx) for _ in range(3)]
+        return bodies(outs), client._pool.reused, client._pool.idle_count()
+
+    def check(up):
+        assert up == ([b"1:1 GET ", b"2:1 GET ", b"3:1 GET ", b"3:2 GET ", b"3:3 GET "], 2, 1)
+
+    both(scenario, tls_server, check)
 
 
 def test_default_client_still_closes(server):

@@ -22,13 +22,17 @@ where it goes after the response.
   can carry another request: HTTP/1.1 response without ``Connection:
   close``, a body framed by Content-Length or chunked (or none: HEAD, 204,
   304), the request fully written, nothing left unread in the stream, no
-  error.  Otherwise it is closed, as upstream does.
+  error.  When it is taken again, a plain stream with anything pending on
+  its socket (unsolicited bytes or the server's close) is dropped.  Otherwise it is closed, as upstream does.
 * A request takes the most recently used idle stream of the same
   (host, port, address family, TLS options object, source address,
-  max_buffer_size); TLS requests pool only when their ``ssl_options`` object
-  is the same one (the default client context is), so a request with
-  ``validate_cert=False`` (a fresh context each time) always connects anew.
-* Idle streams are dropped after ``idle_timeout`` seconds, when the server
+  max_buffer_size).  An HTTPS request pools only when it passes its own
+  ``ssl_options`` object (an ``SSLContext``, the same one each time):
+  without one, upstream builds a fresh context for every request (from
+  ``validate_cert``, ``ca_certs``...), so such requests connect anew each
+  time, as with the default client.
+* Idle streams are dropped after ``idle_timeout`` seconds (checked whenever
+  a stream is taken or returned), when the server
   closes them, beyond ``max_idle_per_host`` per key, and on ``close()``.
 * A reused stream the server had closed in the meantime (the usual race of
   keep-alive clients) fails before any byte of a response arrives; such a
@@ -38,6 +42,8 @@ where it goes after the response.
 """
 
 import collections
+import socket
+import ssl
 
 from tornado import iostream
 from tornado.simple_httpclient import (
@@ -71,7 +77,8 @@ class _IdlePool:
         while entries:
             stream, since = entries.pop()
             stream.set_close_callback(None)
-            if stream.closed() or now - since > self._timeout or stream._read_buffer_size:
+            if (stream.closed() or now - since > self._timeout or stream._read_buffer_size
+                    or _input_pending(stream)):
                 stream.close()
                 continue
             self.reused += 1
@@ -83,6 +90,7 @@ class _IdlePool:
         if self.closed or stream.closed():
             stream.close()
             return
+        self._expire()
         entries = self._idle[key]
         if len(entries) >= self._max:
             old, _ = entries.pop(0)
@@ -95,6 +103,21 @@ class _IdlePool:
         # still idle then.  A request queued behind that response can take
         # the stream at once (its connect runs in a later step).
         self._io_loop.add_callback(self._watch, key, stream)
+
+    def _expire(self):
+        now = self._io_loop.time()
+        for key in list(self._idle):
+            keep = []
+            for stream, since in self._idle[key]:
+                if now - since > self._timeout:
+                    stream.set_close_callback(None)
+                    stream.close()
+                else:
+                    keep.append((stream, since))
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
 
     def _watch(self, key, stream):
         if any(e[0] is stream for e in self._idle.get(key, ())):
@@ -119,6 +142,23 @@ class _IdlePool:
                 stream.close()
 
 
+def _input_pending(stream):
+    """Has the server sent anything (bytes or its close) to an idle plain
+    stream that the stream has not read yet?  A peek at the socket; TLS
+    streams rely on the stream's own state (raw bytes there may be
+    post-handshake records)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return False
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    return True  # data, or b"": the server's close
+
+
 def _pool_key(host, port, af, ssl_options, source_ip, max_buffer_size):
     if ssl_options is not None:
         try:
@@ -139,8 +179,13 @@ class _Connector:
 
     async def connect(self, host, port, af=0, ssl_options=None, max_buffer_size=None,
                       source_ip=None, source_port=None, timeout=None):
-        key = _pool_key(host, port, af, ssl_options, source_ip, max_buffer_size)
         owner = self._owner
+        if ssl_options is not None and ssl_options is not owner.request.ssl_options:
+            # upstream builds a new context per request from validate_cert,
+            # ca_certs...: nothing to share a stream under
+            key = None
+        else:
+            key = _pool_key(host, port, af, ssl_options, source_ip, max_buffer_size)
         owner._pool_key = key
         if key is not None and not owner._fresh:
             stream = self._pool.take(key)
