@@ -744,13 +744,13 @@ def test_max_clients_queue_timeout(servers):
 @pytest.mark.parametrize("decompress", [True, False])
 def test_content_encoding(servers, kind, decompress):
     async def scenario(client, srv):
-        calls = []
+        calls, lines = [], []
         streamed = await fetch(client, srv.url + "/encoded?kind=" + kind,
                                decompress_response=decompress,
-                               streaming_callback=calls.append)
+                               streaming_callback=calls.append, header_callback=lines.append)
         whole = await fetch(client, srv.url + "/encoded?kind=" + kind,
                             decompress_response=decompress)
-        return whole, streamed, b"".join(calls)
+        return whole, streamed, b"".join(calls), lines
 
     def check(up):
         whole = up[0]
