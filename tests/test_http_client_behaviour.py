@@ -16,8 +16,9 @@ under test: plain TCP, TLS (tornado's own test certificate) and a Unix
 socket.  Timing-dependent scenarios use margins of several times the
 timeout and compare outcomes, never durations.
 
-Differences the switched client still has are marked xfail(strict=True)
-with what differs; the README's client section lists them.
+A difference the switched client has would be marked xfail(strict=True)
+with what differs and listed in the README's client section; there is
+none now.
 """
 
 import asyncio
@@ -1025,17 +1026,8 @@ def test_max_buffer_size_streaming(servers):
     compare(scenario, servers, check, max_buffer_size=100000, max_body_size=300000)
 
 
-_NEGATIVE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="max_body_size < 0: upstream refuses a Content-Length body of any size "
-           "(0 > -1: 'Content-Length too long'); the switched client's C framing "
-           "(tornado_c/simple_httpclient.py -> _core.HTTPClientParser.framing) counts a "
-           "negative limit as 0 and accepts an empty body")
-
-
 @pytest.mark.parametrize("case", [
-    pytest.param(("length", 0), marks=_NEGATIVE_XFAIL),
-    ("length", 5), ("chunked", 0), ("chunked", 5), ("close", 0), ("close", 5)],
+    ("length", 0), ("length", 5), ("chunked", 0), ("chunked", 5), ("close", 0), ("close", 5)],
     ids=lambda c: "%s-%d" % c)
 def test_negative_max_body_size(servers, case):
     framing, n = case

@@ -650,6 +650,29 @@ def test_connection_outlives_dropped_server():
         assert b"hello /a" in first and b"hello /b" in out, name
 
 
+def test_negative_max_body_size_refuses_every_content_length(logs):
+    # upstream compares lengths with the negative int: Content-Length: 0 is
+    # "too long" too, while an empty chunked body passes (and a negative
+    # set_max_body_size() is accepted); the C parser keeps the sign
+    async def go(cls):
+        server, port = await serve(cls, max_body_size=-1)
+        out = []
+        for req in (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"0\r\n\r\n",
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"1\r\na\r\n0\r\n\r\n",
+                    b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
+            out.append(responses(await exchange(port, req, wait=1.0)))
+        await shutdown(server)
+        return out
+
+    r = both(go)
+    assert r["c"] == r["upstream"]
+    assert r["c"][0] == [("400",)] and r["c"][2][0][0] == 200 and r["c"][4][0][0] == 200
+
+
 def test_max_buffer_size_is_the_default_body_limit(logs):
     async def go(cls):
         server, port = await serve(cls, max_buffer_size=1000)

@@ -254,12 +254,9 @@ cp_framing(cparser *self, PyObject *arg)
     static const char *kinds[] = {"none", "fixed", "chunked", "until_close"};
     tc_http_parser *p = &self->p;
     /* int(max_body_size); a negative one is smaller than any length */
-    int overflow = 0;
-    long long mbs = PyLong_AsLongLongAndOverflow(arg, &overflow);
-    if (mbs == -1 && PyErr_Occurred()) {
+    if (tc_http_max_body_from(arg, &p->max_body_size, &p->max_body_negative) < 0) {
         return NULL;
     }
-    p->max_body_size = overflow > 0 ? UINT64_MAX : (overflow < 0 || mbs < 0) ? 0 : (uint64_t)mbs;
     if (!self->head_done) {
         PyErr_SetString(PyExc_ValueError, "HTTPClientParser.framing() before head()");
         return NULL;

@@ -197,12 +197,14 @@ rc_set_close_callback(rconn *rc, PyObject *cb)
 static PyObject *
 rc_set_max_body_size(rconn *rc, PyObject *arg)
 {
-    unsigned long long v = PyLong_AsUnsignedLongLong(arg);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    uint64_t v;
+    int negative;
+    if (tc_http_max_body_from(arg, &v, &negative) < 0) {
         return NULL;
     }
     if (rc->sc != NULL && rc->sc->req == rc) {
         rc->sc->parser.max_body_size = v;
+        rc->sc->parser.max_body_negative = negative;
     }
     Py_RETURN_NONE;
 }

@@ -81,6 +81,8 @@ struct sconn {
     char defer_next;         /* the next request is started by _process */
     char read_paused;        /* tc_stream_pause_reading while a response is pending */
     char serving;            /* holds a self-reference until _closed() */
+    char default_max_negative; /* the max_body_size given was negative
+                                * (parser.h: max_body_negative) */
     PyObject *weakreflist;
 };
 
@@ -99,6 +101,23 @@ struct rconn {
 };
 
 /* ------------------------------------------------------ inline helpers */
+
+/* int(max_body_size) as the parser keeps it: past uint64 is UINT64_MAX; a
+ * negative one is 0 with *negative set (upstream compares lengths with the
+ * negative int: every Content-Length is then too long).  0, or -1 with an
+ * exception set. */
+static inline int
+tc_http_max_body_from(PyObject *v, uint64_t *max, int *negative)
+{
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *negative = overflow < 0 || n < 0;
+    *max = overflow > 0 ? UINT64_MAX : *negative ? 0 : (uint64_t)n;
+    return 0;
+}
 
 /* Cancel and drop a timer of the connection (NULL: none). */
 static inline void

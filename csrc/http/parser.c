@@ -848,7 +848,7 @@ body_start(tc_http_parser *p)
             return fail_msg(p, TC_HTTP_ERR_BAD_REQUEST,
                             "Only integer Content-Length is allowed: ", v, vn, 0);
         }
-        if (content_length > p->max_body_size) {
+        if (content_length > p->max_body_size || p->max_body_negative) {
             return bad_request(p, "Content-Length too long");
         }
     }

@@ -150,6 +150,10 @@ struct tc_http_parser {
     int client;
     /* Client mode: the request was HEAD (no response body is read). */
     int request_head;
+    /* The connection's max_body_size was negative (max_body_size then 0):
+     * upstream compares Content-Length with the negative int, so every
+     * Content-Length, 0 included, is too long. */
+    int max_body_negative;
     const tc_http_callbacks *cb;
     void *data; /* user pointer */
 

@@ -990,6 +990,7 @@ sc_next_request(sconn *sc)
      * buffer grew to the last body's chunk size and is released here. */
     tc_http_buf_free(&sc->body);
     sc->parser.max_body_size = sc->default_max_body; /* set_max_body_size is per request */
+    sc->parser.max_body_negative = sc->default_max_negative;
     tc_http_parser_resume(&sc->parser);
     start_head_wait(sc);
 }
@@ -1265,7 +1266,9 @@ typedef struct {
     PyObject *trusted_downstream; /* HTTPServer.trusted_downstream */
     PyObject *loop;               /* the running loop: a tornado_c loop */
     Py_ssize_t max_header_size;   /* > 0 */
-    unsigned long long max_body_size;
+    uint64_t max_body_size;       /* tc_http_max_body_from() */
+    int max_body_negative;
+    PyObject *max_body_obj;       /* borrowed: the int given */
     Py_ssize_t chunk_size;        /* > 0 */
     PyObject *header_timeout;     /* None or seconds (the idle timeout) */
     PyObject *body_timeout;       /* None or seconds */
@@ -1298,13 +1301,13 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OiOOOOnKnOOppnn|p:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            args, kwds, "OiOOOOnOnOOppnn|p:HTTPServerConnection", kwlist, &p->server, &p->fd,
             &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
-            &p->max_body_size, &p->chunk_size, &p->header_timeout, &p->body_timeout,
+            &p->max_body_obj, &p->chunk_size, &p->header_timeout, &p->body_timeout,
             &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size, &p->strict)) {
         return -1;
     }
-    return 0;
+    return tc_http_max_body_from(p->max_body_obj, &p->max_body_size, &p->max_body_negative);
 }
 
 /* Serves the accepted socket p.fd (owned from here on, unless this
@@ -1356,6 +1359,8 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     sc->parser.data = sc;
     sc->parser.max_header_size = (size_t)p.max_header_size;
     sc->parser.max_body_size = p.max_body_size;
+    sc->parser.max_body_negative = p.max_body_negative;
+    sc->default_max_negative = (char)p.max_body_negative;
     sc->parser.no_keep_alive = p.no_keep_alive;
     if (p.strict) {
         sc->strict = malloc(sizeof(*sc->strict));
@@ -1367,7 +1372,7 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         tc_http_judge_init(&sc->strict->judge, NULL);
         sc->strict->heads = 0;
     }
-    sc->default_max_body = p.max_body_size;
+    sc->default_max_body = sc->parser.max_body_size;
     sc->chunk_size = (size_t)p.chunk_size;
     sc->idle_timeout = idle;
     sc->body_timeout = body;
