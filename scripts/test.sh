@@ -210,7 +210,10 @@ run_version() {
 # goes to a file, shown after the sanitizer step; its counts and summary lines
 # come back through another file.  (The venvs are built in the job: pip builds
 # in build/temp.*-cpython-3N, per version, and the sanitizer build in
-# build/sanitize-3.N, so the two do not share build folders.)
+# build/sanitize-3.N, so the two do not share build folders.)  The job is a
+# subshell whose commands are not its last (exec'd) one: bash gives them the
+# default SIGINT disposition, not the SIG_IGN of a bare `cmd &`, which the
+# KeyboardInterrupt tests of the loop and CPython's asyncio suites need.
 others_pid=""
 start_others() {
     (
