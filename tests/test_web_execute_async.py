@@ -567,3 +567,88 @@ def test_unusual_awaitables(switch_off):
 
     compare(switch_off, make_app, [("GET", "/?k=" + k, None, None)
                                    for k in ("aw", "fut", "legacy", "bad", "int")])
+
+
+def test_plain_functions_returning_awaitables(switch_off):
+    """A plain-function prepare/get returning an awaitable, and @gen.coroutine
+    get (the C wrapper is not a Python function): the rest of _execute runs
+    in a Task (the C coroutine under the switch, _webhandler._resume's steps):
+    outcomes, cancellation of that Task, current_task() in the awaited
+    coroutine, and a Task that ends with a BaseException."""
+    tasks = []
+
+    class Stop(BaseException):
+        pass
+
+    def make_app(calls):
+        Base = _log_calls(calls)
+
+        class Prep(Base):
+            def prepare(self):
+                what = self.get_argument("prepare", "")
+                calls.append(("prepare", what))
+                return self.real_prepare(what)
+
+            async def real_prepare(self, what):
+                tasks.append(asyncio.current_task())
+                await asyncio.sleep(0)
+                if what == "boom":
+                    raise ValueError("prepare boom")
+                if what == "finish":
+                    self.finish("from prepare")
+                if what == "cancel":
+                    asyncio.current_task().cancel()
+                    await asyncio.sleep(1)
+
+            def get(self):
+                what = self.get_argument("what", "")
+                calls.append(("get", what))
+                return self.real_get(what)
+
+            async def real_get(self, what):
+                t = asyncio.current_task()
+                calls.append(("same task", t is tasks[-1] if tasks else None))
+                await asyncio.sleep(0)
+                if what == "http":
+                    raise tornado.web.HTTPError(409)
+                if what == "cancel":
+                    t.cancel()
+                    await asyncio.sleep(1)
+                if what == "stop":
+                    asyncio.get_running_loop().set_exception_handler(
+                        lambda loop, ctx: calls.append(
+                            ("loop handler", type(ctx.get("exception")).__name__)))
+                    self.finish("stopping")
+                    raise Stop()
+                self.write("got")
+
+        class Gen(Base):
+            @gen.coroutine
+            def get(self):
+                tasks.append(asyncio.current_task())
+                calls.append(("gen task", asyncio.current_task() is not None))
+                yield gen.moment
+                if self.get_argument("what", "") == "boom":
+                    raise KeyError("gen boom")
+                self.write("gen")
+
+        return tornado.web.Application([(r"/p", Prep), (r"/g", Gen)])
+
+    reqs = [("GET", "/p", None, None), ("GET", "/p?prepare=boom", None, None),
+            ("GET", "/p?prepare=finish", None, None), ("GET", "/p?prepare=cancel", None, None),
+            ("GET", "/p?what=http", None, None), ("GET", "/p?what=cancel", None, None),
+            ("GET", "/p?what=stop", None, None),
+            ("GET", "/g", None, None), ("GET", "/g?what=boom", None, None)]
+    got = {}
+    for mode in MODES:
+        tasks.clear()
+        set_mode(switch_off, mode)
+        calls = []
+        results, records = serve(make_app(calls), reqs)
+        got[mode] = (results, calls, records, [(t.done(), t.cancelled()) for t in tasks])
+    switch_off.uninstall()
+    assert got["c"][0] == got["upstream"][0]
+    assert got["c"][1] == got["upstream"][1]
+    assert got["c"][2] == got["upstream"][2]
+    assert got["c"][3] == got["upstream"][3]
+    assert ("loop handler", "Stop") in got["c"][1]

@@ -1,5 +1,5 @@
-/* _HandlerDelegate.execute and RequestHandler._execute's synchronous path
- * in C (see web.h and handler.c for the design).
+/* _HandlerDelegate.execute and RequestHandler._execute in C (see web.h
+ * and handler.c for the design).
  *
  * Upstream: execute() builds the handler and the transforms, then
  * gen.convert_yielded(handler._execute(...)) starts the coroutine in an
@@ -7,23 +7,33 @@
  * of the current contextvars Context.
  *
  * Here, when the request is an ordinary one (no @stream_request_body, the
- * template/static caches on, _execute not overridden, no task factory on
- * the running loop, and neither prepare nor the method for the request's
- * verb is a coroutine function, a generator function or a @gen.coroutine),
- * execute() schedules _web_run_execute with loop.call_soon, which also runs
- * it one iteration later in a copy of the context, and _web_run_execute
- * runs _execute's steps as plain calls: no coroutine, Future or Task.
+ * template/static caches on, _execute not overridden by the class or the
+ * instance, no task factory on the running loop), execute() builds the
+ * handler and the transforms itself and then either
  *
- * If prepare() or the method returns something other than None anyway (a
- * plain function returning an awaitable), the rest of _execute goes on in
- * a Task: tornado_c/_webhandler.py's _resume, upstream's code after that
- * await.  Anything else takes upstream's own path.
+ *   - (neither prepare nor the method for the request's verb is a
+ *     coroutine function, a generator function or a @gen.coroutine)
+ *     schedules _web_run_execute with loop.call_soon, which also runs it
+ *     one iteration later in a copy of the context, and _web_run_execute
+ *     runs _execute's steps as plain calls: no coroutine, Future or Task.
+ *     If prepare() or the method returns something other than None anyway
+ *     (a plain function returning an awaitable), the rest of _execute goes
+ *     on in a Task: tornado_c/_webhandler.py's _resume, upstream's code
+ *     after that await;
+ *   - (a coroutine prepare or method) creates the Task as upstream does
+ *     (loop.create_task), its coroutine a _core._WebExecute (below) that
+ *     runs the same steps and awaits what prepare() and the method return.
+ *
+ * Anything else takes upstream's own path.
  *
  * What differs, observably: inside a handler on the synchronous path
  * asyncio.current_task() is None (upstream: the Task running _execute); a
  * traceback of an exception from the handler has no _execute frame; an
  * awaitable returned by a plain-function prepare/method is awaited one
- * loop iteration later than upstream awaits it.
+ * loop iteration later than upstream awaits it.  On the Task path: the
+ * Task's coroutine is the C object (its repr, no frame, no cr_code), the
+ * Task has no done callbacks (upstream's two lambdas) unless it ends with
+ * an exception, and the Task is not in IOLoop._pending_tasks.
  */
 #include "common.h"
 #include "state.h"
@@ -55,10 +65,13 @@ setting_false(PyObject *settings, PyObject *name)
 
 /* May this attribute of the class (borrowed, may be NULL) return an
  * awaitable by construction?  Coroutine and generator functions,
- * @gen.coroutine wrappers. */
+ * @gen.coroutine wrappers (upstream's functions and ours). */
 static int
-is_async_callable(PyObject *f)
+is_async_callable(tc_web_state *ws, PyObject *f)
 {
+    if (f != NULL && ws->g.CoroutineType != NULL && Py_IS_TYPE(f, ws->g.CoroutineType)) {
+        return 1; /* our @gen.coroutine wrapper (gen.c) */
+    }
     if (f == NULL || !PyFunction_Check(f)) {
         return 0;
     }
@@ -452,6 +465,11 @@ done:
     return ret;
 }
 
+static PyObject *plain_running_loop(tc_web_handler_state *hs);
+static int start_task(tc_web_state *ws, PyObject *loop, PyObject *handler,
+                      PyObject *transforms, PyObject *args, PyObject *kwargs, PyObject *first,
+                      int first_stage);
+
 /* _core._web_run_execute(handler, transforms, args, kwargs): _execute on
  * the synchronous path (loop.call_soon'ed by execute). */
 static PyObject *
@@ -468,9 +486,21 @@ fn_run_execute(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     handler = args[0];
     if (execute_steps(ws, handler, args[1], args[2], args[3], &stage, &awaitable) == 0) {
         if (stage != RUN_DONE) {
-            /* the rest in a Task, upstream's code after that await */
-            r = PyObject_CallFunction(hs->start_resume, "OOi", handler, awaitable,
-                                      stage == RUN_RESUME_PREPARE);
+            /* the rest in a Task, upstream's code after that await: the C
+             * coroutine, or _webhandler._resume when the loop now has a
+             * task factory */
+            PyObject *loop = plain_running_loop(hs);
+            if (loop == NULL) {
+                r = NULL;
+            } else if (loop != Py_None) {
+                r = start_task(ws, loop, handler, NULL, NULL, NULL, awaitable, stage) < 0
+                        ? NULL
+                        : Py_NewRef(Py_None);
+            } else {
+                r = PyObject_CallFunction(hs->start_resume, "OOi", handler, awaitable,
+                                          stage == RUN_RESUME_PREPARE);
+            }
+            Py_XDECREF(loop);
             Py_DECREF(awaitable);
             return r;
         }
@@ -557,6 +587,9 @@ typedef struct {
     PyObject *task;         /* strong until the end: the Task running this (a cycle
                              * the end breaks); the pending set holds the Task */
     PyObject *awaiting;     /* strong or NULL: the iterator being awaited */
+    PyObject *first;        /* strong or NULL until the first step: the awaitable to
+                             * start with (the synchronous path's resume) */
+    char first_stage;       /* with `first`: RUN_RESUME_PREPARE or RUN_RESUME_METHOD */
     char stage;             /* XC_* */
     char running;
 } xcoro;
@@ -710,6 +743,7 @@ xc_release(xcoro *c)
     }
     Py_CLEAR(c->task);
     Py_CLEAR(c->awaiting);
+    Py_CLEAR(c->first);
     Py_CLEAR(c->handler);
     Py_CLEAR(c->transforms);
     Py_CLEAR(c->args);
@@ -818,6 +852,12 @@ xc_run(xcoro *c, PySendResult status, PyObject **result)
         aw = NULL;
         switch (c->stage) {
         case XC_INIT:
+            if (c->first != NULL) { /* _resume: result = await result */
+                aw = c->first;
+                c->first = NULL;
+                stage = c->first_stage;
+                break;
+            }
             if (execute_steps(ws, c->handler, c->transforms, c->args, c->kwargs, &stage, &aw) <
                 0) {
                 goto raised;
@@ -1113,6 +1153,7 @@ xc_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(c->kwargs);
     Py_VISIT(c->task);
     Py_VISIT(c->awaiting);
+    Py_VISIT(c->first);
     return 0;
 }
 
@@ -1126,6 +1167,7 @@ xc_clear(PyObject *self)
     Py_CLEAR(c->kwargs);
     Py_CLEAR(c->task);
     Py_CLEAR(c->awaiting);
+    Py_CLEAR(c->first);
     return 0;
 }
 
@@ -1221,11 +1263,14 @@ static PyType_Spec xc_spec = {
 };
 
 /* handler._execute(transforms, *args, **kwargs) started in a Task of
- * `loop` (loop.create_task), the Task held until the coroutine ends.
+ * `loop` (loop.create_task), the Task held until the coroutine ends; or,
+ * with `first` (borrowed, args NULL), the rest of _execute from awaiting
+ * `first` on, as _webhandler._resume does after prepare (`first_stage`
+ * RUN_RESUME_PREPARE) or the method (RUN_RESUME_METHOD).
  * 0, or -1 with an exception set. */
 static int
 start_task(tc_web_state *ws, PyObject *loop, PyObject *handler, PyObject *transforms,
-           PyObject *args, PyObject *kwargs)
+           PyObject *args, PyObject *kwargs, PyObject *first, int first_stage)
 {
     tc_web_handler_state *hs = &ws->h;
     xcoro *c = PyObject_GC_New(xcoro, hs->ExecuteType);
@@ -1235,11 +1280,13 @@ start_task(tc_web_state *ws, PyObject *loop, PyObject *handler, PyObject *transf
     }
     c->ws = ws;
     c->handler = Py_NewRef(handler);
-    c->transforms = Py_NewRef(transforms);
-    c->args = Py_NewRef(args);
-    c->kwargs = Py_NewRef(kwargs);
+    c->transforms = Py_XNewRef(transforms);
+    c->args = Py_XNewRef(args);
+    c->kwargs = Py_XNewRef(kwargs);
     c->task = NULL;
     c->awaiting = NULL;
+    c->first = Py_XNewRef(first);
+    c->first_stage = (char)first_stage;
     c->stage = XC_INIT;
     c->running = 0;
     PyObject_GC_Track(c);
@@ -1256,6 +1303,36 @@ start_task(tc_web_state *ws, PyObject *loop, PyObject *handler, PyObject *transf
     c->task = task; /* the reference create_task gave */
     Py_DECREF(c);
     return 0;
+}
+
+/* The running loop when there is one and it has no task factory (new
+ * reference), else None; NULL with an exception set. */
+static PyObject *
+plain_running_loop(tc_web_handler_state *hs)
+{
+    PyObject *loop = PyObject_CallNoArgs(hs->get_running_loop), *v;
+    int k;
+    if (loop == NULL || loop == Py_None) {
+        return loop;
+    }
+    /* loop.get_task_factory(): asyncio's just returns loop._task_factory */
+    k = tc_web_is_method(loop, hs->s_get_task_factory, hs->get_task_factory);
+    if (k < 0) {
+        Py_DECREF(loop);
+        return NULL;
+    }
+    v = k ? PyObject_GetAttr(loop, hs->s_task_factory)
+          : PyObject_CallMethodNoArgs(loop, hs->s_get_task_factory);
+    if (v == NULL) {
+        Py_DECREF(loop);
+        return NULL;
+    }
+    if (v != Py_None) {
+        Py_DECREF(loop);
+        loop = Py_NewRef(Py_None);
+    }
+    Py_DECREF(v);
+    return loop;
 }
 
 /* _HandlerDelegate.execute(self) */
@@ -1297,27 +1374,13 @@ tc_web_delegate_execute_impl(tc_web_state *ws, PyObject *self, PyObject *const *
         goto upstream;
     }
     /* the running loop, without a task factory */
-    loop = PyObject_CallNoArgs(hs->get_running_loop);
+    loop = plain_running_loop(hs);
     if (loop == NULL) {
         goto done;
     }
     if (loop == Py_None) {
         goto upstream;
     }
-    /* loop.get_task_factory(): asyncio's just returns loop._task_factory */
-    k = tc_web_is_method(loop, hs->s_get_task_factory, hs->get_task_factory);
-    if (k < 0) {
-        goto done;
-    }
-    v = k ? PyObject_GetAttr(loop, hs->s_task_factory)
-          : PyObject_CallMethodNoArgs(loop, hs->s_get_task_factory);
-    if (v == NULL) {
-        goto done;
-    }
-    if (v != Py_None) {
-        goto upstream;
-    }
-    Py_CLEAR(v);
     /* the handler class's _execute, prepare and verb method */
     cls = PyObject_GetAttr(self, hs->s_handler_class);
     request = cls ? PyObject_GetAttr(self, hs->s_request) : NULL;
@@ -1332,13 +1395,13 @@ tc_web_delegate_execute_impl(tc_web_state *ws, PyObject *self, PyObject *const *
         goto upstream;
     }
     /* a coroutine prepare or method: _execute in a Task (start_task) */
-    in_task = is_async_callable(_PyType_Lookup((PyTypeObject *)cls, hs->name[TC_H_PREPARE]));
+    in_task = is_async_callable(ws, _PyType_Lookup((PyTypeObject *)cls, hs->name[TC_H_PREPARE]));
     if (!in_task && PyUnicode_Check(method)) {
         low = lower_method(hs, method);
         if (low == NULL) {
             goto done;
         }
-        in_task = is_async_callable(_PyType_Lookup((PyTypeObject *)cls, low));
+        in_task = is_async_callable(ws, _PyType_Lookup((PyTypeObject *)cls, low));
     }
     /* self.handler = self.handler_class(self.application, self.request,
      *                                   **self.handler_kwargs) */
@@ -1435,7 +1498,7 @@ tc_web_delegate_execute_impl(tc_web_state *ws, PyObject *self, PyObject *const *
     }
     Py_CLEAR(v);
     if (in_task) {
-        if (start_task(ws, loop, handler, transforms, pargs, pkw) < 0) {
+        if (start_task(ws, loop, handler, transforms, pargs, pkw, NULL, 0) < 0) {
             goto done;
         }
     } else {
