@@ -13,19 +13,16 @@ import asyncio
 import collections.abc
 import contextvars
 import gc
-import logging
-import socket
 import sys
 import weakref
 
 import pytest
 import tornado.web
-from tornado import gen, httputil
+from tornado import gen
 
 from tornado_c import _core
 
-import test_web_handler as th
-from test_web_handler import MODES, compare, serve, set_mode
+from test_web_handler import MODES, compare, recording_base, serve, set_mode
 
 
 @pytest.fixture(autouse=True)
@@ -34,19 +31,17 @@ def switch_off(clean_switch):
     yield clean_switch
 
 
-def _log_calls(calls):
-    class Base(tornado.web.RequestHandler):
-        def on_finish(self):
-            calls.append(("on_finish", type(self).__name__, self.get_status()))
-
-        def write_error(self, status_code, **kwargs):
-            calls.append(("write_error", status_code,
-                          type(kwargs.get("exc_info", (None, None))[1]).__name__))
-            if self.get_argument("bad_write_error", None):
-                raise RuntimeError("write_error failed")
-            super().write_error(status_code, **kwargs)
-
-    return Base
+def _serve_modes(switch, make_app, reqs, tasks):
+    """compare()'s runs, plus (done, cancelled) of the Tasks in `tasks`."""
+    got = {}
+    for mode in MODES:
+        tasks.clear()
+        set_mode(switch, mode)
+        calls = []
+        results, records = serve(make_app(calls), reqs)
+        got[mode] = (results, calls, records, [(t.done(), t.cancelled()) for t in tasks])
+    switch.uninstall()
+    return got
 
 
 def test_async_prepare_and_get_outcomes(switch_off):
@@ -55,7 +50,7 @@ def test_async_prepare_and_get_outcomes(switch_off):
     a non-awaitable returned, auto-finish off."""
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         def outcome(self, where):
             what = self.get_argument(where, "")
@@ -242,7 +237,7 @@ def test_cancel_task_while_awaiting(switch_off):
     tasks = []
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         class H(Base):
             async def get(self):
@@ -280,14 +275,7 @@ def test_cancel_task_while_awaiting(switch_off):
 
     reqs = [("GET", "/", None, None), ("GET", "/?bad_write_error=1", None, None),
             ("GET", "/finished", None, None), ("GET", "/swallow", None, None)]
-    got = {}
-    for mode in MODES:
-        tasks.clear()
-        set_mode(switch_off, mode)
-        calls = []
-        results, records = serve(make_app(calls), reqs)
-        got[mode] = (results, calls, records, [(t.done(), t.cancelled()) for t in tasks])
-    switch_off.uninstall()
+    got = _serve_modes(switch_off, make_app, reqs, tasks)
     assert got["c"] == got["upstream"]
     assert got["c"][3] == [(True, True), (True, True), (True, True), (True, False)]
 
@@ -358,7 +346,7 @@ def test_asyncio_timeout_in_get(switch_off):
         pytest.skip("asyncio.timeout is 3.11+")
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         class T(Base):
             async def get(self):
@@ -423,7 +411,7 @@ def test_stream_request_body_async(switch_off):
     async put, over a real connection (chunked and sized bodies)."""
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         @tornado.web.stream_request_body
         class S(Base):
@@ -541,7 +529,7 @@ def test_unusual_awaitables(switch_off):
         return "legacy"
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         class H(Base):
             async def prepare(self):
@@ -581,7 +569,7 @@ def test_plain_functions_returning_awaitables(switch_off):
         pass
 
     def make_app(calls):
-        Base = _log_calls(calls)
+        Base = recording_base(calls)
 
         class Prep(Base):
             def prepare(self):
@@ -639,14 +627,7 @@ def test_plain_functions_returning_awaitables(switch_off):
             ("GET", "/p?what=http", None, None), ("GET", "/p?what=cancel", None, None),
             ("GET", "/p?what=stop", None, None),
             ("GET", "/g", None, None), ("GET", "/g?what=boom", None, None)]
-    got = {}
-    for mode in MODES:
-        tasks.clear()
-        set_mode(switch_off, mode)
-        calls = []
-        results, records = serve(make_app(calls), reqs)
-        got[mode] = (results, calls, records, [(t.done(), t.cancelled()) for t in tasks])
-    switch_off.uninstall()
+    got = _serve_modes(switch_off, make_app, reqs, tasks)
     assert got["c"][0] == got["upstream"][0]
     assert got["c"][1] == got["upstream"][1]
     assert got["c"][2] == got["upstream"][2]
