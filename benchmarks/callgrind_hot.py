@@ -39,13 +39,14 @@ Cases:
                   that yields 10 already-done Futures, awaited
   gen_sleep_multi one call of a @gen.coroutine that yields gen.sleep(0), then
                   gen.multi of two gen.sleep(0), awaited
-  post_json, template, cookies, gen_coroutine, json
+  post_json, template, cookies, gen_coroutine, json, async_hello
                   one keep-alive request of the harness app of that name
                   (benchmarks/apps/post_json.py: POST of a JSON body echoed
                   as a dict; template_app.py: self.render() of a page with a
                   loop and escaping; cookies_app.py: get_signed_cookie +
                   set_signed_cookie, the client sending back a valid signed
-                  cookie; gen_coroutine.py; json_app.py), measured as hello;
+                  cookie; gen_coroutine.py; json_app.py; async_hello.py: hello
+                  with an `async def get`), measured as hello;
                   each has an ``_upstream`` twin (optional) for the ratio
 
 Only the measured process runs under valgrind (children are not traced).
@@ -78,6 +79,7 @@ APP_CASES = {
                 "Cookie: visits={signed:benchmark-cookie-secret:visits:41}\r\n\r\n",
                 "welcome back"),  # the cookie was accepted
     "gen_coroutine": ("gen_coroutine", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    "async_hello": ("async_hello", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
     # error answers: (app, request, expected body, expected status)
     "not_found": ("errors_app", "GET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                   "404: Not Found", "404"),

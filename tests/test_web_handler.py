@@ -175,6 +175,24 @@ def compare(switch, make_app, requests):
     return up
 
 
+def recording_base(calls):
+    """A RequestHandler base that records on_finish and write_error calls
+    (write_error fails when the request has ?bad_write_error=1)."""
+
+    class Base(tornado.web.RequestHandler):
+        def on_finish(self):
+            calls.append(("on_finish", type(self).__name__, self.get_status()))
+
+        def write_error(self, status_code, **kwargs):
+            calls.append(("write_error", status_code,
+                          type(kwargs.get("exc_info", (None, None))[1]).__name__))
+            if self.get_argument("bad_write_error", None):
+                raise RuntimeError("write_error failed")
+            super().write_error(status_code, **kwargs)
+
+    return Base
+
+
 def err(fn, *a, **kw):
     try:
         return ("ok", fn(*a, **kw))
@@ -687,16 +705,7 @@ def test_execute_variants(switch_off):
     from tornado import gen
 
     def make_app(calls):
-        class Base(tornado.web.RequestHandler):
-            def on_finish(self):
-                calls.append(("on_finish", type(self).__name__, self.get_status()))
-
-            def write_error(self, status_code, **kwargs):
-                calls.append(("write_error", status_code,
-                              type(kwargs.get("exc_info", (None, None))[1]).__name__))
-                if self.get_argument("bad_write_error", None):
-                    raise RuntimeError("write_error failed")
-                super().write_error(status_code, **kwargs)
+        Base = recording_base(calls)
 
         class Sync(Base):
             def prepare(self):

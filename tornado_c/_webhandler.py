@@ -10,6 +10,7 @@ calls a subclass's override of any method it would call itself.
 """
 
 import asyncio as _asyncio
+import collections.abc as _collections_abc
 import datetime as _datetime
 import dis as _dis
 import http.cookies as _http_cookies
@@ -178,6 +179,9 @@ def _log_from(logger, where, msg, after):
     logger.handle(record)
 
 
+# _execute of coroutine handlers (csrc/web/execute.c) is this coroutine type
+_collections_abc.Coroutine.register(_core._WebExecute)
+
 _descriptors = _core._web_handler_setup(
     {
         "RequestHandler": RequestHandler,
@@ -204,6 +208,7 @@ _descriptors = _core._web_handler_setup(
         "_get_running_loop": _asyncio._get_running_loop,
         "_start_resume": _start_resume,
         "_start_upstream": _start_upstream,
+        "_log_result": _log_result,
         "BaseEventLoop.get_task_factory": _asyncio.BaseEventLoop.get_task_factory,
         "_UIModuleNamespace.__init__": _web._UIModuleNamespace.__dict__["__init__"],
         "Logger.isEnabledFor": _logging.Logger.__dict__["isEnabledFor"],

@@ -1150,6 +1150,7 @@ fn_handler_setup(PyObject *module, PyObject *cfg)
     SETUP_ITEM(get_running_loop, "_get_running_loop");
     SETUP_ITEM(start_resume, "_start_resume");
     SETUP_ITEM(start_upstream, "_start_upstream");
+    SETUP_ITEM(log_result, "_log_result");
     SETUP_ITEM(get_task_factory, "BaseEventLoop.get_task_factory");
     SETUP_ITEM(ns_init, "_UIModuleNamespace.__init__");
     SETUP_ITEM(is_enabled_for, "Logger.isEnabledFor");
@@ -1385,7 +1386,8 @@ tc_web_handler_exec(PyObject *module, struct tc_state *st)
     X(ArgDefaultMarker) X(ARG_DEFAULT) X(MissingArgumentError) X(kw_strip)                   \
     X(get_task_factory) X(ns_init) X(is_enabled_for) X(get_message) X(int_500)               \
     X(kw_reason) X(kw_exc_info) X(s_reason_attr) X(s_status_code_attr) X(s_get_message)      \
-    X(s__log_message) X(s_Finish) X(s_args) X(log_from)
+    X(s__log_message) X(s_Finish) X(s_args) X(log_from) X(ExecuteType) X(pending_tasks)        \
+    X(log_result) X(s_create_task) X(s_add_done_callback)
 
 int
 tc_web_handler_traverse(tc_web_state *ws, visitproc visit, void *arg)

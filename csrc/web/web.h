@@ -157,6 +157,11 @@ typedef struct tc_web_handler_state {
     PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
     PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
     PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
+    /* execute.c's coroutine path: the _core._WebExecute type, the set of
+     * Tasks running one (each held until it ends), _webhandler._log_result
+     * (set by _web_handler_setup) and two names; all strong */
+    PyTypeObject *ExecuteType;
+    PyObject *pending_tasks, *log_result, *s_create_task, *s_add_done_callback;
     PyObject *lower_cache;         /* {"GET": "get", ...} */
     PyObject *safe_methods, *kw_name, *int_400, *int_405;
     PyObject *ArgDefaultMarker;    /* tornado.web._ArgDefaultMarker */
