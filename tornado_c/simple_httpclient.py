@@ -132,8 +132,13 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
         c_read = self.params.header_timeout is None and isinstance(self.stream, _core.Stream)
         try:
             if c_read:
+                # body bytes that come with the head may go straight into
+                # the bytes object read_body(stream, bytes) returns, for
+                # the delegate whose body that can be (see _body_sink)
                 start_line, headers = await parser.read_head(
-                    self.stream, self.params.max_header_size
+                    self.stream,
+                    self.params.max_header_size,
+                    self._body_timeout is None and type(delegate) is HTTPClientConnection,
                 )
                 head = None
             else:
@@ -171,7 +176,12 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             if self.stream is None:  # detached by the delegate
                 owe_close = False
                 return False
-            kind, length, rewrite = parser.framing(self._max_body_size)
+            sink = (
+                _body_sink(delegate) if c_read and self._body_timeout is None else _NO_SINK
+            )
+            kind, length, rewrite = parser.framing(
+                self._max_body_size, isinstance(sink, _sc._HTTPConnection)
+            )
             if kind == "1xx":
                 # the next head is the response; the delegate is the next
                 # read's from here on
@@ -180,11 +190,8 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             if rewrite is not None:
                 headers["Content-Length"] = rewrite
             body = None
-            sink = (
-                _body_sink(delegate)
-                if c_read and kind != "none" and self._body_timeout is None
-                else _NO_SINK
-            )
+            if kind == "none":
+                sink = _NO_SINK
             if isinstance(sink, _sc._HTTPConnection):
                 # the body in one bytes object, made in C: what
                 # bytes(self.chunks) in finish() gives (bytes() of a bytes
@@ -234,6 +241,9 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             self.close()
             return False
         finally:
+            # body bytes prefetched with the head and not read are the
+            # stream's again (a delegate that detached it, an error)
+            parser.release()
             if owe_close:
                 with _h1._ExceptionLoggingContext(app_log):
                     delegate.on_connection_close()
