@@ -49,6 +49,7 @@ from tornado.escape import _unicode
 from tornado.httpclient import HTTPRequest, HTTPResponse, _RequestProxy
 from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
+from tornado.platform import asyncio as _asyncio_platform
 
 from tornado_c import _core
 
@@ -308,6 +309,24 @@ def _connect_functions():
 _UPSTREAM_CONNECT = _connect_functions()
 
 
+def _add_timeout(io_loop, deadline, callback, arg):
+    """io_loop.add_timeout(deadline, callback, arg) for a float deadline:
+    what BaseAsyncIOLoop.call_at does (a call_later on the asyncio loop
+    running the callback through IOLoop._run_callback), without
+    add_timeout's numbers.Real check and the call_at frame, while those two
+    methods are upstream's."""
+    cls = type(io_loop)
+    if cls.add_timeout is not _IOLoop_add_timeout or cls.call_at is not _BaseAsyncIOLoop_call_at:
+        return io_loop.add_timeout(deadline, callback, arg)
+    return io_loop.asyncio_loop.call_later(
+        max(0, deadline - io_loop.time()), io_loop._run_callback, functools.partial(callback, arg)
+    )
+
+
+_IOLoop_add_timeout = IOLoop.add_timeout
+_BaseAsyncIOLoop_call_at = _asyncio_platform.BaseAsyncIOLoop.call_at
+
+
 def _task_result(task):
     task.result()
 
@@ -454,8 +473,8 @@ class HTTPClientConnection(_sc._HTTPConnection):
             if self.final_callback is None:
                 return
             if request_timeout:
-                self._timeout = io_loop.add_timeout(
-                    self.start_time + request_timeout, self._on_timeout, "during request"
+                self._timeout = _add_timeout(
+                    io_loop, self.start_time + request_timeout, self._on_timeout, "during request"
                 )
             method = opt("method")
             allow_nonstandard = opt("allow_nonstandard_methods")
@@ -497,12 +516,30 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 headers["Content-Length"] = str(len(body))
             if method == "POST" and "Content-Type" not in headers:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
-            if opt("decompress_response"):
+            decompress = opt("decompress_response")
+            if decompress:
                 headers["Accept-Encoding"] = "gzip"
             path = parsed.path or "/"
             if parsed.query:
                 path += "?" + parsed.query
-            self.connection = connection = self._create_connection(stream)
+            if type(self)._create_connection is _UPSTREAM_CREATE_CONNECTION:
+                # upstream's _create_connection, with decompress_response
+                # as read above rather than through the _RequestProxy
+                stream.set_nodelay(True)
+                connection = _sc.HTTP1Connection(
+                    stream,
+                    True,
+                    _h1.HTTP1ConnectionParameters(
+                        no_keep_alive=True,
+                        max_header_size=self.max_header_size,
+                        max_body_size=self.max_body_size,
+                        decompress=bool(decompress),
+                    ),
+                    self._sockaddr,
+                )
+            else:
+                connection = self._create_connection(stream)
+            self.connection = connection
             start_line = httputil.RequestStartLine(method, path, "")
             if not (
                 type(connection) is HTTP1ClientConnection
@@ -675,6 +712,9 @@ class HTTPClientConnection(_sc._HTTPConnection):
             raise
         finally:
             handle.cancel()
+
+
+_UPSTREAM_CREATE_CONNECTION = _sc._HTTPConnection._create_connection
 
 
 def _connection_class(self):
