@@ -43,6 +43,7 @@ import glob
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -123,12 +124,16 @@ def client(mode, port, path, n, concurrency, warmup):
                 await fetch()
 
         t0 = time.process_time()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         w0 = time.perf_counter()
         await asyncio.gather(*(loop() for _ in range(concurrency)))
-        return time.process_time() - t0, time.perf_counter() - w0
+        wall = time.perf_counter() - w0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        return (time.process_time() - t0, wall, r1.ru_utime - r0.ru_utime,
+                r1.ru_stime - r0.ru_stime)
 
-    cpu, wall = asyncio.run(main())
-    print("%.6f %d %.6f" % (cpu, n, wall), flush=True)
+    cpu, wall, user, system = asyncio.run(main())
+    print("%.6f %d %.6f %.6f %.6f" % (cpu, n, wall, user, system), flush=True)
 
 
 def env_for(mode):
@@ -165,13 +170,16 @@ def start_server(cpu=None):
 
 
 def cpu_once(port, case, mode, n, concurrency, cpu=None):
-    """(client CPU-us per request, requests per second) of one client run."""
+    """[client CPU-us per request, requests per second, user CPU-us and
+    system CPU-us per request] of one client run."""
     out = subprocess.run(pin(client_cmd(mode, port, case, n, concurrency, 50), cpu),
                          capture_output=True, text=True, env=env_for(mode), timeout=900)
     if out.returncode != 0:
         raise SystemExit("%s/%s client failed:\n%s" % (case, mode, out.stderr[-3000:]))
-    used, reqs, wall = out.stdout.split()[-3:]
-    return float(used) / int(reqs) * 1e6, int(reqs) / float(wall)
+    used, reqs, wall, user, system = out.stdout.split()[-5:]
+    reqs = int(reqs)
+    return [round(float(used) / reqs * 1e6, 1), round(reqs / float(wall), 1),
+            round(float(user) / reqs * 1e6, 1), round(float(system) / reqs * 1e6, 1)]
 
 
 def median(vals):
@@ -206,28 +214,38 @@ def run_cpu(args, cases, modes, n):
             order = modes[r % len(modes):] + modes[:r % len(modes)]
             for case in cases:
                 for mode in order:
-                    us, rps = cpu_once(port, case, mode, n, args.concurrency, client_cpu)
-                    results["runs"].setdefault(case, {}).setdefault(mode, []).append(
-                        [round(us, 1), round(rps, 1)])
-                    print("round %d %-6s %-17s %8.1f client CPU-us/request %8.0f req/s"
-                          % (r + 1, case, mode, us, rps), flush=True)
+                    run = cpu_once(port, case, mode, n, args.concurrency, client_cpu)
+                    results["runs"].setdefault(case, {}).setdefault(mode, []).append(run)
+                    print("round %d %-6s %-17s %8.1f client CPU-us/request %8.0f req/s "
+                          "(user %.1f, system %.1f)" % (r + 1, case, mode, *run), flush=True)
     finally:
         server.kill()
         server.wait()
     results["loadavg_end"] = loadavg()
     comps = []
+    results["user_us"], results["system_us"] = {}, {}
     for case in cases:
         runs = results["runs"][case]
-        cpu = {m: round(median([u for u, _ in runs[m]]), 1) for m in modes}
-        rps = {m: round(median([q for _, q in runs[m]])) for m in modes}
+        cpu = {m: round(median([r[0] for r in runs[m]]), 1) for m in modes}
+        rps = {m: round(median([r[1] for r in runs[m]])) for m in modes}
+        user = {m: round(median([r[2] for r in runs[m]]), 1) for m in modes}
+        system = {m: round(median([r[3] for r in runs[m]]), 1) for m in modes}
         results["results"][case] = cpu
         results["req_per_s"][case] = rps
+        results["user_us"][case] = user
+        results["system_us"][case] = system
         tc = cpu.get("tornado_c")
         for ref in ("upstream", "aiohttp"):
             if ref in cpu and tc:
                 comps.append({"label": "%s client CPU-µs/request, %s / tornado_c" % (case, ref),
                               "unit": "µs", "values": cpu, "ratio": cpu[ref] / tc,
                               "ratio_label": "%s / tornado_c" % ref})
+        for what, vals in (("user", user), ("system", system)):
+            if "upstream" in vals and vals.get("tornado_c"):
+                comps.append({"label": "%s client %s CPU-µs/request, upstream / tornado_c"
+                              % (case, what), "unit": "µs", "values": vals,
+                              "ratio": vals["upstream"] / vals["tornado_c"],
+                              "ratio_label": "upstream / tornado_c"})
         if "upstream" in rps and rps.get("tornado_c"):
             comps.append({"label": "%s req/s (8 fetch loops), tornado_c / upstream" % case,
                           "unit": "req/s", "values": rps,
@@ -236,7 +254,8 @@ def run_cpu(args, cases, modes, n):
     results["comparisons"] = comps
     results["notes"] = [
         "client pinned to CPU %s, the tornado_c server to CPU %s; %d requests per run, "
-        "median of %d interleaved rounds; load average %s at the start, %s at the end"
+        "median of %d interleaved rounds; load average %s at the start, %s at the end; "
+        "CPU = user + system (the kernel's share: a new connection per request)"
         % (client_cpu, server_cpu, n, args.rounds, results["loadavg_start"],
            results["loadavg_end"])]
     return results
