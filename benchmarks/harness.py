@@ -350,8 +350,10 @@ register(ScriptScenario(
 ))
 register(ScriptScenario(
     "http_client", "http_client.py",
-    "HTTP client CPU-us/request (GET hello, GET 64 KiB; 8 concurrent fetch loops, a "
-    "tornado_c server): upstream's AsyncHTTPClient vs under tornado_c vs aiohttp's client",
+    "HTTP client CPU-us/request and req/s (GET hello, GET 64 KiB; 8 concurrent fetch loops, "
+    "the client pinned to the client CPU, a tornado_c server on the server CPU, the three "
+    "clients interleaved): upstream's AsyncHTTPClient on asyncio vs the same under tornado_c vs "
+    "aiohttp's client",
     args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
 

@@ -319,3 +319,59 @@ def test_request_bytes_in_c():
     assert _core.http_client_request("GET", "/", HTTPHeaders({"X": b"v"}), None) is None
     with pytest.raises(TypeError):
         _core.http_client_request("GET", "/", h)
+
+
+def _parser_run(coro_fn):
+    import tornado_c.loop
+
+    loop = tornado_c.loop.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), 10))
+    finally:
+        loop.close()
+
+
+_BODY = bytes(range(256)) * 200
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(_BODY)
+
+
+@pytest.mark.parametrize("how", ["collect", "framing", "release", "bytearray", "split"])
+def test_body_read_with_the_head(how):
+    """read_head(..., prefetch=True) may take the body bytes that come in
+    the head's read: read_body(stream, bytes) after framing(collect=True)
+    returns them; otherwise framing(), read_body() with another sink and
+    release() put them back in front of what the stream holds."""
+    from tornado_c import iostream as tci
+
+    async def go():
+        a, b = socket.socketpair()
+        stream = tci.IOStream(b)
+        try:
+            if how == "split":
+                a.sendall(_HEAD + _BODY[:1000])
+            else:
+                a.sendall(_HEAD + _BODY + b"after")
+            p = _core.HTTPClientParser()
+            start_line, headers = await p.read_head(stream, 65536, True)
+            assert (start_line.code, headers["Content-Length"]) == (200, str(len(_BODY)))
+            if how == "release":
+                p.release()
+                return await stream.read_bytes(len(_BODY) + 5)
+            kind, length, _ = p.framing(100 * 1024 * 1024, how != "framing")
+            assert (kind, length) == ("fixed", len(_BODY))
+            if how == "framing":
+                return await stream.read_bytes(len(_BODY) + 5)
+            if how == "bytearray":
+                sink = bytearray()
+                assert await p.read_body(stream, sink) is None
+                return bytes(sink) + await stream.read_bytes(5)
+            fut = p.read_body(stream, bytes)
+            if how == "split":
+                await asyncio.sleep(0.01)
+                a.sendall(_BODY[1000:] + b"after")
+            return await fut + await stream.read_bytes(5)
+        finally:
+            stream.close()
+            a.close()
+
+    assert _parser_run(go) == _BODY + b"after"

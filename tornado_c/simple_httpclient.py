@@ -49,6 +49,7 @@ from tornado.escape import _unicode
 from tornado.httpclient import HTTPRequest, HTTPResponse, _RequestProxy
 from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
+from tornado.platform import asyncio as _asyncio_platform
 
 from tornado_c import _core
 
@@ -132,8 +133,13 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
         c_read = self.params.header_timeout is None and isinstance(self.stream, _core.Stream)
         try:
             if c_read:
+                # body bytes that come with the head may go straight into
+                # the bytes object read_body(stream, bytes) returns, for
+                # the delegate whose body that can be (see _body_sink)
                 start_line, headers = await parser.read_head(
-                    self.stream, self.params.max_header_size
+                    self.stream,
+                    self.params.max_header_size,
+                    self._body_timeout is None and type(delegate) is HTTPClientConnection,
                 )
                 head = None
             else:
@@ -171,7 +177,12 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             if self.stream is None:  # detached by the delegate
                 owe_close = False
                 return False
-            kind, length, rewrite = parser.framing(self._max_body_size)
+            sink = (
+                _body_sink(delegate) if c_read and self._body_timeout is None else _NO_SINK
+            )
+            kind, length, rewrite = parser.framing(
+                self._max_body_size, isinstance(sink, _sc._HTTPConnection)
+            )
             if kind == "1xx":
                 # the next head is the response; the delegate is the next
                 # read's from here on
@@ -180,11 +191,8 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             if rewrite is not None:
                 headers["Content-Length"] = rewrite
             body = None
-            sink = (
-                _body_sink(delegate)
-                if c_read and kind != "none" and self._body_timeout is None
-                else _NO_SINK
-            )
+            if kind == "none":
+                sink = _NO_SINK
             if isinstance(sink, _sc._HTTPConnection):
                 # the body in one bytes object, made in C: what
                 # bytes(self.chunks) in finish() gives (bytes() of a bytes
@@ -234,6 +242,9 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             self.close()
             return False
         finally:
+            # body bytes prefetched with the head and not read are the
+            # stream's again (a delegate that detached it, an error)
+            parser.release()
             if owe_close:
                 with _h1._ExceptionLoggingContext(app_log):
                     delegate.on_connection_close()
@@ -296,6 +307,24 @@ def _connect_functions():
 # what the fast connect stands for; code that replaced one of these (a spy,
 # a patch) gets upstream's connect, which calls it
 _UPSTREAM_CONNECT = _connect_functions()
+
+
+def _add_timeout(io_loop, deadline, callback, arg):
+    """io_loop.add_timeout(deadline, callback, arg) for a float deadline:
+    what BaseAsyncIOLoop.call_at does (a call_later on the asyncio loop
+    running the callback through IOLoop._run_callback), without
+    add_timeout's numbers.Real check and the call_at frame, while those two
+    methods are upstream's."""
+    cls = type(io_loop)
+    if cls.add_timeout is not _IOLoop_add_timeout or cls.call_at is not _BaseAsyncIOLoop_call_at:
+        return io_loop.add_timeout(deadline, callback, arg)
+    return io_loop.asyncio_loop.call_later(
+        max(0, deadline - io_loop.time()), io_loop._run_callback, functools.partial(callback, arg)
+    )
+
+
+_IOLoop_add_timeout = IOLoop.add_timeout
+_BaseAsyncIOLoop_call_at = _asyncio_platform.BaseAsyncIOLoop.call_at
 
 
 def _task_result(task):
@@ -444,8 +473,8 @@ class HTTPClientConnection(_sc._HTTPConnection):
             if self.final_callback is None:
                 return
             if request_timeout:
-                self._timeout = io_loop.add_timeout(
-                    self.start_time + request_timeout, self._on_timeout, "during request"
+                self._timeout = _add_timeout(
+                    io_loop, self.start_time + request_timeout, self._on_timeout, "during request"
                 )
             method = opt("method")
             allow_nonstandard = opt("allow_nonstandard_methods")
@@ -487,12 +516,30 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 headers["Content-Length"] = str(len(body))
             if method == "POST" and "Content-Type" not in headers:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
-            if opt("decompress_response"):
+            decompress = opt("decompress_response")
+            if decompress:
                 headers["Accept-Encoding"] = "gzip"
             path = parsed.path or "/"
             if parsed.query:
                 path += "?" + parsed.query
-            self.connection = connection = self._create_connection(stream)
+            if type(self)._create_connection is _UPSTREAM_CREATE_CONNECTION:
+                # upstream's _create_connection, with decompress_response
+                # as read above rather than through the _RequestProxy
+                stream.set_nodelay(True)
+                connection = _sc.HTTP1Connection(
+                    stream,
+                    True,
+                    _h1.HTTP1ConnectionParameters(
+                        no_keep_alive=True,
+                        max_header_size=self.max_header_size,
+                        max_body_size=self.max_body_size,
+                        decompress=bool(decompress),
+                    ),
+                    self._sockaddr,
+                )
+            else:
+                connection = self._create_connection(stream)
+            self.connection = connection
             start_line = httputil.RequestStartLine(method, path, "")
             if not (
                 type(connection) is HTTP1ClientConnection
@@ -665,6 +712,9 @@ class HTTPClientConnection(_sc._HTTPConnection):
             raise
         finally:
             handle.cancel()
+
+
+_UPSTREAM_CREATE_CONNECTION = _sc._HTTPConnection._create_connection
 
 
 def _connection_class(self):

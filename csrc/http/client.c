@@ -53,6 +53,28 @@ typedef struct {
                            * at most COLLECT_PREALLOC bytes, filled in place */
     size_t collected_len; /* bytes of `collected` filled */
     tc_http_buf body;     /* collect mode otherwise: the body so far */
+    /* read_head(): on_headers saves the head here (the input may be the
+     * loop's shared read buffer, where no Python object may be made) and
+     * cp_build_head() turns it into Python objects once the input is the
+     * stream's own */
+    int defer_head;
+    tc_http_head saved;        /* spans into save_buf, headers save_hdrs */
+    char *save_buf;            /* PyMem */
+    size_t save_cap;
+    tc_http_header *save_hdrs; /* PyMem */
+    size_t save_hdrs_cap;
+    /* read_head(..., prefetch=True): body bytes that came in the same read
+     * as the head, taken out of the loop's shared read buffer into the bytes
+     * object that read_body(stream, bytes) will return (one copy instead of
+     * two: into the stream's buffer, then into the result).  They are
+     * logically still the stream's: framing()/read_body() put them back
+     * (tc_stream_unread) unless that read collects the fixed body of that
+     * length, and so do release() and the dealloc. */
+    int prefetch;
+    PyObject *pre;             /* strong or NULL: bytes of the announced
+                                * Content-Length, pre_len of them filled */
+    size_t pre_len;
+    tc_stream *pre_stream;     /* strong or NULL: the stream they belong to */
 } cparser;
 
 /* Collect mode allocates the bytes object of a fixed-length body up front
@@ -61,10 +83,66 @@ typedef struct {
  * cannot make us allocate what it does not send). */
 #define COLLECT_PREALLOC (4 * 1024 * 1024)
 
+/* Copy `head` (valid only during on_headers) into self->saved.
+ * 0, or -1 with MemoryError set. */
 static int
-cp_on_headers(tc_http_parser *p, const tc_http_head *head)
+cp_save_head(cparser *self, const tc_http_head *head)
 {
-    cparser *self = p->data;
+    size_t total = head->version.len + head->reason.len;
+    for (size_t i = 0; i < head->nheaders; i++) {
+        total += head->headers[i].name.len + head->headers[i].value.len;
+    }
+    if (total > self->save_cap) {
+        char *nb = PyMem_Realloc(self->save_buf, total);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->save_buf = nb;
+        self->save_cap = total;
+    }
+    if (head->nheaders > self->save_hdrs_cap) {
+        if (head->nheaders > PY_SSIZE_T_MAX / sizeof(tc_http_header)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        tc_http_header *nh =
+            PyMem_Realloc(self->save_hdrs, head->nheaders * sizeof(tc_http_header));
+        if (nh == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->save_hdrs = nh;
+        self->save_hdrs_cap = head->nheaders;
+    }
+    char *w = self->save_buf;
+    tc_http_head *sv = &self->saved;
+    *sv = *head;
+#define CP_SAVE_SPAN(dst, src)                 \
+    do {                                       \
+        if ((src).len) {                       \
+            memcpy(w, (src).p, (src).len);     \
+        }                                      \
+        (dst).p = w;                           \
+        (dst).len = (src).len;                 \
+        w += (src).len;                        \
+    } while (0)
+    CP_SAVE_SPAN(sv->version, head->version);
+    CP_SAVE_SPAN(sv->reason, head->reason);
+    for (size_t i = 0; i < head->nheaders; i++) {
+        CP_SAVE_SPAN(self->save_hdrs[i].name, head->headers[i].name);
+        CP_SAVE_SPAN(self->save_hdrs[i].value, head->headers[i].value);
+    }
+#undef CP_SAVE_SPAN
+    sv->headers = self->save_hdrs;
+    return 0;
+}
+
+/* The head's ResponseStartLine and HTTPHeaders into self->start_line and
+ * self->headers.  0, or -1 with an exception set. */
+static int
+cp_build_head(cparser *self, const tc_http_head *head)
+{
     tc_http_state *hs = self->hs;
     PyObject *version = NULL, *code = NULL, *reason = NULL;
     PyObject *headers = tc_http_build_headers(hs, head);
@@ -90,14 +168,24 @@ cp_on_headers(tc_http_parser *p, const tc_http_head *head)
     Py_DECREF(version);
     Py_DECREF(code);
     Py_DECREF(reason);
-    self->head_done = 1;
-    return 1; /* pause: headers_received runs before the framing */
+    return 0;
 fail:
     Py_DECREF(headers);
     Py_XDECREF(version);
     Py_XDECREF(code);
     Py_XDECREF(reason);
     return -1;
+}
+
+static int
+cp_on_headers(tc_http_parser *p, const tc_http_head *head)
+{
+    cparser *self = p->data;
+    if (self->defer_head ? cp_save_head(self, head) < 0 : cp_build_head(self, head) < 0) {
+        return -1;
+    }
+    self->head_done = 1;
+    return 1; /* pause: headers_received runs before the framing */
 }
 
 static int
@@ -122,7 +210,10 @@ cp_on_body(tc_http_parser *p, const char *data, size_t len)
          * shared read buffer (cp_body_consumer) */
         if (self->collected != NULL &&
             len <= (size_t)PyBytes_GET_SIZE(self->collected) - self->collected_len) {
-            memcpy(PyBytes_AS_STRING(self->collected) + self->collected_len, data, len);
+            char *dst = PyBytes_AS_STRING(self->collected) + self->collected_len;
+            if (dst != data) { /* equal: prefetched bytes parsed in place */
+                memcpy(dst, data, len);
+            }
             self->collected_len += len;
             return 0;
         }
@@ -186,6 +277,28 @@ cp_error(cparser *self)
     return NULL;
 }
 
+/* Put the prefetched body bytes back in front of their stream's input
+ * (see cparser.pre).  0, or -1 with MemoryError set (they are dropped). */
+static int
+cp_give_back(cparser *self)
+{
+    PyObject *pre = self->pre;
+    tc_stream *s = self->pre_stream;
+    int r = 0;
+    if (pre == NULL) {
+        return 0;
+    }
+    self->pre = NULL;
+    self->pre_stream = NULL;
+    if (s != NULL) {
+        r = tc_stream_unread(s, PyBytes_AS_STRING(pre), self->pre_len);
+    }
+    self->pre_len = 0;
+    Py_DECREF(pre);
+    Py_XDECREF(s);
+    return r;
+}
+
 static PyObject *
 cp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -230,6 +343,8 @@ cp_head(cparser *self, PyObject *arg)
     size_t used = 0;
     self->head_done = 0;
     self->framed = 0;
+    self->defer_head = 0; /* Python's bytes: the objects are made at once */
+    self->prefetch = 0;
     Py_CLEAR(self->start_line);
     Py_CLEAR(self->headers);
     tc_http_status st = tc_http_parser_execute(&self->p, view.buf, (size_t)view.len, &used);
@@ -249,12 +364,20 @@ done:
 }
 
 static PyObject *
-cp_framing(cparser *self, PyObject *arg)
+cp_framing(cparser *self, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *kinds[] = {"none", "fixed", "chunked", "until_close"};
     tc_http_parser *p = &self->p;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "framing(max_body_size, collect=False)");
+        return NULL;
+    }
+    int collect = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
+    if (collect < 0) {
+        return NULL;
+    }
     /* int(max_body_size); a negative one is smaller than any length */
-    if (tc_http_max_body_from(arg, &p->max_body_size, &p->max_body_negative) < 0) {
+    if (tc_http_max_body_from(args[0], &p->max_body_size, &p->max_body_negative) < 0) {
         return NULL;
     }
     if (!self->head_done) {
@@ -265,6 +388,15 @@ cp_framing(cparser *self, PyObject *arg)
     size_t used = 0;
     tc_http_parser_resume(p);
     tc_http_status st = tc_http_parser_execute(p, NULL, 0, &used);
+    /* prefetched bytes stay out of the stream only for the read that will
+     * collect them: a fixed body of their length */
+    if (self->pre != NULL &&
+        (st == TC_HTTP_ERROR || !collect || p->num_1xx != before || !self->framed ||
+         p->body_kind != TC_HTTP_BODY_FIXED ||
+         p->content_length != (uint64_t)PyBytes_GET_SIZE(self->pre)) &&
+        cp_give_back(self) < 0) {
+        return NULL;
+    }
     if (st == TC_HTTP_ERROR) {
         return cp_error(self);
     }
@@ -330,7 +462,11 @@ static const tc_stream_consumer cp_body_consumer = {
 static const tc_stream_consumer *
 cp_consumer_for(cparser *self)
 {
-    return self->reading == R_BODY && self->collect ? &cp_body_consumer : &cp_consumer;
+    /* the body in collect mode, and a head that may take body bytes with
+     * it (prefetch), see them in the shared buffer */
+    return (self->reading == R_BODY && self->collect) || (self->reading == R_HEAD && self->prefetch)
+               ? &cp_body_consumer
+               : &cp_consumer;
 }
 
 /* The read is over: stop consuming, drop the stream and the sink, and hand
@@ -482,6 +618,37 @@ cp_body_done(cparser *self, tc_stream *s)
     return r;
 }
 
+/* The head is complete and the rest of this read is still in the loop's
+ * shared buffer: take the body bytes of a response that can only have a
+ * fixed body (up to COLLECT_PREALLOC) into a bytes object of its length
+ * (see cparser.pre).  No Python object but that untracked bytes object is
+ * made; a MemoryError just leaves the bytes to the stream. */
+static void
+cp_prefetch(cparser *self, tc_stream *s)
+{
+    uint64_t n;
+    size_t len;
+    if (self->pre != NULL || !tc_stream_input_shared(s)) {
+        return;
+    }
+    const char *data = tc_stream_peek(s, &len);
+    if (len == 0 || !tc_http_parser_fixed_hint(&self->p, &n) || n == 0 ||
+        n > COLLECT_PREALLOC) {
+        return;
+    }
+    size_t take = len < n ? len : (size_t)n;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (b == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    memcpy(PyBytes_AS_STRING(b), data, take);
+    tc_stream_consume(s, take);
+    self->pre = b;
+    self->pre_len = take;
+    self->pre_stream = (tc_stream *)Py_NewRef((PyObject *)s);
+}
+
 /* Run the parser over what the stream has buffered; resolves the future
  * when the read is complete.  0, or -1 with an exception set. */
 static int
@@ -492,7 +659,11 @@ cp_feed(cparser *self, tc_stream *s)
     const char *data = tc_stream_peek(s, &len);
     tc_http_status st = tc_http_parser_execute(p, data, len, &used);
     tc_stream_consume(s, used);
-    if ((st == TC_HTTP_ERROR || self->body_done) && tc_stream_own_input(s) < 0) {
+    int head_ready = st != TC_HTTP_ERROR && self->reading == R_HEAD && self->head_done;
+    if (head_ready && self->prefetch) {
+        cp_prefetch(self, s);
+    }
+    if ((st == TC_HTTP_ERROR || self->body_done || head_ready) && tc_stream_own_input(s) < 0) {
         /* MemoryError, the input dropped as a failed read would: the read
          * fails with it */
         p->error_kind = TC_HTTP_ERR_NONE;
@@ -501,7 +672,11 @@ cp_feed(cparser *self, tc_stream *s)
     if (st == TC_HTTP_ERROR) {
         return cp_read_failed(self, s);
     }
-    if (self->reading == R_HEAD && self->head_done) {
+    if (head_ready) {
+        /* the input is the stream's own: Python objects may be made */
+        if (cp_build_head(self, &self->saved) < 0) {
+            return cp_read_failed(self, s);
+        }
         PyObject *t = PyTuple_Pack(2, self->start_line, self->headers);
         if (t == NULL) {
             return -1;
@@ -631,14 +806,20 @@ fail:
 static PyObject *
 cp_read_head(cparser *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "read_head(stream, max_header_size)");
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "read_head(stream, max_header_size, prefetch=False)");
         return NULL;
     }
     Py_ssize_t mhs = PyLong_AsSsize_t(args[1]);
     if (mhs == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    int prefetch = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (prefetch < 0 || (self->reading == R_IDLE && cp_give_back(self) < 0)) {
+        return NULL;
+    }
+    self->prefetch = prefetch;
+    self->defer_head = 1;
     self->p.max_header_size = mhs < 0 ? 0 : (size_t)mhs;
     self->head_done = 0;
     self->framed = 0;
@@ -659,13 +840,38 @@ cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "HTTPClientParser.read_body() without a body to read");
         return NULL;
     }
+    if (self->reading != R_IDLE) {
+        PyErr_SetString(PyExc_RuntimeError, "HTTPClientParser: a read is pending");
+        return NULL;
+    }
+    /* the bytes prefetched with the head: this read's start when it
+     * collects the fixed body of their length, else the stream's again */
+    PyObject *pre = NULL;
+    size_t pre_len = 0;
+    if (self->pre != NULL) {
+        if (collect && self->p.body_kind == TC_HTTP_BODY_FIXED &&
+            self->p.content_length == (uint64_t)PyBytes_GET_SIZE(self->pre) &&
+            (PyObject *)self->pre_stream == args[0]) {
+            pre = self->pre; /* the reference moves to `pre` */
+            pre_len = self->pre_len;
+            self->pre = NULL;
+            self->pre_len = 0;
+            Py_CLEAR(self->pre_stream);
+        }
+        else if (cp_give_back(self) < 0) {
+            return NULL;
+        }
+    }
     Py_XSETREF(self->sink, args[1] == Py_None || collect ? NULL : Py_NewRef(args[1]));
     self->collect = collect;
     self->collected_len = 0;
     tc_http_buf_free(&self->body);
     Py_CLEAR(self->collected);
-    if (collect && self->p.body_kind == TC_HTTP_BODY_FIXED &&
-        self->p.content_length <= COLLECT_PREALLOC) {
+    if (pre != NULL) {
+        self->collected = pre; /* steals */
+    }
+    else if (collect && self->p.body_kind == TC_HTTP_BODY_FIXED &&
+             self->p.content_length <= COLLECT_PREALLOC) {
         self->collected = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)self->p.content_length);
         if (self->collected == NULL) {
             Py_CLEAR(self->sink);
@@ -676,6 +882,20 @@ cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
     self->body_done = 0;
     self->framed = 0;
     tc_http_parser_resume(&self->p);
+    if (pre_len > 0) {
+        /* parsed where they are: on_body sees its destination */
+        size_t used = 0;
+        if (tc_http_parser_execute(&self->p, PyBytes_AS_STRING(self->collected), pre_len,
+                                   &used) == TC_HTTP_ERROR ||
+            used != pre_len) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_SystemError, "HTTPClientParser: prefetched body refused");
+            }
+            Py_CLEAR(self->collected);
+            self->collect = 0;
+            return NULL;
+        }
+    }
     PyObject *fut = cp_read_start(self, args[0], R_BODY);
     if (fut == NULL) {
         Py_CLEAR(self->sink);
@@ -683,6 +903,15 @@ cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
         self->collect = 0;
     }
     return fut;
+}
+
+static PyObject *
+cp_release(cparser *self, PyObject *Py_UNUSED(ignored))
+{
+    if (cp_give_back(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static int
@@ -695,6 +924,7 @@ cp_traverse(cparser *self, visitproc visit, void *arg)
     Py_VISIT(self->fut);
     Py_VISIT(self->sink);
     Py_VISIT(self->collected);
+    Py_VISIT(self->pre_stream);
     return 0;
 }
 
@@ -708,6 +938,8 @@ cp_clear(cparser *self)
     Py_CLEAR(self->fut);
     Py_CLEAR(self->sink);
     Py_CLEAR(self->collected);
+    Py_CLEAR(self->pre);
+    Py_CLEAR(self->pre_stream);
     return 0;
 }
 
@@ -716,9 +948,15 @@ cp_dealloc(cparser *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    /* prefetched bytes not handed over are the stream's */
+    if (cp_give_back(self) < 0) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
     cp_clear(self);
     tc_http_parser_free(&self->p);
     tc_http_buf_free(&self->body);
+    PyMem_Free(self->save_buf);
+    PyMem_Free(self->save_hdrs);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -726,12 +964,16 @@ cp_dealloc(cparser *self)
 static PyMethodDef cp_methods[] = {
     {"head", (PyCFunction)cp_head, METH_O,
      "head(data) -> (ResponseStartLine, HTTPHeaders) of one response head."},
-    {"framing", (PyCFunction)cp_framing, METH_O,
-     "framing(max_body_size) -> (kind, content_length, content_length_rewrite) after "
-     "headers_received."},
+    {"framing", (PyCFunction)(void (*)(void))cp_framing, METH_FASTCALL,
+     "framing(max_body_size, collect=False) -> (kind, content_length, "
+     "content_length_rewrite) after headers_received; collect: the caller will read the "
+     "body with read_body(stream, bytes) (prefetched bytes wait for it)."},
     {"read_head", (PyCFunction)(void (*)(void))cp_read_head, METH_FASTCALL,
-     "read_head(stream, max_header_size) -> Future of (ResponseStartLine, HTTPHeaders), "
-     "read from the C stream as its consumer."},
+     "read_head(stream, max_header_size, prefetch=False) -> Future of (ResponseStartLine, "
+     "HTTPHeaders), read from the C stream as its consumer; prefetch: body bytes that "
+     "arrive with the head may be taken for read_body(stream, bytes)."},
+    {"release", (PyCFunction)cp_release, METH_NOARGS,
+     "release(): give body bytes prefetched with the head back to the stream."},
     {"read_body", (PyCFunction)(void (*)(void))cp_read_body, METH_FASTCALL,
      "read_body(stream, sink) -> Future of None once the body framing() decided is read "
      "(appended to the bytearray sink, or dropped when sink is None); with sink=bytes, "

@@ -1166,3 +1166,24 @@ tc_http_parser_eof(tc_http_parser *p)
     }
     return st;
 }
+
+int
+tc_http_parser_fixed_hint(const tc_http_parser *p, uint64_t *length)
+{
+    int code = p->status_code;
+    uint64_t n = 0;
+    if (!p->client || p->state != S_BODY_START || !p->has_cl || p->has_te ||
+        p->request_head || (code >= 100 && code < 200) || code == 204 || code == 304 ||
+        p->cl_len == 0 || p->cl_len > 18) {
+        return 0;
+    }
+    for (size_t i = 0; i < p->cl_len; i++) {
+        char c = p->cl_value[i];
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+        n = n * 10 + (uint64_t)(c - '0');
+    }
+    *length = n;
+    return 1;
+}

@@ -254,6 +254,14 @@ int tc_http_parser_in_message(const tc_http_parser *p);
  * (a callback failed). */
 tc_http_status tc_http_parser_eof(tc_http_parser *p);
 
+/* Client mode, from on_headers until the resume: 1 with *length set when
+ * the response's body can only be a fixed one of *length bytes (or a
+ * framing error): one Content-Length of 1 to 18 digits, no
+ * Transfer-Encoding, a code that is not 1xx, 204 or 304, a request that was
+ * not HEAD.  0 otherwise.  A hint for reading ahead (the framing is decided
+ * after the resume, with max_body_size). */
+int tc_http_parser_fixed_hint(const tc_http_parser *p, uint64_t *length);
+
 /* Python repr() of a latin-1 str / of a bytes object, appended to a malloc'd
  * buffer.  Exposed for the response writer and the tests. */
 int tc_http_repr_str(char **buf, size_t *len, size_t *cap, const char *s, size_t n);

@@ -1112,6 +1112,50 @@ tc_stream_own_input(tc_stream *s)
     return input_unshare(s);
 }
 
+int
+tc_stream_input_shared(tc_stream *s)
+{
+    return s->shared;
+}
+
+int
+tc_stream_unread(tc_stream *s, const char *data, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    if (s->shared && input_unshare(s) < 0) {
+        return -1;
+    }
+    if (s->rbuf != NULL && s->rstart >= len) {
+        s->rstart -= len;
+        memcpy(s->rbuf + s->rstart, data, len);
+        s->rlen += len;
+    }
+    else {
+        if (len > (size_t)PY_SSIZE_T_MAX - s->rlen) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        char *nb = PyMem_Malloc(len + s->rlen);
+        if (nb == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(nb, data, len);
+        if (s->rlen > 0) {
+            memcpy(nb + len, s->rbuf + s->rstart, s->rlen);
+        }
+        PyMem_Free(s->rbuf);
+        s->rbuf = nb;
+        s->rstart = 0;
+        s->rlen += len;
+        s->rcap = s->rlen;
+    }
+    tc_stream_update_reading(s);
+    return 0;
+}
+
 void
 tc_stream_pause_reading(tc_stream *s)
 {

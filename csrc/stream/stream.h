@@ -121,6 +121,16 @@ void tc_stream_consume(tc_stream *s, size_t n);
  * before are stale.  0, or -1 with MemoryError set (the input is then
  * dropped, as a failed read would). */
 int tc_stream_own_input(tc_stream *s);
+/* 1 while the buffered input is in the loop's shared read buffer (a
+ * peek_shared consumer's on_data, before tc_stream_own_input()). */
+int tc_stream_input_shared(tc_stream *s);
+/* Put `len` bytes back in front of the buffered input: bytes a consumer
+ * took with tc_stream_consume() and now leaves to the stream's readers, as
+ * if they had never been taken.  Nothing is delivered or completed by it
+ * (call it when no read is pending); a closed stream keeps them for reads
+ * that its buffer satisfies, as upstream's does.  0, or -1 with
+ * MemoryError set (nothing changed). */
+int tc_stream_unread(tc_stream *s, const char *data, size_t len);
 
 /* Stop / restart delivering input (pipelining: the HTTP server stops after a
  * request until its response is flushed).  resume delivers already-buffered
