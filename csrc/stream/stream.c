@@ -850,6 +850,43 @@ tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
     return 0;
 }
 
+/* Queue a header of `hlen` (> 0) bytes and then the payload `body` (a
+ * bytes object, referenced rather than copied) as one write: one
+ * uv_try_write() of both (one system call, and one TCP segment where two
+ * writes would send the header alone).  While corked, or for a payload
+ * past TC_UVIO_WRITE_CHUNK, two writes as tc_stream_write_data() makes
+ * them.  Return and errors as tc_stream_write_data(). */
+int
+tc_stream_write_pair(tc_stream *s, const char *head, size_t hlen, PyObject *body)
+{
+    uv_buf_t b[2];
+    size_t taken, len = (size_t)PyBytes_GET_SIZE(body);
+    int rc, uverr;
+    if (s->cork || len == 0 || len > TC_UVIO_WRITE_CHUNK) {
+        if (tc_stream_write_data(s, head, hlen, NULL) < 0) {
+            return -1;
+        }
+        return s->closed ? 0 : tc_stream_write_data(s, PyBytes_AS_STRING(body), len, body);
+    }
+    s->wtotal += hlen + len;
+    b[0] = uv_buf_init((char *)head, (unsigned int)hlen);
+    b[1] = uv_buf_init(PyBytes_AS_STRING(body), (unsigned int)len); /* <= TC_UVIO_WRITE_CHUNK */
+    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream,
+                          !s->connecting && tc_stream_handle_usable(s), b, 2, hlen + len, body,
+                          write_cb, s, &taken, &uverr);
+    s->wdone += taken;
+    if (rc < 0) {
+        return -1;
+    }
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued (or is) */
+    }
+    if (uverr < 0) {
+        tc_stream_write_error(s, uverr);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------- closing */
 
 static void
