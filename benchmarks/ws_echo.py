@@ -29,11 +29,10 @@ Three measures:
                 processes instead (blocking sockets; they set the pace).
   --syscalls    system calls the server makes per message: `strace -c -f`
                 attached to the server while the C load generator runs for
-                --duration seconds (strace slows the server several times;
-                the counts, not the time, are the figure).  Counts include
-                the connections' handshakes and close (--conns of them, a
-                few dozen calls each; the per-message figure is over all
-                messages the run echoed).
+                --duration and for 2 x --duration seconds; the difference
+                over the difference in messages (the handshakes and closes
+                cancel out).  strace slows the server several times: the
+                counts, not the time, are the figure.
 
     python benchmarks/ws_echo.py [--cases b64,b1k,b64k,t1k] [--modes ...]
         [--n 2000] [--cpu | --syscalls] [--conns 64] [--depth 1]
@@ -331,11 +330,9 @@ def cpu_once(case, mode, conns, depth, duration):
 STRACE_ROW_RE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$")
 
 
-def syscalls_once(case, mode, conns, depth, duration):
-    """System calls of the server per message: strace -c -f attached to it
-    for a whole load generator run (handshakes and closes included)."""
-    if not shutil.which("strace"):
-        raise SystemExit("ws_echo.py --syscalls needs strace")
+def strace_run(case, mode, conns, depth, duration):
+    """One server under `strace -c -f` for a whole load generator run of
+    `duration` seconds: ({syscall: calls}, messages echoed in the run)."""
     proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_pin(0))
@@ -360,17 +357,34 @@ def syscalls_once(case, mode, conns, depth, duration):
             proc.wait(10)
         with open(out) as f:
             table = f.read()
-    n = res["messages_total"]
     calls = {}
     for row in table.splitlines():
         m = STRACE_ROW_RE.match(row)
         if m and m.group(3) != "total":
             calls[m.group(3)] = int(m.group(1))
-    total = sum(calls.values())
-    return {"messages": n, "connections": conns, "depth": depth, "syscalls": total,
+    return calls, res["messages_total"]
+
+
+def syscalls_once(case, mode, conns, depth, duration):
+    """System calls of the server per message: two traced runs, of
+    `duration` and 2 * `duration` seconds, and (calls(long) - calls(short))
+    / (messages(long) - messages(short)): the connections' handshakes and
+    closes, the same in both, cancel out (as start-up does for
+    --callgrind)."""
+    if not shutil.which("strace"):
+        raise SystemExit("ws_echo.py --syscalls needs strace")
+    short, n1 = strace_run(case, mode, conns, depth, duration)
+    long_, n2 = strace_run(case, mode, conns, depth, 2 * duration)
+    n = n2 - n1
+    if n <= 0:
+        raise SystemExit("%s/%s: the longer traced run echoed no more messages (%d, %d)"
+                         % (case, mode, n1, n2))
+    diff = {k: long_.get(k, 0) - short.get(k, 0) for k in set(short) | set(long_)}
+    total = sum(diff.values())
+    return {"messages_short": n1, "messages_long": n2, "connections": conns, "depth": depth,
             "syscalls_per_msg": total / n,
             "per_msg": {k: round(v / n, 4) for k, v in
-                        sorted(calls.items(), key=lambda kv: -kv[1]) if v / n >= 0.001}}
+                        sorted(diff.items(), key=lambda kv: -kv[1]) if abs(v / n) >= 0.001}}
 
 
 def main(argv=None):
