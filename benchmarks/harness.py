@@ -306,7 +306,8 @@ register(ScriptScenario(
 register(ScriptScenario(
     "ws_echo", "ws_echo.py",
     "WebSocket echo server CPU-us/msg (64 B, 1 KiB, 64 KiB binary, 1 KiB text): "
-    "upstream vs tornado_c without/with the websocket component (client: 4 processes)",
+    "upstream vs tornado_c without/with the websocket component (client: ws_load.c, "
+    "64 connections, compiled with cc)",
     args=("--cpu", "--json", "{json}"), quick_args=("--quick",), pin=False, chart=False,
 ))
 register(ScriptScenario(

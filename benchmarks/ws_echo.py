@@ -6,23 +6,37 @@ on_message writes the message back), run three ways:
   tornado_c-nows  python -m tornado_c ... with TORNADO_C_DISABLE=websocket
                   (C loop, stream and HTTP server; upstream's WebSocket code)
   tornado_c       python -m tornado_c ws_echo.py --serve (everything)
-The client is a separate process that is not measured: raw blocking
-sockets, masked frames prepared in advance, one message in flight per
-connection.
+The client is a separate process that is not measured, masked frames
+prepared in advance, one message in flight per connection.
 
-Two measures:
+Three measures:
   --callgrind   instructions the server executes per message, counted by
                 callgrind: each (case, mode) runs with N and 2N messages and
                 (Ir(2N) - Ir(N)) / N is reported (start-up cancelled out;
-                repeatable on a loaded machine).  The default.
+                repeatable on a loaded machine; one Python client
+                connection).  The default.
   --cpu         server CPU-us per message from /proc/<pid>/stat (utime +
-                stime; server pinned to CPU 0, clients to CPU 1) while
-                --clients client processes echo for
-                --duration seconds; wall-clock sensitive, for quiet machines
+                stime; server pinned to CPU 0, load generator to CPU 1)
+                while the load generator echoes for --duration seconds after
+                a second of warm-up; wall-clock sensitive, for quiet machines
                 (what benchmarks/run.py runs as the ``ws_echo`` scenario).
+                The load generator is benchmarks/ws_load.c (epoll, --conns
+                connections, --depth messages in flight on each), compiled
+                here with `cc -O2` into a temporary directory: it costs a
+                fraction of the server's CPU per message, so the server is
+                the bottleneck (its busy share is reported: near 1.0 on a
+                quiet machine).  --client python uses --clients Python
+                processes instead (blocking sockets; they set the pace).
+  --syscalls    system calls the server makes per message: `strace -c -f`
+                attached to the server while the C load generator runs for
+                --duration and for 2 x --duration seconds; the difference
+                over the difference in messages (the handshakes and closes
+                cancel out).  strace slows the server several times: the
+                counts, not the time, are the figure.
 
     python benchmarks/ws_echo.py [--cases b64,b1k,b64k,t1k] [--modes ...]
-        [--n 2000] [--cpu] [--json out.json] [--quick]
+        [--n 2000] [--cpu | --syscalls] [--conns 64] [--depth 1]
+        [--client c|python] [--json out.json] [--quick]
 
 Cases: bN = binary message of N bytes, t1k = 1 KiB ASCII text message.
 """
@@ -32,6 +46,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -180,7 +195,7 @@ def wait_ready(proc):
 
 
 def run_client(port, case, n, duration=0):
-    out = subprocess.run([sys.executable, HERE, "--client", str(port), case, str(n),
+    out = subprocess.run([sys.executable, HERE, "--client-proc", str(port), case, str(n),
                           str(duration)], capture_output=True, text=True, env=server_env("upstream"))
     if out.returncode != 0:
         raise SystemExit("client failed: %s" % out.stderr[-2000:])
@@ -219,7 +234,8 @@ def _pin(cpu):
     return pin
 
 
-def cpu_once(case, mode, clients, duration):
+def cpu_once_python(case, mode, clients, duration):
+    """--client python: `clients` blocking Python client processes."""
     proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_pin(0))
@@ -228,7 +244,7 @@ def cpu_once(case, mode, clients, duration):
         run_client(port, case, 50)  # warm-up
         c0 = proc_cpu(proc.pid)
         t0 = time.monotonic()
-        cl = [subprocess.Popen([sys.executable, HERE, "--client", str(port), case, "0",
+        cl = [subprocess.Popen([sys.executable, HERE, "--client-proc", str(port), case, "0",
                                 str(duration)], stdout=subprocess.PIPE, text=True,
                                env=server_env("upstream"), preexec_fn=_pin(1))
               for _ in range(clients)]
@@ -238,8 +254,137 @@ def cpu_once(case, mode, clients, duration):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-    return {"messages": total, "wall_s": wall, "server_cpu_s": cpu,
-            "cpu_us_per_msg": cpu / total * 1e6, "msgs_per_s": total / wall}
+    return {"client": "python", "clients": clients, "messages": total, "wall_s": wall,
+            "server_cpu_s": cpu, "cpu_us_per_msg": cpu / total * 1e6,
+            "msgs_per_s": total / wall, "server_busy": cpu / wall}
+
+
+LOADGEN_SRC = os.path.join(os.path.dirname(HERE), "ws_load.c")
+_loadgen = []  # [path of the compiled ws_load, its TemporaryDirectory]
+
+
+def loadgen_path():
+    """benchmarks/ws_load.c compiled (once per run) with `cc -O2` into a
+    temporary directory."""
+    if _loadgen:
+        return _loadgen[0]
+    cc = os.environ.get("CC", "cc")
+    if not shutil.which(cc.split()[0]):
+        raise SystemExit("ws_echo.py: no C compiler (%r) to build the load generator %s; "
+                         "install one (or set CC), or use --client python"
+                         % (cc, LOADGEN_SRC))
+    tmp = tempfile.TemporaryDirectory(prefix="ws_load")
+    exe = os.path.join(tmp.name, "ws_load")
+    out = subprocess.run(cc.split() + ["-O2", "-o", exe, LOADGEN_SRC],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        tmp.cleanup()
+        raise SystemExit("ws_echo.py: compiling %s failed:\n%s" % (LOADGEN_SRC, out.stderr))
+    _loadgen[:] = [exe, tmp]
+    return exe
+
+
+def run_loadgen(port, case, conns, depth, duration, warmup, pid=None):
+    """Run the C load generator against port; returns its JSON (errors and
+    a failed set-up raise SystemExit)."""
+    size, binary = CASES[case]
+    cmd = [loadgen_path(), "--port", str(port), "--conns", str(conns), "--depth", str(depth),
+           "--size", str(size), "--duration", str(duration), "--warmup", str(warmup)]
+    if not binary:
+        cmd.append("--text")
+    if pid is not None:
+        cmd += ["--pid", str(pid)]
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pin(1))
+    if out.returncode == 2 or not out.stdout.strip():
+        raise SystemExit("load generator failed: %s" % out.stderr[-2000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res["errors"] or out.returncode != 0:
+        raise SystemExit("load generator: %d error(s): %s" % (res["errors"], out.stderr[-2000:]))
+    return res
+
+
+def cpu_once(case, mode, conns, depth, duration):
+    """Server CPU-us/msg under the C load generator (the server's CPU read
+    by the load generator at both ends of its counted window)."""
+    proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_pin(0))
+    try:
+        port = wait_ready(proc)
+        res = run_loadgen(port, case, conns, depth, duration, 1.0, pid=proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    n = res["messages"]
+    if not n or res["server_cpu_s"] is None:
+        raise SystemExit("%s/%s: no messages echoed or no server CPU figure: %r"
+                         % (case, mode, res))
+    return {"client": "c", "connections": conns, "depth": depth, "messages": n,
+            "wall_s": res["seconds"], "server_cpu_s": res["server_cpu_s"],
+            "cpu_us_per_msg": res["server_cpu_s"] / n * 1e6, "msgs_per_s": res["msgs_per_s"],
+            "server_busy": res["server_busy"],
+            "server_sys_share": res["server_sys_s"] / res["server_cpu_s"] if res["server_cpu_s"] else None,
+            "loadgen_cpu_us_per_msg": res["loadgen_cpu_s"] / n * 1e6}
+
+
+STRACE_ROW_RE = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$")
+
+
+def strace_run(case, mode, conns, depth, duration):
+    """One server under `strace -c -f` for a whole load generator run of
+    `duration` seconds: ({syscall: calls}, messages echoed in the run)."""
+    proc = subprocess.Popen(server_cmd(mode, False), env=server_env(mode),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_pin(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "strace.txt")
+        tracer = None
+        try:
+            port = wait_ready(proc)
+            tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(proc.pid)],
+                                      stderr=subprocess.PIPE, text=True)
+            # strace says "Process N attached" (one line per thread) once it is in
+            line = tracer.stderr.readline()
+            if "attached" not in line:
+                raise SystemExit("strace did not attach: %r %s" % (line, tracer.stderr.read()))
+            time.sleep(0.2)  # the other threads' lines
+            res = run_loadgen(port, case, conns, depth, duration, 0.0)
+        finally:
+            if tracer is not None:
+                tracer.send_signal(signal.SIGINT)
+                tracer.wait(30)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        with open(out) as f:
+            table = f.read()
+    calls = {}
+    for row in table.splitlines():
+        m = STRACE_ROW_RE.match(row)
+        if m and m.group(3) != "total":
+            calls[m.group(3)] = int(m.group(1))
+    return calls, res["messages_total"]
+
+
+def syscalls_once(case, mode, conns, depth, duration):
+    """System calls of the server per message: two traced runs, of
+    `duration` and 2 * `duration` seconds, and (calls(long) - calls(short))
+    / (messages(long) - messages(short)): the connections' handshakes and
+    closes, the same in both, cancel out (as start-up does for
+    --callgrind)."""
+    if not shutil.which("strace"):
+        raise SystemExit("ws_echo.py --syscalls needs strace")
+    short, n1 = strace_run(case, mode, conns, depth, duration)
+    long_, n2 = strace_run(case, mode, conns, depth, 2 * duration)
+    n = n2 - n1
+    if n <= 0:
+        raise SystemExit("%s/%s: the longer traced run echoed no more messages (%d, %d)"
+                         % (case, mode, n1, n2))
+    diff = {k: long_.get(k, 0) - short.get(k, 0) for k in set(short) | set(long_)}
+    total = sum(diff.values())
+    return {"messages_short": n1, "messages_long": n2, "connections": conns, "depth": depth,
+            "syscalls_per_msg": total / n,
+            "per_msg": {k: round(v / n, 4) for k, v in
+                        sorted(diff.items(), key=lambda kv: -kv[1]) if abs(v / n) >= 0.001}}
 
 
 def main(argv=None):
@@ -248,55 +393,88 @@ def main(argv=None):
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--n", type=int, default=2000,
                     help="messages in the smaller callgrind run (a tenth for b64k)")
-    ap.add_argument("--cpu", action="store_true", help="measure server CPU-us/msg instead")
-    ap.add_argument("--clients", type=int, default=4)
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--callgrind", action="store_true",
+                     help="server instructions per message (the default)")
+    how.add_argument("--cpu", action="store_true", help="measure server CPU-us/msg instead")
+    how.add_argument("--syscalls", action="store_true",
+                     help="count the server's system calls per message (strace -c)")
+    ap.add_argument("--client", choices=("c", "python"), default="c",
+                    help="--cpu load: the C load generator (default) or Python processes")
+    ap.add_argument("--conns", type=int, default=64,
+                    help="C load generator: connections (default 64)")
+    ap.add_argument("--depth", type=int, default=1,
+                    help="C load generator: messages in flight per connection (default 1)")
+    ap.add_argument("--clients", type=int, default=4, help="--client python: processes")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-once", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--client-proc", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve or args.serve_once:
         serve(args.serve_once)
         return 0
-    if args.client:
-        port, case, n, duration = args.client
+    if args.client_proc:
+        port, case, n, duration = args.client_proc
         client_main(int(port), case, int(n), float(duration))
         return 0
+    if args.conns < 1 or not 1 <= args.depth <= 1024:
+        ap.error("--conns must be >= 1 and --depth in 1..1024")
     if args.quick:
         args.n, args.duration = max(args.n // 4, 100), 1.0
+    measure = "cpu" if args.cpu else "syscalls" if args.syscalls else "callgrind"
+    if measure != "callgrind" and (args.client == "c" or args.syscalls):
+        loadgen_path()  # a missing compiler stops the run before any server starts
     modes = args.modes.split(",")
-    results = {"python": sys.version.split()[0], "measure": "cpu" if args.cpu else "callgrind",
-               "cases": {}}
+    results = {"python": sys.version.split()[0], "measure": measure, "cases": {}}
+    if measure == "cpu":
+        results["client"] = ("C load generator (benchmarks/ws_load.c): %d connections, "
+                             "%d message(s) in flight each" % (args.conns, args.depth)
+                             if args.client == "c" else
+                             "%d Python client processes" % args.clients)
+    key, unit = {"cpu": ("cpu_us_per_msg", "server CPU-us/msg"),
+                 "syscalls": ("syscalls_per_msg", "server system calls/msg"),
+                 "callgrind": ("ir_per_msg", "server instructions/msg")}[measure]
     comparisons = []
     for case in args.cases.split(","):
         per = {}
         for mode in modes:
             started = time.monotonic()
-            if args.cpu:
-                per[mode] = cpu_once(case, mode, args.clients, args.duration)
-                value = per[mode]["cpu_us_per_msg"]
-                print("%-5s %-15s %10.2f CPU-us/msg %10.0f msg/s   (%.0f s)" % (
-                    case, mode, value, per[mode]["msgs_per_s"], time.monotonic() - started),
-                    flush=True)
+            if measure == "cpu":
+                if args.client == "c":
+                    per[mode] = cpu_once(case, mode, args.conns, args.depth, args.duration)
+                else:
+                    per[mode] = cpu_once_python(case, mode, args.clients, args.duration)
+                r = per[mode]
+                print("%-5s %-15s %10.2f CPU-us/msg %10.0f msg/s  server busy %.2f%s   (%.0f s)" % (
+                    case, mode, r["cpu_us_per_msg"], r["msgs_per_s"], r["server_busy"],
+                    "" if r.get("server_sys_share") is None else
+                    ", %.0f%% in the kernel" % (100 * r["server_sys_share"]),
+                    time.monotonic() - started), flush=True)
+            elif measure == "syscalls":
+                per[mode] = r = syscalls_once(case, mode, args.conns, args.depth, args.duration)
+                print("%-5s %-15s %8.3f syscalls/msg  %s   (%.0f s)" % (
+                    case, mode, r["syscalls_per_msg"],
+                    " ".join("%s=%.3f" % kv for kv in list(r["per_msg"].items())[:6]),
+                    time.monotonic() - started), flush=True)
             else:
                 n = args.n // 10 if case == "b64k" else args.n
                 one = callgrind_once(case, mode, n)
                 two = callgrind_once(case, mode, 2 * n)
                 per[mode] = {"ir_n": one, "ir_2n": two, "n": n, "ir_per_msg": (two - one) / n}
-                value = per[mode]["ir_per_msg"]
                 print("%-5s %-15s %12.0f Ir/msg   (%.0f s)" % (
-                    case, mode, value, time.monotonic() - started), flush=True)
+                    case, mode, per[mode]["ir_per_msg"], time.monotonic() - started), flush=True)
         results["cases"][case] = per
-        key = "cpu_us_per_msg" if args.cpu else "ir_per_msg"
         if "upstream" in per and "tornado_c" in per:
             comparisons.append({
                 "label": "%s echo" % case,
-                "unit": "server CPU-us/msg" if args.cpu else "server instructions/msg",
+                "unit": unit,
                 "values": {m: per[m][key] for m in per},
                 "ratio": per["upstream"][key] / per["tornado_c"][key],
-                "ratio_label": "upstream / tornado_c (x less server CPU)",
+                "ratio_label": "upstream / tornado_c (x less server %s)" % (
+                    "CPU" if measure == "cpu" else unit.split("/")[0].split(" ", 1)[1]),
             })
     results["comparisons"] = comparisons
     for c in comparisons:

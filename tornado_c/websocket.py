@@ -62,6 +62,7 @@ from tornado.iostream import StreamClosedError as _StreamClosedError
 import zlib as _zlib
 
 from tornado_c._core import (
+    Stream as _Stream,
     _WS_PARSE_RSV1_OK,
     _ws_build_frame,
     _ws_build_message,
@@ -86,6 +87,9 @@ _MAX_HEADER = 14  # 2 + 8 (64-bit length) + 4 (mask)
 # then the message object itself (the stream references it): no copy of the
 # payload into a frame, which costs more than the second write from here up
 _WRITE_SPLIT = 16384
+# the C IOStream's write (a subclass that overrides write() is not given
+# _write_frame, which would bypass it)
+_C_STREAM_WRITE = _Stream.write
 
 
 def _write_future(fut):
@@ -211,9 +215,15 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                 header = _ws_frame_header(0x82 if binary else 0x81, n)
                 self._message_bytes_out += n
                 self._wire_bytes_out += len(header) + n
+                stream = self.stream
                 try:
-                    self.stream.write(header)
-                    fut = self.stream.write(message)
+                    if type(stream).write is _C_STREAM_WRITE:
+                        # the C IOStream: header and payload in one system
+                        # call (one TCP segment, not the header alone)
+                        fut = stream._write_frame(header, message)
+                    else:
+                        stream.write(header)
+                        fut = stream.write(message)
                 except _StreamClosedError:
                     raise _tws.WebSocketClosedError()
                 if fut.done() and fut.exception() is None:
@@ -537,8 +547,11 @@ class _CWebSocketProtocol13(_tws.WebSocketProtocol13):
                     )
                     return
                 if yield_now:
+                    # upstream's asyncio.sleep(0): the next frame is
+                    # handled from the loop, after its other callbacks
                     self._frame_work = 0
-                    _asyncio.get_running_loop().call_soon(self._frames, context=self._frame_ctx)
+                    if not reader.read_soon(cb, self._frame_ctx):
+                        _asyncio.get_running_loop().call_soon(self._frames, context=self._frame_ctx)
                     return
         except _StreamClosedError:
             # (a pong or close frame written to a closed stream) upstream's

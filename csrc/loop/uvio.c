@@ -194,6 +194,13 @@ tc_uvio_wq_rest(tc_uvio_wq *wq, uv_stream_t *stream, const uv_buf_t *bufs, unsig
         wq->obj = keep;
         r = issue(wq, stream, bufs[0].base + n, rem, cb, owner);
     }
+    else if (nbufs == 2 && keep != NULL && n >= bufs[0].len) {
+        /* a header and its payload: the header is gone, the rest of the
+         * payload (backed by keep) goes out from where it is */
+        Py_INCREF(keep);
+        wq->obj = keep;
+        r = issue(wq, stream, bufs[1].base + (n - bufs[0].len), rem, cb, owner);
+    }
     else {
         if (grow(&wq->heap, &wq->heap_cap, rem) < 0) {
             return 1; /* MemoryError set */

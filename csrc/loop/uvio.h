@@ -168,7 +168,9 @@ TC_UVIO_API int tc_uvio_wq_append(tc_uvio_wq *wq, const uv_buf_t *bufs, unsigned
 /* Write `total` (> 0) bytes.  With nbufs == 1 the data is the region
  * (bufs[0].base, total) (see tc_uvio_region); with more buffers each length
  * is exact.  `keep` (borrowed, may be NULL) is a bytes object backing the
- * single region: referenced instead of copied.  When `direct` is 0, or a
+ * single region, or with two buffers the second one (a header, then a
+ * payload): referenced instead of copied (with two buffers, once the
+ * kernel took the whole first one; a partly taken first buffer copies).  When `direct` is 0, or a
  * write is in flight or bytes are pending, everything is appended to `pend`
  * (nothing is tried now); otherwise uv_try_write() first, the rest becomes the
  * write in flight, completed by `cb` with req.data = `owner`.

@@ -131,6 +131,7 @@ TC_INTERNAL int tc_stream_flush_pending(tc_stream *s);
 TC_INTERNAL void tc_stream_resolve_write_futures(tc_stream *s);
 TC_INTERNAL void tc_stream_send_corked(tc_stream *s, int quiet);
 TC_INTERNAL int tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep);
+TC_INTERNAL int tc_stream_write_pair(tc_stream *s, const char *head, size_t hlen, PyObject *body);
 
 /* creation */
 TC_INTERNAL void tc_stream_set_sizes(tc_stream *s, Py_ssize_t max_buffer_size,

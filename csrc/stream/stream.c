@@ -807,6 +807,30 @@ cork_write(tc_stream *s, const char *data, size_t len)
     return 1;
 }
 
+/* The uncorked part of a write: `total` bytes in `bufs` (see
+ * tc_uvio_wq_write for `keep`) tried at once, the rest queued. */
+static int
+queue_bufs(tc_stream *s, const uv_buf_t *bufs, unsigned int nbufs, size_t total, PyObject *keep)
+{
+    size_t taken;
+    int rc, uverr;
+    s->wtotal += total;
+    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream,
+                          !s->connecting && tc_stream_handle_usable(s), bufs, nbufs, total, keep,
+                          write_cb, s, &taken, &uverr);
+    s->wdone += taken;
+    if (rc < 0) {
+        return -1;
+    }
+    if (s->io.wq.inflight) {
+        tc_uvio_conn_hold(&s->io); /* a write was issued (or is) */
+    }
+    if (uverr < 0) {
+        tc_stream_write_error(s, uverr);
+    }
+    return 0;
+}
+
 /* Queue `len` bytes.  `keep` is a bytes object that backs `data` (referenced
  * instead of copied) or NULL.  -1 only on memory errors (exception set);
  * socket errors close the stream. */
@@ -814,8 +838,6 @@ int
 tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
 {
     uv_buf_t b;
-    size_t taken;
-    int rc, uverr;
     if (len == 0) {
         return 0;
     }
@@ -832,22 +854,30 @@ tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
             return 0; /* sending the batch failed and closed the stream */
         }
     }
-    s->wtotal += len;
     b = tc_uvio_region(data, len);
-    rc = tc_uvio_wq_write(&s->io.wq, &s->io.h.stream,
-                          !s->connecting && tc_stream_handle_usable(s), &b, 1, len, keep,
-                          write_cb, s, &taken, &uverr);
-    s->wdone += taken;
-    if (rc < 0) {
-        return -1;
+    return queue_bufs(s, &b, 1, len, keep);
+}
+
+/* Queue a header of `hlen` (> 0) bytes and then the payload `body` (a
+ * bytes object, referenced rather than copied) as one write: one
+ * uv_try_write() of both (one system call, and one TCP segment where two
+ * writes would send the header alone).  While corked, or for a payload
+ * past TC_UVIO_WRITE_CHUNK, two writes as tc_stream_write_data() makes
+ * them.  Return and errors as tc_stream_write_data(). */
+int
+tc_stream_write_pair(tc_stream *s, const char *head, size_t hlen, PyObject *body)
+{
+    uv_buf_t b[2];
+    size_t len = (size_t)PyBytes_GET_SIZE(body);
+    if (s->cork || len == 0 || len > TC_UVIO_WRITE_CHUNK) {
+        if (tc_stream_write_data(s, head, hlen, NULL) < 0) {
+            return -1;
+        }
+        return s->closed ? 0 : tc_stream_write_data(s, PyBytes_AS_STRING(body), len, body);
     }
-    if (s->io.wq.inflight) {
-        tc_uvio_conn_hold(&s->io); /* a write was issued (or is) */
-    }
-    if (uverr < 0) {
-        tc_stream_write_error(s, uverr);
-    }
-    return 0;
+    b[0] = uv_buf_init((char *)head, (unsigned int)hlen);
+    b[1] = uv_buf_init(PyBytes_AS_STRING(body), (unsigned int)len); /* <= TC_UVIO_WRITE_CHUNK */
+    return queue_bufs(s, b, 2, hlen + len, body);
 }
 
 /* ------------------------------------------------------------- closing */

@@ -367,48 +367,34 @@ append_write_future(tc_stream *s, unsigned long long index, PyObject *fut)
     return 0;
 }
 
+/* What write() and _write_frame() share: `len` bytes at p (backed by the
+ * bytes object `keep`, or NULL: copied if not taken at once) -- after a
+ * header of hlen bytes when head is not NULL (then keep is the payload's
+ * bytes object) -- checked against max_write_buffer_size, queued, and a new
+ * Future resolved once the kernel took them all.  NULL with an exception. */
 static PyObject *
-py_write(tc_stream *s, PyObject *data)
+queue_write(tc_stream *s, const char *head, size_t hlen, const char *p, size_t len,
+            PyObject *keep)
 {
-    Py_buffer view;
-    PyObject *fut = NULL;
-    int held = 0, rc;
-    const char *p;
-    size_t len;
-    if (s->loop == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
-        return NULL;
-    }
-    if (s->closed) {
-        return tc_stream_set_closed_error(s);
-    }
-    if (PyBytes_CheckExact(data)) {
-        p = PyBytes_AS_STRING(data);
-        len = (size_t)PyBytes_GET_SIZE(data);
-    }
-    else {
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-            return NULL;
-        }
-        held = 1;
-        p = view.buf;
-        len = (size_t)view.len;
-    }
-    if (len > 0 && s->max_write_buffer_size >= 0 &&
-        tc_stream_wq_pending(s) + len > (size_t)s->max_write_buffer_size) {
+    PyObject *fut;
+    int rc;
+    size_t total = hlen + len;
+    if (total > 0 && s->max_write_buffer_size >= 0 &&
+        tc_stream_wq_pending(s) + total > (size_t)s->max_write_buffer_size) {
         PyErr_SetString(s->st->stream->StreamBufferFullError, "Reached maximum write buffer size");
-        goto done;
+        return NULL;
     }
     fut = tc_loop_create_future(s->loop);
     if (fut == NULL) {
-        goto done;
+        return NULL;
     }
-    if (append_write_future(s, s->wtotal + len, fut) < 0) {
-        Py_CLEAR(fut);
-        goto done;
+    if (append_write_future(s, s->wtotal + total, fut) < 0) {
+        Py_DECREF(fut);
+        return NULL;
     }
     Py_INCREF(s);
-    rc = tc_stream_write_data(s, p, len, held ? NULL : data);
+    rc = head != NULL ? tc_stream_write_pair(s, head, hlen, keep)
+                      : tc_stream_write_data(s, p, len, keep);
     if (rc == 0) {
         tc_stream_resolve_write_futures(s);
         tc_stream_update_reading(s);
@@ -417,11 +403,54 @@ py_write(tc_stream *s, PyObject *data)
     if (rc < 0 || PyErr_Occurred()) {
         Py_CLEAR(fut);
     }
-done:
-    if (held) {
-        PyBuffer_Release(&view);
-    }
     return fut;
+}
+
+static PyObject *
+py_write(tc_stream *s, PyObject *data)
+{
+    Py_buffer view;
+    PyObject *fut;
+    if (s->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
+        return NULL;
+    }
+    if (s->closed) {
+        return tc_stream_set_closed_error(s);
+    }
+    if (PyBytes_CheckExact(data)) {
+        return queue_write(s, NULL, 0, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                           data);
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    fut = queue_write(s, NULL, 0, view.buf, (size_t)view.len, NULL);
+    PyBuffer_Release(&view);
+    return fut;
+}
+
+/* _write_frame(head, body): write(head + body) without building it (both
+ * bytes, head not empty): one system call for both, body referenced, not
+ * copied.  The WebSocket protocol writes a big message's header and
+ * payload with it (tornado_c/websocket.py). */
+static PyObject *
+py_write_frame(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(args[1]) ||
+        PyBytes_GET_SIZE(args[0]) == 0) {
+        PyErr_SetString(PyExc_TypeError, "_write_frame(head, body): two bytes, head not empty");
+        return NULL;
+    }
+    if (s->loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "stream is not initialised");
+        return NULL;
+    }
+    if (s->closed) {
+        return tc_stream_set_closed_error(s);
+    }
+    return queue_write(s, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
+                       PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), args[1]);
 }
 
 /* ------------------------------------------ closing, state, the socket */
@@ -1058,6 +1087,7 @@ static PyMethodDef stream_methods[] = {
     {"read_into", FN(py_read_into), KW, NULL},
     {"read_until_close", FN(py_read_until_close), METH_NOARGS, NULL},
     {"write", FN(py_write), METH_O, NULL},
+    {"_write_frame", FN(py_write_frame), METH_FASTCALL, NULL},
     {"close", FN(py_close), KW, NULL},
     {"closed", FN(py_closed), METH_NOARGS, NULL},
     {"reading", FN(py_reading), METH_NOARGS, NULL},

@@ -453,6 +453,44 @@ reader_read(wsreader *r, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(args[0]);
 }
 
+/* read_soon(callback, context): read(), but what is ready now is not
+ * returned: the loop calls callback(item) (call_soon, in `context`), as it
+ * calls a callback that waited.  True once that is arranged (the item
+ * scheduled, or the callback waiting for one); False, with nothing taken,
+ * once the stream is gone (the caller schedules its own step).  The
+ * protocol's yield after _YIELD_THRESHOLD bytes (upstream's
+ * asyncio.sleep(0) and then the next read): the next frame is handled
+ * after the loop's other callbacks either way, and the reader neither
+ * pauses the stream for a frame that arrives meanwhile (nobody would have
+ * asked for it yet) nor asks Python for the running loop. */
+static PyObject *
+reader_read_soon(wsreader *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (r->stream == NULL || r->closed) {
+        Py_RETURN_FALSE;
+    }
+    tc_stream *s = (tc_stream *)Py_NewRef(r->stream); /* keeps its loop alive */
+    PyObject *res = NULL, *item = reader_read(r, args, nargs);
+    if (item == NULL) {
+        goto done;
+    }
+    if (item != args[0]) {
+        /* an item ready now: the callback gets it from the loop */
+        PyObject *ctx = args[1] == Py_None ? NULL : args[1];
+        PyObject *h = tc_loop_call_soon(tc_stream_loop(s), args[0], &item, 1, ctx);
+        if (h == NULL) {
+            goto done;
+        }
+        Py_DECREF(h);
+    }
+    /* else the callback waits (r->waiter) */
+    res = Py_NewRef(Py_True);
+done:
+    Py_XDECREF(item);
+    Py_DECREF(s);
+    return res;
+}
+
 static PyObject *
 reader_detach_py(wsreader *r, PyObject *Py_UNUSED(ignored))
 {
@@ -510,6 +548,9 @@ static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)(void (*)(void))reader_read, METH_FASTCALL,
      "read(callback, context) -> (first_byte, payload, frame_len), an int verdict, None, or "
      "callback (called later with one of those or an exception)"},
+    {"read_soon", (PyCFunction)(void (*)(void))reader_read_soon, METH_FASTCALL,
+     "read_soon(callback, context) -> True (callback called by the loop with the next item) "
+     "or False (the stream is gone; nothing taken)"},
     {"detach", (PyCFunction)reader_detach_py, METH_NOARGS,
      "detach(): give the stream back (what is buffered stays there)"},
     {NULL, NULL, 0, NULL},
