@@ -1098,11 +1098,9 @@ def test_https(servers):
 
 
 def test_https_stream_path(servers):
-    """Which stream an HTTPS fetch runs on under the switch: upstream's
-    SSLIOStream (on the tornado_c loop's add_reader/add_writer; the
-    loop's own TLS transport, csrc/loop/tls.c, serves asyncio protocols
-    such as loop.create_connection(ssl=...) and is not in this path); plain
-    http: the C IOStream."""
+    """Which stream an HTTPS fetch runs on under the switch: the C stream
+    with TLS inside it (tornado_c.iostream._SSLIOStream, csrc/stream/tls.c;
+    a subclass of upstream's SSLIOStream); plain http: the C IOStream."""
     import tornado.simple_httpclient as sh
 
     seen = []
@@ -1124,7 +1122,7 @@ def test_https_stream_path(servers):
 
     assert _run("tornado_c", scenario, servers)[0] == [
         ("http", "tornado_c.iostream.IOStream"),
-        ("https", "tornado.iostream.SSLIOStream")]
+        ("https", "tornado_c.iostream._SSLIOStream")]
     assert _run("upstream", scenario, servers)[0] == [
         ("http", "tornado.iostream.IOStream"),
         ("https", "tornado.iostream.SSLIOStream")]
