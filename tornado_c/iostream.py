@@ -178,9 +178,11 @@ class IOStream(_core.Stream, _up.IOStream):
         ssl_stream.set_close_callback(orig_close_callback)
         ssl_stream._ssl_connect_future = future
         future.add_done_callback(lambda f: ssl_stream.close() if f.cancelled() else None)
-        # upstream starts the handshake once the socket is writable (at
-        # once for a connected one): the ClientHello goes out now
-        ssl_stream._do_ssl_handshake()
+        # upstream starts the handshake once the loop finds the socket
+        # writable, after the callbacks ready now (a cancellation of the
+        # future made right after this call closes the stream first)
+        loop = self.io_loop.asyncio_loop
+        loop.call_soon(loop.call_soon, ssl_stream._do_ssl_handshake)
         return future
 
     def _check_closed(self):

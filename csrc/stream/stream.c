@@ -547,7 +547,10 @@ read_error(tc_stream *s, int err)
 static void
 read_end(tc_stream *s, int err)
 {
-    if (err == UV_EOF && s->tls != NULL) {
+    if (s->tls != NULL && (err == UV_EOF || !s->tls_hs)) {
+        /* after the handshake a socket error ends the input as an EOF
+         * does: an SSLSocket's recv gives 0 for it (OpenSSL sees an
+         * unexpected EOF, which wrap_socket's suppress_ragged_eofs hides) */
         tc_stream_tls_end(s);
     }
     else if (err == UV_EOF) {

@@ -31,8 +31,10 @@
  * bytes arrive and gives it _tls_flush() / _tls_established().
  *
  * Semantics kept from upstream's SSLIOStream on an SSLSocket: a peer's
- * close_notify (read() gives 0) and an EOF without one (ragged EOFs are
- * suppressed by wrap_socket's default) both close the stream cleanly; any
+ * close_notify (read() gives 0), an EOF without one (ragged EOFs are
+ * suppressed by wrap_socket's default) and, once the handshake is done, a
+ * socket error such as a reset (OpenSSL reports it as an unexpected EOF,
+ * suppressed the same way) all close the stream cleanly; any
  * other SSL error while reading closes it with the error and logs "error on
  * read: ..." as upstream's _handle_read; writes made before the handshake
  * completes wait for it (their futures too); a write error is logged "Write
