@@ -3,7 +3,10 @@ under ``python -m tornado_c`` vs aiohttp's client.
 
 One server process (``python -m tornado_c http_client.py --serve``: the C
 HTTP server, not measured) answers GET /hello ("Hello, world") and GET /64k
-(65536 bytes).  The measured process is the client, one of:
+(65536 bytes); a second port of the same server has ssl_options (Tornado's
+test certificate) for the https_hello case (--cases https_hello: GET /hello
+over TLS, a new TLS connection per request, validate_cert=False; not run by
+default).  The measured process is the client, one of:
   upstream         python http_client.py --client ...   (asyncio loop,
                    upstream's SimpleAsyncHTTPClient)
   tornado_c-nohttp python -m tornado_c ... with TORNADO_C_DISABLE=http,web
@@ -45,6 +48,8 @@ HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 CASES = {"hello": "/hello", "64k": "/64k"}
+HTTPS_CASES = {"https_hello": "/hello"}  # only when asked for (--cases)
+TLS_TIMEOUT = 3600
 MODES = ("upstream", "tornado_c-nohttp", "tornado_c", "aiohttp")
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 BODY_64K = bytes(range(256)) * 256
@@ -64,10 +69,19 @@ def serve():
             self.write(BODY_64K)
 
     async def main():
+        import ssl
+
+        import tornado.test
+
         app = tornado.web.Application([("/hello", Hello), ("/64k", Big)])
         server = app.listen(0, "127.0.0.1")
         port = next(iter(server._sockets.values())).getsockname()[1]
-        print(port, flush=True)
+        certs = os.path.dirname(tornado.test.__file__)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "test.crt"), os.path.join(certs, "test.key"))
+        tls_server = app.listen(0, "127.0.0.1", ssl_options=ctx)
+        tls_port = next(iter(tls_server._sockets.values())).getsockname()[1]
+        print(port, tls_port, flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -77,7 +91,10 @@ def client(mode, port, path, n, concurrency, warmup):
     """Runs in the measured process: prints 'CPU_SECONDS REQUESTS'."""
     import asyncio
 
-    url = "http://127.0.0.1:%d%s" % (port, path)
+    tls = path.startswith("https:")
+    if tls:
+        path = path[len("https:"):]
+    url = "%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, path)
     expect = 12 if path == "/hello" else len(BODY_64K)
 
     if mode == "aiohttp":
@@ -87,7 +104,9 @@ def client(mode, port, path, n, concurrency, warmup):
             conn = aiohttp.TCPConnector(force_close=True)
             async with aiohttp.ClientSession(connector=conn) as session:
                 async def fetch():
-                    async with session.get(url) as r:
+                    async with session.get(url, ssl=False if tls else None,
+                                           timeout=aiohttp.ClientTimeout(total=TLS_TIMEOUT)
+                                           if tls else None) as r:
                         body = await r.read()
                     if r.status != 200 or len(body) != expect:
                         raise SystemExit("bad response %s %d" % (r.status, len(body)))
@@ -99,7 +118,11 @@ def client(mode, port, path, n, concurrency, warmup):
             http = AsyncHTTPClient()
 
             async def fetch():
-                r = await http.fetch(url)
+                if tls:  # handshakes under callgrind are slow: no 20 s limits
+                    r = await http.fetch(url, validate_cert=False, connect_timeout=TLS_TIMEOUT,
+                                         request_timeout=TLS_TIMEOUT)
+                else:
+                    r = await http.fetch(url)
                 if r.code != 200 or len(r.body) != expect:
                     raise SystemExit("bad response %s %d" % (r.code, len(r.body)))
             return await run_loops(fetch)
@@ -133,7 +156,8 @@ def env_for(mode):
 
 
 def client_cmd(mode, port, case, n, concurrency, warmup):
-    args = [HERE, "--client", mode, str(port), CASES[case], str(n), str(concurrency), str(warmup)]
+    path = CASES[case] if case in CASES else "https:" + HTTPS_CASES[case]
+    args = [HERE, "--client", mode, str(port), path, str(n), str(concurrency), str(warmup)]
     if mode.startswith("tornado_c"):
         return [sys.executable, "-m", "tornado_c"] + args
     return [sys.executable] + args
@@ -147,7 +171,8 @@ def start_server():
     if not line.strip():
         proc.kill()
         raise SystemExit("server failed: %s" % proc.stderr.read()[-2000:])
-    return proc, int(line)
+    port, tls_port = map(int, line.split())
+    return proc, port, tls_port
 
 
 def cpu_once(port, case, mode, n, concurrency):
@@ -204,11 +229,12 @@ def main():
     n = args.n or (200 if not args.cpu else 4000)
     if args.quick:
         n, args.rounds = max(20, n // 10), 1
-    server, port = start_server()
+    server, http_port, tls_port = start_server()
     results = {"python": sys.version.split()[0], "measure": "cpu" if args.cpu else "callgrind",
                "n": n, "concurrency": args.concurrency, "results": {}}
     try:
         for case in cases:
+            port = tls_port if case in HTTPS_CASES else http_port
             per = results["results"].setdefault(case, {})
             for mode in modes:
                 if args.cpu:

@@ -347,15 +347,20 @@ class Servers:
                 srv = _UnixServer(self.unix_path, _Handler)
             else:
                 srv = _TCPServer(("127.0.0.1", 0), _Handler)
-            srv.state = self.state
-            srv.tls = ctx
-            threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                             daemon=True).start()
-            self._servers.append(srv)
+            self.add_server(srv, ctx)
         self.port = self._servers[0].server_address[1]
         self.tls_port = self._servers[1].server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self.tls_url = "https://127.0.0.1:%d" % self.tls_port
+
+    def add_server(self, srv, ctx):
+        """Serve the routes on `srv` (TLS with `ctx` unless None), sharing
+        this object's state; closed with the others."""
+        srv.state = self.state
+        srv.tls = ctx
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self._servers.append(srv)
 
     def reset(self):
         with self.state["lock"]:

@@ -16,15 +16,19 @@ While the ``http`` component is on:
   without a streaming_callback or decompressor, otherwise through
   upstream's body loops and the delegate's data_received.  The grammar and
   the errors are upstream's client's (tests/test_http_client_grammar.py);
-  TLS streams keep upstream's reads (read_until_regex, the same parser).
+  an https fetch's stream is the C stream with TLS inside it
+  (tornado_c.iostream), read the same way; upstream's SSLIOStream (the
+  cases tornado_c.iostream leaves to it) keeps upstream's reads
+  (read_until_regex, the same parser).
   ``write_request`` builds a non-chunked request in C and sends it with one
   stream write.
 
 * ``SimpleAsyncHTTPClient._connection_class`` gives `HTTPClientConnection`:
-  upstream's per-fetch delegate with a leaner ``run()`` for plain http
+  upstream's per-fetch delegate with a leaner ``run()`` for http and https
   requests (no body_producer, expect_100_continue, network_interface or
   proxy options: those run upstream's ``run()``), IP-literal hosts of the
-  default resolver connected without its executor hop, and
+  default resolver connected without its executor hop (http; https
+  connects through TCPClient.connect and its start_tls), and
   ``headers_received`` / ``_should_follow_redirect`` / ``finish`` reading
   the request's options without ``_RequestProxy``'s lookups.  What they do
   and in which order is upstream's (tests/test_http_client_request.py).
@@ -325,11 +329,11 @@ def _connect_timed_out(state, stream, addr):
 
 class HTTPClientConnection(_sc._HTTPConnection):
     """upstream's _HTTPConnection (SimpleAsyncHTTPClient's per-fetch
-    delegate) with a leaner run() for the common request: plain http, no
+    delegate) with a leaner run() for the common request: http or https, no
     body_producer, no expect_100_continue, no network_interface, no proxy
     options.  What it reads and assigns is upstream's (the request's options
     through the client's defaults as _RequestProxy gives them, the headers
-    added in upstream's order); a host that is an IP literal, resolved by
+    added in upstream's order); for http a host that is an IP literal, resolved by
     the client's default resolver, is connected to without the resolver's
     executor round trip (getaddrinfo of a numeric host gives the same single
     address at once); the request goes out in one write built in C
@@ -410,8 +414,9 @@ class HTTPClientConnection(_sc._HTTPConnection):
             return await super().run()
         try:
             self.parsed = parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme != "http":
-                # https, and the unsupported schemes' error, are upstream's
+            scheme = parsed.scheme
+            if scheme != "http" and scheme != "https":
+                # the unsupported schemes' error is upstream's
                 del self.parsed
                 return await super().run()
             netloc = parsed.netloc
@@ -419,11 +424,14 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 netloc = netloc.rpartition("@")[2]
             host, port = httputil.split_host_and_port(netloc)
             if port is None:
-                port = 80
+                port = 443 if scheme == "https" else 80
             if host[:1] == "[" and host[-1:] == "]":
                 host = host[1:-1]
             self.parsed_hostname = host
             af = socket.AF_INET if opt("allow_ipv6") is False else socket.AF_UNSPEC
+            # upstream's (validate_cert, ca_certs, client_cert/key, ssl_options
+            # read through the request proxy); None for http
+            ssl_options = self._get_ssl_options(scheme)
             connect_timeout = opt("connect_timeout")
             request_timeout = opt("request_timeout")
             if connect_timeout and request_timeout:
@@ -432,7 +440,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 timeout = connect_timeout or request_timeout or 0
             io_loop = self.io_loop
             try:
-                stream = await self._connect(host, port, af, timeout)
+                stream = await self._connect(host, port, af, timeout, ssl_options)
             except TimeoutError as e:
                 raise _sc.HTTPTimeoutError(str(e) or "Timeout while connecting") from None
             if self.final_callback is None:
@@ -608,17 +616,19 @@ class HTTPClientConnection(_sc._HTTPConnection):
         self._run_callback(response)
         self._on_end_request()
 
-    async def _connect(self, host, port, af, timeout):
-        """TCPClient.connect(host, port, af, max_buffer_size=..., timeout=...)
-        for this request: upstream's for a host name or a resolver of the
-        user's, done here for an IP literal with the default resolver (the
-        one address upstream's _Connector would try, with its timeout and
-        message)."""
+    async def _connect(self, host, port, af, timeout, ssl_options=None):
+        """TCPClient.connect(host, port, af, ssl_options=..., max_buffer_size=...,
+        timeout=...) for this request: upstream's for a host name, a resolver
+        of the user's or TLS (its start_tls gives the C stream's TLS, see
+        tornado_c.iostream), done here for a plain connection to an IP
+        literal with the default resolver (the one address upstream's
+        _Connector would try, with its timeout and message)."""
         tcp_client = self.tcp_client
         deadline = self.start_time + timeout if timeout else None
         addr = None
         if (
-            type(tcp_client) is tcpclient.TCPClient
+            ssl_options is None
+            and type(tcp_client) is tcpclient.TCPClient
             and type(tcp_client.resolver) is netutil.DefaultLoopResolver
             and _UPSTREAM_CONNECT == _connect_functions()
         ):
@@ -640,6 +650,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 host,
                 port,
                 af=af,
+                ssl_options=ssl_options,
                 max_buffer_size=self.max_buffer_size,
                 timeout=deadline - self.io_loop.time() if deadline is not None else None,
             )

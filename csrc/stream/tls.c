@@ -169,8 +169,8 @@ decrypt(tc_stream *s)
             return -1;
         }
         args[2] = view;
-        r = PyObject_VectorcallMethod(ss->s_read, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                      NULL);
+        /* no PY_VECTORCALL_ARGUMENTS_OFFSET: args[-1] is not ours to lend */
+        r = PyObject_VectorcallMethod(ss->s_read, args, 3, NULL);
         Py_DECREF(args[1]);
         Py_DECREF(view);
         if (r == NULL) {
@@ -242,8 +242,7 @@ encrypt(tc_stream *s, const char *data, size_t len)
         }
         args[0] = t->raw;
         args[1] = view;
-        r = PyObject_VectorcallMethod(s->st->stream->s_write, args,
-                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        r = PyObject_VectorcallMethod(s->st->stream->s_write, args, 2, NULL);
         Py_DECREF(view);
         if (r == NULL) {
             if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
