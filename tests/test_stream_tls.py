@@ -302,7 +302,8 @@ class _RawServer:
     """A thread accepting connections on a port of its own: reads what the
     client sends first (its ClientHello), answers `reply`, closes."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, hold=0.0):
+        self.hold = hold  # seconds to keep the connection open, silent
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(64)
@@ -321,6 +322,10 @@ class _RawServer:
                 c.recv(65536)  # the ClientHello, so that the close is a FIN
                 if self.reply:
                     c.sendall(self.reply)
+                if self.hold:
+                    import time
+
+                    time.sleep(self.hold)
             except OSError:
                 pass
             c.close()
@@ -341,6 +346,27 @@ def test_handshake_failures(servers, reply):
     def check(up):
         assert up["raised"][0] in ("SSLEOFError", "SSLError", "HTTPStreamClosedError",
                                    "ConnectionResetError"), up
+
+    try:
+        compare(scenario, servers, check)
+    finally:
+        raw.close()
+
+
+def test_handshake_timeout(servers):
+    """A peer that never answers the ClientHello: the connect timeout's
+    message names the TLS phase (TCPClient.connect's), and the request
+    timeout alone gives upstream's."""
+    raw = _RawServer(b"", hold=3.0)
+
+    async def scenario(client, srv):
+        return [await fetch(client, raw.url, validate_cert=False, connect_timeout=0.4),
+                await fetch(client, raw.url, validate_cert=False, request_timeout=0.4)]
+
+    def check(up):
+        assert up[0]["raised"][:2] == (
+            "HTTPTimeoutError", "Timeout during TLS handshake with " + raw.url[8:-1])
+        assert up[1]["raised"][0] == "HTTPTimeoutError"
 
     try:
         compare(scenario, servers, check)

@@ -27,8 +27,8 @@ While the ``http`` component is on:
   upstream's per-fetch delegate with a leaner ``run()`` for http and https
   requests (no body_producer, expect_100_continue, network_interface or
   proxy options: those run upstream's ``run()``), IP-literal hosts of the
-  default resolver connected without its executor hop (http; https
-  connects through TCPClient.connect and its start_tls), and
+  default resolver connected without its executor hop (then for https
+  TCPClient.connect's start_tls step), and
   ``headers_received`` / ``_should_follow_redirect`` / ``finish`` reading
   the request's options without ``_RequestProxy``'s lookups.  What they do
   and in which order is upstream's (tests/test_http_client_request.py).
@@ -333,7 +333,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
     body_producer, no expect_100_continue, no network_interface, no proxy
     options.  What it reads and assigns is upstream's (the request's options
     through the client's defaults as _RequestProxy gives them, the headers
-    added in upstream's order); for http a host that is an IP literal, resolved by
+    added in upstream's order); a host that is an IP literal, resolved by
     the client's default resolver, is connected to without the resolver's
     executor round trip (getaddrinfo of a numeric host gives the same single
     address at once); the request goes out in one write built in C
@@ -618,17 +618,17 @@ class HTTPClientConnection(_sc._HTTPConnection):
 
     async def _connect(self, host, port, af, timeout, ssl_options=None):
         """TCPClient.connect(host, port, af, ssl_options=..., max_buffer_size=...,
-        timeout=...) for this request: upstream's for a host name, a resolver
-        of the user's or TLS (its start_tls gives the C stream's TLS, see
-        tornado_c.iostream), done here for a plain connection to an IP
-        literal with the default resolver (the one address upstream's
-        _Connector would try, with its timeout and message)."""
+        timeout=...) for this request: upstream's for a host name or a
+        resolver of the user's, done here for an IP literal with the default
+        resolver (the one address upstream's _Connector would try, with its
+        timeout and message, then TCPClient.connect's start_tls step for
+        https with its timeout and message; start_tls gives the C stream's
+        TLS, see tornado_c.iostream)."""
         tcp_client = self.tcp_client
         deadline = self.start_time + timeout if timeout else None
         addr = None
         if (
-            ssl_options is None
-            and type(tcp_client) is tcpclient.TCPClient
+            type(tcp_client) is tcpclient.TCPClient
             and type(tcp_client.resolver) is netutil.DefaultLoopResolver
             and _UPSTREAM_CONNECT == _connect_functions()
         ):
@@ -662,20 +662,37 @@ class HTTPClientConnection(_sc._HTTPConnection):
             raise
         connected = stream.connect(addr)
         if deadline is None:
-            return await connected
-        timed_out = []
-        # as IOLoop.add_timeout schedules it (the callback cannot raise)
-        handle = self.io_loop.asyncio_loop.call_later(
-            max(0, deadline - self.io_loop.time()), _connect_timed_out, timed_out, stream, addr
-        )
+            stream = await connected
+        else:
+            timed_out = []
+            # as IOLoop.add_timeout schedules it (the callback cannot raise)
+            handle = self.io_loop.asyncio_loop.call_later(
+                max(0, deadline - self.io_loop.time()), _connect_timed_out, timed_out, stream,
+                addr
+            )
+            try:
+                stream = await connected
+            except iostream.StreamClosedError:
+                if timed_out:
+                    raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
+                raise
+            finally:
+                handle.cancel()
+        if ssl_options is None:
+            return stream
+        # TCPClient.connect's TLS step, as upstream takes it
+        tls_future = stream.start_tls(False, ssl_options=ssl_options, server_hostname=host)
         try:
-            return await connected
-        except iostream.StreamClosedError:
-            if timed_out:
-                raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
-            raise
+            if deadline is None:
+                return await tls_future
+            return await gen.with_timeout(
+                deadline,
+                tls_future,
+                message=lambda: "Timeout during TLS handshake with " + tcpclient._format_addr(addr),
+            )
         finally:
-            handle.cancel()
+            # closes the new stream if the handshake did not complete
+            tls_future.cancel()
 
 
 def _connection_class(self):
