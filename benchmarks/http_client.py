@@ -3,7 +3,12 @@ under ``python -m tornado_c`` vs aiohttp's client.
 
 One server process (``python -m tornado_c http_client.py --serve``: the C
 HTTP server, not measured) answers GET /hello ("Hello, world") and GET /64k
-(65536 bytes).  The measured process is the client, one of:
+(65536 bytes); a second port of the same server has ssl_options (Tornado's
+test certificate) for the https_hello case (--cases https_hello: GET /hello
+over TLS, a new TLS connection per request, one client SSLContext without
+certificate checks made once and passed as ssl_options -- validate_cert=False
+would make upstream's client build a context and load the system CA store
+on every fetch, which is most of its cost; not run by default).  The measured process is the client, one of:
   upstream         python http_client.py --client ...   (asyncio loop,
                    upstream's SimpleAsyncHTTPClient)
   tornado_c-nohttp python -m tornado_c ... with TORNADO_C_DISABLE=http,web
@@ -55,13 +60,17 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SRC = ROOT if glob.glob(os.path.join(ROOT, "tornado_c", "_core*.so")) else ""
 CASES = {"hello": "/hello", "64k": "/64k"}
 MODES = ("upstream", "tornado_c-nohttp", "tornado_c", "aiohttp")
+HTTPS_CASES = {"https_hello": "/hello"}  # only when asked for (--cases)
+TLS_TIMEOUT = 3600
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 BODY_64K = bytes(range(256)) * 256
 
 
 def serve():
     import asyncio
+    import ssl
 
+    import tornado.test
     import tornado.web
 
     class Hello(tornado.web.RequestHandler):
@@ -76,7 +85,12 @@ def serve():
         app = tornado.web.Application([("/hello", Hello), ("/64k", Big)])
         server = app.listen(0, "127.0.0.1")
         port = next(iter(server._sockets.values())).getsockname()[1]
-        print(port, flush=True)
+        certs = os.path.dirname(tornado.test.__file__)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "test.crt"), os.path.join(certs, "test.key"))
+        tls_server = app.listen(0, "127.0.0.1", ssl_options=ctx)
+        tls_port = next(iter(tls_server._sockets.values())).getsockname()[1]
+        print(port, tls_port, flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -86,7 +100,15 @@ def client(mode, port, path, n, concurrency, warmup):
     """Runs in the measured process: prints 'CPU_SECONDS REQUESTS'."""
     import asyncio
 
-    url = "http://127.0.0.1:%d%s" % (port, path)
+    tls = path.startswith("https:")
+    if tls:
+        import ssl
+
+        path = path[len("https:"):]
+        ssl_ctx = ssl.create_default_context()
+        ssl_ctx.check_hostname = False
+        ssl_ctx.verify_mode = ssl.CERT_NONE
+    url = "%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, path)
     expect = 12 if path == "/hello" else len(BODY_64K)
 
     if mode == "aiohttp":
@@ -96,7 +118,9 @@ def client(mode, port, path, n, concurrency, warmup):
             conn = aiohttp.TCPConnector(force_close=True)
             async with aiohttp.ClientSession(connector=conn) as session:
                 async def fetch():
-                    async with session.get(url) as r:
+                    async with session.get(url, ssl=ssl_ctx if tls else None,
+                                           timeout=aiohttp.ClientTimeout(total=TLS_TIMEOUT)
+                                           if tls else None) as r:
                         body = await r.read()
                     if r.status != 200 or len(body) != expect:
                         raise SystemExit("bad response %s %d" % (r.status, len(body)))
@@ -108,7 +132,11 @@ def client(mode, port, path, n, concurrency, warmup):
             http = AsyncHTTPClient()
 
             async def fetch():
-                r = await http.fetch(url)
+                if tls:  # handshakes under callgrind are slow: no 20 s limits
+                    r = await http.fetch(url, ssl_options=ssl_ctx, connect_timeout=TLS_TIMEOUT,
+                                         request_timeout=TLS_TIMEOUT)
+                else:
+                    r = await http.fetch(url)
                 if r.code != 200 or len(r.body) != expect:
                     raise SystemExit("bad response %s %d" % (r.code, len(r.body)))
             return await run_loops(fetch)
@@ -147,7 +175,8 @@ def env_for(mode):
 
 
 def client_cmd(mode, port, case, n, concurrency, warmup):
-    args = [HERE, "--client", mode, str(port), CASES[case], str(n), str(concurrency), str(warmup)]
+    path = CASES[case] if case in CASES else "https:" + HTTPS_CASES[case]
+    args = [HERE, "--client", mode, str(port), path, str(n), str(concurrency), str(warmup)]
     if mode.startswith("tornado_c"):
         return [sys.executable, "-m", "tornado_c"] + args
     return [sys.executable] + args
@@ -166,7 +195,8 @@ def start_server(cpu=None):
     if not line.strip():
         proc.kill()
         raise SystemExit("server failed: %s" % proc.stderr.read()[-2000:])
-    return proc, int(line)
+    port, tls_port = map(int, line.split())
+    return proc, port, tls_port
 
 
 def cpu_once(port, case, mode, n, concurrency, cpu=None):
@@ -208,12 +238,13 @@ def run_cpu(args, cases, modes, n):
                "concurrency": args.concurrency, "rounds": args.rounds,
                "server_cpu": server_cpu, "client_cpu": client_cpu,
                "loadavg_start": loadavg(), "runs": {}, "results": {}, "req_per_s": {}}
-    server, port = start_server(server_cpu)
+    server, http_port, tls_port = start_server(server_cpu)
     try:
         for r in range(args.rounds):
             order = modes[r % len(modes):] + modes[:r % len(modes)]
             for case in cases:
                 for mode in order:
+                    port = tls_port if case in HTTPS_CASES else http_port
                     run = cpu_once(port, case, mode, n, args.concurrency, client_cpu)
                     results["runs"].setdefault(case, {}).setdefault(mode, []).append(run)
                     print("round %d %-6s %-17s %8.1f client CPU-us/request %8.0f req/s "
@@ -278,11 +309,12 @@ def callgrind_once(port, case, mode, n, concurrency):
 
 def run_callgrind(args, cases, modes, n):
     """The callgrind measure: (Ir(2n) - Ir(n)) / n per (case, mode)."""
-    server, port = start_server()
+    server, http_port, tls_port = start_server()
     results = {"python": sys.version.split()[0], "measure": "callgrind",
                "n": n, "concurrency": args.concurrency, "results": {}}
     try:
         for case in cases:
+            port = tls_port if case in HTTPS_CASES else http_port
             per = results["results"].setdefault(case, {})
             for mode in modes:
                 small = callgrind_once(port, case, mode, n, args.concurrency)

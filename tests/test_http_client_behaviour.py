@@ -347,15 +347,20 @@ class Servers:
                 srv = _UnixServer(self.unix_path, _Handler)
             else:
                 srv = _TCPServer(("127.0.0.1", 0), _Handler)
-            srv.state = self.state
-            srv.tls = ctx
-            threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                             daemon=True).start()
-            self._servers.append(srv)
+            self.add_server(srv, ctx)
         self.port = self._servers[0].server_address[1]
         self.tls_port = self._servers[1].server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self.tls_url = "https://127.0.0.1:%d" % self.tls_port
+
+    def add_server(self, srv, ctx):
+        """Serve the routes on `srv` (TLS with `ctx` unless None), sharing
+        this object's state; closed with the others."""
+        srv.state = self.state
+        srv.tls = ctx
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self._servers.append(srv)
 
     def reset(self):
         with self.state["lock"]:
@@ -1098,11 +1103,9 @@ def test_https(servers):
 
 
 def test_https_stream_path(servers):
-    """Which stream an HTTPS fetch runs on under the switch: upstream's
-    SSLIOStream (on the tornado_c loop's add_reader/add_writer; the
-    loop's own TLS transport, csrc/loop/tls.c, serves asyncio protocols
-    such as loop.create_connection(ssl=...) and is not in this path); plain
-    http: the C IOStream."""
+    """Which stream an HTTPS fetch runs on under the switch: the C stream
+    with TLS inside it (tornado_c.iostream._SSLIOStream, csrc/stream/tls.c;
+    a subclass of upstream's SSLIOStream); plain http: the C IOStream."""
     import tornado.simple_httpclient as sh
 
     seen = []
@@ -1124,7 +1127,7 @@ def test_https_stream_path(servers):
 
     assert _run("tornado_c", scenario, servers)[0] == [
         ("http", "tornado_c.iostream.IOStream"),
-        ("https", "tornado.iostream.SSLIOStream")]
+        ("https", "tornado_c.iostream._SSLIOStream")]
     assert _run("upstream", scenario, servers)[0] == [
         ("http", "tornado.iostream.IOStream"),
         ("https", "tornado.iostream.SSLIOStream")]

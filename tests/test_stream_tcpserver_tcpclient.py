@@ -81,6 +81,18 @@ def run(coro_fn, timeout=10):
     return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
 
 
+def check_tls_client(mode, stream):
+    """A client stream after TLS (TCPClient.connect(ssl_options=...) or
+    start_tls(False, ...)): under the switch the C stream with TLS inside it
+    (csrc/stream/tls.c), else upstream's SSLIOStream; both are SSLIOStreams."""
+    assert isinstance(stream, SSLIOStream)
+    if mode == "tornado_c":
+        assert type(stream) is tci._SSLIOStream
+        assert isinstance(stream, _core.Stream)
+    else:
+        assert type(stream) is SSLIOStream
+
+
 def check_kind(mode, stream):
     assert isinstance(stream, tornado.iostream.IOStream)
     assert not isinstance(stream, SSLIOStream)
@@ -391,12 +403,15 @@ def test_source_port_and_ip(mode):
     run(main)
 
 
-def test_ssl_server_and_client_keep_upstream_sslstream(mode):
+def test_ssl_server_keeps_upstream_sslstream(mode):
+    """An ssl_options server's streams are upstream's SSLIOStream; the
+    client's is the C TLS stream under the switch."""
+
     async def main():
         server = Echo(ssl_options=server_ssl_ctx())
         port = listen(server)
         client = await TCPClient().connect("127.0.0.1", port, ssl_options=client_ssl_ctx())
-        assert type(client) is SSLIOStream
+        check_tls_client(mode, client)
         await client.write(b"over tls\n")
         assert await client.read_until(b"\n") == b"over tls\n"
         assert type(server.streams[0]) is SSLIOStream
@@ -409,7 +424,8 @@ def test_ssl_server_and_client_keep_upstream_sslstream(mode):
 
 def test_plain_server_with_start_tls(mode):
     """A protocol that upgrades to TLS midway (STARTTLS): the plain stream
-    from handle_stream / TCPClient.connect hands over to SSLIOStream."""
+    from handle_stream hands over to upstream's SSLIOStream, the client's
+    (TCPClient.connect) to the C TLS stream under the switch."""
 
     class StartTLS(TCPServer):
         def __init__(self):
@@ -434,7 +450,7 @@ def test_plain_server_with_start_tls(mode):
         await client.write(b"STARTTLS\n")
         assert await client.read_until(b"\n") == b"GO\n"
         tls = await client.start_tls(False, client_ssl_ctx())
-        assert type(tls) is SSLIOStream
+        check_tls_client(mode, tls)
         await tls.write(b"secret\n")
         assert await tls.read_until(b"\n") == b"SECRET\n"
         tls.close()

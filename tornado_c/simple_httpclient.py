@@ -16,15 +16,19 @@ While the ``http`` component is on:
   without a streaming_callback or decompressor, otherwise through
   upstream's body loops and the delegate's data_received.  The grammar and
   the errors are upstream's client's (tests/test_http_client_grammar.py);
-  TLS streams keep upstream's reads (read_until_regex, the same parser).
+  an https fetch's stream is the C stream with TLS inside it
+  (tornado_c.iostream), read the same way; upstream's SSLIOStream (the
+  cases tornado_c.iostream leaves to it) keeps upstream's reads
+  (read_until_regex, the same parser).
   ``write_request`` builds a non-chunked request in C and sends it with one
   stream write.
 
 * ``SimpleAsyncHTTPClient._connection_class`` gives `HTTPClientConnection`:
-  upstream's per-fetch delegate with a leaner ``run()`` for plain http
+  upstream's per-fetch delegate with a leaner ``run()`` for http and https
   requests (no body_producer, expect_100_continue, network_interface or
   proxy options: those run upstream's ``run()``), IP-literal hosts of the
-  default resolver connected without its executor hop, and
+  default resolver connected without its executor hop (then for https
+  TCPClient.connect's start_tls step), and
   ``headers_received`` / ``_should_follow_redirect`` / ``finish`` reading
   the request's options without ``_RequestProxy``'s lookups.  What they do
   and in which order is upstream's (tests/test_http_client_request.py).
@@ -354,7 +358,7 @@ def _connect_timed_out(state, stream, addr):
 
 class HTTPClientConnection(_sc._HTTPConnection):
     """upstream's _HTTPConnection (SimpleAsyncHTTPClient's per-fetch
-    delegate) with a leaner run() for the common request: plain http, no
+    delegate) with a leaner run() for the common request: http or https, no
     body_producer, no expect_100_continue, no network_interface, no proxy
     options.  What it reads and assigns is upstream's (the request's options
     through the client's defaults as _RequestProxy gives them, the headers
@@ -439,8 +443,9 @@ class HTTPClientConnection(_sc._HTTPConnection):
             return await super().run()
         try:
             self.parsed = parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme != "http":
-                # https, and the unsupported schemes' error, are upstream's
+            scheme = parsed.scheme
+            if scheme != "http" and scheme != "https":
+                # the unsupported schemes' error is upstream's
                 del self.parsed
                 return await super().run()
             netloc = parsed.netloc
@@ -448,11 +453,14 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 netloc = netloc.rpartition("@")[2]
             host, port = httputil.split_host_and_port(netloc)
             if port is None:
-                port = 80
+                port = 443 if scheme == "https" else 80
             if host[:1] == "[" and host[-1:] == "]":
                 host = host[1:-1]
             self.parsed_hostname = host
             af = socket.AF_INET if opt("allow_ipv6") is False else socket.AF_UNSPEC
+            # upstream's (validate_cert, ca_certs, client_cert/key, ssl_options
+            # read through the request proxy); None for http
+            ssl_options = self._get_ssl_options(scheme)
             connect_timeout = opt("connect_timeout")
             request_timeout = opt("request_timeout")
             if connect_timeout and request_timeout:
@@ -461,7 +469,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 timeout = connect_timeout or request_timeout or 0
             io_loop = self.io_loop
             try:
-                stream = await self._connect(host, port, af, timeout)
+                stream = await self._connect(host, port, af, timeout, ssl_options)
             except TimeoutError as e:
                 raise _sc.HTTPTimeoutError(str(e) or "Timeout while connecting") from None
             if self.final_callback is None:
@@ -655,12 +663,14 @@ class HTTPClientConnection(_sc._HTTPConnection):
         self._run_callback(response)
         self._on_end_request()
 
-    async def _connect(self, host, port, af, timeout):
-        """TCPClient.connect(host, port, af, max_buffer_size=..., timeout=...)
-        for this request: upstream's for a host name or a resolver of the
-        user's, done here for an IP literal with the default resolver (the
-        one address upstream's _Connector would try, with its timeout and
-        message)."""
+    async def _connect(self, host, port, af, timeout, ssl_options=None):
+        """TCPClient.connect(host, port, af, ssl_options=..., max_buffer_size=...,
+        timeout=...) for this request: upstream's for a host name or a
+        resolver of the user's, done here for an IP literal with the default
+        resolver (the one address upstream's _Connector would try, with its
+        timeout and message, then TCPClient.connect's start_tls step for
+        https with its timeout and message; start_tls gives the C stream's
+        TLS, see tornado_c.iostream)."""
         tcp_client = self.tcp_client
         deadline = self.start_time + timeout if timeout else None
         addr = None
@@ -687,6 +697,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 host,
                 port,
                 af=af,
+                ssl_options=ssl_options,
                 max_buffer_size=self.max_buffer_size,
                 timeout=deadline - self.io_loop.time() if deadline is not None else None,
             )
@@ -698,20 +709,37 @@ class HTTPClientConnection(_sc._HTTPConnection):
             raise
         connected = stream.connect(addr)
         if deadline is None:
-            return await connected
-        timed_out = []
-        # as IOLoop.add_timeout schedules it (the callback cannot raise)
-        handle = self.io_loop.asyncio_loop.call_later(
-            max(0, deadline - self.io_loop.time()), _connect_timed_out, timed_out, stream, addr
-        )
+            stream = await connected
+        else:
+            timed_out = []
+            # as IOLoop.add_timeout schedules it (the callback cannot raise)
+            handle = self.io_loop.asyncio_loop.call_later(
+                max(0, deadline - self.io_loop.time()), _connect_timed_out, timed_out, stream,
+                addr
+            )
+            try:
+                stream = await connected
+            except iostream.StreamClosedError:
+                if timed_out:
+                    raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
+                raise
+            finally:
+                handle.cancel()
+        if ssl_options is None:
+            return stream
+        # TCPClient.connect's TLS step, as upstream takes it
+        tls_future = stream.start_tls(False, ssl_options=ssl_options, server_hostname=host)
         try:
-            return await connected
-        except iostream.StreamClosedError:
-            if timed_out:
-                raise TimeoutError("Timeout while connecting to %s" % timed_out[0]) from None
-            raise
+            if deadline is None:
+                return await tls_future
+            return await gen.with_timeout(
+                deadline,
+                tls_future,
+                message=lambda: "Timeout during TLS handshake with " + tcpclient._format_addr(addr),
+            )
         finally:
-            handle.cancel()
+            # closes the new stream if the handshake did not complete
+            tls_future.cancel()
 
 
 _UPSTREAM_CREATE_CONNECTION = _sc._HTTPConnection._create_connection

@@ -8,6 +8,8 @@
  *                tornado_c._core.Stream (the C base of
  *                tornado_c.iostream.IOStream), _stream_setup, and the
  *                component's exec/traverse/clear.
+ *   tls.c        TLS inside the stream: the SSL object's memory BIOs between
+ *                the socket and the input buffer / write queue.
  *   test_consumer.c  (test build) a C consumer for the tests; it uses
  *                stream.h only, as any other component does.
  *
@@ -74,6 +76,9 @@ struct tc_stream {
     char idle_listen;           /* a read completed: listen while idle (see wants_input) */
     char shared;                /* the input is in the shared read buffer, not rbuf */
     char end_queued;            /* fn_read_end is queued (read_cb), reading stopped */
+    char tls_hs;                /* TLS: the handshake is not complete */
+    char tls_eof;               /* TLS: the peer's close_notify was read */
+    struct tc_stream_tls *tls;  /* owned (tls.c) or NULL: a plain stream */
 };
 
 /* Where the buffered input lives.  An empty stream reads into the loop
@@ -132,6 +137,9 @@ TC_INTERNAL void tc_stream_resolve_write_futures(tc_stream *s);
 TC_INTERNAL void tc_stream_send_corked(tc_stream *s, int quiet);
 TC_INTERNAL int tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep);
 TC_INTERNAL int tc_stream_write_pair(tc_stream *s, const char *head, size_t hlen, PyObject *body);
+/* what tc_stream_write_data does for a plain stream: bytes to the socket
+ * (a TLS stream's records) */
+TC_INTERNAL int tc_stream_raw_write(tc_stream *s, const char *data, size_t len, PyObject *keep);
 
 /* creation */
 TC_INTERNAL void tc_stream_set_sizes(tc_stream *s, Py_ssize_t max_buffer_size,
@@ -142,5 +150,29 @@ TC_INTERNAL int tc_stream_open_handle(tc_stream *s, int fd, int hold_now);
  * (registered by stream_py.c's exec). */
 TC_INTERNAL PyObject *tc_stream_fn_deliver(PyObject *module, PyObject *arg);
 TC_INTERNAL PyObject *tc_stream_fn_read_end(PyObject *module, PyObject *arg);
+
+/* tls.c: TLS inside the stream (s->tls != NULL) */
+typedef struct tc_stream_tls tc_stream_tls;
+/* Ciphertext read from the socket: decrypted into the input buffer (rlen
+ * grows), or handed to the handshake.  SSL errors close the stream; -1
+ * with an exception set only for our own failures (memory). */
+TC_INTERNAL int tc_stream_tls_input(tc_stream *s, const char *data, size_t len);
+/* The socket's input ended cleanly (EOF): closes the stream, through the
+ * handshake's error when it was not complete. */
+TC_INTERNAL void tc_stream_tls_end(tc_stream *s);
+/* Plaintext to send: encrypted and queued, or held until the handshake
+ * completes.  0, or -1 with an exception set. */
+TC_INTERNAL int tc_stream_tls_write(tc_stream *s, const char *data, size_t len);
+TC_INTERNAL size_t tc_stream_tls_pending(tc_stream *s);
+/* From signal_closed: the start_tls future fails (Python side). */
+TC_INTERNAL void tc_stream_tls_signal_closed(tc_stream *s);
+TC_INTERNAL int tc_stream_tls_traverse(tc_stream *s, visitproc visit, void *arg);
+TC_INTERNAL void tc_stream_tls_clear(tc_stream *s);
+TC_INTERNAL void tc_stream_tls_free(tc_stream *s);
+TC_INTERNAL PyObject *tc_stream_py_tls_attach(tc_stream *s, PyObject *const *args,
+                                              Py_ssize_t nargs);
+TC_INTERNAL PyObject *tc_stream_py_tls_flush(tc_stream *s, PyObject *ignored);
+TC_INTERNAL PyObject *tc_stream_py_tls_established(tc_stream *s, PyObject *ignored);
+TC_INTERNAL int tc_stream_tls_exec(struct tc_state *st);
 
 #endif /* TC_STREAM_INTERNAL_H */

@@ -162,6 +162,9 @@ wants_input(tc_stream *s)
     if (s->closed || s->connecting || s->end_queued || !tc_stream_handle_usable(s)) {
         return 0;
     }
+    if (s->tls_hs) {
+        return 1; /* the TLS handshake waits for the peer's records */
+    }
     if (s->ccb != NULL) {
         return !s->cpaused;
     }
@@ -502,6 +505,13 @@ alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     tc_stream *s = (tc_stream *)handle->data;
     (void)suggested;
     TC_LOOP_ENTER(s->loop);
+    if (s->tls != NULL) {
+        /* records: read_cb copies them out at once (tc_stream_tls_input)
+         * and decrypts them into the stream's own buffer */
+        buf->base = tc_loop_read_buffer(s->loop);
+        buf->len = TC_UVIO_READ_BUF_SIZE;
+        return;
+    }
     if (s->rlen == 0 && (s->shared || s->rbuf == NULL)) {
         /* no more than one byte past max_buffer_size in one go */
         size_t cap = (size_t)s->max_buffer_size + 1;
@@ -537,7 +547,13 @@ read_error(tc_stream *s, int err)
 static void
 read_end(tc_stream *s, int err)
 {
-    if (err == UV_EOF) {
+    if (s->tls != NULL && (err == UV_EOF || !s->tls_hs)) {
+        /* after the handshake a socket error ends the input as an EOF
+         * does: an SSLSocket's recv gives 0 for it (OpenSSL sees an
+         * unexpected EOF, which wrap_socket's suppress_ragged_eofs hides) */
+        tc_stream_tls_end(s);
+    }
+    else if (err == UV_EOF) {
         stream_close(s, NULL);
     }
     else {
@@ -565,14 +581,73 @@ queue_read_end(tc_stream *s, int err)
     s->end_queued = 1;
 }
 
+/* New input is buffered: offer it (consumer or pending read), then
+ * upstream's max_buffer_size check on what is left.  `peek`: the consumer
+ * sees it in the shared buffer (read_cb). */
+static void
+offer_input(tc_stream *s, int peek)
+{
+    /* Offer the bytes first: upstream reads read_chunk_size pieces and
+     * stops once the pending read is satisfied, so input that satisfies
+     * it never counts against max_buffer_size; what is left over does. */
+    if (s->ccb != NULL) {
+        deliver_consumer(s);
+    }
+    else {
+        tc_stream_fill_into(s);
+        try_complete_read(s);
+    }
+    if (peek && s->shared && input_unshare(s) < 0) {
+        tc_stream_report(s, "stream read buffer");
+    }
+    if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
+        PyObject *exc;
+        tc_stream_log(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
+        exc = PyObject_CallFunction(s->st->stream->StreamBufferFullError, "s",
+                                    "Reached maximum read buffer size");
+        if (exc == NULL) {
+            tc_stream_report(s, "read error");
+            return;
+        }
+        stream_close(s, exc);
+        if (s->ccb == NULL) {
+            tc_stream_log(s, "warning", PyUnicode_FromFormat("error on read: %S", exc));
+        }
+        Py_DECREF(exc);
+    }
+}
+
+/* Records arrived on a TLS stream (`data` is the shared read buffer). */
+static void
+tls_read(tc_stream *s, const char *data, size_t n)
+{
+    size_t before = s->rlen;
+    if (tc_stream_tls_input(s, data, n) < 0) {
+        PyObject *exc = tc_uvio_fetch_exception();
+        if (exc != NULL) {
+            stream_close(s, exc);
+            Py_DECREF(exc);
+        }
+        return;
+    }
+    if (!s->closed && s->rlen > before) {
+        offer_input(s, 0);
+    }
+    if (!s->closed && s->tls_eof) {
+        stream_close(s, NULL); /* close_notify: what came before it is offered */
+    }
+}
+
 static void
 read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     tc_stream *s = (tc_stream *)stream->data;
-    (void)buf;
     TC_LOOP_ENTER(s->loop);
     Py_INCREF(s);
-    if (nread > 0) {
+    if (nread > 0 && s->tls != NULL) {
+        tls_read(s, buf->base, (size_t)nread);
+    }
+    else if (nread > 0) {
         s->rlen += (size_t)nread;
         /* Out of the shared buffer before anything that could run Python
          * code: a thread switch there could let another thread's loop read
@@ -589,35 +664,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             }
             goto done;
         }
-        /* Offer the bytes first: upstream reads read_chunk_size pieces and
-         * stops once the pending read is satisfied, so input that satisfies
-         * it never counts against max_buffer_size; what is left over does. */
-        if (s->ccb != NULL) {
-            deliver_consumer(s);
-        }
-        else {
-            tc_stream_fill_into(s);
-            try_complete_read(s);
-        }
-        if (peek && s->shared && input_unshare(s) < 0) {
-            tc_stream_report(s, "stream read buffer");
-        }
-        if (!s->closed && s->rlen > (size_t)s->max_buffer_size) {
-            PyObject *exc;
-            tc_stream_log(s, "error", PyUnicode_FromString("Reached maximum read buffer size"));
-            exc = PyObject_CallFunction(s->st->stream->StreamBufferFullError, "s",
-                                        "Reached maximum read buffer size");
-            if (exc == NULL) {
-                tc_stream_report(s, "read error");
-                goto done;
-            }
-            stream_close(s, exc);
-            if (s->ccb == NULL) {
-                tc_stream_log(s, "warning", PyUnicode_FromFormat("error on read: %S", exc));
-            }
-            Py_DECREF(exc);
-            goto done;
-        }
+        offer_input(s, peek);
     }
     else if (nread < 0 && nread != UV_ENOBUFS && tc_loop_hold_io(s->loop)) {
         queue_read_end(s, (int)nread);
@@ -833,9 +880,18 @@ queue_bufs(tc_stream *s, const uv_buf_t *bufs, unsigned int nbufs, size_t total,
 
 /* Queue `len` bytes.  `keep` is a bytes object that backs `data` (referenced
  * instead of copied) or NULL.  -1 only on memory errors (exception set);
- * socket errors close the stream. */
+ * socket errors close the stream.  A TLS stream encrypts them first. */
 int
 tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
+{
+    if (s->tls != NULL) {
+        return tc_stream_tls_write(s, data, len);
+    }
+    return tc_stream_raw_write(s, data, len, keep);
+}
+
+int
+tc_stream_raw_write(tc_stream *s, const char *data, size_t len, PyObject *keep)
 {
     uv_buf_t b;
     if (len == 0) {
@@ -861,15 +917,15 @@ tc_stream_write_data(tc_stream *s, const char *data, size_t len, PyObject *keep)
 /* Queue a header of `hlen` (> 0) bytes and then the payload `body` (a
  * bytes object, referenced rather than copied) as one write: one
  * uv_try_write() of both (one system call, and one TCP segment where two
- * writes would send the header alone).  While corked, or for a payload
- * past TC_UVIO_WRITE_CHUNK, two writes as tc_stream_write_data() makes
- * them.  Return and errors as tc_stream_write_data(). */
+ * writes would send the header alone).  On a TLS stream (records to
+ * encrypt), while corked, or for a payload past TC_UVIO_WRITE_CHUNK, two
+ * writes as tc_stream_write_data() makes them.  Return and errors as tc_stream_write_data(). */
 int
 tc_stream_write_pair(tc_stream *s, const char *head, size_t hlen, PyObject *body)
 {
     uv_buf_t b[2];
     size_t len = (size_t)PyBytes_GET_SIZE(body);
-    if (s->cork || len == 0 || len > TC_UVIO_WRITE_CHUNK) {
+    if (s->tls != NULL || s->cork || len == 0 || len > TC_UVIO_WRITE_CHUNK) {
         if (tc_stream_write_data(s, head, hlen, NULL) < 0) {
             return -1;
         }
@@ -929,6 +985,9 @@ signal_closed(tc_stream *s)
             Py_DECREF(exc);
         }
         Py_DECREF(fut);
+    }
+    if (s->tls != NULL) {
+        tc_stream_tls_signal_closed(s); /* upstream's _ssl_connect_future */
     }
     s->io.wq.pend_len = 0; /* the in-flight write cannot be recalled */
     cb = s->ccb;

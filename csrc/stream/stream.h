@@ -21,6 +21,16 @@
  * may call any function below, including tc_stream_close() and
  * tc_stream_set_consumer(); the stream must stay valid across that (hold a
  * reference around consumer calls).
+ *
+ * TLS (stream/tls.c): a stream made by tornado_c.iostream's start_tls for
+ * a client speaks TLS inside the stream: what libuv reads is decrypted into
+ * the input buffer before anything looks at it, and what is written is
+ * encrypted before it is queued.  Everything in this header then works on
+ * plaintext, unchanged: a consumer (the HTTP client's response reader)
+ * peeks and consumes decrypted bytes, tc_stream_write*() take plaintext,
+ * on_drain means every record reached the kernel.  A TLS stream never
+ * offers shared input (peek_shared has no effect: its plaintext is always
+ * in the stream's own buffer).
  */
 #ifndef TC_STREAM_H
 #define TC_STREAM_H
@@ -49,6 +59,9 @@ typedef struct tc_stream_state {
     PyObject *fn_deliver;       /* _core._stream_deliver (scheduled by resume) */
     PyObject *fn_read_end;      /* _core._stream_read_end (an EOF or read error
                                  * held behind the callbacks ready before the poll) */
+    /* TLS in the stream (stream/tls.c): interned names */
+    PyObject *s_read, *s_write, *s_pending, *s_write_eof, *s_tls_handshake,
+        *s_tls_signal_closed;
 } tc_stream_state;
 
 typedef struct tc_stream_consumer {

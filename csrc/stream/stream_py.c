@@ -17,6 +17,7 @@
 #include "stream/internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,7 +76,15 @@ inline_read(tc_stream *s)
         if (!tc_stream_handle_usable(s) || uv_fileno(&s->io.h.handle, &fd) < 0) {
             return 0;
         }
-        tc_stream_own_space(s, &b);
+        if (s->tls != NULL) {
+            /* records: into the loop's read buffer, copied out at once by
+             * tc_stream_tls_input (no Python code runs in between) */
+            b.base = tc_loop_read_buffer(s->loop);
+            b.len = TC_UVIO_READ_BUF_SIZE;
+        }
+        else {
+            tc_stream_own_space(s, &b);
+        }
         if (b.base == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -103,10 +112,25 @@ inline_read(tc_stream *s)
             return -1;
         }
         if (n == 0) {
-            tc_stream_close(s, NULL);
+            if (s->tls != NULL) {
+                tc_stream_tls_end(s);
+            }
+            else {
+                tc_stream_close(s, NULL);
+            }
             return PyErr_Occurred() ? -1 : 0;
         }
-        s->rlen += (size_t)n;
+        if (s->tls != NULL) {
+            if (tc_stream_tls_input(s, b.base, (size_t)n) < 0) {
+                return -1;
+            }
+            if (s->closed) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+        }
+        else {
+            s->rlen += (size_t)n;
+        }
         tc_stream_fill_into(s);
         {
             Py_ssize_t pos = tc_stream_find_read_pos(s);
@@ -120,6 +144,10 @@ inline_read(tc_stream *s)
             if (pos >= 0) {
                 return tc_stream_finish_read(s, (size_t)pos);
             }
+        }
+        if (s->tls_eof) {
+            tc_stream_close(s, NULL); /* close_notify */
+            return PyErr_Occurred() ? -1 : 0;
         }
         if (s->rlen > (size_t)s->max_buffer_size) {
             PyObject *exc;
@@ -388,13 +416,20 @@ queue_write(tc_stream *s, const char *head, size_t hlen, const char *p, size_t l
     if (fut == NULL) {
         return NULL;
     }
-    if (append_write_future(s, s->wtotal + total, fut) < 0) {
+    /* a TLS stream's future completes with the records its bytes become:
+     * their end is known once they are written (or, before the handshake
+     * completes, once they go out: tls.c's _tls_established) */
+    if (append_write_future(s, s->tls != NULL ? ULLONG_MAX : s->wtotal + total, fut) < 0) {
         Py_DECREF(fut);
         return NULL;
     }
     Py_INCREF(s);
     rc = head != NULL ? tc_stream_write_pair(s, head, hlen, keep)
                       : tc_stream_write_data(s, p, len, keep);
+    if (rc == 0 && s->tls != NULL && !s->tls_hs && s->wf_len > 0 &&
+        s->wf[s->wf_head + s->wf_len - 1].fut == fut) {
+        s->wf[s->wf_head + s->wf_len - 1].index = s->wtotal;
+    }
     if (rc == 0) {
         tc_stream_resolve_write_futures(s);
         tc_stream_update_reading(s);
@@ -511,7 +546,8 @@ py_reading(tc_stream *s, PyObject *Py_UNUSED(ignored))
 static PyObject *
 py_writing(tc_stream *s, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(!s->closed && tc_stream_wq_pending(s) > 0);
+    return PyBool_FromLong(!s->closed &&
+                           (tc_stream_wq_pending(s) > 0 || tc_stream_tls_pending(s) > 0));
 }
 
 static PyObject *
@@ -992,7 +1028,7 @@ stream_traverse(tc_stream *s, visitproc visit, void *arg)
     for (i = 0; i < s->wf_len; i++) {
         Py_VISIT(s->wf[s->wf_head + i].fut);
     }
-    return 0;
+    return tc_stream_tls_traverse(s, visit, arg);
 }
 
 static int
@@ -1014,6 +1050,7 @@ stream_clear(tc_stream *s)
     for (i = 0; i < s->wf_len; i++) {
         Py_CLEAR(s->wf[s->wf_head + i].fut);
     }
+    tc_stream_tls_clear(s);
     s->wf_len = 0;
     s->wf_head = 0;
     if (!s->io.open) {
@@ -1071,6 +1108,7 @@ stream_dealloc(tc_stream *s)
     PyMem_Free(s->rbuf);
     tc_uvio_wq_free(&s->io.wq);
     PyMem_Free(s->wf);
+    tc_stream_tls_free(s);
     tp->tp_free((PyObject *)s);
     Py_DECREF(tp);
 }
@@ -1101,6 +1139,10 @@ static PyMethodDef stream_methods[] = {
     {"_set_cork", FN(py_set_cork), METH_O,
      "Batch small writes per loop iteration, as the C HTTP server does (tests)."},
     {"_loop_closing", FN(py_loop_closing), METH_NOARGS, NULL},
+    {"_tls_attach", FN(tc_stream_py_tls_attach), METH_FASTCALL,
+     "_tls_attach(raw, incoming, outgoing, SSLWantReadError): TLS from here on (tls.c)"},
+    {"_tls_flush", FN(tc_stream_py_tls_flush), METH_NOARGS, NULL},
+    {"_tls_established", FN(tc_stream_py_tls_established), METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1201,7 +1243,7 @@ tc_stream_exec(PyObject *module, struct tc_state *st)
         (ss->socket_type = tc_import_attr("socket", "socket")) == NULL) {
         return -1;
     }
-    return 0;
+    return tc_stream_tls_exec(st);
 }
 
 int
@@ -1222,6 +1264,12 @@ tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ss->socket_type);
     Py_VISIT(ss->fn_deliver);
     Py_VISIT(ss->fn_read_end);
+    Py_VISIT(ss->s_read);
+    Py_VISIT(ss->s_write);
+    Py_VISIT(ss->s_pending);
+    Py_VISIT(ss->s_write_eof);
+    Py_VISIT(ss->s_tls_handshake);
+    Py_VISIT(ss->s_tls_signal_closed);
     return 0;
 }
 
@@ -1243,4 +1291,10 @@ tc_stream_clear(struct tc_state *st)
     Py_CLEAR(ss->socket_type);
     Py_CLEAR(ss->fn_deliver);
     Py_CLEAR(ss->fn_read_end);
+    Py_CLEAR(ss->s_read);
+    Py_CLEAR(ss->s_write);
+    Py_CLEAR(ss->s_pending);
+    Py_CLEAR(ss->s_write_eof);
+    Py_CLEAR(ss->s_tls_handshake);
+    Py_CLEAR(ss->s_tls_signal_closed);
 }
