@@ -612,3 +612,53 @@ def test_no_fd_leak(servers):
         _run("tornado_c", scenario, servers)
     after = fds()
     assert len(after) <= len(before) + 2, (before, after)
+
+
+
+def test_websocket_client_frames_over_c_tls(servers):
+    """A wss:// websocket_connect client runs on the C TLS stream, and
+    messages on both sides of the size where a frame's header and payload go
+    out in one write (IOStream._write_frame, 16 KiB) arrive whole: on a TLS
+    stream that pair must go through the encrypting write, not to the
+    socket.  The server is upstream's SSLIOStream (ssl_options servers stay
+    upstream's) echoing each message; _write_frame is also called directly
+    on a C TLS stream with a 30 KB request."""
+    import tornado.web
+    import tornado.websocket
+    from tornado.httpclient import HTTPRequest
+
+    sizes = (10, 16 * 1024 - 1, 16 * 1024, 20000, 70000, 300000)
+    port = int(servers.tls_url.rsplit(":", 1)[1])
+
+    async def main():
+        class Echo(tornado.websocket.WebSocketHandler):
+            def on_message(self, m):
+                self.write_message(m, binary=isinstance(m, bytes))
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(CERT, KEY)
+        srv = tornado.web.Application([("/ws", Echo)]).listen(0, "127.0.0.1", ssl_options=ctx)
+        ws_port = next(iter(srv._sockets.values())).getsockname()[1]
+        try:
+            conn = await tornado.websocket.websocket_connect(
+                HTTPRequest("wss://127.0.0.1:%d/ws" % ws_port, ssl_options=_insecure()))
+            assert type(conn.stream).__name__ == "_SSLIOStream"
+            got = []
+            for size in sizes:
+                msg = os.urandom(size)
+                await conn.write_message(msg, binary=True)
+                got.append((await conn.read_message()) == msg)
+            conn.close()
+            stream = await TCPClient().connect("localhost", port, ssl_options=_insecure())
+            assert type(stream).__name__ == "_SSLIOStream"
+            req = (b"GET /big?n=10&framing=close HTTP/1.1\r\nHost: x\r\nX-Pad: "
+                   + b"p" * 30000 + b"\r\n\r\n")
+            await stream._write_frame(req[:7], req[7:])
+            head = await stream.read_until(b"\r\n\r\n")
+            return got, head, await stream.read_until_close()
+        finally:
+            srv.stop()
+
+    got, head, rest = _stream_run(main)
+    assert got == [True] * len(sizes)
+    assert head.startswith(b"HTTP/1.1 200 OK") and rest == b"x" * 10
