@@ -543,14 +543,26 @@ read_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
+/* Whether an SSLSocket's recv raises a socket error that arrives after
+ * the TLS handshake (read_end). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define TC_TLS_SOCKET_ERROR_RAISES 1
+#else
+#define TC_TLS_SOCKET_ERROR_RAISES 0
+#endif
+
 /* The socket's input ended: UV_EOF or a read error. */
 static void
 read_end(tc_stream *s, int err)
 {
-    if (s->tls != NULL && (err == UV_EOF || !s->tls_hs)) {
+    if (s->tls != NULL && (err == UV_EOF || (!s->tls_hs && !TC_TLS_SOCKET_ERROR_RAISES))) {
         /* after the handshake a socket error ends the input as an EOF
-         * does: an SSLSocket's recv gives 0 for it (OpenSSL sees an
-         * unexpected EOF, which wrap_socket's suppress_ragged_eofs hides) */
+         * does, up to Python 3.12: an SSLSocket's recv gives 0 for it (the
+         * ssl module took OpenSSL's SSL_ERROR_SYSCALL with no bytes for an
+         * EOF, which wrap_socket's suppress_ragged_eofs hides).  From 3.13
+         * (CPython gh-115627) recv raises the socket's error, e.g.
+         * ConnectionResetError, and upstream's stream closes with it as on
+         * a plain socket: read_error below. */
         tc_stream_tls_end(s);
     }
     else if (err == UV_EOF) {

@@ -32,9 +32,11 @@
  *
  * Semantics kept from upstream's SSLIOStream on an SSLSocket: a peer's
  * close_notify (read() gives 0), an EOF without one (ragged EOFs are
- * suppressed by wrap_socket's default) and, once the handshake is done, a
- * socket error such as a reset (OpenSSL reports it as an unexpected EOF,
- * suppressed the same way) all close the stream cleanly; any
+ * suppressed by wrap_socket's default) and, once the handshake is done and
+ * up to Python 3.12, a socket error such as a reset (the ssl module reports
+ * it as an EOF, suppressed the same way) all close the stream cleanly (from
+ * 3.13 an SSLSocket raises that error and the stream closes with it, as a
+ * plain one: stream.c's read_end); any
  * other SSL error while reading closes it with the error and logs "error on
  * read: ..." as upstream's _handle_read; writes made before the handshake
  * completes wait for it (their futures too); a write error is logged "Write
