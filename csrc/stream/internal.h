@@ -130,6 +130,16 @@ TC_INTERNAL int tc_stream_finish_read(tc_stream *s, size_t size);
 TC_INTERNAL void tc_stream_unsatisfiable(tc_stream *s);
 TC_INTERNAL void tc_stream_own_space(tc_stream *s, uv_buf_t *buf);
 
+/* Whether an SSLSocket's recv raises a socket error that arrives after
+ * the TLS handshake (from Python 3.13, CPython gh-115627) rather than
+ * reading it as an EOF: what a TLS stream does with one (stream.c's
+ * read_end, stream_py.c's inline_read). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define TC_TLS_SOCKET_ERROR_RAISES 1
+#else
+#define TC_TLS_SOCKET_ERROR_RAISES 0
+#endif
+
 /* writing */
 TC_INTERNAL void tc_stream_write_error(tc_stream *s, int err);
 TC_INTERNAL int tc_stream_flush_pending(tc_stream *s);

@@ -543,14 +543,6 @@ read_error(tc_stream *s, int err)
     Py_DECREF(exc);
 }
 
-/* Whether an SSLSocket's recv raises a socket error that arrives after
- * the TLS handshake (read_end). */
-#if PY_VERSION_HEX >= 0x030D0000
-#define TC_TLS_SOCKET_ERROR_RAISES 1
-#else
-#define TC_TLS_SOCKET_ERROR_RAISES 0
-#endif
-
 /* The socket's input ended: UV_EOF or a read error. */
 static void
 read_end(tc_stream *s, int err)

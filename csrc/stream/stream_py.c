@@ -97,6 +97,10 @@ inline_read(tc_stream *s)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return 0;
             }
+            if (s->tls != NULL && !s->tls_hs && !TC_TLS_SOCKET_ERROR_RAISES) {
+                tc_stream_tls_end(s); /* an EOF, as read_end takes it */
+                return PyErr_Occurred() ? -1 : 0;
+            }
             PyErr_SetFromErrno(PyExc_OSError);
             exc = tc_uvio_fetch_exception();
             if (exc == NULL) {
