@@ -1,4 +1,4 @@
-"""_execute of coroutine handlers in C (csrc/web/execute.c's _WebExecute)
+"""_execute of coroutine handlers in C (csrc/web/execute_coro.c's _WebExecute)
 against upstream's Python _execute.
 
 Handlers whose prepare or verb method is a coroutine function run in an

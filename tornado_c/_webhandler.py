@@ -179,7 +179,7 @@ def _log_from(logger, where, msg, after):
     logger.handle(record)
 
 
-# _execute of coroutine handlers (csrc/web/execute.c) is this coroutine type
+# _execute of coroutine handlers (csrc/web/execute_coro.c) is this coroutine type
 _collections_abc.Coroutine.register(_core._WebExecute)
 
 _descriptors = _core._web_handler_setup(

@@ -1,7 +1,8 @@
-/* Private to the web component (handler.c, handler_write.c, execute.c, and
- * routing.c, which hands the request to _HandlerDelegate.execute): the
- * descriptor's C signature, hook dispatch and the method implementations
- * they call on each other.  Other components use web.h only. */
+/* Private to the web component (handler.c, handler_write.c, execute.c,
+ * execute_coro.c, and routing.c, which hands the request to
+ * _HandlerDelegate.execute): the descriptor's C signature, hook dispatch and
+ * the method implementations they call on each other.  Other components use
+ * web.h only. */
 #ifndef TC_WEB_HANDLER_H
 #define TC_WEB_HANDLER_H
 
@@ -121,5 +122,31 @@ TC_INTERNAL PyObject *tc_web_take_exception(void);
 TC_WEB_IMPL(tc_web_cross_origin_impl);
 TC_WEB_IMPL(tc_web_delegate_execute_impl);
 TC_INTERNAL int tc_web_execute_exec(PyObject *module, tc_web_state *ws);
+/* _execute's steps, for execute_coro.c (see there): where they stopped */
+enum { TC_WEB_RUN_DONE, TC_WEB_RUN_RESUME_PREPARE, TC_WEB_RUN_RESUME_METHOD };
+/* handler._prepared_future settled; 0, or -1 with an exception set */
+TC_INTERNAL int tc_web_settle_prepared(tc_web_handler_state *hs, PyObject *handler,
+                                       int unless_cancelled);
+/* the auto-finish after the method; 0, or -1 with the exception raised */
+TC_INTERNAL int tc_web_auto_finish(tc_web_state *ws, PyObject *self);
+/* _execute's body up to the first awaitable, and from the end of prepare()
+ * on: 0 with *stage (and the awaitable, new reference, unless
+ * TC_WEB_RUN_DONE), or -1 with the exception raised */
+TC_INTERNAL int tc_web_execute_steps(tc_web_state *ws, PyObject *self, PyObject *transforms,
+                                     PyObject *args, PyObject *kwargs, int *stage,
+                                     PyObject **awaitable);
+TC_INTERNAL int tc_web_steps_after_prepare(tc_web_state *ws, PyObject *self, int *stage,
+                                           PyObject **awaitable);
+
+/* execute_coro.c */
+/* handler._execute in a Task of `loop` running a _core._WebExecute, or the
+ * rest of it from awaiting `first` on (see there); 0, or -1 with an
+ * exception set */
+TC_INTERNAL int tc_web_start_task(tc_web_state *ws, PyObject *loop, PyObject *handler,
+                                  PyObject *transforms, PyObject *args, PyObject *kwargs,
+                                  PyObject *first, int first_stage);
+/* the _WebExecute type, the set of running Tasks; called by
+ * tc_web_execute_exec */
+TC_INTERNAL int tc_web_execute_coro_exec(PyObject *module, tc_web_state *ws);
 
 #endif /* TC_WEB_HANDLER_H */

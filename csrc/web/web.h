@@ -1,8 +1,8 @@
 /* web component contract: tornado.web's request path in C.  Now: HTTPHeaders
  * (headers.c) and RequestHandler's hot path with _HandlerDelegate.execute
- * (handler.c, handler_write.c, handler_args.c, execute.c, sha1.c; their
- * private header is handler.h, their design is at the top of handler.c and
- * execute.c).
+ * (handler.c, handler_write.c, handler_args.c, execute.c, execute_coro.c,
+ * sha1.c; their private header is handler.h, their design is at the top of
+ * handler.c and execute.c).
  *
  * RequestHandler.  While `web` is on, tornado_c/_webhandler.py's C
  * descriptors (_core._HandlerMethod) replace methods of upstream's
@@ -157,7 +157,7 @@ typedef struct tc_web_handler_state {
     PyObject *start_resume;        /* tornado_c._webhandler._start_resume */
     PyObject *start_upstream;      /* tornado_c._webhandler._start_upstream */
     PyObject *run_execute;         /* _core._web_run_execute (execute.c) */
-    /* execute.c's coroutine path: the _core._WebExecute type, the set of
+    /* execute_coro.c's coroutine path: the _core._WebExecute type, the set of
      * Tasks running one (each held until it ends), _webhandler._log_result
      * (set by _web_handler_setup) and two names; all strong */
     PyTypeObject *ExecuteType;
