@@ -1,4 +1,4 @@
-"""The loggers the C HTTP server logs through (csrc/http/server.c imports
+"""The loggers the C HTTP server logs through (csrc/http/server_py.c imports
 ``app_log`` and ``gen_log`` from here).
 
 A record logged from C would otherwise carry the location of the nearest

@@ -4,9 +4,10 @@
  * and _llhttp_verdict() are in test_api.c) and registers the component; the
  * request grammar is parser.c (see parser.h for why it is not llhttp's), the
  * response framing response.c, its Python side http_py.c, the server
- * server.c (HTTPServerConnection) and connection.c (HTTPConnection), the
- * client's response parser client.c, strict mode's judge for Python
- * connections judge_py.c, the test build's wrappers test_api.c.
+ * server.c + server_py.c (HTTPServerConnection) and connection.c
+ * (HTTPConnection), the client's response parser client.c, strict mode's
+ * judge for Python connections judge_py.c, the test build's wrappers
+ * test_api.c.
  */
 #include "state.h"
 #include "http/http.h"

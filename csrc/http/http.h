@@ -42,11 +42,11 @@
  *    and whether "HTTP/1.1 400 Bad Request\r\n\r\n" is written.
  *
  * The server follows these notes (its files share http/internal.h):
- *   _core.HTTPServerConnection (server.c)  one accepted connection: a C
- *       IOStream from tc_stream_from_fd() whose input it consumes (stream.h
- *       consumer API), the parser, the idle (header) and body timers, the
- *       request loop of upstream's HTTP1ServerConnection; close() returns a
- *       Future.
+ *   _core.HTTPServerConnection (server.c, server_py.c)  one accepted
+ *       connection: a C IOStream from tc_stream_from_fd() whose input it
+ *       consumes (stream.h consumer API), the parser, the idle (header) and
+ *       body timers, the request loop of upstream's HTTP1ServerConnection;
+ *       close() returns a Future.
  *   _core.HTTPConnection (connection.c)  one request (request.connection):
  *       write_headers / write (Futures, done at once when the kernel took
  *       every byte, else at drain), finish, set_close_callback,
@@ -76,10 +76,10 @@ typedef struct tc_http_state {
     PyTypeObject *RequestParserType;  /* test build: _core.HTTPRequestParser */
     PyTypeObject *ResponseWriterType; /* test build: _core.HTTPResponseWriter */
 #endif
-    /* server.c / connection.c: the C HTTP server */
+    /* server.c, server_py.c / connection.c: the C HTTP server */
     PyTypeObject *ServerConnType;   /* _core.HTTPServerConnection */
     PyTypeObject *ReqConnType;      /* _core.HTTPConnection */
-    /* Tornado's objects the server uses, imported by server.c when the
+    /* Tornado's objects the server uses, imported by server_py.c when the
      * first connection is made (see tc_http_import_tornado() there); all strong */
     char tornado_imported;          /* every field below is set */
     PyObject *RequestStartLine;     /* tornado.httputil.RequestStartLine */
@@ -169,7 +169,7 @@ int tc_http_py_write_headers(tc_http_writer *w, const tc_http_py_refs *refs,
  * refs->HTTPOutputError, MemoryError); returns -1.  TC_HTTP_WERR_ENCODE,
  * which only write_headers returns, is raised there. */
 int tc_http_py_raise(tc_http_writer *w, tc_http_werr e, PyObject *output_error);
-/* server.c: registers the server types (HTTPConnection through
+/* server_py.c: registers the server types (HTTPConnection through
  * connection.c). */
 int tc_http_server_exec(PyObject *module, struct tc_state *st);
 int tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg);

@@ -1,12 +1,14 @@
 /* Private header of the C HTTP server: the two objects and what their files
- * share.  Only csrc/http/server.c, connection.c and client.c (the client's
- * response parser, which builds headers as the server does) include it;
- * other components use http.h.
+ * share.  Only csrc/http/server.c, server_py.c, connection.c and client.c
+ * (the client's response parser, which builds headers as the server does)
+ * include it; other components use http.h.
  *
  *   server.c      HTTPServerConnection (sconn): one accepted connection --
  *                 the stream consumer, the parser glue, the delegate calls,
  *                 the idle and body timers, the request loop of upstream's
- *                 HTTP1ServerConnection -- and tc_http_server_exec.
+ *                 HTTP1ServerConnection.
+ *   server_py.c   its Python face: construction, close(), GC, the type,
+ *                 and tc_http_server_exec / _traverse / _clear.
  *   connection.c  HTTPConnection (rconn): one request, what apps see as
  *                 request.connection -- write_headers / write / finish
  *                 through the response writer (http_py.c), detach, the
@@ -163,7 +165,26 @@ TC_INTERNAL void tc_http_sc_schedule_closed(sconn *sc);
  * next request, or the close. */
 TC_INTERNAL void tc_http_rc_finish_request(rconn *rc);
 
-/* ------------------------------------------ server.c, for client.c too */
+/* -------------------------------------------------- server.c, for server_py.c */
+
+/* The parser's callbacks and the stream consumer of a connection. */
+TC_INTERNAL extern const tc_http_callbacks tc_http_sc_callbacks;
+TC_INTERNAL extern const tc_stream_consumer tc_http_sc_consumer;
+/* Between requests: wait for a head under the idle timeout. */
+TC_INTERNAL void tc_http_sc_start_head_wait(sconn *sc);
+/* Close the connection (the stream, then _closed() from the loop). */
+TC_INTERNAL void tc_http_sc_close(sconn *sc);
+/* Resolve a future with None unless it is done (cancelled, or resolved
+ * by someone else).  0, or -1 with an exception set. */
+TC_INTERNAL int tc_http_sc_future_set_none(sconn *sc, PyObject *fut);
+/* The methods the loop calls back: _body_timer, _awaited(future),
+ * _closed, _process. */
+TC_INTERNAL PyObject *tc_http_sc_body_timer(sconn *sc, PyObject *ignored);
+TC_INTERNAL PyObject *tc_http_sc_awaited(sconn *sc, PyObject *fut);
+TC_INTERNAL PyObject *tc_http_sc_closed(sconn *sc, PyObject *ignored);
+TC_INTERNAL PyObject *tc_http_sc_process_meth(sconn *sc, PyObject *ignored);
+
+/* ------------------------------ server.c and server_py.c, for client.c too */
 
 /* Looks up Tornado's objects in hs (RequestStartLine, HTTPHeaders,
  * HTTPInputError...), once; 0, or -1 with an exception set. */
@@ -191,7 +212,7 @@ TC_INTERNAL void tc_http_context_clear(tc_http_state *hs);
  * needs tc_http_import_tornado().  NULL with an exception set. */
 TC_INTERNAL PyObject *tc_http_build_headers(tc_http_state *hs, const tc_http_head *head);
 
-/* ------------------------------------------------- connection.c, for server.c */
+/* ---------------------------------------------- connection.c, for server_py.c */
 
 /* Register _core.HTTPConnection (hs->ReqConnType); called by
  * tc_http_server_exec. */

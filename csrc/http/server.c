@@ -1,4 +1,5 @@
-/* http component: the C HTTP/1.1 server connection, HTTPServerConnection.
+/* http component: the C HTTP/1.1 server connection, HTTPServerConnection:
+ * the connection's state machine.
  *
  * One HTTPServerConnection per accepted connection does what upstream's
  * HTTP1ServerConnection and the server side of HTTP1Connection do while
@@ -14,8 +15,10 @@
  * try-write.
  *
  * The request's side, HTTPConnection (write_headers / write / finish,
- * detach: request.connection), is connection.c; both objects are declared
- * in http/internal.h.
+ * detach: request.connection), is connection.c; the type's Python face
+ * (construction, close(), GC) and the state's exec / traverse / clear are
+ * server_py.c; the objects and what these files share are declared in
+ * http/internal.h.
  *
  * The sequence of delegate calls, the log lines and the keep-alive decisions
  * follow tornado 6.6's HTTP1Connection._read_message / HTTP1ServerConnection.
@@ -23,10 +26,7 @@
 #include "http/internal.h"
 #include "web/web.h"
 
-#include <structmember.h>
-
 static void sc_process(sconn *sc);
-static void sc_close(sconn *sc);
 
 /* ----------------------------------------------------- small helpers */
 
@@ -86,8 +86,8 @@ report(sconn *sc, const char *what)
 
 /* Resolve a future with None unless it is done (cancelled, or resolved
  * by someone else).  0, or -1 with an exception set. */
-static int
-future_set_none(sconn *sc, PyObject *fut)
+int
+tc_http_sc_future_set_none(sconn *sc, PyObject *fut)
 {
     return tc_loop_future_set_result(sc->loop, fut, Py_None, TC_FUTURE_UNLESS_DONE);
 }
@@ -109,8 +109,8 @@ call_later(sconn *sc, double delay, const char *meth)
     return h;
 }
 
-static void
-start_head_wait(sconn *sc)
+void
+tc_http_sc_start_head_wait(sconn *sc)
 {
     sc->waiting_head = 1;
     if (sc->idle_timeout < 0) {
@@ -130,11 +130,11 @@ tc_http_sc_idle_expired(sconn *sc)
         return;
     }
     /* upstream: TimeoutError from with_timeout -> self.close(), quietly */
-    sc_close(sc);
+    tc_http_sc_close(sc);
 }
 
-static PyObject *
-sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
+PyObject *
+tc_http_sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     Py_CLEAR(sc->body_timer);
     if (sc->closed || sc->detached || sc->req == NULL || sc->req->read_finished) {
@@ -146,7 +146,7 @@ sc_body_timer(sconn *sc, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     Py_DECREF(r);
-    sc_close(sc);
+    tc_http_sc_close(sc);
     Py_RETURN_NONE;
 }
 
@@ -205,13 +205,13 @@ sc_delegate_failed(sconn *sc)
                 return;
             }
         }
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     if (sc->req) {
         rc_delegate_close(sc->req, hs);
     }
-    sc_close(sc);
+    tc_http_sc_close(sc);
 }
 
 /* The delegate returned `res` (new ref): None, or an awaitable to wait for. */
@@ -243,8 +243,8 @@ sc_maybe_await(sconn *sc, PyObject *res)
     return 1;
 }
 
-static PyObject *
-sc_awaited(sconn *sc, PyObject *fut)
+PyObject *
+tc_http_sc_awaited(sconn *sc, PyObject *fut)
 {
     sc->awaiting = 0;
     if (sc->closed || sc->detached) {
@@ -550,7 +550,7 @@ fail:
     Py_XDECREF(start_line);
     Py_XDECREF(headers);
     report(sc, "HTTP server: building the request failed");
-    sc_close(sc);
+    tc_http_sc_close(sc);
     return 1;
 }
 
@@ -602,7 +602,7 @@ sc_dispatch_head_inner(sconn *sc)
             report(sc, "HTTP server: logging failed");
         }
         Py_XDECREF(r);
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return 1;
     }
     if (sc->decompress) {
@@ -613,7 +613,7 @@ sc_dispatch_head_inner(sconn *sc)
         delegate = g;
         if (delegate == NULL) {
             report(sc, "HTTP server: building the request failed");
-            sc_close(sc);
+            tc_http_sc_close(sc);
             return 1;
         }
     }
@@ -634,7 +634,7 @@ sc_dispatch_head_inner(sconn *sc)
         return 1;
     }
     if (a == 1) {
-        return 1;  /* sc_awaited continues */
+        return 1;  /* tc_http_sc_awaited continues */
     }
     if (rc->sc == NULL || sc->closed || sc->detached) {
         return 1;  /* detached / closed in headers_received */
@@ -695,7 +695,7 @@ on_body(tc_http_parser *p, const char *data, size_t len)
     if (tc_http_buf_append(&sc->body, data, len) < 0) {
         PyErr_NoMemory();
         report(sc, "HTTP server: out of memory");
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return 1;
     }
     /* delivered from sc_process, outside the parser */
@@ -711,7 +711,7 @@ on_message_complete(tc_http_parser *p)
     return 1;
 }
 
-static const tc_http_callbacks server_callbacks = {
+const tc_http_callbacks tc_http_sc_callbacks = {
     on_headers, on_body_start, on_body, on_message_complete,
 };
 
@@ -728,7 +728,7 @@ tc_http_sc_resolve_write_futures(sconn *sc)
         PyObject *lst = sc->write_futures;
         sc->write_futures = NULL;   /* futures resolved below may add a new one */
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lst); i++) {
-            if (future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
+            if (tc_http_sc_future_set_none(sc, PyList_GET_ITEM(lst, i)) < 0) {
                 report(sc, "HTTP server: resolving a write future failed");
             }
         }
@@ -749,7 +749,7 @@ on_drain(void *ctx, tc_stream *s)
         report(sc, "HTTP server: out of memory");
     }
     if (sc->close_after_drain) {
-        sc_close(sc);
+        tc_http_sc_close(sc);
     } else if (sc->req != NULL && sc->req->finish_waiting) {
         sc->req->finish_waiting = 0;
         tc_http_rc_finish_request(sc->req);
@@ -778,12 +778,12 @@ on_close(void *ctx, tc_stream *s, PyObject *error)
     tc_http_sc_schedule_closed(sc);
 }
 
-static const tc_stream_consumer consumer_cb = {on_data, on_drain, on_close};
+const tc_stream_consumer tc_http_sc_consumer = {on_data, on_drain, on_close};
 
 /* Run the Python-visible side of a close from the loop (as upstream's
  * close callbacks run from the IOLoop). */
-static PyObject *
-sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
+PyObject *
+tc_http_sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     if (sc->close_notified) {
         Py_RETURN_NONE;
@@ -824,7 +824,7 @@ sc_closed(sconn *sc, PyObject *Py_UNUSED(ignored))
         PyErr_Clear();
     }
     Py_XDECREF(r);
-    if (sc->closed_future != NULL && future_set_none(sc, sc->closed_future) < 0) {
+    if (sc->closed_future != NULL && tc_http_sc_future_set_none(sc, sc->closed_future) < 0) {
         report(sc, "HTTP server: resolving the close future failed");
     }
     if (sc->serving) {
@@ -853,15 +853,15 @@ tc_http_sc_schedule_closed(sconn *sc)
     if (h == NULL) {
         /* loop closed: run it now */
         PyErr_Clear();
-        PyObject *r = sc_closed(sc, NULL);
+        PyObject *r = tc_http_sc_closed(sc, NULL);
         Py_XDECREF(r);
         return;
     }
     Py_DECREF(h);
 }
 
-static void
-sc_close(sconn *sc)
+void
+tc_http_sc_close(sconn *sc)
 {
     if (sc->closed) {
         return;
@@ -881,7 +881,7 @@ tc_http_sc_close_keep_exc(sconn *sc)
 {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
-    sc_close(sc);
+    tc_http_sc_close(sc);
     if (PyErr_Occurred()) {
         report(sc, "HTTP server: closing the stream failed");
     }
@@ -901,13 +901,13 @@ sc_parse_error(sconn *sc)
     if (p->error_kind == TC_HTTP_ERR_NOMEM) {
         PyErr_NoMemory();
         report(sc, "HTTP server: out of memory");
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     PyObject *msg = latin1(p->error_msg ? p->error_msg : "", p->error_len);
     if (msg == NULL) {
         report(sc, "HTTP server: error message");
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     if (p->error_kind == TC_HTTP_ERR_UNSATISFIABLE) {
@@ -922,14 +922,14 @@ sc_parse_error(sconn *sc)
         if (sc->req && !sc->req->read_finished) {
             rc_delegate_close(sc->req, hs);
         }
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     PyObject *exc = PyObject_CallOneArg(hs->HTTPInputError, msg);
     Py_DECREF(msg);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -965,7 +965,7 @@ sc_strict_check(sconn *sc, const char *data, size_t len)
     Py_XDECREF(text);
     if (exc == NULL) {
         report(sc, "HTTP server: building HTTPInputError");
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return -1;
     }
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -992,7 +992,7 @@ sc_next_request(sconn *sc)
     sc->parser.max_body_size = sc->default_max_body; /* set_max_body_size is per request */
     sc->parser.max_body_negative = sc->default_max_negative;
     tc_http_parser_resume(&sc->parser);
-    start_head_wait(sc);
+    tc_http_sc_start_head_wait(sc);
 }
 
 static void
@@ -1082,7 +1082,7 @@ again:
                 break;   /* rc_finish_request / _process continues */
             }
             if (rc->w.disconnect_on_finish) {
-                sc_close(sc);
+                tc_http_sc_close(sc);
                 break;
             }
             sc_next_request(sc);
@@ -1152,7 +1152,7 @@ tc_http_rc_finish_request(rconn *rc)
             /* finished before reading the whole request: no more parsing */
             rc->read_finished = 1;
         }
-        sc_close(sc);
+        tc_http_sc_close(sc);
         return;
     }
     size_t buffered = 0;
@@ -1166,7 +1166,7 @@ tc_http_rc_finish_request(rconn *rc)
         Py_XDECREF(cb);
         if (h == NULL) {
             report(sc, "HTTP server: scheduling the next request failed");
-            sc_close(sc);
+            tc_http_sc_close(sc);
             return;
         }
         Py_DECREF(h);
@@ -1176,444 +1176,10 @@ tc_http_rc_finish_request(rconn *rc)
     sc_process(sc);
 }
 
-static PyObject *
-sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
+PyObject *
+tc_http_sc_process_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
 {
     sc->defer_next = 0;
     sc_process(sc);
     Py_RETURN_NONE;
-}
-
-/* ------------------------------------------------ HTTPServerConnection */
-
-/* Import Tornado's objects the server uses, once, when the first connection
- * is made.  By then tornado_c.httpserver (whose HTTPServer makes the
- * connections) has imported their modules, so this only looks them up.
- * Not at exec: that would make `import tornado_c` import tornado.httpserver
- * and everything it imports, also for programs that only use the loop.
- * 0, or -1 with an exception set (what was imported stays; a later call
- * imports the rest). */
-static int
-import_into(PyObject **field, const char *module, const char *name)
-{
-    if (*field == NULL && (*field = tc_import_attr(module, name)) == NULL) {
-        return -1;
-    }
-    return 0;
-}
-
-TC_INTERNAL int
-tc_http_import_tornado(tc_http_state *hs)
-{
-    if (hs->tornado_imported) {
-        return 0;
-    }
-    if (import_into(&hs->RequestStartLine, "tornado.httputil", "RequestStartLine") < 0 ||
-        import_into(&hs->HTTPHeaders, "tornado.httputil", "HTTPHeaders") < 0 ||
-        import_into(&hs->HTTPInputError, "tornado.httputil", "HTTPInputError") < 0 ||
-        import_into(&hs->HTTPOutputError, "tornado.httputil", "HTTPOutputError") < 0 ||
-        import_into(&hs->StreamClosedError, "tornado.iostream", "StreamClosedError") < 0 ||
-        import_into(&hs->RequestContext, "tornado.httpserver", "_HTTPRequestContext") < 0 ||
-        import_into(&hs->GzipDelegate, "tornado.http1connection", "_GzipMessageDelegate") < 0 ||
-        import_into(&hs->convert_yielded, "tornado.gen", "convert_yielded") < 0 ||
-        /* tornado.log's loggers, records located at upstream's call for the
-         * same message (tornado_c/_httplog.py) */
-        import_into(&hs->app_log, "tornado_c._httplog", "app_log") < 0 ||
-        import_into(&hs->gen_log, "tornado_c._httplog", "gen_log") < 0) {
-        return -1;
-    }
-    if (hs->s_new == NULL && (hs->s_new = PyUnicode_InternFromString("__new__")) == NULL) {
-        return -1;
-    }
-    if (hs->rsl_new == NULL && PyType_Check(hs->RequestStartLine) &&
-        PyType_IsSubtype((PyTypeObject *)hs->RequestStartLine, &PyTuple_Type)) {
-        /* namedtuple's __new__ (a staticmethod of a function compiled from
-         * "<string>") is tuple.__new__(cls, (method, path, version)): only
-         * that one is skipped at each request */
-        PyObject *f = PyDict_GetItemWithError(((PyTypeObject *)hs->RequestStartLine)->tp_dict,
-                                              hs->s_new); /* borrowed */
-        PyObject *fn = f != NULL && PyObject_TypeCheck(f, &PyStaticMethod_Type)
-                           ? PyObject_GetAttrString(f, "__func__")
-                           : Py_XNewRef(f);
-        PyObject *code = fn != NULL && PyFunction_Check(fn) ? PyFunction_GET_CODE(fn) : NULL;
-        Py_XDECREF(fn); /* the class's staticmethod keeps it alive */
-        if (code != NULL && PyUnicode_Check(((PyCodeObject *)code)->co_filename) &&
-            PyUnicode_CompareWithASCIIString(((PyCodeObject *)code)->co_filename, "<string>") == 0 &&
-            ((PyCodeObject *)code)->co_argcount == 4) {
-            hs->rsl_new = Py_NewRef(f);
-        }
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (!PyType_Check(hs->HTTPHeaders)) {
-        /* tc_http_build_headers() creates instances through its tp_new */
-        PyErr_SetString(PyExc_TypeError, "tornado.httputil.HTTPHeaders must be a type");
-        return -1;
-    }
-    hs->tornado_imported = 1;
-    return 0;
-}
-
-/* What one connection is served with: HTTPServerConnection's arguments
- * (tornado_c/httpserver.py passes the server's HTTP1ConnectionParameters
- * and TCPServer settings).  Every object is borrowed from the call. */
-typedef struct {
-    PyObject *server;             /* the HTTPServer (start_request, on_close) */
-    int fd;                       /* the accepted socket */
-    PyObject *address;            /* the peer's address */
-    PyObject *protocol;           /* HTTPServer.protocol */
-    PyObject *trusted_downstream; /* HTTPServer.trusted_downstream */
-    PyObject *loop;               /* the running loop: a tornado_c loop */
-    Py_ssize_t max_header_size;   /* > 0 */
-    uint64_t max_body_size;       /* tc_http_max_body_from() */
-    int max_body_negative;
-    PyObject *max_body_obj;       /* borrowed: the int given */
-    Py_ssize_t chunk_size;        /* > 0 */
-    PyObject *header_timeout;     /* None or seconds (the idle timeout) */
-    PyObject *body_timeout;       /* None or seconds */
-    int decompress;
-    int no_keep_alive;
-    Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
-    Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
-    int strict;                   /* strict mode (optional, default off) */
-} conn_params;
-
-/* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
- *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
- *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size, strict=False): every argument but strict is
- *     required. */
-static int
-parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
-{
-    static char *kwlist[] = {
-        "server", "fd", "address", "protocol", "trusted_downstream", "loop",
-        "max_header_size", "max_body_size", "chunk_size", "header_timeout",
-        "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
-        "read_chunk_size", "strict", NULL,
-    };
-    p->strict = 0;
-    if (PyTuple_GET_SIZE(args) > 3) {
-        PyErr_SetString(PyExc_TypeError,
-                        "HTTPServerConnection() takes 3 positional arguments (server, fd, "
-                        "address); the others are keyword arguments");
-        return -1;
-    }
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OiOOOOnOnOOppnn|p:HTTPServerConnection", kwlist, &p->server, &p->fd,
-            &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
-            &p->max_body_obj, &p->chunk_size, &p->header_timeout, &p->body_timeout,
-            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size, &p->strict)) {
-        return -1;
-    }
-    return tc_http_max_body_from(p->max_body_obj, &p->max_body_size, &p->max_body_negative);
-}
-
-/* Serves the accepted socket p.fd (owned from here on, unless this
- * raises); arguments: parse_conn_params(). */
-static PyObject *
-sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    tc_state *st = tc_state_from_type(type);
-    tc_http_state *hs;
-    conn_params p;
-    PyObject *loop;
-    if (st == NULL) {
-        return NULL;
-    }
-    hs = st->http;
-    if (parse_conn_params(args, kwds, &p) < 0 || tc_http_import_tornado(hs) < 0) {
-        return NULL;
-    }
-    loop = p.loop;
-    /* the C server runs only on a tornado_c loop (HTTPServer falls back to
-     * upstream's Python path on any other): its timers use the loop's C API */
-    if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
-        PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
-        return NULL;
-    }
-    if (p.chunk_size <= 0 || p.max_header_size <= 0) {
-        PyErr_SetString(PyExc_ValueError, "sizes must be positive");
-        return NULL;
-    }
-    double idle = -1, body = -1;
-    if (p.header_timeout != Py_None &&
-        (idle = PyFloat_AsDouble(p.header_timeout)) == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (p.body_timeout != Py_None &&
-        (body = PyFloat_AsDouble(p.body_timeout)) == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    sconn *sc = (sconn *)type->tp_alloc(type, 0);
-    if (sc == NULL) {
-        return NULL;
-    }
-    sc->hs = hs;
-    Py_INCREF(loop);
-    sc->loop = (tc_loop *)loop;
-    Py_INCREF(p.server);
-    sc->server = p.server;
-    tc_http_parser_init(&sc->parser, &server_callbacks);
-    sc->parser.data = sc;
-    sc->parser.max_header_size = (size_t)p.max_header_size;
-    sc->parser.max_body_size = p.max_body_size;
-    sc->parser.max_body_negative = p.max_body_negative;
-    sc->default_max_negative = (char)p.max_body_negative;
-    sc->parser.no_keep_alive = p.no_keep_alive;
-    if (p.strict) {
-        sc->strict = malloc(sizeof(*sc->strict));
-        if (sc->strict == NULL) {
-            Py_DECREF(sc);
-            PyErr_NoMemory();
-            return NULL;
-        }
-        tc_http_judge_init(&sc->strict->judge, NULL);
-        sc->strict->heads = 0;
-    }
-    sc->default_max_body = sc->parser.max_body_size;
-    sc->chunk_size = (size_t)p.chunk_size;
-    sc->idle_timeout = idle;
-    sc->body_timeout = body;
-    sc->decompress = p.decompress;
-    /* Reads are not limited to read_chunk_size (TCPServer passes chunk_size
-     * there) while the server consumes the input: the body is handed to the
-     * delegate in chunk_size pieces anyway, and upstream's IOStream reads
-     * ahead of what a read asks for.  A detached stream gets it back. */
-    sc->read_chunk_size = p.read_chunk_size;
-    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
-    if (sc->stream == NULL) {
-        sc->closed = sc->close_notified = sc->close_scheduled = 1;
-        Py_DECREF(sc);
-        return NULL;   /* the fd is still the caller's */
-    }
-    /* from here on the fd is the stream's */
-    sc->context = tc_http_new_context(hs, (PyObject *)sc->stream, p.fd, p.address, p.protocol,
-                                      p.trusted_downstream);
-    PyObject *r = sc->context ? PyObject_CallMethod((PyObject *)sc->stream, "set_nodelay", "O", Py_True) : NULL;
-    if (r == NULL) {
-        sc->close_notified = sc->close_scheduled = 1;
-        sc->closed = 1;
-        tc_stream_close(sc->stream, NULL);
-        Py_DECREF(sc);
-        return NULL;
-    }
-    Py_DECREF(r);
-    tc_stream_set_consumer(sc->stream, &consumer_cb, sc);
-    tc_stream_set_cork(sc->stream, 1); /* responses go out once per iteration */
-    /* While serving, the connection keeps itself alive (the stream does not
-     * own its consumer, and the server may be dropped after stop(), as
-     * upstream's connections go on through their loop callbacks); dropped
-     * in _closed(). */
-    Py_INCREF(sc);
-    sc->serving = 1;
-    start_head_wait(sc);
-    if (PyErr_Occurred()) {
-        sc_close(sc);
-        Py_DECREF(sc);
-        return NULL;
-    }
-    return (PyObject *)sc;
-}
-
-/* close(): closes the connection; returns a future done once serving ended
- * (upstream's awaitable HTTP1ServerConnection.close()). */
-static PyObject *
-sc_close_meth(sconn *sc, PyObject *Py_UNUSED(ignored))
-{
-    if (sc->closed_future == NULL) {
-        sc->closed_future = tc_loop_create_future(sc->loop);
-        if (sc->closed_future == NULL) {
-            return NULL;
-        }
-        if (sc->close_notified && future_set_none(sc, sc->closed_future) < 0) {
-            return NULL;
-        }
-    }
-    if (!sc->closed && !sc->detached) {
-        sc_close(sc);
-    } else if (sc->detached && !sc->close_notified) {
-        /* nothing to wait for */
-    }
-    Py_INCREF(sc->closed_future);
-    return sc->closed_future;
-}
-
-static PyObject *
-sc_get_context(sconn *sc, void *Py_UNUSED(closure))
-{
-    Py_INCREF(sc->context);
-    return sc->context;
-}
-
-static PyObject *
-sc_get_closed(sconn *sc, void *Py_UNUSED(closure))
-{
-    return PyBool_FromLong(sc->closed || sc->detached);
-}
-
-static int
-sc_traverse(sconn *sc, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(sc));
-    Py_VISIT(sc->loop);
-    Py_VISIT(sc->server);
-    Py_VISIT(sc->context);
-    Py_VISIT(sc->closed_future);
-    Py_VISIT(sc->idle);
-    Py_VISIT(sc->body_timer);
-    Py_VISIT(sc->write_futures);
-    Py_VISIT(sc->req);
-    Py_VISIT(sc->stream);
-    return 0;
-}
-
-static int
-sc_clear(sconn *sc)
-{
-    Py_CLEAR(sc->server);
-    Py_CLEAR(sc->context);
-    Py_CLEAR(sc->closed_future);
-    tc_http_idle_unlink(sc, 1);
-    Py_CLEAR(sc->idle);
-    Py_CLEAR(sc->body_timer);
-    Py_CLEAR(sc->write_futures);
-    Py_CLEAR(sc->req);
-    if (sc->stream != NULL && !sc->closed && !sc->detached) {
-        /* never leave a consumer pointer to freed memory */
-        tc_stream_set_consumer(sc->stream, NULL, NULL);
-    }
-    Py_CLEAR(sc->stream);
-    return 0;
-}
-
-static void
-sc_dealloc(sconn *sc)
-{
-    PyTypeObject *tp = Py_TYPE(sc);
-    PyObject_GC_UnTrack(sc);
-    if (sc->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)sc);
-    }
-    sc_clear(sc);
-    Py_CLEAR(sc->loop);
-    tc_http_parser_free(&sc->parser);
-    free(sc->strict);
-    tc_http_buf_free(&sc->body);
-    tp->tp_free((PyObject *)sc);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef sc_methods[] = {
-    {"close", (PyCFunction)sc_close_meth, METH_NOARGS, "Close; returns a Future done when serving ended."},
-    {"_body_timer", (PyCFunction)sc_body_timer, METH_NOARGS, NULL},
-    {"_awaited", (PyCFunction)sc_awaited, METH_O, NULL},
-    {"_closed", (PyCFunction)sc_closed, METH_NOARGS, NULL},
-    {"_process", (PyCFunction)sc_process_meth, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef sc_getset[] = {
-    {"context", (getter)sc_get_context, NULL, NULL, NULL},
-    {"closed", (getter)sc_get_closed, NULL, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyMemberDef sc_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(sconn, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyType_Slot sc_slots[] = {
-    {Py_tp_new, sc_new},
-    {Py_tp_dealloc, sc_dealloc},
-    {Py_tp_traverse, sc_traverse},
-    {Py_tp_clear, sc_clear},
-    {Py_tp_methods, sc_methods},
-    {Py_tp_getset, sc_getset},
-    {Py_tp_members, sc_members},
-    {Py_tp_doc, "One accepted HTTP/1.x connection served in C (upstream's HTTP1ServerConnection)."},
-    {0, NULL},
-};
-
-static PyType_Spec sc_spec = {
-    .name = "tornado_c._core.HTTPServerConnection",
-    .basicsize = sizeof(sconn),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .slots = sc_slots,
-};
-
-#define INTERN(field, text)                                   \
-    do {                                                      \
-        if ((hs->field = PyUnicode_InternFromString(text)) == NULL) { \
-            return -1;                                        \
-        }                                                     \
-    } while (0)
-
-int
-tc_http_server_exec(PyObject *module, struct tc_state *st)
-{
-    tc_http_state *hs = st->http;
-    INTERN(s_start_request, "start_request");
-    INTERN(s_headers_received, "headers_received");
-    INTERN(s_data_received, "data_received");
-    INTERN(s_finish, "finish");
-    INTERN(s_as_list, "_as_list");
-    INTERN(s_combined_cache, "_combined_cache");
-    if (tc_add_type(module, &sc_spec, NULL, &hs->ServerConnType) < 0 ||
-        tc_http_context_exec(hs) < 0 || tc_http_idle_exec(module, hs) < 0) {
-        return -1;
-    }
-    return tc_http_connection_exec(module, st);
-}
-
-int
-tc_http_server_traverse(struct tc_state *st, visitproc visit, void *arg)
-{
-    tc_http_state *hs = st->http;
-    Py_VISIT(hs->ServerConnType);
-    Py_VISIT(hs->ReqConnType);
-    Py_VISIT(hs->RequestStartLine);
-    Py_VISIT(hs->HTTPHeaders);
-    Py_VISIT(hs->HTTPInputError);
-    Py_VISIT(hs->HTTPOutputError);
-    Py_VISIT(hs->StreamClosedError);
-    Py_VISIT(hs->RequestContext);
-    Py_VISIT(hs->GzipDelegate);
-    Py_VISIT(hs->convert_yielded);
-    Py_VISIT(hs->app_log);
-    Py_VISIT(hs->gen_log);
-    Py_VISIT(hs->rsl_new);
-    Py_VISIT(hs->IdleListType);
-    return tc_http_context_traverse(hs, visit, arg);
-}
-
-void
-tc_http_server_clear(struct tc_state *st)
-{
-    tc_http_state *hs = st->http;
-    Py_CLEAR(hs->ServerConnType);
-    Py_CLEAR(hs->ReqConnType);
-    hs->tornado_imported = 0;
-    Py_CLEAR(hs->RequestStartLine);
-    Py_CLEAR(hs->HTTPHeaders);
-    Py_CLEAR(hs->HTTPInputError);
-    Py_CLEAR(hs->HTTPOutputError);
-    Py_CLEAR(hs->StreamClosedError);
-    Py_CLEAR(hs->RequestContext);
-    Py_CLEAR(hs->GzipDelegate);
-    Py_CLEAR(hs->convert_yielded);
-    Py_CLEAR(hs->app_log);
-    Py_CLEAR(hs->gen_log);
-    Py_CLEAR(hs->rsl_new);
-    Py_CLEAR(hs->s_new);
-    Py_CLEAR(hs->s_start_request);
-    Py_CLEAR(hs->s_headers_received);
-    Py_CLEAR(hs->s_data_received);
-    Py_CLEAR(hs->s_finish);
-    Py_CLEAR(hs->s_as_list);
-    Py_CLEAR(hs->s_combined_cache);
-    Py_CLEAR(hs->IdleListType);
-    tc_http_context_clear(hs);
 }
