@@ -56,6 +56,7 @@ from tornado.log import app_log, gen_log
 from tornado.platform import asyncio as _asyncio_platform
 
 from tornado_c import _core
+from tornado_c import iostream as _tc_iostream
 
 __all__ = ["HTTP1ClientConnection", "HTTPClientConnection"]
 
@@ -115,12 +116,28 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             return super().read_response(delegate)
         return self._c_read_message(delegate)
 
-    async def _c_read_message(self, delegate):
+    async def _c_read_message(self, delegate, parser=None, head=None):
         try:
+            if head is not None:
+                # the C fetch read this head (csrc/http/client_fetch.c)
+                self._c_parser = parser
+                return await self._c_read(delegate, head, 0, self.params.decompress)
             return await self._read_message_inner(delegate, 0, self.params.decompress)
         except _h1._QuietException:
             self.close()
             return False
+
+    def _c_sent(self, start_line):
+        """The state write_request() leaves once its write is done, for a
+        request the C fetch wrote."""
+        self._request_start_line = start_line
+        self._chunking_output = False
+        self._expected_content_remaining = None
+        self._write_future = None
+        self._write_finished = True
+        if not self._read_finished:
+            self._disconnect_on_finish = True
+        self._finish_request(None)
 
     async def _read_message_inner(self, delegate, num_1xx=0, gzip_pending=False):
         if not self.is_client:  # not ours to change
@@ -130,13 +147,22 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
             self._c_parser = _core.HTTPClientParser(
                 request_head=req is not None and req.method == "HEAD"
             )
+        return await self._c_read(delegate, None, num_1xx, gzip_pending)
+
+    async def _c_read(self, delegate, head, num_1xx, gzip_pending):
+        """_read_message_inner for the client, from the head's read on (head
+        None) or from a head the C fetch read (start_line, headers)."""
         parser = self._c_parser
         owe_close = False  # the delegate has the head: on_connection_close is owed
         # the C stream without timeouts is read by the parser itself, as the
         # stream's consumer (see _core.HTTPClientParser.read_head/read_body)
         c_read = self.params.header_timeout is None and isinstance(self.stream, _core.Stream)
+        given = head is not None
         try:
-            if c_read:
+            if given:
+                start_line, headers = head
+                head = None
+            elif c_read:
                 # body bytes that come with the head may go straight into
                 # the bytes object read_body(stream, bytes) returns, for
                 # the delegate whose body that can be (see _body_sink)
@@ -150,7 +176,7 @@ class HTTP1ClientConnection(_h1.HTTP1Connection):
                 head_future = self.stream.read_until_regex(
                     _HEAD_END, max_bytes=self.params.max_header_size
                 )
-            if c_read:
+            if c_read or given:
                 pass
             elif self.params.header_timeout is None:
                 head = await head_future
@@ -328,6 +354,7 @@ def _add_timeout(io_loop, deadline, callback, arg):
 
 
 _IOLoop_add_timeout = IOLoop.add_timeout
+_IOLoop_time = IOLoop.time
 _BaseAsyncIOLoop_call_at = _asyncio_platform.BaseAsyncIOLoop.call_at
 
 
@@ -341,6 +368,37 @@ def _task_done(task):
     # needs that callback
     if task.cancelled() or task.exception() is not None:
         IOLoop.current().add_callback(_task_result, task)
+
+
+def _raise(exc):
+    raise exc
+
+
+def _c_task_failed(exc):
+    # what _task_done does for a run() Task that ended with `exc`: the
+    # IOLoop logs it from a callback
+    IOLoop.current().add_callback(_raise, exc)
+
+
+_USER_AGENT = "Tornado/" + version
+
+
+def _c_fetch_ready(conn):
+    """The C fetch stands for upstream's connect, stream and connection
+    while none of them was replaced (a subclass, a patch, a spy)."""
+    tcp_client = conn.tcp_client
+    cls = type(conn.io_loop)
+    return (
+        type(tcp_client) is tcpclient.TCPClient
+        and type(tcp_client.resolver) is netutil.DefaultLoopResolver
+        and _UPSTREAM_CONNECT == _connect_functions()
+        and tcpclient.IOStream is _tc_iostream.IOStream
+        and _sc.HTTP1Connection is HTTP1ClientConnection
+        and HTTPClientConnection._create_connection is _UPSTREAM_CREATE_CONNECTION
+        and cls.add_timeout is _IOLoop_add_timeout
+        and cls.call_at is _BaseAsyncIOLoop_call_at
+        and cls.time is _IOLoop_time
+    )
 
 
 def _is_dotted_quad(host):
@@ -409,10 +467,131 @@ class HTTPClientConnection(_sc._HTTPConnection):
         if type(inner) is HTTPRequest:
             self._c_attrs = inner.__dict__
             self._c_defaults = request.defaults or {}
+            if (
+                type(self) is HTTPClientConnection
+                and _c_fetch_ready(self)
+                and _core.http_client_fetch(
+                    self, self._c_attrs, request.defaults, io_loop.asyncio_loop, _USER_AGENT
+                )
+            ):
+                # the fetch runs in C (csrc/http/client_fetch.c), which
+                # hands its uncommon turns to the _c_* methods below
+                return
         else:
             self._c_attrs = None
-        task = io_loop.asyncio_loop.create_task(self.run())
+        self._c_task(self.run())
+
+    def _c_task(self, coro):
+        # as upstream starts run(): a Task whose failure the IOLoop logs
+        task = self.io_loop.asyncio_loop.create_task(coro)
         task.add_done_callback(_task_done)
+
+    def _c_connection(self, stream, decompress):
+        """self._create_connection(stream), upstream's with decompress_response
+        given rather than read through the _RequestProxy."""
+        if type(self)._create_connection is not _UPSTREAM_CREATE_CONNECTION:
+            return self._create_connection(stream)
+        stream.set_nodelay(True)
+        return _sc.HTTP1Connection(
+            stream,
+            True,
+            _h1.HTTP1ConnectionParameters(
+                no_keep_alive=True,
+                max_header_size=self.max_header_size,
+                max_body_size=self.max_body_size,
+                decompress=bool(decompress),
+            ),
+            self._sockaddr,
+        )
+
+    # What the C fetch hands over.  Each is the rest of upstream's run() (and
+    # of the client connection's read) from the point the C fetch reached.
+
+    def _c_after_head(self, stream, parser, start_line, headers, path):
+        """A head the C fetch does not finish (a 1xx, a gzip body to
+        decompress, a redirect to follow): the rest of the read in a Task,
+        on the connection run() would have made."""
+        self._c_task(self._c_after_head_run(stream, parser, (start_line, headers), path))
+
+    async def _c_after_head_run(self, stream, parser, head, path):
+        try:
+            try:
+                self.connection = connection = self._c_connection(
+                    stream, self.request.decompress_response
+                )
+                connection._c_sent(httputil.RequestStartLine(self.request.method, path, ""))
+                await connection._c_read_message(self, parser, head)
+            except iostream.StreamClosedError:
+                if not self._handle_exception(*sys.exc_info()):
+                    raise
+        except Exception:
+            if not self._handle_exception(*sys.exc_info()):
+                raise
+
+    def _c_send_slow(self, stream, path):
+        """A request whose bytes C does not build: upstream's write_headers,
+        body and read, in a Task."""
+        self._c_task(self._c_send_slow_run(stream, path))
+
+    async def _c_send_slow_run(self, stream, path):
+        try:
+            self.connection = connection = self._c_connection(
+                stream, self.request.decompress_response
+            )
+            start_line = httputil.RequestStartLine(self.request.method, path, "")
+            connection.write_headers(start_line, self.request.headers)
+            await self._write_body(True)
+        except Exception:
+            if not self._handle_exception(*sys.exc_info()):
+                raise
+
+    def _c_raised(self, exc):
+        """run()'s `except Exception` for what the C fetch met."""
+        try:
+            raise exc
+        except Exception:
+            if not self._handle_exception(*sys.exc_info()):
+                _c_task_failed(exc)
+
+    def _c_connect_failed(self, exc):
+        """The connect failed: StreamClosedError(real_error=...) as the
+        stream's connect future raises it, or the TimeoutError of the
+        connect's timeout (TCPClient's message), which run() turns into
+        HTTPTimeoutError."""
+        if type(exc) is TimeoutError:
+            exc = _sc.HTTPTimeoutError(str(exc) or "Timeout while connecting")
+        self._c_raised(exc)
+
+    def _c_read_failed(self, exc, parser, head_received, in_finish):
+        """The response's read failed with `exc` (in_finish: finish() raised
+        it): what _read_message_inner's handlers, _c_read_message's and
+        run()'s do with it."""
+        try:
+            try:
+                try:
+                    owe_close = head_received
+                    try:
+                        if in_finish:
+                            with _h1._ExceptionLoggingContext(app_log):
+                                raise exc
+                        raise exc
+                    except httputil.HTTPInputError as e:
+                        gen_log.info("Malformed HTTP message from %s: %s", self._sockaddr, e)
+                        owe_close = True
+                        self.stream.close()
+                    finally:
+                        parser.release()
+                        if owe_close:
+                            with _h1._ExceptionLoggingContext(app_log):
+                                self.on_connection_close()
+                except _h1._QuietException:
+                    self.stream.close()
+            except iostream.StreamClosedError:
+                if not self._handle_exception(*sys.exc_info()):
+                    raise
+        except Exception as e:
+            if not self._handle_exception(*sys.exc_info()):
+                _c_task_failed(e)
 
     async def run(self):
         request = self.request
@@ -530,24 +709,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
             path = parsed.path or "/"
             if parsed.query:
                 path += "?" + parsed.query
-            if type(self)._create_connection is _UPSTREAM_CREATE_CONNECTION:
-                # upstream's _create_connection, with decompress_response
-                # as read above rather than through the _RequestProxy
-                stream.set_nodelay(True)
-                connection = _sc.HTTP1Connection(
-                    stream,
-                    True,
-                    _h1.HTTP1ConnectionParameters(
-                        no_keep_alive=True,
-                        max_header_size=self.max_header_size,
-                        max_body_size=self.max_body_size,
-                        decompress=bool(decompress),
-                    ),
-                    self._sockaddr,
-                )
-            else:
-                connection = self._create_connection(stream)
-            self.connection = connection
+            self.connection = connection = self._c_connection(stream, decompress)
             start_line = httputil.RequestStartLine(method, path, "")
             if not (
                 type(connection) is HTTP1ClientConnection

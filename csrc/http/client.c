@@ -75,6 +75,10 @@ typedef struct {
                                 * Content-Length, pre_len of them filled */
     size_t pre_len;
     tc_stream *pre_stream;     /* strong or NULL: the stream they belong to */
+    /* a read of the C fetch (client_fetch.c, tc_http_cp_read_*): its end is
+     * told to c_done(c_owner, ...) instead of a future */
+    tc_http_cp_done c_done;
+    PyObject *c_owner;         /* strong while that read is pending */
 } cparser;
 
 /* Collect mode allocates the bytes object of a fixed-length body up front
@@ -498,8 +502,17 @@ cp_read_end(cparser *self)
 static int
 cp_resolve(cparser *self, tc_loop *loop, PyObject *value, PyObject *exc)
 {
+    tc_http_cp_done done = self->c_done;
+    PyObject *owner = self->c_owner;
+    self->c_done = NULL;
+    self->c_owner = NULL;
     PyObject *fut = cp_read_end(self);
     int r = 0;
+    if (done != NULL) {
+        done(owner, value, exc);
+        Py_DECREF(owner);
+        return PyErr_Occurred() ? -1 : 0;
+    }
     if (fut == NULL) {
         return 0;
     }
@@ -756,7 +769,8 @@ cp_on_close(void *ctx, tc_stream *s, PyObject *error)
 /* Start a read on `stream_obj`: feed what is buffered at once, then consume
  * the stream until the read completes.  New reference to the future. */
 static PyObject *
-cp_read_start(cparser *self, PyObject *stream_obj, int what)
+cp_read_start(cparser *self, PyObject *stream_obj, int what, tc_http_cp_done done,
+              PyObject *owner)
 {
     if (!tc_stream_check(self->st, stream_obj)) {
         PyErr_SetString(PyExc_TypeError, "HTTPClientParser: a tornado_c IOStream is needed");
@@ -767,11 +781,20 @@ cp_read_start(cparser *self, PyObject *stream_obj, int what)
         return NULL;
     }
     tc_stream *s = (tc_stream *)stream_obj;
-    PyObject *fut = tc_loop_create_future(tc_stream_loop(s));
-    if (fut == NULL) {
-        return NULL;
+    PyObject *fut;
+    if (done != NULL) {
+        /* a C waiter: told at the end, maybe before this returns */
+        fut = Py_NewRef(Py_None);
+        self->c_done = done;
+        self->c_owner = Py_NewRef(owner);
     }
-    self->fut = Py_NewRef(fut);
+    else {
+        fut = tc_loop_create_future(tc_stream_loop(s));
+        if (fut == NULL) {
+            return NULL;
+        }
+        self->fut = Py_NewRef(fut);
+    }
     self->stream = (tc_stream *)Py_NewRef(stream_obj);
     self->reading = what;
     if (cp_feed(self, s) < 0) {
@@ -799,8 +822,27 @@ cp_read_start(cparser *self, PyObject *stream_obj, int what)
     return fut;
 fail:
     Py_XDECREF(cp_read_end(self));
+    self->c_done = NULL;
+    Py_CLEAR(self->c_owner);
     Py_DECREF(fut);
     return NULL;
+}
+
+static PyObject *
+cp_read_head_impl(cparser *self, PyObject *stream, Py_ssize_t mhs, int prefetch,
+                  tc_http_cp_done done, PyObject *owner)
+{
+    if (self->reading == R_IDLE && cp_give_back(self) < 0) {
+        return NULL;
+    }
+    self->prefetch = prefetch;
+    self->defer_head = 1;
+    self->p.max_header_size = mhs < 0 ? 0 : (size_t)mhs;
+    self->head_done = 0;
+    self->framed = 0;
+    Py_CLEAR(self->start_line);
+    Py_CLEAR(self->headers);
+    return cp_read_start(self, stream, R_HEAD, done, owner);
 }
 
 static PyObject *
@@ -815,27 +857,16 @@ cp_read_head(cparser *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int prefetch = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
-    if (prefetch < 0 || (self->reading == R_IDLE && cp_give_back(self) < 0)) {
+    if (prefetch < 0) {
         return NULL;
     }
-    self->prefetch = prefetch;
-    self->defer_head = 1;
-    self->p.max_header_size = mhs < 0 ? 0 : (size_t)mhs;
-    self->head_done = 0;
-    self->framed = 0;
-    Py_CLEAR(self->start_line);
-    Py_CLEAR(self->headers);
-    return cp_read_start(self, args[0], R_HEAD);
+    return cp_read_head_impl(self, args[0], mhs, prefetch, NULL, NULL);
 }
 
 static PyObject *
-cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
+cp_read_body_impl(cparser *self, PyObject *const *args, tc_http_cp_done done, PyObject *owner)
 {
-    int collect = nargs == 2 && args[1] == (PyObject *)&PyBytes_Type;
-    if (nargs != 2 || (args[1] != Py_None && !collect && !PyByteArray_CheckExact(args[1]))) {
-        PyErr_SetString(PyExc_TypeError, "read_body(stream, sink: bytearray | None | bytes)");
-        return NULL;
-    }
+    int collect = args[1] == (PyObject *)&PyBytes_Type;
     if (!self->framed || self->p.body_kind == TC_HTTP_BODY_NONE) {
         PyErr_SetString(PyExc_ValueError, "HTTPClientParser.read_body() without a body to read");
         return NULL;
@@ -896,13 +927,24 @@ cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    PyObject *fut = cp_read_start(self, args[0], R_BODY);
+    PyObject *fut = cp_read_start(self, args[0], R_BODY, done, owner);
     if (fut == NULL) {
         Py_CLEAR(self->sink);
         Py_CLEAR(self->collected);
         self->collect = 0;
     }
     return fut;
+}
+
+static PyObject *
+cp_read_body(cparser *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int collect = nargs == 2 && args[1] == (PyObject *)&PyBytes_Type;
+    if (nargs != 2 || (args[1] != Py_None && !collect && !PyByteArray_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "read_body(stream, sink: bytearray | None | bytes)");
+        return NULL;
+    }
+    return cp_read_body_impl(self, args, NULL, NULL);
 }
 
 static PyObject *
@@ -925,6 +967,7 @@ cp_traverse(cparser *self, visitproc visit, void *arg)
     Py_VISIT(self->sink);
     Py_VISIT(self->collected);
     Py_VISIT(self->pre_stream);
+    Py_VISIT(self->c_owner);
     return 0;
 }
 
@@ -940,6 +983,8 @@ cp_clear(cparser *self)
     Py_CLEAR(self->collected);
     Py_CLEAR(self->pre);
     Py_CLEAR(self->pre_stream);
+    self->c_done = NULL;
+    Py_CLEAR(self->c_owner);
     return 0;
 }
 
@@ -959,6 +1004,53 @@ cp_dealloc(cparser *self)
     PyMem_Free(self->save_hdrs);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+}
+
+/* ------------------------------------------------------ the C fetch's API */
+
+PyObject *
+tc_http_cp_create(tc_state *st, int request_head)
+{
+    PyObject *args = PyTuple_New(0), *kw = NULL, *r = NULL;
+    if (args != NULL && (kw = Py_BuildValue("{sO}", "request_head",
+                                            request_head ? Py_True : Py_False)) != NULL) {
+        r = cp_new(st->http->ClientParserType, args, kw);
+    }
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    return r;
+}
+
+int
+tc_http_cp_read_head(PyObject *cp, tc_stream *s, Py_ssize_t max_header_size, int prefetch,
+                     tc_http_cp_done done, PyObject *owner)
+{
+    PyObject *r = cp_read_head_impl((cparser *)cp, (PyObject *)s, max_header_size, prefetch,
+                                    done, owner);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+PyObject *
+tc_http_cp_framing(PyObject *cp, PyObject *max_body_size)
+{
+    PyObject *args[2] = {max_body_size, Py_True};
+    return cp_framing((cparser *)cp, args, 2);
+}
+
+int
+tc_http_cp_read_body(PyObject *cp, tc_stream *s, tc_http_cp_done done, PyObject *owner)
+{
+    PyObject *args[2] = {(PyObject *)s, (PyObject *)&PyBytes_Type};
+    PyObject *r = cp_read_body_impl((cparser *)cp, args, done, owner);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+int
+tc_http_cp_release(PyObject *cp)
+{
+    return cp_give_back((cparser *)cp);
 }
 
 static PyMethodDef cp_methods[] = {
@@ -1001,7 +1093,7 @@ static PyType_Spec cp_spec = {
 int
 tc_http_client_exec(PyObject *module, struct tc_state *st)
 {
-    if (tc_http_client_request_exec(module) < 0) {
+    if (tc_http_client_request_exec(module) < 0 || tc_http_client_fetch_exec(module, st) < 0) {
         return -1;
     }
     return tc_add_type(module, &cp_spec, NULL, &st->http->ClientParserType);
@@ -1012,7 +1104,7 @@ tc_http_client_traverse(struct tc_state *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->http->ClientParserType);
     Py_VISIT(st->http->ResponseStartLine);
-    return 0;
+    return tc_http_client_fetch_traverse(st, visit, arg);
 }
 
 void
@@ -1020,4 +1112,5 @@ tc_http_client_clear(struct tc_state *st)
 {
     Py_CLEAR(st->http->ClientParserType);
     Py_CLEAR(st->http->ResponseStartLine);
+    tc_http_client_fetch_clear(st);
 }

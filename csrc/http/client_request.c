@@ -95,21 +95,16 @@ put_utf8(tc_http_buf *b, PyObject *s)
     return put_line_part(b, p, n);
 }
 
-static PyObject *
-http_client_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+tc_http_client_request_bytes(tc_state *st, PyObject *method, PyObject *path, PyObject *headers,
+                             PyObject *body_obj)
 {
-    tc_state *st = PyModule_GetState(module);
     tc_http_buf b = {0};
     PyObject *items = NULL, *result = NULL;
     Py_buffer body = {0};
     int have_body = 0, r;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "http_client_request(method, path, headers, body)");
-        return NULL;
-    }
-    PyObject *method = args[0], *path = args[1], *headers = args[2];
-    if (args[3] != Py_None) {
-        if (PyObject_GetBuffer(args[3], &body, PyBUF_SIMPLE) < 0) {
+    if (body_obj != Py_None) {
+        if (PyObject_GetBuffer(body_obj, &body, PyBUF_SIMPLE) < 0) {
             return NULL;
         }
         have_body = 1;
@@ -180,6 +175,17 @@ fail:
     }
     tc_http_buf_free(&b);
     return result;
+}
+
+static PyObject *
+http_client_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "http_client_request(method, path, headers, body)");
+        return NULL;
+    }
+    return tc_http_client_request_bytes(PyModule_GetState(module), args[0], args[1], args[2],
+                                        args[3]);
 }
 
 static PyMethodDef client_request_functions[] = {

@@ -108,6 +108,8 @@ typedef struct tc_http_state {
         *s_orig_remote_ip, *s_orig_protocol, *s_trusted_downstream;
     /* client.c: the client's response parser */
     PyTypeObject *ClientParserType; /* _core.HTTPClientParser */
+    PyTypeObject *ClientFetchType;  /* _core._HTTPClientFetch (client_fetch.c) */
+    struct tc_http_fetch_kit *fetch_kit; /* owned (PyMem): its names */
     PyTypeObject *JudgeType;        /* _core.HTTPJudge (judge_py.c) */
     PyObject *ResponseStartLine;    /* tornado.httputil.ResponseStartLine,
                                      * imported with the first parser */

@@ -1,7 +1,8 @@
 /* Private header of the C HTTP server: the two objects and what their files
- * share.  Only csrc/http/server.c, server_py.c, connection.c and client.c
- * (the client's response parser, which builds headers as the server does)
- * include it; other components use http.h.
+ * share.  Only csrc/http/server.c, server_py.c, connection.c, client.c
+ * (the client's response parser, which builds headers as the server does),
+ * client_request.c and client_fetch.c (the client's C fetch, which drives
+ * that parser) include it; other components use http.h.
  *
  *   server.c      HTTPServerConnection (sconn): one accepted connection --
  *                 the stream consumer, the parser glue, the delegate calls,
@@ -211,6 +212,41 @@ TC_INTERNAL void tc_http_context_clear(tc_http_state *hs);
  * upstream's filled through its layout) holding head's pairs in order;
  * needs tc_http_import_tornado().  NULL with an exception set. */
 TC_INTERNAL PyObject *tc_http_build_headers(tc_http_state *hs, const tc_http_head *head);
+
+/* ------------------------------------------- client.c, for client_fetch.c */
+
+/* The C fetch reads a response with an HTTPClientParser (client.c) without
+ * futures: a read's end is told to done(owner, value, exc) -- value (the
+ * (ResponseStartLine, HTTPHeaders) of the head, the body as bytes) or exc
+ * (what the read's future would raise), both borrowed -- possibly before
+ * the read call returns.  done must not start another read of the parser
+ * before that call returned.  `owner` is kept alive until done ran. */
+typedef void (*tc_http_cp_done)(PyObject *owner, PyObject *value, PyObject *exc);
+/* HTTPClientParser(request_head=...): new reference or NULL */
+TC_INTERNAL PyObject *tc_http_cp_create(struct tc_state *st, int request_head);
+/* read_head(stream, max_header_size, prefetch); 0 or -1 (done not called) */
+TC_INTERNAL int tc_http_cp_read_head(PyObject *cp, tc_stream *s, Py_ssize_t max_header_size,
+                                     int prefetch, tc_http_cp_done done, PyObject *owner);
+/* framing(max_body_size, collect=True): the (kind, length, rewrite) tuple */
+TC_INTERNAL PyObject *tc_http_cp_framing(PyObject *cp, PyObject *max_body_size);
+/* read_body(stream, bytes): the body as one bytes object */
+TC_INTERNAL int tc_http_cp_read_body(PyObject *cp, tc_stream *s, tc_http_cp_done done,
+                                     PyObject *owner);
+/* release(): prefetched body bytes back to the stream; 0 or -1 */
+TC_INTERNAL int tc_http_cp_release(PyObject *cp);
+
+/* client_request.c: what _core.http_client_request(method, path, headers,
+ * body) returns (bytes, None when upstream's write_headers must write the
+ * request), for the C fetch.  New reference or NULL. */
+TC_INTERNAL PyObject *tc_http_client_request_bytes(struct tc_state *st, PyObject *method,
+                                                   PyObject *path, PyObject *headers,
+                                                   PyObject *body);
+
+/* client_fetch.c: _core.http_client_fetch and its type (called by client.c's
+ * exec / traverse / clear) */
+TC_INTERNAL int tc_http_client_fetch_exec(PyObject *module, struct tc_state *st);
+TC_INTERNAL int tc_http_client_fetch_traverse(struct tc_state *st, visitproc visit, void *arg);
+TC_INTERNAL void tc_http_client_fetch_clear(struct tc_state *st);
 
 /* ---------------------------------------------- connection.c, for server_py.c */
 

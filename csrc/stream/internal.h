@@ -8,6 +8,7 @@
  *                tornado_c._core.Stream (the C base of
  *                tornado_c.iostream.IOStream), _stream_setup, and the
  *                component's exec/traverse/clear.
+ *   connect.c    tc_stream_connect(): a client socket connected from C.
  *   tls.c        TLS inside the stream: the SSL object's memory BIOs between
  *                the socket and the input buffer / write queue.
  *   test_consumer.c  (test build) a C consumer for the tests; it uses

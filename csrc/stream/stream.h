@@ -173,6 +173,20 @@ size_t tc_stream_write_pending(tc_stream *s);
 #define TC_STREAM_CORK_MAX (64 * 1024)
 void tc_stream_set_cork(tc_stream *s, int on);
 
+/* Connect the stream's TCP socket (an fd given to tc_stream_from_fd()
+ * before it was connected) to `addr` (csrc/stream/connect.c).  Until
+ * cb(owner, s, status) runs from the loop the stream is `connecting`:
+ * writes wait in the queue (sent once connected), nothing is read.
+ * status 0: connected; else libuv's error (-errno), the stream then closed
+ * with OSError(errno, strerror) as its error, or UV_ECANCELED when the
+ * stream was closed first.  `owner` (borrowed) is kept alive until the
+ * callback, which runs with the GIL held and may close the stream.
+ * 0, or -1 with the OSError socket.connect() would raise (nothing started,
+ * the callback never runs). */
+typedef void (*tc_stream_connect_cb)(PyObject *owner, tc_stream *s, int status);
+int tc_stream_connect(tc_stream *s, const struct sockaddr *addr, tc_stream_connect_cb cb,
+                      PyObject *owner);
+
 /* Close the stream (idempotent).  `exc` borrowed or NULL: recorded as the
  * stream's `error` (upstream's IOStream.error / real_error).  Pending
  * writes are discarded as upstream's close() does. */

@@ -1,0 +1,1317 @@
+/* _core.http_client_fetch(): the common fetch of SimpleAsyncHTTPClient in C.
+ *
+ * tornado_c/simple_httpclient.py's HTTPClientConnection (upstream's
+ * per-fetch _HTTPConnection, the response's delegate) calls
+ *
+ *   http_client_fetch(conn, request_dict, defaults, loop, user_agent)
+ *       -> True: the fetch runs here; False: not a request for this path
+ *          (nothing done; the caller runs its run() coroutine)
+ *
+ * with the HTTPRequest's __dict__ and the client's defaults (what its
+ * _RequestProxy reads).  The path takes an http:// URL whose host is an
+ * IPv4 address as inet_ntop writes it (no resolver: getaddrinfo would give
+ * that one address), without body_producer, expect_100_continue,
+ * network_interface, proxy options, credentials, header_callback or
+ * streaming_callback, with a method upstream supports and the body upstream
+ * expects for it.  It then does what upstream's run() and client-mode
+ * HTTP1Connection do, in their order:
+ *
+ *   - one loop iteration later (upstream's run() is a Task's coroutine):
+ *     a socket connected by libuv (tc_stream_connect), under
+ *     min(connect_timeout, request_timeout) ("Timeout while connecting to
+ *     host:port", TCPClient's message);
+ *   - connected: conn.stream is the C IOStream, the request timeout is
+ *     scheduled as upstream schedules it (conn._timeout, a TimerHandle
+ *     running conn._on_timeout("during request") through the IOLoop), the
+ *     request's headers get what run() adds (Connection, Host, User-Agent,
+ *     Content-Length, Content-Type, Accept-Encoding) and the request goes
+ *     out in one write (tc_http_client_request_bytes);
+ *   - the head and the body are read by an HTTPClientParser (client.c) as
+ *     the stream's consumer, without futures (tc_http_cp_read_*);
+ *   - the head: conn.code / reason / headers as headers_received sets
+ *     them, the framing decided (its HTTPInputError as upstream's), the
+ *     body collected into one bytes object: conn.chunks, then conn.finish()
+ *     (the HTTPResponse, the final callback, the release), the stream closed.
+ *
+ * Everything else is handed to Python at the point where it diverges, with
+ * the state upstream's code has there:
+ *   - a 1xx head, a gzip body to decompress, a redirect to follow:
+ *     conn._c_after_head(stream, parser, start_line, headers), a Task
+ *     running the rest of upstream's read (HTTP1ClientConnection);
+ *   - a request C does not build: conn._c_send_slow(stream, path), a Task
+ *     writing it with upstream's write_headers;
+ *   - failures: conn._c_connect_failed(exc), conn._c_raised(exc),
+ *     conn._c_read_failed(exc, parser, head_received, in_finish): what
+ *     run(), _c_read_message and _read_message_inner do with them.
+ *
+ * What differs from upstream's run(): no asyncio Task runs the fetch (the
+ * steps run from the loop's callbacks, in a copy of the Context fetch()
+ * was called in, as the Task's steps would).
+ *
+ * Ownership: the fetch object holds the connection (conn), the stream and
+ * the parser until it ends; while it waits, what will call it back holds
+ * it: the call_soon handle (start), the connect request (tc_stream_connect)
+ * or the parser's read (tc_http_cp_read_*); the connect timer's handle is
+ * held by the fetch and holds it back (a cycle cut when the timer is
+ * cancelled or fires).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/internal.h"
+
+/* interned names (made at exec) */
+#define FETCH_NAMES(X)                                                                        \
+    X(url, "url") X(method, "method") X(u_headers, "_headers") X(u_body, "_body")             \
+    X(headers, "headers") X(body, "body") X(body_producer, "body_producer")                   \
+    X(expect_100_continue, "expect_100_continue") X(network_interface, "network_interface")   \
+    X(proxy_host, "proxy_host") X(proxy_port, "proxy_port")                                   \
+    X(proxy_username, "proxy_username") X(proxy_password, "proxy_password")                   \
+    X(proxy_auth_mode, "proxy_auth_mode") X(header_callback, "header_callback")               \
+    X(streaming_callback, "streaming_callback") X(auth_username, "auth_username")             \
+    X(allow_nonstandard_methods, "allow_nonstandard_methods") X(user_agent, "user_agent")     \
+    X(decompress_response, "decompress_response") X(connect_timeout, "connect_timeout")       \
+    X(request_timeout, "request_timeout") X(follow_redirects, "follow_redirects")             \
+    X(max_redirects, "max_redirects") X(start_time, "start_time")                             \
+    X(final_callback, "final_callback") X(stream, "stream") X(u_timeout, "_timeout")          \
+    X(io_loop, "io_loop") X(u_run_callback, "_run_callback") X(u_on_timeout, "_on_timeout")   \
+    X(code, "code") X(reason, "reason") X(chunks, "chunks") X(finish, "finish")               \
+    X(max_buffer_size, "max_buffer_size") X(max_header_size, "max_header_size")               \
+    X(max_body_size, "max_body_size") X(error, "error") X(close, "close")                     \
+    X(c_connect_failed, "_c_connect_failed") X(c_raised, "_c_raised")                         \
+    X(c_read_failed, "_c_read_failed") X(c_after_head, "_c_after_head")                       \
+    X(c_send_slow, "_c_send_slow") X(h_connection, "Connection") X(h_host, "Host")            \
+    X(h_user_agent, "User-Agent") X(h_content_length, "Content-Length")                       \
+    X(h_content_type, "Content-Type") X(h_accept_encoding, "Accept-Encoding")                 \
+    X(h_content_encoding, "Content-Encoding") X(h_location, "Location") X(v_close, "close")   \
+    X(v_gzip, "gzip") X(v_form, "application/x-www-form-urlencoded")                          \
+    X(v_during_request, "during request") X(lower, "lower") X(get, "get") X(HEAD, "HEAD")
+
+enum {
+#define FETCH_ENUM(id, text) N_##id,
+    FETCH_NAMES(FETCH_ENUM)
+#undef FETCH_ENUM
+    N__COUNT
+};
+
+static const char *const fetch_name_text[N__COUNT] = {
+#define FETCH_TEXT(id, text) text,
+    FETCH_NAMES(FETCH_TEXT)
+#undef FETCH_TEXT
+};
+
+/* the component's part of tc_http_state would need every name; they live
+ * in one array hung off it */
+typedef struct tc_http_fetch_kit {
+    PyObject *names[N__COUNT]; /* strong */
+    PyObject *partial;         /* strong or NULL: functools.partial, looked up once */
+} fetch_kit;
+
+#define NAME(f, id) ((f)->kit->names[N_##id])
+
+enum { F_SCHEDULED, F_CONNECTING, F_HEAD, F_BODY, F_DONE };
+
+typedef struct {
+    PyObject_HEAD
+    tc_state *st;            /* borrowed: the type holds the module */
+    fetch_kit *kit;          /* borrowed: idem */
+    tc_loop *loop;           /* strong */
+    PyObject *conn;          /* strong until the end: the HTTPClientConnection */
+    PyObject *context;       /* strong: the Context the steps run in */
+    PyObject *headers;       /* strong: the request's HTTPHeaders */
+    PyObject *method;        /* strong: str */
+    PyObject *path;          /* strong: str, path and query as run() builds it */
+    PyObject *netloc;        /* strong: str, for the Host header */
+    PyObject *body;          /* strong: bytes or None */
+    PyObject *user_agent;    /* strong: the option (None or a value) */
+    PyObject *ua_default;    /* strong: "Tornado/<version>" */
+    PyObject *connect_timeout, *request_timeout; /* strong: the options */
+    PyObject *max_redirects; /* strong or NULL: follow_redirects is off */
+    PyObject *bound_start;   /* strong or NULL: our _start, until it ran */
+    tc_stream *stream;       /* strong or NULL */
+    PyObject *parser;        /* strong or NULL */
+    PyObject *timer;         /* strong or NULL: the connect timeout's TimerHandle */
+    PyObject *value, *exc;   /* strong or NULL: the end of the read in flight */
+    struct sockaddr_in addr;
+    char state;              /* F_* */
+    char decompress;         /* decompress_response */
+    char stepping;           /* inside a step: a read's end waits for it */
+    char read_ended;         /* value or exc holds a read's end */
+} cfetch;
+
+/* -------------------------------------------------------------- the URL */
+
+/* host is an IPv4 address exactly as inet_ntop writes it */
+static int
+dotted_quad(const char *p, size_t n, struct in_addr *out)
+{
+    unsigned parts = 0, val = 0, digits = 0;
+    uint32_t a = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '.') {
+            if (digits == 0 || val > 255) {
+                return 0;
+            }
+            a = (a << 8) | val;
+            parts++;
+            val = digits = 0;
+            continue;
+        }
+        if (p[i] < '0' || p[i] > '9' || (digits == 1 && val == 0)) {
+            return 0; /* not a digit, or a leading zero */
+        }
+        val = val * 10 + (unsigned)(p[i] - '0');
+        if (++digits > 3) {
+            return 0;
+        }
+    }
+    if (parts != 4) {
+        return 0;
+    }
+    out->s_addr = htonl(a);
+    return 1;
+}
+
+/* Parse `url` as urlsplit and split_host_and_port would, for the URLs this
+ * path takes: "http://" + a dotted quad [":" port] + path [ "?" query ],
+ * printable ASCII without '#', '@', '[' or ']'.  1 (f->addr, f->netloc,
+ * f->path set), 0 not such a URL, -1 with an exception set. */
+static int
+parse_url(cfetch *f, PyObject *url)
+{
+    Py_ssize_t n;
+    const char *u;
+    if (!PyUnicode_CheckExact(url) || !PyUnicode_IS_ASCII(url)) {
+        return 0;
+    }
+    u = PyUnicode_AsUTF8AndSize(url, &n);
+    if (u == NULL) {
+        return -1;
+    }
+    if (n < 8 || memcmp(u, "http://", 7) != 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#' || c == '[' || c == ']' || c == '\\') {
+            return 0;
+        }
+    }
+    const char *nl = u + 7, *end = u + n, *q = nl;
+    while (q < end && *q != '/' && *q != '?') {
+        if (*q == '@') {
+            return 0;
+        }
+        q++;
+    }
+    size_t nl_len = (size_t)(q - nl);
+    const char *colon = memchr(nl, ':', nl_len);
+    size_t host_len = colon ? (size_t)(colon - nl) : nl_len;
+    unsigned long port = 80;
+    if (colon != NULL) {
+        size_t pl = nl_len - host_len - 1;
+        if (pl == 0 || pl > 5) {
+            return 0;
+        }
+        port = 0;
+        for (size_t i = 0; i < pl; i++) {
+            if (colon[1 + i] < '0' || colon[1 + i] > '9') {
+                return 0;
+            }
+            port = port * 10 + (unsigned long)(colon[1 + i] - '0');
+        }
+        if (port == 0 || port > 65535) {
+            return 0; /* upstream's errors for these come from its own path */
+        }
+    }
+    memset(&f->addr, 0, sizeof(f->addr));
+    if (!dotted_quad(nl, host_len, &f->addr.sin_addr)) {
+        return 0;
+    }
+    f->addr.sin_family = AF_INET;
+    f->addr.sin_port = htons((uint16_t)port);
+    /* (parsed.path or "/") + ("?" + parsed.query if parsed.query else "") */
+    const char *qm = memchr(q, '?', (size_t)(end - q));
+    const char *path_end = qm ? qm : end;
+    int has_query = qm != NULL && qm + 1 < end;
+    size_t plen = (size_t)(path_end - q);
+    tc_http_buf b = {0};
+    if ((plen ? tc_http_buf_append(&b, q, plen) : tc_http_buf_append(&b, "/", 1)) < 0 ||
+        (has_query && tc_http_buf_append(&b, qm, (size_t)(end - qm)) < 0)) {
+        tc_http_buf_free(&b);
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->path = PyUnicode_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    tc_http_buf_free(&b);
+    f->netloc = PyUnicode_FromStringAndSize(nl, (Py_ssize_t)nl_len);
+    if (f->path == NULL || f->netloc == NULL) {
+        return -1;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------- the options */
+
+/* What _RequestProxy.__getattr__(name) gives: the request's attribute
+ * unless None, else the default.  Borrowed; NULL with *missing = 1 for an
+ * attribute the request does not have (not for this path), NULL with an
+ * exception set on error. */
+static PyObject *
+opt(PyObject *d, PyObject *defaults, PyObject *name, int *missing)
+{
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    if (v == NULL) {
+        if (!PyErr_Occurred()) {
+            *missing = 1;
+        }
+        return NULL;
+    }
+    if (v == Py_None && defaults != Py_None) {
+        PyObject *dv = PyDict_GetItemWithError(defaults, name);
+        if (dv == NULL) {
+            return PyErr_Occurred() ? NULL : Py_None;
+        }
+        return dv;
+    }
+    return v;
+}
+
+static int
+is_number_or_none(PyObject *v)
+{
+    return v == Py_None || PyFloat_CheckExact(v) || PyLong_CheckExact(v);
+}
+
+static const char *const supported_methods[] = {"GET",    "HEAD",  "POST",   "PUT",
+                                                "DELETE", "PATCH", "OPTIONS"};
+
+/* 1 the options are this path's (f filled), 0 not, -1 error */
+static int
+read_options(cfetch *f, PyObject *d, PyObject *defaults)
+{
+    static const int must_be_false[] = {
+        N_body_producer,  N_expect_100_continue, N_network_interface, N_proxy_host,
+        N_proxy_port,     N_proxy_username,      N_proxy_password,    N_proxy_auth_mode,
+        N_allow_nonstandard_methods,
+    };
+    static const int must_be_none[] = {N_header_callback, N_streaming_callback, N_auth_username,
+                                       N_body_producer};
+    int missing = 0, r;
+    PyObject *v;
+#define OPT(id) opt(d, defaults, f->kit->names[N_##id], &missing)
+    for (size_t i = 0; i < sizeof(must_be_false) / sizeof(must_be_false[0]); i++) {
+        v = opt(d, defaults, f->kit->names[must_be_false[i]], &missing);
+        if (v == NULL) {
+            return missing ? 0 : -1;
+        }
+        if ((r = PyObject_IsTrue(v)) != 0) {
+            return r < 0 ? -1 : 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof(must_be_none) / sizeof(must_be_none[0]); i++) {
+        v = opt(d, defaults, f->kit->names[must_be_none[i]], &missing);
+        if (v != Py_None) {
+            return v == NULL && !missing ? -1 : 0;
+        }
+    }
+    /* the method: one upstream supports, as an exact str */
+    v = OPT(method);
+    if (v == NULL) {
+        return missing ? 0 : -1;
+    }
+    if (!PyUnicode_CheckExact(v)) {
+        return 0;
+    }
+    int known = 0;
+    for (size_t i = 0; i < sizeof(supported_methods) / sizeof(supported_methods[0]); i++) {
+        if (PyUnicode_CompareWithASCIIString(v, supported_methods[i]) == 0) {
+            known = 1;
+            break;
+        }
+    }
+    if (!known) {
+        return 0;
+    }
+    f->method = Py_NewRef(v);
+    /* the body upstream expects for the method (else its ValueError) */
+    v = PyDict_GetItemWithError(d, NAME(f, u_body));
+    if (v == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v == NULL || v == Py_None) {
+        v = defaults != Py_None ? PyDict_GetItemWithError(defaults, NAME(f, body)) : NULL;
+        if (v == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        if (v == NULL) {
+            v = Py_None;
+        }
+    }
+    if (v != Py_None && !PyBytes_CheckExact(v)) {
+        return 0;
+    }
+    int body_expected = PyUnicode_CompareWithASCIIString(f->method, "POST") == 0 ||
+                        PyUnicode_CompareWithASCIIString(f->method, "PATCH") == 0 ||
+                        PyUnicode_CompareWithASCIIString(f->method, "PUT") == 0;
+    if (body_expected != (v != Py_None)) {
+        return 0;
+    }
+    f->body = Py_NewRef(v);
+    /* the headers object (the property reads _headers) */
+    v = PyDict_GetItemWithError(d, NAME(f, u_headers));
+    if (v == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v == NULL || v == Py_None) {
+        return 0;
+    }
+    f->headers = Py_NewRef(v);
+    if ((v = OPT(user_agent)) == NULL) {
+        return missing ? 0 : -1;
+    }
+    f->user_agent = Py_NewRef(v);
+    if ((v = OPT(decompress_response)) == NULL) {
+        return missing ? 0 : -1;
+    }
+    if ((r = PyObject_IsTrue(v)) < 0) {
+        return -1;
+    }
+    f->decompress = (char)r;
+    if ((v = OPT(connect_timeout)) == NULL) {
+        return missing ? 0 : -1;
+    }
+    if (!is_number_or_none(v)) {
+        return 0;
+    }
+    f->connect_timeout = Py_NewRef(v);
+    if ((v = OPT(request_timeout)) == NULL) {
+        return missing ? 0 : -1;
+    }
+    if (!is_number_or_none(v)) {
+        return 0;
+    }
+    f->request_timeout = Py_NewRef(v);
+    if ((v = OPT(follow_redirects)) == NULL) {
+        return missing ? 0 : -1;
+    }
+    if ((r = PyObject_IsTrue(v)) < 0) {
+        return -1;
+    }
+    if (r) {
+        if ((v = OPT(max_redirects)) == NULL) {
+            return missing ? 0 : -1;
+        }
+        if (!PyLong_CheckExact(v)) {
+            return 0; /* upstream asserts it is set */
+        }
+        f->max_redirects = Py_NewRef(v);
+    }
+    if ((v = OPT(url)) == NULL) {
+        return missing ? 0 : -1;
+    }
+#undef OPT
+    return parse_url(f, v);
+}
+
+/* ------------------------------------------------------------ the steps */
+
+/* IOLoop.time(): time.time() (the caller checked that it is upstream's);
+ * conn.start_time and the deadlines run() computes are on this clock */
+static double
+ioloop_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The exception set, taken out (normalized, its traceback attached): new
+ * reference, or NULL when none is set. */
+static PyObject *
+take_exc(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* Set `exc` (stolen) as the current exception. */
+static void
+set_exc(PyObject *exc)
+{
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+}
+
+static void fetch_end(cfetch *f);
+
+/* conn.<name>(*args), its result dropped; errors left set */
+static int
+call_conn(cfetch *f, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[6];
+    stack[0] = f->conn;
+    for (size_t i = 0; i < nargs && i < 5; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *r = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* Hand the exception set to conn.<name>(exc, *args) and end the fetch. */
+static void
+fail_with(cfetch *f, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *exc = take_exc();
+    PyObject *stack[4];
+    if (exc == NULL) {
+        exc = PyObject_CallFunction(PyExc_SystemError, "s", "client fetch failed without an error");
+        if (exc == NULL) {
+            fetch_end(f);
+            return;
+        }
+    }
+    stack[0] = exc;
+    for (size_t i = 0; i < nargs && i < 3; i++) {
+        stack[i + 1] = args[i];
+    }
+    f->state = F_DONE;
+    if (call_conn(f, name, stack, nargs + 1) < 0) {
+        tc_loop_report_exception(f->loop, "HTTP client: handling a failed fetch failed", NULL);
+    }
+    Py_DECREF(exc);
+    fetch_end(f);
+}
+
+/* the fetch is over: drop what it holds (the stream is the conn's now) */
+static void
+fetch_end(cfetch *f)
+{
+    f->state = F_DONE;
+    if (f->timer != NULL) {
+        tc_loop_handle_cancel(f->timer);
+        Py_CLEAR(f->timer);
+    }
+    Py_CLEAR(f->conn);
+    Py_CLEAR(f->stream);
+    Py_CLEAR(f->parser);
+    Py_CLEAR(f->headers);
+    Py_CLEAR(f->value);
+    Py_CLEAR(f->exc);
+    Py_CLEAR(f->bound_start);
+}
+
+static int start_read(cfetch *f);
+static void step(cfetch *f);
+
+static void
+on_read_end(PyObject *owner, PyObject *value, PyObject *exc)
+{
+    cfetch *f = (cfetch *)owner;
+    Py_XSETREF(f->value, Py_XNewRef(value));
+    Py_XSETREF(f->exc, Py_XNewRef(exc));
+    f->read_ended = 1;
+    if (!f->stepping) {
+        step(f);
+    }
+}
+
+/* conn._timeout = the request timeout, as run() schedules it (add_timeout
+ * of start_time + request_timeout: a call_later on the asyncio loop running
+ * functools.partial(conn._on_timeout, "during request") through
+ * IOLoop._run_callback).  0 or -1. */
+static int
+schedule_request_timeout(cfetch *f, double start_time)
+{
+    int r = PyObject_IsTrue(f->request_timeout);
+    if (r <= 0) {
+        return r;
+    }
+    double rt = PyFloat_AsDouble(f->request_timeout);
+    if (rt == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (f->kit->partial == NULL &&
+        (f->kit->partial = tc_import_attr("functools", "partial")) == NULL) {
+        return -1;
+    }
+    PyObject *io_loop = NULL, *run_cb = NULL, *on_timeout = NULL, *part = NULL, *h = NULL;
+    if ((io_loop = PyObject_GetAttr(f->conn, NAME(f, io_loop))) == NULL ||
+        (run_cb = PyObject_GetAttr(io_loop, NAME(f, u_run_callback))) == NULL ||
+        (on_timeout = PyObject_GetAttr(f->conn, NAME(f, u_on_timeout))) == NULL ||
+        (part = PyObject_CallFunctionObjArgs(f->kit->partial, on_timeout,
+                                             NAME(f, v_during_request), NULL)) == NULL) {
+        goto done;
+    }
+    double delay = start_time + rt - ioloop_time();
+    h = tc_loop_call_later(f->loop, delay > 0 ? delay : 0, run_cb, &part, 1, f->context);
+    if (h != NULL) {
+        r = PyObject_SetAttr(f->conn, NAME(f, u_timeout), h);
+    }
+done:
+    Py_XDECREF(io_loop);
+    Py_XDECREF(run_cb);
+    Py_XDECREF(on_timeout);
+    Py_XDECREF(part);
+    Py_XDECREF(h);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* headers[name] = value unless present (when `only_if_missing`) */
+static int
+set_header(cfetch *f, PyObject *name, PyObject *value, int only_if_missing)
+{
+    if (only_if_missing) {
+        int r = PySequence_Contains(f->headers, name);
+        if (r != 0) {
+            return r < 0 ? -1 : 0;
+        }
+    }
+    return PyObject_SetItem(f->headers, name, value);
+}
+
+/* What run() does once connected, up to the request on the wire and the
+ * head's read started.  0, 1 (handed to Python / over), -1 error. */
+static int
+connected(cfetch *f)
+{
+    PyObject *v, *start_time_o;
+    int r;
+    /* final_callback is cleared if we've hit our timeout */
+    if ((v = PyObject_GetAttr(f->conn, NAME(f, final_callback))) == NULL) {
+        return -1;
+    }
+    Py_DECREF(v);
+    if (v == Py_None) {
+        tc_stream_close(f->stream, NULL);
+        return 1;
+    }
+    if (PyObject_SetAttr(f->conn, NAME(f, stream), (PyObject *)f->stream) < 0) {
+        return -1;
+    }
+    if ((start_time_o = PyObject_GetAttr(f->conn, NAME(f, start_time))) == NULL) {
+        return -1;
+    }
+    double start_time = PyFloat_AsDouble(start_time_o);
+    Py_DECREF(start_time_o);
+    if ((start_time == -1.0 && PyErr_Occurred()) || schedule_request_timeout(f, start_time) < 0) {
+        return -1;
+    }
+    /* the headers run() adds, in its order */
+    if (set_header(f, NAME(f, h_connection), NAME(f, v_close), 1) < 0 ||
+        set_header(f, NAME(f, h_host), f->netloc, 1) < 0) {
+        return -1;
+    }
+    if ((r = PyObject_IsTrue(f->user_agent)) < 0) {
+        return -1;
+    }
+    if (r) {
+        if (PyObject_SetItem(f->headers, NAME(f, h_user_agent), f->user_agent) < 0) {
+            return -1;
+        }
+    }
+    else {
+        v = PyObject_CallMethodObjArgs(f->headers, NAME(f, get), NAME(f, h_user_agent), NULL);
+        if (v == NULL) {
+            return -1;
+        }
+        Py_DECREF(v);
+        if (v == Py_None &&
+            PyObject_SetItem(f->headers, NAME(f, h_user_agent), f->ua_default) < 0) {
+            return -1;
+        }
+    }
+    if (f->body != Py_None) {
+        PyObject *cl = PyUnicode_FromFormat("%zd", PyBytes_GET_SIZE(f->body));
+        if (cl == NULL) {
+            return -1;
+        }
+        r = PyObject_SetItem(f->headers, NAME(f, h_content_length), cl);
+        Py_DECREF(cl);
+        if (r < 0) {
+            return -1;
+        }
+    }
+    if (PyUnicode_CompareWithASCIIString(f->method, "POST") == 0 &&
+        set_header(f, NAME(f, h_content_type), NAME(f, v_form), 1) < 0) {
+        return -1;
+    }
+    if (f->decompress &&
+        PyObject_SetItem(f->headers, NAME(f, h_accept_encoding), NAME(f, v_gzip)) < 0) {
+        return -1;
+    }
+    /* the request in one write; a Content-Length of the user's on a request
+     * without a body, or lines C does not build, go through upstream's
+     * write_headers */
+    PyObject *data = NULL;
+    if (f->body != Py_None || (r = PySequence_Contains(f->headers, NAME(f, h_content_length))) == 0) {
+        data = tc_http_client_request_bytes(f->st, f->method, f->path, f->headers, f->body);
+        if (data == NULL) {
+            return -1;
+        }
+    }
+    else if (r < 0) {
+        return -1;
+    }
+    if (data == NULL || data == Py_None) {
+        Py_XDECREF(data);
+        PyObject *args[2] = {(PyObject *)f->stream, f->path};
+        f->state = F_DONE;
+        if (call_conn(f, NAME(f, c_send_slow), args, 2) < 0) {
+            tc_loop_report_exception(f->loop, "HTTP client: handing the request over failed",
+                                     NULL);
+        }
+        return 1;
+    }
+    r = tc_stream_write(f->stream, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+    Py_DECREF(data);
+    if (r < 0) {
+        return -1;
+    }
+    return start_read(f);
+}
+
+/* the head's read (state F_HEAD); 0 or -1 */
+static int
+start_read(cfetch *f)
+{
+    PyObject *v;
+    Py_ssize_t mhs = 0;
+    int head = PyUnicode_CompareWithASCIIString(f->method, "HEAD") == 0;
+    if ((v = PyObject_GetAttr(f->conn, NAME(f, max_header_size))) == NULL) {
+        return -1;
+    }
+    /* HTTP1ConnectionParameters: max_header_size or 65536 */
+    int t = PyObject_IsTrue(v);
+    if (t > 0) {
+        mhs = PyNumber_AsSsize_t(v, PyExc_OverflowError);
+    }
+    Py_DECREF(v);
+    if (t < 0 || (mhs == -1 && PyErr_Occurred())) {
+        return -1;
+    }
+    if (t == 0) {
+        mhs = 65536;
+    }
+    if ((f->parser = tc_http_cp_create(f->st, head)) == NULL) {
+        return -1;
+    }
+    f->state = F_HEAD;
+    return tc_http_cp_read_head(f->parser, f->stream, mhs, 1, on_read_end, (PyObject *)f);
+}
+
+/* 1 when this head must go to Python's read (a 1xx, a gzip body to
+ * decompress, a redirect to follow), 0 not, -1 error */
+static int
+head_for_python(cfetch *f, long code, PyObject *headers)
+{
+    PyObject *v;
+    if (code >= 100 && code < 200) {
+        return 1;
+    }
+    if (f->decompress) {
+        v = PyObject_CallMethodObjArgs(headers, NAME(f, get), NAME(f, h_content_encoding), NULL);
+        if (v == NULL) {
+            return -1;
+        }
+        int gz = 0;
+        if (v != Py_None) {
+            PyObject *low = PyObject_CallMethodNoArgs(v, NAME(f, lower));
+            if (low == NULL) {
+                Py_DECREF(v);
+                return -1;
+            }
+            gz = PyObject_RichCompareBool(low, NAME(f, v_gzip), Py_EQ);
+            Py_DECREF(low);
+        }
+        Py_DECREF(v);
+        if (gz != 0) {
+            return gz;
+        }
+    }
+    if (f->max_redirects != NULL &&
+        (code == 301 || code == 302 || code == 303 || code == 307 || code == 308)) {
+        long most = PyLong_AsLong(f->max_redirects);
+        if (most == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (most > 0) {
+            v = PyObject_CallMethodObjArgs(headers, NAME(f, get), NAME(f, h_location), NULL);
+            if (v == NULL) {
+                return -1;
+            }
+            Py_DECREF(v);
+            if (v != Py_None) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The head arrived (f->value the (start_line, headers) tuple).  0 reading
+ * the body, 1 over or handed to Python, -1 error (head received). */
+static int
+head_done(cfetch *f)
+{
+    PyObject *t = f->value, *start_line, *headers, *v;
+    int r;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+        PyErr_SetString(PyExc_SystemError, "HTTP client: bad head");
+        return -1;
+    }
+    start_line = PyTuple_GET_ITEM(t, 0);
+    headers = PyTuple_GET_ITEM(t, 1);
+    v = PySequence_GetItem(start_line, 1);
+    if (v == NULL) {
+        return -1;
+    }
+    long code = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (code == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if ((r = head_for_python(f, code, headers)) != 0) {
+        if (r < 0) {
+            return -1;
+        }
+        PyObject *args[5] = {(PyObject *)f->stream, f->parser, start_line, headers, f->path};
+        f->state = F_DONE;
+        if (call_conn(f, NAME(f, c_after_head), args, 5) < 0) {
+            tc_loop_report_exception(f->loop, "HTTP client: handing the response over failed",
+                                     NULL);
+        }
+        return 1;
+    }
+    /* headers_received */
+    PyObject *reason = PySequence_GetItem(start_line, 2);
+    if (reason == NULL) {
+        return -1;
+    }
+    v = PySequence_GetItem(start_line, 1);
+    r = v == NULL ? -1 : PyObject_SetAttr(f->conn, NAME(f, code), v);
+    Py_XDECREF(v);
+    if (r < 0 || PyObject_SetAttr(f->conn, NAME(f, reason), reason) < 0 ||
+        PyObject_SetAttr(f->conn, NAME(f, headers), headers) < 0) {
+        Py_DECREF(reason);
+        return -1;
+    }
+    Py_DECREF(reason);
+    /* the framing, with HTTP1Connection's _max_body_size (the stream's
+     * max_buffer_size when the client has none) */
+    PyObject *mbs = PyObject_GetAttr(f->conn, NAME(f, max_body_size));
+    if (mbs == NULL) {
+        return -1;
+    }
+    if (mbs == Py_None) {
+        Py_DECREF(mbs);
+        if ((mbs = PyObject_GetAttr((PyObject *)f->stream, NAME(f, max_buffer_size))) == NULL) {
+            return -1;
+        }
+    }
+    PyObject *fr = tc_http_cp_framing(f->parser, mbs);
+    Py_DECREF(mbs);
+    if (fr == NULL) {
+        return -1;
+    }
+    PyObject *kind = PyTuple_GET_ITEM(fr, 0), *rewrite = PyTuple_GET_ITEM(fr, 2);
+    if (rewrite != Py_None && PyObject_SetItem(headers, NAME(f, h_content_length), rewrite) < 0) {
+        Py_DECREF(fr);
+        return -1;
+    }
+    int none = PyUnicode_CompareWithASCIIString(kind, "none") == 0;
+    Py_DECREF(fr);
+    if (none) {
+        Py_XSETREF(f->value, PyBytes_FromStringAndSize(NULL, 0));
+        if (f->value == NULL) {
+            return -1;
+        }
+        f->read_ended = 1;
+        f->state = F_BODY;
+        return 0;
+    }
+    Py_CLEAR(f->value);
+    f->state = F_BODY;
+    return tc_http_cp_read_body(f->parser, f->stream, on_read_end, (PyObject *)f);
+}
+
+/* The body is complete (f->value): conn.chunks = it; conn.finish(). */
+static void
+body_done(cfetch *f)
+{
+    PyObject *args[3];
+    if (PyObject_SetAttr(f->conn, NAME(f, chunks), f->value) < 0) {
+        goto raised;
+    }
+    f->state = F_DONE;
+    if (call_conn(f, NAME(f, finish), NULL, 0) < 0) {
+        /* _read_message_inner's logging context, then its finally */
+        args[0] = f->parser;
+        args[1] = Py_True;
+        args[2] = Py_True;
+        fail_with(f, NAME(f, c_read_failed), args, 3);
+        return;
+    }
+    /* the connection closes (_disconnect_on_finish); prefetched bytes are
+     * the stream's */
+    if (tc_http_cp_release(f->parser) < 0) {
+        tc_loop_report_exception(f->loop, "HTTP client: releasing the parser failed", NULL);
+    }
+    if (!tc_stream_closed(f->stream)) {
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)f->stream, NAME(f, close));
+        if (r == NULL) {
+            tc_loop_report_exception(f->loop, "HTTP client: closing the stream failed", NULL);
+        }
+        Py_XDECREF(r);
+    }
+    fetch_end(f);
+    return;
+raised:
+    args[0] = f->parser;
+    args[1] = Py_True;
+    args[2] = Py_False;
+    fail_with(f, NAME(f, c_read_failed), args, 3);
+}
+
+/* Run what is due after a read ended, in the fetch's Context. */
+static void
+step(cfetch *f)
+{
+    int entered = 0;
+    Py_INCREF(f);
+    if (PyContext_Enter(f->context) == 0) {
+        entered = 1;
+    }
+    else {
+        PyErr_Clear(); /* already in it (called from inside a step) */
+    }
+    f->stepping = 1;
+    while (f->read_ended && f->state != F_DONE) {
+        f->read_ended = 0;
+        if (f->exc != NULL) {
+            PyObject *exc = f->exc, *args[3];
+            f->exc = NULL;
+            args[0] = f->parser;
+            args[1] = f->state == F_BODY ? Py_True : Py_False;
+            args[2] = Py_False;
+            set_exc(exc); /* steals */
+            fail_with(f, NAME(f, c_read_failed), args, 3);
+            break;
+        }
+        if (f->state == F_HEAD) {
+            int r = head_done(f);
+            if (r < 0) {
+                PyObject *args[3] = {f->parser, Py_True, Py_False};
+                fail_with(f, NAME(f, c_read_failed), args, 3);
+                break;
+            }
+            if (r > 0) {
+                fetch_end(f);
+                break;
+            }
+        }
+        else if (f->state == F_BODY) {
+            body_done(f);
+        }
+    }
+    f->stepping = 0;
+    if (PyErr_Occurred()) {
+        tc_loop_report_exception(f->loop, "HTTP client fetch failed", NULL);
+    }
+    if (entered && PyContext_Exit(f->context) < 0) {
+        PyErr_Clear();
+    }
+    Py_DECREF(f);
+}
+
+/* the connect timer fired: what TCPClient's timeout does */
+static PyObject *
+fetch_connect_timeout(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    cfetch *f = (cfetch *)self;
+    Py_CLEAR(f->timer);
+    if (f->state != F_CONNECTING) {
+        Py_RETURN_NONE;
+    }
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &f->addr.sin_addr, ip, sizeof(ip));
+    PyErr_Format(PyExc_TimeoutError, "Timeout while connecting to %s:%u", ip,
+                 (unsigned)ntohs(f->addr.sin_port));
+    tc_stream_close(f->stream, NULL);
+    fail_with(f, NAME(f, c_connect_failed), NULL, 0);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef connect_timeout_def = {"_connect_timeout", fetch_connect_timeout, METH_NOARGS,
+                                          NULL};
+
+static void
+on_connected(PyObject *owner, tc_stream *s, int status)
+{
+    cfetch *f = (cfetch *)owner;
+    (void)s;
+    if (f->state != F_CONNECTING) {
+        return; /* timed out */
+    }
+    if (status == UV_ECANCELED && tc_loop_is_closed(f->loop)) {
+        fetch_end(f); /* the loop went away; upstream's Task just stays pending */
+        return;
+    }
+    Py_INCREF(f);
+    if (PyContext_Enter(f->context) < 0) {
+        tc_loop_report_exception(f->loop, "HTTP client: entering the fetch's context failed",
+                                 NULL);
+        Py_DECREF(f);
+        return;
+    }
+    if (f->timer != NULL) {
+        tc_loop_handle_cancel(f->timer);
+        Py_CLEAR(f->timer);
+    }
+    if (status != 0) {
+        /* StreamClosedError(real_error=stream.error), as the connect future
+         * raises it */
+        PyObject *err = PyObject_GetAttr((PyObject *)f->stream, NAME(f, error)), *exc = NULL;
+        if (err != NULL) {
+            PyObject *kw = Py_BuildValue("{sO}", "real_error", err), *none = PyTuple_New(0);
+            if (kw != NULL && none != NULL) {
+                exc = PyObject_Call(f->st->stream->StreamClosedError, none, kw);
+            }
+            Py_XDECREF(kw);
+            Py_XDECREF(none);
+            Py_DECREF(err);
+        }
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        fail_with(f, NAME(f, c_connect_failed), NULL, 0);
+    }
+    else {
+        f->stepping = 1;
+        int r = connected(f);
+        f->stepping = 0;
+        if (r < 0) {
+            if (f->state == F_HEAD) {
+                PyObject *args[3] = {f->parser, Py_False, Py_False};
+                fail_with(f, NAME(f, c_read_failed), args, 3);
+            }
+            else {
+                fail_with(f, NAME(f, c_raised), NULL, 0);
+            }
+        }
+        else if (r > 0) {
+            fetch_end(f);
+        }
+        else if (f->read_ended) {
+            step(f);
+        }
+    }
+    if (PyErr_Occurred()) {
+        tc_loop_report_exception(f->loop, "HTTP client fetch failed", NULL);
+    }
+    if (PyContext_Exit(f->context) < 0) {
+        PyErr_Clear();
+    }
+    Py_DECREF(f);
+}
+
+/* One loop iteration after fetch(): the socket and the connect. */
+static PyObject *
+fetch_start(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    cfetch *f = (cfetch *)self;
+    PyObject *v = NULL, *mbs = NULL;
+    Py_CLEAR(f->bound_start);
+    if (f->state != F_SCHEDULED) {
+        Py_RETURN_NONE;
+    }
+    /* min(connect_timeout, request_timeout), whichever is set, else none */
+    PyObject *ct = f->connect_timeout, *rt = f->request_timeout, *timeout = NULL;
+    int cs = PyObject_IsTrue(ct), rs = PyObject_IsTrue(rt);
+    if (cs < 0 || rs < 0) {
+        goto raised;
+    }
+    if (cs && rs) {
+        int lt = PyObject_RichCompareBool(rt, ct, Py_LT);
+        if (lt < 0) {
+            goto raised;
+        }
+        timeout = lt ? rt : ct;
+    }
+    else {
+        timeout = cs ? ct : (rs ? rt : NULL);
+    }
+    double delay = -1;
+    if (timeout != NULL) {
+        double t = PyFloat_AsDouble(timeout);
+        if ((t == -1.0 && PyErr_Occurred()) ||
+            (v = PyObject_GetAttr(f->conn, NAME(f, start_time))) == NULL) {
+            goto raised;
+        }
+        double start = PyFloat_AsDouble(v);
+        Py_CLEAR(v);
+        if (start == -1.0 && PyErr_Occurred()) {
+            goto raised;
+        }
+        delay = start + t - ioloop_time();
+        if (delay < 0) {
+            delay = 0;
+        }
+    }
+    if ((mbs = PyObject_GetAttr(f->conn, NAME(f, max_buffer_size))) == NULL) {
+        goto raised;
+    }
+    Py_ssize_t max_buffer = mbs == Py_None ? 0 : PyNumber_AsSsize_t(mbs, PyExc_OverflowError);
+    Py_CLEAR(mbs);
+    if (max_buffer == -1 && PyErr_Occurred()) {
+        goto raised;
+    }
+    /* socket.socket(AF_INET) (its OSError is run()'s) */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto raised;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    f->stream = tc_stream_from_fd(f->st, f->loop, fd, NULL, max_buffer, 0);
+    if (f->stream == NULL) {
+        close(fd);
+        goto raised;
+    }
+    if (tc_stream_connect(f->stream, (const struct sockaddr *)&f->addr, on_connected,
+                          (PyObject *)f) < 0) {
+        /* socket.connect()'s error: the stream closes with it and the
+         * connect future raises StreamClosedError(real_error=it) */
+        PyObject *err = take_exc();
+        tc_stream_close(f->stream, err);
+        PyObject *kw = Py_BuildValue("{sO}", "real_error", err), *none = PyTuple_New(0), *exc;
+        Py_DECREF(err);
+        exc = kw && none ? PyObject_Call(f->st->stream->StreamClosedError, none, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_XDECREF(none);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        fail_with(f, NAME(f, c_connect_failed), NULL, 0);
+        Py_RETURN_NONE;
+    }
+    f->state = F_CONNECTING;
+    if (delay >= 0) {
+        PyObject *cb = PyCFunction_New(&connect_timeout_def, self);
+        if (cb == NULL) {
+            goto report;
+        }
+        f->timer = tc_loop_call_later(f->loop, delay, cb, NULL, 0, f->context);
+        Py_DECREF(cb);
+        if (f->timer == NULL) {
+            goto report;
+        }
+    }
+    Py_RETURN_NONE;
+raised:
+    fail_with(f, NAME(f, c_raised), NULL, 0);
+    Py_RETURN_NONE;
+report:
+    /* the connect is on its way: it will end the fetch */
+    tc_loop_report_exception(f->loop, "HTTP client: the connect timeout failed", NULL);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef start_def = {"_start", fetch_start, METH_NOARGS, NULL};
+
+/* ------------------------------------------------------------ the type */
+
+static int
+cf_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    cfetch *f = (cfetch *)self;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(f->loop);
+    Py_VISIT(f->conn);
+    Py_VISIT(f->context);
+    Py_VISIT(f->headers);
+    Py_VISIT(f->body);
+    Py_VISIT(f->user_agent);
+    Py_VISIT(f->connect_timeout);
+    Py_VISIT(f->request_timeout);
+    Py_VISIT(f->max_redirects);
+    Py_VISIT(f->bound_start);
+    Py_VISIT(f->stream);
+    Py_VISIT(f->parser);
+    Py_VISIT(f->timer);
+    Py_VISIT(f->value);
+    Py_VISIT(f->exc);
+    return 0;
+}
+
+static int
+cf_clear(PyObject *self)
+{
+    cfetch *f = (cfetch *)self;
+    Py_CLEAR(f->loop);
+    Py_CLEAR(f->conn);
+    Py_CLEAR(f->context);
+    Py_CLEAR(f->headers);
+    Py_CLEAR(f->method);
+    Py_CLEAR(f->path);
+    Py_CLEAR(f->netloc);
+    Py_CLEAR(f->body);
+    Py_CLEAR(f->user_agent);
+    Py_CLEAR(f->ua_default);
+    Py_CLEAR(f->connect_timeout);
+    Py_CLEAR(f->request_timeout);
+    Py_CLEAR(f->max_redirects);
+    Py_CLEAR(f->bound_start);
+    Py_CLEAR(f->stream);
+    Py_CLEAR(f->parser);
+    Py_CLEAR(f->timer);
+    Py_CLEAR(f->value);
+    Py_CLEAR(f->exc);
+    return 0;
+}
+
+static void
+cf_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    cf_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot cf_slots[] = {
+    {Py_tp_dealloc, cf_dealloc},
+    {Py_tp_traverse, cf_traverse},
+    {Py_tp_clear, cf_clear},
+    {Py_tp_doc, "One SimpleAsyncHTTPClient fetch run in C (csrc/http/client_fetch.c)."},
+    {0, NULL},
+};
+
+static PyType_Spec cf_spec = {
+    .name = "tornado_c._core._HTTPClientFetch",
+    .basicsize = sizeof(cfetch),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = cf_slots,
+};
+
+static PyObject *
+http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    tc_state *st = PyModule_GetState(module);
+    tc_http_state *hs = st->http;
+    cfetch *f;
+    int r;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "http_client_fetch(conn, request_dict, defaults, loop, user_agent)");
+        return NULL;
+    }
+    PyObject *d = args[1], *defaults = args[2];
+    if (!PyDict_Check(d) || (defaults != Py_None && !PyDict_Check(defaults)) ||
+        !tc_loop_check(st, args[3])) {
+        Py_RETURN_FALSE;
+    }
+    f = (cfetch *)hs->ClientFetchType->tp_alloc(hs->ClientFetchType, 0);
+    if (f == NULL) {
+        return NULL;
+    }
+    f->st = st;
+    f->kit = hs->fetch_kit;
+    r = read_options(f, d, defaults);
+    if (r <= 0) {
+        Py_DECREF(f);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    f->loop = (tc_loop *)Py_NewRef(args[3]);
+    f->conn = Py_NewRef(args[0]);
+    f->ua_default = Py_NewRef(args[4]);
+    f->state = F_SCHEDULED;
+    /* the Task upstream makes copies the Context here; its first step runs
+     * from call_soon */
+    if ((f->context = PyContext_CopyCurrent()) == NULL ||
+        (f->bound_start = PyCFunction_New(&start_def, (PyObject *)f)) == NULL) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    PyObject *h = tc_loop_call_soon(f->loop, f->bound_start, NULL, 0, f->context);
+    Py_DECREF(f); /* the handle holds the bound method, which holds f */
+    if (h == NULL) {
+        return NULL;
+    }
+    Py_DECREF(h);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef fetch_functions[] = {
+    {"http_client_fetch", (PyCFunction)(void (*)(void))http_client_fetch, METH_FASTCALL,
+     "http_client_fetch(conn, request_dict, defaults, loop, user_agent) -> True if the "
+     "fetch runs in C (csrc/http/client_fetch.c), False if it is not one for that path."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+tc_http_client_fetch_exec(PyObject *module, struct tc_state *st)
+{
+    tc_http_state *hs = st->http;
+    fetch_kit *kit = PyMem_Calloc(1, sizeof(*kit));
+    if (kit == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    hs->fetch_kit = kit;
+    for (int i = 0; i < N__COUNT; i++) {
+        if ((kit->names[i] = PyUnicode_InternFromString(fetch_name_text[i])) == NULL) {
+            return -1;
+        }
+    }
+    if (tc_add_type(module, &cf_spec, NULL, &hs->ClientFetchType) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, fetch_functions);
+}
+
+int
+tc_http_client_fetch_traverse(struct tc_state *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->http->ClientFetchType);
+    if (st->http->fetch_kit != NULL) {
+        Py_VISIT(st->http->fetch_kit->partial);
+    }
+    return 0;
+}
+
+void
+tc_http_client_fetch_clear(struct tc_state *st)
+{
+    fetch_kit *kit = st->http->fetch_kit;
+    Py_CLEAR(st->http->ClientFetchType);
+    if (kit != NULL) {
+        for (int i = 0; i < N__COUNT; i++) {
+            Py_CLEAR(kit->names[i]);
+        }
+        Py_CLEAR(kit->partial);
+        PyMem_Free(kit);
+        st->http->fetch_kit = NULL;
+    }
+}

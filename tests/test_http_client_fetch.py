@@ -1,0 +1,258 @@
+"""The C fetch (csrc/http/client_fetch.c): which fetches take it, and what
+it hands to Python, against upstream's client.
+
+Under the switch a fetch of an http:// URL whose host is an IPv4 literal,
+without the options upstream's run() treats specially, runs in C
+(_core.http_client_fetch) instead of HTTPClientConnection.run().  The cases
+of test_http_client_request.py and test_http_client_grammar.py compare its
+results with upstream's; the ones here check that the path is really taken
+(and not for the other fetches), and what is specific to it: the Context the
+fetch's steps run in (seen by logging), the request timeout while the body
+is read, a 1xx head handed to Python, queueing behind max_clients, and no
+garbage cycles per fetch.
+"""
+
+import asyncio
+import contextvars
+import gc
+import logging
+
+import pytest
+
+from tornado.httpclient import HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+_core = pytest.importorskip("tornado_c._core")
+
+REQUEST_ID = contextvars.ContextVar("request_id", default=None)
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.name, record.getMessage(), REQUEST_ID.get()))
+
+
+RESPONSES = {
+    "/plain": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "/bad": b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    "/continue": (b"HTTP/1.1 100 Continue\r\n\r\n"
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/early": (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+               b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew"),
+}
+
+
+async def _serve():
+    async def handle(reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b" ")[1].decode().partition("?")[0]
+            if path == "/stall":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                await writer.drain()
+                await reader.read()  # until the client gives up and closes
+            else:
+                writer.write(RESPONSES[path])
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def _outcome(resp):
+    err = resp.error
+    return (resp.code, resp.reason, list(resp.headers.get_all()), resp.body,
+            None if err is None else (type(err).__name__, str(err)))
+
+
+async def _scenarios():
+    server, port = await _serve()
+    base = "http://127.0.0.1:%d" % port
+    cap = _Capture()
+    log = logging.getLogger("tornado")
+    level = log.level
+    log.addHandler(cap)
+    log.setLevel(logging.DEBUG)
+    client = SimpleAsyncHTTPClient(force_instance=True)
+    out = {}
+    try:
+        for name, path, kw in (("continue", "/continue", {}), ("early", "/early", {}),
+                               ("stall", "/stall", dict(request_timeout=0.3))):
+            try:
+                out[name] = _outcome(await client.fetch(HTTPRequest(base + path, **kw),
+                                                        raise_error=False))
+            except Exception as e:
+                out[name] = ("raised", type(e).__name__, str(e))
+        # the malformed response's log line, in the Context fetch() ran in
+        del cap.records[:]
+        REQUEST_ID.set("r-1")
+        try:
+            await client.fetch(base + "/bad")
+        except Exception as e:
+            out["bad"] = ("raised", type(e).__name__, str(e))
+        REQUEST_ID.set(None)
+        out["bad-log"] = [r for r in cap.records if r[0].startswith("tornado")]
+        # queued behind max_clients: every one completes, in order
+        small = SimpleAsyncHTTPClient(force_instance=True, max_clients=2)
+        try:
+            got = await asyncio.gather(*(small.fetch(base + "/plain") for _ in range(7)))
+            out["queued"] = [r.body for r in got]
+        finally:
+            small.close()
+    finally:
+        client.close()
+        log.removeHandler(cap)
+        log.setLevel(level)
+        server.close()
+        await server.wait_closed()
+    return out
+
+
+def _upstream_run(coro_fn):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), 30))
+    finally:
+        loop.close()
+
+
+def _switched_run(coro_fn):
+    import tornado_c
+
+    from conftest import new_loop
+
+    before = tornado_c.active()
+    tornado_c.install()
+    loop = new_loop("tornado_c")
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro_fn(), 30))
+    finally:
+        loop.close()
+        tornado_c.uninstall()
+        if before:
+            tornado_c.install(**{n: (n in before) for n in ("loop", "http", "web", "websocket")})
+
+
+@pytest.fixture(scope="module")
+def both():
+    return _upstream_run(_scenarios), _switched_run(_scenarios)
+
+
+@pytest.mark.parametrize("name", ["continue", "early", "stall", "bad", "bad-log", "queued"])
+def test_same_as_upstream(both, name):
+    up, sw = both
+    assert sw[name] == up[name]
+
+
+def test_scenarios_reach_their_paths(both):
+    up, _ = both
+    assert up["continue"][:2] == (200, "OK") and up["continue"][3] == b"ok"
+    assert up["early"][0] == 201
+    assert up["stall"] == ("raised", "HTTPTimeoutError", "Timeout during request")
+    assert up["bad"][0] == "raised"
+    # the log line carries the Context's value
+    assert any("Malformed HTTP message" in msg and rid == "r-1"
+               for _, msg, rid in up["bad-log"])
+    assert up["queued"] == [b"hello"] * 7
+
+
+def _which_path(url):
+    """'c' if a fetch of `url` under the switch ran without
+    HTTPClientConnection.run(), 'python' if run() was called."""
+    from tornado_c.simple_httpclient import HTTPClientConnection
+
+    calls = []
+    orig = HTTPClientConnection.run
+
+    def spy(self):
+        calls.append(1)
+        return orig(self)
+
+    async def go():
+        server, port = await _serve()
+        client = SimpleAsyncHTTPClient(force_instance=True)
+        try:
+            resp = await client.fetch(url % port)
+            assert resp.body == b"hello"
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    HTTPClientConnection.run = spy
+    try:
+        _switched_run(go)
+    finally:
+        HTTPClientConnection.run = orig
+    return "python" if calls else "c"
+
+
+def test_ip_literal_takes_the_c_fetch():
+    assert _which_path("http://127.0.0.1:%d/plain") == "c"
+    assert _which_path("http://127.0.0.1:%d/plain?x=1") == "c"
+
+
+def test_other_fetches_take_run():
+    # a host name needs the resolver; userinfo, upper-case schemes and
+    # fragments are left to urlsplit
+    assert _which_path("http://localhost:%d/plain") == "python"
+    assert _which_path("http://u:p@127.0.0.1:%d/plain") == "python"
+    assert _which_path("HTTP://127.0.0.1:%d/plain") == "python"
+    assert _which_path("http://127.0.0.1:%d/plain#frag") == "python"
+
+
+def test_a_replaced_resolver_takes_run():
+    from tornado import netutil
+
+    orig = netutil.DefaultLoopResolver.resolve
+
+    async def resolve(self, host, port, family=0):
+        return await orig(self, host, port, family)
+
+    netutil.DefaultLoopResolver.resolve = resolve
+    try:
+        assert _which_path("http://127.0.0.1:%d/plain") == "python"
+    finally:
+        netutil.DefaultLoopResolver.resolve = orig
+
+
+def test_no_garbage_cycles_per_fetch():
+    async def go():
+        server, port = await _serve()
+        client = SimpleAsyncHTTPClient(force_instance=True)
+        url = "http://127.0.0.1:%d/plain" % port
+        try:
+            for _ in range(10):
+                await client.fetch(url)
+            await asyncio.sleep(0.05)
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(50):
+                    await client.fetch(url)
+                await asyncio.sleep(0.05)
+                return gc.collect()
+            finally:
+                gc.enable()
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    assert _switched_run(go) == 0
+
+
+def test_fetch_arguments_checked():
+    with pytest.raises(TypeError):
+        _core.http_client_fetch(None, {}, None)
+    # not a tornado_c loop, not a dict: not for this path, nothing done
+    assert _core.http_client_fetch(None, {}, None, None, "ua") is False
+    assert _core.http_client_fetch(None, None, None, None, "ua") is False
