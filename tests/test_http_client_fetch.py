@@ -254,5 +254,35 @@ def test_fetch_arguments_checked():
     with pytest.raises(TypeError):
         _core.http_client_fetch(None, {}, None)
     # not a tornado_c loop, not a dict: not for this path, nothing done
-    assert _core.http_client_fetch(None, {}, None, None, "ua") is False
-    assert _core.http_client_fetch(None, None, None, None, "ua") is False
+    assert _core.http_client_fetch(None, {}, None, None, "ua", True) is False
+    assert _core.http_client_fetch(None, None, None, None, "ua", True) is False
+
+
+def test_a_replaced_finish_is_called():
+    """The C fetch builds the response itself only while finish() and what
+    it calls are the ones it stands for; a spy on finish() sees the call."""
+    from tornado_c.simple_httpclient import HTTPClientConnection
+
+    calls = []
+    orig = HTTPClientConnection.finish
+
+    def spy(self):
+        calls.append(self.code)
+        return orig(self)
+
+    async def go():
+        server, port = await _serve()
+        client = SimpleAsyncHTTPClient(force_instance=True)
+        try:
+            return (await client.fetch("http://127.0.0.1:%d/plain" % port)).body
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    HTTPClientConnection.finish = spy
+    try:
+        assert _switched_run(go) == b"hello"
+    finally:
+        HTTPClientConnection.finish = orig
+    assert calls == [200]

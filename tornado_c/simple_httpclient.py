@@ -471,7 +471,12 @@ class HTTPClientConnection(_sc._HTTPConnection):
                 type(self) is HTTPClientConnection
                 and _c_fetch_ready(self)
                 and _core.http_client_fetch(
-                    self, self._c_attrs, request.defaults, io_loop.asyncio_loop, _USER_AGENT
+                    self,
+                    self._c_attrs,
+                    request.defaults,
+                    io_loop.asyncio_loop,
+                    _USER_AGENT,
+                    _finish_parts(type(io_loop)) == _UPSTREAM_FINISH,
                 )
             ):
                 # the fetch runs in C (csrc/http/client_fetch.c), which
@@ -905,6 +910,23 @@ class HTTPClientConnection(_sc._HTTPConnection):
 
 
 _UPSTREAM_CREATE_CONNECTION = _sc._HTTPConnection._create_connection
+
+
+def _finish_parts(io_loop_cls):
+    return (
+        HTTPClientConnection.finish,
+        _sc._HTTPConnection._remove_timeout,
+        _sc._HTTPConnection._run_callback,
+        _sc._HTTPConnection._release,
+        _sc._HTTPConnection._on_end_request,
+        io_loop_cls.add_callback,
+        io_loop_cls.remove_timeout,
+    )
+
+
+# what the C fetch does in place of finish() (csrc/http/client_fetch.c,
+# finish_response) while none of these was replaced
+_UPSTREAM_FINISH = _finish_parts(_asyncio_platform.BaseAsyncIOLoop)
 
 
 def _connection_class(self):

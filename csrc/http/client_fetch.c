@@ -3,7 +3,7 @@
  * tornado_c/simple_httpclient.py's HTTPClientConnection (upstream's
  * per-fetch _HTTPConnection, the response's delegate) calls
  *
- *   http_client_fetch(conn, request_dict, defaults, loop, user_agent)
+ *   http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c)
  *       -> True: the fetch runs here; False: not a request for this path
  *          (nothing done; the caller runs its run() coroutine)
  *
@@ -31,7 +31,10 @@
  *   - the head: conn.code / reason / headers as headers_received sets
  *     them, the framing decided (its HTTPInputError as upstream's), the
  *     body collected into one bytes object: conn.chunks, then conn.finish()
- *     (the HTTPResponse, the final callback, the release), the stream closed.
+ *     (the HTTPResponse, the release, the final callback, the stream
+ *     closed) -- done here (finish_response) when the caller says
+ *     finish_in_c: finish() and the methods it calls are the ones this
+ *     file stands for.
  *
  * Everything else is handed to Python at the point where it diverges, with
  * the state upstream's code has there:
@@ -90,7 +93,11 @@
     X(h_content_type, "Content-Type") X(h_accept_encoding, "Accept-Encoding")                 \
     X(h_content_encoding, "Content-Encoding") X(h_location, "Location") X(v_close, "close")   \
     X(v_gzip, "gzip") X(v_form, "application/x-www-form-urlencoded")                          \
-    X(v_during_request, "during request") X(lower, "lower") X(get, "get") X(HEAD, "HEAD")
+    X(v_during_request, "during request") X(lower, "lower") X(get, "get") X(HEAD, "HEAD")      \
+    X(original_request, "original_request") X(request, "request")                             \
+    X(release_callback, "release_callback") X(start_wall_time, "start_wall_time")             \
+    X(buffer, "buffer") X(effective_url, "effective_url") X(request_time, "request_time")      \
+    X(cancel, "cancel")
 
 enum {
 #define FETCH_ENUM(id, text) N_##id,
@@ -110,6 +117,9 @@ static const char *const fetch_name_text[N__COUNT] = {
 typedef struct tc_http_fetch_kit {
     PyObject *names[N__COUNT]; /* strong */
     PyObject *partial;         /* strong or NULL: functools.partial, looked up once */
+    PyObject *BytesIO;         /* strong or NULL: io.BytesIO, idem */
+    PyObject *HTTPResponse;    /* strong or NULL: tornado.httpclient.HTTPResponse, idem */
+    PyObject *kw_response;     /* strong or NULL: the keyword names of HTTPResponse(...) */
 } fetch_kit;
 
 #define NAME(f, id) ((f)->kit->names[N_##id])
@@ -132,6 +142,9 @@ typedef struct {
     PyObject *ua_default;    /* strong: "Tornado/<version>" */
     PyObject *connect_timeout, *request_timeout; /* strong: the options */
     PyObject *max_redirects; /* strong or NULL: follow_redirects is off */
+    PyObject *req_dict;      /* strong: the HTTPRequest's __dict__ */
+    PyObject *defaults;      /* strong: the client's defaults (a dict or None) */
+    PyObject *url;           /* strong: the URL option */
     PyObject *bound_start;   /* strong or NULL: our _start, until it ran */
     tc_stream *stream;       /* strong or NULL */
     PyObject *parser;        /* strong or NULL */
@@ -142,6 +155,8 @@ typedef struct {
     char decompress;         /* decompress_response */
     char stepping;           /* inside a step: a read's end waits for it */
     char read_ended;         /* value or exc holds a read's end */
+    char finish_in_c;        /* finish() and what it calls are upstream's / ours:
+                              * done here (finish_response) */
 } cfetch;
 
 /* -------------------------------------------------------------- the URL */
@@ -416,6 +431,7 @@ read_options(cfetch *f, PyObject *d, PyObject *defaults)
         return missing ? 0 : -1;
     }
 #undef OPT
+    f->url = Py_NewRef(v);
     return parse_url(f, v);
 }
 
@@ -513,6 +529,8 @@ fetch_end(cfetch *f)
     Py_CLEAR(f->value);
     Py_CLEAR(f->exc);
     Py_CLEAR(f->bound_start);
+    Py_CLEAR(f->req_dict);
+    Py_CLEAR(f->defaults);
 }
 
 static int start_read(cfetch *f);
@@ -849,6 +867,161 @@ head_done(cfetch *f)
     return tc_http_cp_read_body(f->parser, f->stream, on_read_end, (PyObject *)f);
 }
 
+/* functools.partial / io.BytesIO / HTTPResponse, looked up once */
+static int
+kit_import(fetch_kit *kit)
+{
+    if (kit->partial == NULL && (kit->partial = tc_import_attr("functools", "partial")) == NULL) {
+        return -1;
+    }
+    if (kit->BytesIO == NULL && (kit->BytesIO = tc_import_attr("io", "BytesIO")) == NULL) {
+        return -1;
+    }
+    if (kit->HTTPResponse == NULL &&
+        (kit->HTTPResponse = tc_import_attr("tornado.httpclient", "HTTPResponse")) == NULL) {
+        return -1;
+    }
+    if (kit->kw_response == NULL &&
+        (kit->kw_response = PyTuple_Pack(6, kit->names[N_reason], kit->names[N_headers],
+                                         kit->names[N_request_time],
+                                         kit->names[N_start_time], kit->names[N_buffer],
+                                         kit->names[N_effective_url])) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* What HTTPClientConnection.finish() does for the fetch's response (not a
+ * redirect, no streaming_callback), with _HTTPConnection's
+ * _remove_timeout, _run_callback, _release and _on_end_request and
+ * BaseAsyncIOLoop's remove_timeout and add_callback inlined (the caller
+ * checked that they are those): the HTTPResponse, the release, the final
+ * callback from the IOLoop, the stream closed.  0 or -1. */
+static int
+finish_response(cfetch *f)
+{
+    fetch_kit *kit = f->kit;
+    PyObject *conn = f->conn, *t, *orig = NULL, *code = NULL, *reason = NULL, *headers = NULL,
+             *start_time = NULL, *wall = NULL, *rtime = NULL, *buffer = NULL, *resp = NULL,
+             *cb = NULL, *io_loop = NULL, *run_cb = NULL, *part = NULL, *h = NULL, *r;
+    int rc = -1;
+    if (kit_import(kit) < 0) {
+        return -1;
+    }
+    /* data = bytes(self.chunks): conn.chunks is the body's bytes object */
+    /* _remove_timeout() */
+    if ((t = PyObject_GetAttr(conn, NAME(f, u_timeout))) == NULL) {
+        return -1;
+    }
+    if (t != Py_None) {
+        r = PyObject_CallMethodNoArgs(t, NAME(f, cancel));
+        Py_XDECREF(r);
+        if (r == NULL || PyObject_SetAttr(conn, NAME(f, u_timeout), Py_None) < 0) {
+            Py_DECREF(t);
+            return -1;
+        }
+    }
+    Py_DECREF(t);
+    /* getattr(self.request, "original_request", self.request) */
+    orig = PyDict_GetItemWithError(f->req_dict, NAME(f, original_request)); /* borrowed */
+    if (orig == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (orig == NULL) {
+        if ((orig = PyObject_GetAttr(conn, NAME(f, request))) == NULL) {
+            return -1;
+        }
+    }
+    else if (orig == Py_None && f->defaults != Py_None) {
+        orig = PyDict_GetItemWithError(f->defaults, NAME(f, original_request));
+        if (orig == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        orig = Py_NewRef(orig != NULL ? orig : Py_None);
+    }
+    else {
+        Py_INCREF(orig);
+    }
+    if ((code = PyObject_GetAttr(conn, NAME(f, code))) == NULL ||
+        (reason = PyObject_GetAttr(conn, NAME(f, reason))) == NULL ||
+        (headers = PyObject_GetAttr(conn, NAME(f, headers))) == NULL ||
+        (start_time = PyObject_GetAttr(conn, NAME(f, start_time))) == NULL ||
+        (wall = PyObject_GetAttr(conn, NAME(f, start_wall_time))) == NULL) {
+        goto done;
+    }
+    double st = PyFloat_AsDouble(start_time);
+    if ((st == -1.0 && PyErr_Occurred()) ||
+        (rtime = PyFloat_FromDouble(ioloop_time() - st)) == NULL ||
+        (buffer = PyObject_CallOneArg(kit->BytesIO, f->value)) == NULL) {
+        goto done;
+    }
+    {
+        PyObject *args[8] = {orig, code, reason, headers, rtime, wall, buffer, f->url};
+        resp = PyObject_Vectorcall(kit->HTTPResponse, args, 2, kit->kw_response);
+    }
+    if (resp == NULL) {
+        goto done;
+    }
+    /* _run_callback(response): _release(), then the final callback */
+    if ((cb = PyObject_GetAttr(conn, NAME(f, release_callback))) == NULL) {
+        goto done;
+    }
+    if (cb != Py_None) {
+        if (PyObject_SetAttr(conn, NAME(f, release_callback), Py_None) < 0) {
+            goto done;
+        }
+        r = PyObject_CallNoArgs(cb);
+        if (r == NULL) {
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    Py_CLEAR(cb);
+    if ((cb = PyObject_GetAttr(conn, NAME(f, final_callback))) == NULL) {
+        goto done;
+    }
+    if (cb != Py_None) {
+        if (PyObject_SetAttr(conn, NAME(f, final_callback), Py_None) < 0 ||
+            (io_loop = PyObject_GetAttr(conn, NAME(f, io_loop))) == NULL ||
+            (run_cb = PyObject_GetAttr(io_loop, NAME(f, u_run_callback))) == NULL ||
+            (part = PyObject_CallFunctionObjArgs(kit->partial, cb, resp, NULL)) == NULL) {
+            goto done;
+        }
+        /* add_callback from the loop's own thread: call_soon; a closed
+         * loop's RuntimeError is swallowed as add_callback swallows it */
+        h = tc_loop_call_soon(f->loop, run_cb, &part, 1, NULL);
+        if (h == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+                goto done;
+            }
+            PyErr_Clear();
+        }
+    }
+    /* _on_end_request(): self.stream.close() */
+    r = PyObject_CallMethodNoArgs((PyObject *)f->stream, NAME(f, close));
+    if (r == NULL) {
+        goto done;
+    }
+    Py_DECREF(r);
+    rc = 0;
+done:
+    Py_XDECREF(orig);
+    Py_XDECREF(code);
+    Py_XDECREF(reason);
+    Py_XDECREF(headers);
+    Py_XDECREF(start_time);
+    Py_XDECREF(wall);
+    Py_XDECREF(rtime);
+    Py_XDECREF(buffer);
+    Py_XDECREF(resp);
+    Py_XDECREF(cb);
+    Py_XDECREF(io_loop);
+    Py_XDECREF(run_cb);
+    Py_XDECREF(part);
+    Py_XDECREF(h);
+    return rc;
+}
+
 /* The body is complete (f->value): conn.chunks = it; conn.finish(). */
 static void
 body_done(cfetch *f)
@@ -858,7 +1031,7 @@ body_done(cfetch *f)
         goto raised;
     }
     f->state = F_DONE;
-    if (call_conn(f, NAME(f, finish), NULL, 0) < 0) {
+    if (f->finish_in_c ? finish_response(f) < 0 : call_conn(f, NAME(f, finish), NULL, 0) < 0) {
         /* _read_message_inner's logging context, then its finally */
         args[0] = f->parser;
         args[1] = Py_True;
@@ -1152,6 +1325,9 @@ cf_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(f->connect_timeout);
     Py_VISIT(f->request_timeout);
     Py_VISIT(f->max_redirects);
+    Py_VISIT(f->req_dict);
+    Py_VISIT(f->defaults);
+    Py_VISIT(f->url);
     Py_VISIT(f->bound_start);
     Py_VISIT(f->stream);
     Py_VISIT(f->parser);
@@ -1178,6 +1354,9 @@ cf_clear(PyObject *self)
     Py_CLEAR(f->connect_timeout);
     Py_CLEAR(f->request_timeout);
     Py_CLEAR(f->max_redirects);
+    Py_CLEAR(f->req_dict);
+    Py_CLEAR(f->defaults);
+    Py_CLEAR(f->url);
     Py_CLEAR(f->bound_start);
     Py_CLEAR(f->stream);
     Py_CLEAR(f->parser);
@@ -1219,9 +1398,9 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_http_state *hs = st->http;
     cfetch *f;
     int r;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "http_client_fetch(conn, request_dict, defaults, loop, user_agent)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "http_client_fetch(conn, request_dict, defaults, loop, "
+                                         "user_agent, finish_in_c)");
         return NULL;
     }
     PyObject *d = args[1], *defaults = args[2];
@@ -1246,6 +1425,13 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     f->loop = (tc_loop *)Py_NewRef(args[3]);
     f->conn = Py_NewRef(args[0]);
     f->ua_default = Py_NewRef(args[4]);
+    f->req_dict = Py_NewRef(d);
+    f->defaults = Py_NewRef(defaults);
+    if ((r = PyObject_IsTrue(args[5])) < 0) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    f->finish_in_c = (char)r;
     f->state = F_SCHEDULED;
     /* the Task upstream makes copies the Context here; its first step runs
      * from call_soon */
@@ -1265,7 +1451,8 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef fetch_functions[] = {
     {"http_client_fetch", (PyCFunction)(void (*)(void))http_client_fetch, METH_FASTCALL,
-     "http_client_fetch(conn, request_dict, defaults, loop, user_agent) -> True if the "
+     "http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c) -> True "
+     "if the "
      "fetch runs in C (csrc/http/client_fetch.c), False if it is not one for that path."},
     {NULL, NULL, 0, NULL},
 };
@@ -1297,6 +1484,8 @@ tc_http_client_fetch_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(st->http->ClientFetchType);
     if (st->http->fetch_kit != NULL) {
         Py_VISIT(st->http->fetch_kit->partial);
+        Py_VISIT(st->http->fetch_kit->BytesIO);
+        Py_VISIT(st->http->fetch_kit->HTTPResponse);
     }
     return 0;
 }
@@ -1311,6 +1500,9 @@ tc_http_client_fetch_clear(struct tc_state *st)
             Py_CLEAR(kit->names[i]);
         }
         Py_CLEAR(kit->partial);
+        Py_CLEAR(kit->BytesIO);
+        Py_CLEAR(kit->HTTPResponse);
+        Py_CLEAR(kit->kw_response);
         PyMem_Free(kit);
         st->http->fetch_kit = NULL;
     }
