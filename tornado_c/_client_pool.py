@@ -197,7 +197,12 @@ class _Connector:
             source_ip=source_ip, source_port=source_port, timeout=timeout)
 
 
-class _KeepAliveConnection(_HTTPConnection):
+class _KeepAlive:
+    """What a pooled fetch's per-fetch connection adds to its base (upstream's
+    _HTTPConnection, or under the switch tornado_c's HTTPClientConnection,
+    whose lean run() connects through the client's tcp_client: the
+    connector below)."""
+
     def __init__(self, client, request, release_callback, final_callback, max_buffer_size,
                  tcp_client, max_header_size, max_body_size):
         self._pool = client._pool
@@ -259,8 +264,8 @@ class _KeepAliveConnection(_HTTPConnection):
             self.stream.close()
         final_callback, self.final_callback = self.final_callback, None
         release_callback, self.release_callback = self.release_callback, None
-        retry = _KeepAliveConnection(self.client, self.request, release_callback,
-                                     final_callback, *self._args)
+        retry = type(self)(self.client, self.request, release_callback, final_callback,
+                           *self._args)
         retry._fresh = True
         retry.start_time = self.start_time
         retry.start_wall_time = self.start_wall_time
@@ -281,6 +286,14 @@ class _KeepAliveConnection(_HTTPConnection):
         super().on_connection_close()
 
 
+class _KeepAliveConnection(_KeepAlive, _HTTPConnection):
+    pass
+
+
+# the pooled connection class over each other per-fetch connection class
+_KEEPALIVE_CLASSES = {}
+
+
 class KeepAliveAsyncHTTPClient(SimpleAsyncHTTPClient):
     """``SimpleAsyncHTTPClient`` that keeps connections open and reuses them
     (see the module docstring).  Extra arguments: ``max_idle_per_host``
@@ -292,7 +305,16 @@ class KeepAliveAsyncHTTPClient(SimpleAsyncHTTPClient):
         self._pool = _IdlePool(self.io_loop, max_idle_per_host, idle_timeout)
 
     def _connection_class(self):
-        return _KeepAliveConnection
+        # under the switch SimpleAsyncHTTPClient's gives tornado_c's
+        # HTTPClientConnection (tornado_c/simple_httpclient.py)
+        base = super()._connection_class()
+        if base is _HTTPConnection:
+            return _KeepAliveConnection
+        cls = _KEEPALIVE_CLASSES.get(base)
+        if cls is None:
+            cls = _KEEPALIVE_CLASSES[base] = type(
+                "_KeepAliveConnection", (_KeepAlive, base), {"__module__": __name__})
+        return cls
 
     def close(self):
         self._pool.close()
