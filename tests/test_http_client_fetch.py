@@ -254,8 +254,8 @@ def test_fetch_arguments_checked():
     with pytest.raises(TypeError):
         _core.http_client_fetch(None, {}, None)
     # not a tornado_c loop, not a dict: not for this path, nothing done
-    assert _core.http_client_fetch(None, {}, None, None, "ua", True) is False
-    assert _core.http_client_fetch(None, None, None, None, "ua", True) is False
+    assert _core.http_client_fetch(None, {}, None, None, "ua", True, False) is False
+    assert _core.http_client_fetch(None, None, None, None, "ua", True, False) is False
 
 
 def test_a_replaced_finish_is_called():

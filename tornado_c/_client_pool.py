@@ -44,8 +44,9 @@ where it goes after the response.
 import collections
 import socket
 import ssl
+import urllib.parse
 
-from tornado import iostream
+from tornado import httputil, iostream
 from tornado.simple_httpclient import (
     HTTPStreamClosedError,
     SimpleAsyncHTTPClient,
@@ -218,16 +219,37 @@ class _KeepAlive:
                          tcp_client, max_header_size, max_body_size)
         self.tcp_client = _Connector(self, tcp_client, self._pool)
 
+    def _c_take(self):
+        """The C fetch's connect for this request (tornado_c's
+        csrc/http/client_fetch.c; an http URL with an IPv4-literal host): what
+        the connector gives -- the key, and an idle stream or None (then the
+        C fetch connects)."""
+        host, port = httputil.split_host_and_port(urllib.parse.urlsplit(self.request.url).netloc)
+        af = socket.AF_INET if self.request.allow_ipv6 is False else socket.AF_UNSPEC
+        key = self._pool_key = _pool_key(host, port or 80, af, None, None, self._args[0])
+        if not self._fresh:
+            stream = self._pool.take(key)
+            if stream is not None:
+                self._reused = True
+                return stream
+        return None
+
     def _reusable(self):
         conn = getattr(self, "connection", None)
         stream = getattr(self, "stream", None)
-        if conn is None or stream is None or stream.closed() or self._pool_key is None:
+        facts = getattr(self, "_c_facts", None)  # the C fetch's (no HTTP1Connection)
+        if (conn is None and facts is None) or stream is None or stream.closed() \
+                or self._pool_key is None or self._pool.closed:
             return False
-        if self._pool.closed or not conn._write_finished or not conn._finish_future.done():
-            return False
-        start_line = getattr(conn, "_response_start_line", None)
+        if conn is None:
+            version, written = facts
+        else:
+            if not conn._write_finished or not conn._finish_future.done():
+                return False
+            start_line = getattr(conn, "_response_start_line", None)
+            version, written = (None if start_line is None else start_line.version), True
         headers = self.headers
-        if start_line is None or headers is None or start_line.version != "HTTP/1.1":
+        if not written or headers is None or version != "HTTP/1.1":
             return False
         if "close" in headers.get("Connection", "").lower():
             return False
@@ -314,6 +336,10 @@ class KeepAliveAsyncHTTPClient(SimpleAsyncHTTPClient):
         if cls is None:
             cls = _KEEPALIVE_CLASSES[base] = type(
                 "_KeepAliveConnection", (_KeepAlive, base), {"__module__": __name__})
+            from tornado_c import simple_httpclient as _tc_sc
+
+            if base is _tc_sc.HTTPClientConnection:
+                _tc_sc._POOLED_CLASSES.add(cls)
         return cls
 
     def close(self):

@@ -467,8 +467,9 @@ class HTTPClientConnection(_sc._HTTPConnection):
         if type(inner) is HTTPRequest:
             self._c_attrs = inner.__dict__
             self._c_defaults = request.defaults or {}
+            cls = type(self)
             if (
-                type(self) is HTTPClientConnection
+                (cls is HTTPClientConnection or cls in _POOLED_CLASSES)
                 and _c_fetch_ready(self)
                 and _core.http_client_fetch(
                     self,
@@ -476,7 +477,8 @@ class HTTPClientConnection(_sc._HTTPConnection):
                     request.defaults,
                     io_loop.asyncio_loop,
                     _USER_AGENT,
-                    _finish_parts(type(io_loop)) == _UPSTREAM_FINISH,
+                    _finish_parts(cls, type(io_loop)) == _UPSTREAM_FINISH,
+                    cls is not HTTPClientConnection,
                 )
             ):
                 # the fetch runs in C (csrc/http/client_fetch.c), which
@@ -912,13 +914,13 @@ class HTTPClientConnection(_sc._HTTPConnection):
 _UPSTREAM_CREATE_CONNECTION = _sc._HTTPConnection._create_connection
 
 
-def _finish_parts(io_loop_cls):
+def _finish_parts(conn_cls, io_loop_cls):
     return (
-        HTTPClientConnection.finish,
-        _sc._HTTPConnection._remove_timeout,
-        _sc._HTTPConnection._run_callback,
-        _sc._HTTPConnection._release,
-        _sc._HTTPConnection._on_end_request,
+        conn_cls.finish,
+        conn_cls._remove_timeout,
+        conn_cls._run_callback,
+        conn_cls._release,
+        conn_cls._on_end_request,
         io_loop_cls.add_callback,
         io_loop_cls.remove_timeout,
     )
@@ -926,7 +928,12 @@ def _finish_parts(io_loop_cls):
 
 # what the C fetch does in place of finish() (csrc/http/client_fetch.c,
 # finish_response) while none of these was replaced
-_UPSTREAM_FINISH = _finish_parts(_asyncio_platform.BaseAsyncIOLoop)
+_UPSTREAM_FINISH = _finish_parts(HTTPClientConnection, _asyncio_platform.BaseAsyncIOLoop)
+
+# the keep-alive pool's connection classes over HTTPClientConnection
+# (tornado_c/_client_pool.py registers them): the C fetch runs them too,
+# with the pool giving and taking the stream
+_POOLED_CLASSES = set()
 
 
 def _connection_class(self):

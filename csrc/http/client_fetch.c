@@ -3,7 +3,7 @@
  * tornado_c/simple_httpclient.py's HTTPClientConnection (upstream's
  * per-fetch _HTTPConnection, the response's delegate) calls
  *
- *   http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c)
+ *   http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c, pooled)
  *       -> True: the fetch runs here; False: not a request for this path
  *          (nothing done; the caller runs its run() coroutine)
  *
@@ -46,6 +46,12 @@
  *   - failures: conn._c_connect_failed(exc), conn._c_raised(exc),
  *     conn._c_read_failed(exc, parser, head_received, in_finish): what
  *     run(), _c_read_message and _read_message_inner do with them.
+ *
+ * With `pooled` (a connection of tornado_c/_client_pool.py's keep-alive
+ * client) the stream may come from the pool (conn._c_take()) instead of a
+ * connect, and after finish() it is the pool's (its _on_end_request keeps
+ * or closes it, judged on conn._c_facts: the response's version and
+ * whether the request was fully written).
  *
  * What differs from upstream's run(): no asyncio Task runs the fetch (the
  * steps run from the loop's callbacks, in a copy of the Context fetch()
@@ -97,7 +103,7 @@
     X(original_request, "original_request") X(request, "request")                             \
     X(release_callback, "release_callback") X(start_wall_time, "start_wall_time")             \
     X(buffer, "buffer") X(effective_url, "effective_url") X(request_time, "request_time")      \
-    X(cancel, "cancel")
+    X(cancel, "cancel") X(c_take, "_c_take") X(c_facts, "_c_facts")
 
 enum {
 #define FETCH_ENUM(id, text) N_##id,
@@ -150,6 +156,7 @@ typedef struct {
     PyObject *parser;        /* strong or NULL */
     PyObject *timer;         /* strong or NULL: the connect timeout's TimerHandle */
     PyObject *value, *exc;   /* strong or NULL: the end of the read in flight */
+    PyObject *head;          /* strong or NULL: (start_line, headers) once read */
     struct sockaddr_in addr;
     char state;              /* F_* */
     char decompress;         /* decompress_response */
@@ -157,6 +164,9 @@ typedef struct {
     char read_ended;         /* value or exc holds a read's end */
     char finish_in_c;        /* finish() and what it calls are upstream's / ours:
                               * done here (finish_response) */
+    char pooled;             /* a keep-alive pool's connection (tornado_c/_client_pool.py):
+                              * conn._c_take() may give an idle stream, and the
+                              * stream is the pool's after finish() */
 } cfetch;
 
 /* -------------------------------------------------------------- the URL */
@@ -531,6 +541,7 @@ fetch_end(cfetch *f)
     Py_CLEAR(f->bound_start);
     Py_CLEAR(f->req_dict);
     Py_CLEAR(f->defaults);
+    Py_CLEAR(f->head);
 }
 
 static int start_read(cfetch *f);
@@ -792,6 +803,7 @@ head_done(cfetch *f)
         PyErr_SetString(PyExc_SystemError, "HTTP client: bad head");
         return -1;
     }
+    Py_XSETREF(f->head, Py_NewRef(t));
     start_line = PyTuple_GET_ITEM(t, 0);
     headers = PyTuple_GET_ITEM(t, 1);
     v = PySequence_GetItem(start_line, 1);
@@ -1022,12 +1034,39 @@ done:
     return rc;
 }
 
+/* For a pooled connection, what its _reusable() asks of the HTTP1Connection
+ * it does not have: conn._c_facts = (the response's HTTP version, the
+ * request fully written); and the bytes prefetched with the head are the
+ * stream's again before it is judged.  0 or -1. */
+static int
+pool_facts(cfetch *f)
+{
+    PyObject *version, *facts;
+    int r;
+    if (tc_http_cp_release(f->parser) < 0) {
+        return -1;
+    }
+    version = PySequence_GetItem(PyTuple_GET_ITEM(f->head, 0), 0);
+    if (version == NULL) {
+        return -1;
+    }
+    facts = Py_BuildValue("(NO)", version,
+                          tc_stream_write_pending(f->stream) == 0 ? Py_True : Py_False);
+    if (facts == NULL) {
+        return -1;
+    }
+    r = PyObject_SetAttr(f->conn, NAME(f, c_facts), facts);
+    Py_DECREF(facts);
+    return r;
+}
+
 /* The body is complete (f->value): conn.chunks = it; conn.finish(). */
 static void
 body_done(cfetch *f)
 {
     PyObject *args[3];
-    if (PyObject_SetAttr(f->conn, NAME(f, chunks), f->value) < 0) {
+    if (PyObject_SetAttr(f->conn, NAME(f, chunks), f->value) < 0 ||
+        (f->pooled && pool_facts(f) < 0)) {
         goto raised;
     }
     f->state = F_DONE;
@@ -1044,7 +1083,8 @@ body_done(cfetch *f)
     if (tc_http_cp_release(f->parser) < 0) {
         tc_loop_report_exception(f->loop, "HTTP client: releasing the parser failed", NULL);
     }
-    if (!tc_stream_closed(f->stream)) {
+    /* a pooled stream is the pool's now (its _on_end_request kept or closed it) */
+    if (!f->pooled && !tc_stream_closed(f->stream)) {
         PyObject *r = PyObject_CallMethodNoArgs((PyObject *)f->stream, NAME(f, close));
         if (r == NULL) {
             tc_loop_report_exception(f->loop, "HTTP client: closing the stream failed", NULL);
@@ -1132,6 +1172,31 @@ fetch_connect_timeout(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef connect_timeout_def = {"_connect_timeout", fetch_connect_timeout, METH_NOARGS,
                                           NULL};
 
+/* Connected (or given a pooled stream): run()'s steps up to the head's
+ * read, in the fetch's Context (entered by the caller). */
+static void
+after_connect(cfetch *f)
+{
+    f->stepping = 1;
+    int r = connected(f);
+    f->stepping = 0;
+    if (r < 0) {
+        if (f->state == F_HEAD) {
+            PyObject *args[3] = {f->parser, Py_False, Py_False};
+            fail_with(f, NAME(f, c_read_failed), args, 3);
+        }
+        else {
+            fail_with(f, NAME(f, c_raised), NULL, 0);
+        }
+    }
+    else if (r > 0) {
+        fetch_end(f);
+    }
+    else if (f->read_ended) {
+        step(f);
+    }
+}
+
 static void
 on_connected(PyObject *owner, tc_stream *s, int status)
 {
@@ -1175,24 +1240,7 @@ on_connected(PyObject *owner, tc_stream *s, int status)
         fail_with(f, NAME(f, c_connect_failed), NULL, 0);
     }
     else {
-        f->stepping = 1;
-        int r = connected(f);
-        f->stepping = 0;
-        if (r < 0) {
-            if (f->state == F_HEAD) {
-                PyObject *args[3] = {f->parser, Py_False, Py_False};
-                fail_with(f, NAME(f, c_read_failed), args, 3);
-            }
-            else {
-                fail_with(f, NAME(f, c_raised), NULL, 0);
-            }
-        }
-        else if (r > 0) {
-            fetch_end(f);
-        }
-        else if (f->read_ended) {
-            step(f);
-        }
+        after_connect(f);
     }
     if (PyErr_Occurred()) {
         tc_loop_report_exception(f->loop, "HTTP client fetch failed", NULL);
@@ -1245,6 +1293,26 @@ fetch_start(PyObject *self, PyObject *Py_UNUSED(ignored))
         if (delay < 0) {
             delay = 0;
         }
+    }
+    if (f->pooled) {
+        /* what the pool's connector gives for this request's key: an idle
+         * stream (then no connect, as upstream's connect() returns it), or
+         * None */
+        if ((v = PyObject_CallMethodNoArgs(f->conn, NAME(f, c_take))) == NULL) {
+            goto raised;
+        }
+        if (v != Py_None) {
+            if (!tc_stream_check(f->st, v)) {
+                Py_DECREF(v);
+                PyErr_SetString(PyExc_TypeError, "the pool gave a stream that is not a C one");
+                goto raised;
+            }
+            f->stream = (tc_stream *)v;
+            f->state = F_CONNECTING;
+            after_connect(f);
+            Py_RETURN_NONE;
+        }
+        Py_CLEAR(v);
     }
     if ((mbs = PyObject_GetAttr(f->conn, NAME(f, max_buffer_size))) == NULL) {
         goto raised;
@@ -1334,6 +1402,7 @@ cf_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(f->timer);
     Py_VISIT(f->value);
     Py_VISIT(f->exc);
+    Py_VISIT(f->head);
     return 0;
 }
 
@@ -1363,6 +1432,7 @@ cf_clear(PyObject *self)
     Py_CLEAR(f->timer);
     Py_CLEAR(f->value);
     Py_CLEAR(f->exc);
+    Py_CLEAR(f->head);
     return 0;
 }
 
@@ -1398,9 +1468,9 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     tc_http_state *hs = st->http;
     cfetch *f;
     int r;
-    if (nargs != 6) {
+    if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "http_client_fetch(conn, request_dict, defaults, loop, "
-                                         "user_agent, finish_in_c)");
+                                         "user_agent, finish_in_c, pooled)");
         return NULL;
     }
     PyObject *d = args[1], *defaults = args[2];
@@ -1432,6 +1502,11 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     f->finish_in_c = (char)r;
+    if ((r = PyObject_IsTrue(args[6])) < 0) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    f->pooled = (char)r;
     f->state = F_SCHEDULED;
     /* the Task upstream makes copies the Context here; its first step runs
      * from call_soon */
@@ -1451,7 +1526,8 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef fetch_functions[] = {
     {"http_client_fetch", (PyCFunction)(void (*)(void))http_client_fetch, METH_FASTCALL,
-     "http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c) -> True "
+     "http_client_fetch(conn, request_dict, defaults, loop, user_agent, finish_in_c, pooled) -> "
+     "True "
      "if the "
      "fetch runs in C (csrc/http/client_fetch.c), False if it is not one for that path."},
     {NULL, NULL, 0, NULL},
