@@ -29,9 +29,12 @@ import asyncio as _asyncio
 import os as _os
 
 import tornado.httpserver as _hs
+import tornado.iostream as _up_iostream
+from tornado import netutil as _netutil
 from tornado.log import app_log as _app_log
 
 from tornado_c import _core
+from tornado_c import iostream as _iostream
 from tornado_c._strict import StrictHTTP1ServerConnection as _StrictHTTP1ServerConnection
 from tornado_c._reexport import reexport as _reexport
 
@@ -84,8 +87,6 @@ class HTTPServer(_UpstreamHTTPServer):
         super().initialize(*args, **kwargs)
 
     def _c_loop(self):
-        if self.ssl_options is not None:
-            return None
         if type(self).handle_stream is not HTTPServer.handle_stream:
             return None
         try:
@@ -96,8 +97,42 @@ class HTTPServer(_UpstreamHTTPServer):
             return None
         return loop
 
+    def _c_tls_context(self):
+        """ssl_options as the SSLContext the C TLS stream is made with, or
+        None when upstream's TCPServer path must serve the connection (the
+        conditions of tornado_c.iostream's TCPServer._handle_connection).
+        Raises what ssl_wrap_socket would raise converting ssl_options."""
+        up = _hs.TCPServer._handle_connection
+        upstream = getattr(up, "_tornado_c_upstream", None)
+        if upstream is None or not _iostream._c_tls_enabled:
+            return None
+        g = upstream.__globals__
+        if (g.get("SSLIOStream") is not _up_iostream.SSLIOStream
+                or g.get("ssl_wrap_socket") is not _netutil.ssl_wrap_socket):
+            return None
+        return _iostream._c_tls_context(self.ssl_options, True)
+
     def _handle_connection(self, connection, address):
         loop = self._c_loop()
+        stream = None
+        if loop is not None and self.ssl_options is not None:
+            # TLS in the C stream under the C server, or upstream's
+            # SSLIOStream path (TCPServer's, maybe tornado_c's stream there)
+            try:
+                context = self._c_tls_context()
+            except Exception:
+                # raised again where upstream's ssl_wrap_socket raises it
+                context = None
+            if context is None:
+                loop = None
+            else:
+                try:
+                    stream = _iostream._c_tls_server_stream(
+                        connection, self.ssl_options, context, self.max_buffer_size, None)
+                except Exception:
+                    _app_log.error("Error in connection callback", exc_info=True)
+                    connection.close()
+                    return
         if loop is None:
             if (self.strict_http and not self._strict_warned
                     and type(self).handle_stream is not HTTPServer.handle_stream):
@@ -113,7 +148,8 @@ class HTTPServer(_UpstreamHTTPServer):
                 self,
                 connection.fileno(),
                 address,
-                protocol=self.protocol,
+                # upstream's _HTTPRequestContext: "https" for an SSLIOStream
+                protocol=self.protocol or ("https" if stream is not None else None),
                 trusted_downstream=self.trusted_downstream,
                 loop=loop,
                 max_header_size=p.max_header_size or 65536,
@@ -129,14 +165,19 @@ class HTTPServer(_UpstreamHTTPServer):
                 max_buffer_size=self.max_buffer_size or 0,
                 read_chunk_size=self.read_chunk_size or 0,
                 strict=self.strict_http,
+                stream=stream,
             )
-            # the fd belongs to the connection's IOStream now
-            connection.detach()
+            if stream is None:
+                # the fd belongs to the connection's IOStream now
+                connection.detach()
             _stats["c_connections"] += 1
             self._connections.add(conn)
         except Exception:
             _app_log.error("Error in connection callback", exc_info=True)
-            connection.close()
+            if stream is not None:
+                stream.close()
+            else:
+                connection.close()
 
     def handle_stream(self, stream, address):
         # Upstream's Python path (ssl_options, a non-tornado_c loop).  In

@@ -52,6 +52,7 @@ import tornado.iostream as _up
 from tornado import ioloop as _ioloop
 from tornado import netutil as _netutil
 from tornado.log import gen_log as _gen_log
+from tornado.util import errno_from_exception as _errno_from_exception
 
 from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
@@ -136,10 +137,10 @@ class IOStream(_core.Stream, _up.IOStream):
                 ssl_options = _up._server_ssl_defaults()
             else:
                 ssl_options = _up._client_ssl_defaults()
-        if not server_side and _c_tls_enabled and type(self) is IOStream:
-            context = _c_tls_context(ssl_options)
+        if _c_tls_enabled and type(self) is IOStream:
+            context = _c_tls_context(ssl_options, server_side)
             if context is not None:
-                return self._start_c_tls(ssl_options, context, server_hostname)
+                return self._start_c_tls(ssl_options, context, server_side, server_hostname)
         orig_close_callback = self._close_callback
         self.set_close_callback(None)
         sock = self._detach_socket()
@@ -156,8 +157,8 @@ class IOStream(_core.Stream, _up.IOStream):
         future.add_done_callback(lambda f: ssl_stream.close() if f.cancelled() else None)
         return future
 
-    def _start_c_tls(self, ssl_options, context, server_hostname):
-        """start_tls(False, ...) with TLS in the C stream: upstream's steps
+    def _start_c_tls(self, ssl_options, context, server_side, server_hostname):
+        """start_tls(...) with TLS in the C stream: upstream's steps
         (the socket taken from this stream, wrapped as ssl_wrap_socket
         would, a new stream with the close callback, buffer sizes and
         _ssl_connect_future, closed if that future is cancelled), the
@@ -170,7 +171,7 @@ class IOStream(_core.Stream, _up.IOStream):
         incoming = _ssl.MemoryBIO()
         outgoing = _ssl.MemoryBIO()
         sslobj = context.wrap_bio(
-            incoming, outgoing, server_side=False, server_hostname=server_hostname
+            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
         )
         future = _up.Future()
         ssl_stream = _SSLIOStream(sock, ssl_options, sslobj, incoming, outgoing,
@@ -208,13 +209,13 @@ _c_tls_enabled = True
 _UPSTREAM_TLS = (_up.ssl_wrap_socket, _up.SSLIOStream)
 
 
-def _c_tls_context(ssl_options):
+def _c_tls_context(ssl_options, server_side=False):
     """The SSLContext for TLS in the C stream, or None when start_tls must
     take upstream's way.  A dict is converted as ssl_wrap_socket converts it
     (and raises what it raises)."""
     if (_up.ssl_wrap_socket, _up.SSLIOStream) != _UPSTREAM_TLS:
         return None
-    context = _netutil.ssl_options_to_context(ssl_options, server_side=False)
+    context = _netutil.ssl_options_to_context(ssl_options, server_side=server_side)
     if (
         type(context).sslobject_class is not _ssl.SSLObject
         or context.sslobject_class is not _ssl.SSLObject
@@ -225,6 +226,71 @@ def _c_tls_context(ssl_options):
     ):
         return None
     return context
+
+
+def _c_tls_server_stream(connection, ssl_options, context, max_buffer_size, read_chunk_size):
+    """The server side of a TLS connection in the C stream: what
+    TCPServer._handle_connection makes of an accepted socket with
+    ``ssl_options`` (upstream: ``SSLIOStream(ssl_wrap_socket(connection,
+    ssl_options, server_side=True, do_handshake_on_connect=False))``), the
+    wrapping being context.wrap_bio.  `context`: _c_tls_context(ssl_options,
+    True).  The handshake starts with the client's first records (upstream
+    asks for it once the socket is writable, and is then told to wait for
+    them)."""
+    connection.setblocking(False)
+    incoming = _ssl.MemoryBIO()
+    outgoing = _ssl.MemoryBIO()
+    sslobj = context.wrap_bio(incoming, outgoing, server_side=True)
+    return _SSLIOStream(connection, ssl_options, sslobj, incoming, outgoing,
+                        max_buffer_size, read_chunk_size)
+
+
+def _tcpserver_handle_connection(upstream_handle_connection):
+    """TCPServer._handle_connection under the switch (tornado_c._switch):
+    with ``ssl_options`` on the tornado_c loop the connection is the C
+    stream with TLS inside it (_c_tls_server_stream); otherwise, or when
+    tornado.tcpserver's ``SSLIOStream`` / ``ssl_wrap_socket`` or the
+    context's classes are not the stdlib's / upstream's, upstream's method
+    (``upstream_handle_connection``) does it all."""
+    g = upstream_handle_connection.__globals__
+
+    def _handle_connection(self, connection, address):
+        ssl_options = self.ssl_options
+        if (ssl_options is None or not _c_tls_enabled or _on_tornado_c_loop() is None
+                or g.get("SSLIOStream") is not _up.SSLIOStream
+                or g.get("ssl_wrap_socket") is not _netutil.ssl_wrap_socket):
+            return upstream_handle_connection(self, connection, address)
+        # the context is made where upstream's ssl_wrap_socket makes it, and
+        # what it raises is taken as upstream takes it
+        try:
+            context = _c_tls_context(ssl_options, True)
+        except _ssl.SSLError as err:
+            if err.args[0] == _ssl.SSL_ERROR_EOF:
+                return connection.close()
+            raise
+        except OSError as err:
+            if _errno_from_exception(err) in (errno.ECONNABORTED, errno.EINVAL):
+                return connection.close()
+            raise
+        if context is None:
+            return upstream_handle_connection(self, connection, address)
+        try:
+            stream = _c_tls_server_stream(connection, ssl_options, context,
+                                          self.max_buffer_size, self.read_chunk_size)
+            future = self.handle_stream(stream, address)
+            if future is not None:
+                # tornado.tcpserver's own IOLoop, gen and app_log
+                g["IOLoop"].current().add_future(
+                    g["gen"].convert_yielded(future), lambda f: f.result()
+                )
+        except Exception:
+            g["app_log"].error("Error in connection callback", exc_info=True)
+
+    _handle_connection.__name__ = "_handle_connection"
+    _handle_connection.__qualname__ = "TCPServer._handle_connection"
+    _handle_connection.__doc__ = upstream_handle_connection.__doc__
+    _handle_connection._tornado_c_upstream = upstream_handle_connection
+    return _handle_connection
 
 
 class _TLSSocket:
