@@ -201,6 +201,9 @@ class IOStream(_core.Stream, _up.IOStream):
 
 
 
+# SO_LINGER on, 0 seconds: close() resets the connection
+_LINGER_RESET = __import__("struct").pack("ii", 1, 0)
+
 # False: start_tls always takes upstream's way (tests compare the two)
 _c_tls_enabled = True
 
@@ -339,6 +342,7 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
         self._ssl_connect_future = None
         self._server_hostname = sslobj.server_hostname
         self._sslobj = sslobj
+        self._tls_incoming = incoming
         self._tls_socket = None
         # the _ssl object itself is what C calls: ssl.SSLObject's read/write
         # only forward to it (_c_tls_context makes sure it is that class)
@@ -379,6 +383,12 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
                 except Exception:
                     peer = "(not connected)"
                 _gen_log.warning("SSL Error on %s %s: %s", sock.fileno(), peer, err)
+                if self._sslobj.server_side and self._tls_incoming.pending:
+                    # an SSLSocket reads no further than the record that
+                    # failed and the rest stays unread in the kernel, so
+                    # upstream's close resets the connection: what arrived
+                    # after that record (still in the BIO here) does too
+                    self._tls_reset_on_close(sock)
                 return self.close(exc_info=err)
             raise
         except OSError as err:
@@ -390,6 +400,13 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
             self._tls_flush()
             self._tls_established()
             self._finish_ssl_connect()
+
+    @staticmethod
+    def _tls_reset_on_close(sock):
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            pass
 
     def _tls_signal_closed(self):
         """upstream's _signal_closed for _ssl_connect_future (the C stream

@@ -61,7 +61,7 @@ typedef struct tc_stream_state {
                                  * held behind the callbacks ready before the poll) */
     /* TLS in the stream (stream/tls.c): interned names */
     PyObject *s_read, *s_write, *s_pending, *s_write_eof, *s_tls_handshake,
-        *s_tls_signal_closed;
+        *s_tls_signal_closed, *s_tls_step;
 } tc_stream_state;
 
 typedef struct tc_stream_consumer {
