@@ -15,10 +15,19 @@ and response-framing rules, the same log lines); ``request.connection`` is a
 falls back to upstream's pure-Python path (IOStream + HTTP1ServerConnection)
 when the C path cannot serve it:
 
-- ``ssl_options`` is set (TLS is not done in C; strict mode still applies:
-  tornado_c/_strict.py);
 - the running event loop is not a tornado_c loop;
-- a subclass overrides ``handle_stream`` (it expects an IOStream).
+- a subclass overrides ``handle_stream`` (it expects an IOStream);
+- ``ssl_options`` is set and TLS cannot run in the C stream (a context
+  class that is not the stdlib's, a replaced ``SSLIOStream`` /
+  ``ssl_wrap_socket``: upstream's ``SSLIOStream``, strict mode still
+  applies: tornado_c/_strict.py).
+
+With ``ssl_options`` the connection's IOStream is the C stream with TLS
+inside it (tornado_c.iostream._SSLIOStream, a subclass of upstream's
+``SSLIOStream``; its handshake is upstream's ``_do_ssl_handshake``), and
+``_core.HTTPServerConnection`` consumes the decrypted bytes
+(``request.protocol`` "https", ``request.get_ssl_certificate()`` as
+upstream's).
 
 ``request.connection.stream`` is that IOStream (writes and close work; reads
 raise RuntimeError while the server owns the input).  ``detach()`` hands it
@@ -59,9 +68,11 @@ class HTTPServer(_UpstreamHTTPServer):
         """tornado.httpserver.HTTPServer with its connections served in C.
 
     Same constructor, options and behaviour as upstream's (below).  A
-    connection is served by upstream's Python code instead when
-    ``ssl_options`` is set, when the running loop is not a tornado_c loop,
-    or when a subclass overrides ``handle_stream``.
+    connection is served by upstream's Python code instead when the
+    running loop is not a tornado_c loop, when a subclass overrides
+    ``handle_stream``, or when ``ssl_options`` cannot run in the C stream
+    (a context class that is not the stdlib's); with ``ssl_options`` the
+    TLS is inside the C stream.
 
     One more keyword argument: ``strict_http=True`` (default: the
     environment variable ``TORNADO_C_STRICT_HTTP=1``, else off) accepts only
@@ -71,7 +82,7 @@ class HTTPServer(_UpstreamHTTPServer):
     For servers behind another proxy, where two parsers reading one byte
     stream differently is how requests are smuggled.  It applies to the
     connections served in C and to those upstream's Python path serves
-    (``ssl_options``, a non-tornado_c loop), where llhttp judges the bytes
+    (a non-tornado_c loop, ``ssl_options`` that stay upstream's), where llhttp judges the bytes
     upstream's HTTP1Connection reads (tornado_c/_strict.py) with the same
     verdicts; a subclass that overrides ``handle_stream`` gets it only
     through ``super().handle_stream`` (a warning is logged once).
@@ -102,11 +113,12 @@ class HTTPServer(_UpstreamHTTPServer):
         None when upstream's TCPServer path must serve the connection (the
         conditions of tornado_c.iostream's TCPServer._handle_connection).
         Raises what ssl_wrap_socket would raise converting ssl_options."""
-        up = _hs.TCPServer._handle_connection
-        upstream = getattr(up, "_tornado_c_upstream", None)
-        if upstream is None or not _iostream._c_tls_enabled:
+        if not _iostream._c_tls_enabled:
             return None
-        g = upstream.__globals__
+        up = _hs.TCPServer._handle_connection
+        # tornado.tcpserver's module globals (the switch's replacement
+        # keeps upstream's method)
+        g = getattr(up, "_tornado_c_upstream", up).__globals__
         if (g.get("SSLIOStream") is not _up_iostream.SSLIOStream
                 or g.get("ssl_wrap_socket") is not _netutil.ssl_wrap_socket):
             return None

@@ -11,17 +11,20 @@ Where it applies:
   loop is any other asyncio loop returns a plain upstream
   ``tornado.iostream.IOStream`` instead (same API, upstream's code).
 * TLS: ``SSLIOStream`` is upstream's class (on the tornado_c loop it runs on
-  the loop's add_reader/add_writer).  ``IOStream.start_tls(False, ...)`` --
-  what ``TCPClient.connect(..., ssl_options=...)`` calls, so every https
-  fetch -- gives an `_SSLIOStream` (a subclass of upstream's
+  the loop's add_reader/add_writer).  ``IOStream.start_tls(server_side,
+  ...)`` -- what ``TCPClient.connect(..., ssl_options=...)`` calls, so every
+  https fetch -- gives an `_SSLIOStream` (a subclass of upstream's
   ``SSLIOStream``): the same C stream with TLS inside it (csrc/stream/tls.c:
   the SSL object's memory BIOs between the socket and the buffers), its
   handshake being upstream's ``_do_ssl_handshake`` on an ``ssl.SSLObject``.
-  Server-side start_tls, a subclass of this IOStream, a context whose
-  ``sslobject_class`` / ``sslsocket_class`` is not the stdlib's, or a
-  replaced ``tornado.iostream.ssl_wrap_socket`` / ``SSLIOStream`` take
-  upstream's way: the socket leaves libuv (a dup of the fd, the libuv
-  handle is closed) for upstream's ``SSLIOStream``.
+  Under the switch a ``TCPServer`` / ``HTTPServer`` with ``ssl_options``
+  gets the same stream for each connection it accepts
+  (`_tcpserver_handle_connection`).  A subclass of this IOStream, a
+  context whose ``sslobject_class`` / ``sslsocket_class`` is not the
+  stdlib's, or a replaced ``tornado.iostream.ssl_wrap_socket`` /
+  ``SSLIOStream`` (for servers: tornado.tcpserver's) take upstream's way:
+  start_tls's socket leaves libuv (a dup of the fd, the libuv handle is
+  closed) for upstream's ``SSLIOStream``, a server builds upstream's.
 * Differences from upstream that are not behaviour: ``_read_buffer`` /
   ``_write_buffer`` are read-only snapshots (bytearray / bytes); upstream's
   private helpers (``_handle_events``, ``_read_to_buffer``,
