@@ -11,6 +11,7 @@ must be equal; the tests also check that tornado_c's run took the C path.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -68,38 +69,46 @@ class _Capture(logging.Handler):
         self.records.append((record.name, record.levelname, msg))
 
 
+@contextlib.contextmanager
+def _switched(mode):
+    """The switch on ("tornado_c") or off ("upstream") and a new loop of
+    that kind; the switch as it was afterwards."""
+    before = tornado_c.active()
+    tornado_c.uninstall()
+    if mode != "upstream":
+        tornado_c.install()
+    loop = new_loop("asyncio" if mode == "upstream" else "tornado_c")
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        tornado_c.uninstall()
+        if before:
+            tornado_c.install(**{n: (n in before) for n in ("loop", "http", "web", "websocket")})
+
+
 def run(mode, scenario):
     """scenario(loop) -> outcome, run on upstream's objects (asyncio's loop,
     switch off) or under the switch; returns (outcome, tornado's log
     records, C connections the C HTTP server took)."""
     from tornado_c import httpserver as tch
 
-    before = tornado_c.active()
-    tornado_c.uninstall()
-    if mode == "upstream":
-        loop = asyncio.SelectorEventLoop()
-    else:
-        tornado_c.install()
-        loop = new_loop("tornado_c")
-    c_before = tch._stats["c_connections"]
     cap = _Capture()
     logger = logging.getLogger("tornado")
     old_level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(cap)
-    try:
-        asyncio.set_event_loop(loop)
-        out = loop.run_until_complete(asyncio.wait_for(scenario(loop), 30))
-        loop.run_until_complete(asyncio.sleep(0.05))
-        return out, cap.records, tch._stats["c_connections"] - c_before
-    finally:
-        logger.removeHandler(cap)
-        logger.setLevel(old_level)
-        asyncio.set_event_loop(None)
-        loop.close()
-        tornado_c.uninstall()
-        if before:
-            tornado_c.install(**{n: (n in before) for n in ("loop", "http", "web", "websocket")})
+    with _switched(mode) as loop:
+        c_before = tch._stats["c_connections"]
+        logger.setLevel(logging.INFO)
+        logger.addHandler(cap)
+        try:
+            out = loop.run_until_complete(asyncio.wait_for(scenario(loop), 30))
+            loop.run_until_complete(asyncio.sleep(0.05))
+        finally:
+            logger.removeHandler(cap)
+            logger.setLevel(old_level)
+    return out, cap.records, tch._stats["c_connections"] - c_before
 
 
 def compare(scenario, sort_logs=False):
