@@ -1,4 +1,5 @@
-/* stream component: TLS inside the C stream (client side of start_tls).
+/* stream component: TLS inside the C stream (start_tls, both sides; the
+ * connections of TCPServer / HTTPServer with ssl_options).
  *
  * Decision.  Under the switch an https:// fetch reaches TCPClient.connect,
  * which connects a plain C stream and then calls its start_tls(False,
@@ -24,6 +25,10 @@
  *     the decrypting loop stops once neither the incoming BIO nor the SSL
  *     object holds bytes (OpenSSL takes one record per read from a memory
  *     BIO), without provoking SSLWantReadError.
+ * The server side is the same layer: under the switch TCPServer's
+ * _handle_connection (tornado_c/iostream.py) wraps an accepted socket with
+ * ssl_options this way instead of in an SSLSocket, and the C HTTP server
+ * (http/server.c) consumes the plaintext of such a stream as of a plain one.
  * The handshake runs once per connection and its outcome is what users
  * see (which error, which log line, when the start_tls future resolves), so
  * it stays in Python (tornado_c.iostream's SSLIOStream._do_ssl_handshake,
