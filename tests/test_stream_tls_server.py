@@ -606,3 +606,21 @@ def test_many_connections_threads():
 
     ours, c_conns = compare(_http_scenario(client), sort_logs=True)
     assert ours == [(2, [])] * 6 and c_conns == 6
+
+
+def test_wait_for_handshake_sees_every_failed_handshake():
+    """Bytes that arrive with the connection, in a poll that began with the
+    handle_stream coroutine's first step ready: the handshake runs behind
+    that step (as upstream's SSLIOStream handles its events behind ready
+    callbacks), so wait_for_handshake is waiting when it fails.  Ten
+    clients in a row, each sending plaintext at once."""
+    def client(port):
+        out = []
+        for _ in range(10):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(b"plaintext\n")
+                out.append(_recv_all(raw))
+        return out
+
+    ours, _ = compare(_tcp_scenario(client, server_context(), _echo_handle))
+    assert ours[1] == [("error", "SSLError")] * 10, ours
