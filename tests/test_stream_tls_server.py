@@ -168,6 +168,9 @@ def _https_client(port, requests, ctx=None, timeout=10):
     return data, errors
 
 
+INFO_CLOSE = b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
 # -- the app -------------------------------------------------------------------
 
 
@@ -239,7 +242,7 @@ def _info(data):
 def test_httpserver_handshake_ok_and_handler_sees():
     def client(port):
         data, errors = _https_client(
-            port, [b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+            port, [INFO_CLOSE],
             client_context(alpn=["http/1.1"]))
         return _info(data)[:2], errors
 
@@ -254,7 +257,7 @@ def test_httpserver_handshake_ok_and_handler_sees():
 
 def test_httpserver_stream_is_the_c_tls_stream():
     def client(port):
-        data, _ = _https_client(port, [b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
+        data, _ = _https_client(port, [INFO_CLOSE])
         return _info(data)[2]
 
     assert run("upstream", _http_scenario(client))[0] == "SSLIOStream"
@@ -265,7 +268,7 @@ def test_httpserver_stream_is_the_c_tls_stream():
 def test_client_certificate_seen_by_handler():
     def client(port):
         data, errors = _https_client(
-            port, [b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+            port, [INFO_CLOSE],
             client_context(cert=True))
         return _info(data)[:2], errors
 
@@ -542,7 +545,7 @@ def test_fallbacks_keep_upstream_stream(monkeypatch):
         pass
 
     def client(port):
-        data, _ = _https_client(port, [b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
+        data, _ = _https_client(port, [INFO_CLOSE])
         return _info(data)
 
     ctx = server_context()

@@ -81,10 +81,10 @@ class HTTPServer(_UpstreamHTTPServer):
     gets upstream's "Malformed HTTP message" log line, a 400 and a close.
     For servers behind another proxy, where two parsers reading one byte
     stream differently is how requests are smuggled.  It applies to the
-    connections served in C and to those upstream's Python path serves
-    (a non-tornado_c loop, ``ssl_options`` that stay upstream's), where llhttp judges the bytes
-    upstream's HTTP1Connection reads (tornado_c/_strict.py) with the same
-    verdicts; a subclass that overrides ``handle_stream`` gets it only
+    connections served in C and to those upstream's Python path serves (a
+    non-tornado_c loop, ``ssl_options`` that stay upstream's), where llhttp
+    judges the bytes upstream's HTTP1Connection reads (tornado_c/_strict.py)
+    with the same verdicts; a subclass that overrides ``handle_stream`` gets it only
     through ``super().handle_stream`` (a warning is logged once).
 
     Upstream's documentation:

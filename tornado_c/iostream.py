@@ -50,6 +50,7 @@ import errno
 import os
 import socket as _socket
 import ssl as _ssl
+import struct as _struct
 
 import tornado.iostream as _up
 from tornado import ioloop as _ioloop
@@ -205,7 +206,7 @@ class IOStream(_core.Stream, _up.IOStream):
 
 
 # SO_LINGER on, 0 seconds: close() resets the connection
-_LINGER_RESET = __import__("struct").pack("ii", 1, 0)
+_LINGER_RESET = _struct.pack("ii", 1, 0)
 
 # False: start_tls always takes upstream's way (tests compare the two)
 _c_tls_enabled = True

@@ -143,8 +143,8 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
             args, kwds, "OiOOOOnOnOOppnn|pO:HTTPServerConnection", kwlist, &p->server, &p->fd,
             &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
             &p->max_body_obj, &p->chunk_size, &p->header_timeout, &p->body_timeout,
-            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size, &p->strict,
-            &p->stream)) {
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size,
+            &p->strict, &p->stream)) {
         return -1;
     }
     return tc_http_max_body_from(p->max_body_obj, &p->max_body_size, &p->max_body_negative);
