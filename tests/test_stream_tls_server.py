@@ -34,12 +34,17 @@ CERT = os.path.join(CERT_DIR, "test.crt")
 KEY = os.path.join(CERT_DIR, "test.key")
 
 
-def server_context(require_cert=False, alpn=None):
+def server_context(require_cert=False, alpn=None, trust_test_cert=True):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(CERT, KEY)
     if require_cert:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(CERT)
+        if trust_test_cert:
+            ctx.load_verify_locations(CERT)
+        else:
+            # the system's CAs (maybe none): tornado's test certificate is
+            # not one of them
+            ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
     if alpn:
         ctx.set_alpn_protocols(alpn)
     return ctx
@@ -290,6 +295,21 @@ def test_missing_client_certificate_when_required():
 
     ours, _ = compare(_http_scenario(client, {"require_cert": True}))
     assert ours == (b"", [("SSLError", "TLSV13_ALERT_CERTIFICATE_REQUIRED")]), ours
+
+
+def test_untrusted_client_certificate():
+    def client(port):
+        try:
+            return _https_client(port, [], client_context(cert=True))
+        except ssl.SSLError as e:
+            return "handshake", e.reason
+
+    scenario = _http_scenario(client, {"require_cert": True, "trust_test_cert": False})
+    ours, _ = compare(scenario)
+    assert ours[0] == b"" and ours[1] and ours[1][0][0] == "SSLError", ours
+    _, logs, _ = run("tornado_c", scenario)
+    assert len(logs) == 1, logs
+    assert logs[0][2].startswith("SSL Error on FD PEER: [SSL: CERTIFICATE_VERIFY_FAILED]"), logs
 
 
 def test_plaintext_client_to_tls_port():
