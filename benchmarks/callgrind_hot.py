@@ -22,7 +22,12 @@ Cases:
   https_hello     the same over TLS: the server has ssl_options (Tornado's
                   test certificate), one keep-alive TLS connection (the
                   handshake cancels out with the start-up)
-  https_hello_upstream, hello_upstream, json_upstream
+  https_hello_newconn
+                  https_hello with a new TLS connection per request (connect,
+                  handshake, one keep-alive GET, close): what a server
+                  spends per https client that comes once
+  https_hello_upstream, https_hello_newconn_upstream, hello_upstream,
+  json_upstream
                   the same three without tornado_c (plain upstream Tornado on
                   asyncio's loop), for the ratio
   hello_strict    hello with the server in strict mode (TORNADO_C_STRICT_HTTP=1:
@@ -66,7 +71,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = ("call_soon", "call_later", "transport_write", "iostream_write", "hello",
          "web_floor", "gen_done", "gen_sleep_multi", "https_hello", "https_hello_upstream", "hello_upstream",
          "hello_strict",
-         "https_hello_strict")
+         "https_hello_strict",
+         "https_hello_newconn", "https_hello_newconn_upstream")
 POST_JSON_BODY = '{"name": "tornado", "n": 42, "ok": true, "tags": ["a", "b"]}'
 # the harness apps measured as hello: case name -> (app module, request)
 APP_CASES = {
@@ -89,7 +95,8 @@ APP_CASES = {
 CASES += tuple(APP_CASES) + tuple(c + "_upstream" for c in APP_CASES)
 # not run unless asked for (--cases): the upstream references and TLS
 OPTIONAL_CASES = ("https_hello", "https_hello_upstream", "hello_upstream",
-                  "https_hello_strict") + tuple(
+                  "https_hello_strict", "https_hello_newconn",
+                  "https_hello_newconn_upstream") + tuple(
     c + "_upstream" for c in APP_CASES)
 COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -212,19 +219,27 @@ def case_iostream_write(n):
 
 CLIENT = r"""
 import socket, ssl, sys
-port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "tls"
+port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] in ("tls", "tlsnew")
+newconn = sys.argv[3] == "tlsnew"
 req = sys.argv[4].encode("latin-1") if len(sys.argv) > 4 else (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 expect = sys.argv[5].encode() if len(sys.argv) > 5 else b""
 status = b"HTTP/1.1 %s " % (sys.argv[6].encode() if len(sys.argv) > 6 else b"200")
-s = socket.create_connection(("127.0.0.1", port))
+def connect():
+    s = socket.create_connection(("127.0.0.1", port))
+    if tls:
+        s = ctx.wrap_socket(s)
+    return s
 if tls:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    s = ctx.wrap_socket(s)
+s = connect()
 buf = b""
-for _ in range(n):
+for i in range(n):
+    if newconn and i:
+        s.close()
+        s = connect()
     s.sendall(req)
     while True:
         head, sep, rest = buf.partition(b"\r\n\r\n")
@@ -262,7 +277,7 @@ def _expand_request(text):
 
 
 def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=None, expect=None,
-               status=None):
+               status=None, newconn=False):
     import asyncio
     import importlib
     import threading
@@ -306,7 +321,7 @@ def case_hello(n, tls=False, switch=True, strict=False, app="hello", request=Non
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
         proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(n),
-                                 "tls" if tls else "plain", *extra])
+                                 ("tlsnew" if newconn else "tls") if tls else "plain", *extra])
 
         def waiter():
             rc = proc.wait()
@@ -328,6 +343,14 @@ def case_https_hello(n):
 
 def case_https_hello_upstream(n):
     case_hello(n, tls=True, switch=False)
+
+
+def case_https_hello_newconn(n):
+    case_hello(n, tls=True, newconn=True)
+
+
+def case_https_hello_newconn_upstream(n):
+    case_hello(n, tls=True, switch=False, newconn=True)
 
 
 def case_hello_upstream(n):

@@ -514,7 +514,9 @@ def test_fallback_on_asyncio_loop():
     assert chs._stats["c_connections"] == before["c_connections"]
 
 
-def test_fallback_on_ssl():
+def test_ssl_served_in_c():
+    """ssl_options: TLS in the C stream, the C connection on it (also
+    without the switch, as the plain server)."""
     import tornado.test
 
     certdir = os.path.dirname(tornado.test.__file__)
@@ -545,7 +547,8 @@ def test_fallback_on_ssl():
     before = dict(chs._stats)
     data = run(go())
     assert b"hello /tls" in data
-    assert chs._stats["python_connections"] == before["python_connections"] + 1
+    assert chs._stats["c_connections"] == before["c_connections"] + 1
+    assert chs._stats["python_connections"] == before["python_connections"]
 
 
 def test_handle_stream_override_falls_back():

@@ -5,10 +5,12 @@ same way; anything else gets upstream's 400 path ("Malformed HTTP message
 from ..." at INFO on tornado.general, "HTTP/1.1 400 Bad Request", close).
 Off by default: then those requests are served as upstream serves them.
 
-The tests run on both transports: "plain" (the C server) and "tls" (a
-server with ssl_options, served by upstream's Python HTTP1Connection with
-llhttp judging what it reads: tornado_c/_strict.py); the answers must be
-the same.
+The tests run on three transports: "plain" (the C server), "tls_c" (a
+server with ssl_options: TLS inside the C stream, the C server on the
+plaintext) and "tls" (the same server with TLS in the C stream turned off,
+so served by upstream's SSLIOStream and Python HTTP1Connection with llhttp
+judging what it reads: tornado_c/_strict.py, the path a context class that
+is not the stdlib's still takes); the answers must be the same.
 """
 
 import asyncio
@@ -58,7 +60,26 @@ def client_ssl():
     return ctx
 
 
-TRANSPORTS = ["plain", "tls"]
+TRANSPORTS = ["plain", "tls", "tls_c"]
+
+
+class _tls_path:
+    """While on: TLS in the C stream for "tls_c", upstream's SSLIOStream
+    (and Python connection) for "tls"."""
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def __enter__(self):
+        import tornado_c.iostream as tci
+
+        self.saved = tci._c_tls_enabled
+        tci._c_tls_enabled = self.transport != "tls"
+
+    def __exit__(self, *exc):
+        import tornado_c.iostream as tci
+
+        tci._c_tls_enabled = self.saved
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -68,9 +89,9 @@ def transport(request):
 
 def serve_one(data, strict, wait=1.0, transport="plain"):
     """Send data on one connection, read until the server closes; on
-    "plain" the C server must have served it, on "tls" upstream's Python
-    connection (strict mode's when strict)."""
-    tls = transport == "tls"
+    "plain" and "tls_c" the C server must have served it, on "tls"
+    upstream's Python connection (strict mode's when strict)."""
+    tls = transport != "plain"
 
     async def go():
         kw = {"ssl_options": server_ssl()} if tls else {}
@@ -82,8 +103,9 @@ def serve_one(data, strict, wait=1.0, transport="plain"):
         finally:
             await shutdown(server)
     before = dict(chs._stats)
-    out = run(go())
-    if tls:
+    with _tls_path(transport):
+        out = run(go())
+    if transport == "tls":
         assert chs._stats["python_connections"] > before["python_connections"]
         assert chs._stats["c_connections"] == before["c_connections"]
     else:
@@ -212,10 +234,10 @@ def test_websocket_in_strict_mode(transport):
     # never judged (on TLS the read hooks come off the SSLIOStream)
     async def go():
         from tornado import httpclient, websocket
-        kw = {"ssl_options": server_ssl()} if transport == "tls" else {}
+        kw = {"ssl_options": server_ssl()} if transport != "plain" else {}
         server, port = await serve(chs.HTTPServer, strict_http=True, **kw)
         try:
-            if transport == "tls":
+            if transport != "plain":
                 req = httpclient.HTTPRequest("wss://127.0.0.1:%d/ws" % port,
                                              ssl_options=client_ssl())
             else:
@@ -229,7 +251,8 @@ def test_websocket_in_strict_mode(transport):
             return out
         finally:
             await shutdown(server)
-    assert run(go()) == ["echo:hi", "echo:GET / HTTP/1.1\r\n\r\n", "echo:" + "x" * 70000]
+    with _tls_path(transport):
+        assert run(go()) == ["echo:hi", "echo:GET / HTTP/1.1\r\n\r\n", "echo:" + "x" * 70000]
 
 
 def test_setting_and_environment(monkeypatch):
@@ -288,7 +311,7 @@ def test_overridden_handle_stream_warns(logs):
                for m in logs.messages())
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", ["plain", "tls"])
 def test_unmodified_app_under_environment_variable(tmp_path, transport):
     # python -m tornado_c app.py with TORNADO_C_STRICT_HTTP=1: no code change;
     # with TORNADO_C_DISABLE=http upstream's HTTPServer serves (no strict mode)
@@ -399,8 +422,11 @@ def corpus_run(transport):
         before = dict(chs._stats)
         saved = asyncio.get_event_loop_policy()
         asyncio.set_event_loop_policy(tornado_c.loop.EventLoopPolicy())
+        tls_path = _tls_path(transport)
+        tls_path.__enter__()
         try:
             if transport == "tls":
+                # upstream's Python connection (_strict.py): C TLS off
                 tls = (server_ssl(), client_ssl())
                 results, _, _ = harness.run_corpus(cases, server_class=StrictServer, tls=tls,
                                                    concurrency=16)
@@ -422,6 +448,7 @@ def corpus_run(transport):
                 results, _, _ = harness.run_corpus(cases, server_class=StrictServer)
                 sent = len(cases)
         finally:
+            tls_path.__exit__()
             asyncio.set_event_loop_policy(saved)
         served = "python_connections" if transport == "tls" else "c_connections"
         assert chs._stats[served] - before[served] == sent

@@ -82,8 +82,8 @@ def run(coro_fn, timeout=10):
 
 
 def check_tls_client(mode, stream):
-    """A client stream after TLS (TCPClient.connect(ssl_options=...) or
-    start_tls(False, ...)): under the switch the C stream with TLS inside it
+    """A stream after TLS (TCPClient.connect(ssl_options=...), start_tls, an
+    ssl_options server's): under the switch the C stream with TLS inside it
     (csrc/stream/tls.c), else upstream's SSLIOStream; both are SSLIOStreams."""
     assert isinstance(stream, SSLIOStream)
     if mode == "tornado_c":
@@ -403,9 +403,9 @@ def test_source_port_and_ip(mode):
     run(main)
 
 
-def test_ssl_server_keeps_upstream_sslstream(mode):
-    """An ssl_options server's streams are upstream's SSLIOStream; the
-    client's is the C TLS stream under the switch."""
+def test_ssl_server_and_client_streams(mode):
+    """An ssl_options server's streams and the client's are the C TLS
+    stream under the switch."""
 
     async def main():
         server = Echo(ssl_options=server_ssl_ctx())
@@ -414,8 +414,7 @@ def test_ssl_server_keeps_upstream_sslstream(mode):
         check_tls_client(mode, client)
         await client.write(b"over tls\n")
         assert await client.read_until(b"\n") == b"over tls\n"
-        assert type(server.streams[0]) is SSLIOStream
-        assert not isinstance(server.streams[0], _core.Stream)
+        check_tls_client(mode, server.streams[0])
         client.close()
         server.stop()
 
@@ -424,8 +423,8 @@ def test_ssl_server_keeps_upstream_sslstream(mode):
 
 def test_plain_server_with_start_tls(mode):
     """A protocol that upgrades to TLS midway (STARTTLS): the plain stream
-    from handle_stream hands over to upstream's SSLIOStream, the client's
-    (TCPClient.connect) to the C TLS stream under the switch."""
+    from handle_stream and the client's (TCPClient.connect) hand over to
+    the C TLS stream under the switch."""
 
     class StartTLS(TCPServer):
         def __init__(self):
@@ -455,7 +454,8 @@ def test_plain_server_with_start_tls(mode):
         assert await tls.read_until(b"\n") == b"SECRET\n"
         tls.close()
         expect = tci.IOStream if mode == "tornado_c" else tornado.iostream.IOStream
-        assert server.kinds == [expect, SSLIOStream]
+        expect_tls = tci._SSLIOStream if mode == "tornado_c" else SSLIOStream
+        assert server.kinds == [expect, expect_tls]
         server.stop()
 
     run(main)

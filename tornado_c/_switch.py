@@ -305,12 +305,18 @@ class HTTPComponent(Component):
     * ``tornado.tcpserver.IOStream`` and ``tornado.tcpclient.IOStream`` ->
       ``tornado_c.iostream.IOStream``: the plain (non-TLS) stream a
       ``TCPServer.handle_stream`` receives and the one ``TCPClient.connect()``
-      returns (also what the simple HTTP client uses) is the C stream.  TLS
-      keeps upstream's ``SSLIOStream`` (tcpserver builds it directly;
-      tcpclient converts with ``start_tls``).  Off the tornado_c loop the C
-      class constructs upstream's IOStream, so the patch is inert there.
+      returns (also what the simple HTTP client uses) is the C stream;
+      tcpclient converts it with its ``start_tls`` for TLS.  Off the
+      tornado_c loop the C class constructs upstream's IOStream, so the
+      patch is inert there.
+    * ``tornado.tcpserver.TCPServer._handle_connection`` -> one that gives a
+      server with ``ssl_options`` the C stream with TLS inside it
+      (``tornado_c.iostream._SSLIOStream``, the class ``start_tls`` gives);
+      upstream's method otherwise (another loop, a replaced ``SSLIOStream``
+      / ``ssl_wrap_socket`` in tornado.tcpserver, a context class that is
+      not the stdlib's).
 
-    Only those two module globals are replaced, not
+    Only those two module globals (and that method) are replaced, not
     ``tornado.iostream.IOStream`` itself: code that constructs
     ``IOStream(sock)`` by hand keeps upstream's class (and its Python hooks,
     which some code patches).  The C stream belongs here rather than with
@@ -368,9 +374,17 @@ class HTTPComponent(Component):
         )
 
     def _patch_stream(self, module):
-        from tornado_c.iostream import IOStream
+        from tornado_c.iostream import IOStream, _tcpserver_handle_connection
 
-        self._replace((module, "IOStream", IOStream))
+        swaps = [(module, "IOStream", IOStream)]
+        server = getattr(module, "TCPServer", None)
+        if server is not None and module.__name__ == "tornado.tcpserver":
+            upstream = server.__dict__.get("_handle_connection")
+            if upstream is not None and not hasattr(upstream, "_tornado_c_upstream"):
+                # with ssl_options: the C stream with TLS inside it
+                swaps.append((server, "_handle_connection",
+                              _tcpserver_handle_connection(upstream)))
+        self._replace(*swaps)
 
     def _patch_client(self, module):
         from tornado_c.simple_httpclient import (

@@ -15,10 +15,19 @@ and response-framing rules, the same log lines); ``request.connection`` is a
 falls back to upstream's pure-Python path (IOStream + HTTP1ServerConnection)
 when the C path cannot serve it:
 
-- ``ssl_options`` is set (TLS is not done in C; strict mode still applies:
-  tornado_c/_strict.py);
 - the running event loop is not a tornado_c loop;
-- a subclass overrides ``handle_stream`` (it expects an IOStream).
+- a subclass overrides ``handle_stream`` (it expects an IOStream);
+- ``ssl_options`` is set and TLS cannot run in the C stream (a context
+  class that is not the stdlib's, a replaced ``SSLIOStream`` /
+  ``ssl_wrap_socket``: upstream's ``SSLIOStream``, strict mode still
+  applies: tornado_c/_strict.py).
+
+With ``ssl_options`` the connection's IOStream is the C stream with TLS
+inside it (tornado_c.iostream._SSLIOStream, a subclass of upstream's
+``SSLIOStream``; its handshake is upstream's ``_do_ssl_handshake``), and
+``_core.HTTPServerConnection`` consumes the decrypted bytes
+(``request.protocol`` "https", ``request.get_ssl_certificate()`` as
+upstream's).
 
 ``request.connection.stream`` is that IOStream (writes and close work; reads
 raise RuntimeError while the server owns the input).  ``detach()`` hands it
@@ -29,9 +38,12 @@ import asyncio as _asyncio
 import os as _os
 
 import tornado.httpserver as _hs
+import tornado.iostream as _up_iostream
+from tornado import netutil as _netutil
 from tornado.log import app_log as _app_log
 
 from tornado_c import _core
+from tornado_c import iostream as _iostream
 from tornado_c._strict import StrictHTTP1ServerConnection as _StrictHTTP1ServerConnection
 from tornado_c._reexport import reexport as _reexport
 
@@ -56,9 +68,11 @@ class HTTPServer(_UpstreamHTTPServer):
         """tornado.httpserver.HTTPServer with its connections served in C.
 
     Same constructor, options and behaviour as upstream's (below).  A
-    connection is served by upstream's Python code instead when
-    ``ssl_options`` is set, when the running loop is not a tornado_c loop,
-    or when a subclass overrides ``handle_stream``.
+    connection is served by upstream's Python code instead when the
+    running loop is not a tornado_c loop, when a subclass overrides
+    ``handle_stream``, or when ``ssl_options`` cannot run in the C stream
+    (a context class that is not the stdlib's); with ``ssl_options`` the
+    TLS is inside the C stream.
 
     One more keyword argument: ``strict_http=True`` (default: the
     environment variable ``TORNADO_C_STRICT_HTTP=1``, else off) accepts only
@@ -67,10 +81,10 @@ class HTTPServer(_UpstreamHTTPServer):
     gets upstream's "Malformed HTTP message" log line, a 400 and a close.
     For servers behind another proxy, where two parsers reading one byte
     stream differently is how requests are smuggled.  It applies to the
-    connections served in C and to those upstream's Python path serves
-    (``ssl_options``, a non-tornado_c loop), where llhttp judges the bytes
-    upstream's HTTP1Connection reads (tornado_c/_strict.py) with the same
-    verdicts; a subclass that overrides ``handle_stream`` gets it only
+    connections served in C and to those upstream's Python path serves (a
+    non-tornado_c loop, ``ssl_options`` that stay upstream's), where llhttp
+    judges the bytes upstream's HTTP1Connection reads (tornado_c/_strict.py)
+    with the same verdicts; a subclass that overrides ``handle_stream`` gets it only
     through ``super().handle_stream`` (a warning is logged once).
 
     Upstream's documentation:
@@ -84,8 +98,6 @@ class HTTPServer(_UpstreamHTTPServer):
         super().initialize(*args, **kwargs)
 
     def _c_loop(self):
-        if self.ssl_options is not None:
-            return None
         if type(self).handle_stream is not HTTPServer.handle_stream:
             return None
         try:
@@ -96,8 +108,43 @@ class HTTPServer(_UpstreamHTTPServer):
             return None
         return loop
 
+    def _c_tls_context(self):
+        """ssl_options as the SSLContext the C TLS stream is made with, or
+        None when upstream's TCPServer path must serve the connection (the
+        conditions of tornado_c.iostream's TCPServer._handle_connection).
+        Raises what ssl_wrap_socket would raise converting ssl_options."""
+        if not _iostream._c_tls_enabled:
+            return None
+        up = _hs.TCPServer._handle_connection
+        # tornado.tcpserver's module globals (the switch's replacement
+        # keeps upstream's method)
+        g = getattr(up, "_tornado_c_upstream", up).__globals__
+        if (g.get("SSLIOStream") is not _up_iostream.SSLIOStream
+                or g.get("ssl_wrap_socket") is not _netutil.ssl_wrap_socket):
+            return None
+        return _iostream._c_tls_context(self.ssl_options, True)
+
     def _handle_connection(self, connection, address):
         loop = self._c_loop()
+        stream = None
+        if loop is not None and self.ssl_options is not None:
+            # TLS in the C stream under the C server, or upstream's
+            # SSLIOStream path (TCPServer's, maybe tornado_c's stream there)
+            try:
+                context = self._c_tls_context()
+            except Exception:
+                # raised again where upstream's ssl_wrap_socket raises it
+                context = None
+            if context is None:
+                loop = None
+            else:
+                try:
+                    stream = _iostream._c_tls_server_stream(
+                        connection, self.ssl_options, context, self.max_buffer_size, None)
+                except Exception:
+                    _app_log.error("Error in connection callback", exc_info=True)
+                    connection.close()
+                    return
         if loop is None:
             if (self.strict_http and not self._strict_warned
                     and type(self).handle_stream is not HTTPServer.handle_stream):
@@ -113,7 +160,8 @@ class HTTPServer(_UpstreamHTTPServer):
                 self,
                 connection.fileno(),
                 address,
-                protocol=self.protocol,
+                # upstream's _HTTPRequestContext: "https" for an SSLIOStream
+                protocol=self.protocol or ("https" if stream is not None else None),
                 trusted_downstream=self.trusted_downstream,
                 loop=loop,
                 max_header_size=p.max_header_size or 65536,
@@ -129,14 +177,19 @@ class HTTPServer(_UpstreamHTTPServer):
                 max_buffer_size=self.max_buffer_size or 0,
                 read_chunk_size=self.read_chunk_size or 0,
                 strict=self.strict_http,
+                stream=stream,
             )
-            # the fd belongs to the connection's IOStream now
-            connection.detach()
+            if stream is None:
+                # the fd belongs to the connection's IOStream now
+                connection.detach()
             _stats["c_connections"] += 1
             self._connections.add(conn)
         except Exception:
             _app_log.error("Error in connection callback", exc_info=True)
-            connection.close()
+            if stream is not None:
+                stream.close()
+            else:
+                connection.close()
 
     def handle_stream(self, stream, address):
         # Upstream's Python path (ssl_options, a non-tornado_c loop).  In

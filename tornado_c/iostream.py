@@ -11,17 +11,20 @@ Where it applies:
   loop is any other asyncio loop returns a plain upstream
   ``tornado.iostream.IOStream`` instead (same API, upstream's code).
 * TLS: ``SSLIOStream`` is upstream's class (on the tornado_c loop it runs on
-  the loop's add_reader/add_writer).  ``IOStream.start_tls(False, ...)`` --
-  what ``TCPClient.connect(..., ssl_options=...)`` calls, so every https
-  fetch -- gives an `_SSLIOStream` (a subclass of upstream's
+  the loop's add_reader/add_writer).  ``IOStream.start_tls(server_side,
+  ...)`` -- what ``TCPClient.connect(..., ssl_options=...)`` calls, so every
+  https fetch -- gives an `_SSLIOStream` (a subclass of upstream's
   ``SSLIOStream``): the same C stream with TLS inside it (csrc/stream/tls.c:
   the SSL object's memory BIOs between the socket and the buffers), its
   handshake being upstream's ``_do_ssl_handshake`` on an ``ssl.SSLObject``.
-  Server-side start_tls, a subclass of this IOStream, a context whose
-  ``sslobject_class`` / ``sslsocket_class`` is not the stdlib's, or a
-  replaced ``tornado.iostream.ssl_wrap_socket`` / ``SSLIOStream`` take
-  upstream's way: the socket leaves libuv (a dup of the fd, the libuv
-  handle is closed) for upstream's ``SSLIOStream``.
+  Under the switch a ``TCPServer`` / ``HTTPServer`` with ``ssl_options``
+  gets the same stream for each connection it accepts
+  (`_tcpserver_handle_connection`).  A subclass of this IOStream, a
+  context whose ``sslobject_class`` / ``sslsocket_class`` is not the
+  stdlib's, or a replaced ``tornado.iostream.ssl_wrap_socket`` /
+  ``SSLIOStream`` (for servers: tornado.tcpserver's) take upstream's way:
+  start_tls's socket leaves libuv (a dup of the fd, the libuv handle is
+  closed) for upstream's ``SSLIOStream``, a server builds upstream's.
 * Differences from upstream that are not behaviour: ``_read_buffer`` /
   ``_write_buffer`` are read-only snapshots (bytearray / bytes); upstream's
   private helpers (``_handle_events``, ``_read_to_buffer``,
@@ -47,11 +50,13 @@ import errno
 import os
 import socket as _socket
 import ssl as _ssl
+import struct as _struct
 
 import tornado.iostream as _up
 from tornado import ioloop as _ioloop
 from tornado import netutil as _netutil
 from tornado.log import gen_log as _gen_log
+from tornado.util import errno_from_exception as _errno_from_exception
 
 from tornado_c import _core
 from tornado_c._reexport import reexport as _reexport
@@ -136,10 +141,10 @@ class IOStream(_core.Stream, _up.IOStream):
                 ssl_options = _up._server_ssl_defaults()
             else:
                 ssl_options = _up._client_ssl_defaults()
-        if not server_side and _c_tls_enabled and type(self) is IOStream:
-            context = _c_tls_context(ssl_options)
+        if _c_tls_enabled and type(self) is IOStream:
+            context = _c_tls_context(ssl_options, server_side)
             if context is not None:
-                return self._start_c_tls(ssl_options, context, server_hostname)
+                return self._start_c_tls(ssl_options, context, server_side, server_hostname)
         orig_close_callback = self._close_callback
         self.set_close_callback(None)
         sock = self._detach_socket()
@@ -156,8 +161,8 @@ class IOStream(_core.Stream, _up.IOStream):
         future.add_done_callback(lambda f: ssl_stream.close() if f.cancelled() else None)
         return future
 
-    def _start_c_tls(self, ssl_options, context, server_hostname):
-        """start_tls(False, ...) with TLS in the C stream: upstream's steps
+    def _start_c_tls(self, ssl_options, context, server_side, server_hostname):
+        """start_tls(...) with TLS in the C stream: upstream's steps
         (the socket taken from this stream, wrapped as ssl_wrap_socket
         would, a new stream with the close callback, buffer sizes and
         _ssl_connect_future, closed if that future is cancelled), the
@@ -170,7 +175,7 @@ class IOStream(_core.Stream, _up.IOStream):
         incoming = _ssl.MemoryBIO()
         outgoing = _ssl.MemoryBIO()
         sslobj = context.wrap_bio(
-            incoming, outgoing, server_side=False, server_hostname=server_hostname
+            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
         )
         future = _up.Future()
         ssl_stream = _SSLIOStream(sock, ssl_options, sslobj, incoming, outgoing,
@@ -200,6 +205,9 @@ class IOStream(_core.Stream, _up.IOStream):
 
 
 
+# SO_LINGER on, 0 seconds: close() resets the connection
+_LINGER_RESET = _struct.pack("ii", 1, 0)
+
 # False: start_tls always takes upstream's way (tests compare the two)
 _c_tls_enabled = True
 
@@ -208,13 +216,13 @@ _c_tls_enabled = True
 _UPSTREAM_TLS = (_up.ssl_wrap_socket, _up.SSLIOStream)
 
 
-def _c_tls_context(ssl_options):
+def _c_tls_context(ssl_options, server_side=False):
     """The SSLContext for TLS in the C stream, or None when start_tls must
     take upstream's way.  A dict is converted as ssl_wrap_socket converts it
     (and raises what it raises)."""
     if (_up.ssl_wrap_socket, _up.SSLIOStream) != _UPSTREAM_TLS:
         return None
-    context = _netutil.ssl_options_to_context(ssl_options, server_side=False)
+    context = _netutil.ssl_options_to_context(ssl_options, server_side=server_side)
     if (
         type(context).sslobject_class is not _ssl.SSLObject
         or context.sslobject_class is not _ssl.SSLObject
@@ -225,6 +233,71 @@ def _c_tls_context(ssl_options):
     ):
         return None
     return context
+
+
+def _c_tls_server_stream(connection, ssl_options, context, max_buffer_size, read_chunk_size):
+    """The server side of a TLS connection in the C stream: what
+    TCPServer._handle_connection makes of an accepted socket with
+    ``ssl_options`` (upstream: ``SSLIOStream(ssl_wrap_socket(connection,
+    ssl_options, server_side=True, do_handshake_on_connect=False))``), the
+    wrapping being context.wrap_bio.  `context`: _c_tls_context(ssl_options,
+    True).  The handshake starts with the client's first records (upstream
+    asks for it once the socket is writable, and is then told to wait for
+    them)."""
+    connection.setblocking(False)
+    incoming = _ssl.MemoryBIO()
+    outgoing = _ssl.MemoryBIO()
+    sslobj = context.wrap_bio(incoming, outgoing, server_side=True)
+    return _SSLIOStream(connection, ssl_options, sslobj, incoming, outgoing,
+                        max_buffer_size, read_chunk_size)
+
+
+def _tcpserver_handle_connection(upstream_handle_connection):
+    """TCPServer._handle_connection under the switch (tornado_c._switch):
+    with ``ssl_options`` on the tornado_c loop the connection is the C
+    stream with TLS inside it (_c_tls_server_stream); otherwise, or when
+    tornado.tcpserver's ``SSLIOStream`` / ``ssl_wrap_socket`` or the
+    context's classes are not the stdlib's / upstream's, upstream's method
+    (``upstream_handle_connection``) does it all."""
+    g = upstream_handle_connection.__globals__
+
+    def _handle_connection(self, connection, address):
+        ssl_options = self.ssl_options
+        if (ssl_options is None or not _c_tls_enabled or _on_tornado_c_loop() is None
+                or g.get("SSLIOStream") is not _up.SSLIOStream
+                or g.get("ssl_wrap_socket") is not _netutil.ssl_wrap_socket):
+            return upstream_handle_connection(self, connection, address)
+        # the context is made where upstream's ssl_wrap_socket makes it, and
+        # what it raises is taken as upstream takes it
+        try:
+            context = _c_tls_context(ssl_options, True)
+        except _ssl.SSLError as err:
+            if err.args[0] == _ssl.SSL_ERROR_EOF:
+                return connection.close()
+            raise
+        except OSError as err:
+            if _errno_from_exception(err) in (errno.ECONNABORTED, errno.EINVAL):
+                return connection.close()
+            raise
+        if context is None:
+            return upstream_handle_connection(self, connection, address)
+        try:
+            stream = _c_tls_server_stream(connection, ssl_options, context,
+                                          self.max_buffer_size, self.read_chunk_size)
+            future = self.handle_stream(stream, address)
+            if future is not None:
+                # tornado.tcpserver's own IOLoop, gen and app_log
+                g["IOLoop"].current().add_future(
+                    g["gen"].convert_yielded(future), lambda f: f.result()
+                )
+        except Exception:
+            g["app_log"].error("Error in connection callback", exc_info=True)
+
+    _handle_connection.__name__ = "_handle_connection"
+    _handle_connection.__qualname__ = "TCPServer._handle_connection"
+    _handle_connection.__doc__ = upstream_handle_connection.__doc__
+    _handle_connection._tornado_c_upstream = upstream_handle_connection
+    return _handle_connection
 
 
 class _TLSSocket:
@@ -273,6 +346,7 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
         self._ssl_connect_future = None
         self._server_hostname = sslobj.server_hostname
         self._sslobj = sslobj
+        self._tls_incoming = incoming
         self._tls_socket = None
         # the _ssl object itself is what C calls: ssl.SSLObject's read/write
         # only forward to it (_c_tls_context makes sure it is that class)
@@ -313,6 +387,12 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
                 except Exception:
                     peer = "(not connected)"
                 _gen_log.warning("SSL Error on %s %s: %s", sock.fileno(), peer, err)
+                if self._sslobj.server_side and self._tls_incoming.pending:
+                    # an SSLSocket reads no further than the record that
+                    # failed and the rest stays unread in the kernel, so
+                    # upstream's close resets the connection: what arrived
+                    # after that record (still in the BIO here) does too
+                    self._tls_reset_on_close(sock)
                 return self.close(exc_info=err)
             raise
         except OSError as err:
@@ -324,6 +404,13 @@ class _SSLIOStream(IOStream, _up.SSLIOStream):
             self._tls_flush()
             self._tls_established()
             self._finish_ssl_connect()
+
+    @staticmethod
+    def _tls_reset_on_close(sock):
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            pass
 
     def _tls_signal_closed(self):
         """upstream's _signal_closed for _ssl_connect_future (the C stream

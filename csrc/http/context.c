@@ -15,9 +15,10 @@
  * there for whoever asks for it.  Anything else (a patched or subclassed
  * context, a family the fd cannot tell) calls the class as before.
  *
- * The stream is never an SSLIOStream here (the C server serves only
- * connections without ssl_options), so the protocol is the given one or
- * "http", as upstream's __init__ decides for a plain IOStream.
+ * The protocol is the given one or "http", as upstream's __init__ decides
+ * for a plain IOStream; for a TLS stream (ssl_options) tornado_c/httpserver.py
+ * passes "https" when HTTPServer.protocol is not set, upstream's answer for
+ * an SSLIOStream.
  */
 #include "http/internal.h"
 #include "web/web.h"

@@ -109,13 +109,19 @@ typedef struct {
     Py_ssize_t max_buffer_size;   /* <= 0: upstream's default */
     Py_ssize_t read_chunk_size;   /* <= 0: upstream's default */
     int strict;                   /* strict mode (optional, default off) */
+    PyObject *stream;             /* optional: a made, unconsumed stream to
+                                   * serve instead of one made on fd (a TLS
+                                   * stream); NULL or None: none */
 } conn_params;
 
 /* HTTPServerConnection(server, fd, address, *, protocol, trusted_downstream,
  *     loop, max_header_size, max_body_size, chunk_size, header_timeout,
  *     body_timeout, decompress, no_keep_alive, max_buffer_size,
- *     read_chunk_size, strict=False): every argument but strict is
- *     required. */
+ *     read_chunk_size, strict=False, stream=None): every argument but
+ *     strict and stream is required.  stream: a tornado_c stream on fd,
+ *     open and with no consumer (the TLS stream tornado_c/httpserver.py
+ *     makes for ssl_options), served instead of a new one made on fd;
+ *     max_buffer_size is then the stream's own. */
 static int
 parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
 {
@@ -123,9 +129,10 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
         "server", "fd", "address", "protocol", "trusted_downstream", "loop",
         "max_header_size", "max_body_size", "chunk_size", "header_timeout",
         "body_timeout", "decompress", "no_keep_alive", "max_buffer_size",
-        "read_chunk_size", "strict", NULL,
+        "read_chunk_size", "strict", "stream", NULL,
     };
     p->strict = 0;
+    p->stream = NULL;
     if (PyTuple_GET_SIZE(args) > 3) {
         PyErr_SetString(PyExc_TypeError,
                         "HTTPServerConnection() takes 3 positional arguments (server, fd, "
@@ -133,17 +140,19 @@ parse_conn_params(PyObject *args, PyObject *kwds, conn_params *p)
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OiOOOOnOnOOppnn|p:HTTPServerConnection", kwlist, &p->server, &p->fd,
+            args, kwds, "OiOOOOnOnOOppnn|pO:HTTPServerConnection", kwlist, &p->server, &p->fd,
             &p->address, &p->protocol, &p->trusted_downstream, &p->loop, &p->max_header_size,
             &p->max_body_obj, &p->chunk_size, &p->header_timeout, &p->body_timeout,
-            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size, &p->strict)) {
+            &p->decompress, &p->no_keep_alive, &p->max_buffer_size, &p->read_chunk_size,
+            &p->strict, &p->stream)) {
         return -1;
     }
     return tc_http_max_body_from(p->max_body_obj, &p->max_body_size, &p->max_body_negative);
 }
 
 /* Serves the accepted socket p.fd (owned from here on, unless this
- * raises); arguments: parse_conn_params(). */
+ * raises) or the stream p.stream on it (closed if this raises after
+ * taking it); arguments: parse_conn_params(). */
 static PyObject *
 sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -163,6 +172,17 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * upstream's Python path on any other): its timers use the loop's C API */
     if (!tc_loop_check(st, loop) || ((tc_loop *)loop)->uv == NULL) {
         PyErr_SetString(PyExc_TypeError, "needs an open tornado_c loop");
+        return NULL;
+    }
+    if (p.stream == Py_None) {
+        p.stream = NULL;
+    }
+    if (p.stream != NULL &&
+        (!tc_stream_check(st, p.stream) || tc_stream_closed((tc_stream *)p.stream) ||
+         tc_stream_loop((tc_stream *)p.stream) != (tc_loop *)loop ||
+         !tc_stream_consumer_is((tc_stream *)p.stream, NULL, NULL))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "stream must be an open tornado_c stream on the loop, with no consumer");
         return NULL;
     }
     if (p.chunk_size <= 0 || p.max_header_size <= 0) {
@@ -214,7 +234,13 @@ sc_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * delegate in chunk_size pieces anyway, and upstream's IOStream reads
      * ahead of what a read asks for.  A detached stream gets it back. */
     sc->read_chunk_size = p.read_chunk_size;
-    sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
+    if (p.stream != NULL) {
+        Py_INCREF(p.stream);
+        sc->stream = (tc_stream *)p.stream;
+    }
+    else {
+        sc->stream = tc_stream_from_fd(st, (tc_loop *)loop, p.fd, NULL, p.max_buffer_size, 0);
+    }
     if (sc->stream == NULL) {
         sc->closed = sc->close_notified = sc->close_scheduled = 1;
         Py_DECREF(sc);

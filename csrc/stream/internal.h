@@ -165,12 +165,18 @@ TC_INTERNAL PyObject *tc_stream_fn_read_end(PyObject *module, PyObject *arg);
 /* tls.c: TLS inside the stream (s->tls != NULL) */
 typedef struct tc_stream_tls tc_stream_tls;
 /* Ciphertext read from the socket: decrypted into the input buffer (rlen
- * grows), or handed to the handshake.  SSL errors close the stream; -1
- * with an exception set only for our own failures (memory). */
+ * grows), or handed to the handshake (maybe queued behind the callbacks
+ * ready before the poll: tls.c's queue_step).  data NULL, len 0: the
+ * records are in the BIO already.  SSL errors close the stream; -1 with an
+ * exception set only for our own failures (memory). */
 TC_INTERNAL int tc_stream_tls_input(tc_stream *s, const char *data, size_t len);
 /* The socket's input ended cleanly (EOF): closes the stream, through the
  * handshake's error when it was not complete. */
 TC_INTERNAL void tc_stream_tls_end(tc_stream *s);
+/* stream.c: records arrived (tls_input, then the input offered); data NULL
+ * and n 0: they are in the BIO already (tls.c's queued handshake step). */
+TC_INTERNAL void tc_stream_tls_read(tc_stream *s, const char *data, size_t n);
+TC_INTERNAL PyObject *tc_stream_py_tls_step(tc_stream *s, PyObject *ignored);
 /* Plaintext to send: encrypted and queued, or held until the handshake
  * completes.  0, or -1 with an exception set. */
 TC_INTERNAL int tc_stream_tls_write(tc_stream *s, const char *data, size_t len);

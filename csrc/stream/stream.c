@@ -621,9 +621,11 @@ offer_input(tc_stream *s, int peek)
     }
 }
 
-/* Records arrived on a TLS stream (`data` is the shared read buffer). */
-static void
-tls_read(tc_stream *s, const char *data, size_t n)
+/* Records arrived on a TLS stream (`data` is the shared read buffer; NULL
+ * with n 0: the records are in the SSL object's BIO already, tls.c's
+ * queued handshake step). */
+void
+tc_stream_tls_read(tc_stream *s, const char *data, size_t n)
 {
     size_t before = s->rlen;
     if (tc_stream_tls_input(s, data, n) < 0) {
@@ -649,7 +651,7 @@ read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     TC_LOOP_ENTER(s->loop);
     Py_INCREF(s);
     if (nread > 0 && s->tls != NULL) {
-        tls_read(s, buf->base, (size_t)nread);
+        tc_stream_tls_read(s, buf->base, (size_t)nread);
     }
     else if (nread > 0) {
         s->rlen += (size_t)nread;

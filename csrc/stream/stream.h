@@ -22,15 +22,16 @@
  * tc_stream_set_consumer(); the stream must stay valid across that (hold a
  * reference around consumer calls).
  *
- * TLS (stream/tls.c): a stream made by tornado_c.iostream's start_tls for
- * a client speaks TLS inside the stream: what libuv reads is decrypted into
- * the input buffer before anything looks at it, and what is written is
- * encrypted before it is queued.  Everything in this header then works on
- * plaintext, unchanged: a consumer (the HTTP client's response reader)
- * peeks and consumes decrypted bytes, tc_stream_write*() take plaintext,
- * on_drain means every record reached the kernel.  A TLS stream never
- * offers shared input (peek_shared has no effect: its plaintext is always
- * in the stream's own buffer).
+ * TLS (stream/tls.c): a stream made by tornado_c.iostream's start_tls (or
+ * for a connection of a server with ssl_options) speaks TLS inside the
+ * stream: what libuv reads is decrypted into the input buffer before
+ * anything looks at it, and what is written is encrypted before it is
+ * queued.  Everything in this header then works on plaintext, unchanged: a
+ * consumer (the HTTP client's response reader, the HTTP server's
+ * connection) peeks and consumes decrypted bytes, tc_stream_write*() take
+ * plaintext, on_drain means every record reached the kernel.  A TLS stream
+ * never offers shared input (peek_shared has no effect: its plaintext is
+ * always in the stream's own buffer).
  */
 #ifndef TC_STREAM_H
 #define TC_STREAM_H
@@ -61,7 +62,7 @@ typedef struct tc_stream_state {
                                  * held behind the callbacks ready before the poll) */
     /* TLS in the stream (stream/tls.c): interned names */
     PyObject *s_read, *s_write, *s_pending, *s_write_eof, *s_tls_handshake,
-        *s_tls_signal_closed;
+        *s_tls_signal_closed, *s_tls_step;
 } tc_stream_state;
 
 typedef struct tc_stream_consumer {

@@ -1147,6 +1147,7 @@ static PyMethodDef stream_methods[] = {
      "_tls_attach(raw, incoming, outgoing, SSLWantReadError): TLS from here on (tls.c)"},
     {"_tls_flush", FN(tc_stream_py_tls_flush), METH_NOARGS, NULL},
     {"_tls_established", FN(tc_stream_py_tls_established), METH_NOARGS, NULL},
+    {"_tls_step", FN(tc_stream_py_tls_step), METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1274,6 +1275,7 @@ tc_stream_traverse(struct tc_state *st, visitproc visit, void *arg)
     Py_VISIT(ss->s_write_eof);
     Py_VISIT(ss->s_tls_handshake);
     Py_VISIT(ss->s_tls_signal_closed);
+    Py_VISIT(ss->s_tls_step);
     return 0;
 }
 
@@ -1301,4 +1303,5 @@ tc_stream_clear(struct tc_state *st)
     Py_CLEAR(ss->s_write_eof);
     Py_CLEAR(ss->s_tls_handshake);
     Py_CLEAR(ss->s_tls_signal_closed);
+    Py_CLEAR(ss->s_tls_step);
 }

@@ -1,4 +1,5 @@
-/* stream component: TLS inside the C stream (client side of start_tls).
+/* stream component: TLS inside the C stream (start_tls, both sides; the
+ * connections of TCPServer / HTTPServer with ssl_options).
  *
  * Decision.  Under the switch an https:// fetch reaches TCPClient.connect,
  * which connects a plain C stream and then calls its start_tls(False,
@@ -24,6 +25,10 @@
  *     the decrypting loop stops once neither the incoming BIO nor the SSL
  *     object holds bytes (OpenSSL takes one record per read from a memory
  *     BIO), without provoking SSLWantReadError.
+ * The server side is the same layer: under the switch TCPServer's
+ * _handle_connection (tornado_c/iostream.py) wraps an accepted socket with
+ * ssl_options this way instead of in an SSLSocket, and the C HTTP server
+ * (http/server.c) consumes the plaintext of such a stream as of a plain one.
  * The handshake runs once per connection and its outcome is what users
  * see (which error, which log line, when the start_tls future resolves), so
  * it stays in Python (tornado_c.iostream's SSLIOStream._do_ssl_handshake,
@@ -62,6 +67,7 @@ struct tc_stream_tls {
     PyObject *want_read;    /* strong: ssl.SSLWantReadError */
     char *pend;             /* plaintext written before the handshake (PyMem) */
     size_t pend_len, pend_cap;
+    char step_queued;       /* a handshake step waits in the loop (queue_step) */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -265,25 +271,64 @@ encrypt(tc_stream *s, const char *data, size_t len)
 
 /* ------------------------------------------------- stream.c's entry points */
 
+/* Handshake records that arrive in a poll which began with callbacks
+ * ready wait behind those callbacks, as upstream's SSLIOStream handles its
+ * socket's events after them: the handshake's outcome (a failure closes
+ * the stream) then comes after, e.g., the first step of a handle_stream
+ * coroutine, which calls wait_for_handshake.  The records stay in the BIO;
+ * the queued _tls_step() goes on from there (tc_stream_tls_read).  1: a
+ * step is queued; 0: go on now; -1: exception set. */
+static int
+queue_step(tc_stream *s)
+{
+    tc_stream_tls *t = s->tls;
+    PyObject *m;
+    int rc;
+    if (t->step_queued) {
+        return 1;
+    }
+    if (!tc_loop_hold_io(s->loop)) {
+        return 0;
+    }
+    m = PyObject_GetAttr((PyObject *)s, s->st->stream->s_tls_step);
+    if (m == NULL) {
+        return -1;
+    }
+    rc = tc_loop_call_io(s->loop, m, NULL, 0);
+    Py_DECREF(m);
+    if (rc < 0) {
+        return -1;
+    }
+    t->step_queued = 1;
+    return 1;
+}
+
 int
 tc_stream_tls_input(tc_stream *s, const char *data, size_t len)
 {
     tc_stream_tls *t = s->tls;
     PyObject *bytes, *r;
     int rc;
-    /* a copy first: `data` may be the loop's shared read buffer, which must
-     * not be in use once Python code can run (bytes are not GC-tracked) */
-    bytes = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-    if (bytes == NULL) {
-        return -1;
+    if (data != NULL) {
+        /* a copy first: `data` may be the loop's shared read buffer, which
+         * must not be in use once Python code can run (bytes are not
+         * GC-tracked) */
+        bytes = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+        if (bytes == NULL) {
+            return -1;
+        }
+        r = PyObject_CallMethodOneArg(t->incoming, s->st->stream->s_write, bytes);
+        Py_DECREF(bytes);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
     }
-    r = PyObject_CallMethodOneArg(t->incoming, s->st->stream->s_write, bytes);
-    Py_DECREF(bytes);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
     if (s->tls_hs) {
+        rc = data != NULL ? queue_step(s) : 0;
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
         handshake_step(s);
         if (s->closed || s->tls_hs) {
             return PyErr_Occurred() ? -1 : 0;
@@ -455,6 +500,28 @@ tc_stream_py_tls_attach(tc_stream *s, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* _tls_step(): the handshake step queue_step() put behind the callbacks
+ * that were ready, on the records the BIO holds. */
+PyObject *
+tc_stream_py_tls_step(tc_stream *s, PyObject *Py_UNUSED(ignored))
+{
+    if (s->tls == NULL || !s->tls->step_queued) {
+        Py_RETURN_NONE;
+    }
+    s->tls->step_queued = 0;
+    if (s->closed) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(s);
+    tc_stream_tls_read(s, NULL, 0);
+    tc_stream_update_reading(s);
+    Py_DECREF(s);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* _tls_flush(): send what the outgoing BIO holds (handshake records). */
 PyObject *
 tc_stream_py_tls_flush(tc_stream *s, PyObject *Py_UNUSED(ignored))
@@ -522,7 +589,8 @@ tc_stream_tls_exec(struct tc_state *st)
         (ss->s_pending = PyUnicode_InternFromString("pending")) == NULL ||
         (ss->s_write_eof = PyUnicode_InternFromString("write_eof")) == NULL ||
         (ss->s_tls_handshake = PyUnicode_InternFromString("_do_ssl_handshake")) == NULL ||
-        (ss->s_tls_signal_closed = PyUnicode_InternFromString("_tls_signal_closed")) == NULL) {
+        (ss->s_tls_signal_closed = PyUnicode_InternFromString("_tls_signal_closed")) == NULL ||
+        (ss->s_tls_step = PyUnicode_InternFromString("_tls_step")) == NULL) {
         return -1;
     }
     return 0;
