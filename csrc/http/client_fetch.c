@@ -72,378 +72,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/internal.h"
-
-/* interned names (made at exec) */
-#define FETCH_NAMES(X)                                                                        \
-    X(url, "url") X(method, "method") X(u_headers, "_headers") X(u_body, "_body")             \
-    X(headers, "headers") X(body, "body") X(body_producer, "body_producer")                   \
-    X(expect_100_continue, "expect_100_continue") X(network_interface, "network_interface")   \
-    X(proxy_host, "proxy_host") X(proxy_port, "proxy_port")                                   \
-    X(proxy_username, "proxy_username") X(proxy_password, "proxy_password")                   \
-    X(proxy_auth_mode, "proxy_auth_mode") X(header_callback, "header_callback")               \
-    X(streaming_callback, "streaming_callback") X(auth_username, "auth_username")             \
-    X(allow_nonstandard_methods, "allow_nonstandard_methods") X(user_agent, "user_agent")     \
-    X(decompress_response, "decompress_response") X(connect_timeout, "connect_timeout")       \
-    X(request_timeout, "request_timeout") X(follow_redirects, "follow_redirects")             \
-    X(max_redirects, "max_redirects") X(start_time, "start_time")                             \
-    X(final_callback, "final_callback") X(stream, "stream") X(u_timeout, "_timeout")          \
-    X(io_loop, "io_loop") X(u_run_callback, "_run_callback") X(u_on_timeout, "_on_timeout")   \
-    X(code, "code") X(reason, "reason") X(chunks, "chunks") X(finish, "finish")               \
-    X(max_buffer_size, "max_buffer_size") X(max_header_size, "max_header_size")               \
-    X(max_body_size, "max_body_size") X(error, "error") X(close, "close")                     \
-    X(c_connect_failed, "_c_connect_failed") X(c_raised, "_c_raised")                         \
-    X(c_read_failed, "_c_read_failed") X(c_after_head, "_c_after_head")                       \
-    X(c_send_slow, "_c_send_slow") X(h_connection, "Connection") X(h_host, "Host")            \
-    X(h_user_agent, "User-Agent") X(h_content_length, "Content-Length")                       \
-    X(h_content_type, "Content-Type") X(h_accept_encoding, "Accept-Encoding")                 \
-    X(h_content_encoding, "Content-Encoding") X(h_location, "Location") X(v_close, "close")   \
-    X(v_gzip, "gzip") X(v_form, "application/x-www-form-urlencoded")                          \
-    X(v_during_request, "during request") X(lower, "lower") X(get, "get") X(HEAD, "HEAD")      \
-    X(original_request, "original_request") X(request, "request")                             \
-    X(release_callback, "release_callback") X(start_wall_time, "start_wall_time")             \
-    X(buffer, "buffer") X(effective_url, "effective_url") X(request_time, "request_time")      \
-    X(cancel, "cancel") X(c_take, "_c_take") X(c_facts, "_c_facts")
-
-enum {
-#define FETCH_ENUM(id, text) N_##id,
-    FETCH_NAMES(FETCH_ENUM)
-#undef FETCH_ENUM
-    N__COUNT
-};
+#include "http/client_fetch.h"
 
 static const char *const fetch_name_text[N__COUNT] = {
 #define FETCH_TEXT(id, text) text,
     FETCH_NAMES(FETCH_TEXT)
 #undef FETCH_TEXT
 };
-
-/* the component's part of tc_http_state would need every name; they live
- * in one array hung off it */
-typedef struct tc_http_fetch_kit {
-    PyObject *names[N__COUNT]; /* strong */
-    PyObject *partial;         /* strong or NULL: functools.partial, looked up once */
-    PyObject *BytesIO;         /* strong or NULL: io.BytesIO, idem */
-    PyObject *HTTPResponse;    /* strong or NULL: tornado.httpclient.HTTPResponse, idem */
-    PyObject *kw_response;     /* strong or NULL: the keyword names of HTTPResponse(...) */
-} fetch_kit;
-
-#define NAME(f, id) ((f)->kit->names[N_##id])
-
-enum { F_SCHEDULED, F_CONNECTING, F_HEAD, F_BODY, F_DONE };
-
-typedef struct {
-    PyObject_HEAD
-    tc_state *st;            /* borrowed: the type holds the module */
-    fetch_kit *kit;          /* borrowed: idem */
-    tc_loop *loop;           /* strong */
-    PyObject *conn;          /* strong until the end: the HTTPClientConnection */
-    PyObject *context;       /* strong: the Context the steps run in */
-    PyObject *headers;       /* strong: the request's HTTPHeaders */
-    PyObject *method;        /* strong: str */
-    PyObject *path;          /* strong: str, path and query as run() builds it */
-    PyObject *netloc;        /* strong: str, for the Host header */
-    PyObject *body;          /* strong: bytes or None */
-    PyObject *user_agent;    /* strong: the option (None or a value) */
-    PyObject *ua_default;    /* strong: "Tornado/<version>" */
-    PyObject *connect_timeout, *request_timeout; /* strong: the options */
-    PyObject *max_redirects; /* strong or NULL: follow_redirects is off */
-    PyObject *req_dict;      /* strong: the HTTPRequest's __dict__ */
-    PyObject *defaults;      /* strong: the client's defaults (a dict or None) */
-    PyObject *url;           /* strong: the URL option */
-    PyObject *bound_start;   /* strong or NULL: our _start, until it ran */
-    tc_stream *stream;       /* strong or NULL */
-    PyObject *parser;        /* strong or NULL */
-    PyObject *timer;         /* strong or NULL: the connect timeout's TimerHandle */
-    PyObject *value, *exc;   /* strong or NULL: the end of the read in flight */
-    PyObject *head;          /* strong or NULL: (start_line, headers) once read */
-    struct sockaddr_in addr;
-    char state;              /* F_* */
-    char decompress;         /* decompress_response */
-    char stepping;           /* inside a step: a read's end waits for it */
-    char read_ended;         /* value or exc holds a read's end */
-    char finish_in_c;        /* finish() and what it calls are upstream's / ours:
-                              * done here (finish_response) */
-    char pooled;             /* a keep-alive pool's connection (tornado_c/_client_pool.py):
-                              * conn._c_take() may give an idle stream, and the
-                              * stream is the pool's after finish() */
-} cfetch;
-
-/* -------------------------------------------------------------- the URL */
-
-/* host is an IPv4 address exactly as inet_ntop writes it */
-static int
-dotted_quad(const char *p, size_t n, struct in_addr *out)
-{
-    unsigned parts = 0, val = 0, digits = 0;
-    uint32_t a = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == '.') {
-            if (digits == 0 || val > 255) {
-                return 0;
-            }
-            a = (a << 8) | val;
-            parts++;
-            val = digits = 0;
-            continue;
-        }
-        if (p[i] < '0' || p[i] > '9' || (digits == 1 && val == 0)) {
-            return 0; /* not a digit, or a leading zero */
-        }
-        val = val * 10 + (unsigned)(p[i] - '0');
-        if (++digits > 3) {
-            return 0;
-        }
-    }
-    if (parts != 4) {
-        return 0;
-    }
-    out->s_addr = htonl(a);
-    return 1;
-}
-
-/* Parse `url` as urlsplit and split_host_and_port would, for the URLs this
- * path takes: "http://" + a dotted quad [":" port] + path [ "?" query ],
- * printable ASCII without '#', '@', '[' or ']'.  1 (f->addr, f->netloc,
- * f->path set), 0 not such a URL, -1 with an exception set. */
-static int
-parse_url(cfetch *f, PyObject *url)
-{
-    Py_ssize_t n;
-    const char *u;
-    if (!PyUnicode_CheckExact(url) || !PyUnicode_IS_ASCII(url)) {
-        return 0;
-    }
-    u = PyUnicode_AsUTF8AndSize(url, &n);
-    if (u == NULL) {
-        return -1;
-    }
-    if (n < 8 || memcmp(u, "http://", 7) != 0) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)u[i];
-        if (c <= 0x20 || c >= 0x7f || c == '#' || c == '[' || c == ']' || c == '\\') {
-            return 0;
-        }
-    }
-    const char *nl = u + 7, *end = u + n, *q = nl;
-    while (q < end && *q != '/' && *q != '?') {
-        if (*q == '@') {
-            return 0;
-        }
-        q++;
-    }
-    size_t nl_len = (size_t)(q - nl);
-    const char *colon = memchr(nl, ':', nl_len);
-    size_t host_len = colon ? (size_t)(colon - nl) : nl_len;
-    unsigned long port = 80;
-    if (colon != NULL) {
-        size_t pl = nl_len - host_len - 1;
-        if (pl == 0 || pl > 5) {
-            return 0;
-        }
-        port = 0;
-        for (size_t i = 0; i < pl; i++) {
-            if (colon[1 + i] < '0' || colon[1 + i] > '9') {
-                return 0;
-            }
-            port = port * 10 + (unsigned long)(colon[1 + i] - '0');
-        }
-        if (port == 0 || port > 65535) {
-            return 0; /* upstream's errors for these come from its own path */
-        }
-    }
-    memset(&f->addr, 0, sizeof(f->addr));
-    if (!dotted_quad(nl, host_len, &f->addr.sin_addr)) {
-        return 0;
-    }
-    f->addr.sin_family = AF_INET;
-    f->addr.sin_port = htons((uint16_t)port);
-    /* (parsed.path or "/") + ("?" + parsed.query if parsed.query else "") */
-    const char *qm = memchr(q, '?', (size_t)(end - q));
-    const char *path_end = qm ? qm : end;
-    int has_query = qm != NULL && qm + 1 < end;
-    size_t plen = (size_t)(path_end - q);
-    tc_http_buf b = {0};
-    if ((plen ? tc_http_buf_append(&b, q, plen) : tc_http_buf_append(&b, "/", 1)) < 0 ||
-        (has_query && tc_http_buf_append(&b, qm, (size_t)(end - qm)) < 0)) {
-        tc_http_buf_free(&b);
-        PyErr_NoMemory();
-        return -1;
-    }
-    f->path = PyUnicode_FromStringAndSize(b.data, (Py_ssize_t)b.len);
-    tc_http_buf_free(&b);
-    f->netloc = PyUnicode_FromStringAndSize(nl, (Py_ssize_t)nl_len);
-    if (f->path == NULL || f->netloc == NULL) {
-        return -1;
-    }
-    return 1;
-}
-
-/* ------------------------------------------------------- the options */
-
-/* What _RequestProxy.__getattr__(name) gives: the request's attribute
- * unless None, else the default.  Borrowed; NULL with *missing = 1 for an
- * attribute the request does not have (not for this path), NULL with an
- * exception set on error. */
-static PyObject *
-opt(PyObject *d, PyObject *defaults, PyObject *name, int *missing)
-{
-    PyObject *v = PyDict_GetItemWithError(d, name);
-    if (v == NULL) {
-        if (!PyErr_Occurred()) {
-            *missing = 1;
-        }
-        return NULL;
-    }
-    if (v == Py_None && defaults != Py_None) {
-        PyObject *dv = PyDict_GetItemWithError(defaults, name);
-        if (dv == NULL) {
-            return PyErr_Occurred() ? NULL : Py_None;
-        }
-        return dv;
-    }
-    return v;
-}
-
-static int
-is_number_or_none(PyObject *v)
-{
-    return v == Py_None || PyFloat_CheckExact(v) || PyLong_CheckExact(v);
-}
-
-static const char *const supported_methods[] = {"GET",    "HEAD",  "POST",   "PUT",
-                                                "DELETE", "PATCH", "OPTIONS"};
-
-/* 1 the options are this path's (f filled), 0 not, -1 error */
-static int
-read_options(cfetch *f, PyObject *d, PyObject *defaults)
-{
-    static const int must_be_false[] = {
-        N_body_producer,  N_expect_100_continue, N_network_interface, N_proxy_host,
-        N_proxy_port,     N_proxy_username,      N_proxy_password,    N_proxy_auth_mode,
-        N_allow_nonstandard_methods,
-    };
-    static const int must_be_none[] = {N_header_callback, N_streaming_callback, N_auth_username,
-                                       N_body_producer};
-    int missing = 0, r;
-    PyObject *v;
-#define OPT(id) opt(d, defaults, f->kit->names[N_##id], &missing)
-    for (size_t i = 0; i < sizeof(must_be_false) / sizeof(must_be_false[0]); i++) {
-        v = opt(d, defaults, f->kit->names[must_be_false[i]], &missing);
-        if (v == NULL) {
-            return missing ? 0 : -1;
-        }
-        if ((r = PyObject_IsTrue(v)) != 0) {
-            return r < 0 ? -1 : 0;
-        }
-    }
-    for (size_t i = 0; i < sizeof(must_be_none) / sizeof(must_be_none[0]); i++) {
-        v = opt(d, defaults, f->kit->names[must_be_none[i]], &missing);
-        if (v != Py_None) {
-            return v == NULL && !missing ? -1 : 0;
-        }
-    }
-    /* the method: one upstream supports, as an exact str */
-    v = OPT(method);
-    if (v == NULL) {
-        return missing ? 0 : -1;
-    }
-    if (!PyUnicode_CheckExact(v)) {
-        return 0;
-    }
-    int known = 0;
-    for (size_t i = 0; i < sizeof(supported_methods) / sizeof(supported_methods[0]); i++) {
-        if (PyUnicode_CompareWithASCIIString(v, supported_methods[i]) == 0) {
-            known = 1;
-            break;
-        }
-    }
-    if (!known) {
-        return 0;
-    }
-    f->method = Py_NewRef(v);
-    /* the body upstream expects for the method (else its ValueError) */
-    v = PyDict_GetItemWithError(d, NAME(f, u_body));
-    if (v == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    if (v == NULL || v == Py_None) {
-        v = defaults != Py_None ? PyDict_GetItemWithError(defaults, NAME(f, body)) : NULL;
-        if (v == NULL && PyErr_Occurred()) {
-            return -1;
-        }
-        if (v == NULL) {
-            v = Py_None;
-        }
-    }
-    if (v != Py_None && !PyBytes_CheckExact(v)) {
-        return 0;
-    }
-    int body_expected = PyUnicode_CompareWithASCIIString(f->method, "POST") == 0 ||
-                        PyUnicode_CompareWithASCIIString(f->method, "PATCH") == 0 ||
-                        PyUnicode_CompareWithASCIIString(f->method, "PUT") == 0;
-    if (body_expected != (v != Py_None)) {
-        return 0;
-    }
-    f->body = Py_NewRef(v);
-    /* the headers object (the property reads _headers) */
-    v = PyDict_GetItemWithError(d, NAME(f, u_headers));
-    if (v == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    if (v == NULL || v == Py_None) {
-        return 0;
-    }
-    f->headers = Py_NewRef(v);
-    if ((v = OPT(user_agent)) == NULL) {
-        return missing ? 0 : -1;
-    }
-    f->user_agent = Py_NewRef(v);
-    if ((v = OPT(decompress_response)) == NULL) {
-        return missing ? 0 : -1;
-    }
-    if ((r = PyObject_IsTrue(v)) < 0) {
-        return -1;
-    }
-    f->decompress = (char)r;
-    if ((v = OPT(connect_timeout)) == NULL) {
-        return missing ? 0 : -1;
-    }
-    if (!is_number_or_none(v)) {
-        return 0;
-    }
-    f->connect_timeout = Py_NewRef(v);
-    if ((v = OPT(request_timeout)) == NULL) {
-        return missing ? 0 : -1;
-    }
-    if (!is_number_or_none(v)) {
-        return 0;
-    }
-    f->request_timeout = Py_NewRef(v);
-    if ((v = OPT(follow_redirects)) == NULL) {
-        return missing ? 0 : -1;
-    }
-    if ((r = PyObject_IsTrue(v)) < 0) {
-        return -1;
-    }
-    if (r) {
-        if ((v = OPT(max_redirects)) == NULL) {
-            return missing ? 0 : -1;
-        }
-        if (!PyLong_CheckExact(v)) {
-            return 0; /* upstream asserts it is set */
-        }
-        f->max_redirects = Py_NewRef(v);
-    }
-    if ((v = OPT(url)) == NULL) {
-        return missing ? 0 : -1;
-    }
-#undef OPT
-    f->url = Py_NewRef(v);
-    return parse_url(f, v);
-}
 
 /* ------------------------------------------------------------ the steps */
 
@@ -455,22 +90,6 @@ ioloop_time(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The exception set, taken out (normalized, its traceback attached): new
- * reference, or NULL when none is set. */
-static PyObject *
-take_exc(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
 }
 
 /* Set `exc` (stolen) as the current exception. */
@@ -502,7 +121,7 @@ call_conn(cfetch *f, PyObject *name, PyObject *const *args, size_t nargs)
 static void
 fail_with(cfetch *f, PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *exc = take_exc();
+    PyObject *exc = tc_uvio_fetch_exception();
     PyObject *stack[4];
     if (exc == NULL) {
         exc = PyObject_CallFunction(PyExc_SystemError, "s", "client fetch failed without an error");
@@ -1172,6 +791,24 @@ fetch_connect_timeout(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef connect_timeout_def = {"_connect_timeout", fetch_connect_timeout, METH_NOARGS,
                                           NULL};
 
+/* Set StreamClosedError(real_error=err) (err borrowed or NULL) as the
+ * current exception: what the stream's connect future raises when the
+ * connect failed with err. */
+static void
+set_closed_error(cfetch *f, PyObject *err)
+{
+    PyObject *kw = Py_BuildValue("{sO}", "real_error", err != NULL ? err : Py_None);
+    PyObject *none = PyTuple_New(0), *exc = NULL;
+    if (kw != NULL && none != NULL) {
+        exc = PyObject_Call(f->st->stream->StreamClosedError, none, kw);
+    }
+    Py_XDECREF(kw);
+    Py_XDECREF(none);
+    if (exc != NULL) {
+        set_exc(exc); /* steals */
+    }
+}
+
 /* Connected (or given a pooled stream): run()'s steps up to the head's
  * read, in the fetch's Context (entered by the caller). */
 static void
@@ -1223,19 +860,10 @@ on_connected(PyObject *owner, tc_stream *s, int status)
     if (status != 0) {
         /* StreamClosedError(real_error=stream.error), as the connect future
          * raises it */
-        PyObject *err = PyObject_GetAttr((PyObject *)f->stream, NAME(f, error)), *exc = NULL;
+        PyObject *err = PyObject_GetAttr((PyObject *)f->stream, NAME(f, error));
         if (err != NULL) {
-            PyObject *kw = Py_BuildValue("{sO}", "real_error", err), *none = PyTuple_New(0);
-            if (kw != NULL && none != NULL) {
-                exc = PyObject_Call(f->st->stream->StreamClosedError, none, kw);
-            }
-            Py_XDECREF(kw);
-            Py_XDECREF(none);
+            set_closed_error(f, err == Py_None ? NULL : err);
             Py_DECREF(err);
-        }
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
         }
         fail_with(f, NAME(f, c_connect_failed), NULL, 0);
     }
@@ -1339,17 +967,10 @@ fetch_start(PyObject *self, PyObject *Py_UNUSED(ignored))
                           (PyObject *)f) < 0) {
         /* socket.connect()'s error: the stream closes with it and the
          * connect future raises StreamClosedError(real_error=it) */
-        PyObject *err = take_exc();
+        PyObject *err = tc_uvio_fetch_exception();
         tc_stream_close(f->stream, err);
-        PyObject *kw = Py_BuildValue("{sO}", "real_error", err), *none = PyTuple_New(0), *exc;
-        Py_DECREF(err);
-        exc = kw && none ? PyObject_Call(f->st->stream->StreamClosedError, none, kw) : NULL;
-        Py_XDECREF(kw);
-        Py_XDECREF(none);
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+        set_closed_error(f, err);
+        Py_XDECREF(err);
         fail_with(f, NAME(f, c_connect_failed), NULL, 0);
         Py_RETURN_NONE;
     }
@@ -1484,7 +1105,7 @@ http_client_fetch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     f->st = st;
     f->kit = hs->fetch_kit;
-    r = read_options(f, d, defaults);
+    r = tc_http_fetch_read_options(f, d, defaults);
     if (r <= 0) {
         Py_DECREF(f);
         if (r < 0) {

@@ -1,7 +1,7 @@
 /* Private header of the C HTTP server: the two objects and what their files
  * share.  Only csrc/http/server.c, server_py.c, connection.c, client.c
  * (the client's response parser, which builds headers as the server does),
- * client_request.c and client_fetch.c (the client's C fetch, which drives
+ * client_request.c and client_fetch*.c (the client's C fetch, which drives
  * that parser) include it; other components use http.h.
  *
  *   server.c      HTTPServerConnection (sconn): one accepted connection --
