@@ -164,6 +164,23 @@ def test_scenarios_reach_their_paths(both):
     assert up["queued"] == [b"hello"] * 7
 
 
+def _with_client(body):
+    """Run `await body(client, port)` under the switch with a fresh client
+    and the canned server; its result."""
+
+    async def go():
+        server, port = await _serve()
+        client = SimpleAsyncHTTPClient(force_instance=True)
+        try:
+            return await body(client, port)
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    return _switched_run(go)
+
+
 def _which_path(url):
     """'c' if a fetch of `url` under the switch ran without
     HTTPClientConnection.run(), 'python' if run() was called."""
@@ -176,20 +193,12 @@ def _which_path(url):
         calls.append(1)
         return orig(self)
 
-    async def go():
-        server, port = await _serve()
-        client = SimpleAsyncHTTPClient(force_instance=True)
-        try:
-            resp = await client.fetch(url % port)
-            assert resp.body == b"hello"
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
+    async def fetch(client, port):
+        assert (await client.fetch(url % port)).body == b"hello"
 
     HTTPClientConnection.run = spy
     try:
-        _switched_run(go)
+        _with_client(fetch)
     finally:
         HTTPClientConnection.run = orig
     return "python" if calls else "c"
@@ -225,29 +234,22 @@ def test_a_replaced_resolver_takes_run():
 
 
 def test_no_garbage_cycles_per_fetch():
-    async def go():
-        server, port = await _serve()
-        client = SimpleAsyncHTTPClient(force_instance=True)
+    async def fetches(client, port):
         url = "http://127.0.0.1:%d/plain" % port
+        for _ in range(10):
+            await client.fetch(url)
+        await asyncio.sleep(0.05)
+        gc.collect()
+        gc.disable()
         try:
-            for _ in range(10):
+            for _ in range(50):
                 await client.fetch(url)
             await asyncio.sleep(0.05)
-            gc.collect()
-            gc.disable()
-            try:
-                for _ in range(50):
-                    await client.fetch(url)
-                await asyncio.sleep(0.05)
-                return gc.collect()
-            finally:
-                gc.enable()
+            return gc.collect()
         finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
+            gc.enable()
 
-    assert _switched_run(go) == 0
+    assert _with_client(fetches) == 0
 
 
 def test_fetch_arguments_checked():
@@ -270,19 +272,12 @@ def test_a_replaced_finish_is_called():
         calls.append(self.code)
         return orig(self)
 
-    async def go():
-        server, port = await _serve()
-        client = SimpleAsyncHTTPClient(force_instance=True)
-        try:
-            return (await client.fetch("http://127.0.0.1:%d/plain" % port)).body
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
+    async def fetch(client, port):
+        return (await client.fetch("http://127.0.0.1:%d/plain" % port)).body
 
     HTTPClientConnection.finish = spy
     try:
-        assert _switched_run(go) == b"hello"
+        assert _with_client(fetch) == b"hello"
     finally:
         HTTPClientConnection.finish = orig
     assert calls == [200]
