@@ -526,23 +526,6 @@ cp_resolve(cparser *self, tc_loop *loop, PyObject *value, PyObject *exc)
     return r;
 }
 
-/* StreamClosedError(real_error=error), as the stream raises it. */
-static PyObject *
-cp_closed_error(cparser *self, PyObject *error)
-{
-    PyObject *kw = PyDict_New(), *args = NULL, *r = NULL;
-    if (kw == NULL) {
-        return NULL;
-    }
-    if (PyDict_SetItemString(kw, "real_error", error ? error : Py_None) == 0 &&
-        (args = PyTuple_New(0)) != NULL) {
-        r = PyObject_Call(self->st->stream->StreamClosedError, args, kw);
-    }
-    Py_XDECREF(args);
-    Py_DECREF(kw);
-    return r;
-}
-
 /* The parser failed: fail the read as the Python reads would have. */
 static int
 cp_read_failed(cparser *self, tc_stream *s)
@@ -719,7 +702,7 @@ cp_closed(cparser *self, tc_stream *s, PyObject *error)
             return cp_body_done(self, s);
         }
     }
-    PyObject *exc = cp_closed_error(self, error);
+    PyObject *exc = tc_stream_closed_error(self->st, error);
     if (exc == NULL) {
         return -1;
     }

@@ -9,8 +9,6 @@
  * is `connecting`, as during IOStream.connect(): writes wait in the queue
  * and go out once connected.
  */
-#include <string.h>
-
 #include "stream/internal.h"
 
 typedef struct {
@@ -27,7 +25,7 @@ on_connect(uv_connect_t *req, int status)
     tc_stream *s = cr->s;
     PyObject *owner = cr->owner;
     tc_stream_connect_cb cb = cr->cb;
-    PyGILState_STATE g = PyGILState_Ensure();
+    TC_LOOP_ENTER(s->loop);
     PyMem_Free(cr);
     if (status == 0 && s->closed) {
         status = UV_ECANCELED; /* closed meanwhile (a timeout): not a connection */
@@ -36,8 +34,7 @@ on_connect(uv_connect_t *req, int status)
         s->connecting = 0;
         if (status != 0) {
             /* the OSError upstream's _connect_ready builds from SO_ERROR */
-            PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", -status,
-                                                  strerror(-status));
+            PyObject *exc = tc_uvio_error(status);
             if (exc == NULL) {
                 tc_stream_report(s, "connect: building the error failed");
             }
@@ -58,7 +55,6 @@ on_connect(uv_connect_t *req, int status)
     }
     Py_DECREF(owner);
     Py_DECREF(s);
-    PyGILState_Release(g);
 }
 
 int
@@ -79,13 +75,7 @@ tc_stream_connect(tc_stream *s, const struct sockaddr *addr, tc_stream_connect_c
     rc = uv_tcp_connect(&cr->req, &s->io.h.tcp, addr, on_connect);
     if (rc < 0) {
         PyMem_Free(cr);
-        /* what socket.connect() raises (OSError(errno, strerror) picks the
-         * subclass) */
-        PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", -rc, strerror(-rc));
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+        tc_uvio_set_error(rc); /* what socket.connect() raises */
         return -1;
     }
     cr->s = (tc_stream *)Py_NewRef((PyObject *)s);

@@ -119,25 +119,31 @@ fail_future(tc_stream *s, PyObject *fut, PyObject *exc)
     }
 }
 
-static PyObject *
-closed_error(tc_stream *s)
+PyObject *
+tc_stream_closed_error(tc_state *st, PyObject *error)
 {
     PyObject *kw = PyDict_New(), *args = NULL, *r = NULL;
     if (kw == NULL) {
         return NULL;
     }
-    if (PyDict_SetItemString(kw, "real_error", s->error ? s->error : Py_None) < 0) {
+    if (PyDict_SetItemString(kw, "real_error", error ? error : Py_None) < 0) {
         goto done;
     }
     args = PyTuple_New(0);
     if (args == NULL) {
         goto done;
     }
-    r = PyObject_Call(s->st->stream->StreamClosedError, args, kw);
+    r = PyObject_Call(st->stream->StreamClosedError, args, kw);
 done:
     Py_XDECREF(args);
     Py_DECREF(kw);
     return r;
+}
+
+static PyObject *
+closed_error(tc_stream *s)
+{
+    return tc_stream_closed_error(s->st, s->error);
 }
 
 PyObject *

@@ -188,6 +188,11 @@ typedef void (*tc_stream_connect_cb)(PyObject *owner, tc_stream *s, int status);
 int tc_stream_connect(tc_stream *s, const struct sockaddr *addr, tc_stream_connect_cb cb,
                       PyObject *owner);
 
+/* New reference to StreamClosedError(real_error=error) (error borrowed, or
+ * NULL for None): what a stream closed with `error` raises from its reads,
+ * writes and connect.  NULL with an exception set if building it failed. */
+PyObject *tc_stream_closed_error(struct tc_state *st, PyObject *error);
+
 /* Close the stream (idempotent).  `exc` borrowed or NULL: recorded as the
  * stream's `error` (upstream's IOStream.error / real_error).  Pending
  * writes are discarded as upstream's close() does. */
