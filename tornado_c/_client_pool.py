@@ -44,9 +44,8 @@ where it goes after the response.
 import collections
 import socket
 import ssl
-import urllib.parse
 
-from tornado import httputil, iostream
+from tornado import iostream
 from tornado.simple_httpclient import (
     HTTPStreamClosedError,
     SimpleAsyncHTTPClient,
@@ -219,14 +218,14 @@ class _KeepAlive:
                          tcp_client, max_header_size, max_body_size)
         self.tcp_client = _Connector(self, tcp_client, self._pool)
 
-    def _c_take(self):
+    def _c_take(self, host, port):
         """The C fetch's connect for this request (tornado_c's
-        csrc/http/client_fetch.c; an http URL with an IPv4-literal host): what
-        the connector gives -- the key, and an idle stream or None (then the
-        C fetch connects)."""
-        host, port = httputil.split_host_and_port(urllib.parse.urlsplit(self.request.url).netloc)
+        csrc/http/client_fetch.c; an http URL with an IPv4-literal host, the
+        host and port as run() would pass them to connect()): what the
+        connector gives -- the key, and an idle stream or None (then the C
+        fetch connects)."""
         af = socket.AF_INET if self.request.allow_ipv6 is False else socket.AF_UNSPEC
-        key = self._pool_key = _pool_key(host, port or 80, af, None, None, self._args[0])
+        key = self._pool_key = _pool_key(host, port, af, None, None, self._args[0])
         if not self._fresh:
             stream = self._pool.take(key)
             if stream is not None:

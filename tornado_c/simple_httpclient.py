@@ -394,7 +394,7 @@ def _c_fetch_ready(conn):
         and _UPSTREAM_CONNECT == _connect_functions()
         and tcpclient.IOStream is _tc_iostream.IOStream
         and _sc.HTTP1Connection is HTTP1ClientConnection
-        and HTTPClientConnection._create_connection is _UPSTREAM_CREATE_CONNECTION
+        and type(conn)._create_connection is _UPSTREAM_CREATE_CONNECTION
         and cls.add_timeout is _IOLoop_add_timeout
         and cls.call_at is _BaseAsyncIOLoop_call_at
         and cls.time is _IOLoop_time

@@ -178,6 +178,30 @@ on_read_end(PyObject *owner, PyObject *value, PyObject *exc)
     }
 }
 
+/* functools.partial / io.BytesIO / HTTPResponse, looked up once */
+static int
+kit_import(fetch_kit *kit)
+{
+    if (kit->partial == NULL && (kit->partial = tc_import_attr("functools", "partial")) == NULL) {
+        return -1;
+    }
+    if (kit->BytesIO == NULL && (kit->BytesIO = tc_import_attr("io", "BytesIO")) == NULL) {
+        return -1;
+    }
+    if (kit->HTTPResponse == NULL &&
+        (kit->HTTPResponse = tc_import_attr("tornado.httpclient", "HTTPResponse")) == NULL) {
+        return -1;
+    }
+    if (kit->kw_response == NULL &&
+        (kit->kw_response = PyTuple_Pack(6, kit->names[N_reason], kit->names[N_headers],
+                                         kit->names[N_request_time],
+                                         kit->names[N_start_time], kit->names[N_buffer],
+                                         kit->names[N_effective_url])) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
 /* conn._timeout = the request timeout, as run() schedules it (add_timeout
  * of start_time + request_timeout: a call_later on the asyncio loop running
  * functools.partial(conn._on_timeout, "during request") through
@@ -193,8 +217,7 @@ schedule_request_timeout(cfetch *f, double start_time)
     if (rt == -1.0 && PyErr_Occurred()) {
         return -1;
     }
-    if (f->kit->partial == NULL &&
-        (f->kit->partial = tc_import_attr("functools", "partial")) == NULL) {
+    if (kit_import(f->kit) < 0) {
         return -1;
     }
     PyObject *io_loop = NULL, *run_cb = NULL, *on_timeout = NULL, *part = NULL, *h = NULL;
@@ -416,7 +439,7 @@ head_for_python(cfetch *f, long code, PyObject *headers)
 static int
 head_done(cfetch *f)
 {
-    PyObject *t = f->value, *start_line, *headers, *v;
+    PyObject *t = f->value, *start_line, *headers, *code_o;
     int r;
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
         PyErr_SetString(PyExc_SystemError, "HTTP client: bad head");
@@ -425,16 +448,17 @@ head_done(cfetch *f)
     Py_XSETREF(f->head, Py_NewRef(t));
     start_line = PyTuple_GET_ITEM(t, 0);
     headers = PyTuple_GET_ITEM(t, 1);
-    v = PySequence_GetItem(start_line, 1);
-    if (v == NULL) {
+    code_o = PySequence_GetItem(start_line, 1);
+    if (code_o == NULL) {
         return -1;
     }
-    long code = PyLong_AsLong(v);
-    Py_DECREF(v);
+    long code = PyLong_AsLong(code_o);
     if (code == -1 && PyErr_Occurred()) {
+        Py_DECREF(code_o);
         return -1;
     }
     if ((r = head_for_python(f, code, headers)) != 0) {
+        Py_DECREF(code_o);
         if (r < 0) {
             return -1;
         }
@@ -448,15 +472,11 @@ head_done(cfetch *f)
     }
     /* headers_received */
     PyObject *reason = PySequence_GetItem(start_line, 2);
-    if (reason == NULL) {
-        return -1;
-    }
-    v = PySequence_GetItem(start_line, 1);
-    r = v == NULL ? -1 : PyObject_SetAttr(f->conn, NAME(f, code), v);
-    Py_XDECREF(v);
+    r = reason == NULL ? -1 : PyObject_SetAttr(f->conn, NAME(f, code), code_o);
+    Py_DECREF(code_o);
     if (r < 0 || PyObject_SetAttr(f->conn, NAME(f, reason), reason) < 0 ||
         PyObject_SetAttr(f->conn, NAME(f, headers), headers) < 0) {
-        Py_DECREF(reason);
+        Py_XDECREF(reason);
         return -1;
     }
     Py_DECREF(reason);
@@ -496,30 +516,6 @@ head_done(cfetch *f)
     Py_CLEAR(f->value);
     f->state = F_BODY;
     return tc_http_cp_read_body(f->parser, f->stream, on_read_end, (PyObject *)f);
-}
-
-/* functools.partial / io.BytesIO / HTTPResponse, looked up once */
-static int
-kit_import(fetch_kit *kit)
-{
-    if (kit->partial == NULL && (kit->partial = tc_import_attr("functools", "partial")) == NULL) {
-        return -1;
-    }
-    if (kit->BytesIO == NULL && (kit->BytesIO = tc_import_attr("io", "BytesIO")) == NULL) {
-        return -1;
-    }
-    if (kit->HTTPResponse == NULL &&
-        (kit->HTTPResponse = tc_import_attr("tornado.httpclient", "HTTPResponse")) == NULL) {
-        return -1;
-    }
-    if (kit->kw_response == NULL &&
-        (kit->kw_response = PyTuple_Pack(6, kit->names[N_reason], kit->names[N_headers],
-                                         kit->names[N_request_time],
-                                         kit->names[N_start_time], kit->names[N_buffer],
-                                         kit->names[N_effective_url])) == NULL) {
-        return -1;
-    }
-    return 0;
 }
 
 /* What HTTPClientConnection.finish() does for the fetch's response (not a
@@ -791,19 +787,12 @@ fetch_connect_timeout(PyObject *self, PyObject *Py_UNUSED(ignored))
 static PyMethodDef connect_timeout_def = {"_connect_timeout", fetch_connect_timeout, METH_NOARGS,
                                           NULL};
 
-/* Set StreamClosedError(real_error=err) (err borrowed or NULL) as the
- * current exception: what the stream's connect future raises when the
- * connect failed with err. */
+/* Set what the stream's connect future raises when the connect failed
+ * with err (borrowed or NULL) as the current exception. */
 static void
 set_closed_error(cfetch *f, PyObject *err)
 {
-    PyObject *kw = Py_BuildValue("{sO}", "real_error", err != NULL ? err : Py_None);
-    PyObject *none = PyTuple_New(0), *exc = NULL;
-    if (kw != NULL && none != NULL) {
-        exc = PyObject_Call(f->st->stream->StreamClosedError, none, kw);
-    }
-    Py_XDECREF(kw);
-    Py_XDECREF(none);
+    PyObject *exc = tc_stream_closed_error(f->st, err);
     if (exc != NULL) {
         set_exc(exc); /* steals */
     }
@@ -923,10 +912,21 @@ fetch_start(PyObject *self, PyObject *Py_UNUSED(ignored))
         }
     }
     if (f->pooled) {
-        /* what the pool's connector gives for this request's key: an idle
-         * stream (then no connect, as upstream's connect() returns it), or
-         * None */
-        if ((v = PyObject_CallMethodNoArgs(f->conn, NAME(f, c_take))) == NULL) {
+        /* what the pool's connector gives for this request's key (host
+         * and port as run() passes them to connect()): an idle stream (then
+         * no connect, as upstream's connect() returns it), or None */
+        Py_ssize_t colon = PyUnicode_FindChar(f->netloc, ':', 0,
+                                              PyUnicode_GET_LENGTH(f->netloc), 1);
+        PyObject *host = colon == -2 ? NULL
+                         : PyUnicode_Substring(f->netloc, 0,
+                                               colon < 0 ? PyUnicode_GET_LENGTH(f->netloc)
+                                                         : colon);
+        PyObject *port = host ? PyLong_FromLong(ntohs(f->addr.sin_port)) : NULL;
+        v = port ? PyObject_CallMethodObjArgs(f->conn, NAME(f, c_take), host, port, NULL)
+                 : NULL;
+        Py_XDECREF(host);
+        Py_XDECREF(port);
+        if (v == NULL) {
             goto raised;
         }
         if (v != Py_None) {
