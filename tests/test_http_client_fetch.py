@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import gc
 import logging
+import os
 
 import pytest
 
@@ -281,3 +282,66 @@ def test_a_replaced_finish_is_called():
     finally:
         HTTPClientConnection.finish = orig
     assert calls == [200]
+
+
+_EMFILE_SCRIPT = r'''
+import asyncio, os, resource, sys
+
+if sys.argv[1] == "switched":
+    import tornado_c
+    tornado_c.install()
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+
+async def main():
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = "http://127.0.0.1:%d/" % server.sockets[0].getsockname()[1]
+    client = SimpleAsyncHTTPClient(force_instance=True)
+    print("before", (await client.fetch(url)).body)
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        r = await client.fetch(url, raise_error=False)
+        print("full", r.code, repr(r.error))
+    except Exception as e:
+        print("full raised", type(e).__name__, e.args)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+    print("after", (await client.fetch(url)).body)
+    client.close()
+    server.close()
+
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+asyncio.run(main())
+'''
+
+
+def test_no_socket_left_gives_upstreams_error():
+    """socket() failing (no file descriptor left) in the C fetch: the
+    OSError upstream's TCPClient gets from socket.socket(), and the next
+    fetch works."""
+    import subprocess
+    import sys
+
+    out = {}
+    for mode in ("upstream", "switched"):
+        env = dict(os.environ)
+        env.pop("TORNADO_C_DISABLE", None)
+        p = subprocess.run([sys.executable, "-c", _EMFILE_SCRIPT, mode], capture_output=True,
+                           text=True, timeout=60, env=env)
+        assert p.returncode == 0, p.stderr
+        out[mode] = p.stdout
+    assert "full raised OSError (24, 'Too many open files')" in out["upstream"]
+    assert out["switched"] == out["upstream"]

@@ -66,11 +66,9 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "http/client_fetch.h"
 
@@ -950,17 +948,10 @@ fetch_start(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (max_buffer == -1 && PyErr_Occurred()) {
         goto raised;
     }
-    /* socket.socket(AF_INET) (its OSError is run()'s) */
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto raised;
-    }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    f->stream = tc_stream_from_fd(f->st, f->loop, fd, NULL, max_buffer, 0);
+    /* socket.socket(AF_INET) (its OSError is run()'s), with the TCP_NODELAY
+     * that the connection sets */
+    f->stream = tc_stream_new_tcp(f->st, f->loop, AF_INET, 1, NULL, max_buffer, 0);
     if (f->stream == NULL) {
-        close(fd);
         goto raised;
     }
     if (tc_stream_connect(f->stream, (const struct sockaddr *)&f->addr, on_connected,

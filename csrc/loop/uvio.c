@@ -272,11 +272,14 @@ tc_uvio_wq_free(tc_uvio_wq *wq)
 
 /* ------------------------------------------------- connected streams */
 
-int
-tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, PyObject *owner,
-                  const char *live_error, int hold)
+/* family AF_UNSPEC: the handle alone (an fd is opened on it later); else a
+ * TCP handle on a new socket of that family that libuv makes */
+static int
+conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, int family, PyObject *owner,
+          const char *live_error, int hold)
 {
-    int rc = tc_uvio_handle_init(&c->h, loop->uv, kind);
+    int rc = family == AF_UNSPEC ? tc_uvio_handle_init(&c->h, loop->uv, kind)
+                                 : uv_tcp_init_ex(loop->uv, &c->h.tcp, (unsigned int)family);
     if (rc < 0) {
         return rc;
     }
@@ -291,6 +294,23 @@ tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, PyObject *owner,
         c->held = 1;
     }
     return 0;
+}
+
+int
+tc_uvio_conn_init(tc_uvio_conn *c, tc_loop *loop, int kind, PyObject *owner,
+                  const char *live_error, int hold)
+{
+    return conn_init(c, loop, kind, AF_UNSPEC, owner, live_error, hold);
+}
+
+int
+tc_uvio_conn_init_socket(tc_uvio_conn *c, tc_loop *loop, int family, PyObject *owner,
+                         const char *live_error, int hold)
+{
+    if (family == AF_UNSPEC) {
+        return UV_EINVAL;
+    }
+    return conn_init(c, loop, TC_UVIO_TCP, family, owner, live_error, hold);
 }
 
 /* The self-reference alone (closing: the close callback must find the

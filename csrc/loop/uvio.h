@@ -321,6 +321,14 @@ enum { TC_UVIO_HOLD_LAZY = 0, TC_UVIO_HOLD_NOW = 1 };
 TC_UVIO_API int tc_uvio_conn_init(tc_uvio_conn *c, struct tc_loop *loop, int kind,
                                   PyObject *owner, const char *live_error, int hold);
 
+/* tc_uvio_conn_init() of a TCP conn on a new, unconnected, non-blocking,
+ * close-on-exec socket of `family` (AF_INET, AF_INET6) that libuv makes
+ * (uv_tcp_init_ex): one socket() call, none of the fcntl / ioctl / getsockname
+ * calls of opening an existing fd.  libuv's error (the socket's, as
+ * -errno) and nothing changed on failure. */
+TC_UVIO_API int tc_uvio_conn_init_socket(tc_uvio_conn *c, struct tc_loop *loop, int family,
+                                         PyObject *owner, const char *live_error, int hold);
+
 /* The out-of-line part of tc_uvio_conn_hold. */
 TC_UVIO_API void tc_uvio_conn_take(tc_uvio_conn *c);
 

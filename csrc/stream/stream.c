@@ -1101,6 +1101,20 @@ tc_stream_set_sizes(tc_stream *s, Py_ssize_t max_buffer_size, Py_ssize_t read_ch
     }
 }
 
+/* What opening a stream's handle needs first: 0, or -1 with an exception. */
+static int
+open_prepare(tc_stream *s)
+{
+    if (ensure_setup(s->st) < 0) {
+        return -1;
+    }
+    if (s->loop->uv == NULL || tc_loop_is_closed(s->loop)) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
 /* Open the uv handle of `s` on `fd`.  On success libuv owns the fd; on
  * failure (-1, exception set) the fd is untouched.  `hold_now`: take the
  * self-reference at once (streams of C consumers); Python streams take it
@@ -1111,11 +1125,7 @@ tc_stream_open_handle(tc_stream *s, int fd, int hold_now)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int rc;
-    if (ensure_setup(s->st) < 0) {
-        return -1;
-    }
-    if (s->loop->uv == NULL || tc_loop_is_closed(s->loop)) {
-        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    if (open_prepare(s) < 0) {
         return -1;
     }
     s->kind = K_TCP;
@@ -1152,9 +1162,10 @@ tc_stream_check(tc_state *st, PyObject *obj)
     return PyObject_TypeCheck(obj, st->stream->Stream_type);
 }
 
-tc_stream *
-tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
-                  Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
+/* A stream of `type` (NULL: the default) on `loop`, its handle not open yet. */
+static tc_stream *
+stream_new(tc_state *st, tc_loop *loop, PyTypeObject *type, Py_ssize_t max_buffer_size,
+           Py_ssize_t read_chunk_size)
 {
     tc_stream *s;
     if (type == NULL) {
@@ -1172,11 +1183,44 @@ tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
         return NULL;
     }
     tc_stream_set_sizes(s, max_buffer_size, read_chunk_size);
-    if (tc_stream_open_handle(s, fd, 1) < 0) {
-        Py_DECREF(s);
-        return NULL;
+    return s;
+}
+
+tc_stream *
+tc_stream_from_fd(tc_state *st, tc_loop *loop, int fd, PyTypeObject *type,
+                  Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
+{
+    tc_stream *s = stream_new(st, loop, type, max_buffer_size, read_chunk_size);
+    if (s != NULL && tc_stream_open_handle(s, fd, 1) < 0) {
+        Py_CLEAR(s);
     }
     return s;
+}
+
+tc_stream *
+tc_stream_new_tcp(tc_state *st, tc_loop *loop, int family, int nodelay, PyTypeObject *type,
+                  Py_ssize_t max_buffer_size, Py_ssize_t read_chunk_size)
+{
+    int rc;
+    tc_stream *s = stream_new(st, loop, type, max_buffer_size, read_chunk_size);
+    if (s == NULL || open_prepare(s) < 0) {
+        goto fail;
+    }
+    s->kind = K_TCP;
+    rc = tc_uvio_conn_init_socket(&s->io, s->loop, family, (PyObject *)s,
+                                  "stream bookkeeping failed", TC_UVIO_HOLD_LAZY);
+    if (rc < 0) {
+        tc_uvio_set_error(rc); /* socket()'s OSError */
+        goto fail;
+    }
+    tc_uvio_conn_hold(&s->io);
+    if (nodelay) {
+        (void)uv_tcp_nodelay(&s->io.h.tcp, 1); /* as the fd's setsockopt: unchecked */
+    }
+    return s;
+fail:
+    Py_XDECREF(s);
+    return NULL;
 }
 
 void

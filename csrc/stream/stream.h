@@ -113,6 +113,14 @@ tc_stream *tc_stream_from_fd(struct tc_state *st, tc_loop *loop, int fd,
                              PyTypeObject *type, Py_ssize_t max_buffer_size,
                              Py_ssize_t read_chunk_size);
 
+/* A new stream, as tc_stream_from_fd() makes, on a new non-blocking TCP
+ * socket of `family` (AF_INET or AF_INET6) that is not connected yet (for
+ * tc_stream_connect()), with TCP_NODELAY if `nodelay`.  New reference, or
+ * NULL with an exception set (socket()'s OSError). */
+tc_stream *tc_stream_new_tcp(struct tc_state *st, tc_loop *loop, int family, int nodelay,
+                             PyTypeObject *type, Py_ssize_t max_buffer_size,
+                             Py_ssize_t read_chunk_size);
+
 /* Set (or with NULL clear) the C consumer.  Setting it starts reading (and
  * delivers already-buffered bytes from the loop, as resume does).  While a
  * consumer is set, Python reads on the stream raise RuntimeError; Python
@@ -174,10 +182,11 @@ size_t tc_stream_write_pending(tc_stream *s);
 #define TC_STREAM_CORK_MAX (64 * 1024)
 void tc_stream_set_cork(tc_stream *s, int on);
 
-/* Connect the stream's TCP socket (an fd given to tc_stream_from_fd()
- * before it was connected) to `addr` (csrc/stream/connect.c).  Until
- * cb(owner, s, status) runs from the loop the stream is `connecting`:
- * writes wait in the queue (sent once connected), nothing is read.
+/* Connect the stream's TCP socket (tc_stream_new_tcp()'s, or an fd given
+ * to tc_stream_from_fd() before it was connected) to `addr`
+ * (csrc/stream/connect.c).  Until cb(owner, s, status) runs from the loop
+ * the stream is `connecting`: writes wait in the queue (sent once
+ * connected), nothing is read.
  * status 0: connected; else libuv's error (-errno), the stream then closed
  * with OSError(errno, strerror) as its error, or UV_ECANCELED when the
  * stream was closed first.  `owner` (borrowed) is kept alive until the
