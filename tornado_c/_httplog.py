@@ -1,14 +1,15 @@
 """The loggers the C HTTP server logs through (csrc/http/server_py.c imports
-``app_log`` and ``gen_log`` from here).
+``app_log`` and ``gen_log`` from here), and tornado_c's code that stands for
+upstream's with it.
 
 A record logged from C would otherwise carry the location of the nearest
 Python frame (the loop's ``run_forever``), not the line of Tornado that logs
 the same message upstream.  These two objects stand for ``tornado.log``'s
-loggers: a message that upstream's ``tornado/http1connection.py`` or
-``tornado/iostream.py`` logs gets that call's file, line and function in its
-record; anything else is logged as is.  The locations are read from
-upstream's source (``ast``) when the first record is logged, so they follow
-the installed Tornado.
+loggers: a message that upstream's ``tornado/http1connection.py``,
+``tornado/iostream.py`` or ``tornado/simple_httpclient.py`` logs gets that
+call's file, line and function in its record; anything else is logged as
+is.  The locations are read from upstream's source (``ast``) when the first
+record is logged, so they follow the installed Tornado.
 """
 
 import ast
@@ -18,7 +19,7 @@ import sys
 
 from tornado.log import app_log as _app_log, gen_log as _gen_log
 
-_MODULES = ("tornado.http1connection", "tornado.iostream")
+_MODULES = ("tornado.http1connection", "tornado.iostream", "tornado.simple_httpclient")
 _LOGGER_NAMES = {"app_log": _app_log.name, "gen_log": _gen_log.name}
 _sites = None  # (logger name, format) -> (pathname, lineno, function); prefixes apart
 
@@ -84,7 +85,7 @@ def _site(logger, msg):
 
 
 class _UpstreamSiteLogger:
-    """``info``/``error``/``warning`` of one of tornado.log's loggers, the
+    """``debug``/``info``/``error``/``warning`` of one of tornado.log's loggers, the
     record located at upstream's logging call for the same message."""
 
     __slots__ = ("_logger",)
@@ -110,6 +111,9 @@ class _UpstreamSiteLogger:
         record = logger.makeRecord(logger.name, level, where[0], where[1], msg, args,
                                    exc_info, where[2])
         logger.handle(record)
+
+    def debug(self, msg, *args, exc_info=None):
+        self._log(logging.DEBUG, msg, args, exc_info)
 
     def info(self, msg, *args, exc_info=None):
         self._log(logging.INFO, msg, args, exc_info)

@@ -333,6 +333,8 @@ class HTTPComponent(Component):
       per-fetch delegate with a leaner ``run()`` (the request written in
       one C-built write, IP literals connected without the resolver's
       executor hop).
+    * ``SimpleAsyncHTTPClient.fetch_impl``: upstream's, but a fetch that
+      starts at once goes straight to its connection.
     """
 
     name = "http"
@@ -391,6 +393,7 @@ class HTTPComponent(Component):
             HTTP1ClientConnection,
             HTTPClientConnection,
             _connection_class,
+            _fetch_impl,
         )
 
         if module.HTTP1Connection is not HTTP1ClientConnection.__base__:
@@ -403,6 +406,9 @@ class HTTPComponent(Component):
             # SimpleAsyncHTTPClient's per-fetch delegate (subclasses that
             # override _connection_class keep theirs)
             swaps.append((module.SimpleAsyncHTTPClient, "_connection_class", _connection_class))
+            # a fetch that starts at once skips the queue round trip
+            # (subclasses that override fetch_impl keep theirs)
+            swaps.append((module.SimpleAsyncHTTPClient, "fetch_impl", _fetch_impl))
         self._replace(*swaps)
 
 
