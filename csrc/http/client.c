@@ -304,14 +304,8 @@ cp_give_back(cparser *self)
 }
 
 static PyObject *
-cp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+cp_make(tc_state *st, PyTypeObject *type, int rhead)
 {
-    static char *kwlist[] = {"request_head", NULL};
-    int rhead = 0;
-    tc_state *st = tc_state_from_type(type);
-    if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kwds, "|p", kwlist, &rhead)) {
-        return NULL;
-    }
     tc_http_state *hs = st->http;
     if (tc_http_import_tornado(hs) < 0) {
         return NULL;
@@ -334,6 +328,18 @@ cp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
      * already; read_head() sets it */
     self->p.max_header_size = (size_t)-1;
     return (PyObject *)self;
+}
+
+static PyObject *
+cp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"request_head", NULL};
+    int rhead = 0;
+    tc_state *st = tc_state_from_type(type);
+    if (st == NULL || !PyArg_ParseTupleAndKeywords(args, kwds, "|p", kwlist, &rhead)) {
+        return NULL;
+    }
+    return cp_make(st, type, rhead);
 }
 
 static PyObject *
@@ -994,14 +1000,7 @@ cp_dealloc(cparser *self)
 PyObject *
 tc_http_cp_create(tc_state *st, int request_head)
 {
-    PyObject *args = PyTuple_New(0), *kw = NULL, *r = NULL;
-    if (args != NULL && (kw = Py_BuildValue("{sO}", "request_head",
-                                            request_head ? Py_True : Py_False)) != NULL) {
-        r = cp_new(st->http->ClientParserType, args, kw);
-    }
-    Py_XDECREF(args);
-    Py_XDECREF(kw);
-    return r;
+    return cp_make(st, st->http->ClientParserType, request_head != 0);
 }
 
 int

@@ -1186,6 +1186,7 @@ loop_traverse(tc_loop *self, visitproc visit, void *arg)
     Py_VISIT(self->exc_type);
     Py_VISIT(self->exc_value);
     Py_VISIT(self->exc_tb);
+    Py_VISIT(self->live);
     /* the instance __dict__ of Python subclasses is visited by subtype_traverse */
     return 0;
 }
@@ -1198,6 +1199,7 @@ loop_clear(tc_loop *self)
     Py_CLEAR(self->exc_type);
     Py_CLEAR(self->exc_value);
     Py_CLEAR(self->exc_tb);
+    Py_CLEAR(self->live);
     /* self->module is not cleared here: dealloc still reaches the module
      * state through `ls`; the module's own clear breaks the cycle */
     return 0;

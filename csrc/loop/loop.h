@@ -139,6 +139,9 @@ typedef struct tc_loop {
     char uv_dirty;                  /* our handles changed since the last uv_run */
     struct tc_loop_deferred *deferred; /* tc_loop_defer() entries (strong objs) */
     Py_ssize_t deferred_len, deferred_cap;
+    PyObject *live;                 /* strong or NULL: the set loop._tc_live()
+                                     * gives (the same set for the loop's life),
+                                     * kept by tc_uvio_conn_take at its first call */
     PyObject *module;               /* strong: the module whose state `ls` points
                                      * into, released last in dealloc (see
                                      * tc_module_from_subtype in common.h) */

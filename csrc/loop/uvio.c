@@ -337,11 +337,17 @@ tc_uvio_conn_take(tc_uvio_conn *c)
         return; /* the owner's creator put it in a live set already */
     }
     PyErr_Fetch(&type, &value, &tb);
-    live = PyObject_CallMethod((PyObject *)c->loop, "_tc_live", NULL);
+    live = Py_XNewRef(c->loop->live);
     if (live == NULL) {
-        PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
+        live = PyObject_CallMethod((PyObject *)c->loop, "_tc_live", NULL);
+        if (live == NULL) {
+            PyErr_Clear(); /* a loop without the bookkeeping: nothing to join */
+        }
+        else if (PySet_Check(live)) {
+            c->loop->live = Py_NewRef(live); /* the loop's one set: asked once */
+        }
     }
-    else if (PySet_Check(live)) {
+    if (live != NULL && PySet_Check(live)) {
         if (PySet_Add(live, owner) < 0) {
             tc_loop_report_exception(c->loop, c->live_error, NULL);
         }
