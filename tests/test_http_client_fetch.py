@@ -39,6 +39,7 @@ class _Capture(logging.Handler):
 
 RESPONSES = {
     "/plain": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "/nope": b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
     "/bad": b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
     "/continue": (b"HTTP/1.1 100 Continue\r\n\r\n"
                   b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),

@@ -333,8 +333,9 @@ class HTTPComponent(Component):
       per-fetch delegate with a leaner ``run()`` (the request written in
       one C-built write, IP literals connected without the resolver's
       executor hop).
-    * ``SimpleAsyncHTTPClient.fetch_impl``: upstream's, but a fetch that
-      starts at once goes straight to its connection.
+    * ``SimpleAsyncHTTPClient.fetch_impl`` and ``AsyncHTTPClient.fetch``:
+      upstream's, but the common fetch takes a shorter way to its
+      connection (``tornado_c._client_entry``).
     """
 
     name = "http"
@@ -349,6 +350,10 @@ class HTTPComponent(Component):
         "tornado.tcpserver": "_patch_stream",
         "tornado.tcpclient": "_patch_stream",
         "tornado.simple_httpclient": "_patch_client",
+        # these two import tornado.simple_httpclient: when one of them is the
+        # first to, the patch waits for the end of its import
+        "tornado_c.simple_httpclient": "_patch_client",
+        "tornado_c._client_entry": "_patch_client",
     }
     # the keyword arguments configure() is given (none)
     _NO_KWARGS = {}
@@ -388,14 +393,28 @@ class HTTPComponent(Component):
                               _tcpserver_handle_connection(upstream)))
         self._replace(*swaps)
 
-    def _patch_client(self, module):
-        from tornado_c.simple_httpclient import (
-            HTTP1ClientConnection,
-            HTTPClientConnection,
-            _connection_class,
-            _fetch_impl,
-        )
-
+    def _patch_client(self, _module):
+        module = sys.modules.get("tornado.simple_httpclient")
+        if module is None:
+            return
+        ours = []
+        for name in ("tornado_c.simple_httpclient", "tornado_c._client_entry"):
+            mod = sys.modules.get(name)
+            if mod is None:
+                mod = importlib.import_module(name)
+            ours.append(mod)
+        client_module, entry_module = ours
+        HTTP1ClientConnection = getattr(client_module, "HTTP1ClientConnection", None)
+        HTTPClientConnection = getattr(client_module, "HTTPClientConnection", None)
+        _connection_class = getattr(client_module, "_connection_class", None)
+        _fetch = getattr(entry_module, "_fetch", None)
+        _fetch_impl = getattr(entry_module, "_fetch_impl", None)
+        if None in (HTTP1ClientConnection, HTTPClientConnection, _connection_class, _fetch,
+                    _fetch_impl):
+            # one of ours is being imported (it imports
+            # tornado.simple_httpclient): the patch waits for the end of
+            # its import
+            return
         if module.HTTP1Connection is not HTTP1ClientConnection.__base__:
             # tornado.http1connection was reloaded (or someone put their
             # own class there): ours derives from the old class, so the
@@ -409,6 +428,9 @@ class HTTPComponent(Component):
             # a fetch that starts at once skips the queue round trip
             # (subclasses that override fetch_impl keep theirs)
             swaps.append((module.SimpleAsyncHTTPClient, "fetch_impl", _fetch_impl))
+            # a URL string without options gets its HTTPRequest without
+            # __init__ (on the base class: every client's fetch)
+            swaps.append((module.AsyncHTTPClient, "fetch", _fetch))
         self._replace(*swaps)
 
 

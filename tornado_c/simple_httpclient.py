@@ -55,7 +55,7 @@ from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
 from tornado.platform import asyncio as _asyncio_platform
 
-from tornado_c import _core, _httplog
+from tornado_c import _core
 from tornado_c import iostream as _tc_iostream
 
 __all__ = ["HTTP1ClientConnection", "HTTPClientConnection"]
@@ -939,74 +939,6 @@ _POOLED_CLASSES = set()
 def _connection_class(self):
     """SimpleAsyncHTTPClient._connection_class while the switch is on."""
     return HTTPClientConnection
-
-
-_SAHC = _sc.SimpleAsyncHTTPClient
-_UPSTREAM_FETCH_IMPL = _SAHC.fetch_impl
-_UPSTREAM_PROCESS_QUEUE = _SAHC._process_queue
-_UPSTREAM_HANDLE_REQUEST = _SAHC._handle_request
-_UPSTREAM_REMOVE_TIMEOUT = _SAHC._remove_timeout
-_PROXY_GETATTR = _RequestProxy.__getattr__
-_ABSENT = object()
-
-
-def _fetch_impl(self, request, callback):
-    """SimpleAsyncHTTPClient.fetch_impl while the switch is on.
-
-    A fetch that starts at once (nothing queued, fewer than max_clients
-    active), through upstream's _process_queue, _handle_request and
-    _remove_timeout, with the request an exact _RequestProxy over an exact
-    HTTPRequest: what upstream's fetch_impl and _process_queue leave for it
-    -- the same ``active`` entry, release partial and connection call --
-    without the round trip through ``queue`` and ``waiting`` (the entries
-    upstream adds there are gone again before it calls the connection),
-    its two timeout asserts read from the request and the defaults as
-    _RequestProxy.__getattr__ reads them.  Every other fetch is upstream's
-    (so is an assert that fails)."""
-    cls = type(self)
-    if (
-        self.queue
-        or len(self.active) >= self.max_clients
-        or type(request) is not _RequestProxy
-        or cls._process_queue is not _UPSTREAM_PROCESS_QUEUE
-        or cls._handle_request is not _UPSTREAM_HANDLE_REQUEST
-        or cls._remove_timeout is not _UPSTREAM_REMOVE_TIMEOUT
-        or _RequestProxy.__getattr__ is not _PROXY_GETATTR
-    ):
-        return _UPSTREAM_FETCH_IMPL(self, request, callback)
-    proxy_attrs = request.__dict__
-    inner = proxy_attrs.get("request")
-    defaults = proxy_attrs.get("defaults", _ABSENT)
-    if len(proxy_attrs) != 2 or type(inner) is not HTTPRequest or defaults is _ABSENT:
-        return _UPSTREAM_FETCH_IMPL(self, request, callback)
-    attrs = inner.__dict__
-    for name in ("connect_timeout", "request_timeout"):
-        value = attrs.get(name, _ABSENT)
-        if value is None and defaults is not None:
-            value = defaults.get(name, None)
-        if value is None or value is _ABSENT:
-            return _UPSTREAM_FETCH_IMPL(self, request, callback)
-    key = object()
-    self.active[key] = (request, callback)
-    self._connection_class()(
-        self,
-        request,
-        functools.partial(self._release_fetch, key),
-        callback,
-        self.max_buffer_size,
-        self.tcp_client,
-        self.max_header_size,
-        self.max_body_size,
-    )
-    if self.queue:
-        # a fetch made while this one was being handled queued itself:
-        # the rest of upstream's _process_queue loop, then its log
-        self._process_queue()
-        if self.queue:
-            _httplog.gen_log.debug(
-                "max_clients limit reached, request queued. "
-                "%d active, %d queued requests." % (len(self.active), len(self.queue))
-            )
 
 
 # the _should_follow_redirect methods _body_sink knows (upstream's, ours)
