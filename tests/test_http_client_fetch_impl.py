@@ -86,9 +86,16 @@ async def _scenarios():
                     elif k == "_headers":
                         v = (type(v).__name__, sorted(v.get_all()))
                     attrs.append((k, v))
+                # the response's attributes, in order (values that differ by
+                # run: their type), made in C for a 2xx, by the class otherwise
+                resp = [(k, v if k in ("code", "reason", "_body", "time_info",
+                                       "_error_is_response_code") else
+                         _portless(v, port) if k == "effective_url" else
+                         type(v).__name__) for k, v in vars(r).items()]
                 out["request-" + name] = (_portless(attrs, port), r.code, r.body,
                                           type(r.request).__name__,
-                                          any(r.request.headers is h for h in seen_headers))
+                                          any(r.request.headers is h for h in seen_headers),
+                                          resp, r.request is args[0] or None, repr(r.error))
                 seen_headers.append(r.request.headers)
         finally:
             client.close()
@@ -197,8 +204,10 @@ def test_scenarios_reach_their_cases(both):
     assert seen[0] == (0, 0, 1, True)
     assert len(records) == 2 and records[0][-1] == records[1][-1] == "fetch_impl"
     assert up["assert"] == ("AssertionError", 1, 0, 0)
-    attrs, code, body, cls, shared = up["request-url"]
-    assert (code, body, cls, shared) == (200, b"hello", "HTTPRequest", False)
+    attrs, code, body, cls, shared, resp, _same, error = up["request-url"]
+    assert (code, body, cls, shared, error) == (200, b"hello", "HTTPRequest", False, "None")
+    assert [k for k, _ in resp][:3] == ["request", "code", "reason"] and len(resp) == 12
+    assert up["request-object"][6] is True  # the response's request is the one passed
     assert len(attrs) > 30 and ("url", "http://127.0.0.1:PORT/plain") in attrs
     assert up["request-raise_error"][1] == 404
     assert up["closed"] == "fetch() called on closed AsyncHTTPClient"

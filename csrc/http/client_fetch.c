@@ -176,7 +176,8 @@ on_read_end(PyObject *owner, PyObject *value, PyObject *exc)
     }
 }
 
-/* functools.partial / io.BytesIO / HTTPResponse, looked up once */
+/* functools.partial / io.BytesIO / HTTPResponse (and its __init__) /
+ * _RequestProxy, looked up once */
 static int
 kit_import(fetch_kit *kit)
 {
@@ -188,6 +189,15 @@ kit_import(fetch_kit *kit)
     }
     if (kit->HTTPResponse == NULL &&
         (kit->HTTPResponse = tc_import_attr("tornado.httpclient", "HTTPResponse")) == NULL) {
+        return -1;
+    }
+    if (kit->response_init == NULL &&
+        (kit->response_init = PyObject_GetAttr(kit->HTTPResponse, kit->names[N_dunder_init])) ==
+            NULL) {
+        return -1;
+    }
+    if (kit->RequestProxy == NULL &&
+        (kit->RequestProxy = tc_import_attr("tornado.httpclient", "_RequestProxy")) == NULL) {
         return -1;
     }
     if (kit->kw_response == NULL &&
@@ -522,6 +532,72 @@ head_done(cfetch *f)
  * BaseAsyncIOLoop's remove_timeout and add_callback inlined (the caller
  * checked that they are those): the HTTPResponse, the release, the final
  * callback from the IOLoop, the stream closed.  0 or -1. */
+/* HTTPResponse(orig, code, reason=, headers=, request_time=, start_time=,
+ * buffer=, effective_url=f->url) for finish_response (every argument
+ * borrowed; headers, request_time, start_time and buffer not None).  While
+ * HTTPResponse's __init__, __new__ and __setattr__ are upstream's (the one
+ * looked up first, object's) and the response is a 2xx one with a reason:
+ * a new instance given the attributes that __init__ sets, in its order,
+ * without running it; otherwise the class is called.  New reference or
+ * NULL. */
+static PyObject *
+new_response(cfetch *f, PyObject *orig, PyObject *code, PyObject *reason, PyObject *headers,
+             PyObject *rtime, PyObject *wall, PyObject *buffer)
+{
+    fetch_kit *kit = f->kit;
+    PyTypeObject *cls = (PyTypeObject *)kit->HTTPResponse;
+    PyObject *init, *request = NULL, *empty = NULL, *info = NULL, *resp = NULL;
+    long c = PyLong_CheckExact(code) ? PyLong_AsLong(code) : 0;
+    int r;
+    if (c == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((init = PyObject_GetAttr((PyObject *)cls, NAME(f, dunder_init))) == NULL) {
+        return NULL;
+    }
+    Py_DECREF(init); /* only compared: the class holds it */
+    if (init != kit->response_init || !PyType_Check(cls) ||
+        cls->tp_new != PyBaseObject_Type.tp_new ||
+        cls->tp_setattro != PyBaseObject_Type.tp_setattro || c < 200 || c >= 300 ||
+        !PyUnicode_CheckExact(reason) || PyUnicode_GET_LENGTH(reason) == 0) {
+        PyObject *args[8] = {orig, code, reason, headers, rtime, wall, buffer, f->url};
+        return PyObject_Vectorcall(kit->HTTPResponse, args, 2, kit->kw_response);
+    }
+    /* self.request: the proxied request of a _RequestProxy */
+    if ((r = PyObject_IsInstance(orig, kit->RequestProxy)) < 0) {
+        return NULL;
+    }
+    request = r ? PyObject_GetAttr(orig, NAME(f, request)) : Py_NewRef(orig);
+    if (request == NULL || (empty = PyTuple_New(0)) == NULL || (info = PyDict_New()) == NULL ||
+        (resp = PyBaseObject_Type.tp_new(cls, empty, NULL)) == NULL) {
+        goto fail;
+    }
+    if (PyObject_SetAttr(resp, NAME(f, request), request) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, code), code) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, reason), reason) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, headers), headers) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, buffer), buffer) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, u_body), Py_None) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, effective_url), f->url) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, u_error_is_response_code), Py_False) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, error), Py_None) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, start_time), wall) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, request_time), rtime) < 0 ||
+        PyObject_SetAttr(resp, NAME(f, time_info), info) < 0) {
+        goto fail;
+    }
+    Py_DECREF(request);
+    Py_DECREF(empty);
+    Py_DECREF(info);
+    return resp;
+fail:
+    Py_XDECREF(request);
+    Py_XDECREF(empty);
+    Py_XDECREF(info);
+    Py_XDECREF(resp);
+    return NULL;
+}
+
 static int
 finish_response(cfetch *f)
 {
@@ -580,11 +656,7 @@ finish_response(cfetch *f)
         (buffer = PyObject_CallOneArg(kit->BytesIO, f->value)) == NULL) {
         goto done;
     }
-    {
-        PyObject *args[8] = {orig, code, reason, headers, rtime, wall, buffer, f->url};
-        resp = PyObject_Vectorcall(kit->HTTPResponse, args, 2, kit->kw_response);
-    }
-    if (resp == NULL) {
+    if ((resp = new_response(f, orig, code, reason, headers, rtime, wall, buffer)) == NULL) {
         goto done;
     }
     /* _run_callback(response): _release(), then the final callback */
@@ -1174,6 +1246,8 @@ tc_http_client_fetch_traverse(struct tc_state *st, visitproc visit, void *arg)
         Py_VISIT(st->http->fetch_kit->partial);
         Py_VISIT(st->http->fetch_kit->BytesIO);
         Py_VISIT(st->http->fetch_kit->HTTPResponse);
+        Py_VISIT(st->http->fetch_kit->response_init);
+        Py_VISIT(st->http->fetch_kit->RequestProxy);
     }
     return 0;
 }
@@ -1191,6 +1265,8 @@ tc_http_client_fetch_clear(struct tc_state *st)
         Py_CLEAR(kit->BytesIO);
         Py_CLEAR(kit->HTTPResponse);
         Py_CLEAR(kit->kw_response);
+        Py_CLEAR(kit->response_init);
+        Py_CLEAR(kit->RequestProxy);
         PyMem_Free(kit);
         st->http->fetch_kit = NULL;
     }

@@ -45,7 +45,9 @@
     X(original_request, "original_request") X(request, "request")                             \
     X(release_callback, "release_callback") X(start_wall_time, "start_wall_time")             \
     X(buffer, "buffer") X(effective_url, "effective_url") X(request_time, "request_time")      \
-    X(cancel, "cancel") X(c_take, "_c_take") X(c_facts, "_c_facts")
+    X(cancel, "cancel") X(c_take, "_c_take") X(c_facts, "_c_facts")                          \
+    X(u_error_is_response_code, "_error_is_response_code") X(time_info, "time_info")          \
+    X(dunder_init, "__init__")
 
 enum {
 #define FETCH_ENUM(id, text) N_##id,
@@ -62,6 +64,8 @@ typedef struct tc_http_fetch_kit {
     PyObject *BytesIO;         /* strong or NULL: io.BytesIO, idem */
     PyObject *HTTPResponse;    /* strong or NULL: tornado.httpclient.HTTPResponse, idem */
     PyObject *kw_response;     /* strong or NULL: the keyword names of HTTPResponse(...) */
+    PyObject *response_init;   /* strong or NULL: HTTPResponse.__init__ when looked up */
+    PyObject *RequestProxy;    /* strong or NULL: tornado.httpclient._RequestProxy, idem */
 } fetch_kit;
 
 #define NAME(f, id) ((f)->kit->names[N_##id])
