@@ -346,3 +346,52 @@ def test_no_socket_left_gives_upstreams_error():
         out[mode] = p.stdout
     assert "full raised OSError (24, 'Too many open files')" in out["upstream"]
     assert out["switched"] == out["upstream"]
+
+
+def test_pooled_fetches_finish_in_c_and_leave_no_cycles():
+    """The keep-alive pool's connection class over HTTPClientConnection: its
+    fetches' finish() is done in C (its _on_end_request called in place of
+    closing the stream), a replaced _on_end_request sends finish() back to
+    Python, and a fetch leaves no garbage cycle."""
+    from tornado_c import _client_pool
+    from tornado_c import simple_httpclient as tc_sc
+    from tornado.platform.asyncio import BaseAsyncIOLoop
+
+    ends = []
+
+    async def fetches(_client, port):
+        client = _client_pool.KeepAliveAsyncHTTPClient(force_instance=True)
+        try:
+            url = "http://127.0.0.1:%d/plain" % port
+            for _ in range(5):
+                assert (await client.fetch(url)).body == b"hello"
+            cls = client._connection_class()
+            in_c = tc_sc._finish_in_c(cls, BaseAsyncIOLoop)
+            await asyncio.sleep(0.05)
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(30):
+                    await client.fetch(url)
+                await asyncio.sleep(0.05)
+                cycles = gc.collect()
+            finally:
+                gc.enable()
+            orig = _client_pool._KeepAlive._on_end_request
+
+            def spy(self):
+                ends.append(1)
+                return orig(self)
+
+            _client_pool._KeepAlive._on_end_request = spy
+            try:
+                spied_in_c = tc_sc._finish_in_c(cls, BaseAsyncIOLoop)
+                assert (await client.fetch(url)).body == b"hello"
+            finally:
+                _client_pool._KeepAlive._on_end_request = orig
+            return in_c, cycles, spied_in_c
+        finally:
+            client.close()
+
+    assert _with_client(fetches) == (True, 0, False)
+    assert ends == [1]

@@ -46,6 +46,7 @@ import socket
 import ssl
 
 from tornado import iostream
+from tornado.httpclient import HTTPRequest, _RequestProxy
 from tornado.simple_httpclient import (
     HTTPStreamClosedError,
     SimpleAsyncHTTPClient,
@@ -142,6 +143,9 @@ class _IdlePool:
                 stream.close()
 
 
+_PEEK = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)  # the flags as a plain int: no enum "|"
+
+
 def _input_pending(stream):
     """Has the server sent anything (bytes or its close) to an idle plain
     stream that the stream has not read yet?  A peek at the socket; TLS
@@ -151,12 +155,34 @@ def _input_pending(stream):
     if sock is None or isinstance(sock, ssl.SSLSocket):
         return False
     try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        sock.recv(1, _PEEK)
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
         return True
     return True  # data, or b"": the server's close
+
+
+_ABSENT = object()
+_PROXY_GETATTR = _RequestProxy.__getattr__
+
+
+def _option(request, name):
+    """getattr(request, name) for the _RequestProxy a connection has: for one
+    over an exact HTTPRequest, read as upstream's __getattr__ reads it (the
+    request's attribute unless None, else the default) without its
+    AttributeError round trip."""
+    if type(request) is _RequestProxy and _RequestProxy.__getattr__ is _PROXY_GETATTR:
+        proxy = request.__dict__
+        inner = proxy.get("request")
+        if len(proxy) == 2 and type(inner) is HTTPRequest:
+            value = inner.__dict__.get(name, _ABSENT)
+            if value is not _ABSENT:
+                if value is None:
+                    defaults = proxy.get("defaults")
+                    return None if defaults is None else defaults.get(name, None)
+                return value
+    return getattr(request, name)
 
 
 def _pool_key(host, port, af, ssl_options, source_ip, max_buffer_size):
@@ -210,13 +236,24 @@ class _KeepAlive:
         self._reused = False
         self._fresh = False
         self._args = (max_buffer_size, tcp_client, max_header_size, max_body_size)
-        if "Connection" not in request.headers:
-            request.headers["Connection"] = "keep-alive"
+        # request.headers: the HTTPRequest's property, for a proxy over one
+        # (as upstream's __getattr__ reads it when it is not None)
+        inner = request.__dict__.get("request") if type(request) is _RequestProxy else None
+        headers = None
+        if (type(inner) is HTTPRequest and _RequestProxy.__getattr__ is _PROXY_GETATTR
+                and "headers" not in request.__dict__):
+            headers = inner.headers
+        if headers is None:
+            headers = request.headers
+        if "Connection" not in headers:
+            headers["Connection"] = "keep-alive"
         # upstream's __init__ schedules run(); it starts on the next loop
-        # iteration, after the connector below is in place
+        # iteration, after the connector below is in place (the C fetch
+        # takes its stream from _c_take instead)
         super().__init__(client, request, release_callback, final_callback, max_buffer_size,
                          tcp_client, max_header_size, max_body_size)
-        self.tcp_client = _Connector(self, tcp_client, self._pool)
+        if not getattr(self, "_c_fetch", False):
+            self.tcp_client = _Connector(self, tcp_client, self._pool)
 
     def _c_take(self, host, port):
         """The C fetch's connect for this request (tornado_c's
@@ -224,7 +261,7 @@ class _KeepAlive:
         host and port as run() would pass them to connect()): what the
         connector gives -- the key, and an idle stream or None (then the C
         fetch connects)."""
-        af = socket.AF_INET if self.request.allow_ipv6 is False else socket.AF_UNSPEC
+        af = socket.AF_INET if _option(self.request, "allow_ipv6") is False else socket.AF_UNSPEC
         key = self._pool_key = _pool_key(host, port, af, None, None, self._args[0])
         if not self._fresh:
             stream = self._pool.take(key)
@@ -256,7 +293,7 @@ class _KeepAlive:
             "Content-Length" in headers
             or headers.get("Transfer-Encoding", "").lower() == "chunked"
             or self.code in (204, 304)
-            or self.request.method == "HEAD"
+            or _option(self.request, "method") == "HEAD"
         )
         return framed and not stream._read_buffer_size
 
@@ -339,6 +376,7 @@ class KeepAliveAsyncHTTPClient(SimpleAsyncHTTPClient):
 
             if base is _tc_sc.HTTPClientConnection:
                 _tc_sc._POOLED_CLASSES.add(cls)
+                _tc_sc._POOLED_END_REQUEST.add(_KeepAlive._on_end_request)
         return cls
 
     def close(self):

@@ -460,6 +460,7 @@ class HTTPClientConnection(_sc._HTTPConnection):
         self._timeout = None
         self._sockaddr = None
         self._c_redirect = None  # (follow_redirects, max_redirects) once read
+        self._c_fetch = False  # the fetch runs in C
         # for an HTTPRequest (exactly) behind the _RequestProxy: its __dict__
         # and the defaults, read live as the proxy reads them (plain
         # attributes), without the proxy's __getattr__
@@ -477,12 +478,13 @@ class HTTPClientConnection(_sc._HTTPConnection):
                     request.defaults,
                     io_loop.asyncio_loop,
                     _USER_AGENT,
-                    _finish_parts(cls, type(io_loop)) == _UPSTREAM_FINISH,
+                    _finish_in_c(cls, type(io_loop)),
                     cls is not HTTPClientConnection,
                 )
             ):
                 # the fetch runs in C (csrc/http/client_fetch.c), which
                 # hands its uncommon turns to the _c_* methods below
+                self._c_fetch = True
                 return
         else:
             self._c_attrs = None
@@ -920,7 +922,7 @@ def _finish_parts(conn_cls, io_loop_cls):
         conn_cls._remove_timeout,
         conn_cls._run_callback,
         conn_cls._release,
-        conn_cls._on_end_request,
+        conn_cls._on_end_request,  # [4]: see _finish_in_c
         io_loop_cls.add_callback,
         io_loop_cls.remove_timeout,
     )
@@ -932,8 +934,21 @@ _UPSTREAM_FINISH = _finish_parts(HTTPClientConnection, _asyncio_platform.BaseAsy
 
 # the keep-alive pool's connection classes over HTTPClientConnection
 # (tornado_c/_client_pool.py registers them): the C fetch runs them too,
-# with the pool giving and taking the stream
+# with the pool giving and taking the stream; and their _on_end_request,
+# which the C fetch's finish calls in place of closing the stream
 _POOLED_CLASSES = set()
+_POOLED_END_REQUEST = set()
+
+
+def _finish_in_c(conn_cls, io_loop_cls):
+    """Does the C fetch do finish() itself for a connection of `conn_cls`?"""
+    parts = _finish_parts(conn_cls, io_loop_cls)
+    if conn_cls is HTTPClientConnection:
+        return parts == _UPSTREAM_FINISH
+    return parts[4] in _POOLED_END_REQUEST and parts[:4] + parts[5:] == _UPSTREAM_FINISH_POOLED
+
+
+_UPSTREAM_FINISH_POOLED = _UPSTREAM_FINISH[:4] + _UPSTREAM_FINISH[5:]  # _on_end_request apart
 
 
 def _connection_class(self):

@@ -526,12 +526,6 @@ head_done(cfetch *f)
     return tc_http_cp_read_body(f->parser, f->stream, on_read_end, (PyObject *)f);
 }
 
-/* What HTTPClientConnection.finish() does for the fetch's response (not a
- * redirect, no streaming_callback), with _HTTPConnection's
- * _remove_timeout, _run_callback, _release and _on_end_request and
- * BaseAsyncIOLoop's remove_timeout and add_callback inlined (the caller
- * checked that they are those): the HTTPResponse, the release, the final
- * callback from the IOLoop, the stream closed.  0 or -1. */
 /* HTTPResponse(orig, code, reason=, headers=, request_time=, start_time=,
  * buffer=, effective_url=f->url) for finish_response (every argument
  * borrowed; headers, request_time, start_time and buffer not None).  While
@@ -598,6 +592,13 @@ fail:
     return NULL;
 }
 
+/* What HTTPClientConnection.finish() does for the fetch's response (not a
+ * redirect, no streaming_callback), with _HTTPConnection's
+ * _remove_timeout, _run_callback, _release and _on_end_request (a pool's
+ * connection's own _on_end_request is called) and
+ * BaseAsyncIOLoop's remove_timeout and add_callback inlined (the caller
+ * checked that they are those): the HTTPResponse, the release, the final
+ * callback from the IOLoop, the stream closed.  0 or -1. */
 static int
 finish_response(cfetch *f)
 {
@@ -694,8 +695,10 @@ finish_response(cfetch *f)
             PyErr_Clear();
         }
     }
-    /* _on_end_request(): self.stream.close() */
-    r = PyObject_CallMethodNoArgs((PyObject *)f->stream, NAME(f, close));
+    /* _on_end_request(): self.stream.close(); a pool's connection class
+     * keeps or closes the stream in its own (tornado_c/_client_pool.py) */
+    r = f->pooled ? PyObject_CallMethodNoArgs(conn, NAME(f, u_on_end_request))
+                  : PyObject_CallMethodNoArgs((PyObject *)f->stream, NAME(f, close));
     if (r == NULL) {
         goto done;
     }

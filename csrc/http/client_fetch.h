@@ -47,7 +47,7 @@
     X(buffer, "buffer") X(effective_url, "effective_url") X(request_time, "request_time")      \
     X(cancel, "cancel") X(c_take, "_c_take") X(c_facts, "_c_facts")                          \
     X(u_error_is_response_code, "_error_is_response_code") X(time_info, "time_info")          \
-    X(dunder_init, "__init__")
+    X(dunder_init, "__init__") X(u_on_end_request, "_on_end_request")
 
 enum {
 #define FETCH_ENUM(id, text) N_##id,
