@@ -43,7 +43,7 @@ _object_setattr = object.__setattr__
 _request_attrs = None  # vars(HTTPRequest(url=...)) as upstream's __init__ leaves it
 
 
-class AsyncHTTPClient:  # noqa: F811 -- only to give fetch() upstream's qualified names
+class AsyncHTTPClient:  # only to give fetch() upstream's qualified names
     def fetch(self, request, raise_error=True, **kwargs):
         """AsyncHTTPClient.fetch while the switch is on: upstream's, but
         a URL string without keyword arguments gets its HTTPRequest as a
