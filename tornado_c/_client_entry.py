@@ -105,6 +105,25 @@ _PROXY_GETATTR = _RequestProxy.__getattr__
 _ABSENT = object()
 
 
+def _proxy_option(request, name, absent):
+    """What getattr(request, name) gives for an exact _RequestProxy (its
+    ``request`` and ``defaults`` alone) over an exact HTTPRequest that has
+    `name` among its attributes, read as upstream's __getattr__ reads it
+    (the request's value unless None, else the default) without its
+    AttributeError round trip; `absent` for any other request or name."""
+    if type(request) is not _RequestProxy or _RequestProxy.__getattr__ is not _PROXY_GETATTR:
+        return absent
+    proxy = request.__dict__
+    inner = proxy.get("request")
+    defaults = proxy.get("defaults", absent)
+    if len(proxy) != 2 or type(inner) is not HTTPRequest or defaults is absent:
+        return absent
+    value = inner.__dict__.get(name, absent)
+    if value is None and defaults is not None:
+        return defaults.get(name, None)
+    return value
+
+
 def _fetch_impl(self, request, callback):
     """SimpleAsyncHTTPClient.fetch_impl while the switch is on.
 
@@ -126,19 +145,10 @@ def _fetch_impl(self, request, callback):
         or cls._process_queue is not _UPSTREAM_PROCESS_QUEUE
         or cls._handle_request is not _UPSTREAM_HANDLE_REQUEST
         or cls._remove_timeout is not _UPSTREAM_REMOVE_TIMEOUT
-        or _RequestProxy.__getattr__ is not _PROXY_GETATTR
     ):
         return _UPSTREAM_FETCH_IMPL(self, request, callback)
-    proxy_attrs = request.__dict__
-    inner = proxy_attrs.get("request")
-    defaults = proxy_attrs.get("defaults", _ABSENT)
-    if len(proxy_attrs) != 2 or type(inner) is not HTTPRequest or defaults is _ABSENT:
-        return _UPSTREAM_FETCH_IMPL(self, request, callback)
-    attrs = inner.__dict__
     for name in ("connect_timeout", "request_timeout"):
-        value = attrs.get(name, _ABSENT)
-        if value is None and defaults is not None:
-            value = defaults.get(name, None)
+        value = _proxy_option(request, name, _ABSENT)
         if value is None or value is _ABSENT:
             return _UPSTREAM_FETCH_IMPL(self, request, callback)
     key = object()

@@ -53,6 +53,8 @@ from tornado.simple_httpclient import (
     _HTTPConnection,
 )
 
+from tornado_c._client_entry import _PROXY_GETATTR, _proxy_option
+
 __all__ = ["KeepAliveAsyncHTTPClient"]
 
 _STALE_ERRORS = (iostream.StreamClosedError, HTTPStreamClosedError, ConnectionResetError,
@@ -164,25 +166,14 @@ def _input_pending(stream):
 
 
 _ABSENT = object()
-_PROXY_GETATTR = _RequestProxy.__getattr__
 
 
 def _option(request, name):
-    """getattr(request, name) for the _RequestProxy a connection has: for one
-    over an exact HTTPRequest, read as upstream's __getattr__ reads it (the
-    request's attribute unless None, else the default) without its
-    AttributeError round trip."""
-    if type(request) is _RequestProxy and _RequestProxy.__getattr__ is _PROXY_GETATTR:
-        proxy = request.__dict__
-        inner = proxy.get("request")
-        if len(proxy) == 2 and type(inner) is HTTPRequest:
-            value = inner.__dict__.get(name, _ABSENT)
-            if value is not _ABSENT:
-                if value is None:
-                    defaults = proxy.get("defaults")
-                    return None if defaults is None else defaults.get(name, None)
-                return value
-    return getattr(request, name)
+    """getattr(request, name) for the _RequestProxy a connection has,
+    without __getattr__'s AttributeError round trip where it can be read
+    directly (tornado_c._client_entry._proxy_option)."""
+    value = _proxy_option(request, name, _ABSENT)
+    return getattr(request, name) if value is _ABSENT else value
 
 
 def _pool_key(host, port, af, ssl_options, source_ip, max_buffer_size):
